@@ -1,0 +1,51 @@
+/**
+ * The `embryonic` command line: dispatches to a subcommand, prints help, and turns usage errors
+ * into exit code 2.
+ */
+import { UsageError } from './command.ts';
+import { COMMANDS } from './commands.ts';
+
+const TOP_USAGE = (): string =>
+  [
+    "embryonic: HAProxy's embryonic sessions as an executable, checkable specification.",
+    '',
+    'Usage: embryonic <command> [options]     (embryonic <command> --help for its options)',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
+  ].join('\n');
+
+/**
+ * Runs the CLI with `argv` (the arguments after the program name). Returns the exit code:
+ * 0 success, 1 a verification failed, 2 a usage error. Never throws for a usage error.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(TOP_USAGE());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(`embryonic: unknown command "${name}"\n\n${TOP_USAGE()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`embryonic ${name}: ${err.message}\n\n${command.usage}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+// Run directly (tsx cli/main.ts ...): the bin/embryonic.js wrapper imports main() instead.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}

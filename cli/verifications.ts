@@ -1,0 +1,38 @@
+/**
+ * Every verification `embryonic verify` runs, in order. Each part of the project adds its own
+ * entry here: the check of the machines' traceability, the replay of HAProxy's paths, the model
+ * checker, the mutants, the diagrams, the conformance suite against the bundled proxy, ...
+ */
+import { verifyHistoryPaths, verifyMachineCoverage, verifyTraceability } from './verifyModel.ts';
+
+/** The outcome of one verification. */
+export interface VerifyResult {
+  ok: boolean; //           true iff everything it checks holds (or it was skipped)
+  skipped?: string; //      why it did not run, when it did not
+  detail: string; //        one line: what was measured
+}
+
+/** One verification: a name for the summary table and what it checks. */
+export interface Verification {
+  name: string;
+  what: string;
+  run(): Promise<VerifyResult>;
+}
+
+export const VERIFICATIONS: Verification[] = [
+  {
+    name: 'traceability',
+    what: 'every state and transition has a description and meta.haproxy',
+    run: verifyTraceability,
+  },
+  {
+    name: 'machine paths',
+    what: 'generated paths reach every state and every transition',
+    run: verifyMachineCoverage,
+  },
+  {
+    name: 'history paths',
+    what: 'haproxy-history.md §3 paths replay with their exact counters',
+    run: verifyHistoryPaths,
+  },
+];

@@ -1,0 +1,50 @@
+/**
+ * `embryonic verify`: runs every verification that exists and prints one summary table.
+ */
+import { expectOnly, parseArgs, type Command } from './command.ts';
+import { formatTable } from './table.ts';
+import { VERIFICATIONS } from './verifications.ts';
+
+export const verifyCommand: Command = {
+  name: 'verify',
+  summary: 'run every verification and print one summary table',
+  usage: [
+    'Usage: embryonic verify [--only NAME]',
+    '',
+    'Runs every verification of the specification, in order, and prints one table:',
+    ...VERIFICATIONS.map((v) => `  ${v.name.padEnd(16)} ${v.what}`),
+    '',
+    'Options:',
+    '  --only NAME   run only the verifications whose name contains NAME (repeatable)',
+    '',
+    'Exit code: 0 if every verification holds or was skipped, 1 otherwise.',
+  ].join('\n'),
+  async run(args) {
+    const parsed = parseArgs(args);
+    expectOnly(parsed, ['only']);
+    const only = parsed.flags.get('only');
+    const chosen = VERIFICATIONS.filter((v) => !only || only.some((o) => v.name.includes(o)));
+    const rows: string[][] = [];
+    let failed = 0;
+    for (const v of chosen) {
+      process.stderr.write(`verify: ${v.name}...\n`);
+      const started = performance.now();
+      let verdict: string;
+      let detail: string;
+      try {
+        const r = await v.run();
+        verdict = r.skipped ? 'skipped' : r.ok ? 'pass' : 'FAIL';
+        detail = r.skipped ? `${r.skipped}` : r.detail;
+        if (!r.ok && !r.skipped) failed++;
+      } catch (err) {
+        verdict = 'FAIL';
+        detail = `crashed: ${(err as Error).message}`;
+        failed++;
+      }
+      rows.push([v.name, verdict, `${((performance.now() - started) / 1000).toFixed(1)}s`, detail]);
+    }
+    console.log(formatTable(['verification', 'verdict', 'time', 'detail'], rows));
+    console.log(`\n${chosen.length - failed} passed, ${failed} failed`);
+    return failed === 0 ? 0 : 1;
+  },
+};

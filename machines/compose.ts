@@ -1,0 +1,385 @@
+/**
+ * The composition of the three machines: one listener, and a connection and a session machine per
+ * accepted socket. This is the only module that calls XState's transition functions. The model
+ * (machines/system.ts) and the reference proxy (impl/) both step the machines through it, each with
+ * its own Host that executes the effects: the model on counters and a model of memory, the proxy
+ * on real sockets, pools and timers.
+ *
+ * Messages between machines (effects such as sessionAccept or handshakeEnded) are delivered at once,
+ * depth first, like the function calls they stand for in HAProxy; the sender's snapshot is committed
+ * before its effects run, so a message that comes back finds the sender in its new state.
+ */
+import { getMicrosteps, type AnyMachineSnapshot, type AnyStateMachine, type AnyStateNode } from 'xstate';
+import type { ModelConfig } from './config.ts';
+import { connectionMachine, type ConnectionEvent } from './connection.machine.ts';
+import type { Effect, EffectName } from './effects.ts';
+import { transitionId } from './introspect.ts';
+import { listenerMachine, type ListenerEvent, type ListenerGauges } from './listener.machine.ts';
+import {
+  expandSessionEffect,
+  sessionMachine,
+  type AcceptFailSite,
+  type CompleteFailSite,
+  type SessionEvent,
+  type SourceClass,
+} from './session.machine.ts';
+
+/** The three machines by name. */
+export const MACHINES = {
+  listener: listenerMachine,
+  connection: connectionMachine,
+  session: sessionMachine,
+} as const;
+
+export type MachineName = keyof typeof MACHINES;
+
+/** Who emitted an effect: a machine, and the connection it belongs to (null for the listener). */
+export interface Origin {
+  machine: MachineName;
+  conn: number | null;
+}
+
+/** One step of one machine, as the composition saw it. */
+export interface TransitionRecord {
+  machine: MachineName;
+  conn: number | null;
+  event: { type: string } & Record<string, unknown>;
+  from: string; //          state value before, as a dotted path ('handshake.proxyHeader')
+  to: string; //            state value after
+  transitions: string[]; // ids of the transitions taken (introspect.ts), eventless ones included
+  effects: Effect[]; //     effects emitted, macros expanded, in order
+}
+
+/** What the composition needs from whoever runs it. */
+export interface Host {
+  /** The counters the listener's guards compare, as they are now. */
+  gauges(): ListenerGauges;
+  /** Executes one effect. Called for every effect, messages included, in emission order. */
+  execute(effect: Effect, origin: Origin): void;
+  /** Told of every machine step, after its snapshot is committed and before its effects run. */
+  record?(record: TransitionRecord): void;
+}
+
+/** The machine snapshots of one accepted socket, as interned snapshot ids. */
+export interface ConnSlots {
+  connection: number;
+  session: number;
+}
+
+/** The state of every machine, as interned snapshot ids. Mutated in place by `dispatch`. */
+export interface World {
+  listener: number;
+  conns: Map<number, ConnSlots>;
+}
+
+/** What the environment decides for the current step: where setup fails and what the source matched. */
+export interface StepInputs {
+  src: SourceClass; //                   what the source address matched (acl.ts)
+  acceptFail: AcceptFailSite; //         where session_accept fails, 'none' if nowhere
+  completeFail: CompleteFailSite | 'none'; // where session_complete fails after a handshake
+}
+
+export const NO_FAILURE: StepInputs = { src: 'plain', acceptFail: 'none', completeFail: 'none' };
+
+/** A defect switched into the model (a mutant): guard overrides and a rewrite of emitted effects. */
+export interface Defect {
+  guards?: Partial<
+    Record<MachineName, Record<string, (args: { context: unknown; event: unknown }) => boolean>>
+  >;
+  rewrite?(record: Omit<TransitionRecord, 'effects'>, effects: Effect[]): Effect[];
+}
+
+interface CachedStep {
+  next: number;
+  effects: Effect[];
+  transitions: string[];
+}
+
+/**
+ * One machine with its snapshots interned: a snapshot is an integer id, and each (snapshot, event)
+ * pair is computed by XState once and then read from a table. The table is exactly XState's
+ * answer, memoised; it never holds a transition XState did not compute.
+ */
+export class MachineRunner {
+  readonly snaps: AnyMachineSnapshot[] = [];
+  readonly values: string[] = [];
+  private readonly ids = new Map<string, number>();
+  private readonly table = new Map<string, CachedStep>();
+
+  constructor(
+    readonly name: MachineName,
+    readonly machine: AnyStateMachine,
+    private readonly config: ModelConfig,
+  ) {}
+
+  /** Returns the id of the machine's initial snapshot. */
+  initial(): number {
+    const steps = getInitialSnapshot(this.machine, this.config);
+    return this.intern(steps);
+  }
+
+  /** Returns the next snapshot id, the effects and the transitions for `event` in snapshot `id`. */
+  step(id: number, event: { type: string }): CachedStep {
+    const key = `${id}${JSON.stringify(event)}`;
+    const hit = this.table.get(key);
+    if (hit) return hit;
+    const snap = this.snaps[id]!;
+    if (this.machine.getTransitionData(snap as never, event as never).length === 0) {
+      // The machine does not accept this event in this state: nothing happens.
+      const none = { next: id, effects: [], transitions: [] };
+      this.table.set(key, none);
+      return none;
+    }
+    const micro = getMicrosteps(this.machine, snap, event as never);
+    const effects: Effect[] = [];
+    const transitions: string[] = [];
+    let prev = snap;
+    micro.forEach(([next, actions], i) => {
+      transitions.push(
+        i === 0 ? takenTransition(this.machine, prev, event) : takenAlways(this.machine, prev, next),
+      );
+      for (const a of actions) {
+        if (typeof a.type !== 'string' || a.type.startsWith('xstate.')) continue;
+        const effect: Effect =
+          a.params === undefined
+            ? { type: a.type as EffectName }
+            : { type: a.type as EffectName, params: a.params as Record<string, unknown> };
+        effects.push(...(this.name === 'session' ? expandSessionEffect(this.config, effect) : [effect]));
+      }
+      prev = next;
+    });
+    const result = { next: micro.length === 0 ? id : this.intern(prev), effects, transitions };
+    this.table.set(key, result);
+    return result;
+  }
+
+  /** Returns the dotted state value of snapshot `id`. */
+  value(id: number): string {
+    return this.values[id]!;
+  }
+
+  private intern(snap: AnyMachineSnapshot): number {
+    const { config: _config, ...rest } = snap.context as Record<string, unknown>;
+    const key = `${JSON.stringify(snap.value)}${JSON.stringify(rest)}`;
+    const known = this.ids.get(key);
+    if (known !== undefined) return known;
+    const id = this.snaps.length;
+    this.snaps.push(snap);
+    this.values.push(dotted(snap.value));
+    this.ids.set(key, id);
+    return id;
+  }
+}
+
+function getInitialSnapshot(machine: AnyStateMachine, config: ModelConfig): AnyMachineSnapshot {
+  return machine.getInitialSnapshot(
+    // The actor scope is only used to spawn children and defer actions; these machines have neither.
+    {
+      self: {},
+      defer: () => {},
+      system: {},
+      stopChild: () => {},
+      emit: () => {},
+      actionExecutor: () => {},
+    } as never,
+    { config },
+  );
+}
+
+/** Returns a state value as a dotted path: 'handshake.proxyHeader'. */
+export function dotted(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const [k, v] = Object.entries(value as Record<string, unknown>)[0]!;
+  return `${k}.${dotted(v)}`;
+}
+
+function takenTransition(
+  machine: AnyStateMachine,
+  snap: AnyMachineSnapshot,
+  event: { type: string },
+): string {
+  const chosen = machine.getTransitionData(snap as never, event as never)[0];
+  if (!chosen) return `${machine.id}|${event.type}|?`;
+  const node = chosen.source as AnyStateNode;
+  const rank = (node.transitions.get(chosen.eventType) ?? []).indexOf(chosen);
+  return transitionId(node.id, chosen.eventType, rank);
+}
+
+function takenAlways(machine: AnyStateMachine, prev: AnyMachineSnapshot, _next: AnyMachineSnapshot): string {
+  // The eventless transition taken is the first candidate of the entered state whose guard holds,
+  // evaluated on the snapshot it was taken from, as XState does.
+  const node = machine.getStateNodeById(`${machine.id}.${dotted(prev.value)}`) as AnyStateNode;
+  const candidates = node.always ?? [];
+  const guards = machine.implementations.guards as Record<string, (a: unknown, p: unknown) => boolean>;
+  const rank = candidates.findIndex((t) => {
+    if (!t.guard) return true;
+    const name = typeof t.guard === 'string' ? t.guard : (t.guard as { type: string }).type;
+    return guards[name]!({ context: prev.context, event: { type: '' } }, undefined);
+  });
+  return transitionId(node.id, 'always', rank);
+}
+
+/**
+ * The three machines for one configuration, with the routing of their messages.
+ * Requires a complete ModelConfig. Owns nothing outside itself: a World it steps belongs to the
+ * caller, and effects go to the caller's Host.
+ */
+export class Composition {
+  readonly runners: Record<MachineName, MachineRunner>;
+
+  constructor(
+    readonly config: ModelConfig,
+    private readonly defect: Defect | null = null,
+  ) {
+    const build = (name: MachineName): MachineRunner => {
+      const overrides = defect?.guards?.[name];
+      const machine = overrides
+        ? (MACHINES[name] as AnyStateMachine).provide({ guards: overrides as never })
+        : MACHINES[name];
+      return new MachineRunner(name, machine as AnyStateMachine, config);
+    };
+    this.runners = {
+      listener: build('listener'),
+      connection: build('connection'),
+      session: build('session'),
+    };
+  }
+
+  /** Returns a World with the listener ready and no connection. Pure. */
+  initialWorld(): World {
+    return { listener: this.runners.listener.initial(), conns: new Map() };
+  }
+
+  /**
+   * Adds connection `conn` to `world`, in the listen backlog (connection pending, session absent).
+   * Requires that `conn` is not in the world yet.
+   */
+  addConnection(world: World, conn: number): void {
+    world.conns.set(conn, {
+      connection: this.runners.connection.initial(),
+      session: this.runners.session.initial(),
+    });
+  }
+
+  /** Returns the dotted state of `machine` (of connection `conn`, unless the listener) in `world`. */
+  stateOf(world: World, machine: MachineName, conn: number | null = null): string {
+    if (machine === 'listener') return this.runners.listener.value(world.listener);
+    const slots = world.conns.get(conn!);
+    if (!slots) throw new Error(`no connection ${conn}`);
+    return this.runners[machine].value(slots[machine]);
+  }
+
+  /** Returns the context of `machine` of connection `conn` (or the listener's) in `world`. */
+  contextOf(world: World, machine: MachineName, conn: number | null = null): Record<string, unknown> {
+    const id = machine === 'listener' ? world.listener : world.conns.get(conn!)![machine];
+    return this.runners[machine].snaps[id]!.context as Record<string, unknown>;
+  }
+
+  /**
+   * Delivers `event` to `machine` (of connection `conn`), commits its new snapshot into `world`,
+   * then executes its effects through `host`, routing the messages among them to the other
+   * machines depth first. Returns nothing; `world` is updated in place. An event the machine does
+   * not accept in its state changes nothing and emits nothing.
+   */
+  dispatch(
+    world: World,
+    host: Host,
+    machine: MachineName,
+    conn: number | null,
+    event: { type: string } & Record<string, unknown>,
+    inputs: StepInputs = NO_FAILURE,
+  ): void {
+    const runner = this.runners[machine];
+    const slots = conn === null ? null : world.conns.get(conn);
+    if (machine !== 'listener' && !slots) throw new Error(`no connection ${conn}`);
+    const from = machine === 'listener' ? world.listener : slots![machine as 'connection' | 'session'];
+    const { next, effects: raw, transitions } = runner.step(from, event);
+    if (transitions.length === 0) return;
+    if (machine === 'listener') world.listener = next;
+    else slots![machine as 'connection' | 'session'] = next;
+    const base = { machine, conn, event, from: runner.value(from), to: runner.value(next), transitions };
+    const effects = this.defect?.rewrite ? this.defect.rewrite(base, raw) : raw;
+    host.record?.({ ...base, effects });
+    const origin: Origin = { machine, conn };
+    for (const effect of effects) {
+      host.execute(effect, origin);
+      this.route(world, host, effect, origin, inputs);
+    }
+  }
+
+  private route(world: World, host: Host, effect: Effect, origin: Origin, inputs: StepInputs): void {
+    const conn = origin.conn;
+    const toListener = (event: ListenerEvent): void =>
+      this.dispatch(world, host, 'listener', null, event as never, inputs);
+    const toConnection = (event: ConnectionEvent): void =>
+      this.dispatch(world, host, 'connection', conn, event as never, inputs);
+    const toSession = (event: SessionEvent): void =>
+      this.dispatch(world, host, 'session', conn, event as never, inputs);
+    switch (effect.type) {
+      case 'sessionAccept':
+        // listener_accept → l->accept(): the conn id is the one the caller is accepting.
+        this.dispatch(world, host, 'connection', this.accepting, { type: 'ACCEPT' }, inputs);
+        this.dispatch(
+          world,
+          host,
+          'session',
+          this.accepting,
+          { type: 'SESSION_ACCEPT', src: inputs.src, fail: inputs.acceptFail },
+          inputs,
+        );
+        return;
+      case 'acceptReturned':
+        return toListener({
+          type: 'ACCEPT_RETURNED',
+          ret: (effect.params as { ret: -1 | 0 | 1 }).ret,
+          ...host.gauges(),
+        });
+      case 'connStartHandshake':
+        return toConnection({ type: 'START_HANDSHAKE' });
+      case 'connNoHandshake':
+        return toConnection({ type: 'NO_HANDSHAKE' });
+      case 'connTimeout':
+        return toConnection({ type: 'TIMEOUT' });
+      case 'connClose':
+        return toConnection({ type: 'CLOSE' });
+      case 'handshakeEnded':
+        return toSession({
+          type: 'HANDSHAKE_END',
+          error: (effect.params as { error: boolean }).error,
+          fail: inputs.completeFail,
+        });
+      case 'resumeListener':
+        return toListener({ type: 'RESUME', ...host.gauges() });
+      case 'dequeueGlobal':
+        return toListener({ type: 'DEQUEUE_GLOBAL', ...host.gauges() });
+      case 'dequeueFrontend':
+        return toListener({ type: 'DEQUEUE_FRONTEND', ...host.gauges() });
+      default:
+        return;
+    }
+  }
+
+  /** The connection listener_accept is taking from the backlog during the current accept. */
+  private accepting: number | null = null;
+
+  /**
+   * listener_accept for connection `conn`, the oldest one in the backlog: the listener decides
+   * whether to accept it (or to become full or limited, leaving it in the backlog), and if it does,
+   * session_accept runs for it. Requires `conn` to be in `world` and pending.
+   */
+  acceptAttempt(world: World, host: Host, conn: number, inputs: StepInputs, acceptError = false): void {
+    this.accepting = conn;
+    try {
+      this.dispatch(
+        world,
+        host,
+        'listener',
+        null,
+        { type: 'ACCEPT_ATTEMPT', acceptError, ...host.gauges() },
+        inputs,
+      );
+    } finally {
+      this.accepting = null;
+    }
+  }
+}

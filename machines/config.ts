@@ -1,0 +1,85 @@
+/**
+ * The configuration the machines read: the part of haproxy.cfg that changes what happens to an
+ * accepted connection before and after its handshake. It is an input of every machine (XState
+ * `input`), never mutated, and the only way a setting reaches a guard.
+ *
+ * Each field names the haproxy.cfg keyword it stands for and HAProxy's field in the era's structs.
+ */
+
+/** Which HAProxy the model reproduces. See README "Profiles". */
+export type Profile =
+  | 'dev12' //  1.5-dev12: the seed 2542b53b1 plus its same-release fixes (22cda21ad, 7dd0e505c, cbaaec475)
+  | '2.6' //    Debian's 2.6.12: no monitor-net, a failed direct completion is ret = 0 (no 500)
+  | '2.9'; //   2.9.0+: `timeout client-hs` is the handshake deadline when set
+
+export interface ModelConfig {
+  profile: Profile; //                  which HAProxy is modelled
+  mode: 'tcp' | 'http'; //              `mode`, p->mode (PR_MODE_TCP / PR_MODE_HTTP)
+  acceptProxy: boolean; //              `bind ... accept-proxy`, LI_O_ACC_PROXY → CO_FL_ACCEPT_PROXY
+  ssl: boolean; //                      `bind ... ssl crt FILE`, CO_FL_SSL_WAIT_HS; also "not raw_sock"
+  timeoutClient: number | null; //      `timeout client` in ms, p->timeout.client; null = unset (TICK_ETERNITY)
+  timeoutClientHs: number | null; //    `timeout client-hs` in ms (2.9 profile only); null = unset
+  feMaxconn: number; //                 frontend `maxconn`, p->maxconn
+  bindMaxconn: number; //               `bind ... maxconn`, l->maxconn (defaults to the frontend's)
+  globalMaxconn: number; //             global `maxconn`, global.maxconn (bounds actconn)
+  maxconnrate: number | null; //        global `maxconnrate`, global.cps_lim; null = no limit
+  rateLimitSessions: number | null; //  frontend `rate-limit sessions`, p->fe_sps_lim; null = no limit
+  unlimited: boolean; //                listener option LI_O_UNLIMITED (stats/peers listeners): not in actconn
+  logging: boolean; //                  `option tcplog`/`httplog`/`log-format` present: p->to_log != 0
+  dontlognull: boolean; //              `option dontlognull`
+}
+
+/** A small frontend in tcp mode with accept-proxy, as the seed's commit message has in mind. */
+export const DEFAULT_CONFIG: ModelConfig = {
+  profile: 'dev12',
+  mode: 'tcp',
+  acceptProxy: true,
+  ssl: false,
+  timeoutClient: 300,
+  timeoutClientHs: null,
+  feMaxconn: 2,
+  bindMaxconn: 2,
+  globalMaxconn: 2,
+  maxconnrate: null,
+  rateLimitSessions: null,
+  unlimited: false,
+  logging: true,
+  dontlognull: false,
+};
+
+/**
+ * Returns a complete configuration from `partial`, filling the rest from DEFAULT_CONFIG.
+ * Pure. `bindMaxconn` follows `feMaxconn` unless given, as a bind's maxconn defaults to its
+ * frontend's in HAProxy.
+ */
+export function makeConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
+  const merged = { ...DEFAULT_CONFIG, ...partial };
+  if (partial.bindMaxconn === undefined) merged.bindMaxconn = merged.feMaxconn;
+  return merged;
+}
+
+/**
+ * Returns the handshake deadline in ms that session_accept arms for an embryonic session, or null
+ * when there is none (TICK_ETERNITY: the session never expires).
+ * dev12 and 2.6: `timeout client` (2542b53b1: tick_add_ifset(now_ms, p->timeout.client)).
+ * 2.9: `timeout client-hs` when set, else `timeout client` (b33eacc52, 888d1dc3d).
+ * Pure.
+ */
+export function handshakeTimeout(config: ModelConfig): number | null {
+  if (config.profile === '2.9' && config.timeoutClientHs !== null) return config.timeoutClientHs;
+  return config.timeoutClient;
+}
+
+/** True iff an accepted connection has a handshake to run: CO_FL_HANDSHAKE is set at accept. */
+export function hasHandshake(config: ModelConfig): boolean {
+  return config.acceptProxy || config.ssl;
+}
+
+/**
+ * True iff a 500 may be written on a critical accept error: HTTP mode on a raw transport
+ * (cbaaec475: `l->data == &raw_sock`), and only in the profiles that still answer it (2.6 turns a
+ * failed direct completion into ret = 0 and sends nothing).
+ */
+export function answers500(config: ModelConfig): boolean {
+  return config.mode === 'http' && !config.ssl;
+}

@@ -1,0 +1,277 @@
+/**
+ * The connection lifecycle of an accepted socket, from the listen backlog to the close.
+ *
+ * HAProxy has no such state variable: a connection's state is a set of flags (CO_FL_ACCEPT_PROXY,
+ * CO_FL_SSL_WAIT_HS, CO_FL_ERROR, CO_FL_INIT_SESS, ...) that each handshake handler clears when it
+ * succeeds (include/types/connection.h, src/connection.c conn_fd_handler). This machine makes that
+ * set explicit. Handshakes run in HAProxy's order, PROXY header then TLS, and one error code is kept:
+ * the first one set wins, as conn_set_errcode does.
+ *
+ * The machine only decides. Its effects (machines/effects.ts) go to the host, and its messages
+ * (handshakeEnded) go to the session machine of the same connection.
+ */
+import { assign, setup } from 'xstate';
+import type { ModelConfig } from './config.ts';
+import type { ErrCode, ProxyErrCode, SslErrCode } from './errCodes.ts';
+import { hostEffects } from './effects.ts';
+
+/** Context of one connection. */
+export interface ConnectionContext {
+  config: ModelConfig; //   the frontend's configuration (never changes)
+  errCode: ErrCode | null; // conn->err_code; null = CO_ER_NONE. Set once: the first code wins
+}
+
+/** Events the connection machine accepts. "from" names who sends it. */
+export type ConnectionEvent =
+  | { type: 'ACCEPT' } //                                    from the listener: accept() returned this fd
+  | { type: 'START_HANDSHAKE' } //                           from the session: handshake flags set at accept
+  | { type: 'NO_HANDSHAKE' } //                              from the session: nothing to wait for
+  | { type: 'PROXY_HEADER_OK' } //                           from I/O: a valid PROXY header was consumed
+  | { type: 'PROXY_HEADER_ERROR'; code: ProxyErrCode } //    from I/O: the parser's error code
+  | { type: 'TLS_OK' } //                                    from I/O: the TLS handshake completed
+  | { type: 'TLS_ERROR'; code: SslErrCode } //               from I/O: the TLS handshake failed
+  | { type: 'PEER_CLOSE' } //                                from I/O: the client closed (recv() == 0)
+  | { type: 'PEER_RESET' } //                                from I/O: the client reset (recv() < 0)
+  | { type: 'TIMEOUT' } //                                   from the session: its handshake deadline struck
+  | { type: 'CLOSE' }; //                                    from the session: conn_full_close
+
+/**
+ * PROXY errors that leave bytes the parser did not consume in the socket. HAProxy peeks the header
+ * (MSG_PEEK) and closes without reading them, so the kernel answers with an RST; an empty or
+ * aborted read or a timeout leaves nothing unread, and the close is a FIN (haproxy-2.6-observed.md).
+ */
+const UNREAD_BYTES_CODES: readonly ErrCode[] = [
+  'PRX_TRUNCATED',
+  'PRX_NOT_HDR',
+  'PRX_BAD_HDR',
+  'PRX_BAD_PROTO',
+];
+
+export const connectionMachine = setup({
+  types: {
+    context: {} as ConnectionContext,
+    events: {} as ConnectionEvent,
+    input: {} as { config: ModelConfig },
+  },
+  actions: {
+    ...hostEffects(['handshakeEnded', 'setNoLinger']),
+    setErrCode: assign({
+      errCode: ({ context }, params: { code: ErrCode }) => context.errCode ?? params.code,
+    }),
+    setErrCodeFromEvent: assign({
+      errCode: ({ context, event }) =>
+        context.errCode ??
+        (event.type === 'PROXY_HEADER_ERROR' || event.type === 'TLS_ERROR' ? event.code : null),
+    }),
+  },
+  guards: {
+    acceptProxy: ({ context }) => context.config.acceptProxy,
+    ssl: ({ context }) => context.config.ssl,
+    errorLeavesUnreadBytes: ({ event }) =>
+      event.type === 'PROXY_HEADER_ERROR' && UNREAD_BYTES_CODES.includes(event.code),
+  },
+}).createMachine({
+  id: 'connection',
+  description:
+    'One accepted socket: its pending handshakes (CO_FL_ACCEPT_PROXY, then CO_FL_SSL_WAIT_HS), its error (CO_FL_ERROR + err_code) and its close.',
+  meta: { haproxy: 'struct connection; src/connection.c conn_fd_handler' },
+  context: ({ input }) => ({ config: input.config, errCode: null }),
+  initial: 'pending',
+  states: {
+    pending: {
+      description:
+        'The kernel completed the TCP handshake and holds the connection in the listen backlog until listener_accept calls accept().',
+      meta: { haproxy: 'listen(2) backlog; listener_accept' },
+      on: {
+        ACCEPT: {
+          target: 'accepted',
+          description: 'listener_accept took the connection out of the backlog: it now has an fd.',
+          meta: { haproxy: 'listener_accept: accept()' },
+        },
+      },
+    },
+    accepted: {
+      description:
+        'The fd exists with CO_FL_NONE: the control layer is set and tcp-request connection rules see the real addresses. No handshake flag is set yet.',
+      meta: { haproxy: 'session_accept: s->si[0].conn.flags = CO_FL_NONE' },
+      on: {
+        START_HANDSHAKE: [
+          {
+            guard: 'acceptProxy',
+            target: 'handshake.proxyHeader',
+            description:
+              'accept-proxy: CO_FL_ACCEPT_PROXY is set after the tcp-request rules; the PROXY header comes first.',
+            meta: { haproxy: 'session_accept: conn.flags |= CO_FL_ACCEPT_PROXY (22cda21ad)' },
+          },
+          {
+            guard: 'ssl',
+            target: 'handshake.tls',
+            description: 'ssl without accept-proxy: conn_data_init (ssl_sock_init) sets CO_FL_SSL_WAIT_HS.',
+            meta: { haproxy: 'ssl_sock_init: CO_FL_SSL_WAIT_HS (7dd0e505c)' },
+          },
+        ],
+        NO_HANDSHAKE: {
+          target: 'ready',
+          description:
+            'No handshake flag: the data layer is ready at once and the session completes in session_accept.',
+          meta: { haproxy: 'session_accept → session_complete' },
+        },
+        CLOSE: {
+          target: 'closed',
+          description:
+            'Closed by session_accept before any handshake: tcp-request reject, monitor, or a setup failure.',
+          meta: { haproxy: 'session_accept out_close: fd_delete / close' },
+        },
+      },
+    },
+    handshake: {
+      description:
+        'CO_FL_HANDSHAKE is set: the connection waits for its handshakes, in HAProxy order, under the single deadline of its embryonic session. Each handler clears its own flag only on success (d1b3f0498).',
+      meta: { haproxy: 'conn_fd_handler process_handshake loop' },
+      initial: 'proxyHeader',
+      states: {
+        proxyHeader: {
+          description: 'CO_FL_ACCEPT_PROXY: waiting for the PROXY protocol header.',
+          meta: { haproxy: 'conn_recv_proxy' },
+          on: {
+            PROXY_HEADER_OK: [
+              {
+                guard: 'ssl',
+                target: 'tls',
+                description:
+                  'The header was consumed and CO_FL_ACCEPT_PROXY cleared; the TLS handshake is next.',
+                meta: { haproxy: 'conn_recv_proxy: conn->flags &= ~flag' },
+              },
+              {
+                target: '#connection.ready',
+                actions: [{ type: 'handshakeEnded', params: { error: false } }],
+                description:
+                  'The header was consumed and it was the last handshake: the embryonic session is completed in the same callback.',
+                meta: { haproxy: 'conn_recv_proxy; conn_fd_handler → conn_session_complete' },
+              },
+            ],
+            PROXY_HEADER_ERROR: [
+              {
+                guard: 'errorLeavesUnreadBytes',
+                target: '#connection.error',
+                actions: [
+                  'setErrCodeFromEvent',
+                  'setNoLinger',
+                  { type: 'handshakeEnded', params: { error: true } },
+                ],
+                description:
+                  "Malformed, truncated or foreign bytes: CO_FL_ERROR with the parser's code. The peeked bytes stay unread, so the close will be an RST.",
+                meta: { haproxy: 'conn_recv_proxy fail: (8e3bf699d codes); conn_fd_handler leave → kill' },
+              },
+              {
+                target: '#connection.error',
+                actions: ['setErrCodeFromEvent', { type: 'handshakeEnded', params: { error: true } }],
+                description: "A read error with nothing unread: CO_FL_ERROR with the parser's code.",
+                meta: { haproxy: 'conn_recv_proxy fail' },
+              },
+            ],
+            PEER_CLOSE: {
+              target: '#connection.error',
+              actions: [
+                { type: 'setErrCode', params: { code: 'PRX_EMPTY' } },
+                { type: 'handshakeEnded', params: { error: true } },
+              ],
+              description: 'The client closed before sending a header: recv() returned 0.',
+              meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_EMPTY' },
+            },
+            PEER_RESET: {
+              target: '#connection.error',
+              actions: [
+                { type: 'setErrCode', params: { code: 'PRX_ABORT' } },
+                { type: 'handshakeEnded', params: { error: true } },
+              ],
+              description: 'The client reset the connection while the header was awaited: recv() < 0.',
+              meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_ABORT' },
+            },
+            TIMEOUT: {
+              target: '#connection.error',
+              actions: [{ type: 'setErrCode', params: { code: 'PRX_TIMEOUT' } }],
+              description:
+                'The deadline struck while CO_FL_ACCEPT_PROXY was still set: the timeout is a PROXY timeout.',
+              meta: { haproxy: 'kill_mini_session: CO_ER_PRX_TIMEOUT (0af2912fd)' },
+            },
+          },
+        },
+        tls: {
+          description: 'CO_FL_SSL_WAIT_HS: the TLS handshake runs (after the PROXY header, if any).',
+          meta: { haproxy: 'ssl_sock_handshake while CO_FL_SSL_WAIT_HS is set' },
+          on: {
+            TLS_OK: {
+              target: '#connection.ready',
+              actions: [{ type: 'handshakeEnded', params: { error: false } }],
+              description:
+                'The TLS handshake completed and CO_FL_SSL_WAIT_HS cleared: the embryonic session is completed.',
+              meta: { haproxy: 'ssl_sock_handshake; conn_fd_handler → conn_session_complete' },
+            },
+            TLS_ERROR: {
+              target: '#connection.error',
+              actions: ['setErrCodeFromEvent', { type: 'handshakeEnded', params: { error: true } }],
+              description:
+                'The TLS handshake failed: CO_FL_ERROR with an SSL code. OpenSSL consumed the bytes, so the close is a FIN.',
+              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_HANDSHAKE (20879a023)' },
+            },
+            PEER_CLOSE: {
+              target: '#connection.error',
+              actions: [
+                { type: 'setErrCode', params: { code: 'SSL_EMPTY' } },
+                { type: 'handshakeEnded', params: { error: true } },
+              ],
+              description: 'The client closed during the TLS handshake.',
+              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_EMPTY' },
+            },
+            PEER_RESET: {
+              target: '#connection.error',
+              actions: [
+                { type: 'setErrCode', params: { code: 'SSL_ABORT' } },
+                { type: 'handshakeEnded', params: { error: true } },
+              ],
+              description: 'The client reset the connection during the TLS handshake.',
+              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_ABORT' },
+            },
+            TIMEOUT: {
+              target: '#connection.error',
+              actions: [{ type: 'setErrCode', params: { code: 'SSL_TIMEOUT' } }],
+              description:
+                'The deadline struck while CO_FL_SSL_WAIT_HS was still set: the timeout is an SSL timeout.',
+              meta: { haproxy: 'kill_mini_session: CO_ER_SSL_TIMEOUT (0af2912fd)' },
+            },
+          },
+        },
+      },
+    },
+    ready: {
+      description:
+        'Every handshake flag is clear (CO_FL_CONNECTED): the data layer runs for the completed session.',
+      meta: { haproxy: 'conn_fd_handler: data recv/send (58363cf19)' },
+      on: {
+        CLOSE: {
+          target: 'closed',
+          description: 'The session closed the connection: end of stream, or a failed completion.',
+          meta: { haproxy: 'conn_full_close (2b199c9ac)' },
+        },
+      },
+    },
+    error: {
+      description:
+        'CO_FL_ERROR is set with its err_code. No data-layer call happens any more (58363cf19); the session kills itself in the same callback.',
+      meta: { haproxy: 'CO_FL_ERROR; conn->err_code (14cba4b0b)' },
+      on: {
+        CLOSE: {
+          target: 'closed',
+          description: 'kill_mini_session closed the failed connection.',
+          meta: { haproxy: 'kill_mini_session: conn_full_close' },
+        },
+      },
+    },
+    closed: {
+      type: 'final',
+      description: 'The transport and control layers are closed; the fd is no longer in fdtab.',
+      meta: { haproxy: 'conn_full_close / fd_delete' },
+    },
+  },
+});

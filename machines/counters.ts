@@ -1,0 +1,129 @@
+/**
+ * HAProxy's counters, and the arithmetic of the counter effects. Both the model (system.ts) and the
+ * reference proxy apply counter effects through `applyCounterEffect`, so a counter changes only
+ * when a machine emits the effect that changes it, exactly as HAProxy's statements do. No counter
+ * is ever computed from the machines' states: the invariants compare these counters with an
+ * independent count of what is live.
+ */
+import type { ModelConfig } from './config.ts';
+import type { EffectName } from './effects.ts';
+import type { ListenerGauges } from './listener.machine.ts';
+
+export interface Counters {
+  feconn: number; //       p->feconn: sessions of the frontend, embryonic ones included (scur)
+  connMax: number; //      p->fe_counters.conn_max: highest feconn seen (smax)
+  cumConn: number; //      p->fe_counters.cum_conn: connections accepted by the frontend (conn_tot)
+  cumSess: number; //      p->fe_counters.cum_sess: sessions started by session_complete (frontend stot)
+  deniedConn: number; //   p->fe_counters.denied_conn: tcp-request connection rejects (dcon)
+  feConnPerSec: number; // p->fe_conn_per_sec over the current second (conn_rate)
+  feSessPerSec: number; // p->fe_sess_per_sec over the current second (rate); rate-limit sessions reads it
+  nbconn: number; //       l->nbconn: connections of the listener (listener scur)
+  lCumConn: number; //     l->counters->cum_conn (listener stot)
+  lCumSess: number; //     l->counters->cum_sess
+  actconn: number; //      actconn: connections of all non-unlimited listeners (CurrConns)
+  jobs: number; //         jobs: everything that keeps the process alive (Jobs)
+  totalconn: number; //    totalconn: every accepted connection (CumConns)
+  connPerSec: number; //   global.conn_per_sec over the current second; maxconnrate reads it
+}
+
+/** All counters at zero, as at start-up. */
+export function zeroCounters(): Counters {
+  return {
+    feconn: 0,
+    connMax: 0,
+    cumConn: 0,
+    cumSess: 0,
+    deniedConn: 0,
+    feConnPerSec: 0,
+    feSessPerSec: 0,
+    nbconn: 0,
+    lCumConn: 0,
+    lCumSess: 0,
+    actconn: 0,
+    jobs: 0,
+    totalconn: 0,
+    connPerSec: 0,
+  };
+}
+
+/**
+ * Applies counter effect `name` to `c` in place, as HAProxy's statement for it does.
+ * Returns true if `name` is a counter effect, false (and changes nothing) otherwise.
+ * actconn and global.conn_per_sec are not touched for an LI_O_UNLIMITED listener.
+ */
+export function applyCounterEffect(c: Counters, name: EffectName, config: ModelConfig): boolean {
+  switch (name) {
+    case 'actconnInc':
+      if (!config.unlimited) c.actconn++;
+      return true;
+    case 'actconnDec':
+      if (!config.unlimited) c.actconn--;
+      return true;
+    case 'connPerSecInc':
+      if (!config.unlimited) c.connPerSec++;
+      return true;
+    case 'jobsInc':
+      c.jobs++;
+      return true;
+    case 'jobsDec':
+      c.jobs--;
+      return true;
+    case 'totalconnInc':
+      c.totalconn++;
+      return true;
+    case 'nbconnInc':
+      c.nbconn++;
+      return true;
+    case 'nbconnDec':
+      c.nbconn--;
+      return true;
+    case 'feconnInc':
+      c.feconn++;
+      return true;
+    case 'feconnDec':
+      c.feconn--;
+      return true;
+    case 'connMaxUpdate':
+      if (c.feconn > c.connMax) c.connMax = c.feconn;
+      return true;
+    case 'cumConnInc':
+      c.cumConn++;
+      c.lCumConn++;
+      c.feConnPerSec++;
+      return true;
+    case 'cumSessInc':
+      c.cumSess++;
+      c.lCumSess++;
+      c.feSessPerSec++;
+      return true;
+    case 'deniedConnInc':
+      c.deniedConn++;
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Returns the gauges the listener machine's guards compare, from counters `c`.
+ * Pure. A rate with no configured limit has an infinite budget.
+ */
+export function listenerGauges(c: Counters, config: ModelConfig): ListenerGauges {
+  return {
+    nbconn: c.nbconn,
+    actconn: c.actconn,
+    feconn: c.feconn,
+    connRateRemain: config.maxconnrate === null ? Infinity : config.maxconnrate - c.connPerSec,
+    sessRateRemain: config.rateLimitSessions === null ? Infinity : config.rateLimitSessions - c.feSessPerSec,
+  };
+}
+
+/**
+ * Starts a new rate period (one second elapsed): the per-second counters restart from zero, as
+ * freq_ctr rotates. This is time, not a lifecycle decision, so no machine emits it.
+ */
+export function newRatePeriod(c: Counters): void {
+  c.connPerSec = 0;
+  c.feConnPerSec = 0;
+  c.feSessPerSec = 0;
+}

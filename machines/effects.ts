@@ -1,0 +1,214 @@
+/**
+ * The effects the machines emit: every counter update, resource change, socket operation and
+ * message to another machine is one of these names. A machine never performs an effect itself; its
+ * transition returns the names (with params) in HAProxy's order, and a host executes them:
+ * machines/system.ts on the model's counters and memory, impl/ on real sockets, pools and timers.
+ *
+ * Each entry says what it does and which HAProxy statement it stands for. The vocabulary is closed:
+ * hosts switch over it exhaustively, so a new effect cannot be silently ignored.
+ */
+export const EFFECTS = {
+  // --- global and frontend counters (listener_accept, session_accept, kill_mini_session) ---
+  actconnInc: { does: 'actconn++ (skipped for LI_O_UNLIMITED listeners)', haproxy: 'listener_accept' },
+  actconnDec: {
+    does: 'actconn-- (skipped for LI_O_UNLIMITED listeners)',
+    haproxy: 'listener_accept / kill_mini_session / process_session',
+  },
+  jobsInc: { does: 'jobs++', haproxy: 'listener_accept' },
+  jobsDec: { does: 'jobs--', haproxy: 'listener_accept / kill_mini_session / process_session' },
+  totalconnInc: { does: 'totalconn++ (CumConns)', haproxy: 'listener_accept' },
+  connPerSecInc: { does: 'global.conn_per_sec++ (maxconnrate budget)', haproxy: 'listener_accept' },
+  nbconnInc: { does: 'l->nbconn++', haproxy: 'listener_accept' },
+  nbconnDec: { does: 'l->nbconn--', haproxy: 'listener_accept / kill_mini_session / process_session' },
+  feconnInc: { does: 'p->feconn++ (scur)', haproxy: 'session_accept' },
+  feconnDec: {
+    does: 'p->feconn-- (scur)',
+    haproxy: 'session_accept out_free_session / kill_mini_session / process_session',
+  },
+  connMaxUpdate: { does: 'conn_max = max(conn_max, feconn) (smax)', haproxy: 'session_accept' },
+  cumConnInc: {
+    does: 'cum_conn++ on frontend and listener, fe_conn_per_sec++ (conn_tot)',
+    haproxy: 'proxy_inc_fe_conn_ctr',
+  },
+  cumSessInc: {
+    does: 'cum_sess++ on frontend and listener, fe_sess_per_sec++ (stot)',
+    haproxy: 'proxy_inc_fe_sess_ctr',
+  },
+  deniedConnInc: { does: 'denied_conn++ (dcon)', haproxy: 'tcp_exec_req_rules' },
+
+  // --- memory: the session, its task, its buffers, the sessions list ---
+  sessionAlloc: {
+    does: 'allocate the session from pool2_session',
+    haproxy: 'session_accept: pool_alloc2(pool2_session)',
+  },
+  sessionFree: { does: 'free the session to pool2_session', haproxy: 'pool_free2(pool2_session, s)' },
+  taskNew: { does: 'allocate the session task', haproxy: 'session_accept: task_new' },
+  taskFree: { does: 'dequeue and free the session task', haproxy: 'task_delete + task_free' },
+  armDeadline: {
+    does: 'task->process = expire_mini_session; task->expire = now + timeout (or never); task_queue',
+    haproxy: 'session_accept (CO_FL_HANDSHAKE)',
+  },
+  taskSetHandler: {
+    does: 'task->process = l->handler, task->expire = TICK_ETERNITY: the handshake deadline no longer applies',
+    haproxy: 'session_complete',
+  },
+  taskWakeupInit: {
+    does: 'task_wakeup(TASK_WOKEN_INIT): process_session starts the stream (connects the backend)',
+    haproxy: 'session_complete',
+  },
+  listAdd: { does: 'LIST_ADDQ(&sessions, &s->list)', haproxy: 'session_complete' },
+  listDel: { does: 'LIST_DEL(&s->list)', haproxy: 'session_complete error path (3b24641745) / session_free' },
+  bufAlloc: {
+    does: 'allocate a buffer or the http txn: params.buf is req, rep or txn',
+    haproxy: 'session_complete: pool_alloc2(pool2_channel / pool2_buffer / hdr_idx)',
+  },
+  bufFree: {
+    does: 'free a buffer or the http txn: params.buf is req, rep or txn',
+    haproxy: 'session_complete out_free_* / session_free',
+  },
+
+  // --- macros: expanded into the primitives above by expandSessionEffect (session.machine.ts) ---
+  allocBuffers: { does: 'macro: bufAlloc req, rep, and txn in http mode', haproxy: 'session_complete' },
+  freeBuffers: { does: 'macro: bufFree txn (http mode), rep, req', haproxy: 'session_free' },
+  completeFailure: {
+    does: 'macro: a session_complete failing at params.site, unwound (listAdd, cumSessInc, taskSetHandler, partial bufAlloc, bufFree, listDel)',
+    haproxy: 'session_complete out_free_* (3b24641745)',
+  },
+
+  // --- the accepted socket ---
+  fdInsert: {
+    does: 'register the accepted fd in fdtab with conn_fd_handler as its I/O callback',
+    haproxy: 'session_accept: fd_insert',
+  },
+  fdClose: {
+    does: 'close the accepted fd exactly once (fd_delete if it is in fdtab, else close)',
+    haproxy: 'session_accept out_close / kill_mini_session / session_free',
+  },
+  setNoLinger: {
+    does: 'SO_LINGER 0: the close will be an RST instead of a FIN',
+    haproxy: 'session_accept (tcp-request reject); kernel behaviour with unread bytes',
+  },
+  drainInput: {
+    does: 'read and drop what the client sent (monitor)',
+    haproxy: 'session_accept (82569f915): recv drain',
+  },
+  send200: {
+    does: 'write "HTTP/1.0 200 OK\\r\\n\\r\\n" (monitor in http mode)',
+    haproxy: 'session_accept (82569f915)',
+  },
+  send500: {
+    does: "write the frontend's 500 error message without touching the session",
+    haproxy: 'session_accept out_close (05bf5e1c3, cbaaec475)',
+  },
+  logEmbryonicKill: {
+    does: 'log "<src> [<date>] <fe>/<bind>: <message of err_code>" unless dontlognull hides it',
+    haproxy: 'kill_mini_session (0af2912fd, dev15)',
+  },
+  notifySi: {
+    does: 'CO_FL_NOTIFY_SI: the connection handler now notifies the stream interface',
+    haproxy: 'session_complete',
+  },
+
+  // --- the listener's socket and queues ---
+  listenerStopAccepting: {
+    does: 'stop polling the listening socket (fd_stop_recv): new connections wait in the kernel backlog',
+    haproxy: 'listener_full / limit_listener',
+  },
+  listenerResumeAccepting: {
+    does: 'poll the listening socket again (fd_want_recv)',
+    haproxy: 'resume_listener',
+  },
+  scheduleQueueTask: {
+    does: 'arm the global (or frontend) queue task that will dequeue limited listeners after params.ms',
+    haproxy: 'listener_accept: task_schedule(global_listener_queue_task / p->task)',
+  },
+
+  // --- messages between the machines (routed by the host within the same step) ---
+  sessionAccept: {
+    does: 'the listener accepted a connection: start its connection and call session_accept',
+    haproxy: 'listener_accept → l->accept()',
+  },
+  acceptReturned: {
+    does: 'session_accept returned params.ret to listener_accept',
+    haproxy: 'listener_accept',
+  },
+  connStartHandshake: {
+    does: "set the connection's handshake flags (CO_FL_ACCEPT_PROXY, CO_FL_SSL_WAIT_HS) and CO_FL_INIT_SESS",
+    haproxy: 'session_accept',
+  },
+  connNoHandshake: {
+    does: 'the connection has no handshake: its data layer is ready at once',
+    haproxy: 'session_accept → session_complete',
+  },
+  handshakeEnded: {
+    does: 'the last pending handshake flag cleared, or CO_FL_ERROR was set, on an embryonic connection',
+    haproxy: 'conn_fd_handler → conn_session_complete',
+  },
+  connTimeout: {
+    does: 'the handshake deadline struck the connection: its pending handshake names the timeout code',
+    haproxy: 'kill_mini_session (PRX_TIMEOUT / SSL_TIMEOUT, 0af2912fd)',
+  },
+  connClose: {
+    does: "close the connection's transport and control layers",
+    haproxy: 'conn_data_close / conn_full_close',
+  },
+  resumeListener: {
+    does: 'if the listener is LI_FULL, resume it',
+    haproxy: 'kill_mini_session / process_session: resume_listener',
+  },
+  dequeueGlobal: {
+    does: 'resume the listeners on the global queue',
+    haproxy: 'dequeue_all_listeners(&global_listener_queue)',
+  },
+  dequeueFrontend: {
+    does: 'resume the listeners on the frontend queue if the session rate allows',
+    haproxy: 'dequeue_all_listeners(&fe->listener_queue)',
+  },
+} as const satisfies Record<string, { does: string; haproxy: string }>;
+
+/** The name of one effect. */
+export type EffectName = keyof typeof EFFECTS;
+
+/** Params of the effects that take some; the others take none. */
+export interface EffectParams {
+  bufAlloc: { buf: BufKind };
+  bufFree: { buf: BufKind };
+  armDeadline: { ms: number | null };
+  acceptReturned: { ret: -1 | 0 | 1 };
+  scheduleQueueTask: { queue: 'global' | 'frontend'; ms: number };
+  handshakeEnded: { error: boolean };
+  fdClose: { site: string };
+  completeFailure: { site: 'req' | 'rep' | 'txn' | 'accept' };
+  sessionFree: { site: string };
+  listDel: { site: string };
+  feconnDec: { site: string };
+}
+
+/** The session's allocations after its handshake: the two channel buffers and, in http mode, the txn. */
+export type BufKind = 'req' | 'rep' | 'txn';
+
+/** One effect as a machine returns it. */
+export interface Effect {
+  type: EffectName;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * The implementation every machine registers for an effect in `setup({ actions })`: it does
+ * nothing, because effects are executed by the host from the list `transition()` returns, never
+ * inside the machine. Registering the name keeps the machine's config plain data and lets XState
+ * check that every name used in the config exists.
+ */
+export function hostEffect(): void {}
+
+/**
+ * Returns an `actions` object for `setup()` that registers each name of `names` as a host effect.
+ * Pure.
+ */
+export function hostEffects<const N extends readonly EffectName[]>(
+  names: N,
+): Record<N[number], (_args: unknown, _params: Record<string, unknown> | undefined) => void> {
+  const out = {} as Record<N[number], (_args: unknown, _params: Record<string, unknown> | undefined) => void>;
+  for (const n of names) (out as Record<string, () => void>)[n] = hostEffect;
+  return out;
+}

@@ -1,0 +1,241 @@
+/**
+ * The listener lifecycle: whether a bind accepts new connections, and why not when it does not.
+ *
+ * In 1.5-dev12 a listener is LI_READY (its socket is polled), LI_FULL (l->nbconn reached
+ * l->maxconn) or LI_LIMITED (waiting on the global queue or its frontend's queue for a global limit,
+ * a rate limit, the frontend's maxconn or a transient accept error). Connections that arrive while it
+ * is not ready wait in the kernel's listen backlog. A release (kill_mini_session or the end of
+ * process_session) resumes a full listener and dequeues the queues (src/protocols.c at 2542b53b1,
+ * src/listener.c from d1d545418).
+ *
+ * The counters the guards compare arrive as event params: the machine decides, the host counts.
+ */
+import { setup } from 'xstate';
+import type { ModelConfig } from './config.ts';
+import { hostEffects } from './effects.ts';
+
+/** Context of the listener. */
+export interface ListenerContext {
+  config: ModelConfig; // the frontend and bind configuration (never changes)
+}
+
+/** The counters listener_accept and resume_listener compare, as the host holds them now. */
+export interface ListenerGauges {
+  nbconn: number; //          l->nbconn
+  actconn: number; //         actconn (global)
+  feconn: number; //          p->feconn
+  connRateRemain: number; //  budget left in global.conn_per_sec this second (Infinity = no limit)
+  sessRateRemain: number; //  budget left in p->fe_sess_per_sec this second (Infinity = no limit)
+}
+
+/** Events the listener machine accepts. "from" names who sends it. */
+export type ListenerEvent =
+  | ({ type: 'ACCEPT_ATTEMPT'; acceptError: boolean } & ListenerGauges) // from I/O: the listening fd is readable
+  | ({ type: 'ACCEPT_RETURNED'; ret: -1 | 0 | 1 } & ListenerGauges) //   from the session: session_accept returned
+  | ({ type: 'RESUME' } & ListenerGauges) //                            from a release: resume_listener if LI_FULL
+  | ({ type: 'DEQUEUE_GLOBAL' } & ListenerGauges) //                    from a release or the global queue task
+  | ({ type: 'DEQUEUE_FRONTEND' } & ListenerGauges); //                 from a release or the frontend task
+
+export const listenerMachine = setup({
+  types: {
+    context: {} as ListenerContext,
+    events: {} as ListenerEvent,
+    input: {} as { config: ModelConfig },
+  },
+  actions: hostEffects([
+    'connPerSecInc',
+    'actconnInc',
+    'actconnDec',
+    'jobsInc',
+    'jobsDec',
+    'totalconnInc',
+    'nbconnInc',
+    'nbconnDec',
+    'sessionAccept',
+    'listenerStopAccepting',
+    'listenerResumeAccepting',
+    'scheduleQueueTask',
+  ]),
+  guards: {
+    connRateExhausted: ({ context, event }) =>
+      !context.config.unlimited && context.config.maxconnrate !== null && event.connRateRemain <= 0,
+    sessRateExhausted: ({ context, event }) =>
+      context.config.rateLimitSessions !== null && event.sessRateRemain <= 0,
+    globalMaxconnReached: ({ context, event }) =>
+      !context.config.unlimited && event.actconn >= context.config.globalMaxconn,
+    frontendFull: ({ context, event }) => event.feconn >= context.config.feMaxconn,
+    acceptFails: ({ event }) => event.type === 'ACCEPT_ATTEMPT' && event.acceptError,
+    acceptCritical: ({ event }) => event.type === 'ACCEPT_RETURNED' && event.ret < 0,
+    acceptIgnored: ({ event }) => event.type === 'ACCEPT_RETURNED' && event.ret === 0,
+    listenerFull: ({ context, event }) => event.nbconn >= context.config.bindMaxconn,
+    sessRateBlocks: ({ context, event }) =>
+      context.config.rateLimitSessions !== null && event.sessRateRemain <= 0,
+    slotFree: ({ context, event }) => event.nbconn < context.config.bindMaxconn,
+  },
+}).createMachine({
+  id: 'listener',
+  description: 'One bind of the frontend: ready to accept, full, or limited on a queue.',
+  meta: { haproxy: 'struct listener; listener_accept, listener_full, limit_listener, resume_listener' },
+  context: ({ input }) => ({ config: input.config }),
+  initial: 'ready',
+  states: {
+    ready: {
+      description:
+        'LI_READY: the listening socket is polled and listener_accept takes connections from the backlog.',
+      meta: { haproxy: 'LI_READY' },
+      on: {
+        ACCEPT_ATTEMPT: [
+          {
+            guard: 'connRateExhausted',
+            target: 'limited.onGlobalQueue',
+            actions: [
+              'listenerStopAccepting',
+              { type: 'scheduleQueueTask', params: { queue: 'global', ms: 1000 } },
+            ],
+            description:
+              'maxconnrate has no budget left this second: limited on the global queue until the next period.',
+            meta: { haproxy: 'listener_accept: global.cps_lim → limit_listener(global_listener_queue)' },
+          },
+          {
+            guard: 'sessRateExhausted',
+            target: 'limited.onFrontendQueue',
+            actions: [
+              'listenerStopAccepting',
+              { type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } },
+            ],
+            description:
+              'rate-limit sessions has no budget left: limited on the frontend queue. The budget is spent by completed sessions only (fe_sess_per_sec).',
+            meta: { haproxy: 'listener_accept: p->fe_sps_lim → limit_listener(&p->listener_queue)' },
+          },
+          {
+            guard: 'globalMaxconnReached',
+            target: 'limited.onGlobalQueue',
+            actions: [
+              'listenerStopAccepting',
+              { type: 'scheduleQueueTask', params: { queue: 'global', ms: 1000 } },
+            ],
+            description:
+              'actconn reached the global maxconn: limited on the global queue, retried in 1 s or at the next release.',
+            meta: { haproxy: 'listener_accept: actconn >= global.maxconn → limit_listener(global)' },
+          },
+          {
+            guard: 'frontendFull',
+            target: 'limited.onFrontendQueue',
+            actions: ['listenerStopAccepting'],
+            description:
+              "feconn reached the frontend's maxconn: limited on the frontend queue until a session of the frontend ends.",
+            meta: {
+              haproxy: 'listener_accept: p->feconn >= p->maxconn → limit_listener(&p->listener_queue)',
+            },
+          },
+          {
+            guard: 'acceptFails',
+            target: 'limited.onGlobalQueue',
+            actions: [
+              'listenerStopAccepting',
+              { type: 'scheduleQueueTask', params: { queue: 'global', ms: 100 } },
+            ],
+            description:
+              'accept() failed for lack of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): limited, retried in 100 ms.',
+            meta: { haproxy: 'listener_accept: accept() ENFILE/EMFILE/ENOBUFS/ENOMEM' },
+          },
+          {
+            actions: ['connPerSecInc', 'actconnInc', 'jobsInc', 'totalconnInc', 'nbconnInc', 'sessionAccept'],
+            description:
+              'accept() returned a connection: it takes a slot in actconn, jobs and nbconn before session_accept runs. Embryonic connections take maxconn slots.',
+            meta: { haproxy: 'listener_accept: actconn++, jobs++, totalconn++, l->nbconn++, l->accept()' },
+          },
+        ],
+        ACCEPT_RETURNED: [
+          {
+            guard: 'acceptCritical',
+            target: 'limited.onGlobalQueue',
+            actions: [
+              'actconnDec',
+              'jobsDec',
+              'nbconnDec',
+              'listenerStopAccepting',
+              { type: 'scheduleQueueTask', params: { queue: 'global', ms: 100 } },
+            ],
+            description:
+              'session_accept failed critically (ret < 0): the slot is released and the listener is limited for 100 ms.',
+            meta: { haproxy: 'listener_accept: ret < 0 → limit_listener(global), retry in 100 ms' },
+          },
+          {
+            guard: 'acceptIgnored',
+            actions: ['actconnDec', 'jobsDec', 'nbconnDec'],
+            description:
+              'session_accept ignored the connection (ret = 0): the slot is released and accepting goes on.',
+            meta: { haproxy: 'listener_accept: ret == 0 → continue' },
+          },
+          {
+            guard: 'listenerFull',
+            target: 'full',
+            actions: ['listenerStopAccepting'],
+            description: 'The new connection took the last slot of the bind: the listener is full.',
+            meta: { haproxy: 'listener_accept: l->nbconn >= l->maxconn → listener_full' },
+          },
+          {
+            description: 'The connection was kept (ret > 0) and slots remain.',
+            meta: { haproxy: 'listener_accept: ret > 0' },
+          },
+        ],
+      },
+    },
+    full: {
+      description: 'LI_FULL: l->nbconn reached the bind maxconn. New connections wait in the kernel backlog.',
+      meta: { haproxy: 'listener_full: LI_FULL, fd_stop_recv' },
+      on: {
+        RESUME: {
+          guard: 'slotFree',
+          target: 'ready',
+          actions: ['listenerResumeAccepting'],
+          description: 'A release freed a slot: resume_listener makes the listener ready again.',
+          meta: { haproxy: 'kill_mini_session / process_session: resume_listener' },
+        },
+      },
+    },
+    limited: {
+      description:
+        'LI_LIMITED: waiting on a queue for a limit to lift. New connections wait in the kernel backlog.',
+      meta: { haproxy: 'limit_listener: LI_LIMITED, fd_stop_recv' },
+      initial: 'onGlobalQueue',
+      states: {
+        onGlobalQueue: {
+          description:
+            'On global_listener_queue: a global limit (maxconn, maxconnrate) or a transient error.',
+          meta: { haproxy: 'global_listener_queue' },
+          on: {
+            DEQUEUE_GLOBAL: {
+              target: '#listener.ready',
+              actions: ['listenerResumeAccepting'],
+              description:
+                'Dequeued by a release or the queue task: ready again. (resume_listener would make it full if nbconn >= maxconn, but a limited listener accepted nothing since it was below its maxconn.)',
+              meta: { haproxy: 'dequeue_all_listeners(&global_listener_queue) → resume_listener' },
+            },
+          },
+        },
+        onFrontendQueue: {
+          description: "On the frontend's listener_queue: the frontend's maxconn or its session rate limit.",
+          meta: { haproxy: 'p->listener_queue' },
+          on: {
+            DEQUEUE_FRONTEND: [
+              {
+                guard: 'sessRateBlocks',
+                description: 'The session rate still has no budget: the frontend queue stays as it is.',
+                meta: { haproxy: 'freq_ctr_remain(&fe->fe_sess_per_sec, fe_sps_lim, 0) == 0' },
+              },
+              {
+                target: '#listener.ready',
+                actions: ['listenerResumeAccepting'],
+                description:
+                  'Dequeued by a release of the frontend or by its rate task: ready again (below its bind maxconn, as when it was limited).',
+                meta: { haproxy: 'dequeue_all_listeners(&fe->listener_queue) → resume_listener' },
+              },
+            ],
+          },
+        },
+      },
+    },
+  },
+});

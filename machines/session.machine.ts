@@ -1,0 +1,503 @@
+/**
+ * The session lifecycle: HAProxy 1.5-dev12's embryonic sessions (2542b53b1 with 22cda21ad).
+ *
+ * session_accept builds only an embryonic session when the connection has a handshake to run: the
+ * session object, the counters, and a task whose deadline is the handshake timeout. No buffer is
+ * allocated. When the last handshake ends, conn_session_complete calls session_complete, which adds
+ * the session to the sessions list, counts it, and allocates its buffers. A handshake error, the
+ * deadline, or a failed completion kills the embryonic session instead (kill_mini_session).
+ *
+ * session_accept's own outcomes are here too: ret = 0 (tcp-request reject, monitor) and ret < 0
+ * (an allocation or setup failure, unwound in reverse order, with a 500 in http mode on a raw
+ * transport). The effects are emitted in the order HAProxy applies them
+ * (haproxy-history.md §3, "Exact sequences per path").
+ */
+import { assign, setup } from 'xstate';
+import { answers500, handshakeTimeout, hasHandshake, type ModelConfig } from './config.ts';
+import { hostEffects, type BufKind, type Effect } from './effects.ts';
+
+/** Where a setup step of session_accept or session_complete can fail. `none`: nothing fails. */
+export type AcceptFailSite = 'none' | 'session' | 'fcntl' | 'task' | 'dataInit' | CompleteFailSite;
+
+/** Where session_complete can fail: a buffer allocation, the txn, or the frontend's accept(). */
+export type CompleteFailSite = 'req' | 'rep' | 'txn' | 'accept';
+
+/** What the source address matched at accept: nothing, `monitor-net`, or a tcp-request reject rule. */
+export type SourceClass = 'plain' | 'monitor' | 'denied';
+
+/** Context of one session. */
+export interface SessionContext {
+  config: ModelConfig; //  the frontend's configuration (never changes)
+  ret: -1 | 0 | 1 | null; // what session_accept returns to listener_accept; null = not returned yet
+}
+
+/** Events the session machine accepts. "from" names who sends it. */
+export type SessionEvent =
+  | { type: 'SESSION_ACCEPT'; src: SourceClass; fail: AcceptFailSite } //   from the listener via session_accept
+  | { type: 'HANDSHAKE_END'; error: boolean; fail: CompleteFailSite | 'none' } // from the connection
+  | { type: 'TASK_WAKEUP'; timer: boolean } //                             from the scheduler
+  | { type: 'SESSION_END' }; //                                            from process_session: the stream ended
+
+/** The prefix of every path once the session is allocated: counters of session_accept, in order. */
+const ACCEPT_COUNTERS = ['sessionAlloc', 'feconnInc', 'connMaxUpdate', 'cumConnInc'] as const;
+
+/** kill_mini_session after its optional log line: close, release block, task, fd, session. */
+const KILL_MINI_SESSION = [
+  'connClose',
+  { type: 'feconnDec', params: { site: 'kill_mini_session' } },
+  'actconnDec',
+  'jobsDec',
+  'nbconnDec',
+  'resumeListener',
+  'dequeueGlobal',
+  'dequeueFrontend',
+  'taskFree',
+  { type: 'fdClose', params: { site: 'kill_mini_session' } },
+  { type: 'sessionFree', params: { site: 'kill_mini_session' } },
+] as const;
+
+/** session_complete's start: the list, the session counters, the task's new handler. */
+const COMPLETE_START = ['listAdd', 'cumSessInc', 'taskSetHandler'] as const;
+
+/** The buffers session_complete allocates, in its order: the channels, then the http txn. */
+export function sessionBuffers(config: ModelConfig): BufKind[] {
+  return config.mode === 'http' ? ['req', 'rep', 'txn'] : ['req', 'rep'];
+}
+
+/**
+ * Expands a macro effect of this machine into the primitive effects it stands for, in HAProxy's
+ * order; returns any other effect unchanged in a one-element list. Pure.
+ * - allocBuffers: session_complete's allocations (req, rep, and the txn in http mode).
+ * - freeBuffers: session_free's releases, in reverse order.
+ * - completeFailure{site}: a session_complete that fails at `site`: the list and the session
+ *   counters first, what was allocated before `site`, freed again in reverse (out_free_rep,
+ *   out_free_req), then the LIST_DEL that 3b24641745 added.
+ */
+export function expandSessionEffect(config: ModelConfig, effect: Effect): Effect[] {
+  const bufs = sessionBuffers(config);
+  switch (effect.type) {
+    case 'allocBuffers':
+      return bufs.map((buf) => ({ type: 'bufAlloc', params: { buf } }));
+    case 'freeBuffers':
+      return [...bufs].reverse().map((buf) => ({ type: 'bufFree', params: { buf } }));
+    case 'completeFailure': {
+      const site = (effect.params as { site: CompleteFailSite }).site;
+      const stop = site === 'accept' ? bufs.length : bufs.indexOf(site);
+      const allocated = bufs.slice(0, stop === -1 ? bufs.length : stop);
+      return [
+        ...COMPLETE_START.map((type) => ({ type })),
+        ...allocated.map((buf) => ({ type: 'bufAlloc' as const, params: { buf } })),
+        ...[...allocated].reverse().map((buf) => ({ type: 'bufFree' as const, params: { buf } })),
+        { type: 'listDel', params: { site: 'session_complete' } },
+      ];
+    }
+    default:
+      return [effect];
+  }
+}
+
+export const sessionMachine = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as { config: ModelConfig },
+  },
+  actions: {
+    ...hostEffects([
+      'sessionAlloc',
+      'sessionFree',
+      'feconnInc',
+      'feconnDec',
+      'connMaxUpdate',
+      'cumConnInc',
+      'cumSessInc',
+      'deniedConnInc',
+      'actconnDec',
+      'jobsDec',
+      'nbconnDec',
+      'taskNew',
+      'taskFree',
+      'armDeadline',
+      'taskSetHandler',
+      'taskWakeupInit',
+      'listAdd',
+      'listDel',
+      'allocBuffers',
+      'freeBuffers',
+      'completeFailure',
+      'fdInsert',
+      'fdClose',
+      'setNoLinger',
+      'drainInput',
+      'send200',
+      'send500',
+      'logEmbryonicKill',
+      'notifySi',
+      'acceptReturned',
+      'connStartHandshake',
+      'connNoHandshake',
+      'connTimeout',
+      'connClose',
+      'resumeListener',
+      'dequeueGlobal',
+      'dequeueFrontend',
+    ]),
+    setRet: assign({ ret: (_, params: { ret: -1 | 0 | 1 }) => params.ret }),
+  },
+  guards: {
+    sessionAllocFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'session',
+    sourceDenied: ({ event }) => event.type === 'SESSION_ACCEPT' && event.src === 'denied',
+    sourceIsMonitor: ({ event }) => event.type === 'SESSION_ACCEPT' && event.src === 'monitor',
+    earlySetupFails: ({ event }) =>
+      event.type === 'SESSION_ACCEPT' && (event.fail === 'fcntl' || event.fail === 'task'),
+    dataInitFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit',
+    handshakePending: ({ context }) => hasHandshake(context.config),
+    completionFails: ({ event }) =>
+      (event.type === 'SESSION_ACCEPT' || event.type === 'HANDSHAKE_END') &&
+      ['req', 'rep', 'txn', 'accept'].includes(event.fail),
+    completionFailureIsCritical: ({ context }) => context.config.profile !== '2.6',
+    connectionHasError: ({ event }) => event.type === 'HANDSHAKE_END' && event.error,
+    wokenByTimer: ({ event }) => event.type === 'TASK_WAKEUP' && event.timer,
+    httpMode: ({ context }) => context.config.mode === 'http',
+    answers500: ({ context }) => context.ret === -1 && answers500(context.config),
+    logging: ({ context }) => context.config.logging,
+  },
+}).createMachine({
+  id: 'session',
+  description:
+    'One session, from the accept of its connection to its free: embryonic while the connection handshakes, initialized once completed.',
+  meta: { haproxy: 'struct session; src/session.c' },
+  context: ({ input }) => ({ config: input.config, ret: null }),
+  initial: 'absent',
+  states: {
+    absent: {
+      description: 'No session exists yet: its connection waits in the listen backlog.',
+      meta: { haproxy: 'listener_accept, before l->accept()' },
+      on: {
+        SESSION_ACCEPT: [
+          {
+            guard: 'sessionAllocFails',
+            target: 'setupFailed',
+            actions: [{ type: 'setRet', params: { ret: -1 } }, 'connClose'],
+            description: 'pool_alloc2(pool2_session) failed: nothing was counted yet; straight to out_close.',
+            meta: { haproxy: 'session_accept: goto out_close' },
+          },
+          {
+            guard: 'sourceDenied',
+            target: 'rejected',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'deniedConnInc',
+              'setNoLinger',
+              'connClose',
+              { type: 'feconnDec', params: { site: 'out_free_session' } },
+              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              { type: 'setRet', params: { ret: 0 } },
+            ],
+            description:
+              'A tcp-request connection rule rejected the source: denied_conn++, SO_LINGER 0 (RST), ret = 0 through out_free_session.',
+            meta: { haproxy: 'session_accept: tcp_exec_req_rules → out_free_session' },
+          },
+          {
+            guard: 'sourceIsMonitor',
+            target: 'monitored',
+            actions: [...ACCEPT_COUNTERS, { type: 'setRet', params: { ret: 0 } }],
+            description:
+              'The source matches monitor-net: answered at once, no handshake, no session completion.',
+            meta: { haproxy: 'session_accept monitor-net (82569f915, dev13 semantics)' },
+          },
+          {
+            guard: 'earlySetupFails',
+            target: 'setupFailed',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'connClose',
+              { type: 'feconnDec', params: { site: 'out_free_session' } },
+              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              { type: 'setRet', params: { ret: -1 } },
+            ],
+            description: 'fcntl(O_NONBLOCK) or task_new failed: unwound through out_free_session.',
+            meta: { haproxy: 'session_accept: goto out_free_session' },
+          },
+          {
+            guard: 'dataInitFails',
+            target: 'setupFailed',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'taskNew',
+              'fdInsert',
+              'connClose',
+              'taskFree',
+              { type: 'feconnDec', params: { site: 'out_free_session' } },
+              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              { type: 'setRet', params: { ret: -1 } },
+            ],
+            description: 'conn_data_init failed: unwound through out_free_task.',
+            meta: { haproxy: 'session_accept: goto out_free_task' },
+          },
+          {
+            guard: 'handshakePending',
+            target: 'embryonic',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'taskNew',
+              'fdInsert',
+              'connStartHandshake',
+              { type: 'armDeadline', params: ({ context }) => ({ ms: handshakeTimeout(context.config) }) },
+              { type: 'setRet', params: { ret: 1 } },
+              { type: 'acceptReturned', params: { ret: 1 } },
+            ],
+            description:
+              'CO_FL_HANDSHAKE is set: only the embryonic session is built. Its task gets expire_mini_session and the handshake deadline; no buffer is allocated.',
+            meta: {
+              haproxy: 'session_accept: CO_FL_HANDSHAKE → expire_mini_session, CO_FL_INIT_SESS, return 1',
+            },
+          },
+          {
+            guard: 'completionFails',
+            target: 'setupFailed',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'taskNew',
+              'fdInsert',
+              'connNoHandshake',
+              {
+                type: 'completeFailure',
+                params: ({ event }) => ({ site: (event as { fail: CompleteFailSite }).fail }),
+              },
+              'connClose',
+              'taskFree',
+              { type: 'feconnDec', params: { site: 'out_free_session' } },
+              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              {
+                type: 'setRet',
+                params: ({ context }) => ({ ret: context.config.profile === '2.6' ? 0 : -1 }),
+              },
+            ],
+            description:
+              'No handshake, and session_complete failed in session_accept: counted as a session, unwound through out_free_task. 2.6 returns 0 here (no 500).',
+            meta: { haproxy: 'session_accept → session_complete < 0 → out_free_task' },
+          },
+          {
+            target: 'initialized',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'taskNew',
+              'fdInsert',
+              'connNoHandshake',
+              ...COMPLETE_START,
+              'allocBuffers',
+              'notifySi',
+              'taskWakeupInit',
+              { type: 'setRet', params: { ret: 1 } },
+              { type: 'acceptReturned', params: { ret: 1 } },
+            ],
+            description:
+              'No handshake: session_complete runs at once and the session is initialized in session_accept.',
+            meta: { haproxy: 'session_accept → session_complete > 0' },
+          },
+        ],
+      },
+    },
+    embryonic: {
+      description:
+        'The minimal session of session_accept: counted in feconn/actconn/jobs/nbconn, a task running expire_mini_session with the handshake deadline, the fd, and no buffer. It is not in the sessions list.',
+      meta: { haproxy: 'session_accept (CO_FL_INIT_SESS); expire_mini_session' },
+      on: {
+        HANDSHAKE_END: [
+          {
+            guard: 'connectionHasError',
+            target: 'killed',
+            description:
+              'A handshake failed (CO_FL_ERROR): conn_session_complete does not complete and kills the embryonic session in the same callback.',
+            meta: { haproxy: 'conn_session_complete: CO_FL_ERROR → kill_mini_session (22cda21ad)' },
+          },
+          {
+            guard: 'completionFails',
+            target: 'killed',
+            actions: [
+              {
+                type: 'completeFailure',
+                params: ({ event }) => ({ site: (event as { fail: CompleteFailSite }).fail }),
+              },
+            ],
+            description:
+              'The handshake ended but session_complete failed: the session was counted (cum_sess) and is unlinked (3b24641745), then killed.',
+            meta: { haproxy: 'conn_session_complete: session_complete < 0 → kill_mini_session' },
+          },
+          {
+            target: 'initialized',
+            actions: [...COMPLETE_START, 'allocBuffers', 'notifySi', 'taskWakeupInit'],
+            description:
+              'The last handshake ended: session_complete links the session, counts it, allocates its buffers and replaces the deadline with the session handler.',
+            meta: {
+              haproxy: 'conn_session_complete → session_complete > 0; conn->flags &= ~CO_FL_INIT_SESS',
+            },
+          },
+        ],
+        TASK_WAKEUP: [
+          {
+            guard: 'wokenByTimer',
+            target: 'expired',
+            actions: ['connTimeout'],
+            description: 'The handshake deadline struck (TASK_WOKEN_TIMER).',
+            meta: { haproxy: 'expire_mini_session: TASK_WOKEN_TIMER → kill_mini_session' },
+          },
+          {
+            description: 'Woken for another reason than its timer: expire_mini_session does nothing (I13).',
+            meta: { haproxy: 'expire_mini_session: !(t->state & TASK_WOKEN_TIMER) → return t' },
+          },
+        ],
+      },
+    },
+    initialized: {
+      description:
+        'The complete session: in the sessions list, counted in cum_sess, with its req/rep buffers (and the http txn), its task running process_session.',
+      meta: { haproxy: 'session_complete (SN_INITIALIZED); process_session' },
+      on: {
+        SESSION_END: {
+          target: 'freed',
+          actions: [
+            'connClose',
+            { type: 'fdClose', params: { site: 'process_session' } },
+            { type: 'feconnDec', params: { site: 'process_session' } },
+            'actconnDec',
+            'jobsDec',
+            'nbconnDec',
+            'resumeListener',
+            'dequeueGlobal',
+            'dequeueFrontend',
+            'freeBuffers',
+            { type: 'listDel', params: { site: 'session_free' } },
+            { type: 'sessionFree', params: { site: 'session_free' } },
+            'taskFree',
+          ],
+          description:
+            'The stream ended: process_session releases the slot (release block), session_free frees the buffers and unlinks the session, then the task is freed.',
+          meta: { haproxy: 'process_session end: release block, session_free, task_free' },
+        },
+      },
+    },
+    expired: {
+      description: 'The handshake deadline killed the embryonic session. It passes at once to freed.',
+      meta: { haproxy: 'expire_mini_session → kill_mini_session' },
+      always: [
+        {
+          guard: 'logging',
+          target: 'freed',
+          actions: ['logEmbryonicKill', ...KILL_MINI_SESSION],
+          description: 'kill_mini_session, with its log line.',
+          meta: { haproxy: 'kill_mini_session (log: 0af2912fd)' },
+        },
+        {
+          target: 'freed',
+          actions: [...KILL_MINI_SESSION],
+          description: 'kill_mini_session, silent (no logging on the frontend).',
+          meta: { haproxy: 'kill_mini_session' },
+        },
+      ],
+    },
+    killed: {
+      description:
+        'A handshake error or a failed completion killed the embryonic session. It passes at once to freed.',
+      meta: { haproxy: 'conn_session_complete → kill_mini_session' },
+      always: [
+        {
+          guard: 'logging',
+          target: 'freed',
+          actions: ['logEmbryonicKill', ...KILL_MINI_SESSION],
+          description: 'kill_mini_session, with its log line.',
+          meta: { haproxy: 'kill_mini_session (log: 0af2912fd)' },
+        },
+        {
+          target: 'freed',
+          actions: [...KILL_MINI_SESSION],
+          description: 'kill_mini_session, silent (no logging on the frontend).',
+          meta: { haproxy: 'kill_mini_session' },
+        },
+      ],
+    },
+    rejected: {
+      description:
+        'A tcp-request connection rule rejected the connection at accept (ret = 0). It passes at once to freed.',
+      meta: { haproxy: 'session_accept: ret = 0, out_close' },
+      always: {
+        target: 'freed',
+        actions: [
+          { type: 'fdClose', params: { site: 'out_close' } },
+          { type: 'acceptReturned', params: { ret: 0 } },
+        ],
+        description:
+          'out_close closes the fd with an RST (SO_LINGER 0); listener_accept releases the slot and keeps accepting.',
+        meta: { haproxy: 'session_accept out_close; listener_accept ret == 0' },
+      },
+    },
+    monitored: {
+      description: 'A monitor-net source got its answer at accept (ret = 0). It passes at once to freed.',
+      meta: { haproxy: 'session_accept monitor-net (82569f915)' },
+      always: [
+        {
+          guard: 'httpMode',
+          target: 'freed',
+          actions: [
+            'drainInput',
+            'send200',
+            'connClose',
+            { type: 'feconnDec', params: { site: 'out_free_session' } },
+            { type: 'sessionFree', params: { site: 'out_free_session' } },
+            { type: 'fdClose', params: { site: 'out_close' } },
+            { type: 'acceptReturned', params: { ret: 0 } },
+          ],
+          description: 'http mode: drain the request, answer "HTTP/1.0 200 OK", close.',
+          meta: { haproxy: 'session_accept: send "HTTP/1.0 200 OK\\r\\n\\r\\n", ret = 0' },
+        },
+        {
+          target: 'freed',
+          actions: [
+            'drainInput',
+            'connClose',
+            { type: 'feconnDec', params: { site: 'out_free_session' } },
+            { type: 'sessionFree', params: { site: 'out_free_session' } },
+            { type: 'fdClose', params: { site: 'out_close' } },
+            { type: 'acceptReturned', params: { ret: 0 } },
+          ],
+          description: 'tcp mode: drain and close, which is the answer.',
+          meta: { haproxy: 'session_accept monitor-net, ret = 0' },
+        },
+      ],
+    },
+    setupFailed: {
+      description:
+        'session_accept failed (ret < 0, or 0 in 2.6 for a failed completion). It passes at once to freed.',
+      meta: { haproxy: 'session_accept out_close' },
+      always: [
+        {
+          guard: 'answers500',
+          target: 'freed',
+          actions: [
+            'send500',
+            { type: 'fdClose', params: { site: 'out_close' } },
+            { type: 'acceptReturned', params: ({ context }) => ({ ret: context.ret }) },
+          ],
+          description:
+            "ret < 0 in http mode on a raw transport: a 500 built from the frontend's error message, never from the session.",
+          meta: { haproxy: 'session_accept out_close: 500 (cbaaec475, 05bf5e1c3)' },
+        },
+        {
+          target: 'freed',
+          actions: [
+            { type: 'fdClose', params: { site: 'out_close' } },
+            { type: 'acceptReturned', params: ({ context }) => ({ ret: context.ret }) },
+          ],
+          description: 'No 500 (tcp mode, TLS transport, or ret = 0): the fd is closed.',
+          meta: { haproxy: 'session_accept out_close: fd_delete / close' },
+        },
+      ],
+    },
+    freed: {
+      type: 'final',
+      description: 'No session exists any more: its memory, task, buffers and fd are released.',
+      meta: { haproxy: 'pool_free2(pool2_session, s)' },
+    },
+  },
+});

@@ -1,0 +1,417 @@
+/**
+ * The composed system: one frontend with one listener, the global counters, and N connections,
+ * stepped by pure transitions. It is the model the checkers explore and the tests replay.
+ *
+ * The model holds no timer and does no I/O. Time is an event (TIMER_EXPIRE, QUEUE_TASK,
+ * RATE_PERIOD), and an allocation's outcome is a parameter of the event whose step allocates.
+ * Counters change only through the machines' counter effects (counters.ts). Memory is explicit:
+ * each connection's fd, session, task, buffers and list membership is a small record whose
+ * resources go none → live → freed, so that "used after free" and "freed twice" are facts the
+ * model records (`faults`) rather than crashes it cannot see.
+ */
+import { handshakeTimeout, type ModelConfig } from './config.ts';
+import {
+  applyCounterEffect,
+  listenerGauges,
+  newRatePeriod,
+  zeroCounters,
+  type Counters,
+} from './counters.ts';
+import {
+  Composition,
+  type Defect,
+  type Host,
+  type Origin,
+  type StepInputs,
+  type TransitionRecord,
+  type World,
+} from './compose.ts';
+import type { Effect, BufKind } from './effects.ts';
+import type { ProxyErrCode, SslErrCode } from './errCodes.ts';
+import type { AcceptFailSite, CompleteFailSite, SourceClass } from './session.machine.ts';
+
+/** The life of one resource in the model's memory. */
+export type Life = 'none' | 'live' | 'freed';
+
+/** The model's memory for one connection: what it holds, and what went wrong with it. */
+export interface ConnMemory {
+  fd: 'none' | 'open' | 'closed'; //        the accepted fd: created by accept(), closed once
+  fdCloses: number; //                      how many times the fd was closed (must end at exactly 1)
+  inFdtab: boolean; //                      registered by fd_insert
+  linger: 'fin' | 'rst'; //                 how the close will look to the client (SO_LINGER 0 = rst)
+  closedWith: 'fin' | 'rst' | null; //      how it was closed; null = not yet
+  session: Life; //                         the session object (pool2_session)
+  task: Life; //                            the session task
+  taskProcess: 'none' | 'expire' | 'handler'; // expire_mini_session or l->handler
+  deadline: number | null; //               armed handshake deadline in ms after accept; null = none (TICK_ETERNITY)
+  bufs: Record<BufKind, Life>; //           req/rep channels and the http txn
+  inList: boolean; //                       linked in the global sessions list
+  embryonicEnds: number; //                 how many times the embryonic session ended (completion or kill)
+  sent: string[]; //                        what the proxy wrote to the client itself ('200', '500')
+  logged: number; //                        embryonic-kill log lines
+  faults: string[]; //                      memory faults seen while executing effects (use after free, double free)
+}
+
+/** The whole model state. */
+export interface SystemState {
+  world: World; //                 the machines' snapshots (interned ids)
+  counters: Counters; //           HAProxy's counters, changed only by counter effects
+  memory: ConnMemory[]; //         one record per connection, index = connection id
+  queueTasks: { global: boolean; frontend: boolean }; // queue tasks scheduled
+}
+
+/** The environment's events: what can happen to the system next. */
+export type SystemEvent =
+  | { type: 'ACCEPT'; src?: SourceClass; fail?: AcceptFailSite; acceptError?: boolean } // the listening fd is readable
+  | { type: 'PROXY_HEADER_OK'; conn: number; fail?: CompleteFailSite | 'none' }
+  | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyErrCode }
+  | { type: 'TLS_OK'; conn: number; fail?: CompleteFailSite | 'none' }
+  | { type: 'TLS_ERROR'; conn: number; code: SslErrCode }
+  | { type: 'PEER_CLOSE'; conn: number }
+  | { type: 'PEER_RESET'; conn: number }
+  | { type: 'TIMER_EXPIRE'; conn: number } //  the session task's deadline struck
+  | { type: 'TASK_WAKEUP'; conn: number } //   the session task was woken for another reason
+  | { type: 'SESSION_END'; conn: number } //   process_session ended the stream
+  | { type: 'QUEUE_TASK'; queue: 'global' | 'frontend' } // a queue task fired
+  | { type: 'RATE_PERIOD' }; //                one second elapsed: rate counters rotate
+
+function freshMemory(): ConnMemory {
+  return {
+    fd: 'none',
+    fdCloses: 0,
+    inFdtab: false,
+    linger: 'fin',
+    closedWith: null,
+    session: 'none',
+    task: 'none',
+    taskProcess: 'none',
+    deadline: null,
+    bufs: { req: 'none', rep: 'none', txn: 'none' },
+    inList: false,
+    embryonicEnds: 0,
+    sent: [],
+    logged: 0,
+    faults: [],
+  };
+}
+
+function cloneMemory(m: ConnMemory): ConnMemory {
+  return { ...m, bufs: { ...m.bufs }, sent: [...m.sent], faults: [...m.faults] };
+}
+
+/**
+ * The model's host: executes effects on the counters and the memory records of a SystemState.
+ * Pure with respect to the outside world; mutates only the state it was given.
+ */
+class ModelHost implements Host {
+  readonly records: TransitionRecord[] = [];
+
+  constructor(
+    private readonly s: SystemState,
+    private readonly config: ModelConfig,
+  ) {}
+
+  gauges() {
+    return listenerGauges(this.s.counters, this.config);
+  }
+
+  record(r: TransitionRecord): void {
+    this.records.push(r);
+    if (r.conn === null) return;
+    const m = this.s.memory[r.conn]!;
+    // accept() creates the fd: the connection leaves the backlog with it open.
+    if (r.machine === 'connection' && r.from === 'pending') m.fd = 'open';
+    // Ground truth for "each embryonic session ends exactly once": any step out of embryonic.
+    if (r.machine === 'session' && r.from === 'embryonic' && r.to !== 'embryonic') m.embryonicEnds++;
+  }
+
+  execute(effect: Effect, origin: Origin): void {
+    if (applyCounterEffect(this.s.counters, effect.type, this.config)) return;
+    if (effect.type === 'scheduleQueueTask') {
+      this.s.queueTasks[(effect.params as { queue: 'global' | 'frontend' }).queue] = true;
+      return;
+    }
+    if (origin.conn === null) return;
+    const m = this.s.memory[origin.conn]!;
+    const fault = (what: string): void => {
+      m.faults.push(what);
+    };
+    const alloc = (life: Life, what: string): Life => {
+      if (life !== 'none') fault(`${what} allocated twice`);
+      return 'live';
+    };
+    const free = (life: Life, what: string): Life => {
+      if (life !== 'live')
+        fault(life === 'freed' ? `${what} freed twice` : `${what} freed but never allocated`);
+      return 'freed';
+    };
+    switch (effect.type) {
+      case 'sessionAccept':
+        break;
+      case 'sessionAlloc':
+        m.session = alloc(m.session, 'session');
+        break;
+      case 'sessionFree':
+        m.session = free(m.session, 'session');
+        break;
+      case 'taskNew':
+        m.task = alloc(m.task, 'task');
+        break;
+      case 'taskFree':
+        m.task = free(m.task, 'task');
+        m.taskProcess = 'none';
+        break;
+      case 'armDeadline':
+        if (m.task !== 'live') fault('deadline armed on a task that is not live');
+        m.taskProcess = 'expire';
+        m.deadline = (effect.params as { ms: number | null }).ms;
+        break;
+      case 'taskSetHandler':
+        if (m.task !== 'live') fault('task handler set on a task that is not live');
+        m.taskProcess = 'handler';
+        m.deadline = null;
+        break;
+      case 'taskWakeupInit':
+        if (m.task !== 'live') fault('task woken after free');
+        break;
+      case 'listAdd':
+        if (m.session !== 'live') fault('a session that is not live was linked');
+        if (m.inList) fault('session linked twice');
+        m.inList = true;
+        break;
+      case 'listDel':
+        if (!m.inList) fault('session unlinked but not linked');
+        m.inList = false;
+        break;
+      case 'bufAlloc': {
+        const buf = (effect.params as { buf: BufKind }).buf;
+        m.bufs[buf] = alloc(m.bufs[buf], buf);
+        break;
+      }
+      case 'bufFree': {
+        const buf = (effect.params as { buf: BufKind }).buf;
+        m.bufs[buf] = free(m.bufs[buf], buf);
+        break;
+      }
+      case 'fdInsert':
+        if (m.fd !== 'open') fault('fd_insert on an fd that is not open');
+        m.inFdtab = true;
+        break;
+      case 'fdClose':
+        if (m.fd === 'closed') fault('fd closed twice');
+        m.fdCloses++;
+        m.fd = 'closed';
+        m.inFdtab = false;
+        m.closedWith ??= m.linger;
+        break;
+      case 'setNoLinger':
+        if (m.fd !== 'open') fault('SO_LINGER set on a closed fd');
+        m.linger = 'rst';
+        break;
+      case 'drainInput':
+        if (m.fd !== 'open') fault('read on a closed fd');
+        break;
+      case 'send200':
+      case 'send500':
+        if (m.fd !== 'open') fault('write on a closed fd');
+        m.sent.push(effect.type === 'send200' ? '200' : '500');
+        break;
+      case 'logEmbryonicKill':
+        if (m.session !== 'live') fault('kill logged from a session that is not live');
+        m.logged++;
+        break;
+      case 'notifySi':
+        if (m.fd !== 'open') fault('stream interface notified on a closed connection');
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/**
+ * The composed model for one configuration and N connections.
+ * Requires n ≥ 1. Steps are pure: `step` returns a new state and never changes the one it was given.
+ */
+export class SystemModel {
+  readonly composition: Composition;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly n: number,
+    readonly defect: Defect | null = null,
+  ) {
+    this.composition = new Composition(config, defect);
+  }
+
+  /** Returns the initial state: the listener ready, every connection pending in the backlog, counters at zero. */
+  initial(): SystemState {
+    const world = this.composition.initialWorld();
+    for (let i = 0; i < this.n; i++) this.composition.addConnection(world, i);
+    return {
+      world,
+      counters: zeroCounters(),
+      memory: Array.from({ length: this.n }, freshMemory),
+      queueTasks: { global: false, frontend: false },
+    };
+  }
+
+  /** Returns a deep copy of `s` that shares nothing mutable with it. Pure. */
+  clone(s: SystemState): SystemState {
+    const conns = new Map<number, { connection: number; session: number }>();
+    for (const [k, v] of s.world.conns) conns.set(k, { ...v });
+    return {
+      world: { listener: s.world.listener, conns },
+      counters: { ...s.counters },
+      memory: s.memory.map(cloneMemory),
+      queueTasks: { ...s.queueTasks },
+    };
+  }
+
+  /** Returns the dotted state of a machine in `s`: the listener's, or connection `conn`'s. */
+  state(s: SystemState, machine: 'listener' | 'connection' | 'session', conn: number | null = null): string {
+    return this.composition.stateOf(s.world, machine, conn);
+  }
+
+  /** Returns connection `conn`'s err_code in `s`, or null. */
+  errCode(s: SystemState, conn: number): string | null {
+    return (this.composition.contextOf(s.world, 'connection', conn).errCode as string | null) ?? null;
+  }
+
+  /** Returns the oldest connection still in the backlog, or null if none. */
+  nextPending(s: SystemState): number | null {
+    for (let i = 0; i < this.n; i++) if (this.state(s, 'connection', i) === 'pending') return i;
+    return null;
+  }
+
+  /**
+   * Applies `event` to a copy of `s` and returns the new state with the machine steps taken.
+   * Returns null when the event cannot happen in `s` (see `enabled`). Pure.
+   */
+  step(s: SystemState, event: SystemEvent): { state: SystemState; records: TransitionRecord[] } | null {
+    if (!this.isEnabled(s, event)) return null;
+    const next = this.clone(s);
+    const host = new ModelHost(next, this.config);
+    const c = this.composition;
+    const inputs = (partial: Partial<StepInputs>): StepInputs => ({
+      src: 'plain',
+      acceptFail: 'none',
+      completeFail: 'none',
+      ...partial,
+    });
+    switch (event.type) {
+      case 'ACCEPT': {
+        const conn = this.nextPending(next)!;
+        c.acceptAttempt(
+          next.world,
+          host,
+          conn,
+          inputs({ src: event.src ?? 'plain', acceptFail: event.fail ?? 'none' }),
+          event.acceptError ?? false,
+        );
+        break;
+      }
+      case 'PROXY_HEADER_OK':
+      case 'TLS_OK':
+        c.dispatch(
+          next.world,
+          host,
+          'connection',
+          event.conn,
+          { type: event.type },
+          inputs({ completeFail: event.fail ?? 'none' }),
+        );
+        break;
+      case 'PROXY_HEADER_ERROR':
+      case 'TLS_ERROR':
+        c.dispatch(
+          next.world,
+          host,
+          'connection',
+          event.conn,
+          { type: event.type, code: event.code },
+          inputs({}),
+        );
+        break;
+      case 'PEER_CLOSE':
+      case 'PEER_RESET':
+        c.dispatch(next.world, host, 'connection', event.conn, { type: event.type }, inputs({}));
+        break;
+      case 'TIMER_EXPIRE':
+      case 'TASK_WAKEUP':
+        c.dispatch(
+          next.world,
+          host,
+          'session',
+          event.conn,
+          { type: 'TASK_WAKEUP', timer: event.type === 'TIMER_EXPIRE' },
+          inputs({}),
+        );
+        break;
+      case 'SESSION_END':
+        c.dispatch(next.world, host, 'session', event.conn, { type: 'SESSION_END' }, inputs({}));
+        break;
+      case 'QUEUE_TASK':
+        next.queueTasks[event.queue] = false;
+        c.dispatch(
+          next.world,
+          host,
+          'listener',
+          null,
+          { type: event.queue === 'global' ? 'DEQUEUE_GLOBAL' : 'DEQUEUE_FRONTEND', ...host.gauges() },
+          inputs({}),
+        );
+        break;
+      case 'RATE_PERIOD':
+        newRatePeriod(next.counters);
+        break;
+    }
+    return { state: next, records: host.records };
+  }
+
+  /**
+   * True iff `event` can happen in `s`: the environment can only act on what exists. A pending
+   * connection can be accepted only while the listener polls its socket; handshake input only
+   * reaches a connection waiting for it; a timer fires only if armed; a stream ends only if it exists.
+   */
+  isEnabled(s: SystemState, event: SystemEvent): boolean {
+    switch (event.type) {
+      case 'ACCEPT':
+        return this.state(s, 'listener') === 'ready' && this.nextPending(s) !== null;
+      case 'PROXY_HEADER_OK':
+      case 'PROXY_HEADER_ERROR':
+        return (
+          this.inRange(event.conn) && this.state(s, 'connection', event.conn) === 'handshake.proxyHeader'
+        );
+      case 'TLS_OK':
+      case 'TLS_ERROR':
+        return this.inRange(event.conn) && this.state(s, 'connection', event.conn) === 'handshake.tls';
+      case 'PEER_CLOSE':
+      case 'PEER_RESET':
+        return this.inRange(event.conn) && this.state(s, 'connection', event.conn).startsWith('handshake.');
+      case 'TIMER_EXPIRE': {
+        const m = this.inRange(event.conn) ? s.memory[event.conn]! : null;
+        return m !== null && m.task === 'live' && m.taskProcess === 'expire' && m.deadline !== null;
+      }
+      case 'TASK_WAKEUP': {
+        const m = this.inRange(event.conn) ? s.memory[event.conn]! : null;
+        return m !== null && m.task === 'live' && m.taskProcess === 'expire';
+      }
+      case 'SESSION_END':
+        return this.inRange(event.conn) && this.state(s, 'session', event.conn) === 'initialized';
+      case 'QUEUE_TASK':
+        return s.queueTasks[event.queue];
+      case 'RATE_PERIOD':
+        return (
+          (this.config.maxconnrate !== null || this.config.rateLimitSessions !== null) &&
+          (s.counters.connPerSec > 0 || s.counters.feSessPerSec > 0)
+        );
+    }
+  }
+
+  private inRange(conn: number): boolean {
+    return Number.isInteger(conn) && conn >= 0 && conn < this.n;
+  }
+}
+
+export { handshakeTimeout };
