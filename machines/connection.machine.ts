@@ -54,7 +54,7 @@ export const connectionMachine = setup({
     input: {} as { config: ModelConfig },
   },
   actions: {
-    ...hostEffects(['handshakeEnded', 'setNoLinger']),
+    ...hostEffects(['handshakeEnded', 'setNoLinger', 'recvProxyHeader', 'startTlsHandshake']),
     setErrCode: assign({
       errCode: ({ context }, params: { code: ErrCode }) => context.errCode ?? params.code,
     }),
@@ -133,6 +133,7 @@ export const connectionMachine = setup({
         proxyHeader: {
           description: 'CO_FL_ACCEPT_PROXY: waiting for the PROXY protocol header.',
           meta: { haproxy: 'conn_recv_proxy' },
+          entry: ['recvProxyHeader'],
           on: {
             PROXY_HEADER_OK: [
               {
@@ -200,6 +201,7 @@ export const connectionMachine = setup({
         tls: {
           description: 'CO_FL_SSL_WAIT_HS: the TLS handshake runs (after the PROXY header, if any).',
           meta: { haproxy: 'ssl_sock_handshake while CO_FL_SSL_WAIT_HS is set' },
+          entry: ['startTlsHandshake'],
           on: {
             TLS_OK: {
               target: '#connection.ready',

@@ -109,6 +109,15 @@ export const EFFECTS = {
     haproxy: 'session_complete',
   },
 
+  recvProxyHeader: {
+    does: 'start reading the PROXY header into the handshake scratch area (never a session buffer)',
+    haproxy: 'conn_fd_handler → conn_recv_proxy (CO_FL_ACCEPT_PROXY)',
+  },
+  startTlsHandshake: {
+    does: 'start the TLS handshake on the connection, with the bytes after the PROXY header',
+    haproxy: 'conn_fd_handler → ssl_sock_handshake (CO_FL_SSL_WAIT_HS)',
+  },
+
   // --- the listener's socket and queues ---
   listenerStopAccepting: {
     does: 'stop polling the listening socket (fd_stop_recv): new connections wait in the kernel backlog',
