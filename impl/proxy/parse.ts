@@ -122,7 +122,7 @@ export function parseProxyHeader(buf: Uint8Array, opts: ProxyParseOptions): Prox
   if (buf.length === 0) {
     return o.eof ? fail('PRX_EMPTY', 'connection closed before any byte of the PROXY header') : NEED_MORE;
   }
-  const result = o.mode === 'strict' ? dispatchStrict(buf, o) : dispatchTolerant(buf);
+  const result = o.mode === 'strict' ? dispatchStrict(buf) : dispatchTolerant(buf);
   const outcome = result === 'v1' ? parseV1(buf, o) : result === 'v2' ? parseV2(buf, o) : result;
   if (outcome.status !== 'need-more' || (o.mode === 'tolerant' && !o.eof)) return outcome;
   return fail('PRX_TRUNCATED', truncatedReason(buf, o));
@@ -147,12 +147,12 @@ function fail(code: ProxyErrCode, reason: string): ProxyParseResult {
 }
 
 /**
- * Strict detection, in conn_recv_proxy()'s order: fewer than 6 bytes is "missing"; "PROXY " is
- * v1; otherwise fewer than 16 bytes is "missing" and the rest is checked as v2 (signature and
- * version mismatch → PRX_NOT_HDR, in ./v2.ts).
+ * Strict detection, in conn_recv_proxy()'s order: "PROXY " is v1; otherwise fewer than 16 bytes
+ * is "missing" and the rest is checked as v2 (signature and version mismatch → PRX_NOT_HDR, in
+ * ./v2.ts). HAProxy first reports "missing" for fewer than 6 bytes; such a read cannot hold
+ * "PROXY ", so the 16-byte rule already covers it.
  */
-function dispatchStrict(buf: Uint8Array, _o: ResolvedProxyOptions): 'v1' | 'v2' | ProxyParseResult {
-  if (buf.length < V1_SIGNATURE.length) return NEED_MORE;
+function dispatchStrict(buf: Uint8Array): 'v1' | 'v2' | ProxyParseResult {
   if (prefixMatch(buf, V1_SIGNATURE) === 'match') return 'v1';
   if (buf.length < PP2_HEADER_LEN) return NEED_MORE;
   return 'v2';

@@ -46,20 +46,8 @@ import type {
 import { formatIPv4, formatIPv6 } from './v1.ts';
 
 /** The 12-byte v2 signature (§2.2). It contains a NUL at offset 4 and starts with CRLF CRLF. */
-export const PP2_SIGNATURE: Uint8Array = Uint8Array.of(
-  0x0d,
-  0x0a,
-  0x0d,
-  0x0a,
-  0x00,
-  0x0d,
-  0x0a,
-  0x51,
-  0x55,
-  0x49,
-  0x54,
-  0x0a,
-);
+// prettier-ignore
+export const PP2_SIGNATURE: Uint8Array = Uint8Array.of(0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a);
 
 /** Length of the fixed part: signature, ver_cmd, fam, len. */
 export const PP2_HEADER_LEN = 16;

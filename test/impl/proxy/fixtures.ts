@@ -9,11 +9,13 @@
 import type { ProxyHeader, ProxyParseOptions } from '../../../impl/proxy/parse.ts';
 
 /** A field is a list of bytes or an ASCII string. */
-export type FieldBytes = readonly number[] | string;
+export type FieldBytes = readonly number[] | Uint8Array | string;
 
 /** Concatenates fields into one buffer. */
 export function bytes(...fields: FieldBytes[]): Uint8Array {
-  const parts = fields.map((f) => (typeof f === 'string' ? Array.from(f, (c) => c.charCodeAt(0) & 0xff) : f));
+  const parts = fields.map((f) =>
+    typeof f === 'string' ? Array.from(f, (c) => c.charCodeAt(0) & 0xff) : Array.from(f),
+  );
   return Uint8Array.from(parts.flat());
 }
 
@@ -264,7 +266,7 @@ export const V2_TCP6: Fixture = {
     [0x21], // TCP over IPv6
     u16(36), // length: 36 bytes of addresses
     [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01], // source address 2001:db8::1
-    [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0x02], // destination address fe80::1:0:0:2
+    [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0x02], // destination address fe80::1:0:0:2
     u16(56324), // source port 56324
     u16(443), // destination port 443
   ),

@@ -18,7 +18,22 @@ export interface MalformedCase {
 
 /** The v2 TCP4 fixed part, addresses and ports, with len = 12 + <tlvLen>. */
 function tcp4(tlvLen: number): number[] {
-  return [...SIG, 0x21, 0x11, ...u16(12 + tlvLen), 192, 168, 1, 101, 192, 168, 1, 1, ...u16(1234), ...u16(443)];
+  return [
+    ...SIG,
+    0x21,
+    0x11,
+    ...u16(12 + tlvLen),
+    192,
+    168,
+    1,
+    101,
+    192,
+    168,
+    1,
+    1,
+    ...u16(1234),
+    ...u16(443),
+  ];
 }
 
 /** <fixture> with byte <at> replaced by <value>. */
@@ -45,7 +60,12 @@ export const MALFORMED: readonly MalformedCase[] = [
     mode: 'strict',
     expectedCode: 'PRX_TRUNCATED',
   },
-  { desc: 'the first 4 bytes of "PROXY"', bytes: bytes('PROX'), mode: 'strict', expectedCode: 'PRX_TRUNCATED' },
+  {
+    desc: 'the first 4 bytes of "PROXY"',
+    bytes: bytes('PROX'),
+    mode: 'strict',
+    expectedCode: 'PRX_TRUNCATED',
+  },
   {
     desc: '"PROXY TC", fewer than the 9 bytes HAProxy needs',
     bytes: bytes('PROXY TC'),
@@ -270,7 +290,7 @@ export const MALFORMED: readonly MalformedCase[] = [
     expectedCode: 'PRX_TRUNCATED',
   },
   {
-    desc: 'a v2 header of 16 + 20000 bytes, beyond HAProxy\'s 16384-byte read',
+    desc: "a v2 header of 16 + 20000 bytes, beyond HAProxy's 16384-byte read",
     bytes: bytes(SIG, [0x21], [0x11], u16(20000), repeat(0, 20000)),
     mode: 'strict',
     expectedCode: 'PRX_TRUNCATED',
