@@ -90,13 +90,15 @@ export function cidrContains(cidr: Cidr, address: string): boolean {
 
 /**
  * Classifies a source address as session_accept sees it: the tcp-request connection rules run
- * first (a match is `denied`), then monitor-net (82569f915: right after the rules). Pure.
+ * first (a match is `denied`), then monitor-net (82569f915: right after the rules), which only
+ * matches IPv4 sources (an IPv6 or IPv4-mapped source never matches it). Pure.
  */
 export function classifySource(
   address: string,
   rules: { reject: readonly Cidr[]; monitor: readonly Cidr[] },
 ): SourceClass {
   if (rules.reject.some((c) => cidrContains(c, address))) return 'denied';
-  if (rules.monitor.some((c) => cidrContains(c, address))) return 'monitor';
+  // monitor-net only ever matched AF_INET sources (session_accept: addr->ss_family == AF_INET).
+  if (!address.includes(':') && rules.monitor.some((c) => cidrContains(c, address))) return 'monitor';
   return 'plain';
 }

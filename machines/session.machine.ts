@@ -56,8 +56,8 @@ const KILL_MINI_SESSION = [
   { type: 'sessionFree', params: { site: 'kill_mini_session' } },
 ] as const;
 
-/** session_complete's start: the list, the session counters, the task's new handler. */
-const COMPLETE_START = ['listAdd', 'cumSessInc', 'taskSetHandler'] as const;
+/** session_complete's start: the list, the task's new handler, then the session counters. */
+const COMPLETE_START = ['listAdd', 'taskSetHandler', 'cumSessInc'] as const;
 
 /** The buffers session_complete allocates, in its order: the channels, then the http txn. */
 export function sessionBuffers(config: ModelConfig): BufKind[] {
@@ -68,7 +68,7 @@ export function sessionBuffers(config: ModelConfig): BufKind[] {
  * Expands a macro effect of this machine into the primitive effects it stands for, in HAProxy's
  * order; returns any other effect unchanged in a one-element list. Pure.
  * - allocBuffers: session_complete's allocations (req, rep, and the txn in http mode).
- * - freeBuffers: session_free's releases, in reverse order.
+ * - freeBuffers: session_free's releases: req, rep, then the txn (http_end_txn).
  * - completeFailure{site}: a session_complete that fails at `site`: the list and the session
  *   counters first, what was allocated before `site`, freed again in reverse (out_free_rep,
  *   out_free_req), then the LIST_DEL that 3b24641745 added.
@@ -79,7 +79,7 @@ export function expandSessionEffect(config: ModelConfig, effect: Effect): Effect
     case 'allocBuffers':
       return bufs.map((buf) => ({ type: 'bufAlloc', params: { buf } }));
     case 'freeBuffers':
-      return [...bufs].reverse().map((buf) => ({ type: 'bufFree', params: { buf } }));
+      return bufs.map((buf) => ({ type: 'bufFree', params: { buf } }));
     case 'completeFailure': {
       const site = (effect.params as { site: CompleteFailSite }).site;
       const stop = site === 'accept' ? bufs.length : bufs.indexOf(site);
@@ -148,8 +148,8 @@ export const sessionMachine = setup({
     sessionAllocFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'session',
     sourceDenied: ({ event }) => event.type === 'SESSION_ACCEPT' && event.src === 'denied',
     sourceIsMonitor: ({ event }) => event.type === 'SESSION_ACCEPT' && event.src === 'monitor',
-    earlySetupFails: ({ event }) =>
-      event.type === 'SESSION_ACCEPT' && (event.fail === 'fcntl' || event.fail === 'task'),
+    fcntlFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'fcntl',
+    taskFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'task',
     dataInitFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit',
     handshakePending: ({ context }) => hasHandshake(context.config),
     completionFails: ({ event }) =>
@@ -178,7 +178,7 @@ export const sessionMachine = setup({
           {
             guard: 'sessionAllocFails',
             target: 'setupFailed',
-            actions: [{ type: 'setRet', params: { ret: -1 } }, 'connClose'],
+            actions: [{ type: 'setRet', params: { ret: -1 } }],
             description: 'pool_alloc2(pool2_session) failed: nothing was counted yet; straight to out_close.',
             meta: { haproxy: 'session_accept: goto out_close' },
           },
@@ -189,7 +189,6 @@ export const sessionMachine = setup({
               ...ACCEPT_COUNTERS,
               'deniedConnInc',
               'setNoLinger',
-              'connClose',
               { type: 'feconnDec', params: { site: 'out_free_session' } },
               { type: 'sessionFree', params: { site: 'out_free_session' } },
               { type: 'setRet', params: { ret: 0 } },
@@ -197,6 +196,19 @@ export const sessionMachine = setup({
             description:
               'A tcp-request connection rule rejected the source: denied_conn++, SO_LINGER 0 (RST), ret = 0 through out_free_session.',
             meta: { haproxy: 'session_accept: tcp_exec_req_rules → out_free_session' },
+          },
+          {
+            guard: 'fcntlFails',
+            target: 'setupFailed',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              { type: 'feconnDec', params: { site: 'out_free_session' } },
+              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              { type: 'setRet', params: { ret: -1 } },
+            ],
+            description:
+              'fcntl(O_NONBLOCK) failed (after the tcp rules, before monitor-net): unwound through out_free_session.',
+            meta: { haproxy: 'session_accept: goto out_free_session' },
           },
           {
             guard: 'sourceIsMonitor',
@@ -207,16 +219,15 @@ export const sessionMachine = setup({
             meta: { haproxy: 'session_accept monitor-net (82569f915, dev13 semantics)' },
           },
           {
-            guard: 'earlySetupFails',
+            guard: 'taskFails',
             target: 'setupFailed',
             actions: [
               ...ACCEPT_COUNTERS,
-              'connClose',
               { type: 'feconnDec', params: { site: 'out_free_session' } },
               { type: 'sessionFree', params: { site: 'out_free_session' } },
               { type: 'setRet', params: { ret: -1 } },
             ],
-            description: 'fcntl(O_NONBLOCK) or task_new failed: unwound through out_free_session.',
+            description: 'task_new failed: unwound through out_free_session.',
             meta: { haproxy: 'session_accept: goto out_free_session' },
           },
           {
@@ -226,7 +237,6 @@ export const sessionMachine = setup({
               ...ACCEPT_COUNTERS,
               'taskNew',
               'fdInsert',
-              'connClose',
               'taskFree',
               { type: 'feconnDec', params: { site: 'out_free_session' } },
               { type: 'sessionFree', params: { site: 'out_free_session' } },
@@ -265,7 +275,6 @@ export const sessionMachine = setup({
                 type: 'completeFailure',
                 params: ({ event }) => ({ site: (event as { fail: CompleteFailSite }).fail }),
               },
-              'connClose',
               'taskFree',
               { type: 'feconnDec', params: { site: 'out_free_session' } },
               { type: 'sessionFree', params: { site: 'out_free_session' } },
@@ -424,6 +433,7 @@ export const sessionMachine = setup({
       always: {
         target: 'freed',
         actions: [
+          'connClose',
           { type: 'fdClose', params: { site: 'out_close' } },
           { type: 'acceptReturned', params: { ret: 0 } },
         ],
@@ -442,9 +452,9 @@ export const sessionMachine = setup({
           actions: [
             'drainInput',
             'send200',
-            'connClose',
             { type: 'feconnDec', params: { site: 'out_free_session' } },
             { type: 'sessionFree', params: { site: 'out_free_session' } },
+            'connClose',
             { type: 'fdClose', params: { site: 'out_close' } },
             { type: 'acceptReturned', params: { ret: 0 } },
           ],
@@ -455,9 +465,9 @@ export const sessionMachine = setup({
           target: 'freed',
           actions: [
             'drainInput',
-            'connClose',
             { type: 'feconnDec', params: { site: 'out_free_session' } },
             { type: 'sessionFree', params: { site: 'out_free_session' } },
+            'connClose',
             { type: 'fdClose', params: { site: 'out_close' } },
             { type: 'acceptReturned', params: { ret: 0 } },
           ],
@@ -476,6 +486,7 @@ export const sessionMachine = setup({
           target: 'freed',
           actions: [
             'send500',
+            'connClose',
             { type: 'fdClose', params: { site: 'out_close' } },
             { type: 'acceptReturned', params: ({ context }) => ({ ret: context.ret }) },
           ],
@@ -486,6 +497,7 @@ export const sessionMachine = setup({
         {
           target: 'freed',
           actions: [
+            'connClose',
             { type: 'fdClose', params: { site: 'out_close' } },
             { type: 'acceptReturned', params: ({ context }) => ({ ret: context.ret }) },
           ],

@@ -1,0 +1,200 @@
+/**
+ * The composition: how one event becomes machine steps and effects. A small Host records what the
+ * composition tells it (each step, each effect, and the sender's state when the effect runs) and
+ * keeps real counters, so the listener's guards see what they would see in the model.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  Composition,
+  MACHINES,
+  MachineRunner,
+  NO_FAILURE,
+  type Defect,
+  type Host,
+  type Origin,
+  type TransitionRecord,
+  type World,
+} from '../../machines/compose.ts';
+import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import { applyCounterEffect, listenerGauges, zeroCounters } from '../../machines/counters.ts';
+import type { Effect } from '../../machines/effects.ts';
+
+/** One line of what the host saw: a machine step, or an effect with its sender's state at that moment. */
+type Seen =
+  | { kind: 'step'; machine: string; from: string; to: string; event: string; effects: number }
+  | { kind: 'effect'; machine: string; type: string; senderState: string };
+
+/**
+ * A Host that applies counter effects to real counters and records every step and effect, with
+ * the state the sender is in when each effect runs.
+ */
+class RecordingHost implements Host {
+  readonly seen: Seen[] = [];
+  readonly records: TransitionRecord[] = [];
+  readonly counters = zeroCounters();
+
+  constructor(
+    private readonly composition: Composition,
+    private readonly world: World,
+    private readonly config: ModelConfig,
+  ) {}
+
+  gauges() {
+    return listenerGauges(this.counters, this.config);
+  }
+
+  record(r: TransitionRecord): void {
+    this.records.push(r);
+    this.seen.push({
+      kind: 'step',
+      machine: r.machine,
+      from: r.from,
+      to: r.to,
+      event: r.event.type,
+      effects: r.effects.length,
+    });
+  }
+
+  execute(effect: Effect, origin: Origin): void {
+    applyCounterEffect(this.counters, effect.type, this.config);
+    this.seen.push({
+      kind: 'effect',
+      machine: origin.machine,
+      type: effect.type,
+      senderState: this.composition.stateOf(this.world, origin.machine, origin.conn),
+    });
+  }
+}
+
+/** A composition with `n` pending connections and a recording host, under `partial` config. */
+function setup(partial: Partial<ModelConfig> = {}, defect: Defect | null = null, n = 1) {
+  const config = makeConfig(partial);
+  const composition = new Composition(config, defect);
+  const world = composition.initialWorld();
+  for (let i = 0; i < n; i++) composition.addConnection(world, i);
+  const host = new RecordingHost(composition, world, config);
+  return { config, composition, world, host };
+}
+
+/** Index of the first line of `seen` matching `pred`; fails the test if there is none. */
+function indexOf(seen: Seen[], pred: (s: Seen) => boolean): number {
+  const i = seen.findIndex(pred);
+  expect(i, 'expected line not seen').toBeGreaterThanOrEqual(0);
+  return i;
+}
+const step = (machine: string, from: string, to: string) => (s: Seen) =>
+  s.kind === 'step' && s.machine === machine && s.from === from && s.to === to;
+const effect = (machine: string, type: string) => (s: Seen) =>
+  s.kind === 'effect' && s.machine === machine && s.type === type;
+
+describe('the composition', () => {
+  it('routes messages depth first: a message is handled completely before the sender runs its next effect', () => {
+    const { composition, world, host } = setup({ acceptProxy: false });
+    composition.acceptAttempt(world, host, 0, NO_FAILURE);
+    const seen = host.seen;
+    // sessionAccept (the listener's last effect) starts the connection, then session_accept.
+    const sessionAccept = indexOf(seen, effect('listener', 'sessionAccept'));
+    expect(seen[sessionAccept + 1]).toMatchObject({ kind: 'step', machine: 'connection', to: 'accepted' });
+    expect(seen[sessionAccept + 2]).toMatchObject({ kind: 'step', machine: 'session', to: 'initialized' });
+    // connNoHandshake moves the connection before the session's next effect runs.
+    const noHandshake = indexOf(seen, effect('session', 'connNoHandshake'));
+    expect(seen[noHandshake + 1]).toMatchObject({
+      kind: 'step',
+      machine: 'connection',
+      from: 'accepted',
+      to: 'ready',
+    });
+    expect(seen[noHandshake + 2]).toMatchObject({ kind: 'effect', machine: 'session', type: 'listAdd' });
+    // acceptReturned reaches the listener while session_accept's caller (the listener's step) is still on the stack.
+    const returned = indexOf(seen, effect('session', 'acceptReturned'));
+    expect(seen[returned + 1]).toMatchObject({ kind: 'step', machine: 'listener', event: 'ACCEPT_RETURNED' });
+    expect(seen.at(-1)).toMatchObject({ kind: 'step', machine: 'listener', event: 'ACCEPT_RETURNED' });
+  });
+
+  it("commits the sender's snapshot before its effects run", () => {
+    const { composition, world, host } = setup({ acceptProxy: true });
+    composition.acceptAttempt(world, host, 0, NO_FAILURE);
+    composition.dispatch(world, host, 'connection', 0, { type: 'PEER_CLOSE' });
+    // Every step's first effect sees its sender already in the step's target state.
+    let checked = 0;
+    host.seen.forEach((s, i) => {
+      const next = host.seen[i + 1];
+      if (s.kind === 'step' && s.effects > 0) {
+        expect(next).toMatchObject({ kind: 'effect', machine: s.machine, senderState: s.to });
+        checked++;
+      }
+    });
+    expect(checked).toBeGreaterThanOrEqual(4);
+    // The connection's handshakeEnded kills the session, whose connClose comes back to the
+    // connection: it is accepted only because the connection is already committed in `error`.
+    expect(indexOf(host.seen, step('connection', 'handshake.proxyHeader', 'error'))).toBeLessThan(
+      indexOf(host.seen, step('connection', 'error', 'closed')),
+    );
+    expect(composition.stateOf(world, 'connection', 0)).toBe('closed');
+    expect(composition.stateOf(world, 'session', 0)).toBe('freed');
+  });
+
+  it('changes nothing and runs nothing for an event the machine does not accept', () => {
+    const { composition, world, host } = setup();
+    composition.acceptAttempt(world, host, 0, NO_FAILURE);
+    const before = structuredClone(world);
+    const seenBefore = host.seen.length;
+    composition.dispatch(world, host, 'session', 0, { type: 'SESSION_END' });
+    composition.dispatch(world, host, 'listener', null, { type: 'DEQUEUE_GLOBAL', ...host.gauges() });
+    composition.dispatch(world, host, 'connection', 0, { type: 'TLS_OK' });
+    expect(world).toEqual(before);
+    expect(host.seen.length).toBe(seenBefore);
+  });
+
+  it("applies a Defect's guard override to the machine it names", () => {
+    const plain = setup({ acceptProxy: true });
+    plain.composition.acceptAttempt(plain.world, plain.host, 0, NO_FAILURE);
+    expect(plain.composition.stateOf(plain.world, 'session', 0)).toBe('embryonic');
+
+    const defect: Defect = { guards: { session: { handshakePending: () => false } } };
+    const broken = setup({ acceptProxy: true }, defect);
+    broken.composition.acceptAttempt(broken.world, broken.host, 0, NO_FAILURE);
+    expect(broken.composition.stateOf(broken.world, 'session', 0)).toBe('initialized');
+  });
+
+  it("applies a Defect's rewrite to the effects the host records and executes", () => {
+    const calls: { machine: string; transitions: string[] }[] = [];
+    const defect: Defect = {
+      rewrite(record, effects) {
+        calls.push({ machine: record.machine, transitions: record.transitions });
+        return record.machine === 'session' ? effects.filter((x) => x.type !== 'cumConnInc') : effects;
+      },
+    };
+    const { composition, world, host } = setup({ acceptProxy: true }, defect);
+    composition.acceptAttempt(world, host, 0, NO_FAILURE);
+    expect(host.counters.cumConn).toBe(0);
+    expect(host.counters.feconn).toBe(1);
+    const session = host.records.find((r) => r.machine === 'session')!;
+    expect(session.effects.map((x) => x.type)).not.toContain('cumConnInc');
+    expect(calls).toContainEqual({ machine: 'session', transitions: ['session.absent|SESSION_ACCEPT|6'] });
+  });
+
+  it('leaves the connection in the backlog and the session absent when the listener limits itself instead of accepting', () => {
+    const { composition, world, host } = setup({}, null, 1);
+    composition.acceptAttempt(world, host, 0, NO_FAILURE, true);
+    expect(composition.stateOf(world, 'listener')).toBe('limited.onGlobalQueue');
+    expect(composition.stateOf(world, 'connection', 0)).toBe('pending');
+    expect(composition.stateOf(world, 'session', 0)).toBe('absent');
+  });
+});
+
+describe('MachineRunner', () => {
+  it('returns the same snapshot id, no effect and no transition for an event the state does not accept', () => {
+    const runner = new MachineRunner('session', MACHINES.session, makeConfig());
+    const id = runner.initial();
+    expect(runner.step(id, { type: 'SESSION_END' })).toEqual({ next: id, effects: [], transitions: [] });
+  });
+
+  it('interns equal snapshots under one id, so the same step from equal states lands on the same id', () => {
+    const runner = new MachineRunner('connection', MACHINES.connection, makeConfig());
+    const a = runner.step(runner.initial(), { type: 'ACCEPT' });
+    const b = runner.step(runner.initial(), { type: 'ACCEPT' });
+    expect(b.next).toBe(a.next);
+    expect(runner.value(a.next)).toBe('accepted');
+  });
+});

@@ -1,0 +1,298 @@
+/**
+ * One example per transition of the connection machine, driven standalone through MachineRunner.
+ * Each case reaches its source state through real events from `pending`, then takes one step and
+ * checks the transition id, the target state, the exact effects and the err_code kept.
+ *
+ * The expectations come from haproxy-history.md: conn_recv_proxy's codes (§6: recv == 0 →
+ * PRX_EMPTY, recv < 0 → PRX_ABORT), the order of the handshakes (PROXY header, then TLS), the
+ * timeout code named by the pending flag (0af2912fd, I11), the kill in the same callback (I10).
+ */
+import { describe, expect, it } from 'vitest';
+import { MACHINES, MachineRunner } from '../../machines/compose.ts';
+import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import type { ConnectionEvent } from '../../machines/connection.machine.ts';
+import type { Effect } from '../../machines/effects.ts';
+import type { ErrCode } from '../../machines/errCodes.ts';
+import { listTransitions } from '../../machines/introspect.ts';
+
+/** One example: the transition under test, how its source is reached, and what it must do. */
+interface Case {
+  transition: string; //                the id under test ('<source>|<event>|<rank>')
+  says: string; //                      the behaviour, as the test's name
+  config: Partial<ModelConfig>; //      on top of DEFAULT_CONFIG
+  path: ConnectionEvent[]; //           events that reach the source state from `pending`
+  event: ConnectionEvent; //            the event under test
+  target: string; //                    the dotted state after the step
+  effects: Effect[]; //                 the effects, in order, with their params
+  errCode: ErrCode | null; //           conn->err_code after the step
+}
+
+const PROXY: Partial<ModelConfig> = { acceptProxy: true, ssl: false };
+const TLS: Partial<ModelConfig> = { acceptProxy: false, ssl: true };
+const PROXY_TLS: Partial<ModelConfig> = { acceptProxy: true, ssl: true };
+const PLAIN: Partial<ModelConfig> = { acceptProxy: false, ssl: false };
+
+const ACCEPT: ConnectionEvent = { type: 'ACCEPT' };
+const START: ConnectionEvent = { type: 'START_HANDSHAKE' };
+const AT_PROXY_HEADER: ConnectionEvent[] = [ACCEPT, START];
+const AT_TLS_AFTER_PROXY: ConnectionEvent[] = [ACCEPT, START, { type: 'PROXY_HEADER_OK' }];
+
+const ended = (error: boolean): Effect => ({ type: 'handshakeEnded', params: { error } });
+
+const CASES: Case[] = [
+  // --- pending ---
+  {
+    transition: 'connection.pending|ACCEPT|0',
+    says: 'leaves the listen backlog with an fd and no handshake flag when listener_accept accepts it',
+    config: PROXY,
+    path: [],
+    event: ACCEPT,
+    target: 'accepted',
+    effects: [],
+    errCode: null,
+  },
+  // --- accepted ---
+  {
+    transition: 'connection.accepted|START_HANDSHAKE|0',
+    says: 'waits for the PROXY header first when accept-proxy is set, and starts reading it',
+    config: PROXY_TLS,
+    path: [ACCEPT],
+    event: START,
+    target: 'handshake.proxyHeader',
+    effects: [{ type: 'recvProxyHeader' }],
+    errCode: null,
+  },
+  {
+    transition: 'connection.accepted|START_HANDSHAKE|1',
+    says: 'starts the TLS handshake at once on an ssl bind without accept-proxy',
+    config: TLS,
+    path: [ACCEPT],
+    event: START,
+    target: 'handshake.tls',
+    effects: [{ type: 'startTlsHandshake' }],
+    errCode: null,
+  },
+  {
+    transition: 'connection.accepted|NO_HANDSHAKE|0',
+    says: 'makes the data layer ready at once when no handshake is pending',
+    config: PLAIN,
+    path: [ACCEPT],
+    event: { type: 'NO_HANDSHAKE' },
+    target: 'ready',
+    effects: [],
+    errCode: null,
+  },
+  {
+    transition: 'connection.accepted|CLOSE|0',
+    says: 'closes before any handshake when session_accept gives up on it',
+    config: PROXY,
+    path: [ACCEPT],
+    event: { type: 'CLOSE' },
+    target: 'closed',
+    effects: [],
+    errCode: null,
+  },
+  // --- handshake.proxyHeader ---
+  {
+    transition: 'connection.handshake.proxyHeader|PROXY_HEADER_OK|0',
+    says: 'moves on to the TLS handshake after a valid PROXY header on an ssl bind, without ending the handshake',
+    config: PROXY_TLS,
+    path: AT_PROXY_HEADER,
+    event: { type: 'PROXY_HEADER_OK' },
+    target: 'handshake.tls',
+    effects: [{ type: 'startTlsHandshake' }],
+    errCode: null,
+  },
+  {
+    transition: 'connection.handshake.proxyHeader|PROXY_HEADER_OK|1',
+    says: 'ends the handshake without error when the PROXY header was the last one',
+    config: PROXY,
+    path: AT_PROXY_HEADER,
+    event: { type: 'PROXY_HEADER_OK' },
+    target: 'ready',
+    effects: [ended(false)],
+    errCode: null,
+  },
+  {
+    transition: 'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|0',
+    says: "fails with the parser's code and closes with an RST when a malformed header leaves bytes unread",
+    config: PROXY,
+    path: AT_PROXY_HEADER,
+    event: { type: 'PROXY_HEADER_ERROR', code: 'PRX_BAD_HDR' },
+    target: 'error',
+    effects: [{ type: 'setNoLinger' }, ended(true)],
+    errCode: 'PRX_BAD_HDR',
+  },
+  {
+    transition: 'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|1',
+    says: "fails with the parser's code and a plain close when the read error leaves nothing unread",
+    config: PROXY,
+    path: AT_PROXY_HEADER,
+    event: { type: 'PROXY_HEADER_ERROR', code: 'PRX_ABORT' },
+    target: 'error',
+    effects: [ended(true)],
+    errCode: 'PRX_ABORT',
+  },
+  {
+    transition: 'connection.handshake.proxyHeader|PEER_CLOSE|0',
+    says: 'fails with PRX_EMPTY when the client closes before sending a PROXY header',
+    config: PROXY,
+    path: AT_PROXY_HEADER,
+    event: { type: 'PEER_CLOSE' },
+    target: 'error',
+    effects: [ended(true)],
+    errCode: 'PRX_EMPTY',
+  },
+  {
+    transition: 'connection.handshake.proxyHeader|PEER_RESET|0',
+    says: 'fails with PRX_ABORT when the client resets while the PROXY header is awaited',
+    config: PROXY,
+    path: AT_PROXY_HEADER,
+    event: { type: 'PEER_RESET' },
+    target: 'error',
+    effects: [ended(true)],
+    errCode: 'PRX_ABORT',
+  },
+  {
+    transition: 'connection.handshake.proxyHeader|TIMEOUT|0',
+    says: 'names the timeout PRX_TIMEOUT when the deadline strikes while the PROXY header is pending, without telling the session back',
+    config: PROXY_TLS,
+    path: AT_PROXY_HEADER,
+    event: { type: 'TIMEOUT' },
+    target: 'error',
+    effects: [],
+    errCode: 'PRX_TIMEOUT',
+  },
+  // --- handshake.tls ---
+  {
+    transition: 'connection.handshake.tls|TLS_OK|0',
+    says: 'ends the handshake without error when the TLS handshake completes',
+    config: TLS,
+    path: [ACCEPT, START],
+    event: { type: 'TLS_OK' },
+    target: 'ready',
+    effects: [ended(false)],
+    errCode: null,
+  },
+  {
+    transition: 'connection.handshake.tls|TLS_ERROR|0',
+    says: 'fails with the SSL code and a plain close when the TLS handshake fails',
+    config: PROXY_TLS,
+    path: AT_TLS_AFTER_PROXY,
+    event: { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' },
+    target: 'error',
+    effects: [ended(true)],
+    errCode: 'SSL_HANDSHAKE',
+  },
+  {
+    transition: 'connection.handshake.tls|PEER_CLOSE|0',
+    says: 'fails with SSL_EMPTY when the client closes during the TLS handshake',
+    config: TLS,
+    path: [ACCEPT, START],
+    event: { type: 'PEER_CLOSE' },
+    target: 'error',
+    effects: [ended(true)],
+    errCode: 'SSL_EMPTY',
+  },
+  {
+    transition: 'connection.handshake.tls|PEER_RESET|0',
+    says: 'fails with SSL_ABORT when the client resets during the TLS handshake',
+    config: TLS,
+    path: [ACCEPT, START],
+    event: { type: 'PEER_RESET' },
+    target: 'error',
+    effects: [ended(true)],
+    errCode: 'SSL_ABORT',
+  },
+  {
+    transition: 'connection.handshake.tls|TIMEOUT|0',
+    says: 'names the timeout SSL_TIMEOUT when the deadline strikes after the PROXY header, during TLS',
+    config: PROXY_TLS,
+    path: AT_TLS_AFTER_PROXY,
+    event: { type: 'TIMEOUT' },
+    target: 'error',
+    effects: [],
+    errCode: 'SSL_TIMEOUT',
+  },
+  // --- ready ---
+  {
+    transition: 'connection.ready|CLOSE|0',
+    says: 'closes a ready connection when its session closes it',
+    config: PROXY,
+    path: [...AT_PROXY_HEADER, { type: 'PROXY_HEADER_OK' }],
+    event: { type: 'CLOSE' },
+    target: 'closed',
+    effects: [],
+    errCode: null,
+  },
+  // --- error ---
+  {
+    transition: 'connection.error|CLOSE|0',
+    says: 'closes a failed connection when kill_mini_session closes it, keeping its err_code',
+    config: PROXY,
+    path: [...AT_PROXY_HEADER, { type: 'PROXY_HEADER_ERROR', code: 'PRX_TRUNCATED' }],
+    event: { type: 'CLOSE' },
+    target: 'closed',
+    effects: [],
+    errCode: 'PRX_TRUNCATED',
+  },
+];
+
+/** Returns the dotted state a transition id starts from: 'connection.handshake.tls|X|0' → 'handshake.tls'. */
+function sourceOf(id: string): string {
+  return id.split('|')[0]!.split('.').slice(1).join('.');
+}
+
+/**
+ * Drives a fresh connection machine under `config` through `path`, then steps `event`.
+ * Throws if an event of the path is not accepted (the path does not reach what it claims).
+ */
+function drive(config: Partial<ModelConfig>, path: ConnectionEvent[], event: ConnectionEvent) {
+  const runner = new MachineRunner('connection', MACHINES.connection, makeConfig(config));
+  let id = runner.initial();
+  for (const e of path) {
+    const s = runner.step(id, e);
+    if (s.transitions.length === 0) throw new Error(`${e.type} is not accepted in ${runner.value(id)}`);
+    id = s.next;
+  }
+  const source = runner.value(id);
+  const step = runner.step(id, event);
+  const errCode = (runner.snaps[step.next]!.context as { errCode: ErrCode | null }).errCode;
+  return { source, step, target: runner.value(step.next), errCode };
+}
+
+describe('the connection machine', () => {
+  const states = [...new Set(CASES.map((c) => sourceOf(c.transition)))];
+  describe.each(states)('in %s', (state) => {
+    for (const c of CASES.filter((x) => sourceOf(x.transition) === state))
+      it(c.says, () => {
+        const { source, step, target, errCode } = drive(c.config, c.path, c.event);
+        expect(source).toBe(state);
+        expect(step.transitions).toEqual([c.transition]);
+        expect(target).toBe(c.target);
+        expect(step.effects).toEqual(c.effects);
+        expect(errCode).toBe(c.errCode);
+      });
+  });
+
+  it('has one example for every transition of the machine, and none for a transition it lacks', () => {
+    const ids = listTransitions(MACHINES.connection).map((t) => t.id);
+    expect(CASES.map((c) => c.transition).sort()).toEqual([...ids].sort());
+  });
+
+  it('ignores handshake input once the connection has failed', () => {
+    const { step, target, errCode } = drive(PROXY, [...AT_PROXY_HEADER, { type: 'PEER_CLOSE' }], {
+      type: 'PROXY_HEADER_OK',
+    });
+    expect(step.transitions).toEqual([]);
+    expect(step.effects).toEqual([]);
+    expect(target).toBe('error');
+    expect(errCode).toBe('PRX_EMPTY');
+  });
+
+  it('does not accept TLS input while the PROXY header is still pending', () => {
+    const { step, target } = drive(PROXY_TLS, AT_PROXY_HEADER, { type: 'TLS_OK' });
+    expect(step.transitions).toEqual([]);
+    expect(target).toBe('handshake.proxyHeader');
+  });
+});

@@ -1,0 +1,271 @@
+/**
+ * One example per transition of the listener machine, driven standalone through MachineRunner.
+ * The counters its guards compare arrive as event params (the gauges), so each case states the
+ * gauges listener_accept or the release block would read at that moment.
+ *
+ * The expectations come from haproxy-history.md §3 "listener_accept" (its checks in order:
+ * maxconnrate, rate-limit sessions, global maxconn, frontend maxconn, accept() errors; then
+ * conn_per_sec++, actconn++, jobs++, totalconn++, l->nbconn++; ret ≤ 0 gives the slot back, ret < 0
+ * limits for 100 ms, ret > 0 with nbconn ≥ maxconn makes the listener full), and from its helpers
+ * limit_listener, listener_full and resume_listener.
+ */
+import { describe, expect, it } from 'vitest';
+import { MACHINES, MachineRunner } from '../../machines/compose.ts';
+import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import type { Effect } from '../../machines/effects.ts';
+import { listTransitions } from '../../machines/introspect.ts';
+import type { ListenerEvent, ListenerGauges } from '../../machines/listener.machine.ts';
+
+/** One example: the transition under test, how its source is reached, and what it must do. */
+interface Case {
+  transition: string; //           the id under test ('<source>|<event>|<rank>')
+  says: string; //                 the behaviour, as the test's name
+  config: Partial<ModelConfig>; // on top of DEFAULT_CONFIG (maxconn 2 everywhere, no rate limit)
+  path: ListenerEvent[]; //        events that reach the source state from `ready`
+  event: ListenerEvent; //         the event under test
+  target: string; //               the dotted state after the step
+  effects: Effect[]; //            the effects, in order, with their params
+}
+
+/** The gauges of an idle frontend: nothing counted, no rate limit reached. */
+function gauges(partial: Partial<ListenerGauges> = {}): ListenerGauges {
+  return { nbconn: 0, actconn: 0, feconn: 0, connRateRemain: Infinity, sessRateRemain: Infinity, ...partial };
+}
+const attempt = (partial: Partial<ListenerGauges> = {}, acceptError = false): ListenerEvent => ({
+  type: 'ACCEPT_ATTEMPT',
+  acceptError,
+  ...gauges(partial),
+});
+const returned = (ret: -1 | 0 | 1, partial: Partial<ListenerGauges> = {}): ListenerEvent => ({
+  type: 'ACCEPT_RETURNED',
+  ret,
+  ...gauges(partial),
+});
+
+const e = (type: Effect['type'], params?: Record<string, unknown>): Effect =>
+  params === undefined ? { type } : { type, params };
+const limitGlobal = (ms: number): Effect[] => [
+  e('listenerStopAccepting'),
+  e('scheduleQueueTask', { queue: 'global', ms }),
+];
+/** listener_accept's ret ≤ 0 branch: actconn--, jobs--, l->nbconn--. */
+const GIVE_SLOT_BACK = [e('actconnDec'), e('jobsDec'), e('nbconnDec')];
+
+const ON_GLOBAL_QUEUE: ListenerEvent[] = [attempt({}, true)];
+const ON_FRONTEND_QUEUE: ListenerEvent[] = [attempt({ feconn: 2, nbconn: 1, actconn: 1 })];
+
+const CASES: Case[] = [
+  // --- ready: listener_accept ---
+  {
+    transition: 'listener.ready|ACCEPT_ATTEMPT|0',
+    says: 'stops accepting and waits on the global queue for the next second when maxconnrate has no budget left',
+    config: { maxconnrate: 10 },
+    path: [],
+    event: attempt({ connRateRemain: 0 }),
+    target: 'limited.onGlobalQueue',
+    effects: limitGlobal(1000),
+  },
+  {
+    transition: 'listener.ready|ACCEPT_ATTEMPT|1',
+    says: 'stops accepting and waits on the frontend queue with its rate task when rate-limit sessions has no budget left',
+    config: { rateLimitSessions: 5 },
+    path: [],
+    event: attempt({ sessRateRemain: 0 }),
+    target: 'limited.onFrontendQueue',
+    effects: [e('listenerStopAccepting'), e('scheduleQueueTask', { queue: 'frontend', ms: 1000 })],
+  },
+  {
+    transition: 'listener.ready|ACCEPT_ATTEMPT|2',
+    says: 'stops accepting and retries on the global queue in 1 s when actconn reached the global maxconn',
+    config: { feMaxconn: 5, globalMaxconn: 2 },
+    path: [],
+    event: attempt({ actconn: 2, nbconn: 1, feconn: 1 }),
+    target: 'limited.onGlobalQueue',
+    effects: limitGlobal(1000),
+  },
+  {
+    transition: 'listener.ready|ACCEPT_ATTEMPT|3',
+    says: "stops accepting and waits on the frontend queue, with no timer, when feconn reached the frontend's maxconn",
+    config: { feMaxconn: 2, bindMaxconn: 5, globalMaxconn: 10 },
+    path: [],
+    event: attempt({ feconn: 2, nbconn: 1, actconn: 1 }),
+    target: 'limited.onFrontendQueue',
+    effects: [e('listenerStopAccepting')],
+  },
+  {
+    transition: 'listener.ready|ACCEPT_ATTEMPT|4',
+    says: 'stops accepting and retries on the global queue in 100 ms when accept() fails for lack of a resource',
+    config: {},
+    path: [],
+    event: attempt({}, true),
+    target: 'limited.onGlobalQueue',
+    effects: limitGlobal(100),
+  },
+  {
+    transition: 'listener.ready|ACCEPT_ATTEMPT|5',
+    says: 'takes a slot in conn_per_sec, actconn, jobs, totalconn and nbconn, then calls session_accept',
+    config: {},
+    path: [],
+    event: attempt(),
+    target: 'ready',
+    effects: [
+      e('connPerSecInc'),
+      e('actconnInc'),
+      e('jobsInc'),
+      e('totalconnInc'),
+      e('nbconnInc'),
+      e('sessionAccept'),
+    ],
+  },
+  {
+    transition: 'listener.ready|ACCEPT_RETURNED|0',
+    says: 'gives the slot back and limits itself on the global queue for 100 ms when session_accept fails critically',
+    config: {},
+    path: [attempt()],
+    event: returned(-1, { nbconn: 1, actconn: 1 }),
+    target: 'limited.onGlobalQueue',
+    effects: [...GIVE_SLOT_BACK, ...limitGlobal(100)],
+  },
+  {
+    transition: 'listener.ready|ACCEPT_RETURNED|1',
+    says: 'gives the slot back and keeps accepting when session_accept ignores the connection',
+    config: {},
+    path: [attempt()],
+    event: returned(0, { nbconn: 1, actconn: 1 }),
+    target: 'ready',
+    effects: [...GIVE_SLOT_BACK],
+  },
+  {
+    transition: 'listener.ready|ACCEPT_RETURNED|2',
+    says: 'becomes full when the kept connection took the last slot of the bind',
+    config: { bindMaxconn: 2 },
+    path: [attempt()],
+    event: returned(1, { nbconn: 2, actconn: 2, feconn: 2 }),
+    target: 'full',
+    effects: [e('listenerStopAccepting')],
+  },
+  {
+    transition: 'listener.ready|ACCEPT_RETURNED|3',
+    says: 'keeps accepting when the connection is kept and slots remain',
+    config: { bindMaxconn: 2 },
+    path: [attempt()],
+    event: returned(1, { nbconn: 1, actconn: 1, feconn: 1 }),
+    target: 'ready',
+    effects: [],
+  },
+  // --- full ---
+  {
+    transition: 'listener.full|RESUME|0',
+    says: 'is resumed and polled again when a release frees a slot of the bind',
+    config: { bindMaxconn: 2 },
+    path: [attempt(), returned(1, { nbconn: 2, actconn: 2, feconn: 2 })],
+    event: { type: 'RESUME', ...gauges({ nbconn: 1, actconn: 1, feconn: 1 }) },
+    target: 'ready',
+    effects: [e('listenerResumeAccepting')],
+  },
+  // --- limited.onGlobalQueue ---
+  {
+    transition: 'listener.limited.onGlobalQueue|DEQUEUE_GLOBAL|0',
+    says: 'is polled again when the global queue is dequeued',
+    config: {},
+    path: ON_GLOBAL_QUEUE,
+    event: { type: 'DEQUEUE_GLOBAL', ...gauges() },
+    target: 'ready',
+    effects: [e('listenerResumeAccepting')],
+  },
+  // --- limited.onFrontendQueue ---
+  {
+    transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|0',
+    says: 'stays on the frontend queue when the session rate still has no budget',
+    config: { rateLimitSessions: 5 },
+    path: [attempt({ sessRateRemain: 0 })],
+    event: { type: 'DEQUEUE_FRONTEND', ...gauges({ sessRateRemain: 0 }) },
+    target: 'limited.onFrontendQueue',
+    effects: [],
+  },
+  {
+    transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|1',
+    says: 'is polled again when the frontend queue is dequeued after a session of the frontend ends',
+    config: { feMaxconn: 2, bindMaxconn: 5, globalMaxconn: 10 },
+    path: ON_FRONTEND_QUEUE,
+    event: { type: 'DEQUEUE_FRONTEND', ...gauges({ feconn: 1 }) },
+    target: 'ready',
+    effects: [e('listenerResumeAccepting')],
+  },
+];
+
+/** Returns the dotted state a transition id starts from: 'listener.limited.onGlobalQueue|X|0' → 'limited.onGlobalQueue'. */
+function sourceOf(id: string): string {
+  return id.split('|')[0]!.split('.').slice(1).join('.');
+}
+
+/**
+ * Drives a fresh listener machine under `config` through `path`, then steps `event`.
+ * Throws if an event of the path is not accepted (the path does not reach what it claims).
+ */
+function drive(config: Partial<ModelConfig>, path: ListenerEvent[], event: ListenerEvent) {
+  const runner = new MachineRunner('listener', MACHINES.listener, makeConfig(config));
+  let id = runner.initial();
+  for (const ev of path) {
+    const s = runner.step(id, ev);
+    if (s.transitions.length === 0) throw new Error(`${ev.type} is not accepted in ${runner.value(id)}`);
+    id = s.next;
+  }
+  const source = runner.value(id);
+  const step = runner.step(id, event);
+  return { source, step, target: runner.value(step.next) };
+}
+
+describe('the listener machine', () => {
+  const states = [...new Set(CASES.map((c) => sourceOf(c.transition)))];
+  describe.each(states)('in %s', (state) => {
+    for (const c of CASES.filter((x) => sourceOf(x.transition) === state))
+      it(c.says, () => {
+        const { source, step, target } = drive(c.config, c.path, c.event);
+        expect(source).toBe(state);
+        expect(step.transitions).toEqual([c.transition]);
+        expect(target).toBe(c.target);
+        expect(step.effects).toEqual(c.effects);
+      });
+  });
+
+  it('has one example for every transition of the machine, and none for a transition it lacks', () => {
+    const ids = listTransitions(MACHINES.listener).map((t) => t.id);
+    expect(CASES.map((c) => c.transition).sort()).toEqual([...ids].sort());
+  });
+
+  it('checks maxconnrate before rate-limit sessions, and both before the global maxconn', () => {
+    const config = { maxconnrate: 10, rateLimitSessions: 5, globalMaxconn: 2 };
+    const all = { connRateRemain: 0, sessRateRemain: 0, actconn: 2 };
+    expect(drive(config, [], attempt(all)).step.transitions).toEqual(['listener.ready|ACCEPT_ATTEMPT|0']);
+    expect(drive(config, [], attempt({ ...all, connRateRemain: 3 })).step.transitions).toEqual([
+      'listener.ready|ACCEPT_ATTEMPT|1',
+    ]);
+  });
+
+  it('ignores maxconnrate and the global maxconn on an unlimited listener, and still accepts', () => {
+    const { step, target } = drive(
+      { unlimited: true, maxconnrate: 10, globalMaxconn: 2, feMaxconn: 5 },
+      [],
+      attempt({ connRateRemain: 0, actconn: 2 }),
+    );
+    expect(step.transitions).toEqual(['listener.ready|ACCEPT_ATTEMPT|5']);
+    expect(target).toBe('ready');
+  });
+
+  it('stays full when a release leaves the bind without a free slot', () => {
+    const { step, target } = drive(
+      { bindMaxconn: 2 },
+      [attempt(), returned(1, { nbconn: 2, actconn: 2, feconn: 2 })],
+      { type: 'RESUME', ...gauges({ nbconn: 2, actconn: 2, feconn: 2 }) },
+    );
+    expect(step.transitions).toEqual([]);
+    expect(target).toBe('full');
+  });
+
+  it('leaves a listener on the global queue alone when the frontend queue is dequeued', () => {
+    const { step, target } = drive({}, ON_GLOBAL_QUEUE, { type: 'DEQUEUE_FRONTEND', ...gauges() });
+    expect(step.transitions).toEqual([]);
+    expect(target).toBe('limited.onGlobalQueue');
+  });
+});

@@ -1,0 +1,496 @@
+/**
+ * One example per transition of the session machine, driven standalone through MachineRunner.
+ * Each case reaches its source state through real events from `absent`, takes one step (with the
+ * eventless transitions it passes through) and checks the transitions taken, the target state and
+ * the exact effects, in order, with their params.
+ *
+ * The expected effects are written from haproxy-history.md §3 ("Exact sequences per path", the
+ * common release block) and §1 (session_accept's order and its unwinding labels), checked against
+ * src/session.c at v1.5-dev12 where the reference is silent on an order. They are not copied from
+ * the machine: three places where the machine first differed (connClose before the unwinding,
+ * the order inside session_complete, the order of session_free's releases) were fixed in the
+ * machine, not in these expectations.
+ */
+import { describe, expect, it } from 'vitest';
+import { MACHINES, MachineRunner } from '../../machines/compose.ts';
+import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import type { Effect } from '../../machines/effects.ts';
+import { listTransitions } from '../../machines/introspect.ts';
+import {
+  expandSessionEffect,
+  type AcceptFailSite,
+  type CompleteFailSite,
+  type SessionEvent,
+  type SourceClass,
+} from '../../machines/session.machine.ts';
+
+/**
+ * Discrepancies between the machine and HAProxy, reported to the lead. A case that names one has
+ * its effects written as HAProxy orders them.
+ */
+
+/** One example: the transition under test, how its source is reached, and what the step must do. */
+interface Case {
+  transition: string; //           the id under test ('<source>|<event>|<rank>')
+  before?: string; //              the transition taken first in the same step, when the one under test is eventless
+  after?: string; //               the eventless transition the step passes through after the one under test
+  says: string; //                 the behaviour, as the test's name
+  config: Partial<ModelConfig>; // on top of DEFAULT_CONFIG (dev12, tcp, accept-proxy, timeout client 300, logging)
+  path: SessionEvent[]; //         events that reach the source state from `absent`
+  event: SessionEvent; //          the event under test
+  target: string; //               the state after the step
+  effects: Effect[]; //            HAProxy's effects, in order, macros expanded
+}
+
+const TCP_PROXY: Partial<ModelConfig> = {};
+const TCP_PLAIN: Partial<ModelConfig> = { acceptProxy: false };
+const TCP_TLS: Partial<ModelConfig> = { acceptProxy: false, ssl: true };
+const HTTP_PROXY: Partial<ModelConfig> = { mode: 'http' };
+const HTTP_PLAIN: Partial<ModelConfig> = { mode: 'http', acceptProxy: false };
+const HTTP_TLS: Partial<ModelConfig> = { mode: 'http', acceptProxy: false, ssl: true };
+const SILENT: Partial<ModelConfig> = { logging: false };
+
+const accept = (src: SourceClass = 'plain', fail: AcceptFailSite = 'none'): SessionEvent => ({
+  type: 'SESSION_ACCEPT',
+  src,
+  fail,
+});
+const handshakeEnd = (error: boolean, fail: CompleteFailSite | 'none' = 'none'): SessionEvent => ({
+  type: 'HANDSHAKE_END',
+  error,
+  fail,
+});
+const wakeup = (timer: boolean): SessionEvent => ({ type: 'TASK_WAKEUP', timer });
+
+const e = (type: Effect['type'], params?: Record<string, unknown>): Effect =>
+  params === undefined ? { type } : { type, params };
+const bufAlloc = (buf: string): Effect => e('bufAlloc', { buf });
+const bufFree = (buf: string): Effect => e('bufFree', { buf });
+
+/** session_accept up to proxy_inc_fe_conn_ctr: pool_alloc, feconn++, conn_max, cum_conn++ (§1 steps 1, 6). */
+const ACCEPT_COUNTERS = [e('sessionAlloc'), e('feconnInc'), e('connMaxUpdate'), e('cumConnInc')];
+/** task_new, then fd_insert (§1 steps 10, 12). */
+const TASK_AND_FD = [e('taskNew'), e('fdInsert')];
+/** out_free_session: p->feconn--, pool_free2(pool2_session). */
+const OUT_FREE_SESSION = [
+  e('feconnDec', { site: 'out_free_session' }),
+  e('sessionFree', { site: 'out_free_session' }),
+];
+/** out_close: the fd is closed (fd_delete or close), and listener_accept gets `ret`. */
+const outClose = (ret: -1 | 0 | 1): Effect[] => [
+  e('connClose'),
+  e('fdClose', { site: 'out_close' }),
+  e('acceptReturned', { ret }),
+];
+/** session_complete's start: LIST_ADDQ, t->process = l->handler, proxy_inc_fe_sess_ctr (src/session.c:289-308). */
+const COMPLETE_START = [e('listAdd'), e('taskSetHandler'), e('cumSessInc')];
+/** session_complete's end: CO_FL_NOTIFY_SI, task_wakeup(TASK_WOKEN_INIT). */
+const COMPLETE_END = [e('notifySi'), e('taskWakeupInit')];
+/** The common release block (§3), after feconn--. */
+const RELEASE_AFTER_FECONN = [
+  e('actconnDec'),
+  e('jobsDec'),
+  e('nbconnDec'),
+  e('resumeListener'),
+  e('dequeueGlobal'),
+  e('dequeueFrontend'),
+];
+/** kill_mini_session after its log line: conn_data_close, release block, task_free, fd_delete, free. */
+const KILL = [
+  e('connClose'),
+  e('feconnDec', { site: 'kill_mini_session' }),
+  ...RELEASE_AFTER_FECONN,
+  e('taskFree'),
+  e('fdClose', { site: 'kill_mini_session' }),
+  e('sessionFree', { site: 'kill_mini_session' }),
+];
+const LOGGED_KILL = [e('logEmbryonicKill'), ...KILL];
+/** Unlinked again on session_complete's error path (3b24641745). */
+const LIST_DEL_COMPLETE = e('listDel', { site: 'session_complete' });
+
+const CASES: Case[] = [
+  // --- absent: session_accept ---
+  {
+    transition: 'session.absent|SESSION_ACCEPT|0',
+    after: 'session.setupFailed|always|1',
+    says: 'closes the fd and returns -1 without counting anything when the session cannot be allocated',
+    config: TCP_PROXY,
+    path: [],
+    event: accept('plain', 'session'),
+    target: 'freed',
+    effects: [...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|1',
+    after: 'session.rejected|always|0',
+    says: 'counts a tcp-request reject in denied_conn, sets SO_LINGER 0 and returns 0 through out_free_session',
+    config: TCP_PROXY,
+    path: [],
+    event: accept('denied'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, e('deniedConnInc'), e('setNoLinger'), ...OUT_FREE_SESSION, ...outClose(0)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|2',
+    after: 'session.setupFailed|always|0',
+    says: 'unwinds a failed fcntl(O_NONBLOCK) through out_free_session before monitor-net is even looked at',
+    config: HTTP_PLAIN,
+    path: [],
+    event: accept('monitor', 'fcntl'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, ...OUT_FREE_SESSION, e('send500'), ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|3',
+    after: 'session.monitored|always|1',
+    says: 'answers a monitor-net source at accept, with no handshake, and returns 0 through out_free_session',
+    config: TCP_PROXY,
+    path: [],
+    event: accept('monitor'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, e('drainInput'), ...OUT_FREE_SESSION, ...outClose(0)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|4',
+    after: 'session.setupFailed|always|0',
+    says: 'unwinds a failed task_new through out_free_session and answers 500 in http mode on a raw transport',
+    config: HTTP_PLAIN,
+    path: [],
+    event: accept('plain', 'task'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, ...OUT_FREE_SESSION, e('send500'), ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|5',
+    after: 'session.setupFailed|always|1',
+    says: 'unwinds a failed conn_data_init through out_free_task and sends no 500 on a TLS transport',
+    config: HTTP_TLS,
+    path: [],
+    event: accept('plain', 'dataInit'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, ...TASK_AND_FD, e('taskFree'), ...OUT_FREE_SESSION, ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|6',
+    says: 'builds only an embryonic session when a handshake is pending: a task with the handshake deadline, no buffer, and returns 1',
+    config: TCP_PROXY,
+    path: [],
+    event: accept(),
+    target: 'embryonic',
+    effects: [
+      ...ACCEPT_COUNTERS,
+      ...TASK_AND_FD,
+      e('connStartHandshake'),
+      e('armDeadline', { ms: 300 }),
+      e('acceptReturned', { ret: 1 }),
+    ],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|7',
+    after: 'session.setupFailed|always|1',
+    says: 'counts a session, unlinks it and unwinds through out_free_task when session_complete fails without a handshake',
+    config: TCP_PLAIN,
+    path: [],
+    event: accept('plain', 'rep'),
+    target: 'freed',
+    effects: [
+      ...ACCEPT_COUNTERS,
+      ...TASK_AND_FD,
+      e('connNoHandshake'),
+      ...COMPLETE_START,
+      bufAlloc('req'),
+      bufFree('req'),
+      LIST_DEL_COMPLETE,
+      e('taskFree'),
+      ...OUT_FREE_SESSION,
+      ...outClose(-1),
+    ],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|8',
+    says: 'completes the session at once when no handshake is pending: listed, counted, with req, rep and the http txn',
+    config: HTTP_PLAIN,
+    path: [],
+    event: accept(),
+    target: 'initialized',
+    effects: [
+      ...ACCEPT_COUNTERS,
+      ...TASK_AND_FD,
+      e('connNoHandshake'),
+      ...COMPLETE_START,
+      bufAlloc('req'),
+      bufAlloc('rep'),
+      bufAlloc('txn'),
+      ...COMPLETE_END,
+      e('acceptReturned', { ret: 1 }),
+    ],
+  },
+  // --- embryonic ---
+  {
+    transition: 'session.embryonic|HANDSHAKE_END|0',
+    after: 'session.killed|always|0',
+    says: 'kills the embryonic session when the handshake fails, without completing it',
+    config: TCP_PROXY,
+    path: [accept()],
+    event: handshakeEnd(true),
+    target: 'freed',
+    effects: [...LOGGED_KILL],
+  },
+  {
+    transition: 'session.embryonic|HANDSHAKE_END|1',
+    after: 'session.killed|always|0',
+    says: 'counts the session, frees what it allocated, unlinks it and kills it when session_complete fails after the handshake',
+    config: HTTP_PROXY,
+    path: [accept()],
+    event: handshakeEnd(false, 'txn'),
+    target: 'freed',
+    effects: [
+      ...COMPLETE_START,
+      bufAlloc('req'),
+      bufAlloc('rep'),
+      bufFree('rep'),
+      bufFree('req'),
+      LIST_DEL_COMPLETE,
+      ...LOGGED_KILL,
+    ],
+  },
+  {
+    transition: 'session.embryonic|HANDSHAKE_END|2',
+    says: 'completes the embryonic session when the last handshake ends: listed, counted in cum_sess, with its buffers and the session handler',
+    config: TCP_PROXY,
+    path: [accept()],
+    event: handshakeEnd(false),
+    target: 'initialized',
+    effects: [...COMPLETE_START, bufAlloc('req'), bufAlloc('rep'), ...COMPLETE_END],
+  },
+  {
+    transition: 'session.embryonic|TASK_WAKEUP|0',
+    after: 'session.expired|always|0',
+    says: 'kills the embryonic session when its handshake deadline strikes, after naming the timeout on the connection',
+    config: TCP_TLS,
+    path: [accept()],
+    event: wakeup(true),
+    target: 'freed',
+    effects: [e('connTimeout'), ...LOGGED_KILL],
+  },
+  {
+    transition: 'session.embryonic|TASK_WAKEUP|1',
+    says: 'ignores a wakeup that is not its timer',
+    config: TCP_PROXY,
+    path: [accept()],
+    event: wakeup(false),
+    target: 'embryonic',
+    effects: [],
+  },
+  // --- initialized ---
+  {
+    transition: 'session.initialized|SESSION_END|0',
+    says: 'releases the slot, frees the buffers, unlinks and frees the session, then its task when the stream ends',
+    config: HTTP_PROXY,
+    path: [accept(), handshakeEnd(false)],
+    event: { type: 'SESSION_END' },
+    target: 'freed',
+    effects: [
+      e('connClose'),
+      e('fdClose', { site: 'process_session' }),
+      e('feconnDec', { site: 'process_session' }),
+      ...RELEASE_AFTER_FECONN,
+      bufFree('req'),
+      bufFree('rep'),
+      bufFree('txn'),
+      e('listDel', { site: 'session_free' }),
+      e('sessionFree', { site: 'session_free' }),
+      e('taskFree'),
+    ],
+  },
+  // --- expired (passed through) ---
+  {
+    transition: 'session.expired|always|0',
+    before: 'session.embryonic|TASK_WAKEUP|0',
+    says: 'logs the kill of an expired embryonic session when the frontend logs',
+    config: TCP_PROXY,
+    path: [accept()],
+    event: wakeup(true),
+    target: 'freed',
+    effects: [e('connTimeout'), ...LOGGED_KILL],
+  },
+  {
+    transition: 'session.expired|always|1',
+    before: 'session.embryonic|TASK_WAKEUP|0',
+    says: 'kills an expired embryonic session silently when the frontend does not log',
+    config: SILENT,
+    path: [accept()],
+    event: wakeup(true),
+    target: 'freed',
+    effects: [e('connTimeout'), ...KILL],
+  },
+  // --- killed (passed through) ---
+  {
+    transition: 'session.killed|always|0',
+    before: 'session.embryonic|HANDSHAKE_END|0',
+    says: 'logs the kill of an embryonic session whose TLS handshake failed when the frontend logs',
+    config: TCP_TLS,
+    path: [accept()],
+    event: handshakeEnd(true),
+    target: 'freed',
+    effects: [...LOGGED_KILL],
+  },
+  {
+    transition: 'session.killed|always|1',
+    before: 'session.embryonic|HANDSHAKE_END|0',
+    says: 'kills an embryonic session silently when the frontend does not log',
+    config: SILENT,
+    path: [accept()],
+    event: handshakeEnd(true),
+    target: 'freed',
+    effects: [...KILL],
+  },
+  // --- rejected (passed through) ---
+  {
+    transition: 'session.rejected|always|0',
+    before: 'session.absent|SESSION_ACCEPT|1',
+    says: 'closes a rejected connection at out_close and returns 0, with no 500 even in http mode',
+    config: HTTP_PLAIN,
+    path: [],
+    event: accept('denied'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, e('deniedConnInc'), e('setNoLinger'), ...OUT_FREE_SESSION, ...outClose(0)],
+  },
+  // --- monitored (passed through) ---
+  {
+    transition: 'session.monitored|always|0',
+    before: 'session.absent|SESSION_ACCEPT|3',
+    says: 'drains a monitor-net request and answers "HTTP/1.0 200 OK" in http mode, then closes and returns 0',
+    config: HTTP_PLAIN,
+    path: [],
+    event: accept('monitor'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, e('drainInput'), e('send200'), ...OUT_FREE_SESSION, ...outClose(0)],
+  },
+  {
+    transition: 'session.monitored|always|1',
+    before: 'session.absent|SESSION_ACCEPT|3',
+    says: 'drains a monitor-net request in tcp mode and answers with the close alone',
+    config: TCP_PLAIN,
+    path: [],
+    event: accept('monitor'),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, e('drainInput'), ...OUT_FREE_SESSION, ...outClose(0)],
+  },
+  // --- setupFailed (passed through) ---
+  {
+    transition: 'session.setupFailed|always|0',
+    before: 'session.absent|SESSION_ACCEPT|0',
+    says: "answers 500 from the frontend's error message, without a session, when the session allocation fails in http mode",
+    config: HTTP_PLAIN,
+    path: [],
+    event: accept('plain', 'session'),
+    target: 'freed',
+    effects: [e('send500'), ...outClose(-1)],
+  },
+  {
+    transition: 'session.setupFailed|always|1',
+    before: 'session.absent|SESSION_ACCEPT|7',
+    says: 'returns 0 and sends no 500 when the direct completion fails in the 2.6 profile',
+    config: { profile: '2.6', mode: 'http', acceptProxy: false },
+    path: [],
+    event: accept('plain', 'req'),
+    target: 'freed',
+    effects: [
+      ...ACCEPT_COUNTERS,
+      ...TASK_AND_FD,
+      e('connNoHandshake'),
+      ...COMPLETE_START,
+      LIST_DEL_COMPLETE,
+      e('taskFree'),
+      ...OUT_FREE_SESSION,
+      ...outClose(0),
+    ],
+  },
+];
+
+/** Returns the dotted state a transition id starts from: 'session.embryonic|X|0' → 'embryonic'. */
+function sourceOf(id: string): string {
+  return id.split('|')[0]!.split('.').slice(1).join('.');
+}
+
+/**
+ * Drives a fresh session machine under `config` through `path`, then steps `event`.
+ * Throws if an event of the path is not accepted (the path does not reach what it claims).
+ */
+function drive(config: Partial<ModelConfig>, path: SessionEvent[], event: SessionEvent) {
+  const runner = new MachineRunner('session', MACHINES.session, makeConfig(config));
+  let id = runner.initial();
+  for (const ev of path) {
+    const s = runner.step(id, ev);
+    if (s.transitions.length === 0) throw new Error(`${ev.type} is not accepted in ${runner.value(id)}`);
+    id = s.next;
+  }
+  const source = runner.value(id);
+  const step = runner.step(id, event);
+  return { source, step, target: runner.value(step.next) };
+}
+
+describe('the session machine', () => {
+  const states = [...new Set(CASES.map((c) => sourceOf(c.transition)))];
+  describe.each(states)('in %s', (state) => {
+    for (const c of CASES.filter((x) => sourceOf(x.transition) === state))
+      it(c.says, () => {
+        const { source, step, target } = drive(c.config, c.path, c.event);
+        expect(source).toBe(sourceOf(c.before ?? c.transition));
+        expect(step.transitions).toEqual([c.before, c.transition, c.after].filter((t) => t !== undefined));
+        expect(target).toBe(c.target);
+        expect(step.effects).toEqual(c.effects);
+      });
+  });
+
+  it('has one example for every transition of the machine, and none for a transition it lacks', () => {
+    const ids = listTransitions(MACHINES.session).map((t) => t.id);
+    expect(CASES.map((c) => c.transition).sort()).toEqual([...ids].sort());
+  });
+
+  describe('the handshake deadline', () => {
+    it.each([
+      ['timeout client in dev12', { timeoutClient: 300, timeoutClientHs: 100 }, 300],
+      ['no deadline (TICK_ETERNITY) when timeout client is unset', { timeoutClient: null }, null],
+      ['timeout client-hs in 2.9', { profile: '2.9', timeoutClient: 300, timeoutClientHs: 100 }, 100],
+      [
+        'timeout client in 2.9 when client-hs is unset',
+        { profile: '2.9', timeoutClient: 300, timeoutClientHs: null },
+        300,
+      ],
+    ] as const)('arms %s', (_name, config, ms) => {
+      const { step } = drive(config as Partial<ModelConfig>, [], accept());
+      expect(step.effects.filter((x) => x.type === 'armDeadline')).toEqual([e('armDeadline', { ms })]);
+    });
+  });
+
+  describe('the unwinding of a failed session_complete', () => {
+    it.each([
+      ['req', []],
+      ['rep', ['req']],
+      ['txn', ['req', 'rep']],
+      ['accept', ['req', 'rep', 'txn']],
+    ] as const)(
+      'frees, in reverse, only what was allocated before a failure at %s, then unlinks the session',
+      (site, allocated) => {
+        const out = expandSessionEffect(makeConfig(HTTP_PLAIN), e('completeFailure', { site }));
+        const buffers = out.filter((x) => x.type === 'bufAlloc' || x.type === 'bufFree');
+        expect(buffers).toEqual([...allocated.map(bufAlloc), ...[...allocated].reverse().map(bufFree)]);
+        expect(out.at(-1)).toEqual(LIST_DEL_COMPLETE);
+        expect(out.filter((x) => x.type === 'cumSessInc')).toHaveLength(1);
+      },
+    );
+  });
+
+  it('never allocates a buffer for an embryonic session', () => {
+    const { step } = drive(HTTP_PROXY, [], accept());
+    expect(step.effects.filter((x) => x.type === 'bufAlloc' || x.type === 'allocBuffers')).toEqual([]);
+  });
+
+  it('acts on the deadline only in the embryonic state: a completed session ignores TASK_WAKEUP', () => {
+    const { step, target } = drive(TCP_PROXY, [accept(), handshakeEnd(false)], wakeup(true));
+    expect(step.transitions).toEqual([]);
+    expect(target).toBe('initialized');
+  });
+});
