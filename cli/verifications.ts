@@ -3,6 +3,8 @@
  * entry here: the check of the machines' traceability, the replay of HAProxy's paths, the model
  * checker, the mutants, the diagrams, the conformance suite against the bundled proxy, ...
  */
+import { verifyConformance } from './conform.ts';
+import { verifyDiagrams } from './diagrams.ts';
 import { verifyHistoryPaths, verifyMachineCoverage, verifyTraceability } from './verifyModel.ts';
 
 /** The outcome of one verification. */
@@ -34,5 +36,15 @@ export const VERIFICATIONS: Verification[] = [
     name: 'history paths',
     what: 'haproxy-history.md §3 paths replay with their exact counters',
     run: verifyHistoryPaths,
+  },
+  {
+    name: 'diagrams in sync',
+    what: 'diagrams/, PORTING.md and the README diagrams match the machines',
+    run: verifyDiagrams,
+  },
+  {
+    name: 'conformance (impl)',
+    what: 'every conformance case passes on the bundled proxy (or is a documented version-difference)',
+    run: verifyConformance,
   },
 ];
