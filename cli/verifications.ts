@@ -3,8 +3,10 @@
  * entry here: the check of the machines' traceability, the replay of HAProxy's paths, the model
  * checker, the mutants, the diagrams, the conformance suite against the bundled proxy, ...
  */
-import { verifyConformance } from './conform.ts';
 import { verifyDiagrams } from './diagrams.ts';
+import { verifyModelCheck, verifyRandomRuns } from './check.ts';
+import { verifyMutants } from './mutants.ts';
+import { verifyTraceConformance } from './traceCheck.ts';
 import { verifyHistoryPaths, verifyMachineCoverage, verifyTraceability } from './verifyModel.ts';
 
 /** The outcome of one verification. */
@@ -38,13 +40,28 @@ export const VERIFICATIONS: Verification[] = [
     run: verifyHistoryPaths,
   },
   {
+    name: 'model check N=3',
+    what: 'every invariant in every reachable state, 3 connections, the whole configuration space',
+    run: verifyModelCheck,
+  },
+  {
+    name: 'mutants',
+    what: 'every historical bug and porting mistake is killed by an invariant',
+    run: verifyMutants,
+  },
+  {
+    name: 'random runs',
+    what: 'every invariant after every step of random runs over 6 to 8 connections (fast-check)',
+    run: verifyRandomRuns,
+  },
+  {
     name: 'diagrams in sync',
     what: 'diagrams/, PORTING.md and the README diagrams match the machines',
     run: verifyDiagrams,
   },
   {
-    name: 'conformance (impl)',
-    what: 'every conformance case passes on the bundled proxy (or is a documented version-difference)',
-    run: verifyConformance,
+    name: 'trace-check 10k',
+    what: 'a reference trace of 10,000 connections conforms to the machines; the figure is its check time',
+    run: verifyTraceConformance,
   },
 ];

@@ -11,16 +11,15 @@
  */
 import { getMicrosteps, type AnyMachineSnapshot, type AnyStateMachine, type AnyStateNode } from 'xstate';
 import type { ModelConfig } from './config.ts';
-import { connectionMachine, type ConnectionEvent } from './connection.machine.ts';
+import { connectionMachine } from './connection.machine.ts';
 import type { Effect, EffectName } from './effects.ts';
 import { transitionId } from './introspect.ts';
-import { listenerMachine, type ListenerEvent, type ListenerGauges } from './listener.machine.ts';
+import { listenerMachine, type ListenerGauges } from './listener.machine.ts';
 import {
   expandSessionEffect,
   sessionMachine,
   type AcceptFailSite,
   type CompleteFailSite,
-  type SessionEvent,
   type SourceClass,
 } from './session.machine.ts';
 
@@ -81,8 +80,12 @@ export interface StepInputs {
 
 export const NO_FAILURE: StepInputs = { src: 'plain', acceptFail: 'none', completeFail: 'none' };
 
-/** A defect switched into the model (a mutant): guard overrides and a rewrite of emitted effects. */
+/**
+ * A defect switched into the model (a mutant): whole machines replaced (a structural defect), guard
+ * overrides (applied to the replaced machine too), and a rewrite of emitted effects.
+ */
 export interface Defect {
+  machines?: Partial<Record<MachineName, AnyStateMachine>>;
   guards?: Partial<
     Record<MachineName, Record<string, (args: { context: unknown; event: unknown }) => boolean>>
   >;
@@ -232,10 +235,9 @@ export class Composition {
     private readonly defect: Defect | null = null,
   ) {
     const build = (name: MachineName): MachineRunner => {
+      const base = (defect?.machines?.[name] ?? MACHINES[name]) as AnyStateMachine;
       const overrides = defect?.guards?.[name];
-      const machine = overrides
-        ? (MACHINES[name] as AnyStateMachine).provide({ guards: overrides as never })
-        : MACHINES[name];
+      const machine = overrides ? base.provide({ guards: overrides as never }) : base;
       return new MachineRunner(name, machine as AnyStateMachine, config);
     };
     this.runners = {
@@ -308,55 +310,8 @@ export class Composition {
   }
 
   private route(world: World, host: Host, effect: Effect, origin: Origin, inputs: StepInputs): void {
-    const conn = origin.conn;
-    const toListener = (event: ListenerEvent): void =>
-      this.dispatch(world, host, 'listener', null, event as never, inputs);
-    const toConnection = (event: ConnectionEvent): void =>
-      this.dispatch(world, host, 'connection', conn, event as never, inputs);
-    const toSession = (event: SessionEvent): void =>
-      this.dispatch(world, host, 'session', conn, event as never, inputs);
-    switch (effect.type) {
-      case 'sessionAccept':
-        // listener_accept → l->accept(): the conn id is the one the caller is accepting.
-        this.dispatch(world, host, 'connection', this.accepting, { type: 'ACCEPT' }, inputs);
-        this.dispatch(
-          world,
-          host,
-          'session',
-          this.accepting,
-          { type: 'SESSION_ACCEPT', src: inputs.src, fail: inputs.acceptFail },
-          inputs,
-        );
-        return;
-      case 'acceptReturned':
-        return toListener({
-          type: 'ACCEPT_RETURNED',
-          ret: (effect.params as { ret: -1 | 0 | 1 }).ret,
-          ...host.gauges(),
-        });
-      case 'connStartHandshake':
-        return toConnection({ type: 'START_HANDSHAKE' });
-      case 'connNoHandshake':
-        return toConnection({ type: 'NO_HANDSHAKE' });
-      case 'connTimeout':
-        return toConnection({ type: 'TIMEOUT' });
-      case 'connClose':
-        return toConnection({ type: 'CLOSE' });
-      case 'handshakeEnded':
-        return toSession({
-          type: 'HANDSHAKE_END',
-          error: (effect.params as { error: boolean }).error,
-          fail: inputs.completeFail,
-        });
-      case 'resumeListener':
-        return toListener({ type: 'RESUME', ...host.gauges() });
-      case 'dequeueGlobal':
-        return toListener({ type: 'DEQUEUE_GLOBAL', ...host.gauges() });
-      case 'dequeueFrontend':
-        return toListener({ type: 'DEQUEUE_FRONTEND', ...host.gauges() });
-      default:
-        return;
-    }
+    const messages = messagesFor(effect, origin, inputs, host, this.accepting);
+    for (const m of messages) this.dispatch(world, host, m.machine, m.conn, m.event, inputs);
   }
 
   /** The connection listener_accept is taking from the backlog during the current accept. */
@@ -381,5 +336,80 @@ export class Composition {
     } finally {
       this.accepting = null;
     }
+  }
+}
+
+/** A message: an effect of one machine delivered as an event to another machine. */
+export interface Message {
+  machine: MachineName;
+  conn: number | null;
+  event: { type: string } & Record<string, unknown>;
+}
+
+/**
+ * Returns the messages effect `effect`, emitted by `origin`, stands for: the events the other
+ * machines receive for it, in order. Returns an empty list for an effect that is not a message.
+ * `host` is read for the listener's gauges at the moment of routing (after the effects before it
+ * ran); `accepting` is the connection listener_accept is taking, for sessionAccept. Pure otherwise.
+ */
+export function messagesFor(
+  effect: Effect,
+  origin: Origin,
+  inputs: StepInputs,
+  host: Pick<Host, 'gauges'>,
+  accepting: number | null,
+): Message[] {
+  const conn = origin.conn;
+  switch (effect.type) {
+    case 'sessionAccept':
+      // listener_accept → l->accept(): the connection is the one being taken from the backlog.
+      return [
+        { machine: 'connection', conn: accepting, event: { type: 'ACCEPT' } },
+        {
+          machine: 'session',
+          conn: accepting,
+          event: { type: 'SESSION_ACCEPT', src: inputs.src, fail: inputs.acceptFail },
+        },
+      ];
+    case 'acceptReturned':
+      return [
+        {
+          machine: 'listener',
+          conn: null,
+          event: {
+            type: 'ACCEPT_RETURNED',
+            ret: (effect.params as { ret: -1 | 0 | 1 }).ret,
+            ...host.gauges(),
+          },
+        },
+      ];
+    case 'connStartHandshake':
+      return [{ machine: 'connection', conn, event: { type: 'START_HANDSHAKE' } }];
+    case 'connNoHandshake':
+      return [{ machine: 'connection', conn, event: { type: 'NO_HANDSHAKE' } }];
+    case 'connTimeout':
+      return [{ machine: 'connection', conn, event: { type: 'TIMEOUT' } }];
+    case 'connClose':
+      return [{ machine: 'connection', conn, event: { type: 'CLOSE' } }];
+    case 'handshakeEnded':
+      return [
+        {
+          machine: 'session',
+          conn,
+          event: {
+            type: 'HANDSHAKE_END',
+            error: (effect.params as { error: boolean }).error,
+            fail: inputs.completeFail,
+          },
+        },
+      ];
+    case 'resumeListener':
+      return [{ machine: 'listener', conn: null, event: { type: 'RESUME', ...host.gauges() } }];
+    case 'dequeueGlobal':
+      return [{ machine: 'listener', conn: null, event: { type: 'DEQUEUE_GLOBAL', ...host.gauges() } }];
+    case 'dequeueFrontend':
+      return [{ machine: 'listener', conn: null, event: { type: 'DEQUEUE_FRONTEND', ...host.gauges() } }];
+    default:
+      return [];
   }
 }

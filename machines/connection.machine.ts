@@ -81,12 +81,12 @@ export const connectionMachine = setup({
     pending: {
       description:
         'The kernel completed the TCP handshake and holds the connection in the listen backlog until listener_accept calls accept().',
-      meta: { haproxy: 'listen(2) backlog; listener_accept' },
+      meta: { haproxy: 'listen(2) backlog; listener_accept', impl: 'serverOnConnection' },
       on: {
         ACCEPT: {
           target: 'accepted',
           description: 'listener_accept took the connection out of the backlog: it now has an fd.',
-          meta: { haproxy: 'listener_accept: accept()' },
+          meta: { haproxy: 'listener_accept: accept()', impl: 'drainBacklog' },
         },
       },
     },
@@ -101,26 +101,29 @@ export const connectionMachine = setup({
             target: 'handshake.proxyHeader',
             description:
               'accept-proxy: CO_FL_ACCEPT_PROXY is set after the tcp-request rules; the PROXY header comes first.',
-            meta: { haproxy: 'session_accept: conn.flags |= CO_FL_ACCEPT_PROXY (22cda21ad)' },
+            meta: {
+              haproxy: 'session_accept: conn.flags |= CO_FL_ACCEPT_PROXY (22cda21ad)',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'ssl',
             target: 'handshake.tls',
             description: 'ssl without accept-proxy: conn_data_init (ssl_sock_init) sets CO_FL_SSL_WAIT_HS.',
-            meta: { haproxy: 'ssl_sock_init: CO_FL_SSL_WAIT_HS (7dd0e505c)' },
+            meta: { haproxy: 'ssl_sock_init: CO_FL_SSL_WAIT_HS (7dd0e505c)', impl: 'drainBacklog' },
           },
         ],
         NO_HANDSHAKE: {
           target: 'ready',
           description:
             'No handshake flag: the data layer is ready at once and the session completes in session_accept.',
-          meta: { haproxy: 'session_accept → session_complete' },
+          meta: { haproxy: 'session_accept → session_complete', impl: 'drainBacklog' },
         },
         CLOSE: {
           target: 'closed',
           description:
             'Closed by session_accept before any handshake: tcp-request reject, monitor, or a setup failure.',
-          meta: { haproxy: 'session_accept out_close: fd_delete / close' },
+          meta: { haproxy: 'session_accept out_close: fd_delete / close', impl: 'Frontend.closeClient' },
         },
       },
     },
@@ -132,7 +135,7 @@ export const connectionMachine = setup({
       states: {
         proxyHeader: {
           description: 'CO_FL_ACCEPT_PROXY: waiting for the PROXY protocol header.',
-          meta: { haproxy: 'conn_recv_proxy' },
+          meta: { haproxy: 'conn_recv_proxy', impl: 'readProxyHeader' },
           entry: ['recvProxyHeader'],
           on: {
             PROXY_HEADER_OK: [
@@ -141,14 +144,17 @@ export const connectionMachine = setup({
                 target: 'tls',
                 description:
                   'The header was consumed and CO_FL_ACCEPT_PROXY cleared; the TLS handshake is next.',
-                meta: { haproxy: 'conn_recv_proxy: conn->flags &= ~flag' },
+                meta: { haproxy: 'conn_recv_proxy: conn->flags &= ~flag', impl: 'socketOnHeaderData' },
               },
               {
                 target: '#connection.ready',
                 actions: [{ type: 'handshakeEnded', params: { error: false } }],
                 description:
                   'The header was consumed and it was the last handshake: the embryonic session is completed in the same callback.',
-                meta: { haproxy: 'conn_recv_proxy; conn_fd_handler → conn_session_complete' },
+                meta: {
+                  haproxy: 'conn_recv_proxy; conn_fd_handler → conn_session_complete',
+                  impl: 'socketOnHeaderData',
+                },
               },
             ],
             PROXY_HEADER_ERROR: [
@@ -162,13 +168,16 @@ export const connectionMachine = setup({
                 ],
                 description:
                   "Malformed, truncated or foreign bytes: CO_FL_ERROR with the parser's code. The peeked bytes stay unread, so the close will be an RST.",
-                meta: { haproxy: 'conn_recv_proxy fail: (8e3bf699d codes); conn_fd_handler leave → kill' },
+                meta: {
+                  haproxy: 'conn_recv_proxy fail: (8e3bf699d codes); conn_fd_handler leave → kill',
+                  impl: 'socketOnHeaderData, socketOnHeaderEnd',
+                },
               },
               {
                 target: '#connection.error',
                 actions: ['setErrCodeFromEvent', { type: 'handshakeEnded', params: { error: true } }],
                 description: "A read error with nothing unread: CO_FL_ERROR with the parser's code.",
-                meta: { haproxy: 'conn_recv_proxy fail' },
+                meta: { haproxy: 'conn_recv_proxy fail', impl: 'socketOnHeaderData' },
               },
             ],
             PEER_CLOSE: {
@@ -178,7 +187,7 @@ export const connectionMachine = setup({
                 { type: 'handshakeEnded', params: { error: true } },
               ],
               description: 'The client closed before sending a header: recv() returned 0.',
-              meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_EMPTY' },
+              meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_EMPTY', impl: 'socketOnHeaderEnd' },
             },
             PEER_RESET: {
               target: '#connection.error',
@@ -187,20 +196,20 @@ export const connectionMachine = setup({
                 { type: 'handshakeEnded', params: { error: true } },
               ],
               description: 'The client reset the connection while the header was awaited: recv() < 0.',
-              meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_ABORT' },
+              meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_ABORT', impl: 'socketOnHeaderError' },
             },
             TIMEOUT: {
               target: '#connection.error',
               actions: [{ type: 'setErrCode', params: { code: 'PRX_TIMEOUT' } }],
               description:
                 'The deadline struck while CO_FL_ACCEPT_PROXY was still set: the timeout is a PROXY timeout.',
-              meta: { haproxy: 'kill_mini_session: CO_ER_PRX_TIMEOUT (0af2912fd)' },
+              meta: { haproxy: 'kill_mini_session: CO_ER_PRX_TIMEOUT (0af2912fd)', impl: 'timerOnExpire' },
             },
           },
         },
         tls: {
           description: 'CO_FL_SSL_WAIT_HS: the TLS handshake runs (after the PROXY header, if any).',
-          meta: { haproxy: 'ssl_sock_handshake while CO_FL_SSL_WAIT_HS is set' },
+          meta: { haproxy: 'ssl_sock_handshake while CO_FL_SSL_WAIT_HS is set', impl: 'startTlsHandshake' },
           entry: ['startTlsHandshake'],
           on: {
             TLS_OK: {
@@ -208,14 +217,20 @@ export const connectionMachine = setup({
               actions: [{ type: 'handshakeEnded', params: { error: false } }],
               description:
                 'The TLS handshake completed and CO_FL_SSL_WAIT_HS cleared: the embryonic session is completed.',
-              meta: { haproxy: 'ssl_sock_handshake; conn_fd_handler → conn_session_complete' },
+              meta: {
+                haproxy: 'ssl_sock_handshake; conn_fd_handler → conn_session_complete',
+                impl: 'tlsOnSecure',
+              },
             },
             TLS_ERROR: {
               target: '#connection.error',
               actions: ['setErrCodeFromEvent', { type: 'handshakeEnded', params: { error: true } }],
               description:
                 'The TLS handshake failed: CO_FL_ERROR with an SSL code. OpenSSL consumed the bytes, so the close is a FIN.',
-              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_HANDSHAKE (20879a023)' },
+              meta: {
+                haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_HANDSHAKE (20879a023)',
+                impl: 'tlsOnError',
+              },
             },
             PEER_CLOSE: {
               target: '#connection.error',
@@ -224,7 +239,7 @@ export const connectionMachine = setup({
                 { type: 'handshakeEnded', params: { error: true } },
               ],
               description: 'The client closed during the TLS handshake.',
-              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_EMPTY' },
+              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_EMPTY', impl: 'tlsOnEnd' },
             },
             PEER_RESET: {
               target: '#connection.error',
@@ -233,14 +248,14 @@ export const connectionMachine = setup({
                 { type: 'handshakeEnded', params: { error: true } },
               ],
               description: 'The client reset the connection during the TLS handshake.',
-              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_ABORT' },
+              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_ABORT', impl: 'tlsOnError' },
             },
             TIMEOUT: {
               target: '#connection.error',
               actions: [{ type: 'setErrCode', params: { code: 'SSL_TIMEOUT' } }],
               description:
                 'The deadline struck while CO_FL_SSL_WAIT_HS was still set: the timeout is an SSL timeout.',
-              meta: { haproxy: 'kill_mini_session: CO_ER_SSL_TIMEOUT (0af2912fd)' },
+              meta: { haproxy: 'kill_mini_session: CO_ER_SSL_TIMEOUT (0af2912fd)', impl: 'timerOnExpire' },
             },
           },
         },
@@ -249,12 +264,12 @@ export const connectionMachine = setup({
     ready: {
       description:
         'Every handshake flag is clear (CO_FL_CONNECTED): the data layer runs for the completed session.',
-      meta: { haproxy: 'conn_fd_handler: data recv/send (58363cf19)' },
+      meta: { haproxy: 'conn_fd_handler: data recv/send (58363cf19)', impl: 'streamStart' },
       on: {
         CLOSE: {
           target: 'closed',
           description: 'The session closed the connection: end of stream, or a failed completion.',
-          meta: { haproxy: 'conn_full_close (2b199c9ac)' },
+          meta: { haproxy: 'conn_full_close (2b199c9ac)', impl: 'Frontend.closeClient' },
         },
       },
     },
@@ -266,7 +281,7 @@ export const connectionMachine = setup({
         CLOSE: {
           target: 'closed',
           description: 'kill_mini_session closed the failed connection.',
-          meta: { haproxy: 'kill_mini_session: conn_full_close' },
+          meta: { haproxy: 'kill_mini_session: conn_full_close', impl: 'Frontend.closeClient' },
         },
       },
     },

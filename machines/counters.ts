@@ -99,6 +99,10 @@ export function applyCounterEffect(c: Counters, name: EffectName, config: ModelC
     case 'deniedConnInc':
       c.deniedConn++;
       return true;
+    case 'cumSessDec': // mutants only (machines/mutants.ts): HAProxy never takes a session back
+      c.cumSess--;
+      c.lCumSess--;
+      return true;
     default:
       return false;
   }

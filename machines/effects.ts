@@ -35,6 +35,10 @@ export const EFFECTS = {
     haproxy: 'proxy_inc_fe_sess_ctr',
   },
   deniedConnInc: { does: 'denied_conn++ (dcon)', haproxy: 'tcp_exec_req_rules' },
+  cumSessDec: {
+    does: 'MUTANT ONLY (machines/mutants.ts): cum_sess-- on frontend and listener, as if stot were a gauge',
+    haproxy: 'never: HAProxy only increments cum_sess (a porting mistake)',
+  },
 
   // --- memory: the session, its task, its buffers, the sessions list ---
   sessionAlloc: {
@@ -69,7 +73,7 @@ export const EFFECTS = {
 
   // --- macros: expanded into the primitives above by expandSessionEffect (session.machine.ts) ---
   allocBuffers: { does: 'macro: bufAlloc req, rep, and txn in http mode', haproxy: 'session_complete' },
-  freeBuffers: { does: 'macro: bufFree txn (http mode), rep, req', haproxy: 'session_free' },
+  freeBuffers: { does: 'macro: bufFree req, rep, then txn (http mode)', haproxy: 'session_free' },
   completeFailure: {
     does: 'macro: a session_complete failing at params.site, unwound (listAdd, cumSessInc, taskSetHandler, partial bufAlloc, bufFree, listDel)',
     haproxy: 'session_complete out_free_* (3b24641745)',
@@ -99,6 +103,10 @@ export const EFFECTS = {
   send500: {
     does: "write the frontend's 500 error message without touching the session",
     haproxy: 'session_accept out_close (05bf5e1c3, cbaaec475)',
+  },
+  send500FromSession: {
+    does: 'MUTANT ONLY (machines/mutants.ts): write a 500 built from the session (reads s->fe, s->be)',
+    haproxy: 'session_accept out_close: error_message(s, HTTP_ERR_500), before 05bf5e1c3',
   },
   logEmbryonicKill: {
     does: 'log "<src> [<date>] <fe>/<bind>: <message of err_code>" unless dontlognull hides it',

@@ -82,7 +82,7 @@ export const listenerMachine = setup({
     ready: {
       description:
         'LI_READY: the listening socket is polled and listener_accept takes connections from the backlog.',
-      meta: { haproxy: 'LI_READY' },
+      meta: { haproxy: 'LI_READY', impl: 'drainBacklog' },
       on: {
         ACCEPT_ATTEMPT: [
           {
@@ -94,7 +94,10 @@ export const listenerMachine = setup({
             ],
             description:
               'maxconnrate has no budget left this second: limited on the global queue until the next period.',
-            meta: { haproxy: 'listener_accept: global.cps_lim → limit_listener(global_listener_queue)' },
+            meta: {
+              haproxy: 'listener_accept: global.cps_lim → limit_listener(global_listener_queue)',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'sessRateExhausted',
@@ -105,7 +108,10 @@ export const listenerMachine = setup({
             ],
             description:
               'rate-limit sessions has no budget left: limited on the frontend queue. The budget is spent by completed sessions only (fe_sess_per_sec).',
-            meta: { haproxy: 'listener_accept: p->fe_sps_lim → limit_listener(&p->listener_queue)' },
+            meta: {
+              haproxy: 'listener_accept: p->fe_sps_lim → limit_listener(&p->listener_queue)',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'globalMaxconnReached',
@@ -116,7 +122,10 @@ export const listenerMachine = setup({
             ],
             description:
               'actconn reached the global maxconn: limited on the global queue, retried in 1 s or at the next release.',
-            meta: { haproxy: 'listener_accept: actconn >= global.maxconn → limit_listener(global)' },
+            meta: {
+              haproxy: 'listener_accept: actconn >= global.maxconn → limit_listener(global)',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'frontendFull',
@@ -126,6 +135,7 @@ export const listenerMachine = setup({
               "feconn reached the frontend's maxconn: limited on the frontend queue until a session of the frontend ends.",
             meta: {
               haproxy: 'listener_accept: p->feconn >= p->maxconn → limit_listener(&p->listener_queue)',
+              impl: 'drainBacklog',
             },
           },
           {
@@ -143,7 +153,10 @@ export const listenerMachine = setup({
             actions: ['connPerSecInc', 'actconnInc', 'jobsInc', 'totalconnInc', 'nbconnInc', 'sessionAccept'],
             description:
               'accept() returned a connection: it takes a slot in actconn, jobs and nbconn before session_accept runs. Embryonic connections take maxconn slots.',
-            meta: { haproxy: 'listener_accept: actconn++, jobs++, totalconn++, l->nbconn++, l->accept()' },
+            meta: {
+              haproxy: 'listener_accept: actconn++, jobs++, totalconn++, l->nbconn++, l->accept()',
+              impl: 'drainBacklog',
+            },
           },
         ],
         ACCEPT_RETURNED: [
@@ -159,25 +172,31 @@ export const listenerMachine = setup({
             ],
             description:
               'session_accept failed critically (ret < 0): the slot is released and the listener is limited for 100 ms.',
-            meta: { haproxy: 'listener_accept: ret < 0 → limit_listener(global), retry in 100 ms' },
+            meta: {
+              haproxy: 'listener_accept: ret < 0 → limit_listener(global), retry in 100 ms',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'acceptIgnored',
             actions: ['actconnDec', 'jobsDec', 'nbconnDec'],
             description:
               'session_accept ignored the connection (ret = 0): the slot is released and accepting goes on.',
-            meta: { haproxy: 'listener_accept: ret == 0 → continue' },
+            meta: { haproxy: 'listener_accept: ret == 0 → continue', impl: 'drainBacklog' },
           },
           {
             guard: 'listenerFull',
             target: 'full',
             actions: ['listenerStopAccepting'],
             description: 'The new connection took the last slot of the bind: the listener is full.',
-            meta: { haproxy: 'listener_accept: l->nbconn >= l->maxconn → listener_full' },
+            meta: {
+              haproxy: 'listener_accept: l->nbconn >= l->maxconn → listener_full',
+              impl: 'drainBacklog',
+            },
           },
           {
             description: 'The connection was kept (ret > 0) and slots remain.',
-            meta: { haproxy: 'listener_accept: ret > 0' },
+            meta: { haproxy: 'listener_accept: ret > 0', impl: 'drainBacklog' },
           },
         ],
       },
@@ -191,7 +210,7 @@ export const listenerMachine = setup({
           target: 'ready',
           actions: ['listenerResumeAccepting'],
           description: 'A release freed a slot: resume_listener makes the listener ready again.',
-          meta: { haproxy: 'kill_mini_session / process_session: resume_listener' },
+          meta: { haproxy: 'kill_mini_session / process_session: resume_listener', impl: 'drainBacklog' },
         },
       },
     },
@@ -211,7 +230,10 @@ export const listenerMachine = setup({
               actions: ['listenerResumeAccepting'],
               description:
                 'Dequeued by a release or the queue task: ready again. (resume_listener would make it full if nbconn >= maxconn, but a limited listener accepted nothing since it was below its maxconn.)',
-              meta: { haproxy: 'dequeue_all_listeners(&global_listener_queue) → resume_listener' },
+              meta: {
+                haproxy: 'dequeue_all_listeners(&global_listener_queue) → resume_listener',
+                impl: 'queueTaskOnExpire',
+              },
             },
           },
         },
@@ -222,7 +244,9 @@ export const listenerMachine = setup({
             DEQUEUE_FRONTEND: [
               {
                 guard: 'sessRateBlocks',
-                description: 'The session rate still has no budget: the frontend queue stays as it is.',
+                actions: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } }],
+                description:
+                  "The session rate still has no budget: the listener stays queued, and the frontend's task is armed for when the budget returns (else nothing would ever dequeue it once no session is left to end).",
                 meta: { haproxy: 'freq_ctr_remain(&fe->fe_sess_per_sec, fe_sps_lim, 0) == 0' },
               },
               {
@@ -230,7 +254,10 @@ export const listenerMachine = setup({
                 actions: ['listenerResumeAccepting'],
                 description:
                   'Dequeued by a release of the frontend or by its rate task: ready again (below its bind maxconn, as when it was limited).',
-                meta: { haproxy: 'dequeue_all_listeners(&fe->listener_queue) → resume_listener' },
+                meta: {
+                  haproxy: 'dequeue_all_listeners(&fe->listener_queue) → resume_listener',
+                  impl: 'queueTaskOnExpire',
+                },
               },
             ],
           },

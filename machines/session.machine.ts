@@ -180,7 +180,7 @@ export const sessionMachine = setup({
             target: 'setupFailed',
             actions: [{ type: 'setRet', params: { ret: -1 } }],
             description: 'pool_alloc2(pool2_session) failed: nothing was counted yet; straight to out_close.',
-            meta: { haproxy: 'session_accept: goto out_close' },
+            meta: { haproxy: 'session_accept: goto out_close', impl: 'drainBacklog' },
           },
           {
             guard: 'sourceDenied',
@@ -195,7 +195,7 @@ export const sessionMachine = setup({
             ],
             description:
               'A tcp-request connection rule rejected the source: denied_conn++, SO_LINGER 0 (RST), ret = 0 through out_free_session.',
-            meta: { haproxy: 'session_accept: tcp_exec_req_rules → out_free_session' },
+            meta: { haproxy: 'session_accept: tcp_exec_req_rules → out_free_session', impl: 'drainBacklog' },
           },
           {
             guard: 'fcntlFails',
@@ -216,7 +216,10 @@ export const sessionMachine = setup({
             actions: [...ACCEPT_COUNTERS, { type: 'setRet', params: { ret: 0 } }],
             description:
               'The source matches monitor-net: answered at once, no handshake, no session completion.',
-            meta: { haproxy: 'session_accept monitor-net (82569f915, dev13 semantics)' },
+            meta: {
+              haproxy: 'session_accept monitor-net (82569f915, dev13 semantics)',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'taskFails',
@@ -228,7 +231,7 @@ export const sessionMachine = setup({
               { type: 'setRet', params: { ret: -1 } },
             ],
             description: 'task_new failed: unwound through out_free_session.',
-            meta: { haproxy: 'session_accept: goto out_free_session' },
+            meta: { haproxy: 'session_accept: goto out_free_session', impl: 'drainBacklog' },
           },
           {
             guard: 'dataInitFails',
@@ -261,6 +264,7 @@ export const sessionMachine = setup({
               'CO_FL_HANDSHAKE is set: only the embryonic session is built. Its task gets expire_mini_session and the handshake deadline; no buffer is allocated.',
             meta: {
               haproxy: 'session_accept: CO_FL_HANDSHAKE → expire_mini_session, CO_FL_INIT_SESS, return 1',
+              impl: 'drainBacklog',
             },
           },
           {
@@ -285,7 +289,7 @@ export const sessionMachine = setup({
             ],
             description:
               'No handshake, and session_complete failed in session_accept: counted as a session, unwound through out_free_task. 2.6 returns 0 here (no 500).',
-            meta: { haproxy: 'session_accept → session_complete < 0 → out_free_task' },
+            meta: { haproxy: 'session_accept → session_complete < 0 → out_free_task', impl: 'drainBacklog' },
           },
           {
             target: 'initialized',
@@ -303,7 +307,7 @@ export const sessionMachine = setup({
             ],
             description:
               'No handshake: session_complete runs at once and the session is initialized in session_accept.',
-            meta: { haproxy: 'session_accept → session_complete > 0' },
+            meta: { haproxy: 'session_accept → session_complete > 0', impl: 'drainBacklog' },
           },
         ],
       },
@@ -319,7 +323,10 @@ export const sessionMachine = setup({
             target: 'killed',
             description:
               'A handshake failed (CO_FL_ERROR): conn_session_complete does not complete and kills the embryonic session in the same callback.',
-            meta: { haproxy: 'conn_session_complete: CO_FL_ERROR → kill_mini_session (22cda21ad)' },
+            meta: {
+              haproxy: 'conn_session_complete: CO_FL_ERROR → kill_mini_session (22cda21ad)',
+              impl: 'Frontend.connectionEvent',
+            },
           },
           {
             guard: 'completionFails',
@@ -332,7 +339,10 @@ export const sessionMachine = setup({
             ],
             description:
               'The handshake ended but session_complete failed: the session was counted (cum_sess) and is unlinked (3b24641745), then killed.',
-            meta: { haproxy: 'conn_session_complete: session_complete < 0 → kill_mini_session' },
+            meta: {
+              haproxy: 'conn_session_complete: session_complete < 0 → kill_mini_session',
+              impl: 'Frontend.connectionEvent',
+            },
           },
           {
             target: 'initialized',
@@ -341,6 +351,7 @@ export const sessionMachine = setup({
               'The last handshake ended: session_complete links the session, counts it, allocates its buffers and replaces the deadline with the session handler.',
             meta: {
               haproxy: 'conn_session_complete → session_complete > 0; conn->flags &= ~CO_FL_INIT_SESS',
+              impl: 'Frontend.connectionEvent',
             },
           },
         ],
@@ -350,7 +361,10 @@ export const sessionMachine = setup({
             target: 'expired',
             actions: ['connTimeout'],
             description: 'The handshake deadline struck (TASK_WOKEN_TIMER).',
-            meta: { haproxy: 'expire_mini_session: TASK_WOKEN_TIMER → kill_mini_session' },
+            meta: {
+              haproxy: 'expire_mini_session: TASK_WOKEN_TIMER → kill_mini_session',
+              impl: 'timerOnExpire',
+            },
           },
           {
             description: 'Woken for another reason than its timer: expire_mini_session does nothing (I13).',
@@ -362,7 +376,7 @@ export const sessionMachine = setup({
     initialized: {
       description:
         'The complete session: in the sessions list, counted in cum_sess, with its req/rep buffers (and the http txn), its task running process_session.',
-      meta: { haproxy: 'session_complete (SN_INITIALIZED); process_session' },
+      meta: { haproxy: 'session_complete (SN_INITIALIZED); process_session', impl: 'streamStart' },
       on: {
         SESSION_END: {
           target: 'freed',
@@ -383,13 +397,16 @@ export const sessionMachine = setup({
           ],
           description:
             'The stream ended: process_session releases the slot (release block), session_free frees the buffers and unlinks the session, then the task is freed.',
-          meta: { haproxy: 'process_session end: release block, session_free, task_free' },
+          meta: {
+            haproxy: 'process_session end: release block, session_free, task_free',
+            impl: 'streamOnEnd',
+          },
         },
       },
     },
     expired: {
       description: 'The handshake deadline killed the embryonic session. It passes at once to freed.',
-      meta: { haproxy: 'expire_mini_session → kill_mini_session' },
+      meta: { haproxy: 'expire_mini_session → kill_mini_session', impl: 'timerOnExpire' },
       always: [
         {
           guard: 'logging',
@@ -439,7 +456,7 @@ export const sessionMachine = setup({
         ],
         description:
           'out_close closes the fd with an RST (SO_LINGER 0); listener_accept releases the slot and keeps accepting.',
-        meta: { haproxy: 'session_accept out_close; listener_accept ret == 0' },
+        meta: { haproxy: 'session_accept out_close; listener_accept ret == 0', impl: 'drainBacklog' },
       },
     },
     monitored: {
@@ -459,7 +476,10 @@ export const sessionMachine = setup({
             { type: 'acceptReturned', params: { ret: 0 } },
           ],
           description: 'http mode: drain the request, answer "HTTP/1.0 200 OK", close.',
-          meta: { haproxy: 'session_accept: send "HTTP/1.0 200 OK\\r\\n\\r\\n", ret = 0' },
+          meta: {
+            haproxy: 'session_accept: send "HTTP/1.0 200 OK\\r\\n\\r\\n", ret = 0',
+            impl: 'drainBacklog',
+          },
         },
         {
           target: 'freed',
@@ -472,7 +492,7 @@ export const sessionMachine = setup({
             { type: 'acceptReturned', params: { ret: 0 } },
           ],
           description: 'tcp mode: drain and close, which is the answer.',
-          meta: { haproxy: 'session_accept monitor-net, ret = 0' },
+          meta: { haproxy: 'session_accept monitor-net, ret = 0', impl: 'drainBacklog' },
         },
       ],
     },
@@ -492,7 +512,7 @@ export const sessionMachine = setup({
           ],
           description:
             "ret < 0 in http mode on a raw transport: a 500 built from the frontend's error message, never from the session.",
-          meta: { haproxy: 'session_accept out_close: 500 (cbaaec475, 05bf5e1c3)' },
+          meta: { haproxy: 'session_accept out_close: 500 (cbaaec475, 05bf5e1c3)', impl: 'drainBacklog' },
         },
         {
           target: 'freed',
@@ -502,7 +522,7 @@ export const sessionMachine = setup({
             { type: 'acceptReturned', params: ({ context }) => ({ ret: context.ret }) },
           ],
           description: 'No 500 (tcp mode, TLS transport, or ret = 0): the fd is closed.',
-          meta: { haproxy: 'session_accept out_close: fd_delete / close' },
+          meta: { haproxy: 'session_accept out_close: fd_delete / close', impl: 'drainBacklog' },
         },
       ],
     },

@@ -19,10 +19,10 @@ import {
 } from './counters.ts';
 import {
   Composition,
+  NO_FAILURE,
   type Defect,
   type Host,
   type Origin,
-  type StepInputs,
   type TransitionRecord,
   type World,
 } from './compose.ts';
@@ -99,6 +99,19 @@ function cloneMemory(m: ConnMemory): ConnMemory {
   return { ...m, bufs: { ...m.bufs }, sent: [...m.sent], faults: [...m.faults] };
 }
 
+/** Returns 'live' for an allocation, recording a fault in `m` if `life` was not 'none'. */
+function alloc(m: ConnMemory, life: Life, what: string): Life {
+  if (life !== 'none') m.faults.push(`${what} allocated twice`);
+  return 'live';
+}
+
+/** Returns 'freed' for a release, recording a fault in `m` unless `life` was 'live'. */
+function free(m: ConnMemory, life: Life, what: string): Life {
+  if (life !== 'live')
+    m.faults.push(life === 'freed' ? `${what} freed twice` : `${what} freed but never allocated`);
+  return 'freed';
+}
+
 /**
  * The model's host: executes effects on the counters and the memory records of a SystemState.
  * Pure with respect to the outside world; mutates only the state it was given.
@@ -133,95 +146,89 @@ class ModelHost implements Host {
     }
     if (origin.conn === null) return;
     const m = this.s.memory[origin.conn]!;
-    const fault = (what: string): void => {
-      m.faults.push(what);
-    };
-    const alloc = (life: Life, what: string): Life => {
-      if (life !== 'none') fault(`${what} allocated twice`);
-      return 'live';
-    };
-    const free = (life: Life, what: string): Life => {
-      if (life !== 'live')
-        fault(life === 'freed' ? `${what} freed twice` : `${what} freed but never allocated`);
-      return 'freed';
-    };
     switch (effect.type) {
       case 'sessionAccept':
         break;
       case 'sessionAlloc':
-        m.session = alloc(m.session, 'session');
+        m.session = alloc(m, m.session, 'session');
         break;
       case 'sessionFree':
-        m.session = free(m.session, 'session');
+        m.session = free(m, m.session, 'session');
         break;
       case 'taskNew':
-        m.task = alloc(m.task, 'task');
+        m.task = alloc(m, m.task, 'task');
         break;
       case 'taskFree':
-        m.task = free(m.task, 'task');
+        m.task = free(m, m.task, 'task');
         m.taskProcess = 'none';
         break;
       case 'armDeadline':
-        if (m.task !== 'live') fault('deadline armed on a task that is not live');
+        if (m.task !== 'live') m.faults.push('deadline armed on a task that is not live');
         m.taskProcess = 'expire';
         m.deadline = (effect.params as { ms: number | null }).ms;
         break;
       case 'taskSetHandler':
-        if (m.task !== 'live') fault('task handler set on a task that is not live');
+        if (m.task !== 'live') m.faults.push('task handler set on a task that is not live');
         m.taskProcess = 'handler';
         m.deadline = null;
         break;
       case 'taskWakeupInit':
-        if (m.task !== 'live') fault('task woken after free');
+        if (m.task !== 'live') m.faults.push('task woken after free');
         break;
       case 'listAdd':
-        if (m.session !== 'live') fault('a session that is not live was linked');
-        if (m.inList) fault('session linked twice');
+        if (m.session !== 'live') m.faults.push('a session that is not live was linked');
+        if (m.inList) m.faults.push('session linked twice');
         m.inList = true;
         break;
       case 'listDel':
-        if (!m.inList) fault('session unlinked but not linked');
+        if (!m.inList) m.faults.push('session unlinked but not linked');
         m.inList = false;
         break;
       case 'bufAlloc': {
         const buf = (effect.params as { buf: BufKind }).buf;
-        m.bufs[buf] = alloc(m.bufs[buf], buf);
+        m.bufs[buf] = alloc(m, m.bufs[buf], buf);
         break;
       }
       case 'bufFree': {
         const buf = (effect.params as { buf: BufKind }).buf;
-        m.bufs[buf] = free(m.bufs[buf], buf);
+        m.bufs[buf] = free(m, m.bufs[buf], buf);
         break;
       }
       case 'fdInsert':
-        if (m.fd !== 'open') fault('fd_insert on an fd that is not open');
+        if (m.fd !== 'open') m.faults.push('fd_insert on an fd that is not open');
         m.inFdtab = true;
         break;
       case 'fdClose':
-        if (m.fd === 'closed') fault('fd closed twice');
+        if (m.fd === 'closed') m.faults.push('fd closed twice');
         m.fdCloses++;
         m.fd = 'closed';
         m.inFdtab = false;
         m.closedWith ??= m.linger;
         break;
       case 'setNoLinger':
-        if (m.fd !== 'open') fault('SO_LINGER set on a closed fd');
+        if (m.fd !== 'open') m.faults.push('SO_LINGER set on a closed fd');
         m.linger = 'rst';
         break;
       case 'drainInput':
-        if (m.fd !== 'open') fault('read on a closed fd');
+        if (m.fd !== 'open') m.faults.push('read on a closed fd');
         break;
       case 'send200':
       case 'send500':
-        if (m.fd !== 'open') fault('write on a closed fd');
+        if (m.fd !== 'open') m.faults.push('write on a closed fd');
         m.sent.push(effect.type === 'send200' ? '200' : '500');
         break;
+      case 'send500FromSession': // mutants only: the 500 of session_accept before 05bf5e1c3
+        if (m.session !== 'live')
+          m.faults.push(`500 built from a session that is ${m.session === 'none' ? 'NULL' : 'freed'}`);
+        if (m.fd !== 'open') m.faults.push('write on a closed fd');
+        m.sent.push('500');
+        break;
       case 'logEmbryonicKill':
-        if (m.session !== 'live') fault('kill logged from a session that is not live');
+        if (m.session !== 'live') m.faults.push('kill logged from a session that is not live');
         m.logged++;
         break;
       case 'notifySi':
-        if (m.fd !== 'open') fault('stream interface notified on a closed connection');
+        if (m.fd !== 'open') m.faults.push('stream interface notified on a closed connection');
         break;
       default:
         break;
@@ -293,12 +300,6 @@ export class SystemModel {
     const next = this.clone(s);
     const host = new ModelHost(next, this.config);
     const c = this.composition;
-    const inputs = (partial: Partial<StepInputs>): StepInputs => ({
-      src: 'plain',
-      acceptFail: 'none',
-      completeFail: 'none',
-      ...partial,
-    });
     switch (event.type) {
       case 'ACCEPT': {
         const conn = this.nextPending(next)!;
@@ -306,7 +307,7 @@ export class SystemModel {
           next.world,
           host,
           conn,
-          inputs({ src: event.src ?? 'plain', acceptFail: event.fail ?? 'none' }),
+          { src: event.src ?? 'plain', acceptFail: event.fail ?? 'none', completeFail: 'none' },
           event.acceptError ?? false,
         );
         break;
@@ -319,7 +320,7 @@ export class SystemModel {
           'connection',
           event.conn,
           { type: event.type },
-          inputs({ completeFail: event.fail ?? 'none' }),
+          { src: 'plain', acceptFail: 'none', completeFail: event.fail ?? 'none' },
         );
         break;
       case 'PROXY_HEADER_ERROR':
@@ -330,12 +331,12 @@ export class SystemModel {
           'connection',
           event.conn,
           { type: event.type, code: event.code },
-          inputs({}),
+          NO_FAILURE,
         );
         break;
       case 'PEER_CLOSE':
       case 'PEER_RESET':
-        c.dispatch(next.world, host, 'connection', event.conn, { type: event.type }, inputs({}));
+        c.dispatch(next.world, host, 'connection', event.conn, { type: event.type }, NO_FAILURE);
         break;
       case 'TIMER_EXPIRE':
       case 'TASK_WAKEUP':
@@ -345,11 +346,11 @@ export class SystemModel {
           'session',
           event.conn,
           { type: 'TASK_WAKEUP', timer: event.type === 'TIMER_EXPIRE' },
-          inputs({}),
+          NO_FAILURE,
         );
         break;
       case 'SESSION_END':
-        c.dispatch(next.world, host, 'session', event.conn, { type: 'SESSION_END' }, inputs({}));
+        c.dispatch(next.world, host, 'session', event.conn, { type: 'SESSION_END' }, NO_FAILURE);
         break;
       case 'QUEUE_TASK':
         next.queueTasks[event.queue] = false;
@@ -359,7 +360,7 @@ export class SystemModel {
           'listener',
           null,
           { type: event.queue === 'global' ? 'DEQUEUE_GLOBAL' : 'DEQUEUE_FRONTEND', ...host.gauges() },
-          inputs({}),
+          NO_FAILURE,
         );
         break;
       case 'RATE_PERIOD':

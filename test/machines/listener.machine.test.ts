@@ -176,12 +176,12 @@ const CASES: Case[] = [
   // --- limited.onFrontendQueue ---
   {
     transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|0',
-    says: 'stays on the frontend queue when the session rate still has no budget',
+    says: "stays on the frontend queue when the session rate still has no budget, and arms the frontend's task",
     config: { rateLimitSessions: 5 },
     path: [attempt({ sessRateRemain: 0 })],
     event: { type: 'DEQUEUE_FRONTEND', ...gauges({ sessRateRemain: 0 }) },
     target: 'limited.onFrontendQueue',
-    effects: [],
+    effects: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } }],
   },
   {
     transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|1',

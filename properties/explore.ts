@@ -1,0 +1,521 @@
+/**
+ * The bounded model checker: an exhaustive breadth-first exploration of the composed system
+ * (machines/system.ts) for N connections under one configuration, checking every invariant
+ * (properties/invariants.ts) in every reachable state and every step invariant on every edge.
+ *
+ * - States are deduplicated by a canonical key with symmetry across connection ids: the key sorts
+ *   the per-connection tuples, so two states that differ only by a renaming of the connections are
+ *   one state. This is sound because nothing in the model depends on a connection's id except
+ *   ACCEPT, which takes the oldest connection in the backlog, and connections in the backlog are
+ *   identical (so which one is taken yields the same state up to renaming). For the same reason the
+ *   events of a connection whose tuple equals an earlier connection's are not tried: they lead to
+ *   renamings of states the earlier connection's events reach.
+ * - The key is built from the interned machine snapshot ids and small codes for the memory, by
+ *   string concatenation; no state is serialised with JSON in the hot path.
+ * - Only the frontier keeps whole states. Every distinct state keeps its parent and the event that
+ *   reached it, so the counterexample is rebuilt by walking back, and is replayable as is: each
+ *   state kept is the actual successor of its parent, connection ids included.
+ * - At the first violation the exploration finishes the current depth (to report, among the
+ *   shortest counterexamples, the one whose invariant comes first in INVARIANTS) and stops.
+ *
+ * Stats follow TLC: generated (successor states computed), distinct, depth (of the longest
+ * shortest path), seconds, distinct states per second.
+ */
+import type { Defect } from '../machines/compose.ts';
+import { DEFAULT_CONFIG, hasHandshake, makeConfig, type ModelConfig } from '../machines/config.ts';
+import { SystemModel, type ConnMemory, type SystemEvent, type SystemState } from '../machines/system.ts';
+import { DEFAULT_BOUNDS, type Bounds, type NamedConfig } from './bounds.ts';
+import {
+  checkInvariants,
+  INVARIANTS,
+  viewOf,
+  type Invariant,
+  type InvariantContext,
+  type InvariantViolation,
+} from './invariants.ts';
+
+/** TLC-style statistics of one exploration, or of several summed. */
+export interface ExploreStats {
+  generated: number; //      successor states computed (one per enabled event tried)
+  distinct: number; //       distinct states reached, up to symmetry
+  depth: number; //          length of the longest shortest path from the initial state
+  seconds: number;
+  statesPerSecond: number; // distinct / seconds
+}
+
+/** The shortest path to a violation, readable and replayable. */
+export interface Counterexample {
+  invariant: string; //                 the invariant reported (the first in INVARIANTS order)
+  message: string; //                   what it says is wrong
+  alsoViolated: InvariantViolation[]; // other invariants violated on the same step
+  events: SystemEvent[]; //             from the initial state; replays exactly with SystemModel.step
+  readable: string[]; //                one line per event
+}
+
+/** What one exploration found. */
+export interface ExploreResult extends ExploreStats {
+  complete: boolean; //            true iff every reachable state within the bounds was explored
+  violation: Counterexample | null;
+  transitionsTaken: string[]; //   ids of the machine transitions taken on some edge, sorted
+}
+
+/** How to explore. */
+export interface ExploreOptions {
+  config: ModelConfig;
+  connections: number; //                      N ≥ 1
+  bounds?: Bounds; //                          DEFAULT_BOUNDS if not given
+  defect?: Defect | null; //                    a mutant switched into the model
+  invariants?: readonly Invariant[]; //        INVARIANTS if not given
+  maxDepth?: number; //                        do not explore paths longer than this
+  symmetry?: boolean; //                       reduce by symmetry across connection ids (default true)
+  onProgress?: (stats: ExploreStats) => void; // called about every progressEveryMs during long runs
+  progressEveryMs?: number; //                 2000 if not given
+}
+
+/** The events the explorer tries: those of the system, and those of each connection. */
+interface Alphabet {
+  events: SystemEvent[]; //   every event, indexed by id
+  global: number[]; //        ids of the events that name no connection
+  perConn: number[][]; //     ids of the events of each connection
+}
+
+/**
+ * Returns the alphabet of `config` for `n` connections under `bounds`: every event parameter the
+ * bounds allow, minus the parameters the configuration makes equivalent (see bounds.ts). Pure.
+ */
+export function alphabetOf(config: ModelConfig, n: number, bounds: Bounds = DEFAULT_BOUNDS): SystemEvent[] {
+  return buildAlphabet(config, n, bounds).events;
+}
+
+function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds): Alphabet {
+  const events: SystemEvent[] = [];
+  const add = (e: SystemEvent): number => events.push(e) - 1;
+  const global: number[] = [];
+  const completionSites = new Set(['req', 'rep', 'txn', 'accept']);
+  const handshake = hasHandshake(config);
+  const completeFails = bounds.completeFailSites.filter((f) => f !== 'txn' || config.mode === 'http');
+  for (const fail of bounds.acceptFailSites) {
+    if (handshake && completionSites.has(fail)) continue; // session_complete is not reached at accept
+    if (fail === 'txn' && config.mode !== 'http') continue;
+    global.push(add(fail === 'none' ? { type: 'ACCEPT' } : { type: 'ACCEPT', fail }));
+  }
+  for (const src of bounds.acceptSources) if (src !== 'plain') global.push(add({ type: 'ACCEPT', src }));
+  if (bounds.acceptError) global.push(add({ type: 'ACCEPT', acceptError: true }));
+  global.push(add({ type: 'QUEUE_TASK', queue: 'global' }));
+  global.push(add({ type: 'QUEUE_TASK', queue: 'frontend' }));
+  global.push(add({ type: 'RATE_PERIOD' }));
+  const perConn: number[][] = [];
+  for (let conn = 0; conn < n; conn++) {
+    const mine: number[] = [];
+    if (config.acceptProxy) {
+      // With ssl, a good header only moves on to TLS: no completion, so no completion failure.
+      for (const fail of config.ssl ? (['none'] as const) : completeFails)
+        mine.push(
+          add(fail === 'none' ? { type: 'PROXY_HEADER_OK', conn } : { type: 'PROXY_HEADER_OK', conn, fail }),
+        );
+      for (const code of bounds.proxyErrorCodes) mine.push(add({ type: 'PROXY_HEADER_ERROR', conn, code }));
+    }
+    if (config.ssl) {
+      for (const fail of completeFails)
+        mine.push(add(fail === 'none' ? { type: 'TLS_OK', conn } : { type: 'TLS_OK', conn, fail }));
+      for (const code of bounds.sslErrorCodes) mine.push(add({ type: 'TLS_ERROR', conn, code }));
+    }
+    if (bounds.clientCloses && handshake) {
+      mine.push(add({ type: 'PEER_CLOSE', conn }));
+      mine.push(add({ type: 'PEER_RESET', conn }));
+    }
+    mine.push(add({ type: 'TIMER_EXPIRE', conn }));
+    mine.push(add({ type: 'TASK_WAKEUP', conn }));
+    mine.push(add({ type: 'SESSION_END', conn }));
+    perConn.push(mine);
+  }
+  return { events, global, perConn };
+}
+
+const LIFE = { none: 0, live: 1, freed: 2 } as const;
+const FD = { none: 0, open: 1, closed: 2 } as const;
+const PROCESS = { none: 0, expire: 1, handler: 2 } as const;
+
+/** The tuple of one connection: its two machine snapshots and everything its memory holds. */
+function connTuple(s: SystemState, conn: number): string {
+  const slots = s.world.conns.get(conn)!;
+  const m: ConnMemory = s.memory[conn]!;
+  const flags =
+    FD[m.fd] +
+    3 * (m.inFdtab ? 1 : 0) +
+    6 * (m.linger === 'rst' ? 1 : 0) +
+    12 * (m.closedWith === null ? 0 : m.closedWith === 'fin' ? 1 : 2) +
+    36 * LIFE[m.session] +
+    108 * LIFE[m.task] +
+    324 * PROCESS[m.taskProcess] +
+    972 * LIFE[m.bufs.req] +
+    2916 * LIFE[m.bufs.rep] +
+    8748 * LIFE[m.bufs.txn] +
+    26244 * (m.inList ? 1 : 0);
+  let t = `${slots.connection}.${slots.session}.${flags}.${m.fdCloses}.${m.embryonicEnds}.${m.logged}.${m.deadline ?? '-'}`;
+  if (m.sent.length > 0) t += `.s${m.sent.join('')}`;
+  if (m.faults.length > 0) t += `.f${m.faults.join('|')}`;
+  return t;
+}
+
+/**
+ * Returns the canonical key of `s`: equal for two states iff they are equal up to a renaming of
+ * the connections (or, with `symmetry` false, iff they are equal). `tuples` receives each
+ * connection's tuple by id. Pure apart from filling `tuples`.
+ */
+export function stateKey(model: SystemModel, s: SystemState, tuples: string[] = [], symmetry = true): string {
+  for (let i = 0; i < model.n; i++) tuples[i] = connTuple(s, i);
+  const c = s.counters;
+  const sorted = symmetry && model.n > 1 ? [...tuples].sort() : tuples;
+  return (
+    `${s.world.listener}|${s.queueTasks.global ? 1 : 0}${s.queueTasks.frontend ? 1 : 0}|` +
+    `${c.feconn},${c.connMax},${c.cumConn},${c.cumSess},${c.deniedConn},${c.feConnPerSec},${c.feSessPerSec},` +
+    `${c.nbconn},${c.lCumConn},${c.lCumSess},${c.actconn},${c.jobs},${c.totalconn},${c.connPerSec}|` +
+    sorted.join('/')
+  );
+}
+
+/**
+ * The ids of the events to try in a state whose connections have `tuples`: the system's events,
+ * and the events of each connection whose tuple no earlier connection has (a connection identical
+ * to an earlier one reaches only renamings of the states the earlier one reaches).
+ */
+function candidateEvents(alphabet: Alphabet, tuples: readonly string[], symmetry: boolean): number[] {
+  const ids = [...alphabet.global];
+  for (let conn = 0; conn < tuples.length; conn++)
+    if (!symmetry || tuples.indexOf(tuples[conn]!) === conn)
+      for (const id of alphabet.perConn[conn]!) ids.push(id);
+  return ids;
+}
+
+interface FrontierEntry {
+  state: SystemState;
+  index: number; //    the state's index in parents/via
+  tuples: string[]; // its connections' tuples, by id
+}
+
+interface Found {
+  rank: number; //      position of the reported invariant in the invariant list
+  parent: number;
+  event: number;
+  violations: InvariantViolation[];
+}
+
+/**
+ * Explores every state reachable under `opts` (see ExploreOptions) breadth first, checking the
+ * invariants. Returns the stats and, if an invariant fails, the shortest counterexample (ties
+ * broken by invariant order). Pure apart from calling `onProgress`; deterministic.
+ */
+export function explore(opts: ExploreOptions): ExploreResult {
+  const started = performance.now();
+  const model = new SystemModel(opts.config, opts.connections, opts.defect ?? null);
+  const invariants = opts.invariants ?? INVARIANTS;
+  const symmetry = opts.symmetry ?? true;
+  const rankOf = new Map(invariants.map((inv, i) => [inv.name, i]));
+  const alphabet = buildAlphabet(opts.config, opts.connections, opts.bounds ?? DEFAULT_BOUNDS);
+  const progressEvery = opts.progressEveryMs ?? 2000;
+  let lastProgress = started;
+  const taken = new Set<string>();
+  const parents: number[] = [-1];
+  const via: number[] = [-1];
+  const seen = new Set<string>();
+  let generated = 0;
+  let depth = 0;
+
+  const stats = (): ExploreStats => {
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      generated,
+      distinct: seen.size,
+      depth,
+      seconds,
+      statesPerSecond: seconds > 0 ? Math.round(seen.size / seconds) : 0,
+    };
+  };
+  const finish = (complete: boolean, found: Found | null): ExploreResult => ({
+    ...stats(),
+    complete,
+    violation: found ? counterexample(found) : null,
+    transitionsTaken: [...taken].sort(),
+  });
+  const counterexample = (found: Found): Counterexample => {
+    const ids: number[] = [found.event];
+    for (let i = found.parent; i > 0; i = parents[i]!) ids.push(via[i]!);
+    const events = ids
+      .filter((id) => id >= 0)
+      .reverse()
+      .map((id) => alphabet.events[id]!);
+    const [first, ...rest] = found.violations;
+    return {
+      invariant: first!.invariant,
+      message: first!.message,
+      alsoViolated: rest,
+      events,
+      readable: events.map(describeEvent),
+    };
+  };
+
+  const init = model.initial();
+  const initTuples: string[] = [];
+  seen.add(stateKey(model, init, initTuples, symmetry));
+  const initViolations = checkInvariants(
+    { model, config: opts.config, next: viewOf(model, init), prev: null, event: null, records: [] },
+    invariants,
+  );
+  if (initViolations.length > 0)
+    return finish(false, { rank: 0, parent: 0, event: -1, violations: initViolations });
+
+  let frontier: FrontierEntry[] = [{ state: init, index: 0, tuples: initTuples }];
+  while (frontier.length > 0) {
+    if (opts.maxDepth !== undefined && depth >= opts.maxDepth) return finish(false, null);
+    const next: FrontierEntry[] = [];
+    let found: Found | null = null;
+    for (const entry of frontier) {
+      const s = entry.state;
+      const prevView = viewOf(model, s);
+      for (const id of candidateEvents(alphabet, entry.tuples, symmetry)) {
+        const event = alphabet.events[id]!;
+        const r = model.step(s, event);
+        if (!r) continue;
+        generated++;
+        for (const rec of r.records) for (const t of rec.transitions) taken.add(t);
+        const tuples: string[] = [];
+        const key = stateKey(model, r.state, tuples, symmetry);
+        const fresh = !seen.has(key);
+        const ctx: InvariantContext = {
+          model,
+          config: opts.config,
+          next: viewOf(model, r.state),
+          prev: prevView,
+          event,
+          records: r.records,
+        };
+        const violations = checkInvariants(ctx, invariants, fresh ? 'both' : 'step');
+        if (fresh) {
+          seen.add(key);
+          parents.push(entry.index);
+          via.push(id);
+          next.push({ state: r.state, index: parents.length - 1, tuples });
+        }
+        if (violations.length > 0) {
+          // checkInvariants lists violations in the order of `invariants`: the first one ranks.
+          const rank = rankOf.get(violations[0]!.invariant)!;
+          if (!found || rank < found.rank) found = { rank, parent: entry.index, event: id, violations };
+        }
+        if ((generated & 1023) === 0 && opts.onProgress) {
+          const now = performance.now();
+          if (now - lastProgress >= progressEvery) {
+            lastProgress = now;
+            opts.onProgress(stats());
+          }
+        }
+      }
+    }
+    if (next.length > 0 || found) depth++;
+    if (found) return finish(false, found);
+    frontier = next;
+  }
+  return finish(true, null);
+}
+
+/**
+ * Replays `events` on `model` from its initial state, checking `invariants` on the initial state
+ * and on every step. Returns every violation with the number of events replayed when it was seen
+ * (0 = the initial state); an empty list means the trace keeps every invariant. Throws if an event
+ * cannot happen where it is replayed. Pure.
+ */
+export function checkTrace(
+  model: SystemModel,
+  events: readonly SystemEvent[],
+  invariants: readonly Invariant[] = INVARIANTS,
+): (InvariantViolation & { after: number })[] {
+  let state = model.initial();
+  let view = viewOf(model, state);
+  const out = checkInvariants(
+    { model, config: model.config, next: view, prev: null, event: null, records: [] },
+    invariants,
+  ).map((v) => ({ ...v, after: 0 }));
+  events.forEach((event, i) => {
+    const r = model.step(state, event);
+    if (!r) throw new Error(`event ${i} (${describeEvent(event)}) cannot happen here`);
+    const next = viewOf(model, r.state);
+    const ctx = { model, config: model.config, next, prev: view, event, records: r.records };
+    out.push(...checkInvariants(ctx, invariants).map((v) => ({ ...v, after: i + 1 })));
+    state = r.state;
+    view = next;
+  });
+  return out;
+}
+
+/** Returns one system event as a short line: 'PROXY_HEADER_ERROR conn=0 code=PRX_BAD_HDR'. Pure. */
+export function describeEvent(e: SystemEvent): string {
+  const parts: string[] = [e.type];
+  for (const [k, v] of Object.entries(e)) {
+    if (k === 'type' || v === undefined) continue;
+    parts.push(v === true ? k : `${k}=${String(v)}`);
+  }
+  return parts.join(' ');
+}
+
+/** Returns the source of an object literal for `e`: "{ type: 'ACCEPT', fail: 'req' }". Pure. */
+export function eventSource(e: SystemEvent): string {
+  const fields = Object.entries(e)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? `'${v}'` : String(v)}`);
+  return `{ ${fields.join(', ')} }`;
+}
+
+/** Returns the source of a makeConfig(...) call that rebuilds `config`. Pure. */
+export function configSource(config: ModelConfig): string {
+  const diff: Partial<ModelConfig> = {};
+  for (const k of Object.keys(config) as (keyof ModelConfig)[])
+    if (config[k] !== DEFAULT_CONFIG[k]) (diff as Record<string, unknown>)[k] = config[k];
+  if (makeConfig(diff).bindMaxconn !== config.bindMaxconn) diff.bindMaxconn = config.bindMaxconn;
+  const body = Object.entries(diff)
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? `'${v}'` : String(v)}`)
+    .join(', ');
+  return body === '' ? 'makeConfig({})' : `makeConfig({ ${body} })`;
+}
+
+/**
+ * Returns a vitest regression test, ready to paste under test/, that replays `cx` on a model of
+ * `connections` connections under `config` and expects every invariant to hold. It fails until the
+ * defect the counterexample shows is fixed. Pure.
+ */
+export function regressionTest(cx: Counterexample, config: ModelConfig, connections: number): string {
+  const events = cx.events.map((e) => `      ${eventSource(e)},`);
+  return [
+    "import { expect, it } from 'vitest';",
+    "import { makeConfig } from '../../machines/config.ts';",
+    "import { SystemModel } from '../../machines/system.ts';",
+    "import { checkTrace } from '../../properties/explore.ts';",
+    '',
+    `it('keeps ${cx.invariant} after ${cx.readable.join(', ').replace(/'/g, '')}', () => {`,
+    `  const model = new SystemModel(${configSource(config)}, ${connections});`,
+    '  expect(',
+    '    checkTrace(model, [',
+    ...events,
+    '    ]),',
+    '  ).toEqual([]);',
+    '});',
+    '',
+  ].join('\n');
+}
+
+/** One configuration's exploration within a space. */
+export interface ConfigResult extends ExploreResult {
+  name: string;
+  config: ModelConfig;
+}
+
+/** A violation found in a space, with where it was found and its regression test. */
+export interface SpaceViolation extends Counterexample {
+  configName: string;
+  config: ModelConfig;
+  connections: number;
+  test: string;
+}
+
+/** What exploring a whole configuration space found. */
+export interface SpaceResult extends ExploreStats {
+  connections: number;
+  configs: ConfigResult[];
+  violations: SpaceViolation[];
+}
+
+/** How to explore a space: the options of `explore` that apply to every configuration. */
+export interface SpaceOptions {
+  bounds?: Bounds;
+  defectFor?: (config: ModelConfig) => Defect | null;
+  invariants?: readonly Invariant[];
+  maxDepth?: number;
+  onProgress?: (config: string, stats: ExploreStats) => void;
+  progressEveryMs?: number;
+}
+
+/**
+ * Explores each configuration of `space` with `connections` connections. Returns the per-config
+ * results, their sums (depth is the largest) and the violations, at most one per configuration.
+ * Pure apart from calling `onProgress`.
+ */
+export function exploreSpace(
+  space: readonly NamedConfig[],
+  connections: number,
+  opts: SpaceOptions = {},
+): SpaceResult {
+  const configs: ConfigResult[] = [];
+  const violations: SpaceViolation[] = [];
+  for (const { name, config } of space) {
+    const onProgress = opts.onProgress;
+    const r = explore({
+      config,
+      connections,
+      bounds: opts.bounds,
+      defect: opts.defectFor?.(config) ?? null,
+      invariants: opts.invariants,
+      maxDepth: opts.maxDepth,
+      progressEveryMs: opts.progressEveryMs,
+      ...(onProgress ? { onProgress: (s: ExploreStats) => onProgress(name, s) } : {}),
+    });
+    configs.push({ name, config, ...r });
+    if (r.violation)
+      violations.push({
+        ...r.violation,
+        configName: name,
+        config,
+        connections,
+        test: regressionTest(r.violation, config, connections),
+      });
+  }
+  const seconds = configs.reduce((a, c) => a + c.seconds, 0);
+  const distinct = configs.reduce((a, c) => a + c.distinct, 0);
+  return {
+    connections,
+    configs,
+    violations,
+    generated: configs.reduce((a, c) => a + c.generated, 0),
+    distinct,
+    depth: Math.max(0, ...configs.map((c) => c.depth)),
+    seconds,
+    statesPerSecond: seconds > 0 ? Math.round(distinct / seconds) : 0,
+  };
+}
+
+/** The shortest counterexample found for a defect, and where. */
+export interface Kill {
+  connections: number; //  the smallest N at which some configuration violates an invariant
+  configName: string; //   the configuration of the shortest counterexample at that N
+  config: ModelConfig;
+  counterexample: Counterexample;
+}
+
+/**
+ * Hunts a defect: explores `space` with the defect switched in, for N = 1, 2, … up to
+ * `maxConnections`, and returns the shortest counterexample at the smallest N that has one (ties
+ * broken by the order of `space`), or null if the defect survives every configuration at every N.
+ * Pure.
+ */
+export function hunt(
+  defectFor: (config: ModelConfig) => Defect | null,
+  space: readonly NamedConfig[],
+  maxConnections: number,
+  opts: { bounds?: Bounds; invariants?: readonly Invariant[] } = {},
+): Kill | null {
+  for (let n = 1; n <= maxConnections; n++) {
+    let best: Kill | null = null;
+    for (const { name, config } of space) {
+      const r = explore({
+        config,
+        connections: n,
+        bounds: opts.bounds,
+        defect: defectFor(config),
+        invariants: opts.invariants,
+        ...(best ? { maxDepth: best.counterexample.events.length - 1 } : {}),
+      });
+      if (r.violation && (!best || r.violation.events.length < best.counterexample.events.length))
+        best = { connections: n, configName: name, config, counterexample: r.violation };
+    }
+    if (best) return best;
+  }
+  return null;
+}

@@ -1,0 +1,667 @@
+/**
+ * The invariants of the composed system, as named predicates in the manner of TLA+: each one says
+ * "True iff …" and returns null when it holds, or a sentence naming what is wrong.
+ *
+ * They are stated against ground truth, never against the counter they check: a counter is
+ * compared with a count of what the model's memory holds (the sessions that are live, the fds that
+ * are open, the buffers that were allocated) and with the machines' states; a counter's change in a
+ * step is compared with the machine transitions taken in that step. The facts come from
+ * haproxy-history.md (invariants I1–I22, §3 "Common release block", the seed bugs), not from the
+ * machines: the machines are what is being checked.
+ *
+ * State invariants hold in every reachable state. Step invariants hold on every step (an edge
+ * between two states, with the machine steps it took); they are not checked on the initial state.
+ */
+import type { TransitionRecord } from '../machines/compose.ts';
+import type { ModelConfig } from '../machines/config.ts';
+import type { Counters } from '../machines/counters.ts';
+import type { EffectName } from '../machines/effects.ts';
+import { listTransitions } from '../machines/introspect.ts';
+import { sessionMachine } from '../machines/session.machine.ts';
+import type { ConnMemory, SystemEvent, SystemModel, SystemState } from '../machines/system.ts';
+
+/** What one connection is, read once per state for every invariant. */
+export interface ConnView {
+  id: number;
+  connection: string; //  the connection machine's dotted state ('handshake.proxyHeader')
+  session: string; //     the session machine's state
+  errCode: string | null; // the connection's err_code
+  ret: number | null; //  what session_accept returned (the session machine's ret)
+  mem: ConnMemory; //     the model's memory for the connection
+}
+
+/** A state as the invariants read it. */
+export interface StateView {
+  state: SystemState;
+  counters: Counters;
+  listener: string;
+  conns: ConnView[];
+  live: number; //  connections whose session memory is live (embryonic or initialized)
+}
+
+/** What an invariant is checked against: a state, and for a step the state before and the steps. */
+export interface InvariantContext {
+  model: SystemModel;
+  config: ModelConfig;
+  next: StateView; //                         the state checked (after the step)
+  prev: StateView | null; //                   the state before the step; null for the initial state
+  event: SystemEvent | null; //                the step's event; null for the initial state
+  records: readonly TransitionRecord[]; //     the machine steps of the step; empty for the initial state
+}
+
+/** One named invariant. */
+export interface Invariant {
+  name: string;
+  kind: 'state' | 'step';
+  doc: string; //              "True iff …"
+  haproxy: string; //          the facts it restates (haproxy-history.md invariants, commits)
+  watches: EffectName[]; //    the effects whose transitions it guards (PORTING.md lists them)
+  /** Returns null if the invariant holds, else what is wrong, as a sentence. Pure. */
+  check(ctx: InvariantContext): string | null;
+}
+
+/** One invariant that does not hold. */
+export interface InvariantViolation {
+  invariant: string;
+  message: string;
+}
+
+/**
+ * Returns the view of state `s` of `model` the invariants read. Pure; the view shares the state's
+ * objects, so the caller must not change the state while the view is in use.
+ */
+export function viewOf(model: SystemModel, s: SystemState): StateView {
+  const conns: ConnView[] = [];
+  let live = 0;
+  for (let id = 0; id < model.n; id++) {
+    const mem = s.memory[id]!;
+    if (mem.session === 'live') live++;
+    conns.push({
+      id,
+      connection: model.state(s, 'connection', id),
+      session: model.state(s, 'session', id),
+      errCode: model.errCode(s, id),
+      ret: (model.composition.contextOf(s.world, 'session', id).ret as number | null) ?? null,
+      mem,
+    });
+  }
+  return { state: s, counters: s.counters, listener: model.state(s, 'listener'), conns, live };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: ground truth read from memory and from the machines' transitions.
+
+const BUFS = ['req', 'rep', 'txn'] as const;
+
+/** Faults the model host records when a closed or absent fd is used (machines/system.ts). */
+const FD_FAULTS = [
+  'fd closed twice',
+  'fd_insert on an fd',
+  'SO_LINGER set on a closed fd',
+  'read on a closed fd',
+  'write on a closed fd',
+  'stream interface notified on a closed connection',
+];
+const TASK_FAULTS = [
+  'task allocated twice',
+  'task freed',
+  'deadline armed on a task',
+  'task handler set',
+  'task woken',
+];
+const LIST_FAULTS = [
+  'session that is not live was linked',
+  'session linked twice',
+  'session unlinked but not linked',
+];
+const SESSION_500_FAULT = '500 built from a session';
+
+/** The faults of `m` that contain one of `parts`, joined; null if none. */
+function faultsMatching(m: ConnMemory, parts: readonly string[]): string | null {
+  if (m.faults.length === 0) return null;
+  const hits: string[] = [];
+  for (const f of m.faults) for (const p of parts) if (f.includes(p) && !hits.includes(f)) hits.push(f);
+  return hits.length === 0 ? null : hits.join('; ');
+}
+
+/** The buffers of `m` that are live, or (with `held`) that were ever allocated. */
+function buffers(m: ConnMemory, held = false): string[] {
+  const out: string[] = [];
+  for (const b of BUFS) if (held ? m.bufs[b] !== 'none' : m.bufs[b] === 'live') out.push(b);
+  return out;
+}
+
+/**
+ * Returns a check that applies `bad` to every connection and reports the first one for which it
+ * returns a message, prefixed with the connection id. The per-connection functions are built once,
+ * at load time: the checks run on every edge of an exploration and allocate no closure there.
+ */
+function eachConn(
+  bad: (c: ConnView, ctx: InvariantContext) => string | null,
+): (ctx: InvariantContext) => string | null {
+  return function checkEachConn(ctx) {
+    for (const c of ctx.next.conns) {
+      const why = bad(c, ctx);
+      if (why !== null) return `connection ${c.id}: ${why}`;
+    }
+    return null;
+  };
+}
+
+/** True iff the step released at least one slot: fewer sessions are live after it than before. */
+function released(ctx: InvariantContext): boolean {
+  return ctx.prev !== null && ctx.next.live < ctx.prev.live;
+}
+
+/**
+ * The transitions of the session machine that enter session_complete: the direct completion and
+ * its failure in session_accept, and the completion and its failure after a handshake. Read from
+ * the machine's structure (guard `completionFails`, or a target of `initialized`), not from effects.
+ */
+const COMPLETION_TRANSITIONS: ReadonlySet<string> = new Set(
+  listTransitions(sessionMachine)
+    .filter((t) => t.guard === 'completionFails' || t.targets.includes('session.initialized'))
+    .map((t) => t.id),
+);
+
+/** How many sessions entered session_complete during the step (ground truth for cum_sess). */
+function completionsStarted(records: readonly TransitionRecord[]): number {
+  let n = 0;
+  for (const r of records)
+    if (r.machine === 'session') for (const t of r.transitions) if (COMPLETION_TRANSITIONS.has(t)) n++;
+  return n;
+}
+
+/**
+ * The err_code a failure event gives a connection in a handshake state, per HAProxy: the parser's
+ * or OpenSSL's code; recv() == 0 is EMPTY and recv() < 0 ABORT; the deadline names the handshake
+ * still pending (0af2912fd). Null for an event that is not a failure.
+ */
+function failureCode(r: TransitionRecord): string | null {
+  if (r.machine !== 'connection' || !r.from.startsWith('handshake.')) return null;
+  const tls = r.from === 'handshake.tls';
+  switch (r.event.type) {
+    case 'PROXY_HEADER_ERROR':
+    case 'TLS_ERROR':
+      return r.event.code as string;
+    case 'PEER_CLOSE':
+      return tls ? 'SSL_EMPTY' : 'PRX_EMPTY';
+    case 'PEER_RESET':
+      return tls ? 'SSL_ABORT' : 'PRX_ABORT';
+    case 'TIMEOUT':
+      return tls ? 'SSL_TIMEOUT' : 'PRX_TIMEOUT';
+    default:
+      return null;
+  }
+}
+
+/**
+ * The handshake deadline HAProxy arms, restated from haproxy-history.md I12 rather than imported:
+ * `timeout client-hs` when set (2.9 and later), else `timeout client`; null = TICK_ETERNITY.
+ */
+function expectedDeadline(config: ModelConfig): number | null {
+  if (config.profile === '2.9' && config.timeoutClientHs !== null) return config.timeoutClientHs;
+  return config.timeoutClient;
+}
+
+function gaugeBalance(
+  name: string,
+  counter: keyof Counters,
+  expected: (ctx: InvariantContext) => number,
+  doc: string,
+  haproxy: string,
+  watches: EffectName[],
+): Invariant {
+  return {
+    name,
+    kind: 'state',
+    doc,
+    haproxy,
+    watches,
+    check(ctx) {
+      const want = expected(ctx);
+      const got = ctx.next.counters[counter];
+      return got === want ? null : `${counter} is ${got} but ${want} connections hold a live session`;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The invariants. Their order is the order of the report: when several fail in the same state,
+// the first one listed is the one said to have caught the defect, so the most specific come first.
+
+export const errorKillsInSameStep: Invariant = {
+  name: 'errorKillsInSameStep',
+  kind: 'state',
+  doc: "True iff no connection rests in 'error' at the end of a step while its session is live: a handshake error kills the embryonic session, and closes the connection, in the step that raised it, neither completing the session (2542b53b1) nor waiting for the deadline (78eaebed1).",
+  haproxy: 'I10; 22cda21ad (CO_FL_ERROR check in conn_session_complete); 91083f5c8',
+  watches: ['handshakeEnded', 'connClose', 'feconnDec', 'sessionFree'],
+  check: eachConn((c) =>
+    c.connection === 'error' && c.mem.session === 'live'
+      ? `its handshake failed (${c.errCode}) but its session is still ${c.session}`
+      : null,
+  ),
+};
+
+export const embryonicEndsOnce: Invariant = {
+  name: 'embryonicEndsOnce',
+  kind: 'state',
+  doc: 'True iff each embryonic session ends at most once, and ends in the step its handshake ends: a session is embryonic exactly while its connection is still in its handshake.',
+  haproxy: 'I7, I8',
+  watches: ['handshakeEnded', 'connStartHandshake', 'connTimeout', 'taskSetHandler'],
+  check: eachConn((c) => {
+    if (c.mem.embryonicEnds > 1) return `its embryonic session ended ${c.mem.embryonicEnds} times`;
+    const handshaking = c.connection.startsWith('handshake.');
+    if (c.session === 'embryonic' && !handshaking)
+      return `its session is still embryonic but the connection is ${c.connection}`;
+    if (handshaking && c.session !== 'embryonic')
+      return `the connection still handshakes (${c.connection}) but its session is ${c.session}`;
+    return null;
+  }),
+};
+
+export const noBufferBeforeHandshake: Invariant = {
+  name: 'noBufferBeforeHandshake',
+  kind: 'state',
+  doc: 'True iff no buffer (req, rep, txn) is allocated for a session whose handshake has not ended: an absent or embryonic session holds none and never held one, and a session killed by a handshake error or by its deadline (its connection has an err_code) never allocated one.',
+  haproxy:
+    '2542b53b1 (the point of embryonic sessions); haproxy-history.md §3 "Embryonic timeout", "Handshake error"',
+  watches: ['bufAlloc', 'allocBuffers', 'completeFailure', 'connStartHandshake'],
+  check: eachConn((c) => {
+    const held = buffers(c.mem, true);
+    if (held.length === 0) return null;
+    const what = `${held.join(', ')} ${held.length > 1 ? 'were' : 'was'} allocated`;
+    if (c.session === 'absent' || c.session === 'embryonic') return `its session is ${c.session} but ${what}`;
+    if (c.errCode !== null) return `its session died embryonic (${c.errCode}) but ${what}`;
+    return null;
+  }),
+};
+
+export const sessionsListExact: Invariant = {
+  name: 'sessionsListExact',
+  kind: 'state',
+  doc: 'True iff the sessions list holds exactly the initialized sessions: never an embryonic one, never a freed one, and no session is linked twice or unlinked when not linked.',
+  haproxy: 'I6; 3b24641745 (LIST_DEL on the session_complete error path)',
+  watches: ['listAdd', 'listDel', 'completeFailure', 'sessionFree'],
+  check: eachConn((c) => {
+    const faults = faultsMatching(c.mem, LIST_FAULTS);
+    if (faults !== null) return faults;
+    if (c.mem.inList && c.session !== 'initialized')
+      return `its session is ${c.session} (memory ${c.mem.session}) but still linked in the sessions list`;
+    if (!c.mem.inList && c.session === 'initialized') return 'its session is initialized but not linked';
+    return null;
+  }),
+};
+
+export const fdClosedOnce: Invariant = {
+  name: 'fdClosedOnce',
+  kind: 'state',
+  doc: 'True iff every accepted fd is open while its session is live, closed exactly once when its session is gone (freed, or never allocated), and never used after its close.',
+  haproxy: 'I9, I14; 2b199c9ac; 0ede5a331 (fd leak); f8a49eab4 (connection lost before the kill)',
+  watches: [
+    'fdClose',
+    'connClose',
+    'fdInsert',
+    'setNoLinger',
+    'send500',
+    'send200',
+    'drainInput',
+    'notifySi',
+  ],
+  check: eachConn((c) => {
+    const m = c.mem;
+    const faults = faultsMatching(m, FD_FAULTS);
+    if (faults !== null) return faults;
+    if (m.fdCloses > 1) return `its fd was closed ${m.fdCloses} times`;
+    if (m.fd === 'none') return null;
+    if (m.session === 'live' && m.fd !== 'open') return 'its session is live but its fd is closed';
+    if (m.session !== 'live' && m.fd !== 'closed')
+      return `its session is ${m.session} but its fd is still open`;
+    return null;
+  }),
+};
+
+export const taskFreedOnce: Invariant = {
+  name: 'taskFreedOnce',
+  kind: 'state',
+  doc: 'True iff every session task is live exactly while its session is live, is freed exactly once when the session goes, and is never used after its free.',
+  haproxy: 'I9 (task_delete + task_free in kill_mini_session and process_session)',
+  watches: ['taskNew', 'taskFree', 'armDeadline', 'taskSetHandler', 'taskWakeupInit'],
+  check: eachConn((c) => {
+    const m = c.mem;
+    const faults = faultsMatching(m, TASK_FAULTS);
+    if (faults !== null) return faults;
+    if (m.session === 'live' && m.task !== 'live') return `its session is live but its task is ${m.task}`;
+    if (m.session !== 'live' && m.task === 'live')
+      return `its session is ${m.session} but its task is still live`;
+    return null;
+  }),
+};
+
+export const http500Only: Invariant = {
+  name: 'http500Only',
+  kind: 'state',
+  doc: 'True iff the proxy writes a 500 only to a connection whose session_accept failed critically (ret < 0), in http mode, on a raw transport, at most once, and builds it without reading the session (which is NULL or freed by then).',
+  haproxy:
+    'I15; cbaaec475 (raw_sock only); 05bf5e1c3 (no session); 2.6: a failed direct completion is ret = 0',
+  watches: ['send500', 'send500FromSession', 'sessionFree'],
+  check: eachConn((c, ctx) => {
+    const read = faultsMatching(c.mem, [SESSION_500_FAULT]);
+    if (read !== null) return read;
+    let n = 0;
+    for (const x of c.mem.sent) if (x === '500') n++;
+    if (n === 0) return null;
+    if (n > 1) return `${n} responses 500 were written`;
+    if (ctx.config.mode !== 'http') return `a 500 was written in ${ctx.config.mode} mode`;
+    if (ctx.config.ssl) return 'a plaintext 500 was written on a TLS transport';
+    if (c.ret !== -1) return `a 500 was written though session_accept returned ${c.ret}`;
+    return null;
+  }),
+};
+
+export const deadlineBounded: Invariant = {
+  name: 'deadlineBounded',
+  kind: 'state',
+  doc: "True iff every embryonic session's task runs expire_mini_session with its deadline armed at the configured handshake timeout (timeout client, or timeout client-hs in 2.9), so it never outlives accept time plus that timeout; with no timeout configured the deadline is TICK_ETERNITY and the session never expires, as in HAProxy (tick_add_ifset).",
+  haproxy: 'I12, I13; 2542b53b1; b33eacc52 / 888d1dc3d (client-hs)',
+  watches: ['armDeadline', 'taskNew', 'taskSetHandler'],
+  check: eachConn((c, ctx) => {
+    if (c.session !== 'embryonic') return null;
+    const want = expectedDeadline(ctx.config);
+    const m = c.mem;
+    if (m.task !== 'live' || m.taskProcess !== 'expire')
+      return `its embryonic session's task is ${m.task} running ${m.taskProcess}, not expire_mini_session`;
+    if (m.deadline !== want)
+      return want === null
+        ? `a deadline of ${m.deadline} ms is armed though no timeout is configured`
+        : `the deadline is ${m.deadline === null ? 'not armed' : `${m.deadline} ms`}, not the configured ${want} ms`;
+    return null;
+  }),
+};
+
+export const feconnBalance = gaugeBalance(
+  'feconnBalance',
+  'feconn',
+  (ctx) => ctx.next.live,
+  "True iff the frontend's feconn equals the number of connections whose session (embryonic or initialized) is live.",
+  'I1, I2',
+  ['feconnInc', 'feconnDec', 'sessionAlloc', 'sessionFree'],
+);
+
+export const nbconnBalance = gaugeBalance(
+  'nbconnBalance',
+  'nbconn',
+  (ctx) => ctx.next.live,
+  "True iff the listener's nbconn equals the number of its connections whose session is live.",
+  'I1, I2',
+  ['nbconnInc', 'nbconnDec', 'sessionAlloc', 'sessionFree'],
+);
+
+export const actconnBalance = gaugeBalance(
+  'actconnBalance',
+  'actconn',
+  (ctx) => (ctx.config.unlimited ? 0 : ctx.next.live),
+  'True iff actconn equals the number of connections whose session is live, and stays 0 for an LI_O_UNLIMITED listener.',
+  'I1, I2',
+  ['actconnInc', 'actconnDec', 'sessionAlloc', 'sessionFree'],
+);
+
+export const jobsBalance = gaugeBalance(
+  'jobsBalance',
+  'jobs',
+  (ctx) => ctx.next.live,
+  'True iff jobs equals the number of connections whose session is live.',
+  'I1',
+  ['jobsInc', 'jobsDec', 'sessionAlloc', 'sessionFree'],
+);
+
+export const gaugesZeroWhenIdle: Invariant = {
+  name: 'gaugesZeroWhenIdle',
+  kind: 'state',
+  doc: 'True iff feconn, nbconn, actconn and jobs are all back to 0 whenever no session is live.',
+  haproxy: 'I1; haproxy-history.md §3 "Gauge rule"',
+  watches: ['feconnDec', 'nbconnDec', 'actconnDec', 'jobsDec'],
+  check: (ctx) => {
+    if (ctx.next.live > 0) return null;
+    const c = ctx.next.counters;
+    const stuck: string[] = [];
+    for (const k of ['feconn', 'nbconn', 'actconn', 'jobs'] as const)
+      if (c[k] !== 0) stuck.push(`${k} = ${c[k]}`);
+    return stuck.length === 0 ? null : `no session is live but ${stuck.join(', ')}`;
+  },
+};
+
+export const maxconnCountsEmbryonic: Invariant = {
+  name: 'maxconnCountsEmbryonic',
+  kind: 'state',
+  doc: "True iff the live sessions, embryonic ones included, never outnumber the frontend's maxconn, the bind's maxconn, or (unless the listener is LI_O_UNLIMITED) the global maxconn.",
+  haproxy: 'I17 (maxconn counts embryonic connections); listener_accept',
+  watches: ['actconnInc', 'nbconnInc', 'feconnInc', 'sessionAccept', 'listenerStopAccepting'],
+  check: (ctx) => {
+    const live = ctx.next.live;
+    const k = ctx.config;
+    if (live > k.feMaxconn) return `${live} sessions are live, above the frontend maxconn ${k.feMaxconn}`;
+    if (live > k.bindMaxconn) return `${live} sessions are live, above the bind maxconn ${k.bindMaxconn}`;
+    if (!k.unlimited && live > k.globalMaxconn)
+      return `${live} sessions are live, above the global maxconn ${k.globalMaxconn}`;
+    return null;
+  },
+};
+
+export const listenerResumed: Invariant = {
+  name: 'listenerResumed',
+  kind: 'state',
+  doc: 'True iff the listener is never left full while fewer connections than its maxconn hold a slot: every release resumes a full listener.',
+  haproxy: 'I16 (if LI_FULL → resume_listener)',
+  watches: ['resumeListener', 'listenerResumeAccepting', 'nbconnDec'],
+  check: (ctx) =>
+    ctx.next.listener === 'full' && ctx.next.live < ctx.config.bindMaxconn
+      ? `the listener is full with ${ctx.next.live} live session(s) for a maxconn of ${ctx.config.bindMaxconn}`
+      : null,
+};
+
+export const frontendQueueDequeued: Invariant = {
+  name: 'frontendQueueDequeued',
+  kind: 'step',
+  doc: "True iff after a release the listener is not left on the frontend's queue while rate-limit sessions has budget left this second: kill_mini_session and process_session dequeue it.",
+  haproxy: 'I16 (dequeue the frontend queue if the session rate allows)',
+  watches: ['dequeueFrontend', 'listenerResumeAccepting'],
+  check: (ctx) => {
+    if (!released(ctx) || ctx.next.listener !== 'limited.onFrontendQueue') return null;
+    const limit = ctx.config.rateLimitSessions;
+    if (limit !== null && ctx.next.counters.feSessPerSec >= limit) return null;
+    return 'a session was released, rate-limit sessions has budget, yet the listener is still on the frontend queue';
+  },
+};
+
+export const globalQueueDequeued: Invariant = {
+  name: 'globalQueueDequeued',
+  kind: 'step',
+  doc: 'True iff after a release the listener is not left on the global queue: kill_mini_session and process_session dequeue it whenever it is not empty.',
+  haproxy: 'I16 (dequeue the global queue if non-empty)',
+  watches: ['dequeueGlobal', 'listenerResumeAccepting'],
+  check: (ctx) =>
+    released(ctx) && ctx.next.listener === 'limited.onGlobalQueue'
+      ? 'a session was released yet the listener is still on the global queue'
+      : null,
+};
+
+export const connMaxBounds: Invariant = {
+  name: 'connMaxBounds',
+  kind: 'step',
+  doc: 'True iff conn_max is at least feconn and at least the number of live sessions after every step, and never decreases.',
+  haproxy: 'I5',
+  watches: ['connMaxUpdate', 'feconnInc'],
+  check: (ctx) => {
+    const c = ctx.next.counters;
+    if (c.connMax < c.feconn) return `conn_max ${c.connMax} is below feconn ${c.feconn}`;
+    if (c.connMax < ctx.next.live) return `conn_max ${c.connMax} is below the ${ctx.next.live} live sessions`;
+    if (ctx.prev && c.connMax < ctx.prev.counters.connMax)
+      return `conn_max went down from ${ctx.prev.counters.connMax} to ${c.connMax}`;
+    return null;
+  },
+};
+
+export const cumulativeMonotonic: Invariant = {
+  name: 'cumulativeMonotonic',
+  kind: 'step',
+  doc: 'True iff no cumulative counter (cum_conn, cum_sess, their listener twins, totalconn, denied_conn) ever decreases.',
+  haproxy: 'I3, I4 (never decremented)',
+  watches: ['cumConnInc', 'cumSessInc', 'cumSessDec', 'totalconnInc', 'deniedConnInc'],
+  check: (ctx) => {
+    if (!ctx.prev) return null;
+    for (const k of ['cumConn', 'lCumConn', 'cumSess', 'lCumSess', 'totalconn', 'deniedConn'] as const) {
+      const before = ctx.prev.counters[k];
+      const after = ctx.next.counters[k];
+      if (after < before) return `${k} went down from ${before} to ${after}`;
+    }
+    return null;
+  },
+};
+
+export const rateLimitCountsCompletedOnly: Invariant = {
+  name: 'rateLimitCountsCompletedOnly',
+  kind: 'step',
+  doc: 'True iff cum_sess and fe_sess_per_sec (the budget rate-limit sessions reads) rise in a step by exactly the number of sessions that entered session_complete in it: embryonic connections never consume the session rate.',
+  haproxy: 'I4, I17; proxy_inc_fe_sess_ctr in session_complete',
+  watches: ['cumSessInc', 'cumSessDec', 'listAdd', 'completeFailure'],
+  check: (ctx) => {
+    if (!ctx.prev || ctx.event?.type === 'RATE_PERIOD') return null;
+    const started = completionsStarted(ctx.records);
+    for (const k of ['cumSess', 'feSessPerSec'] as const) {
+      const delta = ctx.next.counters[k] - ctx.prev.counters[k];
+      if (delta !== started)
+        return `${k} rose by ${delta} while ${started} sessions entered session_complete`;
+    }
+    return null;
+  },
+};
+
+export const cumSessLeCumConn: Invariant = {
+  name: 'cumSessLeCumConn',
+  kind: 'state',
+  doc: 'True iff cum_sess never exceeds cum_conn, on the frontend and on the listener: every session was a connection first.',
+  haproxy: 'I4',
+  watches: ['cumSessInc', 'cumConnInc'],
+  check: (ctx) => {
+    const c = ctx.next.counters;
+    if (c.cumSess > c.cumConn) return `cum_sess ${c.cumSess} exceeds cum_conn ${c.cumConn}`;
+    if (c.lCumSess > c.lCumConn)
+      return `the listener's cum_sess ${c.lCumSess} exceeds its cum_conn ${c.lCumConn}`;
+    return null;
+  },
+};
+
+export const poolBalancedWhenIdle: Invariant = {
+  name: 'poolBalancedWhenIdle',
+  kind: 'state',
+  doc: 'True iff every session, task and buffer ever allocated has been freed whenever no session is live: pool allocations equal frees.',
+  haproxy: 'I9; session_free (buffers, txn), kill_mini_session',
+  watches: ['sessionAlloc', 'sessionFree', 'taskNew', 'taskFree', 'bufAlloc', 'bufFree', 'freeBuffers'],
+  check: eachConn((c, ctx) => {
+    if (ctx.next.live > 0) return null;
+    const leaked = buffers(c.mem);
+    if (c.mem.task === 'live') leaked.unshift('task');
+    return leaked.length === 0 ? null : `no session is live but its ${leaked.join(', ')} is still allocated`;
+  }),
+};
+
+export const errCodeFirstWins: Invariant = {
+  name: 'errCodeFirstWins',
+  kind: 'step',
+  doc: "True iff a connection's err_code, once set, never changes, and is set to the code of the first failure it sees: the parser's or OpenSSL's code, EMPTY on a close, ABORT on a reset, the pending handshake's TIMEOUT on the deadline.",
+  haproxy:
+    'conn_set_errcode; 0af2912fd (a timer names the pending handshake only if err_code is unset); 8e3bf699d, 20879a023',
+  watches: ['connTimeout', 'handshakeEnded'],
+  check: (ctx) => {
+    if (!ctx.prev) return null;
+    for (const c of ctx.next.conns) {
+      const before = ctx.prev.conns[c.id]!.errCode;
+      if (before !== null) {
+        if (c.errCode !== before)
+          return `connection ${c.id}: err_code changed from ${before} to ${c.errCode}`;
+        continue;
+      }
+      let want: string | null = null;
+      for (const r of ctx.records) if (r.conn === c.id && (want = failureCode(r)) !== null) break;
+      if (c.errCode !== want)
+        return `connection ${c.id}: err_code is ${c.errCode}, but its first failure in the step gives ${want}`;
+    }
+    return null;
+  },
+};
+
+export const noMemoryFaults: Invariant = {
+  name: 'noMemoryFaults',
+  kind: 'state',
+  doc: 'True iff the model host recorded no memory fault: nothing was allocated twice, freed twice, freed without being allocated, or used after its free.',
+  haproxy: 'I9',
+  watches: [
+    'sessionAlloc',
+    'sessionFree',
+    'taskNew',
+    'taskFree',
+    'bufAlloc',
+    'bufFree',
+    'fdClose',
+    'listAdd',
+    'listDel',
+  ],
+  check: eachConn((c) => (c.mem.faults.length > 0 ? c.mem.faults.join('; ') : null)),
+};
+
+/** Every invariant, in report order. */
+export const INVARIANTS: readonly Invariant[] = [
+  errorKillsInSameStep,
+  embryonicEndsOnce,
+  noBufferBeforeHandshake,
+  sessionsListExact,
+  fdClosedOnce,
+  taskFreedOnce,
+  http500Only,
+  deadlineBounded,
+  feconnBalance,
+  nbconnBalance,
+  actconnBalance,
+  jobsBalance,
+  gaugesZeroWhenIdle,
+  maxconnCountsEmbryonic,
+  listenerResumed,
+  frontendQueueDequeued,
+  globalQueueDequeued,
+  connMaxBounds,
+  cumulativeMonotonic,
+  rateLimitCountsCompletedOnly,
+  cumSessLeCumConn,
+  poolBalancedWhenIdle,
+  errCodeFirstWins,
+  noMemoryFaults,
+];
+
+/** Returns the invariant named `name`. Throws if there is none (a programmer error). */
+export function invariantByName(name: string): Invariant {
+  const found = INVARIANTS.find((i) => i.name === name);
+  if (!found) throw new Error(`no invariant named ${name}`);
+  return found;
+}
+
+/**
+ * Checks `invariants` (all of them by default) on one state or one step. For the initial state
+ * pass prev, event = null and no records: only state invariants are checked. For a step, state
+ * invariants are checked on `next` and step invariants on the edge. Returns the violations in
+ * report order; an empty list means everything holds. Pure.
+ */
+export function checkInvariants(
+  ctx: InvariantContext,
+  invariants: readonly Invariant[] = INVARIANTS,
+  kinds: 'state' | 'step' | 'both' = 'both',
+): InvariantViolation[] {
+  const out: InvariantViolation[] = [];
+  for (const inv of invariants) {
+    if (kinds !== 'both' && inv.kind !== kinds) continue;
+    if (inv.kind === 'step' && ctx.prev === null) continue;
+    const message = inv.check(ctx);
+    if (message !== null) out.push({ invariant: inv.name, message });
+  }
+  return out;
+}
