@@ -3,6 +3,7 @@
  * entry here: the check of the machines' traceability, the replay of HAProxy's paths, the model
  * checker, the mutants, the diagrams, the conformance suite against the bundled proxy, ...
  */
+import { verifyConformance } from './conform.ts';
 import { verifyDiagrams } from './diagrams.ts';
 import { verifyModelCheck, verifyRandomRuns } from './check.ts';
 import { verifyMutants } from './mutants.ts';
@@ -58,6 +59,11 @@ export const VERIFICATIONS: Verification[] = [
     name: 'diagrams in sync',
     what: 'diagrams/, PORTING.md and the README diagrams match the machines',
     run: verifyDiagrams,
+  },
+  {
+    name: 'conformance (impl)',
+    what: 'every conformance case passes on the bundled proxy (or is a documented version-difference)',
+    run: verifyConformance,
   },
   {
     name: 'trace-check 10k',

@@ -109,7 +109,7 @@ export const EFFECTS = {
     haproxy: 'session_accept out_close: error_message(s, HTTP_ERR_500), before 05bf5e1c3',
   },
   logEmbryonicKill: {
-    does: 'log "<src> [<date>] <fe>/<bind>: <message of err_code>" unless dontlognull hides it',
+    does: 'log "<src> [<date>] <fe>/<bind>: <message of err_code>" unless dontlognull hides it; params.byDeadline: a deadline kill, which dontlognull judges as "no error" (the timeout code is set after that test)',
     haproxy: 'kill_mini_session (0af2912fd, dev15)',
   },
   notifySi: {
@@ -196,6 +196,7 @@ export interface EffectParams {
   handshakeEnded: { error: boolean };
   fdClose: { site: string };
   completeFailure: { site: 'req' | 'rep' | 'txn' | 'accept' };
+  logEmbryonicKill: { byDeadline: boolean };
   sessionFree: { site: string };
   listDel: { site: string };
   feconnDec: { site: string };

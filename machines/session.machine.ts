@@ -155,7 +155,6 @@ export const sessionMachine = setup({
     completionFails: ({ event }) =>
       (event.type === 'SESSION_ACCEPT' || event.type === 'HANDSHAKE_END') &&
       ['req', 'rep', 'txn', 'accept'].includes(event.fail),
-    completionFailureIsCritical: ({ context }) => context.config.profile !== '2.6',
     connectionHasError: ({ event }) => event.type === 'HANDSHAKE_END' && event.error,
     wokenByTimer: ({ event }) => event.type === 'TASK_WAKEUP' && event.timer,
     httpMode: ({ context }) => context.config.mode === 'http',
@@ -284,11 +283,11 @@ export const sessionMachine = setup({
               { type: 'sessionFree', params: { site: 'out_free_session' } },
               {
                 type: 'setRet',
-                params: ({ context }) => ({ ret: context.config.profile === '2.6' ? 0 : -1 }),
+                params: ({ context }) => ({ ret: context.config.profile === 'dev12' ? -1 : 0 }),
               },
             ],
             description:
-              'No handshake, and session_complete failed in session_accept: counted as a session, unwound through out_free_task. 2.6 returns 0 here (no 500).',
+              'No handshake, and session_complete failed in session_accept: counted as a session, unwound through out_free_task. From 2.6 on (conn_complete_session) it returns 0 here: no 500.',
             meta: { haproxy: 'session_accept → session_complete < 0 → out_free_task', impl: 'drainBacklog' },
           },
           {
@@ -411,8 +410,9 @@ export const sessionMachine = setup({
         {
           guard: 'logging',
           target: 'freed',
-          actions: ['logEmbryonicKill', ...KILL_MINI_SESSION],
-          description: 'kill_mini_session, with its log line.',
+          actions: [{ type: 'logEmbryonicKill', params: { byDeadline: true } }, ...KILL_MINI_SESSION],
+          description:
+            'kill_mini_session, with its log line. dontlognull judges a deadline kill before the timeout code is set, as "no error": such a kill is not logged under dontlognull.',
           meta: { haproxy: 'kill_mini_session (log: 0af2912fd)' },
         },
         {
@@ -431,7 +431,7 @@ export const sessionMachine = setup({
         {
           guard: 'logging',
           target: 'freed',
-          actions: ['logEmbryonicKill', ...KILL_MINI_SESSION],
+          actions: [{ type: 'logEmbryonicKill', params: { byDeadline: false } }, ...KILL_MINI_SESSION],
           description: 'kill_mini_session, with its log line.',
           meta: { haproxy: 'kill_mini_session (log: 0af2912fd)' },
         },

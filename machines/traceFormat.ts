@@ -324,6 +324,13 @@ export const EFFECT_PARAMS: Partial<Record<EffectName, Fields>> = {
     ms: { of: { type: 'integer', min: 0 }, required: true, doc: 'in how many ms it fires' },
   },
   handshakeEnded: { error: { of: { type: 'boolean' }, required: true, doc: 'CO_FL_ERROR is set' } },
+  logEmbryonicKill: {
+    byDeadline: {
+      of: { type: 'boolean' },
+      required: true,
+      doc: 'the kill is the deadline\'s: dontlognull judges it as "no error"',
+    },
+  },
   fdClose: site('which path closed the fd (kill_mini_session, out_close, process_session)'),
   sessionFree: site('which path freed the session'),
   listDel: site('which path unlinked the session'),

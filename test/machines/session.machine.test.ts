@@ -104,7 +104,9 @@ const KILL = [
   e('fdClose', { site: 'kill_mini_session' }),
   e('sessionFree', { site: 'kill_mini_session' }),
 ];
-const LOGGED_KILL = [e('logEmbryonicKill'), ...KILL];
+/** A kill with its log line; dontlognull judges a deadline kill as "no error" (byDeadline). */
+const LOGGED_KILL = [e('logEmbryonicKill', { byDeadline: false }), ...KILL];
+const LOGGED_EXPIRY = [e('logEmbryonicKill', { byDeadline: true }), ...KILL];
 /** Unlinked again on session_complete's error path (3b24641745). */
 const LIST_DEL_COMPLETE = e('listDel', { site: 'session_complete' });
 
@@ -271,7 +273,7 @@ const CASES: Case[] = [
     path: [accept()],
     event: wakeup(true),
     target: 'freed',
-    effects: [e('connTimeout'), ...LOGGED_KILL],
+    effects: [e('connTimeout'), ...LOGGED_EXPIRY],
   },
   {
     transition: 'session.embryonic|TASK_WAKEUP|1',
@@ -312,7 +314,7 @@ const CASES: Case[] = [
     path: [accept()],
     event: wakeup(true),
     target: 'freed',
-    effects: [e('connTimeout'), ...LOGGED_KILL],
+    effects: [e('connTimeout'), ...LOGGED_EXPIRY],
   },
   {
     transition: 'session.expired|always|1',

@@ -1,0 +1,178 @@
+/**
+ * `embryonic conform`: the black-box conformance suite, case by case, against the bundled proxy,
+ * Debian's HAProxy, or any proxy running the documented config; one report for every target.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CASES, selectCases } from '../conformance/cases.ts';
+import { summarize, toCoverage, toHtml, toJson, toJunit } from '../conformance/report.ts';
+import { runSuite, type SuiteReport } from '../conformance/runner.ts';
+import {
+  DEFAULT_BASE_PORT,
+  DEFAULT_CONFIG_DIR,
+  suiteConfig,
+  suiteLayout,
+  writeSuiteFiles,
+} from '../conformance/suite.cfg.ts';
+import { killStartedProcesses, parseTargetSpec, type TargetSpec } from '../conformance/targets.ts';
+import { expectOnly, flag, has, parseArgs, UsageError, type Command } from './command.ts';
+import { formatTable } from './table.ts';
+import type { VerifyResult } from './verifications.ts';
+
+export const conformCommand: Command = {
+  name: 'conform',
+  summary: 'run the black-box conformance suite against a proxy, side by side with HAProxy',
+  usage: [
+    'Usage: embryonic conform [--target impl|haproxy|HOST:PORT]... [--stats unix:PATH] [--cases GLOB]...',
+    '                         [--json FILE] [--junit FILE] [--html FILE] [--coverage FILE] [--strict]',
+    '       embryonic conform --print-config [--target HOST:PORT] [--stats unix:PATH]',
+    '',
+    `Runs ${CASES.length} cases (PROXY v1 §2.1, v2 §2.2, the handshake lifecycle, limits, counters) against`,
+    'each target, one case at a time, and prints a verdict per case: pass, fail, skipped or',
+    'version-difference.',
+    '',
+    'Targets (repeat --target for several; one report covers them all):',
+    '  impl        the bundled proxy, started with the suite config (the default)',
+    "  haproxy     Debian's haproxy from PATH, started with the same config (nbthread 1);",
+    '              skipped with a message when haproxy is not installed',
+    '  HOST:PORT   a proxy already running the documented config with base port PORT',
+    '              (see --print-config); counter cases need --stats and are skipped without it',
+    '',
+    'Options:',
+    '  --stats unix:PATH  the stats socket of the HOST:PORT target',
+    "  --cases GLOB       run only the cases whose id matches ('*' matches anything, '/' included;",
+    '                     repeatable), e.g. --cases "pp1/*" --cases "cnt/*"',
+    '  --json FILE        write every result (per case: checks, wire log, backend, counters) as JSON',
+    '  --junit FILE       write JUnit XML: one testsuite per target, one testcase per case',
+    '  --html FILE        write one self-contained HTML page: the targets × cases matrix and a detail',
+    '                     view per case with its wire log',
+    '  --coverage FILE    write the transitions the passing cases exercised, for',
+    '                     `embryonic diagrams --coverage` (e.g. reports/coverage/conformance.json)',
+    '  --strict           also exit 1 when a case is skipped (CI: every case must pass or be a',
+    '                     documented version-difference)',
+    '  --print-config     print the suite config as haproxy.cfg and exit; it also writes the test',
+    `                     certificate it names (under ${DEFAULT_CONFIG_DIR} unless --stats says where)`,
+    '',
+    'Exit code: 0 if no case failed (and, with --strict, none was skipped), 1 otherwise, 2 on a',
+    'usage error.',
+  ].join('\n'),
+  async run(args) {
+    const parsed = parseArgs(args, ['print-config', 'strict']);
+    expectOnly(parsed, [
+      'target',
+      'stats',
+      'cases',
+      'json',
+      'junit',
+      'html',
+      'coverage',
+      'strict',
+      'print-config',
+    ]);
+    const stats = flag(parsed, 'stats') ?? null;
+    const specs: TargetSpec[] = [];
+    for (const text of parsed.flags.get('target') ?? ['impl']) {
+      const spec = parseTargetSpec(text, stats);
+      if (typeof spec === 'string') throw new UsageError(spec);
+      specs.push(spec);
+    }
+    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
+    if (has(parsed, 'print-config')) return printConfig(specs, stats);
+    if (stats !== null && !specs.some((s) => s.kind === 'address')) {
+      throw new UsageError('--stats is for a HOST:PORT target (impl and haproxy get their own socket)');
+    }
+    const cases = selectCases(CASES, parsed.flags.get('cases') ?? []);
+    if (cases.length === 0) throw new UsageError('--cases matches no case');
+
+    // Interrupted, the suite still stops what it started: the proxies it spawned get SIGKILL.
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.stderr.write(`conform: ${signal}: killing ${killStartedProcesses()} started process(es)\n`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let report: SuiteReport;
+    try {
+      report = await runSuite(specs, cases, {
+        onProgress: (line) => process.stderr.write(`conform: ${line}\n`),
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    writeReports(report, [
+      [flag(parsed, 'json'), toJson],
+      [flag(parsed, 'junit'), toJunit],
+      [flag(parsed, 'html'), toHtml],
+      [flag(parsed, 'coverage'), toCoverage],
+    ]);
+    printSummary(report);
+    const counts = summarize(report);
+    const bad = counts.fail + (has(parsed, 'strict') ? counts.skipped : 0);
+    return bad === 0 ? 0 : 1;
+  },
+};
+
+function printConfig(specs: TargetSpec[], stats: string | null): number {
+  const address = specs.find((s) => s.kind === 'address');
+  const base = address?.kind === 'address' ? address.port : DEFAULT_BASE_PORT;
+  const dir = stats ? dirname(stats.replace(/^unix:/, '')) : DEFAULT_CONFIG_DIR;
+  const layout = suiteLayout(base, dir);
+  if (stats) layout.statsPath = stats.replace(/^unix:/, '');
+  writeSuiteFiles(layout);
+  process.stderr.write(`conform: wrote the test certificate to ${layout.certPath}\n`);
+  process.stdout.write(suiteConfig(layout));
+  return 0;
+}
+
+function writeReports(
+  report: SuiteReport,
+  outputs: [string | undefined, (r: SuiteReport) => string][],
+): void {
+  for (const [file, render] of outputs) {
+    if (!file) continue;
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, render(report));
+    process.stderr.write(`conform: wrote ${file}\n`);
+  }
+}
+
+function printSummary(report: SuiteReport): void {
+  const rows = report.cases.map((c) => [
+    c.id,
+    ...report.targets.map(
+      (t) => report.results.find((r) => r.caseId === c.id && r.target === t.name)?.verdict ?? '-',
+    ),
+  ]);
+  console.log(formatTable(['case', ...report.targets.map((t) => t.name)], rows));
+  for (const t of report.targets) {
+    if (t.unavailable) console.log(`\n${t.name}: ${t.unavailable.verdict}: ${t.unavailable.reason}`);
+  }
+  const failures = report.results.filter((r) => r.verdict === 'fail');
+  for (const f of failures) console.log(`\nFAIL ${f.target} ${f.caseId}\n  ${f.reason ?? ''}`);
+  const c = summarize(report);
+  console.log(
+    `\n${c.pass} passed, ${c.fail} failed, ${c.skipped} skipped, ${c['version-difference']} version-difference` +
+      ` (${report.cases.length} cases × ${report.targets.length} target(s), ${(report.durationMs / 1000).toFixed(1)} s)`,
+  );
+}
+
+/**
+ * The `embryonic verify` entry: runs every case against the bundled proxy. Resolves ok iff every
+ * case passes or is a documented version-difference; skipped (ok) with the reason when the bundled
+ * proxy does not exist yet. Never rejects for a case failure. Starts and stops the proxy itself.
+ */
+export async function verifyConformance(): Promise<VerifyResult> {
+  const report = await runSuite([{ kind: 'impl' }], CASES);
+  const target = report.targets[0]!;
+  if (target.unavailable?.verdict === 'skipped') {
+    return { ok: true, skipped: target.unavailable.reason, detail: '' };
+  }
+  const c = summarize(report);
+  const bad = report.results.filter((r) => r.verdict === 'fail' || r.verdict === 'skipped');
+  const detail =
+    `${c.pass} pass, ${c['version-difference']} version-difference, ${c.fail} fail, ${c.skipped} skipped` +
+    ` (${report.cases.length} cases, ${(report.durationMs / 1000).toFixed(1)} s)` +
+    (bad.length ? `; not passing: ${bad.map((r) => r.caseId).join(', ')}` : '');
+  return { ok: bad.length === 0, detail };
+}

@@ -1,0 +1,1368 @@
+/**
+ * The conformance cases: one requirement each, with an id frozen across releases.
+ *
+ * Id families (never renamed; a retired case keeps its id out of use):
+ *   pp1/2.1/<name>           PROXY protocol v1, doc/proxy-protocol.txt §2.1
+ *   pp2/2.2/<name>           PROXY protocol v2, §2.2 (`section` names the subsection: 2.2.3 CRC32C...)
+ *   hs/<transition>/<name>   the handshake lifecycle: deadline, client close, TLS, no handshake
+ *   lim/<limit>/<name>       maxconn slots and queueing, tcp-request connection reject
+ *   cnt/<path>/<name>        the counters after each path, through the stats socket
+ *
+ * Each case names the machine transitions it exercises (ids as machines/introspect.ts
+ * listTransitions() gives them), so coverage by the suite can be mapped onto the machines. Its
+ * expected outcome is the machines' semantics, checked against HAProxy 2.6.12 as Debian ships it
+ * (../shared/reference/haproxy-2.6-observed.md) and re-measured by running the suite against it.
+ * Where a profile's outcome differs from the default dev12 model, `profileDifferences` says which
+ * and why, and the runner gives that target the verdict version-difference.
+ *
+ * Headers are built with impl/proxy/build.ts (the inverse of the parser); the malformed ones are
+ * written out byte by byte, annotated.
+ */
+import { MACHINES } from '../machines/compose.ts';
+import type { Profile } from '../machines/config.ts';
+import type { ErrCode } from '../machines/errCodes.ts';
+import { listTransitions } from '../machines/introspect.ts';
+import { buildV1, buildV2 } from '../impl/proxy/build.ts';
+import type { WireClient } from './client.ts';
+import {
+  AT_ONCE_MS,
+  DEADLINE_WINDOW,
+  expectBackendAfter,
+  expectClose,
+  expectCloseAtOnce,
+  expectCounters,
+  expectEcho,
+  expectNoBackend,
+  expectNoBackendYet,
+  expectOpenUntil,
+  fromConnect,
+  type CaseContext,
+  type CounterRule,
+  type Reference,
+} from './expect.ts';
+import { statNumber } from './stats.ts';
+import { DEADLINE_MS, QUEUE_MAXCONN, type FrontendName } from './suite.cfg.ts';
+
+/** How a profile's outcome departs from the case's expectation, and why. */
+export interface ProfileDifference {
+  profile: Profile;
+  reason: string;
+}
+
+/** One conformance case. */
+export interface ConformanceCase {
+  id: string; //                        frozen: pp1/2.1/…, pp2/2.2/…, hs/…, lim/…, cnt/…
+  requirement: string; //               what the target must do, in one or two sentences
+  section?: string; //                  doc/proxy-protocol.txt section, for pp1/pp2 cases
+  transitions: string[]; //             machine transition ids the case exercises
+  frontend: FrontendName | null; //     the frontend it connects to (null: it connects nowhere)
+  needs?: readonly 'stats'[]; //        'stats': skipped without a stats socket
+  log?: ErrCode; //                     the kill the target should log (shown, not judged)
+  budgetMs?: number; //                 the case fails if it runs longer (default 4000)
+  profileDifferences?: ProfileDifference[];
+  /** Why the case cannot run against the suite's config at all, if it cannot. */
+  notRunnable?: string;
+  run(ctx: CaseContext): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transition ids, grouped by the path they form. A transition is named by its source state, its
+// event and its guard, and its id is looked up in listTransitions(): the rank part of an id moves
+// when a machine gains a candidate, the guard does not. A lookup that fails throws at load time.
+
+const TRANSITIONS = Object.values(MACHINES).flatMap((m) => listTransitions(m));
+
+/**
+ * Returns the id of the transition of state <source> on <event> guarded by <guard> (null: the
+ * unguarded candidate). Throws if there is not exactly one: the machines changed under the cases.
+ */
+export function transitionOf(source: string, event: string, guard: string | null = null): string {
+  const found = TRANSITIONS.filter((t) => t.source === source && t.event === event && t.guard === guard);
+  if (found.length !== 1) {
+    throw new Error(`conformance: ${found.length} transitions of ${source} on ${event} with guard ${guard}`);
+  }
+  return found[0]!.id;
+}
+
+const tr = transitionOf;
+const ACCEPT = [
+  tr('listener.ready', 'ACCEPT_ATTEMPT'),
+  tr('connection.pending', 'ACCEPT'),
+  tr('session.absent', 'SESSION_ACCEPT', 'handshakePending'),
+  tr('listener.ready', 'ACCEPT_RETURNED'),
+];
+const ACCEPT_PROXY = [...ACCEPT, tr('connection.accepted', 'START_HANDSHAKE', 'acceptProxy')];
+const ACCEPT_TLS = [...ACCEPT, tr('connection.accepted', 'START_HANDSHAKE', 'ssl')];
+const KILLED = [
+  tr('session.embryonic', 'HANDSHAKE_END', 'connectionHasError'),
+  tr('session.killed', 'always', 'logging'),
+  tr('connection.error', 'CLOSE'),
+];
+const EXPIRED = [
+  tr('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
+  tr('session.expired', 'always', 'logging'),
+  tr('connection.error', 'CLOSE'),
+];
+const COMPLETED = [
+  tr('session.embryonic', 'HANDSHAKE_END'),
+  tr('session.initialized', 'SESSION_END'),
+  tr('connection.ready', 'CLOSE'),
+];
+const HEADER = 'connection.handshake.proxyHeader';
+const TLS = 'connection.handshake.tls';
+const PROXY_TIMEOUT = [...ACCEPT_PROXY, tr(HEADER, 'TIMEOUT'), ...EXPIRED];
+const PROXY_ERROR = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_ERROR', 'errorLeavesUnreadBytes'), ...KILLED];
+const PROXY_CLIENT_CLOSE = [...ACCEPT_PROXY, tr(HEADER, 'PEER_CLOSE'), ...KILLED];
+const PROXY_CLIENT_RESET = [...ACCEPT_PROXY, tr(HEADER, 'PEER_RESET'), ...KILLED];
+const PROXY_OK = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK'), ...COMPLETED];
+const PROXY_TLS = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK', 'ssl')];
+const PROXY_TLS_OK = [...PROXY_TLS, tr(TLS, 'TLS_OK'), ...COMPLETED];
+const PROXY_TLS_TIMEOUT = [...PROXY_TLS, tr(TLS, 'TIMEOUT'), ...EXPIRED];
+const PROXY_TLS_ERROR = [...PROXY_TLS, tr(TLS, 'TLS_ERROR'), ...KILLED];
+const PROXY_TLS_CLIENT_CLOSE = [...PROXY_TLS, tr(TLS, 'PEER_CLOSE'), ...KILLED];
+const PROXY_TLS_CLIENT_RESET = [...PROXY_TLS, tr(TLS, 'PEER_RESET'), ...KILLED];
+const TLS_OK = [...ACCEPT_TLS, tr(TLS, 'TLS_OK'), ...COMPLETED];
+const TLS_TIMEOUT = [...ACCEPT_TLS, tr(TLS, 'TIMEOUT'), ...EXPIRED];
+const TLS_ERROR = [...ACCEPT_TLS, tr(TLS, 'TLS_ERROR'), ...KILLED];
+const NO_HANDSHAKE = [
+  tr('listener.ready', 'ACCEPT_ATTEMPT'),
+  tr('connection.pending', 'ACCEPT'),
+  tr('session.absent', 'SESSION_ACCEPT'),
+  tr('connection.accepted', 'NO_HANDSHAKE'),
+  tr('listener.ready', 'ACCEPT_RETURNED'),
+  tr('session.initialized', 'SESSION_END'),
+  tr('connection.ready', 'CLOSE'),
+];
+const REJECTED = [
+  tr('listener.ready', 'ACCEPT_ATTEMPT'),
+  tr('connection.pending', 'ACCEPT'),
+  tr('session.absent', 'SESSION_ACCEPT', 'sourceDenied'),
+  tr('session.rejected', 'always'),
+  tr('connection.accepted', 'CLOSE'),
+  tr('listener.ready', 'ACCEPT_RETURNED', 'acceptIgnored'),
+];
+const MONITORED = [
+  tr('session.absent', 'SESSION_ACCEPT', 'sourceIsMonitor'),
+  tr('session.monitored', 'always'),
+];
+const SLOTS = [
+  ...PROXY_TIMEOUT,
+  tr('listener.ready', 'ACCEPT_RETURNED', 'listenerFull'),
+  tr('listener.full', 'RESUME', 'slotFree'),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Headers and bytes.
+
+const SRC4 = { address: '10.1.2.3', port: 40000 };
+const DST4 = { address: '10.1.2.4', port: 443 };
+const SRC6 = { address: '2001:db8::1', port: 40000 };
+const DST6 = { address: '2001:db8::2', port: 443 };
+
+const V1_TCP4 = buildV1({ family: 'TCP4', source: SRC4, destination: DST4 });
+const V1_TCP6 = buildV1({ family: 'TCP6', source: SRC6, destination: DST6 });
+const V1_UNKNOWN = buildV1({ family: 'UNKNOWN' });
+const V2_TCP4 = buildV2({ family: 'TCP4', source: SRC4, destination: DST4 });
+const V2_TCP6 = buildV2({ family: 'TCP6', source: SRC6, destination: DST6 });
+const V2_LOCAL = buildV2({ command: 'LOCAL', family: 'UNSPEC' });
+const V2_TLVS = buildV2({
+  family: 'TCP4',
+  source: SRC4,
+  destination: DST4,
+  tlvs: [
+    { type: 0x01, value: bytes('h2') }, //                     PP2_TYPE_ALPN
+    { type: 0x02, value: bytes('example.com') }, //            PP2_TYPE_AUTHORITY
+    { type: 0x04, value: new Uint8Array(3) }, //               PP2_TYPE_NOOP
+    { type: 0xe0, value: bytes('custom-value') }, //           PP2_TYPE_MIN_CUSTOM
+  ],
+});
+const V2_CRC = buildV2({ family: 'TCP4', source: SRC4, destination: DST4 }, { crc32c: true });
+const V2_CRC_BAD = (() => {
+  const h = Uint8Array.from(V2_CRC);
+  h[h.length - 1]! ^= 0xff; // flip the last byte of the checksum value
+  return h;
+})();
+const SIG = '0d0a0d0a000d0a515549540a'; // the 12-byte v2 signature
+
+const DATA = bytes('hello, backend\n');
+const HTTP_REQUEST = bytes('GET / HTTP/1.0\r\n\r\n');
+
+/** Returns the latin1 bytes of <text>. Pure. */
+function bytes(text: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(text, 'latin1'));
+}
+
+/** Returns the bytes of <hex>, spaces allowed. Pure. */
+function hex(text: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
+}
+
+/** Returns the concatenation of <parts>. Pure. */
+function concat(...parts: Uint8Array[]): Uint8Array {
+  return Uint8Array.from(Buffer.concat(parts.map((p) => Buffer.from(p))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios shared by several cases.
+
+/** Writes <data> on <client> and returns the moment as a Reference named <label>. */
+async function send(
+  ctx: CaseContext,
+  client: WireClient,
+  data: Uint8Array,
+  label: string,
+): Promise<Reference> {
+  const t = ctx.log.now();
+  await client.write(data);
+  return { t, label };
+}
+
+/**
+ * A header the target must reject: connect, write <payload> in one write, expect an RST at once,
+ * and no backend connection.
+ */
+async function rejectedAtOnce(ctx: CaseContext, payload: Uint8Array): Promise<void> {
+  const client = await ctx.connect('fe_pp');
+  const sent = await send(ctx, client, payload, 'the write');
+  await expectCloseAtOnce(ctx, client, 'rst', sent);
+  expectNoBackend(ctx, 'the header is rejected');
+}
+
+/**
+ * A header the target must accept on <fe>: connect, write <header> (with <data> in the same write
+ * when <oneWrite>, else 100 ms later), expect the backend contacted after the header, the data
+ * echoed, and a FIN at once after the client's own FIN.
+ */
+async function forwarded(
+  ctx: CaseContext,
+  header: Uint8Array,
+  data: Uint8Array,
+  oneWrite = false,
+  fe: FrontendName = 'fe_pp',
+): Promise<void> {
+  const client = await ctx.connect(fe);
+  const sent = await send(ctx, client, oneWrite ? concat(header, data) : header, 'the header');
+  await expectBackendAfter(ctx, sent);
+  if (!oneWrite) {
+    await ctx.sleep(100);
+    await client.write(data);
+  }
+  await expectEcho(ctx, client, data);
+  await endAndExpectFin(ctx, client);
+}
+
+/** Half-closes <client> and expects the target to close it with a FIN at once. */
+async function endAndExpectFin(ctx: CaseContext, client: WireClient): Promise<void> {
+  const t = ctx.log.now();
+  client.end();
+  await expectCloseAtOnce(ctx, client, 'fin', { t, label: "the client's FIN" });
+}
+
+/** Returns the row and field of counter <field> of frontend <name>, for a CounterRule. Pure. */
+function fe(name: FrontendName, field: string): { row: string; field: string } {
+  return { row: `${name}/FRONTEND`, field };
+}
+
+/** Counter rules of a connection that died embryonic on <name>, read once it is gone. */
+function embryonicGone(name: FrontendName): CounterRule[] {
+  return [
+    { ...fe(name, 'conn_tot'), delta: 1 },
+    { ...fe(name, 'stot'), delta: 0 },
+    { ...fe(name, 'scur'), delta: 0 },
+    { info: 'CurrConns', delta: 0 },
+    { row: 'be_echo/BACKEND', field: 'stot', delta: 0 },
+  ];
+}
+
+/**
+ * Fills fe_queue's QUEUE_MAXCONN slots with idle connections, waits 30 ms for the target to accept
+ * them, then opens <extra> more, which wait in the listen backlog. (Opening all at once could
+ * overflow the kernel's accept queue, whose length follows maxconn, and delay a SYN by 1 s.)
+ */
+async function fillSlots(
+  ctx: CaseContext,
+  extra: number,
+): Promise<{ holders: WireClient[]; queued: WireClient[] }> {
+  const holders = await Promise.all(Array.from({ length: QUEUE_MAXCONN }, () => ctx.connect('fe_queue')));
+  await ctx.sleep(30);
+  const queued = await Promise.all(Array.from({ length: extra }, () => ctx.connect('fe_queue')));
+  return { holders, queued };
+}
+
+/**
+ * Checks that every client of <group> was closed with a FIN at <at> ms after <from>(client),
+ * within [-20, +<late>] ms. Records one check for the group. The clients must be done waiting.
+ */
+function expectGroupClose(
+  ctx: CaseContext,
+  group: WireClient[],
+  what: string,
+  at: number,
+  late: number,
+  from: (c: WireClient) => number,
+): void {
+  const seen = group.map((c) => ({ c, after: c.closedBy ? c.closedBy.at - from(c) : null }));
+  const ok = seen.every(
+    (x) => x.c.closedBy?.kind === 'fin' && x.after !== null && x.after >= at - 20 && x.after <= at + late,
+  );
+  const worst = seen.reduce(
+    (w, x) => (x.after === null || Math.abs(x.after - at) > Math.abs(w - at) ? (x.after ?? NaN) : w),
+    at,
+  );
+  ctx.check({
+    what: `${group.length} ${what} are closed by their deadline`,
+    expected: `${group.length} × FIN at +${at} ms, window [-20, +${late}] ms`,
+    actual: seen
+      .map(
+        (x) =>
+          `${x.c.name} ${x.c.closedBy?.kind.toUpperCase() ?? 'open'}${x.after === null ? '' : ` +${x.after.toFixed(1)}`}`,
+      )
+      .join(', '),
+    ok,
+    timing: {
+      expected: at,
+      measured: Number.isNaN(worst) ? null : Math.round(worst * 10) / 10,
+      window: [-20, late],
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases.
+
+export const CASES: ConformanceCase[] = [
+  // --- the handshake lifecycle --------------------------------------------------------------
+  {
+    id: 'hs/proxy-timeout/silent-client-gets-fin-at-deadline',
+    requirement:
+      'A client that connects to an accept-proxy bind and sends nothing is closed with a FIN (not an RST) when the embryonic deadline strikes, timeout client after accept; the backend is never contacted.',
+    transitions: PROXY_TIMEOUT,
+    frontend: 'fe_pp',
+    log: 'PRX_TIMEOUT',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      await expectOpenUntil(
+        ctx,
+        client,
+        fromConnect(client).t + DEADLINE_MS + DEADLINE_WINDOW[0],
+        'before the deadline',
+      );
+      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/proxy-timeout/header-after-deadline-is-too-late',
+    requirement:
+      'A header that would arrive after the deadline (at +350 ms) never gets a chance: the client is closed with a FIN at the deadline and the backend is never contacted.',
+    transitions: PROXY_TIMEOUT,
+    frontend: 'fe_pp',
+    log: 'PRX_TIMEOUT',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      const closing = expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
+      await ctx.sleepUntil(fromConnect(client).t + DEADLINE_MS + 50);
+      await client.write(V1_TCP4);
+      await closing;
+      await ctx.sleep(50);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/proxy-timeout/header-within-deadline-completes',
+    requirement:
+      'A header that arrives within the deadline (at +200 ms) completes the session: the backend is contacted after the header, the embryonic deadline no longer applies, and the idle session is closed by timeout client counted from the header (FIN at header + 300 ms).',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    budgetMs: 2500,
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      await ctx.sleepUntil(fromConnect(client).t + 200);
+      const sent = await send(ctx, client, V1_TCP4, 'the header (at +200 ms)');
+      await expectBackendAfter(ctx, sent);
+      await expectOpenUntil(
+        ctx,
+        client,
+        fromConnect(client).t + DEADLINE_MS + 60,
+        'past the embryonic deadline',
+      );
+      await expectClose(ctx, client, 'fin', sent, DEADLINE_MS);
+    },
+  },
+  {
+    id: 'hs/client-close/fin-before-header-gets-fin',
+    requirement:
+      'A client that half-closes before sending any header is closed at once with a FIN; the backend is never contacted.',
+    transitions: PROXY_CLIENT_CLOSE,
+    frontend: 'fe_pp',
+    log: 'PRX_EMPTY',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      await ctx.sleep(20);
+      await endAndExpectFin(ctx, client);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/client-reset/rst-before-header-releases-slot',
+    requirement:
+      'A client that resets the connection before sending any header ends its embryonic session at once: its slot is released (scur and CurrConns back), conn_tot counts it, stot does not, and the backend is never contacted.',
+    transitions: PROXY_CLIENT_RESET,
+    frontend: 'fe_pp',
+    needs: ['stats'],
+    log: 'PRX_ABORT',
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp');
+      await ctx.sleep(50);
+      const during = await ctx.stats('while embryonic');
+      expectCounters(ctx, before, during, [
+        { ...fe('fe_pp', 'scur'), delta: 1 },
+        { info: 'CurrConns', delta: 1 },
+      ]);
+      client.reset();
+      await ctx.sleep(AT_ONCE_MS);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats(`${AT_ONCE_MS} ms after the client's RST`),
+        embryonicGone('fe_pp'),
+      );
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/proxy-ok/backend-contacted-only-after-header',
+    requirement:
+      'The backend is not contacted while the connection is embryonic (100 ms without a header), and is contacted at once when the header arrives, before any data.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      await expectNoBackendYet(ctx, fromConnect(client).t + 100, 'before the header');
+      const sent = await send(ctx, client, V1_TCP4, 'the header');
+      const conn = await expectBackendAfter(ctx, sent);
+      ctx.check({
+        what: 'the backend connection comes before any data',
+        expected: 'no byte on the backend connection yet',
+        actual: conn ? `${conn.bytes.length} bytes` : 'no backend connection',
+        ok: conn !== null && conn.bytes.length === 0,
+      });
+      await client.write(DATA);
+      await expectEcho(ctx, client, DATA);
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'hs/proxy-ok/idle-session-closed-after-last-activity',
+    requirement:
+      'Once the session is complete, the deadline is timeout client of the data phase: an idle session gets a FIN 300 ms after its last activity (the echo), not 300 ms after accept.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      await ctx.sleepUntil(fromConnect(client).t + 150);
+      await client.write(concat(V1_TCP4, DATA));
+      await expectEcho(ctx, client, DATA);
+      const echoed = ctx.log.events.filter((e) => e.conn === client.name && e.kind === 'read').at(-1)?.t ?? 0;
+      await expectClose(ctx, client, 'fin', { t: echoed, label: 'the last echo' }, DEADLINE_MS);
+    },
+  },
+  {
+    id: 'hs/no-handshake/backend-contacted-at-accept',
+    requirement:
+      'On a bind without accept-proxy or ssl there is no handshake: the session completes at accept and the backend is contacted at once, before the client sends anything.',
+    transitions: NO_HANDSHAKE,
+    frontend: 'fe_plain',
+    async run(ctx) {
+      const client = await ctx.connect('fe_plain');
+      await expectBackendAfter(ctx, { t: client.connectStartedAt, label: `${client.name} connect()` });
+      await client.write(DATA);
+      await expectEcho(ctx, client, DATA);
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'hs/no-handshake/proxy-header-is-data',
+    requirement:
+      'A PROXY header sent to a bind without accept-proxy is data, never trusted: the backend receives it byte for byte, with the data after it.',
+    transitions: NO_HANDSHAKE,
+    frontend: 'fe_plain',
+    async run(ctx) {
+      const client = await ctx.connect('fe_plain');
+      await client.write(concat(V1_TCP4, DATA));
+      await expectEcho(ctx, client, concat(V1_TCP4, DATA));
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'hs/tls/proxy-then-tls-forwards-data',
+    requirement:
+      'On an accept-proxy ssl bind, the PROXY header then a TLS handshake complete the session: the backend is contacted only after the TLS handshake, and data flows both ways.',
+    transitions: PROXY_TLS_OK,
+    frontend: 'fe_pp_tls',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(V1_TCP4);
+      const tls = await client.startTls(1000);
+      ctx.check({
+        what: 'the TLS handshake completes after the header',
+        expected: 'established',
+        actual: tls.ok ? `established at ${tls.at} ms` : `failed: ${tls.error}`,
+        ok: tls.ok,
+      });
+      if (!tls.ok) return;
+      await expectBackendAfter(ctx, { t: tls.at, label: 'the TLS handshake' }, AT_ONCE_MS);
+      await client.write(DATA);
+      await expectEcho(ctx, client, DATA);
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'hs/tls/one-deadline-from-accept-with-late-header',
+    requirement:
+      'PROXY then TLS run under one deadline armed at accept: a header at +200 ms followed by no TLS gets a FIN at +300 ms from accept, not from the header.',
+    transitions: PROXY_TLS_TIMEOUT,
+    frontend: 'fe_pp_tls',
+    log: 'SSL_TIMEOUT',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      await ctx.sleepUntil(fromConnect(client).t + 200);
+      await client.write(V1_TCP4);
+      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/tls/silent-after-header-gets-fin-at-deadline',
+    requirement:
+      'A client that sends the PROXY header at once and then nothing is closed with a FIN at the deadline (+300 ms from accept); the backend is never contacted.',
+    transitions: PROXY_TLS_TIMEOUT,
+    frontend: 'fe_pp_tls',
+    log: 'SSL_TIMEOUT',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(V1_TCP4);
+      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/tls/garbage-after-header-gets-fin',
+    requirement:
+      'Plaintext after the PROXY header on an ssl bind fails the TLS handshake: the client is closed at once with a FIN (not an RST: the TLS layer consumed the bytes), and the backend is never contacted.',
+    transitions: PROXY_TLS_ERROR,
+    frontend: 'fe_pp_tls',
+    log: 'SSL_HANDSHAKE',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      const sent = await send(ctx, client, concat(V1_TCP4, HTTP_REQUEST), 'the write');
+      await expectCloseAtOnce(ctx, client, 'fin', sent);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/tls/tls-without-header-gets-rst',
+    requirement:
+      'A TLS ClientHello where the PROXY header is due is not a header: the client is reset at once (the unread bytes make the close an RST), and the backend is never contacted.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp_tls',
+    log: 'PRX_NOT_HDR',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      const t = ctx.log.now();
+      await client.startTls(1000);
+      await expectCloseAtOnce(ctx, client, 'rst', { t, label: 'the ClientHello' });
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/tls/client-fin-during-tls-handshake-gets-fin',
+    requirement:
+      'A client that sends the PROXY header and then half-closes during the TLS handshake is closed at once with a FIN; the backend is never contacted.',
+    transitions: PROXY_TLS_CLIENT_CLOSE,
+    frontend: 'fe_pp_tls',
+    log: 'SSL_EMPTY',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(V1_TCP4);
+      await ctx.sleep(20);
+      await endAndExpectFin(ctx, client);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/client-reset/rst-during-tls-handshake-releases-slot',
+    requirement:
+      'A client that sends the PROXY header and then resets the connection during the TLS handshake ends its embryonic session at once: scur and CurrConns are back, conn_tot counts it, stot does not, and the backend is never contacted.',
+    transitions: PROXY_TLS_CLIENT_RESET,
+    frontend: 'fe_pp_tls',
+    needs: ['stats'],
+    log: 'SSL_ABORT',
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(V1_TCP4);
+      await ctx.sleep(50);
+      expectCounters(ctx, before, await ctx.stats('after the header, during TLS'), [
+        { ...fe('fe_pp_tls', 'scur'), delta: 1 },
+        { info: 'CurrConns', delta: 1 },
+      ]);
+      client.reset();
+      await ctx.sleep(AT_ONCE_MS);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats(`${AT_ONCE_MS} ms after the client's RST`),
+        embryonicGone('fe_pp_tls'),
+      );
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/tls-only/tls-forwards-data',
+    requirement:
+      'On an ssl bind without accept-proxy the TLS handshake is the only handshake: the backend is contacted after it, and data flows both ways.',
+    transitions: TLS_OK,
+    frontend: 'fe_tls',
+    async run(ctx) {
+      const client = await ctx.connect('fe_tls');
+      const tls = await client.startTls(1000);
+      ctx.check({
+        what: 'the TLS handshake completes',
+        expected: 'established',
+        actual: tls.ok ? `established at ${tls.at} ms` : `failed: ${tls.error}`,
+        ok: tls.ok,
+      });
+      if (!tls.ok) return;
+      await expectBackendAfter(ctx, { t: tls.at, label: 'the TLS handshake' }, AT_ONCE_MS);
+      await client.write(DATA);
+      await expectEcho(ctx, client, DATA);
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'hs/tls-only/silent-client-gets-fin-at-deadline',
+    requirement:
+      'A client that connects to an ssl bind and sends nothing is closed with a FIN at the deadline (+300 ms from accept); the backend is never contacted.',
+    transitions: TLS_TIMEOUT,
+    frontend: 'fe_tls',
+    log: 'SSL_TIMEOUT',
+    async run(ctx) {
+      const client = await ctx.connect('fe_tls');
+      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/tls-only/plaintext-gets-fin',
+    requirement:
+      'Plaintext on an ssl bind fails the TLS handshake: the client is closed at once with a FIN, and the backend is never contacted.',
+    transitions: TLS_ERROR,
+    frontend: 'fe_tls',
+    log: 'SSL_HANDSHAKE',
+    async run(ctx) {
+      const client = await ctx.connect('fe_tls');
+      const sent = await send(ctx, client, HTTP_REQUEST, 'the write');
+      await expectCloseAtOnce(ctx, client, 'fin', sent);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/monitor/monitor-net-closes-at-accept',
+    requirement:
+      'A connection from a monitor-net source is answered at accept without a handshake or a session (1.5-dev13 semantics: drained and closed in tcp mode).',
+    transitions: MONITORED,
+    frontend: null,
+    notRunnable:
+      "The suite's single config must load under HAProxy 2.6, which rejects monitor-net as a fatal error, so no target runs it with monitor-net.",
+    profileDifferences: [
+      {
+        profile: '2.6',
+        reason:
+          "monitor-net was removed in 2.3.0 (9e9919dd8): 2.6 refuses the directive (\"'monitor-net' doesn't exist anymore\"), so the monitor path of session_accept does not exist there.",
+      },
+      {
+        profile: '2.9',
+        reason: 'monitor-net does not exist after 2.3.0.',
+      },
+    ],
+    async run() {},
+  },
+
+  // --- PROXY protocol v1, §2.1 -------------------------------------------------------------
+  {
+    id: 'pp1/2.1/tcp4-header-then-data-is-forwarded',
+    section: '2.1',
+    requirement:
+      'A valid "PROXY TCP4 src dst sport dport\\r\\n" header completes the session; data sent 100 ms later reaches the backend without the header and is echoed back.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V1_TCP4, DATA),
+  },
+  {
+    id: 'pp1/2.1/tcp6-header-then-data-is-forwarded',
+    section: '2.1',
+    requirement: 'A valid "PROXY TCP6 …" header completes the session; later data is forwarded and echoed.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V1_TCP6, DATA),
+  },
+  {
+    id: 'pp1/2.1/unknown-header-then-data-is-forwarded',
+    section: '2.1',
+    requirement:
+      'The short form "PROXY UNKNOWN\\r\\n" is accepted with the real addresses; later data is forwarded and echoed.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V1_UNKNOWN, DATA),
+  },
+  {
+    id: 'pp1/2.1/header-and-data-in-one-write',
+    section: '2.1',
+    requirement:
+      'Header and data in a single write: exactly the header is consumed, and the bytes after it go to the backend untouched.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V1_TCP4, DATA, true),
+  },
+  {
+    id: 'pp1/2.1/data-in-several-writes-after-header',
+    section: '2.1',
+    requirement:
+      'Data sent in several writes after the header (three writes, 30 ms apart) reaches the backend whole and in order.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      const sent = await send(ctx, client, V1_TCP4, 'the header');
+      await expectBackendAfter(ctx, sent);
+      const parts = [bytes('first,'), bytes('second,'), bytes('third\n')];
+      for (const part of parts) {
+        await client.write(part);
+        await ctx.sleep(30);
+      }
+      await expectEcho(ctx, client, concat(...parts));
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'pp1/2.1/not-a-header-gets-rst',
+    section: '2.1',
+    requirement:
+      'Bytes that are not a PROXY header ("GET / HTTP/1.0") are rejected at once with an RST; the backend is never contacted.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_NOT_HDR',
+    run: (ctx) => rejectedAtOnce(ctx, HTTP_REQUEST),
+  },
+  {
+    id: 'pp1/2.1/malformed-header-gets-rst',
+    section: '2.1',
+    requirement: 'A malformed v1 line ("PROXY TCP4 bad header\\r\\n") is rejected at once with an RST.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) => rejectedAtOnce(ctx, bytes('PROXY TCP4 bad header\r\n')),
+  },
+  {
+    id: 'pp1/2.1/missing-port-gets-rst',
+    section: '2.1',
+    requirement:
+      'A v1 line missing its destination port ("PROXY TCP4 10.1.2.3 10.1.2.4 40000\\r\\n") is rejected at once with an RST.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) => rejectedAtOnce(ctx, bytes('PROXY TCP4 10.1.2.3 10.1.2.4 40000\r\n')),
+  },
+  {
+    id: 'pp1/2.1/truncated-header-gets-rst',
+    section: '2.1',
+    requirement:
+      'Strict mode: a first read holding only part of a header ("PROXY TCP4 10.1.2.3") is an error, not a wait: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_TRUNCATED',
+    run: (ctx) => rejectedAtOnce(ctx, bytes('PROXY TCP4 10.1.2.3')),
+  },
+  {
+    id: 'pp1/2.1/split-header-gets-rst-on-first-fragment',
+    section: '2.1',
+    requirement:
+      'Strict mode: a header split across two writes 50 ms apart is reset on its first fragment, before the rest is sent; the backend is never contacted.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_TRUNCATED',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      const cut = 19; // "PROXY TCP4 10.1.2.3" | " 10.1.2.4 40000 443\r\n"
+      const sent = await send(ctx, client, V1_TCP4.subarray(0, cut), 'the first fragment');
+      const closing = expectCloseAtOnce(ctx, client, 'rst', sent);
+      await ctx.sleep(50);
+      await client.write(V1_TCP4.subarray(cut));
+      await closing;
+      expectNoBackend(ctx, 'the header is rejected');
+    },
+  },
+  {
+    id: 'pp1/2.1/short-prefix-gets-rst',
+    section: '2.1',
+    requirement:
+      'Strict mode: a first read of fewer than 6 bytes ("PROX") is a truncated header: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_TRUNCATED',
+    run: (ctx) => rejectedAtOnce(ctx, bytes('PROX')),
+  },
+  {
+    id: 'pp1/2.1/unknown-protocol-gets-rst',
+    section: '2.1',
+    requirement:
+      'A protocol other than TCP4, TCP6 or UNKNOWN ("PROXY UDP4 …") is rejected at once with an RST.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_PROTO',
+    run: (ctx) => rejectedAtOnce(ctx, bytes('PROXY UDP4 10.1.2.3 10.1.2.4 40000 443\r\n')),
+  },
+  {
+    id: 'pp1/2.1/long-unknown-form-gets-rst',
+    section: '2.1',
+    requirement:
+      'HAProxy accepts only the short "PROXY UNKNOWN\\r\\n": the long form with addresses is rejected at once with an RST (the spec says a receiver should ignore what follows UNKNOWN; HAProxy is stricter, and so is this suite).',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_PROTO',
+    run: (ctx) => rejectedAtOnce(ctx, bytes('PROXY UNKNOWN 10.1.2.3 10.1.2.4 40000 443\r\n')),
+  },
+  {
+    id: 'pp1/2.1/lone-lf-gets-rst',
+    section: '2.1',
+    requirement:
+      'A v1 line ended by a lone LF instead of CRLF, with data after it, is rejected at once with an RST.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) => rejectedAtOnce(ctx, bytes('PROXY TCP4 10.1.2.3 10.1.2.4 40000 443\nhello')),
+  },
+
+  // --- PROXY protocol v2, §2.2 -------------------------------------------------------------
+  {
+    id: 'pp2/2.2/tcp4-proxy-then-data-is-forwarded',
+    section: '2.2',
+    requirement:
+      'A v2 PROXY header for TCP over IPv4 completes the session; data sent 100 ms later is forwarded without the header and echoed.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V2_TCP4, DATA),
+  },
+  {
+    id: 'pp2/2.2/tcp6-proxy-then-data-is-forwarded',
+    section: '2.2',
+    requirement:
+      'A v2 PROXY header for TCP over IPv6 (36-byte address block) completes the session; data is forwarded.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V2_TCP6, DATA),
+  },
+  {
+    id: 'pp2/2.2/local-command-is-accepted',
+    section: '2.2',
+    requirement:
+      'The v2 LOCAL command (a health check by the sending proxy) is accepted with the real addresses; data after it is forwarded.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V2_LOCAL, DATA),
+  },
+  {
+    id: 'pp2/2.2/tlvs-are-skipped-and-data-forwarded',
+    section: '2.2',
+    requirement:
+      'A v2 header carrying TLVs (ALPN, AUTHORITY, NOOP, a custom 0xE0) that tile the header exactly is accepted; none of the TLV bytes reach the backend.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V2_TLVS, DATA, true),
+  },
+  {
+    id: 'pp2/2.2/crc32c-valid-is-accepted',
+    section: '2.2.3',
+    requirement:
+      'A v2 header with a PP2_TYPE_CRC32C TLV holding the right checksum is accepted; data is forwarded.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    run: (ctx) => forwarded(ctx, V2_CRC, DATA, true),
+  },
+  {
+    id: 'pp2/2.2/crc32c-mismatch-gets-rst',
+    section: '2.2.3',
+    requirement: 'A v2 header whose CRC32C TLV does not match the header is invalid: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) => rejectedAtOnce(ctx, V2_CRC_BAD),
+  },
+  {
+    id: 'pp2/2.2/bad-version-gets-rst',
+    section: '2.2',
+    requirement: 'A v2 signature with version nibble 3 instead of 2 is not a header: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_NOT_HDR',
+    run: (ctx) =>
+      rejectedAtOnce(
+        ctx,
+        hex(`${SIG}
+          31          ver_cmd: version 3 (invalid), command PROXY
+          11          fam: TCP over IPv4
+          000c        len: 12
+          0a010203 0a010204 9c40 01bb   addresses and ports`),
+      ),
+  },
+  {
+    id: 'pp2/2.2/truncated-gets-rst',
+    section: '2.2',
+    requirement:
+      'A v2 header whose len announces more bytes than the first read holds is truncated: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_TRUNCATED',
+    run: (ctx) => rejectedAtOnce(ctx, V2_TCP4.subarray(0, V2_TCP4.length - 4)),
+  },
+  {
+    id: 'pp2/2.2/unknown-command-gets-rst',
+    section: '2.2',
+    requirement: 'A v2 command other than LOCAL (0) or PROXY (1) is invalid: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) =>
+      rejectedAtOnce(
+        ctx,
+        hex(`${SIG}
+          22          ver_cmd: version 2, command 2 (undefined)
+          11          fam: TCP over IPv4
+          000c        len: 12
+          0a010203 0a010204 9c40 01bb   addresses and ports`),
+      ),
+  },
+  {
+    id: 'pp2/2.2/tlv-overrun-gets-rst',
+    section: '2.2',
+    requirement: 'A TLV whose length runs past the end of the header is invalid: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) =>
+      rejectedAtOnce(
+        ctx,
+        hex(`${SIG}
+          21          ver_cmd: version 2, command PROXY
+          11          fam: TCP over IPv4
+          0011        len: 17 = 12 of addresses + a 5-byte TLV
+          0a010203 0a010204 9c40 01bb   addresses and ports
+          e0 0010 6162   TLV type 0xE0, length 16, but only 2 value bytes remain`),
+      ),
+  },
+  {
+    id: 'pp2/2.2/short-address-block-gets-rst',
+    section: '2.2',
+    requirement:
+      'A v2 PROXY header for TCP over IPv4 whose len is below the 12-byte address block is invalid: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) =>
+      rejectedAtOnce(
+        ctx,
+        hex(`${SIG}
+          21          ver_cmd: version 2, command PROXY
+          11          fam: TCP over IPv4
+          0008        len: 8 (an IPv4 block needs 12)
+          0a010203 0a010204   addresses only, no ports`),
+      ),
+  },
+  {
+    id: 'pp2/2.2/authority-over-255-bytes-gets-rst',
+    section: '2.2.2',
+    requirement: 'An AUTHORITY TLV longer than 255 bytes is refused by HAProxy: RST at once.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) =>
+      rejectedAtOnce(
+        ctx,
+        buildV2({
+          family: 'TCP4',
+          source: SRC4,
+          destination: DST4,
+          tlvs: [{ type: 0x02, value: bytes('a'.repeat(256)) }],
+        }),
+      ),
+  },
+  {
+    id: 'pp2/2.2/bytes-after-len-are-data',
+    section: '2.2',
+    requirement:
+      'Bytes after the 16 + len bytes of a v2 header are not parsed as TLVs: they are data for the backend, as the reg-test proxy_protocol_tlv_validation expects.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    async run(ctx) {
+      const trailing = hex('e0 0003 616263'); // would be a TLV 0xE0 "abc" if len covered it
+      const client = await ctx.connect('fe_pp');
+      const sent = await send(ctx, client, concat(V2_TCP4, trailing), 'the header');
+      await expectBackendAfter(ctx, sent);
+      await expectEcho(ctx, client, trailing);
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'pp2/2.2/data-in-several-writes-after-header',
+    section: '2.2',
+    requirement: 'Data sent in several writes after a v2 header reaches the backend whole and in order.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp');
+      const sent = await send(ctx, client, V2_TCP4, 'the header');
+      await expectBackendAfter(ctx, sent);
+      const parts = [bytes('one,'), bytes('two,'), bytes('three\n')];
+      for (const part of parts) {
+        await client.write(part);
+        await ctx.sleep(30);
+      }
+      await expectEcho(ctx, client, concat(...parts));
+      await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'pp2/2.2/unspec-family-under-proxy-gets-rst',
+    section: '2.2',
+    requirement:
+      'A v2 PROXY command with the UNSPEC family and no address block: the spec says to accept it with the real addresses; HAProxy 2.6 walks its TLVs from the signature and rejects it (RST at once). The suite expects what HAProxy does.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    log: 'PRX_BAD_HDR',
+    run: (ctx) =>
+      rejectedAtOnce(
+        ctx,
+        hex(`${SIG}
+          21          ver_cmd: version 2, command PROXY
+          00          fam: UNSPEC
+          0000        len: 0`),
+      ),
+  },
+
+  // --- limits --------------------------------------------------------------------------------
+  {
+    id: 'lim/maxconn/embryonic-connections-take-slots-and-queue',
+    requirement: `Embryonic connections take maxconn slots: of 12 idle connections to a maxconn ${QUEUE_MAXCONN} frontend, the first 10 are accepted and get a FIN at +300 ms; the 2 that come 30 ms later wait in the listen backlog, are accepted when slots free (about +300 ms), and each gets its own full deadline: FIN at about +600 ms from the first connections.`,
+    transitions: SLOTS,
+    frontend: 'fe_queue',
+    log: 'PRX_TIMEOUT',
+    budgetMs: 3000,
+    async run(ctx) {
+      const { holders, queued } = await fillSlots(ctx, 2);
+      await Promise.all([...holders, ...queued].map((c) => c.waitForClose(2 * DEADLINE_MS + 1000)));
+      const first: Reference = {
+        t: Math.min(...holders.map((c) => c.connectedAt!)),
+        label: 'the first connections',
+      };
+      expectGroupClose(
+        ctx,
+        holders,
+        'connections holding the slots',
+        DEADLINE_MS,
+        150,
+        (c) => fromConnect(c).t,
+      );
+      expectGroupClose(ctx, queued, 'queued connections', 2 * DEADLINE_MS, 250, () => first.t);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'lim/maxconn/queued-connection-is-served-when-a-slot-frees',
+    requirement: `A connection that arrives while all ${QUEUE_MAXCONN} slots are held by embryonic connections, and sends its header and data at once, is served only when a slot frees (at about +300 ms): its bytes wait in the kernel, then it is forwarded like any other.`,
+    transitions: [...SLOTS, ...PROXY_OK],
+    frontend: 'fe_queue',
+    budgetMs: 3000,
+    async run(ctx) {
+      const { holders, queued } = await fillSlots(ctx, 1);
+      const late = queued[0]!;
+      await late.write(concat(V1_TCP4, DATA));
+      const slotFrees = fromConnect(holders[0]!).t + DEADLINE_MS - 20;
+      await expectBackendAfter(ctx, { t: slotFrees, label: 'the first slot frees (+300 ms, -20 ms)' }, 170);
+      await expectEcho(ctx, late, DATA);
+      await Promise.all(holders.map((h) => h.waitForClose(1000)));
+      await endAndExpectFin(ctx, late);
+    },
+  },
+  {
+    id: 'lim/reject/tcp-request-reject-gets-rst',
+    requirement:
+      'A source rejected by `tcp-request connection reject` is closed at accept, before any handshake, with an RST (SO_LINGER 0); the backend is never contacted.',
+    transitions: REJECTED,
+    frontend: 'fe_reject',
+    async run(ctx) {
+      const client = await ctx.connect('fe_reject');
+      await expectCloseAtOnce(ctx, client, 'rst', fromConnect(client));
+      expectNoBackend(ctx, 'the connection is rejected');
+    },
+  },
+
+  // --- counters ------------------------------------------------------------------------------
+  {
+    id: 'cnt/timeout/embryonic-counted-in-scur-not-stot',
+    requirement:
+      'While embryonic, a connection counts in the frontend scur and in CurrConns, and conn_tot has counted it; stot never does. After the deadline every gauge is back.',
+    transitions: PROXY_TIMEOUT,
+    frontend: 'fe_pp',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp');
+      await ctx.sleepUntil(fromConnect(client).t + DEADLINE_MS / 2);
+      const during = await ctx.stats('at +150 ms (embryonic)');
+      expectCounters(ctx, before, during, [
+        { ...fe('fe_pp', 'scur'), delta: 1 },
+        { info: 'CurrConns', delta: 1 },
+        { ...fe('fe_pp', 'conn_tot'), delta: 1 },
+        { ...fe('fe_pp', 'stot'), delta: 0 },
+      ]);
+      await client.waitForClose(DEADLINE_MS + 500);
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after the deadline'), embryonicGone('fe_pp'));
+    },
+  },
+  {
+    id: 'cnt/header-error/conn-tot-only',
+    requirement:
+      'A connection reset for a bad header counts in conn_tot only: stot, the backend stot, scur and CurrConns are as before.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp');
+      await client.write(HTTP_REQUEST);
+      await client.waitForClose(500);
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after the RST'), embryonicGone('fe_pp'));
+    },
+  },
+  {
+    id: 'cnt/client-close/conn-tot-only',
+    requirement:
+      'A client that closes before its header counts in conn_tot only; every gauge is back afterwards.',
+    transitions: PROXY_CLIENT_CLOSE,
+    frontend: 'fe_pp',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp');
+      client.end();
+      await client.waitForClose(500);
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after the close'), embryonicGone('fe_pp'));
+    },
+  },
+  {
+    id: 'cnt/forwarded/stot-counts-at-the-header',
+    requirement:
+      'A valid header completes the session: the frontend stot and the backend stot go up by one at the header, scur holds it until the end, and every gauge is back after the close.',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp');
+      await client.write(V1_TCP4);
+      await ctx.backend.waitForConnections(1, 500);
+      await ctx.sleep(20);
+      const during = await ctx.stats('after the header');
+      expectCounters(ctx, before, during, [
+        { ...fe('fe_pp', 'conn_tot'), delta: 1 },
+        { ...fe('fe_pp', 'stot'), delta: 1 },
+        { ...fe('fe_pp', 'scur'), delta: 1 },
+        { info: 'CurrConns', delta: 1 },
+        { row: 'be_echo/BACKEND', field: 'stot', delta: 1 },
+        { row: 'be_echo/BACKEND', field: 'scur', delta: 1 },
+      ]);
+      client.end();
+      await client.waitForClose(500);
+      await ctx.backend.waitIdle(500);
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after the close'), [
+        { ...fe('fe_pp', 'stot'), delta: 1 },
+        { ...fe('fe_pp', 'scur'), delta: 0 },
+        { info: 'CurrConns', delta: 0 },
+        { row: 'be_echo/BACKEND', field: 'scur', delta: 0 },
+      ]);
+    },
+  },
+  {
+    id: 'cnt/tls/stot-counts-only-after-the-tls-handshake',
+    requirement:
+      'On an accept-proxy ssl bind the session completes after both handshakes: after the header alone stot has not moved; after the TLS handshake it is up by one.',
+    transitions: PROXY_TLS_OK,
+    frontend: 'fe_pp_tls',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(V1_TCP4);
+      await ctx.sleep(50);
+      expectCounters(ctx, before, await ctx.stats('after the header, before TLS'), [
+        { ...fe('fe_pp_tls', 'conn_tot'), delta: 1 },
+        { ...fe('fe_pp_tls', 'stot'), delta: 0 },
+        { ...fe('fe_pp_tls', 'scur'), delta: 1 },
+      ]);
+      const tls = await client.startTls(1000);
+      await ctx.backend.waitForConnections(1, 500);
+      await ctx.sleep(20);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats(tls.ok ? 'after the TLS handshake' : 'after a failed TLS handshake'),
+        [
+          { ...fe('fe_pp_tls', 'stot'), delta: 1 },
+          { ...fe('fe_pp_tls', 'scur'), delta: 1 },
+        ],
+      );
+      client.end();
+      await client.waitForClose(500);
+    },
+  },
+  {
+    id: 'cnt/tls/garbage-counts-in-conn-tot-only',
+    requirement: 'A TLS handshake failure counts in conn_tot only; stot and every gauge are as before.',
+    transitions: PROXY_TLS_ERROR,
+    frontend: 'fe_pp_tls',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(concat(V1_TCP4, HTTP_REQUEST));
+      await client.waitForClose(500);
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after the close'), embryonicGone('fe_pp_tls'));
+    },
+  },
+  {
+    id: 'cnt/reject/dcon-counts-the-rejected-connection',
+    requirement:
+      'A connection rejected by `tcp-request connection reject` counts in dcon and in conn_tot, never in stot, and leaves no gauge raised.',
+    transitions: REJECTED,
+    frontend: 'fe_reject',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_reject');
+      await client.waitForClose(500);
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after the RST'), [
+        { ...fe('fe_reject', 'dcon'), delta: 1 },
+        { ...fe('fe_reject', 'conn_tot'), delta: 1 },
+        { ...fe('fe_reject', 'stot'), delta: 0 },
+        { ...fe('fe_reject', 'scur'), delta: 0 },
+        { info: 'CurrConns', delta: 0 },
+      ]);
+    },
+  },
+  {
+    id: 'cnt/maxconn/scur-reaches-slim-and-smax-follows',
+    requirement: `With ${QUEUE_MAXCONN + 2} idle connections on a maxconn ${QUEUE_MAXCONN} frontend, scur stops at ${QUEUE_MAXCONN} (slim), CurrConns rises by ${QUEUE_MAXCONN}, smax reaches ${QUEUE_MAXCONN}; after both deadlines every gauge is back.`,
+    transitions: SLOTS,
+    frontend: 'fe_queue',
+    needs: ['stats'],
+    budgetMs: 3000,
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const { holders, queued } = await fillSlots(ctx, 2);
+      const clients = [...holders, ...queued];
+      await ctx.sleepUntil(fromConnect(holders[0]!).t + DEADLINE_MS / 2);
+      const during = await ctx.stats('at +150 ms');
+      expectCounters(ctx, before, during, [
+        { ...fe('fe_queue', 'scur'), equals: QUEUE_MAXCONN },
+        { ...fe('fe_queue', 'slim'), equals: QUEUE_MAXCONN },
+        { ...fe('fe_queue', 'smax'), atLeast: QUEUE_MAXCONN },
+        { info: 'CurrConns', delta: QUEUE_MAXCONN },
+      ]);
+      await Promise.all(clients.map((c) => c.waitForClose(2 * DEADLINE_MS + 800)));
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after every deadline'), [
+        { ...fe('fe_queue', 'scur'), delta: 0 },
+        { ...fe('fe_queue', 'conn_tot'), delta: QUEUE_MAXCONN + 2 },
+        { ...fe('fe_queue', 'stot'), delta: 0 },
+        { info: 'CurrConns', delta: 0 },
+      ]);
+    },
+  },
+  {
+    id: 'cnt/sequential/smax-stays-at-one',
+    requirement:
+      'Three strictly sequential sessions never raise the frontend smax above one (HAProxy needs nbthread 1 for this: with two threads it reads 2).',
+    transitions: PROXY_OK,
+    frontend: 'fe_pp',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      for (let i = 0; i < 3; i++) {
+        const client = await ctx.connect('fe_pp');
+        await client.write(V1_TCP4);
+        await ctx.backend.waitForConnections(i + 1, 500);
+        client.end();
+        await client.waitForClose(500);
+        await ctx.backend.waitIdle(500);
+        await ctx.sleep(10);
+      }
+      const smaxBefore = statNumber(before, 'fe_pp/FRONTEND', 'smax') ?? 0;
+      expectCounters(ctx, before, await ctx.stats('after three sessions'), [
+        { ...fe('fe_pp', 'smax'), equals: Math.max(smaxBefore, 1) },
+        { ...fe('fe_pp', 'stot'), delta: 3 },
+        { ...fe('fe_pp', 'scur'), delta: 0 },
+      ]);
+    },
+  },
+  {
+    id: 'cnt/no-handshake/stot-counts-at-accept',
+    requirement:
+      'Without a handshake the session is complete at accept: stot is up by one before the client sends a byte.',
+    transitions: NO_HANDSHAKE,
+    frontend: 'fe_plain',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const client = await ctx.connect('fe_plain');
+      await ctx.backend.waitForConnections(1, 500);
+      await ctx.sleep(20);
+      expectCounters(ctx, before, await ctx.stats('after accept, no byte sent'), [
+        { ...fe('fe_plain', 'conn_tot'), delta: 1 },
+        { ...fe('fe_plain', 'stot'), delta: 1 },
+        { ...fe('fe_plain', 'scur'), delta: 1 },
+      ]);
+      client.end();
+      await client.waitForClose(500);
+    },
+  },
+];
+
+/** The id format every case follows: family, section or topic, name. */
+export const CASE_ID_PATTERN =
+  /^(pp1\/2\.1|pp2\/2\.2|hs\/[a-z0-9-]+|lim\/[a-z0-9-]+|cnt\/[a-z0-9-]+)\/[a-z0-9][a-z0-9-]*$/;
+
+/**
+ * Returns the cases whose id matches one of <globs> ('*' matches any run of characters, '/'
+ * included; '?' one character), in list order; every case when <globs> is empty. Pure.
+ */
+export function selectCases(cases: readonly ConformanceCase[], globs: readonly string[]): ConformanceCase[] {
+  if (globs.length === 0) return [...cases];
+  const patterns = globs.map(
+    (g) =>
+      new RegExp(
+        `^${g
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      ),
+  );
+  return cases.filter((c) => patterns.some((p) => p.test(c.id)));
+}

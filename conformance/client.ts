@@ -1,0 +1,347 @@
+/**
+ * The suite's client: a raw TCP connection (optionally carrying TLS) that records everything it
+ * does and sees as a byte-level wire log with timestamps: connect, each write, each read, the FIN
+ * or RST it receives, the FIN or RST it sends, and the TLS milestones.
+ *
+ * TLS runs over a Duplex the client feeds itself, never over the socket's own handle, so the raw
+ * socket keeps reporting every ciphertext byte and, above all, whether the target closed with a
+ * FIN ('end') or an RST (ECONNRESET) — which node:tls would otherwise blur into one error.
+ *
+ * Every wait is bounded by a timeout given by the caller. The caller owns each WireClient and
+ * destroys it (destroy()) when the case ends; destroy() is idempotent.
+ */
+import { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+
+/** What one wire-log entry records. */
+export type WireEventKind =
+  | 'connect' //          the client called connect()
+  | 'connected' //        the kernel completed the TCP handshake (the target may not have accepted yet)
+  | 'connect-error' //    connect() failed
+  | 'write' //            bytes handed to the socket (ciphertext once TLS runs)
+  | 'write-error' //      a write failed (EPIPE, ECONNRESET)
+  | 'read' //             bytes received (ciphertext once TLS runs)
+  | 'fin-received' //     the target closed its side cleanly
+  | 'rst-received' //     the target reset the connection
+  | 'fin-sent' //         the client half-closed (end())
+  | 'rst-sent' //         the client reset the connection (resetAndDestroy())
+  | 'tls-start' //        the client began a TLS handshake over the connection
+  | 'tls-established' //  the TLS handshake completed
+  | 'tls-error' //        the TLS layer failed
+  | 'tls-write' //        plaintext written through TLS
+  | 'tls-read' //         plaintext received through TLS
+  | 'accepted' //         (backend) the suite's backend accepted a connection from the target
+  | 'closed'; //          the socket is gone
+
+/** One entry of a wire log. */
+export interface WireEvent {
+  t: number; //           ms since the case's origin, to 0.1 ms
+  conn: string; //        'client#1', 'backend#1', ...
+  kind: WireEventKind;
+  size?: number; //       byte count, for writes and reads
+  hex?: string; //        the bytes in hex, at most WIRE_HEX_LIMIT bytes of them
+  text?: string; //       the same bytes as printable ASCII, '.' for the rest
+  note?: string; //       an error code, a reason
+}
+
+/** At most this many bytes of each write or read are kept in the log (the size is always kept). */
+export const WIRE_HEX_LIMIT = 512;
+
+/** The wire log of one case: one clock origin shared by the clients and the backend. */
+export class WireLog {
+  readonly origin: number; // performance.now() at the start of the case
+  readonly events: WireEvent[] = [];
+
+  constructor(origin = performance.now()) {
+    this.origin = origin;
+  }
+
+  /** Returns the ms elapsed since the origin, to 0.1 ms. */
+  now(): number {
+    return round1(performance.now() - this.origin);
+  }
+
+  /** Appends an event for <conn> at the current time, with <bytes> when given; returns its time. */
+  add(conn: string, kind: WireEventKind, bytes?: Uint8Array, note?: string): number {
+    const t = this.now();
+    const event: WireEvent = { t, conn, kind };
+    if (bytes) Object.assign(event, describeBytes(bytes));
+    if (note) event.note = note;
+    this.events.push(event);
+    return t;
+  }
+}
+
+/** How the target ended a connection, as the client saw it first. */
+export interface CloseSeen {
+  kind: 'fin' | 'rst';
+  at: number; // ms since the origin
+}
+
+/** The outcome of startTls(). */
+export type TlsOutcome = { ok: true; at: number } | { ok: false; at: number; error: string };
+
+/**
+ * One client connection with its wire log. Create it with WireClient.open(); every method that
+ * waits takes a bound in ms.
+ */
+export class WireClient {
+  readonly name: string;
+  readonly log: WireLog;
+  /** ms since the origin when the client called connect(). */
+  connectStartedAt = 0;
+  /** ms since the origin when the kernel completed the TCP handshake; null if it never did. */
+  connectedAt: number | null = null;
+  /** The first close the target made, FIN or RST; null while the connection stands. */
+  closedBy: CloseSeen | null = null;
+  /** Every byte received, as plaintext once TLS is established (ciphertext is only logged). */
+  received: Buffer = Buffer.alloc(0);
+
+  private readonly socket: Socket;
+  private tlsFeed: Duplex | null = null;
+  private tls: TLSSocket | null = null;
+  private waiters: (() => boolean)[] = [];
+  private destroyed = false;
+
+  private constructor(name: string, log: WireLog, socket: Socket) {
+    this.name = name;
+    this.log = log;
+    this.socket = socket;
+  }
+
+  /**
+   * Connects to <host>:<port> and resolves once the kernel completed the TCP handshake (the target
+   * may still hold it in its listen backlog). Rejects with the connect error, or after <timeoutMs>.
+   * The caller owns the returned client and destroys it.
+   */
+  static open(
+    log: WireLog,
+    name: string,
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<WireClient> {
+    const socket = new Socket({ allowHalfOpen: true });
+    const client = new WireClient(name, log, socket);
+    const startedAt = log.add(name, 'connect', undefined, `${host}:${port}`);
+    client.connectStartedAt = startedAt;
+    socket.on('data', client.socketOnData.bind(client));
+    socket.on('end', client.socketOnEnd.bind(client));
+    socket.on('error', client.socketOnError.bind(client));
+    socket.on('close', client.socketOnClose.bind(client));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(function timerOnExpire() {
+        socket.destroy();
+        reject(new Error(`connect to ${host}:${port} took more than ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', function socketOnConnect() {
+        clearTimeout(timer);
+        client.connectedAt = log.add(name, 'connected', undefined, `local port ${socket.localPort}`);
+        resolve(client);
+      });
+      socket.once('error', function socketOnConnectError(err) {
+        clearTimeout(timer);
+        if (client.connectedAt !== null) return;
+        const code = errorCode(err);
+        if (code === 'ECONNRESET') {
+          // The TCP handshake completed (a refused connect is ECONNREFUSED) and the target reset
+          // the connection before the client saw it complete: connected, then reset, at once.
+          client.connectedAt = startedAt;
+          const at = log.add(name, 'rst-received', undefined, 'ECONNRESET before the connect completed');
+          client.closedBy = { kind: 'rst', at };
+          resolve(client);
+          return;
+        }
+        log.add(name, 'connect-error', undefined, code);
+        reject(err);
+      });
+      socket.connect({ host, port });
+    });
+  }
+
+  /**
+   * Writes <data> (through TLS once it is established). Resolves when the kernel took the bytes,
+   * with true, or with false if the write failed (the target had reset or closed); never rejects.
+   */
+  write(data: Uint8Array | string): Promise<boolean> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'latin1') : Buffer.from(data);
+    if (this.destroyed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (err?: Error | null): void => {
+        if (err) this.log.add(this.name, 'write-error', undefined, errorCode(err));
+        resolve(!err);
+      };
+      if (this.tls) {
+        this.log.add(this.name, 'tls-write', bytes);
+        this.tls.write(bytes, done);
+      } else {
+        this.log.add(this.name, 'write', bytes);
+        this.socket.write(bytes, done);
+      }
+    });
+  }
+
+  /** Half-closes the connection: the client sends its FIN. Returns nothing. */
+  end(): void {
+    if (this.destroyed) return;
+    this.log.add(this.name, 'fin-sent');
+    this.socket.end();
+  }
+
+  /** Resets the connection: the client sends an RST and the socket is gone. Returns nothing. */
+  reset(): void {
+    if (this.destroyed) return;
+    this.log.add(this.name, 'rst-sent');
+    this.destroyed = true;
+    this.socket.resetAndDestroy();
+  }
+
+  /**
+   * Starts a TLS handshake over the connection (the PROXY header, if any, was written before).
+   * Resolves when it completes or fails, or after <timeoutMs> (a failure "timed out"); never
+   * rejects. The certificate is not checked: the suite's is self-signed.
+   */
+  startTls(timeoutMs: number): Promise<TlsOutcome> {
+    const { socket, log, name } = this;
+    const feed = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        log.add(name, 'write', chunk);
+        socket.write(chunk, callback);
+      },
+      final(callback) {
+        socket.end();
+        callback();
+      },
+    });
+    this.tlsFeed = feed;
+    this.log.add(this.name, 'tls-start');
+    const tls = tlsConnect({ socket: feed, rejectUnauthorized: false, servername: '' });
+    this.tls = tls;
+    tls.on('data', this.tlsOnData.bind(this));
+    return new Promise((resolve) => {
+      const timer = setTimeout(function timerOnExpire() {
+        finish({ ok: false, at: log.now(), error: 'timed out' });
+      }, timeoutMs);
+      function finish(outcome: TlsOutcome): void {
+        clearTimeout(timer);
+        resolve(outcome);
+      }
+      tls.once('secureConnect', function tlsOnSecureConnect() {
+        finish({ ok: true, at: log.add(name, 'tls-established') });
+      });
+      tls.on('error', function tlsOnError(err: Error) {
+        finish({ ok: false, at: log.add(name, 'tls-error', undefined, err.message), error: err.message });
+      });
+    });
+  }
+
+  /**
+   * Waits until the target closes the connection (FIN or RST). Resolves with what was seen first,
+   * or null if nothing came within <timeoutMs>; never rejects.
+   */
+  waitForClose(timeoutMs: number): Promise<CloseSeen | null> {
+    return this.waitUntil(() => this.closedBy !== null, timeoutMs).then(() => this.closedBy);
+  }
+
+  /**
+   * Waits until at least <count> bytes were received in total. Resolves with true, or false if the
+   * connection closed first or <timeoutMs> passed; never rejects.
+   */
+  waitForBytes(count: number, timeoutMs: number): Promise<boolean> {
+    return this.waitUntil(() => this.received.length >= count || this.closedBy !== null, timeoutMs).then(
+      () => this.received.length >= count,
+    );
+  }
+
+  /** Destroys the socket if it still exists. Idempotent; returns nothing. */
+  destroy(): void {
+    if (!this.destroyed) {
+      this.destroyed = true;
+      this.tls?.destroy();
+      this.socket.destroy();
+    }
+    this.wake();
+  }
+
+  private waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+    if (done() || this.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = (): boolean => {
+        if (!done() && !this.destroyed) return false;
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve();
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Runs every waiter; keeps those whose condition does not hold yet. */
+  private wake(): void {
+    this.waiters = this.waiters.filter((w) => !w());
+  }
+
+  private socketOnData(chunk: Buffer): void {
+    this.log.add(this.name, 'read', chunk);
+    if (this.tlsFeed) this.tlsFeed.push(chunk);
+    else this.received = Buffer.concat([this.received, chunk]);
+    this.wake();
+  }
+
+  private socketOnEnd(): void {
+    const at = this.log.add(this.name, 'fin-received');
+    this.closedBy ??= { kind: 'fin', at };
+    this.tlsFeed?.push(null);
+    this.wake();
+  }
+
+  private socketOnError(err: NodeJS.ErrnoException): void {
+    const code = errorCode(err);
+    if (code === 'ECONNRESET' || code === 'EPIPE') {
+      const at = this.log.add(this.name, 'rst-received', undefined, code);
+      this.closedBy ??= { kind: 'rst', at };
+    } else if (this.connectedAt !== null) {
+      this.log.add(this.name, 'write-error', undefined, code);
+    }
+    this.tlsFeed?.destroy(err);
+    this.wake();
+  }
+
+  private socketOnClose(): void {
+    if (this.connectedAt !== null) this.log.add(this.name, 'closed');
+    this.destroyed = true;
+    this.wake();
+  }
+
+  private tlsOnData(chunk: Buffer): void {
+    this.log.add(this.name, 'tls-read', chunk);
+    this.received = Buffer.concat([this.received, chunk]);
+    this.wake();
+  }
+}
+
+/** Returns the size, hex and printable text of <bytes> for a wire-log entry. Pure. */
+export function describeBytes(bytes: Uint8Array): { size: number; hex: string; text: string } {
+  const shown = bytes.subarray(0, WIRE_HEX_LIMIT);
+  let hex = '';
+  let text = '';
+  for (const b of shown) {
+    hex += b.toString(16).padStart(2, '0');
+    text += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.';
+  }
+  return { size: bytes.length, hex, text };
+}
+
+function errorCode(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? err.message;
+}
+
+function round1(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

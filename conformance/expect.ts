@@ -1,0 +1,290 @@
+/**
+ * What a case can do and how it states its expectations. A case drives clients through a
+ * CaseContext and records checks: each check says what was expected and what was observed, in
+ * words and, for timings, in numbers. The runner turns the checks into a verdict: pass iff every
+ * check holds.
+ *
+ * Timings are judged against the suite's deadline (timeout client, DEADLINE_MS) with a stated
+ * window: "FIN at +300 ms after connect, window [-20, +150] ms" passes for a FIN observed between
+ * +280 and +450 ms. "At once" means within AT_ONCE_MS of the action that provokes it.
+ */
+import type { Profile } from '../machines/config.ts';
+import type { BackendConnection, EchoBackend } from './backend.ts';
+import type { CloseSeen, WireClient, WireLog } from './client.ts';
+import { infoNumber, statNumber, type StatsSnapshot } from './stats.ts';
+import type { FrontendName } from './suite.cfg.ts';
+
+/** A window around an expected time, in ms: [earliest offset, latest offset]. */
+export type Window = readonly [number, number];
+
+/** The window of every deadline judgement: the close may come 20 ms early or 150 ms late. */
+export const DEADLINE_WINDOW: Window = [-20, 150];
+/** "At once": within this many ms of the action that provokes it. */
+export const AT_ONCE_MS = 100;
+
+/** One judged expectation of a case. */
+export interface Check {
+  what: string; //        what is checked, in words
+  expected: string; //    the expected outcome, in words ('FIN at +300 ms after connect, window [-20, +150] ms')
+  actual: string; //      what was observed
+  ok: boolean;
+  timing?: { expected: number; measured: number | null; window: Window }; // ms, for timing checks
+}
+
+/** What a case sees of its target. */
+export interface TargetView {
+  name: string;
+  profile: Profile;
+  host: string;
+  ports: Record<FrontendName, number>;
+  hasStats: boolean;
+}
+
+/** The services a case runs with. Every wait it offers is bounded. */
+export interface CaseContext {
+  target: TargetView;
+  log: WireLog; //                               the case's wire log; log.now() is the case clock
+  backend: EchoBackend; //                       connections() lists those since the case began
+  /** Opens a client to frontend <fe>; rejects if the TCP handshake does not complete in 2 s. */
+  connect(fe: FrontendName): Promise<WireClient>;
+  /** Waits <ms>. */
+  sleep(ms: number): Promise<void>;
+  /** Waits until the case clock reads <t> ms (at once if it already does). */
+  sleepUntil(t: number): Promise<void>;
+  /** Reads the target's counters; only for cases that declare needs: ['stats']. */
+  stats(label: string): Promise<StatsSnapshot>;
+  /** Records one check. */
+  check(check: Check): void;
+}
+
+/** A moment a timing is measured from: a time on the case clock and its name. */
+export interface Reference {
+  t: number;
+  label: string; // 'connect', 'the header', 'the last echo', ...
+}
+
+/** Returns the Reference "connect" of <client>. Requires a connected client. Pure. */
+export function fromConnect(client: WireClient): Reference {
+  return { t: client.connectedAt ?? 0, label: `${client.name} connect` };
+}
+
+/**
+ * Waits (at most <at> + window end + 1 s) for the target to close <client>, and checks that it
+ * closed with <kind> at <at> ms after <from>, within <window>. Records one check; returns what was
+ * seen (null if nothing).
+ */
+export async function expectClose(
+  ctx: CaseContext,
+  client: WireClient,
+  kind: CloseSeen['kind'],
+  from: Reference,
+  at: number,
+  window: Window = DEADLINE_WINDOW,
+): Promise<CloseSeen | null> {
+  const waitUntil = from.t + at + window[1] + 1000;
+  const seen = await client.waitForClose(Math.max(0, waitUntil - ctx.log.now()));
+  const expected = `${kind.toUpperCase()} at +${at} ms after ${from.label}, window [${signed(window[0])}, ${signed(window[1])}] ms`;
+  const measured = seen ? round1(seen.at - from.t) : null;
+  const ok = seen !== null && seen.kind === kind && inWindow(measured!, at, window);
+  ctx.check({
+    what: `${client.name} is closed by the target`,
+    expected,
+    actual: seen ? `${seen.kind.toUpperCase()} at ${signed(measured!)} ms after ${from.label}` : 'still open',
+    ok,
+    timing: { expected: at, measured, window },
+  });
+  return seen;
+}
+
+/** Checks that the target closes <client> with <kind> within AT_ONCE_MS of <from>. As expectClose. */
+export function expectCloseAtOnce(
+  ctx: CaseContext,
+  client: WireClient,
+  kind: CloseSeen['kind'],
+  from: Reference,
+): Promise<CloseSeen | null> {
+  return expectClose(ctx, client, kind, from, 0, [0, AT_ONCE_MS]);
+}
+
+/**
+ * Checks that <client> is still open at case time <t> (waiting until then): the target did not
+ * close it early. Records one check.
+ */
+export async function expectOpenUntil(
+  ctx: CaseContext,
+  client: WireClient,
+  t: number,
+  why: string,
+): Promise<void> {
+  await ctx.sleepUntil(t);
+  const seen = client.closedBy;
+  ctx.check({
+    what: `${client.name} is still open ${why}`,
+    expected: `open at ${t.toFixed(0)} ms`,
+    actual: seen ? `${seen.kind.toUpperCase()} at ${seen.at} ms` : `open at ${ctx.log.now()} ms`,
+    ok: seen === null || seen.at > t,
+  });
+}
+
+/** Checks that the backend saw no connection since the case began. Records one check. */
+export function expectNoBackend(ctx: CaseContext, why = 'the handshake never completed'): void {
+  const conns = ctx.backend.connections();
+  ctx.check({
+    what: `the backend is never contacted (${why})`,
+    expected: 'no backend connection',
+    actual:
+      conns.length === 0 ? 'no backend connection' : `${conns.length} (first at ${conns[0]!.acceptedAt} ms)`,
+    ok: conns.length === 0,
+  });
+}
+
+/**
+ * Waits (at most <waitMs>) for the backend's first connection since the case began and checks it
+ * came no earlier than <after> and at most <within> ms later. Records one check; returns it.
+ */
+export async function expectBackendAfter(
+  ctx: CaseContext,
+  after: Reference,
+  within = AT_ONCE_MS,
+  waitMs = 1000,
+): Promise<BackendConnection | null> {
+  await ctx.backend.waitForConnections(1, Math.max(0, after.t + within + waitMs - ctx.log.now()));
+  const conn = ctx.backend.connections()[0] ?? null;
+  const measured = conn ? round1(conn.acceptedAt - after.t) : null;
+  ctx.check({
+    what: `the backend is contacted after ${after.label}, not before`,
+    expected: `a backend connection between +0 and +${within} ms after ${after.label}`,
+    actual: conn
+      ? `backend connection at ${signed(measured!)} ms after ${after.label}`
+      : 'no backend connection',
+    ok: measured !== null && measured >= 0 && measured <= within,
+    timing: { expected: 0, measured, window: [0, within] },
+  });
+  return conn;
+}
+
+/**
+ * Checks that the backend has no connection yet at case time <t> (waiting until then). Records one
+ * check.
+ */
+export async function expectNoBackendYet(ctx: CaseContext, t: number, why: string): Promise<void> {
+  await ctx.sleepUntil(t);
+  const n = ctx.backend.connections().length;
+  ctx.check({
+    what: `the backend is not contacted ${why}`,
+    expected: `no backend connection at ${t.toFixed(0)} ms`,
+    actual:
+      n === 0
+        ? 'none'
+        : `${n} backend connection(s), first at ${ctx.backend.connections()[0]!.acceptedAt} ms`,
+    ok: n === 0,
+  });
+}
+
+/**
+ * Waits (at most <waitMs>) for <client> to receive <data> back, and checks that it received
+ * exactly <data> and that the backend received exactly <data> too (no header, nothing else).
+ * Records two checks; returns true iff both hold.
+ */
+export async function expectEcho(
+  ctx: CaseContext,
+  client: WireClient,
+  data: Uint8Array,
+  waitMs = 1000,
+): Promise<boolean> {
+  await client.waitForBytes(data.length, waitMs);
+  const backendBytes = Buffer.concat(ctx.backend.connections().map((c) => c.bytes));
+  const want = Buffer.from(data);
+  const toBackend = backendBytes.equals(want);
+  ctx.check({
+    what: 'the backend receives exactly the data sent after the handshake',
+    expected: quote(want),
+    actual: quote(backendBytes),
+    ok: toBackend,
+  });
+  const back = client.received.equals(want);
+  ctx.check({
+    what: `${client.name} receives the backend's echo intact`,
+    expected: quote(want),
+    actual: quote(client.received),
+    ok: back,
+  });
+  return toBackend && back;
+}
+
+/** How one counter must compare between two snapshots, or hold in one. */
+export type CounterRule =
+  | { row: string; field: string; delta: number } //   after - before === delta
+  | { row: string; field: string; equals: number } //  value in `after` === equals
+  | { row: string; field: string; atLeast: number } // value in `after` >= atLeast
+  | { info: string; delta: number }; //                 show info field: after - before === delta
+
+/**
+ * Checks each of <rules> on <before> and <after> (row keys 'fe_pp/FRONTEND'). Records one check per
+ * rule, naming the moments by their labels.
+ */
+export function expectCounters(
+  ctx: CaseContext,
+  before: StatsSnapshot,
+  after: StatsSnapshot,
+  rules: readonly CounterRule[],
+): void {
+  for (const rule of rules) {
+    if ('info' in rule) {
+      const a = infoNumber(before, rule.info);
+      const b = infoNumber(after, rule.info);
+      const delta = a === null || b === null ? null : b - a;
+      ctx.check({
+        what: `show info ${rule.info}: ${after.label} minus ${before.label}`,
+        expected: signed(rule.delta),
+        actual: delta === null ? 'absent' : `${signed(delta)} (${a} → ${b})`,
+        ok: delta === rule.delta,
+      });
+      continue;
+    }
+    const a = statNumber(before, rule.row, rule.field);
+    const b = statNumber(after, rule.row, rule.field);
+    if ('delta' in rule) {
+      const delta = a === null || b === null ? null : b - a;
+      ctx.check({
+        what: `${rule.row} ${rule.field}: ${after.label} minus ${before.label}`,
+        expected: signed(rule.delta),
+        actual: delta === null ? 'absent' : `${signed(delta)} (${a} → ${b})`,
+        ok: delta === rule.delta,
+      });
+    } else if ('equals' in rule) {
+      ctx.check({
+        what: `${rule.row} ${rule.field} ${after.label}`,
+        expected: String(rule.equals),
+        actual: b === null ? 'absent' : String(b),
+        ok: b === rule.equals,
+      });
+    } else {
+      ctx.check({
+        what: `${rule.row} ${rule.field} ${after.label}`,
+        expected: `≥ ${rule.atLeast}`,
+        actual: b === null ? 'absent' : String(b),
+        ok: b !== null && b >= rule.atLeast,
+      });
+    }
+  }
+}
+
+/** Returns <bytes> as a short quoted string for a check ("GET / HTTP/1.0\r\n", 16 bytes). Pure. */
+export function quote(bytes: Uint8Array): string {
+  const shown = Buffer.from(bytes.subarray(0, 80)).toString('latin1');
+  const text = JSON.stringify(shown);
+  return `${text}${bytes.length > 80 ? '…' : ''} (${bytes.length} bytes)`;
+}
+
+function inWindow(measured: number, at: number, window: Window): boolean {
+  return measured >= at + window[0] && measured <= at + window[1];
+}
+
+function signed(n: number): string {
+  return n >= 0 ? `+${n}` : `${n}`;
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}

@@ -1,0 +1,148 @@
+/**
+ * Reading a target's counters through its stats socket: `show stat` (CSV, one row per frontend,
+ * backend and server) and `show info` ("Name: value" lines), as HAProxy's CLI answers them
+ * (doc/management.txt). The same commands are asked of the bundled proxy.
+ *
+ * Each query is one connection to the unix socket, one command, and the answer up to the close;
+ * HAProxy counts that connection in CumConns but not in CurrConns.
+ */
+import { connect } from 'node:net';
+
+/** One row of `show stat`: the CSV fields by name (pxname, svname, scur, smax, stot, conn_tot, ...). */
+export type StatRow = Record<string, string>;
+
+/** The counters of a target at one moment. */
+export interface StatsSnapshot {
+  t: number; //                          ms since the case's origin when the answers arrived
+  label: string; //                      what the case was doing: 'before', 'during', 'after', ...
+  info: Record<string, string>; //        `show info`
+  rows: Record<string, StatRow>; //       `show stat`, keyed 'pxname/svname' ('fe_pp/FRONTEND')
+}
+
+/**
+ * Sends <command> to the stats socket at <path> and resolves with the whole answer. Rejects if the
+ * socket cannot be reached, or the answer is not complete within <timeoutMs>.
+ */
+export function statsQuery(path: string, command: string, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ path });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`stats socket ${path}: no complete answer to "${command}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('connect', function socketOnConnect() {
+      socket.write(`${command}\n`);
+    });
+    socket.on('data', function socketOnData(chunk: Buffer) {
+      chunks.push(chunk);
+    });
+    socket.on('error', function socketOnError(err: Error) {
+      clearTimeout(timer);
+      reject(new Error(`stats socket ${path}: ${err.message}`));
+    });
+    socket.on('close', function socketOnClose(hadError: boolean) {
+      clearTimeout(timer);
+      if (!hadError) resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+  });
+}
+
+/**
+ * Parses the CSV of `show stat`: a header line "# pxname,svname,..." then one line per row.
+ * Returns the rows keyed 'pxname/svname'. Pure; lines that do not fit the header are skipped.
+ */
+export function parseShowStat(csv: string): Record<string, StatRow> {
+  const lines = csv.split('\n').filter((l) => l.length > 0);
+  const header = lines.find((l) => l.startsWith('# '));
+  if (!header) return {};
+  const names = header.slice(2).split(',');
+  const rows: Record<string, StatRow> = {};
+  for (const line of lines) {
+    if (line.startsWith('#')) continue;
+    const values = line.split(',');
+    const row: StatRow = {};
+    names.forEach((name, i) => {
+      if (name) row[name] = values[i] ?? '';
+    });
+    if (row.pxname && row.svname) rows[`${row.pxname}/${row.svname}`] = row;
+  }
+  return rows;
+}
+
+/** Parses `show info`: "Name: value" per line. Returns the values by name. Pure. */
+export function parseShowInfo(text: string): Record<string, string> {
+  const info: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) info[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  return info;
+}
+
+/**
+ * Reads `show info` then `show stat` from the socket at <path>. Resolves with the snapshot, timed
+ * by <now>() when the answers arrived; rejects as statsQuery() does.
+ */
+export async function readStats(path: string, label: string, now: () => number): Promise<StatsSnapshot> {
+  const info = parseShowInfo(await statsQuery(path, 'show info'));
+  const rows = parseShowStat(await statsQuery(path, 'show stat'));
+  return { t: now(), label, info, rows };
+}
+
+/**
+ * Reads the counters of every socket in <paths> (one process each) and merges them into one
+ * snapshot, as if one process served them all: numeric `show info` fields add up; rows found in
+ * one answer are kept as they are; a row found in several (the shared backend) gets its numeric
+ * fields added up (for a maximum such as smax the sum is an upper bound). Rejects as statsQuery().
+ */
+export async function readMergedStats(
+  paths: readonly string[],
+  label: string,
+  now: () => number,
+): Promise<StatsSnapshot> {
+  if (paths.length === 1) return readStats(paths[0]!, label, now);
+  const snaps = await Promise.all(paths.map((p) => readStats(p, label, now)));
+  return {
+    t: now(),
+    label,
+    info: mergeFields(snaps.map((s) => s.info)),
+    rows: mergeRows(snaps.map((s) => s.rows)),
+  };
+}
+
+/** Merges several processes' field maps: numbers add up, anything else keeps its first value. Pure. */
+export function mergeFields(maps: readonly Record<string, string>[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const map of maps) {
+    for (const [k, v] of Object.entries(map)) {
+      const prev = out[k];
+      if (prev === undefined) out[k] = v;
+      else if (/^\d+$/.test(prev) && /^\d+$/.test(v)) out[k] = String(Number(prev) + Number(v));
+    }
+  }
+  return out;
+}
+
+/** Merges several processes' `show stat` rows by key, with mergeFields for a shared row. Pure. */
+export function mergeRows(all: readonly Record<string, StatRow>[]): Record<string, StatRow> {
+  const out: Record<string, StatRow> = {};
+  const keys = new Set(all.flatMap((rows) => Object.keys(rows)));
+  for (const key of keys) out[key] = mergeFields(all.flatMap((rows) => (rows[key] ? [rows[key]] : [])));
+  return out;
+}
+
+/**
+ * Returns counter <field> of row <key> ('fe_pp/FRONTEND') in <snap> as a number, or null when the
+ * row or the field is absent or empty. Pure.
+ */
+export function statNumber(snap: StatsSnapshot, key: string, field: string): number | null {
+  const v = snap.rows[key]?.[field];
+  return v === undefined || v === '' ? null : Number(v);
+}
+
+/** Returns `show info` field <name> in <snap> as a number, or null when absent. Pure. */
+export function infoNumber(snap: StatsSnapshot, name: string): number | null {
+  const v = snap.info[name];
+  return v === undefined || v === '' ? null : Number(v);
+}

@@ -1,0 +1,182 @@
+/**
+ * The configuration the conformance suite needs from a target, written once and printed as
+ * haproxy.cfg (`embryonic conform --print-config`). The same text runs under Debian's HAProxy 2.6
+ * (nbthread 1, a stats socket) and under the bundled proxy, so every case observes the same setup
+ * on every target.
+ *
+ * Layout: one base port P; every frontend listens on 127.0.0.1 at P + its offset, and the backend
+ * that the suite runs itself (an echo server) listens on 127.0.0.1 at P + BACKEND_OFFSET. A proxy
+ * under test as HOST:PORT must run this config with PORT = P (print it with `--target HOST:PORT`).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** `timeout client` of the suite: the embryonic deadline every timing case is judged against, in ms. */
+export const DEADLINE_MS = 300;
+
+/** The frontends of the suite: what each one is for and its offset from the base port. */
+export const FRONTENDS = {
+  fe_pp: { offset: 0, what: 'accept-proxy on a raw transport: the PROXY header cases' },
+  fe_pp_tls: { offset: 1, what: 'accept-proxy then TLS (ssl crt): one deadline for both handshakes' },
+  fe_reject: {
+    offset: 2,
+    what: 'accept-proxy with `tcp-request connection reject` for every loopback source',
+  },
+  fe_queue: { offset: 3, what: 'accept-proxy with maxconn 10: slot use and queueing' },
+  fe_plain: { offset: 4, what: 'no handshake: the session completes at accept, a PROXY header is data' },
+  fe_tls: { offset: 5, what: 'TLS without accept-proxy' },
+} as const;
+
+/** The name of one of the suite's frontends. */
+export type FrontendName = keyof typeof FRONTENDS;
+
+/** The offset of the echo backend's port from the base port. */
+export const BACKEND_OFFSET = 10;
+
+/** `maxconn` of fe_queue, the frontend the slot cases fill. */
+export const QUEUE_MAXCONN = 10;
+
+/** `maxconn` of every other frontend: large enough that no case other than the slot cases queues. */
+export const FRONTEND_MAXCONN = 10;
+
+/** Base port of the printed config when none is given: the ports of haproxy-2.6-observed.md. */
+export const DEFAULT_BASE_PORT = 18443;
+
+/** Where `--print-config` puts the stats socket and the test certificate unless told otherwise. */
+export const DEFAULT_CONFIG_DIR = '/tmp/embryonic-conform';
+
+/** Every address and path a target of the suite uses. */
+export interface SuiteLayout {
+  host: string; //                                 the address every frontend binds: 127.0.0.1
+  basePort: number; //                             P
+  ports: Record<FrontendName, number>; //          P + offset, per frontend
+  backendPort: number; //                          P + BACKEND_OFFSET, or the port the suite's backend got
+  statsPath: string; //                            the unix stats socket of `stats socket`
+  certPath: string; //                             the PEM (certificate and key) of `ssl crt`
+}
+
+/**
+ * Returns the layout for base port <basePort>, with the stats socket and the certificate in <dir>
+ * and the backend at <backendPort> (P + BACKEND_OFFSET unless given). Requires 1 ≤ basePort ≤
+ * 65535 - BACKEND_OFFSET; throws RangeError otherwise. Pure.
+ */
+export function suiteLayout(basePort: number, dir: string, backendPort?: number): SuiteLayout {
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65535 - BACKEND_OFFSET)
+    throw new RangeError(`base port ${basePort} leaves no room for the suite's ports`);
+  const ports = Object.fromEntries(
+    Object.entries(FRONTENDS).map(([name, fe]) => [name, basePort + fe.offset]),
+  ) as Record<FrontendName, number>;
+  return {
+    host: '127.0.0.1',
+    basePort,
+    ports,
+    backendPort: backendPort ?? basePort + BACKEND_OFFSET,
+    statsPath: join(dir, 'stats.sock'),
+    certPath: join(dir, 'site.pem'),
+  };
+}
+
+/**
+ * Returns the stats socket of the process that serves only frontend <fe> (see suiteConfig's
+ * <only>): the layout's socket with "-<fe>" before ".sock". Pure.
+ */
+export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
+  return layout.statsPath.replace(/(\.sock)?$/, `-${fe}.sock`);
+}
+
+/**
+ * Returns the suite's haproxy.cfg for <layout>. Every directive is one that Debian's HAProxy 2.6
+ * accepts and that the bundled proxy accepts too (impl/config.ts); none is optional. Pure.
+ *
+ * With <only>, the config serves that one frontend (and the backend), with its own stats socket
+ * statsPathOf(layout, only): the bundled proxy serves one frontend per process (its machines model
+ * one listener), so the suite runs one process per frontend, each from its slice of this config.
+ *
+ * Why each setting:
+ *   nbthread 1            counters are exact only with one thread (with two, smax reads 2 after
+ *                         strictly sequential connections: per-thread feconn reservation)
+ *   stats socket          the counter cases read `show stat` and `show info` through it
+ *   log stderr, tcplog    a log line per kill and per session, shown beside each case's wire log
+ *   timeout client        the embryonic deadline (2.6 rejects `timeout client-hs`), DEADLINE_MS
+ *   maxconn 10            fe_queue's slots; 12 idle connections leave 2 in the listen backlog
+ *   tcp-request reject    fe_reject rejects every loopback source before any handshake
+ */
+export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
+  const { host, ports } = layout;
+  const frontend = (fe: FrontendName, bindOptions: string, extra: string[] = []): string[] =>
+    only !== undefined && only !== fe
+      ? []
+      : [
+          `# ${FRONTENDS[fe].what}`,
+          `frontend ${fe}`,
+          `    bind ${host}:${ports[fe]}${bindOptions}`,
+          `    maxconn ${fe === 'fe_queue' ? QUEUE_MAXCONN : FRONTEND_MAXCONN}`,
+          ...extra,
+          '    default_backend be_echo',
+          '',
+        ];
+  return [
+    '# The embryonic conformance suite: `embryonic conform --print-config`.',
+    `# Base port ${layout.basePort}; the suite runs its echo backend on ${host}:${layout.backendPort}.`,
+    ...(only ? [`# The slice of the suite config for one process serving ${only} only.`] : []),
+    'global',
+    '    maxconn 100',
+    '    nbthread 1',
+    '    log stderr format raw local0 info',
+    `    stats socket ${only ? statsPathOf(layout, only) : layout.statsPath}`,
+    '',
+    'defaults',
+    '    mode tcp',
+    '    log global',
+    '    option tcplog',
+    '    timeout connect 1s',
+    '    timeout server 5s',
+    `    timeout client ${DEADLINE_MS}ms`,
+    '',
+    ...frontend('fe_pp', ' accept-proxy'),
+    ...frontend('fe_pp_tls', ` accept-proxy ssl crt ${layout.certPath}`),
+    ...frontend('fe_reject', ' accept-proxy', ['    tcp-request connection reject if { src 127.0.0.0/8 }']),
+    ...frontend('fe_queue', ' accept-proxy'),
+    ...frontend('fe_plain', ''),
+    ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
+    '# The echo server the suite runs itself.',
+    'backend be_echo',
+    `    server echo1 ${host}:${layout.backendPort}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Writes the test certificate to layout.certPath and, when <cfgPath> is given, the config to it
+ * (the slice for <only> when given), creating their directory. Returns nothing; the caller owns
+ * the files and removes them.
+ */
+export function writeSuiteFiles(layout: SuiteLayout, cfgPath?: string, only?: FrontendName): void {
+  mkdirSync(join(layout.certPath, '..'), { recursive: true, mode: 0o700 });
+  writeFileSync(layout.certPath, TEST_CERT_PEM, { mode: 0o600 });
+  if (cfgPath) writeFileSync(cfgPath, suiteConfig(layout, only));
+}
+
+/**
+ * A self-signed P-256 certificate and its key, for `ssl crt` only (CN embryonic-conformance, valid
+ * 2026-11-26 to 2126-11-02). The client never checks it. It is a test fixture, not a secret:
+ * regenerate with `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 36500
+ * -nodes -subj /CN=embryonic-conformance`.
+ */
+export const TEST_CERT_PEM = `-----BEGIN CERTIFICATE-----
+MIIBmDCCAT2gAwIBAgIUAZHTBz1CyLYIo5n06+/d2nHKkPMwCgYIKoZIzj0EAwIw
+IDEeMBwGA1UEAwwVZW1icnlvbmljLWNvbmZvcm1hbmNlMCAXDTI2MTEyNjE4MjQz
+MVoYDzIxMjYxMTAyMTgyNDMxWjAgMR4wHAYDVQQDDBVlbWJyeW9uaWMtY29uZm9y
+bWFuY2UwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASQ8DBeFGy+EW4Ff7N8SFH/
+7f7aeLBV4mET5SlO1JAmkd6VwbqUfRjFe60Jvs56MHWgfN0oG2p8aGRGwOaijjwm
+o1MwUTAdBgNVHQ4EFgQUcZDtFrYKc+tM8jPQ+AvJhjPsJYwwHwYDVR0jBBgwFoAU
+cZDtFrYKc+tM8jPQ+AvJhjPsJYwwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
+AgNJADBGAiEApm8qcj1MJHcqBeae3CejUb+aDsxyOfPztVe1Z0YdVuICIQCZFSDD
+tLmB8kT+SVegk6f/A0ZNzxv8HCBgihs36NbNRg==
+-----END CERTIFICATE-----
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg4nRFCc66gw8Ftp2l
+fxu3jWbMQRuk/O3RajijWe9YuH6hRANCAASQ8DBeFGy+EW4Ff7N8SFH/7f7aeLBV
+4mET5SlO1JAmkd6VwbqUfRjFe60Jvs56MHWgfN0oG2p8aGRGwOaijjwm
+-----END PRIVATE KEY-----
+`;

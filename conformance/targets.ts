@@ -1,0 +1,375 @@
+/**
+ * The proxies the suite runs against:
+ *   impl        the bundled proxy, started as `node bin/embryonic.js proxy -f <suite cfg>`
+ *   haproxy     Debian's haproxy from PATH, started as `haproxy -db -f <suite cfg>` (nbthread 1)
+ *   HOST:PORT   a proxy already running the documented config with base port PORT; its stats
+ *               socket only if given (--stats unix:PATH)
+ *
+ * For the two it starts, the suite writes the config, the certificate and the stats socket into a
+ * fresh temporary directory, picks free loopback ports, waits (bounded) until the stats socket
+ * answers, and at the end stops the process (SIGTERM, then SIGKILL after a bound) and removes the
+ * directory. The bundled proxy serves one frontend per process (impl/config.ts: its machines model
+ * one listener), so the impl target is one process per frontend, each from its slice of the same
+ * config, and its counters are the merged answers of their stats sockets (stats.ts). A target that cannot run says why in `unavailable`; its cases are then skipped (the
+ * proxy is absent) or failed (it is present but broken), never silently dropped.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Profile } from '../machines/config.ts';
+import { EchoBackend } from './backend.ts';
+import { statsQuery } from './stats.ts';
+import {
+  FRONTENDS,
+  statsPathOf,
+  suiteConfig,
+  suiteLayout,
+  writeSuiteFiles,
+  type FrontendName,
+  type SuiteLayout,
+} from './suite.cfg.ts';
+
+/** What the user named with --target. */
+export type TargetSpec =
+  | { kind: 'impl'; frontends?: FrontendName[] } // frontends: start only these (tests); default all
+  | { kind: 'haproxy'; perFrontend?: boolean } // perFrontend: as the impl runs, one process per frontend
+  | { kind: 'address'; host: string; port: number; stats: string | null };
+
+/** Why a target cannot run its cases: 'skipped' when the proxy is absent, 'fail' when it is broken. */
+export interface Unavailable {
+  verdict: 'skipped' | 'fail';
+  reason: string;
+}
+
+/** One line a started target wrote on stdout or stderr. */
+export interface TargetLogLine {
+  at: number; // performance.now() when it arrived
+  line: string;
+}
+
+/** A target ready for the cases (or unavailable, with the reason). */
+export interface Target {
+  name: string; //                      'impl', 'haproxy' or 'HOST:PORT'
+  profile: Profile; //                  the model profile its behaviour is expected to follow
+  description: string; //               what it is: 'HAProxy version 2.6.12-1+deb12u4', ...
+  layout: SuiteLayout; //               its ports, stats socket and certificate
+  statsPaths: string[]; //              its stats sockets, one per process; none: counter cases are skipped
+  backend: EchoBackend | null; //       the echo backend the suite runs for it
+  unavailable: Unavailable | null;
+  logSince(at: number): TargetLogLine[]; // its log lines from performance.now() <at> on
+  stop(): Promise<void>; //             stops what the suite started for it; idempotent
+}
+
+/** How long a started target may take to answer on its stats socket. */
+export const START_TIMEOUT_MS = 15_000;
+/** How long a target may take to exit after SIGTERM before it gets SIGKILL. */
+export const STOP_TIMEOUT_MS = 3000;
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Parses one --target value: 'impl', 'haproxy', or HOST:PORT ('127.0.0.1:18443', '[::1]:18443').
+ * <stats> is the --stats value ('unix:PATH'), used by a HOST:PORT target only. Returns the spec,
+ * or a string saying what is wrong with the value. Pure.
+ */
+export function parseTargetSpec(text: string, stats: string | null = null): TargetSpec | string {
+  if (text === 'impl' || text === 'haproxy') return { kind: text };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  if (!m) return `--target must be impl, haproxy or HOST:PORT, not "${text}"`;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return `port ${port} is out of range`;
+  let statsPath: string | null = null;
+  if (stats !== null) {
+    if (!stats.startsWith('unix:') || stats.length <= 5) return `--stats must be unix:PATH, not "${stats}"`;
+    statsPath = stats.slice(5);
+  }
+  return { kind: 'address', host: m[1] ?? m[2]!, port, stats: statsPath };
+}
+
+/** Returns the display name of a target spec: 'impl', 'haproxy' or 'HOST:PORT'. Pure. */
+export function targetName(spec: TargetSpec): string {
+  if (spec.kind !== 'address') return spec.kind;
+  return spec.host.includes(':') ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+}
+
+/**
+ * Prepares the target of <spec>: starts its echo backend, and for impl and haproxy writes the
+ * suite's files and starts the proxy, waiting until its stats socket answers. Resolves with the
+ * target, unavailable (with the reason) if it cannot run; never rejects. The caller must call
+ * stop() on it, which stops everything started here.
+ */
+export async function startTarget(spec: TargetSpec): Promise<Target> {
+  if (spec.kind === 'address') return startAddressTarget(spec);
+  if (spec.kind === 'haproxy') {
+    const probe = spawnSync('haproxy', ['-v'], { encoding: 'utf8', timeout: 5000 });
+    if (probe.error || probe.status !== 0) {
+      return unavailableTarget('haproxy', '2.6', {
+        verdict: 'skipped',
+        reason: 'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`',
+      });
+    }
+    const version = probe.stdout.split('\n')[0] ?? 'haproxy';
+    return startProcessTarget(
+      spec.perFrontend ? 'haproxy-per-frontend' : 'haproxy',
+      '2.6',
+      version,
+      !!spec.perFrontend,
+      (cfg) => ['haproxy', ['-db', '-f', cfg]],
+    );
+  }
+  if (!(await bundledProxyExists())) {
+    return unavailableTarget('impl', 'dev12', {
+      verdict: 'skipped',
+      reason: 'the bundled proxy is not available (no `proxy` command in cli/commands.ts yet)',
+    });
+  }
+  return startProcessTarget(
+    'impl',
+    'dev12',
+    'the bundled proxy (embryonic proxy)',
+    spec.frontends ?? true,
+    (cfg) => [process.execPath, [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg]],
+  );
+}
+
+/** True iff the CLI has a `proxy` command: the bundled proxy exists. */
+export async function bundledProxyExists(): Promise<boolean> {
+  const { COMMANDS } = await import('../cli/commands.ts');
+  return COMMANDS.some((c) => c.name === 'proxy');
+}
+
+async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>): Promise<Target> {
+  const name = targetName(spec);
+  const layout = suiteLayout(spec.port, spec.stats ? dirname(spec.stats) : tmpdir());
+  if (spec.stats) layout.statsPath = spec.stats;
+  let backend: EchoBackend;
+  try {
+    backend = await EchoBackend.start('127.0.0.1', layout.backendPort);
+  } catch (err) {
+    return unavailableTarget(name, 'dev12', {
+      verdict: 'fail',
+      reason: `the suite's backend cannot listen on 127.0.0.1:${layout.backendPort}: ${(err as Error).message}`,
+    });
+  }
+  if (spec.stats) {
+    try {
+      await statsQuery(spec.stats, 'show info');
+    } catch (err) {
+      await backend.stop();
+      return unavailableTarget(name, 'dev12', { verdict: 'fail', reason: (err as Error).message });
+    }
+  }
+  return {
+    name,
+    profile: 'dev12',
+    description: `a running proxy at ${name} (documented config, base port ${spec.port})`,
+    layout: { ...layout, host: spec.host },
+    statsPaths: spec.stats ? [spec.stats] : [],
+    backend,
+    unavailable: null,
+    logSince: () => [],
+    stop: once(() => backend.stop()),
+  };
+}
+
+/** One process a started target runs: its config slice (null: the whole config) and its argv. */
+type ProcessPlan = (cfgPath: string) => [string, string[]];
+
+/**
+ * Starts the proxy processes of a target: one for the whole suite config when <perFrontend> is
+ * false (haproxy), else one per frontend (or per frontend listed), each from its slice of the
+ * config with its own stats socket (the bundled proxy serves one frontend per process). Waits until
+ * every stats socket answers. Resolves with the target, or unavailable 'fail' with the reason and the processes'
+ * last output; never rejects.
+ */
+async function startProcessTarget(
+  name: string,
+  profile: Profile,
+  description: string,
+  perFrontend: boolean | FrontendName[],
+  command: ProcessPlan,
+): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), `embryonic-conform-${name}-`));
+  LIVE_DIRS.add(dir);
+  const lines: TargetLogLine[] = [];
+  let backend: EchoBackend | null = null;
+  const children: ChildProcess[] = [];
+  const stop = once(async () => {
+    await Promise.all(children.map((child) => stopProcess(child)));
+    if (backend) await backend.stop();
+    rmSync(dir, { recursive: true, force: true });
+    LIVE_DIRS.delete(dir);
+  });
+  const broken = async (reason: string): Promise<Target> => {
+    const tail = lines.slice(-15).map((l) => `  ${l.line}`);
+    await stop();
+    return unavailableTarget(name, profile, {
+      verdict: 'fail',
+      reason: [reason, ...(tail.length ? ['its output:', ...tail] : [])].join('\n'),
+    });
+  };
+  try {
+    backend = await EchoBackend.start('127.0.0.1', 0);
+    const basePort = await findFreePortBlock(Math.max(...Object.values(FRONTENDS).map((f) => f.offset)) + 1);
+    const layout = suiteLayout(basePort, dir, backend.port);
+    const slices: (FrontendName | undefined)[] = Array.isArray(perFrontend)
+      ? perFrontend
+      : perFrontend
+        ? (Object.keys(FRONTENDS) as FrontendName[])
+        : [undefined];
+    const statsPaths = slices.map((fe) => (fe ? statsPathOf(layout, fe) : layout.statsPath));
+    let exited: string | null = null;
+    // Every file first, then the processes: a process must never read a file still being written.
+    writeSuiteFiles(layout);
+    const cfgPaths = slices.map((fe) => join(dir, fe ? `suite-${fe}.cfg` : 'suite.cfg'));
+    slices.forEach((fe, i) => writeFileSync(cfgPaths[i]!, suiteConfig(layout, fe)));
+    for (const [i, fe] of slices.entries()) {
+      const cfgPath = cfgPaths[i]!;
+      const [file, args] = command(cfgPath);
+      const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      LIVE.add(child);
+      child.on('exit', function childOnExit() {
+        LIVE.delete(child);
+      });
+      collectLines(child, lines);
+      const what = fe ? `${file} (${fe})` : file;
+      child.once('error', function childOnError(err) {
+        exited = `${what} could not start: ${err.message}`;
+      });
+      child.once('exit', function childOnExitAtStart(code, signal) {
+        exited ??= `${what} exited at start (code ${code}, signal ${signal})`;
+      });
+    }
+    const pending = new Set(statsPaths);
+    const until = performance.now() + START_TIMEOUT_MS;
+    while (pending.size > 0 && exited === null && performance.now() < until) {
+      await sleep(50);
+      for (const path of [...pending]) {
+        if (!existsSync(path)) continue;
+        const answered = await statsQuery(path, 'show info', 1000).then(
+          () => true,
+          () => false,
+        );
+        if (answered) pending.delete(path);
+      }
+    }
+    if (exited !== null) return await broken(exited);
+    if (pending.size > 0) {
+      return await broken(
+        `stats socket(s) ${[...pending].join(', ')} did not answer within ${START_TIMEOUT_MS} ms`,
+      );
+    }
+    const ready = backend;
+    return {
+      name,
+      profile,
+      description: perFrontend ? `${description}, one process per frontend` : description,
+      layout,
+      statsPaths,
+      backend: ready,
+      unavailable: null,
+      logSince: (at) => lines.filter((l) => l.at >= at),
+      stop,
+    };
+  } catch (err) {
+    return await broken((err as Error).message);
+  }
+}
+
+function unavailableTarget(name: string, profile: Profile, unavailable: Unavailable): Target {
+  return {
+    name,
+    profile,
+    description: unavailable.reason.split('\n')[0]!,
+    layout: suiteLayout(1, tmpdir()),
+    statsPaths: [],
+    backend: null,
+    unavailable,
+    logSince: () => [],
+    stop: async () => {},
+  };
+}
+
+/** Every process the suite started and that has not exited yet: killed if the suite itself exits. */
+const LIVE = new Set<ChildProcess>();
+/** Every temporary directory of a started target not removed yet. */
+const LIVE_DIRS = new Set<string>();
+process.once('exit', killStartedProcesses);
+
+/**
+ * Kills (SIGKILL) every process the suite started that is still running, and removes their
+ * temporary directories: the last resort when the suite itself is interrupted. Returns how many
+ * processes it signalled.
+ */
+export function killStartedProcesses(): number {
+  const n = LIVE.size;
+  for (const child of LIVE) child.kill('SIGKILL');
+  for (const dir of LIVE_DIRS) rmSync(dir, { recursive: true, force: true });
+  LIVE_DIRS.clear();
+  return n;
+}
+
+/**
+ * Stops <child>: SIGTERM, then SIGKILL if it has not exited after <timeoutMs>. Resolves once it
+ * exited (or 2 s after the SIGKILL at worst); never rejects.
+ */
+export async function stopProcess(child: ChildProcess, timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const first = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+  if (first) return;
+  child.kill('SIGKILL');
+  await Promise.race([exited, sleep(2000)]);
+}
+
+/**
+ * Finds <count> consecutive free TCP ports on 127.0.0.1, below Linux's ephemeral range so that the
+ * clients' own ports never collide with them. Resolves with the first; rejects after 50 attempts.
+ * The ports are free when checked; the caller binds them at once (a race is possible, not likely).
+ */
+export async function findFreePortBlock(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * (32000 - 20000 - count));
+    let free = true;
+    for (let p = base; p < base + count && free; p++) free = await portIsFree(p);
+    if (free) return base;
+  }
+  throw new Error(`no block of ${count} free ports on 127.0.0.1 after 50 attempts`);
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+function collectLines(child: ChildProcess, lines: TargetLogLine[]): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    let partial = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', function streamOnData(chunk: string) {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      const at = performance.now();
+      for (const line of parts) if (line.trim()) lines.push({ at, line });
+      if (lines.length > 20000) lines.splice(0, lines.length - 20000);
+    });
+  }
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | null = null;
+  return () => (running ??= fn());
+}
+
+/** Waits <ms>; re-exported for the runner. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

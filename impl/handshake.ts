@@ -1,0 +1,164 @@
+/**
+ * The socket side of the handshakes of an embryonic connection: the PROXY header, then TLS, under
+ * the one deadline armed at accept (impl/driver.ts armDeadline; neither handshake resets it).
+ * Each outcome becomes one event of the connection machine; nothing here decides what follows.
+ *
+ * PROXY header (recvProxyHeader effect → readProxyHeader). The bytes go into a small bounded
+ * scratch area, never into a pool buffer (no session buffer exists before the handshake ends):
+ *   strict (HAProxy's, the default): HAProxy peeks once, up to tune.bufsize bytes, into its trash
+ *     buffer. Here one read (one 'data' event) is copied into the shared trash area (tune.bufsize
+ *     bytes, like HAProxy's per-thread trash) and parsed at once: the first non-empty read decides,
+ *     and a partial header is PRX_TRUNCATED.
+ *   tolerant (`bind ... accept-proxy proxy-tolerant`, not HAProxy): the reads accumulate in the
+ *     connection's scratch (bounded: the parser decides within 107 bytes for v1 and tune.bufsize
+ *     for v2) until the parser decides, within the same deadline.
+ * A valid header → PROXY_HEADER_OK, after the bytes that follow it are put back in front of the
+ * socket's stream (socket.unshift) for the next layer (TLS or the data phase), untouched. A parser
+ * error → PROXY_HEADER_ERROR with its code. EOF → PEER_CLOSE (tolerant with a partial header: the
+ * parser's PRX_TRUNCATED at eof). A read error (ECONNRESET) → PEER_RESET.
+ *
+ * TLS (startTlsHandshake effect). A server-side tls.TLSSocket over the accepted socket, which
+ * first takes the bytes already read (the ones after the PROXY header). 'secure' → TLS_OK; the
+ * client's EOF → PEER_CLOSE (SSL_EMPTY); a reset → PEER_RESET (SSL_ABORT); any other error →
+ * TLS_ERROR with SSL_HANDSHAKE (HAProxy's "SSL handshake failure"). Node destroys a TLS socket on
+ * its error, so that close is a FIN without unread bytes, as the connection machine says.
+ */
+import type net from 'node:net';
+import tls from 'node:tls';
+import { parseProxyHeader } from './proxy/parse.ts';
+import type { Conn } from './driver.ts';
+
+let trashArea: Buffer = Buffer.alloc(0);
+
+/**
+ * Returns the shared scratch area of at least `size` bytes (HAProxy's trash): valid only until
+ * the caller returns to the event loop. Never a pool buffer.
+ */
+export function trash(size: number): Buffer {
+  if (trashArea.length < size) trashArea = Buffer.allocUnsafe(size);
+  return trashArea.subarray(0, size);
+}
+
+const readers = new WeakMap<net.Socket, Conn>();
+
+/**
+ * recvProxyHeader: starts reading the PROXY header of `conn` (conn_recv_proxy). Requires the
+ * accepted socket, not yet read. The outcome arrives as a connection event from the socket's
+ * handlers; until then the socket belongs to this module.
+ */
+export function readProxyHeader(conn: Conn): void {
+  conn.phase = 'proxyHeader';
+  const s = conn.socket;
+  readers.set(s, conn);
+  s.on('data', socketOnHeaderData);
+  s.on('end', socketOnHeaderEnd);
+  s.on('error', socketOnHeaderError);
+  s.resume();
+}
+
+/** Stops reading the header: the socket is paused and the next layer will read it. */
+function stopHeaderRead(conn: Conn): void {
+  const s = conn.socket;
+  s.pause();
+  s.off('data', socketOnHeaderData);
+  s.off('end', socketOnHeaderEnd);
+  s.off('error', socketOnHeaderError);
+  conn.scratch = null;
+}
+
+/** One read of the header (one recv()). */
+function socketOnHeaderData(this: net.Socket, chunk: Buffer): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'proxyHeader') return;
+  const { bufsize } = conn.fe.pool;
+  const tolerant = conn.fe.cfg.frontend.bind.tolerant;
+  let all: Buffer;
+  let view: Buffer;
+  if (tolerant) {
+    all = conn.scratch ? Buffer.concat([conn.scratch, chunk]) : Buffer.from(chunk);
+    conn.scratch = all;
+    view = all.subarray(0, Math.min(all.length, bufsize));
+  } else {
+    all = chunk;
+    const area = trash(bufsize);
+    view = area.subarray(0, chunk.copy(area, 0, 0, bufsize));
+  }
+  const r = parseProxyHeader(view, { mode: tolerant ? 'tolerant' : 'strict', bufsize });
+  if (r.status === 'need-more') return;
+  stopHeaderRead(conn);
+  if (r.status === 'error') {
+    conn.fe.connectionEvent(conn, { type: 'PROXY_HEADER_ERROR', code: r.code });
+    return;
+  }
+  conn.proxied = r.header;
+  if (all.length > r.consumed) this.unshift(Buffer.from(all.subarray(r.consumed)));
+  conn.fe.connectionEvent(conn, { type: 'PROXY_HEADER_OK' });
+}
+
+/** The client closed while the header was awaited (recv() == 0). */
+function socketOnHeaderEnd(this: net.Socket): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'proxyHeader') return;
+  const partial = conn.scratch;
+  stopHeaderRead(conn);
+  if (partial && partial.length > 0) {
+    const view = partial.subarray(0, Math.min(partial.length, conn.fe.pool.bufsize));
+    const r = parseProxyHeader(view, { mode: 'tolerant', eof: true, bufsize: conn.fe.pool.bufsize });
+    if (r.status === 'error') {
+      conn.fe.connectionEvent(conn, { type: 'PROXY_HEADER_ERROR', code: r.code });
+      return;
+    }
+  }
+  conn.fe.connectionEvent(conn, { type: 'PEER_CLOSE' });
+}
+
+/** A read error while the header was awaited (recv() < 0). */
+function socketOnHeaderError(this: net.Socket, _err: Error): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'proxyHeader') return;
+  stopHeaderRead(conn);
+  conn.fe.connectionEvent(conn, { type: 'PEER_RESET' });
+}
+
+/**
+ * startTlsHandshake: starts the server side of TLS on `conn` (ssl_sock_handshake), over the bytes
+ * already read after the PROXY header and the rest of the socket. Requires a frontend with a
+ * certificate. The outcome arrives as a connection event; after TLS_OK the TLS socket is paused
+ * for the data phase.
+ */
+export function startTlsHandshake(conn: Conn): void {
+  conn.phase = 'tls';
+  const context = conn.fe.secureContext;
+  if (!context) throw new Error('startTlsHandshake on a frontend without ssl crt');
+  const t = new tls.TLSSocket(conn.socket, { isServer: true, secureContext: context });
+  conn.tls = t;
+  readers.set(t, conn);
+  t.on('secure', tlsOnSecure);
+  t.on('end', tlsOnEnd);
+  t.on('error', tlsOnError);
+}
+
+/** The TLS handshake completed. */
+function tlsOnSecure(this: tls.TLSSocket): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'tls') return;
+  this.pause();
+  this.off('end', tlsOnEnd);
+  conn.fe.connectionEvent(conn, { type: 'TLS_OK' });
+}
+
+/** The client closed during the TLS handshake. */
+function tlsOnEnd(this: tls.TLSSocket): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'tls') return;
+  conn.fe.connectionEvent(conn, { type: 'PEER_CLOSE' });
+}
+
+/** The TLS handshake failed, or the client reset the connection during it. */
+function tlsOnError(this: tls.TLSSocket, err: NodeJS.ErrnoException): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'tls') return;
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE')
+    conn.fe.connectionEvent(conn, { type: 'PEER_RESET' });
+  else conn.fe.connectionEvent(conn, { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' });
+}

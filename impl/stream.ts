@@ -1,0 +1,356 @@
+/**
+ * The data phase of a completed session (process_session): started by the taskWakeupInit effect,
+ * it connects the backend's server and forwards bytes both ways through the session's req and rep
+ * pool buffers, until the stream ends; then streamOnEnd writes the tcplog line and delivers
+ * SESSION_END to the session machine, whose effects close the client and free the buffers.
+ *
+ * Forwarding. Each direction copies at most tune.bufsize bytes from what it read into its
+ * channel buffer (req: client → server, rep: server → client), writes them from that buffer, and
+ * reads again only when the write has reached the kernel; the buffer is pinned while a write reads
+ * it (impl/pool.ts). The backend sees only the data: the PROXY header is consumed by the handshake
+ * and its addresses are the session's addresses for the logs.
+ *
+ * Timeouts, as HAProxy in TCP mode: `timeout connect` while connecting, then `timeout client` on
+ * the client side and `timeout server` on the server side, each refreshed by activity on its side;
+ * the first to strike ends the stream. Shutdowns are forwarded: the client's EOF shuts the server's
+ * write side and the server's EOF the client's; the stream ends when both directions are done.
+ *
+ * The end's termination state (%ts of the tcplog line): '--' both sides closed, 'cD' client
+ * timeout, 'sD' server timeout, 'sC' connect timeout, 'SC' the server refused or failed the
+ * connection, 'SD' the server reset the data phase, 'CD' the client reset it.
+ * Not modelled: retries and redispatch (HAProxy's `retries 3`): a refused server ends the stream.
+ */
+import net from 'node:net';
+import type { Conn } from './driver.ts';
+import { formatTcplog } from './log.ts';
+import type { PoolItem } from './pool.ts';
+import type { TrafficCounters } from './stats.ts';
+
+/** One direction of the stream: its source, destination, channel buffer and progress. */
+interface Direction {
+  readonly name: 'req' | 'rep';
+  readonly conn: Conn;
+  src: net.Socket;
+  dst: net.Socket;
+  item: PoolItem; //            the channel buffer (conn.bufs.req / rep when the stream started)
+  chunk: Buffer | null; //      what was read and is not yet copied and written
+  offset: number; //            how much of `chunk` is done
+  writing: boolean; //          a write from `item` has not reached the kernel yet
+  srcEnded: boolean; //         the source sent its EOF
+  done: boolean; //             the EOF was forwarded: nothing more goes this way
+  bytes: number;
+  onWritten: (err?: Error | null) => void; // directionOnWritten bound to this direction
+}
+
+/** The data phase of one session. */
+export interface Stream {
+  readonly conn: Conn;
+  readonly server: { name: string; counters: TrafficCounters };
+  readonly client: net.Socket; //  the client side: the TLS socket on an ssl bind, else the TCP one
+  backend: net.Socket | null;
+  connected: boolean;
+  startTime: number; //            performance.now() at taskWakeupInit
+  connectTime: number | null; //   ms to connect, null = not connected
+  req: Direction | null;
+  rep: Direction | null;
+  connectTimer: NodeJS.Timeout | null;
+  clientTimer: NodeJS.Timeout | null;
+  serverTimer: NodeJS.Timeout | null;
+  termination: string | null; //   set by the first end condition
+  ended: boolean;
+}
+
+const owners = new WeakMap<net.Socket, Stream>();
+
+/**
+ * taskWakeupInit: starts the stream of the completed session `conn` (process_session with
+ * TASK_WOKEN_INIT): picks a server of the frontend's backend (round robin) and connects to it.
+ * Requires the session's req and rep buffers (allocated before taskWakeupInit). The stream owns
+ * its backend socket until the end; the client socket stays owned by the connection.
+ */
+export function streamStart(conn: Conn): void {
+  const fe = conn.fe;
+  const be = fe.backend;
+  const server = be.servers[be.next % be.servers.length]!;
+  be.next++;
+  conn.phase = 'stream';
+  fe.markComplete(conn);
+  const st: Stream = {
+    conn,
+    server,
+    client: conn.tls ?? conn.socket,
+    backend: null,
+    connected: false,
+    startTime: performance.now(),
+    connectTime: null,
+    req: null,
+    rep: null,
+    connectTimer: null,
+    clientTimer: null,
+    serverTimer: null,
+    termination: null,
+    ended: false,
+  };
+  conn.stream = st;
+  for (const t of [be.counters, server.counters]) {
+    t.cur++;
+    t.max = Math.max(t.max, t.cur);
+    t.tot++;
+    t.connects++;
+    t.lastSess = Date.now();
+  }
+  const b = net.connect({ host: server.host, port: server.port, allowHalfOpen: true });
+  st.backend = b;
+  owners.set(b, st);
+  b.on('connect', backendOnConnect);
+  b.on('error', backendOnError);
+  const ms = be.cfg.timeouts.connect;
+  if (ms !== null) st.connectTimer = setTimeout(streamOnConnectTimeout, ms, st);
+  const req = conn.bufs.req;
+  const rep = conn.bufs.rep;
+  if (!req || !rep) {
+    fe.violations.push(`connection ${conn.id}: the stream started without its req and rep buffers`);
+    streamAbort(conn, 'SC');
+    return;
+  }
+  // As process_session, the client is read at once: its bytes wait in the req buffer, and the
+  // write to the server (queued by Node while it connects) completes once it is connected.
+  st.req = direction('req', conn, st.client, b, req);
+  st.rep = direction('rep', conn, b, st.client, rep);
+  owners.set(st.client, st);
+  st.client.on('data', clientOnData);
+  st.client.on('end', clientOnEnd);
+  st.client.on('error', clientOnError);
+  b.on('data', backendOnData);
+  b.on('end', backendOnEnd);
+  const { client } = fe.cfg.frontend.timeouts;
+  if (client !== null) st.clientTimer = setTimeout(streamOnClientTimeout, client, st);
+  st.client.resume();
+}
+
+/** The server accepted the connection: `timeout server` starts. */
+function backendOnConnect(this: net.Socket): void {
+  const st = owners.get(this);
+  if (!st || st.ended) return;
+  if (st.connectTimer) clearTimeout(st.connectTimer);
+  st.connectTimer = null;
+  st.connected = true;
+  st.connectTime = Math.round(performance.now() - st.startTime);
+  const { server } = st.conn.fe.backend.cfg.timeouts;
+  if (server !== null) st.serverTimer = setTimeout(streamOnServerTimeout, server, st);
+}
+
+function direction(
+  name: 'req' | 'rep',
+  conn: Conn,
+  src: net.Socket,
+  dst: net.Socket,
+  item: PoolItem,
+): Direction {
+  const d: Direction = {
+    name,
+    conn,
+    src,
+    dst,
+    item,
+    chunk: null,
+    offset: 0,
+    writing: false,
+    srcEnded: false,
+    done: false,
+    bytes: 0,
+    onWritten: directionOnWritten,
+  };
+  d.onWritten = directionOnWritten.bind(d);
+  return d;
+}
+
+/** Bytes from the client. */
+function clientOnData(this: net.Socket, chunk: Buffer): void {
+  const st = owners.get(this);
+  if (!st || st.ended || !st.req) return;
+  st.clientTimer?.refresh();
+  feed(st.req, chunk);
+}
+
+/** Bytes from the server. */
+function backendOnData(this: net.Socket, chunk: Buffer): void {
+  const st = owners.get(this);
+  if (!st || st.ended || !st.rep) return;
+  st.serverTimer?.refresh();
+  feed(st.rep, chunk);
+}
+
+/** Takes one read: the source pauses until every byte went through the channel buffer. */
+function feed(d: Direction, chunk: Buffer): void {
+  d.src.pause();
+  d.chunk = chunk;
+  d.offset = 0;
+  pump(d);
+}
+
+/** Copies the next part of the pending read into the channel buffer and writes it. */
+function pump(d: Direction): void {
+  const chunk = d.chunk!;
+  const buf = d.item.buf!;
+  const n = chunk.copy(buf, 0, d.offset, d.offset + buf.length);
+  d.offset += n;
+  d.bytes += n;
+  d.writing = true;
+  d.conn.fe.pool.pin(d.item);
+  d.dst.write(buf.subarray(0, n), d.onWritten);
+}
+
+/** A write from a channel buffer reached the kernel (or failed: the stream is ending). */
+function directionOnWritten(this: Direction, err?: Error | null): void {
+  this.writing = false;
+  this.conn.fe.pool.unpin(this.item);
+  const st = this.conn.stream;
+  if (err || !st || st.ended) return;
+  (this.name === 'req' ? st.serverTimer : st.clientTimer)?.refresh();
+  if (this.chunk && this.offset < this.chunk.length) return pump(this);
+  this.chunk = null;
+  if (this.srcEnded) return shut(st, this);
+  this.src.resume();
+}
+
+/** The client sent its EOF. */
+function clientOnEnd(this: net.Socket): void {
+  const st = owners.get(this);
+  if (!st || st.ended || !st.req) return;
+  st.req.srcEnded = true;
+  if (!st.req.writing && !st.req.chunk) shut(st, st.req);
+}
+
+/** The server sent its EOF. */
+function backendOnEnd(this: net.Socket): void {
+  const st = owners.get(this);
+  if (!st || st.ended || !st.rep) return;
+  st.rep.srcEnded = true;
+  if (!st.rep.writing && !st.rep.chunk) shut(st, st.rep);
+}
+
+/** Forwards a direction's EOF (shutw); the stream ends when both directions are done. */
+function shut(st: Stream, d: Direction): void {
+  if (d.done) return;
+  d.done = true;
+  d.dst.end();
+  if (st.req?.done && st.rep?.done) {
+    st.termination ??= '--';
+    streamOnEnd(st.conn);
+  }
+}
+
+/** The client reset the connection in the data phase. */
+function clientOnError(this: net.Socket, _err: Error): void {
+  const st = owners.get(this);
+  if (!st || st.ended) return;
+  streamAbort(st.conn, 'CD');
+}
+
+/** The server refused or failed the connection, or reset it in the data phase. */
+function backendOnError(this: net.Socket, _err: Error): void {
+  const st = owners.get(this);
+  if (!st || st.ended) return;
+  if (!st.connected) {
+    for (const t of [st.conn.fe.backend.counters, st.server.counters]) t.econ++;
+    streamAbort(st.conn, 'SC');
+  } else streamAbort(st.conn, 'SD');
+}
+
+function streamOnConnectTimeout(st: Stream): void {
+  st.connectTimer = null;
+  if (st.ended) return;
+  for (const t of [st.conn.fe.backend.counters, st.server.counters]) t.econ++;
+  streamAbort(st.conn, 'sC');
+}
+
+function streamOnClientTimeout(st: Stream): void {
+  st.clientTimer = null;
+  if (!st.ended) streamAbort(st.conn, 'cD');
+}
+
+function streamOnServerTimeout(st: Stream): void {
+  st.serverTimer = null;
+  if (!st.ended) streamAbort(st.conn, 'sD');
+}
+
+/**
+ * Ends the stream of `conn` at once: the backend socket is destroyed and reading stops. With a
+ * termination state, the end is delivered (streamOnEnd); with null (the proxy is stopping) nothing
+ * is delivered and the caller closes the client itself. Idempotent.
+ */
+export function streamAbort(conn: Conn, termination: string | null): void {
+  const st = conn.stream;
+  if (!st || st.ended) return;
+  st.termination ??= termination;
+  st.backend?.destroy();
+  if (termination === null) {
+    stopTimers(st);
+    st.ended = true;
+    return;
+  }
+  streamOnEnd(conn);
+}
+
+function stopTimers(st: Stream): void {
+  for (const t of [st.connectTimer, st.clientTimer, st.serverTimer]) if (t) clearTimeout(t);
+  st.connectTimer = st.clientTimer = st.serverTimer = null;
+}
+
+/**
+ * The stream of `conn` ended (process_session's end): counts the traffic, writes the tcplog line
+ * and delivers SESSION_END to the session machine, whose effects close the client socket (FIN,
+ * after the bytes already written) and free the session's buffers (a pinned buffer returns to its
+ * pool when its write completes). The backend socket is closed here.
+ */
+export function streamOnEnd(conn: Conn): void {
+  const st = conn.stream;
+  if (!st || st.ended) return;
+  st.ended = true;
+  stopTimers(st);
+  st.client.pause();
+  st.client.off('data', clientOnData);
+  st.client.off('end', clientOnEnd);
+  if (st.backend && !st.backend.destroyed) st.backend.destroy();
+  const fe = conn.fe;
+  const bin = st.req?.bytes ?? 0;
+  const bout = st.rep?.bytes ?? 0;
+  fe.traffic.bin += bin;
+  fe.traffic.bout += bout;
+  const ts = st.termination ?? '--';
+  for (const t of [fe.backend.counters, st.server.counters]) {
+    t.bin += bin;
+    t.bout += bout;
+    if (ts[0] === 'c' || ts[0] === 'C') t.cliAbrt++;
+    if ((ts[0] === 's' || ts[0] === 'S') && ts[1] === 'D') t.srvAbrt++;
+  }
+  if (!(fe.model.dontlognull && bin === 0 && bout === 0)) {
+    const src = conn.proxied?.source;
+    const now = performance.now();
+    fe.logLine(
+      formatTcplog({
+        address: src?.address ?? conn.address,
+        port: src?.port ?? conn.port,
+        acceptDate: conn.acceptDate,
+        frontend: fe.cfg.frontend.name,
+        ssl: conn.tls !== null,
+        backend: fe.backend.cfg.name,
+        server: st.server.name,
+        tw: Math.round((conn.completeTime ?? now) - conn.acceptTime),
+        tc: st.connectTime ?? -1,
+        tt: Math.round(now - conn.acceptTime),
+        bytesToClient: bout,
+        termination: ts,
+        actconn: fe.counters.actconn,
+        feconn: fe.counters.feconn,
+        beconn: fe.backend.counters.cur,
+        srvconn: st.server.counters.cur,
+        retries: 0,
+      }),
+    );
+  }
+  for (const t of [fe.backend.counters, st.server.counters]) t.cur--;
+  fe.sessionEvent(conn, { type: 'SESSION_END' });
+  conn.stream = null;
+}

@@ -1,0 +1,87 @@
+/**
+ * The lifecycle trace behind `--trace FILE`: NDJSON in the project's trace format
+ * (machines/traceFormat.ts, format version 1), so that `embryonic trace-check` can replay it
+ * through the machines.
+ *
+ * The proxy writes a header (its ModelConfig; steps and effects are logged completely), then for
+ * each environment event it feeds to the machines an "input" line (the event and the StepInputs
+ * it decided: source class, planned allocation failures), followed by the "step" line of every
+ * machine transition (Host.record) and the "effect" line of every effect it executes
+ * (Host.execute), and a "counters" line once the step is over. `t` is milliseconds since the
+ * proxy started. Lines are written synchronously, so a trace is complete up to the last step even
+ * if the process is killed.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import type { MachineName, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
+import type { ModelConfig } from '../machines/config.ts';
+import type { Counters } from '../machines/counters.ts';
+import type { Effect } from '../machines/effects.ts';
+import {
+  countersLine,
+  effectLine,
+  formatTraceLine,
+  headerLine,
+  inputLine,
+  stepLine,
+  type TraceLine,
+} from '../machines/traceFormat.ts';
+
+/** An open trace file. Owns its fd until close(). */
+export class Trace {
+  private fd: number | null;
+  private readonly start = performance.now();
+
+  /**
+   * Creates (truncates) the trace file at `path` and writes its header for `config`.
+   * Throws if the file cannot be opened.
+   */
+  constructor(
+    readonly path: string,
+    config: ModelConfig,
+    implementation: string,
+  ) {
+    this.fd = openSync(path, 'w');
+    this.write(headerLine(this.now(), config, ['step', 'effect'], implementation));
+  }
+
+  /** Writes the line of one environment event about to be fed to `machine` (null: RATE_PERIOD). */
+  input(
+    machine: MachineName | null,
+    conn: number | null,
+    event: { type: string } & Record<string, unknown>,
+    inputs?: Partial<StepInputs>,
+  ): void {
+    this.write(inputLine(this.now(), machine, conn, event, inputs));
+  }
+
+  /** Writes the line of one machine step. */
+  step(record: TransitionRecord): void {
+    this.write(stepLine(this.now(), record));
+  }
+
+  /** Writes the line of one effect executed by the host. */
+  effect(effect: Effect, origin: Origin): void {
+    this.write(effectLine(this.now(), effect, origin));
+  }
+
+  /** Writes the counters as they are now. */
+  counters(counters: Counters): void {
+    this.write(countersLine(this.now(), counters));
+  }
+
+  /** Closes the file. Further writes are dropped. Idempotent. */
+  close(): void {
+    if (this.fd === null) return;
+    closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private now(): number {
+    return Math.round((performance.now() - this.start) * 1000) / 1000;
+  }
+
+  private write(line: TraceLine): void {
+    if (this.fd === null) return;
+    writeSync(this.fd, `${formatTraceLine(line)}\n`);
+  }
+}

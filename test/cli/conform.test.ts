@@ -1,0 +1,60 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../cli/command.ts';
+import { conformCommand } from '../../cli/conform.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const haproxy = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
+const hasHaproxy = !haproxy.error && haproxy.status === 0;
+
+describe('embryonic conform', () => {
+  it('refuses a target that is not impl, haproxy or HOST:PORT', async () => {
+    await expect(conformCommand.run(['--target', 'nginx'])).rejects.toThrow(UsageError);
+  });
+
+  it('refuses --stats without a HOST:PORT target, and a --cases glob that matches nothing', async () => {
+    await expect(conformCommand.run(['--target', 'haproxy', '--stats', 'unix:/tmp/x.sock'])).rejects.toThrow(
+      /--stats is for a HOST:PORT target/,
+    );
+    await expect(conformCommand.run(['--target', 'haproxy', '--cases', 'no/such/*'])).rejects.toThrow(
+      /matches no case/,
+    );
+  });
+
+  it('prints the documented config for a HOST:PORT target, with its certificate beside the stats socket', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'embryonic-print-config-'));
+    try {
+      const run = spawnSync(
+        process.execPath,
+        [
+          join(ROOT, 'bin/embryonic.js'),
+          'conform',
+          '--print-config',
+          '--target',
+          '127.0.0.1:24000',
+          '--stats',
+          `unix:${dir}/stats.sock`,
+        ],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain('frontend fe_pp\n    bind 127.0.0.1:24000 accept-proxy\n');
+      expect(run.stdout).toContain(`    stats socket ${dir}/stats.sock\n`);
+      expect(run.stdout).toContain('    server echo1 127.0.0.1:24010\n');
+      expect(existsSync(join(dir, 'site.pem'))).toBe(true);
+      if (hasHaproxy) {
+        writeFileSync(join(dir, 'h.cfg'), run.stdout);
+        const check = spawnSync('haproxy', ['-c', '-f', join(dir, 'h.cfg')], {
+          encoding: 'utf8',
+          timeout: 10_000,
+        });
+        expect(check.status).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

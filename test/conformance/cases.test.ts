@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { MACHINES } from '../../machines/compose.ts';
+import { listTransitions } from '../../machines/introspect.ts';
+import { CASE_ID_PATTERN, CASES, selectCases, transitionOf } from '../../conformance/cases.ts';
+import { FRONTENDS } from '../../conformance/suite.cfg.ts';
+
+const transitionIds = new Set(Object.values(MACHINES).flatMap((m) => listTransitions(m).map((t) => t.id)));
+
+describe('the conformance case list', () => {
+  it('has at least 40 cases', () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(40);
+  });
+
+  it('gives every case a unique id', () => {
+    const ids = CASES.map((c) => c.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('writes every id as family/section-or-topic/name', () => {
+    expect(CASES.map((c) => c.id).filter((id) => !CASE_ID_PATTERN.test(id))).toEqual([]);
+  });
+
+  it('keeps the frozen ids of the first release', () => {
+    // Ids are frozen: a case may be added or retired, never renamed. These are a sample of each family.
+    const ids = new Set(CASES.map((c) => c.id));
+    for (const id of [
+      'hs/proxy-timeout/silent-client-gets-fin-at-deadline',
+      'hs/tls/one-deadline-from-accept-with-late-header',
+      'pp1/2.1/split-header-gets-rst-on-first-fragment',
+      'pp2/2.2/crc32c-mismatch-gets-rst',
+      'lim/maxconn/embryonic-connections-take-slots-and-queue',
+      'lim/reject/tcp-request-reject-gets-rst',
+      'cnt/reject/dcon-counts-the-rejected-connection',
+    ]) {
+      expect(ids.has(id), id).toBe(true);
+    }
+  });
+
+  it('names only transitions that exist in the machines, and at least one per case', () => {
+    const dangling = CASES.flatMap((c) =>
+      c.transitions.filter((t) => !transitionIds.has(t)).map((t) => `${c.id}: ${t}`),
+    );
+    expect(dangling).toEqual([]);
+    expect(CASES.filter((c) => c.transitions.length === 0).map((c) => c.id)).toEqual([]);
+  });
+
+  it('gives every PROXY protocol case the spec section its id starts with', () => {
+    for (const c of CASES.filter((c) => c.id.startsWith('pp'))) {
+      const family = c.id.startsWith('pp1/') ? '2.1' : '2.2';
+      expect(c.section, c.id).toBeDefined();
+      expect(c.section!.startsWith(family), c.id).toBe(true);
+    }
+  });
+
+  it('gives every case a requirement and a known frontend, and every difference a reason', () => {
+    for (const c of CASES) {
+      expect(c.requirement.length, c.id).toBeGreaterThan(40);
+      if (c.frontend !== null) expect(Object.keys(FRONTENDS), c.id).toContain(c.frontend);
+      for (const d of c.profileDifferences ?? []) expect(d.reason.length, c.id).toBeGreaterThan(20);
+    }
+  });
+
+  it('states the monitor-net case as a version difference for 2.6, not a silent omission', () => {
+    const monitor = CASES.find((c) => c.id === 'hs/monitor/monitor-net-closes-at-accept')!;
+    expect(monitor.notRunnable).toMatch(/2\.6/);
+    expect(monitor.profileDifferences?.map((d) => d.profile)).toContain('2.6');
+  });
+
+  it('covers the paths the issue lists', () => {
+    const covered = new Set(CASES.flatMap((c) => c.transitions));
+    for (const t of [
+      transitionOf('connection.handshake.proxyHeader', 'TIMEOUT'),
+      transitionOf('connection.handshake.proxyHeader', 'PEER_CLOSE'),
+      transitionOf('connection.handshake.proxyHeader', 'PROXY_HEADER_ERROR', 'errorLeavesUnreadBytes'),
+      transitionOf('connection.handshake.proxyHeader', 'PROXY_HEADER_OK', 'ssl'),
+      transitionOf('connection.handshake.proxyHeader', 'PROXY_HEADER_OK'),
+      transitionOf('connection.handshake.tls', 'TLS_OK'),
+      transitionOf('connection.handshake.tls', 'TLS_ERROR'),
+      transitionOf('connection.handshake.tls', 'TIMEOUT'),
+      transitionOf('session.absent', 'SESSION_ACCEPT', 'sourceDenied'),
+      transitionOf('session.absent', 'SESSION_ACCEPT', 'handshakePending'),
+      transitionOf('listener.ready', 'ACCEPT_RETURNED', 'listenerFull'),
+      transitionOf('listener.full', 'RESUME', 'slotFree'),
+    ]) {
+      expect(covered.has(t), t).toBe(true);
+    }
+    expect(CASES.filter((c) => c.needs?.includes('stats')).length).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('transitionOf', () => {
+  it('finds a transition by source, event and guard, whatever its rank', () => {
+    const id = transitionOf('session.absent', 'SESSION_ACCEPT', 'sourceDenied');
+    expect(id).toMatch(/^session\.absent\|SESSION_ACCEPT\|\d+$/);
+    expect(listTransitions(MACHINES.session).find((t) => t.id === id)?.guard).toBe('sourceDenied');
+  });
+
+  it('throws when the machines have no such transition', () => {
+    expect(() => transitionOf('session.absent', 'SESSION_ACCEPT', 'noSuchGuard')).toThrow(/0 transitions/);
+  });
+});
+
+describe('selectCases', () => {
+  it('selects every case when no glob is given', () => {
+    expect(selectCases(CASES, [])).toHaveLength(CASES.length);
+  });
+
+  it('lets "*" match across slashes and keeps the list order', () => {
+    const pp1 = selectCases(CASES, ['pp1/*']);
+    expect(pp1.length).toBeGreaterThan(5);
+    expect(pp1.every((c) => c.id.startsWith('pp1/2.1/'))).toBe(true);
+    expect(pp1.map((c) => c.id)).toEqual(CASES.filter((c) => c.id.startsWith('pp1/')).map((c) => c.id));
+  });
+
+  it('treats dots literally and unions several globs', () => {
+    expect(selectCases(CASES, ['pp1/2x1/*'])).toEqual([]);
+    const both = selectCases(CASES, ['lim/*', 'cnt/reject/*']);
+    expect(both.map((c) => c.id)).toContain('cnt/reject/dcon-counts-the-rejected-connection');
+    expect(both.every((c) => c.id.startsWith('lim/') || c.id.startsWith('cnt/reject/'))).toBe(true);
+  });
+});

@@ -1,0 +1,151 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import { describeBytes, WIRE_HEX_LIMIT, WireClient, WireLog } from '../../conformance/client.ts';
+import { TEST_CERT_PEM } from '../../conformance/suite.cfg.ts';
+
+/** Servers, their connections and clients a test opened; each test's afterEach closes them. */
+const servers: Server[] = [];
+const accepted: Socket[] = [];
+const clients: WireClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  for (const s of accepted.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+});
+
+/** Starts <server> on 127.0.0.1 and resolves with its port. */
+function listen(server: Server): Promise<number> {
+  servers.push(server);
+  server.on('connection', (socket: Socket) => accepted.push(socket));
+  server.on('secureConnection', (socket: Socket) => accepted.push(socket));
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : 0);
+    });
+  });
+}
+
+async function open(port: number, log = new WireLog()): Promise<WireClient> {
+  const client = await WireClient.open(log, 'client#1', '127.0.0.1', port, 2000);
+  clients.push(client);
+  return client;
+}
+
+describe('the wire-log client', () => {
+  it('records connect, each write and read with its bytes, and the FIN the server sends', async () => {
+    const port = await listen(
+      createServer((socket) => {
+        socket.once('data', (chunk) => socket.end(chunk));
+      }),
+    );
+    const client = await open(port);
+    await client.write('abc');
+    expect(await client.waitForBytes(3, 1000)).toBe(true);
+    const closed = await client.waitForClose(1000);
+    expect(closed?.kind).toBe('fin');
+    expect(client.received.toString()).toBe('abc');
+    const kinds = client.log.events.map((e) => e.kind);
+    expect(kinds.slice(0, 4)).toEqual(['connect', 'connected', 'write', 'read']);
+    expect(kinds).toContain('fin-received');
+    expect(client.log.events.find((e) => e.kind === 'write')).toMatchObject({
+      size: 3,
+      hex: '616263',
+      text: 'abc',
+    });
+    const times = client.log.events.map((e) => e.t);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+  });
+
+  it('tells an RST from a FIN', async () => {
+    const port = await listen(
+      createServer((socket) => {
+        socket.once('data', () => socket.resetAndDestroy());
+      }),
+    );
+    const client = await open(port);
+    const sentAt = client.log.now();
+    await client.write('bad');
+    const closed = await client.waitForClose(1000);
+    expect(closed?.kind).toBe('rst');
+    expect(closed!.at).toBeGreaterThanOrEqual(sentAt);
+    expect(client.log.events.map((e) => e.kind)).toContain('rst-received');
+  });
+
+  it('sends its own FIN with end() and its own RST with reset()', async () => {
+    const seen: string[] = [];
+    const port = await listen(
+      createServer({ allowHalfOpen: true }, (socket: Socket) => {
+        socket.on('end', () => seen.push('end'));
+        socket.on('error', (err: NodeJS.ErrnoException) => seen.push(err.code ?? 'error'));
+      }),
+    );
+    const first = await open(port);
+    first.end();
+    const second = await open(port);
+    second.reset();
+    const until = performance.now() + 1000;
+    while (seen.length < 2 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    expect(seen.sort()).toEqual(['ECONNRESET', 'end']);
+    expect(first.log.events.map((e) => e.kind)).toContain('fin-sent');
+    expect(second.log.events.map((e) => e.kind)).toContain('rst-sent');
+  });
+
+  it('runs TLS over the raw connection and logs both the ciphertext and the plaintext', async () => {
+    const server = createTlsServer({ key: TEST_CERT_PEM, cert: TEST_CERT_PEM }, (socket: TLSSocket) => {
+      socket.on('data', (chunk) => socket.write(chunk));
+      socket.on('error', () => {});
+    });
+    const port = await listen(server);
+    const client = await open(port);
+    const tls = await client.startTls(2000);
+    expect(tls.ok).toBe(true);
+    await client.write('ping');
+    expect(await client.waitForBytes(4, 1000)).toBe(true);
+    expect(client.received.toString()).toBe('ping');
+    const events = client.log.events;
+    expect(events.map((e) => e.kind)).toEqual(
+      expect.arrayContaining(['tls-start', 'tls-established', 'tls-write', 'tls-read']),
+    );
+    // The first raw write is the ClientHello: a TLS handshake record (content type 0x16).
+    expect(events.find((e) => e.kind === 'write')?.hex?.startsWith('16')).toBe(true);
+  });
+
+  it('gives up waiting for a close after its bound and says the connection is still open', async () => {
+    const port = await listen(createServer(() => {}));
+    const client = await open(port);
+    const started = performance.now();
+    expect(await client.waitForClose(60)).toBeNull();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(55);
+  });
+
+  it('rejects a refused connection and logs it', async () => {
+    const server = createServer();
+    const port = await listen(server);
+    await new Promise<void>((r) => server.close(() => r()));
+    servers.splice(servers.indexOf(server), 1);
+    const log = new WireLog();
+    await expect(WireClient.open(log, 'client#1', '127.0.0.1', port, 1000)).rejects.toThrow(/ECONNREFUSED/);
+    expect(log.events.map((e) => e.kind)).toEqual(['connect', 'connect-error']);
+  });
+});
+
+describe('describeBytes', () => {
+  it('keeps the size of every chunk but at most WIRE_HEX_LIMIT bytes of hex and text', () => {
+    const big = new Uint8Array(WIRE_HEX_LIMIT + 10).fill(0x41);
+    const d = describeBytes(big);
+    expect(d.size).toBe(WIRE_HEX_LIMIT + 10);
+    expect(d.hex).toHaveLength(2 * WIRE_HEX_LIMIT);
+    expect(d.text).toHaveLength(WIRE_HEX_LIMIT);
+  });
+
+  it('shows non-printable bytes as dots', () => {
+    expect(describeBytes(Uint8Array.of(0x0d, 0x0a, 0x50, 0x00))).toEqual({
+      size: 4,
+      hex: '0d0a5000',
+      text: '..P.',
+    });
+  });
+});

@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { summarize, toCoverage, toHtml, toJson, toJunit, wireLine } from '../../conformance/report.ts';
+import type { CaseResult, SuiteReport } from '../../conformance/runner.ts';
+
+/** A synthetic run: three cases on two targets, one result of each verdict and a hostile string. */
+function syntheticReport(): SuiteReport {
+  const cases = ['pp1/2.1/a-case', 'hs/tls/b-case', 'cnt/x/c-case'].map((id) => ({
+    id,
+    requirement: `requirement of ${id}`,
+    transitions: ['session.embryonic|TASK_WAKEUP|0'],
+    frontend: 'fe_pp' as const,
+    needs: [],
+    profileDifferences: [],
+  }));
+  const result = (
+    caseId: string,
+    target: string,
+    verdict: CaseResult['verdict'],
+    reason?: string,
+  ): CaseResult => ({
+    caseId,
+    target,
+    verdict,
+    ...(reason ? { reason } : {}),
+    startedAt: '2026-01-01T00:00:00.000Z',
+    durationMs: 301.5,
+    checks: [
+      {
+        what: 'client#1 is closed by the target',
+        expected: 'FIN at +300 ms after client#1 connect, window [-20, +150] ms',
+        actual:
+          verdict === 'fail'
+            ? 'RST at +1 ms after client#1 connect'
+            : 'FIN at +301.5 ms after client#1 connect',
+        ok: verdict !== 'fail',
+        timing: { expected: 300, measured: verdict === 'fail' ? 1 : 301.5, window: [-20, 150] },
+      },
+    ],
+    wire: [
+      { t: 0.2, conn: 'client#1', kind: 'connect', note: '127.0.0.1:1' },
+      { t: 0.9, conn: 'client#1', kind: 'write', size: 6, hex: '3c623e787878', text: '<b>xxx' },
+      { t: 301.5, conn: 'client#1', kind: verdict === 'fail' ? 'rst-received' : 'fin-received' },
+    ],
+    backend: [],
+    stats: [],
+    targetLog: [{ t: 301, line: 'fe_pp/1: Timeout while waiting for PROXY protocol header & <more>' }],
+    notes: [],
+  });
+  return {
+    tool: 'embryonic conform',
+    generatedAt: '2026-01-01T00:00:00.000Z',
+    deadlineMs: 300,
+    durationMs: 1234,
+    targets: [
+      { name: 'impl', profile: 'dev12', description: 'the bundled proxy', unavailable: null },
+      { name: '127.0.0.1:18443', profile: 'dev12', description: 'a running proxy', unavailable: null },
+    ],
+    cases,
+    results: [
+      result('pp1/2.1/a-case', 'impl', 'pass'),
+      result('hs/tls/b-case', 'impl', 'fail', 'client#1 is closed by the target: expected FIN, got RST'),
+      result('cnt/x/c-case', 'impl', 'pass'),
+      result('pp1/2.1/a-case', '127.0.0.1:18443', 'version-difference', 'profile 2.6: "<reason>"'),
+      result('hs/tls/b-case', '127.0.0.1:18443', 'pass'),
+      result('cnt/x/c-case', '127.0.0.1:18443', 'skipped', 'needs the stats socket'),
+    ],
+  };
+}
+
+describe('the report writers', () => {
+  it('counts the verdicts per target and overall', () => {
+    const r = syntheticReport();
+    expect(summarize(r)).toEqual({ pass: 3, fail: 1, skipped: 1, 'version-difference': 1 });
+    expect(summarize(r, 'impl')).toEqual({ pass: 2, fail: 1, skipped: 0, 'version-difference': 0 });
+  });
+
+  it('writes JSON that reads back to every result with its wire log and a summary', () => {
+    const back = JSON.parse(toJson(syntheticReport()));
+    expect(back.results).toHaveLength(6);
+    expect(back.results[1].wire[1]).toMatchObject({ kind: 'write', hex: '3c623e787878' });
+    expect(back.summary).toEqual({ pass: 3, fail: 1, skipped: 1, 'version-difference': 1 });
+  });
+
+  it('writes JUnit XML with a testsuite per target and a failure, a skip and a passing version difference', () => {
+    const xml = toJunit(syntheticReport());
+    expect(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>')).toBe(true);
+    expect(xml.match(/<testsuite /g)).toHaveLength(2);
+    expect(xml.match(/<testcase /g)).toHaveLength(6);
+    expect(xml).toContain(
+      '<testsuites name="embryonic conform" tests="6" failures="1" errors="0" skipped="1"',
+    );
+    expect(xml).toMatch(
+      /<testcase classname="conform.impl" name="hs\/tls\/b-case"[^>]*>\s*<failure message=/,
+    );
+    expect(xml).toContain('<skipped message="needs the stats socket"/>');
+    expect(xml).toContain(
+      '<system-out>version-difference: profile 2.6: &quot;&lt;reason&gt;&quot;</system-out>',
+    );
+    // The failure carries expected vs actual and the wire log, escaped.
+    expect(xml).toContain('expected: FIN at +300 ms');
+    expect(xml).toContain('rst-received');
+    expect(xml).not.toContain('<b>xxx');
+  });
+
+  it('writes HTML whose matrix has a cell for every case of every target, linked to its detail view', () => {
+    const r = syntheticReport();
+    const html = toHtml(r);
+    for (const c of r.cases) {
+      for (const t of r.targets) {
+        const verdict = r.results.find((x) => x.caseId === c.id && x.target === t.name)!.verdict;
+        expect(html).toContain(`data-case="${c.id}" data-target="${t.name}" data-verdict="${verdict}"`);
+      }
+    }
+    expect(html.match(/<td class="cell /g)).toHaveLength(6);
+    const links = [...html.matchAll(/<td class="cell[^>]*><a href="#([^"]+)"/g)].map((m) => m[1]);
+    for (const id of links) expect(html).toMatch(new RegExp(`<details[^>]* id="${id}"`));
+  });
+
+  it('writes HTML that is self-contained and escapes what the target sent', () => {
+    const html = toHtml(syntheticReport());
+    expect(html).not.toMatch(/\b(src|href)="(?!#)/);
+    expect(html).not.toMatch(/<link\b/);
+    expect(html).toContain('&lt;b&gt;xxx');
+    expect(html).not.toContain('<b>xxx');
+    expect(html).toContain('Timeout while waiting for PROXY protocol header &amp; &lt;more&gt;');
+  });
+
+  it('writes a coverage file that counts passing results per transition, and lists the others at 0', () => {
+    const r = syntheticReport();
+    r.cases[1]!.transitions = ['connection.handshake.tls|TLS_ERROR|0'];
+    const coverage = JSON.parse(toCoverage(r));
+    expect(coverage).toEqual({
+      source: 'conformance',
+      transitions: { 'session.embryonic|TASK_WAKEUP|0': 2, 'connection.handshake.tls|TLS_ERROR|0': 1 },
+    });
+  });
+
+  it('prints a wire-log entry as one line with its time, connection, event and bytes', () => {
+    expect(wireLine({ t: 0.9, conn: 'client#1', kind: 'write', size: 6, hex: '', text: '<b>xxx' })).toBe(
+      '      0.9  client#1   write 6 B "<b>xxx"',
+    );
+  });
+});

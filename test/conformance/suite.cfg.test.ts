@@ -1,0 +1,105 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../impl/config.ts';
+import {
+  BACKEND_OFFSET,
+  DEADLINE_MS,
+  FRONTENDS,
+  QUEUE_MAXCONN,
+  statsPathOf,
+  suiteConfig,
+  suiteLayout,
+  writeSuiteFiles,
+} from '../../conformance/suite.cfg.ts';
+
+const haproxy = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
+const hasHaproxy = !haproxy.error && haproxy.status === 0;
+if (!hasHaproxy)
+  console.warn('suite.cfg.test: haproxy is not installed; the config is not checked by haproxy -c');
+
+describe('the suite config', () => {
+  it('puts every frontend at base port + its offset and the backend at base + BACKEND_OFFSET', () => {
+    const layout = suiteLayout(20000, '/tmp/x');
+    expect(layout.ports.fe_pp).toBe(20000);
+    expect(layout.ports.fe_tls).toBe(20000 + FRONTENDS.fe_tls.offset);
+    expect(layout.backendPort).toBe(20000 + BACKEND_OFFSET);
+    expect(new Set(Object.values(layout.ports)).size).toBe(Object.keys(FRONTENDS).length);
+    expect(suiteLayout(20000, '/tmp/x', 31000).backendPort).toBe(31000);
+  });
+
+  it('refuses a base port that leaves no room for the layout', () => {
+    expect(() => suiteLayout(65530, '/tmp/x')).toThrow(RangeError);
+    expect(() => suiteLayout(0, '/tmp/x')).toThrow(RangeError);
+  });
+
+  it('binds every frontend on loopback with one thread, a stats socket and the deadline as timeout client', () => {
+    const cfg = suiteConfig(suiteLayout(20000, '/tmp/x'));
+    for (const [name, fe] of Object.entries(FRONTENDS)) {
+      expect(cfg).toContain(`frontend ${name}\n    bind 127.0.0.1:${20000 + fe.offset}`);
+    }
+    expect(cfg).toContain('    nbthread 1\n');
+    expect(cfg).toContain('    stats socket /tmp/x/stats.sock\n');
+    expect(cfg).toContain(`    timeout client ${DEADLINE_MS}ms\n`);
+    expect(cfg).toContain(
+      `frontend fe_queue\n    bind 127.0.0.1:20003 accept-proxy\n    maxconn ${QUEUE_MAXCONN}\n`,
+    );
+    expect(cfg).toContain('    tcp-request connection reject if { src 127.0.0.0/8 }\n');
+    expect(cfg).toContain('    server echo1 127.0.0.1:20010\n');
+    expect(cfg).not.toMatch(/client-hs|monitor-net/);
+  });
+
+  it('slices into one config per frontend, each with its own stats socket, the same global and backend', () => {
+    const layout = suiteLayout(20000, '/tmp/x');
+    const whole = suiteConfig(layout);
+    for (const fe of Object.keys(FRONTENDS) as (keyof typeof FRONTENDS)[]) {
+      const slice = suiteConfig(layout, fe);
+      expect(slice.match(/^frontend /gm)).toEqual(['frontend ']);
+      expect(slice).toContain(`frontend ${fe}\n`);
+      expect(slice).toContain(`    stats socket ${statsPathOf(layout, fe)}\n`);
+      const section = (text: string, name: string): string =>
+        text.slice(text.indexOf(name)).split('\n\n')[0]!;
+      expect(section(slice, `frontend ${fe}`)).toBe(section(whole, `frontend ${fe}`));
+      expect(section(slice, 'defaults')).toBe(section(whole, 'defaults'));
+      expect(section(slice, 'backend be_echo')).toBe(section(whole, 'backend be_echo'));
+    }
+    expect(statsPathOf(layout, 'fe_tls')).toBe('/tmp/x/stats-fe_tls.sock');
+  });
+
+  it("gives the bundled proxy's config parser (impl/config.ts) a slice it accepts for every frontend", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'embryonic-suite-cfg-'));
+    try {
+      const layout = suiteLayout(20000, dir);
+      writeSuiteFiles(layout);
+      for (const fe of Object.keys(FRONTENDS) as (keyof typeof FRONTENDS)[]) {
+        const cfg = parseConfig(suiteConfig(layout, fe), `suite-${fe}.cfg`, 'dev12');
+        expect(cfg.global.stats?.path).toBe(statsPathOf(layout, fe));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!hasHaproxy)("is accepted by Debian's haproxy (haproxy -c)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'embryonic-suite-cfg-'));
+    try {
+      const layout = suiteLayout(20000, dir);
+      const cfg = join(dir, 'suite.cfg');
+      writeSuiteFiles(layout, cfg);
+      const check = spawnSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });
+      expect(`${check.stdout}${check.stderr}`).toContain('Configuration file is valid');
+      expect(check.status).toBe(0);
+      writeFileSync(
+        cfg,
+        `${suiteConfig(layout)}\nfrontend fe_monitor\n    bind 127.0.0.1:20020\n    monitor-net 127.0.0.0/8\n`,
+      );
+      const monitor = spawnSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });
+      expect(monitor.status).not.toBe(0);
+      expect(`${monitor.stdout}${monitor.stderr}`).toContain("'monitor-net' doesn't exist anymore");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import {
+  findFreePortBlock,
+  parseTargetSpec,
+  startTarget,
+  stopProcess,
+  targetName,
+} from '../../conformance/targets.ts';
+
+describe('parseTargetSpec', () => {
+  it('knows impl and haproxy by name', () => {
+    expect(parseTargetSpec('impl')).toEqual({ kind: 'impl' });
+    expect(parseTargetSpec('haproxy')).toEqual({ kind: 'haproxy' });
+  });
+
+  it('reads HOST:PORT, with an IPv6 host in brackets, and the stats socket as unix:PATH', () => {
+    expect(parseTargetSpec('127.0.0.1:18443', 'unix:/run/h.sock')).toEqual({
+      kind: 'address',
+      host: '127.0.0.1',
+      port: 18443,
+      stats: '/run/h.sock',
+    });
+    const v6 = parseTargetSpec('[::1]:18443');
+    expect(v6).toEqual({ kind: 'address', host: '::1', port: 18443, stats: null });
+    expect(targetName(v6 as Exclude<typeof v6, string>)).toBe('[::1]:18443');
+  });
+
+  it('says what is wrong with a bad target or stats value', () => {
+    expect(parseTargetSpec('nginx')).toMatch(/impl, haproxy or HOST:PORT/);
+    expect(parseTargetSpec('127.0.0.1:0')).toMatch(/out of range/);
+    expect(parseTargetSpec('127.0.0.1:18443', '/run/h.sock')).toMatch(/unix:PATH/);
+  });
+});
+
+describe('the targets the suite starts', () => {
+  it('skips haproxy, with a message, when it is not in PATH', async () => {
+    const empty = mkdtempSync(`${tmpdir()}/embryonic-empty-path-`);
+    const saved = process.env.PATH;
+    process.env.PATH = empty;
+    try {
+      const target = await startTarget({ kind: 'haproxy' });
+      expect(target.unavailable?.verdict).toBe('skipped');
+      expect(target.unavailable?.reason).toMatch(/haproxy is not installed/);
+      await target.stop();
+    } finally {
+      process.env.PATH = saved;
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('finds a block of consecutive free loopback ports below the ephemeral range', async () => {
+    const base = await findFreePortBlock(6);
+    expect(base).toBeGreaterThanOrEqual(20000);
+    expect(base + 6).toBeLessThan(32768);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(base + 5, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('stops a process that ignores SIGTERM with SIGKILL after its bound', async () => {
+    const child = spawn(
+      process.execPath,
+      ['-e', "process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1000);"],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    const started = performance.now();
+    await stopProcess(child, 200);
+    expect(child.signalCode).toBe('SIGKILL');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+  });
+});

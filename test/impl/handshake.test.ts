@@ -1,0 +1,209 @@
+/**
+ * The handshakes on real sockets: the PROXY header (strict and tolerant reading) and TLS after it,
+ * under the one deadline armed at accept. The proxy runs as a child process.
+ */
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildV1, buildV2 } from '../../impl/proxy/build.ts';
+import {
+  CERT,
+  client,
+  numbers,
+  poolBalanced,
+  sleep,
+  startBackend,
+  startProxyProcess,
+  waitFor,
+  type Backend,
+  type ProxyProcess,
+} from './harness.ts';
+
+const D = 300;
+
+const config = (bindOptions: string, echoPort: number) => (dir: string) => `
+global
+    nbthread 1
+    log stderr format raw local0 info
+    stats socket ${dir}/stats.sock
+
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 1s
+    timeout server 5s
+    timeout client ${D}ms
+
+frontend fe_hs
+    bind 127.0.0.1:0 accept-proxy ${bindOptions}
+    maxconn 10
+    default_backend be_echo
+
+backend be_echo
+    server echo1 127.0.0.1:${echoPort}
+`;
+
+const tcp4 = (port: number) =>
+  buildV1({
+    family: 'TCP4',
+    source: { address: '10.1.2.3', port },
+    destination: { address: '10.0.0.1', port: 443 },
+  });
+
+/** Returns the proxy's fd count once it is idle: the baseline every scenario must return to. */
+async function idleFds(proxy: ProxyProcess): Promise<number> {
+  await proxy.query('show info');
+  await sleep(100);
+  return proxy.fdCount();
+}
+
+/** Checks, after each scenario, that the fds are back to `baseline` and that nothing leaked. */
+async function settled(proxy: ProxyProcess, baseline: number): Promise<void> {
+  await waitFor('the fds to return to the baseline', () => (proxy.fdCount() === baseline ? true : undefined));
+  expect((await proxy.info()).CurrConns).toBe('0');
+  expect(poolBalanced(await proxy.pool())).toBe(true);
+  const fd = await proxy.fd();
+  expect(fd.violations).toEqual([]);
+  expect(fd.live).toEqual([]);
+}
+
+describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
+  let echo: Backend;
+  let proxy: ProxyProcess;
+  let baseline: number;
+
+  beforeAll(async () => {
+    echo = await startBackend('echo');
+    proxy = await startProxyProcess(config(`ssl crt ${CERT}`, echo.port));
+    baseline = await idleFds(proxy);
+  });
+  afterEach(() => settled(proxy, baseline));
+  afterAll(async () => {
+    await proxy?.stop();
+    await echo?.close();
+  });
+
+  it('completes TLS after the PROXY header and forwards the decrypted data', async () => {
+    const before = numbers((await proxy.stat()).get('fe_hs/FRONTEND'), 'stot');
+    const c = client(proxy.port, { first: tcp4(41000) });
+    await c.connected;
+    const t = tls.connect({ socket: c.socket, rejectUnauthorized: false });
+    await new Promise<void>((r) => t.once('secureConnect', () => r()));
+    t.write('ping');
+    const echoed = await new Promise<string>((r) => t.once('data', (d: Buffer) => r(d.toString())));
+    expect(echoed).toBe('ping');
+    t.end();
+    await c.outcome;
+    expect(numbers((await proxy.stat()).get('fe_hs/FRONTEND'), 'stot').stot).toBe(before.stot + 1);
+    expect(proxy.lines(/^10\.1\.2\.3:41000 \[.+\] fe_hs~ be_echo\/echo1 /)).toHaveLength(1);
+  });
+
+  it('times out a PROXY header that arrives late at accept time plus the deadline, not header time', async () => {
+    const c = client(proxy.port);
+    await c.connected;
+    await sleep(200);
+    c.send(tcp4(41001));
+    const pool = await proxy.pool();
+    expect(pool.sites.req.attempts).toBe(1); // only the first scenario's session drew buffers
+    const o = await c.outcome;
+    expect(o.how).toBe('fin');
+    expect(o.ms).toBeGreaterThanOrEqual(D - 15);
+    expect(o.ms).toBeLessThan(D + 150);
+    // The header was read: the log names its source, and the pending handshake was TLS.
+    expect(proxy.lines(/^10\.1\.2\.3:41001 \[.+\] fe_hs\/1: Timeout during SSL handshake$/)).toHaveLength(1);
+  });
+
+  it('closes TLS garbage after the header with a FIN and "SSL handshake failure"', async () => {
+    const o = await client(proxy.port, {
+      first: Buffer.concat([tcp4(41002), Buffer.from('GET / HTTP/1.0\r\n\r\n')]),
+    }).outcome;
+    expect(o.how).toBe('fin');
+    expect(o.ms).toBeLessThan(D / 2);
+    expect(proxy.lines(/^10\.1\.2\.3:41002 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
+    expect((await proxy.pool()).sites.req.attempts).toBe(1);
+  });
+
+  it('resets a header split over two writes in strict mode (PRX_TRUNCATED)', async () => {
+    const header = tcp4(41003);
+    const c = client(proxy.port, { first: header.subarray(0, 12) });
+    await c.connected;
+    await sleep(50);
+    if (!c.socket.destroyed) c.send(header.subarray(12));
+    const o = await c.outcome;
+    expect(o.how).toBe('rst');
+    expect(o.ms).toBeLessThan(D / 2);
+    expect(proxy.lines(/fe_hs\/1: Truncated PROXY protocol header received$/)).toHaveLength(1);
+  });
+});
+
+describe('tolerant PROXY reading (accept-proxy proxy-tolerant)', () => {
+  let echo: Backend;
+  let proxy: ProxyProcess;
+  let baseline: number;
+
+  beforeAll(async () => {
+    echo = await startBackend('echo');
+    proxy = await startProxyProcess(config('proxy-tolerant', echo.port));
+    baseline = await idleFds(proxy);
+  });
+  afterEach(() => settled(proxy, baseline));
+  afterAll(async () => {
+    await proxy?.stop();
+    await echo?.close();
+  });
+
+  /** Sends `parts` 30 ms apart and returns what came back once `expected` bytes did. */
+  async function exchange(parts: Uint8Array[], expected: number): Promise<string> {
+    const c = client(proxy.port);
+    await c.connected;
+    for (const p of parts) {
+      c.send(p);
+      await sleep(30);
+    }
+    await waitFor('the echo', () => (c.socket.bytesRead >= expected ? true : undefined));
+    c.socket.end();
+    return (await c.outcome).data;
+  }
+
+  it('waits for a header split over several writes and forwards what follows it untouched', async () => {
+    const header = tcp4(42000);
+    const data = Buffer.from('after the header');
+    const got = await exchange(
+      [header.subarray(0, 7), header.subarray(7, 20), Buffer.concat([header.subarray(20), data])],
+      data.length,
+    );
+    expect(got).toBe('after the header');
+    expect(proxy.lines(/^10\.1\.2\.3:42000 .* 16 -- /)).toHaveLength(1);
+  });
+
+  it.each([
+    [
+      'v2 TCP4',
+      buildV2({
+        family: 'TCP4',
+        source: { address: '10.9.8.7', port: 42001 },
+        destination: { address: '10.0.0.1', port: 80 },
+      }),
+      '10.9.8.7:42001',
+    ],
+    ['v2 LOCAL', buildV2({ command: 'LOCAL', family: 'UNSPEC' }), '127.0.0.1:'],
+    ['v1 UNKNOWN', buildV1({ family: 'UNKNOWN' }), '127.0.0.1:'],
+  ])('forwards the data after a %s header, header and data in one write', async (_name, header, logged) => {
+    const got = await exchange([Buffer.concat([header, Buffer.from('payload')])], 7);
+    expect(got).toBe('payload');
+    expect(
+      proxy.lines(new RegExp(`^${logged.replace(/\./g, '\\.')}\\d* \\[.+\\] fe_hs be_echo/echo1 .* 7 -- `))
+        .length,
+    ).toBeGreaterThan(0);
+  });
+
+  it('kills a header the client closes half-way (PRX_TRUNCATED at EOF) with an RST', async () => {
+    const c = client(proxy.port, { first: tcp4(42002).subarray(0, 20) });
+    await c.connected;
+    await sleep(30);
+    c.socket.end();
+    const o = await c.outcome;
+    expect(o.how).toBe('rst');
+    expect(proxy.lines(/fe_hs\/1: Truncated PROXY protocol header received$/)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,320 @@
+/**
+ * What the real-socket tests of impl/ share: the proxy started as a child process
+ * (`node bin/embryonic.js proxy -f FILE`), observed only from outside (its stats socket, its
+ * stderr, /proc/<pid>/fd), clients that report how their connection ended (FIN or RST, and when),
+ * and small backends (echo, refusing, resetting). Everything binds 127.0.0.1 (clients may bind
+ * other loopback sources, 127.0.0.2 and up, to match source rules); every wait is bounded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FdReport } from '../../impl/fdtab.ts';
+import type { PoolLedger } from '../../impl/pool.ts';
+
+export const ROOT = join(import.meta.dirname, '../..');
+export const CERT = join(import.meta.dirname, 'fixtures/site.pem');
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls `probe` every 20 ms until it returns a value other than undefined, or fails after
+ * `timeoutMs` with `what` in the message.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 3000,
+): Promise<T> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (performance.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A proxy running as a child process. */
+export interface ProxyProcess {
+  readonly pid: number;
+  readonly port: number;
+  readonly dir: string; //        its temporary directory: config, stats socket, trace
+  readonly statsPath: string;
+  /** Everything the proxy wrote on stderr so far. */
+  stderr(): string;
+  /** The stderr lines matching `re`. */
+  lines(re: RegExp): string[];
+  /** Sends one CLI line to the stats socket and returns the answer. */
+  query(cmd: string): Promise<string>;
+  /** `show stat`, as rows keyed "pxname/svname", each a field → value map. */
+  stat(): Promise<Map<string, Record<string, string>>>;
+  /** `show info`, as a field → value map. */
+  info(): Promise<Record<string, string>>;
+  pool(): Promise<PoolLedger>;
+  fd(): Promise<FdReport>;
+  /** The number of open fds of the proxy process (/proc/<pid>/fd). */
+  fdCount(): number;
+  /** Sends `signal` and resolves when the process exited. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+}
+
+/**
+ * Starts `node bin/embryonic.js proxy -f CFG ARGS...`, where CFG is `config(dir)` written in a
+ * fresh temporary directory `dir` (put the stats socket at `${dir}/stats.sock`). Resolves once the
+ * proxy says where it listens; rejects (and kills it) if it exits first or after 15 s. The caller
+ * must call stop().
+ */
+export async function startProxyProcess(
+  config: (dir: string) => string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ProxyProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'embryonic-impl-'));
+  const cfgPath = join(dir, 'haproxy.cfg');
+  writeFileSync(cfgPath, config(dir));
+  const child = spawn(process.execPath, [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfgPath, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (t: string) => (err += t));
+  child.stdout!.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let port: number;
+  try {
+    port = await Promise.race([
+      waitFor(
+        'the proxy to listen',
+        () => {
+          const m = /listening on [^ ]+:(\d+)/.exec(err);
+          return m ? Number(m[1]) : undefined;
+        },
+        15_000,
+      ),
+      exited.then((e) => {
+        throw new Error(`the proxy exited (${e.code ?? e.signal}) before listening:\n${err}`);
+      }),
+    ]);
+  } catch (e) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return processHandle(child, port, dir, () => err, exited);
+}
+
+function processHandle(
+  child: ChildProcess,
+  port: number,
+  dir: string,
+  stderr: () => string,
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+): ProxyProcess {
+  const statsPath = join(dir, 'stats.sock');
+  const query = (cmd: string) => cliQuery(statsPath, cmd);
+  return {
+    pid: child.pid!,
+    port,
+    dir,
+    statsPath,
+    stderr,
+    lines: (re) =>
+      stderr()
+        .split('\n')
+        .filter((l) => re.test(l)),
+    query,
+    async stat() {
+      const text = await query('show stat');
+      const [header, ...rows] = text.trim().split('\n');
+      const fields = header!.slice(2).split(',');
+      const out = new Map<string, Record<string, string>>();
+      for (const r of rows) {
+        const cells = r.split(',');
+        const rec: Record<string, string> = {};
+        fields.forEach((f, i) => (rec[f] = cells[i] ?? ''));
+        out.set(`${rec.pxname}/${rec.svname}`, rec);
+      }
+      return out;
+    },
+    async info() {
+      const text = await query('show info');
+      return Object.fromEntries(
+        text
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+      );
+    },
+    pool: async () => JSON.parse(await query('show pool')) as PoolLedger,
+    fd: async () => JSON.parse(await query('show fd')) as FdReport,
+    fdCount: () => readdirSync(`/proc/${child.pid}/fd`).length,
+    async stop(signal = 'SIGTERM') {
+      const t = performance.now();
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const r = await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      return { ...r, ms: performance.now() - t };
+    },
+  };
+}
+
+/** Sends `cmd` to the unix CLI socket at `path` and resolves with the whole answer (bounded: 3 s). */
+export function cliQuery(path: string, cmd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(path);
+    let out = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no answer to "${cmd}"`));
+    }, 3000);
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (out += d));
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    s.write(`${cmd}\n`);
+  });
+}
+
+/** How a client's connection ended, as the client saw it. */
+export interface Outcome {
+  how: 'fin' | 'rst' | 'error'; // FIN ('end'), RST (ECONNRESET), or another error
+  ms: number; //                   ms from the client's connect to the FIN or the error
+  data: string; //                 everything received
+  code?: string; //                the error code, for 'rst' and 'error'
+}
+
+/** A test client. */
+export interface Client {
+  socket: net.Socket;
+  localPort: number; //          the client's port (known once connected)
+  connected: Promise<void>;
+  outcome: Promise<Outcome>; // resolves when the socket closed; rejects after `limitMs`
+  send(data: string | Uint8Array): void;
+}
+
+/**
+ * Connects to 127.0.0.1:`port` (from `localAddress` if given), sends `first` once connected if
+ * given, and reports how the proxy ended the connection. After a FIN the client closes its own
+ * side. The outcome rejects after `limitMs` (the socket is then destroyed).
+ */
+export function client(
+  port: number,
+  opts: { localAddress?: string; first?: string | Uint8Array; limitMs?: number } = {},
+): Client {
+  const socket = net.connect({
+    port,
+    host: '127.0.0.1',
+    ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+  });
+  let start = performance.now();
+  let data = '';
+  let result: Omit<Outcome, 'data'> | null = null;
+  const c = { localPort: 0 } as Client;
+  const connected = new Promise<void>((resolve) =>
+    socket.once('connect', () => {
+      start = performance.now();
+      c.localPort = socket.localPort ?? 0;
+      if (opts.first !== undefined) socket.write(opts.first);
+      resolve();
+    }),
+  );
+  const outcome = new Promise<Outcome>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new Error(
+          `the connection did not end within ${opts.limitMs ?? 3000} ms (got ${JSON.stringify(data)})`,
+        ),
+      );
+    }, opts.limitMs ?? 3000);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (data += d));
+    socket.on('end', () => {
+      result ??= { how: 'fin', ms: performance.now() - start };
+      socket.end();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      result ??= {
+        how: e.code === 'ECONNRESET' ? 'rst' : 'error',
+        ms: performance.now() - start,
+        code: e.code ?? '',
+      };
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ ...(result ?? { how: 'error', ms: performance.now() - start, code: 'closed' }), data });
+    });
+  });
+  return Object.assign(c, { socket, connected, outcome, send: (d: string | Uint8Array) => socket.write(d) });
+}
+
+/** A backend server on 127.0.0.1 that the tests run themselves. */
+export interface Backend {
+  port: number;
+  accepted: number; // connections accepted so far
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a backend: 'echo' writes back what it gets and closes when the client closes; 'reset'
+ * resets the connection when the first bytes arrive.
+ */
+export async function startBackend(kind: 'echo' | 'reset'): Promise<Backend> {
+  const open = new Set<net.Socket>();
+  const b: Backend = { port: 0, accepted: 0, close: () => Promise.resolve() };
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    b.accepted++;
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => s.destroy());
+    if (kind === 'echo') s.pipe(s);
+    else s.once('data', () => s.resetAndDestroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  b.port = (server.address() as net.AddressInfo).port;
+  b.close = () =>
+    new Promise<void>((r) => {
+      for (const s of open) s.destroy();
+      server.close(() => r());
+    });
+  return b;
+}
+
+/** Returns a port on 127.0.0.1 where nothing listens (bound, then closed): connecting is refused. */
+export async function refusedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/** The stats row "pxname/svname" as numbers for the given fields. */
+export function numbers<F extends string>(
+  row: Record<string, string> | undefined,
+  ...fields: F[]
+): Record<F, number> {
+  if (!row) throw new Error('no such stats row');
+  return Object.fromEntries(fields.map((f) => [f, Number(row[f])])) as Record<F, number>;
+}
+
+/** True iff every pool site has as many frees as allocations and nothing live, and no violation. */
+export function poolBalanced(p: PoolLedger): boolean {
+  return (
+    p.violations.length === 0 && Object.values(p.sites).every((s) => s.live === 0 && s.allocs === s.frees)
+  );
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import {
+  embryonicKillIsLogged,
+  formatEmbryonicKill,
+  formatLogDate,
+  formatTcplog,
+  Logger,
+} from '../../impl/log.ts';
+
+const at = new Date(2026, 10, 26, 18, 24, 12, 902).getTime();
+
+describe("the proxy's log lines", () => {
+  it('writes the embryonic kill line in HAProxy’s format', () => {
+    expect(formatLogDate(at)).toBe('26/Nov/2026:18:24:12.902');
+    expect(
+      formatEmbryonicKill({
+        address: '::ffff:127.0.0.1',
+        port: 37100,
+        acceptDate: at,
+        frontend: 'fe_main',
+        bind: 'main',
+        message: 'Timeout while waiting for PROXY protocol header',
+      }),
+    ).toBe(
+      '127.0.0.1:37100 [26/Nov/2026:18:24:12.902] fe_main/main: Timeout while waiting for PROXY protocol header',
+    );
+  });
+
+  it('writes the tcplog line in HAProxy 2.6’s default format', () => {
+    expect(
+      formatTcplog({
+        address: '10.1.2.3',
+        port: 40000,
+        acceptDate: at,
+        frontend: 'fe_pp',
+        ssl: true,
+        backend: 'be_echo',
+        server: 'echo1',
+        tw: 5,
+        tc: 0,
+        tt: 407,
+        bytesToClient: 5,
+        termination: 'cD',
+        actconn: 1,
+        feconn: 1,
+        beconn: 0,
+        srvconn: 0,
+        retries: 0,
+      }),
+    ).toBe('10.1.2.3:40000 [26/Nov/2026:18:24:12.902] fe_pp~ be_echo/echo1 5/0/407 5 cD 1/1/0/0/0 0/0');
+  });
+
+  it('hides what dontlognull hides, judging a kill by the deadline as err_code NONE', () => {
+    expect(embryonicKillIsLogged('PRX_TIMEOUT', false, true)).toBe(true);
+    expect(embryonicKillIsLogged('PRX_TIMEOUT', true, true)).toBe(false);
+    expect(embryonicKillIsLogged('PRX_EMPTY', true, false)).toBe(false);
+    expect(embryonicKillIsLogged('SSL_ABORT', true, false)).toBe(false);
+    expect(embryonicKillIsLogged('PRX_NOT_HDR', true, false)).toBe(true);
+  });
+
+  it('sends a line to the targets whose level takes it, raw or with a syslog header', () => {
+    const out: string[] = [];
+    const logger = new Logger(
+      [
+        { to: 'stderr', format: 'raw', facility: 16, maxLevel: 6 },
+        { to: 'stdout', format: 'rfc3164', facility: 16, maxLevel: 6 },
+        { to: 'stdout', format: 'raw', facility: 16, maxLevel: 3 },
+      ],
+      (to, text) => out.push(`${to} ${text}`),
+    );
+    logger.log('hello', 6, at);
+    expect(out).toEqual(['stderr hello\n', `stdout <134>Nov 26 18:24:12 embryonic[${process.pid}]: hello\n`]);
+    expect(new Logger([]).enabled()).toBe(false);
+  });
+});

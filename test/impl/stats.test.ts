@@ -1,0 +1,159 @@
+/**
+ * The stats socket, compared with Debian's HAProxy 2.6 running the same configuration (skipped
+ * when haproxy is not installed): the same `show stat` header, the same rows with the same fields
+ * filled, the same `show info` counts for the CLI itself.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROW_FIELDS, STAT_FIELDS, STAT_HEADER } from '../../impl/stats.ts';
+import { cliQuery, refusedPort, startProxyProcess, waitFor, type ProxyProcess } from './harness.ts';
+
+const version = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
+const HAVE_HAPROXY = version.status === 0 && /version 2\.6/.test(version.stdout);
+
+const config = (statsPath: string, mode: 'tcp' | 'http', port: number, serverPort: number) => `
+global
+    maxconn 50
+    nbthread 1
+    stats socket ${statsPath} mode 600 level admin
+
+defaults
+    mode ${mode}
+    timeout connect 1s
+    timeout server 5s
+    timeout client 300ms
+
+frontend fe_${mode}
+    bind 127.0.0.1:${port} accept-proxy name main
+    option socket-stats
+    maxconn 20
+    default_backend be_${mode}
+
+backend be_${mode}
+    server s1 127.0.0.1:${serverPort}
+`;
+
+/** Parses a `show stat` answer into its header and its rows (field → value). */
+function parseStat(text: string): { header: string; rows: Record<string, string>[] } {
+  const [header, ...lines] = text.trim().split('\n');
+  return {
+    header: header!,
+    rows: lines.map((l) => Object.fromEntries(STAT_FIELDS.map((f, i) => [f, l.split(',')[i] ?? '']))),
+  };
+}
+
+const typeOf = (row: Record<string, string>) =>
+  (({ '0': 'frontend', '1': 'backend', '2': 'server', '3': 'listener' }) as const)[
+    row.type as '0' | '1' | '2' | '3'
+  ];
+
+describe.skipIf(!HAVE_HAPROXY)("show stat and show info, side by side with Debian's HAProxy 2.6", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embryonic-stats-'));
+  const haproxies: ChildProcess[] = [];
+  let ours: ProxyProcess;
+  let theirs: Record<'tcp' | 'http', string>; // their stats socket paths
+  let ourPort = 0;
+
+  /** Starts haproxy on `cfg` and resolves once its stats socket answers. */
+  async function startHaproxy(cfg: string, statsPath: string): Promise<void> {
+    const file = join(dir, `${haproxies.length}.cfg`);
+    writeFileSync(file, cfg);
+    const child = spawn('haproxy', ['-db', '-f', file], { stdio: 'ignore' });
+    haproxies.push(child);
+    await waitFor(
+      'haproxy to answer',
+      () =>
+        cliQuery(statsPath, 'show info').then(
+          () => true,
+          () => undefined,
+        ),
+      10_000,
+    );
+  }
+
+  beforeAll(async () => {
+    const serverPort = await refusedPort();
+    theirs = { tcp: join(dir, 'tcp.sock'), http: join(dir, 'http.sock') };
+    await startHaproxy(config(theirs.tcp, 'tcp', await refusedPort(), serverPort), theirs.tcp);
+    await startHaproxy(config(theirs.http, 'http', await refusedPort(), serverPort), theirs.http);
+    ours = await startProxyProcess((d) => config(join(d, 'stats.sock'), 'tcp', 0, serverPort));
+    ourPort = ours.port;
+  });
+
+  afterAll(async () => {
+    await ours?.stop();
+    for (const h of haproxies) h.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints the header line of HAProxy 2.6, field for field', async () => {
+    const { header } = parseStat(await cliQuery(theirs.tcp, 'show stat'));
+    expect(header).toBe(STAT_HEADER);
+    expect(parseStat(await ours.query('show stat')).header).toBe(STAT_HEADER);
+  });
+
+  it.each(['tcp', 'http'] as const)(
+    'knows which fields HAProxy fills on each row type in %s mode',
+    async (mode) => {
+      const { rows } = parseStat(await cliQuery(theirs[mode], 'show stat'));
+      expect(rows.map(typeOf)).toEqual(['frontend', 'listener', 'server', 'backend']);
+      for (const row of rows) {
+        const filled = STAT_FIELDS.filter((f) => row[f] !== '' && f !== 'pxname' && f !== 'svname');
+        expect(filled.sort()).toEqual([...ROW_FIELDS[typeOf(row)][mode]].sort());
+      }
+    },
+  );
+
+  it('prints, idle, the same rows as an idle HAProxy with the same configuration', async () => {
+    const scrub = (row: Record<string, string>) => ({
+      ...row,
+      lastchg: '',
+      addr: row.addr?.replace(/:\d+$/, ':PORT'),
+    });
+    const theirRows = parseStat(await cliQuery(theirs.tcp, 'show stat')).rows.map(scrub);
+    const ourRows = parseStat(await ours.query('show stat')).rows.map(scrub);
+    expect(ourRows).toEqual(theirRows);
+    expect(ourPort).toBeGreaterThan(0);
+  });
+
+  it('counts the CLI in show info as HAProxy does: in CumConns and Jobs, not in CurrConns', async () => {
+    const fields = [
+      'CurrConns',
+      'Jobs',
+      'Listeners',
+      'Maxconn',
+      'Hard_maxconn',
+      'Nbthread',
+      'Stopping',
+      'Unstoppable Jobs',
+      'ConnRateLimit',
+    ];
+    const read = async (q: (cmd: string) => Promise<string>) => {
+      const text = await q('show info');
+      const all = Object.fromEntries(
+        text
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+      );
+      return { ...Object.fromEntries(fields.map((f) => [f, all[f]])), cum: Number(all.CumConns) };
+    };
+    const a1 = await read((c) => cliQuery(theirs.tcp, c));
+    const a2 = await read((c) => cliQuery(theirs.tcp, c));
+    const b1 = await read(ours.query);
+    const b2 = await read(ours.query);
+    expect({ ...b1, cum: undefined }).toEqual({ ...a1, cum: undefined });
+    expect([b2.cum - b1.cum, a2.cum - a1.cum]).toEqual([1, 1]);
+  });
+
+  it('creates the stats socket with mode 0600 and answers its own commands', async () => {
+    expect(statSync(ours.statsPath).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await ours.query('show pool'))).toMatchObject({ bufsize: 16384, violations: [] });
+    expect(JSON.parse(await ours.query('show fd'))).toMatchObject({ live: [], violations: [] });
+    expect(await ours.query('show model')).toMatch(/^Unknown command: 'show'/);
+    expect(await ours.query('show info; show stat')).toMatch(/^Name: embryonic\n[\s\S]*\n\n# pxname,/);
+  });
+});
