@@ -12,6 +12,7 @@ import { traceCheckCommand } from './traceCheck.ts';
 import { echoCommand } from './echo.ts';
 import { proxyCommand } from './proxy.ts';
 import { verifyCommand } from './verify.ts';
+import { coverCommand } from './cover.ts';
 
 export const COMMANDS: Command[] = [
   verifyCommand,
@@ -21,6 +22,7 @@ export const COMMANDS: Command[] = [
   mutantsCommand,
   checkDeepCommand,
   traceCheckCommand,
+  coverCommand,
   proxyCommand,
   echoCommand,
 ];

@@ -6,7 +6,8 @@ import type { Profile } from '../machines/config.ts';
 import { ConfigError } from '../impl/config.ts';
 import { parseFaultSpecs, type FaultSpec } from '../impl/pool.ts';
 import { startProxy } from '../impl/proxy.ts';
-import { expectOnly, flag, parseArgs, UsageError, type Command } from './command.ts';
+import { MUTANTS } from '../machines/mutants.ts';
+import { expectOnly, flag, has, parseArgs, UsageError, type Command } from './command.ts';
 
 const PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
 
@@ -17,7 +18,7 @@ export const proxyCommand: Command = {
   name: 'proxy',
   summary: 'run the reference proxy on a haproxy.cfg (its lifecycle driven by the machines)',
   usage: [
-    'Usage: embryonic proxy -f FILE [--trace FILE] [--profile dev12|2.6|2.9] [--fail-alloc SITE:N[,SITE:N]]',
+    'Usage: embryonic proxy -f FILE [--trace FILE] [--monitor] [--profile dev12|2.6|2.9] [--fail-alloc SITE:N[,SITE:N]]',
     '',
     'Runs the reference proxy (impl/) on the haproxy.cfg FILE: one frontend with one bind, its backend,',
     'the stats socket. Logs go to the `log stdout|stderr` targets of global; a line on stderr says',
@@ -27,15 +28,27 @@ export const proxyCommand: Command = {
     'Options:',
     '  -f, --config FILE   the configuration (haproxy.cfg syntax; see impl/config.ts for the subset)',
     '  --trace FILE        write the NDJSON lifecycle trace (machines/traceFormat.ts) to FILE',
+    '  --monitor           check every step against the machines as it happens (impl/monitor.ts, the',
+    '                      checker of trace-check); a divergence is logged on stderr as one line',
+    '                      "embryonic proxy: monitor: divergence #N at trace line L ...: <why>" plus its',
+    '                      detail, and the proxy serves on; at stop, one summary line',
     '  --profile P         the HAProxy to follow: dev12 (default), 2.6 or 2.9 (README "Profiles")',
     '  --fail-alloc SPEC   make the N-th allocation at SITE fail (SITE: session, task, req, rep, txn);',
     '                      comma-separated, repeatable; also read from EMBRYONIC_FAIL_ALLOC',
+    '  --test-clock        tests only: deadlines and queue tasks run on a virtual clock that moves only',
+    '                      when the stats socket gets `set clock advance MS` (impl/clock.ts)',
+    '',
+    'Environment (tests only): EMBRYONIC_MONITOR_DEFECT=ID runs the machines with the mutant ID',
+    '(machines/mutants.ts) switched in, to plant a divergence for --monitor; it requires --monitor.',
     '',
     'Exit code: 0 after a clean stop, 1 on a configuration or bind error, 2 on a usage error.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args.map((a) => (a === '-f' ? '--config' : a)));
-    expectOnly(parsed, ['config', 'trace', 'profile', 'fail-alloc']);
+    const parsed = parseArgs(
+      args.map((a) => (a === '-f' ? '--config' : a)),
+      ['monitor', 'test-clock'],
+    );
+    expectOnly(parsed, ['config', 'trace', 'profile', 'fail-alloc', 'monitor', 'test-clock']);
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
     const file = flag(parsed, 'config');
     if (!file) throw new UsageError('-f FILE is required');
@@ -52,9 +65,27 @@ export const proxyCommand: Command = {
       throw new UsageError((err as Error).message);
     }
 
+    const monitor = has(parsed, 'monitor');
+    const mutant = process.env.EMBRYONIC_MONITOR_DEFECT || null;
+    if (mutant !== null) {
+      if (!monitor) throw new UsageError('EMBRYONIC_MONITOR_DEFECT requires --monitor');
+      if (!MUTANTS.some((m) => m.id === mutant))
+        throw new UsageError(`EMBRYONIC_MONITOR_DEFECT=${mutant}: no such mutant (machines/mutants.ts)`);
+      console.error(
+        `[WARNING] EMBRYONIC_MONITOR_DEFECT=${mutant}: the machines run with this mutant switched in; the monitor must report it`,
+      );
+    }
+
     let handle;
     try {
-      handle = await startProxy(file, { profile, trace: flag(parsed, 'trace') ?? null, faults });
+      handle = await startProxy(file, {
+        profile,
+        trace: flag(parsed, 'trace') ?? null,
+        faults,
+        monitor,
+        mutant,
+        testClock: has(parsed, 'test-clock'),
+      });
     } catch (err) {
       if (err instanceof ConfigError)
         console.error(`[ALERT] config : parsing [${err.file}:${err.line}] : ${err.reason}`);

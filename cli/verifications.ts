@@ -4,6 +4,7 @@
  * checker, the mutants, the diagrams, the conformance suite against the bundled proxy, ...
  */
 import { verifyConformance } from './conform.ts';
+import { verifyRealProxyCoverage } from './cover.ts';
 import { verifyDiagrams } from './diagrams.ts';
 import { verifyModelCheck, verifyRandomRuns } from './check.ts';
 import { verifyMutants } from './mutants.ts';
@@ -64,6 +65,11 @@ export const VERIFICATIONS: Verification[] = [
     name: 'conformance (impl)',
     what: 'every conformance case passes on the bundled proxy (or is a documented version-difference)',
     run: verifyConformance,
+  },
+  {
+    name: 'real-proxy coverage',
+    what: 'every machine path runs on the real proxy, checked from outside; every reachable transition executed; the fault matrix passes',
+    run: verifyRealProxyCoverage,
   },
   {
     name: 'trace-check 10k',

@@ -34,7 +34,11 @@ import {
 
 /** What the user named with --target. */
 export type TargetSpec =
-  | { kind: 'impl'; frontends?: FrontendName[] } // frontends: start only these (tests); default all
+  | {
+      kind: 'impl';
+      frontends?: FrontendName[]; //           start only these (tests); default all
+      args?: (fe: FrontendName) => string[]; // extra arguments of the process serving fe (tests: --trace FILE)
+    }
   | { kind: 'haproxy'; perFrontend?: boolean } // perFrontend: as the impl runs, one process per frontend
   | { kind: 'address'; host: string; port: number; stats: string | null };
 
@@ -131,7 +135,10 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
     'dev12',
     'the bundled proxy (embryonic proxy)',
     spec.frontends ?? true,
-    (cfg) => [process.execPath, [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg]],
+    (cfg, fe) => [
+      process.execPath,
+      [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg, ...(fe && spec.args ? spec.args(fe) : [])],
+    ],
   );
 }
 
@@ -175,8 +182,8 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
   };
 }
 
-/** One process a started target runs: its config slice (null: the whole config) and its argv. */
-type ProcessPlan = (cfgPath: string) => [string, string[]];
+/** The argv of one process a started target runs, for its config file and the frontend it serves (undefined: all). */
+type ProcessPlan = (cfgPath: string, fe: FrontendName | undefined) => [string, string[]];
 
 /**
  * Starts the proxy processes of a target: one for the whole suite config when <perFrontend> is
@@ -228,7 +235,7 @@ async function startProcessTarget(
     slices.forEach((fe, i) => writeFileSync(cfgPaths[i]!, suiteConfig(layout, fe)));
     for (const [i, fe] of slices.entries()) {
       const cfgPath = cfgPaths[i]!;
-      const [file, args] = command(cfgPath);
+      const [file, args] = command(cfgPath, fe);
       const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       LIVE.add(child);

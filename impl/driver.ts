@@ -34,6 +34,7 @@ import tls from 'node:tls';
 import { classifySource } from '../machines/acl.ts';
 import {
   Composition,
+  type Defect,
   type Host,
   type Origin,
   type StepInputs,
@@ -62,6 +63,14 @@ import { Pool, type AllocPlan, type PoolItem, type PoolLedger } from './pool.ts'
 import { zeroTraffic, type BackendRuntime, type StatsSource } from './stats.ts';
 import { streamAbort, streamStart, type Stream } from './stream.ts';
 import type { Trace } from './trace.ts';
+import { realClock, type Clock, type Timer } from './clock.ts';
+import {
+  allocatesBuffersAtAccept,
+  keepsActconn,
+  plantBuffersAtAccept,
+  skipsFdClose,
+  unplantBuffers,
+} from './faults.ts';
 
 /** What the I/O handlers of a connection are doing. */
 export type ConnPhase =
@@ -89,7 +98,7 @@ export interface Conn {
   tls: tls.TLSSocket | null; //     the TLS layer over `socket`, once started
   scratch: Buffer | null; //        tolerant PROXY reading: the bytes so far (≤ tune.bufsize + one read)
   proxied: ProxyHeader | null; //   the PROXY header read, if any
-  timer: NodeJS.Timeout | null; //  the handshake deadline (armDeadline)
+  timer: Timer | null; //           the handshake deadline (armDeadline), on the frontend's clock
   noLinger: boolean; //             setNoLinger: the close is an RST
   closed: boolean; //               fdClose ran
   session: PoolItem | null;
@@ -115,6 +124,8 @@ export interface FrontendDeps {
   fdtab: FdTab;
   logger: Logger;
   trace: Trace | null;
+  clock?: Clock; // deadlines, queue tasks and the rate period (impl/clock.ts); default: the real clock
+  defect?: Defect | null; // tests only: a mutant switched into the machines (impl/monitor.ts); default none
 }
 
 const servers = new WeakMap<net.Server, Frontend>();
@@ -153,12 +164,12 @@ export class Frontend implements Host, StatsSource {
   private taken = false; //                      sessionAccept ran for acceptingConn
   private plan: AllocPlan | null = null; //      the allocation plan of the step in progress
   private drainPending: NodeJS.Immediate | null = null;
-  private readonly queueTimers: Record<'global' | 'frontend', { timer: NodeJS.Timeout; due: number } | null> =
-    {
-      global: null,
-      frontend: null,
-    };
-  private readonly rateTimer: NodeJS.Timeout;
+  private readonly queueTimers: Record<'global' | 'frontend', { timer: Timer; due: number } | null> = {
+    global: null,
+    frontend: null,
+  };
+  private readonly rateTimer: Timer;
+  readonly clock: Clock;
   private readonly flushing = new Set<net.Socket>();
 
   constructor(
@@ -166,7 +177,7 @@ export class Frontend implements Host, StatsSource {
     deps: FrontendDeps,
   ) {
     this.model = modelConfigOf(cfg);
-    this.composition = new Composition(this.model);
+    this.composition = new Composition(this.model, deps.defect ?? null);
     this.world = this.composition.initialWorld();
     this.pool = deps.pool;
     this.fdtab = deps.fdtab;
@@ -184,8 +195,8 @@ export class Frontend implements Host, StatsSource {
     this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
     servers.set(this.server, this);
     this.server.on('connection', serverOnConnection);
-    this.rateTimer = setInterval(rateOnPeriod, 1000, this);
-    this.rateTimer.unref();
+    this.clock = deps.clock ?? realClock;
+    this.rateTimer = this.clock.every(1000, rateOnPeriod, this);
   }
 
   /** Binds the listening socket. Resolves with the port bound; rejects if the bind fails. */
@@ -231,15 +242,15 @@ export class Frontend implements Host, StatsSource {
   stop(): Promise<number> {
     this.stopping = true;
     this.accepting = false;
-    clearInterval(this.rateTimer);
+    this.rateTimer.cancel();
     if (this.drainPending) clearImmediate(this.drainPending);
     for (const q of ['global', 'frontend'] as const) {
-      if (this.queueTimers[q]) clearTimeout(this.queueTimers[q]!.timer);
+      this.queueTimers[q]?.timer.cancel();
       this.queueTimers[q] = null;
     }
     let closed = 0;
     for (const conn of this.conns.values()) {
-      if (conn.timer) clearTimeout(conn.timer);
+      conn.timer?.cancel();
       conn.timer = null;
       if (conn.stream) streamAbort(conn, null);
       if (!conn.closed) {
@@ -279,8 +290,13 @@ export class Frontend implements Host, StatsSource {
     const p = (effect.params ?? {}) as Record<string, unknown>;
     switch (name) {
       // --- counters (machines/counters.ts), and the maxima HAProxy keeps next to them ---
-      case 'actconnInc':
       case 'actconnDec':
+        // planted fault keep-actconn-on-kill (impl/faults.ts): kill_mini_session is the session's
+        // release without a stream.
+        if (keepsActconn(origin.machine === 'session' && !this.need(origin).stream)) return;
+        applyCounterEffect(this.counters, name, this.model);
+        return;
+      case 'actconnInc':
       case 'jobsInc':
       case 'jobsDec':
       case 'totalconnInc':
@@ -322,6 +338,7 @@ export class Frontend implements Host, StatsSource {
         else
           this.violations.push(`connection ${conn.id}: session freed but not allocated (${String(p.site)})`);
         conn.session = null;
+        unplantBuffers(conn.bufs, (item) => this.pool.free(item)); // planted fault only (impl/faults.ts)
         return;
       }
       case 'taskNew': {
@@ -342,7 +359,8 @@ export class Frontend implements Host, StatsSource {
         const conn = this.need(origin);
         const ms = p.ms as number | null;
         this.cancelDeadline(conn);
-        if (ms !== null) conn.timer = setTimeout(timerOnExpire, ms, this, conn.id);
+        if (ms !== null) conn.timer = this.clock.after(ms, timerOnExpire, this, conn.id);
+        plantBuffersAtAccept(conn.bufs, (b) => this.pool.alloc(b)); // planted fault only (impl/faults.ts)
         return;
       }
       case 'taskSetHandler':
@@ -366,6 +384,7 @@ export class Frontend implements Host, StatsSource {
       case 'bufAlloc': {
         const conn = this.need(origin);
         const buf = p.buf as BufKind;
+        if (conn.bufs[buf] && allocatesBuffersAtAccept()) return; // planted fault: allocated at accept
         if (conn.bufs[buf]) this.violations.push(`connection ${conn.id}: ${buf} allocated twice`);
         conn.bufs[buf] = this.pool.alloc(buf);
         return;
@@ -649,7 +668,7 @@ export class Frontend implements Host, StatsSource {
   }
 
   private cancelDeadline(conn: Conn): void {
-    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer?.cancel();
     conn.timer = null;
   }
 
@@ -663,6 +682,7 @@ export class Frontend implements Host, StatsSource {
     conn.closed = true;
     conn.phase = 'closed';
     if (!this.fdtab.close(conn.fd, conn.id, how, site)) return;
+    if (skipsFdClose(conn.socket.destroyed)) return; // planted fault (impl/faults.ts): recorded, never closed
     const raw = conn.socket;
     if (how === 'rst') {
       if (!raw.destroyed) raw.resetAndDestroy();
@@ -720,11 +740,11 @@ export class Frontend implements Host, StatsSource {
   }
 
   private scheduleQueueTask(queue: 'global' | 'frontend', ms: number): void {
-    const due = performance.now() + ms;
+    const due = this.clock.now() + ms;
     const current = this.queueTimers[queue];
     if (current && current.due <= due) return; // task_schedule keeps the earlier expiry
-    if (current) clearTimeout(current.timer);
-    this.queueTimers[queue] = { timer: setTimeout(queueTaskOnExpire, ms, this, queue), due };
+    current?.timer.cancel();
+    this.queueTimers[queue] = { timer: this.clock.after(ms, queueTaskOnExpire, this, queue), due };
   }
 
   /** A queue task fired (queueTaskOnExpire). */

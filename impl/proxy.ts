@@ -3,13 +3,17 @@
  * the stats socket. `embryonic proxy` (cli/proxy.ts) runs it; tests run that as a child process.
  */
 import type { Profile } from '../machines/config.ts';
+import { mutantById } from '../machines/mutants.ts';
 import { loadConfig, modelConfigOf, type ProxyConfig } from './config.ts';
 import { Frontend } from './driver.ts';
 import { FdTab } from './fdtab.ts';
 import { Logger } from './log.ts';
+import { Monitor } from './monitor.ts';
 import { Pool, type FaultSpec } from './pool.ts';
 import { StatsServer } from './stats.ts';
 import { Trace } from './trace.ts';
+import { TestClock } from './clock.ts';
+import { PLANTED_FAULT_ENV, plantedFault } from './faults.ts';
 
 /** How to start the proxy. */
 export interface ProxyOptions {
@@ -17,6 +21,9 @@ export interface ProxyOptions {
   trace?: string | null; //       NDJSON lifecycle trace file
   faults?: readonly FaultSpec[]; // allocation failures to inject (impl/pool.ts)
   log?: (to: 'stdout' | 'stderr', text: string) => void; // where log lines go (default: the process's)
+  monitor?: boolean; //           check the trace live against the machines (impl/monitor.ts)
+  mutant?: string | null; //      tests only: run the machines with this mutant (machines/mutants.ts) switched in
+  testClock?: boolean; //         tests only: virtual time (impl/clock.ts), moved by `set clock advance MS`
 }
 
 /** A running proxy. */
@@ -24,6 +31,7 @@ export interface ProxyHandle {
   readonly config: ProxyConfig;
   readonly frontend: Frontend;
   readonly ports: number[]; //   the bound port of each bind (one)
+  readonly monitor: Monitor | null; // the live monitor, with --monitor
   /** Stops as a hard stop: every client and backend socket is closed. Resolves with the number of client fds closed. */
   stop(): Promise<number>;
 }
@@ -39,18 +47,30 @@ export async function startProxy(
 ): Promise<ProxyHandle> {
   const cfg = typeof config === 'string' ? loadConfig(config, opts.profile ?? 'dev12') : config;
   const pool = new Pool(cfg.global.bufsize, opts.faults ?? []);
-  const trace = opts.trace ? new Trace(opts.trace, modelConfigOf(cfg), 'embryonic proxy (impl/)') : null;
+  const model = modelConfigOf(cfg);
+  const write = opts.log ?? writeStd;
+  const monitor = opts.monitor ? new Monitor(model, (text) => write('stderr', `${text}\n`)) : null;
+  const trace =
+    opts.trace || monitor ? new Trace(opts.trace ?? null, model, 'embryonic proxy (impl/)', monitor) : null;
+  const clock = opts.testClock ? new TestClock() : null;
+  if (plantedFault())
+    cfg.warnings.push(`${PLANTED_FAULT_ENV}=${plantedFault()}: this proxy carries a planted bug`);
   const frontend = new Frontend(cfg, {
     pool,
     fdtab: new FdTab(),
     logger: new Logger(cfg.global.logs, opts.log),
     trace,
+    ...(clock ? { clock } : {}),
+    defect: opts.mutant ? mutantById(opts.mutant).defect(model) : null,
   });
   let stats: StatsServer | null = null;
   try {
     const port = await frontend.listen();
     if (cfg.global.stats) {
-      stats = new StatsServer(cfg.global.stats.path, cfg.global.stats.mode, frontend);
+      stats = new StatsServer(cfg.global.stats.path, cfg.global.stats.mode, frontend, {
+        ...(cfg.global.stats.level === 'admin' ? { setFault: (site, n) => pool.failAt(site, n) } : {}),
+        ...(clock ? { advanceClock: (ms) => clock.advance(ms) } : {}),
+      });
       await stats.listen();
     }
     let stopped: Promise<number> | null = null;
@@ -58,11 +78,13 @@ export async function startProxy(
       config: cfg,
       frontend,
       ports: [port],
+      monitor,
       stop() {
         stopped ??= (async () => {
           const closed = await frontend.stop();
           await stats?.close();
           trace?.close();
+          if (monitor) write('stderr', `${monitor.finish()}\n`);
           return closed;
         })();
         return stopped;
@@ -74,4 +96,8 @@ export async function startProxy(
     trace?.close();
     throw err;
   }
+}
+
+function writeStd(to: 'stdout' | 'stderr', text: string): void {
+  (to === 'stdout' ? process.stdout : process.stderr).write(text);
 }

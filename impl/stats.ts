@@ -17,6 +17,11 @@
  * Commands of this proxy only (documented, not in HAProxy):
  *   show pool   the pool ledger (impl/pool.ts) as one JSON object
  *   show fd     the fd table and its close ledger (impl/fdtab.ts) as one JSON object
+ *   set fault SITE N    make the N-th allocation attempt at SITE fail (impl/pool.ts failAt, the
+ *               runtime form of --fail-alloc); only on a `level admin` socket
+ *   set clock advance MS  move the proxy's virtual clock MS ms forward, firing the deadlines and
+ *               queue tasks due (impl/clock.ts); only when the proxy runs with --test-clock
+ * Each set command answers an empty line, or one line saying why it was refused.
  * There is no command that shows the machines' states: the proxy is observed from outside.
  *
  * The CLI counts as HAProxy counts it (its listener is LI_O_UNLIMITED): each CLI connection adds 1
@@ -29,7 +34,7 @@ import net from 'node:net';
 import type { Counters } from '../machines/counters.ts';
 import type { BackendConfig, ProxyConfig } from './config.ts';
 import type { FdReport } from './fdtab.ts';
-import type { PoolLedger } from './pool.ts';
+import { POOL_SITES, type PoolLedger, type PoolSite } from './pool.ts';
 
 /** The header line of `show stat` in HAProxy 2.6 (Debian 2.6.12), verbatim. */
 export const STAT_HEADER =
@@ -342,11 +347,12 @@ function row(
 }
 
 /**
- * Answers one command line (commands separated by ';'). Pure apart from reading `src`.
+ * Answers one command line (commands separated by ';'). Pure apart from reading `src` and, for a
+ * `set` command, calling its control in `controls` (none by default: every `set` is refused).
  * Returns the text to write back; an unknown command gets HAProxy's "Unknown command" answer
  * followed by the list of commands this proxy knows.
  */
-export function answer(line: string, src: StatsSource, cli: CliCounts): string {
+export function answer(line: string, src: StatsSource, cli: CliCounts, controls: StatsControls = {}): string {
   return line
     .split(';')
     .map((cmd) => cmd.trim().replace(/\s+/g, ' '))
@@ -362,10 +368,49 @@ export function answer(line: string, src: StatsSource, cli: CliCounts): string {
         case 'show fd':
           return `${JSON.stringify(src.fdReport())}\n\n`;
         default:
-          return `Unknown command: '${cmd.split(' ')[0]}'\nembryonic knows: show info, show stat, show pool, show fd\n\n`;
+          if (cmd.startsWith('set ')) return setCommand(cmd, controls);
+          return `Unknown command: '${cmd.split(' ')[0]}'\nembryonic knows: show info, show stat, show pool, show fd, set fault, set clock advance\n\n`;
       }
     })
     .join('');
+}
+
+/**
+ * The runtime controls behind the `set` commands (not HAProxy's; see the file comment). A control
+ * that is absent refuses its command: `setFault` exists on a `level admin` socket, `advanceClock`
+ * only with --test-clock.
+ */
+export interface StatsControls {
+  setFault?: (site: PoolSite, n: number) => void;
+  advanceClock?: (ms: number) => void;
+}
+
+/** The longest `set clock advance` accepted at once: one day. */
+export const MAX_ADVANCE_MS = 86_400_000;
+
+/** Answers one `set ...` command with `controls`: an empty line, or why it was refused. */
+function setCommand(cmd: string, controls: StatsControls): string {
+  const fault = /^set fault ([a-z]+) (\d+)$/.exec(cmd);
+  if (fault) {
+    if (!controls.setFault) return 'set fault: permission denied (needs a stats socket with level admin)\n\n';
+    const site = fault[1] as PoolSite;
+    const n = Number(fault[2]);
+    if (!POOL_SITES.includes(site) || n < 1)
+      return `set fault: expected SITE N with SITE in ${POOL_SITES.join(', ')} and N >= 1\n\n`;
+    controls.setFault(site, n);
+    return '\n';
+  }
+  const clock = /^set clock advance (\d+)$/.exec(cmd);
+  if (clock) {
+    if (!controls.advanceClock)
+      return 'set clock: the proxy runs on the real clock (start it with --test-clock)\n\n';
+    // A day at most: the one-second rate period fires at every second of the advance.
+    if (Number(clock[1]) > MAX_ADVANCE_MS)
+      return `set clock: advance at most ${MAX_ADVANCE_MS} ms at once\n\n`;
+    controls.advanceClock(Number(clock[1]));
+    return '\n';
+  }
+  return `Unknown command: '${cmd}'\nembryonic knows: set fault SITE N, set clock advance MS\n\n`;
 }
 
 /** The stats socket server. Owns its listening socket and the CLI connections until close(). */
@@ -378,6 +423,7 @@ export class StatsServer {
     private readonly path: string,
     private readonly mode: number,
     private readonly src: StatsSource,
+    private readonly controls: StatsControls = {},
   ) {
     this.server = net.createServer({ allowHalfOpen: true });
     owners.set(this.server, this);
@@ -433,7 +479,7 @@ export class StatsServer {
   /** Answers `line` on `socket` and closes it once the answer is flushed (non-interactive mode). */
   respond(socket: net.Socket, line: string): void {
     socket.once('finish', statsOnFinish);
-    socket.end(answer(line, this.src, this.cli));
+    socket.end(answer(line, this.src, this.cli, this.controls));
   }
 
   /** Forgets a closed CLI connection. */

@@ -10,6 +10,9 @@
  * (Host.execute), and a "counters" line once the step is over. `t` is milliseconds since the
  * proxy started. Lines are written synchronously, so a trace is complete up to the last step even
  * if the process is killed.
+ *
+ * A tap (impl/monitor.ts, `proxy --monitor`) receives every line as an object, in memory, before it
+ * is written; with a tap the file is optional.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { MachineName, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
@@ -26,21 +29,29 @@ import {
   type TraceLine,
 } from '../machines/traceFormat.ts';
 
-/** An open trace file. Owns its fd until close(). */
+/** Receives every trace line, in memory, as it is written (the live monitor). */
+export interface TraceTap {
+  /** Called once per line, in order, header first. Must not throw; must not keep `line` mutable. */
+  line(line: TraceLine): void;
+}
+
+/** An open trace: a file, a tap, or both. Owns its fd until close(); the tap belongs to the caller. */
 export class Trace {
   private fd: number | null;
+  private open = true;
   private readonly start = performance.now();
 
   /**
-   * Creates (truncates) the trace file at `path` and writes its header for `config`.
-   * Throws if the file cannot be opened.
+   * Creates (truncates) the trace file at `path` unless `path` is null, and writes its header for
+   * `config`, to the file and to `tap`. Throws if the file cannot be opened.
    */
   constructor(
-    readonly path: string,
+    readonly path: string | null,
     config: ModelConfig,
     implementation: string,
+    private readonly tap: TraceTap | null = null,
   ) {
-    this.fd = openSync(path, 'w');
+    this.fd = path === null ? null : openSync(path, 'w');
     this.write(headerLine(this.now(), config, ['step', 'effect'], implementation));
   }
 
@@ -69,8 +80,9 @@ export class Trace {
     this.write(countersLine(this.now(), counters));
   }
 
-  /** Closes the file. Further writes are dropped. Idempotent. */
+  /** Closes the file. Further lines are dropped, for the file and the tap. Idempotent. */
   close(): void {
+    this.open = false;
     if (this.fd === null) return;
     closeSync(this.fd);
     this.fd = null;
@@ -81,7 +93,8 @@ export class Trace {
   }
 
   private write(line: TraceLine): void {
-    if (this.fd === null) return;
-    writeSync(this.fd, `${formatTraceLine(line)}\n`);
+    if (!this.open) return;
+    this.tap?.line(line);
+    if (this.fd !== null) writeSync(this.fd, `${formatTraceLine(line)}\n`);
   }
 }

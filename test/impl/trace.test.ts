@@ -1,11 +1,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { traceCheckCommand } from '../../cli/traceCheck.ts';
+import { CASES, selectCases } from '../../conformance/cases.ts';
+import { runSuite } from '../../conformance/runner.ts';
 import { makeConfig } from '../../machines/config.ts';
 import { zeroCounters } from '../../machines/counters.ts';
 import { transitionId } from '../../machines/introspect.ts';
-import { validateTraceLine } from '../../machines/traceFormat.ts';
+import { validateTraceLine, type TraceLine } from '../../machines/traceFormat.ts';
 import { Trace } from '../../impl/trace.ts';
 
 describe('the --trace file', () => {
@@ -42,5 +45,86 @@ describe('the --trace file', () => {
     expect(lines.map((l) => l.kind)).toEqual(['header', 'input', 'step', 'effect', 'counters']);
     for (const l of lines) expect(validateTraceLine(l)).toBeNull();
     expect(lines.map((l) => l.t)).toEqual([...lines.map((l) => l.t)].sort((a, b) => a - b));
+  });
+});
+
+describe('the trace tap', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embryonic-trace-tap-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('receives every line the file gets, in order, and every line without a file too', () => {
+    const write = (trace: Trace): void => {
+      trace.input('listener', 1, { type: 'ACCEPT_ATTEMPT', acceptError: false });
+      trace.effect({ type: 'actconnInc' }, { machine: 'listener', conn: null });
+      trace.counters(zeroCounters());
+      trace.close();
+      trace.counters(zeroCounters()); // dropped after close, for the tap too
+    };
+    const path = join(dir, 'tapped.ndjson');
+    const withFile: TraceLine[] = [];
+    write(new Trace(path, makeConfig(), 'test', { line: (l) => withFile.push(l) }));
+    const alone: TraceLine[] = [];
+    write(new Trace(null, makeConfig(), 'test', { line: (l) => alone.push(l) }));
+    const fromFile = readFileSync(path, 'utf8').trim().split('\n');
+    expect(withFile.map((l) => JSON.stringify(l))).toEqual(fromFile);
+    expect(alone.map((l) => l.kind)).toEqual(['header', 'input', 'effect', 'counters']);
+  });
+});
+
+/**
+ * Conformance cases whose traces are checked in `npm test`: one frontend (fe_pp, one process) and
+ * every kind of ending of an embryonic session. TLS, maxconn and the listen backlog are in the
+ * random run of test/impl/monitor.test.ts. EMBRYONIC_DEEP=1 runs every runnable case on every
+ * frontend instead (about 15 s).
+ */
+const TRACED_CASES = [
+  'pp1/2.1/header-and-data-in-one-write',
+  'pp1/2.1/not-a-header-gets-rst',
+  'pp1/2.1/split-header-gets-rst-on-first-fragment',
+  'pp2/2.2/crc32c-mismatch-gets-rst',
+  'hs/client-close/fin-before-header-gets-fin',
+  'hs/client-reset/rst-before-header-releases-slot',
+  'hs/proxy-timeout/silent-client-gets-fin-at-deadline',
+];
+const DEEP = process.env.EMBRYONIC_DEEP === '1';
+
+/** How late after its deadline a timer may fire in these traces (trace-check --deadline-slack). */
+const DEADLINE_SLACK_MS = 100;
+
+describe('the traces of conformance runs of the proxy', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embryonic-trace-conform-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(`pass trace-check, one trace per frontend (${DEEP ? 'every runnable case' : 'a handful of cases'})`, async () => {
+    const cases = DEEP
+      ? CASES.filter((c) => c.frontend !== null && !c.notRunnable)
+      : selectCases(CASES, TRACED_CASES);
+    if (!DEEP) expect(cases).toHaveLength(TRACED_CASES.length);
+    const frontends = [...new Set(cases.map((c) => c.frontend!))];
+    const report = await runSuite(
+      [{ kind: 'impl', frontends, args: (fe) => ['--trace', join(dir, `${fe}.ndjson`)] }],
+      cases,
+    );
+    expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual(cases.map((c) => [c.id, 'pass']));
+    for (const fe of frontends) {
+      const file = join(dir, `${fe}.ndjson`);
+      const printed: string[] = [];
+      const log = vi.spyOn(console, 'log').mockImplementation((text: string) => printed.push(text));
+      let code: number;
+      try {
+        code = await traceCheckCommand.run([file, '--json', '--deadline-slack', String(DEADLINE_SLACK_MS)]);
+      } finally {
+        log.mockRestore();
+      }
+      const out = JSON.parse(printed.join('\n')) as {
+        verdict: string;
+        stats: { accepted: number; ended: number };
+        divergence: { line: number; message: string } | null;
+      };
+      expect([fe, code, out.verdict, out.divergence]).toEqual([fe, 0, 'conforms', null]);
+      // Every case of the frontend accepted at least one connection, and every one ended.
+      expect(out.stats.accepted, fe).toBeGreaterThanOrEqual(cases.filter((c) => c.frontend === fe).length);
+      expect(out.stats.ended, fe).toBe(out.stats.accepted);
+    }
   });
 });
