@@ -5,15 +5,17 @@
 import { UsageError } from './command.ts';
 import { COMMANDS } from './commands.ts';
 
-const TOP_USAGE = (): string =>
-  [
+const TOP_USAGE = async (): Promise<string> => {
+  const loaded = await Promise.all(COMMANDS.map((c) => c.load()));
+  return [
     "embryonic: HAProxy's embryonic sessions as an executable, checkable specification.",
     '',
     'Usage: embryonic <command> [options]     (embryonic <command> --help for its options)',
     '',
     'Commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
+    ...loaded.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
   ].join('\n');
+};
 
 /**
  * Runs the CLI with `argv` (the arguments after the program name). Returns the exit code:
@@ -22,14 +24,15 @@ const TOP_USAGE = (): string =>
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    console.log(TOP_USAGE());
+    console.log(await TOP_USAGE());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    console.error(`embryonic: unknown command "${name}"\n\n${TOP_USAGE()}`);
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
+    console.error(`embryonic: unknown command "${name}"\n\n${await TOP_USAGE()}`);
     return 2;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(command.usage);
     return 0;
