@@ -10,8 +10,14 @@
  *   identical (so which one is taken yields the same state up to renaming). For the same reason the
  *   events of a connection whose tuple equals an earlier connection's are not tried: they lead to
  *   renamings of states the earlier connection's events reach.
- * - The key is built from the interned machine snapshot ids and small codes for the memory, by
- *   string concatenation; no state is serialised with JSON in the hot path.
+ * - Two engines, one result. The compiled engine (the default; properties/compiled.ts) keeps a
+ *   state as N + 1 integers, steps it by reading tables that XState's answers fill on first use,
+ *   and deduplicates in a flat hash set of integers; the reference engine (`engine: 'xstate'`)
+ *   calls SystemModel.step on whole states and keys them by string concatenation. Both try the
+ *   same events in the same order, run the same invariants (properties/invariants.ts, unchanged)
+ *   on the same views, and so return the same stats, transitions and counterexamples
+ *   (test/properties/compiled.test.ts); defects are honoured by both, since the tables are filled
+ *   from the defective SystemModel itself.
  * - Only the frontier keeps whole states. Every distinct state keeps its parent and the event that
  *   reached it, so the counterexample is rebuilt by walking back, and is replayable as is: each
  *   state kept is the actual successor of its parent, connection ids included.
@@ -23,8 +29,9 @@
  */
 import type { Defect } from '../machines/compose.ts';
 import { DEFAULT_CONFIG, hasHandshake, makeConfig, type ModelConfig } from '../machines/config.ts';
-import { SystemModel, type ConnMemory, type SystemEvent, type SystemState } from '../machines/system.ts';
+import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
 import { DEFAULT_BOUNDS, type Bounds, type NamedConfig } from './bounds.ts';
+import { CompiledModel, connTuple, StateSet, type Alphabet } from './compiled.ts';
 import {
   checkInvariants,
   INVARIANTS,
@@ -68,15 +75,9 @@ export interface ExploreOptions {
   invariants?: readonly Invariant[]; //        INVARIANTS if not given
   maxDepth?: number; //                        do not explore paths longer than this
   symmetry?: boolean; //                       reduce by symmetry across connection ids (default true)
+  engine?: 'compiled' | 'xstate'; //            the compiled tables (default) or SystemModel.step on every edge
   onProgress?: (stats: ExploreStats) => void; // called about every progressEveryMs during long runs
   progressEveryMs?: number; //                 2000 if not given
-}
-
-/** The events the explorer tries: those of the system, and those of each connection. */
-interface Alphabet {
-  events: SystemEvent[]; //   every event, indexed by id
-  global: number[]; //        ids of the events that name no connection
-  perConn: number[][]; //     ids of the events of each connection
 }
 
 /**
@@ -87,7 +88,11 @@ export function alphabetOf(config: ModelConfig, n: number, bounds: Bounds = DEFA
   return buildAlphabet(config, n, bounds).events;
 }
 
-function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds): Alphabet {
+/**
+ * Returns the alphabet of alphabetOf with its structure: which events name no connection, and the
+ * events of each connection, in the order the explorer tries them. Pure.
+ */
+export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = DEFAULT_BOUNDS): Alphabet {
   const events: SystemEvent[] = [];
   const add = (e: SystemEvent): number => events.push(e) - 1;
   const global: number[] = [];
@@ -130,32 +135,6 @@ function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds): Alphabet
     perConn.push(mine);
   }
   return { events, global, perConn };
-}
-
-const LIFE = { none: 0, live: 1, freed: 2 } as const;
-const FD = { none: 0, open: 1, closed: 2 } as const;
-const PROCESS = { none: 0, expire: 1, handler: 2 } as const;
-
-/** The tuple of one connection: its two machine snapshots and everything its memory holds. */
-function connTuple(s: SystemState, conn: number): string {
-  const slots = s.world.conns.get(conn)!;
-  const m: ConnMemory = s.memory[conn]!;
-  const flags =
-    FD[m.fd] +
-    3 * (m.inFdtab ? 1 : 0) +
-    6 * (m.linger === 'rst' ? 1 : 0) +
-    12 * (m.closedWith === null ? 0 : m.closedWith === 'fin' ? 1 : 2) +
-    36 * LIFE[m.session] +
-    108 * LIFE[m.task] +
-    324 * PROCESS[m.taskProcess] +
-    972 * LIFE[m.bufs.req] +
-    2916 * LIFE[m.bufs.rep] +
-    8748 * LIFE[m.bufs.txn] +
-    26244 * (m.inList ? 1 : 0);
-  let t = `${slots.connection}.${slots.session}.${flags}.${m.fdCloses}.${m.embryonicEnds}.${m.logged}.${m.deadline ?? '-'}`;
-  if (m.sent.length > 0) t += `.s${m.sent.join('')}`;
-  if (m.faults.length > 0) t += `.f${m.faults.join('|')}`;
-  return t;
 }
 
 /**
@@ -201,50 +180,98 @@ interface Found {
   violations: InvariantViolation[];
 }
 
-/**
- * Explores every state reachable under `opts` (see ExploreOptions) breadth first, checking the
- * invariants. Returns the stats and, if an invariant fails, the shortest counterexample (ties
- * broken by invariant order). Pure apart from calling `onProgress`; deterministic.
- */
-export function explore(opts: ExploreOptions): ExploreResult {
-  const started = performance.now();
-  const model = new SystemModel(opts.config, opts.connections, opts.defect ?? null);
-  const invariants = opts.invariants ?? INVARIANTS;
-  const symmetry = opts.symmetry ?? true;
-  const rankOf = new Map(invariants.map((inv, i) => [inv.name, i]));
-  const alphabet = buildAlphabet(opts.config, opts.connections, opts.bounds ?? DEFAULT_BOUNDS);
-  const progressEvery = opts.progressEveryMs ?? 2000;
-  let lastProgress = started;
-  const taken = new Set<string>();
-  const parents: number[] = [-1];
-  const via: number[] = [-1];
-  const seen = new Set<string>();
-  let generated = 0;
-  let depth = 0;
+/** A growable array of int32. */
+class IntList {
+  data = new Int32Array(1024);
+  length = 0;
 
-  const stats = (): ExploreStats => {
-    const seconds = (performance.now() - started) / 1000;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const bigger = new Int32Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.length++] = v;
+  }
+}
+
+/**
+ * The bookkeeping both engines share: each distinct state's parent and event, the
+ * stats, progress, the violation found at the current depth, and the result.
+ */
+class Search {
+  readonly started = performance.now();
+  readonly parents = new IntList(); // per distinct state: its parent's index (-1 for the initial state)
+  readonly via = new IntList(); //     per distinct state: the event that reached it (-1 for the initial state)
+  readonly invariants: readonly Invariant[];
+  generated = 0;
+  depth = 0;
+  found: Found | null = null;
+  private readonly rankOf: Map<string, number>;
+  private lastProgress: number;
+  private readonly progressEvery: number;
+
+  constructor(
+    private readonly opts: ExploreOptions,
+    private readonly alphabet: Alphabet,
+  ) {
+    this.invariants = opts.invariants ?? INVARIANTS;
+    this.rankOf = new Map(this.invariants.map((inv, i) => [inv.name, i]));
+    this.lastProgress = this.started;
+    this.progressEvery = opts.progressEveryMs ?? 2000;
+  }
+
+  /** Records a new distinct state reached from `parent` by event `event`; returns its index. */
+  add(parent: number, event: number): number {
+    this.parents.push(parent);
+    this.via.push(event);
+    return this.parents.length - 1;
+  }
+
+  /** Keeps `violations` of the edge (parent, event) if they rank before the ones kept. */
+  violated(violations: InvariantViolation[], parent: number, event: number): void {
+    // checkInvariants lists violations in the order of `invariants`: the first one ranks.
+    const rank = this.rankOf.get(violations[0]!.invariant)!;
+    if (!this.found || rank < this.found.rank) this.found = { rank, parent, event, violations };
+  }
+
+  /** Calls onProgress when it is due; cheap enough to call on every edge. */
+  progress(): void {
+    if ((this.generated & 1023) !== 0 || !this.opts.onProgress) return;
+    const now = performance.now();
+    if (now - this.lastProgress < this.progressEvery) return;
+    this.lastProgress = now;
+    this.opts.onProgress(this.stats());
+  }
+
+  stats(): ExploreStats {
+    const seconds = (performance.now() - this.started) / 1000;
+    const distinct = this.parents.length;
     return {
-      generated,
-      distinct: seen.size,
-      depth,
+      generated: this.generated,
+      distinct,
+      depth: this.depth,
       seconds,
-      statesPerSecond: seconds > 0 ? Math.round(seen.size / seconds) : 0,
+      statesPerSecond: seconds > 0 ? Math.round(distinct / seconds) : 0,
     };
-  };
-  const finish = (complete: boolean, found: Found | null): ExploreResult => ({
-    ...stats(),
-    complete,
-    violation: found ? counterexample(found) : null,
-    transitionsTaken: [...taken].sort(),
-  });
-  const counterexample = (found: Found): Counterexample => {
+  }
+
+  finish(complete: boolean, taken: Iterable<string>): ExploreResult {
+    return {
+      ...this.stats(),
+      complete,
+      violation: this.found ? this.counterexample(this.found) : null,
+      transitionsTaken: [...new Set(taken)].sort(),
+    };
+  }
+
+  private counterexample(found: Found): Counterexample {
     const ids: number[] = [found.event];
-    for (let i = found.parent; i > 0; i = parents[i]!) ids.push(via[i]!);
+    for (let i = found.parent; i > 0; i = this.parents.data[i]!) ids.push(this.via.data[i]!);
     const events = ids
       .filter((id) => id >= 0)
       .reverse()
-      .map((id) => alphabet.events[id]!);
+      .map((id) => this.alphabet.events[id]!);
     const [first, ...rest] = found.violations;
     return {
       invariant: first!.invariant,
@@ -253,23 +280,47 @@ export function explore(opts: ExploreOptions): ExploreResult {
       events,
       readable: events.map(describeEvent),
     };
-  };
+  }
+}
+
+/**
+ * Explores every state reachable under `opts` (see ExploreOptions) breadth first, checking the
+ * invariants. Returns the stats and, if an invariant fails, the shortest counterexample (ties
+ * broken by invariant order). Both engines visit the same states in the same order and return the
+ * same result, the time apart (test/properties/compiled.test.ts). Pure apart from calling
+ * `onProgress`; deterministic.
+ */
+export function explore(opts: ExploreOptions): ExploreResult {
+  return (opts.engine ?? 'compiled') === 'compiled' ? exploreCompiled(opts) : exploreXState(opts);
+}
+
+/** The reference engine: SystemModel.step on whole states, keys from the connection tuples. */
+function exploreXState(opts: ExploreOptions): ExploreResult {
+  const model = new SystemModel(opts.config, opts.connections, opts.defect ?? null);
+  const symmetry = opts.symmetry ?? true;
+  const alphabet = buildAlphabet(opts.config, opts.connections, opts.bounds ?? DEFAULT_BOUNDS);
+  const search = new Search(opts, alphabet);
+  const { invariants } = search;
+  const seen = new Set<string>();
+  const taken = new Set<string>();
 
   const init = model.initial();
   const initTuples: string[] = [];
   seen.add(stateKey(model, init, initTuples, symmetry));
+  search.add(-1, -1);
   const initViolations = checkInvariants(
     { model, config: opts.config, next: viewOf(model, init), prev: null, event: null, records: [] },
     invariants,
   );
-  if (initViolations.length > 0)
-    return finish(false, { rank: 0, parent: 0, event: -1, violations: initViolations });
+  if (initViolations.length > 0) {
+    search.found = { rank: 0, parent: 0, event: -1, violations: initViolations };
+    return search.finish(false, taken);
+  }
 
   let frontier: FrontierEntry[] = [{ state: init, index: 0, tuples: initTuples }];
   while (frontier.length > 0) {
-    if (opts.maxDepth !== undefined && depth >= opts.maxDepth) return finish(false, null);
+    if (opts.maxDepth !== undefined && search.depth >= opts.maxDepth) return search.finish(false, taken);
     const next: FrontierEntry[] = [];
-    let found: Found | null = null;
     for (const entry of frontier) {
       const s = entry.state;
       const prevView = viewOf(model, s);
@@ -277,7 +328,7 @@ export function explore(opts: ExploreOptions): ExploreResult {
         const event = alphabet.events[id]!;
         const r = model.step(s, event);
         if (!r) continue;
-        generated++;
+        search.generated++;
         for (const rec of r.records) for (const t of rec.transitions) taken.add(t);
         const tuples: string[] = [];
         const key = stateKey(model, r.state, tuples, symmetry);
@@ -293,29 +344,110 @@ export function explore(opts: ExploreOptions): ExploreResult {
         const violations = checkInvariants(ctx, invariants, fresh ? 'both' : 'step');
         if (fresh) {
           seen.add(key);
-          parents.push(entry.index);
-          via.push(id);
-          next.push({ state: r.state, index: parents.length - 1, tuples });
+          next.push({ state: r.state, index: search.add(entry.index, id), tuples });
         }
-        if (violations.length > 0) {
-          // checkInvariants lists violations in the order of `invariants`: the first one ranks.
-          const rank = rankOf.get(violations[0]!.invariant)!;
-          if (!found || rank < found.rank) found = { rank, parent: entry.index, event: id, violations };
-        }
-        if ((generated & 1023) === 0 && opts.onProgress) {
-          const now = performance.now();
-          if (now - lastProgress >= progressEvery) {
-            lastProgress = now;
-            opts.onProgress(stats());
-          }
-        }
+        if (violations.length > 0) search.violated(violations, entry.index, id);
+        search.progress();
       }
     }
-    if (next.length > 0 || found) depth++;
-    if (found) return finish(false, found);
+    if (next.length > 0 || search.found) search.depth++;
+    if (search.found) return search.finish(false, taken);
     frontier = next;
   }
-  return finish(true, null);
+  return search.finish(true, taken);
+}
+
+/**
+ * checkInvariants on an edge (a step, so `ctx.prev` is set) with the invariants to check already
+ * chosen: `list` is every invariant for an edge to a new state, the step invariants otherwise.
+ * Returns the violations in the order of `list`, or null (not an empty list) when all hold.
+ */
+function checkEdge(ctx: InvariantContext, list: readonly Invariant[]): InvariantViolation[] | null {
+  let out: InvariantViolation[] | null = null;
+  for (const inv of list) {
+    const message = inv.check(ctx);
+    if (message !== null) (out ??= []).push({ invariant: inv.name, message });
+  }
+  return out;
+}
+
+/**
+ * The compiled engine (properties/compiled.ts): states are N + 1 integers, a step is a table read,
+ * and the invariants run on views built from the tables. The frontier is one flat Int32Array of
+ * records [index, global id, local ids…]; a state kept is the actual successor of its parent,
+ * connection ids included, as in the reference engine.
+ */
+function exploreCompiled(opts: ExploreOptions): ExploreResult {
+  const model = new SystemModel(opts.config, opts.connections, opts.defect ?? null);
+  const symmetry = opts.symmetry ?? true;
+  const alphabet = buildAlphabet(opts.config, opts.connections, opts.bounds ?? DEFAULT_BOUNDS);
+  const search = new Search(opts, alphabet);
+  const { invariants } = search;
+  const compiled = new CompiledModel(model, alphabet);
+  const taken = (): string[] =>
+    compiled
+      .compiledSteps()
+      .flatMap((s) => s.records.find((r) => r !== undefined)!.flatMap((r) => r.transitions));
+  const width = compiled.width;
+  const stride = width + 1;
+  const canonical = new Int32Array(width);
+  const seen = new StateSet(width);
+  const candidates = new Int32Array(alphabet.events.length);
+  const successor = new Int32Array(width);
+  const config = opts.config;
+  const stepInvariants = invariants.filter((inv) => inv.kind === 'step');
+  // One context and two views serve every edge: an invariant reads them during its check only.
+  const prevView = compiled.reusableView();
+  const nextView = compiled.reusableView();
+  const ctx: InvariantContext = { model, config, next: nextView, prev: prevView, event: null, records: [] };
+
+  const init = compiled.initial();
+  compiled.canonical(init, 0, symmetry, canonical);
+  seen.add(canonical);
+  search.add(-1, -1);
+  const initViolations = checkInvariants(
+    { model, config, next: compiled.view(init), prev: null, event: null, records: [] },
+    invariants,
+  );
+  if (initViolations.length > 0) {
+    search.found = { rank: 0, parent: 0, event: -1, violations: initViolations };
+    return search.finish(false, taken());
+  }
+
+  let frontier = new IntList();
+  frontier.push(0);
+  for (const v of init) frontier.push(v);
+  while (frontier.length > 0) {
+    if (opts.maxDepth !== undefined && search.depth >= opts.maxDepth) return search.finish(false, taken());
+    const next = new IntList();
+    const buf = frontier.data;
+    for (let off = 0; off < frontier.length; off += stride) {
+      const index = buf[off]!;
+      ctx.prev = compiled.viewInto(prevView, buf, off + 1);
+      const count = compiled.candidates(buf, off + 1, symmetry, candidates);
+      for (let i = 0; i < count; i++) {
+        const id = candidates[i]!;
+        const records = compiled.apply(buf, off + 1, id, successor, 0);
+        search.generated++;
+        compiled.canonical(successor, 0, symmetry, canonical);
+        const fresh = seen.add(canonical);
+        compiled.viewInto(nextView, successor, 0);
+        ctx.event = alphabet.events[id]!;
+        ctx.records = records;
+        const violations = checkEdge(ctx, fresh ? invariants : stepInvariants);
+        if (fresh) {
+          next.push(search.add(index, id));
+          for (let c = 0; c < width; c++) next.push(successor[c]!);
+        }
+        if (violations !== null) search.violated(violations, index, id);
+        search.progress();
+      }
+    }
+    if (next.length > 0 || search.found) search.depth++;
+    if (search.found) return search.finish(false, taken());
+    frontier = next;
+  }
+  return search.finish(true, taken());
 }
 
 /**
@@ -426,6 +558,7 @@ export interface SpaceResult extends ExploreStats {
 /** How to explore a space: the options of `explore` that apply to every configuration. */
 export interface SpaceOptions {
   bounds?: Bounds;
+  engine?: ExploreOptions['engine'];
   defectFor?: (config: ModelConfig) => Defect | null;
   invariants?: readonly Invariant[];
   maxDepth?: number;
@@ -453,6 +586,7 @@ export function exploreSpace(
       bounds: opts.bounds,
       defect: opts.defectFor?.(config) ?? null,
       invariants: opts.invariants,
+      engine: opts.engine,
       maxDepth: opts.maxDepth,
       progressEveryMs: opts.progressEveryMs,
       ...(onProgress ? { onProgress: (s: ExploreStats) => onProgress(name, s) } : {}),
@@ -499,7 +633,7 @@ export function hunt(
   defectFor: (config: ModelConfig) => Defect | null,
   space: readonly NamedConfig[],
   maxConnections: number,
-  opts: { bounds?: Bounds; invariants?: readonly Invariant[] } = {},
+  opts: { bounds?: Bounds; invariants?: readonly Invariant[]; engine?: ExploreOptions['engine'] } = {},
 ): Kill | null {
   for (let n = 1; n <= maxConnections; n++) {
     let best: Kill | null = null;
@@ -510,6 +644,7 @@ export function hunt(
         bounds: opts.bounds,
         defect: defectFor(config),
         invariants: opts.invariants,
+        engine: opts.engine,
         ...(best ? { maxDepth: best.counterexample.events.length - 1 } : {}),
       });
       if (r.violation && (!best || r.violation.events.length < best.counterexample.events.length))

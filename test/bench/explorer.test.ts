@@ -1,0 +1,39 @@
+/**
+ * The explorer's benchmark at a tiny size: each kind of row measures what it says, and XState's
+ * getAdjacencyMap runs on the same model (it finds the same states). No timing is asserted.
+ */
+import { describe, expect, it } from 'vitest';
+import { configFigure, measureRow, type ExplorerRow } from '../../bench/explorer.ts';
+import { CONFIG_SPACE } from '../../properties/bounds.ts';
+import { explore } from '../../properties/explore.ts';
+
+const TCP_PROXY = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!.config;
+
+function wellFormed(r: ExplorerRow): void {
+  for (const v of [r.generated, r.distinct, r.seconds, r.distinctPerSec, r.generatedPerSec, r.peakRssMiB])
+    expect(Number.isFinite(v) && v > 0).toBe(true);
+  expect(r.distinctPerSec).toBe(Math.round(r.distinct / r.seconds));
+}
+
+describe('benchExplorer rows', () => {
+  it('measure the compiled explorer on one configuration', () => {
+    const one = measureRow({ kind: 'config', n: 2, config: 'tcp-proxy' });
+    wellFormed(one);
+    expect(one).toMatchObject({ figure: configFigure('tcp-proxy'), role: 'subject', n: 2, complete: true });
+    expect(one.distinct).toBe(explore({ config: TCP_PROXY, connections: 2 }).distinct);
+  });
+
+  it("run XState's getAdjacencyMap on the same model: it finds the explorer's states", () => {
+    const r = measureRow({ kind: 'adjacency', n: 2, config: 'tcp-proxy', budgetMs: 60_000 });
+    wellFormed(r);
+    expect(r).toMatchObject({ role: 'anchor', complete: true, figure: configFigure('tcp-proxy') });
+    expect(r.config).toMatch(/xstate/);
+    expect(r.distinct).toBe(explore({ config: TCP_PROXY, connections: 2 }).distinct);
+  });
+
+  it('stop getAdjacencyMap at its budget and say so', () => {
+    const r = measureRow({ kind: 'adjacency', n: 3, config: 'tcp-proxy', budgetMs: 0 });
+    expect(r.complete).toBe(false);
+    expect(r.note).toMatch(/budget/);
+  });
+});

@@ -1,0 +1,202 @@
+/**
+ * The compiled model agrees with XState: its step and SystemModel.step (the machines' transition
+ * functions through compose.ts) give the same successor and the same machine steps for every event
+ * in every reachable state; the explorer's two engines find the same states, the same transitions
+ * and the same counterexamples, mutants included.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { MUTANTS } from '../../machines/mutants.ts';
+import { SystemModel, type SystemState } from '../../machines/system.ts';
+import { CONFIG_SPACE, FULL_CONNECTIONS, QUICK_CONNECTIONS } from '../../properties/bounds.ts';
+import { CompiledModel, StateSet, writeOnlyCounters } from '../../properties/compiled.ts';
+import { buildAlphabet, describeEvent, explore, hunt, stateKey } from '../../properties/explore.ts';
+import { viewOf, type StateView } from '../../properties/invariants.ts';
+
+const TCP_PROXY = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!.config;
+const LIMITS = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy-limits')!.config;
+const HTTP_PROXY = CONFIG_SPACE.find((c) => c.name === 'http-proxy')!.config;
+
+/** What one agreement run compared. */
+interface Agreement {
+  states: number; //     reachable states visited (no symmetry reduction)
+  enabled: number; //    (state, event) pairs where the event can happen
+  disagreements: string[];
+}
+
+/**
+ * Visits every state reachable in `model` by SystemModel.step (breadth first, every state, no
+ * symmetry reduction) and compares, for every event of the alphabet, the compiled step with
+ * SystemModel.step: enabled in the same states, the same successor once decoded, the same records;
+ * and the compiled view with viewOf.
+ */
+function agreement(model: SystemModel): Agreement {
+  const alphabet = buildAlphabet(model.config, model.n);
+  const compiled = new CompiledModel(model, alphabet);
+  const seen = new Set<string>();
+  const out: Agreement = { states: 0, enabled: 0, disagreements: [] };
+  const differ = (s: SystemState, what: string): void => {
+    if (out.disagreements.length < 5) out.disagreements.push(`${stateKey(model, s, [], false)}: ${what}`);
+  };
+  let frontier: SystemState[] = [model.initial()];
+  seen.add(stateKey(model, frontier[0]!, [], false));
+  while (frontier.length > 0) {
+    const next: SystemState[] = [];
+    for (const s of frontier) {
+      out.states++;
+      const compact = compiled.encode(s);
+      const view = compiled.view(compact);
+      const reference = viewOf(model, s);
+      const read = (v: StateView): unknown => [v.counters, v.listener, v.conns, v.live, v.state];
+      if (!isDeepStrictEqual(read(view), read(reference)))
+        differ(s, 'the compiled view (its decoded state included) is not viewOf');
+      alphabet.events.forEach((event, id) => {
+        const slow = model.step(s, event);
+        const fast = compiled.step(compact, id);
+        if ((slow === null) !== (fast === null)) {
+          differ(
+            s,
+            `${describeEvent(event)} enabled ${slow !== null} by the model, ${fast !== null} compiled`,
+          );
+          return;
+        }
+        if (!slow || !fast) return;
+        out.enabled++;
+        // stateKey without symmetry encodes every field of a state: equal keys, equal states.
+        if (
+          stateKey(model, compiled.decode(fast.state), [], false) !== stateKey(model, slow.state, [], false)
+        )
+          differ(s, `${describeEvent(event)} leads elsewhere`);
+        if (!isDeepStrictEqual(fast.records, slow.records))
+          differ(s, `${describeEvent(event)} takes other machine steps`);
+        const key = stateKey(model, slow.state, [], false);
+        if (!seen.has(key)) {
+          seen.add(key);
+          next.push(slow.state);
+        }
+      });
+    }
+    frontier = next;
+  }
+  return out;
+}
+
+describe('the compiled model', () => {
+  it.each(CONFIG_SPACE.map((c) => [c.name, c.config] as const))(
+    `agrees with SystemModel.step on every event in every reachable state of %s with N = ${QUICK_CONNECTIONS}`,
+    (_name, config) => {
+      const r = agreement(new SystemModel(config, QUICK_CONNECTIONS));
+      expect(r.disagreements).toEqual([]);
+      expect(r.states).toBeGreaterThan(100);
+      expect(r.enabled).toBeGreaterThan(r.states);
+    },
+  );
+
+  it('agrees with SystemModel.step under a defect that replaces a machine and one that rewrites effects', () => {
+    for (const id of ['kill-stamps-timeout-code', 'global-queue-kept-on-kill']) {
+      const mutant = MUTANTS.find((m) => m.id === id)!;
+      const r = agreement(new SystemModel(TCP_PROXY, QUICK_CONNECTIONS, mutant.defect(TCP_PROXY)));
+      expect(r.disagreements).toEqual([]);
+      expect(r.states).toBeGreaterThan(100);
+    }
+  });
+
+  it('keys its steps on the rate counters only when a rate limit is set', () => {
+    expect(writeOnlyCounters(TCP_PROXY)).toContain('feSessPerSec');
+    expect(writeOnlyCounters(LIMITS)).not.toContain('feSessPerSec');
+    expect(writeOnlyCounters(LIMITS)).not.toContain('connPerSec');
+    for (const config of [TCP_PROXY, LIMITS]) {
+      expect(writeOnlyCounters(config)).not.toContain('feconn');
+      expect(writeOnlyCounters(config)).not.toContain('connMax');
+      expect(writeOnlyCounters(config)).not.toContain('nbconn');
+      expect(writeOnlyCounters(config)).not.toContain('actconn');
+    }
+  });
+
+  it('walks the states the reference engine finds with three connections, from far fewer table entries', () => {
+    const model = new SystemModel(HTTP_PROXY, 3);
+    const alphabet = buildAlphabet(HTTP_PROXY, 3);
+    const compiled = new CompiledModel(model, alphabet);
+    const r = explore({ config: HTTP_PROXY, connections: 3, engine: 'xstate' });
+    // Re-walk the reachable graph through the compiled model alone.
+    const seen = new StateSet(compiled.width);
+    const canonical = new Int32Array(compiled.width);
+    const candidates = new Int32Array(alphabet.events.length);
+    let frontier = [compiled.initial()];
+    compiled.canonical(frontier[0]!, 0, true, canonical);
+    seen.add(canonical);
+    let steps = 0;
+    while (frontier.length > 0) {
+      const next: Int32Array[] = [];
+      for (const s of frontier) {
+        const count = compiled.candidates(s, 0, true, candidates);
+        for (let i = 0; i < count; i++) {
+          const succ = new Int32Array(compiled.width);
+          compiled.apply(s, 0, candidates[i]!, succ, 0);
+          steps++;
+          compiled.canonical(succ, 0, true, canonical);
+          if (seen.add(canonical)) next.push(succ);
+        }
+      }
+      frontier = next;
+    }
+    expect(seen.size).toBe(r.distinct);
+    expect(steps).toBe(r.generated);
+    expect(compiled.size * 20).toBeLessThan(steps);
+  });
+});
+
+describe('the state set', () => {
+  it('adds a state once, keeps every state across growth, and tells new from known', () => {
+    const set = new StateSet(3, 4);
+    const state = (i: number): Int32Array => Int32Array.of(i, i * 7, i % 5);
+    for (let i = 0; i < 1000; i++) expect(set.add(state(i))).toBe(true);
+    for (let i = 0; i < 1000; i++) expect(set.add(state(i))).toBe(false);
+    expect(set.size).toBe(1000);
+    expect(set.add(Int32Array.of(1, 7, 2))).toBe(true);
+    const buf = Int32Array.of(9, 9, 5, 35, 0);
+    expect(set.add(buf, 2)).toBe(false);
+  });
+});
+
+describe('the two engines of the explorer', () => {
+  it(`find the same states, steps, depth and transitions in every configuration with N = ${QUICK_CONNECTIONS}`, () => {
+    for (const { name, config } of CONFIG_SPACE) {
+      const fast = explore({ config, connections: QUICK_CONNECTIONS });
+      const slow = explore({ config, connections: QUICK_CONNECTIONS, engine: 'xstate' });
+      const summary = (r: typeof fast): unknown => [
+        name,
+        r.distinct,
+        r.generated,
+        r.depth,
+        r.complete,
+        r.violation,
+        r.transitionsTaken,
+      ];
+      expect(summary(fast)).toEqual(summary(slow));
+      expect(fast.violation).toBeNull();
+    }
+  });
+
+  it('find the same states without symmetry reduction', () => {
+    const fast = explore({ config: TCP_PROXY, connections: 2, symmetry: false });
+    const slow = explore({ config: TCP_PROXY, connections: 2, symmetry: false, engine: 'xstate' });
+    expect([fast.distinct, fast.generated, fast.depth]).toEqual([slow.distinct, slow.generated, slow.depth]);
+    expect(fast.transitionsTaken).toEqual(slow.transitionsTaken);
+    expect(fast.distinct).toBeGreaterThan(explore({ config: TCP_PROXY, connections: 2 }).distinct);
+  });
+
+  // Every mutant under EMBRYONIC_DEEP; in npm test, the historical bugs (the reference engine's hunt
+  // is the slow part of this file).
+  const compared = process.env.EMBRYONIC_DEEP === '1' ? MUTANTS : MUTANTS.filter((m) => m.commit !== null);
+  it.each(compared.map((m) => [m.id] as const))(
+    'kill mutant %s with the same minimal counterexample',
+    (id) => {
+      const mutant = MUTANTS.find((m) => m.id === id)!;
+      const fast = hunt((c) => mutant.defect(c), CONFIG_SPACE, FULL_CONNECTIONS);
+      const slow = hunt((c) => mutant.defect(c), CONFIG_SPACE, FULL_CONNECTIONS, { engine: 'xstate' });
+      expect(fast).not.toBeNull();
+      expect(fast).toEqual(slow);
+    },
+  );
+});
