@@ -3,6 +3,12 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The benchmarks' smoke run starts both proxies, HAProxy and load generators: it is a script of
+    // its own (`npm run bench:smoke`, run by .ci/run), not part of `npm test`.
+    exclude: [
+      '**/node_modules/**',
+      ...(process.env.EMBRYONIC_BENCH_SMOKE === '1' ? [] : ['test/bench/smoke.test.ts']),
+    ],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',

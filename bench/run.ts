@@ -1,0 +1,670 @@
+/**
+ * `npm run bench` (tsx bench/run.ts): runs the benchmarks of issue 10 side by side with their
+ * anchors on this machine, prints one table, and writes bench/results.json.
+ *
+ *   row 1  memory per held-open connection, floods of 1k and 10k, embryonic vs full: RSS growth
+ *          (anchor: HAProxy 2.6 in the same run) and JS heap growth    bench/memory.ts
+ *   row 2  accept + PROXY v1 header + close per second (anchor HAProxy) bench/accept.ts
+ *   row 3  forwarding throughput after the handshake (anchor HAProxy)   bench/throughput.ts
+ *   row 4  the live trace monitor's overhead on the accept rate         bench/monitor.ts
+ *   row 5  explorer throughput (bench/explorer.ts's benchExplorer, when it exists)
+ *   row 6  `npm test` wall time on 2 cores (only with --with-npm-test)
+ *
+ * Options: --quick (a fast pass: smaller floods, fewer and shorter runs), --rows 1,2,... (only
+ * these rows), --no-heap (skip the JS heap runs of row 1), --with-npm-test (row 6), --record
+ * (also rewrite the generated block of BENCHMARKS.md), --out FILE (default bench/results.json),
+ * --repeats N (override). A row that cannot run (HAProxy or the proxy missing, a proxy that does
+ * not start) is printed as skipped with the reason. Exit code: 0 when the benchmarks ran (whatever
+ * the goals), 1 when the driver itself failed, 2 on a usage error.
+ *
+ * The processes (the proxies, the echo backend, the load generator) are children of this driver,
+ * on 127.0.0.1 only; each is stopped in a finally, and an exit handler kills what is left
+ * (bench/targets.ts).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { formatTable } from '../cli/table.ts';
+import { benchAccept, type AcceptOptions } from './accept.ts';
+import { benchMemory, type MemoryOptions } from './memory.ts';
+import { benchMonitor, hasMonitorFlag } from './monitor.ts';
+import {
+  benchRow,
+  fdLimits,
+  haproxyVersion,
+  killStartedProcesses,
+  pairRatios,
+  proxyHelp,
+  ROOT,
+  runCapture,
+  startEcho,
+  startLoader,
+  startRateProxies,
+  stopAll,
+  summarize,
+  type BenchContext,
+  type BenchResult,
+  type BenchRow,
+  type ProxyProcess,
+  type RateProxies,
+  type SkippedRow,
+  type Summary,
+} from './targets.ts';
+import { benchThroughput, type ThroughputOptions } from './throughput.ts';
+
+/** Everything one run of the benchmarks is asked to do. */
+export interface BenchPlan {
+  rows: number[]; //                  which rows run (1..6)
+  memory: MemoryOptions;
+  accept: AcceptOptions; //           rows 2 and 4
+  throughput: ThroughputOptions;
+  explorer: Record<string, unknown>; // the options given to benchExplorer
+  npmTest: boolean; //                row 6
+  mode: 'full' | 'quick' | 'custom';
+}
+
+/** The machine the figures were measured on. */
+export interface MachineInfo {
+  nproc: number;
+  cpu: string; //          model name in /proc/cpuinfo
+  node: string;
+  haproxy: string | null; // first line of `haproxy -v`
+  kernel: string;
+  memTotalMiB: number;
+  fdLimit: { soft: number; hard: number };
+}
+
+/** What `npm run bench` writes to bench/results.json. */
+export interface BenchReport {
+  version: 1;
+  startedAt: string; //  ISO date
+  seconds: number; //    wall time of the whole run
+  command: string; //    how it was run
+  machine: MachineInfo;
+  plan: BenchPlan;
+  load: { start: number[]; end: number[] }; // os.loadavg() (1, 5, 15 min) before and after: other work on the machine
+  rows: BenchRow[];
+  skipped: SkippedRow[];
+}
+
+/** The full run: the figures BENCHMARKS.md records (about 10 minutes). Pure. */
+export function fullPlan(): BenchPlan {
+  return {
+    rows: [1, 2, 3, 4, 5],
+    memory: { sizes: [1000, 10000], repeats: 3, heap: true, warmup: 20 },
+    accept: { durationMs: 3000, repeats: 5, concurrency: 16, warmupMs: 1000 },
+    throughput: { durationMs: 3000, repeats: 5, connections: 1, chunkBytes: 64 * 1024 },
+    explorer: { quick: false },
+    npmTest: false,
+    mode: 'full',
+  };
+}
+
+/** `--quick`: the same rows, smaller and shorter (about a minute). Pure. */
+export function quickPlan(): BenchPlan {
+  return {
+    rows: [1, 2, 3, 4, 5],
+    memory: { sizes: [1000], repeats: 1, heap: true, warmup: 20 },
+    accept: { durationMs: 1000, repeats: 3, concurrency: 16, warmupMs: 300 },
+    throughput: { durationMs: 1000, repeats: 3, connections: 1, chunkBytes: 64 * 1024 },
+    explorer: { quick: true },
+    npmTest: false,
+    mode: 'quick',
+  };
+}
+
+/** Returns the machine's description: nproc, CPU model, node, haproxy, kernel, memory, fd limits. */
+export async function machineInfo(): Promise<MachineInfo> {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpu = m[1]!.trim();
+  } catch {
+    // not Linux
+  }
+  return {
+    nproc: os.availableParallelism(),
+    cpu,
+    node: process.version,
+    haproxy: await haproxyVersion(),
+    kernel: `${os.type()} ${os.release()}`,
+    memTotalMiB: Math.round(os.totalmem() / 2 ** 20),
+    fdLimit: fdLimits(),
+  };
+}
+
+/**
+ * Runs the benchmarks of <plan>, printing progress with <log>. Starts the echo backend and the
+ * load generator, runs each asked row in order (a row that throws becomes a skipped row with the
+ * error), and stops every process it started before it resolves. Resolves with the report; rejects
+ * only when the shared processes (echo backend, load generator) cannot start.
+ */
+export async function runBench(
+  plan: BenchPlan,
+  log: (line: string) => void,
+  command = 'npm run bench',
+): Promise<BenchReport> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const loadStart = os.loadavg();
+  const wants = (row: number): boolean => plan.rows.includes(row);
+  const needsProxies = [1, 2, 3, 4].some(wants);
+  // The facts and the shared processes, all at once.
+  const [machine, help, echo, loader] = await Promise.all([
+    machineInfo(),
+    proxyHelp(),
+    needsProxies ? startEcho().catch((err: Error) => err) : null,
+    needsProxies ? startLoader().catch((err: Error) => err) : null,
+  ]);
+  const implMissing =
+    help === null ? 'the bundled proxy is missing (cli/proxy.ts does not exist or does not load)' : null;
+  const haproxyMissing =
+    machine.haproxy === null
+      ? 'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`'
+      : null;
+  const rows: BenchRow[] = [];
+  const skipped: SkippedRow[] = [];
+  const add = (r: BenchResult): void => {
+    rows.push(...r.rows);
+    skipped.push(...r.skipped);
+  };
+  let rate: Promise<RateProxies> | null = null;
+  try {
+    if (echo instanceof Error || loader instanceof Error)
+      throw new Error(
+        `the shared processes did not start: ${[echo, loader]
+          .filter((e) => e instanceof Error)
+          .map((e) => (e as Error).message)
+          .join('; ')}`,
+      );
+    if (echo && loader) {
+      const ctx: BenchContext = {
+        loader,
+        echo,
+        implMissing,
+        haproxyMissing,
+        proxyHelp: help,
+        fdHard: machine.fdLimit.hard,
+        log,
+        rateProxies: () => (rate ??= startRateProxies(ctx, wants(4) && hasMonitorFlag(help))),
+      };
+      // The rate proxies start now, beside the memory row's own (an idle proxy disturbs no flood).
+      if ([2, 3, 4].some(wants)) void ctx.rateProxies();
+      const guarded = async (row: number, figure: string, run: () => Promise<BenchResult>): Promise<void> => {
+        if (!wants(row)) return;
+        try {
+          add(await run());
+        } catch (err) {
+          skipped.push({ row, figure, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
+        }
+      };
+      await guarded(1, 'memory per held-open connection', () => benchMemory(ctx, plan.memory));
+      await guarded(2, 'accept + PROXY v1 header + close', () => benchAccept(ctx, plan.accept));
+      await guarded(3, 'forwarding throughput after the handshake', () =>
+        benchThroughput(ctx, plan.throughput),
+      );
+      await guarded(4, 'live trace monitor overhead on the accept rate', () =>
+        benchMonitor(ctx, plan.accept),
+      );
+    }
+  } finally {
+    if (rate) {
+      const r: RateProxies = await rate;
+      await stopAll([r.impl, r.haproxy, r.monitored].filter((p): p is ProxyProcess => p !== null));
+    }
+    if (loader && !(loader instanceof Error)) await loader.stop();
+    if (echo && !(echo instanceof Error)) await echo.stop();
+  }
+  if (wants(5)) {
+    log('explorer: bench/explorer.ts');
+    add(await benchExplorerRows(plan.explorer));
+  }
+  if (wants(6)) {
+    if (plan.npmTest) add(await benchNpmTest(machine, log));
+    else
+      skipped.push({
+        row: 6,
+        figure: '`npm test` wall time on 2 cores',
+        reason: 'not asked for (--with-npm-test)',
+      });
+  }
+  return {
+    version: 1,
+    startedAt,
+    seconds: (performance.now() - t0) / 1000,
+    command,
+    machine,
+    plan,
+    load: { start: loadStart, end: os.loadavg() },
+    rows,
+    skipped,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 5: the explorer (bench/explorer.ts, owned by the explorer's engineer)
+// ---------------------------------------------------------------------------------------------
+
+/** One row of benchExplorer, as bench/explorer.ts documents it (the fields this driver reads). */
+export interface ExplorerRow {
+  figure: string;
+  n: number;
+  config: string;
+  generated: number;
+  distinct: number;
+  seconds: number;
+  distinctPerSec: number;
+  generatedPerSec: number;
+  peakRssMiB: number;
+  complete?: boolean; // false: stopped at a budget
+  note?: string;
+}
+
+/**
+ * Runs bench/explorer.ts's benchExplorer(<opts>) when the module exists and exports it, and turns
+ * its rows into BenchRows (explorerRows), in a child process (`node --import tsx -e`) bounded by
+ * EXPLORER_TIMEOUT_MS. The driver runs it after every proxy is stopped.
+ * Resolves with the rows, or row 5 skipped with the reason. Never rejects.
+ */
+export async function benchExplorerRows(opts: Record<string, unknown>): Promise<BenchResult> {
+  const figure = 'explorer throughput';
+  const file = join(ROOT, 'bench/explorer.ts');
+  if (!existsSync(file))
+    return { rows: [], skipped: [{ row: 5, figure, reason: 'bench/explorer.ts does not exist yet' }] };
+  // benchExplorer is synchronous (it waits for its own children with spawnSync): it runs in a
+  // child process, so that this driver's event loop, and a driver running beside it, never stall.
+  const script = [
+    `const mod = await import(${JSON.stringify(pathToFileURL(file).href)});`,
+    `const answer = typeof mod.benchExplorer !== 'function' ? { missing: true } : { rows: await mod.benchExplorer(${JSON.stringify(opts)}) };`,
+    `process.stdout.write('\\n${EXPLORER_MARK}' + JSON.stringify(answer) + '\\n');`,
+  ].join(' ');
+  const out = await runCapture(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', script],
+    EXPLORER_TIMEOUT_MS,
+  );
+  const line = out?.stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith(EXPLORER_MARK));
+  if (!out || out.code !== 0 || !line) {
+    const why = out
+      ? `exit ${out.code}: ${out.stderr.trim().split('\n').slice(-3).join(' / ')}`
+      : 'node did not start';
+    return { rows: [], skipped: [{ row: 5, figure, reason: `benchExplorer failed (${why})` }] };
+  }
+  const answer = JSON.parse(line.slice(EXPLORER_MARK.length)) as { missing?: true; rows?: unknown };
+  if (answer.missing)
+    return {
+      rows: [],
+      skipped: [{ row: 5, figure, reason: 'bench/explorer.ts does not export benchExplorer yet' }],
+    };
+  if (!Array.isArray(answer.rows))
+    return {
+      rows: [],
+      skipped: [{ row: 5, figure, reason: 'benchExplorer did not return an array of rows' }],
+    };
+  return { rows: explorerRows(answer.rows as ExplorerRow[]), skipped: [] };
+}
+
+/** The prefix of the line the explorer's child process answers with. */
+const EXPLORER_MARK = 'BENCH_EXPLORER_RESULT ';
+/** How long the explorer's rows may take (the full plan takes minutes). */
+const EXPLORER_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * Turns benchExplorer's rows into BenchRows: one per row, the distinct states/s as the figure. A
+ * row whose config names xstate or SPIN is an anchor of the explorer rows with the same n and
+ * figure (or a figure extending it); goals: ≥ 100k distinct/s, ≥ 100× getAdjacencyMap, ≥ 0.2×
+ * SPIN (one fifth), N = 3 exhausted in < 5 s, each where it applies. Pure.
+ */
+export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
+  const isGraph = (r: ExplorerRow): boolean => /getAdjacencyMap|xstate\/graph/i.test(r.config);
+  const isSpin = (r: ExplorerRow): boolean => /\bspin\b/i.test(r.config);
+  const isAnchor = (r: ExplorerRow): boolean => isSpin(r) || /xstate/i.test(r.config);
+  const rank = (r: ExplorerRow): number => (isGraph(r) ? 0 : isSpin(r) ? 1 : 2);
+  return list.map((r) => {
+    // The anchors of an explorer row: the anchor rows (XState, SPIN) with its N whose figure is
+    // its own or extends it ("..., reference engine"); getAdjacencyMap first, then SPIN.
+    const anchors = isAnchor(r)
+      ? []
+      : list
+          .filter(
+            (a) =>
+              isAnchor(a) && a.n === r.n && (a.figure === r.figure || a.figure.startsWith(`${r.figure},`)),
+          )
+          .sort((a, b) => rank(a) - rank(b));
+    const anchor = anchors[0];
+    const ratioTo = (a: ExplorerRow): number => r.distinctPerSec / a.distinctPerSec;
+    const ratio = anchor ? summarize(pairRatios([r.distinctPerSec], [anchor.distinctPerSec])) : null;
+    const notes = [
+      `${fmtNumber(r.distinct)} distinct, ${fmtNumber(r.generated)} generated (${fmtNumber(r.generatedPerSec)}/s) in ${r.seconds.toFixed(2)} s`,
+      `peak RSS ${r.peakRssMiB.toFixed(0)} MiB`,
+    ];
+    for (const other of anchors.slice(1))
+      notes.push(`${fmtNumber(ratioTo(other))}× ${other.config} (${fmtNumber(other.distinctPerSec)}/s)`);
+    if (r.complete === false) notes.push('not exhausted: the rates are over the states reached');
+    if (r.note) notes.push(r.note);
+    const goalParts: string[] = [];
+    let met: boolean | null = null;
+    if (!isAnchor(r)) {
+      goalParts.push('≥ 100k distinct/s');
+      met = r.distinctPerSec >= 100_000;
+      const graph = anchors.find(isGraph);
+      if (graph) {
+        goalParts.push('≥ 100× xstate/graph');
+        met = met && ratioTo(graph) >= 100;
+      }
+      const spin = anchors.find(isSpin);
+      if (spin) {
+        goalParts.push('≥ 0.2× SPIN');
+        met = met && ratioTo(spin) >= 0.2;
+      }
+      if (r.n === 3) {
+        goalParts.push('N = 3 exhausted in < 5 s');
+        met = met && r.seconds < 5 && r.complete !== false;
+      }
+    }
+    return benchRow({
+      row: 5,
+      figure: r.figure,
+      unit: 'distinct/s',
+      subject: `${r.config}, N = ${r.n}`,
+      value: summarize([r.distinctPerSec]),
+      anchor: anchor ? { name: anchor.config, value: summarize([anchor.distinctPerSec]) } : null,
+      ratio,
+      goal: goalParts.length > 0 ? { text: goalParts.join(', '), met } : null,
+      notes,
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 6: npm test
+// ---------------------------------------------------------------------------------------------
+
+/** How long `npm test` may run before it is stopped. */
+const NPM_TEST_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * Runs `npm test` once as a child process on 2 cores (taskset -c 0,1 when the machine has more)
+ * and resolves with its wall time as row 6 (goal ≤ 60 s; a failing suite is noted). Never rejects.
+ */
+export async function benchNpmTest(machine: MachineInfo, log: (line: string) => void): Promise<BenchResult> {
+  const figure = '`npm test` wall time on 2 cores';
+  log('npm test: running once (this takes a while)');
+  const pinned = machine.nproc > 2;
+  const [file, args] = pinned ? ['taskset', ['-c', '0,1', 'npm', 'test']] : ['npm', ['test']];
+  const t0 = performance.now();
+  const code = await new Promise<number | string>((resolve) => {
+    const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore'] });
+    const timer = setTimeout(function npmTestOnTimeout() {
+      child.kill('SIGKILL');
+    }, NPM_TEST_TIMEOUT_MS);
+    child.once('error', function npmTestOnError(err) {
+      clearTimeout(timer);
+      resolve(err.message);
+    });
+    child.once('exit', function npmTestOnExit(c, signal) {
+      clearTimeout(timer);
+      resolve(c ?? String(signal));
+    });
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  if (typeof code === 'string' && !/^SIG/.test(code))
+    return { rows: [], skipped: [{ row: 6, figure, reason: `npm test could not start: ${code}` }] };
+  const value = summarize([seconds]);
+  return {
+    rows: [
+      benchRow({
+        row: 6,
+        figure,
+        unit: 's',
+        subject: pinned ? 'npm test (taskset -c 0,1)' : `npm test (${machine.nproc} cores)`,
+        value,
+        goal: { text: '≤ 60 s', met: seconds <= 60 },
+        notes:
+          code === 0
+            ? ['the suite passed']
+            : [`the suite failed (exit ${code}): the time is not that of a green run`],
+      }),
+    ],
+    skipped: [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------------
+
+/** Formats a number for the table: 3 significant digits, thousands with k/M. Pure. */
+export function fmtNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
+  if (a >= 1e4) return `${(v / 1e3).toPrecision(3)}k`;
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 1) return v.toPrecision(3);
+  if (a === 0) return '0';
+  return v.toPrecision(2);
+}
+
+/** "median [min–max]" of a summary, or "—". Pure. */
+export function fmtSummary(s: Summary | null): string {
+  if (!s) return '—';
+  if (s.runs.length === 1) return fmtNumber(s.median);
+  return `${fmtNumber(s.median)} [${fmtNumber(s.min)}–${fmtNumber(s.max)}]`;
+}
+
+/** The table of <report>'s rows, then its skipped rows and their reasons, as text lines. Pure. */
+export function formatReport(report: BenchReport): string {
+  const table = formatTable(
+    ['#', 'figure', 'subject', 'unit', 'median [min–max]', 'anchor', 'ratio', 'goal', 'met'],
+    report.rows.map((r) => [
+      r.row,
+      r.figure,
+      r.subject,
+      r.unit,
+      fmtSummary(r.value),
+      r.anchor ? `${r.anchor.name} ${fmtSummary(r.anchor.value)}` : '—',
+      r.ratio ? `${fmtSummary(r.ratio)}×` : '—',
+      r.goal?.text ?? '—',
+      r.goal ? (r.goal.met === null ? '?' : r.goal.met ? 'yes' : 'NO') : '',
+    ]),
+  );
+  const notes = report.rows.flatMap((r, i) =>
+    r.notes.length ? [`  [${i + 1}] ${r.figure}, ${r.subject}: ${r.notes.join('; ')}`] : [],
+  );
+  const skipped = report.skipped.map((s) => `  row ${s.row}, ${s.figure}: skipped: ${s.reason}`);
+  const m = report.machine;
+  return [
+    `embryonic benchmarks (${report.plan.mode}), ${report.startedAt}, ${report.seconds.toFixed(0)} s`,
+    `machine: ${m.nproc} × ${m.cpu}, ${m.memTotalMiB} MiB, ${m.kernel}, node ${m.node}, ${m.haproxy ?? 'no haproxy'}, ulimit -n ${m.fdLimit.soft}/${m.fdLimit.hard}`,
+    `load average before ${fmtLoad(report.load.start)}, after ${fmtLoad(report.load.end)} (other work on the machine competes with the benchmarks)`,
+    '',
+    table,
+    ...(notes.length ? ['', 'notes (by row of the table):', ...notes] : []),
+    ...(skipped.length ? ['', 'skipped:', ...skipped] : []),
+  ].join('\n');
+}
+
+function fmtLoad(l: readonly number[]): string {
+  return l.map((v) => v.toFixed(2)).join(' ');
+}
+
+/** The markers of the generated block of BENCHMARKS.md. */
+const BEGIN = '<!-- BEGIN GENERATED: bench -->';
+const END = '<!-- END GENERATED: bench -->';
+
+/**
+ * Returns <markdown> with the block between the bench markers replaced by <report>'s figures (a
+ * machine line and a Markdown table). Returns <markdown> unchanged when the markers are missing.
+ * Pure.
+ */
+export function recordInMarkdown(markdown: string, report: BenchReport): string {
+  const a = markdown.indexOf(BEGIN);
+  const b = markdown.indexOf(END);
+  if (a < 0 || b < a) return markdown;
+  const m = report.machine;
+  const cell = (s: string): string => s.replace(/\|/g, '\\|');
+  const lines = [
+    BEGIN,
+    `Run of ${report.startedAt.slice(0, 10)} (\`${report.command}\`, ${report.plan.mode} plan, ${report.seconds.toFixed(0)} s) on: ${m.nproc} × ${m.cpu}, ${m.memTotalMiB} MiB, ${m.kernel}; node ${m.node}; ${m.haproxy ?? 'no haproxy'}; \`ulimit -n\` ${m.fdLimit.soft}/${m.fdLimit.hard}; load average ${fmtLoad(report.load.start)} before, ${fmtLoad(report.load.end)} after.`,
+    '',
+    '| # | figure | subject | median [min–max] | unit | anchor | ratio (pairwise) | goal | met |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...report.rows.map(
+      (r) =>
+        `| ${r.row} | ${cell(r.figure)} | ${cell(r.subject)} | ${fmtSummary(r.value)} | ${r.unit} | ${r.anchor ? `${cell(r.anchor.name)} ${fmtSummary(r.anchor.value)}` : '—'} | ${r.ratio ? `${fmtSummary(r.ratio)}×` : '—'} | ${r.goal ? cell(r.goal.text) : '—'} | ${r.goal ? (r.goal.met === null ? '?' : r.goal.met ? 'yes' : '**no**') : ''} |`,
+    ),
+    '',
+    ...report.rows.flatMap((r) =>
+      r.notes.length ? [`- ${cell(r.figure)}, ${cell(r.subject)}: ${r.notes.join('; ')}`] : [],
+    ),
+    ...report.skipped.map((s) => `- row ${s.row}, ${s.figure}: **skipped**: ${s.reason}`),
+    END,
+  ];
+  return markdown.slice(0, a) + lines.join('\n') + markdown.slice(b + END.length);
+}
+
+/**
+ * Returns <report> as the text of bench/results.json: JSON formatted by prettier when it loads
+ * (so that `prettier --check .` accepts the file), else JSON.stringify with 2 spaces.
+ */
+export async function reportJson(report: BenchReport): Promise<string> {
+  const raw = `${JSON.stringify(report, null, 2)}\n`;
+  try {
+    const prettier = await import('prettier');
+    const options = (await prettier.resolveConfig(join(ROOT, 'bench/results.json'))) ?? {};
+    return await prettier.format(raw, { ...options, parser: 'json' });
+  } catch {
+    return raw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------------------------
+
+const USAGE = [
+  'Usage: npm run bench -- [--quick] [--rows 1,2,...] [--no-heap] [--with-npm-test] [--record]',
+  '                        [--repeats N] [--out FILE]',
+  '',
+  'Runs the benchmarks (BENCHMARKS.md), prints the table and writes bench/results.json.',
+  '  --quick          a fast pass: one 1k flood, 1 s runs (about a minute)',
+  '  --rows LIST      only these rows: 1 memory, 2 accept, 3 throughput, 4 monitor, 5 explorer, 6 npm test',
+  '  --no-heap        row 1 without the JS heap runs (heap snapshots are slow at 10k)',
+  '  --with-npm-test  row 6: run `npm test` once and time it (slow)',
+  '  --record         also rewrite the generated block of BENCHMARKS.md with these figures',
+  '  --repeats N      repetitions of every figure (default: 3 floods, 5 pairs of runs; quick: 1, 3)',
+  '  --out FILE       where to write the results (default bench/results.json)',
+].join('\n');
+
+/**
+ * Parses the command line <argv> into a plan and the output options. Returns them, or a string
+ * saying what is wrong. Pure.
+ */
+export function parseBenchArgs(
+  argv: readonly string[],
+): { plan: BenchPlan; record: boolean; out: string } | string {
+  let plan = fullPlan();
+  let record = false;
+  let out = join(ROOT, 'bench/results.json');
+  let rows: number[] | null = null;
+  let repeats: number | null = null;
+  let heap = true;
+  let npmTest = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string | undefined => argv[++i];
+    if (a === '--quick') plan = quickPlan();
+    else if (a === '--record') record = true;
+    else if (a === '--no-heap') heap = false;
+    else if (a === '--with-npm-test') npmTest = true;
+    else if (a === '--rows') {
+      const v = value();
+      const list = (v ?? '').split(',').map(Number);
+      if (!v || list.some((n) => !Number.isInteger(n) || n < 1 || n > 6))
+        return `--rows needs a list of 1..6, not "${v ?? ''}"`;
+      rows = list;
+    } else if (a === '--repeats') {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1) return '--repeats needs an integer ≥ 1';
+      repeats = n;
+    } else if (a === '--out') {
+      const v = value();
+      if (!v) return '--out needs a file';
+      out = v;
+    } else return `unknown option "${a}"`;
+  }
+  plan.memory.heap = heap;
+  plan.npmTest = npmTest;
+  if (npmTest && !plan.rows.includes(6)) plan.rows.push(6);
+  if (rows) {
+    plan.rows = rows;
+    if (rows.includes(6)) plan.npmTest = npmTest;
+  }
+  if (repeats !== null) {
+    plan.memory.repeats = repeats;
+    plan.accept.repeats = repeats;
+    plan.throughput.repeats = repeats;
+    plan.mode = 'custom';
+  }
+  return { plan, record, out };
+}
+
+/** The entry point of `npm run bench`. Returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const parsed = parseBenchArgs(argv);
+  if (typeof parsed === 'string') {
+    console.error(`bench: ${parsed}\n\n${USAGE}`);
+    return 2;
+  }
+  const stopOnSignal = (signal: NodeJS.Signals): void => {
+    console.error(`bench: ${signal}: stopping every process started`);
+    killStartedProcesses();
+    process.exit(130);
+  };
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  const log = (line: string): void => console.error(`bench: ${line}`);
+  const report = await runBench(
+    parsed.plan,
+    log,
+    ['npm run bench', ...(argv.length ? ['--', ...argv] : [])].join(' '),
+  );
+  console.log(formatReport(report));
+  writeFileSync(parsed.out, await reportJson(report));
+  console.log(`\nwrote ${parsed.out}`);
+  if (parsed.record) {
+    const md = join(ROOT, 'BENCHMARKS.md');
+    const before = existsSync(md) ? readFileSync(md, 'utf8') : '';
+    const after = recordInMarkdown(before, report);
+    if (after === before)
+      console.error('bench: --record: BENCHMARKS.md has no generated block; not rewritten');
+    else {
+      writeFileSync(md, after);
+      console.log(`recorded the figures in ${md}`);
+    }
+  }
+  return 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(`bench: ${(err as Error).stack ?? String(err)}`);
+      killStartedProcesses();
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,838 @@
+/**
+ * The processes a benchmark runs, and the arithmetic of its figures.
+ *
+ * Processes. Every one is a child of the driver (bench/run.ts), on 127.0.0.1 only:
+ *   the proxy under test   the bundled proxy: the `embryonic proxy -f CFG` command (cli/proxy.ts)
+ *                          run by `node --import tsx -e` (commandArgs): node itself is the child,
+ *                          so its pid is the proxy's (tsx's own CLI would add a wrapper process),
+ *                          and the other CLI commands are not loaded (bin/embryonic.js loads them
+ *                          all: +0.3 s of CPU per start, and RSS that is not the proxy's); or
+ *                          Debian's `haproxy -db -f CFG`. Both run the same generated configuration
+ *                          (benchConfig: one frontend with an accept-proxy bind, nbthread 1, a
+ *                          stats socket, one server);
+ *   the echo backend       the `embryonic echo 0` command (cli/echo.ts), the same way;
+ *   the load generator     bench/load.ts, driven over its stdin/stdout, one JSON object a line.
+ * Each is started through `sh -c 'ulimit -n HARD; exec ...'` (the soft fd limit raised to the hard
+ * one, the pid unchanged by exec), recorded in LIVE, and stopped by its stop() in the caller's
+ * finally; an exit handler SIGKILLs whatever is left if the driver itself dies.
+ *
+ * Measures from outside: a process's RSS is VmRSS in /proc/<pid>/status, its CPU time utime+stime
+ * in /proc/<pid>/stat. The JS heap of the bundled proxy is read without touching impl/: it is
+ * started with `--heapsnapshot-signal=SIGUSR2 --report-on-signal --report-signal=SIGXCPU` (and
+ * both files go to its temporary directory); a heap
+ * snapshot (which runs a full, compacting GC first) then a diagnostic report give the heap in use
+ * after the GC (the report's javascriptHeap.usedMemory).
+ *
+ * Figures: each is the median of repeated runs with its min and max (summarize); each ratio is
+ * computed pair by pair within one run (pairRatios), then summarized.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseShowInfo, statsQuery } from '../conformance/stats.ts';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The PROXY v1 header every benchmark client sends (the same bytes to both proxies). */
+export const BENCH_HEADER = 'PROXY TCP4 10.1.2.3 10.0.0.1 40000 80\r\n';
+
+/**
+ * The source addresses the load generator spreads its connections over: none, the kernel's choice.
+ * A source address makes node bind() before connect(), and a bind picks its port without the
+ * kernel's TIME_WAIT reuse (net.ipv4.tcp_tw_reuse, on for loopback): after the floods, the accept
+ * runs then spent their time in the load generator's port search. Without one, connect() picks the
+ * port per destination, and every flood goes to a fresh proxy port: 28k ports are enough for a
+ * 10k flood. bench/load.ts still takes a list (127.0.0.x) for a machine that would need it.
+ */
+export const BENCH_SOURCES: readonly string[] = [];
+
+/** How long a started process may take until it answers (stats socket, first line). */
+export const START_TIMEOUT_MS = 15_000;
+/** How long a process may take to exit after SIGTERM before it gets SIGKILL. */
+export const STOP_TIMEOUT_MS = 3000;
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------------------------
+
+/** A figure over repeated runs: median, min, max, and every run in order. */
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+/** A goal and whether the measured figure meets it (null: not measured). */
+export interface Goal {
+  text: string; //  '≥ 0.5× HAProxy'
+  met: boolean | null;
+}
+
+/** One row of the results table. */
+export interface BenchRow {
+  row: number; //             the issue's row: 1 memory, 2 accept, 3 throughput, 4 monitor, 5 explorer, 6 npm test
+  figure: string; //          what is measured: 'accept + PROXY v1 + close'
+  unit: string; //            'conn/s', 'B/conn', 'MB/s', 's', ...
+  subject: string; //         what it is measured on: 'impl', 'impl, embryonic, 1k'
+  value: Summary | null;
+  anchor: { name: string; value: Summary | null } | null;
+  ratio: Summary | null; //   subject / anchor, pair by pair (or the ratio the figure is about)
+  goal: Goal | null;
+  notes: string[];
+}
+
+/** A row that could not run, and why. */
+export interface SkippedRow {
+  row: number;
+  figure: string;
+  reason: string;
+}
+
+/** What one benchmark returns. */
+export interface BenchResult {
+  rows: BenchRow[];
+  skipped: SkippedRow[];
+}
+
+/**
+ * Summarizes <values>: their median (the mean of the two middle ones for an even count), min and
+ * max, and the values in order. Returns null when no value is finite. Non-finite values are
+ * dropped. Pure.
+ */
+export function summarize(values: readonly number[]): Summary | null {
+  const runs = values.filter((v) => Number.isFinite(v));
+  if (runs.length === 0) return null;
+  const sorted = [...runs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, runs };
+}
+
+/**
+ * Returns a[i] / b[i] for each pair where both are finite and b[i] is not 0: the ratios of one run
+ * each, to be summarized (the median of ratios, not the ratio of medians). Pure.
+ */
+export function pairRatios(a: readonly number[], b: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (Number.isFinite(x) && Number.isFinite(y) && y !== 0) out.push(x / y);
+  }
+  return out;
+}
+
+/** Returns a BenchRow with the given fields and no anchor, ratio, goal or notes unless given. Pure. */
+export function benchRow(
+  fields: Partial<BenchRow> & Pick<BenchRow, 'row' | 'figure' | 'unit' | 'subject'>,
+): BenchRow {
+  return { value: null, anchor: null, ratio: null, goal: null, notes: [], ...fields };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine
+// ---------------------------------------------------------------------------------------------
+
+/** The open-files limits of this process ("Max open files" in /proc/self/limits). */
+export function fdLimits(): { soft: number; hard: number } {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const m = line ? /Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/.exec(line) : null;
+    const n = (s: string | undefined): number => (s === undefined || s === 'unlimited' ? 1 << 20 : Number(s));
+    if (m) return { soft: n(m[1]), hard: n(m[2]) };
+  } catch {
+    // not Linux: fall through
+  }
+  return { soft: 1024, hard: 1024 };
+}
+
+/** Returns the first line of `haproxy -v`, or null when haproxy cannot run. */
+export async function haproxyVersion(): Promise<string | null> {
+  const out = await runCapture('haproxy', ['-v'], 5000);
+  if (out === null || out.code !== 0) return null;
+  return out.stdout.split('\n')[0]?.trim() || null;
+}
+
+/**
+ * Returns the `--help` text of the bundled proxy (what `embryonic proxy --help` prints: the usage
+ * of cli/proxy.ts's command, read in this process), or null when the command does not exist or
+ * its module does not load (the proxy is missing or broken).
+ */
+export async function proxyHelp(): Promise<string | null> {
+  const file = join(ROOT, 'cli/proxy.ts');
+  if (!existsSync(file)) return null;
+  try {
+    const mod = (await import(pathToFileURL(file).href)) as { proxyCommand?: { usage?: unknown } };
+    const usage = mod.proxyCommand?.usage;
+    return typeof usage === 'string' && usage.includes('proxy') ? usage : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Returns the node arguments that run the CLI command exported as <exportName> by <module>
+ * (relative to the project root) with <args>, through tsx's loader and without the rest of the
+ * CLI: `--import tsx --input-type=module -e <script> -- <args>`. The script sets the exit code
+ * to what the command returns, as bin/embryonic.js does. Pure.
+ */
+export function commandArgs(module: string, exportName: string, args: readonly string[]): string[] {
+  const url = pathToFileURL(join(ROOT, module)).href;
+  const script = `import { ${exportName} } from ${JSON.stringify(url)}; process.exitCode = await ${exportName}.run(process.argv.slice(1));`;
+  return ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args];
+}
+
+/**
+ * Runs <file> <args> to completion (bounded by <timeoutMs>, then SIGKILL) and resolves with its
+ * exit code and output, or null when it cannot start. Never rejects.
+ */
+export function runCapture(
+  file: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string } | null> {
+  return new Promise((resolve) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch {
+      resolve(null);
+      return;
+    }
+    track(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', function captureOnStdout(s: string) {
+      stdout += s;
+    });
+    child.stderr?.setEncoding('utf8').on('data', function captureOnStderr(s: string) {
+      stderr += s;
+    });
+    const timer = setTimeout(function captureOnTimeout() {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', function captureOnError() {
+      clearTimeout(timer);
+      resolve(null);
+    });
+    child.once('close', function captureOnClose(code) {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+// ---------------------------------------------------------------------------------------------
+
+/** Returns the resident set size of process <pid> in bytes (VmRSS), or null if it is gone. */
+export function rssBytes(pid: number): number | null {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux). */
+const USER_HZ = 100;
+
+/** Returns the CPU time process <pid> used so far (user + system), in ms, or null if it is gone. */
+export function cpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/** Every child not yet exited; SIGKILLed if the driver exits first. */
+const LIVE = new Set<ChildProcess>();
+/** Every temporary directory not yet removed. */
+const LIVE_DIRS = new Set<string>();
+process.once('exit', killStartedProcesses);
+
+/**
+ * SIGKILLs every process the benchmarks started that is still running and removes their
+ * temporary directories: the last resort when the driver is interrupted. Returns how many
+ * processes it signalled.
+ */
+export function killStartedProcesses(): number {
+  const n = LIVE.size;
+  for (const child of LIVE) child.kill('SIGKILL');
+  LIVE.clear();
+  for (const dir of LIVE_DIRS) rmSync(dir, { recursive: true, force: true });
+  LIVE_DIRS.clear();
+  return n;
+}
+
+/** How many started processes are still running (tests check it is 0 at the end). */
+export function liveProcessCount(): number {
+  return LIVE.size;
+}
+
+function track(child: ChildProcess): void {
+  LIVE.add(child);
+  child.once('exit', function childOnExit() {
+    LIVE.delete(child);
+  });
+}
+
+/**
+ * Spawns <file> <args> in the project root with the soft fd limit raised to the hard one (through
+ * `sh -c 'ulimit -n ...; exec "$0" "$@"'`, so that the child's pid is the program's). The child is
+ * tracked; the caller owns it and must stop it (stopChild).
+ */
+export function spawnRaised(file: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  const script = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"';
+  const child = spawn('/bin/sh', ['-c', script, file, ...args], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: env ?? process.env,
+  });
+  track(child);
+  return child;
+}
+
+/**
+ * Stops <child>: SIGTERM, then SIGKILL if it has not exited after <timeoutMs>. Resolves once it
+ * exited (or 2 s after the SIGKILL at worst); never rejects.
+ */
+export async function stopChild(child: ChildProcess, timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const first = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+  if (first) return;
+  child.kill('SIGKILL');
+  await Promise.race([exited, sleep(2000)]);
+}
+
+/** Keeps the last <max> lines written on <streams> (a child's stdout, stderr) in <lines>. */
+function collectLines(streams: readonly (NodeJS.ReadableStream | null)[], lines: string[], max = 200): void {
+  for (const stream of streams) {
+    let partial = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', function streamOnData(chunk: string) {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) if (line.trim()) lines.push(line);
+      if (lines.length > max) lines.splice(0, lines.length - max);
+    });
+  }
+}
+
+/** The ports findFreePort has handed out. */
+const GIVEN_PORTS = new Set<number>();
+
+/**
+ * Finds a free TCP port on 127.0.0.1 below Linux's ephemeral range (so that the clients' own
+ * ports never collide with it). Resolves with it; rejects after 50 attempts. The port is free
+ * when checked; the caller binds it at once.
+ */
+export async function findFreePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (GIVEN_PORTS.has(port)) continue;
+    GIVEN_PORTS.add(port); // never given twice by this process: proxies start in parallel
+    if (await portIsFree(port)) return port;
+  }
+  throw new Error('no free port on 127.0.0.1 after 50 attempts');
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Waits <ms>. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The echo backend
+// ---------------------------------------------------------------------------------------------
+
+/** A running echo backend. */
+export interface EchoProcess {
+  pid: number;
+  port: number;
+  /** Stops it (SIGTERM, then SIGKILL); idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the echo backend (`embryonic echo 0`) and resolves once it listens, with its port.
+ * Rejects if it does not within START_TIMEOUT_MS. The caller must call stop().
+ */
+export async function startEcho(): Promise<EchoProcess> {
+  const child = spawnRaised(process.execPath, commandArgs('cli/echo.ts', 'echoCommand', ['0']));
+  child.stdin?.end();
+  const lines: string[] = [];
+  collectLines([child.stdout, child.stderr], lines);
+  const stop = once(() => stopChild(child));
+  const until = performance.now() + START_TIMEOUT_MS;
+  while (performance.now() < until && child.exitCode === null) {
+    const m = lines.map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
+    if (m) return { pid: child.pid!, port: Number(m[1]), stop };
+    await sleep(20);
+  }
+  await stop();
+  throw new Error(`the echo backend did not start: ${lines.slice(-5).join(' | ') || 'no output'}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxies under test
+// ---------------------------------------------------------------------------------------------
+
+/** Which proxy. */
+export type ProxyKind = 'impl' | 'haproxy';
+
+/** How to start a proxy under test. */
+export interface ProxySpec {
+  kind: ProxyKind;
+  backendPort: number; //    the echo backend
+  maxconn: number; //        global and frontend maxconn
+  timeoutClient: string; //  `timeout client` (and server): '10m' keeps idle floods open
+  heapProbe?: boolean; //    impl: start node with the heap snapshot and report signals
+  monitor?: boolean; //      impl: pass --monitor (the live trace monitor)
+}
+
+/** A running proxy under test. */
+export interface ProxyProcess {
+  kind: ProxyKind;
+  label: string; //          'impl', 'impl --monitor', 'haproxy'
+  pid: number;
+  port: number; //           its bind on 127.0.0.1
+  statsPath: string;
+  output: string[]; //       its last lines of output
+  /** `show info` of its stats socket, by name. Rejects if the socket does not answer. */
+  info(): Promise<Record<string, string>>;
+  /** CurrConns from `show info`. */
+  currConns(): Promise<number>;
+  /** Its RSS in bytes, null if it is gone. */
+  rss(): number | null;
+  /** Its CPU time so far in ms, null if it is gone. */
+  cpu(): number | null;
+  /**
+   * Its JS heap in use after a full GC, in bytes (impl started with heapProbe), else null.
+   * Takes a heap snapshot (blocking the proxy for a while; its RSS may grow) and a report.
+   */
+  jsHeap(): Promise<number | null>;
+  /** Stops it and removes its directory; idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Returns the configuration the benchmarks run both proxies on: one frontend `fe_bench` with one
+ * accept-proxy bind on 127.0.0.1:<port>, nbthread 1, the stats socket, no log, `timeout client`
+ * and `timeout server` <timeoutClient>, one server on 127.0.0.1:<backendPort>. Pure.
+ */
+export function benchConfig(o: {
+  port: number;
+  statsPath: string;
+  backendPort: number;
+  maxconn: number;
+  timeoutClient: string;
+}): string {
+  return [
+    '# Generated by bench/targets.ts: the configuration both proxies run in the benchmarks.',
+    'global',
+    `    maxconn ${o.maxconn}`,
+    '    nbthread 1',
+    `    stats socket ${o.statsPath} mode 600 level admin`,
+    '',
+    'defaults',
+    '    mode tcp',
+    '    timeout connect 5s',
+    `    timeout client ${o.timeoutClient}`,
+    `    timeout server ${o.timeoutClient}`,
+    '',
+    'frontend fe_bench',
+    `    bind 127.0.0.1:${o.port} accept-proxy name bench`,
+    `    maxconn ${o.maxconn}`,
+    '    default_backend be_bench',
+    '',
+    'backend be_bench',
+    `    server echo1 127.0.0.1:${o.backendPort}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Starts the proxy of <spec> on a free port with a generated configuration in a fresh temporary
+ * directory, and resolves once its stats socket answers `show info`. Rejects (after stopping it)
+ * with its last output if it exits or does not answer within START_TIMEOUT_MS. The caller owns the
+ * proxy and must call stop().
+ */
+export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> {
+  const dir = mkdtempSync(join(tmpdir(), `embryonic-bench-${spec.kind}-`));
+  LIVE_DIRS.add(dir);
+  const statsPath = join(dir, 'stats.sock');
+  const cfgPath = join(dir, 'bench.cfg');
+  const port = await findFreePort();
+  writeFileSync(
+    cfgPath,
+    benchConfig({
+      port,
+      statsPath,
+      backendPort: spec.backendPort,
+      maxconn: spec.maxconn,
+      timeoutClient: spec.timeoutClient,
+    }),
+  );
+  let file: string;
+  let args: string[];
+  if (spec.kind === 'haproxy') {
+    file = 'haproxy';
+    args = ['-db', '-f', cfgPath];
+  } else {
+    file = process.execPath;
+    const probe = spec.heapProbe
+      ? [
+          '--heapsnapshot-signal=SIGUSR2',
+          '--report-on-signal',
+          '--report-signal=SIGXCPU',
+          `--diagnostic-dir=${dir}`,
+          `--report-directory=${dir}`,
+          '--report-exclude-network', // no reverse DNS lookup per socket (a report with 10k sockets would take minutes)
+        ]
+      : [];
+    args = [
+      ...probe,
+      ...commandArgs('cli/proxy.ts', 'proxyCommand', ['-f', cfgPath, ...(spec.monitor ? ['--monitor'] : [])]),
+    ];
+  }
+  const child = spawnRaised(file, args);
+  child.stdin?.end();
+  const output: string[] = [];
+  collectLines([child.stdout, child.stderr], output);
+  let exited: string | null = null;
+  child.once('error', function proxyOnError(err) {
+    exited = `${file} could not start: ${err.message}`;
+  });
+  child.once('exit', function proxyOnExitAtStart(code, signal) {
+    exited ??= `${spec.kind} exited at start (code ${code}, signal ${signal})`;
+  });
+  const stop = once(async () => {
+    await stopChild(child);
+    rmSync(dir, { recursive: true, force: true });
+    LIVE_DIRS.delete(dir);
+  });
+  const until = performance.now() + START_TIMEOUT_MS;
+  let ready = false;
+  while (!ready && exited === null && performance.now() < until) {
+    await sleep(30);
+    if (!existsSync(statsPath)) continue;
+    ready = await statsQuery(statsPath, 'show info', 1000).then(
+      () => true,
+      () => false,
+    );
+  }
+  if (!ready) {
+    await stop();
+    const why = exited ?? `its stats socket did not answer within ${START_TIMEOUT_MS} ms`;
+    throw new Error([why, ...output.slice(-8).map((l) => `  ${l}`)].join('\n'));
+  }
+  const pid = child.pid!;
+  const info = async (): Promise<Record<string, string>> =>
+    parseShowInfo(await statsQuery(statsPath, 'show info', 5000));
+  return {
+    kind: spec.kind,
+    label: spec.kind === 'impl' && spec.monitor ? 'impl --monitor' : spec.kind,
+    pid,
+    port,
+    statsPath,
+    output,
+    info,
+    currConns: async () => Number((await info()).CurrConns ?? NaN),
+    rss: () => rssBytes(pid),
+    cpu: () => cpuMs(pid),
+    jsHeap: () => (spec.kind === 'impl' && spec.heapProbe ? readJsHeap(pid, dir) : Promise.resolve(null)),
+    stop,
+  };
+}
+
+/** How long a heap snapshot and its report may take (a 10k-connection heap takes seconds). */
+const HEAP_TIMEOUT_MS = 120_000;
+
+/**
+ * Reads the JS heap of the node process <pid> started with the heap probe flags, whose diagnostic
+ * directory is <dir>: SIGUSR2 writes a heap snapshot (after a full GC); once its file exists (the
+ * snapshot has begun), SIGXCPU asks for a report, whose javascriptHeap.usedMemory is the answer.
+ * Both signals are handled by listeners on the process's main thread, in order, and the snapshot
+ * is written synchronously: the report is taken after the snapshot's GC, whatever the timing. Both
+ * files are removed. Resolves with the bytes, or null when the process is gone or the files do not
+ * come within HEAP_TIMEOUT_MS.
+ */
+async function readJsHeap(pid: number, dir: string): Promise<number | null> {
+  const before = new Set(readdirSync(dir));
+  const fresh = (suffix: string): string | undefined =>
+    readdirSync(dir).find((f) => f.endsWith(suffix) && !before.has(f));
+  const until = performance.now() + HEAP_TIMEOUT_MS;
+  try {
+    process.kill(pid, 'SIGUSR2');
+    while (!fresh('.heapsnapshot')) {
+      if (performance.now() >= until) return null;
+      await sleep(10);
+    }
+    process.kill(pid, 'SIGXCPU');
+    while (performance.now() < until) {
+      await sleep(25);
+      const report = fresh('.json');
+      if (!report) continue;
+      try {
+        const parsed = JSON.parse(readFileSync(join(dir, report), 'utf8')) as {
+          javascriptHeap?: { usedMemory?: number };
+        };
+        const used = parsed.javascriptHeap?.usedMemory;
+        return typeof used === 'number' ? used : null;
+      } catch {
+        // still being written
+      }
+    }
+    return null;
+  } catch {
+    return null;
+  } finally {
+    for (const f of readdirSync(dir))
+      if (!before.has(f) && (f.endsWith('.heapsnapshot') || f.endsWith('.json')))
+        rmSync(join(dir, f), { force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load generator
+// ---------------------------------------------------------------------------------------------
+
+/** A running load generator (bench/load.ts), driven over its stdin/stdout. */
+export interface Loader {
+  pid: number;
+  /**
+   * Sends the request <op> with <params> and resolves with its result. Rejects with the
+   * generator's error, or when no answer comes within <timeoutMs>.
+   */
+  request<T>(op: string, params: Record<string, unknown>, timeoutMs: number): Promise<T>;
+  /** Closes its stdin (it closes every socket and exits), then stops it; idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the load generator as its own process (`node --import tsx bench/load.ts`) and resolves
+ * once it answered `hello`. Rejects if it does not within START_TIMEOUT_MS. The caller must call
+ * stop().
+ */
+export async function startLoader(): Promise<Loader> {
+  const child = spawnRaised(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts')]);
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  const stderr: string[] = [];
+  let nextId = 1;
+  let partial = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', function loaderOnStdout(chunk: string) {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      if (!line.trim()) continue;
+      let answer: { id?: number; ok?: boolean; result?: unknown; error?: string };
+      try {
+        answer = JSON.parse(line) as typeof answer;
+      } catch {
+        stderr.push(`(stdout) ${line}`);
+        continue;
+      }
+      const waiter = answer.id === undefined ? undefined : pending.get(answer.id);
+      if (!waiter) continue;
+      pending.delete(answer.id!);
+      if (answer.ok) waiter.resolve(answer.result);
+      else waiter.reject(new Error(`load generator: ${answer.error ?? 'failed'}`));
+    }
+  });
+  collectLines([child.stderr], stderr, 50);
+  child.once('exit', function loaderOnExit(code, signal) {
+    for (const w of pending.values())
+      w.reject(
+        new Error(`load generator exited (code ${code}, signal ${signal}): ${stderr.slice(-3).join(' | ')}`),
+      );
+    pending.clear();
+  });
+  child.stdin?.on('error', function loaderStdinOnError() {
+    // the generator exited; its pending requests are rejected by loaderOnExit
+  });
+  const request = <T>(op: string, params: Record<string, unknown>, timeoutMs: number): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        reject(new Error(`load generator is not running: ${stderr.slice(-3).join(' | ')}`));
+        return;
+      }
+      const id = nextId++;
+      const timer = setTimeout(function requestOnTimeout() {
+        pending.delete(id);
+        reject(new Error(`load generator: no answer to ${op} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      child.stdin?.write(`${JSON.stringify({ id, op, ...params })}\n`);
+    });
+  const stop = once(async () => {
+    child.stdin?.end();
+    const exited = new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once('exit', () => resolve());
+    });
+    const clean = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+    if (!clean) await stopChild(child);
+  });
+  try {
+    await request('hello', {}, START_TIMEOUT_MS);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { pid: child.pid!, request, stop };
+}
+
+/** Returns fn memoized: the first call runs it, every later call gets the same promise. */
+export function once(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | null = null;
+  return () => (running ??= fn());
+}
+
+// ---------------------------------------------------------------------------------------------
+// What every benchmark gets from the driver
+// ---------------------------------------------------------------------------------------------
+
+/** The processes and facts shared by the benchmarks of one run (bench/run.ts owns them). */
+export interface BenchContext {
+  loader: Loader;
+  echo: EchoProcess;
+  implMissing: string | null; //     why the bundled proxy cannot run; null: it can
+  haproxyMissing: string | null; //  why HAProxy cannot run; null: it can
+  proxyHelp: string | null; //       `embryonic proxy --help` (to detect optional flags)
+  fdHard: number; //                 the hard fd limit every child runs with
+  log(line: string): void; //        progress, for the human watching
+  /**
+   * The proxies rows 2, 3 and 4 share: started together at the first call (the same promise for
+   * every later call), stopped by the driver at the end. Never rejects.
+   */
+  rateProxies(): Promise<RateProxies>;
+}
+
+/** The proxies of the rate rows (2, 3, 4), one process each, on the same configuration. */
+export interface RateProxies {
+  impl: ProxyProcess | null; //       null: it did not start (see failures)
+  haproxy: ProxyProcess | null; //    null: missing (BenchContext.haproxyMissing) or did not start
+  monitored: ProxyProcess | null; //  impl --monitor; null: not asked for, no such option, or did not start
+  failures: { kind: ProxyKind; reason: string }[];
+}
+
+/** The configuration of the rate proxies: room for the accept loops, idle sessions kept 30 s. */
+export const RATE_MAXCONN = 4096;
+export const RATE_TIMEOUT = '30s';
+
+/**
+ * Starts the rate proxies for <ctx>: the bundled proxy, HAProxy unless it is missing, and the
+ * bundled proxy with --monitor when <monitor>, all at once. Resolves with them; never rejects.
+ * The caller must stop every one (stopAll).
+ */
+export async function startRateProxies(
+  ctx: Pick<BenchContext, 'echo' | 'haproxyMissing' | 'implMissing'>,
+  monitor: boolean,
+): Promise<RateProxies> {
+  if (ctx.implMissing) return { impl: null, haproxy: null, monitored: null, failures: [] };
+  const base = { backendPort: ctx.echo.port, maxconn: RATE_MAXCONN, timeoutClient: RATE_TIMEOUT };
+  const specs: ProxySpec[] = [{ kind: 'impl', ...base }];
+  if (!ctx.haproxyMissing) specs.push({ kind: 'haproxy', ...base });
+  if (monitor) specs.push({ kind: 'impl', ...base, monitor: true });
+  const { bySpec, failures } = await startProxies(specs);
+  const of = (pick: (s: ProxySpec) => boolean): ProxyProcess | null => {
+    const i = specs.findIndex(pick);
+    return i < 0 ? null : (bySpec[i] ?? null);
+  };
+  return {
+    impl: of((s) => s.kind === 'impl' && !s.monitor),
+    haproxy: of((s) => s.kind === 'haproxy'),
+    monitored: of((s) => s.kind === 'impl' && !!s.monitor),
+    failures,
+  };
+}
+
+/**
+ * Polls <probe> every <intervalMs> until it resolves true or <timeoutMs> passed. Resolves true if
+ * it did, false at the timeout. A probe that rejects counts as false.
+ */
+export async function waitUntil(
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  intervalMs = 100,
+): Promise<boolean> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const ok = await Promise.resolve()
+      .then(probe)
+      .catch(() => false);
+    if (ok) return true;
+    if (performance.now() >= until) return false;
+    await sleep(intervalMs);
+  }
+}
+
+/** The order of the proxies in repetition <rep>: alternated, so that neither always runs first. Pure. */
+export function alternate<T>(items: readonly T[], rep: number): T[] {
+  return rep % 2 === 0 ? [...items] : [...items].reverse();
+}
+
+/**
+ * Starts one proxy per spec of <specs>, all at once. Resolves with the ones that started (in the
+ * order of <specs>), <bySpec> (the proxy of each spec, null for one that did not start) and, for
+ * each that did not, the reason (its first error lines); never rejects. The caller must stop every
+ * proxy returned (stopAll).
+ */
+export async function startProxies(specs: readonly ProxySpec[]): Promise<{
+  proxies: ProxyProcess[];
+  bySpec: (ProxyProcess | null)[];
+  failures: { kind: ProxyKind; reason: string }[];
+}> {
+  const failures: { kind: ProxyKind; reason: string }[] = [];
+  const bySpec = await Promise.all(
+    specs.map((spec) =>
+      startProxyProcess(spec).catch((err: Error) => {
+        failures.push({ kind: spec.kind, reason: err.message.split('\n').slice(0, 4).join(' / ') });
+        return null;
+      }),
+    ),
+  );
+  return { proxies: bySpec.filter((p): p is ProxyProcess => p !== null), bySpec, failures };
+}
+
+/** Stops every proxy of <proxies> (in parallel) and resolves once all exited. Never rejects. */
+export async function stopAll(proxies: readonly { stop(): Promise<void> }[]): Promise<void> {
+  await Promise.all(proxies.map((p) => p.stop().catch(() => undefined)));
+}

@@ -1,0 +1,162 @@
+/**
+ * The benchmarks at a tiny size (bench/run.ts with a plan of a few connections and runs of a few
+ * hundred ms): every row runs, or says why it is skipped, and its figures have the right shape.
+ * No timing threshold is asserted: the figures of a machine busy with the rest of the suite mean
+ * nothing; `npm run bench` measures them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  formatReport,
+  recordInMarkdown,
+  runBench,
+  type BenchPlan,
+  type BenchReport,
+} from '../../bench/run.ts';
+import { killStartedProcesses, liveProcessCount, type BenchRow, type Summary } from '../../bench/targets.ts';
+
+/** A few connections, runs of a few hundred ms, one repetition. */
+const TINY: BenchPlan = {
+  rows: [1, 2, 3, 4, 5],
+  memory: { sizes: [8], repeats: 1, heap: true, warmup: 2 },
+  accept: { durationMs: 250, repeats: 1, concurrency: 2, warmupMs: 0 },
+  throughput: { durationMs: 250, repeats: 1, connections: 1, chunkBytes: 16 * 1024 },
+  // bench/explorer.ts's options: N = 2 only, in this process, getAdjacencyMap within 1 s.
+  explorer: {
+    connections: [2],
+    adjacencyConnections: [2],
+    adjacencyBudgetMs: 1000,
+    referenceConnections: [],
+    inProcess: true,
+  },
+  npmTest: false,
+  mode: 'custom',
+};
+
+let report: BenchReport;
+let haproxy = false;
+
+beforeAll(async () => {
+  // Row 1, rows 2 to 4 and row 5 in three drivers at once (the first two with their own load
+  // generator and echo backend): the figures of a smoke run are not read, only their shape.
+  const parts = await Promise.all(
+    [[1], [2, 3, 4], [5]].map((rows) => runBench({ ...TINY, rows }, () => {}, 'test/bench/smoke.test.ts')),
+  );
+  report = { ...parts[0]!, rows: parts.flatMap((p) => p.rows), skipped: parts.flatMap((p) => p.skipped) };
+  haproxy = report.machine.haproxy !== null;
+}, 60_000);
+
+afterAll(() => {
+  killStartedProcesses();
+});
+
+function finite(s: Summary | null): void {
+  expect(s).not.toBeNull();
+  for (const v of [s!.median, s!.min, s!.max, ...s!.runs]) expect(Number.isFinite(v)).toBe(true);
+  expect(s!.min).toBeLessThanOrEqual(s!.median);
+  expect(s!.median).toBeLessThanOrEqual(s!.max);
+}
+
+function rowsOf(row: number, figure: string): BenchRow[] {
+  return report.rows.filter((r) => r.row === row && r.figure === figure);
+}
+
+describe('npm run bench at a tiny size', () => {
+  it('describes the machine it ran on', () => {
+    expect(report.machine.nproc).toBeGreaterThan(0);
+    expect(report.machine.cpu.length).toBeGreaterThan(0);
+    expect(report.machine.node).toBe(process.version);
+    expect(report.load.start).toHaveLength(3);
+  });
+
+  it('measures the RSS growth per connection of an embryonic and a full flood', (ctx) => {
+    const skip = report.skipped.find((s) => s.row === 1 && s.figure === 'memory per held-open connection');
+    ctx.skip(skip !== undefined, `row 1 skipped: ${skip?.reason}`);
+    const rows = rowsOf(1, 'RSS growth per connection');
+    expect(rows.map((r) => r.subject)).toEqual(['impl, embryonic, 8', 'impl, full, 8']);
+    for (const r of rows) {
+      finite(r.value);
+      expect(r.unit).toBe('B/conn');
+      expect(r.notes.join(' ')).not.toMatch(/could not be opened|closed \d+ held/);
+    }
+  });
+
+  it('anchors the RSS rows on HAProxy, with finite ratios pair by pair', (ctx) => {
+    ctx.skip(!haproxy, 'haproxy is not installed: the HAProxy side of the benchmarks is skipped');
+    for (const r of rowsOf(1, 'RSS growth per connection')) {
+      expect(r.anchor?.name).toBe('haproxy');
+      finite(r.anchor!.value);
+      finite(r.ratio);
+    }
+    const ratio = rowsOf(1, 'embryonic / full, RSS per connection')[0]!;
+    finite(ratio.value);
+    finite(ratio.anchor!.value);
+    expect(ratio.goal?.met).toBeTypeOf('boolean');
+  });
+
+  it('measures the JS heap per connection of the bundled proxy from outside', () => {
+    const rows = rowsOf(1, 'JS heap growth per connection');
+    expect(rows.map((r) => r.subject)).toEqual(['impl, embryonic, 8', 'impl, full, 8']);
+    for (const r of rows) finite(r.value);
+    expect(rows[0]!.goal?.text).toMatch(/2 KiB/);
+  });
+
+  it('measures the accept rate of both proxies and its ratio', (ctx) => {
+    const [rate, perCpu] = rowsOf(2, 'accept + PROXY v1 header + close').concat(
+      rowsOf(2, 'accept + PROXY v1 header + close, per CPU-second of the proxy'),
+    );
+    finite(rate!.value);
+    expect(rate!.value!.median).toBeGreaterThan(0);
+    expect(perCpu!.unit).toBe('conn/CPU-s');
+    ctx.skip(!haproxy, 'haproxy is not installed: the HAProxy side of the benchmarks is skipped');
+    finite(rate!.ratio);
+    expect(rate!.goal?.text).toBe('≥ 0.5× HAProxy');
+  });
+
+  it('measures the forwarding throughput of both proxies and its ratio', (ctx) => {
+    const [rate] = rowsOf(3, 'forwarding throughput after the handshake');
+    finite(rate!.value);
+    expect(rate!.value!.median).toBeGreaterThan(0);
+    ctx.skip(!haproxy, 'haproxy is not installed: the HAProxy side of the benchmarks is skipped');
+    finite(rate!.ratio);
+  });
+
+  it('measures the live monitor overhead, or says why the row is skipped', () => {
+    const skip = report.skipped.find((s) => s.row === 4);
+    const [rate] = rowsOf(4, 'live trace monitor overhead on the accept rate');
+    if (skip) expect(skip.reason.length).toBeGreaterThan(0);
+    else {
+      expect(rate!.subject).toBe('impl --monitor');
+      expect(rate!.anchor?.name).toBe('impl');
+      finite(rate!.ratio);
+    }
+  });
+
+  it('shows the explorer rows, or says why the row is skipped', () => {
+    const skip = report.skipped.find((s) => s.row === 5);
+    const rows = report.rows.filter((r) => r.row === 5);
+    if (skip) expect(skip.reason).toMatch(/explorer/);
+    else {
+      expect(rows.length).toBeGreaterThan(0);
+      for (const r of rows) finite(r.value);
+    }
+  });
+
+  it('prints every row and every skipped row in the table', () => {
+    const text = formatReport(report);
+    for (const r of report.rows) expect(text).toContain(r.subject);
+    for (const s of report.skipped) expect(text).toContain(s.reason);
+  });
+
+  it('records the figures in the generated block of BENCHMARKS.md and nowhere else', () => {
+    const md = 'intro\n<!-- BEGIN GENERATED: bench -->\nold\n<!-- END GENERATED: bench -->\noutro\n';
+    const out = recordInMarkdown(md, report);
+    expect(out.startsWith('intro\n<!-- BEGIN GENERATED: bench -->\n')).toBe(true);
+    expect(out.endsWith('<!-- END GENERATED: bench -->\noutro\n')).toBe(true);
+    expect(out).not.toContain('\nold\n');
+    expect(out).toContain(report.machine.cpu);
+  });
+
+  it('stops every process it started', () => {
+    expect(liveProcessCount()).toBe(0);
+  });
+});
