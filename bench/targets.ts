@@ -4,12 +4,10 @@
  * Processes. Every one is a child of the driver (bench/run.ts), on 127.0.0.1 only:
  *   the proxy under test   the bundled proxy: the `embryonic proxy -f CFG` command (cli/proxy.ts)
  *                          run by `node --import tsx -e` (commandArgs): node itself is the child,
- *                          so its pid is the proxy's (tsx's own CLI would add a wrapper process),
- *                          and the other CLI commands are not loaded (bin/embryonic.js loads them
- *                          all: +0.3 s of CPU per start, and RSS that is not the proxy's); or
- *                          Debian's `haproxy -db -f CFG`. Both run the same generated configuration
- *                          (benchConfig: one frontend with an accept-proxy bind, nbthread 1, a
- *                          stats socket, one server);
+ *                          so its pid is the proxy's (tsx's own CLI would add a wrapper process);
+ *                          or Debian's `haproxy -db -f CFG`. Both run the same generated
+ *                          configuration (benchConfig: one frontend with an accept-proxy bind,
+ *                          nbthread 1, a stats socket, one server);
  *   the echo backend       the `embryonic echo 0` command (cli/echo.ts), the same way;
  *   the load generator     bench/load.ts, driven over its stdin/stdout, one JSON object a line.
  * Each is started through `sh -c 'ulimit -n HARD; exec ...'` (the soft fd limit raised to the hard

@@ -92,6 +92,9 @@ export interface Defect {
   rewrite?(record: Omit<TransitionRecord, 'effects'>, effects: Effect[]): Effect[];
 }
 
+/** The most (snapshot, event) answers a MachineRunner keeps before starting its table again. */
+const TABLE_LIMIT = 20_000;
+
 interface CachedStep {
   next: number;
   effects: Effect[];
@@ -130,7 +133,7 @@ export class MachineRunner {
     if (this.machine.getTransitionData(snap as never, event as never).length === 0) {
       // The machine does not accept this event in this state: nothing happens.
       const none = { next: id, effects: [], transitions: [] };
-      this.table.set(key, none);
+      this.remember(key, none);
       return none;
     }
     const micro = getMicrosteps(this.machine, snap, event as never);
@@ -152,8 +155,18 @@ export class MachineRunner {
       prev = next;
     });
     const result = { next: micro.length === 0 ? id : this.intern(prev), effects, transitions };
-    this.table.set(key, result);
+    this.remember(key, result);
     return result;
+  }
+
+  /**
+   * Stores one answer of XState in the table. The listener's events carry live counter values, so
+   * a long-running host (the proxy) would see the table grow with every new value: past
+   * TABLE_LIMIT entries it starts again from empty, which costs only recomputation.
+   */
+  private remember(key: string, step: CachedStep): void {
+    if (this.table.size >= TABLE_LIMIT) this.table.clear();
+    this.table.set(key, step);
   }
 
   /** Returns the dotted state value of snapshot `id`. */

@@ -1,8 +1,9 @@
 /**
  * The benchmarks at a tiny size (bench/run.ts with a plan of a few connections and runs of a few
  * hundred ms): every row runs, or says why it is skipped, and its figures have the right shape.
- * No timing threshold is asserted: the figures of a machine busy with the rest of the suite mean
- * nothing; `npm run bench` measures them.
+ * No timing threshold is asserted: figures this small mean nothing; `npm run bench` measures them.
+ * Run by `npm run bench:smoke` (EMBRYONIC_BENCH_SMOKE=1: vitest.config.ts leaves it out of `npm
+ * test`); about 7 s on 2 idle cores.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
