@@ -733,18 +733,7 @@ export const CASES: ConformanceCase[] = [
       'Data sent in several writes after the header (three writes, 30 ms apart) reaches the backend whole and in order.',
     transitions: PROXY_OK,
     frontend: 'fe_pp',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp');
-      const sent = await send(ctx, client, V1_TCP4, 'the header');
-      await expectBackendAfter(ctx, sent);
-      const parts = [bytes('first,'), bytes('second,'), bytes('third\n')];
-      for (const part of parts) {
-        await client.write(part);
-        await ctx.sleep(30);
-      }
-      await expectEcho(ctx, client, concat(...parts));
-      await endAndExpectFin(ctx, client);
-    },
+    run: (ctx) => dataInSeveralWritesAfter(ctx, V1_TCP4, ['first,', 'second,', 'third\n']),
   },
   {
     id: 'pp1/2.1/not-a-header-gets-rst',
@@ -1020,18 +1009,7 @@ export const CASES: ConformanceCase[] = [
     requirement: 'Data sent in several writes after a v2 header reaches the backend whole and in order.',
     transitions: PROXY_OK,
     frontend: 'fe_pp',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp');
-      const sent = await send(ctx, client, V2_TCP4, 'the header');
-      await expectBackendAfter(ctx, sent);
-      const parts = [bytes('one,'), bytes('two,'), bytes('three\n')];
-      for (const part of parts) {
-        await client.write(part);
-        await ctx.sleep(30);
-      }
-      await expectEcho(ctx, client, concat(...parts));
-      await endAndExpectFin(ctx, client);
-    },
+    run: (ctx) => dataInSeveralWritesAfter(ctx, V2_TCP4, ['one,', 'two,', 'three\n']),
   },
   {
     id: 'pp2/2.2/unspec-family-under-proxy-gets-rst',
@@ -1365,4 +1343,26 @@ export function selectCases(cases: readonly ConformanceCase[], globs: readonly s
       ),
   );
   return cases.filter((c) => patterns.some((p) => p.test(c.id)));
+}
+
+/**
+ * Sends `header` on fe_pp, expects the backend to be contacted after it, then sends each of `parts`
+ * in its own write 30 ms apart and expects them echoed whole and in order, then a FIN after the
+ * client's. Shared by the v1 (§2.1) and v2 (§2.2) "data in several writes" cases.
+ */
+async function dataInSeveralWritesAfter(
+  ctx: CaseContext,
+  header: Uint8Array,
+  texts: string[],
+): Promise<void> {
+  const client = await ctx.connect('fe_pp');
+  const sent = await send(ctx, client, header, 'the header');
+  await expectBackendAfter(ctx, sent);
+  const parts = texts.map((t) => bytes(t));
+  for (const part of parts) {
+    await client.write(part);
+    await ctx.sleep(30);
+  }
+  await expectEcho(ctx, client, concat(...parts));
+  await endAndExpectFin(ctx, client);
 }
