@@ -183,6 +183,11 @@ export class Frontend implements Host, StatsSource {
     this.fdtab = deps.fdtab;
     this.logger = deps.logger;
     this.trace = deps.trace;
+    const trace = deps.trace;
+    if (trace)
+      this.record = function traceOnStep(record: TransitionRecord): void {
+        trace.step(record);
+      };
     const ssl = cfg.frontend.bind.ssl;
     this.secureContext = ssl ? tls.createSecureContext({ cert: ssl.pem, key: ssl.pem }) : null;
     this.backends = cfg.backends.map((b) => ({
@@ -274,10 +279,11 @@ export class Frontend implements Host, StatsSource {
     return listenerGauges(this.counters, this.model);
   }
 
-  /** Told of each machine step (Host): writes it to the trace. */
-  record(record: TransitionRecord): void {
-    this.trace?.step(record);
-  }
+  /**
+   * Told of each machine step (Host): writes it to the trace. Absent without a trace, so that the
+   * composition does not build the step's record for nobody.
+   */
+  readonly record: ((record: TransitionRecord) => void) | undefined = undefined;
 
   /**
    * Executes one effect of a machine (Host). One case per EffectName; the compiler checks that

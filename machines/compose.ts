@@ -14,7 +14,7 @@ import type { ModelConfig } from './config.ts';
 import { connectionMachine } from './connection.machine.ts';
 import type { Effect, EffectName } from './effects.ts';
 import { transitionId } from './introspect.ts';
-import { listenerMachine, type ListenerGauges } from './listener.machine.ts';
+import { LISTENER_GAUGES, listenerMachine, type ListenerGauges } from './listener.machine.ts';
 import {
   expandSessionEffect,
   sessionMachine,
@@ -92,10 +92,17 @@ export interface Defect {
   rewrite?(record: Omit<TransitionRecord, 'effects'>, effects: Effect[]): Effect[];
 }
 
-/** The most (snapshot, event) answers a MachineRunner keeps before starting its table again. */
-const TABLE_LIMIT = 20_000;
+const LISTENER_GAUGE_SET: ReadonlySet<string> = new Set(LISTENER_GAUGES);
 
-interface CachedStep {
+/**
+ * The most event answers a MachineRunner keeps per snapshot before starting that table again (which
+ * costs only recomputation). The keys are finite (listener events are keyed on their guards'
+ * outcomes, not on the gauges), so the limit is a guard against a host that sends unbounded event
+ * params, not a working bound.
+ */
+const TABLE_LIMIT = 4096;
+
+export interface CachedStep {
   next: number;
   effects: Effect[];
   transitions: string[];
@@ -110,31 +117,90 @@ export class MachineRunner {
   readonly snaps: AnyMachineSnapshot[] = [];
   readonly values: string[] = [];
   private readonly ids = new Map<string, number>();
-  private readonly table = new Map<string, CachedStep>();
+  private readonly tables: (Map<string, CachedStep> | undefined)[] = []; // by snapshot id
+  private initialId = -1;
+  /** The listener's guards (overrides of a defect included), evaluated to key its steps. */
+  private readonly gaugeGuards: ((args: { context: unknown; event: unknown }) => boolean)[];
 
   constructor(
     readonly name: MachineName,
     readonly machine: AnyStateMachine,
     private readonly config: ModelConfig,
-  ) {}
+  ) {
+    const guards = machine.implementations.guards as Record<
+      string,
+      (args: { context: unknown; event: unknown }) => boolean
+    >;
+    this.gaugeGuards =
+      name === 'listener'
+        ? Object.keys(guards)
+            .sort()
+            .map((g) => guards[g]!)
+        : [];
+  }
 
-  /** Returns the id of the machine's initial snapshot. */
+  /** Returns the id of the machine's initial snapshot (computed by XState once). */
   initial(): number {
-    const steps = getInitialSnapshot(this.machine, this.config);
-    return this.intern(steps);
+    if (this.initialId < 0) this.initialId = this.intern(getInitialSnapshot(this.machine, this.config));
+    return this.initialId;
+  }
+
+  /**
+   * Returns the key of `event` in the table of snapshot `id`: the event's type, then each other
+   * field with a type tag ('$' and the length for a string, '#' for anything else String prints,
+   * '=' and JSON for an object), so two keys are equal only for equal events; an event with no
+   * params is keyed by its type alone. The listener's gauges (LISTENER_GAUGES) are read by its
+   * guards only, so two listener events that differ only in gauges on which every guard agrees take
+   * the same transitions with the same effects: the key holds the guards' outcomes in place of the
+   * gauges, and the table stays finite however the counters move.
+   */
+  private keyOf(id: number, event: { type: string }): string {
+    let key = event.type;
+    const fields = event as unknown as Record<string, unknown>;
+    const listener = this.gaugeGuards.length > 0;
+    for (const k in fields) {
+      if (k === 'type' || (listener && LISTENER_GAUGE_SET.has(k))) continue;
+      const v = fields[k];
+      key +=
+        typeof v === 'string'
+          ? `|${k}$${v.length}:${v}`
+          : typeof v === 'object' && v !== null
+            ? `|${k}=${JSON.stringify(v)}`
+            : `|${k}#${String(v)}`;
+    }
+    if (listener) {
+      const args = { context: this.snaps[id]!.context, event };
+      key += '|';
+      for (const guard of this.gaugeGuards) key += guard(args) ? '1' : '0';
+    }
+    return key;
   }
 
   /** Returns the next snapshot id, the effects and the transitions for `event` in snapshot `id`. */
   step(id: number, event: { type: string }): CachedStep {
-    const key = `${id}${JSON.stringify(event)}`;
-    const hit = this.table.get(key);
+    const key = this.keyOf(id, event);
+    let table = this.tables[id];
+    if (table === undefined) {
+      table = new Map();
+      this.tables[id] = table;
+    }
+    const hit = table.get(key);
     if (hit) return hit;
+    const answer = this.compute(id, event);
+    if (table.size >= TABLE_LIMIT) table.clear();
+    table.set(key, answer);
+    return answer;
+  }
+
+  /**
+   * Returns XState's answer for `event` in snapshot `id`, computed now and not memoised: what
+   * `step` returns on a miss. Interns the snapshot it reaches.
+   */
+  compute(id: number, event: { type: string }): CachedStep {
     const snap = this.snaps[id]!;
     if (this.machine.getTransitionData(snap as never, event as never).length === 0) {
       // The machine does not accept this event in this state: nothing happens.
-      const none = { next: id, effects: [], transitions: [] };
-      this.remember(key, none);
-      return none;
+      return { next: id, effects: [], transitions: [] };
     }
     const micro = getMicrosteps(this.machine, snap, event as never);
     const effects: Effect[] = [];
@@ -154,19 +220,7 @@ export class MachineRunner {
       }
       prev = next;
     });
-    const result = { next: micro.length === 0 ? id : this.intern(prev), effects, transitions };
-    this.remember(key, result);
-    return result;
-  }
-
-  /**
-   * Stores one answer of XState in the table. The listener's events carry live counter values, so
-   * a long-running host (the proxy) would see the table grow with every new value: past
-   * TABLE_LIMIT entries it starts again from empty, which costs only recomputation.
-   */
-  private remember(key: string, step: CachedStep): void {
-    if (this.table.size >= TABLE_LIMIT) this.table.clear();
-    this.table.set(key, step);
+    return { next: micro.length === 0 ? id : this.intern(prev), effects, transitions };
   }
 
   /** Returns the dotted state value of snapshot `id`. */
@@ -305,20 +359,29 @@ export class Composition {
     inputs: StepInputs = NO_FAILURE,
   ): void {
     const runner = this.runners[machine];
-    const slots = conn === null ? null : world.conns.get(conn);
-    if (machine !== 'listener' && !slots) throw new Error(`no connection ${conn}`);
+    const slots = conn === null ? undefined : world.conns.get(conn);
+    if (machine !== 'listener' && slots === undefined) throw new Error(`no connection ${conn}`);
     const from = machine === 'listener' ? world.listener : slots![machine as 'connection' | 'session'];
-    const { next, effects: raw, transitions } = runner.step(from, event);
+    const answer = runner.step(from, event);
+    const transitions = answer.transitions;
     if (transitions.length === 0) return;
+    const next = answer.next;
     if (machine === 'listener') world.listener = next;
     else slots![machine as 'connection' | 'session'] = next;
-    const base = { machine, conn, event, from: runner.value(from), to: runner.value(next), transitions };
-    const effects = this.defect?.rewrite ? this.defect.rewrite(base, raw) : raw;
-    host.record?.({ ...base, effects });
+    let effects = answer.effects;
+    const rewrite = this.defect?.rewrite;
+    if (host.record !== undefined || rewrite !== undefined) {
+      const fromValue = runner.values[from]!;
+      const toValue = runner.values[next]!;
+      if (rewrite !== undefined)
+        effects = rewrite({ machine, conn, event, from: fromValue, to: toValue, transitions }, effects);
+      host.record?.({ machine, conn, event, from: fromValue, to: toValue, transitions, effects });
+    }
     const origin: Origin = { machine, conn };
-    for (const effect of effects) {
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i]!;
       host.execute(effect, origin);
-      this.route(world, host, effect, origin, inputs);
+      if (MESSAGE_EFFECTS.has(effect.type)) this.route(world, host, effect, origin, inputs);
     }
   }
 
@@ -351,6 +414,23 @@ export class Composition {
     }
   }
 }
+
+/**
+ * The effects that are messages: those messagesFor turns into events for other machines. Every
+ * other effect routes nowhere (tested against messagesFor over the whole effect vocabulary).
+ */
+export const MESSAGE_EFFECTS: ReadonlySet<string> = new Set<EffectName>([
+  'sessionAccept',
+  'acceptReturned',
+  'connStartHandshake',
+  'connNoHandshake',
+  'connTimeout',
+  'connClose',
+  'handshakeEnded',
+  'resumeListener',
+  'dequeueGlobal',
+  'dequeueFrontend',
+]);
 
 /** A message: an effect of one machine delivered as an event to another machine. */
 export interface Message {

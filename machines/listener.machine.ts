@@ -28,6 +28,19 @@ export interface ListenerGauges {
   sessRateRemain: number; //  budget left in p->fe_sess_per_sec this second (Infinity = no limit)
 }
 
+/**
+ * The names of the gauges. The machine reads them in its guards and nowhere else (no action params,
+ * no context): the composition relies on it to key its memoised steps on the guards' outcomes
+ * (machines/compose.ts, MachineRunner).
+ */
+export const LISTENER_GAUGES = [
+  'nbconn',
+  'actconn',
+  'feconn',
+  'connRateRemain',
+  'sessRateRemain',
+] as const satisfies readonly (keyof ListenerGauges)[];
+
 /** Events the listener machine accepts. "from" names who sends it. */
 export type ListenerEvent =
   | ({ type: 'ACCEPT_ATTEMPT'; acceptError: boolean } & ListenerGauges) // from I/O: the listening fd is readable

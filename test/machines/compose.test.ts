@@ -8,6 +8,8 @@ import {
   Composition,
   MACHINES,
   MachineRunner,
+  MESSAGE_EFFECTS,
+  messagesFor,
   NO_FAILURE,
   type Defect,
   type Host,
@@ -16,8 +18,9 @@ import {
   type World,
 } from '../../machines/compose.ts';
 import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import { LISTENER_GAUGES } from '../../machines/listener.machine.ts';
 import { applyCounterEffect, listenerGauges, zeroCounters } from '../../machines/counters.ts';
-import type { Effect } from '../../machines/effects.ts';
+import { EFFECTS, type Effect, type EffectName } from '../../machines/effects.ts';
 
 /** One line of what the host saw: a machine step, or an effect with its sender's state at that moment. */
 type Seen =
@@ -196,5 +199,70 @@ describe('MachineRunner', () => {
     const b = runner.step(runner.initial(), { type: 'ACCEPT' });
     expect(b.next).toBe(a.next);
     expect(runner.value(a.next)).toBe('accepted');
+  });
+
+  it("answers a listener event from its guards' outcomes exactly as XState answers the event itself", () => {
+    // Listener events are memoised on the guards' outcomes instead of the gauges: over random gauges
+    // around every limit, in every listener state, the memoised answer is XState's answer.
+    const configs = [
+      makeConfig(),
+      makeConfig({ feMaxconn: 3, bindMaxconn: 2, globalMaxconn: 4, maxconnrate: 2, rateLimitSessions: 1 }),
+      makeConfig({ unlimited: true, maxconnrate: 1 }),
+    ];
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const gauge = (): number => [0, 1, 2, 3, 4, 5, Infinity][rand(7)]!;
+    const types = ['ACCEPT_ATTEMPT', 'ACCEPT_RETURNED', 'RESUME', 'DEQUEUE_GLOBAL', 'DEQUEUE_FRONTEND'];
+    let compared = 0;
+    const statesSeen = new Set<string>();
+    for (const config of configs) {
+      const runner = new MachineRunner('listener', MACHINES.listener, config);
+      let id = runner.initial();
+      for (let i = 0; i < 3000; i++) {
+        const type = types[rand(types.length)]!;
+        const event = {
+          type,
+          ...(type === 'ACCEPT_ATTEMPT' ? { acceptError: rand(4) === 0 } : {}),
+          ...(type === 'ACCEPT_RETURNED' ? { ret: [-1, 0, 1][rand(3)] } : {}),
+          nbconn: gauge(),
+          actconn: gauge(),
+          feconn: gauge(),
+          connRateRemain: gauge() - 1,
+          sessRateRemain: gauge() - 1,
+        };
+        const memo = runner.step(id, event);
+        const fresh = runner.compute(id, event);
+        expect(memo).toEqual(fresh);
+        statesSeen.add(runner.value(id));
+        compared++;
+        id = memo.next;
+      }
+    }
+    expect(compared).toBe(9000);
+    expect([...statesSeen].sort()).toEqual([
+      'full',
+      'limited.onFrontendQueue',
+      'limited.onGlobalQueue',
+      'ready',
+    ]);
+  });
+
+  it('names every gauge of the listener in LISTENER_GAUGES, the fields its memo key leaves out', () => {
+    expect([...LISTENER_GAUGES].sort()).toEqual(
+      Object.keys(listenerGauges(zeroCounters(), makeConfig())).sort(),
+    );
+  });
+
+  it('routes exactly the effects named in MESSAGE_EFFECTS: every other effect is no message', () => {
+    const gauges = { gauges: () => listenerGauges(zeroCounters(), makeConfig()) };
+    const params = { ret: 1, error: false, queue: 'global', ms: 0 };
+    const routed = (Object.keys(EFFECTS) as EffectName[]).filter(
+      (type) =>
+        messagesFor({ type, params }, { machine: 'session', conn: 0 }, NO_FAILURE, gauges, 0).length > 0,
+    );
+    expect(routed.sort()).toEqual([...MESSAGE_EFFECTS].sort());
   });
 });
