@@ -15,7 +15,10 @@
  *      closed none of them;
  *   5. the connections are closed, the proxy stopped.
  * RSS runs and heap runs are separate processes: a heap snapshot (how the JS heap is read from
- * outside, bench/targets.ts) makes the RSS jump by tens of MB. HAProxy has no JS heap: its row is
+ * outside, bench/targets.ts) makes the RSS jump by tens of MB. The heap runs also give the
+ * allocated memory: the JS heap plus V8's external memory (the bytes of every Buffer, the pool's
+ * channel buffers included), which is what the seed stopped allocating at accept time; the RSS
+ * shows those buffers only as far as their pages were touched. HAProxy has no JS heap: its row is
  * RSS only. RSS counts user-space memory only: the kernel's socket buffers are in neither figure.
  *
  * The flood sizes are capped by the hard fd limit (floodCapacity): HAProxy refuses to start when
@@ -54,6 +57,7 @@ export type FloodMode = 'embryonic' | 'full';
 export interface FloodMeasure {
   n: number; //               connections held
   perConn: number | null; //  growth per connection, bytes (RSS, or JS heap for a heap run)
+  perConnAllocated: number | null; // heap runs: growth of the JS heap plus external memory (Buffers) per connection
   acceptMs: number; //        from the first connect until CurrConns reached n
   closedByProxy: number; //   held connections the proxy closed before the measure (should be 0)
   failed: number; //          connections that could not be opened
@@ -130,6 +134,7 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
             record(f.measure, f.kind, f.mode, {
               n,
               perConn: null,
+              perConnAllocated: null,
               acceptMs: NaN,
               closedByProxy: 0,
               failed: n,
@@ -144,6 +149,8 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
     }
     const per = (m: Measure, k: ProxyKind, mode: FloodMode): number[] =>
       (runs.get(key(m, k, mode)) ?? []).map((r) => r.perConn ?? NaN);
+    const allocated = (mode: FloodMode): number[] =>
+      (runs.get(key('heap', 'impl', mode)) ?? []).map((r) => r.perConnAllocated ?? NaN);
     const notesOf = (m: Measure, k: ProxyKind, mode: FloodMode): string[] => {
       const list = runs.get(key(m, k, mode)) ?? [];
       const notes: string[] = [];
@@ -222,6 +229,34 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
           goal: { text: '≤ 0.1 (1/10 of a full session)', met: heapRatio ? heapRatio.median <= 0.1 : null },
         }),
       );
+      for (const mode of modes) {
+        result.rows.push(
+          benchRow({
+            row: 1,
+            figure: 'allocated memory per connection (JS heap + Buffers)',
+            unit: 'B/conn',
+            subject: subject(mode),
+            value: summarize(allocated(mode)),
+            notes: [
+              "the JS heap after a full GC plus V8's external memory (every Buffer's bytes: the pool's channel buffers, read chunks), from the same runs",
+            ],
+          }),
+        );
+      }
+      const allocatedRatio = summarize(pairRatios(allocated('embryonic'), allocated('full')));
+      result.rows.push(
+        benchRow({
+          row: 1,
+          figure: 'embryonic / full, allocated memory per connection',
+          unit: '×',
+          subject: `impl, ${label}`,
+          value: allocatedRatio,
+          goal: {
+            text: '≤ 0.1 (1/10 of a full session)',
+            met: allocatedRatio ? allocatedRatio.median <= 0.1 : null,
+          },
+        }),
+      );
     } else {
       result.skipped.push({
         row: 1,
@@ -279,9 +314,12 @@ async function floodOnce(
     const after = await read(proxy, measure);
     const held = await ctx.loader.request<{ open: number; closedByProxy: number }>('held', {}, 10_000);
     await release(ctx, proxy, n);
+    const growth = (f: (r: Reading) => number): number | null =>
+      before === null || after === null || opened === 0 ? null : (f(after) - f(before)) / opened;
     return {
       n,
-      perConn: before === null || after === null || opened === 0 ? null : (after - before) / opened,
+      perConn: growth((r) => r.value),
+      perConnAllocated: measure === 'heap' ? growth((r) => r.value + r.external) : null,
       acceptMs,
       closedByProxy: held.closedByProxy,
       failed: n - opened,
@@ -352,7 +390,18 @@ async function settle(proxy: ProxyProcess, n: number): Promise<void> {
   );
 }
 
-/** The RSS, or the JS heap after a full GC, of <proxy> in bytes; null if it cannot be read. */
-async function read(proxy: ProxyProcess, measure: Measure): Promise<number | null> {
-  return measure === 'rss' ? proxy.rss() : proxy.jsHeap();
+/** One reading of a proxy's memory: the measure's value, and for a heap run its external memory. */
+interface Reading {
+  value: number; //    RSS, or the JS heap after a full GC, in bytes
+  external: number; // heap runs: V8's external memory (Buffers) in bytes; 0 for RSS
+}
+
+/** The RSS, or the JS heap after a full GC with its external memory, of <proxy>; null if it cannot be read. */
+async function read(proxy: ProxyProcess, measure: Measure): Promise<Reading | null> {
+  if (measure === 'rss') {
+    const rss = proxy.rss();
+    return rss === null ? null : { value: rss, external: 0 };
+  }
+  const heap = await proxy.jsHeap();
+  return heap === null ? null : { value: heap.used, external: heap.external };
 }

@@ -432,10 +432,12 @@ export interface ProxyProcess {
   /** Its CPU time so far in ms, null if it is gone. */
   cpu(): number | null;
   /**
-   * Its JS heap in use after a full GC, in bytes (impl started with heapProbe), else null.
-   * Takes a heap snapshot (blocking the proxy for a while; its RSS may grow) and a report.
+   * Its JS heap in use after a full GC, and the external memory V8 accounts beside it (the
+   * ArrayBuffer backing stores: every Buffer's bytes, the pool's channel buffers included), in
+   * bytes (impl started with heapProbe), else null. Takes a heap snapshot (blocking the proxy for a
+   * while; its RSS may grow) and a report.
    */
-  jsHeap(): Promise<number | null>;
+  jsHeap(): Promise<JsHeap | null>;
   /** Stops it and removes its directory; idempotent. */
   stop(): Promise<void>;
 }
@@ -573,16 +575,23 @@ export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> 
 /** How long a heap snapshot and its report may take (a 10k-connection heap takes seconds). */
 const HEAP_TIMEOUT_MS = 120_000;
 
+/** The JS heap of a node process after a full GC, from its diagnostic report. */
+export interface JsHeap {
+  used: number; //     javascriptHeap.usedMemory: bytes of live JS objects
+  external: number; // javascriptHeap.externalMemory: bytes allocated outside the heap for them (Buffers)
+}
+
 /**
  * Reads the JS heap of the node process <pid> started with the heap probe flags, whose diagnostic
  * directory is <dir>: SIGUSR2 writes a heap snapshot (after a full GC); once its file exists (the
- * snapshot has begun), SIGXCPU asks for a report, whose javascriptHeap.usedMemory is the answer.
+ * snapshot has begun), SIGXCPU asks for a report, whose javascriptHeap.usedMemory and
+ * externalMemory are the answer.
  * Both signals are handled by listeners on the process's main thread, in order, and the snapshot
  * is written synchronously: the report is taken after the snapshot's GC, whatever the timing. Both
  * files are removed. Resolves with the bytes, or null when the process is gone or the files do not
  * come within HEAP_TIMEOUT_MS.
  */
-async function readJsHeap(pid: number, dir: string): Promise<number | null> {
+async function readJsHeap(pid: number, dir: string): Promise<JsHeap | null> {
   const before = new Set(readdirSync(dir));
   const fresh = (suffix: string): string | undefined =>
     readdirSync(dir).find((f) => f.endsWith(suffix) && !before.has(f));
@@ -600,10 +609,11 @@ async function readJsHeap(pid: number, dir: string): Promise<number | null> {
       if (!report) continue;
       try {
         const parsed = JSON.parse(readFileSync(join(dir, report), 'utf8')) as {
-          javascriptHeap?: { usedMemory?: number };
+          javascriptHeap?: { usedMemory?: number; externalMemory?: number };
         };
         const used = parsed.javascriptHeap?.usedMemory;
-        return typeof used === 'number' ? used : null;
+        const external = parsed.javascriptHeap?.externalMemory;
+        return typeof used === 'number' && typeof external === 'number' ? { used, external } : null;
       } catch {
         // still being written
       }

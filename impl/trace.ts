@@ -8,8 +8,10 @@
  * it decided: source class, planned allocation failures), followed by the "step" line of every
  * machine transition (Host.record) and the "effect" line of every effect it executes
  * (Host.execute), and a "counters" line once the step is over. `t` is milliseconds since the
- * proxy started. Lines are written synchronously, so a trace is complete up to the last step even
- * if the process is killed.
+ * proxy started. The lines of one step are gathered and written with one synchronous write when the
+ * step's counters line closes it (and at RATE_PERIOD, which has none), so a trace is complete up to
+ * the last finished step even if the process is killed, at one system call per step instead of one
+ * per line.
  *
  * A tap (impl/monitor.ts, `proxy --monitor`) receives every line as an object, in memory, before it
  * is written; with a tap the file is optional.
@@ -29,6 +31,9 @@ import {
   type TraceLine,
 } from '../machines/traceFormat.ts';
 
+/** Pending bytes past which the lines of an unusually long step are written before it ends. */
+const FLUSH_AT = 64 * 1024;
+
 /** Receives every trace line, in memory, as it is written (the live monitor). */
 export interface TraceTap {
   /** Called once per line, in order, header first. Must not throw; must not keep `line` mutable. */
@@ -39,6 +44,7 @@ export interface TraceTap {
 export class Trace {
   private fd: number | null;
   private open = true;
+  private pending = ''; // lines of the step in progress, not written yet
   private readonly start = performance.now();
 
   /**
@@ -53,6 +59,7 @@ export class Trace {
   ) {
     this.fd = path === null ? null : openSync(path, 'w');
     this.write(headerLine(this.now(), config, ['step', 'effect'], implementation));
+    this.flush();
   }
 
   /** Writes the line of one environment event about to be fed to `machine` (null: RATE_PERIOD). */
@@ -63,6 +70,7 @@ export class Trace {
     inputs?: Partial<StepInputs>,
   ): void {
     this.write(inputLine(this.now(), machine, conn, event, inputs));
+    if (machine === null) this.flush(); // RATE_PERIOD is a whole step: no counters line follows
   }
 
   /** Writes the line of one machine step. */
@@ -75,13 +83,15 @@ export class Trace {
     this.write(effectLine(this.now(), effect, origin));
   }
 
-  /** Writes the counters as they are now. */
+  /** Writes the counters as they are now: the step is over, and its lines go to the file. */
   counters(counters: Counters): void {
     this.write(countersLine(this.now(), counters));
+    this.flush();
   }
 
-  /** Closes the file. Further lines are dropped, for the file and the tap. Idempotent. */
+  /** Closes the file, after writing what is pending. Further lines are dropped, for the file and the tap. Idempotent. */
   close(): void {
+    if (this.open) this.flush();
     this.open = false;
     if (this.fd === null) return;
     closeSync(this.fd);
@@ -95,6 +105,14 @@ export class Trace {
   private write(line: TraceLine): void {
     if (!this.open) return;
     this.tap?.line(line);
-    if (this.fd !== null) writeSync(this.fd, `${formatTraceLine(line)}\n`);
+    if (this.fd === null) return;
+    this.pending += `${formatTraceLine(line)}\n`;
+    if (this.pending.length > FLUSH_AT) this.flush();
+  }
+
+  private flush(): void {
+    if (this.fd === null || this.pending === '') return;
+    writeSync(this.fd, this.pending);
+    this.pending = '';
   }
 }

@@ -116,12 +116,22 @@ function free(m: ConnMemory, life: Life, what: string): Life {
  * The model's host: executes effects on the counters and the memory records of a SystemState.
  * Pure with respect to the outside world; mutates only the state it was given.
  */
+/**
+ * Told of each machine step and each effect of a SystemModel.step as the model's host sees them,
+ * before the host applies the effect, with the connection ids of the state stepped. Must not throw.
+ */
+export interface StepObserver {
+  record(record: TransitionRecord): void;
+  execute(effect: Effect, origin: Origin): void;
+}
+
 class ModelHost implements Host {
   readonly records: TransitionRecord[] = [];
 
   constructor(
     private readonly s: SystemState,
     private readonly config: ModelConfig,
+    private readonly observer?: StepObserver,
   ) {}
 
   gauges() {
@@ -130,6 +140,7 @@ class ModelHost implements Host {
 
   record(r: TransitionRecord): void {
     this.records.push(r);
+    this.observer?.record(r);
     if (r.conn === null) return;
     const m = this.s.memory[r.conn]!;
     // accept() creates the fd: the connection leaves the backlog with it open.
@@ -139,6 +150,7 @@ class ModelHost implements Host {
   }
 
   execute(effect: Effect, origin: Origin): void {
+    this.observer?.execute(effect, origin);
     if (applyCounterEffect(this.s.counters, effect.type, this.config)) return;
     if (effect.type === 'scheduleQueueTask') {
       this.s.queueTasks[(effect.params as { queue: 'global' | 'frontend' }).queue] = true;
@@ -293,12 +305,17 @@ export class SystemModel {
 
   /**
    * Applies `event` to a copy of `s` and returns the new state with the machine steps taken.
-   * Returns null when the event cannot happen in `s` (see `enabled`). Pure.
+   * Returns null when the event cannot happen in `s` (see `enabled`). `observer`, if given, is told
+   * of every step and effect in emission order. Pure apart from what the observer does.
    */
-  step(s: SystemState, event: SystemEvent): { state: SystemState; records: TransitionRecord[] } | null {
+  step(
+    s: SystemState,
+    event: SystemEvent,
+    observer?: StepObserver,
+  ): { state: SystemState; records: TransitionRecord[] } | null {
     if (!this.isEnabled(s, event)) return null;
     const next = this.clone(s);
-    const host = new ModelHost(next, this.config);
+    const host = new ModelHost(next, this.config, observer);
     const c = this.composition;
     switch (event.type) {
       case 'ACCEPT': {

@@ -20,19 +20,17 @@
  * of the state (the connection the input concerns, renumbered 0, with the global counters), so the
  * memory semantics and the invariants are exactly the model checker's.
  */
-import {
-  NO_FAILURE,
-  type Defect,
-  type Host,
-  type Origin,
-  type StepInputs,
-  type TransitionRecord,
-  type World,
-} from '../machines/compose.ts';
+import type { Defect, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
-import { applyCounterEffect, listenerGauges, newRatePeriod, type Counters } from '../machines/counters.ts';
+import { applyCounterEffect, newRatePeriod, type Counters } from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
-import { SystemModel, type ConnMemory, type SystemEvent, type SystemState } from '../machines/system.ts';
+import {
+  SystemModel,
+  type ConnMemory,
+  type StepObserver,
+  type SystemEvent,
+  type SystemState,
+} from '../machines/system.ts';
 import {
   INPUTS,
   STEP_INPUT_FIELDS,
@@ -94,6 +92,20 @@ export interface TraceMonitorOptions {
   deadlineSlackMs?: number | null; //  inputs later than the handshake deadline plus this are divergences; null = unchecked (default)
   invariants?: readonly Invariant[]; // INVARIANTS if not given
   defect?: Defect | null; //           a mutant switched into the model (tests)
+  trusted?: boolean; //                lines given as objects come from a typed in-process writer (the
+  //                                    live monitor): only their shape (an object, a known kind, a
+  //                                    numeric t) is checked, not every field against the schema
+}
+
+const KINDS: ReadonlySet<unknown> = new Set(['header', 'input', 'step', 'effect', 'counters']);
+
+/** Why `obj` is not even shaped like a trace line (an object with a known kind and a numeric t), or null. Pure. */
+function shapeError(obj: unknown): string | null {
+  if (typeof obj !== 'object' || obj === null) return 'a trace line must be a JSON object';
+  const { kind, t } = obj as { kind?: unknown; t?: unknown };
+  if (!KINDS.has(kind)) return `unknown kind ${JSON.stringify(kind)}`;
+  if (typeof t !== 'number') return 't must be a number';
+  return null;
 }
 
 /** A timer may fire this much earlier than its deadline: hosts read their clocks at ms granularity. */
@@ -141,32 +153,34 @@ interface Branch {
 }
 
 /**
- * Records the sequence of one step as a Host sees it: each machine step, then its effects, with
- * the counters after each. Used beside SystemModel.step, which owns the state; only the counters
- * matter to the routing (the listener's gauges), so they are all it keeps.
+ * Records the sequence of one step as the model's host sees it (a StepObserver of
+ * SystemModel.step): each machine step, then its effects, with the counters after each. The model
+ * steps a one-connection view where the line's connection is number 0: the records and origins are
+ * renamed back to `conn`, the connection's id in the trace.
  */
-class SequenceRecorder implements Host {
+class SequenceRecorder implements StepObserver {
   readonly items: Item[] = [];
   readonly counters: Counters[];
 
   constructor(
     private readonly c: Counters,
     private readonly config: ModelConfig,
+    private readonly conn: number | null,
   ) {
     this.counters = [{ ...c }];
   }
 
-  gauges() {
-    return listenerGauges(this.c, this.config);
-  }
-
   record(record: TransitionRecord): void {
-    this.items.push({ kind: 'step', record });
+    this.items.push({ kind: 'step', record: record.conn === 0 ? { ...record, conn: this.conn } : record });
     this.counters.push(this.counters[this.counters.length - 1]!);
   }
 
   execute(effect: Effect, origin: Origin): void {
-    this.items.push({ kind: 'effect', effect, origin });
+    this.items.push({
+      kind: 'effect',
+      effect,
+      origin: origin.conn === 0 ? { ...origin, conn: this.conn } : origin,
+    });
     const changed = applyCounterEffect(this.c, effect.type, this.config);
     this.counters.push(changed ? { ...this.c } : this.counters[this.counters.length - 1]!);
   }
@@ -193,6 +207,7 @@ export class TraceMonitor {
   private readonly invariants: readonly Invariant[];
   private readonly maxStates: number;
   private readonly slack: number | null;
+  private readonly trusted: boolean;
   private complete: Set<CompleteKind>;
   private readonly completeFixed: boolean;
   private readonly template: SystemState; //  a one-connection state with connection 0 in the backlog
@@ -212,6 +227,7 @@ export class TraceMonitor {
     this.invariants = options.invariants ?? INVARIANTS;
     this.maxStates = options.maxStates ?? 4096;
     this.slack = options.deadlineSlackMs ?? null;
+    this.trusted = options.trusted ?? false;
     this.complete = new Set(options.complete ?? []);
     this.completeFixed = options.complete !== undefined;
     this.template = this.model.initial();
@@ -246,7 +262,7 @@ export class TraceMonitor {
     }
     this.remember(no, typeof line === 'string' ? line : obj);
     if (typeof line !== 'string') {
-      const error = validateTraceLine(obj);
+      const error = this.trusted ? shapeError(obj) : validateTraceLine(obj);
       if (error !== null) return this.divergence('invalid', error, this.states(), null, []);
     }
     const l = obj as TraceLine;
@@ -407,12 +423,10 @@ export class TraceMonitor {
     }
     const one = this.oneConnection(s, rec);
     if (!this.model.isEnabled(one, event)) return this.notEnabled(s, line, rec, event);
-    const r = this.model.step(one, event)!;
-    const recorder = this.recordSequence(s, conn, rec, event);
+    const recorder = { host: new SequenceRecorder({ ...s.counters }, this.config, conn) };
+    const r = this.model.step(one, event, recorder.host)!;
     const after1 = r.state;
     const slots = after1.world.conns.get(0)!;
-    if (recorder.records !== r.records.length)
-      throw new Error(`internal: the recorded step of line ${this.stats.lines} differs from the model's`);
     const mem = after1.memory[0]!;
     const conns = new Map(s.conns);
     let ended: number | null = null;
@@ -479,84 +493,6 @@ export class TraceMonitor {
       memory: [rec ? rec.mem : t.memory[0]!],
       queueTasks: s.queueTasks,
     };
-  }
-
-  /**
-   * Runs the step of `event` again, on connection `conn` under its own id, to record what a host
-   * sees: the machine steps and effects in emission order, with the counters after each.
-   */
-  private recordSequence(
-    s: CheckState,
-    conn: number | null,
-    rec: ConnRec | undefined,
-    event: SystemEvent,
-  ): { host: SequenceRecorder; records: number } {
-    const host = new SequenceRecorder({ ...s.counters }, this.config);
-    const world: World = { listener: s.listener, conns: new Map() };
-    const t = this.template.world.conns.get(0)!;
-    if (conn !== null)
-      world.conns.set(conn, rec ? { connection: rec.connection, session: rec.session } : { ...t });
-    const c = this.model.composition;
-    switch (event.type) {
-      case 'ACCEPT':
-        c.acceptAttempt(
-          world,
-          host,
-          conn!,
-          { src: event.src ?? 'plain', acceptFail: event.fail ?? 'none', completeFail: 'none' },
-          event.acceptError ?? false,
-        );
-        break;
-      case 'PROXY_HEADER_OK':
-      case 'TLS_OK':
-        c.dispatch(
-          world,
-          host,
-          'connection',
-          conn,
-          { type: event.type },
-          {
-            ...NO_FAILURE,
-            completeFail: event.fail ?? 'none',
-          },
-        );
-        break;
-      case 'PROXY_HEADER_ERROR':
-      case 'TLS_ERROR':
-        c.dispatch(world, host, 'connection', conn, { type: event.type, code: event.code }, NO_FAILURE);
-        break;
-      case 'PEER_CLOSE':
-      case 'PEER_RESET':
-        c.dispatch(world, host, 'connection', conn, { type: event.type }, NO_FAILURE);
-        break;
-      case 'TIMER_EXPIRE':
-      case 'TASK_WAKEUP':
-        c.dispatch(
-          world,
-          host,
-          'session',
-          conn,
-          { type: 'TASK_WAKEUP', timer: event.type === 'TIMER_EXPIRE' },
-          NO_FAILURE,
-        );
-        break;
-      case 'SESSION_END':
-        c.dispatch(world, host, 'session', conn, { type: 'SESSION_END' }, NO_FAILURE);
-        break;
-      case 'QUEUE_TASK':
-        c.dispatch(
-          world,
-          host,
-          'listener',
-          null,
-          { type: event.queue === 'global' ? 'DEQUEUE_GLOBAL' : 'DEQUEUE_FRONTEND', ...host.gauges() },
-          NO_FAILURE,
-        );
-        break;
-      case 'RATE_PERIOD':
-        break;
-    }
-    return { host, records: host.items.filter((i) => i.kind === 'step').length };
   }
 
   /** Why input `line` cannot happen in `s`, in words. */

@@ -101,6 +101,20 @@ describe('npm run bench at a tiny size', () => {
     expect(rows[0]!.goal?.text).toMatch(/2 KiB/);
   });
 
+  it('counts the Buffers a full session holds in its allocated memory, and none for an embryonic one', () => {
+    const [embryonic, full] = rowsOf(1, 'allocated memory per connection (JS heap + Buffers)');
+    const [heapEmbryonic, heapFull] = rowsOf(1, 'JS heap growth per connection');
+    finite(embryonic!.value);
+    finite(full!.value);
+    // A full session holds its two channel buffers (2 x tune.bufsize) outside the JS heap; at this
+    // size the warm-up's buffers, back in the pool's free list, serve 4 of the flood's 16.
+    expect(full!.value!.median - heapFull!.value!.median).toBeGreaterThanOrEqual(16384);
+    expect(embryonic!.value!.median - heapEmbryonic!.value!.median).toBeLessThan(16384);
+    const ratio = rowsOf(1, 'embryonic / full, allocated memory per connection')[0]!;
+    finite(ratio.value);
+    expect(ratio.goal?.met).toBeTypeOf('boolean');
+  });
+
   it('measures the accept rate of both proxies and its ratio', (ctx) => {
     const [rate, perCpu] = rowsOf(2, 'accept + PROXY v1 header + close').concat(
       rowsOf(2, 'accept + PROXY v1 header + close, per CPU-second of the proxy'),
