@@ -19,15 +19,7 @@
  */
 import { instance, type Viz } from '@viz-js/viz';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
-import {
-  Composition,
-  MACHINES,
-  NO_FAILURE,
-  type Host,
-  type MachineName,
-  type World,
-} from '../machines/compose.ts';
-import { makeConfig } from '../machines/config.ts';
+import { MACHINES, messagesFor, NO_FAILURE, type Host, type MachineName } from '../machines/compose.ts';
 import { EFFECTS, type Effect, type EffectName } from '../machines/effects.ts';
 import {
   actionName,
@@ -224,41 +216,20 @@ let routesCache: MessageRoute[] | null = null;
 
 /**
  * Returns every message compose.ts routes: for each effect of machines/effects.ts, the events
- * Composition.route delivers for it, and to which machine. They are read from compose.ts itself,
- * by running its router on each effect with the deliveries captured instead of performed, so that
- * the overview can never disagree with the composition. Pure (deterministic, cached).
- * Throws if compose.ts no longer has its router (then this function must follow it).
+ * compose.ts's router (messagesFor, which Composition.dispatch calls for every effect in
+ * MESSAGE_EFFECTS) delivers for it, and to which machine, so that the overview can never disagree
+ * with the composition. Pure (deterministic, cached).
  */
 export function messageRoutes(): MessageRoute[] {
   if (routesCache) return routesCache;
-  const seen: { machine: MachineName; event: string }[] = [];
-  class Probe extends Composition {
-    override dispatch(
-      _w: World,
-      _h: Host,
-      machine: MachineName,
-      _c: number | null,
-      event: { type: string },
-    ): void {
-      seen.push({ machine, event: event.type });
-    }
-  }
-  const probe = new Probe(makeConfig());
-  const route = (probe as unknown as { route?: (...args: unknown[]) => void }).route;
-  if (typeof route !== 'function')
-    throw new Error(
-      'machines/compose.ts: Composition.route is gone; make messageRoutes() follow the routing',
-    );
-  const host: Host = {
+  const host: Pick<Host, 'gauges'> = {
     gauges: () => ({ nbconn: 0, actconn: 0, feconn: 0, connRateRemain: 1, sessRateRemain: 1 }),
-    execute: () => {},
   };
   const routes: MessageRoute[] = [];
   for (const name of Object.keys(EFFECTS) as EffectName[]) {
-    seen.length = 0;
     const effect: Effect = { type: name, params: {} };
-    route.call(probe, probe.initialWorld(), host, effect, { machine: 'session', conn: 0 }, NO_FAILURE);
-    for (const s of seen) routes.push({ effect: name, to: s.machine, event: s.event });
+    for (const m of messagesFor(effect, { machine: 'session', conn: 0 }, NO_FAILURE, host, 0))
+      routes.push({ effect: name, to: m.machine, event: m.event.type });
   }
   routesCache = routes;
   return routes;
