@@ -8,7 +8,7 @@ import { loadConfig, modelConfigOf, type ProxyConfig } from './config.ts';
 import { Frontend } from './driver.ts';
 import { FdTab } from './fdtab.ts';
 import { Logger } from './log.ts';
-import { Monitor } from './monitor.ts';
+import { ThreadedMonitor } from './monitorThread.ts';
 import { Pool, type FaultSpec } from './pool.ts';
 import { StatsServer } from './stats.ts';
 import { Trace } from './trace.ts';
@@ -31,7 +31,7 @@ export interface ProxyHandle {
   readonly config: ProxyConfig;
   readonly frontend: Frontend;
   readonly ports: number[]; //   the bound port of each bind (one)
-  readonly monitor: Monitor | null; // the live monitor, with --monitor
+  readonly monitor: ThreadedMonitor | null; // the live monitor, with --monitor
   /** Stops as a hard stop: every client and backend socket is closed. Resolves with the number of client fds closed. */
   stop(): Promise<number>;
 }
@@ -49,9 +49,11 @@ export async function startProxy(
   const pool = new Pool(cfg.global.bufsize, opts.faults ?? []);
   const model = modelConfigOf(cfg);
   const write = opts.log ?? writeStd;
-  const monitor = opts.monitor ? new Monitor(model, (text) => write('stderr', `${text}\n`)) : null;
+  const monitor = opts.monitor ? new ThreadedMonitor(model, (text) => write('stderr', `${text}\n`)) : null;
   const trace =
-    opts.trace || monitor ? new Trace(opts.trace ?? null, model, 'embryonic proxy (impl/)', monitor) : null;
+    opts.trace || monitor
+      ? new Trace(opts.trace ?? null, model, 'embryonic proxy (impl/)', null, monitor)
+      : null;
   const clock = opts.testClock ? new TestClock() : null;
   if (plantedFault())
     cfg.warnings.push(`${PLANTED_FAULT_ENV}=${plantedFault()}: this proxy carries a planted bug`);
@@ -84,7 +86,7 @@ export async function startProxy(
           const closed = await frontend.stop();
           await stats?.close();
           trace?.close();
-          if (monitor) write('stderr', `${monitor.finish()}\n`);
+          if (monitor) write('stderr', `${await monitor.finish()}\n`);
           return closed;
         })();
         return stopped;

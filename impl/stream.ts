@@ -325,7 +325,7 @@ export function streamOnEnd(conn: Conn): void {
     if (ts[0] === 'c' || ts[0] === 'C') t.cliAbrt++;
     if ((ts[0] === 's' || ts[0] === 'S') && ts[1] === 'D') t.srvAbrt++;
   }
-  if (!(fe.model.dontlognull && bin === 0 && bout === 0)) {
+  if (fe.model.logging && !(fe.model.dontlognull && bin === 0 && bout === 0)) {
     const src = conn.proxied?.source;
     const now = performance.now();
     fe.logLine(

@@ -13,8 +13,10 @@
  * the last finished step even if the process is killed, at one system call per step instead of one
  * per line.
  *
- * A tap (impl/monitor.ts, `proxy --monitor`) receives every line as an object, in memory, before it
- * is written; with a tap the file is optional.
+ * A tap (impl/monitor.ts) receives every line as an object, in memory, before it is written; a raw
+ * tap (impl/monitorThread.ts, `proxy --monitor`) receives what the lines are built from, and the
+ * lines are then not built at all unless the file or a tap takes them. With a tap the file is
+ * optional.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { MachineName, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
@@ -34,13 +36,33 @@ import {
 /** Pending bytes past which the lines of an unusually long step are written before it ends. */
 const FLUSH_AT = 64 * 1024;
 
-/** Receives every trace line, in memory, as it is written (the live monitor). */
+/** Receives every trace line, in memory, as it is written (the in-thread live monitor). */
 export interface TraceTap {
   /** Called once per line, in order, header first. Must not throw; must not keep `line` mutable. */
   line(line: TraceLine): void;
 }
 
-/** An open trace: a file, a tap, or both. Owns its fd until close(); the tap belongs to the caller. */
+/**
+ * Receives what the trace records before any line is built (the live monitor on its worker
+ * thread, impl/monitorThread.ts, which encodes it compactly): the header line, then one call per
+ * input, step, effect and counters line, in order, with the time each line would carry. The
+ * arguments belong to the caller: a tap copies what it keeps. Must not throw.
+ */
+export interface RawTraceTap {
+  header(line: TraceLine): void;
+  input(
+    t: number,
+    machine: MachineName | null,
+    conn: number | null,
+    event: { type: string } & Record<string, unknown>,
+    inputs?: Partial<StepInputs>,
+  ): void;
+  step(t: number, record: TransitionRecord): void;
+  effect(t: number, effect: Effect, origin: Origin): void;
+  counters(t: number, counters: Counters): void;
+}
+
+/** An open trace: a file, taps, or both. Owns its fd until close(); the taps belong to the caller. */
 export class Trace {
   private fd: number | null;
   private open = true;
@@ -49,18 +71,25 @@ export class Trace {
 
   /**
    * Creates (truncates) the trace file at `path` unless `path` is null, and writes its header for
-   * `config`, to the file and to `tap`. Throws if the file cannot be opened.
+   * `config`, to the file and to the taps. Throws if the file cannot be opened. Lines are built
+   * only when the file or `tap` takes them: `raw` alone receives what they are built from.
    */
   constructor(
     readonly path: string | null,
     config: ModelConfig,
     implementation: string,
     private readonly tap: TraceTap | null = null,
+    private readonly raw: RawTraceTap | null = null,
   ) {
     this.fd = path === null ? null : openSync(path, 'w');
-    this.write(headerLine(this.now(), config, ['step', 'effect'], implementation));
+    this.lines = this.fd !== null || tap !== null;
+    const header = headerLine(this.now(), config, ['step', 'effect'], implementation);
+    raw?.header(header);
+    if (this.lines) this.write(header);
     this.flush();
   }
+
+  private readonly lines: boolean; // the file or the line tap takes lines
 
   /** Writes the line of one environment event about to be fed to `machine` (null: RATE_PERIOD). */
   input(
@@ -69,23 +98,35 @@ export class Trace {
     event: { type: string } & Record<string, unknown>,
     inputs?: Partial<StepInputs>,
   ): void {
-    this.write(inputLine(this.now(), machine, conn, event, inputs));
+    if (!this.open) return;
+    const t = this.now();
+    this.raw?.input(t, machine, conn, event, inputs);
+    if (this.lines) this.write(inputLine(t, machine, conn, event, inputs));
     if (machine === null) this.flush(); // RATE_PERIOD is a whole step: no counters line follows
   }
 
   /** Writes the line of one machine step. */
   step(record: TransitionRecord): void {
-    this.write(stepLine(this.now(), record));
+    if (!this.open) return;
+    const t = this.now();
+    this.raw?.step(t, record);
+    if (this.lines) this.write(stepLine(t, record));
   }
 
   /** Writes the line of one effect executed by the host. */
   effect(effect: Effect, origin: Origin): void {
-    this.write(effectLine(this.now(), effect, origin));
+    if (!this.open) return;
+    const t = this.now();
+    this.raw?.effect(t, effect, origin);
+    if (this.lines) this.write(effectLine(t, effect, origin));
   }
 
   /** Writes the counters as they are now: the step is over, and its lines go to the file. */
   counters(counters: Counters): void {
-    this.write(countersLine(this.now(), counters));
+    if (!this.open) return;
+    const t = this.now();
+    this.raw?.counters(t, counters);
+    if (this.lines) this.write(countersLine(t, counters));
     this.flush();
   }
 
