@@ -23,7 +23,8 @@ import type { Profile } from '../machines/config.ts';
 import type { ErrCode } from '../machines/errCodes.ts';
 import { listTransitions } from '../machines/introspect.ts';
 import { buildV1, buildV2 } from '../impl/proxy/build.ts';
-import type { WireClient } from './client.ts';
+import type { BackendConnection } from './backend.ts';
+import type { CloseSeen, WireClient } from './client.ts';
 import {
   AT_ONCE_MS,
   DEADLINE_WINDOW,
@@ -40,7 +41,7 @@ import {
   type CounterRule,
   type Reference,
 } from './expect.ts';
-import { statNumber } from './stats.ts';
+import { statNumber, type StatsSnapshot } from './stats.ts';
 import { DEADLINE_MS, QUEUE_MAXCONN, type FrontendName } from './suite.cfg.ts';
 
 /** How a profile's outcome departs from the case's expectation, and why. */
@@ -176,6 +177,12 @@ const V2_TLVS = buildV2({
     { type: 0xe0, value: bytes('custom-value') }, //           PP2_TYPE_MIN_CUSTOM
   ],
 });
+const V2_AUTHORITY_256 = buildV2({
+  family: 'TCP4',
+  source: SRC4,
+  destination: DST4,
+  tlvs: [{ type: 0x02, value: bytes('a'.repeat(256)) }], //   PP2_TYPE_AUTHORITY, 256 bytes
+});
 const V2_CRC = buildV2({ family: 'TCP4', source: SRC4, destination: DST4 }, { crc32c: true });
 const V2_CRC_BAD = (() => {
   const h = Uint8Array.from(V2_CRC);
@@ -183,6 +190,33 @@ const V2_CRC_BAD = (() => {
   return h;
 })();
 const SIG = '0d0a0d0a000d0a515549540a'; // the 12-byte v2 signature
+
+// Malformed v2 headers, written out byte by byte, one annotated field a line.
+const V2_BAD_VERSION = hex(`${SIG}
+  31          ver_cmd: version 3 (invalid), command PROXY
+  11          fam: TCP over IPv4
+  000c        len: 12
+  0a010203 0a010204 9c40 01bb   addresses and ports`);
+const V2_UNKNOWN_COMMAND = hex(`${SIG}
+  22          ver_cmd: version 2, command 2 (undefined)
+  11          fam: TCP over IPv4
+  000c        len: 12
+  0a010203 0a010204 9c40 01bb   addresses and ports`);
+const V2_TLV_OVERRUN = hex(`${SIG}
+  21          ver_cmd: version 2, command PROXY
+  11          fam: TCP over IPv4
+  0011        len: 17 = 12 of addresses + a 5-byte TLV
+  0a010203 0a010204 9c40 01bb   addresses and ports
+  e0 0010 6162   TLV type 0xE0, length 16, but only 2 value bytes remain`);
+const V2_SHORT_ADDRESS_BLOCK = hex(`${SIG}
+  21          ver_cmd: version 2, command PROXY
+  11          fam: TCP over IPv4
+  0008        len: 8 (an IPv4 block needs 12)
+  0a010203 0a010204   addresses only, no ports`);
+const V2_UNSPEC_UNDER_PROXY = hex(`${SIG}
+  21          ver_cmd: version 2, command PROXY
+  00          fam: UNSPEC
+  0000        len: 0`);
 
 const DATA = bytes('hello, backend\n');
 const HTTP_REQUEST = bytes('GET / HTTP/1.0\r\n\r\n');
@@ -203,7 +237,8 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scenarios shared by several cases.
+// Steps shared by several cases. Each records its checks in the order a case body would, so a
+// case reads as the sequence of its steps.
 
 /** Writes <data> on <client> and returns the moment as a Reference named <label>. */
 async function send(
@@ -217,15 +252,62 @@ async function send(
   return { t, label };
 }
 
+/** Half-closes <client> and expects the target to close it with a FIN at once. */
+async function endAndExpectFin(ctx: CaseContext, client: WireClient): Promise<void> {
+  const t = ctx.log.now();
+  client.end();
+  await expectCloseAtOnce(ctx, client, 'fin', { t, label: "the client's FIN" });
+}
+
 /**
- * A header the target must reject: connect, write <payload> in one write, expect an RST at once,
- * and no backend connection.
+ * Expects <data> echoed through the backend to <client> (expectEcho), then half-closes <client>
+ * and expects a FIN at once. Records three checks; the caller still owns <client>.
  */
-async function rejectedAtOnce(ctx: CaseContext, payload: Uint8Array): Promise<void> {
-  const client = await ctx.connect('fe_pp');
+async function expectEchoThenFin(ctx: CaseContext, client: WireClient, data: Uint8Array): Promise<void> {
+  await expectEcho(ctx, client, data);
+  await endAndExpectFin(ctx, client);
+}
+
+/**
+ * Writes <firstWrite> (a header, maybe with data after it) on <client>, naming the moment <label>,
+ * and checks that the backend is contacted at once after it, not before. Records one check.
+ * Returns the moment and the backend connection (null: none came).
+ */
+async function sendHeader(
+  ctx: CaseContext,
+  client: WireClient,
+  firstWrite: Uint8Array,
+  label = 'the header',
+): Promise<{ sent: Reference; conn: BackendConnection | null }> {
+  const sent = await send(ctx, client, firstWrite, label);
+  const conn = await expectBackendAfter(ctx, sent);
+  return { sent, conn };
+}
+
+/**
+ * A first write the target must refuse at once: connect to <fe>, write <payload> in one write,
+ * expect a close of <kind> at once, and no backend connection (<why>: the reason the check names;
+ * undefined: expectNoBackend's default).
+ */
+async function closedAtOnce(
+  ctx: CaseContext,
+  fe: FrontendName,
+  payload: Uint8Array,
+  kind: CloseSeen['kind'],
+  why?: string,
+): Promise<void> {
+  const client = await ctx.connect(fe);
   const sent = await send(ctx, client, payload, 'the write');
-  await expectCloseAtOnce(ctx, client, 'rst', sent);
-  expectNoBackend(ctx, 'the header is rejected');
+  await expectCloseAtOnce(ctx, client, kind, sent);
+  expectNoBackend(ctx, why);
+}
+
+/**
+ * A header the target must reject: connect to fe_pp, write <payload> in one write, expect an RST
+ * at once, and no backend connection.
+ */
+function rejectedAtOnce(ctx: CaseContext, payload: Uint8Array): Promise<void> {
+  return closedAtOnce(ctx, 'fe_pp', payload, 'rst', 'the header is rejected');
 }
 
 /**
@@ -241,21 +323,65 @@ async function forwarded(
   fe: FrontendName = 'fe_pp',
 ): Promise<void> {
   const client = await ctx.connect(fe);
-  const sent = await send(ctx, client, oneWrite ? concat(header, data) : header, 'the header');
-  await expectBackendAfter(ctx, sent);
+  await sendHeader(ctx, client, oneWrite ? concat(header, data) : header);
   if (!oneWrite) {
     await ctx.sleep(100);
     await client.write(data);
   }
-  await expectEcho(ctx, client, data);
-  await endAndExpectFin(ctx, client);
+  await expectEchoThenFin(ctx, client, data);
 }
 
-/** Half-closes <client> and expects the target to close it with a FIN at once. */
-async function endAndExpectFin(ctx: CaseContext, client: WireClient): Promise<void> {
-  const t = ctx.log.now();
-  client.end();
-  await expectCloseAtOnce(ctx, client, 'fin', { t, label: "the client's FIN" });
+/**
+ * Sends `header` on fe_pp, expects the backend to be contacted after it, then sends each of `parts`
+ * in its own write 30 ms apart and expects them echoed whole and in order, then a FIN after the
+ * client's. Shared by the v1 (§2.1) and v2 (§2.2) "data in several writes" cases.
+ */
+async function dataInSeveralWritesAfter(
+  ctx: CaseContext,
+  header: Uint8Array,
+  texts: string[],
+): Promise<void> {
+  const client = await ctx.connect('fe_pp');
+  await sendHeader(ctx, client, header);
+  const parts = texts.map((t) => bytes(t));
+  for (const part of parts) {
+    await client.write(part);
+    await ctx.sleep(30);
+  }
+  await expectEchoThenFin(ctx, client, concat(...parts));
+}
+
+/**
+ * Runs a TLS handshake on <client> (at most 1 s) and checks, as <what>, that it completes. Once it
+ * has, expects the backend contacted at once after it, then writes <data> and expects it echoed
+ * and a FIN after the client's. Records one check if the handshake fails, five if it completes.
+ */
+async function forwardedOverTls(
+  ctx: CaseContext,
+  client: WireClient,
+  what: string,
+  data: Uint8Array,
+): Promise<void> {
+  const tls = await client.startTls(1000);
+  ctx.check({
+    what,
+    expected: 'established',
+    actual: tls.ok ? `established at ${tls.at} ms` : `failed: ${tls.error}`,
+    ok: tls.ok,
+  });
+  if (!tls.ok) return;
+  await expectBackendAfter(ctx, { t: tls.at, label: 'the TLS handshake' }, AT_ONCE_MS);
+  await client.write(data);
+  await expectEchoThenFin(ctx, client, data);
+}
+
+/**
+ * Expects the embryonic deadline to strike <client>: a FIN at +DEADLINE_MS from its connect, and
+ * the backend never contacted. Records two checks.
+ */
+async function expectFinAtDeadline(ctx: CaseContext, client: WireClient): Promise<void> {
+  await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
+  expectNoBackend(ctx);
 }
 
 /** Returns the row and field of counter <field> of frontend <name>, for a CounterRule. Pure. */
@@ -272,6 +398,90 @@ function embryonicGone(name: FrontendName): CounterRule[] {
     { info: 'CurrConns', delta: 0 },
     { row: 'be_echo/BACKEND', field: 'stot', delta: 0 },
   ];
+}
+
+/**
+ * Reads the target's counters (labelled 'before'), then connects a client to <name>. Requires a
+ * case that needs ['stats']. Returns both; the runner destroys the client when the case ends.
+ */
+async function statsThenConnect(
+  ctx: CaseContext,
+  name: FrontendName,
+): Promise<{ before: StatsSnapshot; client: WireClient }> {
+  const before = await ctx.stats('before');
+  const client = await ctx.connect(name);
+  return { before, client };
+}
+
+/**
+ * <client> is still embryonic: 20 ms on, half-closes it and expects a FIN at once, and the backend
+ * never contacted. Records two checks.
+ */
+async function finWhileEmbryonic(ctx: CaseContext, client: WireClient): Promise<void> {
+  await ctx.sleep(20);
+  await endAndExpectFin(ctx, client);
+  expectNoBackend(ctx);
+}
+
+/**
+ * <client>, connected to <name> and still embryonic, holds a slot: 50 ms on, checks (as <during>)
+ * that scur and CurrConns are up by one from <before>; then resets <client> and checks, AT_ONCE_MS
+ * later, that the connection is gone (embryonicGone) and the backend was never contacted.
+ */
+async function resetWhileEmbryonic(
+  ctx: CaseContext,
+  client: WireClient,
+  name: FrontendName,
+  before: StatsSnapshot,
+  during: string,
+): Promise<void> {
+  await ctx.sleep(50);
+  expectCounters(ctx, before, await ctx.stats(during), [
+    { ...fe(name, 'scur'), delta: 1 },
+    { info: 'CurrConns', delta: 1 },
+  ]);
+  client.reset();
+  await ctx.sleep(AT_ONCE_MS);
+  expectCounters(
+    ctx,
+    before,
+    await ctx.stats(`${AT_ONCE_MS} ms after the client's RST`),
+    embryonicGone(name),
+  );
+  expectNoBackend(ctx);
+}
+
+/**
+ * Waits (at most <waitMs>) for <client> to be closed, lets the target settle 20 ms, then reads the
+ * counters as <label> and checks <rules> against <before>. Records one check per rule.
+ */
+async function countersAfterClose(
+  ctx: CaseContext,
+  client: WireClient,
+  before: StatsSnapshot,
+  label: string,
+  rules: readonly CounterRule[],
+  waitMs = 500,
+): Promise<void> {
+  await client.waitForClose(waitMs);
+  await ctx.sleep(20);
+  expectCounters(ctx, before, await ctx.stats(label), rules);
+}
+
+/**
+ * Waits (at most 500 ms) for the backend's first connection since the case began, lets the target
+ * settle 20 ms, then reads the counters as <label> and checks <rules> against <before>. Records one
+ * check per rule.
+ */
+async function countersOnceBackendContacted(
+  ctx: CaseContext,
+  before: StatsSnapshot,
+  label: string,
+  rules: readonly CounterRule[],
+): Promise<void> {
+  await ctx.backend.waitForConnections(1, 500);
+  await ctx.sleep(20);
+  expectCounters(ctx, before, await ctx.stats(label), rules);
 }
 
 /**
@@ -347,8 +557,7 @@ export const CASES: ConformanceCase[] = [
         fromConnect(client).t + DEADLINE_MS + DEADLINE_WINDOW[0],
         'before the deadline',
       );
-      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
-      expectNoBackend(ctx);
+      await expectFinAtDeadline(ctx, client);
     },
   },
   {
@@ -378,8 +587,7 @@ export const CASES: ConformanceCase[] = [
     async run(ctx) {
       const client = await ctx.connect('fe_pp');
       await ctx.sleepUntil(fromConnect(client).t + 200);
-      const sent = await send(ctx, client, V1_TCP4, 'the header (at +200 ms)');
-      await expectBackendAfter(ctx, sent);
+      const { sent } = await sendHeader(ctx, client, V1_TCP4, 'the header (at +200 ms)');
       await expectOpenUntil(
         ctx,
         client,
@@ -398,9 +606,7 @@ export const CASES: ConformanceCase[] = [
     log: 'PRX_EMPTY',
     async run(ctx) {
       const client = await ctx.connect('fe_pp');
-      await ctx.sleep(20);
-      await endAndExpectFin(ctx, client);
-      expectNoBackend(ctx);
+      await finWhileEmbryonic(ctx, client);
     },
   },
   {
@@ -412,23 +618,8 @@ export const CASES: ConformanceCase[] = [
     needs: ['stats'],
     log: 'PRX_ABORT',
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp');
-      await ctx.sleep(50);
-      const during = await ctx.stats('while embryonic');
-      expectCounters(ctx, before, during, [
-        { ...fe('fe_pp', 'scur'), delta: 1 },
-        { info: 'CurrConns', delta: 1 },
-      ]);
-      client.reset();
-      await ctx.sleep(AT_ONCE_MS);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats(`${AT_ONCE_MS} ms after the client's RST`),
-        embryonicGone('fe_pp'),
-      );
-      expectNoBackend(ctx);
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp');
+      await resetWhileEmbryonic(ctx, client, 'fe_pp', before, 'while embryonic');
     },
   },
   {
@@ -440,8 +631,7 @@ export const CASES: ConformanceCase[] = [
     async run(ctx) {
       const client = await ctx.connect('fe_pp');
       await expectNoBackendYet(ctx, fromConnect(client).t + 100, 'before the header');
-      const sent = await send(ctx, client, V1_TCP4, 'the header');
-      const conn = await expectBackendAfter(ctx, sent);
+      const { conn } = await sendHeader(ctx, client, V1_TCP4);
       ctx.check({
         what: 'the backend connection comes before any data',
         expected: 'no byte on the backend connection yet',
@@ -449,8 +639,7 @@ export const CASES: ConformanceCase[] = [
         ok: conn !== null && conn.bytes.length === 0,
       });
       await client.write(DATA);
-      await expectEcho(ctx, client, DATA);
-      await endAndExpectFin(ctx, client);
+      await expectEchoThenFin(ctx, client, DATA);
     },
   },
   {
@@ -478,8 +667,7 @@ export const CASES: ConformanceCase[] = [
       const client = await ctx.connect('fe_plain');
       await expectBackendAfter(ctx, { t: client.connectStartedAt, label: `${client.name} connect()` });
       await client.write(DATA);
-      await expectEcho(ctx, client, DATA);
-      await endAndExpectFin(ctx, client);
+      await expectEchoThenFin(ctx, client, DATA);
     },
   },
   {
@@ -491,8 +679,7 @@ export const CASES: ConformanceCase[] = [
     async run(ctx) {
       const client = await ctx.connect('fe_plain');
       await client.write(concat(V1_TCP4, DATA));
-      await expectEcho(ctx, client, concat(V1_TCP4, DATA));
-      await endAndExpectFin(ctx, client);
+      await expectEchoThenFin(ctx, client, concat(V1_TCP4, DATA));
     },
   },
   {
@@ -504,18 +691,7 @@ export const CASES: ConformanceCase[] = [
     async run(ctx) {
       const client = await ctx.connect('fe_pp_tls');
       await client.write(V1_TCP4);
-      const tls = await client.startTls(1000);
-      ctx.check({
-        what: 'the TLS handshake completes after the header',
-        expected: 'established',
-        actual: tls.ok ? `established at ${tls.at} ms` : `failed: ${tls.error}`,
-        ok: tls.ok,
-      });
-      if (!tls.ok) return;
-      await expectBackendAfter(ctx, { t: tls.at, label: 'the TLS handshake' }, AT_ONCE_MS);
-      await client.write(DATA);
-      await expectEcho(ctx, client, DATA);
-      await endAndExpectFin(ctx, client);
+      await forwardedOverTls(ctx, client, 'the TLS handshake completes after the header', DATA);
     },
   },
   {
@@ -529,8 +705,7 @@ export const CASES: ConformanceCase[] = [
       const client = await ctx.connect('fe_pp_tls');
       await ctx.sleepUntil(fromConnect(client).t + 200);
       await client.write(V1_TCP4);
-      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
-      expectNoBackend(ctx);
+      await expectFinAtDeadline(ctx, client);
     },
   },
   {
@@ -543,8 +718,7 @@ export const CASES: ConformanceCase[] = [
     async run(ctx) {
       const client = await ctx.connect('fe_pp_tls');
       await client.write(V1_TCP4);
-      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
-      expectNoBackend(ctx);
+      await expectFinAtDeadline(ctx, client);
     },
   },
   {
@@ -554,12 +728,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_TLS_ERROR,
     frontend: 'fe_pp_tls',
     log: 'SSL_HANDSHAKE',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp_tls');
-      const sent = await send(ctx, client, concat(V1_TCP4, HTTP_REQUEST), 'the write');
-      await expectCloseAtOnce(ctx, client, 'fin', sent);
-      expectNoBackend(ctx);
-    },
+    run: (ctx) => closedAtOnce(ctx, 'fe_pp_tls', concat(V1_TCP4, HTTP_REQUEST), 'fin'),
   },
   {
     id: 'hs/tls/tls-without-header-gets-rst',
@@ -586,9 +755,7 @@ export const CASES: ConformanceCase[] = [
     async run(ctx) {
       const client = await ctx.connect('fe_pp_tls');
       await client.write(V1_TCP4);
-      await ctx.sleep(20);
-      await endAndExpectFin(ctx, client);
-      expectNoBackend(ctx);
+      await finWhileEmbryonic(ctx, client);
     },
   },
   {
@@ -600,23 +767,9 @@ export const CASES: ConformanceCase[] = [
     needs: ['stats'],
     log: 'SSL_ABORT',
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp_tls');
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
       await client.write(V1_TCP4);
-      await ctx.sleep(50);
-      expectCounters(ctx, before, await ctx.stats('after the header, during TLS'), [
-        { ...fe('fe_pp_tls', 'scur'), delta: 1 },
-        { info: 'CurrConns', delta: 1 },
-      ]);
-      client.reset();
-      await ctx.sleep(AT_ONCE_MS);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats(`${AT_ONCE_MS} ms after the client's RST`),
-        embryonicGone('fe_pp_tls'),
-      );
-      expectNoBackend(ctx);
+      await resetWhileEmbryonic(ctx, client, 'fe_pp_tls', before, 'after the header, during TLS');
     },
   },
   {
@@ -627,18 +780,7 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_tls',
     async run(ctx) {
       const client = await ctx.connect('fe_tls');
-      const tls = await client.startTls(1000);
-      ctx.check({
-        what: 'the TLS handshake completes',
-        expected: 'established',
-        actual: tls.ok ? `established at ${tls.at} ms` : `failed: ${tls.error}`,
-        ok: tls.ok,
-      });
-      if (!tls.ok) return;
-      await expectBackendAfter(ctx, { t: tls.at, label: 'the TLS handshake' }, AT_ONCE_MS);
-      await client.write(DATA);
-      await expectEcho(ctx, client, DATA);
-      await endAndExpectFin(ctx, client);
+      await forwardedOverTls(ctx, client, 'the TLS handshake completes', DATA);
     },
   },
   {
@@ -650,8 +792,7 @@ export const CASES: ConformanceCase[] = [
     log: 'SSL_TIMEOUT',
     async run(ctx) {
       const client = await ctx.connect('fe_tls');
-      await expectClose(ctx, client, 'fin', fromConnect(client), DEADLINE_MS);
-      expectNoBackend(ctx);
+      await expectFinAtDeadline(ctx, client);
     },
   },
   {
@@ -661,12 +802,7 @@ export const CASES: ConformanceCase[] = [
     transitions: TLS_ERROR,
     frontend: 'fe_tls',
     log: 'SSL_HANDSHAKE',
-    async run(ctx) {
-      const client = await ctx.connect('fe_tls');
-      const sent = await send(ctx, client, HTTP_REQUEST, 'the write');
-      await expectCloseAtOnce(ctx, client, 'fin', sent);
-      expectNoBackend(ctx);
-    },
+    run: (ctx) => closedAtOnce(ctx, 'fe_tls', HTTP_REQUEST, 'fin'),
   },
   {
     id: 'hs/monitor/monitor-net-closes-at-accept',
@@ -896,15 +1032,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_ERROR,
     frontend: 'fe_pp',
     log: 'PRX_NOT_HDR',
-    run: (ctx) =>
-      rejectedAtOnce(
-        ctx,
-        hex(`${SIG}
-          31          ver_cmd: version 3 (invalid), command PROXY
-          11          fam: TCP over IPv4
-          000c        len: 12
-          0a010203 0a010204 9c40 01bb   addresses and ports`),
-      ),
+    run: (ctx) => rejectedAtOnce(ctx, V2_BAD_VERSION),
   },
   {
     id: 'pp2/2.2/truncated-gets-rst',
@@ -923,15 +1051,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_ERROR,
     frontend: 'fe_pp',
     log: 'PRX_BAD_HDR',
-    run: (ctx) =>
-      rejectedAtOnce(
-        ctx,
-        hex(`${SIG}
-          22          ver_cmd: version 2, command 2 (undefined)
-          11          fam: TCP over IPv4
-          000c        len: 12
-          0a010203 0a010204 9c40 01bb   addresses and ports`),
-      ),
+    run: (ctx) => rejectedAtOnce(ctx, V2_UNKNOWN_COMMAND),
   },
   {
     id: 'pp2/2.2/tlv-overrun-gets-rst',
@@ -940,16 +1060,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_ERROR,
     frontend: 'fe_pp',
     log: 'PRX_BAD_HDR',
-    run: (ctx) =>
-      rejectedAtOnce(
-        ctx,
-        hex(`${SIG}
-          21          ver_cmd: version 2, command PROXY
-          11          fam: TCP over IPv4
-          0011        len: 17 = 12 of addresses + a 5-byte TLV
-          0a010203 0a010204 9c40 01bb   addresses and ports
-          e0 0010 6162   TLV type 0xE0, length 16, but only 2 value bytes remain`),
-      ),
+    run: (ctx) => rejectedAtOnce(ctx, V2_TLV_OVERRUN),
   },
   {
     id: 'pp2/2.2/short-address-block-gets-rst',
@@ -959,15 +1070,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_ERROR,
     frontend: 'fe_pp',
     log: 'PRX_BAD_HDR',
-    run: (ctx) =>
-      rejectedAtOnce(
-        ctx,
-        hex(`${SIG}
-          21          ver_cmd: version 2, command PROXY
-          11          fam: TCP over IPv4
-          0008        len: 8 (an IPv4 block needs 12)
-          0a010203 0a010204   addresses only, no ports`),
-      ),
+    run: (ctx) => rejectedAtOnce(ctx, V2_SHORT_ADDRESS_BLOCK),
   },
   {
     id: 'pp2/2.2/authority-over-255-bytes-gets-rst',
@@ -976,16 +1079,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_ERROR,
     frontend: 'fe_pp',
     log: 'PRX_BAD_HDR',
-    run: (ctx) =>
-      rejectedAtOnce(
-        ctx,
-        buildV2({
-          family: 'TCP4',
-          source: SRC4,
-          destination: DST4,
-          tlvs: [{ type: 0x02, value: bytes('a'.repeat(256)) }],
-        }),
-      ),
+    run: (ctx) => rejectedAtOnce(ctx, V2_AUTHORITY_256),
   },
   {
     id: 'pp2/2.2/bytes-after-len-are-data',
@@ -997,10 +1091,8 @@ export const CASES: ConformanceCase[] = [
     async run(ctx) {
       const trailing = hex('e0 0003 616263'); // would be a TLV 0xE0 "abc" if len covered it
       const client = await ctx.connect('fe_pp');
-      const sent = await send(ctx, client, concat(V2_TCP4, trailing), 'the header');
-      await expectBackendAfter(ctx, sent);
-      await expectEcho(ctx, client, trailing);
-      await endAndExpectFin(ctx, client);
+      await sendHeader(ctx, client, concat(V2_TCP4, trailing));
+      await expectEchoThenFin(ctx, client, trailing);
     },
   },
   {
@@ -1019,14 +1111,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_ERROR,
     frontend: 'fe_pp',
     log: 'PRX_BAD_HDR',
-    run: (ctx) =>
-      rejectedAtOnce(
-        ctx,
-        hex(`${SIG}
-          21          ver_cmd: version 2, command PROXY
-          00          fam: UNSPEC
-          0000        len: 0`),
-      ),
+    run: (ctx) => rejectedAtOnce(ctx, V2_UNSPEC_UNDER_PROXY),
   },
 
   // --- limits --------------------------------------------------------------------------------
@@ -1095,8 +1180,7 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp');
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       await ctx.sleepUntil(fromConnect(client).t + DEADLINE_MS / 2);
       const during = await ctx.stats('at +150 ms (embryonic)');
       expectCounters(ctx, before, during, [
@@ -1105,9 +1189,14 @@ export const CASES: ConformanceCase[] = [
         { ...fe('fe_pp', 'conn_tot'), delta: 1 },
         { ...fe('fe_pp', 'stot'), delta: 0 },
       ]);
-      await client.waitForClose(DEADLINE_MS + 500);
-      await ctx.sleep(20);
-      expectCounters(ctx, before, await ctx.stats('after the deadline'), embryonicGone('fe_pp'));
+      await countersAfterClose(
+        ctx,
+        client,
+        before,
+        'after the deadline',
+        embryonicGone('fe_pp'),
+        DEADLINE_MS + 500,
+      );
     },
   },
   {
@@ -1118,12 +1207,9 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp');
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       await client.write(HTTP_REQUEST);
-      await client.waitForClose(500);
-      await ctx.sleep(20);
-      expectCounters(ctx, before, await ctx.stats('after the RST'), embryonicGone('fe_pp'));
+      await countersAfterClose(ctx, client, before, 'after the RST', embryonicGone('fe_pp'));
     },
   },
   {
@@ -1134,12 +1220,9 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp');
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       client.end();
-      await client.waitForClose(500);
-      await ctx.sleep(20);
-      expectCounters(ctx, before, await ctx.stats('after the close'), embryonicGone('fe_pp'));
+      await countersAfterClose(ctx, client, before, 'after the close', embryonicGone('fe_pp'));
     },
   },
   {
@@ -1150,13 +1233,9 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp');
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       await client.write(V1_TCP4);
-      await ctx.backend.waitForConnections(1, 500);
-      await ctx.sleep(20);
-      const during = await ctx.stats('after the header');
-      expectCounters(ctx, before, during, [
+      await countersOnceBackendContacted(ctx, before, 'after the header', [
         { ...fe('fe_pp', 'conn_tot'), delta: 1 },
         { ...fe('fe_pp', 'stot'), delta: 1 },
         { ...fe('fe_pp', 'scur'), delta: 1 },
@@ -1184,8 +1263,7 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp_tls',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp_tls');
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
       await client.write(V1_TCP4);
       await ctx.sleep(50);
       expectCounters(ctx, before, await ctx.stats('after the header, before TLS'), [
@@ -1194,12 +1272,10 @@ export const CASES: ConformanceCase[] = [
         { ...fe('fe_pp_tls', 'scur'), delta: 1 },
       ]);
       const tls = await client.startTls(1000);
-      await ctx.backend.waitForConnections(1, 500);
-      await ctx.sleep(20);
-      expectCounters(
+      await countersOnceBackendContacted(
         ctx,
         before,
-        await ctx.stats(tls.ok ? 'after the TLS handshake' : 'after a failed TLS handshake'),
+        tls.ok ? 'after the TLS handshake' : 'after a failed TLS handshake',
         [
           { ...fe('fe_pp_tls', 'stot'), delta: 1 },
           { ...fe('fe_pp_tls', 'scur'), delta: 1 },
@@ -1216,12 +1292,9 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp_tls',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_pp_tls');
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
       await client.write(concat(V1_TCP4, HTTP_REQUEST));
-      await client.waitForClose(500);
-      await ctx.sleep(20);
-      expectCounters(ctx, before, await ctx.stats('after the close'), embryonicGone('fe_pp_tls'));
+      await countersAfterClose(ctx, client, before, 'after the close', embryonicGone('fe_pp_tls'));
     },
   },
   {
@@ -1232,11 +1305,8 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_reject',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_reject');
-      await client.waitForClose(500);
-      await ctx.sleep(20);
-      expectCounters(ctx, before, await ctx.stats('after the RST'), [
+      const { before, client } = await statsThenConnect(ctx, 'fe_reject');
+      await countersAfterClose(ctx, client, before, 'after the RST', [
         { ...fe('fe_reject', 'dcon'), delta: 1 },
         { ...fe('fe_reject', 'conn_tot'), delta: 1 },
         { ...fe('fe_reject', 'stot'), delta: 0 },
@@ -1308,11 +1378,8 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_plain',
     needs: ['stats'],
     async run(ctx) {
-      const before = await ctx.stats('before');
-      const client = await ctx.connect('fe_plain');
-      await ctx.backend.waitForConnections(1, 500);
-      await ctx.sleep(20);
-      expectCounters(ctx, before, await ctx.stats('after accept, no byte sent'), [
+      const { before, client } = await statsThenConnect(ctx, 'fe_plain');
+      await countersOnceBackendContacted(ctx, before, 'after accept, no byte sent', [
         { ...fe('fe_plain', 'conn_tot'), delta: 1 },
         { ...fe('fe_plain', 'stot'), delta: 1 },
         { ...fe('fe_plain', 'scur'), delta: 1 },
@@ -1343,26 +1410,4 @@ export function selectCases(cases: readonly ConformanceCase[], globs: readonly s
       ),
   );
   return cases.filter((c) => patterns.some((p) => p.test(c.id)));
-}
-
-/**
- * Sends `header` on fe_pp, expects the backend to be contacted after it, then sends each of `parts`
- * in its own write 30 ms apart and expects them echoed whole and in order, then a FIN after the
- * client's. Shared by the v1 (§2.1) and v2 (§2.2) "data in several writes" cases.
- */
-async function dataInSeveralWritesAfter(
-  ctx: CaseContext,
-  header: Uint8Array,
-  texts: string[],
-): Promise<void> {
-  const client = await ctx.connect('fe_pp');
-  const sent = await send(ctx, client, header, 'the header');
-  await expectBackendAfter(ctx, sent);
-  const parts = texts.map((t) => bytes(t));
-  for (const part of parts) {
-    await client.write(part);
-    await ctx.sleep(30);
-  }
-  await expectEcho(ctx, client, concat(...parts));
-  await endAndExpectFin(ctx, client);
 }

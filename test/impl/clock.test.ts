@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { realClock, TestClock } from '../../impl/clock.ts';
-import { client, sleep, startProxyProcess, type ProxyProcess } from './harness.ts';
+import { client, proxyConfig, sleep, startProxyProcess, type ProxyProcess } from './harness.ts';
 
 describe('TestClock', () => {
   it('fires nothing until it is advanced, then each timer at its due time', () => {
@@ -77,21 +77,11 @@ describe('realClock', () => {
 
 const D = 150; // timeout client, the handshake deadline, in ms
 
-const config = (dir: string) => `
-global
-    maxconn 100
-    nbthread 1
-    log stderr format raw local0 info
-    stats socket ${dir}/stats.sock level admin
-
-defaults
-    mode tcp
-    log global
-    option tcplog
-    timeout connect 1s
-    timeout server 5s
-    timeout client ${D}ms
-
+const config = (dir: string) =>
+  proxyConfig(
+    dir,
+    `${D}ms`,
+    `
 frontend fe
     bind 127.0.0.1:0 accept-proxy name main
     maxconn 5
@@ -99,7 +89,9 @@ frontend fe
 
 backend be
     server s1 127.0.0.1:1
-`;
+`,
+    { globalMaxconn: 100, statsAdmin: true },
+  );
 
 describe('the proxy with --test-clock', () => {
   let proxy: ProxyProcess;

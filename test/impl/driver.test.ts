@@ -11,11 +11,12 @@ import { makeConfig, type ModelConfig } from '../../machines/config.ts';
 import { checkTraceLines, formatDivergence } from '../../properties/traceCheck.ts';
 import {
   client,
+  expectSettled,
   numbers,
-  poolBalanced,
+  proxyConfig,
   sleep,
-  startBackend,
-  startProxyProcess,
+  startEchoedProxy,
+  stopEchoedProxy,
   waitFor,
   type Backend,
   type ProxyProcess,
@@ -34,23 +35,12 @@ describe('the proxy on an accept-proxy frontend', () => {
   const tracePath = join(traceDir, 'trace.ndjson');
 
   beforeAll(async () => {
-    echo = await startBackend('echo');
-    proxy = await startProxyProcess(
-      (dir) => `
-global
-    maxconn 100
-    nbthread 1
-    log stderr format raw local0 info
-    stats socket ${dir}/stats.sock level admin
-
-defaults
-    mode tcp
-    log global
-    option tcplog
-    timeout connect 1s
-    timeout server 5s
-    timeout client ${D}ms
-
+    ({ echo, proxy, baseline } = await startEchoedProxy(
+      (echoPort) => (dir) =>
+        proxyConfig(
+          dir,
+          `${D}ms`,
+          `
 frontend fe_pp
     bind 127.0.0.1:0 accept-proxy name main
     option socket-stats
@@ -59,31 +49,23 @@ frontend fe_pp
     default_backend be_echo
 
 backend be_echo
-    server echo1 127.0.0.1:${echo.port}
+    server echo1 127.0.0.1:${echoPort}
 `,
+          { globalMaxconn: 100, statsAdmin: true },
+        ),
       // The first completed session fails at its req buffer, the second at its rep buffer.
       ['--fail-alloc', 'req:1,rep:1', '--trace', tracePath],
-    );
-    await proxy.query('show info');
-    await sleep(100);
-    baseline = proxy.fdCount();
+    ));
   });
 
   afterEach(async () => {
     if (!running) return;
     // Every scenario ends with the fds back to the baseline, the pools balanced and no fd violation.
-    await waitFor('the fds to return to the baseline', () =>
-      proxy.fdCount() === baseline ? true : undefined,
-    );
-    expect(poolBalanced(await proxy.pool())).toBe(true);
-    const fd = await proxy.fd();
-    expect(fd.violations).toEqual([]);
-    expect(fd.live).toEqual([]);
+    await expectSettled(proxy, baseline, { noLiveFd: true });
   });
 
   afterAll(async () => {
-    await proxy?.stop('SIGKILL');
-    await echo?.close();
+    await stopEchoedProxy(proxy, echo, 'SIGKILL');
     rmSync(traceDir, { recursive: true, force: true });
   });
 

@@ -8,11 +8,12 @@ import { buildV1, buildV2 } from '../../impl/proxy/build.ts';
 import {
   CERT,
   client,
+  expectSettled,
   numbers,
-  poolBalanced,
+  proxyConfig,
   sleep,
-  startBackend,
-  startProxyProcess,
+  startEchoedProxy,
+  stopEchoedProxy,
   waitFor,
   type Backend,
   type ProxyProcess,
@@ -20,20 +21,11 @@ import {
 
 const D = 300;
 
-const config = (bindOptions: string, echoPort: number) => (dir: string) => `
-global
-    nbthread 1
-    log stderr format raw local0 info
-    stats socket ${dir}/stats.sock
-
-defaults
-    mode tcp
-    log global
-    option tcplog
-    timeout connect 1s
-    timeout server 5s
-    timeout client ${D}ms
-
+const config = (bindOptions: string, echoPort: number) => (dir: string) =>
+  proxyConfig(
+    dir,
+    `${D}ms`,
+    `
 frontend fe_hs
     bind 127.0.0.1:0 accept-proxy ${bindOptions}
     maxconn 10
@@ -41,7 +33,8 @@ frontend fe_hs
 
 backend be_echo
     server echo1 127.0.0.1:${echoPort}
-`;
+`,
+  );
 
 const tcp4 = (port: number) =>
   buildV1({
@@ -50,22 +43,9 @@ const tcp4 = (port: number) =>
     destination: { address: '10.0.0.1', port: 443 },
   });
 
-/** Returns the proxy's fd count once it is idle: the baseline every scenario must return to. */
-async function idleFds(proxy: ProxyProcess): Promise<number> {
-  await proxy.query('show info');
-  await sleep(100);
-  return proxy.fdCount();
-}
-
 /** Checks, after each scenario, that the fds are back to `baseline` and that nothing leaked. */
-async function settled(proxy: ProxyProcess, baseline: number): Promise<void> {
-  await waitFor('the fds to return to the baseline', () => (proxy.fdCount() === baseline ? true : undefined));
-  expect((await proxy.info()).CurrConns).toBe('0');
-  expect(poolBalanced(await proxy.pool())).toBe(true);
-  const fd = await proxy.fd();
-  expect(fd.violations).toEqual([]);
-  expect(fd.live).toEqual([]);
-}
+const settled = (proxy: ProxyProcess, baseline: number) =>
+  expectSettled(proxy, baseline, { noConnection: true, noLiveFd: true });
 
 describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
   let echo: Backend;
@@ -73,15 +53,10 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
   let baseline: number;
 
   beforeAll(async () => {
-    echo = await startBackend('echo');
-    proxy = await startProxyProcess(config(`ssl crt ${CERT}`, echo.port));
-    baseline = await idleFds(proxy);
+    ({ echo, proxy, baseline } = await startEchoedProxy((echoPort) => config(`ssl crt ${CERT}`, echoPort)));
   });
   afterEach(() => settled(proxy, baseline));
-  afterAll(async () => {
-    await proxy?.stop();
-    await echo?.close();
-  });
+  afterAll(() => stopEchoedProxy(proxy, echo));
 
   it('completes TLS after the PROXY header and forwards the decrypted data', async () => {
     const before = numbers((await proxy.stat()).get('fe_hs/FRONTEND'), 'stot');
@@ -142,15 +117,10 @@ describe('tolerant PROXY reading (accept-proxy proxy-tolerant)', () => {
   let baseline: number;
 
   beforeAll(async () => {
-    echo = await startBackend('echo');
-    proxy = await startProxyProcess(config('proxy-tolerant', echo.port));
-    baseline = await idleFds(proxy);
+    ({ echo, proxy, baseline } = await startEchoedProxy((echoPort) => config('proxy-tolerant', echoPort)));
   });
   afterEach(() => settled(proxy, baseline));
-  afterAll(async () => {
-    await proxy?.stop();
-    await echo?.close();
-  });
+  afterAll(() => stopEchoedProxy(proxy, echo));
 
   /** Sends `parts` 30 ms apart and returns what came back once `expected` bytes did. */
   async function exchange(parts: Uint8Array[], expected: number): Promise<string> {

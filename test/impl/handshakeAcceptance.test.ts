@@ -18,66 +18,25 @@ import type { PoolLedger } from '../../impl/pool.ts';
 import {
   CERT,
   client,
+  expectSettled,
   numbers,
-  poolBalanced,
+  proxyConfig,
   sleep,
-  startProxyProcess,
+  startEchoedProxy,
+  stopEchoedProxy,
   waitFor,
   type Client,
-  type ProxyProcess,
+  type EchoedProxy,
 } from './harness.ts';
 
 /** The handshake deadline (timeout client) of every configuration, in ms. */
 const D = 200;
 
-/** A backend that echoes what it receives and records, per connection, every byte. */
-interface RecordingBackend {
-  port: number;
-  connects: number;
-  received: Buffer[]; // one entry per connection, in accept order
-  close(): Promise<void>;
-}
-
-async function startRecordingBackend(): Promise<RecordingBackend> {
-  const open = new Set<net.Socket>();
-  const b: RecordingBackend = { port: 0, connects: 0, received: [], close: () => Promise.resolve() };
-  const server = net.createServer({ allowHalfOpen: true }, function backendOnConnection(s) {
-    const index = b.received.length;
-    b.connects++;
-    b.received.push(Buffer.alloc(0));
-    open.add(s);
-    s.on('data', function backendOnData(d: Buffer) {
-      b.received[index] = Buffer.concat([b.received[index]!, d]);
-      s.write(d);
-    });
-    s.on('end', () => s.end());
-    s.on('close', () => open.delete(s));
-    s.on('error', () => s.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  b.port = (server.address() as net.AddressInfo).port;
-  b.close = () =>
-    new Promise<void>((r) => {
-      for (const s of open) s.destroy();
-      server.close(() => r());
-    });
-  return b;
-}
-
-const config = (bind: string, backendPort: number) => (dir: string) => `
-global
-    nbthread 1
-    log stderr format raw local0 info
-    stats socket ${dir}/stats.sock
-
-defaults
-    mode tcp
-    log global
-    option tcplog
-    timeout connect 1s
-    timeout server 5s
-    timeout client ${D}ms
-
+const config = (bind: string, backendPort: number) => (dir: string) =>
+  proxyConfig(
+    dir,
+    `${D}ms`,
+    `
 frontend fe_acc
     bind 127.0.0.1:0 ${bind}
     maxconn 10
@@ -85,38 +44,20 @@ frontend fe_acc
 
 backend be_rec
     server rec1 127.0.0.1:${backendPort}
-`;
+`,
+  );
 
-/** One configuration under test: its proxy, its backend and its idle fd count. */
-interface Subject {
-  proxy: ProxyProcess;
-  backend: RecordingBackend;
-  baseline: number;
-}
+/** One configuration under test: its proxy, its echo backend (which records every byte) and its idle fd count. */
+type Subject = EchoedProxy;
 
-async function startSubject(bind: string): Promise<Subject> {
-  const backend = await startRecordingBackend();
-  const proxy = await startProxyProcess(config(bind, backend.port));
-  await proxy.query('show info');
-  await sleep(100);
-  return { proxy, backend, baseline: proxy.fdCount() };
-}
+const startSubject = (bind: string): Promise<Subject> =>
+  startEchoedProxy((echoPort) => config(bind, echoPort));
 
-async function stopSubject(s: Subject | undefined): Promise<void> {
-  await s?.proxy.stop();
-  await s?.backend.close();
-}
+const stopSubject = (s: Subject | undefined): Promise<void> => stopEchoedProxy(s?.proxy, s?.echo);
 
 /** Checks that everything a case opened is closed and freed: fds, gauges, pool, fd ledger. */
-async function settled(s: Subject): Promise<void> {
-  await waitFor('the fds to return to the baseline', () =>
-    s.proxy.fdCount() === s.baseline ? true : undefined,
-  );
-  expect((await s.proxy.info()).CurrConns).toBe('0');
-  expect(poolBalanced(await s.proxy.pool())).toBe(true);
-  const fd = await s.proxy.fd();
-  expect(fd.violations).toEqual([]);
-  expect(fd.live).toEqual([]);
+function settled(s: Subject): Promise<void> {
+  return expectSettled(s.proxy, s.baseline, { noConnection: true, noLiveFd: true });
 }
 
 /** Allocation attempts at the session buffer sites (req, rep, txn), failed ones included. */
@@ -140,7 +81,7 @@ async function snapshot(s: Subject): Promise<Snapshot> {
     connTot: fe.conn_tot,
     sessions: pool.sites.session.attempts,
     buffers: bufferAttempts(pool),
-    connects: s.backend.connects,
+    connects: s.echo.accepted,
   };
 }
 
@@ -288,7 +229,7 @@ async function completes(
   const o = await c.outcome;
   expect(o.how).toBe('fin');
   expect(Buffer.from(o.data, 'latin1').equals(data)).toBe(true);
-  expect(s.backend.received.at(-1)!.equals(data)).toBe(true);
+  expect(s.echo.received.at(-1)!.equals(data)).toBe(true);
   // tcp mode: session_complete allocates req and rep, once, after the handshake.
   expect(await snapshot(s)).toEqual({
     stot: before.stot + 1,
@@ -475,7 +416,7 @@ describe('accept-proxy then TLS (ssl crt)', () => {
     t.end();
     await c.outcome;
     expect(Buffer.concat(got).equals(DATA)).toBe(true);
-    expect(tlsBind.backend.received.at(-1)!.equals(DATA)).toBe(true);
+    expect(tlsBind.echo.received.at(-1)!.equals(DATA)).toBe(true);
     expect(await snapshot(tlsBind)).toEqual({
       stot: before.stot + 1,
       connTot: before.connTot + 1,

@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import type { FdReport } from '../../impl/fdtab.ts';
 import type { PoolLedger } from '../../impl/pool.ts';
 
@@ -35,6 +36,42 @@ export async function waitFor<T>(
     if (performance.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** How proxyConfig() departs from the global and defaults sections most real-socket tests share. */
+export interface SharedSections {
+  globalMaxconn?: number; //   'maxconn' of the global section (none if absent)
+  statsAdmin?: boolean; //     the stats socket at level admin (set clock, set fail-alloc, ...)
+  mode?: 'tcp' | 'http'; //    the defaults' mode (tcp if absent); the log option follows it
+}
+
+/**
+ * Returns a test's haproxy.cfg: the global and defaults sections (one thread, the raw log on
+ * stderr, where ProxyProcess.lines() reads it, the stats socket at `${dir}/stats.sock`, tcp mode
+ * with tcplog, timeout connect 1s, timeout server 5s, timeout client <timeoutClient> such as
+ * '250ms'), as <shared> amends them, then <sections>: the test's own frontend and backend. Pure.
+ */
+export function proxyConfig(
+  dir: string,
+  timeoutClient: string,
+  sections: string,
+  shared: SharedSections = {},
+): string {
+  const mode = shared.mode ?? 'tcp';
+  return `
+global
+${shared.globalMaxconn === undefined ? '' : `    maxconn ${shared.globalMaxconn}\n`}    nbthread 1
+    log stderr format raw local0 info
+    stats socket ${dir}/stats.sock${shared.statsAdmin ? ' level admin' : ''}
+
+defaults
+    mode ${mode}
+    log global
+    option ${mode}log
+    timeout connect 1s
+    timeout server 5s
+    timeout client ${timeoutClient}
+${sections}`;
 }
 
 /** A proxy running as a child process. */
@@ -166,6 +203,40 @@ function processHandle(
   };
 }
 
+/**
+ * Returns <proxy>'s fd count once it is idle (it answered a CLI query, then 100 ms passed): the
+ * baseline every scenario must return to.
+ */
+export async function idleFds(proxy: ProxyProcess): Promise<number> {
+  await proxy.query('show info');
+  await sleep(100);
+  return proxy.fdCount();
+}
+
+/** What expectSettled() checks beyond the fd count, the pools and the fd violations. */
+export interface SettledAlso {
+  noConnection?: boolean; //   `show info` CurrConns is 0
+  noLiveFd?: boolean; //       `show fd` lists no live fd
+}
+
+/**
+ * Checks that a scenario left nothing behind on <proxy>: waits (3 s at most) for its fd count to
+ * return to <baseline>, then expects, with <also>.noConnection, CurrConns 0; the pools balanced;
+ * no fd violation; with <also>.noLiveFd, no live fd. Fails the running test otherwise.
+ */
+export async function expectSettled(
+  proxy: ProxyProcess,
+  baseline: number,
+  also: SettledAlso = {},
+): Promise<void> {
+  await waitFor('the fds to return to the baseline', () => (proxy.fdCount() === baseline ? true : undefined));
+  if (also.noConnection) expect((await proxy.info()).CurrConns).toBe('0');
+  expect(poolBalanced(await proxy.pool())).toBe(true);
+  const fd = await proxy.fd();
+  expect(fd.violations).toEqual([]);
+  if (also.noLiveFd) expect(fd.live).toEqual([]);
+}
+
 /** Sends `cmd` to the unix CLI socket at `path` and resolves with the whole answer (bounded: 3 s). */
 export function cliQuery(path: string, cmd: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -265,19 +336,25 @@ export function client(
 /** A backend server on 127.0.0.1 that the tests run themselves. */
 export interface Backend {
   port: number;
-  accepted: number; // connections accepted so far
+  accepted: number; //   connections accepted so far
+  received: Buffer[]; // every byte each connection sent, one entry per connection, in accept order
   close(): Promise<void>;
 }
 
 /**
  * Starts a backend: 'echo' writes back what it gets and closes when the client closes; 'reset'
- * resets the connection when the first bytes arrive.
+ * resets the connection when the first bytes arrive. Both record what they receive.
  */
 export async function startBackend(kind: 'echo' | 'reset'): Promise<Backend> {
   const open = new Set<net.Socket>();
-  const b: Backend = { port: 0, accepted: 0, close: () => Promise.resolve() };
+  const b: Backend = { port: 0, accepted: 0, received: [], close: () => Promise.resolve() };
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    const index = b.received.length;
     b.accepted++;
+    b.received.push(Buffer.alloc(0));
+    s.on('data', function backendOnData(d: Buffer) {
+      b.received[index] = Buffer.concat([b.received[index]!, d]);
+    });
     open.add(s);
     s.on('close', () => open.delete(s));
     s.on('error', () => s.destroy());
@@ -292,6 +369,46 @@ export async function startBackend(kind: 'echo' | 'reset'): Promise<Backend> {
       server.close(() => r());
     });
   return b;
+}
+
+/** A proxy under test, the echo backend it forwards to, and the proxy's idle fd count. */
+export interface EchoedProxy {
+  echo: Backend;
+  proxy: ProxyProcess;
+  baseline: number; // idleFds(proxy) once started: what every scenario must return to
+}
+
+/**
+ * Starts an echo backend, then the proxy on config(echo.port) with <args> and <env>
+ * (startProxyProcess), and measures its idle fd count. If the proxy does not start, closes the
+ * backend and rejects. The caller stops both with stopEchoedProxy().
+ */
+export async function startEchoedProxy(
+  config: (echoPort: number) => (dir: string) => string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<EchoedProxy> {
+  const echo = await startBackend('echo');
+  try {
+    const proxy = await startProxyProcess(config(echo.port), args, env);
+    return { echo, proxy, baseline: await idleFds(proxy) };
+  } catch (e) {
+    await echo.close();
+    throw e;
+  }
+}
+
+/**
+ * Stops <proxy> (with <signal>, SIGTERM by default), then closes <echo>. Either may be undefined
+ * (a beforeAll that failed), and is then left alone.
+ */
+export async function stopEchoedProxy(
+  proxy: ProxyProcess | undefined,
+  echo: Backend | undefined,
+  signal?: NodeJS.Signals,
+): Promise<void> {
+  await proxy?.stop(signal);
+  await echo?.close();
 }
 
 /** Returns a port on 127.0.0.1 where nothing listens (bound, then closed): connecting is refused. */

@@ -21,6 +21,7 @@ import { buildV1 } from '../../impl/proxy/build.ts';
 import {
   CERT,
   client,
+  proxyConfig,
   startBackend,
   startProxyProcess,
   waitFor,
@@ -103,27 +104,19 @@ describe('the monitor fed in memory', () => {
 
 const D = 150;
 
-const config = (backendPort: number, bind: string) => (dir: string) => `
-global
-    nbthread 1
-    log stderr format raw local0 info
-    stats socket ${dir}/stats.sock
-
-defaults
-    mode tcp
-    log global
-    option tcplog
-    timeout connect 1s
-    timeout server 5s
-    timeout client ${D}ms
-
+const config = (backendPort: number, bind: string) => (dir: string) =>
+  proxyConfig(
+    dir,
+    `${D}ms`,
+    `
 frontend fe_mon
     bind 127.0.0.1:0 ${bind}
     default_backend be_echo
 
 backend be_echo
     server echo1 127.0.0.1:${backendPort}
-`;
+`,
+  );
 
 const HEADER = buildV1({
   family: 'TCP4',

@@ -11,32 +11,25 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HTTP_200, HTTP_500_DEV12 } from '../../impl/driver.ts';
 import {
   client,
+  expectSettled,
   numbers,
-  poolBalanced,
+  proxyConfig,
   ROOT,
   sleep,
   startBackend,
+  startEchoedProxy,
   startProxyProcess,
+  stopEchoedProxy,
   waitFor,
   type Backend,
   type ProxyProcess,
 } from './harness.ts';
 
-const httpConfig = (echoPort: number) => (dir: string) => `
-global
-    maxconn 100
-    nbthread 1
-    log stderr format raw local0 info
-    stats socket ${dir}/stats.sock
-
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout server 5s
-    timeout client 1s
-
+const httpConfig = (echoPort: number) => (dir: string) =>
+  proxyConfig(
+    dir,
+    '1s',
+    `
 frontend fe_http
     bind 127.0.0.1:0 name main
     option socket-stats
@@ -45,7 +38,9 @@ frontend fe_http
 
 backend be_echo
     server echo1 127.0.0.1:${echoPort}
-`;
+`,
+    { globalMaxconn: 100, mode: 'http' },
+  );
 
 describe('allocation failures in session_accept (http mode, no handshake, dev12)', () => {
   let echo: Backend;
@@ -53,29 +48,16 @@ describe('allocation failures in session_accept (http mode, no handshake, dev12)
   let baseline: number;
 
   beforeAll(async () => {
-    echo = await startBackend('echo');
     // The first allocation attempt at each site fails: connection 1 fails at its session,
     // connection 2 at its task, 3 at req, 4 at rep, 5 at txn; connection 6 is served.
-    proxy = await startProxyProcess(httpConfig(echo.port), [], {
+    ({ echo, proxy, baseline } = await startEchoedProxy(httpConfig, [], {
       EMBRYONIC_FAIL_ALLOC: 'session:1,task:1,req:1,rep:1,txn:1',
-    });
-    await proxy.query('show info');
-    await sleep(100);
-    baseline = proxy.fdCount();
+    }));
   });
 
-  afterEach(async () => {
-    await waitFor('the fds to return to the baseline', () =>
-      proxy.fdCount() === baseline ? true : undefined,
-    );
-    expect(poolBalanced(await proxy.pool())).toBe(true);
-    expect((await proxy.fd()).violations).toEqual([]);
-  });
+  afterEach(() => expectSettled(proxy, baseline));
 
-  afterAll(async () => {
-    await proxy?.stop();
-    await echo?.close();
-  });
+  afterAll(() => stopEchoedProxy(proxy, echo));
 
   it('answers 500 when the session or its task cannot be allocated, and limits the listener for 100 ms', async () => {
     const a = client(proxy.port);
@@ -159,10 +141,7 @@ describe('the 2.6 profile', () => {
     );
   });
 
-  afterAll(async () => {
-    await proxy?.stop();
-    await echo?.close();
-  });
+  afterAll(() => stopEchoedProxy(proxy, echo));
 
   it('closes without a 500 when session_complete fails in session_accept (ret = 0)', async () => {
     const o = await client(proxy.port).outcome;

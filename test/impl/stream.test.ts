@@ -6,10 +6,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   client,
+  expectSettled,
+  idleFds,
   numbers,
-  poolBalanced,
+  proxyConfig,
   refusedPort,
-  sleep,
   startBackend,
   startProxyProcess,
   waitFor,
@@ -29,21 +30,11 @@ describe('the data phase (no handshake, tcp)', () => {
     reset = await startBackend('reset');
     echo = await startBackend('echo');
     const refused = await refusedPort();
-    proxy = await startProxyProcess(
-      (dir) => `
-global
-    nbthread 1
-    log stderr format raw local0 info
-    stats socket ${dir}/stats.sock
-
-defaults
-    mode tcp
-    log global
-    option tcplog
-    timeout connect 1s
-    timeout server 5s
-    timeout client ${CLIENT_TIMEOUT}ms
-
+    proxy = await startProxyProcess((dir) =>
+      proxyConfig(
+        dir,
+        `${CLIENT_TIMEOUT}ms`,
+        `
 frontend fe_plain
     bind 127.0.0.1:0
     maxconn 10
@@ -54,19 +45,12 @@ backend be_three
     server resetting 127.0.0.1:${reset.port}
     server echoing 127.0.0.1:${echo.port}
 `,
+      ),
     );
-    await proxy.query('show info');
-    await sleep(100);
-    baseline = proxy.fdCount();
+    baseline = await idleFds(proxy);
   });
 
-  afterEach(async () => {
-    await waitFor('the fds to return to the baseline', () =>
-      proxy.fdCount() === baseline ? true : undefined,
-    );
-    expect(poolBalanced(await proxy.pool())).toBe(true);
-    expect((await proxy.fd()).violations).toEqual([]);
-  });
+  afterEach(() => expectSettled(proxy, baseline));
 
   afterAll(async () => {
     await proxy?.stop();
