@@ -58,7 +58,7 @@ export interface ConformanceCase {
   transitions: string[]; //             machine transition ids the case exercises
   frontend: FrontendName | null; //     the frontend it connects to (null: it connects nowhere)
   needs?: readonly 'stats'[]; //        'stats': skipped without a stats socket
-  log?: ErrCode; //                     the kill the target should log (shown, not judged)
+  log?: ErrCode; //                     the kill the target logs (judged when its log is captured)
   budgetMs?: number; //                 the case fails if it runs longer (default 4000)
   profileDifferences?: ProfileDifference[];
   /** Why the case cannot run against the suite's config at all, if it cannot. */
@@ -226,9 +226,23 @@ function bytes(text: string): Uint8Array {
   return Uint8Array.from(Buffer.from(text, 'latin1'));
 }
 
-/** Returns the bytes of <hex>, spaces allowed. Pure. */
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
+/**
+ * Returns the bytes an annotated hex dump writes out: on each line, the hex groups (separated by
+ * single spaces) before the first run of two spaces, which starts the annotation. Throws on a line
+ * whose groups are not whole bytes of hex, so a typo cannot silently shorten a header (Buffer.from
+ * stops at the first non-hex character). Pure.
+ */
+export function hex(text: string): Uint8Array {
+  let digits = '';
+  for (const line of text.split('\n')) {
+    const groups = line
+      .trim()
+      .split(/\s{2,}/)[0]!
+      .replace(/ /g, '');
+    if (!/^(?:[0-9a-fA-F]{2})*$/.test(groups)) throw new Error(`hex: not whole bytes of hex: ${line.trim()}`);
+    digits += groups;
+  }
+  return Uint8Array.from(Buffer.from(digits, 'hex'));
 }
 
 /** Returns the concatenation of <parts>. Pure. */
@@ -766,6 +780,13 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp_tls',
     needs: ['stats'],
     log: 'SSL_ABORT',
+    profileDifferences: [
+      {
+        profile: '2.6',
+        reason:
+          'Debian\'s HAProxy 2.6.12 (with OpenSSL 3) logs "SSL handshake failure" (CO_ER_SSL_HANDSHAKE) for this reset, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset before any TLS byte (SSL_ERROR_SYSCALL with errno set and nothing received); observed on every run of the suite, everything else (the RST, the counters, no backend) as in dev12. The cause is inferred, not traced: OpenSSL 3 reports the reset otherwise than the OpenSSL of 2012.',
+      },
+    ],
     async run(ctx) {
       const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
       await client.write(V1_TCP4);

@@ -14,6 +14,7 @@
  * stats socket, until every frontend's scur is 0, so that no case sees another's connections.
  */
 import type { Profile } from '../machines/config.ts';
+import { errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import { WireClient, WireLog, type WireEvent } from './client.ts';
 import type { ConformanceCase, ProfileDifference } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
@@ -264,6 +265,7 @@ export async function runCase(target: Target, c: ConformanceCase): Promise<CaseR
   const durationMs = log.now();
   for (const client of clients) client.destroy();
   notes.push(...(await settle(target)));
+  if (c.log && target.hasLog) checks.push(await expectKillLogged(target, c.log, log.origin));
   const ok = checks.length > 0 && checks.every((k) => k.ok);
   const firstFailure = checks.find((k) => !k.ok);
   let verdict: Verdict = ok ? 'pass' : 'fail';
@@ -298,6 +300,35 @@ export async function runCase(target: Target, c: ConformanceCase): Promise<CaseR
       .logSince(log.origin)
       .map((l) => ({ t: Math.round((l.at - log.origin) * 10) / 10, line: l.line })),
     notes,
+  };
+}
+
+/** How long the kill's log line may take to come out of the target's stderr after the case settled. */
+const LOG_WAIT_MS = 500;
+
+/**
+ * Returns the check that <target> logged the embryonic kill <code> since performance.now()
+ * <origin>: a line with the message HAProxy prints for it (machines/errCodes.ts). Waits up to
+ * LOG_WAIT_MS for the line, since the log reaches the suite through a pipe.
+ */
+async function expectKillLogged(target: Target, code: ErrCode, origin: number): Promise<Check> {
+  const message = errCodeMessage(code);
+  const until = performance.now() + LOG_WAIT_MS;
+  let lines = target.logSince(origin);
+  while (!lines.some((l) => l.line.includes(message)) && performance.now() < until) {
+    await sleep(20);
+    lines = target.logSince(origin);
+  }
+  const found = lines.find((l) => l.line.includes(message));
+  return {
+    what: `the target logs the kill ${code}`,
+    expected: `a log line with "${message}"`,
+    actual: found
+      ? found.line
+      : lines.length === 0
+        ? 'no log line'
+        : `${lines.length} log line(s), none with it; the last: ${lines[lines.length - 1]!.line}`,
+    ok: found !== undefined,
   };
 }
 

@@ -63,6 +63,7 @@ export interface Target {
   statsPaths: string[]; //              its stats sockets, one per process; none: counter cases are skipped
   backend: EchoBackend | null; //       the echo backend the suite runs for it
   unavailable: Unavailable | null;
+  hasLog: boolean; //                   its log lines are captured (a started target): cases judge them
   logSince(at: number): TargetLogLine[]; // its log lines from performance.now() <at> on
   stop(): Promise<void>; //             stops what the suite started for it; idempotent
 }
@@ -177,6 +178,7 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
     statsPaths: spec.stats ? [spec.stats] : [],
     backend,
     unavailable: null,
+    hasLog: false,
     logSince: () => [],
     stop: once(() => backend.stop()),
   };
@@ -279,6 +281,7 @@ async function startProcessTarget(
       statsPaths,
       backend: ready,
       unavailable: null,
+      hasLog: true,
       logSince: (at) => lines.filter((l) => l.at >= at),
       stop,
     };
@@ -296,6 +299,7 @@ function unavailableTarget(name: string, profile: Profile, unavailable: Unavaila
     statsPaths: [],
     backend: null,
     unavailable,
+    hasLog: false,
     logSince: () => [],
     stop: async () => {},
   };

@@ -83,7 +83,13 @@ function socketOnHeaderData(this: net.Socket, chunk: Buffer): void {
     const area = trash(bufsize);
     view = area.subarray(0, chunk.copy(area, 0, 0, bufsize));
   }
-  const r = parseProxyHeader(view, { mode: tolerant ? 'tolerant' : 'strict', bufsize });
+  const r = parseProxyHeader(view, {
+    mode: tolerant ? 'tolerant' : 'strict',
+    bufsize,
+    // accept-proxy reads v2 families other than TCP as HAProxy 2.6 does (PROXY v2 postdates dev12,
+    // so 2.6 is the HAProxy to follow); proxy-tolerant keeps the spec's fallback to UNSPEC.
+    v2OtherFamilies: tolerant ? 'real-addresses' : 'haproxy-2.6',
+  });
   if (r.status === 'need-more') return;
   stopHeaderRead(conn);
   if (r.status === 'error') {

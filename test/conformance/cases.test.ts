@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
 import { listTransitions } from '../../machines/introspect.ts';
-import { CASE_ID_PATTERN, CASES, selectCases, transitionOf } from '../../conformance/cases.ts';
+import { CASE_ID_PATTERN, CASES, hex, selectCases, transitionOf } from '../../conformance/cases.ts';
 import { FRONTENDS } from '../../conformance/suite.cfg.ts';
 
 const transitionIds = new Set(Object.values(MACHINES).flatMap((m) => listTransitions(m).map((t) => t.id)));
@@ -117,5 +117,19 @@ describe('selectCases', () => {
     const both = selectCases(CASES, ['lim/*', 'cnt/reject/*']);
     expect(both.map((c) => c.id)).toContain('cnt/reject/dcon-counts-the-rejected-connection');
     expect(both.every((c) => c.id.startsWith('lim/') || c.id.startsWith('cnt/reject/'))).toBe(true);
+  });
+});
+
+describe('hex', () => {
+  it('reads an annotated dump: the groups before the two spaces that start each annotation', () => {
+    const bytes = hex(`0d0a0d0a
+      21          ver_cmd: version 2, command PROXY (fam is hex-looking: add)
+      0a010203 0a01   addresses`);
+    expect(Buffer.from(bytes).toString('hex')).toBe('0d0a0d0a210a0102030a01');
+  });
+
+  it('refuses a line whose groups are not whole bytes of hex instead of cutting the dump short', () => {
+    expect(() => hex('0d0a\n  2g  typo')).toThrow(/not whole bytes of hex: 2g {2}typo/);
+    expect(() => hex('0d0a0\n')).toThrow(/not whole bytes/);
   });
 });
