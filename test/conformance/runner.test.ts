@@ -44,6 +44,10 @@ describe('a run of the suite', () => {
       expect(rst.targetLog.map((l) => l.line).join('\n')).toContain(
         'Received something which does not look like a PROXY protocol header',
       );
+      // The case's log code is judged against the target's log, not only shown.
+      expect(rst.checks).toContainEqual(
+        expect.objectContaining({ what: 'the target logs the kill PRX_NOT_HDR', ok: true }),
+      );
       const dcon = report.results.find((r) => r.caseId === 'cnt/reject/dcon-counts-the-rejected-connection')!;
       expect(dcon.stats.map((s) => s.label)).toEqual(['before', 'after the RST']);
     },
