@@ -6,7 +6,7 @@
  * reference engine (SystemModel.step on every edge, the XState transition functions behind it).
  *
  * Each row runs in a fresh Node process (`node --import tsx bench/explorer.ts --row SPEC`), so that
- * its peak RSS is its own: process.memoryUsage().rss is sampled every 1024 states generated (and at
+ * its peak RSS is its own: process.memoryUsage().rss is sampled every 100 ms of exploration (and at
  * the end), and the kernel's high-water mark (process.resourceUsage().maxRSS) is kept beside it.
  * Every row checks every invariant of properties/invariants.ts in every state and on every edge,
  * except SPIN's, which checks none.
@@ -85,6 +85,14 @@ export type RowSpec =
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SELF = fileURLToPath(import.meta.url);
 const MIB = 1024 * 1024;
+/**
+ * How often the explorer rows sample the RSS. A sample (process.memoryUsage) took 1.5 to 3 ms in
+ * these child processes on the 2-core bench machine: sampled every 1024 states generated, as it
+ * was at first, it cost the short rows (N = 2, 3) up to a sixth of their time, none of it the
+ * explorer's. Every 100 ms it costs at most a few ms a row; the kernel's high-water mark
+ * (maxRssMiB) is exact either way.
+ */
+const RSS_EVERY_MS = 100;
 
 /** The figure of the whole space, and of one configuration (the explorer and its anchors). */
 export const SPACE_FIGURE = `explorer, whole space (${CONFIG_SPACE.length} configurations)`;
@@ -175,7 +183,10 @@ export function measureRow(spec: RowSpec): ExplorerRow {
   let peak: number | null = null; //    when the tool reports its own memory
   switch (spec.kind) {
     case 'space': {
-      const r = exploreSpace(CONFIG_SPACE, spec.n, { onProgress: () => rss.sample(), progressEveryMs: 0 });
+      const r = exploreSpace(CONFIG_SPACE, spec.n, {
+        onProgress: () => rss.sample(),
+        progressEveryMs: RSS_EVERY_MS,
+      });
       figure = SPACE_FIGURE;
       label = 'compiled explorer, CONFIG_SPACE';
       ({ generated, distinct } = r);
@@ -191,7 +202,7 @@ export function measureRow(spec: RowSpec): ExplorerRow {
         connections: spec.n,
         engine: spec.kind === 'config' ? 'compiled' : 'xstate',
         onProgress: () => rss.sample(),
-        progressEveryMs: 0,
+        progressEveryMs: RSS_EVERY_MS,
       });
       figure = configFigure(spec.config);
       label =
@@ -211,7 +222,7 @@ export function measureRow(spec: RowSpec): ExplorerRow {
         connections: spec.n,
         symmetry: false,
         onProgress: () => rss.sample(),
-        progressEveryMs: 0,
+        progressEveryMs: RSS_EVERY_MS,
       });
       figure = spinFigure(spec.config);
       label = `compiled explorer, ${spec.config}, no symmetry reduction`;

@@ -29,14 +29,24 @@
  * `SystemModel.step` agree on every event in every reachable state of every configuration, and
  * that both engines of properties/explore.ts find the same states and the same counterexamples.
  *
- * Invariants are not compiled: the explorer runs properties/invariants.ts on views built from the
- * tables (`view`), whose per-connection parts are built once per local id and connection id.
+ * Invariants are not compiled: the explorer runs the checks of properties/invariants.ts as they
+ * are. A check that says what it reads of its context (CheckScope) is a function of a few table
+ * ids, so InvariantMemo runs it once per those ids, on a context that holds it to its word, and
+ * remembers that it held; the other checks run on views built from the tables (`view`), whose
+ * per-connection parts are built once per local id and connection id.
  */
 import type { TransitionRecord } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
 import { zeroCounters, type Counters } from '../machines/counters.ts';
 import type { ConnMemory, SystemEvent, SystemModel, SystemState } from '../machines/system.ts';
-import type { ConnView, StateView } from './invariants.ts';
+import {
+  scopeOf,
+  type CheckScope,
+  type ConnView,
+  type Invariant,
+  type InvariantContext,
+  type StateView,
+} from './invariants.ts';
 
 /** The events an explorer tries: those of the system, and those of each connection. */
 export interface Alphabet {
@@ -106,6 +116,7 @@ interface Abstract {
   queueFrontend: boolean;
   keyed: number[]; //             the keyed counters, in `keyed` order
   enabled: Int8Array; //          per global event × (no pending, pending): -1 unknown, 0, 1
+  ids: (Int32Array | undefined)[]; // by pending (0, 1): the ids of the global events enabled
   steps: Map<number, CompiledStep>; // the table from here: by (local id + 1) × SLOTS + event kind
 }
 
@@ -115,7 +126,23 @@ interface Global {
   w: number[]; //                 the write-only counters, in `writeOnly` order
   counters: Counters; //          all of them (shared by every view of the global: never mutate)
   listenerValue: string; //       the listener's dotted state
-  next: Map<number, number>; //   memo: compiled step index → the global id it leads to from here
+  edges: (Edge | undefined)[][]; // memo: by (local id of the connection stepped + 1, event kind)
+}
+
+/**
+ * One edge class from a global part: an event kind applied to a connection of one local id (or
+ * to none), whichever connection that is. Every state with that global part and that local id
+ * takes it the same way.
+ */
+export interface Edge {
+  readonly step: CompiledStep;
+  readonly gid: number; //        the global id it leads to
+  readonly dlive: number; //      what it adds to the number of live sessions
+  /**
+   * Owned by the one InvariantMemo of the compiled model: what it knows of the 'global' step
+   * invariants on this edge, as bits over the live count before it (0 until it knows).
+   */
+  checked: number;
 }
 
 /** One connection's local part. */
@@ -127,6 +154,7 @@ interface Local {
   pending: boolean; //            the connection is in the backlog (ACCEPT may take it)
   live: boolean; //               its session memory is live
   enabled: Int8Array; //          per connection event (index in perConn[c]): -1 unknown, 0, 1
+  ids: (Int32Array | undefined)[]; // by connection id: the ids of its events enabled
   views: (ConnView | undefined)[]; // its view at each connection id
 }
 
@@ -158,6 +186,11 @@ export interface CompiledStep {
   touches: boolean; //            whether the step touches a connection
   local: number; //               that connection's local id after the step (-1 for none)
   records: TransitionRecord[][]; // the machine steps by connection id, as SystemModel.step returns them
+  /**
+   * Owned by the one InvariantMemo of the compiled model: per connection stepped, whether the
+   * 'connStep' step invariants hold on it (0 unknown, 1 hold, 2 one fails).
+   */
+  checked: Int8Array;
 }
 
 const SLOTS = 1024; //      event kinds in a table key: a global event id, or alphabet size + index in perConn
@@ -185,6 +218,12 @@ export class CompiledModel {
   private readonly kindOf: Int32Array; //   per event id: its index in perConn[c], or -1 for a global event
   private readonly connOf: Int32Array; //   per event id: its connection, or -1
   private readonly accepts: Int8Array; //   per event id: 1 for an ACCEPT (takes the oldest pending connection)
+  private readonly kinds: number; //        event kinds: the alphabet's events, then perConn's indexes
+  /** The edge the last `apply` took, and the connection it stepped (-1 for none): read right after it. */
+  lastEdge: Edge | null = null;
+  lastConn = -1;
+  /** Whether an InvariantMemo owns the `checked` masks of the edges. */
+  memoised = false;
 
   constructor(
     readonly model: SystemModel,
@@ -200,6 +239,7 @@ export class CompiledModel {
     this.kindOf = new Int32Array(count).fill(-1);
     this.connOf = new Int32Array(count).fill(-1);
     this.accepts = new Int8Array(count);
+    this.kinds = count + (alphabet.perConn[0]?.length ?? 0);
     alphabet.events.forEach((e, id) => (this.accepts[id] = e.type === 'ACCEPT' ? 1 : 0));
     alphabet.perConn.forEach((ids, c) =>
       ids.forEach((id, k) => {
@@ -232,11 +272,28 @@ export class CompiledModel {
   }
 
   private encodeInto(s: SystemState, out: Int32Array, off: number): void {
-    out[off] = this.internGlobal(
+    out[off] = this.internGlobalOf(s);
+    for (let c = 0; c < this.n; c++) out[off + 1 + c] = this.internLocal(s, c);
+  }
+
+  /** The global id of the global part of `s`. */
+  private internGlobalOf(s: SystemState): number {
+    return this.internGlobal(
       this.internAbstract(s.world.listener, s.queueTasks.global, s.queueTasks.frontend, s.counters),
       this.writeOnly.map((k) => s.counters[k]),
     );
-    for (let c = 0; c < this.n; c++) out[off + 1 + c] = this.internLocal(s, c);
+  }
+
+  /** True iff connection `c` of `s` is the local part `lid`: the same snapshots and memory. */
+  private sameLocal(lid: number, s: SystemState, c: number): boolean {
+    const l = this.locals[lid]!;
+    const slots = s.world.conns.get(c);
+    return (
+      slots !== undefined &&
+      slots.connection === l.connection &&
+      slots.session === l.session &&
+      sameData(l.mem, s.memory[c])
+    );
   }
 
   /**
@@ -244,7 +301,7 @@ export class CompiledModel {
    * mutable with the tables, as SystemModel.step would return it. The caller owns it.
    */
   decode(buf: Int32Array, off = 0): SystemState {
-    return this.decodeParts(buf[off]!, Array.from(buf.subarray(off + 1, off + this.width)), true);
+    return this.decodeParts(buf[off]!, localIds(buf, off, this.n), true);
   }
 
   /**
@@ -272,7 +329,7 @@ export class CompiledModel {
 
   /** The state at `buf[off…]` sharing the tables' objects: see decodeParts. */
   private peek(buf: Int32Array, off: number): SystemState {
-    return this.decodeParts(buf[off]!, Array.from(buf.subarray(off + 1, off + this.width)), false);
+    return this.decodeParts(buf[off]!, localIds(buf, off, this.n), false);
   }
 
   /** Returns the SystemState a view of this model stands for (a deep copy the caller owns). */
@@ -292,38 +349,53 @@ export class CompiledModel {
    */
   candidates(buf: Int32Array, off: number, symmetry: boolean, out: Int32Array): number {
     let count = 0;
-    const g = this.globals[buf[off]!]!;
-    const a = this.abstracts[g.abs]!;
+    const a = this.abstracts[this.globals[buf[off]!]!.abs]!;
     let pending = 0;
     for (let c = 0; c < this.n; c++)
       if (this.locals[buf[off + 1 + c]!]!.pending) {
         pending = 1;
         break;
       }
+    const global = a.ids[pending] ?? this.globalEventIds(a, pending, buf, off);
+    for (let i = 0; i < global.length; i++) out[count++] = global[i]!;
+    conns: for (let c = 0; c < this.n; c++) {
+      const lid = buf[off + 1 + c]!;
+      if (symmetry) for (let d = 0; d < c; d++) if (buf[off + 1 + d] === lid) continue conns;
+      const l = this.locals[lid]!;
+      const ids = l.ids[c] ?? this.connIds(l, c, buf, off);
+      for (let k = 0; k < ids.length; k++) out[count++] = ids[k]!;
+    }
+    return count;
+  }
+
+  /** The ids of the global events enabled in abstract global `a` with (1) or without (0) a pending connection. */
+  private globalEventIds(a: Abstract, pending: number, buf: Int32Array, off: number): Int32Array {
     const global = this.alphabet.global;
+    const ids: number[] = [];
     for (let i = 0; i < global.length; i++) {
       let e = a.enabled[2 * i + pending]!;
       if (e < 0) {
         e = this.model.isEnabled(this.peek(buf, off), this.alphabet.events[global[i]!]!) ? 1 : 0;
         a.enabled[2 * i + pending] = e;
       }
-      if (e === 1) out[count++] = global[i]!;
+      if (e === 1) ids.push(global[i]!);
     }
-    conns: for (let c = 0; c < this.n; c++) {
-      const lid = buf[off + 1 + c]!;
-      if (symmetry) for (let d = 0; d < c; d++) if (buf[off + 1 + d] === lid) continue conns;
-      const l = this.locals[lid]!;
-      const ids = this.alphabet.perConn[c]!;
-      for (let k = 0; k < ids.length; k++) {
-        let e = l.enabled[k]!;
-        if (e < 0) {
-          e = this.model.isEnabled(this.peek(buf, off), this.alphabet.events[ids[k]!]!) ? 1 : 0;
-          l.enabled[k] = e;
-        }
-        if (e === 1) out[count++] = ids[k]!;
+    return (a.ids[pending] = Int32Array.from(ids));
+  }
+
+  /** The ids of the events of connection `c` enabled when its local part is `l`. */
+  private connIds(l: Local, c: number, buf: Int32Array, off: number): Int32Array {
+    const perConn = this.alphabet.perConn[c]!;
+    const ids: number[] = [];
+    for (let k = 0; k < perConn.length; k++) {
+      let e = l.enabled[k]!;
+      if (e < 0) {
+        e = this.model.isEnabled(this.peek(buf, off), this.alphabet.events[perConn[k]!]!) ? 1 : 0;
+        l.enabled[k] = e;
       }
+      if (e === 1) ids.push(perConn[k]!);
     }
-    return count;
+    return (l.ids[c] = Int32Array.from(ids));
   }
 
   /**
@@ -357,6 +429,35 @@ export class CompiledModel {
           break;
         }
     const local = conn < 0 ? 0 : buf[off + 1 + conn]! + 1;
+    const row = g.edges[local] ?? this.edgeRow(g, local);
+    const edge = row[kind] ?? this.edge(g, row, local, kind, buf, off, id, conn);
+    const step = edge.step;
+    this.lastEdge = edge;
+    this.lastConn = conn;
+    out[outOff] = edge.gid;
+    for (let c = 1; c <= this.n; c++) out[outOff + c] = buf[off + c]!;
+    if (!step.touches) return step.records[0]!;
+    out[outOff + 1 + conn] = step.local;
+    return step.records[conn] ?? this.renamed(step, conn);
+  }
+
+  private edgeRow(g: Global, local: number): (Edge | undefined)[] {
+    const row = new Array<Edge | undefined>(this.kinds).fill(undefined);
+    g.edges[local] = row;
+    return row;
+  }
+
+  /** Fills the edge of `kind` from global `g` for a connection of local id `local` - 1 (0: none). */
+  private edge(
+    g: Global,
+    row: (Edge | undefined)[],
+    local: number,
+    kind: number,
+    buf: Int32Array,
+    off: number,
+    id: number,
+    conn: number,
+  ): Edge {
     const table = this.abstracts[g.abs]!.steps;
     const key = local * SLOTS + kind;
     let step = table.get(key);
@@ -364,20 +465,17 @@ export class CompiledModel {
       step = this.fill(buf, off, id, conn);
       table.set(key, step);
     }
-    let next = g.next.get(step.index);
-    if (next === undefined) {
-      const dw = step.dw;
-      next = this.internGlobal(
-        step.abs,
-        g.w.map((v, i) => v + dw[i]!),
-      );
-      g.next.set(step.index, next);
-    }
-    out[outOff] = next;
-    for (let c = 1; c <= this.n; c++) out[outOff + c] = buf[off + c]!;
-    if (!step.touches) return step.records[0]!;
-    out[outOff + 1 + conn] = step.local;
-    return step.records[conn] ?? this.renamed(step, conn);
+    const dw = step.dw;
+    const next = this.internGlobal(
+      step.abs,
+      g.w.map((v, i) => v + dw[i]!),
+    );
+    const dlive = step.touches
+      ? (this.locals[step.local]!.live ? 1 : 0) - (this.locals[local - 1]!.live ? 1 : 0)
+      : 0;
+    const edge: Edge = { step, gid: next, dlive, checked: 0 };
+    row[kind] = edge;
+    return edge;
   }
 
   /** The records of `step` for connection `conn`: those of the connection it was filled for, renamed. */
@@ -403,10 +501,12 @@ export class CompiledModel {
   private fill(buf: Int32Array, off: number, id: number, conn: number): CompiledStep {
     const r = this.model.step(this.peek(buf, off), this.alphabet.events[id]!);
     if (!r) throw new Error(`compiled model: event ${id} is not enabled where it was tried`);
+    // Only the connection stepped is encoded; every other one must have stayed as it was.
     const after = new Int32Array(this.width);
-    this.encodeInto(r.state, after, 0);
+    after[0] = this.internGlobalOf(r.state);
     for (let c = 0; c < this.n; c++)
-      if (c !== conn && after[1 + c] !== buf[off + 1 + c])
+      if (c === conn) after[1 + c] = this.internLocal(r.state, c);
+      else if (!this.sameLocal(buf[off + 1 + c]!, r.state, c))
         throw new Error(`compiled model: event ${id} on connection ${conn} changed connection ${c}`);
     for (const rec of r.records)
       if (rec.conn !== null && rec.conn !== conn)
@@ -422,6 +522,7 @@ export class CompiledModel {
       touches: conn >= 0,
       local: conn < 0 ? -1 : after[1 + conn]!,
       records,
+      checked: new Int8Array(this.n),
     };
     this.steps.push(step);
     return step;
@@ -464,6 +565,29 @@ export class CompiledModel {
   /** Returns a view to be filled by viewInto. */
   reusableView(): StateView {
     return new CompiledView(this);
+  }
+
+  /** Returns how many connections of the compact state at `buf[off…]` hold a live session. Pure. */
+  liveOf(buf: Int32Array, off: number): number {
+    let live = 0;
+    for (let c = 0; c < this.n; c++) if (this.locals[buf[off + 1 + c]!]!.live) live++;
+    return live;
+  }
+
+  /** Returns the view of connection `c` when its local id is `lid` (shared: read only). */
+  connViewOf(lid: number, c: number): ConnView {
+    const l = this.locals[lid]!;
+    return l.views[c] ?? this.connView(l, lid, c);
+  }
+
+  /** Returns the counters of global id `gid` (shared and frozen: read only). */
+  countersOf(gid: number): Counters {
+    return this.globals[gid]!.counters;
+  }
+
+  /** Returns the listener's dotted state in global id `gid`. */
+  listenerOf(gid: number): string {
+    return this.globals[gid]!.listenerValue;
   }
 
   private connView(l: Local, lid: number, c: number): ConnView {
@@ -559,6 +683,7 @@ export class CompiledModel {
       queueFrontend: qf,
       keyed,
       enabled: new Int8Array(2 * this.alphabet.global.length).fill(-1),
+      ids: [undefined, undefined],
       steps: new Map(),
     });
     this.absIds.set(key, id);
@@ -579,7 +704,7 @@ export class CompiledModel {
       w,
       counters: Object.freeze(counters),
       listenerValue: this.model.composition.runners.listener.value(a.listener),
-      next: new Map(),
+      edges: [],
     });
     this.globalIds.set(key, id);
     if (id > 0x7fffffff) throw new Error('compiled model: too many global parts');
@@ -602,11 +727,442 @@ export class CompiledModel {
       pending: this.model.composition.runners.connection.value(slots.connection) === 'pending',
       live: mem.session === 'live',
       enabled: new Int8Array(this.alphabet.perConn[0]?.length ?? 0).fill(-1),
+      ids: new Array<Int32Array | undefined>(this.n).fill(undefined),
       views: [],
     });
     this.localIds.set(tuple, id);
     return id;
   }
+}
+
+/** Thrown by a guarded context when a check reads what its scope does not allow. */
+class ScopeError extends Error {}
+
+/** Throws the ScopeError of reading `what`. */
+function forbidden(what: string): never {
+  throw new ScopeError(what);
+}
+
+/** The view a 'global' check reads: the totals of a state; its connections and whole state throw. */
+class TotalsView implements StateView {
+  constructor(
+    public live: number,
+    public counters: Counters,
+    public listener: string,
+  ) {}
+
+  get conns(): ConnView[] {
+    return forbidden("the connections' views");
+  }
+
+  get state(): SystemState {
+    return forbidden('the whole state');
+  }
+}
+
+/**
+ * The view a 'conn' or 'connStep' check reads: connection views, and for 'conn' the live count
+ * (null: reading it throws); the counters, the listener and the whole state throw. The views may
+ * be read once per check (`reset` starts a check): eachConn and eachConnStep read them once to
+ * find the connection, so a second read is the per-connection check looking at the others.
+ */
+class ConnsView implements StateView {
+  private reads = 0;
+
+  constructor(
+    private readonly views: ConnView[],
+    private readonly liveCount: number | null,
+  ) {}
+
+  reset(): void {
+    this.reads = 0;
+  }
+
+  get conns(): ConnView[] {
+    if (this.reads++ > 0) return forbidden("the connections' views again (other connections')");
+    return this.views;
+  }
+
+  get live(): number {
+    return this.liveCount ?? forbidden('the live count');
+  }
+
+  get counters(): Counters {
+    return forbidden('the counters');
+  }
+
+  get listener(): string {
+    return forbidden('the listener');
+  }
+
+  get state(): SystemState {
+    return forbidden('the whole state');
+  }
+}
+
+/** The context of a state check: the configuration and the state; anything else throws. */
+class StateGuard implements InvariantContext {
+  constructor(
+    readonly config: ModelConfig,
+    readonly next: StateView,
+  ) {}
+
+  get prev(): StateView | null {
+    return forbidden('the state before the step');
+  }
+
+  get event(): SystemEvent | null {
+    return forbidden('the event');
+  }
+
+  get records(): readonly TransitionRecord[] {
+    return forbidden('the machine steps');
+  }
+
+  get model(): SystemModel {
+    return forbidden('the model');
+  }
+}
+
+/** The context of a step check: the configuration, both states, the event, the records; the model throws. */
+class StepGuard implements InvariantContext {
+  constructor(
+    readonly config: ModelConfig,
+    public next: StateView,
+    public prev: StateView,
+    public event: SystemEvent | null,
+    public records: readonly TransitionRecord[],
+  ) {}
+
+  get model(): SystemModel {
+    return forbidden('the model');
+  }
+}
+
+/**
+ * The context of a 'connStep' check: the configuration, the connection's views before and after,
+ * and the records naming it; anything else throws.
+ */
+class ConnStepGuard implements InvariantContext {
+  constructor(
+    readonly config: ModelConfig,
+    readonly next: StateView,
+    readonly prev: StateView,
+    readonly records: readonly TransitionRecord[],
+  ) {}
+
+  get event(): SystemEvent | null {
+    return forbidden('the event');
+  }
+
+  get model(): SystemModel {
+    return forbidden('the model');
+  }
+}
+
+/** Edge.checked: bit `live` once the 'global' step invariants hold, bit FAILS_AT + `live` once one fails. */
+const FAILS_AT = 13;
+/** With more connections, the edge masks cannot key the live count: step invariants are not memoised. */
+const MEMO_MAX_CONNECTIONS = 12;
+
+/**
+ * The outcomes of the invariants whose checks are scoped (CheckScope, properties/invariants.ts) on
+ * the states and edges of one compiled model, memoised on the ids their scope makes them a
+ * function of:
+ * - a 'conn' state invariant, on (local id, connection id, live count): eachConn's per-connection
+ *   check reads the connection's view (a function of its local id and id), the configuration and
+ *   the live count only;
+ * - a 'global' state invariant, on (global id, live count): the counters and the listener are
+ *   the global part's;
+ * - a 'global' step invariant, on (edge, live count before): the edge (a global id, a local id
+ *   and an event kind) fixes the global id after, the local ids before and after of the connection
+ *   stepped (so the live count after), and the event and the machine steps but for the connection
+ *   they name, which a 'global' check does not read;
+ * - a 'connStep' step invariant, on (compiled step, connection stepped) for that connection (the
+ *   step fixes its local ids before and after and its records), and on (local id, connection id)
+ *   for every other one, which the step leaves as it was and names in no record.
+ * A memo entry is filled by running the checks on a context that gives them exactly what their
+ * scope allows and throws on anything else (so a check that reads more than its scope says fails
+ * loudly instead of being memoised wrongly). Untagged invariants run on every state or edge, as
+ * do the step invariants with more than MEMO_MAX_CONNECTIONS connections. The memo only ever
+ * concludes that everything holds: an edge where anything fails is checked again in full by the
+ * caller, so the violations reported are those of checkInvariants, in its order.
+ */
+export class InvariantMemo {
+  private readonly n: number;
+  private readonly connState: readonly Invariant[];
+  private readonly globalState: readonly Invariant[];
+  private readonly globalStep: readonly Invariant[];
+  private readonly connStep: readonly Invariant[];
+  private readonly otherState: readonly Invariant[];
+  private readonly otherStep: readonly Invariant[];
+  private connOk = new Int8Array(0); //  by (local id × n + connection) × (n + 1) + live: 0 unknown, 1 hold, 2 fail
+  private stateOk = new Int8Array(0); // by global id × (n + 1) + live: the same
+  private keptOk = new Int8Array(0); //  by local id × n + connection: 'connStep' on a connection the step keeps
+  // The state entered (see `enter`).
+  private gid = 0;
+  private live = 0;
+  private keptAll = false; //            'connStep' holds on each of its connections if the step keeps it
+  // For the untagged invariants: a context on the views of the edge, filled only when they exist.
+  private readonly prevView: StateView;
+  private readonly nextView: StateView;
+  private readonly ctx: InvariantContext;
+  // The guard of the 'global' step invariants, reused (it is filled for each check).
+  private readonly stepBefore: TotalsView;
+  private readonly stepAfter: TotalsView;
+  private readonly stepGuard: StepGuard;
+  private readonly anonymousEvents: SystemEvent[];
+  private readonly anonymousRecords: (readonly TransitionRecord[])[] = []; // by compiled step index
+  // The views the 'connStep' guards show, by local id × n + connection: after the step, and before.
+  private readonly connStepViews: ConnsView[] = [];
+  private readonly connStepBefore: ConnsView[] = [];
+
+  /**
+   * Memoises `invariants` (checked under the configuration of the compiled model) on the tables
+   * of `compiled`, whose memo slots (Edge.checked, CompiledStep.checked) it then owns; a compiled
+   * model has at most one memo (throws otherwise).
+   */
+  constructor(
+    private readonly compiled: CompiledModel,
+    invariants: readonly Invariant[],
+  ) {
+    if (compiled.memoised) throw new Error('this compiled model already has an invariant memo');
+    compiled.memoised = true;
+    this.n = compiled.n;
+    const stepMemo = this.n <= MEMO_MAX_CONNECTIONS;
+    const of = (kind: Invariant['kind'], scope: CheckScope, memoised = true): Invariant[] =>
+      memoised ? invariants.filter((inv) => inv.kind === kind && scopeOf(inv) === scope) : [];
+    this.connState = of('state', 'conn');
+    this.globalState = of('state', 'global');
+    this.globalStep = of('step', 'global', stepMemo);
+    this.connStep = of('step', 'connStep', stepMemo);
+    const memoised = new Set([...this.connState, ...this.globalState, ...this.globalStep, ...this.connStep]);
+    this.otherState = invariants.filter((inv) => inv.kind === 'state' && !memoised.has(inv));
+    this.otherStep = invariants.filter((inv) => inv.kind === 'step' && !memoised.has(inv));
+    this.prevView = compiled.reusableView();
+    this.nextView = compiled.reusableView();
+    const model = compiled.model;
+    this.stepBefore = new TotalsView(0, zeroCounters(), '');
+    this.stepAfter = new TotalsView(0, zeroCounters(), '');
+    this.stepGuard = new StepGuard(model.config, this.stepAfter, this.stepBefore, null, []);
+    this.anonymousEvents = compiled.alphabet.events.map(anonymous);
+    this.ctx = {
+      model,
+      config: model.config,
+      prev: this.prevView,
+      next: this.nextView,
+      event: null,
+      records: [],
+    };
+  }
+
+  /** Enters the compact state at `buf[off…]`, whose edges `edgeHolds` is then asked about. */
+  enter(buf: Int32Array, off: number): void {
+    this.gid = buf[off]!;
+    this.live = this.compiled.liveOf(buf, off);
+    if (this.otherState.length > 0 || this.otherStep.length > 0)
+      this.compiled.viewInto(this.prevView, buf, off);
+    let all = true;
+    if (this.connStep.length > 0)
+      for (let c = 0; c < this.n && all; c++) all = this.kept(buf[off + 1 + c]!, c);
+    this.keptAll = all;
+  }
+
+  /**
+   * True iff every invariant to check on the edge just taken holds: the step invariants, and the
+   * state invariants too when the state reached is `fresh`. Requires that the last `apply` of the
+   * compiled model took that edge, by event `id` with `records`, from the state last entered (at
+   * `buf[off…]`) to the compact state `next` (at index 0). False means that some invariant fails:
+   * the caller checks the edge in full. Pure apart from the memo.
+   */
+  edgeHolds(
+    buf: Int32Array,
+    off: number,
+    next: Int32Array,
+    fresh: boolean,
+    id: number,
+    records: readonly TransitionRecord[],
+  ): boolean {
+    const compiled = this.compiled;
+    const edge = compiled.lastEdge!;
+    const conn = compiled.lastConn;
+    const n = this.n;
+    const prevLive = this.live;
+    const live = prevLive + edge.dlive;
+    const bits = edge.checked;
+    if (this.globalStep.length > 0 && (bits & (1 << prevLive)) === 0) {
+      if ((bits & (1 << (FAILS_AT + prevLive))) !== 0) return false;
+      const before = this.stepBefore;
+      const then = this.stepAfter;
+      const guard = this.stepGuard;
+      before.live = prevLive;
+      before.counters = compiled.countersOf(this.gid);
+      before.listener = compiled.listenerOf(this.gid);
+      then.live = live;
+      then.counters = compiled.countersOf(edge.gid);
+      then.listener = compiled.listenerOf(edge.gid);
+      guard.event = this.anonymousEvents[id]!;
+      guard.records = this.anonymousRecords[edge.step.index] ??= records.map(anonymous);
+      const ok = this.allHold(this.globalStep, guard, 'global');
+      edge.checked |= 1 << (ok ? prevLive : FAILS_AT + prevLive);
+      if (!ok) return false;
+    }
+    if (this.connStep.length > 0) {
+      if (!this.keptAll)
+        for (let c = 0; c < n; c++) if (c !== conn && !this.kept(buf[off + 1 + c]!, c)) return false;
+      if (conn >= 0) {
+        const checked = edge.step.checked;
+        let ok = checked[conn]!;
+        if (ok === 0) {
+          ok = this.connStepHolds(buf[off + 1 + conn]!, next[1 + conn]!, conn, records) ? 1 : 2;
+          checked[conn] = ok;
+        }
+        if (ok !== 1) return false;
+      }
+    }
+    if (this.otherStep.length > 0 || (fresh && this.otherState.length > 0)) {
+      const ctx = this.ctx;
+      compiled.viewInto(this.nextView, next, 0);
+      ctx.event = compiled.alphabet.events[id]!;
+      ctx.records = records;
+      for (const inv of this.otherStep) if (inv.check(ctx) !== null) return false;
+      if (fresh) for (const inv of this.otherState) if (inv.check(ctx) !== null) return false;
+    }
+    if (!fresh) return true;
+    if (this.globalState.length > 0) {
+      const gid = next[0]!;
+      const at = gid * (n + 1) + live;
+      if (at >= this.stateOk.length) this.stateOk = grown(this.stateOk, at);
+      let ok = this.stateOk[at]!;
+      if (ok === 0) {
+        const view = new TotalsView(live, compiled.countersOf(gid), compiled.listenerOf(gid));
+        const guard = new StateGuard(compiled.model.config, view);
+        ok = this.allHold(this.globalState, guard, 'global') ? 1 : 2;
+        this.stateOk[at] = ok;
+      }
+      if (ok !== 1) return false;
+    }
+    if (this.connState.length > 0)
+      for (let c = 0; c < n; c++) {
+        const lid = next[1 + c]!;
+        const at = (lid * n + c) * (n + 1) + live;
+        if (at >= this.connOk.length) this.connOk = grown(this.connOk, at);
+        let ok = this.connOk[at]!;
+        if (ok === 0) {
+          const view = new ConnsView([compiled.connViewOf(lid, c)], live);
+          const guard = new StateGuard(compiled.model.config, view);
+          ok = this.allHold(this.connState, guard, 'conn') ? 1 : 2;
+          this.connOk[at] = ok;
+        }
+        if (ok !== 1) return false;
+      }
+    return true;
+  }
+
+  /** True iff the 'connStep' invariants hold on connection `c` of local id `lid` when a step keeps it. */
+  private kept(lid: number, c: number): boolean {
+    const at = lid * this.n + c;
+    if (at >= this.keptOk.length) this.keptOk = grown(this.keptOk, at);
+    let ok = this.keptOk[at]!;
+    if (ok === 0) {
+      ok = this.connStepHolds(lid, lid, c, []) ? 1 : 2;
+      this.keptOk[at] = ok;
+    }
+    return ok === 1;
+  }
+
+  /**
+   * True iff the 'connStep' invariants hold on connection `c` going from local id `before` to
+   * `after` in a step whose records are `records` (those naming another connection show only
+   * their `conn`).
+   */
+  private connStepHolds(
+    before: number,
+    after: number,
+    c: number,
+    records: readonly TransitionRecord[],
+  ): boolean {
+    const compiled = this.compiled;
+    const n = this.n;
+    const views = this.connStepViews;
+    const then = (views[after * n + c] ??= new ConnsView([compiled.connViewOf(after, c)], null));
+    const was = (this.connStepBefore[before * n + c] ??= new ConnsView(
+      connsAt(c, compiled.connViewOf(before, c)),
+      null,
+    ));
+    const shown = records.map((r) => (r.conn === c ? r : foreign(r)));
+    const guard = new ConnStepGuard(compiled.model.config, then, was, shown);
+    return this.allHold(this.connStep, guard, 'connStep');
+  }
+
+  /** True iff every invariant of `list` holds on `guard`; throws if one reads beyond `scope`. */
+  private allHold(list: readonly Invariant[], guard: InvariantContext, scope: string): boolean {
+    let ok = true;
+    const views = [guard.next, ...(guard instanceof ConnStepGuard ? [guard.prev] : [])].filter(
+      (v): v is ConnsView => v instanceof ConnsView,
+    );
+    for (const inv of list)
+      try {
+        for (const v of views) v.reset();
+        if (inv.check(guard) !== null) ok = false;
+      } catch (err) {
+        if (!(err instanceof ScopeError)) throw err;
+        throw new Error(
+          `invariant ${inv.name} is tagged '${scope}' but its check read ${err.message} (see CheckScope in properties/invariants.ts)`,
+          { cause: err },
+        );
+      }
+    return ok;
+  }
+}
+
+/** `x` as seen by a 'global' check: reading which connection it names throws. */
+function anonymous<T extends object>(x: T): T {
+  return new Proxy(x, {
+    get(target, key, receiver): unknown {
+      if (key === 'conn') throw new ScopeError('which connection the event or a machine step names');
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+}
+
+/** A record naming another connection, as a 'connStep' check sees it: reading more than `conn` throws. */
+function foreign(r: TransitionRecord): TransitionRecord {
+  return new Proxy(r, {
+    get(target, key, receiver): unknown {
+      if (key !== 'conn') throw new ScopeError("a machine step of another connection (beyond its 'conn')");
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+}
+
+/** An array with `view` at index `c` and nothing else: reading another connection throws. */
+function connsAt(c: number, view: ConnView): ConnView[] {
+  const out: ConnView[] = [];
+  out[c] = view;
+  return new Proxy(out, {
+    get(target, key, receiver): unknown {
+      if (typeof key === 'string' && /^[0-9]+$/.test(key) && Number(key) !== c)
+        throw new ScopeError(`connection ${key}'s view`);
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+}
+
+/** A copy of `a` long enough for index `at`, zero-filled. */
+function grown(a: Int8Array, at: number): Int8Array<ArrayBuffer> {
+  let length = Math.max(64, a.length);
+  while (length <= at) length *= 2;
+  const b = new Int8Array(length);
+  b.set(a);
+  return b;
+}
+
+/** The local ids of the compact state at `buf[off…]`, as a new array. */
+function localIds(buf: Int32Array, off: number, n: number): number[] {
+  const out: number[] = [];
+  for (let c = 0; c < n; c++) out.push(buf[off + 1 + c]!);
+  return out;
 }
 
 /** A StateView over a compact state; `state` is decoded on first read. */
@@ -641,6 +1197,18 @@ function globalKey(abs: number, w: readonly number[]): string {
   return k;
 }
 
+/** True iff `a` and `b` are equal plain data (primitives, arrays and records of them, compared deeply). */
+function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka)
+    if (!sameData((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
+}
+
 /**
  * A deep copy of `m`, frozen: the tables share it with every state and view, so an invariant or a
  * step that tried to change it would throw instead of corrupting them.
@@ -657,13 +1225,32 @@ function cloneMemory(m: ConnMemory): ConnMemory {
   return { ...m, bufs: { ...m.bufs }, sent: [...m.sent], faults: [...m.faults] };
 }
 
+/** 2^32, for splitting a packed key. */
+const TWO_32 = 4294967296;
+/** The bits a packed key may use: its value + 1 stays an exact double. */
+const PACKED_BITS = 52;
+
 /**
- * A set of compact states of one width, in one flat Int32Array with open addressing (linear
- * probing, at most half full): no object and no string per state. Owns its memory.
+ * A set of compact states of one width. While the ids fit, a state is packed into one exact
+ * double (the first int in `gBits` bits, each other int in `lBits` bits: injective, so equal keys
+ * are equal states) and the set is one open-addressing table of keys (linear probing, at most
+ * half full): a lookup reads one slot per probe and never the state itself. When an id outgrows
+ * its field the fields are widened and the table rebuilt from its keys; when the state no longer
+ * fits in PACKED_BITS (or an id is negative), the set moves for good to a dense Int32Array of the
+ * states in insertion order with a table of [hash, position + 1] over them. No object and no
+ * string per state. Owns its memory.
  */
 export class StateSet {
   size = 0;
-  private slots: Int32Array;
+  // Packed: the keys (key + 1; 0 for an empty slot) and the fields' widths.
+  private keys: Float64Array | null;
+  private gBits = 0;
+  private lBits = 0;
+  private lMul = 1; //              2 ** lBits
+  private gLimit = 1; //            2 ** gBits
+  // Hashed (once packing is given up): the states, and per slot [hash, position + 1] (0: empty).
+  private states: Int32Array | null = null;
+  private index: Int32Array | null = null;
   private mask: number;
 
   constructor(
@@ -673,52 +1260,250 @@ export class StateSet {
     let slots = 16;
     while (slots < 2 * capacity) slots *= 2;
     this.mask = slots - 1;
-    this.slots = new Int32Array(slots * width).fill(-1);
+    this.keys = new Float64Array(slots);
+    if (!this.setWidths(1, 1)) this.unpack();
   }
 
-  /** Adds the state at `buf[off…off + width)` (ids ≥ 0). Returns true iff it was not in the set. */
+  /** Adds the state at `buf[off…off + width)`. Returns true iff it was not in the set. */
   add(buf: Int32Array, off = 0): boolean {
-    const w = this.width;
-    let i = this.hash(buf, off) & this.mask;
-    const slots = this.slots;
-    for (;;) {
-      const at = i * w;
-      if (slots[at] === -1) break;
-      let same = true;
-      for (let c = 0; c < w; c++)
-        if (slots[at + c] !== buf[off + c]) {
-          same = false;
-          break;
-        }
-      if (same) return false;
-      i = (i + 1) & this.mask;
+    const keys = this.keys;
+    if (keys === null) return this.addHashed(buf, off);
+    const key = this.pack(buf, off);
+    if (key < 0) {
+      this.widen(buf, off);
+      return this.add(buf, off);
     }
-    for (let c = 0; c < w; c++) slots[i * w + c] = buf[off + c]!;
-    if (++this.size * 2 > this.mask + 1) this.grow();
+    const mask = this.mask;
+    const stored = key + 1;
+    let i = mix(key) & mask;
+    for (;;) {
+      const k = keys[i]!;
+      if (k === 0) break;
+      if (k === stored) return false;
+      i = (i + 1) & mask;
+    }
+    keys[i] = stored;
+    if (++this.size * 2 > mask + 1) this.rebuild(this.gBits, this.lBits, (mask + 1) * 2);
     return true;
+  }
+
+  /** True iff the state at `buf[off…off + width)` is in the set. Pure. */
+  has(buf: Int32Array, off = 0): boolean {
+    const keys = this.keys;
+    if (keys === null) return this.findHashed(buf, off, this.hash(buf, off)) < 0;
+    const key = this.pack(buf, off);
+    if (key < 0) return false; // an id beyond the fields was never added
+    const stored = key + 1;
+    for (let i = mix(key) & this.mask; ; i = (i + 1) & this.mask) {
+      const k = keys[i]!;
+      if (k === 0) return false;
+      if (k === stored) return true;
+    }
+  }
+
+  /** True while the states are packed into keys (false once the set has given packing up). */
+  get packed(): boolean {
+    return this.keys !== null;
   }
 
   /** The bytes the set holds. */
   get bytes(): number {
-    return this.slots.byteLength;
+    return (this.keys?.byteLength ?? 0) + (this.states?.byteLength ?? 0) + (this.index?.byteLength ?? 0);
   }
 
+  /** The packed key of the state at `buf[off…]`, or -1 if an id does not fit its field. */
+  private pack(buf: Int32Array, off: number): number {
+    const g = buf[off]!;
+    if (g < 0 || g >= this.gLimit) return -1;
+    let key = g;
+    const mul = this.lMul;
+    for (let c = 1; c < this.width; c++) {
+      const v = buf[off + c]!;
+      if (v < 0 || v >= mul) return -1;
+      key = key * mul + v;
+    }
+    return key;
+  }
+
+  /** Writes the ints of `key`, packed with other ints of `mul` values, into `out[off…]`. */
+  private unpackInto(key: number, mul: number, out: Int32Array, off: number): void {
+    for (let c = this.width - 1; c >= 1; c--) {
+      const v = key % mul;
+      out[off + c] = v;
+      key = (key - v) / mul;
+    }
+    out[off] = key;
+  }
+
+  /**
+   * Sets the fields' widths for ids below 2^gNeed (the first int) and 2^lNeed (the others),
+   * leaving the other ints a few bits to grow into. Returns false if they cannot fit.
+   */
+  private setWidths(gNeed: number, lNeed: number): boolean {
+    const others = this.width - 1;
+    if (gNeed + others * lNeed > PACKED_BITS) return false;
+    let l = lNeed;
+    while (l < lNeed + 3 && gNeed + 4 + others * (l + 1) <= PACKED_BITS) l++;
+    this.lBits = l;
+    this.gBits = PACKED_BITS - others * l;
+    this.lMul = 2 ** l;
+    this.gLimit = 2 ** this.gBits;
+    return true;
+  }
+
+  /** Widens the fields for the state at `buf[off…]` (rebuilding the table), or gives packing up. */
+  private widen(buf: Int32Array, off: number): void {
+    let g = buf[off]!;
+    let l = 0;
+    let negative = g < 0;
+    for (let c = 1; c < this.width; c++) {
+      const v = buf[off + c]!;
+      if (v < 0) negative = true;
+      if (v > l) l = v;
+    }
+    // The widest ids already in the set.
+    const keys = this.keys!;
+    const one = new Int32Array(this.width);
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] === 0) continue;
+      this.unpackInto(keys[i]! - 1, this.lMul, one, 0);
+      if (one[0]! > g) g = one[0]!;
+      for (let c = 1; c < this.width; c++) if (one[c]! > l) l = one[c]!;
+    }
+    const bits = (v: number): number => Math.max(1, Math.ceil(Math.log2(v + 1)));
+    const [oldG, oldL] = [this.gBits, this.lBits];
+    if (negative || !this.setWidths(bits(g), bits(l))) {
+      this.unpack();
+      return;
+    }
+    const [newG, newL] = [this.gBits, this.lBits];
+    this.gBits = oldG;
+    this.lBits = oldL;
+    this.rebuild(newG, newL, this.mask + 1);
+  }
+
+  /** Re-inserts every key into a table of `slots` slots under new widths. */
+  private rebuild(gBits: number, lBits: number, slots: number): void {
+    const old = this.keys!;
+    const one = new Int32Array(this.width);
+    const same = gBits === this.gBits && lBits === this.lBits;
+    const oldMul = 2 ** this.lBits;
+    this.gBits = gBits;
+    this.lBits = lBits;
+    this.lMul = 2 ** lBits;
+    this.gLimit = 2 ** gBits;
+    const mask = slots - 1;
+    const keys = new Float64Array(slots);
+    for (let j = 0; j < old.length; j++) {
+      let stored = old[j]!;
+      if (stored === 0) continue;
+      if (!same) {
+        this.unpackInto(stored - 1, oldMul, one, 0);
+        stored = this.pack(one, 0) + 1;
+      }
+      let i = mix(stored - 1) & mask;
+      while (keys[i] !== 0) i = (i + 1) & mask;
+      keys[i] = stored;
+    }
+    this.keys = keys;
+    this.mask = mask;
+  }
+
+  /** Gives packing up: moves every state into the dense array and the hashed table. */
+  private unpack(): void {
+    const keys = this.keys!;
+    const w = this.width;
+    this.states = new Int32Array(Math.max(16, this.size * 2) * w);
+    this.index = new Int32Array(2 * (this.mask + 1));
+    const size = this.size;
+    this.size = 0;
+    this.keys = null;
+    const one = new Int32Array(w);
+    for (let j = 0; j < keys.length; j++) {
+      if (keys[j] === 0) continue;
+      this.unpackInto(keys[j]! - 1, this.lMul, one, 0);
+      this.addHashed(one, 0);
+    }
+    if (this.size !== size) throw new Error('StateSet: lost a state while unpacking');
+  }
+
+  /** The hashed form of `add`. */
+  private addHashed(buf: Int32Array, off: number): boolean {
+    const w = this.width;
+    const h = this.hash(buf, off);
+    const i = this.findHashed(buf, off, h);
+    if (i < 0) return false;
+    let states = this.states!;
+    let pos = this.size * w;
+    if (pos + w > states.length) {
+      const bigger = new Int32Array(states.length * 2);
+      bigger.set(states);
+      this.states = states = bigger;
+    }
+    for (let c = 0; c < w; c++) states[pos++] = buf[off + c]!;
+    const index = this.index!;
+    index[2 * i] = h;
+    index[2 * i + 1] = ++this.size;
+    if (this.size * 2 > this.mask + 1) this.growHashed();
+    return true;
+  }
+
+  /** The empty slot where the state at `buf[off…]` (of hash `h`) goes, or -1 if it is in the set. */
+  private findHashed(buf: Int32Array, off: number, h: number): number {
+    const w = this.width;
+    const index = this.index!;
+    const states = this.states!;
+    const mask = this.mask;
+    let i = h & mask;
+    for (;;) {
+      const at = index[2 * i + 1]!;
+      if (at === 0) return i;
+      if (index[2 * i] === h) {
+        const base = (at - 1) * w;
+        let c = 0;
+        while (c < w && states[base + c] === buf[off + c]) c++;
+        if (c === w) return -1;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** A 32-bit hash of a state (FNV-1a over its ints, then a finaliser), as a signed int. */
   private hash(buf: Int32Array, off: number): number {
     let h = 0x811c9dc5;
     for (let c = 0; c < this.width; c++) h = Math.imul(h ^ buf[off + c]!, 0x01000193);
     h ^= h >>> 15;
     h = Math.imul(h, 0x2c1b3c6d);
     h ^= h >>> 12;
-    return h >>> 0;
+    return h | 0;
   }
 
-  private grow(): void {
-    const old = this.slots;
-    const w = this.width;
-    const count = (this.mask + 1) * 2;
-    this.mask = count - 1;
-    this.slots = new Int32Array(count * w).fill(-1);
-    this.size = 0;
-    for (let at = 0; at < old.length; at += w) if (old[at] !== -1) this.add(old, at);
+  private growHashed(): void {
+    const old = this.index!;
+    const slots = (this.mask + 1) * 2;
+    const mask = slots - 1;
+    const index = new Int32Array(2 * slots);
+    for (let j = 0; j < old.length; j += 2) {
+      const at = old[j + 1]!;
+      if (at === 0) continue;
+      const h = old[j]!;
+      let i = h & mask;
+      while (index[2 * i + 1] !== 0) i = (i + 1) & mask;
+      index[2 * i] = h;
+      index[2 * i + 1] = at;
+    }
+    this.index = index;
+    this.mask = mask;
   }
+}
+
+/** A 32-bit mix of a packed key (an integer below 2^52), for its table slot. */
+function mix(key: number): number {
+  const lo = key >>> 0;
+  const hi = (key / TWO_32) >>> 0;
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
 }

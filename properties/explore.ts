@@ -15,7 +15,7 @@
  *   and deduplicates in a flat hash set of integers; the reference engine (`engine: 'xstate'`)
  *   calls SystemModel.step on whole states and keys them by string concatenation. Both try the
  *   same events in the same order, run the same invariants (properties/invariants.ts, unchanged)
- *   on the same views, and so return the same stats, transitions and counterexamples
+ *   on the same states and edges, and so return the same stats, transitions and counterexamples
  *   (test/properties/compiled.test.ts); defects are honoured by both, since the tables are filled
  *   from the defective SystemModel itself.
  * - Only the frontier keeps whole states. Every distinct state keeps its parent and the event that
@@ -31,7 +31,7 @@ import type { Defect } from '../machines/compose.ts';
 import { DEFAULT_CONFIG, hasHandshake, makeConfig, type ModelConfig } from '../machines/config.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
 import { DEFAULT_BOUNDS, type Bounds, type NamedConfig } from './bounds.ts';
-import { CompiledModel, connTuple, StateSet, type Alphabet } from './compiled.ts';
+import { CompiledModel, connTuple, InvariantMemo, StateSet, type Alphabet } from './compiled.ts';
 import {
   checkInvariants,
   INVARIANTS,
@@ -192,6 +192,20 @@ class IntList {
       this.data = bigger;
     }
     this.data[this.length++] = v;
+  }
+
+  /** Pushes `v`, then `from[0…count)`. */
+  pushRecord(v: number, from: Int32Array, count: number): void {
+    if (this.length + count + 1 > this.data.length) {
+      const bigger = new Int32Array(Math.max(this.data.length * 2, this.length + count + 1));
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    const data = this.data;
+    let at = this.length;
+    data[at++] = v;
+    for (let c = 0; c < count; c++) data[at++] = from[c]!;
+    this.length = at;
   }
 }
 
@@ -373,9 +387,11 @@ function checkEdge(ctx: InvariantContext, list: readonly Invariant[]): Invariant
 
 /**
  * The compiled engine (properties/compiled.ts): states are N + 1 integers, a step is a table read,
- * and the invariants run on views built from the tables. The frontier is one flat Int32Array of
- * records [index, global id, local ids…]; a state kept is the actual successor of its parent,
- * connection ids included, as in the reference engine.
+ * and the invariants run on the tables: what holds of the checks that say what they read
+ * (CheckScope) is memoised on the ids they read (InvariantMemo), and any edge where an invariant
+ * fails is checked in full on views built from the tables, as checkInvariants would. The frontier
+ * is one flat Int32Array of records [index, global id, local ids…]; a state kept is the actual
+ * successor of its parent, connection ids included, as in the reference engine.
  */
 function exploreCompiled(opts: ExploreOptions): ExploreResult {
   const model = new SystemModel(opts.config, opts.connections, opts.defect ?? null);
@@ -400,6 +416,8 @@ function exploreCompiled(opts: ExploreOptions): ExploreResult {
   const prevView = compiled.reusableView();
   const nextView = compiled.reusableView();
   const ctx: InvariantContext = { model, config, next: nextView, prev: prevView, event: null, records: [] };
+  // What holds is memoised on the tables; an edge where anything fails is checked in full below.
+  const memo = new InvariantMemo(compiled, invariants);
 
   const init = compiled.initial();
   compiled.canonical(init, 0, symmetry, canonical);
@@ -423,7 +441,7 @@ function exploreCompiled(opts: ExploreOptions): ExploreResult {
     const buf = frontier.data;
     for (let off = 0; off < frontier.length; off += stride) {
       const index = buf[off]!;
-      ctx.prev = compiled.viewInto(prevView, buf, off + 1);
+      memo.enter(buf, off + 1);
       const count = compiled.candidates(buf, off + 1, symmetry, candidates);
       for (let i = 0; i < count; i++) {
         const id = candidates[i]!;
@@ -431,14 +449,15 @@ function exploreCompiled(opts: ExploreOptions): ExploreResult {
         search.generated++;
         compiled.canonical(successor, 0, symmetry, canonical);
         const fresh = seen.add(canonical);
-        compiled.viewInto(nextView, successor, 0);
-        ctx.event = alphabet.events[id]!;
-        ctx.records = records;
-        const violations = checkEdge(ctx, fresh ? invariants : stepInvariants);
-        if (fresh) {
-          next.push(search.add(index, id));
-          for (let c = 0; c < width; c++) next.push(successor[c]!);
+        let violations: InvariantViolation[] | null = null;
+        if (!memo.edgeHolds(buf, off + 1, successor, fresh, id, records)) {
+          ctx.prev = compiled.viewInto(prevView, buf, off + 1);
+          ctx.next = compiled.viewInto(nextView, successor, 0);
+          ctx.event = alphabet.events[id]!;
+          ctx.records = records;
+          violations = checkEdge(ctx, fresh ? invariants : stepInvariants);
         }
+        if (fresh) next.pushRecord(search.add(index, id), successor, width);
         if (violations !== null) search.violated(violations, index, id);
         search.progress();
       }

@@ -49,6 +49,28 @@ export interface InvariantContext {
   records: readonly TransitionRecord[]; //     the machine steps of the step; empty for the initial state
 }
 
+/**
+ * What a check reads of its context, when it reads less than all of it. Checkers that memoise
+ * invariant outcomes (the compiled explorer, properties/compiled.ts) key them on exactly that, and
+ * hold the check to it by running it, when they fill their memo, on a context that throws on
+ * anything else.
+ * - 'conn': the check is eachConn(bad), and bad reads only the view of its connection,
+ *   ctx.config and ctx.next.live;
+ * - 'connStep': the check is eachConnStep(bad), and bad reads only the views of its connection
+ *   before and after the step, ctx.config and the records of ctx.records that name its connection;
+ * - 'global': the check reads only ctx.config and the counters, listener and live count of
+ *   ctx.next, and, for a step invariant, the same of ctx.prev, ctx.event and ctx.records, but
+ *   never which connection the event or a record names.
+ * An untagged check may read anything.
+ */
+export type CheckScope = 'conn' | 'connStep' | 'global';
+
+/** A check function, tagged with what it reads (see CheckScope) when it reads less than the context. */
+export interface Check {
+  (ctx: InvariantContext): string | null;
+  readonly reads?: CheckScope;
+}
+
 /** One named invariant. */
 export interface Invariant {
   name: string;
@@ -57,7 +79,12 @@ export interface Invariant {
   haproxy: string; //          the facts it restates (haproxy-history.md invariants, commits)
   watches: EffectName[]; //    the effects whose transitions it guards (PORTING.md lists them)
   /** Returns null if the invariant holds, else what is wrong, as a sentence. Pure. */
-  check(ctx: InvariantContext): string | null;
+  check: Check;
+}
+
+/** Returns what the check of `inv` reads (see CheckScope), or null when it may read anything. Pure. */
+export function scopeOf(inv: Invariant): CheckScope | null {
+  return inv.check.reads ?? null;
 }
 
 /** One invariant that does not hold. */
@@ -133,19 +160,49 @@ function buffers(m: ConnMemory, held = false): string[] {
 
 /**
  * Returns a check that applies `bad` to every connection and reports the first one for which it
- * returns a message, prefixed with the connection id. The per-connection functions are built once,
- * at load time: the checks run on every edge of an exploration and allocate no closure there.
+ * returns a message, prefixed with the connection id. `bad` may read only its connection's view,
+ * ctx.config and ctx.next.live (the check is tagged 'conn': see CheckScope). The per-connection
+ * functions are built once, at load time: the checks run on every edge of an exploration and
+ * allocate no closure there.
  */
-function eachConn(
-  bad: (c: ConnView, ctx: InvariantContext) => string | null,
-): (ctx: InvariantContext) => string | null {
-  return function checkEachConn(ctx) {
+function eachConn(bad: (c: ConnView, ctx: InvariantContext) => string | null): Check {
+  function checkEachConn(ctx: InvariantContext): string | null {
     for (const c of ctx.next.conns) {
       const why = bad(c, ctx);
       if (why !== null) return `connection ${c.id}: ${why}`;
     }
     return null;
-  };
+  }
+  return Object.assign(checkEachConn, { reads: 'conn' as const });
+}
+
+/**
+ * Returns a step check that applies `bad` to every connection, before and after the step, and
+ * reports the first one for which it returns a message, prefixed with the connection id; it holds
+ * on the initial state. `bad` may read only its connection's views, ctx.config and the records of
+ * ctx.records that name its connection (the check is tagged 'connStep': see CheckScope).
+ */
+function eachConnStep(
+  bad: (before: ConnView, after: ConnView, ctx: InvariantContext) => string | null,
+): Check {
+  function checkEachConnStep(ctx: InvariantContext): string | null {
+    if (!ctx.prev) return null;
+    for (const c of ctx.next.conns) {
+      const why = bad(ctx.prev.conns[c.id]!, c, ctx);
+      if (why !== null) return `connection ${c.id}: ${why}`;
+    }
+    return null;
+  }
+  return Object.assign(checkEachConnStep, { reads: 'connStep' as const });
+}
+
+/**
+ * Returns `check` tagged 'global': it reads only the configuration, the counters, the listener
+ * and the live count of the states, and the event and the machine steps but not which connection
+ * they name (see CheckScope).
+ */
+function readsGlobal(check: (ctx: InvariantContext) => string | null): Check {
+  return Object.assign(check, { reads: 'global' as const });
 }
 
 /** True iff the step released at least one slot: fewer sessions are live after it than before. */
@@ -218,11 +275,11 @@ function gaugeBalance(
     doc,
     haproxy,
     watches,
-    check(ctx) {
+    check: readsGlobal((ctx) => {
       const want = expected(ctx);
       const got = ctx.next.counters[counter];
       return got === want ? null : `${counter} is ${got} but ${want} connections hold a live session`;
-    },
+    }),
   };
 }
 
@@ -421,14 +478,14 @@ export const gaugesZeroWhenIdle: Invariant = {
   doc: 'True iff feconn, nbconn, actconn and jobs are all back to 0 whenever no session is live.',
   haproxy: 'I1; haproxy-history.md §3 "Gauge rule"',
   watches: ['feconnDec', 'nbconnDec', 'actconnDec', 'jobsDec'],
-  check: (ctx) => {
+  check: readsGlobal((ctx) => {
     if (ctx.next.live > 0) return null;
     const c = ctx.next.counters;
     const stuck: string[] = [];
     for (const k of ['feconn', 'nbconn', 'actconn', 'jobs'] as const)
       if (c[k] !== 0) stuck.push(`${k} = ${c[k]}`);
     return stuck.length === 0 ? null : `no session is live but ${stuck.join(', ')}`;
-  },
+  }),
 };
 
 export const maxconnCountsEmbryonic: Invariant = {
@@ -437,7 +494,7 @@ export const maxconnCountsEmbryonic: Invariant = {
   doc: "True iff the live sessions, embryonic ones included, never outnumber the frontend's maxconn, the bind's maxconn, or (unless the listener is LI_O_UNLIMITED) the global maxconn.",
   haproxy: 'I17 (maxconn counts embryonic connections); listener_accept',
   watches: ['actconnInc', 'nbconnInc', 'feconnInc', 'sessionAccept', 'listenerStopAccepting'],
-  check: (ctx) => {
+  check: readsGlobal((ctx) => {
     const live = ctx.next.live;
     const k = ctx.config;
     if (live > k.feMaxconn) return `${live} sessions are live, above the frontend maxconn ${k.feMaxconn}`;
@@ -445,7 +502,7 @@ export const maxconnCountsEmbryonic: Invariant = {
     if (!k.unlimited && live > k.globalMaxconn)
       return `${live} sessions are live, above the global maxconn ${k.globalMaxconn}`;
     return null;
-  },
+  }),
 };
 
 export const listenerResumed: Invariant = {
@@ -454,10 +511,11 @@ export const listenerResumed: Invariant = {
   doc: 'True iff the listener is never left full while fewer connections than its maxconn hold a slot: every release resumes a full listener.',
   haproxy: 'I16 (if LI_FULL → resume_listener)',
   watches: ['resumeListener', 'listenerResumeAccepting', 'nbconnDec'],
-  check: (ctx) =>
+  check: readsGlobal((ctx) =>
     ctx.next.listener === 'full' && ctx.next.live < ctx.config.bindMaxconn
       ? `the listener is full with ${ctx.next.live} live session(s) for a maxconn of ${ctx.config.bindMaxconn}`
       : null,
+  ),
 };
 
 export const frontendQueueDequeued: Invariant = {
@@ -466,12 +524,12 @@ export const frontendQueueDequeued: Invariant = {
   doc: "True iff after a release the listener is not left on the frontend's queue while rate-limit sessions has budget left this second: kill_mini_session and process_session dequeue it.",
   haproxy: 'I16 (dequeue the frontend queue if the session rate allows)',
   watches: ['dequeueFrontend', 'listenerResumeAccepting'],
-  check: (ctx) => {
+  check: readsGlobal((ctx) => {
     if (!released(ctx) || ctx.next.listener !== 'limited.onFrontendQueue') return null;
     const limit = ctx.config.rateLimitSessions;
     if (limit !== null && ctx.next.counters.feSessPerSec >= limit) return null;
     return 'a session was released, rate-limit sessions has budget, yet the listener is still on the frontend queue';
-  },
+  }),
 };
 
 export const globalQueueDequeued: Invariant = {
@@ -480,10 +538,11 @@ export const globalQueueDequeued: Invariant = {
   doc: 'True iff after a release the listener is not left on the global queue: kill_mini_session and process_session dequeue it whenever it is not empty.',
   haproxy: 'I16 (dequeue the global queue if non-empty)',
   watches: ['dequeueGlobal', 'listenerResumeAccepting'],
-  check: (ctx) =>
+  check: readsGlobal((ctx) =>
     released(ctx) && ctx.next.listener === 'limited.onGlobalQueue'
       ? 'a session was released yet the listener is still on the global queue'
       : null,
+  ),
 };
 
 export const connMaxBounds: Invariant = {
@@ -492,14 +551,14 @@ export const connMaxBounds: Invariant = {
   doc: 'True iff conn_max is at least feconn and at least the number of live sessions after every step, and never decreases.',
   haproxy: 'I5',
   watches: ['connMaxUpdate', 'feconnInc'],
-  check: (ctx) => {
+  check: readsGlobal((ctx) => {
     const c = ctx.next.counters;
     if (c.connMax < c.feconn) return `conn_max ${c.connMax} is below feconn ${c.feconn}`;
     if (c.connMax < ctx.next.live) return `conn_max ${c.connMax} is below the ${ctx.next.live} live sessions`;
     if (ctx.prev && c.connMax < ctx.prev.counters.connMax)
       return `conn_max went down from ${ctx.prev.counters.connMax} to ${c.connMax}`;
     return null;
-  },
+  }),
 };
 
 export const cumulativeMonotonic: Invariant = {
@@ -508,7 +567,7 @@ export const cumulativeMonotonic: Invariant = {
   doc: 'True iff no cumulative counter (cum_conn, cum_sess, their listener twins, totalconn, denied_conn) ever decreases.',
   haproxy: 'I3, I4 (never decremented)',
   watches: ['cumConnInc', 'cumSessInc', 'cumSessDec', 'totalconnInc', 'deniedConnInc'],
-  check: (ctx) => {
+  check: readsGlobal((ctx) => {
     if (!ctx.prev) return null;
     for (const k of ['cumConn', 'lCumConn', 'cumSess', 'lCumSess', 'totalconn', 'deniedConn'] as const) {
       const before = ctx.prev.counters[k];
@@ -516,7 +575,7 @@ export const cumulativeMonotonic: Invariant = {
       if (after < before) return `${k} went down from ${before} to ${after}`;
     }
     return null;
-  },
+  }),
 };
 
 export const rateLimitCountsCompletedOnly: Invariant = {
@@ -525,7 +584,7 @@ export const rateLimitCountsCompletedOnly: Invariant = {
   doc: 'True iff cum_sess and fe_sess_per_sec (the budget rate-limit sessions reads) rise in a step by exactly the number of sessions that entered session_complete in it: embryonic connections never consume the session rate.',
   haproxy: 'I4, I17; proxy_inc_fe_sess_ctr in session_complete',
   watches: ['cumSessInc', 'cumSessDec', 'listAdd', 'completeFailure'],
-  check: (ctx) => {
+  check: readsGlobal((ctx) => {
     if (!ctx.prev || ctx.event?.type === 'RATE_PERIOD') return null;
     const started = completionsStarted(ctx.records);
     for (const k of ['cumSess', 'feSessPerSec'] as const) {
@@ -534,7 +593,7 @@ export const rateLimitCountsCompletedOnly: Invariant = {
         return `${k} rose by ${delta} while ${started} sessions entered session_complete`;
     }
     return null;
-  },
+  }),
 };
 
 export const cumSessLeCumConn: Invariant = {
@@ -543,13 +602,13 @@ export const cumSessLeCumConn: Invariant = {
   doc: 'True iff cum_sess never exceeds cum_conn, on the frontend and on the listener: every session was a connection first.',
   haproxy: 'I4',
   watches: ['cumSessInc', 'cumConnInc'],
-  check: (ctx) => {
+  check: readsGlobal((ctx) => {
     const c = ctx.next.counters;
     if (c.cumSess > c.cumConn) return `cum_sess ${c.cumSess} exceeds cum_conn ${c.cumConn}`;
     if (c.lCumSess > c.lCumConn)
       return `the listener's cum_sess ${c.lCumSess} exceeds its cum_conn ${c.lCumConn}`;
     return null;
-  },
+  }),
 };
 
 export const poolBalancedWhenIdle: Invariant = {
@@ -573,22 +632,16 @@ export const errCodeFirstWins: Invariant = {
   haproxy:
     'conn_set_errcode; 0af2912fd (a timer names the pending handshake only if err_code is unset); 8e3bf699d, 20879a023',
   watches: ['connTimeout', 'handshakeEnded'],
-  check: (ctx) => {
-    if (!ctx.prev) return null;
-    for (const c of ctx.next.conns) {
-      const before = ctx.prev.conns[c.id]!.errCode;
-      if (before !== null) {
-        if (c.errCode !== before)
-          return `connection ${c.id}: err_code changed from ${before} to ${c.errCode}`;
-        continue;
-      }
-      let want: string | null = null;
-      for (const r of ctx.records) if (r.conn === c.id && (want = failureCode(r)) !== null) break;
-      if (c.errCode !== want)
-        return `connection ${c.id}: err_code is ${c.errCode}, but its first failure in the step gives ${want}`;
-    }
+  check: eachConnStep((was, c, ctx) => {
+    const before = was.errCode;
+    if (before !== null)
+      return c.errCode !== before ? `err_code changed from ${before} to ${c.errCode}` : null;
+    let want: string | null = null;
+    for (const r of ctx.records) if (r.conn === c.id && (want = failureCode(r)) !== null) break;
+    if (c.errCode !== want)
+      return `err_code is ${c.errCode}, but its first failure in the step gives ${want}`;
     return null;
-  },
+  }),
 };
 
 export const noMemoryFaults: Invariant = {

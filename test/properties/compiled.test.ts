@@ -5,13 +5,23 @@
  * and the same counterexamples, mutants included.
  */
 import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MUTANTS } from '../../machines/mutants.ts';
 import { SystemModel, type SystemState } from '../../machines/system.ts';
 import { CONFIG_SPACE, FULL_CONNECTIONS, QUICK_CONNECTIONS } from '../../properties/bounds.ts';
 import { CompiledModel, StateSet, writeOnlyCounters } from '../../properties/compiled.ts';
 import { buildAlphabet, describeEvent, explore, hunt, stateKey } from '../../properties/explore.ts';
-import { viewOf, type StateView } from '../../properties/invariants.ts';
+import {
+  invariantByName,
+  INVARIANTS,
+  scopeOf,
+  viewOf,
+  type CheckScope,
+  type Invariant,
+  type InvariantContext,
+  type StateView,
+} from '../../properties/invariants.ts';
 
 const TCP_PROXY = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!.config;
 const LIMITS = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy-limits')!.config;
@@ -156,6 +166,161 @@ describe('the state set', () => {
     expect(set.add(Int32Array.of(1, 7, 2))).toBe(true);
     const buf = Int32Array.of(9, 9, 5, 35, 0);
     expect(set.add(buf, 2)).toBe(false);
+  });
+
+  /** Adds `states` to a StateSet and to a Set of their keys; returns what each add said, both ways. */
+  const replay = (
+    width: number,
+    states: number[][],
+  ): { set: boolean[]; keys: boolean[]; has: boolean; packed: boolean } => {
+    const set = new StateSet(width, 4);
+    const keys = new Set<string>();
+    const out = { set: [] as boolean[], keys: [] as boolean[], has: true, packed: true };
+    for (const s of states) {
+      out.set.push(set.add(Int32Array.from(s)));
+      const key = s.join(',');
+      out.keys.push(!keys.has(key));
+      keys.add(key);
+    }
+    for (const s of states) out.has &&= set.has(Int32Array.from(s));
+    out.has &&= set.size === keys.size;
+    out.packed = set.packed;
+    return out;
+  };
+
+  it('tells new from known exactly as a Set of keys does, on random states', () => {
+    // Small ids (many repeats and probe collisions), ids that outgrow their packed fields, ids that
+    // do not pack at all (2^30, negative), and widths up to 40 ints.
+    const id = fc.oneof(
+      { weight: 8, arbitrary: fc.integer({ min: 0, max: 5 }) },
+      { weight: 2, arbitrary: fc.integer({ min: 0, max: 5000 }) },
+      { weight: 1, arbitrary: fc.constantFrom(1 << 30, 0x7fffffff, -1, -(1 << 30)) },
+    );
+    fc.assert(
+      fc.property(
+        fc
+          .integer({ min: 1, max: 40 })
+          .chain((w) =>
+            fc.tuple(
+              fc.constant(w),
+              fc.array(fc.array(id, { minLength: w, maxLength: w }), { maxLength: 400 }),
+            ),
+          ),
+        ([width, states]) => {
+          const r = replay(width, states);
+          expect(r.set).toEqual(r.keys);
+          expect(r.has).toBe(true);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps every state when its ids outgrow the packed fields, and when it gives packing up', () => {
+    const states: number[][] = [];
+    for (let i = 0; i < 3000; i++) states.push([i, i % 7, (i * 13) % 11]);
+    for (let i = 0; i < 3000; i++) states.push([i % 5, i, 3]); //   local ids beyond the first fields
+    for (let i = 0; i < 300; i++) states.push([2 ** 29 + i, 2 ** 28, i]); // beyond 52 bits: hashed
+    states.push(...states.slice(0, 500)); //                        known again
+    const r = replay(3, states.slice(0, 6000));
+    expect(r.set).toEqual(r.keys);
+    expect(r.set.filter((fresh) => fresh)).toHaveLength(6000);
+    expect(r.has).toBe(true);
+    expect(r.packed).toBe(true);
+    const all = replay(3, states);
+    expect(all.set).toEqual(all.keys);
+    expect(all.set.filter((fresh) => fresh)).toHaveLength(6300);
+    expect(all.has).toBe(true);
+    expect(all.packed).toBe(false);
+  });
+
+  it('does not know a state it was never given', () => {
+    const set = new StateSet(2);
+    for (let i = 0; i < 100; i++) set.add(Int32Array.of(i, i + 1));
+    expect(set.has(Int32Array.of(5, 6))).toBe(true);
+    expect(set.has(Int32Array.of(6, 5))).toBe(false);
+    expect(set.has(Int32Array.of(5, 1 << 20))).toBe(false);
+    expect(set.has(Int32Array.of(-1, 0))).toBe(false);
+  });
+});
+
+describe('the invariant memo', () => {
+  /** `inv` with its check untagged: the explorer runs it on every state or edge. */
+  const untagged = (inv: Invariant): Invariant => ({ ...inv, check: (ctx) => inv.check(ctx) });
+
+  it('reads what each check reads from its tag, and nothing from an untagged check', () => {
+    const scopes = new Map(INVARIANTS.map((inv) => [inv.name, scopeOf(inv)]));
+    expect(scopes.get('fdClosedOnce')).toBe('conn');
+    expect(scopes.get('feconnBalance')).toBe('global');
+    expect(scopes.get('rateLimitCountsCompletedOnly')).toBe('global');
+    expect(scopes.get('errCodeFirstWins')).toBe('connStep');
+    expect(scopeOf(untagged(invariantByName('fdClosedOnce')))).toBeNull();
+  });
+
+  it.each([
+    'nbconn-kept-on-kill',
+    'kill-stamps-timeout-code',
+    'conn-max-before-feconn',
+    'fd-closed-twice-on-unwind',
+  ])('finds the counterexample to %s that checking every invariant on every edge finds', (id) => {
+    const mutant = MUTANTS.find((m) => m.id === id)!;
+    let killed = 0;
+    for (const { config } of CONFIG_SPACE.slice(0, 3)) {
+      const run = (invariants: readonly Invariant[]): unknown[] => {
+        const r = explore({ config, connections: 2, defect: mutant.defect(config), invariants });
+        return [r.distinct, r.generated, r.depth, r.complete, r.violation];
+      };
+      const memoised = run(INVARIANTS);
+      expect(memoised).toEqual(run(INVARIANTS.map(untagged)));
+      if (memoised[4] !== null) killed++;
+    }
+    expect(killed).toBeGreaterThan(0);
+  });
+
+  it('finds the same states and steps with every invariant memoised as with none, without symmetry too', () => {
+    for (const symmetry of [true, false]) {
+      const memoised = explore({ config: LIMITS, connections: 2, symmetry });
+      const direct = explore({
+        config: LIMITS,
+        connections: 2,
+        symmetry,
+        invariants: INVARIANTS.map(untagged),
+      });
+      expect([memoised.distinct, memoised.generated, memoised.violation]).toEqual([
+        direct.distinct,
+        direct.generated,
+        direct.violation,
+      ]);
+    }
+  });
+
+  it('refuses a check that reads more than its tag says', () => {
+    const tagged = (reads: CheckScope, check: (ctx: InvariantContext) => string | null): Invariant => ({
+      ...invariantByName(reads === 'connStep' ? 'errCodeFirstWins' : 'feconnBalance'),
+      name: `reads-beyond-${reads}`,
+      check: Object.assign(check, { reads }),
+    });
+    const run = (inv: Invariant): unknown =>
+      explore({ config: TCP_PROXY, connections: 2, invariants: [inv] });
+    expect(() => run(tagged('global', (ctx) => (ctx.next.conns.length > 9 ? 'x' : null)))).toThrow(
+      /reads-beyond-global is tagged 'global' but its check read the connections' views/,
+    );
+    expect(() => run(tagged('conn', (ctx) => (ctx.next.counters.feconn > 9 ? 'x' : null)))).toThrow(
+      /tagged 'conn' but its check read the counters/,
+    );
+    const step = tagged('connStep', (ctx) => (ctx.prev?.conns[1]?.errCode === 'x' ? 'x' : null));
+    expect(() => run(step)).toThrow(/tagged 'connStep' but its check read connection 1's view/);
+    // A per-connection check that looks at the other connections, or at their machine steps.
+    const others = tagged('conn', (ctx) =>
+      ctx.next.conns.length > 0 && ctx.next.conns.length > 5 ? 'x' : null,
+    );
+    expect(() => run(others)).toThrow(/tagged 'conn' but its check read the connections' views again/);
+    const steps = tagged('connStep', (ctx) =>
+      ctx.records.some((r) => r.conn !== 0 && r.to === 'x') ? 'x' : null,
+    );
+    expect(() => run(steps)).toThrow(
+      /tagged 'connStep' but its check read a machine step of another connection/,
+    );
   });
 });
 
