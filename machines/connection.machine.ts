@@ -11,7 +11,7 @@
  * (handshakeEnded) go to the session machine of the same connection.
  */
 import { assign, setup } from 'xstate';
-import type { ModelConfig } from './config.ts';
+import { configOf, type ModelConfig } from './config.ts';
 import type { ErrCode, ProxyErrCode, SslErrCode } from './errCodes.ts';
 import { hostEffects } from './effects.ts';
 
@@ -75,7 +75,7 @@ export const connectionMachine = setup({
   description:
     'One accepted socket: its pending handshakes (CO_FL_ACCEPT_PROXY, then CO_FL_SSL_WAIT_HS), its error (CO_FL_ERROR + err_code) and its close.',
   meta: { haproxy: 'struct connection; src/connection.c conn_fd_handler' },
-  context: ({ input }) => ({ config: input.config, errCode: null }),
+  context: ({ input }) => ({ config: configOf(input), errCode: null }),
   initial: 'pending',
   states: {
     pending: {

@@ -11,7 +11,7 @@
  * The counters the guards compare arrive as event params: the machine decides, the host counts.
  */
 import { setup } from 'xstate';
-import type { ModelConfig } from './config.ts';
+import { configOf, type ModelConfig } from './config.ts';
 import { hostEffects } from './effects.ts';
 
 /** Context of the listener. */
@@ -89,7 +89,7 @@ export const listenerMachine = setup({
   id: 'listener',
   description: 'One bind of the frontend: ready to accept, full, or limited on a queue.',
   meta: { haproxy: 'struct listener; listener_accept, listener_full, limit_listener, resume_listener' },
-  context: ({ input }) => ({ config: input.config }),
+  context: ({ input }) => ({ config: configOf(input) }),
   initial: 'ready',
   states: {
     ready: {

@@ -13,7 +13,7 @@
  * (haproxy-history.md §3, "Exact sequences per path").
  */
 import { assign, setup } from 'xstate';
-import { answers500, handshakeTimeout, hasHandshake, type ModelConfig } from './config.ts';
+import { answers500, configOf, handshakeTimeout, hasHandshake, type ModelConfig } from './config.ts';
 import { hostEffects, type BufKind, type Effect } from './effects.ts';
 
 /** Where a setup step of session_accept or session_complete can fail. `none`: nothing fails. */
@@ -166,7 +166,7 @@ export const sessionMachine = setup({
   description:
     'One session, from the accept of its connection to its free: embryonic while the connection handshakes, initialized once completed.',
   meta: { haproxy: 'struct session; src/session.c' },
-  context: ({ input }) => ({ config: input.config, ret: null }),
+  context: ({ input }) => ({ config: configOf(input), ret: null }),
   initial: 'absent',
   states: {
     absent: {

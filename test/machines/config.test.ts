@@ -4,8 +4,11 @@
  * where a 500 may be written (I15: http mode on a raw transport).
  */
 import { describe, expect, it } from 'vitest';
+import { createActor, type AnyStateMachine } from 'xstate';
+import { MACHINES } from '../../machines/compose.ts';
 import {
   answers500,
+  configOf,
   DEFAULT_CONFIG,
   handshakeTimeout,
   hasHandshake,
@@ -74,5 +77,24 @@ describe('hasHandshake', () => {
     ['has no handshake on a plain bind', { acceptProxy: false, ssl: false }, false],
   ] as [string, Partial<ModelConfig>, boolean][])('%s', (_name, partial, expected) => {
     expect(hasHandshake(makeConfig(partial))).toBe(expected);
+  });
+});
+
+describe('configOf', () => {
+  it("returns the input's configuration, or the default one for an actor without input", () => {
+    const config = makeConfig({ feMaxconn: 7 });
+    expect(configOf({ config })).toBe(config);
+    expect(configOf(undefined)).toBe(DEFAULT_CONFIG);
+  });
+
+  it('lets every machine start without input, as the throwaway actors of XState’s pure helpers do', () => {
+    for (const machine of Object.values(MACHINES) as AnyStateMachine[]) {
+      const snapshot = createActor(machine).getSnapshot() as {
+        status: string;
+        context: { config: ModelConfig };
+      };
+      expect(snapshot.status).toBe('active');
+      expect(snapshot.context.config).toBe(DEFAULT_CONFIG);
+    }
   });
 });
