@@ -20,8 +20,9 @@
  * Reports: the worker checks the lines in order and sends each report back as a message, which
  * the proxy writes to stderr: a divergence is reported a few milliseconds after its step instead
  * of during it. finish() posts what is left, waits until the worker has checked every line, and
- * returns the summary line; then the worker ends. The worker loads TypeScript through tsx, as the
- * CLI does (bin/embryonic.js).
+ * returns the summary line; then the worker ends. A worker that falls MAX_PENDING_BATCHES behind
+ * is ended and monitoring stops (reported), rather than queue the trace without bound. The worker
+ * loads TypeScript through tsx, as the CLI does (bin/embryonic.js).
  */
 import { Worker } from 'node:worker_threads';
 import type { MachineName, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
@@ -40,6 +41,13 @@ export const BATCH_DELAY_MS = 5;
 
 /** Interned values past which both sides start their tables again. */
 export const INTERN_LIMIT = 100_000;
+
+/**
+ * Batches posted and not yet checked past which the monitor gives up (about 2 s of lines at
+ * BATCH_DELAY_MS): a checker that cannot keep up would otherwise queue the proxy's trace in memory
+ * without bound.
+ */
+export const MAX_PENDING_BATCHES = 400;
 
 /** How long finish() waits for the worker to check what is left before it gives up. */
 const FINISH_TIMEOUT_MS = 30_000;
@@ -71,6 +79,7 @@ export type ToWorker = { kind: 'batch'; batch: Batch } | { kind: 'finish' };
 /** A message from the worker to the proxy's thread. */
 export type FromWorker =
   | { kind: 'report'; text: string } //  one report of the Monitor, to write as it is
+  | { kind: 'checked' } //               one batch is checked
   | { kind: 'summary'; text: string }; // finish()'s summary line; the worker then ends
 
 /** What the worker needs to start: the configuration the proxy runs, and where to load from. */
@@ -290,11 +299,19 @@ export class ThreadedMonitor implements RawTraceTap {
   private summary: Promise<string> | null = null;
   private resolveSummary: ((text: string) => void) | null = null;
   private failure: string | null = null; // why the worker is gone, if it is
+  private pending = 0; //                    batches posted and not yet checked
+  private readonly maxPending: number;
 
+  /**
+   * Starts the worker for `config`. `options.maxPendingBatches` (MAX_PENDING_BATCHES; tests use
+   * less): batches the worker may be behind before monitoring stops.
+   */
   constructor(
     config: ModelConfig,
     private readonly report: (text: string) => void,
+    options: { maxPendingBatches?: number } = {},
   ) {
+    this.maxPending = options.maxPendingBatches ?? MAX_PENDING_BATCHES;
     const data: WorkerData = {
       config,
       entry: new URL('./monitorWorker.ts', import.meta.url).href,
@@ -337,6 +354,13 @@ export class ThreadedMonitor implements RawTraceTap {
     if (this.failure !== null) return;
     const batch = this.encoder.take();
     if (batch === null) return;
+    if (this.pending >= this.maxPending) {
+      this.giveUp(
+        `the checker fell ${this.pending} batch${this.pending === 1 ? '' : 'es'} (about ${this.pending * BATCH_DELAY_MS} ms of trace) behind the proxy`,
+      );
+      return;
+    }
+    this.pending++;
     // Copied, not transferred: for a batch of a few KB a copy costs less than detaching a buffer.
     this.worker.postMessage({ kind: 'batch', batch } satisfies ToWorker);
   }
@@ -387,13 +411,21 @@ export class ThreadedMonitor implements RawTraceTap {
 
   private workerOnMessage(m: FromWorker): void {
     if (m.kind === 'report') this.report(m.text);
+    else if (m.kind === 'checked') this.pending--;
     else this.resolveSummary?.(m.text);
   }
 
   private workerOnError(err: Error): void {
-    this.failure = `internal error in the monitor's worker: ${err.message}`;
-    this.report(`${MONITOR_PREFIX} ${this.failure}; monitoring stops, the proxy serves on`);
-    this.resolveSummary?.(`${MONITOR_PREFIX} stopped early (${this.failure})`);
+    this.giveUp(`internal error in the monitor's worker: ${err.message}`);
+  }
+
+  /** Stops monitoring for `why`: reports it, ends the worker; the proxy serves on. */
+  private giveUp(why: string): void {
+    if (this.failure !== null) return;
+    this.failure = why;
+    this.report(`${MONITOR_PREFIX} ${why}; monitoring stops, the proxy serves on`);
+    this.resolveSummary?.(`${MONITOR_PREFIX} stopped early (${why})`);
+    void this.worker.terminate();
   }
 }
 

@@ -18,6 +18,7 @@ const monitor = new Monitor((workerData as WorkerData).config, function monitorO
 port.on('message', function workerOnMessage(m: ToWorker): void {
   if (m.kind === 'batch') {
     for (const line of decodeBatch(m.batch, table)) monitor.line(line);
+    port.postMessage({ kind: 'checked' } satisfies FromWorker);
     return;
   }
   port.postMessage({ kind: 'summary', text: monitor.finish() } satisfies FromWorker);

@@ -126,4 +126,20 @@ describe('the monitor on its worker thread', () => {
     expect(reports[0]).toMatch(new RegExp(`^${MONITOR_PREFIX} divergence #1 at trace line \\d+`));
     expect(summary).toMatch(/, [1-9]\d* divergences?$/);
   });
+
+  it('stops monitoring, and says why, when the worker falls too many batches behind', async () => {
+    const reports: string[] = [];
+    const monitor = new ThreadedMonitor(CONFIG, (text) => reports.push(text), { maxPendingBatches: 1 });
+    const trace = new Trace(null, CONFIG, 'test', null, monitor);
+    // Two batches posted within one turn of the event loop: the first is not checked yet.
+    trace.input('listener', 0, { type: 'ACCEPT_ATTEMPT', acceptError: false });
+    monitor.flush();
+    trace.input('listener', 1, { type: 'ACCEPT_ATTEMPT', acceptError: false });
+    monitor.flush();
+    expect(reports).toEqual([
+      `${MONITOR_PREFIX} the checker fell 1 batch (about 5 ms of trace) behind the proxy; monitoring stops, the proxy serves on`,
+    ]);
+    trace.input('listener', 2, { type: 'ACCEPT_ATTEMPT', acceptError: false }); // ignored from now on
+    expect(await monitor.finish()).toMatch(/stopped early \(the checker fell 1 batch /);
+  });
 });
