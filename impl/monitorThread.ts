@@ -318,8 +318,8 @@ export class ThreadedMonitor implements RawTraceTap {
       tsx: import.meta.resolve('tsx/esm/api'),
     };
     this.worker = new Worker(BOOTSTRAP, { eval: true, workerData: data });
-    this.worker.on('message', (m: FromWorker) => this.workerOnMessage(m));
-    this.worker.on('error', (err: Error) => this.workerOnError(err));
+    this.worker.on('message', this.workerOnMessage.bind(this));
+    this.worker.on('error', this.workerOnError.bind(this));
   }
 
   header(line: TraceLine): void {
