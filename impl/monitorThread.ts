@@ -25,7 +25,13 @@
  * loads TypeScript through tsx, as the CLI does (bin/embryonic.js).
  */
 import { Worker } from 'node:worker_threads';
-import type { MachineName, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
+import {
+  paramsKey,
+  type MachineName,
+  type Origin,
+  type StepInputs,
+  type TransitionRecord,
+} from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
 import { zeroCounters, type Counters } from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
@@ -205,19 +211,9 @@ export class TraceEncoder implements RawTraceTap {
     return fresh;
   }
 
-  /** Interns an event by its fields: type-tagged, so two keys are equal only for equal events. */
+  /** Interns an event by its type and params (paramsKey): two keys are equal only for equal events. */
   private internEvent(event: { type: string } & Record<string, unknown>): number {
-    let key = 'e';
-    for (const k in event) {
-      const v = event[k];
-      key +=
-        typeof v === 'string'
-          ? `|${k}$${v.length}:${v}`
-          : typeof v === 'object' && v !== null
-            ? `|${k}=${JSON.stringify(v)}`
-            : `|${k}#${String(v)}`;
-    }
-    return this.internKey(key, { ...event });
+    return this.internKey(`e${event.type}${paramsKey(event)}`, { ...event });
   }
 
   private internInputs(inputs: Partial<StepInputs>): number {

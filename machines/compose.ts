@@ -95,6 +95,28 @@ export interface Defect {
 const LISTENER_GAUGE_SET: ReadonlySet<string> = new Set(LISTENER_GAUGES);
 
 /**
+ * Returns the params of `event` (every field but `type` and those `skip` names) as a string, each
+ * with a type tag: '$' and the length for a string, '#' for anything else String prints, '=' and
+ * JSON for an object. Two events of one type get equal strings iff their params are equal; an
+ * event with no params gets ''. Pure.
+ */
+export function paramsKey(event: { type: string }, skip: ReadonlySet<string> | null = null): string {
+  let key = '';
+  const fields = event as unknown as Record<string, unknown>;
+  for (const k in fields) {
+    if (k === 'type' || (skip !== null && skip.has(k))) continue;
+    const v = fields[k];
+    key +=
+      typeof v === 'string'
+        ? `|${k}$${v.length}:${v}`
+        : typeof v === 'object' && v !== null
+          ? `|${k}=${JSON.stringify(v)}`
+          : `|${k}#${String(v)}`;
+  }
+  return key;
+}
+
+/**
  * The most event answers a MachineRunner keeps per snapshot before starting that table again (which
  * costs only recomputation). The keys are finite (listener events are keyed on their guards'
  * outcomes, not on the gauges), so the limit is a guard against a host that sends unbounded event
@@ -146,28 +168,16 @@ export class MachineRunner {
   }
 
   /**
-   * Returns the key of `event` in the table of snapshot `id`: the event's type, then each other
-   * field with a type tag ('$' and the length for a string, '#' for anything else String prints,
-   * '=' and JSON for an object), so two keys are equal only for equal events; an event with no
-   * params is keyed by its type alone. The listener's gauges (LISTENER_GAUGES) are read by its
+   * Returns the key of `event` in the table of snapshot `id`: the event's type, then its params
+   * (paramsKey), so two keys are equal only for equal events; an event with no params is keyed by
+   * its type alone. The listener's gauges (LISTENER_GAUGES) are read by its
    * guards only, so two listener events that differ only in gauges on which every guard agrees take
    * the same transitions with the same effects: the key holds the guards' outcomes in place of the
    * gauges, and the table stays finite however the counters move.
    */
   private keyOf(id: number, event: { type: string }): string {
-    let key = event.type;
-    const fields = event as unknown as Record<string, unknown>;
     const listener = this.gaugeGuards.length > 0;
-    for (const k in fields) {
-      if (k === 'type' || (listener && LISTENER_GAUGE_SET.has(k))) continue;
-      const v = fields[k];
-      key +=
-        typeof v === 'string'
-          ? `|${k}$${v.length}:${v}`
-          : typeof v === 'object' && v !== null
-            ? `|${k}=${JSON.stringify(v)}`
-            : `|${k}#${String(v)}`;
-    }
+    let key = event.type + paramsKey(event, listener ? LISTENER_GAUGE_SET : null);
     if (listener) {
       const args = { context: this.snaps[id]!.context, event };
       key += '|';

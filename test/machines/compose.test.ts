@@ -10,6 +10,7 @@ import {
   MachineRunner,
   MESSAGE_EFFECTS,
   messagesFor,
+  paramsKey,
   NO_FAILURE,
   type Defect,
   type Host,
@@ -264,5 +265,25 @@ describe('MachineRunner', () => {
         messagesFor({ type, params }, { machine: 'session', conn: 0 }, NO_FAILURE, gauges, 0).length > 0,
     );
     expect(routed.sort()).toEqual([...MESSAGE_EFFECTS].sort());
+  });
+
+  it('keys event params so that only equal params give equal keys', () => {
+    const keys = [
+      { type: 'E' },
+      { type: 'E', a: '1' },
+      { type: 'E', a: 1 },
+      { type: 'E', a: true },
+      { type: 'E', a: 'true' },
+      { type: 'E', a: null },
+      { type: 'E', a: 'x|b#1' }, // a string that looks like two fields
+      { type: 'E', a: 'x', b: 1 },
+      { type: 'E', a: { n: 1 } },
+      { type: 'E', a: { n: '1' } },
+    ].map((e) => paramsKey(e));
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys[0]).toBe('');
+    expect(paramsKey({ type: 'E', a: 1, g: 5 }, new Set(['g']))).toBe(
+      paramsKey({ type: 'F', a: 1, g: 6 }, new Set(['g'])),
+    );
   });
 });
