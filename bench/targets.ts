@@ -31,6 +31,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseShowInfo, statsQuery } from '../conformance/stats.ts';
+import { stopProcess } from '../conformance/targets.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -294,7 +295,7 @@ function track(child: ChildProcess): void {
 /**
  * Spawns <file> <args> in the project root with the soft fd limit raised to the hard one (through
  * `sh -c 'ulimit -n ...; exec "$0" "$@"'`, so that the child's pid is the program's). The child is
- * tracked; the caller owns it and must stop it (stopChild).
+ * tracked; the caller owns it and must stop it (stopProcess).
  */
 export function spawnRaised(file: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
   const script = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"';
@@ -305,20 +306,6 @@ export function spawnRaised(file: string, args: string[], env?: NodeJS.ProcessEn
   });
   track(child);
   return child;
-}
-
-/**
- * Stops <child>: SIGTERM, then SIGKILL if it has not exited after <timeoutMs>. Resolves once it
- * exited (or 2 s after the SIGKILL at worst); never rejects.
- */
-export async function stopChild(child: ChildProcess, timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const first = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)]);
-  if (first) return;
-  child.kill('SIGKILL');
-  await Promise.race([exited, sleep(2000)]);
 }
 
 /** Keeps the last <max> lines written on <streams> (a child's stdout, stderr) in <lines>. */
@@ -387,7 +374,7 @@ export async function startEcho(): Promise<EchoProcess> {
   child.stdin?.end();
   const lines: string[] = [];
   collectLines([child.stdout, child.stderr], lines);
-  const stop = once(() => stopChild(child));
+  const stop = once(() => stopProcess(child));
   const until = performance.now() + START_TIMEOUT_MS;
   while (performance.now() < until && child.exitCode === null) {
     const m = lines.map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
@@ -534,7 +521,7 @@ export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> 
     exited ??= `${spec.kind} exited at start (code ${code}, signal ${signal})`;
   });
   const stop = once(async () => {
-    await stopChild(child);
+    await stopProcess(child);
     rmSync(dir, { recursive: true, force: true });
     LIVE_DIRS.delete(dir);
   });
@@ -716,7 +703,7 @@ export async function startLoader(): Promise<Loader> {
       else child.once('exit', () => resolve());
     });
     const clean = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
-    if (!clean) await stopChild(child);
+    if (!clean) await stopProcess(child);
   });
   try {
     await request('hello', {}, START_TIMEOUT_MS);

@@ -100,12 +100,14 @@ const LISTENER_GAUGE_SET: ReadonlySet<string> = new Set(LISTENER_GAUGES);
  * JSON for an object. Two events of one type get equal strings iff their params are equal; an
  * event with no params gets ''. Pure.
  */
-export function paramsKey(event: { type: string }, skip: ReadonlySet<string> | null = null): string {
+export function paramsKey(
+  event: { type: string } & Record<string, unknown>,
+  skip: ReadonlySet<string> | null = null,
+): string {
   let key = '';
-  const fields = event as unknown as Record<string, unknown>;
-  for (const k in fields) {
+  for (const k in event) {
     if (k === 'type' || (skip !== null && skip.has(k))) continue;
-    const v = fields[k];
+    const v = event[k];
     key +=
       typeof v === 'string'
         ? `|${k}$${v.length}:${v}`
