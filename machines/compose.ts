@@ -126,10 +126,11 @@ export function paramsKey(
  */
 const TABLE_LIMIT = 4096;
 
+/** One machine's answer to one event in one snapshot, as a MachineRunner keeps it. Never mutated. */
 export interface CachedStep {
-  next: number;
-  effects: Effect[];
-  transitions: string[];
+  next: number; //          the snapshot id it leads to (the same id when nothing happens)
+  effects: Effect[]; //     the effects emitted, session macros expanded, in order
+  transitions: string[]; // ids of the transitions taken, eventless ones included; empty: not accepted
 }
 
 /**
