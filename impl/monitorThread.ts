@@ -187,28 +187,25 @@ export class TraceEncoder implements RawTraceTap {
     return this.nextId++;
   }
 
-  private internObject(o: object): number {
-    const id = this.byIdentity.get(o);
+  /** Returns the id of `value`, found in `ids` under `key`, or interned now and filed there. */
+  private internIn<K>(ids: Map<K, number>, key: K, value: unknown): number {
+    const id = ids.get(key);
     if (id !== undefined) return id;
-    const fresh = this.intern(o);
-    this.byIdentity.set(o, fresh);
+    const fresh = this.intern(value);
+    ids.set(key, fresh);
     return fresh;
+  }
+
+  private internObject(o: object): number {
+    return this.internIn(this.byIdentity, o, o);
   }
 
   private internState(state: string): number {
-    const id = this.byState.get(state);
-    if (id !== undefined) return id;
-    const fresh = this.intern(state);
-    this.byState.set(state, fresh);
-    return fresh;
+    return this.internIn(this.byState, state, state);
   }
 
   private internKey(key: string, value: unknown): number {
-    const id = this.byKey.get(key);
-    if (id !== undefined) return id;
-    const fresh = this.intern(value);
-    this.byKey.set(key, fresh);
-    return fresh;
+    return this.internIn(this.byKey, key, value);
   }
 
   /** Interns an event by its type and params (paramsKey): two keys are equal only for equal events. */

@@ -173,10 +173,10 @@ export class MachineRunner {
   /**
    * Returns the key of `event` in the table of snapshot `id`: the event's type, then its params
    * (paramsKey), so two keys are equal only for equal events; an event with no params is keyed by
-   * its type alone. The listener's gauges (LISTENER_GAUGES) are read by its
-   * guards only, so two listener events that differ only in gauges on which every guard agrees take
-   * the same transitions with the same effects: the key holds the guards' outcomes in place of the
-   * gauges, and the table stays finite however the counters move.
+   * its type alone. The listener's gauges (LISTENER_GAUGES) are read by its guards only, so two
+   * listener events that differ only in gauges on which every guard agrees take the same
+   * transitions with the same effects: the key holds the guards' outcomes in place of the gauges,
+   * and the table stays finite however the counters move.
    */
   private keyOf(id: number, event: { type: string }): string {
     const listener = this.gaugeGuards.length > 0;
