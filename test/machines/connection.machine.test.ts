@@ -8,12 +8,13 @@
  * timeout code named by the pending flag (0af2912fd, I11), the kill in the same callback (I10).
  */
 import { describe, expect, it } from 'vitest';
-import { MACHINES, MachineRunner } from '../../machines/compose.ts';
-import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import { MACHINES } from '../../machines/compose.ts';
+import type { ModelConfig } from '../../machines/config.ts';
 import type { ConnectionEvent } from '../../machines/connection.machine.ts';
 import type { Effect } from '../../machines/effects.ts';
 import type { ErrCode } from '../../machines/errCodes.ts';
 import { listTransitions } from '../../machines/introspect.ts';
+import { drive, sourceOf } from './drive.ts';
 
 /** One example: the transition under test, how its source is reached, and what it must do. */
 interface Case {
@@ -238,27 +239,10 @@ const CASES: Case[] = [
   },
 ];
 
-/** Returns the dotted state a transition id starts from: 'connection.handshake.tls|X|0' → 'handshake.tls'. */
-function sourceOf(id: string): string {
-  return id.split('|')[0]!.split('.').slice(1).join('.');
-}
-
-/**
- * Drives a fresh connection machine under `config` through `path`, then steps `event`.
- * Throws if an event of the path is not accepted (the path does not reach what it claims).
- */
-function drive(config: Partial<ModelConfig>, path: ConnectionEvent[], event: ConnectionEvent) {
-  const runner = new MachineRunner('connection', MACHINES.connection, makeConfig(config));
-  let id = runner.initial();
-  for (const e of path) {
-    const s = runner.step(id, e);
-    if (s.transitions.length === 0) throw new Error(`${e.type} is not accepted in ${runner.value(id)}`);
-    id = s.next;
-  }
-  const source = runner.value(id);
-  const step = runner.step(id, event);
-  const errCode = (runner.snaps[step.next]!.context as { errCode: ErrCode | null }).errCode;
-  return { source, step, target: runner.value(step.next), errCode };
+/** drive() on the connection machine, with conn->err_code in the snapshot it reaches. */
+function driveWithErrCode(config: Partial<ModelConfig>, path: ConnectionEvent[], event: ConnectionEvent) {
+  const r = drive('connection', config, path, event);
+  return { ...r, errCode: (r.runner.snaps[r.step.next]!.context as { errCode: ErrCode | null }).errCode };
 }
 
 describe('the connection machine', () => {
@@ -266,7 +250,7 @@ describe('the connection machine', () => {
   describe.each(states)('in %s', (state) => {
     for (const c of CASES.filter((x) => sourceOf(x.transition) === state))
       it(c.says, () => {
-        const { source, step, target, errCode } = drive(c.config, c.path, c.event);
+        const { source, step, target, errCode } = driveWithErrCode(c.config, c.path, c.event);
         expect(source).toBe(state);
         expect(step.transitions).toEqual([c.transition]);
         expect(target).toBe(c.target);
@@ -281,7 +265,7 @@ describe('the connection machine', () => {
   });
 
   it('ignores handshake input once the connection has failed', () => {
-    const { step, target, errCode } = drive(PROXY, [...AT_PROXY_HEADER, { type: 'PEER_CLOSE' }], {
+    const { step, target, errCode } = driveWithErrCode(PROXY, [...AT_PROXY_HEADER, { type: 'PEER_CLOSE' }], {
       type: 'PROXY_HEADER_OK',
     });
     expect(step.transitions).toEqual([]);
@@ -291,7 +275,7 @@ describe('the connection machine', () => {
   });
 
   it('does not accept TLS input while the PROXY header is still pending', () => {
-    const { step, target } = drive(PROXY_TLS, AT_PROXY_HEADER, { type: 'TLS_OK' });
+    const { step, target } = drive('connection', PROXY_TLS, AT_PROXY_HEADER, { type: 'TLS_OK' });
     expect(step.transitions).toEqual([]);
     expect(target).toBe('handshake.proxyHeader');
   });

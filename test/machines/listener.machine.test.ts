@@ -10,11 +10,12 @@
  * limit_listener, listener_full and resume_listener.
  */
 import { describe, expect, it } from 'vitest';
-import { MACHINES, MachineRunner } from '../../machines/compose.ts';
-import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import { MACHINES } from '../../machines/compose.ts';
+import type { ModelConfig } from '../../machines/config.ts';
 import type { Effect } from '../../machines/effects.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 import type { ListenerEvent, ListenerGauges } from '../../machines/listener.machine.ts';
+import { drive, sourceOf } from './drive.ts';
 
 /** One example: the transition under test, how its source is reached, and what it must do. */
 interface Case {
@@ -194,34 +195,12 @@ const CASES: Case[] = [
   },
 ];
 
-/** Returns the dotted state a transition id starts from: 'listener.limited.onGlobalQueue|X|0' → 'limited.onGlobalQueue'. */
-function sourceOf(id: string): string {
-  return id.split('|')[0]!.split('.').slice(1).join('.');
-}
-
-/**
- * Drives a fresh listener machine under `config` through `path`, then steps `event`.
- * Throws if an event of the path is not accepted (the path does not reach what it claims).
- */
-function drive(config: Partial<ModelConfig>, path: ListenerEvent[], event: ListenerEvent) {
-  const runner = new MachineRunner('listener', MACHINES.listener, makeConfig(config));
-  let id = runner.initial();
-  for (const ev of path) {
-    const s = runner.step(id, ev);
-    if (s.transitions.length === 0) throw new Error(`${ev.type} is not accepted in ${runner.value(id)}`);
-    id = s.next;
-  }
-  const source = runner.value(id);
-  const step = runner.step(id, event);
-  return { source, step, target: runner.value(step.next) };
-}
-
 describe('the listener machine', () => {
   const states = [...new Set(CASES.map((c) => sourceOf(c.transition)))];
   describe.each(states)('in %s', (state) => {
     for (const c of CASES.filter((x) => sourceOf(x.transition) === state))
       it(c.says, () => {
-        const { source, step, target } = drive(c.config, c.path, c.event);
+        const { source, step, target } = drive('listener', c.config, c.path, c.event);
         expect(source).toBe(state);
         expect(step.transitions).toEqual([c.transition]);
         expect(target).toBe(c.target);
@@ -237,14 +216,17 @@ describe('the listener machine', () => {
   it('checks maxconnrate before rate-limit sessions, and both before the global maxconn', () => {
     const config = { maxconnrate: 10, rateLimitSessions: 5, globalMaxconn: 2 };
     const all = { connRateRemain: 0, sessRateRemain: 0, actconn: 2 };
-    expect(drive(config, [], attempt(all)).step.transitions).toEqual(['listener.ready|ACCEPT_ATTEMPT|0']);
-    expect(drive(config, [], attempt({ ...all, connRateRemain: 3 })).step.transitions).toEqual([
+    expect(drive('listener', config, [], attempt(all)).step.transitions).toEqual([
+      'listener.ready|ACCEPT_ATTEMPT|0',
+    ]);
+    expect(drive('listener', config, [], attempt({ ...all, connRateRemain: 3 })).step.transitions).toEqual([
       'listener.ready|ACCEPT_ATTEMPT|1',
     ]);
   });
 
   it('ignores maxconnrate and the global maxconn on an unlimited listener, and still accepts', () => {
     const { step, target } = drive(
+      'listener',
       { unlimited: true, maxconnrate: 10, globalMaxconn: 2, feMaxconn: 5 },
       [],
       attempt({ connRateRemain: 0, actconn: 2 }),
@@ -255,6 +237,7 @@ describe('the listener machine', () => {
 
   it('stays full when a release leaves the bind without a free slot', () => {
     const { step, target } = drive(
+      'listener',
       { bindMaxconn: 2 },
       [attempt(), returned(1, { nbconn: 2, actconn: 2, feconn: 2 })],
       { type: 'RESUME', ...gauges({ nbconn: 2, actconn: 2, feconn: 2 }) },
@@ -264,7 +247,10 @@ describe('the listener machine', () => {
   });
 
   it('leaves a listener on the global queue alone when the frontend queue is dequeued', () => {
-    const { step, target } = drive({}, ON_GLOBAL_QUEUE, { type: 'DEQUEUE_FRONTEND', ...gauges() });
+    const { step, target } = drive('listener', {}, ON_GLOBAL_QUEUE, {
+      type: 'DEQUEUE_FRONTEND',
+      ...gauges(),
+    });
     expect(step.transitions).toEqual([]);
     expect(target).toBe('limited.onGlobalQueue');
   });

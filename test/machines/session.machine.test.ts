@@ -12,7 +12,7 @@
  * machine, not in these expectations.
  */
 import { describe, expect, it } from 'vitest';
-import { MACHINES, MachineRunner } from '../../machines/compose.ts';
+import { MACHINES } from '../../machines/compose.ts';
 import { makeConfig, type ModelConfig } from '../../machines/config.ts';
 import type { Effect } from '../../machines/effects.ts';
 import { listTransitions } from '../../machines/introspect.ts';
@@ -23,6 +23,7 @@ import {
   type SessionEvent,
   type SourceClass,
 } from '../../machines/session.machine.ts';
+import { drive, sourceOf } from './drive.ts';
 
 /**
  * Discrepancies between the machine and HAProxy, reported to the lead. A case that names one has
@@ -411,34 +412,12 @@ const CASES: Case[] = [
   },
 ];
 
-/** Returns the dotted state a transition id starts from: 'session.embryonic|X|0' → 'embryonic'. */
-function sourceOf(id: string): string {
-  return id.split('|')[0]!.split('.').slice(1).join('.');
-}
-
-/**
- * Drives a fresh session machine under `config` through `path`, then steps `event`.
- * Throws if an event of the path is not accepted (the path does not reach what it claims).
- */
-function drive(config: Partial<ModelConfig>, path: SessionEvent[], event: SessionEvent) {
-  const runner = new MachineRunner('session', MACHINES.session, makeConfig(config));
-  let id = runner.initial();
-  for (const ev of path) {
-    const s = runner.step(id, ev);
-    if (s.transitions.length === 0) throw new Error(`${ev.type} is not accepted in ${runner.value(id)}`);
-    id = s.next;
-  }
-  const source = runner.value(id);
-  const step = runner.step(id, event);
-  return { source, step, target: runner.value(step.next) };
-}
-
 describe('the session machine', () => {
   const states = [...new Set(CASES.map((c) => sourceOf(c.transition)))];
   describe.each(states)('in %s', (state) => {
     for (const c of CASES.filter((x) => sourceOf(x.transition) === state))
       it(c.says, () => {
-        const { source, step, target } = drive(c.config, c.path, c.event);
+        const { source, step, target } = drive('session', c.config, c.path, c.event);
         expect(source).toBe(sourceOf(c.before ?? c.transition));
         expect(step.transitions).toEqual([c.before, c.transition, c.after].filter((t) => t !== undefined));
         expect(target).toBe(c.target);
@@ -462,7 +441,7 @@ describe('the session machine', () => {
         300,
       ],
     ] as const)('arms %s', (_name, config, ms) => {
-      const { step } = drive(config as Partial<ModelConfig>, [], accept());
+      const { step } = drive('session', config as Partial<ModelConfig>, [], accept());
       expect(step.effects.filter((x) => x.type === 'armDeadline')).toEqual([e('armDeadline', { ms })]);
     });
   });
@@ -486,12 +465,12 @@ describe('the session machine', () => {
   });
 
   it('never allocates a buffer for an embryonic session', () => {
-    const { step } = drive(HTTP_PROXY, [], accept());
+    const { step } = drive('session', HTTP_PROXY, [], accept());
     expect(step.effects.filter((x) => x.type === 'bufAlloc' || x.type === 'allocBuffers')).toEqual([]);
   });
 
   it('acts on the deadline only in the embryonic state: a completed session ignores TASK_WAKEUP', () => {
-    const { step, target } = drive(TCP_PROXY, [accept(), handshakeEnd(false)], wakeup(true));
+    const { step, target } = drive('session', TCP_PROXY, [accept(), handshakeEnd(false)], wakeup(true));
     expect(step.transitions).toEqual([]);
     expect(target).toBe('initialized');
   });
