@@ -113,17 +113,20 @@ function free(m: ConnMemory, life: Life, what: string): Life {
 }
 
 /**
- * The model's host: executes effects on the counters and the memory records of a SystemState.
- * Pure with respect to the outside world; mutates only the state it was given.
- */
-/**
  * Told of each machine step and each effect of a SystemModel.step as the model's host sees them,
- * before the host applies the effect, with the connection ids of the state stepped. Must not throw.
+ * in emission order, with the connection ids of the state stepped. `counters` are the host's
+ * counters after a counter effect changed them (the observer copies what it keeps), null after any
+ * other effect. Must not throw.
  */
 export interface StepObserver {
   record(record: TransitionRecord): void;
-  execute(effect: Effect, origin: Origin): void;
+  execute(effect: Effect, origin: Origin, counters: Counters | null): void;
 }
+
+/**
+ * The model's host: executes effects on the counters and the memory records of a SystemState.
+ * Pure with respect to the outside world; mutates only the state it was given.
+ */
 
 class ModelHost implements Host {
   readonly records: TransitionRecord[] = [];
@@ -150,8 +153,9 @@ class ModelHost implements Host {
   }
 
   execute(effect: Effect, origin: Origin): void {
-    this.observer?.execute(effect, origin);
-    if (applyCounterEffect(this.s.counters, effect.type, this.config)) return;
+    const counted = applyCounterEffect(this.s.counters, effect.type, this.config);
+    this.observer?.execute(effect, origin, counted ? this.s.counters : null);
+    if (counted) return;
     if (effect.type === 'scheduleQueueTask') {
       this.s.queueTasks[(effect.params as { queue: 'global' | 'frontend' }).queue] = true;
       return;

@@ -22,7 +22,7 @@
  */
 import type { Defect, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
-import { applyCounterEffect, newRatePeriod, type Counters } from '../machines/counters.ts';
+import { newRatePeriod, type Counters } from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
 import {
   SystemModel,
@@ -163,11 +163,10 @@ class SequenceRecorder implements StepObserver {
   readonly counters: Counters[];
 
   constructor(
-    private readonly c: Counters,
-    private readonly config: ModelConfig,
+    initial: Counters,
     private readonly conn: number | null,
   ) {
-    this.counters = [{ ...c }];
+    this.counters = [{ ...initial }];
   }
 
   record(record: TransitionRecord): void {
@@ -175,14 +174,13 @@ class SequenceRecorder implements StepObserver {
     this.counters.push(this.counters[this.counters.length - 1]!);
   }
 
-  execute(effect: Effect, origin: Origin): void {
+  execute(effect: Effect, origin: Origin, counters: Counters | null): void {
     this.items.push({
       kind: 'effect',
       effect,
       origin: origin.conn === 0 ? { ...origin, conn: this.conn } : origin,
     });
-    const changed = applyCounterEffect(this.c, effect.type, this.config);
-    this.counters.push(changed ? { ...this.c } : this.counters[this.counters.length - 1]!);
+    this.counters.push(counters ? { ...counters } : this.counters[this.counters.length - 1]!);
   }
 }
 
@@ -423,8 +421,8 @@ export class TraceMonitor {
     }
     const one = this.oneConnection(s, rec);
     if (!this.model.isEnabled(one, event)) return this.notEnabled(s, line, rec, event);
-    const recorder = { host: new SequenceRecorder({ ...s.counters }, this.config, conn) };
-    const r = this.model.step(one, event, recorder.host)!;
+    const recorder = new SequenceRecorder(s.counters, conn);
+    const r = this.model.step(one, event, recorder)!;
     const after1 = r.state;
     const slots = after1.world.conns.get(0)!;
     const mem = after1.memory[0]!;
@@ -446,7 +444,7 @@ export class TraceMonitor {
         conns.delete(id);
         ended = id;
       } else {
-        const armed = recorder.host.items.some(
+        const armed = recorder.items.some(
           (it) => it.kind === 'effect' && it.effect.type === 'armDeadline' && it.origin.conn === id,
         );
         conns.set(id, {
@@ -469,8 +467,8 @@ export class TraceMonitor {
     return {
       before: s,
       after,
-      items: recorder.host.items,
-      counters: recorder.host.counters,
+      items: recorder.items,
+      counters: recorder.counters,
       cursor: 0,
       violation,
       branch: branch.label,
