@@ -619,11 +619,6 @@ export class Frontend implements Host, StatsSource {
     conn.completeTime = performance.now();
   }
 
-  /** Writes the tcplog line when the frontend logs. */
-  logLine(line: string): void {
-    if (this.model.logging) this.logger.log(line);
-  }
-
   // --- internals ---
 
   private step(

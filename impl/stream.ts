@@ -325,10 +325,11 @@ export function streamOnEnd(conn: Conn): void {
     if (ts[0] === 'c' || ts[0] === 'C') t.cliAbrt++;
     if ((ts[0] === 's' || ts[0] === 'S') && ts[1] === 'D') t.srvAbrt++;
   }
+  // The tcplog line, when the frontend logs (and, with dontlognull, when bytes moved); built only then.
   if (fe.model.logging && !(fe.model.dontlognull && bin === 0 && bout === 0)) {
     const src = conn.proxied?.source;
     const now = performance.now();
-    fe.logLine(
+    fe.logger.log(
       formatTcplog({
         address: src?.address ?? conn.address,
         port: src?.port ?? conn.port,
