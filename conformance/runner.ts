@@ -20,7 +20,14 @@ import type { ConformanceCase, ProfileDifference } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
 import { readMergedStats, type StatsSnapshot } from './stats.ts';
 import { DEADLINE_MS, FRONTENDS, type FrontendName } from './suite.cfg.ts';
-import { sleep, startTarget, type Target, type TargetSpec, type Unavailable } from './targets.ts';
+import {
+  sleep,
+  startTarget,
+  type Target,
+  type TargetLogLine,
+  type TargetSpec,
+  type Unavailable,
+} from './targets.ts';
 
 /** The verdict of one case on one target. */
 export type Verdict = 'pass' | 'fail' | 'skipped' | 'version-difference';
@@ -265,7 +272,7 @@ export async function runCase(target: Target, c: ConformanceCase): Promise<CaseR
   const durationMs = log.now();
   for (const client of clients) client.destroy();
   notes.push(...(await settle(target)));
-  if (c.log && target.hasLog) checks.push(await expectKillLogged(target, c.log, log.origin));
+  if (c.log && target.logSince) checks.push(await expectKillLogged(target.logSince, c.log, log.origin));
   const ok = checks.length > 0 && checks.every((k) => k.ok);
   const firstFailure = checks.find((k) => !k.ok);
   let verdict: Verdict = ok ? 'pass' : 'fail';
@@ -296,9 +303,10 @@ export async function runCase(target: Target, c: ConformanceCase): Promise<CaseR
       closedBy: b.closedBy,
     })),
     stats,
-    targetLog: target
-      .logSince(log.origin)
-      .map((l) => ({ t: Math.round((l.at - log.origin) * 10) / 10, line: l.line })),
+    targetLog: (target.logSince?.(log.origin) ?? []).map((l) => ({
+      t: Math.round((l.at - log.origin) * 10) / 10,
+      line: l.line,
+    })),
     notes,
   };
 }
@@ -307,17 +315,21 @@ export async function runCase(target: Target, c: ConformanceCase): Promise<CaseR
 const LOG_WAIT_MS = 500;
 
 /**
- * Returns the check that <target> logged the embryonic kill <code> since performance.now()
- * <origin>: a line with the message HAProxy prints for it (machines/errCodes.ts). Waits up to
+ * Returns the check that the target whose log <logSince> reads logged the embryonic kill <code>
+ * since performance.now() <origin>: a line with the message HAProxy prints for it (machines/errCodes.ts). Waits up to
  * LOG_WAIT_MS for the line, since the log reaches the suite through a pipe.
  */
-async function expectKillLogged(target: Target, code: ErrCode, origin: number): Promise<Check> {
+async function expectKillLogged(
+  logSince: (at: number) => TargetLogLine[],
+  code: ErrCode,
+  origin: number,
+): Promise<Check> {
   const message = errCodeMessage(code);
   const until = performance.now() + LOG_WAIT_MS;
-  let lines = target.logSince(origin);
+  let lines = logSince(origin);
   while (!lines.some((l) => l.line.includes(message)) && performance.now() < until) {
     await sleep(20);
-    lines = target.logSince(origin);
+    lines = logSince(origin);
   }
   const found = lines.find((l) => l.line.includes(message));
   return {

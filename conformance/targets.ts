@@ -63,8 +63,8 @@ export interface Target {
   statsPaths: string[]; //              its stats sockets, one per process; none: counter cases are skipped
   backend: EchoBackend | null; //       the echo backend the suite runs for it
   unavailable: Unavailable | null;
-  hasLog: boolean; //                   its log lines are captured (a started target): cases judge them
-  logSince(at: number): TargetLogLine[]; // its log lines from performance.now() <at> on
+  /** Its log lines from performance.now() <at> on; null when they are not captured (not started by the suite). */
+  logSince: ((at: number) => TargetLogLine[]) | null;
   stop(): Promise<void>; //             stops what the suite started for it; idempotent
 }
 
@@ -178,8 +178,7 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
     statsPaths: spec.stats ? [spec.stats] : [],
     backend,
     unavailable: null,
-    hasLog: false,
-    logSince: () => [],
+    logSince: null,
     stop: once(() => backend.stop()),
   };
 }
@@ -281,7 +280,6 @@ async function startProcessTarget(
       statsPaths,
       backend: ready,
       unavailable: null,
-      hasLog: true,
       logSince: (at) => lines.filter((l) => l.at >= at),
       stop,
     };
@@ -299,8 +297,7 @@ function unavailableTarget(name: string, profile: Profile, unavailable: Unavaila
     statsPaths: [],
     backend: null,
     unavailable,
-    hasLog: false,
-    logSince: () => [],
+    logSince: null,
     stop: async () => {},
   };
 }
