@@ -3,12 +3,14 @@
  * composition tells it (each step, each effect, and the sender's state when the effect runs) and
  * keeps real counters, so the listener's guards see what they would see in the model.
  */
-import { describe, expect, it } from 'vitest';
+import { getMicrosteps, type AnyMachineSnapshot, type AnyStateMachine } from 'xstate';
+import { describe, expect, it, vi } from 'vitest';
 import {
   Composition,
   MACHINES,
   MachineRunner,
   MESSAGE_EFFECTS,
+  MicrostepRecorder,
   messagesFor,
   paramsKey,
   NO_FAILURE,
@@ -22,6 +24,9 @@ import { makeConfig, type ModelConfig } from '../../machines/config.ts';
 import { LISTENER_GAUGES } from '../../machines/listener.machine.ts';
 import { applyCounterEffect, listenerGauges, zeroCounters } from '../../machines/counters.ts';
 import { EFFECTS, type Effect, type EffectName } from '../../machines/effects.ts';
+import { MUTANTS } from '../../machines/mutants.ts';
+import { CONFIG_SPACE } from '../../properties/bounds.ts';
+import { explore } from '../../properties/explore.ts';
 
 /** One line of what the host saw: a machine step, or an effect with its sender's state at that moment. */
 type Seen =
@@ -285,5 +290,44 @@ describe('MachineRunner', () => {
     expect(paramsKey({ type: 'E', a: 1, g: 5 }, new Set(['g']))).toBe(
       paramsKey({ type: 'F', a: 1, g: 6 }, new Set(['g'])),
     );
+  });
+
+  it("computes each uncached step's microsteps exactly as XState's getMicrosteps does", () => {
+    // Every (snapshot, event) the reference engine asks XState about while exploring two
+    // connections in every configuration of the space, and under every mutant, is asked again of
+    // MicrostepRecorder and of getMicrosteps (which builds a fresh actor per call): the same
+    // snapshots, in the same order, each with the same actions.
+    const asked: [AnyStateMachine, AnyMachineSnapshot, { type: string }][] = [];
+    const original = MachineRunner.prototype.compute;
+    const spy = vi.spyOn(MachineRunner.prototype, 'compute').mockImplementation(function (
+      this: MachineRunner,
+      id: number,
+      event: { type: string },
+    ) {
+      asked.push([this.machine, this.snaps[id]!, event]);
+      return original.call(this, id, event);
+    });
+    try {
+      for (const { config } of CONFIG_SPACE) explore({ config, connections: 2, engine: 'xstate' });
+      const config = makeConfig();
+      for (const mutant of MUTANTS)
+        explore({ config, connections: 2, engine: 'xstate', defect: mutant.defect(config) });
+    } finally {
+      spy.mockRestore();
+    }
+    const shape = (steps: [AnyMachineSnapshot, { type: unknown; params?: unknown }[]][]): unknown =>
+      steps.map(([snap, actions]) => ({
+        value: snap.value,
+        context: snap.context,
+        status: snap.status,
+        actions: actions.map((a) => ({ type: a.type, params: a.params })),
+      }));
+    const recorder = new MicrostepRecorder();
+    for (const [machine, snap, event] of asked)
+      expect(shape(recorder.run(machine, snap, event))).toEqual(
+        shape(getMicrosteps(machine, snap, event as never)),
+      );
+    expect(asked.length).toBeGreaterThan(400);
+    expect(new Set(asked.map(([m]) => m.id))).toEqual(new Set(['listener', 'connection', 'session']));
   });
 });
