@@ -14,9 +14,13 @@
  * getAdjacencyMap runs on the composed model as XState logic: `fromTransition` over
  * SystemModel.step, the events of each state the enabled ones of the explorer's alphabet, states
  * identified by the explorer's canonical key (symmetry reduction included), so that it finds the
- * same distinct states, and the invariants checked in serializeState. It cannot stop early, and its queue is drained with Array.shift(); each run
- * has a time budget (60 s by default): a run that hits it reports the states reached within it,
- * `complete: false`, and a note, and no larger N is tried.
+ * same distinct states, and the invariants checked in serializeState. It runs twice: with XState
+ * computing every machine step of every edge (the model built with `memoise: false`: XState's own
+ * graph walk over XState's own transitions, the anchor the goal is measured against), and over the
+ * machine steps the composition memoises (our tables inside XState's walk, shown beside it). It
+ * cannot stop early, and its queue is drained with Array.shift(); each run has a time budget (60 s
+ * by default): a run that hits it reports the states reached within it, `complete: false`, and a
+ * note, and no larger N is tried.
  *
  * SPIN: when spin and gcc are installed, the compiled explorer without symmetry reduction and SPIN
  * on bench/promela/embryonic.pml (generated from the same tables, regenerated for the run) explore
@@ -65,7 +69,7 @@ export interface BenchExplorerOptions {
   quick?: boolean;
   connections?: number[]; //          explorer rows: N values (default 2..5, quick 2..3)
   config?: string; //                 the single configuration (default 'tcp-proxy', the seed case)
-  adjacencyConnections?: number[]; // getAdjacencyMap rows (default 2..4, quick 2)
+  adjacencyConnections?: number[]; // getAdjacencyMap rows, XState on every step then memoised (default 2..4, quick 2)
   adjacencyBudgetMs?: number; //      time budget of each getAdjacencyMap run (default 60 s, quick 10 s)
   referenceConnections?: number[]; // reference-engine rows (default 2..3, quick 2)
   spinConnections?: number[]; //      SPIN rows and the explorer without symmetry reduction beside them
@@ -78,7 +82,7 @@ export type RowSpec =
   | { kind: 'space'; n: number }
   | { kind: 'config'; n: number; config: string }
   | { kind: 'reference'; n: number; config: string }
-  | { kind: 'adjacency'; n: number; config: string; budgetMs: number }
+  | { kind: 'adjacency'; n: number; config: string; budgetMs: number; memoise: boolean }
   | { kind: 'nosym'; n: number; config: string }
   | { kind: 'spin'; n: number; config: string };
 
@@ -120,14 +124,15 @@ export function benchExplorer(opts: BenchExplorerOptions = {}): ExplorerRow[] {
   for (const n of ns) rows.push(measure({ kind: 'space', n }));
   for (const n of ns) rows.push(measure({ kind: 'config', n, config }));
   for (const n of reference) rows.push(measure({ kind: 'reference', n, config }));
-  for (const n of adjacency) {
-    const row = measure({ kind: 'adjacency', n, config, budgetMs });
-    rows.push(row);
-    if (!row.complete) {
-      row.note = `${row.note ?? ''} Larger N not tried.`.trim();
-      break;
+  for (const memoise of [false, true])
+    for (const n of adjacency) {
+      const row = measure({ kind: 'adjacency', n, config, budgetMs, memoise });
+      rows.push(row);
+      if (!row.complete) {
+        row.note = `${row.note ?? ''} Larger N not tried.`.trim();
+        break;
+      }
     }
-  }
   const spinNs = opts.spinConnections ?? opts.connections ?? (quick ? [2, 3, 4] : [2, 3, 4, 5]);
   if (spinNs.length > 0 && spinVersion() !== null)
     for (const n of spinNs) {
@@ -245,9 +250,9 @@ export function measureRow(spec: RowSpec): ExplorerRow {
       break;
     }
     case 'adjacency': {
-      const r = adjacencyMapRun(namedConfig(spec.config), spec.n, spec.budgetMs, rss);
+      const r = adjacencyMapRun(namedConfig(spec.config), spec.n, spec.budgetMs, rss, spec.memoise);
       figure = configFigure(spec.config);
-      label = `xstate/graph getAdjacencyMap, ${spec.config}`;
+      label = adjacencyLabel(spec.config, spec.memoise);
       role = 'anchor';
       ({ generated, distinct, complete } = r);
       if (!complete)
@@ -282,6 +287,16 @@ export function measureRow(spec: RowSpec): ExplorerRow {
   };
 }
 
+/**
+ * Returns the config label of a getAdjacencyMap row: with XState computing every machine step (the
+ * goal's anchor), or over the memoised machine steps. Pure.
+ */
+export function adjacencyLabel(config: string, memoise: boolean): string {
+  return memoise
+    ? `xstate/graph getAdjacencyMap over the memoised machine steps, ${config}`
+    : `xstate/graph getAdjacencyMap, XState on every machine step, ${config}`;
+}
+
 function namedConfig(name: string): NamedConfig {
   const found = CONFIG_SPACE.find((c) => c.name === name);
   if (!found) throw new Error(`no configuration named ${name}`);
@@ -299,7 +314,8 @@ interface Reached {
 
 /**
  * Runs xstate/graph's getAdjacencyMap on the composed model of `named` with `n` connections (see
- * the header) for at most `budgetMs`, checking every invariant as the explorer does: the state
+ * the header) for at most `budgetMs`, its machine steps memoised or each computed by XState
+ * (`memoise`), checking every invariant as the explorer does: the state
  * invariants on each new state, the step invariants on every edge (getAdjacencyMap hands each
  * serialised successor its event and predecessor). Returns the states it expanded (distinct), the
  * transitions it computed (generated), whether it finished, and how many edges broke an invariant.
@@ -309,8 +325,9 @@ export function adjacencyMapRun(
   n: number,
   budgetMs: number,
   rss: { sample(): void } = { sample: () => {} },
+  memoise = true,
 ): { distinct: number; generated: number; complete: boolean; violations: number } {
-  const model = new SystemModel(named.config, n);
+  const model = new SystemModel(named.config, n, null, memoise);
   const alphabet = alphabetOf(named.config, n);
   const deadline = performance.now() + budgetMs;
   const seen = new Set<string>();

@@ -263,8 +263,10 @@ export class SystemModel {
     readonly config: ModelConfig,
     readonly n: number,
     readonly defect: Defect | null = null,
+    /** false: XState computes every machine step, none is memoised (an anchor for benchmarks). */
+    memoise = true,
   ) {
-    this.composition = new Composition(config, defect);
+    this.composition = new Composition(config, defect, memoise);
   }
 
   /** Returns the initial state: the listener ready, every connection pending in the backlog, counters at zero. */

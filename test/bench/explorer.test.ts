@@ -2,8 +2,15 @@
  * The explorer's benchmark at a tiny size: each kind of row measures what it says, and XState's
  * getAdjacencyMap runs on the same model (it finds the same states). No timing is asserted.
  */
-import { describe, expect, it } from 'vitest';
-import { configFigure, measureRow, type ExplorerRow } from '../../bench/explorer.ts';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  adjacencyLabel,
+  adjacencyMapRun,
+  configFigure,
+  measureRow,
+  type ExplorerRow,
+} from '../../bench/explorer.ts';
+import { MachineRunner } from '../../machines/compose.ts';
 import { CONFIG_SPACE } from '../../properties/bounds.ts';
 import { explore } from '../../properties/explore.ts';
 
@@ -23,16 +30,42 @@ describe('benchExplorer rows', () => {
     expect(one.distinct).toBe(explore({ config: TCP_PROXY, connections: 2 }).distinct);
   });
 
-  it("run XState's getAdjacencyMap on the same model: it finds the explorer's states", () => {
-    const r = measureRow({ kind: 'adjacency', n: 2, config: 'tcp-proxy', budgetMs: 60_000 });
-    wellFormed(r);
-    expect(r).toMatchObject({ role: 'anchor', complete: true, figure: configFigure('tcp-proxy') });
-    expect(r.config).toMatch(/xstate/);
-    expect(r.distinct).toBe(explore({ config: TCP_PROXY, connections: 2 }).distinct);
+  it.each([false, true])(
+    "run XState's getAdjacencyMap on the same model (memoised steps: %s): it finds the explorer's states",
+    (memoise) => {
+      const r = measureRow({ kind: 'adjacency', n: 2, config: 'tcp-proxy', budgetMs: 60_000, memoise });
+      wellFormed(r);
+      expect(r).toMatchObject({ role: 'anchor', complete: true, figure: configFigure('tcp-proxy') });
+      expect(r.config).toBe(adjacencyLabel('tcp-proxy', memoise));
+      expect(r.distinct).toBe(explore({ config: TCP_PROXY, connections: 2 }).distinct);
+    },
+  );
+
+  it('computes every machine step with XState when the steps are not memoised', () => {
+    // Counted through the runners' compute(): the unmemoised walk asks XState on every edge, the
+    // memoised one once per (snapshot, event) of each machine.
+    const calls = (memoise: boolean): number => {
+      const spy = vi.spyOn(MachineRunner.prototype, 'compute');
+      try {
+        adjacencyMapRun(
+          CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!,
+          2,
+          60_000,
+          undefined,
+          memoise,
+        );
+        return spy.mock.calls.length;
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    const memoised = calls(true);
+    const every = calls(false);
+    expect(every).toBeGreaterThan(3 * memoised);
   });
 
   it('stop getAdjacencyMap at its budget and say so', () => {
-    const r = measureRow({ kind: 'adjacency', n: 3, config: 'tcp-proxy', budgetMs: 0 });
+    const r = measureRow({ kind: 'adjacency', n: 3, config: 'tcp-proxy', budgetMs: 0, memoise: true });
     expect(r.complete).toBe(false);
     expect(r.note).toMatch(/budget/);
   });
