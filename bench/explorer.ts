@@ -61,12 +61,14 @@ export interface ExplorerRow {
   peakRssMiB: number; //      peak of process.memoryUsage().rss, sampled, in a fresh process
   maxRssMiB: number; //       the kernel's high-water mark of the same process
   complete: boolean; //       every reachable state was explored
+  run: number; //             which repetition of its spec (0 first): runs of equal index are pairs
   note?: string;
 }
 
 /** What to measure. Every field has a default; `quick` shrinks the defaults to a minute or so. */
 export interface BenchExplorerOptions {
   quick?: boolean;
+  repeats?: number; //                runs of each row, each in a fresh process (default 5, quick 2)
   connections?: number[]; //          explorer rows: N values (default 2..5, quick 2..3)
   config?: string; //                 the single configuration (default 'tcp-proxy', the seed case)
   adjacencyConnections?: number[]; // getAdjacencyMap rows, XState on every step then memoised (default 2..4, quick 2)
@@ -108,36 +110,50 @@ export const spinFigure = (config: string): string =>
  * Measures the explorer's throughput as `opts` asks (see BenchExplorerOptions) and returns one row
  * per measurement: the compiled explorer on the whole space and on one configuration for each N,
  * the reference engine and getAdjacencyMap on that configuration (their config names contain
- * "xstate"). Runs each row in a child process it waits for, unless `inProcess`; a child that fails
- * throws. Returns the rows; the caller owns them.
+ * "xstate"), SPIN and the explorer without symmetry reduction beside it. Every row is measured
+ * `repeats` times, one repetition of the whole list after the other, so that the runs of a subject
+ * and of its anchors alternate in time and runs of equal `run` index form the pairs of a ratio.
+ * A getAdjacencyMap run that hits its budget stops that kind of run at its N: larger N are not
+ * tried, in this repetition or the next. Runs each row in a child process it waits for, unless
+ * `inProcess`; a child that fails throws. Returns the rows; the caller owns them.
  */
 export function benchExplorer(opts: BenchExplorerOptions = {}): ExplorerRow[] {
   const quick = opts.quick ?? false;
+  const repeats = opts.repeats ?? (quick ? 2 : 5);
   const ns = opts.connections ?? (quick ? [2, 3] : [2, 3, 4, 5]);
   const config = opts.config ?? 'tcp-proxy';
   if (!CONFIG_SPACE.some((c) => c.name === config)) throw new Error(`no configuration named ${config}`);
   const adjacency = opts.adjacencyConnections ?? (quick ? [2] : [2, 3, 4]);
   const budgetMs = opts.adjacencyBudgetMs ?? (quick ? 10_000 : 60_000);
   const reference = opts.referenceConnections ?? (quick ? [2] : [2, 3]);
-  const measure = (spec: RowSpec): ExplorerRow => (opts.inProcess ? measureRow(spec) : measureInChild(spec));
-  const rows: ExplorerRow[] = [];
-  for (const n of ns) rows.push(measure({ kind: 'space', n }));
-  for (const n of ns) rows.push(measure({ kind: 'config', n, config }));
-  for (const n of reference) rows.push(measure({ kind: 'reference', n, config }));
-  for (const memoise of [false, true])
-    for (const n of adjacency) {
-      const row = measure({ kind: 'adjacency', n, config, budgetMs, memoise });
-      rows.push(row);
-      if (!row.complete) {
-        row.note = `${row.note ?? ''} Larger N not tried.`.trim();
-        break;
-      }
-    }
   const spinNs = opts.spinConnections ?? opts.connections ?? (quick ? [2, 3, 4] : [2, 3, 4, 5]);
-  if (spinNs.length > 0 && spinVersion() !== null)
-    for (const n of spinNs) {
-      rows.push(measure({ kind: 'nosym', n, config: PROMELA_CONFIG }));
-      rows.push(measure({ kind: 'spin', n, config: PROMELA_CONFIG }));
+  const specs: RowSpec[] = [
+    ...ns.map((n): RowSpec => ({ kind: 'space', n })),
+    ...ns.map((n): RowSpec => ({ kind: 'config', n, config })),
+    ...reference.map((n): RowSpec => ({ kind: 'reference', n, config })),
+    ...[false, true].flatMap((memoise) =>
+      adjacency.map((n): RowSpec => ({ kind: 'adjacency', n, config, budgetMs, memoise })),
+    ),
+    ...(spinNs.length > 0 && spinVersion() !== null
+      ? spinNs.flatMap((n): RowSpec[] => [
+          { kind: 'nosym', n, config: PROMELA_CONFIG },
+          { kind: 'spin', n, config: PROMELA_CONFIG },
+        ])
+      : []),
+  ];
+  const measure = (spec: RowSpec): ExplorerRow => (opts.inProcess ? measureRow(spec) : measureInChild(spec));
+  // The largest N still tried by each kind of getAdjacencyMap run (lowered when one hits its budget).
+  const adjacencyLimit = new Map<boolean, number>();
+  const rows: ExplorerRow[] = [];
+  for (let run = 0; run < repeats; run++)
+    for (const spec of specs) {
+      if (spec.kind === 'adjacency' && spec.n > (adjacencyLimit.get(spec.memoise) ?? Infinity)) continue;
+      const row = { ...measure(spec), run };
+      rows.push(row);
+      if (spec.kind === 'adjacency' && !row.complete) {
+        row.note = `${row.note ?? ''} Larger N not tried.`.trim();
+        adjacencyLimit.set(spec.memoise, spec.n);
+      }
     }
   return rows;
 }
@@ -172,7 +188,7 @@ class RssSampler {
   }
 }
 
-/** Measures `spec` in this process and returns its row. Throws on an unknown configuration. */
+/** Measures `spec` in this process and returns its row, as run 0 (benchExplorer numbers the repetitions). Throws on an unknown configuration. */
 export function measureRow(spec: RowSpec): ExplorerRow {
   const rss = new RssSampler();
   const started = performance.now();
@@ -283,6 +299,7 @@ export function measureRow(spec: RowSpec): ExplorerRow {
         ? Math.round(10 * (peak / MIB)) / 10
         : Math.round((10 * process.resourceUsage().maxRSS) / 1024) / 10,
     complete,
+    run: 0,
     ...(note ? { note } : {}),
   };
 }

@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { formatTable } from '../cli/table.ts';
 import { benchAccept, type AcceptOptions } from './accept.ts';
+import type { ExplorerRow } from './explorer.ts';
 import { benchMemory, type MemoryOptions } from './memory.ts';
 import { benchMonitor, hasMonitorFlag } from './monitor.ts';
 import {
@@ -244,23 +245,8 @@ export async function runBench(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row 5: the explorer (bench/explorer.ts, owned by the explorer's engineer)
+// Row 5: the explorer (bench/explorer.ts, run in a child process)
 // ---------------------------------------------------------------------------------------------
-
-/** One row of benchExplorer, as bench/explorer.ts documents it (the fields this driver reads). */
-export interface ExplorerRow {
-  figure: string;
-  n: number;
-  config: string;
-  generated: number;
-  distinct: number;
-  seconds: number;
-  distinctPerSec: number;
-  generatedPerSec: number;
-  peakRssMiB: number;
-  complete?: boolean; // false: stopped at a budget
-  note?: string;
-}
 
 /**
  * Runs bench/explorer.ts's benchExplorer(<opts>) when the module exists and exports it, and turns
@@ -315,11 +301,13 @@ const EXPLORER_MARK = 'BENCH_EXPLORER_RESULT ';
 const EXPLORER_TIMEOUT_MS = 30 * 60_000;
 
 /**
- * Turns benchExplorer's rows into BenchRows: one per row, the distinct states/s as the figure. A
- * row whose config names xstate or SPIN is an anchor of the explorer rows with the same n and
- * figure (or a figure extending it); goals: ≥ 100k distinct/s, ≥ 100× getAdjacencyMap with XState
- * on every machine step (the run over memoised steps is shown in the notes, not judged), ≥ 0.2×
- * SPIN (one fifth), N = 3 exhausted in < 5 s, each where it applies. Pure.
+ * Turns benchExplorer's rows into BenchRows: one per measured thing (figure, config, N), its runs
+ * summarised (median [min–max] of the distinct states/s), in the order first measured. A thing
+ * whose config names xstate or SPIN is an anchor of the explorer's things with the same n and
+ * figure (or a figure extending it); each ratio is taken run by run (runs of equal `run` index are
+ * pairs) and summarised. Goals, judged on the medians: ≥ 100k distinct/s, ≥ 100× getAdjacencyMap
+ * with XState on every machine step (the run over memoised steps is shown in the notes, not
+ * judged), ≥ 0.2× SPIN (one fifth), N = 3 exhausted in < 5 s, each where it applies. Pure.
  */
 export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
   const isGraph = (r: ExplorerRow): boolean =>
@@ -327,46 +315,64 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
   const isSpin = (r: ExplorerRow): boolean => /\bspin\b/i.test(r.config);
   const isAnchor = (r: ExplorerRow): boolean => isSpin(r) || /xstate/i.test(r.config);
   const rank = (r: ExplorerRow): number => (isGraph(r) ? 0 : isSpin(r) ? 1 : 2);
-  return list.map((r) => {
+  const groups = new Map<string, ExplorerRow[]>();
+  for (const r of list) {
+    const key = `${r.figure}\u0000${r.config}\u0000${r.n}`;
+    const runs = groups.get(key);
+    if (runs) runs.push(r);
+    else groups.set(key, [r]);
+  }
+  const things = [...groups.values()].map((runs) => [...runs].sort((a, b) => a.run - b.run));
+  return things.map((runs) => {
+    const r = runs[0]!;
     // The anchors of an explorer row: the anchor rows (XState, SPIN) with its N whose figure is
     // its own or extends it ("..., reference engine"); getAdjacencyMap first, then SPIN.
     const anchors = isAnchor(r)
       ? []
-      : list
+      : things
           .filter(
-            (a) =>
-              isAnchor(a) && a.n === r.n && (a.figure === r.figure || a.figure.startsWith(`${r.figure},`)),
+            ([a]) =>
+              isAnchor(a!) &&
+              a!.n === r.n &&
+              (a!.figure === r.figure || a!.figure.startsWith(`${r.figure},`)),
           )
-          .sort((a, b) => rank(a) - rank(b));
+          .sort(([a], [b]) => rank(a!) - rank(b!));
+    const rates = (of: readonly ExplorerRow[]): number[] => of.map((x) => x.distinctPerSec);
+    const ratioTo = (of: readonly ExplorerRow[]): Summary | null =>
+      summarize(pairRatios(rates(runs), rates(of)));
     const anchor = anchors[0];
-    const ratioTo = (a: ExplorerRow): number => r.distinctPerSec / a.distinctPerSec;
-    const ratio = anchor ? summarize(pairRatios([r.distinctPerSec], [anchor.distinctPerSec])) : null;
+    const ratio = anchor ? ratioTo(anchor) : null;
+    const seconds = summarize(runs.map((x) => x.seconds))!;
     const notes = [
-      `${fmtNumber(r.distinct)} distinct, ${fmtNumber(r.generated)} generated (${fmtNumber(r.generatedPerSec)}/s) in ${r.seconds.toFixed(2)} s`,
-      `peak RSS ${r.peakRssMiB.toFixed(0)} MiB`,
+      `${fmtNumber(r.distinct)} distinct, ${fmtNumber(r.generated)} generated (${fmtSummary(summarize(runs.map((x) => x.generatedPerSec)))}/s) in ${fmtSeconds(seconds)} s, ${runs.length} run(s)`,
+      `peak RSS ${Math.max(...runs.map((x) => x.peakRssMiB)).toFixed(0)} MiB`,
     ];
     for (const other of anchors.slice(1))
-      notes.push(`${fmtNumber(ratioTo(other))}× ${other.config} (${fmtNumber(other.distinctPerSec)}/s)`);
-    if (r.complete === false) notes.push('not exhausted: the rates are over the states reached');
-    if (r.note) notes.push(r.note);
+      notes.push(
+        `${fmtSummary(ratioTo(other))}× ${other[0]!.config} (${fmtSummary(summarize(rates(other)))}/s)`,
+      );
+    if (runs.some((x) => x.complete === false))
+      notes.push('not exhausted: the rates are over the states reached');
+    for (const note of new Set(runs.flatMap((x) => (x.note ? [x.note] : [])))) notes.push(note);
+    const value = summarize(rates(runs))!;
     const goalParts: string[] = [];
     let met: boolean | null = null;
     if (!isAnchor(r)) {
       goalParts.push('≥ 100k distinct/s');
-      met = r.distinctPerSec >= 100_000;
-      const graph = anchors.find(isGraph);
+      met = value.median >= 100_000;
+      const graph = anchors.find(([a]) => isGraph(a!));
       if (graph) {
         goalParts.push('≥ 100× xstate/graph');
-        met = met && ratioTo(graph) >= 100;
+        met = met && (ratioTo(graph)?.median ?? 0) >= 100;
       }
-      const spin = anchors.find(isSpin);
+      const spin = anchors.find(([a]) => isSpin(a!));
       if (spin) {
         goalParts.push('≥ 0.2× SPIN');
-        met = met && ratioTo(spin) >= 0.2;
+        met = met && (ratioTo(spin)?.median ?? 0) >= 0.2;
       }
       if (r.n === 3) {
         goalParts.push('N = 3 exhausted in < 5 s');
-        met = met && r.seconds < 5 && r.complete !== false;
+        met = met && seconds.median < 5 && runs.every((x) => x.complete !== false);
       }
     }
     return benchRow({
@@ -374,13 +380,19 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
       figure: r.figure,
       unit: 'distinct/s',
       subject: `${r.config}, N = ${r.n}`,
-      value: summarize([r.distinctPerSec]),
-      anchor: anchor ? { name: anchor.config, value: summarize([anchor.distinctPerSec]) } : null,
+      value,
+      anchor: anchor ? { name: anchor[0]!.config, value: summarize(rates(anchor)) } : null,
       ratio,
       goal: goalParts.length > 0 ? { text: goalParts.join(', '), met } : null,
       notes,
     });
   });
+}
+
+/** Returns a Summary of seconds as "0.43 [0.41–0.47]". Pure. */
+function fmtSeconds(s: Summary): string {
+  const f = (v: number): string => v.toFixed(2);
+  return s.min === s.max ? f(s.median) : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import { explorerRows } from '../../bench/run.ts';
 
 const FIGURE = configFigure('tcp-proxy');
 
-/** A row of `config` at N = 4 that reached 18,000 states at `perSec` distinct states per second. */
-function row(config: string, role: ExplorerRow['role'], perSec: number): ExplorerRow {
+/** Run `run` of `config` at N = 4, which reached 18,000 states at `perSec` distinct states per second. */
+function row(config: string, role: ExplorerRow['role'], perSec: number, run = 0): ExplorerRow {
   const seconds = 18_000 / perSec;
   return {
     figure: FIGURE,
@@ -26,6 +26,7 @@ function row(config: string, role: ExplorerRow['role'], perSec: number): Explore
     peakRssMiB: 90,
     maxRssMiB: 90,
     complete: true,
+    run,
   };
 }
 
@@ -57,5 +58,28 @@ describe('explorerRows', () => {
     const subject = row('compiled explorer, tcp-proxy', 'subject', 90_000);
     const every = row(adjacencyLabel('tcp-proxy', false), 'anchor', 500);
     expect(judged([subject, every]).goal?.met).toBe(false);
+  });
+
+  it('summarises the runs of each row and takes each ratio run by run', () => {
+    const subject = 'compiled explorer, tcp-proxy';
+    const anchor = adjacencyLabel('tcp-proxy', false);
+    // Run 1 of the subject was slow and so was run 1 of the anchor (the machine was busy then):
+    // the ratios are 100, 100 and 120, whose median is 100, not 150k / 1.25k = 120.
+    const rows = [
+      row(subject, 'subject', 200_000, 0),
+      row(anchor, 'anchor', 2_000, 0),
+      row(subject, 'subject', 100_000, 1),
+      row(anchor, 'anchor', 1_000, 1),
+      row(subject, 'subject', 150_000, 2),
+      row(anchor, 'anchor', 1_250, 2),
+    ];
+    const out = explorerRows(rows);
+    expect(out.map((r) => r.subject)).toEqual([`${subject}, N = 4`, `${anchor}, N = 4`]);
+    const r = out[0]!;
+    expect(r.value).toMatchObject({ median: 150_000, min: 100_000, max: 200_000 });
+    expect(r.ratio).toMatchObject({ median: 100, min: 100, max: 120 });
+    expect(r.anchor?.value).toMatchObject({ median: 1_250, min: 1_000, max: 2_000 });
+    expect(r.goal?.met).toBe(true);
+    expect(r.notes[0]).toMatch(/3 run\(s\)/);
   });
 });

@@ -21,8 +21,9 @@ const TINY: BenchPlan = {
   memory: { sizes: [8], repeats: 1, heap: true, warmup: 2 },
   accept: { durationMs: 250, repeats: 1, concurrency: 2, warmupMs: 0 },
   throughput: { durationMs: 250, repeats: 1, connections: 1, chunkBytes: 16 * 1024 },
-  // bench/explorer.ts's options: N = 2 only, in this process, getAdjacencyMap within 1 s.
+  // bench/explorer.ts's options: N = 2 only, two runs, in this process, getAdjacencyMap within 1 s.
   explorer: {
+    repeats: 2,
     connections: [2],
     adjacencyConnections: [2],
     adjacencyBudgetMs: 1000,
