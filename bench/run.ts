@@ -302,9 +302,9 @@ const EXPLORER_TIMEOUT_MS = 30 * 60_000;
 
 /**
  * Turns benchExplorer's rows into BenchRows: one per measured thing (figure, config, N), its runs
- * summarised (median [min–max] of the distinct states/s), in the order first measured. A thing
- * whose config names xstate or SPIN is an anchor of the explorer's things with the same n and
- * figure (or a figure extending it); each ratio is taken run by run (runs of equal `run` index are
+ * summarised (median [min–max] of the distinct states/s), in the order first measured. An anchor
+ * (XState, SPIN) is the anchor of the subjects with the same n and figure (or a figure extending
+ * it); a context row is shown and never judged; each ratio is taken run by run (runs of equal `run` index are
  * pairs) and summarised. Goals, judged on the medians: ≥ 100k distinct/s, ≥ 100× getAdjacencyMap
  * with XState on every machine step (the run over memoised steps is shown in the notes, not
  * judged), ≥ 0.2× SPIN (one fifth), N = 3 exhausted in < 5 s, each where it applies. Pure.
@@ -313,7 +313,7 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
   const isGraph = (r: ExplorerRow): boolean =>
     /getAdjacencyMap|xstate\/graph/i.test(r.config) && !/memoised/i.test(r.config);
   const isSpin = (r: ExplorerRow): boolean => /\bspin\b/i.test(r.config);
-  const isAnchor = (r: ExplorerRow): boolean => isSpin(r) || /xstate/i.test(r.config);
+  const isAnchor = (r: ExplorerRow): boolean => r.role === 'anchor';
   const rank = (r: ExplorerRow): number => (isGraph(r) ? 0 : isSpin(r) ? 1 : 2);
   const groups = new Map<string, ExplorerRow[]>();
   for (const r of list) {
@@ -327,16 +327,17 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
     const r = runs[0]!;
     // The anchors of an explorer row: the anchor rows (XState, SPIN) with its N whose figure is
     // its own or extends it ("..., reference engine"); getAdjacencyMap first, then SPIN.
-    const anchors = isAnchor(r)
-      ? []
-      : things
-          .filter(
-            ([a]) =>
-              isAnchor(a!) &&
-              a!.n === r.n &&
-              (a!.figure === r.figure || a!.figure.startsWith(`${r.figure},`)),
-          )
-          .sort(([a], [b]) => rank(a!) - rank(b!));
+    const anchors =
+      r.role !== 'subject'
+        ? []
+        : things
+            .filter(
+              ([a]) =>
+                isAnchor(a!) &&
+                a!.n === r.n &&
+                (a!.figure === r.figure || a!.figure.startsWith(`${r.figure},`)),
+            )
+            .sort(([a], [b]) => rank(a!) - rank(b!));
     const rates = (of: readonly ExplorerRow[]): number[] => of.map((x) => x.distinctPerSec);
     const ratioTo = (of: readonly ExplorerRow[]): Summary | null =>
       summarize(pairRatios(rates(runs), rates(of)));
@@ -357,7 +358,7 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
     const value = summarize(rates(runs))!;
     const goalParts: string[] = [];
     let met: boolean | null = null;
-    if (!isAnchor(r)) {
+    if (r.role === 'subject') {
       goalParts.push('≥ 100k distinct/s');
       met = value.median >= 100_000;
       const graph = anchors.find(([a]) => isGraph(a!));

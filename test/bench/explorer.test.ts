@@ -9,6 +9,7 @@ import {
   configFigure,
   measureRow,
   type ExplorerRow,
+  WARM_FIGURE,
 } from '../../bench/explorer.ts';
 import { MachineRunner } from '../../machines/compose.ts';
 import { CONFIG_SPACE } from '../../properties/bounds.ts';
@@ -28,6 +29,13 @@ describe('benchExplorer rows', () => {
     wellFormed(one);
     expect(one).toMatchObject({ figure: configFigure('tcp-proxy'), role: 'subject', n: 2, complete: true });
     expect(one.distinct).toBe(explore({ config: TCP_PROXY, connections: 2 }).distinct);
+  });
+
+  it('measure the whole space again in a process that explored it once, as context', () => {
+    const warm = measureRow({ kind: 'warm', n: 2 });
+    wellFormed(warm);
+    expect(warm).toMatchObject({ figure: WARM_FIGURE, role: 'context', n: 2, complete: true });
+    expect(warm.distinct).toBe(measureRow({ kind: 'space', n: 2 }).distinct);
   });
 
   it.each([false, true])(

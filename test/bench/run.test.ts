@@ -82,4 +82,15 @@ describe('explorerRows', () => {
     expect(r.goal?.met).toBe(true);
     expect(r.notes[0]).toMatch(/3 run\(s\)/);
   });
+
+  it('shows a context row without a goal, and never as the anchor of a subject', () => {
+    const subject = row('compiled explorer, tcp-proxy', 'subject', 200_000);
+    const context = {
+      ...row('compiled explorer, tcp-proxy, second search in one process', 'context', 400_000),
+    };
+    const out = explorerRows([subject, context]);
+    expect(out[0]!.anchor).toBeNull();
+    expect(out[1]!.goal).toBeNull();
+    expect(out[1]!.value?.median).toBe(400_000);
+  });
 });
