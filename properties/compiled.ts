@@ -127,6 +127,7 @@ interface Global {
   counters: Counters; //          all of them (shared by every view of the global: never mutate)
   listenerValue: string; //       the listener's dotted state
   edges: (Edge | undefined)[][]; // memo: by (local id of the connection stepped + 1, event kind)
+  next: (number | undefined)[]; // memo: the global id a step leads to, by the step's `delta`
 }
 
 /**
@@ -185,6 +186,7 @@ export interface CompiledStep {
   dw: number[]; //                what the step adds to the write-only counters
   touches: boolean; //            whether the step touches a connection
   local: number; //               that connection's local id after the step (-1 for none)
+  delta: number; //               what the step does to a global part (`abs` and `dw`), interned
   records: TransitionRecord[][]; // the machine steps by connection id, as SystemModel.step returns them
   /**
    * Owned by the one InvariantMemo of the compiled model: per connection stepped, whether the
@@ -211,9 +213,12 @@ export class CompiledModel {
   private readonly absIds = new Map<string, number>();
   private readonly globals: Global[] = [];
   private readonly globalIds = new Map<string, number>();
+  private peeked: SystemState | null = null; // the last state `peek` returned, and its compact form
+  private readonly peekedAt: Int32Array;
   private readonly locals: Local[] = [];
   private readonly localIds = new Map<string, number>();
   private readonly steps: CompiledStep[] = [];
+  private readonly deltaIds = new Map<string, number>(); // CompiledStep.delta by `abs` and `dw`
   private readonly viewLocal = new Map<ConnView, number>(); // each connection view's local id
   private readonly kindOf: Int32Array; //   per event id: its index in perConn[c], or -1 for a global event
   private readonly connOf: Int32Array; //   per event id: its connection, or -1
@@ -233,6 +238,7 @@ export class CompiledModel {
     this.width = model.n + 1;
     this.writeOnly = writeOnlyCounters(model.config);
     this.keyed = COUNTERS.filter((k) => !this.writeOnly.includes(k));
+    this.peekedAt = new Int32Array(this.width);
     if (alphabet.perConn.length !== model.n) throw new Error('the alphabet is not for this many connections');
     if (alphabet.events.length * 2 > SLOTS) throw new Error('too many events for the compiled model');
     const count = alphabet.events.length;
@@ -327,9 +333,19 @@ export class CompiledModel {
     };
   }
 
-  /** The state at `buf[off…]` sharing the tables' objects: see decodeParts. */
+  /**
+   * The state at `buf[off…]` sharing the tables' objects: see decodeParts. The last one is kept
+   * and returned again for the same compact state: a state's enabled events and its steps are
+   * filled one after the other, and SystemModel.step and isEnabled never change the state they
+   * are given (decodeParts), so the state stays what it was decoded from.
+   */
   private peek(buf: Int32Array, off: number): SystemState {
-    return this.decodeParts(buf[off]!, localIds(buf, off, this.n), false);
+    const at = this.peekedAt;
+    let same = this.peeked !== null;
+    for (let c = 0; c <= this.n && same; c++) same = at[c] === buf[off + c];
+    if (same) return this.peeked!;
+    for (let c = 0; c <= this.n; c++) at[c] = buf[off + c]!;
+    return (this.peeked = this.decodeParts(buf[off]!, localIds(buf, off, this.n), false));
   }
 
   /** Returns the SystemState a view of this model stands for (a deep copy the caller owns). */
@@ -465,11 +481,18 @@ export class CompiledModel {
       step = this.fill(buf, off, id, conn);
       table.set(key, step);
     }
-    const dw = step.dw;
-    const next = this.internGlobal(
-      step.abs,
-      g.w.map((v, i) => v + dw[i]!),
-    );
+    // The global part after the step is (step.abs, g.w + step.dw): a function of g and the
+    // step's delta, which many steps share (all those that leave the global part as it was, say),
+    // so it is interned once per global part and delta rather than once per edge.
+    let next = g.next[step.delta];
+    if (next === undefined) {
+      const dw = step.dw;
+      next = this.internGlobal(
+        step.abs,
+        g.w.map((v, i) => v + dw[i]!),
+      );
+      g.next[step.delta] = next;
+    }
     const dlive = step.touches
       ? (this.locals[step.local]!.live ? 1 : 0) - (this.locals[local - 1]!.live ? 1 : 0)
       : 0;
@@ -502,25 +525,30 @@ export class CompiledModel {
     const r = this.model.step(this.peek(buf, off), this.alphabet.events[id]!);
     if (!r) throw new Error(`compiled model: event ${id} is not enabled where it was tried`);
     // Only the connection stepped is encoded; every other one must have stayed as it was.
-    const after = new Int32Array(this.width);
-    after[0] = this.internGlobalOf(r.state);
+    const gid = this.internGlobalOf(r.state);
+    let local = -1;
     for (let c = 0; c < this.n; c++)
-      if (c === conn) after[1 + c] = this.internLocal(r.state, c);
+      if (c === conn) local = this.internLocal(r.state, c);
       else if (!this.sameLocal(buf[off + 1 + c]!, r.state, c))
         throw new Error(`compiled model: event ${id} on connection ${conn} changed connection ${c}`);
     for (const rec of r.records)
       if (rec.conn !== null && rec.conn !== conn)
         throw new Error(`compiled model: event ${id} on connection ${conn} stepped connection ${rec.conn}`);
     const g = this.globals[buf[off]!]!;
-    const g2 = this.globals[after[0]!]!;
+    const g2 = this.globals[gid]!;
     const records: TransitionRecord[][] = [];
     records[conn < 0 ? 0 : conn] = r.records;
+    const dw = g2.w.map((v, i) => v - g.w[i]!);
+    const deltaKey = `${g2.abs}|${dw.join(',')}`;
+    let delta = this.deltaIds.get(deltaKey);
+    if (delta === undefined) this.deltaIds.set(deltaKey, (delta = this.deltaIds.size));
     const step: CompiledStep = {
       index: this.steps.length,
       abs: g2.abs,
-      dw: g2.w.map((v, i) => v - g.w[i]!),
+      dw,
       touches: conn >= 0,
-      local: conn < 0 ? -1 : after[1 + conn]!,
+      local,
+      delta,
       records,
       checked: new Int8Array(this.n),
     };
@@ -705,6 +733,7 @@ export class CompiledModel {
       counters: Object.freeze(counters),
       listenerValue: this.model.composition.runners.listener.value(a.listener),
       edges: [],
+      next: [],
     });
     this.globalIds.set(key, id);
     if (id > 0x7fffffff) throw new Error('compiled model: too many global parts');
@@ -911,6 +940,9 @@ export class InvariantMemo {
   private readonly stepBefore: TotalsView;
   private readonly stepAfter: TotalsView;
   private readonly stepGuard: StepGuard;
+  // The guard of the 'global' state invariants, reused the same way.
+  private readonly stateTotals: TotalsView;
+  private readonly stateGuard: StateGuard;
   private readonly anonymousEvents: SystemEvent[];
   private readonly anonymousRecords: (readonly TransitionRecord[])[] = []; // by compiled step index
   // The views the 'connStep' guards show, by local id × n + connection: after the step, and before.
@@ -945,6 +977,8 @@ export class InvariantMemo {
     this.stepBefore = new TotalsView(0, zeroCounters(), '');
     this.stepAfter = new TotalsView(0, zeroCounters(), '');
     this.stepGuard = new StepGuard(model.config, this.stepAfter, this.stepBefore, null, []);
+    this.stateTotals = new TotalsView(0, zeroCounters(), '');
+    this.stateGuard = new StateGuard(model.config, this.stateTotals);
     this.anonymousEvents = compiled.alphabet.events.map(anonymous);
     this.ctx = {
       model,
@@ -1035,9 +1069,11 @@ export class InvariantMemo {
       if (at >= this.stateOk.length) this.stateOk = grown(this.stateOk, at);
       let ok = this.stateOk[at]!;
       if (ok === 0) {
-        const view = new TotalsView(live, compiled.countersOf(gid), compiled.listenerOf(gid));
-        const guard = new StateGuard(compiled.model.config, view);
-        ok = this.allHold(this.globalState, guard, 'global') ? 1 : 2;
+        const view = this.stateTotals;
+        view.live = live;
+        view.counters = compiled.countersOf(gid);
+        view.listener = compiled.listenerOf(gid);
+        ok = this.allHold(this.globalState, this.stateGuard, 'global') ? 1 : 2;
         this.stateOk[at] = ok;
       }
       if (ok !== 1) return false;
@@ -1051,7 +1087,7 @@ export class InvariantMemo {
         if (ok === 0) {
           const view = new ConnsView([compiled.connViewOf(lid, c)], live);
           const guard = new StateGuard(compiled.model.config, view);
-          ok = this.allHold(this.connState, guard, 'conn') ? 1 : 2;
+          ok = this.allHold(this.connState, guard, 'conn', view) ? 1 : 2;
           this.connOk[at] = ok;
         }
         if (ok !== 1) return false;
@@ -1087,23 +1123,30 @@ export class InvariantMemo {
     const views = this.connStepViews;
     const then = (views[after * n + c] ??= new ConnsView([compiled.connViewOf(after, c)], null));
     const was = (this.connStepBefore[before * n + c] ??= new ConnsView(
-      connsAt(c, compiled.connViewOf(before, c)),
+      connsAt(c, n, compiled.connViewOf(before, c)),
       null,
     ));
     const shown = records.map((r) => (r.conn === c ? r : foreign(r)));
     const guard = new ConnStepGuard(compiled.model.config, then, was, shown);
-    return this.allHold(this.connStep, guard, 'connStep');
+    return this.allHold(this.connStep, guard, 'connStep', then, was);
   }
 
-  /** True iff every invariant of `list` holds on `guard`; throws if one reads beyond `scope`. */
-  private allHold(list: readonly Invariant[], guard: InvariantContext, scope: string): boolean {
+  /**
+   * True iff every invariant of `list` holds on `guard`; throws if one reads beyond `scope`.
+   * `next` and `prev` are the guard's ConnsViews (null where it has none), reset before each check.
+   */
+  private allHold(
+    list: readonly Invariant[],
+    guard: InvariantContext,
+    scope: string,
+    next: ConnsView | null = null,
+    prev: ConnsView | null = null,
+  ): boolean {
     let ok = true;
-    const views = [guard.next, ...(guard instanceof ConnStepGuard ? [guard.prev] : [])].filter(
-      (v): v is ConnsView => v instanceof ConnsView,
-    );
     for (const inv of list)
       try {
-        for (const v of views) v.reset();
+        next?.reset();
+        prev?.reset();
         if (inv.check(guard) !== null) ok = false;
       } catch (err) {
         if (!(err instanceof ScopeError)) throw err;
@@ -1116,37 +1159,87 @@ export class InvariantMemo {
   }
 }
 
-/** `x` as seen by a 'global' check: reading which connection it names throws. */
+/**
+ * What `anonymous` copies inherit: a `conn` that throws when read. A getter on a prototype they
+ * share, so that making a copy is an object and its fields, and reading them a plain load.
+ */
+const ANONYMOUS: object = Object.freeze(
+  Object.defineProperty({}, 'conn', {
+    get(): never {
+      throw new ScopeError('which connection the event or a machine step names');
+    },
+  }),
+);
+
+/**
+ * `x` as seen by a 'global' check: reading which connection it names throws. A frozen copy of
+ * `x`'s own fields but `conn`, over a prototype whose `conn` throws (ANONYMOUS), rather than a
+ * Proxy: the 'global' step checks read these on every edge class, and a read through a Proxy trap
+ * costs far more than a plain one. Like the Proxy, the copy guards `conn` at the top level and
+ * shares the values of the other fields; unlike it, it does not list `conn` among its keys, so a
+ * check that enumerates the fields learns nothing of the connection either.
+ */
 function anonymous<T extends object>(x: T): T {
-  return new Proxy(x, {
-    get(target, key, receiver): unknown {
-      if (key === 'conn') throw new ScopeError('which connection the event or a machine step names');
-      return Reflect.get(target, key, receiver) as unknown;
-    },
-  });
+  const out = Object.create(ANONYMOUS) as Record<string, unknown>;
+  for (const key of Object.keys(x)) if (key !== 'conn') out[key] = (x as Record<string, unknown>)[key];
+  return Object.freeze(out) as T;
 }
 
-/** A record naming another connection, as a 'connStep' check sees it: reading more than `conn` throws. */
+/** The fields of a machine step that a 'connStep' check may not read of another connection's. */
+const FOREIGN_FIELDS: Record<Exclude<keyof TransitionRecord, 'conn'>, true> = {
+  machine: true,
+  event: true,
+  from: true,
+  to: true,
+  transitions: true,
+  effects: true,
+};
+
+/** What `foreign` copies inherit: every field of a machine step but `conn`, as a getter that throws. */
+const FOREIGN: object = Object.freeze(
+  Object.defineProperties(
+    {},
+    Object.fromEntries(
+      Object.keys(FOREIGN_FIELDS).map((key) => [
+        key,
+        {
+          get(): never {
+            throw new ScopeError("a machine step of another connection (beyond its 'conn')");
+          },
+        },
+      ]),
+    ),
+  ),
+);
+
+/**
+ * A record naming another connection, as a 'connStep' check sees it: its `conn`, over a prototype
+ * on which reading any other field of a machine step throws (FOREIGN; a plain object and a shared
+ * prototype rather than a Proxy, for the cost of a read).
+ */
 function foreign(r: TransitionRecord): TransitionRecord {
-  return new Proxy(r, {
-    get(target, key, receiver): unknown {
-      if (key !== 'conn') throw new ScopeError("a machine step of another connection (beyond its 'conn')");
-      return Reflect.get(target, key, receiver) as unknown;
-    },
-  });
+  const out = Object.create(FOREIGN) as { conn: number | null };
+  out.conn = r.conn;
+  return Object.freeze(out) as TransitionRecord;
 }
 
-/** An array with `view` at index `c` and nothing else: reading another connection throws. */
-function connsAt(c: number, view: ConnView): ConnView[] {
-  const out: ConnView[] = [];
-  out[c] = view;
-  return new Proxy(out, {
-    get(target, key, receiver): unknown {
-      if (typeof key === 'string' && /^[0-9]+$/.test(key) && Number(key) !== c)
-        throw new ScopeError(`connection ${key}'s view`);
-      return Reflect.get(target, key, receiver) as unknown;
-    },
-  });
+/**
+ * An array of `n` connection views with `view` at index `c`, where reading another connection's
+ * throws: its other indexes are getters that throw (defined once per array, which the memo keeps
+ * per local id and connection; a Proxy would run its trap on every read).
+ */
+function connsAt(c: number, n: number, view: ConnView): ConnView[] {
+  const out = new Array<ConnView>(n);
+  for (let d = 0; d < n; d++)
+    if (d === c) out[d] = view;
+    else
+      Object.defineProperty(out, d, {
+        enumerable: true,
+        get(): never {
+          throw new ScopeError(`connection ${d}'s view`);
+        },
+      });
+  return Object.freeze(out) as ConnView[];
 }
 
 /** A copy of `a` long enough for index `at`, zero-filled. */
@@ -1192,9 +1285,8 @@ function globalKey(abs: number, w: readonly number[]): string {
   let small = abs >= 0 && abs < 0x10000;
   for (let i = 0; i < w.length && small; i++) small = w[i]! >= 0 && w[i]! < 0x10000;
   if (!small) return `${abs}|${w.join(',')}`;
-  let k = String.fromCharCode(abs);
-  for (let i = 0; i < w.length; i++) k += String.fromCharCode(w[i]!);
-  return k;
+  // One call, one flat string: appending a char at a time made a string per value.
+  return String.fromCharCode(abs, ...w);
 }
 
 /** True iff `a` and `b` are equal plain data (primitives, arrays and records of them, compared deeply). */

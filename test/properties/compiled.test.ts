@@ -321,6 +321,18 @@ describe('the invariant memo', () => {
     expect(() => run(steps)).toThrow(
       /tagged 'connStep' but its check read a machine step of another connection/,
     );
+    // A step check on the totals that asks which connection the event or a machine step names.
+    const named = (name: string, check: (ctx: InvariantContext) => string | null): Invariant => ({
+      ...invariantByName('connMaxBounds'),
+      name,
+      check: Object.assign(check, { reads: 'global' as const }),
+    });
+    const event = named('event-conn', (ctx) =>
+      (ctx.event as { conn?: number } | null)?.conn === 7 ? 'x' : null,
+    );
+    expect(() => run(event)).toThrow(/tagged 'global' but its check read which connection the event/);
+    const record = named('record-conn', (ctx) => (ctx.records.some((r) => r.conn === 7) ? 'x' : null));
+    expect(() => run(record)).toThrow(/tagged 'global' but its check read which connection the event/);
   });
 });
 
