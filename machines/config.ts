@@ -87,9 +87,9 @@ export function answers500(config: ModelConfig): boolean {
 /**
  * Returns the configuration a machine's context is built from: `input.config`, or DEFAULT_CONFIG
  * when the actor has no input. Every actor this project creates gets an input; the ones without
- * are the throwaway actors XState's pure transition helpers build (getMicrosteps creates one per
- * call and never reads its snapshot). Without this fallback their context factory would throw, and
- * the exception, with its stack trace, made each uncached machine step about 40% slower. Pure.
+ * are the throwaway actors XState's pure transition helpers build (getMicrosteps, the oracle of
+ * the composition's tests, creates one per call and never reads its snapshot): without this
+ * fallback their context factory would throw. Pure.
  */
 export function configOf(input: { config: ModelConfig } | undefined): ModelConfig {
   return input === undefined ? DEFAULT_CONFIG : input.config;
