@@ -108,6 +108,9 @@ function shapeError(obj: unknown): string | null {
   return null;
 }
 
+/** How many of the last lines a divergence shows. */
+const RECENT = 10;
+
 /** A timer may fire this much earlier than its deadline: hosts read their clocks at ms granularity. */
 const EARLY_TOLERANCE_MS = 2;
 
@@ -153,6 +156,31 @@ interface Branch {
 }
 
 /**
+ * A copy of `c`: the same as `{ ...c }`, several times cheaper (the recorder copies the model's
+ * counters after every counter effect). Counters objects have exactly the fields of the interface
+ * (zeroCounters builds them, everything else copies them), and TypeScript refuses this literal if
+ * one is missing, so nothing is dropped. Pure.
+ */
+function copyCounters(c: Counters): Counters {
+  return {
+    feconn: c.feconn,
+    connMax: c.connMax,
+    cumConn: c.cumConn,
+    cumSess: c.cumSess,
+    deniedConn: c.deniedConn,
+    feConnPerSec: c.feConnPerSec,
+    feSessPerSec: c.feSessPerSec,
+    nbconn: c.nbconn,
+    lCumConn: c.lCumConn,
+    lCumSess: c.lCumSess,
+    actconn: c.actconn,
+    jobs: c.jobs,
+    totalconn: c.totalconn,
+    connPerSec: c.connPerSec,
+  };
+}
+
+/**
  * Records the sequence of one step as the model's host sees it (a StepObserver of
  * SystemModel.step): each machine step, then its effects, with the counters after each. The model
  * steps a one-connection view where the line's connection is number 0: the records and origins are
@@ -161,12 +189,20 @@ interface Branch {
 class SequenceRecorder implements StepObserver {
   readonly items: Item[] = [];
   readonly counters: Counters[];
+  // The last origin renamed, and its renaming: the composition gives every effect of one machine
+  // step the same Origin object (machines/compose.ts), so the effects of a step share one copy.
+  private origin: Origin | null = null;
+  private renamed: Origin | null = null;
 
+  /**
+   * `initial` is the counters of the state stepped from: a CheckState's, never mutated (the model
+   * steps a clone), so it is shared rather than copied.
+   */
   constructor(
     initial: Counters,
     private readonly conn: number | null,
   ) {
-    this.counters = [{ ...initial }];
+    this.counters = [initial];
   }
 
   record(record: TransitionRecord): void {
@@ -175,12 +211,13 @@ class SequenceRecorder implements StepObserver {
   }
 
   execute(effect: Effect, origin: Origin, counters: Counters | null): void {
-    this.items.push({
-      kind: 'effect',
-      effect,
-      origin: origin.conn === 0 ? { ...origin, conn: this.conn } : origin,
-    });
-    this.counters.push(counters ? { ...counters } : this.counters[this.counters.length - 1]!);
+    if (origin.conn === 0 && origin !== this.origin) {
+      this.origin = origin;
+      this.renamed = { ...origin, conn: this.conn };
+    }
+    this.items.push({ kind: 'effect', effect, origin: origin.conn === 0 ? this.renamed! : origin });
+    // `counters` is the model's own, mutated by the effects that follow: a copy is kept.
+    this.counters.push(counters ? copyCounters(counters) : this.counters[this.counters.length - 1]!);
   }
 }
 
@@ -214,7 +251,11 @@ export class TraceMonitor {
   private lastT = 0;
   private sawLine = false;
   private stepLine: number | null = null;
-  private readonly recent: { line: number; obj: unknown }[] = [];
+  // The last RECENT lines (for reports), as a ring: slot i % RECENT holds the i-th line remembered.
+  // Two flat arrays rather than an object per line: remember() runs on every line.
+  private readonly recentLines: number[] = [];
+  private readonly recentObjs: unknown[] = [];
+  private remembered = 0;
   private readonly endedAt = new Map<number, number>(); // recently ended connections → line (for messages)
 
   constructor(
@@ -280,13 +321,13 @@ export class TraceMonitor {
         return this.onInput(l);
       case 'step':
         this.stats.steps++;
-        return this.onEvidence(l, (c) => findItem(c, l, this.complete, this.lenient));
+        return this.onEvidence(l);
       case 'effect':
         this.stats.effects++;
-        return this.onEvidence(l, (c) => findItem(c, l, this.complete, this.lenient));
+        return this.onEvidence(l);
       case 'counters':
         this.stats.counters++;
-        return this.onEvidence(l, (c) => findCounters(c, l, this.complete, this.lenient), true);
+        return this.onEvidence(l);
     }
   }
 
@@ -420,9 +461,11 @@ export class TraceMonitor {
       if (late) return late;
     }
     const one = this.oneConnection(s, rec);
-    if (!this.model.isEnabled(one, event)) return this.notEnabled(s, line, rec, event);
     const recorder = new SequenceRecorder(s.counters, conn);
-    const r = this.model.step(one, event, recorder)!;
+    // step() returns null exactly when the event is not enabled (SystemModel.isEnabled), before it
+    // tells the recorder anything.
+    const r = this.model.step(one, event, recorder);
+    if (r === null) return this.notEnabled(s, line, rec, event);
     const after1 = r.state;
     const slots = after1.world.conns.get(0)!;
     const mem = after1.memory[0]!;
@@ -444,9 +487,9 @@ export class TraceMonitor {
         conns.delete(id);
         ended = id;
       } else {
-        const armed = recorder.items.some(
-          (it) => it.kind === 'effect' && it.effect.type === 'armDeadline' && it.origin.conn === id,
-        );
+        let armed = false;
+        for (const it of recorder.items)
+          if (it.kind === 'effect' && it.effect.type === 'armDeadline' && it.origin.conn === id) armed = true;
         conns.set(id, {
           connection: slots.connection,
           session: slots.session,
@@ -483,9 +526,10 @@ export class TraceMonitor {
     return {
       world: {
         listener: s.listener,
-        conns: new Map([
-          [0, rec ? { connection: rec.connection, session: rec.session } : t.world.conns.get(0)!],
-        ]),
+        conns: new Map<number, { connection: number; session: number }>().set(
+          0,
+          rec ? { connection: rec.connection, session: rec.session } : t.world.conns.get(0)!,
+        ),
       },
       counters: s.counters,
       memory: [rec ? rec.mem : t.memory[0]!],
@@ -564,26 +608,35 @@ export class TraceMonitor {
 
   /** The invariants' view of a one-connection state, with the global count of live sessions. */
   private view(s: SystemState, live: number, withConn: boolean): StateView {
+    // viewOf returns a fresh object that nothing else holds: it is adjusted in place.
     const v = viewOf(this.model, s);
-    return { ...v, conns: withConn ? v.conns : [], live };
+    if (!withConn) v.conns = [];
+    v.live = live;
+    return v;
   }
 
   // --- evidence: steps, effects, counters ---------------------------------------------------
 
-  private onEvidence(
-    line: StepLine | EffectLine | CountersLine,
-    find: (c: Candidate) => number,
-    counters = false,
-  ): Divergence | null {
-    // A candidate belongs to the current step only, so its cursor moves in place.
-    const next: Candidate[] = [];
-    for (const c of this.candidates) {
-      const at = find(c);
+  private onEvidence(line: StepLine | EffectLine | CountersLine): Divergence | null {
+    // A candidate belongs to the current step only, so its cursor moves in place. A counters line
+    // matches a point between items (the cursor stays there: the next line may match the same
+    // counters); a step or effect line consumes the item it matches.
+    // The survivors are copied out only once a candidate fails: usually every one survives.
+    const candidates = this.candidates;
+    let next: Candidate[] | null = null;
+    const logged = line.kind === 'counters' ? Object.keys(line.counters) : null;
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[i]!;
+      const at =
+        line.kind === 'counters'
+          ? findCounters(c, line, logged!, this.complete, this.lenient)
+          : findItem(c, line, this.complete, this.lenient);
       if (at >= 0) {
-        c.cursor = counters ? at : at + 1;
-        next.push(c);
-      }
+        c.cursor = logged ? at : at + 1;
+        next?.push(c);
+      } else next ??= candidates.slice(0, i);
     }
+    next ??= candidates;
     if (next.length === 0) {
       const skipped = this.skippedBefore(line);
       const what = skipped
@@ -612,7 +665,10 @@ export class TraceMonitor {
     const c = this.candidates[0];
     if (!c || this.complete.size === 0) return null;
     const none = new Set<CompleteKind>();
-    const at = line.kind === 'counters' ? findCounters(c, line, none, true) : findItem(c, line, none, true);
+    const at =
+      line.kind === 'counters'
+        ? findCounters(c, line, Object.keys(line.counters), none, true)
+        : findItem(c, line, none, true);
     if (at < 0) return null;
     const missing = c.items.slice(c.cursor, at).find((item) => this.complete.has(item.kind));
     return missing ? describeItem(missing) : null;
@@ -682,17 +738,19 @@ export class TraceMonitor {
     focus: number | null,
     expected: string[],
   ): Divergence {
-    const last = this.recent[this.recent.length - 1];
+    const recent: { line: number; text: string }[] = [];
+    for (let i = Math.max(0, this.remembered - RECENT); i < this.remembered; i++)
+      recent.push({ line: this.recentLines[i % RECENT]!, text: textOf(this.recentObjs[i % RECENT]) });
     return {
       verdict,
       line: this.stats.lines,
-      text: last ? textOf(last.obj) : '',
+      text: this.remembered > 0 ? textOf(this.recentObjs[(this.remembered - 1) % RECENT]) : '',
       message,
       stepLine: this.stepLine,
       possible: states.slice(0, 5).map((s) => this.summarize(s, focus)),
       possibleCount: states.length,
       expected,
-      recent: this.recent.map((r) => ({ line: r.line, text: textOf(r.obj) })),
+      recent,
     };
   }
 
@@ -722,8 +780,10 @@ export class TraceMonitor {
   }
 
   private remember(line: number, obj: unknown): void {
-    this.recent.push({ line, obj });
-    if (this.recent.length > 10) this.recent.shift();
+    const slot = this.remembered % RECENT;
+    this.recentLines[slot] = line;
+    this.recentObjs[slot] = obj;
+    this.remembered++;
   }
 
   private markEnded(conn: number, line: number): void {
@@ -755,6 +815,14 @@ function domainOf(of: FieldType): JsonScalar[] {
   return [];
 }
 
+/** The params of each input (INPUTS), as entries: branchesOf reads them for every input line. */
+const PARAM_FIELDS = Object.fromEntries(
+  Object.entries(INPUTS).map(([name, spec]) => [
+    name,
+    Object.entries(spec.params as Record<string, { of: FieldType }>),
+  ]),
+) as Record<InputLine['name'], [string, { of: FieldType }][]>;
+
 /** Every way to fill what input `line` leaves unknown (absent params, absent StepInputs it uses). */
 function branchesOf(line: InputLine): Branch[] {
   const spec = INPUTS[line.name];
@@ -770,7 +838,7 @@ function branchesOf(line: InputLine): Branch[] {
       label: '',
     },
   ];
-  for (const [k, f] of Object.entries(spec.params as Record<string, { of: FieldType }>)) {
+  for (const [k, f] of PARAM_FIELDS[line.name]) {
     if (line.params?.[k] === undefined)
       out = widen(out, k, domainOf(f.of), (b, v) => ({ ...b, params: { ...b.params, [k]: v } }));
   }
@@ -893,17 +961,23 @@ function findItem(
   return -1;
 }
 
-/** The first position at or after the cursor whose counters match `line`; -1 if none. */
+/**
+ * The first position at or after the cursor whose counters match `line` on every counter it logs
+ * (`logged`: Object.keys(line.counters), computed once per line); -1 if none.
+ */
 function findCounters(
   c: Candidate,
   line: CountersLine,
+  logged: readonly string[],
   complete: ReadonlySet<CompleteKind>,
   lenient: boolean,
 ): number {
-  const logged = Object.entries(line.counters) as [keyof Counters, number][];
+  const values = line.counters as Record<string, number>;
   for (let p = c.cursor; p <= c.items.length; p++) {
-    const at = c.counters[p]!;
-    if (logged.every(([k, v]) => at[k] === v)) return p;
+    const at = c.counters[p]! as unknown as Record<string, number>;
+    let equal = true;
+    for (let i = 0; i < logged.length && equal; i++) equal = at[logged[i]!] === values[logged[i]!];
+    if (equal) return p;
     if (p < c.items.length && !lenient && complete.has(c.items[p]!.kind)) return -1;
   }
   return -1;

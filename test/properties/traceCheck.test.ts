@@ -337,6 +337,21 @@ describe('the checker', () => {
     expect(text).toMatch(/conn 20: connection handshake\.proxyHeader, session embryonic/);
     expect(text).toMatch(/the model would log next:\n {2}effect fdClose/);
   });
+
+  it('shows the lines seen so far, oldest first, whether the trace is shorter or longer than 10 lines', () => {
+    const texts = TRACE.map(formatTraceLine);
+    const early = checkTraceLines([...texts.slice(0, 3), 'not json'], CONFIG).divergence!;
+    expect(early.recent).toEqual([
+      ...texts.slice(0, 3).map((text, i) => ({ line: i + 1, text })),
+      { line: 4, text: 'not json' },
+    ]);
+    expect(early.text).toBe('not json');
+    const late = checkTraceLines([...texts.slice(0, 25), 'not json'], CONFIG).divergence!;
+    expect(late.recent).toEqual([
+      ...texts.slice(16, 25).map((text, i) => ({ line: i + 17, text })),
+      { line: 26, text: 'not json' },
+    ]);
+  });
 });
 
 describe('the live monitor', () => {
