@@ -111,6 +111,8 @@ export class TraceEncoder implements RawTraceTap {
   private readonly byIdentity = new Map<object, number>();
   private readonly byKey = new Map<string, number>();
   private readonly byState = new Map<string, number>(); // state values, keyed by themselves
+  private lastEvent: object | null = null; //              the event internEvent saw last, and its id
+  private lastEventId = -1;
 
   /** Numbers waiting. */
   get size(): number {
@@ -163,6 +165,7 @@ export class TraceEncoder implements RawTraceTap {
       this.byIdentity.clear();
       this.byKey.clear();
       this.byState.clear();
+      this.lastEvent = null;
       this.nextId = 0;
     }
     return batch;
@@ -208,16 +211,24 @@ export class TraceEncoder implements RawTraceTap {
     return this.internIn(this.byKey, key, value);
   }
 
-  /** Interns an event by its type and params (paramsKey): two keys are equal only for equal events. */
+  /**
+   * Interns an event by its type and params (paramsKey): two keys are equal only for equal events.
+   * The event last interned is remembered by identity: an input's event object comes back in the
+   * machine step it causes, and events are never changed once dispatched, so the same object has
+   * the same key. The copy filed is made only for a new key.
+   */
   private internEvent(event: { type: string } & Record<string, unknown>): number {
-    return this.internKey(`e${event.type}${paramsKey(event)}`, { ...event });
+    if (event === this.lastEvent) return this.lastEventId;
+    const key = `e${event.type}${paramsKey(event)}`;
+    const id = this.byKey.get(key) ?? this.internKey(key, { ...event });
+    this.lastEvent = event;
+    this.lastEventId = id;
+    return id;
   }
 
   private internInputs(inputs: Partial<StepInputs>): number {
-    return this.internKey(
-      `i${inputs.src}|${inputs.acceptFail}|${inputs.completeFail}|${Object.keys(inputs).length}`,
-      { ...inputs },
-    );
+    const key = `i${inputs.src}|${inputs.acceptFail}|${inputs.completeFail}|${Object.keys(inputs).length}`;
+    return this.byKey.get(key) ?? this.internKey(key, { ...inputs });
   }
 }
 
