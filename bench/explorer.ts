@@ -282,7 +282,10 @@ export function measureRow(spec: RowSpec): ExplorerRow {
       break;
     }
     case 'adjacency': {
-      const r = adjacencyMapRun(namedConfig(spec.config), spec.n, spec.budgetMs, rss, spec.memoise);
+      const r = adjacencyMapRun(namedConfig(spec.config), spec.n, spec.budgetMs, {
+        rss,
+        memoise: spec.memoise,
+      });
       figure = configFigure(spec.config);
       label = adjacencyLabel(spec.config, spec.memoise);
       role = 'anchor';
@@ -347,8 +350,9 @@ interface Reached {
 
 /**
  * Runs xstate/graph's getAdjacencyMap on the composed model of `named` with `n` connections (see
- * the header) for at most `budgetMs`, its machine steps memoised or each computed by XState
- * (`memoise`), checking every invariant as the explorer does: the state
+ * the header) for at most `budgetMs`, its machine steps memoised (`opts.memoise`, the default) or
+ * each computed by XState, sampling `opts.rss` as it goes, checking every invariant as the
+ * explorer does: the state
  * invariants on each new state, the step invariants on every edge (getAdjacencyMap hands each
  * serialised successor its event and predecessor). Returns the states it expanded (distinct), the
  * transitions it computed (generated), whether it finished, and how many edges broke an invariant.
@@ -357,9 +361,10 @@ export function adjacencyMapRun(
   named: NamedConfig,
   n: number,
   budgetMs: number,
-  rss: { sample(): void } = { sample: () => {} },
-  memoise = true,
+  opts: { memoise?: boolean; rss?: { sample(): void } } = {},
 ): { distinct: number; generated: number; complete: boolean; violations: number } {
+  const memoise = opts.memoise ?? true;
+  const rss = opts.rss ?? { sample: () => {} };
   const model = new SystemModel(named.config, n, null, memoise);
   const alphabet = alphabetOf(named.config, n);
   const deadline = performance.now() + budgetMs;

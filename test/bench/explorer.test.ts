@@ -59,8 +59,7 @@ describe('benchExplorer rows', () => {
           CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!,
           2,
           60_000,
-          undefined,
-          memoise,
+          { memoise },
         );
         return spy.mock.calls.length;
       } finally {
