@@ -278,7 +278,10 @@ export type Microstep = [AnyMachineSnapshot, { type: unknown; params?: unknown }
  * The scope here is inert like the one getMicrosteps builds: actions are recorded, never executed;
  * nothing is deferred, spawned or emitted (these machines spawn no child and have no delayed
  * transition). XState reports each microstep through the system's inspection hook after running
- * its actions, so the actions recorded since the previous report are that microstep's.
+ * its actions, so the actions recorded since the previous report are that microstep's. That hook
+ * (`system._sendInspectionEvent`, what XState's `inspect` option is built on) is internal to
+ * XState 5: should a later version rename it, no microstep would be recorded, and the test that
+ * compares this recorder with getMicrosteps on every step the model checker asks would fail.
  * Not reentrant: one run at a time (a machine step never starts another).
  */
 export class MicrostepRecorder {
