@@ -10,7 +10,7 @@
  */
 import { getShortestPaths } from 'xstate/graph';
 import { makeConfig, type ModelConfig } from '../machines/config.ts';
-import { MACHINES, MachineRunner, type MachineName } from '../machines/compose.ts';
+import { MACHINES, MachineRunner, type CachedStep, type MachineName } from '../machines/compose.ts';
 import { listStates, listTransitions } from '../machines/introspect.ts';
 
 /** The events each machine is explored with: every type it accepts, with params that reach every guard. */
@@ -95,16 +95,26 @@ export interface MachineCoverage {
 }
 
 /**
- * Generates the paths of `machine` under each of its exploration configurations, replays them,
- * and returns what they reached. Pure (deterministic); takes well under a second per machine.
+ * One shortest path of a machine, replayed with the machine's own transition function: the steps
+ * it took, and the step of each exploration event that takes a transition where it ends (its
+ * extensions, one path per (state, event) edge). `runner` interns the snapshots the ids name.
  */
-export function machineCoverage(machine: MachineName): MachineCoverage {
+export interface ReplayedPath {
+  runner: MachineRunner;
+  start: number; //              the initial snapshot id
+  steps: CachedStep[]; //        the path's own steps, in order
+  extensions: CachedStep[]; //   one per exploration event that takes a transition at the path's end, in event order
+}
+
+/**
+ * Generates xstate/graph's shortest path to every state of `machine` under each of its
+ * exploration configurations (states told apart by value and context, the configuration aside),
+ * and returns each replayed (ReplayedPath), configuration by configuration. Pure (deterministic);
+ * takes well under a second per machine.
+ */
+export function replayedPaths(machine: MachineName): ReplayedPath[] {
   const logic = MACHINES[machine];
-  const states = listStates(logic).map((s) => s.id);
-  const transitions = listTransitions(logic).map((t) => t.id);
-  const reached = new Set<string>();
-  const taken = new Set<string>();
-  let paths = 0;
+  const out: ReplayedPath[] = [];
   for (const config of EXPLORATION_CONFIGS[machine]) {
     const runner = new MachineRunner(machine, logic, config);
     const generated = getShortestPaths(
@@ -117,26 +127,49 @@ export function machineCoverage(machine: MachineName): MachineCoverage {
       } as never,
     );
     for (const path of generated) {
-      let id = runner.initial();
-      markState(reached, logic.id, runner.value(id));
+      const start = runner.initial();
+      let id = start;
+      const steps: CachedStep[] = [];
       for (const step of path.steps) {
         const event = step.event as { type: string };
         if (event.type === 'xstate.init') continue;
         const r = runner.step(id, event);
-        r.transitions.forEach((t) => taken.add(t));
+        steps.push(r);
         id = r.next;
-        markState(reached, logic.id, runner.value(id));
       }
-      for (const event of EXPLORATION_EVENTS[machine]) {
-        const r = runner.step(id, event);
-        if (r.transitions.length === 0) continue;
-        paths++;
-        r.transitions.forEach((t) => {
-          taken.add(t);
-          markState(reached, logic.id, t.split('|')[0]!.slice(logic.id.length + 1));
-        });
-        markState(reached, logic.id, runner.value(r.next));
-      }
+      const extensions = EXPLORATION_EVENTS[machine]
+        .map((event) => runner.step(id, event))
+        .filter((r) => r.transitions.length > 0);
+      out.push({ runner, start, steps, extensions });
+    }
+  }
+  return out;
+}
+
+/**
+ * Replays the paths of `machine` (replayedPaths) and returns what they reached. Pure
+ * (deterministic); takes well under a second per machine.
+ */
+export function machineCoverage(machine: MachineName): MachineCoverage {
+  const logic = MACHINES[machine];
+  const states = listStates(logic).map((s) => s.id);
+  const transitions = listTransitions(logic).map((t) => t.id);
+  const reached = new Set<string>();
+  const taken = new Set<string>();
+  let paths = 0;
+  for (const { runner, start, steps, extensions } of replayedPaths(machine)) {
+    markState(reached, logic.id, runner.value(start));
+    for (const r of steps) {
+      r.transitions.forEach((t) => taken.add(t));
+      markState(reached, logic.id, runner.value(r.next));
+    }
+    for (const r of extensions) {
+      paths++;
+      r.transitions.forEach((t) => {
+        taken.add(t);
+        markState(reached, logic.id, t.split('|')[0]!.slice(logic.id.length + 1));
+      });
+      markState(reached, logic.id, runner.value(r.next));
     }
   }
   return {

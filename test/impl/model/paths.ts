@@ -1,10 +1,10 @@
 /**
  * The machines' paths, translated into scripts for the real proxy (`embryonic cover`).
  *
- * The paths are generated as properties/machinePaths.ts generates them: xstate/graph's shortest
- * path to every state of each machine, under each exploration configuration, extended by every
- * event the machine accepts there. Each path is replayed with the machine's own transition
- * function; paths that take the same transitions are one path here (the configurations and the
+ * The paths are those of properties/machinePaths.ts (replayedPaths): xstate/graph's shortest path
+ * to every state of each machine, under each exploration configuration, extended by every event
+ * the machine accepts there, replayed with the machine's own transition function. Paths that take
+ * the same transitions are one path here (the configurations and the
  * event params that reach the same transitions run the same on the proxy).
  *
  * A path is translated transition by transition into client actions (connect from a source, send
@@ -18,10 +18,9 @@
  * the path), then on the real proxy, from its `--trace` output (the script must make the proxy's
  * machines take it).
  */
-import { getShortestPaths } from 'xstate/graph';
-import { MACHINES, MachineRunner, type MachineName } from '../../../machines/compose.ts';
+import { MACHINES, type MachineName } from '../../../machines/compose.ts';
 import { listTransitions } from '../../../machines/introspect.ts';
-import { EXPLORATION_CONFIGS, EXPLORATION_EVENTS } from '../../../properties/machinePaths.ts';
+import { replayedPaths } from '../../../properties/machinePaths.ts';
 import { CONFIGS, DEADLINE, type ConfigName, type ScenarioConfig } from './configs.ts';
 import type { Action, Script } from './script.ts';
 
@@ -62,37 +61,15 @@ export type Translation =
 export function machinePaths(): MachinePath[] {
   const out: MachinePath[] = [];
   for (const machine of ['listener', 'connection', 'session'] as const) {
-    const logic = MACHINES[machine];
     const seen = new Map<string, MachinePath>();
-    for (const config of EXPLORATION_CONFIGS[machine]) {
-      const runner = new MachineRunner(machine, logic, config);
-      const generated = getShortestPaths(
-        logic as never,
-        {
-          input: { config },
-          events: EXPLORATION_EVENTS[machine] as never,
-          serializeState: (s: { value: unknown; context: Record<string, unknown> }) =>
-            JSON.stringify([s.value, { ...s.context, config: undefined }]),
-        } as never,
-      ) as { steps: { event: { type: string } }[] }[];
-      for (const path of generated) {
-        let id = runner.initial();
-        const prefix: string[] = [];
-        for (const step of path.steps) {
-          if (step.event.type === 'xstate.init') continue;
-          const r = runner.step(id, step.event);
-          prefix.push(...r.transitions);
-          id = r.next;
-        }
-        for (const event of EXPLORATION_EVENTS[machine]) {
-          const r = runner.step(id, event);
-          if (r.transitions.length === 0) continue;
-          const transitions = [...prefix, ...r.transitions];
-          const key = transitions.join(' > ');
-          const known = seen.get(key);
-          if (known) known.generated++;
-          else seen.set(key, { machine, transitions, generated: 1 });
-        }
+    for (const { steps, extensions } of replayedPaths(machine)) {
+      const prefix = steps.flatMap((r) => r.transitions);
+      for (const r of extensions) {
+        const transitions = [...prefix, ...r.transitions];
+        const key = transitions.join(' > ');
+        const known = seen.get(key);
+        if (known) known.generated++;
+        else seen.set(key, { machine, transitions, generated: 1 });
       }
     }
     out.push(...[...seen.values()].sort((a, b) => a.transitions.join().localeCompare(b.transitions.join())));
