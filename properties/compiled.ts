@@ -1319,6 +1319,40 @@ function cloneMemory(m: ConnMemory): ConnMemory {
 
 /** 2^32, for splitting a packed key. */
 const TWO_32 = 4294967296;
+/**
+ * Walks every state reachable in `compiled` breadth first, through its tables alone (no invariant
+ * is checked), up to symmetry across connection ids when `symmetry`; the tables are filled on the
+ * way. Returns the distinct states reached and the successors computed: those the explorer counts
+ * on the same model. Requires a fresh or partly filled model; the caller keeps it, filled.
+ */
+export function walkCompiled(
+  compiled: CompiledModel,
+  symmetry = true,
+): { distinct: number; generated: number } {
+  const seen = new StateSet(compiled.width);
+  const canonical = new Int32Array(compiled.width);
+  const candidates = new Int32Array(compiled.alphabet.events.length);
+  let frontier = [compiled.initial()];
+  compiled.canonical(frontier[0]!, 0, symmetry, canonical);
+  seen.add(canonical);
+  let generated = 0;
+  while (frontier.length > 0) {
+    const next: Int32Array[] = [];
+    for (const s of frontier) {
+      const count = compiled.candidates(s, 0, symmetry, candidates);
+      for (let i = 0; i < count; i++) {
+        const succ = new Int32Array(compiled.width);
+        compiled.apply(s, 0, candidates[i]!, succ, 0);
+        generated++;
+        compiled.canonical(succ, 0, symmetry, canonical);
+        if (seen.add(canonical)) next.push(succ);
+      }
+    }
+    frontier = next;
+  }
+  return { distinct: seen.size, generated };
+}
+
 /** The bits a packed key may use: its value + 1 stays an exact double. */
 const PACKED_BITS = 52;
 

@@ -27,7 +27,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SystemModel } from '../../machines/system.ts';
 import { CONFIG_SPACE, DEFAULT_BOUNDS, type NamedConfig } from '../../properties/bounds.ts';
-import { CompiledModel, StateSet, type Alphabet, type CompiledTables } from '../../properties/compiled.ts';
+import {
+  CompiledModel,
+  walkCompiled,
+  type Alphabet,
+  type CompiledTables,
+} from '../../properties/compiled.ts';
 import { buildAlphabet, describeEvent } from '../../properties/explore.ts';
 
 /** The configuration the committed model renders, and the N its tables are filled with. */
@@ -46,25 +51,7 @@ export function compileReachable(
 ): { compiled: CompiledModel; alphabet: Alphabet } {
   const alphabet = buildAlphabet(named.config, n, DEFAULT_BOUNDS);
   const compiled = new CompiledModel(new SystemModel(named.config, n), alphabet);
-  const seen = new StateSet(compiled.width);
-  const canonical = new Int32Array(compiled.width);
-  const candidates = new Int32Array(alphabet.events.length);
-  let frontier = [compiled.initial()];
-  compiled.canonical(frontier[0]!, 0, true, canonical);
-  seen.add(canonical);
-  while (frontier.length > 0) {
-    const next: Int32Array[] = [];
-    for (const s of frontier) {
-      const count = compiled.candidates(s, 0, true, candidates);
-      for (let i = 0; i < count; i++) {
-        const succ = new Int32Array(compiled.width);
-        compiled.apply(s, 0, candidates[i]!, succ, 0);
-        compiled.canonical(succ, 0, true, canonical);
-        if (seen.add(canonical)) next.push(succ);
-      }
-    }
-    frontier = next;
-  }
+  walkCompiled(compiled);
   return { compiled, alphabet };
 }
 

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { MUTANTS } from '../../machines/mutants.ts';
 import { SystemModel, type SystemState } from '../../machines/system.ts';
 import { CONFIG_SPACE, FULL_CONNECTIONS, QUICK_CONNECTIONS } from '../../properties/bounds.ts';
-import { CompiledModel, StateSet, writeOnlyCounters } from '../../properties/compiled.ts';
+import { CompiledModel, StateSet, walkCompiled, writeOnlyCounters } from '../../properties/compiled.ts';
 import { buildAlphabet, describeEvent, explore, hunt, stateKey } from '../../properties/explore.ts';
 import {
   invariantByName,
@@ -129,30 +129,10 @@ describe('the compiled model', () => {
     const compiled = new CompiledModel(model, alphabet);
     const r = explore({ config: HTTP_PROXY, connections: 3, engine: 'xstate' });
     // Re-walk the reachable graph through the compiled model alone.
-    const seen = new StateSet(compiled.width);
-    const canonical = new Int32Array(compiled.width);
-    const candidates = new Int32Array(alphabet.events.length);
-    let frontier = [compiled.initial()];
-    compiled.canonical(frontier[0]!, 0, true, canonical);
-    seen.add(canonical);
-    let steps = 0;
-    while (frontier.length > 0) {
-      const next: Int32Array[] = [];
-      for (const s of frontier) {
-        const count = compiled.candidates(s, 0, true, candidates);
-        for (let i = 0; i < count; i++) {
-          const succ = new Int32Array(compiled.width);
-          compiled.apply(s, 0, candidates[i]!, succ, 0);
-          steps++;
-          compiled.canonical(succ, 0, true, canonical);
-          if (seen.add(canonical)) next.push(succ);
-        }
-      }
-      frontier = next;
-    }
-    expect(seen.size).toBe(r.distinct);
-    expect(steps).toBe(r.generated);
-    expect(compiled.size * 20).toBeLessThan(steps);
+    const walked = walkCompiled(compiled);
+    expect(walked.distinct).toBe(r.distinct);
+    expect(walked.generated).toBe(r.generated);
+    expect(compiled.size * 20).toBeLessThan(walked.generated);
   });
 });
 
