@@ -11,8 +11,9 @@
  *   the echo backend       the `embryonic echo 0` command (cli/echo.ts), the same way;
  *   the load generator     bench/load.ts, driven over its stdin/stdout, one JSON object a line.
  * Each is started through `sh -c 'ulimit -n HARD; exec ...'` (the soft fd limit raised to the hard
- * one, the pid unchanged by exec), recorded in LIVE, and stopped by its stop() in the caller's
- * finally; an exit handler SIGKILLs whatever is left if the driver itself dies.
+ * one, the pid unchanged by exec), recorded by trackChild (conformance/targets.ts), and stopped by
+ * its stop() in the caller's finally; an exit handler SIGKILLs whatever is left if the driver
+ * itself dies.
  *
  * Measures from outside: a process's RSS is VmRSS in /proc/<pid>/status, its CPU time utime+stime
  * in /proc/<pid>/stat. The JS heap of the bundled proxy is read without touching impl/: it is
@@ -25,13 +26,12 @@
  * computed pair by pair within one run (pairRatios), then summarized.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseShowInfo, statsQuery } from '../conformance/stats.ts';
-import { stopProcess } from '../conformance/targets.ts';
+import { makeTempDir, removeTempDir, stopProcess, trackChild } from '../conformance/targets.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -204,7 +204,7 @@ export function runCapture(
       resolve(null);
       return;
     }
-    track(child);
+    trackChild(child);
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', function captureOnStdout(s: string) {
@@ -260,37 +260,9 @@ export function cpuMs(pid: number): number | null {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-/** Every child not yet exited; SIGKILLed if the driver exits first. */
-const LIVE = new Set<ChildProcess>();
-/** Every temporary directory not yet removed. */
-const LIVE_DIRS = new Set<string>();
-process.once('exit', killStartedProcesses);
-
-/**
- * SIGKILLs every process the benchmarks started that is still running and removes their
- * temporary directories: the last resort when the driver is interrupted. Returns how many
- * processes it signalled.
- */
-export function killStartedProcesses(): number {
-  const n = LIVE.size;
-  for (const child of LIVE) child.kill('SIGKILL');
-  LIVE.clear();
-  for (const dir of LIVE_DIRS) rmSync(dir, { recursive: true, force: true });
-  LIVE_DIRS.clear();
-  return n;
-}
-
-/** How many started processes are still running (tests check it is 0 at the end). */
-export function liveProcessCount(): number {
-  return LIVE.size;
-}
-
-function track(child: ChildProcess): void {
-  LIVE.add(child);
-  child.once('exit', function childOnExit() {
-    LIVE.delete(child);
-  });
-}
+// Started processes and temporary directories are recorded by conformance/targets.ts
+// (trackChild, makeTempDir), whose killStartedProcesses is the last resort of both harnesses.
+export { killStartedProcesses, liveProcessCount } from '../conformance/targets.ts';
 
 /**
  * Spawns <file> <args> in the project root with the soft fd limit raised to the hard one (through
@@ -304,7 +276,7 @@ export function spawnRaised(file: string, args: string[], env?: NodeJS.ProcessEn
     stdio: ['pipe', 'pipe', 'pipe'],
     env: env ?? process.env,
   });
-  track(child);
+  trackChild(child);
   return child;
 }
 
@@ -472,8 +444,7 @@ export function benchConfig(o: {
  * proxy and must call stop().
  */
 export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> {
-  const dir = mkdtempSync(join(tmpdir(), `embryonic-bench-${spec.kind}-`));
-  LIVE_DIRS.add(dir);
+  const dir = makeTempDir(`bench-${spec.kind}`);
   const statsPath = join(dir, 'stats.sock');
   const cfgPath = join(dir, 'bench.cfg');
   const port = await findFreePort();
@@ -522,8 +493,7 @@ export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> 
   });
   const stop = once(async () => {
     await stopProcess(child);
-    rmSync(dir, { recursive: true, force: true });
-    LIVE_DIRS.delete(dir);
+    removeTempDir(dir);
   });
   const until = performance.now() + START_TIMEOUT_MS;
   let ready = false;

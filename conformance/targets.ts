@@ -200,16 +200,14 @@ async function startProcessTarget(
   perFrontend: boolean | FrontendName[],
   command: ProcessPlan,
 ): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), `embryonic-conform-${name}-`));
-  LIVE_DIRS.add(dir);
+  const dir = makeTempDir(`conform-${name}`);
   const lines: TargetLogLine[] = [];
   let backend: EchoBackend | null = null;
   const children: ChildProcess[] = [];
   const stop = once(async () => {
     await Promise.all(children.map((child) => stopProcess(child)));
     if (backend) await backend.stop();
-    rmSync(dir, { recursive: true, force: true });
-    LIVE_DIRS.delete(dir);
+    removeTempDir(dir);
   });
   const broken = async (reason: string): Promise<Target> => {
     const tail = lines.slice(-15).map((l) => `  ${l.line}`);
@@ -239,10 +237,7 @@ async function startProcessTarget(
       const [file, args] = command(cfgPath, fe);
       const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
-      LIVE.add(child);
-      child.on('exit', function childOnExit() {
-        LIVE.delete(child);
-      });
+      trackChild(child);
       collectLines(child, lines);
       const what = fe ? `${file} (${fe})` : file;
       child.once('error', function childOnError(err) {
@@ -302,23 +297,56 @@ function unavailableTarget(name: string, profile: Profile, unavailable: Unavaila
   };
 }
 
-/** Every process the suite started and that has not exited yet: killed if the suite itself exits. */
+/**
+ * Every process a harness of this project started (the conformance targets, the benchmarks'
+ * proxies and load generators) and that has not exited yet: killed if the harness itself exits.
+ */
 const LIVE = new Set<ChildProcess>();
-/** Every temporary directory of a started target not removed yet. */
+/** Every temporary directory of a started process not removed yet. */
 const LIVE_DIRS = new Set<string>();
 process.once('exit', killStartedProcesses);
 
+/** Records `child` as started: killStartedProcesses kills it unless it has exited by then. */
+export function trackChild(child: ChildProcess): void {
+  LIVE.add(child);
+  child.once('exit', function childOnExit() {
+    LIVE.delete(child);
+  });
+}
+
 /**
- * Kills (SIGKILL) every process the suite started that is still running, and removes their
- * temporary directories: the last resort when the suite itself is interrupted. Returns how many
+ * Creates a temporary directory named `embryonic-<what>-…` and records it: killStartedProcesses
+ * removes it unless removeTempDir did first. Returns its path; the caller removes it.
+ */
+export function makeTempDir(what: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `embryonic-${what}-`));
+  LIVE_DIRS.add(dir);
+  return dir;
+}
+
+/** Removes a directory of makeTempDir and all it holds. Never throws on a missing one. */
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  LIVE_DIRS.delete(dir);
+}
+
+/**
+ * Kills (SIGKILL) every started process still running (trackChild), and removes the temporary
+ * directories (makeTempDir): the last resort when a harness is interrupted. Returns how many
  * processes it signalled.
  */
 export function killStartedProcesses(): number {
   const n = LIVE.size;
   for (const child of LIVE) child.kill('SIGKILL');
+  LIVE.clear();
   for (const dir of LIVE_DIRS) rmSync(dir, { recursive: true, force: true });
   LIVE_DIRS.clear();
   return n;
+}
+
+/** How many started processes (trackChild) are still running: tests check it is 0 at the end. */
+export function liveProcessCount(): number {
+  return LIVE.size;
 }
 
 /**
