@@ -345,7 +345,7 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
     const ratio = anchor ? ratioTo(anchor) : null;
     const seconds = summarize(runs.map((x) => x.seconds))!;
     const notes = [
-      `${fmtNumber(r.distinct)} distinct, ${fmtNumber(r.generated)} generated (${fmtSummary(summarize(runs.map((x) => x.generatedPerSec)))}/s) in ${fmtSeconds(seconds)} s, ${runs.length} run(s)`,
+      `${fmtNumber(r.distinct)} distinct, ${fmtNumber(r.generated)} generated (${fmtSummary(summarize(runs.map((x) => x.generatedPerSec)))}/s) in ${fmtSummary(seconds)} s, ${runs.length} run(s)`,
       `peak RSS ${Math.max(...runs.map((x) => x.peakRssMiB)).toFixed(0)} MiB`,
     ];
     for (const other of anchors.slice(1))
@@ -388,12 +388,6 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
       notes,
     });
   });
-}
-
-/** Returns a Summary of seconds as "0.43 [0.41–0.47]". Pure. */
-function fmtSeconds(s: Summary): string {
-  const f = (v: number): string => v.toFixed(2);
-  return s.min === s.max ? f(s.median) : `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
 }
 
 // ---------------------------------------------------------------------------------------------
