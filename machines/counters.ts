@@ -26,6 +26,31 @@ export interface Counters {
   connPerSec: number; //   global.conn_per_sec over the current second; maxconnrate reads it
 }
 
+/**
+ * Returns a copy of `c`: the same as `{ ...c }`, several times cheaper (the trace checker copies
+ * the model's counters after every counter effect, and every model step copies them once).
+ * Counters objects have exactly the fields of the interface (zeroCounters builds them, everything
+ * else copies them), and TypeScript refuses this literal if one is missing. Pure.
+ */
+export function copyCounters(c: Counters): Counters {
+  return {
+    feconn: c.feconn,
+    connMax: c.connMax,
+    cumConn: c.cumConn,
+    cumSess: c.cumSess,
+    deniedConn: c.deniedConn,
+    feConnPerSec: c.feConnPerSec,
+    feSessPerSec: c.feSessPerSec,
+    nbconn: c.nbconn,
+    lCumConn: c.lCumConn,
+    lCumSess: c.lCumSess,
+    actconn: c.actconn,
+    jobs: c.jobs,
+    totalconn: c.totalconn,
+    connPerSec: c.connPerSec,
+  };
+}
+
 /** All counters at zero, as at start-up. */
 export function zeroCounters(): Counters {
   return {

@@ -12,6 +12,7 @@
 import { handshakeTimeout, type ModelConfig } from './config.ts';
 import {
   applyCounterEffect,
+  copyCounters,
   listenerGauges,
   newRatePeriod,
   zeroCounters,
@@ -287,7 +288,7 @@ export class SystemModel {
     for (const [k, v] of s.world.conns) conns.set(k, { ...v });
     return {
       world: { listener: s.world.listener, conns },
-      counters: { ...s.counters },
+      counters: copyCounters(s.counters),
       memory: s.memory.map(cloneMemory),
       queueTasks: { ...s.queueTasks },
     };

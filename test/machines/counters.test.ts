@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { makeConfig } from '../../machines/config.ts';
 import {
   applyCounterEffect,
+  copyCounters,
   listenerGauges,
   newRatePeriod,
   zeroCounters,
@@ -127,5 +128,17 @@ describe('listenerGauges', () => {
   it('reads the session rate from completed sessions (fe_sess_per_sec), not from accepted connections', () => {
     const c = { ...zeroCounters(), feConnPerSec: 9, feSessPerSec: 1 };
     expect(listenerGauges(c, makeConfig({ rateLimitSessions: 2 })).sessRateRemain).toBe(1);
+  });
+});
+
+describe('copyCounters', () => {
+  it('copies every counter, each with its own value, into an object that shares nothing with the original', () => {
+    const c = zeroCounters();
+    (Object.keys(c) as (keyof typeof c)[]).forEach((k, i) => (c[k] = i + 1));
+    const copy = copyCounters(c);
+    expect(copy).toEqual(c);
+    expect(Object.keys(copy).sort()).toEqual(Object.keys(c).sort());
+    copy.feconn += 100;
+    expect(c.feconn).not.toBe(copy.feconn);
   });
 });
