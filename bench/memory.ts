@@ -15,7 +15,11 @@
  *      closed none of them;
  *   5. the connections are closed, the proxy stopped.
  * RSS runs and heap runs are separate processes: a heap snapshot (how the JS heap is read from
- * outside, bench/targets.ts) makes the RSS jump by tens of MB. The heap runs also give the
+ * outside, bench/targets.ts) makes the RSS jump by tens of MB. The bundled proxy's RSS runs also
+ * read V8's heap without a GC (a diagnostic report before the baseline and after the second
+ * measure, so that the report's own allocations fall outside the growth): how much of the RSS
+ * growth is pages V8's heap committed, and how much of that its young generation, which an accept
+ * storm grows towards its maximum and which stays grown while the connections are held. The heap runs also give the
  * allocated memory: the JS heap plus V8's external memory (the bytes of every Buffer, the pool's
  * channel buffers included), which is what the seed stopped allocating at accept time; the RSS
  * shows those buffers only as far as their pages were touched. HAProxy has no JS heap: its row is
@@ -37,9 +41,11 @@ import {
   summarize,
   waitUntil,
   type BenchContext,
+  type BenchRow,
   type BenchResult,
   type ProxyKind,
   type ProxyProcess,
+  type V8Heap,
 } from './targets.ts';
 
 /** How to run row 1. */
@@ -58,6 +64,7 @@ export interface FloodMeasure {
   n: number; //               connections held
   perConn: number | null; //  growth per connection, bytes (RSS, or JS heap for a heap run)
   perConnAllocated: number | null; // heap runs: growth of the JS heap plus external memory (Buffers) per connection
+  perConnV8: V8Heap | null; // impl RSS runs: growth of V8's heap without a GC per connection (bytes each)
   acceptMs: number; //        from the first connect until CurrConns reached n
   closedByProxy: number; //   held connections the proxy closed before the measure (should be 0)
   failed: number; //          connections that could not be opened
@@ -119,6 +126,7 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
           maxconn: n + 50,
           timeoutClient: '10m',
           heapProbe: f.measure === 'heap',
+          reportProbe: f.measure === 'rss',
         })),
       );
       try {
@@ -135,6 +143,7 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
               n,
               perConn: null,
               perConnAllocated: null,
+              perConnV8: null,
               acceptMs: NaN,
               closedByProxy: 0,
               failed: n,
@@ -162,6 +171,25 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
       if (failed > 0) notes.push(`${failed} connection(s) of ${k} could not be opened or measured`);
       return notes;
     };
+    const v8Row = (mode: FloodMode): BenchRow | null => {
+      const list = (runs.get(key('rss', 'impl', mode)) ?? []).map((r) => r.perConnV8);
+      const committed = summarize(list.map((v) => v?.committed ?? NaN));
+      if (!committed) return null;
+      const young = summarize(list.map((v) => v?.youngCommitted ?? NaN));
+      const used = summarize(list.map((v) => v?.used ?? NaN));
+      return benchRow({
+        row: 1,
+        figure: 'V8 heap pages committed per connection (RSS runs, no GC)',
+        unit: 'B/conn',
+        subject: subject(mode),
+        value: committed,
+        notes: [
+          ...(young ? [`of which the young generation ${fmtBytes(young)}`] : []),
+          ...(used ? [`objects in the heap (live or not yet collected) ${fmtBytes(used)}`] : []),
+          "from diagnostic reports taken in the RSS runs, outside the measured span; the RSS growth less these pages is the memory outside V8's heap (sockets, malloc)",
+        ],
+      });
+    };
     const subject = (mode: FloodMode): string => `impl, ${mode}, ${label}${n !== wanted ? ` (${n})` : ''}`;
     const haveHaproxy = kinds.includes('haproxy');
 
@@ -180,6 +208,10 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
           notes: [...notesOf('rss', 'impl', mode), ...(haveHaproxy ? notesOf('rss', 'haproxy', mode) : [])],
         }),
       );
+    }
+    for (const mode of modes) {
+      const row = v8Row(mode);
+      if (row) result.rows.push(row);
     }
     const embryonicRss = pairRatios(per('rss', 'impl', 'embryonic'), per('rss', 'impl', 'full'));
     const haRatio = haveHaproxy
@@ -281,6 +313,10 @@ function fmtRange(s: { median: number; min: number; max: number }, unit: string)
   return `${s.median.toFixed(1)} ${unit} (${s.min.toFixed(1)}–${s.max.toFixed(1)})`;
 }
 
+function fmtBytes(s: { median: number; min: number; max: number }): string {
+  return `${Math.round(s.median)} B/conn (${Math.round(s.min)}–${Math.round(s.max)})`;
+}
+
 /** How long a flood of <n> may take to be opened and accepted (the bundled proxy takes ~2 ms each). */
 function floodTimeoutMs(n: number): number {
   return 30_000 + n * 10;
@@ -306,12 +342,15 @@ async function floodOnce(
       await release(ctx, proxy, warmup);
     }
     await sleep(pollMs(n));
+    // V8's heap without a GC, read outside the span the RSS growth covers (null but in impl RSS runs).
+    const v8Before = measure === 'rss' ? await proxy.v8Heap() : null;
     const before = await read(proxy, measure);
     const t0 = performance.now();
     const opened = await hold(ctx, proxy, mode, n);
     const acceptMs = performance.now() - t0;
     await settle(proxy, n);
     const after = await read(proxy, measure);
+    const v8After = v8Before ? await proxy.v8Heap() : null;
     const held = await ctx.loader.request<{ open: number; closedByProxy: number }>('held', {}, 10_000);
     await release(ctx, proxy, n);
     const growth = (f: (r: Reading) => number): number | null =>
@@ -320,6 +359,14 @@ async function floodOnce(
       n,
       perConn: growth((r) => r.value),
       perConnAllocated: measure === 'heap' ? growth((r) => r.value + r.external) : null,
+      perConnV8:
+        v8Before && v8After && opened > 0
+          ? {
+              committed: (v8After.committed - v8Before.committed) / opened,
+              youngCommitted: (v8After.youngCommitted - v8Before.youngCommitted) / opened,
+              used: (v8After.used - v8Before.used) / opened,
+            }
+          : null,
       acceptMs,
       closedByProxy: held.closedByProxy,
       failed: n - opened,

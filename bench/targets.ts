@@ -20,7 +20,9 @@
  * started with `--heapsnapshot-signal=SIGUSR2 --report-on-signal --report-signal=SIGXCPU` (and
  * both files go to its temporary directory); a heap
  * snapshot (which runs a full, compacting GC first) then a diagnostic report give the heap in use
- * after the GC (the report's javascriptHeap.usedMemory).
+ * after the GC (the report's javascriptHeap.usedMemory). Started with the report signal alone
+ * (reportProbe), it gives V8's heap as it is, without a GC: the memory its spaces have committed
+ * (the pages that count in the RSS), the young generation's apart, and the bytes of objects in it.
  *
  * Figures: each is the median of repeated runs with its min and max (summarize); each ratio is
  * computed pair by pair within one run (pairRatios), then summarized.
@@ -371,6 +373,7 @@ export interface ProxySpec {
   maxconn: number; //        global and frontend maxconn
   timeoutClient: string; //  `timeout client` (and server): '10m' keeps idle floods open
   heapProbe?: boolean; //    impl: start node with the heap snapshot and report signals
+  reportProbe?: boolean; //  impl: start node with the report signal only (v8Heap, no GC)
   monitor?: boolean; //      impl: pass --monitor (the live trace monitor)
 }
 
@@ -397,6 +400,12 @@ export interface ProxyProcess {
    * while; its RSS may grow) and a report.
    */
   jsHeap(): Promise<JsHeap | null>;
+  /**
+   * V8's heap as it is, without a GC (impl started with reportProbe or heapProbe), else null:
+   * takes a diagnostic report, which allocates a little, so a caller measuring growth takes it
+   * outside the span it measures.
+   */
+  v8Heap(): Promise<V8Heap | null>;
   /** Stops it and removes its directory; idempotent. */
   stop(): Promise<void>;
 }
@@ -465,16 +474,17 @@ export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> 
     args = ['-db', '-f', cfgPath];
   } else {
     file = process.execPath;
-    const probe = spec.heapProbe
-      ? [
-          '--heapsnapshot-signal=SIGUSR2',
-          '--report-on-signal',
-          '--report-signal=SIGXCPU',
-          `--diagnostic-dir=${dir}`,
-          `--report-directory=${dir}`,
-          '--report-exclude-network', // no reverse DNS lookup per socket (a report with 10k sockets would take minutes)
-        ]
-      : [];
+    const probe =
+      spec.heapProbe || spec.reportProbe
+        ? [
+            ...(spec.heapProbe ? ['--heapsnapshot-signal=SIGUSR2'] : []),
+            '--report-on-signal',
+            '--report-signal=SIGXCPU',
+            `--diagnostic-dir=${dir}`,
+            `--report-directory=${dir}`,
+            '--report-exclude-network', // no reverse DNS lookup per socket (a report with 10k sockets would take minutes)
+          ]
+        : [];
     args = [
       ...probe,
       ...commandArgs('cli/proxy.ts', 'proxyCommand', ['-f', cfgPath, ...(spec.monitor ? ['--monitor'] : [])]),
@@ -525,6 +535,10 @@ export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> 
     rss: () => rssBytes(pid),
     cpu: () => cpuMs(pid),
     jsHeap: () => (spec.kind === 'impl' && spec.heapProbe ? readJsHeap(pid, dir) : Promise.resolve(null)),
+    v8Heap: () =>
+      spec.kind === 'impl' && (spec.heapProbe || spec.reportProbe)
+        ? readV8Heap(pid, dir)
+        : Promise.resolve(null),
     stop,
   };
 }
@@ -538,6 +552,21 @@ export interface JsHeap {
   external: number; // javascriptHeap.externalMemory: bytes allocated outside the heap for them (Buffers)
 }
 
+/** V8's heap of a node process without a GC, from its diagnostic report (javascriptHeap), in bytes. */
+export interface V8Heap {
+  committed: number; //      totalCommittedMemory: the pages V8's spaces hold, resident or about to be
+  youngCommitted: number; // the young generation's (new_space and new_large_object_space)
+  used: number; //           usedMemory: bytes of objects, live or not yet collected
+}
+
+/** The javascriptHeap section of a diagnostic report, as far as the benchmarks read it. */
+interface ReportHeap {
+  usedMemory?: number;
+  externalMemory?: number;
+  totalCommittedMemory?: number;
+  heapSpaces?: Record<string, { committedMemory?: number }>;
+}
+
 /**
  * Reads the JS heap of the node process <pid> started with the heap probe flags, whose diagnostic
  * directory is <dir>: SIGUSR2 writes a heap snapshot (after a full GC); once its file exists (the
@@ -549,15 +578,45 @@ export interface JsHeap {
  * come within HEAP_TIMEOUT_MS.
  */
 async function readJsHeap(pid: number, dir: string): Promise<JsHeap | null> {
+  const heap = await askReport(pid, dir, true);
+  const used = heap?.usedMemory;
+  const external = heap?.externalMemory;
+  return typeof used === 'number' && typeof external === 'number' ? { used, external } : null;
+}
+
+/**
+ * Reads V8's heap of the node process <pid> started with the report flags (diagnostic directory
+ * <dir>) as it is, without a GC: SIGXCPU asks for a report. Resolves with its figures, or null when
+ * the process is gone, the report does not come within HEAP_TIMEOUT_MS, or lacks a figure.
+ */
+async function readV8Heap(pid: number, dir: string): Promise<V8Heap | null> {
+  const heap = await askReport(pid, dir, false);
+  const spaces = heap?.heapSpaces;
+  const young = [spaces?.new_space?.committedMemory, spaces?.new_large_object_space?.committedMemory];
+  const committed = heap?.totalCommittedMemory;
+  const used = heap?.usedMemory;
+  if (typeof committed !== 'number' || typeof used !== 'number' || typeof young[0] !== 'number') return null;
+  return { committed, used, youngCommitted: young[0] + (young[1] ?? 0) };
+}
+
+/**
+ * Asks the node process <pid> for a diagnostic report in <dir> (SIGXCPU), after a heap snapshot
+ * (SIGUSR2, which runs a full GC first) when <snapshot>, and resolves with the report's
+ * javascriptHeap section; null when the process is gone or a file does not come within
+ * HEAP_TIMEOUT_MS. Removes the files it caused.
+ */
+async function askReport(pid: number, dir: string, snapshot: boolean): Promise<ReportHeap | null> {
   const before = new Set(readdirSync(dir));
   const fresh = (suffix: string): string | undefined =>
     readdirSync(dir).find((f) => f.endsWith(suffix) && !before.has(f));
   const until = performance.now() + HEAP_TIMEOUT_MS;
   try {
-    process.kill(pid, 'SIGUSR2');
-    while (!fresh('.heapsnapshot')) {
-      if (performance.now() >= until) return null;
-      await sleep(10);
+    if (snapshot) {
+      process.kill(pid, 'SIGUSR2');
+      while (!fresh('.heapsnapshot')) {
+        if (performance.now() >= until) return null;
+        await sleep(10);
+      }
     }
     process.kill(pid, 'SIGXCPU');
     while (performance.now() < until) {
@@ -565,12 +624,8 @@ async function readJsHeap(pid: number, dir: string): Promise<JsHeap | null> {
       const report = fresh('.json');
       if (!report) continue;
       try {
-        const parsed = JSON.parse(readFileSync(join(dir, report), 'utf8')) as {
-          javascriptHeap?: { usedMemory?: number; externalMemory?: number };
-        };
-        const used = parsed.javascriptHeap?.usedMemory;
-        const external = parsed.javascriptHeap?.externalMemory;
-        return typeof used === 'number' && typeof external === 'number' ? { used, external } : null;
+        const parsed = JSON.parse(readFileSync(join(dir, report), 'utf8')) as { javascriptHeap?: ReportHeap };
+        return parsed.javascriptHeap ?? null;
       } catch {
         // still being written
       }

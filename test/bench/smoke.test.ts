@@ -95,6 +95,15 @@ describe('npm run bench at a tiny size', () => {
     expect(ratio.goal?.met).toBeTypeOf('boolean');
   });
 
+  it("splits the bundled proxy's RSS growth into V8 heap pages, the young generation's apart, and the rest", () => {
+    const rows = rowsOf(1, 'V8 heap pages committed per connection (RSS runs, no GC)');
+    expect(rows.map((r) => r.subject)).toEqual(['impl, embryonic, 8', 'impl, full, 8']);
+    for (const r of rows) {
+      finite(r.value);
+      expect(r.notes.join(' ')).toMatch(/young generation -?\d+ B\/conn .*objects in the heap/);
+    }
+  });
+
   it('measures the JS heap per connection of the bundled proxy from outside', () => {
     const rows = rowsOf(1, 'JS heap growth per connection');
     expect(rows.map((r) => r.subject)).toEqual(['impl, embryonic, 8', 'impl, full, 8']);
