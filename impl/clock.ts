@@ -4,8 +4,8 @@
  * instead of sleeping.
  *
  * Two clocks:
- *   realClock   Node's timers and performance.now(). The default, and the only clock a proxy
- *               started without `--test-clock` ever uses.
+ *   realClock   performance.now(), and a wait queue over Node's timers (see below). The default,
+ *               and the only clock a proxy started without `--test-clock` ever uses.
  *   TestClock   virtual time that moves only when told to: `advance(ms)` fires, synchronously and
  *               in order, every timer due within the next `ms` milliseconds. The proxy uses it
  *               when started with `embryonic proxy --test-clock` (never by default); the stats
@@ -18,6 +18,16 @@
  * While a callback runs, now() is its due time; after advance(ms), now() is the start plus `ms`.
  * Work a callback defers with setImmediate (the accept loop after a resume, impl/driver.ts) runs
  * after advance() returns, at the new now(), as it would after a poll loop.
+ *
+ * The real clock's wait queue. Every accepted connection has a deadline armed until its handshake
+ * ends, so a deadline is part of what an embryonic connection costs. HAProxy keeps a task's expiry
+ * in the scheduler's timers tree (task_queue) and wakes expired tasks from the poll loop
+ * (wake_expired_tasks), with no OS timer per task. The real clock does the same with one FIFO per
+ * duration (deadlines of one duration are armed in due order) and one Node timer per FIFO, armed
+ * for its head: a deadline is one small list node (Deadline), where a Node Timeout with its
+ * wrapper and arguments took about twice the heap. Cancelling unlinks the node; the FIFO's Node
+ * timer is left as it is (when it fires early for a head already gone, it is armed again for the
+ * new head) unless the FIFO is empty, then it is cleared, so that an idle proxy holds no timer.
  */
 
 /** One armed timer. */
@@ -30,8 +40,8 @@ export interface Timer {
 export interface Clock {
   /** Milliseconds on this clock's time line (performance.now() for the real clock). */
   now(): number;
-  /** Calls fn(...args) once, `ms` from now. The caller owns the returned timer. */
-  after<A extends unknown[]>(ms: number, fn: (...args: A) => void, ...args: A): Timer;
+  /** Calls fn(a, b) once, `ms` from now. The caller owns the returned timer. */
+  after<A = undefined, B = undefined>(ms: number, fn: (a: A, b: B) => void, a?: A, b?: B): Timer;
   /**
    * Calls fn(...args) every `ms`, the first time `ms` from now. A periodic timer never keeps the
    * process alive on its own (the real one is unref'd).
@@ -48,11 +58,111 @@ class RealTimer implements Timer {
   }
 }
 
-/** The real clock: Node's timers and performance.now(). */
+/** One armed deadline of the real clock: a node of its duration's FIFO (DeadlineFifo). */
+class Deadline implements Timer {
+  prev: Deadline | null = null;
+  next: Deadline | null = null;
+  armed = true;
+
+  constructor(
+    private readonly fifo: DeadlineFifo,
+    readonly due: number, //                 on performance.now()'s time line
+    readonly fn: (a: unknown, b: unknown) => void,
+    readonly a: unknown,
+    readonly b: unknown,
+  ) {}
+
+  cancel(): void {
+    if (this.armed) this.fifo.remove(this);
+  }
+}
+
+/**
+ * The armed deadlines of one duration, oldest first (so in due order), and the Node timer that
+ * wakes them: armed for the head when the FIFO stops being empty, and again after each wake while
+ * deadlines remain. Owns its Node timer; removes itself from `fifos` once empty.
+ */
+class DeadlineFifo {
+  private head: Deadline | null = null;
+  private tail: Deadline | null = null;
+  private handle: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ms: number,
+    private readonly fifos: Map<number, DeadlineFifo>,
+  ) {}
+
+  /** Arms `fn(a, b)` for `ms` from now and returns its deadline (the caller owns it). */
+  push(fn: (a: unknown, b: unknown) => void, a: unknown, b: unknown): Deadline {
+    const d = new Deadline(this, performance.now() + this.ms, fn, a, b);
+    if (this.tail === null) {
+      this.head = d;
+      this.tail = d;
+    } else {
+      d.prev = this.tail;
+      this.tail.next = d;
+      this.tail = d;
+    }
+    if (this.handle === null) this.wakeAt(d.due);
+    return d;
+  }
+
+  /** Unlinks the armed deadline `d`; clears the Node timer if no deadline is left. */
+  remove(d: Deadline): void {
+    d.armed = false;
+    if (d.prev) d.prev.next = d.next;
+    else this.head = d.next;
+    if (d.next) d.next.prev = d.prev;
+    else this.tail = d.prev;
+    d.prev = null;
+    d.next = null;
+    if (this.head === null) this.drop();
+  }
+
+  /** The Node timer fired: runs every deadline due, in order, then arms for the next one. */
+  wake(): void {
+    this.handle = null;
+    const now = performance.now();
+    for (let d = this.head; d !== null && d.due <= now; d = this.head) {
+      this.remove(d);
+      d.fn(d.a, d.b);
+    }
+    if (this.head !== null && this.handle === null) this.wakeAt(this.head.due);
+    else if (this.head === null) this.drop();
+  }
+
+  private wakeAt(due: number): void {
+    // Node's timers run on the loop's millisecond clock: a wake may come a fraction of a
+    // millisecond before `due` on performance.now(), and then arms again.
+    this.handle = setTimeout(deadlineFifoOnWake, Math.max(1, Math.ceil(due - performance.now())), this);
+  }
+
+  private drop(): void {
+    if (this.handle !== null) clearTimeout(this.handle);
+    this.handle = null;
+    if (this.fifos.get(this.ms) === this) this.fifos.delete(this.ms);
+  }
+}
+
+/** The Node timer of a DeadlineFifo fired. */
+function deadlineFifoOnWake(fifo: DeadlineFifo): void {
+  fifo.wake();
+}
+
+/** The real clock's FIFOs, by duration in ms. */
+const fifos = new Map<number, DeadlineFifo>();
+
+/** The real clock: performance.now(), its wait queue for `after`, Node's setInterval for `every`. */
 export const realClock: Clock = {
   now: () => performance.now(),
-  after(ms, fn, ...args) {
-    return new RealTimer(setTimeout(fn, ms, ...args));
+  after<A = undefined, B = undefined>(ms: number, fn: (a: A, b: B) => void, a?: A, b?: B): Timer {
+    const d = Math.max(0, ms);
+    let fifo = fifos.get(d);
+    if (!fifo) {
+      fifo = new DeadlineFifo(d, fifos);
+      fifos.set(d, fifo);
+    }
+    return fifo.push(fn as (a: unknown, b: unknown) => void, a, b);
   },
   every(ms, fn, ...args) {
     const handle = setInterval(fn, ms, ...args);
@@ -93,8 +203,8 @@ export class TestClock implements Clock {
     return this.time;
   }
 
-  after<A extends unknown[]>(ms: number, fn: (...args: A) => void, ...args: A): Timer {
-    return this.arm(ms, null, () => fn(...args));
+  after<A = undefined, B = undefined>(ms: number, fn: (a: A, b: B) => void, a?: A, b?: B): Timer {
+    return this.arm(ms, null, () => fn(a as A, b as B));
   }
 
   every<A extends unknown[]>(ms: number, fn: (...args: A) => void, ...args: A): Timer {

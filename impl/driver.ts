@@ -103,7 +103,9 @@ export interface Conn {
   closed: boolean; //               fdClose ran
   session: PoolItem | null;
   task: PoolItem | null;
-  bufs: Record<BufKind, PoolItem | null>;
+  req: PoolItem | null; //          the session's channel buffers and transaction (BufKind), from
+  rep: PoolItem | null; //          session_complete on; fields of the record rather than an object
+  txn: PoolItem | null; //          of their own, which every embryonic connection would carry
   stream: Stream | null;
 }
 
@@ -344,7 +346,7 @@ export class Frontend implements Host, StatsSource {
         else
           this.violations.push(`connection ${conn.id}: session freed but not allocated (${String(p.site)})`);
         conn.session = null;
-        unplantBuffers(conn.bufs, (item) => this.pool.free(item)); // planted fault only (impl/faults.ts)
+        unplantBuffers(conn, (item) => this.pool.free(item)); // planted fault only (impl/faults.ts)
         return;
       }
       case 'taskNew': {
@@ -366,7 +368,7 @@ export class Frontend implements Host, StatsSource {
         const ms = p.ms as number | null;
         this.cancelDeadline(conn);
         if (ms !== null) conn.timer = this.clock.after(ms, timerOnExpire, this, conn.id);
-        plantBuffersAtAccept(conn.bufs, (b) => this.pool.alloc(b)); // planted fault only (impl/faults.ts)
+        plantBuffersAtAccept(conn, (b) => this.pool.alloc(b)); // planted fault only (impl/faults.ts)
         return;
       }
       case 'taskSetHandler':
@@ -390,18 +392,18 @@ export class Frontend implements Host, StatsSource {
       case 'bufAlloc': {
         const conn = this.need(origin);
         const buf = p.buf as BufKind;
-        if (conn.bufs[buf] && allocatesBuffersAtAccept()) return; // planted fault: allocated at accept
-        if (conn.bufs[buf]) this.violations.push(`connection ${conn.id}: ${buf} allocated twice`);
-        conn.bufs[buf] = this.pool.alloc(buf);
+        if (conn[buf] && allocatesBuffersAtAccept()) return; // planted fault: allocated at accept
+        if (conn[buf]) this.violations.push(`connection ${conn.id}: ${buf} allocated twice`);
+        conn[buf] = this.pool.alloc(buf);
         return;
       }
       case 'bufFree': {
         const conn = this.need(origin);
         const buf = p.buf as BufKind;
-        const item = conn.bufs[buf];
+        const item = conn[buf];
         if (item) this.pool.free(item);
         else this.violations.push(`connection ${conn.id}: ${buf} freed but not allocated`);
-        conn.bufs[buf] = null;
+        conn[buf] = null;
         return;
       }
       case 'allocBuffers':
@@ -596,7 +598,9 @@ export class Frontend implements Host, StatsSource {
       closed: false,
       session: null,
       task: null,
-      bufs: { req: null, rep: null, txn: null },
+      req: null,
+      rep: null,
+      txn: null,
       stream: null,
     };
     socket.on('error', socketOnError);
@@ -656,7 +660,7 @@ export class Frontend implements Host, StatsSource {
     const held = [
       conn.session && 'session',
       conn.task && 'task',
-      ...(['req', 'rep', 'txn'] as const).filter((b) => conn.bufs[b]),
+      ...(['req', 'rep', 'txn'] as const).filter((b) => conn[b]),
     ].filter(Boolean);
     if (held.length > 0) this.violations.push(`connection ${conn.id} ended holding ${held.join(', ')}`);
     if (conn.timer) this.violations.push(`connection ${conn.id} ended with its deadline armed`);

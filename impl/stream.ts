@@ -106,8 +106,8 @@ export function streamStart(conn: Conn): void {
   b.on('error', backendOnError);
   const ms = be.cfg.timeouts.connect;
   if (ms !== null) st.connectTimer = setTimeout(streamOnConnectTimeout, ms, st);
-  const req = conn.bufs.req;
-  const rep = conn.bufs.rep;
+  const req = conn.req;
+  const rep = conn.rep;
   if (!req || !rep) {
     fe.violations.push(`connection ${conn.id}: the stream started without its req and rep buffers`);
     streamAbort(conn, 'SC');

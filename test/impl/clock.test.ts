@@ -73,6 +73,72 @@ describe('realClock', () => {
     expect(fired).toHaveLength(1);
     expect(fired[0]).toBeGreaterThanOrEqual(19);
   });
+
+  it('passes its two arguments to the callback', async () => {
+    const got: unknown[] = [];
+    realClock.after(5, (a: string, b: number) => got.push(a, b), 'conn', 7);
+    await sleep(30);
+    expect(got).toEqual(['conn', 7]);
+  });
+
+  it('fires the deadlines of one duration in the order they were armed, none before its time', async () => {
+    const start = realClock.now();
+    const fired: [string, number][] = [];
+    const mark = (name: string): void => void fired.push([name, realClock.now() - start]);
+    realClock.after(30, mark, 'first');
+    await sleep(10);
+    realClock.after(30, mark, 'second');
+    await sleep(10);
+    realClock.after(30, mark, 'third');
+    await sleep(60);
+    expect(fired.map(([n]) => n)).toEqual(['first', 'second', 'third']);
+    expect(fired[1]![1]).toBeGreaterThanOrEqual(39);
+    expect(fired[2]![1]).toBeGreaterThanOrEqual(49);
+  });
+
+  it('still fires the next deadline on time when the head of its queue is cancelled', async () => {
+    const start = realClock.now();
+    const fired: number[] = [];
+    const head = realClock.after(20, () => fired.push(-1));
+    await sleep(5);
+    realClock.after(20, () => fired.push(realClock.now() - start));
+    head.cancel();
+    head.cancel(); // idempotent
+    await sleep(50);
+    expect(fired).toHaveLength(1);
+    expect(fired[0]).toBeGreaterThanOrEqual(24);
+  });
+
+  it('orders deadlines of different durations by due time', async () => {
+    const fired: string[] = [];
+    realClock.after(40, () => fired.push('long'));
+    realClock.after(10, () => fired.push('short'));
+    realClock.after(25, () => fired.push('middle'));
+    await sleep(70);
+    expect(fired).toEqual(['short', 'middle', 'long']);
+  });
+
+  it('lets a callback arm a deadline of the same duration', async () => {
+    const fired: string[] = [];
+    realClock.after(10, () => {
+      fired.push('outer');
+      realClock.after(10, () => fired.push('inner'));
+    });
+    await sleep(50);
+    expect(fired).toEqual(['outer', 'inner']);
+  });
+
+  it('holds no Node timer once every deadline has fired or been cancelled', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const idle = timers();
+    const armed = Array.from({ length: 100 }, (_, i) => realClock.after(1000 + (i % 3), () => undefined));
+    expect(timers()).toBe(idle + 3); // one per duration, not one per deadline
+    for (const t of armed) t.cancel();
+    expect(timers()).toBe(idle);
+    realClock.after(5, () => undefined);
+    await sleep(30);
+    expect(timers()).toBe(idle);
+  });
 });
 
 const D = 150; // timeout client, the handshake deadline, in ms
