@@ -75,6 +75,10 @@ export function streamStart(conn: Conn): void {
   be.next++;
   conn.phase = 'stream';
   fe.markComplete(conn);
+  // TCP_NODELAY on both sockets, as HAProxy sets it: on the client's in frontend_accept (run by
+  // session_complete), on the server's in tcp_connect_server. Without it, Nagle holds each channel
+  // buffer's write (16 KiB, under the loopback MSS) while the previous one is unacknowledged.
+  conn.socket.setNoDelay(true);
   const st: Stream = {
     conn,
     server,
@@ -99,7 +103,7 @@ export function streamStart(conn: Conn): void {
     t.connects++;
     t.lastSess = Date.now();
   }
-  const b = net.connect({ host: server.host, port: server.port, allowHalfOpen: true });
+  const b = net.connect({ host: server.host, port: server.port, allowHalfOpen: true, noDelay: true });
   st.backend = b;
   owners.set(b, st);
   b.on('connect', backendOnConnect);
