@@ -90,7 +90,7 @@ export interface BenchReport {
   skipped: SkippedRow[];
 }
 
-/** The full run: the figures BENCHMARKS.md records (about 10 minutes). Pure. */
+/** The full run: the figures BENCHMARKS.md records (about 12 minutes). Pure. */
 export function fullPlan(): BenchPlan {
   return {
     rows: [1, 2, 3, 4, 5],
