@@ -123,12 +123,16 @@ class DeadlineFifo {
   wake(): void {
     this.handle = null;
     const now = performance.now();
-    for (let d = this.head; d !== null && d.due <= now; d = this.head) {
-      this.remove(d);
-      d.fn(d.a, d.b);
+    try {
+      for (let d = this.head; d !== null && d.due <= now; d = this.head) {
+        this.remove(d);
+        d.fn(d.a, d.b);
+      }
+    } finally {
+      // Also when a callback throws: the deadlines after it stay armed.
+      if (this.head !== null && this.handle === null) this.wakeAt(this.head.due);
+      else if (this.head === null) this.drop();
     }
-    if (this.head !== null && this.handle === null) this.wakeAt(this.head.due);
-    else if (this.head === null) this.drop();
   }
 
   private wakeAt(due: number): void {

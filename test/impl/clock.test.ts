@@ -128,6 +128,29 @@ describe('realClock', () => {
     expect(fired).toEqual(['outer', 'inner']);
   });
 
+  it('keeps the later deadlines of a queue armed when a callback throws', async () => {
+    const fired: string[] = [];
+    const errors: unknown[] = [];
+    const listeners = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', function clockTestOnThrow(err) {
+      errors.push(err);
+    });
+    try {
+      realClock.after(10, () => {
+        throw new Error('callback failed');
+      });
+      await sleep(3);
+      realClock.after(10, () => fired.push('after the throw'));
+      await sleep(50);
+    } finally {
+      process.removeAllListeners('uncaughtException');
+      for (const l of listeners) process.on('uncaughtException', l);
+    }
+    expect(errors.map((e) => (e as Error).message)).toEqual(['callback failed']);
+    expect(fired).toEqual(['after the throw']);
+  });
+
   it('holds no Node timer once every deadline has fired or been cancelled', async () => {
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const idle = timers();
