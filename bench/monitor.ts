@@ -1,8 +1,9 @@
 /**
  * Row 4: the overhead of the live trace monitor (`embryonic proxy --monitor`) on the accept rate.
- * The same accept runs as row 2 (bench/accept.ts), on two bundled proxies at once, one started
- * with --monitor and one without (the rate proxies, bench/targets.ts), in alternating order; each ratio is the rate with the monitor
- * over the rate without it in the same pair; the overhead is 1 − ratio. Goal: ≤ 15%.
+ * The same accept runs as row 2 (bench/accept.ts), on two bundled proxies started together, one
+ * with --monitor and one without, neither of which served rows 2 and 3 (RateProxies.monitored
+ * and .unmonitored, bench/targets.ts), in alternating order; each ratio is the rate with the
+ * monitor over the rate without it in the same pair; the overhead is 1 − ratio. Goal: ≤ 15%.
  *
  * The option is detected in `embryonic proxy --help`; while the proxy has no --monitor, the row
  * is skipped with that reason.
@@ -20,8 +21,8 @@ export function hasMonitorFlag(help: string | null): boolean {
 /**
  * Runs row 4 with <opts> (the accept options of row 2). Resolves with its row (the rate with the
  * monitor, the rate without as the anchor, their ratio, the goal ratio ≥ 0.85; the same per
- * CPU-second), or the row skipped with the reason. Runs on the rate proxies of <ctx> (the bundled
- * proxy, and the one with --monitor); starts no process of its own.
+ * CPU-second), or the row skipped with the reason. Runs on row 4's rate proxies of <ctx> (the
+ * bundled proxy with --monitor and the one without beside it); starts no process of its own.
  */
 export async function benchMonitor(ctx: BenchContext, opts: AcceptOptions): Promise<BenchResult> {
   const figure = 'live trace monitor overhead on the accept rate';
@@ -31,7 +32,7 @@ export async function benchMonitor(ctx: BenchContext, opts: AcceptOptions): Prom
       rows: [],
       skipped: [{ row: 4, figure, reason: '`embryonic proxy --help` offers no --monitor option yet' }],
     };
-  const { impl: plain, monitored, failures } = await ctx.rateProxies();
+  const { unmonitored: plain, monitored, failures } = await ctx.rateProxies();
   {
     if (!plain || !monitored)
       return {

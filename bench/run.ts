@@ -214,7 +214,9 @@ export async function runBench(
   } finally {
     if (rate) {
       const r: RateProxies = await rate;
-      await stopAll([r.impl, r.haproxy, r.monitored].filter((p): p is ProxyProcess => p !== null));
+      await stopAll(
+        [r.impl, r.haproxy, r.monitored, r.unmonitored].filter((p): p is ProxyProcess => p !== null),
+      );
     }
     if (loader && !(loader instanceof Error)) await loader.stop();
     if (echo && !(echo instanceof Error)) await echo.stop();

@@ -770,6 +770,13 @@ export interface RateProxies {
   impl: ProxyProcess | null; //       null: it did not start (see failures)
   haproxy: ProxyProcess | null; //    null: missing (BenchContext.haproxyMissing) or did not start
   monitored: ProxyProcess | null; //  impl --monitor; null: not asked for, no such option, or did not start
+  /**
+   * The bundled proxy without --monitor that row 4 compares `monitored` with: started with it and,
+   * like it, serving nothing before row 4, so that neither side of a pair has served rows 2 and 3
+   * (the run of 00:49 had the shared `impl` as the anchor: the monitored proxy's first pairs,
+   * fresh against a proxy warm from 80k connections, were its lowest). Null when `monitored` is.
+   */
+  unmonitored: ProxyProcess | null;
   failures: { kind: ProxyKind; reason: string }[];
 }
 
@@ -778,28 +785,27 @@ export const RATE_MAXCONN = 4096;
 export const RATE_TIMEOUT = '30s';
 
 /**
- * Starts the rate proxies for <ctx>: the bundled proxy, HAProxy unless it is missing, and the
- * bundled proxy with --monitor when <monitor>, all at once. Resolves with them; never rejects.
- * The caller must stop every one (stopAll).
+ * Starts the rate proxies for <ctx>: the bundled proxy, HAProxy unless it is missing, and when
+ * <monitor> the bundled proxy with --monitor and one more without (row 4's pair), all at once.
+ * Resolves with them; never rejects. The caller must stop every one (stopAll).
  */
 export async function startRateProxies(
   ctx: Pick<BenchContext, 'echo' | 'haproxyMissing' | 'implMissing'>,
   monitor: boolean,
 ): Promise<RateProxies> {
-  if (ctx.implMissing) return { impl: null, haproxy: null, monitored: null, failures: [] };
+  if (ctx.implMissing) return { impl: null, haproxy: null, monitored: null, unmonitored: null, failures: [] };
   const base = { backendPort: ctx.echo.port, maxconn: RATE_MAXCONN, timeoutClient: RATE_TIMEOUT };
   const specs: ProxySpec[] = [{ kind: 'impl', ...base }];
-  if (!ctx.haproxyMissing) specs.push({ kind: 'haproxy', ...base });
-  if (monitor) specs.push({ kind: 'impl', ...base, monitor: true });
+  const haproxyAt = ctx.haproxyMissing ? -1 : specs.push({ kind: 'haproxy', ...base }) - 1;
+  const monitoredAt = monitor ? specs.push({ kind: 'impl', ...base, monitor: true }) - 1 : -1;
+  const unmonitoredAt = monitor ? specs.push({ kind: 'impl', ...base }) - 1 : -1;
   const { bySpec, failures } = await startProxies(specs);
-  const of = (pick: (s: ProxySpec) => boolean): ProxyProcess | null => {
-    const i = specs.findIndex(pick);
-    return i < 0 ? null : (bySpec[i] ?? null);
-  };
+  const at = (i: number): ProxyProcess | null => (i < 0 ? null : (bySpec[i] ?? null));
   return {
-    impl: of((s) => s.kind === 'impl' && !s.monitor),
-    haproxy: of((s) => s.kind === 'haproxy'),
-    monitored: of((s) => s.kind === 'impl' && !!s.monitor),
+    impl: at(0),
+    haproxy: at(haproxyAt),
+    monitored: at(monitoredAt),
+    unmonitored: at(unmonitoredAt),
     failures,
   };
 }
