@@ -175,7 +175,10 @@ export class MachineRunner {
 
   /** Returns the id of the machine's initial snapshot (computed by XState once). */
   initial(): number {
-    if (this.initialId < 0) this.initialId = this.intern(getInitialSnapshot(this.machine, this.config));
+    if (this.initialId < 0)
+      this.initialId = this.intern(
+        this.machine.getInitialSnapshot(this.steps.scope, { config: this.config }),
+      );
     return this.initialId;
   }
 
@@ -264,10 +267,6 @@ export class MachineRunner {
   }
 }
 
-function getInitialSnapshot(machine: AnyStateMachine, config: ModelConfig): AnyMachineSnapshot {
-  return machine.getInitialSnapshot(new MicrostepRecorder().scope, { config });
-}
-
 /** One microstep of a macrostep: the snapshot it reached and the actions it executed, in order. */
 export type Microstep = [AnyMachineSnapshot, { type: unknown; params?: unknown }[]];
 
@@ -287,6 +286,7 @@ export type Microstep = [AnyMachineSnapshot, { type: unknown; params?: unknown }
 export class MicrostepRecorder {
   private actions: Microstep[1] = [];
   private microsteps: Microstep[] = [];
+  /** The inert scope; MachineRunner.initial computes its machine's initial snapshot in it too. */
   readonly scope: AnyActorScope;
 
   constructor() {
