@@ -19,11 +19,12 @@
  * read V8's heap without a GC (a diagnostic report before the baseline and after the second
  * measure, so that the report's own allocations fall outside the growth): how much of the RSS
  * growth is pages V8's heap committed, and how much of that its young generation, which an accept
- * storm grows towards its maximum and which stays grown while the connections are held. The heap runs also give the
- * allocated memory: the JS heap plus V8's external memory (the bytes of every Buffer, the pool's
- * channel buffers included), which is what the seed stopped allocating at accept time; the RSS
- * shows those buffers only as far as their pages were touched. HAProxy has no JS heap: its row is
- * RSS only. RSS counts user-space memory only: the kernel's socket buffers are in neither figure.
+ * storm grows towards its maximum and which stays grown while the connections are held. The heap
+ * runs also give the allocated memory: the JS heap plus V8's external memory (the bytes of every
+ * Buffer, the pool's channel buffers included), which is what the seed stopped allocating at
+ * accept time; the RSS shows those buffers only as far as their pages were touched. HAProxy has no
+ * JS heap: its row is RSS only. RSS counts user-space memory only: the kernel's socket buffers are
+ * in neither figure.
  *
  * The flood sizes are capped by the hard fd limit (floodCapacity): HAProxy refuses to start when
  * 2 × maxconn does not fit in it, and a full session holds two fds. The cap applies to both
@@ -184,8 +185,8 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
         subject: subject(mode),
         value: committed,
         notes: [
-          ...(young ? [`of which the young generation ${fmtBytes(young)}`] : []),
-          ...(used ? [`objects in the heap (live or not yet collected) ${fmtBytes(used)}`] : []),
+          ...(young ? [`of which the young generation ${fmtRange(young, 'B/conn', 0)}`] : []),
+          ...(used ? [`objects in the heap (live or not yet collected) ${fmtRange(used, 'B/conn', 0)}`] : []),
           "from diagnostic reports taken in the RSS runs, outside the measured span; the RSS growth less these pages is the memory outside V8's heap (sockets, malloc)",
         ],
       });
@@ -309,12 +310,9 @@ export function sizeLabel(n: number): string {
   return n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n);
 }
 
-function fmtRange(s: { median: number; min: number; max: number }, unit: string): string {
-  return `${s.median.toFixed(1)} ${unit} (${s.min.toFixed(1)}–${s.max.toFixed(1)})`;
-}
-
-function fmtBytes(s: { median: number; min: number; max: number }): string {
-  return `${Math.round(s.median)} B/conn (${Math.round(s.min)}–${Math.round(s.max)})`;
+/** '1.2 s (0.3–1.2)': a summary's median with its unit, then its range, to `digits` decimals. Pure. */
+function fmtRange(s: { median: number; min: number; max: number }, unit: string, digits = 1): string {
+  return `${s.median.toFixed(digits)} ${unit} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
 }
 
 /** How long a flood of <n> may take to be opened and accepted (the bundled proxy takes ~2 ms each). */
