@@ -128,7 +128,6 @@ export interface StepObserver {
  * The model's host: executes effects on the counters and the memory records of a SystemState.
  * Pure with respect to the outside world; mutates only the state it was given.
  */
-
 class ModelHost implements Host {
   readonly records: TransitionRecord[] = [];
 

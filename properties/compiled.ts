@@ -1317,8 +1317,6 @@ function cloneMemory(m: ConnMemory): ConnMemory {
   return { ...m, bufs: { ...m.bufs }, sent: [...m.sent], faults: [...m.faults] };
 }
 
-/** 2^32, for splitting a packed key. */
-const TWO_32 = 4294967296;
 /**
  * Walks every state reachable in `compiled` breadth first, through its tables alone (no invariant
  * is checked), up to symmetry across connection ids when `symmetry`; the tables are filled on the
@@ -1353,6 +1351,8 @@ export function walkCompiled(
   return { distinct: seen.size, generated };
 }
 
+/** 2^32, for splitting a packed key. */
+const TWO_32 = 4294967296;
 /** The bits a packed key may use: its value + 1 stays an exact double. */
 const PACKED_BITS = 52;
 

@@ -464,7 +464,10 @@ export class TraceMonitor {
       } else {
         let armed = false;
         for (const it of recorder.items)
-          if (it.kind === 'effect' && it.effect.type === 'armDeadline' && it.origin.conn === id) armed = true;
+          if (it.kind === 'effect' && it.effect.type === 'armDeadline' && it.origin.conn === id) {
+            armed = true;
+            break;
+          }
         conns.set(id, {
           connection: slots.connection,
           session: slots.session,
