@@ -7,6 +7,7 @@ import {
   adjacencyLabel,
   adjacencyMapRun,
   configFigure,
+  explorerPlan,
   measureRow,
   type ExplorerRow,
   WARM_FIGURE,
@@ -75,5 +76,37 @@ describe('benchExplorer rows', () => {
     const r = measureRow({ kind: 'adjacency', n: 3, config: 'tcp-proxy', budgetMs: 0, memoise: true });
     expect(r.complete).toBe(false);
     expect(r.note).toMatch(/budget/);
+  });
+});
+
+describe('explorerPlan', () => {
+  const adjacencyRuns = (plan: ReturnType<typeof explorerPlan>, n: number, memoise: boolean): number[] =>
+    plan.flatMap(({ run, spec }) =>
+      spec.kind === 'adjacency' && spec.n === n && spec.memoise === memoise ? [run] : [],
+    );
+
+  it('runs getAdjacencyMap with XState on every step at N = 5 in 3 of the 5 repetitions, with a budget it finishes within', () => {
+    const plan = explorerPlan({ spinConnections: [] });
+    expect(adjacencyRuns(plan, 5, false)).toEqual([0, 1, 2]);
+    expect(adjacencyRuns(plan, 4, false)).toEqual([0, 1, 2, 3, 4]);
+    const long = plan.find(({ spec }) => spec.kind === 'adjacency' && spec.n === 5)!.spec;
+    expect(long.kind === 'adjacency' && long.budgetMs).toBeGreaterThanOrEqual(200_000);
+  });
+
+  it('runs getAdjacencyMap over the memoised steps up to N = 4 only', () => {
+    const plan = explorerPlan({ spinConnections: [] });
+    expect(adjacencyRuns(plan, 4, true)).toEqual([0, 1, 2, 3, 4]);
+    expect(adjacencyRuns(plan, 5, true)).toEqual([]);
+  });
+
+  it('pairs each repetition of a subject with the same repetition of its anchors', () => {
+    const plan = explorerPlan({ quick: true, spinConnections: [] });
+    const runs = (kind: string, n: number): number[] =>
+      plan.flatMap(({ run, spec }) => (spec.kind === kind && spec.n === n ? [run] : []));
+    expect(runs('config', 2)).toEqual([0, 1]);
+    expect(runs('adjacency', 2)).toEqual([0, 0, 1, 1]);
+    // In time order: every run of repetition 0 comes before any of repetition 1.
+    const order = plan.map(({ run }) => run);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
   });
 });
