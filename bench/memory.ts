@@ -55,6 +55,7 @@ export interface MemoryOptions {
   repeats: number; //    floods per size, mode and proxy
   heap: boolean; //      also measure the bundled proxy's JS heap (separate runs)
   warmup: number; //     connections of the warm-up flood
+  floor: boolean; //     also flood the node:net floor (bench/floor.ts), embryonic only
 }
 
 /** The two kinds of held-open connections. */
@@ -119,6 +120,11 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
       for (const mode of modes) {
         for (const kind of alternate(kinds, rep)) plan.push({ measure: 'rss', kind, mode });
         if (opts.heap) plan.push({ measure: 'heap', kind: 'impl', mode });
+      }
+      // The node:net floor holds connections that send nothing: an embryonic flood only.
+      if (opts.floor) {
+        plan.push({ measure: 'rss', kind: 'floor', mode: 'embryonic' });
+        if (opts.heap) plan.push({ measure: 'heap', kind: 'floor', mode: 'embryonic' });
       }
       const { proxies, bySpec, failures } = await startProxies(
         plan.map((f) => ({
@@ -191,7 +197,41 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
         ],
       });
     };
-    const subject = (mode: FloodMode): string => `impl, ${mode}, ${label}${n !== wanted ? ` (${n})` : ''}`;
+    const subject = (mode: FloodMode, kind: ProxyKind = 'impl'): string =>
+      `${kind}, ${mode}, ${label}${n !== wanted ? ` (${n})` : ''}`;
+    // The node:net floor's rows: its cost per connection, and that cost over the bundled proxy's
+    // full session, the lowest embryonic / full ratio any proxy on node:net can reach here.
+    const floorRows = (m: Measure, figure: string, ratioFigure: string): BenchRow[] => {
+      const floor = per(m, 'floor', 'embryonic');
+      const value = summarize(floor);
+      if (!value) return [];
+      const ratio = summarize(pairRatios(floor, per(m, 'impl', 'full')));
+      return [
+        benchRow({
+          row: 1,
+          figure,
+          unit: 'B/conn',
+          subject: subject('embryonic', 'floor'),
+          value,
+          notes: [
+            'the node:net floor (bench/floor.ts): a bare node:net server holding and reading each connection, no proxy logic',
+            ...notesOf(m, 'floor', 'embryonic'),
+          ],
+        }),
+        benchRow({
+          row: 1,
+          figure: ratioFigure,
+          unit: '×',
+          subject: `floor / impl full, ${label}`,
+          value: ratio,
+          notes: [
+            ratio && ratio.median > 0.1
+              ? 'above 0.1: node:net alone costs more than a tenth of a full session here, so no embryonic connection on node:net can meet the 1/10 goal on this measure'
+              : 'the lowest embryonic / full ratio a proxy on node:net can reach on this measure',
+          ],
+        }),
+      ];
+    };
     const haveHaproxy = kinds.includes('haproxy');
 
     for (const mode of modes) {
@@ -230,6 +270,9 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
         goal: { text: '≤ 0.1 (1/10 of a full session)', met: rssRatio ? rssRatio.median <= 0.1 : null },
       }),
     );
+    result.rows.push(
+      ...floorRows('rss', 'RSS growth per connection', 'node:net floor / full session, RSS per connection'),
+    );
     if (opts.heap) {
       for (const mode of modes) {
         const heap = summarize(per('heap', 'impl', mode));
@@ -261,6 +304,13 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
           value: heapRatio,
           goal: { text: '≤ 0.1 (1/10 of a full session)', met: heapRatio ? heapRatio.median <= 0.1 : null },
         }),
+      );
+      result.rows.push(
+        ...floorRows(
+          'heap',
+          'JS heap growth per connection',
+          'node:net floor / full session, JS heap per connection',
+        ),
       );
       for (const mode of modes) {
         result.rows.push(

@@ -94,7 +94,7 @@ export interface BenchReport {
 export function fullPlan(): BenchPlan {
   return {
     rows: [1, 2, 3, 4, 5],
-    memory: { sizes: [1000, 10000], repeats: 3, heap: true, warmup: 20 },
+    memory: { sizes: [1000, 10000], repeats: 3, heap: true, warmup: 20, floor: true },
     // Rows 2 and 4 share these runs; 9 pairs, since on 2 cores a 3 s run moves by up to a fifth.
     accept: { durationMs: 3000, repeats: 9, concurrency: 16, warmupMs: 1000 },
     throughput: { durationMs: 3000, repeats: 5, connections: 1, chunkBytes: 64 * 1024 },
@@ -108,7 +108,7 @@ export function fullPlan(): BenchPlan {
 export function quickPlan(): BenchPlan {
   return {
     rows: [1, 2, 3, 4, 5],
-    memory: { sizes: [1000], repeats: 1, heap: true, warmup: 20 },
+    memory: { sizes: [1000], repeats: 1, heap: true, warmup: 20, floor: true },
     accept: { durationMs: 1000, repeats: 3, concurrency: 16, warmupMs: 300 },
     throughput: { durationMs: 1000, repeats: 3, connections: 1, chunkBytes: 64 * 1024 },
     explorer: { quick: true },

@@ -28,7 +28,7 @@
  * computed pair by pair within one run (pairRatios), then summarized.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -363,8 +363,12 @@ export async function startEcho(): Promise<EchoProcess> {
 // The proxies under test
 // ---------------------------------------------------------------------------------------------
 
-/** Which proxy. */
-export type ProxyKind = 'impl' | 'haproxy';
+/**
+ * Which proxy: the bundled proxy, Debian's HAProxy, or row 1's node:net floor (bench/floor.ts: a
+ * bare server holding and reading each connection, no proxy logic; no stats socket, its
+ * connections counted in /proc).
+ */
+export type ProxyKind = 'impl' | 'haproxy' | 'floor';
 
 /** How to start a proxy under test. */
 export interface ProxySpec {
@@ -372,22 +376,25 @@ export interface ProxySpec {
   backendPort: number; //    the echo backend
   maxconn: number; //        global and frontend maxconn
   timeoutClient: string; //  `timeout client` (and server): '10m' keeps idle floods open
-  heapProbe?: boolean; //    impl: start node with the heap snapshot and report signals
-  reportProbe?: boolean; //  impl: start node with the report signal only (v8Heap, no GC)
+  heapProbe?: boolean; //    impl, floor: start node with the heap snapshot and report signals
+  reportProbe?: boolean; //  impl, floor: start node with the report signal only (v8Heap, no GC)
   monitor?: boolean; //      impl: pass --monitor (the live trace monitor)
 }
 
 /** A running proxy under test. */
 export interface ProxyProcess {
   kind: ProxyKind;
-  label: string; //          'impl', 'impl --monitor', 'haproxy'
+  label: string; //          'impl', 'impl --monitor', 'haproxy', 'floor'
   pid: number;
   port: number; //           its bind on 127.0.0.1
-  statsPath: string;
+  statsPath: string; //      '' for the floor, which has none
   output: string[]; //       its last lines of output
-  /** `show info` of its stats socket, by name. Rejects if the socket does not answer. */
+  /** `show info` of its stats socket, by name. Rejects if the socket does not answer (always for the floor). */
   info(): Promise<Record<string, string>>;
-  /** CurrConns from `show info`. */
+  /**
+   * CurrConns from `show info`; for the floor, the sockets among its fds (/proc/<pid>/fd) beyond
+   * those it had once listening.
+   */
   currConns(): Promise<number>;
   /** Its RSS in bytes, null if it is gone. */
   rss(): number | null;
@@ -485,10 +492,15 @@ export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> 
             '--report-exclude-network', // no reverse DNS lookup per socket (a report with 10k sockets would take minutes)
           ]
         : [];
-    args = [
-      ...probe,
-      ...commandArgs('cli/proxy.ts', 'proxyCommand', ['-f', cfgPath, ...(spec.monitor ? ['--monitor'] : [])]),
-    ];
+    const command =
+      spec.kind === 'floor'
+        ? commandArgs('bench/floor.ts', 'floorServer', ['--port', String(port)])
+        : commandArgs('cli/proxy.ts', 'proxyCommand', [
+            '-f',
+            cfgPath,
+            ...(spec.monitor ? ['--monitor'] : []),
+          ]);
+    args = [...probe, ...command];
   }
   const child = spawnRaised(file, args);
   child.stdin?.end();
@@ -505,42 +517,73 @@ export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> 
     await stopProcess(child);
     removeTempDir(dir);
   });
+  // Ready: the stats socket answers, or the floor (which has none) says it listens.
+  const isReady = (): Promise<boolean> =>
+    spec.kind === 'floor'
+      ? Promise.resolve(output.includes(`listening ${port}`))
+      : existsSync(statsPath)
+        ? statsQuery(statsPath, 'show info', 1000).then(
+            () => true,
+            () => false,
+          )
+        : Promise.resolve(false);
   const until = performance.now() + START_TIMEOUT_MS;
   let ready = false;
   while (!ready && exited === null && performance.now() < until) {
     await sleep(30);
-    if (!existsSync(statsPath)) continue;
-    ready = await statsQuery(statsPath, 'show info', 1000).then(
-      () => true,
-      () => false,
-    );
+    ready = await isReady();
   }
   if (!ready) {
     await stop();
-    const why = exited ?? `its stats socket did not answer within ${START_TIMEOUT_MS} ms`;
+    const why = exited ?? `it was not ready (stats socket or listening line) within ${START_TIMEOUT_MS} ms`;
     throw new Error([why, ...output.slice(-8).map((l) => `  ${l}`)].join('\n'));
   }
   const pid = child.pid!;
   const info = async (): Promise<Record<string, string>> =>
-    parseShowInfo(await statsQuery(statsPath, 'show info', 5000));
+    spec.kind === 'floor'
+      ? Promise.reject(new Error('the floor has no stats socket'))
+      : parseShowInfo(await statsQuery(statsPath, 'show info', 5000));
+  const idleSockets = spec.kind === 'floor' ? (socketFdCount(pid) ?? 0) : 0;
+  const node = spec.kind !== 'haproxy';
   return {
     kind: spec.kind,
     label: spec.kind === 'impl' && spec.monitor ? 'impl --monitor' : spec.kind,
     pid,
     port,
-    statsPath,
+    statsPath: spec.kind === 'floor' ? '' : statsPath,
     output,
     info,
-    currConns: async () => Number((await info()).CurrConns ?? NaN),
+    currConns:
+      spec.kind === 'floor'
+        ? () => Promise.resolve((socketFdCount(pid) ?? NaN) - idleSockets)
+        : async () => Number((await info()).CurrConns ?? NaN),
     rss: () => rssBytes(pid),
     cpu: () => cpuMs(pid),
-    jsHeap: () => (spec.kind === 'impl' && spec.heapProbe ? readJsHeap(pid, dir) : Promise.resolve(null)),
+    jsHeap: () => (node && spec.heapProbe ? readJsHeap(pid, dir) : Promise.resolve(null)),
     v8Heap: () =>
-      spec.kind === 'impl' && (spec.heapProbe || spec.reportProbe)
-        ? readV8Heap(pid, dir)
-        : Promise.resolve(null),
+      node && (spec.heapProbe || spec.reportProbe) ? readV8Heap(pid, dir) : Promise.resolve(null),
     stop,
   };
+}
+
+/** How many of process <pid>'s fds are sockets (/proc/<pid>/fd links `socket:[…]`), null if it is gone. */
+export function socketFdCount(pid: number): number | null {
+  const dir = `/proc/${pid}/fd`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return null;
+  }
+  let sockets = 0;
+  for (const name of names) {
+    try {
+      if (readlinkSync(join(dir, name)).startsWith('socket:')) sockets++;
+    } catch {
+      // closed since the listing
+    }
+  }
+  return sockets;
 }
 
 /** How long a heap snapshot and its report may take (a 10k-connection heap takes seconds). */

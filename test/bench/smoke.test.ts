@@ -18,7 +18,7 @@ import { killStartedProcesses, liveProcessCount, type BenchRow, type Summary } f
 /** A few connections, runs of a few hundred ms, one repetition. */
 const TINY: BenchPlan = {
   rows: [1, 2, 3, 4, 5],
-  memory: { sizes: [8], repeats: 1, heap: true, warmup: 2 },
+  memory: { sizes: [8], repeats: 1, heap: true, warmup: 2, floor: true },
   accept: { durationMs: 250, repeats: 1, concurrency: 2, warmupMs: 0 },
   throughput: { durationMs: 250, repeats: 1, connections: 1, chunkBytes: 16 * 1024 },
   // bench/explorer.ts's options: N = 2 only, two runs, in this process, getAdjacencyMap within 1 s.
@@ -73,7 +73,7 @@ describe('npm run bench at a tiny size', () => {
   it('measures the RSS growth per connection of an embryonic and a full flood', (ctx) => {
     const skip = report.skipped.find((s) => s.row === 1 && s.figure === 'memory per held-open connection');
     ctx.skip(skip !== undefined, `row 1 skipped: ${skip?.reason}`);
-    const rows = rowsOf(1, 'RSS growth per connection');
+    const rows = rowsOf(1, 'RSS growth per connection').filter((r) => r.subject.startsWith('impl'));
     expect(rows.map((r) => r.subject)).toEqual(['impl, embryonic, 8', 'impl, full, 8']);
     for (const r of rows) {
       finite(r.value);
@@ -84,7 +84,7 @@ describe('npm run bench at a tiny size', () => {
 
   it('anchors the RSS rows on HAProxy, with finite ratios pair by pair', (ctx) => {
     ctx.skip(!haproxy, 'haproxy is not installed: the HAProxy side of the benchmarks is skipped');
-    for (const r of rowsOf(1, 'RSS growth per connection')) {
+    for (const r of rowsOf(1, 'RSS growth per connection').filter((x) => x.subject.startsWith('impl'))) {
       expect(r.anchor?.name).toBe('haproxy');
       finite(r.anchor!.value);
       finite(r.ratio);
@@ -105,10 +105,26 @@ describe('npm run bench at a tiny size', () => {
   });
 
   it('measures the JS heap per connection of the bundled proxy from outside', () => {
-    const rows = rowsOf(1, 'JS heap growth per connection');
+    const rows = rowsOf(1, 'JS heap growth per connection').filter((r) => r.subject.startsWith('impl'));
     expect(rows.map((r) => r.subject)).toEqual(['impl, embryonic, 8', 'impl, full, 8']);
     for (const r of rows) finite(r.value);
     expect(rows[0]!.goal?.text).toMatch(/2 KiB/);
+  });
+
+  it("measures the node:net floor's RSS and JS heap per connection, and their share of a full session", () => {
+    for (const [figure, ratioFigure] of [
+      ['RSS growth per connection', 'node:net floor / full session, RSS per connection'],
+      ['JS heap growth per connection', 'node:net floor / full session, JS heap per connection'],
+    ] as const) {
+      const floor = rowsOf(1, figure).filter((r) => r.subject.startsWith('floor'));
+      expect(floor.map((r) => r.subject)).toEqual(['floor, embryonic, 8']);
+      finite(floor[0]!.value);
+      expect(floor[0]!.notes.join(' ')).not.toMatch(/could not be opened|closed \d+ held/);
+      const ratio = rowsOf(1, ratioFigure);
+      expect(ratio.map((r) => r.subject)).toEqual(['floor / impl full, 8']);
+      finite(ratio[0]!.value);
+      expect(ratio[0]!.notes.join(' ')).toMatch(/node:net/);
+    }
   });
 
   it('counts the Buffers a full session holds in its allocated memory, and none for an embryonic one', () => {
