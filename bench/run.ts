@@ -33,6 +33,7 @@ import { benchMemory, type MemoryOptions } from './memory.ts';
 import { benchMonitor, hasMonitorFlag } from './monitor.ts';
 import {
   benchRow,
+  cpuTimes,
   fdLimits,
   haproxyVersion,
   killStartedProcesses,
@@ -43,6 +44,7 @@ import {
   startEcho,
   startLoader,
   startRateProxies,
+  stealPercent,
   stopAll,
   summarize,
   type BenchContext,
@@ -86,8 +88,19 @@ export interface BenchReport {
   machine: MachineInfo;
   plan: BenchPlan;
   load: { start: number[]; end: number[] }; // os.loadavg() (1, 5, 15 min) before and after: other work on the machine
+  steal: CpuSteal; //    the CPU time the hypervisor took from this machine while it ran
   rows: BenchRow[];
   skipped: SkippedRow[];
+}
+
+/**
+ * CPU steal (stealPercent of bench/targets.ts) over the whole run and during each row that ran:
+ * of the CPU time the machine wanted, the share in percent the hypervisor gave to other guests.
+ * Null where /proc/stat cannot be read.
+ */
+export interface CpuSteal {
+  run: number | null;
+  rows: { row: number; percent: number | null }[];
 }
 
 /** The full run: the figures BENCHMARKS.md records (about 12 minutes). Pure. */
@@ -151,6 +164,17 @@ export async function runBench(
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const loadStart = os.loadavg();
+  const cpuStart = cpuTimes();
+  const steal: CpuSteal = { run: null, rows: [] };
+  // Runs row <row> with <run>, recording the CPU steal while it runs.
+  const timed = async <T>(row: number, run: () => Promise<T>): Promise<T> => {
+    const before = cpuTimes();
+    try {
+      return await run();
+    } finally {
+      steal.rows.push({ row, percent: stealPercent(before, cpuTimes()) });
+    }
+  };
   const wants = (row: number): boolean => plan.rows.includes(row);
   const needsProxies = [1, 2, 3, 4].some(wants);
   // The facts and the shared processes, all at once.
@@ -197,7 +221,7 @@ export async function runBench(
       const guarded = async (row: number, figure: string, run: () => Promise<BenchResult>): Promise<void> => {
         if (!wants(row)) return;
         try {
-          add(await run());
+          add(await timed(row, run));
         } catch (err) {
           skipped.push({ row, figure, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
         }
@@ -223,10 +247,10 @@ export async function runBench(
   }
   if (wants(5)) {
     log('explorer: bench/explorer.ts');
-    add(await benchExplorerRows(plan.explorer));
+    add(await timed(5, () => benchExplorerRows(plan.explorer)));
   }
   if (wants(6)) {
-    if (plan.npmTest) add(await benchNpmTest(machine, log));
+    if (plan.npmTest) add(await timed(6, () => benchNpmTest(machine, log)));
     else
       skipped.push({
         row: 6,
@@ -242,6 +266,7 @@ export async function runBench(
     machine,
     plan,
     load: { start: loadStart, end: os.loadavg() },
+    steal: { ...steal, run: stealPercent(cpuStart, cpuTimes()) },
     rows,
     skipped,
   };
@@ -511,6 +536,7 @@ export function formatReport(report: BenchReport): string {
     `embryonic benchmarks (${report.plan.mode}), ${report.startedAt}, ${report.seconds.toFixed(0)} s`,
     `machine: ${m.nproc} × ${m.cpu}, ${m.memTotalMiB} MiB, ${m.kernel}, node ${m.node}, ${m.haproxy ?? 'no haproxy'}, ulimit -n ${m.fdLimit.soft}/${m.fdLimit.hard}`,
     `load average before ${fmtLoad(report.load.start)}, after ${fmtLoad(report.load.end)} (other work on the machine competes with the benchmarks)`,
+    `CPU steal ${fmtSteal(report.steal)} (of the CPU time this machine wanted, the share its hypervisor gave to other guests: rates measured meanwhile are lowered by about as much)`,
     '',
     table,
     ...(notes.length ? ['', 'notes (by row of the table):', ...notes] : []),
@@ -520,6 +546,13 @@ export function formatReport(report: BenchReport): string {
 
 function fmtLoad(l: readonly number[]): string {
   return l.map((v) => v.toFixed(2)).join(' ');
+}
+
+/** '12% over the run (row 1: 8%, row 5: 15%)': a run's CPU steal, by row. Pure. */
+export function fmtSteal(steal: CpuSteal): string {
+  const pct = (v: number | null): string => (v === null ? 'unknown' : `${v.toFixed(v < 10 ? 1 : 0)}%`);
+  const rows = steal.rows.map((r) => `row ${r.row}: ${pct(r.percent)}`).join(', ');
+  return `${pct(steal.run)} over the run${rows ? ` (${rows})` : ''}`;
 }
 
 /** The markers of the generated block of BENCHMARKS.md. */
@@ -539,7 +572,7 @@ export function recordInMarkdown(markdown: string, report: BenchReport): string 
   const cell = (s: string): string => s.replace(/\|/g, '\\|');
   const lines = [
     BEGIN,
-    `Run of ${report.startedAt.slice(0, 10)} (\`${report.command}\`, ${report.plan.mode} plan, ${report.seconds.toFixed(0)} s) on: ${m.nproc} × ${m.cpu}, ${m.memTotalMiB} MiB, ${m.kernel}; node ${m.node}; ${m.haproxy ?? 'no haproxy'}; \`ulimit -n\` ${m.fdLimit.soft}/${m.fdLimit.hard}; load average ${fmtLoad(report.load.start)} before, ${fmtLoad(report.load.end)} after.`,
+    `Run of ${report.startedAt.slice(0, 10)} (\`${report.command}\`, ${report.plan.mode} plan, ${report.seconds.toFixed(0)} s) on: ${m.nproc} × ${m.cpu}, ${m.memTotalMiB} MiB, ${m.kernel}; node ${m.node}; ${m.haproxy ?? 'no haproxy'}; \`ulimit -n\` ${m.fdLimit.soft}/${m.fdLimit.hard}; load average ${fmtLoad(report.load.start)} before, ${fmtLoad(report.load.end)} after; CPU steal ${fmtSteal(report.steal)}.`,
     '',
     '| # | figure | subject | median [min–max] | unit | anchor | ratio (pairwise) | goal | met |',
     '|---|---|---|---|---|---|---|---|---|',

@@ -258,6 +258,53 @@ export function cpuMs(pid: number): number | null {
   }
 }
 
+/** The machine's CPU time so far, in clock ticks, from the aggregate `cpu` line of /proc/stat. */
+export interface CpuTimes {
+  busy: number; //  user, nice, system, irq, softirq (guest time is inside user and nice)
+  idle: number; //  idle and iowait
+  steal: number; // time a virtual CPU was ready to run while the hypervisor ran another guest
+}
+
+/** Parses the aggregate `cpu` line of /proc/stat's <text>; null when it has none. Pure. */
+export function parseCpuTimes(text: string): CpuTimes | null {
+  const m = /^cpu\s+(.+)$/m.exec(text);
+  if (!m) return null;
+  const f = m[1]!.trim().split(/\s+/).map(Number);
+  if (f.length < 8 || f.slice(0, 8).some((v) => !Number.isFinite(v))) return null;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal };
+}
+
+/** The machine's CPU times now (/proc/stat), null off Linux. */
+export function cpuTimes(): CpuTimes | null {
+  try {
+    return parseCpuTimes(readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The CPU steal between readings <a> and <b>: of the CPU time the machine wanted (busy + steal),
+ * the share in percent the hypervisor gave to other guests instead. On a virtual machine whose
+ * host is shared, every rate measured meanwhile is lowered by about that share. Null when a
+ * reading is missing or nothing ran. Pure.
+ */
+export function stealPercent(a: CpuTimes | null, b: CpuTimes | null): number | null {
+  if (!a || !b) return null;
+  const wanted = b.busy - a.busy + (b.steal - a.steal);
+  return wanted > 0 ? (100 * (b.steal - a.steal)) / wanted : null;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------------------------

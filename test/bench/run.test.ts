@@ -1,11 +1,13 @@
 /**
  * The bench driver's judgement of the explorer rows (bench/run.ts, explorerRows): which anchor a
  * row is measured against and when its goal is met. The rows are written out here, as a child
- * process would return them; nothing is measured.
+ * process would return them; nothing is measured. Also the CPU steal the report records
+ * (bench/targets.ts), from /proc/stat lines written out here.
  */
 import { describe, expect, it } from 'vitest';
 import { adjacencyLabel, configFigure, type ExplorerRow } from '../../bench/explorer.ts';
-import { explorerRows } from '../../bench/run.ts';
+import { explorerRows, fmtSteal } from '../../bench/run.ts';
+import { cpuTimes, parseCpuTimes, stealPercent } from '../../bench/targets.ts';
 
 const FIGURE = configFigure('tcp-proxy');
 
@@ -92,5 +94,58 @@ describe('explorerRows', () => {
     expect(out[0]!.anchor).toBeNull();
     expect(out[1]!.goal).toBeNull();
     expect(out[1]!.value?.median).toBe(400_000);
+  });
+
+  it('pairs an anchor measured in fewer repetitions with the same repetitions of its subject only', () => {
+    const subject = 'compiled explorer, tcp-proxy';
+    const anchor = adjacencyLabel('tcp-proxy', false);
+    const rows = [0, 1, 2, 3, 4].flatMap((run) => [
+      row(subject, 'subject', 200_000 + 10_000 * run, run),
+      ...(run < 3 ? [row(anchor, 'anchor', 1_000, run)] : []),
+    ]);
+    const r = judged(rows);
+    expect(r.value?.runs).toHaveLength(5);
+    expect(r.ratio?.runs).toEqual([200, 210, 220]);
+  });
+});
+
+describe('CPU steal', () => {
+  // user nice system idle iowait irq softirq steal guest guest_nice, in clock ticks.
+  const before = parseCpuTimes('cpu  1000 0 200 5000 10 0 0 100 0 0\ncpu0 500 0 100 2500 5 0 0 50 0 0\n');
+  const after = parseCpuTimes('cpu  1600 0 400 5100 10 0 0 300 0 0\ncpu0 800 0 200 2550 5 0 0 150 0 0\n');
+
+  it('reads the busy, idle and stolen ticks of the aggregate cpu line of /proc/stat', () => {
+    expect(before).toEqual({ busy: 1200, idle: 5010, steal: 100 });
+    expect(parseCpuTimes('intr 12 0 0\n')).toBeNull();
+    expect(parseCpuTimes('cpu  1 2 3\n')).toBeNull();
+  });
+
+  it('is the share of the CPU time the machine wanted that went to other guests', () => {
+    // 800 ticks busy and 200 stolen: a fifth of the 1000 it wanted.
+    expect(stealPercent(before, after)).toBe(20);
+    expect(stealPercent(before, before)).toBeNull();
+    expect(stealPercent(null, after)).toBeNull();
+  });
+
+  it('reads this machine, whose counters only grow', () => {
+    const now = cpuTimes();
+    if (now === null) return; // not Linux
+    expect(now.busy + now.idle).toBeGreaterThan(0);
+    const later = cpuTimes()!;
+    expect(later.busy).toBeGreaterThanOrEqual(now.busy);
+    expect(later.steal).toBeGreaterThanOrEqual(now.steal);
+  });
+
+  it('is printed over the run and by row', () => {
+    expect(
+      fmtSteal({
+        run: 12.4,
+        rows: [
+          { row: 1, percent: 8.25 },
+          { row: 5, percent: null },
+        ],
+      }),
+    ).toBe('12% over the run (row 1: 8.3%, row 5: unknown)');
+    expect(fmtSteal({ run: null, rows: [] })).toBe('unknown over the run');
   });
 });

@@ -70,6 +70,14 @@ describe('npm run bench at a tiny size', () => {
     expect(report.load.start).toHaveLength(3);
   });
 
+  it('records the CPU steal over the run and during each row', () => {
+    // report is row 1's driver's, with the rows of the other two merged in.
+    expect(report.steal.rows.map((r) => r.row)).toEqual([1]);
+    for (const v of [report.steal.run, ...report.steal.rows.map((r) => r.percent)])
+      if (v !== null) expect(v >= 0 && v <= 100).toBe(true);
+    expect(formatReport(report)).toMatch(/CPU steal .* over the run \(row 1: /);
+  });
+
   it('measures the RSS growth per connection of an embryonic and a full flood', (ctx) => {
     const skip = report.skipped.find((s) => s.row === 1 && s.figure === 'memory per held-open connection');
     ctx.skip(skip !== undefined, `row 1 skipped: ${skip?.reason}`);
