@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -12,6 +13,11 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',
+    // One worker per core. Vitest's default keeps one core for its main process (cores − 1), which
+    // on a 2-core machine ran every file on one worker while the main process idled: 50 s of
+    // tests in a row. Two workers run them in 33 s, and `npm test` (typecheck and lint beside
+    // them) went from about 60 s to 41 s.
+    maxWorkers: availableParallelism(),
     // Test files share their worker's module cache: no test relies on a fresh module state, and
     // re-importing the machines, XState and fast-check for every file was a fifth of the run.
     isolate: false,

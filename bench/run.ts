@@ -103,7 +103,7 @@ export interface CpuSteal {
   rows: { row: number; percent: number | null }[];
 }
 
-/** The full run: the figures BENCHMARKS.md records (about 12 minutes). Pure. */
+/** The full run: the figures BENCHMARKS.md records (about 18 minutes). Pure. */
 export function fullPlan(): BenchPlan {
   return {
     rows: [1, 2, 3, 4, 5],
