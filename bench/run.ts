@@ -447,9 +447,7 @@ export async function benchNpmTest(machine: MachineInfo, log: (line: string) => 
     const code = await runNpmTest(file, args);
     const seconds = (performance.now() - t0) / 1000;
     const steal = stealPercent(cpu0, cpuTimes());
-    stolen.push(
-      `${seconds.toFixed(1)} s${steal === null ? '' : ` (CPU steal ${steal.toFixed(steal < 10 ? 1 : 0)}%)`}`,
-    );
+    stolen.push(`${seconds.toFixed(1)} s${steal === null ? '' : ` (CPU steal ${fmtStealPercent(steal)})`}`);
     if (typeof code === 'string' && !/^SIG/.test(code))
       return { rows: [], skipped: [{ row: 6, figure, reason: `npm test could not start: ${code}` }] };
     times.push(seconds);
@@ -557,11 +555,15 @@ function fmtLoad(l: readonly number[]): string {
   return l.map((v) => v.toFixed(2)).join(' ');
 }
 
-/** '12% over the run (row 1: 8%, row 5: 15%)': a run's CPU steal, by row. Pure. */
+/** '8.3%', '12%' (one decimal below 10), or 'unknown' for null: a CPU steal. Pure. */
+function fmtStealPercent(v: number | null): string {
+  return v === null ? 'unknown' : `${v.toFixed(v < 10 ? 1 : 0)}%`;
+}
+
+/** '12% over the run (row 1: 8.3%, row 5: 15%)': a run's CPU steal, by row. Pure. */
 export function fmtSteal(steal: CpuSteal): string {
-  const pct = (v: number | null): string => (v === null ? 'unknown' : `${v.toFixed(v < 10 ? 1 : 0)}%`);
-  const rows = steal.rows.map((r) => `row ${r.row}: ${pct(r.percent)}`).join(', ');
-  return `${pct(steal.run)} over the run${rows ? ` (${rows})` : ''}`;
+  const rows = steal.rows.map((r) => `row ${r.row}: ${fmtStealPercent(r.percent)}`).join(', ');
+  return `${fmtStealPercent(steal.run)} over the run${rows ? ` (${rows})` : ''}`;
 }
 
 /** The markers of the generated block of BENCHMARKS.md. */

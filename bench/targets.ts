@@ -502,9 +502,10 @@ export function benchConfig(o: {
 
 /**
  * Starts the proxy of <spec> on a free port with a generated configuration in a fresh temporary
- * directory, and resolves once its stats socket answers `show info`. Rejects (after stopping it)
- * with its last output if it exits or does not answer within START_TIMEOUT_MS. The caller owns the
- * proxy and must call stop().
+ * directory, and resolves once its stats socket answers `show info` (the floor, which reads no
+ * configuration and has no stats socket: once it prints its listening line). Rejects (after
+ * stopping it) with its last output if it exits or is not ready within START_TIMEOUT_MS. The
+ * caller owns the proxy and must call stop().
  */
 export async function startProxyProcess(spec: ProxySpec): Promise<ProxyProcess> {
   const dir = makeTempDir(`bench-${spec.kind}`);
