@@ -1,7 +1,10 @@
 /**
  * Row 1: memory per connection under a flood of held-open connections, embryonic (connected, no
  * PROXY header yet; `timeout client 10m` keeps them) and full (a valid header sent, then idle; the
- * session is connected to the echo backend), for the bundled proxy and for HAProxy 2.6.
+ * session is connected to the echo backend), for the bundled proxy and for HAProxy 2.6; and the
+ * embryonic floods alone for the node:net floor (bench/floor.ts, a bare server that holds and
+ * reads each connection), whose cost over a full session's is the lowest embryonic / full ratio a
+ * proxy on node:net can reach.
  *
  * One flood is one fresh proxy process (so that no earlier flood's freed memory hides this one's
  * growth; the processes of one repetition start together, then flood one after the other):
@@ -87,8 +90,9 @@ export function floodCapacity(wanted: number, hard: number): number {
 
 /**
  * Runs row 1 with <opts> on the processes of <ctx>. Resolves with its rows (per size: RSS per
- * connection for each mode with HAProxy as the anchor, the JS heap per connection, and the
- * embryonic / full ratios), or the row skipped with the reason when the bundled proxy cannot run.
+ * connection for each mode with HAProxy as the anchor, the JS heap per connection, the
+ * embryonic / full ratios, and with `opts.floor` the floor's rows), or the row skipped with the
+ * reason when the bundled proxy cannot run.
  * Every proxy it starts is stopped before it returns; never rejects for a proxy that fails (the
  * reason goes into the rows' notes or the skipped list).
  */

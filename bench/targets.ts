@@ -450,12 +450,12 @@ export interface ProxyProcess {
   /**
    * Its JS heap in use after a full GC, and the external memory V8 accounts beside it (the
    * ArrayBuffer backing stores: every Buffer's bytes, the pool's channel buffers included), in
-   * bytes (impl started with heapProbe), else null. Takes a heap snapshot (blocking the proxy for a
+   * bytes (impl or floor started with heapProbe), else null. Takes a heap snapshot (blocking the proxy for a
    * while; its RSS may grow) and a report.
    */
   jsHeap(): Promise<JsHeap | null>;
   /**
-   * V8's heap as it is, without a GC (impl started with reportProbe or heapProbe), else null:
+   * V8's heap as it is, without a GC (impl or floor started with reportProbe or heapProbe), else null:
    * takes a diagnostic report, which allocates a little, so a caller measuring growth takes it
    * outside the span it measures.
    */
