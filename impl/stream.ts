@@ -4,11 +4,15 @@
  * pool buffers, until the stream ends; then streamOnEnd writes the tcplog line and delivers
  * SESSION_END to the session machine, whose effects close the client and free the buffers.
  *
- * Forwarding. Each direction copies at most tune.bufsize bytes from what it read into its
- * channel buffer (req: client → server, rep: server → client), writes them from that buffer, and
- * reads again only when the write has reached the kernel; the buffer is pinned while a write reads
- * it (impl/pool.ts). The backend sees only the data: the PROXY header is consumed by the handshake
- * and its addresses are the session's addresses for the logs.
+ * Forwarding. Each direction moves its bytes through its channel buffer (req: client → server,
+ * rep: server → client) and writes them from there; the buffer is pinned while a write reads it
+ * (impl/pool.ts), and the source is read again only once the kernel took the bytes. The server
+ * socket, which the stream creates, reads straight into the rep buffer (node:net's `onread`), as
+ * HAProxy's recv fills the channel's buffer: no other allocation per read. The client socket comes
+ * from the listener, whose sockets node:net reads into buffers of its own; the req direction copies
+ * at most tune.bufsize bytes of each such read into its buffer at a time. The backend sees only the
+ * data: the PROXY header is consumed by the handshake and its addresses are the session's
+ * addresses for the logs.
  *
  * Timeouts, as HAProxy in TCP mode: `timeout connect` while connecting, then `timeout client` on
  * the client side and `timeout server` on the server side, each refreshed by activity on its side;
@@ -33,7 +37,7 @@ interface Direction {
   src: net.Socket;
   dst: net.Socket;
   item: PoolItem; //            the channel buffer (conn.bufs.req / rep when the stream started)
-  chunk: Buffer | null; //      what was read and is not yet copied and written
+  chunk: Buffer | null; //      req: what was read and is not yet copied and written (rep reads into `item`)
   offset: number; //            how much of `chunk` is done
   writing: boolean; //          a write from `item` has not reached the kernel yet
   srcEnded: boolean; //         the source sent its EOF
@@ -103,20 +107,27 @@ export function streamStart(conn: Conn): void {
     t.connects++;
     t.lastSess = Date.now();
   }
-  const b = net.connect({ host: server.host, port: server.port, allowHalfOpen: true, noDelay: true });
+  const req = conn.req;
+  const rep = conn.rep;
+  if (!req?.buf || !rep?.buf) {
+    fe.violations.push(`connection ${conn.id}: the stream started without its req and rep buffers`);
+    streamAbort(conn, 'SC');
+    return;
+  }
+  // The server's bytes are read straight into the rep channel buffer, as HAProxy's recv does.
+  const b = net.connect({
+    host: server.host,
+    port: server.port,
+    allowHalfOpen: true,
+    noDelay: true,
+    onread: { buffer: rep.buf, callback: backendOnRead },
+  });
   st.backend = b;
   owners.set(b, st);
   b.on('connect', backendOnConnect);
   b.on('error', backendOnError);
   const ms = be.cfg.timeouts.connect;
   if (ms !== null) st.connectTimer = setTimeout(streamOnConnectTimeout, ms, st);
-  const req = conn.req;
-  const rep = conn.rep;
-  if (!req || !rep) {
-    fe.violations.push(`connection ${conn.id}: the stream started without its req and rep buffers`);
-    streamAbort(conn, 'SC');
-    return;
-  }
   // As process_session, the client is read at once: its bytes wait in the req buffer, and the
   // write to the server (queued by Node while it connects) completes once it is connected.
   st.req = direction('req', conn, st.client, b, req);
@@ -125,7 +136,6 @@ export function streamStart(conn: Conn): void {
   st.client.on('data', clientOnData);
   st.client.on('end', clientOnEnd);
   st.client.on('error', clientOnError);
-  b.on('data', backendOnData);
   b.on('end', backendOnEnd);
   const { client } = fe.cfg.frontend.timeouts;
   if (client !== null) st.clientTimer = setTimeout(streamOnClientTimeout, client, st);
@@ -177,12 +187,22 @@ function clientOnData(this: net.Socket, chunk: Buffer): void {
   feed(st.req, chunk);
 }
 
-/** Bytes from the server. */
-function backendOnData(this: net.Socket, chunk: Buffer): void {
+/**
+ * Bytes from the server, read into the rep channel buffer (`buf` is its Buffer). They are written
+ * to the client from it; reading goes on (true) if the kernel took them all at once, and stops
+ * (false: Node stops reading) until the write completes otherwise, since the next read would
+ * overwrite them.
+ */
+function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   const st = owners.get(this);
-  if (!st || st.ended || !st.rep) return;
+  if (!st || st.ended || !st.rep) return false;
   st.serverTimer?.refresh();
-  feed(st.rep, chunk);
+  const d = st.rep;
+  d.bytes += nread;
+  d.writing = true;
+  d.conn.fe.pool.pin(d.item);
+  d.dst.write(buf.subarray(0, nread), d.onWritten);
+  return d.dst.writableLength === 0;
 }
 
 /** Takes one read: the source pauses until every byte went through the channel buffer. */

@@ -3,8 +3,11 @@
  * accept-proxy, where a PROXY header is data. The proxy runs as a child process; its backend has
  * three servers taken in turn (round robin): one refuses, one resets, one echoes.
  */
+import net from 'node:net';
+import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CERT,
   client,
   expectSettled,
   idleFds,
@@ -129,4 +132,111 @@ backend be_three
     expect(pool.bufsize).toBe(16384);
     expect(pool.sites.req.maxLive).toBe(1);
   });
+});
+
+/** True iff <p> settles within <ms>; false when the time ran out first. */
+function within(ms: number, p: Promise<unknown>): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+    );
+  });
+}
+
+describe.each(['tcp', 'tls'] as const)('the data phase under backpressure (%s)', (transport) => {
+  const TOTAL = 64 * 1024 * 1024; // well above what the kernel's socket buffers hold on the path (about 19 MiB here)
+  const STALL_MS = 300;
+  let echoServer: net.Server;
+  let echoPort: number;
+  let proxy: ProxyProcess;
+  let baseline: number;
+
+  beforeAll(async () => {
+    // An echo server that only pipes (the harness's echo keeps a copy of everything it reads).
+    echoServer = net.createServer({ allowHalfOpen: true }, function echoOnConnection(s) {
+      s.on('error', () => s.destroy());
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => echoServer.listen(0, '127.0.0.1', r));
+    echoPort = (echoServer.address() as net.AddressInfo).port;
+    proxy = await startProxyProcess((dir) =>
+      proxyConfig(
+        dir,
+        '10s',
+        `
+frontend fe_push
+    bind 127.0.0.1:0${transport === 'tls' ? ` ssl crt ${CERT}` : ''}
+    maxconn 10
+    default_backend be_echo
+
+backend be_echo
+    server echoing 127.0.0.1:${echoPort}
+`,
+      ),
+    );
+    baseline = await idleFds(proxy);
+  });
+
+  afterEach(() => expectSettled(proxy, baseline));
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await new Promise<void>((r) => (echoServer ? echoServer.close(() => r()) : r()));
+  });
+
+  it('keeps every byte in order when the client stops reading and both directions must wait for their writes', async () => {
+    const sent = Buffer.alloc(TOTAL);
+    for (let i = 0; i < sent.length; i++) sent[i] = (i * 31 + (i >>> 16)) & 0xff;
+    const got = Buffer.alloc(TOTAL);
+    let received = 0;
+    let stalledAt = -1;
+    const socket =
+      transport === 'tls'
+        ? tls.connect({ host: '127.0.0.1', port: proxy.port, rejectUnauthorized: false })
+        : net.connect({ host: '127.0.0.1', port: proxy.port });
+    socket.pause(); // the client reads nothing until the whole path has stalled
+    socket.on('data', function clientOnData(d: Buffer) {
+      d.copy(got, received);
+      received += d.length;
+    });
+    const ended = new Promise<void>((resolve, reject) => {
+      socket.once('end', resolve);
+      socket.once('error', reject);
+    });
+    await new Promise<void>((r) => socket.once(transport === 'tls' ? 'secureConnect' : 'connect', r));
+    let written = 0;
+    while (written < TOTAL) {
+      const chunk = sent.subarray(written, Math.min(TOTAL, written + 65536));
+      written += chunk.length;
+      if (socket.write(chunk)) continue;
+      const drain = new Promise<void>((r) => socket.once('drain', r));
+      if (await within(STALL_MS, drain)) continue;
+      if (stalledAt < 0) {
+        stalledAt = written;
+        socket.resume();
+      }
+      if (!(await within(5000, drain))) break;
+    }
+    socket.end();
+    socket.resume();
+    const outcome = (await within(8000, ended)) ? 'ended' : 'stuck';
+    socket.destroy();
+    expect({ outcome, written, received }).toEqual({ outcome: 'ended', written: TOTAL, received: TOTAL });
+    // The path stalled before the end: the proxy waited for its writes instead of keeping in memory
+    // what the client did not take.
+    expect(stalledAt).toBeGreaterThan(0);
+    expect(stalledAt).toBeLessThan(TOTAL);
+    expect(got.equals(sent)).toBe(true);
+    const pool = await proxy.pool();
+    expect(pool.sites.req.maxLive).toBe(1);
+    expect(pool.sites.rep.maxLive).toBe(1);
+  }, 20_000);
 });
