@@ -39,7 +39,7 @@ interface Direction {
   item: PoolItem; //            the channel buffer (conn.bufs.req / rep when the stream started)
   chunk: Buffer | null; //      req: what was read and is not yet copied and written (rep reads into `item`)
   offset: number; //            how much of `chunk` is done
-  writing: boolean; //          a write from `item` has not reached the kernel yet
+  writes: number; //            writes from `item` whose callback has not come yet
   srcEnded: boolean; //         the source sent its EOF
   done: boolean; //             the EOF was forwarded: nothing more goes this way
   bytes: number;
@@ -169,7 +169,7 @@ function direction(
     item,
     chunk: null,
     offset: 0,
-    writing: false,
+    writes: 0,
     srcEnded: false,
     done: false,
     bytes: 0,
@@ -199,7 +199,7 @@ function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   st.serverTimer?.refresh();
   const d = st.rep;
   d.bytes += nread;
-  d.writing = true;
+  d.writes++;
   d.conn.fe.pool.pin(d.item);
   d.dst.write(buf.subarray(0, nread), d.onWritten);
   return d.dst.writableLength === 0;
@@ -220,18 +220,21 @@ function pump(d: Direction): void {
   const n = chunk.copy(buf, 0, d.offset, d.offset + buf.length);
   d.offset += n;
   d.bytes += n;
-  d.writing = true;
+  d.writes++;
   d.conn.fe.pool.pin(d.item);
   d.dst.write(buf.subarray(0, n), d.onWritten);
 }
 
 /** A write from a channel buffer reached the kernel (or failed: the stream is ending). */
 function directionOnWritten(this: Direction, err?: Error | null): void {
-  this.writing = false;
+  this.writes--;
   this.conn.fe.pool.unpin(this.item);
   const st = this.conn.stream;
   if (err || !st || st.ended) return;
   (this.name === 'req' ? st.serverTimer : st.clientTimer)?.refresh();
+  // rep: a write that completed at once lets reading go on, so its callback may come while a later
+  // write still reads the buffer; the source is read again only once none does.
+  if (this.writes > 0) return;
   if (this.chunk && this.offset < this.chunk.length) return pump(this);
   this.chunk = null;
   if (this.srcEnded) return shut(st, this);
@@ -243,7 +246,7 @@ function clientOnEnd(this: net.Socket): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.req) return;
   st.req.srcEnded = true;
-  if (!st.req.writing && !st.req.chunk) shut(st, st.req);
+  if (st.req.writes === 0 && !st.req.chunk) shut(st, st.req);
 }
 
 /** The server sent its EOF. */
@@ -251,7 +254,7 @@ function backendOnEnd(this: net.Socket): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.rep) return;
   st.rep.srcEnded = true;
-  if (!st.rep.writing && !st.rep.chunk) shut(st, st.rep);
+  if (st.rep.writes === 0 && !st.rep.chunk) shut(st, st.rep);
 }
 
 /** Forwards a direction's EOF (shutw); the stream ends when both directions are done. */
