@@ -329,7 +329,9 @@ function stopTimers(st: Stream): void {
  * The stream of `conn` ended (process_session's end): counts the traffic, writes the tcplog line
  * and delivers SESSION_END to the session machine, whose effects close the client socket (FIN,
  * after the bytes already written) and free the session's buffers (a pinned buffer returns to its
- * pool when its write completes). The backend socket is closed here.
+ * pool when its write completes). The backend socket is destroyed here, before SESSION_END: it
+ * reads into the rep buffer, and a destroyed socket reads no more (its handle is closed at once),
+ * so no read can land in a buffer the pool has taken back. The pool's pins count only writes.
  */
 export function streamOnEnd(conn: Conn): void {
   const st = conn.stream;
