@@ -241,6 +241,15 @@ export class Frontend implements Host, StatsSource {
   }
 
   /**
+   * What this host found wrong in the effects it executed (allocated twice, freed but not
+   * allocated, a stream without its buffers, ...), for `show violations`: a copy, oldest first.
+   * Empty in a sound run.
+   */
+  hostViolations(): string[] {
+    return [...this.violations];
+  }
+
+  /**
    * Stops the frontend as a hard stop: stops listening, and closes every parked and accepted
    * client socket and every backend socket at once, outside the machines (each close is recorded
    * in the fd ledger at site 'stop'); clears every timer. Resolves with the number of client fds
@@ -401,6 +410,11 @@ export class Frontend implements Host, StatsSource {
         const conn = this.need(origin);
         const buf = p.buf as BufKind;
         const item = conn[buf];
+        // The backend socket reads into the rep buffer (impl/stream.ts): it must be gone first.
+        if (buf === 'rep' && conn.stream?.backend && !conn.stream.backend.destroyed)
+          this.violations.push(
+            `connection ${conn.id}: rep freed while the backend socket can still read into it`,
+          );
         if (item) this.pool.free(item);
         else this.violations.push(`connection ${conn.id}: ${buf} freed but not allocated`);
         conn[buf] = null;

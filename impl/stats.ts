@@ -17,6 +17,10 @@
  * Commands of this proxy only (documented, not in HAProxy):
  *   show pool   the pool ledger (impl/pool.ts) as one JSON object
  *   show fd     the fd table and its close ledger (impl/fdtab.ts) as one JSON object
+ *   show violations  what the proxy's host (impl/driver.ts, impl/stream.ts) found wrong in the
+ *               effects it was asked to execute, as one JSON object {"violations": [...]}: an
+ *               allocation made twice, a free of nothing, a stream without its buffers, ... Empty in
+ *               a sound run; the tests read it beside the pool's and the fd table's own violations.
  *   set fault SITE N    make the N-th allocation attempt at SITE fail (impl/pool.ts failAt, the
  *               runtime form of --fail-alloc); only on a `level admin` socket
  *   set clock advance MS  move the proxy's virtual clock MS ms forward, firing the deadlines and
@@ -140,6 +144,7 @@ export interface StatsSource {
   listenAddress(): string; //    "ip:port" as bound
   poolLedger(): PoolLedger;
   fdReport(): FdReport;
+  hostViolations(): string[]; // what `show violations` lists (a copy)
 }
 
 /** The CLI's own counts (HAProxy counts the CLI as a listener with LI_O_UNLIMITED). */
@@ -367,9 +372,11 @@ export function answer(line: string, src: StatsSource, cli: CliCounts, controls:
           return `${JSON.stringify(src.poolLedger())}\n\n`;
         case 'show fd':
           return `${JSON.stringify(src.fdReport())}\n\n`;
+        case 'show violations':
+          return `${JSON.stringify({ violations: src.hostViolations() })}\n\n`;
         default:
           if (cmd.startsWith('set ')) return setCommand(cmd, controls);
-          return `Unknown command: '${cmd.split(' ')[0]}'\nembryonic knows: show info, show stat, show pool, show fd, set fault, set clock advance\n\n`;
+          return `Unknown command: '${cmd.split(' ')[0]}'\nembryonic knows: show info, show stat, show pool, show fd, show violations, set fault, set clock advance\n\n`;
       }
     })
     .join('');

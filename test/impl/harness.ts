@@ -92,6 +92,8 @@ export interface ProxyProcess {
   info(): Promise<Record<string, string>>;
   pool(): Promise<PoolLedger>;
   fd(): Promise<FdReport>;
+  /** `show violations`: what the proxy's host found wrong in the effects it executed. */
+  violations(): Promise<string[]>;
   /** The number of open fds of the proxy process (/proc/<pid>/fd). */
   fdCount(): number;
   /** Sends `signal` and resolves when the process exited. */
@@ -190,6 +192,8 @@ function processHandle(
     },
     pool: async () => JSON.parse(await query('show pool')) as PoolLedger,
     fd: async () => JSON.parse(await query('show fd')) as FdReport,
+    violations: async () =>
+      (JSON.parse(await query('show violations')) as { violations: string[] }).violations,
     fdCount: () => readdirSync(`/proc/${child.pid}/fd`).length,
     async stop(signal = 'SIGTERM') {
       const t = performance.now();
@@ -213,7 +217,7 @@ export async function idleFds(proxy: ProxyProcess): Promise<number> {
   return proxy.fdCount();
 }
 
-/** What expectSettled() checks beyond the fd count, the pools and the fd violations. */
+/** What expectSettled() checks beyond the fd count, the pools, the fd violations and the host's. */
 export interface SettledAlso {
   noConnection?: boolean; //   `show info` CurrConns is 0
   noLiveFd?: boolean; //       `show fd` lists no live fd
@@ -222,7 +226,8 @@ export interface SettledAlso {
 /**
  * Checks that a scenario left nothing behind on <proxy>: waits (3 s at most) for its fd count to
  * return to <baseline>, then expects, with <also>.noConnection, CurrConns 0; the pools balanced;
- * no fd violation; with <also>.noLiveFd, no live fd. Fails the running test otherwise.
+ * no fd violation and no host violation (`show violations`); with <also>.noLiveFd, no live fd.
+ * Fails the running test otherwise.
  */
 export async function expectSettled(
   proxy: ProxyProcess,
@@ -234,6 +239,7 @@ export async function expectSettled(
   expect(poolBalanced(await proxy.pool())).toBe(true);
   const fd = await proxy.fd();
   expect(fd.violations).toEqual([]);
+  expect(await proxy.violations()).toEqual([]);
   if (also.noLiveFd) expect(fd.live).toEqual([]);
 }
 

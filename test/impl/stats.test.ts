@@ -9,7 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROW_FIELDS, STAT_FIELDS, STAT_HEADER } from '../../impl/stats.ts';
-import { cliQuery, refusedPort, startProxyProcess, waitFor, type ProxyProcess } from './harness.ts';
+import {
+  client,
+  cliQuery,
+  proxyConfig,
+  refusedPort,
+  startBackend,
+  startProxyProcess,
+  waitFor,
+  type Backend,
+  type ProxyProcess,
+} from './harness.ts';
 
 const version = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
 const HAVE_HAPROXY = version.status === 0 && /version 2\.6/.test(version.stdout);
@@ -153,7 +163,57 @@ describe.skipIf(!HAVE_HAPROXY)("show stat and show info, side by side with Debia
     expect(statSync(ours.statsPath).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await ours.query('show pool'))).toMatchObject({ bufsize: 16384, violations: [] });
     expect(JSON.parse(await ours.query('show fd'))).toMatchObject({ live: [], violations: [] });
+    expect(JSON.parse(await ours.query('show violations'))).toEqual({ violations: [] });
     expect(await ours.query('show model')).toMatch(/^Unknown command: 'show'/);
     expect(await ours.query('show info; show stat')).toMatch(/^Name: embryonic\n[\s\S]*\n\n# pxname,/);
+  });
+});
+
+describe('show violations', () => {
+  let echo: Backend;
+  let planted: ProxyProcess;
+
+  beforeAll(async () => {
+    echo = await startBackend('echo');
+    // The machines run with the mutant buffers-at-accept switched in (machines/mutants.ts): they
+    // ask for the session's buffers at accept and again when the handshake ends.
+    planted = await startProxyProcess(
+      (dir) =>
+        proxyConfig(
+          dir,
+          '2s',
+          `
+frontend fe_main
+    bind 127.0.0.1:0 accept-proxy
+    default_backend be_echo
+
+backend be_echo
+    server s1 127.0.0.1:${echo.port}
+`,
+        ),
+      ['--monitor'],
+      { EMBRYONIC_MONITOR_DEFECT: 'buffers-at-accept' },
+    );
+  });
+
+  afterAll(async () => {
+    await planted?.stop();
+    await echo?.close();
+  });
+
+  it('lists each effect the host could not execute as asked: a buffer allocated twice', async () => {
+    expect(await planted.violations()).toEqual([]);
+    const c = client(planted.port, { first: 'PROXY TCP4 10.1.2.3 10.0.0.1 40000 80\r\nping', limitMs: 2000 });
+    await waitFor('the echo', () => (c.socket.bytesRead >= 4 ? true : undefined));
+    c.socket.end();
+    await c.outcome;
+    const found = await waitFor('the violations', async () => {
+      const v = await planted.violations();
+      return v.length > 0 ? v : undefined;
+    });
+    expect(found).toEqual([
+      expect.stringMatching(/^connection \d+: req allocated twice$/),
+      expect.stringMatching(/^connection \d+: rep allocated twice$/),
+    ]);
   });
 });

@@ -1,8 +1,8 @@
 /**
  * The independent observers of the proxy, and the checks that compare what they see with what the
  * model predicts. The proxy is read only from outside: its stats socket (`show info`, `show stat`,
- * and the pool and fd ledgers of `show pool` and `show fd`), /proc/<pid>/fd, what each client saw
- * and what the backend saw. Never its machines.
+ * the pool and fd ledgers of `show pool` and `show fd`, and its host's own checks, `show
+ * violations`), /proc/<pid>/fd, what each client saw and what the backend saw. Never its machines.
  *
  * Every check is a named rule; `gaps` returns, for the current observation, one sentence per rule
  * that does not hold. The proxy works asynchronously, so a command waits until the gaps are gone
@@ -24,6 +24,7 @@ export interface Observation {
   info: Record<string, number>; // `show info`
   pool: PoolLedger;
   fd: FdReport;
+  host: string[]; //               `show violations`: what the proxy's host found wrong in its effects
   fdCount: number; //              entries of /proc/<pid>/fd, read just before the query
   queries: number; //              CLI connections the test made so far, this one included
   backend: BackendSeen;
@@ -31,10 +32,10 @@ export interface Observation {
 
 const NUMBER_FIELDS = ['scur', 'smax', 'stot', 'conn_tot', 'dcon', 'rate', 'conn_rate', 'econ'];
 
-/** Reads the proxy once: /proc/<pid>/fd, then one CLI line with the four `show` commands. */
+/** Reads the proxy once: /proc/<pid>/fd, then one CLI line with the five `show` commands. */
 export async function observe(put: ProxyUnderTest): Promise<Observation> {
   const fdCount = put.proxy.fdCount();
-  const text = await put.query('show info; show stat; show pool; show fd');
+  const text = await put.query('show info; show stat; show pool; show fd; show violations');
   const blocks = text.split('\n\n');
   const info: Record<string, number> = {};
   for (const line of blocks[0]!.split('\n')) {
@@ -65,6 +66,7 @@ export async function observe(put: ProxyUnderTest): Promise<Observation> {
     info,
     pool: JSON.parse(blocks[2]!) as PoolLedger,
     fd: JSON.parse(blocks[3]!) as FdReport,
+    host: (JSON.parse(blocks[4]!) as { violations: string[] }).violations,
     fdCount,
     queries: put.queries,
     backend: { ...put.backend.seen },
@@ -79,6 +81,7 @@ export const RULES = {
   fds: 'every fd closed exactly once, none leaked',
   clients: 'each client observed exactly one close, of the predicted kind, with the predicted bytes',
   backend: 'the backend saw exactly the streams and bytes the model predicts',
+  host: 'the proxy executed every effect as asked (its host reports no violation)',
 } as const;
 
 export type RuleName = keyof typeof RULES;
@@ -172,6 +175,8 @@ export function gaps(model: ProxyModel, real: RealSide, obs: Observation): Gap[]
     );
   const poolViolations = obs.pool.violations.slice(base.pool.violations.length);
   if (poolViolations.length > 0) gap('pool', `pool violations: ${poolViolations.join('; ')}`);
+  const hostViolations = obs.host.slice(base.host.length);
+  if (hostViolations.length > 0) gap('host', `host violations: ${hostViolations.join('; ')}`);
 
   // --- no buffer before the handshake ends ---
   const completed = model.clients.filter((cl) => model.sessionState(cl.id) === 'initialized').length;
