@@ -678,6 +678,9 @@ export class Frontend implements Host, StatsSource {
     ].filter(Boolean);
     if (held.length > 0) this.violations.push(`connection ${conn.id} ended holding ${held.join(', ')}`);
     if (conn.timer) this.violations.push(`connection ${conn.id} ended with its deadline armed`);
+    // A freed session left in the sessions list ('show sess' would walk freed memory: 3b24641745).
+    if (this.sessions.delete(conn.id))
+      this.violations.push(`connection ${conn.id} ended still linked in the sessions list`);
   }
 
   private need(origin: Origin): Conn {

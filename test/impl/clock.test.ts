@@ -5,7 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { realClock, TestClock } from '../../impl/clock.ts';
-import { client, proxyConfig, sleep, startProxyProcess, type ProxyProcess } from './harness.ts';
+import {
+  client,
+  proxyConfig,
+  sleep,
+  startProxyProcess,
+  stopEchoedProxy,
+  type ProxyProcess,
+} from './harness.ts';
 
 describe('TestClock', () => {
   it('fires nothing until it is advanced, then each timer at its due time', () => {
@@ -188,9 +195,7 @@ describe('the proxy with --test-clock', () => {
   beforeAll(async () => {
     proxy = await startProxyProcess(config, ['--test-clock']);
   });
-  afterAll(async () => {
-    await proxy?.stop();
-  });
+  afterAll(() => stopEchoedProxy(proxy, undefined));
 
   it('keeps a silent client open however long it waits in real time, until the clock reaches its deadline', async () => {
     const c = client(proxy.port, { limitMs: 5000 });
@@ -242,9 +247,7 @@ describe('the proxy on the real clock (no --test-clock)', () => {
   beforeAll(async () => {
     proxy = await startProxyProcess(config);
   });
-  afterAll(async () => {
-    await proxy?.stop();
-  });
+  afterAll(() => stopEchoedProxy(proxy, undefined));
 
   it('refuses set clock advance', async () => {
     expect(await proxy.query('set clock advance 1000')).toBe(

@@ -96,6 +96,8 @@ export interface ProxyProcess {
   violations(): Promise<string[]>;
   /** The number of open fds of the proxy process (/proc/<pid>/fd). */
   fdCount(): number;
+  /** True until the process exited. */
+  running(): boolean;
   /** Sends `signal` and resolves when the process exited. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
 }
@@ -195,6 +197,7 @@ function processHandle(
     violations: async () =>
       (JSON.parse(await query('show violations')) as { violations: string[] }).violations,
     fdCount: () => readdirSync(`/proc/${child.pid}/fd`).length,
+    running: () => child.exitCode === null && child.signalCode === null,
     async stop(signal = 'SIGTERM') {
       const t = performance.now();
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
@@ -405,16 +408,41 @@ export async function startEchoedProxy(
 }
 
 /**
+ * Expects <proxy>'s own checks clean: no host violation (`show violations`) and none in its pool
+ * ledger or fd table, whatever it still holds. Fails the running test otherwise.
+ */
+export async function expectNoViolations(proxy: ProxyProcess): Promise<void> {
+  const [host, pool, fd] = await Promise.all([proxy.violations(), proxy.pool(), proxy.fd()]);
+  expect({ host, pool: pool.violations, fd: fd.violations }).toEqual({ host: [], pool: [], fd: [] });
+}
+
+/**
  * Stops <proxy> (with <signal>, SIGTERM by default), then closes <echo>. Either may be undefined
- * (a beforeAll that failed), and is then left alone.
+ * (a beforeAll that failed), and is then left alone. A proxy still running must first show no
+ * violation (expectNoViolations); on SIGTERM or SIGINT it must exit 0: it exits 1 when a socket or
+ * timer it held outlived its stop (cli/proxy.ts). Fails the running hook otherwise, after both are
+ * stopped.
  */
 export async function stopEchoedProxy(
   proxy: ProxyProcess | undefined,
   echo: Backend | undefined,
-  signal?: NodeJS.Signals,
+  signal: NodeJS.Signals = 'SIGTERM',
 ): Promise<void> {
-  await proxy?.stop(signal);
+  let failed: unknown = null;
+  if (proxy?.running())
+    try {
+      await expectNoViolations(proxy);
+    } catch (err) {
+      failed = err; // rethrown once both are stopped
+    }
+  const exit = await proxy?.stop(signal);
   await echo?.close();
+  if (failed !== null) throw failed;
+  if (proxy && exit && (signal === 'SIGTERM' || signal === 'SIGINT'))
+    expect({ code: exit.code, signal: exit.signal }, proxy.stderr().slice(-2000)).toEqual({
+      code: 0,
+      signal: null,
+    });
 }
 
 /** Returns a port on 127.0.0.1 where nothing listens (bound, then closed): connecting is refused. */

@@ -21,6 +21,8 @@ import { buildV1 } from '../../impl/proxy/build.ts';
 import {
   CERT,
   client,
+  expectNoViolations,
+  poolBalanced,
   proxyConfig,
   startBackend,
   startProxyProcess,
@@ -224,6 +226,8 @@ describe('embryonic proxy --monitor', () => {
     await waitFor('the proxy to be idle', async () =>
       (await sound.info()).CurrConns === '0' ? true : undefined,
     );
+    await expectNoViolations(sound);
+    expect(poolBalanced(await sound.pool())).toBe(true);
     expect((await sound.stop()).code).toBe(0);
     expect(sound.lines(/monitor: divergence/)).toEqual([]);
     const summary = sound.lines(/monitor: \d+ trace lines checked/);

@@ -172,6 +172,7 @@ describe.skipIf(!HAVE_HAPROXY)("show stat and show info, side by side with Debia
 describe('show violations', () => {
   let echo: Backend;
   let planted: ProxyProcess;
+  let unlisted: ProxyProcess;
 
   beforeAll(async () => {
     echo = await startBackend('echo');
@@ -194,10 +195,30 @@ backend be_echo
       ['--monitor'],
       { EMBRYONIC_MONITOR_DEFECT: 'buffers-at-accept' },
     );
+    // HAProxy's bug 3b24641745: a failed session_complete frees the session still linked. The
+    // first req allocation fails, so the first completion fails.
+    unlisted = await startProxyProcess(
+      (dir) =>
+        proxyConfig(
+          dir,
+          '2s',
+          `
+frontend fe_main
+    bind 127.0.0.1:0 accept-proxy
+    default_backend be_echo
+
+backend be_echo
+    server s1 127.0.0.1:${echo.port}
+`,
+        ),
+      ['--monitor', '--fail-alloc', 'req:1'],
+      { EMBRYONIC_MONITOR_DEFECT: 'no-list-del-on-completion-failure' },
+    );
   });
 
   afterAll(async () => {
     await planted?.stop();
+    await unlisted?.stop();
     await echo?.close();
   });
 
@@ -214,6 +235,21 @@ backend be_echo
     expect(found).toEqual([
       expect.stringMatching(/^connection \d+: req allocated twice$/),
       expect.stringMatching(/^connection \d+: rep allocated twice$/),
+    ]);
+  });
+
+  it('lists a session freed while still linked in the sessions list', async () => {
+    const c = client(unlisted.port, {
+      first: 'PROXY TCP4 10.1.2.3 10.0.0.1 40000 80\r\nping',
+      limitMs: 2000,
+    });
+    await c.outcome;
+    const found = await waitFor('the violation', async () => {
+      const v = await unlisted.violations();
+      return v.length > 0 ? v : undefined;
+    });
+    expect(found).toEqual([
+      expect.stringMatching(/^connection \d+ ended still linked in the sessions list$/),
     ]);
   });
 });

@@ -13,7 +13,7 @@ import { startProxyProcess, sleep, type ProxyProcess } from '../harness.ts';
 import { ScenarioBackend } from './backend.ts';
 import { ScenarioClient } from './clients.ts';
 import { SOURCE_ADDRESS, DEADLINE, type ScenarioConfig } from './configs.ts';
-import { formatGaps, gaps, observe, type Gap, type Observation } from './observe.ts';
+import { formatGaps, gaps, observe, type Gap, type Observation, type RuleName } from './observe.ts';
 import { ProxyModel, type AllocSite } from './ProxyModel.ts';
 
 /** How long a command may take to show its predicted effect before it fails. */
@@ -26,6 +26,11 @@ export class ProxyUnderTest {
   idleFds = 0; //  /proc/<pid>/fd entries when it holds no connection
   runs = 0;
   restarts = 0;
+  /**
+   * The violations (host, pool, fd) the proxy had shown when its last run ended cleanly, or null
+   * after a run that did not: the next run must begin with exactly those, none added in between.
+   */
+  violationsAtEnd: number | null = null;
   convergeMs = CONVERGE_MS; // how long a command may take to show its predicted effect
 
   private constructor(
@@ -183,7 +188,8 @@ export async function converge(
  * Begins a run on `put` for up to `maxClients` clients: aligns the virtual clock on the next
  * second (a rate period: the per-second counters restart), takes the baseline observation, and
  * returns a fresh model and real side. If the proxy is not idle (a previous run failed), it is
- * restarted first.
+ * restarted first. Throws if the last run ended cleanly and a violation appeared since: nothing may
+ * go wrong between two runs either.
  */
 export async function beginRun(
   put: ProxyUnderTest,
@@ -194,6 +200,11 @@ export async function beginRun(
     const until = performance.now() + 1000;
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
       const baseline = await observe(put);
+      const shown = violationsOf(baseline);
+      if (put.violationsAtEnd !== null && shown.length > put.violationsAtEnd)
+        throw new Error(
+          `violations appeared between two runs on ${put.config.name}: ${shown.slice(put.violationsAtEnd).join('; ')}`,
+        );
       const model = new ProxyModel(put.config, maxClients, put.now);
       for (const f of baseline.pool.faults) model.injectFault(f.split(':')[0] as AllocSite);
       const real = new RealSide(put, baseline);
@@ -203,15 +214,18 @@ export async function beginRun(
         baseline.liStatus === 'OPEN' &&
         baseline.fd.live.length === 0 &&
         baseline.fdCount === put.idleFds &&
-        Object.values(baseline.pool.sites).every((s) => s.live === 0);
+        Object.values(baseline.pool.sites).every((s) => s.live === 0) &&
+        shown.length === 0;
       if (idle && gaps(model, real, baseline).length === 0) {
         put.runs++;
+        put.violationsAtEnd = null; // set again only if this run ends cleanly (finishRun)
         return { model, real };
       }
       if (performance.now() > until) break;
       await sleep(delay);
     }
     if (attempt > 0) throw new Error(`the proxy for ${put.config.name} is not idle even after a restart`);
+    put.violationsAtEnd = null;
     await put.restart();
   }
 }
@@ -220,7 +234,8 @@ export async function beginRun(
  * Ends a run: resets every client still open, one at a time, lets virtual time pass until the model has nothing
  * left (no session, no parked client, no timer), and checks at each stage that the observers agree.
  * Then checks what must hold at the end: every fd back (the count at its idle baseline), nothing
- * live in the pool, and each client's socket closed exactly once. Throws a ScenarioFailure if not.
+ * live in the pool, each client's socket closed exactly once, and no violation added since the
+ * baseline (`show violations`, the pool's, the fd table's). Throws a ScenarioFailure if not.
  */
 export async function finishRun(model: ProxyModel, real: RealSide): Promise<void> {
   for (const cl of model.clients) {
@@ -242,12 +257,21 @@ export async function finishRun(model: ProxyModel, real: RealSide): Promise<void
   if (!model.idle()) throw new Error(`the model is not idle at the end of the run:\n${real.formatScript()}`);
   const until = performance.now() + real.put.convergeMs;
   for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
-    const end = endGaps(real, await observe(real.put));
-    if (end.length === 0) break;
+    const obs = await observe(real.put);
+    const end = endGaps(real, obs);
+    if (end.length === 0) {
+      real.put.violationsAtEnd = violationsOf(obs).length;
+      break;
+    }
     if (performance.now() > until) throw new ScenarioFailure(end, real.formatScript(), 'the end of the run');
     await sleep(delay);
   }
   await real.put.backend.setMode('echo');
+}
+
+/** Every violation an observation shows: the host's, then the pool ledger's, then the fd table's. */
+function violationsOf(obs: Observation): string[] {
+  return [...obs.host, ...obs.pool.violations, ...obs.fd.violations];
 }
 
 /** What must hold once a run is over, beyond the model's predictions: everything came back. */
@@ -260,6 +284,14 @@ function endGaps(real: RealSide, obs: Observation): Gap[] {
   for (const rc of real.clients)
     if (rc && rc.seen.closes !== 1)
       end.push({ rule: 'clients', detail: `c${rc.id}'s socket closed ${rc.seen.closes} times` });
+  const base = real.baseline;
+  const added: [RuleName, string[]][] = [
+    ['host', obs.host.slice(base.host.length)],
+    ['pool', obs.pool.violations.slice(base.pool.violations.length)],
+    ['fds', obs.fd.violations.slice(base.fd.violations.length)],
+  ];
+  for (const [rule, list] of added)
+    if (list.length > 0) end.push({ rule, detail: `violations at the end of the run: ${list.join('; ')}` });
   return end;
 }
 
