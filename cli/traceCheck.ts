@@ -279,7 +279,8 @@ export const MEASUREMENT_CONFIG: ModelConfig = makeConfig({
 
 /**
  * Writes the trace of a random run of `connections` connections to `path` (every line logged).
- * Returns the number of lines. Owns and closes the file it opens.
+ * Returns the number of lines. Throws if the run got stuck (work left that nothing could do): its
+ * trace would not be the whole run. Owns and closes the file it opens.
  */
 export function writeReferenceTrace(
   path: string,
@@ -294,8 +295,9 @@ export function writeReferenceTrace(
     if (buffer.length > 0) writeSync(fd, `${buffer.join('\n')}\n`);
     buffer = [];
   };
+  let run: { stuck: boolean; accepted: number };
   try {
-    randomTrace(config, { connections, seed }, function traceLineOut(line: TraceLine) {
+    run = randomTrace(config, { connections, seed }, function traceLineOut(line: TraceLine) {
       buffer.push(formatTraceLine(line));
       lines++;
       if (buffer.length >= 4096) flush();
@@ -304,6 +306,8 @@ export function writeReferenceTrace(
   } finally {
     closeSync(fd);
   }
+  if (run.stuck)
+    throw new Error(`the random run got stuck after accepting ${run.accepted} of ${connections} connections`);
   return lines;
 }
 
@@ -318,12 +322,16 @@ export async function verifyTraceConformance(): Promise<VerifyResult> {
     const connections = 10_000;
     const written = writeReferenceTrace(path, connections, 2026);
     const r = await checkTraceFile(path);
-    const ok = r.verdict === 'conforms' && r.stats.accepted === connections && r.stats.lines === written;
+    const ok =
+      r.verdict === 'conforms' &&
+      r.stats.accepted === connections &&
+      r.stats.ended === connections &&
+      r.stats.lines === written;
     return {
       ok,
       detail: ok
         ? `${connections} connections, ${r.stats.lines} lines checked in ${r.seconds.toFixed(1)} s (${Math.round(r.stats.lines / r.seconds / 1000)}k lines/s)`
-        : `${r.verdict}${r.divergence ? ` at line ${r.divergence.line}: ${r.divergence.message}` : ''} (${r.stats.accepted} connections, ${r.stats.lines}/${written} lines)`,
+        : `${r.verdict}${r.divergence ? ` at line ${r.divergence.line}: ${r.divergence.message}` : ''} (${r.stats.accepted} connections accepted, ${r.stats.ended} ended, ${r.stats.lines}/${written} lines)`,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
