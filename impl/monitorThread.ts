@@ -444,11 +444,14 @@ function monitorOnFinishOverdue(monitor: ThreadedMonitor): void {
 
 /**
  * The worker's first code: registers tsx's loader on the worker's thread (loader hooks are per
- * thread), then loads impl/monitorWorker.ts. A CommonJS script, as `eval` workers are.
+ * thread), then loads impl/monitorWorker.ts. It runs as a CommonJS script, as `eval` workers do,
+ * or as an ES module when the worker inherits --input-type=module (a proxy started by `node
+ * --input-type=module -e`, as the benchmarks start it): so it uses only dynamic import(), which
+ * both have, and no require.
  */
 const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-import(workerData.tsx)
-  .then((tsx) => { tsx.register(); return import(workerData.entry); })
+import('node:worker_threads')
+  .then(({ workerData }) =>
+    import(workerData.tsx).then((tsx) => { tsx.register(); return import(workerData.entry); }))
   .catch((err) => { setImmediate(() => { throw err; }); });
 `;

@@ -104,19 +104,21 @@ export interface ProxyProcess {
 
 /**
  * Starts `node bin/embryonic.js proxy -f CFG ARGS...`, where CFG is `config(dir)` written in a
- * fresh temporary directory `dir` (put the stats socket at `${dir}/stats.sock`). Resolves once the
- * proxy says where it listens; rejects (and kills it) if it exits first or after 15 s. The caller
- * must call stop().
+ * fresh temporary directory `dir` (put the stats socket at `${dir}/stats.sock`); with <launch>, node
+ * runs those arguments instead of `bin/embryonic.js proxy` (another way to start the same command).
+ * Resolves once the proxy says where it listens; rejects (and kills it) if it exits first or after
+ * 15 s. The caller must call stop().
  */
 export async function startProxyProcess(
   config: (dir: string) => string,
   args: string[] = [],
   env: Record<string, string> = {},
+  launch: string[] = [join(ROOT, 'bin/embryonic.js'), 'proxy'],
 ): Promise<ProxyProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'embryonic-impl-'));
   const cfgPath = join(dir, 'haproxy.cfg');
   writeFileSync(cfgPath, config(dir));
-  const child = spawn(process.execPath, [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfgPath, ...args], {
+  const child = spawn(process.execPath, [...launch, '-f', cfgPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandArgs } from '../../bench/targets.ts';
 import { checkTraceFile } from '../../cli/traceCheck.ts';
 import { makeConfig } from '../../machines/config.ts';
 import type { TraceLine } from '../../machines/traceFormat.ts';
@@ -281,5 +282,40 @@ describe('EMBRYONIC_MONITOR_DEFECT', () => {
       if (saved === undefined) delete process.env.EMBRYONIC_MONITOR_DEFECT;
       else process.env.EMBRYONIC_MONITOR_DEFECT = saved;
     }
+  });
+});
+
+describe('the monitor of a proxy started as an ES module script, as the benchmarks start it', () => {
+  let echo: Backend;
+  let proxy: ProxyProcess;
+
+  beforeAll(async () => {
+    echo = await startBackend('echo');
+    // node --import tsx --input-type=module -e '…proxyCommand.run(…)': the monitor's worker
+    // inherits --input-type=module, so its bootstrap runs as a module.
+    proxy = await startProxyProcess(
+      config(echo.port, 'accept-proxy'),
+      ['--monitor'],
+      {},
+      commandArgs('cli/proxy.ts', 'proxyCommand', []),
+    );
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await echo?.close();
+  });
+
+  it('checks every connection on its worker thread, which starts whatever module type it inherits', async () => {
+    expect(await served(proxy)).toBe('ping');
+    expect(await served(proxy)).toBe('ping');
+    await waitFor('the proxy to be idle', async () =>
+      (await proxy.info()).CurrConns === '0' ? true : undefined,
+    );
+    expect((await proxy.stop()).code).toBe(0);
+    expect(proxy.lines(/monitor: internal error|monitoring stops/)).toEqual([]);
+    expect(proxy.lines(/monitor: \d+ trace lines checked/)).toEqual([
+      expect.stringMatching(/, 2 connections, 0 divergences$/),
+    ]);
   });
 });
