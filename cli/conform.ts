@@ -29,7 +29,9 @@ export const conformCommand: Command = {
     '',
     `Runs ${CASES.length} cases (PROXY v1 §2.1, v2 §2.2, the handshake lifecycle, limits, counters) against`,
     'each target, one case at a time, and prints a verdict per case: pass, fail, skipped or',
-    'version-difference.',
+    'version-difference. After each case it checks that the target holds nothing (no backend',
+    'connection, every frontend scur 0) and, for impl only, that its ledgers are clean (show',
+    'violations, show pool, show fd: no violation, no live pool item, no live fd).',
     '',
     'Targets (repeat --target for several; one report covers them all):',
     '  impl        the bundled proxy, started with the suite config (the default)',
@@ -159,20 +161,18 @@ function printSummary(report: SuiteReport): void {
 
 /**
  * The `embryonic verify` entry: runs every case against the bundled proxy. Resolves ok iff every
- * case passes or is a documented version-difference; skipped (ok) with the reason when the bundled
- * proxy does not exist yet. Never rejects for a case failure. Starts and stops the proxy itself.
+ * case passes or is a documented version-difference; a proxy that does not start fails every case,
+ * and so the verification. Never rejects for a case failure. Starts and stops the proxy itself.
  */
 export async function verifyConformance(): Promise<VerifyResult> {
   const report = await runSuite([{ kind: 'impl' }], CASES);
   const target = report.targets[0]!;
-  if (target.unavailable?.verdict === 'skipped') {
-    return { ok: true, skipped: target.unavailable.reason, detail: '' };
-  }
   const c = summarize(report);
   const bad = report.results.filter((r) => r.verdict === 'fail' || r.verdict === 'skipped');
   const detail =
     `${c.pass} pass, ${c['version-difference']} version-difference, ${c.fail} fail, ${c.skipped} skipped` +
     ` (${report.cases.length} cases, ${(report.durationMs / 1000).toFixed(1)} s)` +
-    (bad.length ? `; not passing: ${bad.map((r) => r.caseId).join(', ')}` : '');
+    (bad.length ? `; not passing: ${bad.map((r) => r.caseId).join(', ')}` : '') +
+    (target.unavailable ? `; ${target.unavailable.reason.split('\n')[0]}` : '');
   return { ok: bad.length === 0, detail };
 }

@@ -4,21 +4,32 @@
  * saw, the counters read, and the target's log lines.
  *
  * Verdicts:
- *   pass                every check of the case holds
- *   fail                a check does not hold, the case overran its budget, or the target is broken
- *   skipped             the target is absent, or the case needs a stats socket it lacks
+ *   pass                every check of the case holds, and the target lets go of everything after it
+ *   fail                a check does not hold, the case overran its budget, the target still holds
+ *                       something once the case is over, or the target is broken
+ *   skipped             haproxy is not installed, or the case needs a stats socket the target lacks
  *   version-difference  the case documents that the target's profile departs from the default
  *                       model, and the run departed (or the case cannot run on the suite's config)
  *
- * Between cases the runner waits (bounded) until the backend has no connection left and, with a
- * stats socket, until every frontend's scur is 0, so that no case sees another's connections.
+ * After each case the runner waits (bounded by SETTLE_MS) until the target holds nothing, and checks
+ * that it came true, as every case's last checks:
+ *   "the target holds nothing once the case is over": the suite's backend has no connection left
+ *       and, with a stats socket, every suite frontend's scur is 0 (every target);
+ *   "the bundled proxy's ledgers are clean once nothing is connected": on each of its stats
+ *       sockets, `show violations`, `show pool` and `show fd` list no violation, no pool site has a
+ *       live item (live 0, allocs = frees) and no fd is live (the impl target only: HAProxy does
+ *       not know these commands).
+ * A failed settle check fails the case even when the case documents a profile difference: the
+ * difference is about behaviour, never about what a target keeps. It also keeps the next case from
+ * seeing this one's connections.
  */
+import { basename } from 'node:path';
 import type { Profile } from '../machines/config.ts';
 import { errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import { WireClient, WireLog, type WireEvent } from './client.ts';
 import type { ConformanceCase, ProfileDifference } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
-import { readMergedStats, type StatsSnapshot } from './stats.ts';
+import { readMergedStats, statsQuery, type StatsSnapshot } from './stats.ts';
 import { DEADLINE_MS, FRONTENDS, type FrontendName } from './suite.cfg.ts';
 import {
   sleep,
@@ -63,7 +74,7 @@ export interface CaseResult {
   backend: BackendRecord[];
   stats: StatsRecord[];
   targetLog: { t: number; line: string }[];
-  notes: string[]; //             what the runner noticed around the case (a slow settle...)
+  notes: string[]; //             what the runner noticed around the case (a slow settle...), not judged
 }
 
 /** One target of the run, for the report. */
@@ -101,14 +112,17 @@ export interface SuiteReport {
 /** Options of runSuite(). */
 export interface RunOptions {
   onProgress?: (line: string) => void; // one line per target start and per case result
+  settleMs?: number; //                   how long the target may take to let go after a case (SETTLE_MS)
 }
 
 /** Counter fields kept in the report; show stat has about a hundred. */
 const STAT_FIELDS = ['scur', 'smax', 'slim', 'stot', 'conn_tot', 'dcon', 'dses', 'ereq', 'status'];
 const INFO_FIELDS = ['CurrConns', 'CumConns', 'MaxConn', 'Jobs', 'CurrSslConns', 'CumSslConns'];
 
-/** How long the runner waits, after a case, for the target to have no connection left. */
-const SETTLE_MS = 2000;
+/** How long the runner waits, after a case, for the target to hold nothing. */
+export const SETTLE_MS = 2000;
+/** A settle longer than this is noted in the result (not judged). */
+const SLOW_SETTLE_MS = 250;
 
 /**
  * Runs <cases> against each target of <specs>, in order, one case at a time. Starts what each
@@ -141,7 +155,7 @@ export async function runSuite(
     }
     try {
       for (const c of cases) {
-        const result = await runCase(target, c);
+        const result = await runCase(target, c, options.settleMs);
         results.push(result);
         if (!target.unavailable) {
           progress(`  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms)`);
@@ -179,9 +193,10 @@ export function caseInfo(c: ConformanceCase): CaseInfo {
 
 /**
  * Runs case <c> on <target> and returns its result. Never throws: an exception or an overrun of
- * the case's budget is a failed check. Every client the case opened is destroyed before it returns.
+ * the case's budget is a failed check. Every client the case opened is destroyed, then the target
+ * gets <settleMs> to hold nothing (the settle checks), before it returns.
  */
-export async function runCase(target: Target, c: ConformanceCase): Promise<CaseResult> {
+export async function runCase(target: Target, c: ConformanceCase, settleMs = SETTLE_MS): Promise<CaseResult> {
   const startedAt = new Date().toISOString();
   const result = (verdict: Verdict, reason: string): CaseResult => ({
     caseId: c.id,
@@ -271,19 +286,24 @@ export async function runCase(target: Target, c: ConformanceCase): Promise<CaseR
   }
   const durationMs = log.now();
   for (const client of clients) client.destroy();
-  notes.push(...(await settle(target)));
+  const settled = await settle(target, settleMs);
+  if (settled.waitedMs > SLOW_SETTLE_MS) {
+    notes.push(`the target took ${Math.round(settled.waitedMs)} ms to settle after the case`);
+  }
   if (c.log && target.logSince) checks.push(await expectKillLogged(target.logSince, c.log, log.origin));
   const ok = checks.length > 0 && checks.every((k) => k.ok);
   const firstFailure = checks.find((k) => !k.ok);
-  let verdict: Verdict = ok ? 'pass' : 'fail';
+  const held = settled.checks.find((k) => !k.ok);
+  checks.push(...settled.checks);
+  let verdict: Verdict = ok && !held ? 'pass' : 'fail';
   let reason: string | undefined;
-  if (!ok && difference) {
+  if (held) {
+    reason = describeFailure(held);
+  } else if (!ok && difference) {
     verdict = 'version-difference';
     reason = `profile ${target.profile}: ${difference.reason}`;
   } else if (!ok) {
-    reason = firstFailure
-      ? `${firstFailure.what}: expected ${firstFailure.expected}, got ${firstFailure.actual}`
-      : 'the case made no check';
+    reason = firstFailure ? describeFailure(firstFailure) : 'the case made no check';
   }
   return {
     caseId: c.id,
@@ -309,6 +329,11 @@ export async function runCase(target: Target, c: ConformanceCase): Promise<CaseR
     })),
     notes,
   };
+}
+
+/** Returns the reason a failed check gives: what, expected, actual. Pure. */
+function describeFailure(k: Check): string {
+  return `${k.what}: expected ${k.expected}, got ${k.actual}`;
 }
 
 /** How long the kill's log line may take to come out of the target's stderr after the case settled. */
@@ -344,33 +369,180 @@ async function expectKillLogged(
   };
 }
 
+/** What settle() saw of a target at its last look. */
+export interface HeldState {
+  backendOpen: number; //        the suite backend's connections still open
+  hasStats: boolean; //          the target has a stats socket: its frontends' scur are judged too
+  busyFrontends: string[]; //    'fe_pp (scur 1)' for each suite frontend whose scur is not 0
+  statsError: string | null; //  why the stats sockets could not be read at the last look; null: they were
+}
+
 /**
- * Waits until <target> holds no connection: the backend has none open and, with a stats socket,
- * every suite frontend has scur 0. Bounded by SETTLE_MS. Returns a note per condition that did not
- * come true in time.
+ * Returns the check "the target holds nothing once the case is over" for what settle() saw last
+ * (<state>) after waiting up to <settleMs>: ok iff no backend connection is open and, when the target
+ * has a stats socket, it answered and every suite frontend had scur 0. Pure.
  */
-async function settle(target: Target): Promise<string[]> {
-  const notes: string[] = [];
-  const until = performance.now() + SETTLE_MS;
-  if (!(await target.backend!.waitIdle(SETTLE_MS))) {
-    notes.push(
-      `the target still held ${target.backend!.openCount()} backend connection(s) ${SETTLE_MS} ms after the case`,
+export function holdsNothingCheck(state: HeldState, settleMs: number): Check {
+  const problems: string[] = [];
+  if (state.backendOpen > 0) problems.push(`${state.backendOpen} backend connection(s) still open`);
+  if (state.hasStats && state.statsError !== null) problems.push(`no counters: ${state.statsError}`);
+  if (state.hasStats && state.busyFrontends.length > 0) {
+    problems.push(`scur > 0 on ${state.busyFrontends.join(', ')}`);
+  }
+  return {
+    what: 'the target holds nothing once the case is over',
+    expected: `${state.hasStats ? 'no backend connection and scur 0 on every frontend' : 'no backend connection'} within ${settleMs} ms`,
+    actual: problems.length > 0 ? problems.join('; ') : 'nothing held',
+    ok: problems.length === 0,
+  };
+}
+
+/** What one stats socket of the bundled proxy answered to show violations, show pool and show fd. */
+export interface ProxyLedgers {
+  socket: string; //           the stats socket's file name
+  hostViolations: string[]; // `show violations`
+  poolViolations: string[]; // `show pool` violations
+  fdViolations: string[]; //   `show fd` violations
+  livePool: string[]; //       'session: live 1, allocs 3, frees 2' for each pool site still holding an item
+  liveFds: number; //          `show fd` live: the client fds the process still holds
+}
+
+/** The three ledger commands, asked on one connection (the stats socket takes ';'-separated commands). */
+const LEDGER_COMMANDS = 'show violations;show pool;show fd';
+
+/**
+ * Parses the answer of the bundled proxy's stats socket <socket> to LEDGER_COMMANDS: three JSON
+ * objects, one a line ({"violations": [...]}, the pool ledger, the fd report). Returns what the
+ * settle check judges. Throws an Error saying what is missing when the answer has not that shape.
+ * Pure.
+ */
+export function parseLedgers(socket: string, answer: string): ProxyLedgers {
+  const lines = answer.split('\n').filter((l) => l.trim().length > 0);
+  if (lines.length !== 3) {
+    throw new Error(
+      `${socket}: expected 3 JSON answers to "${LEDGER_COMMANDS}", got: ${answer.slice(0, 200)}`,
     );
   }
-  if (target.statsPaths.length === 0) return notes;
+  const [host, pool, fd] = lines.map((l) => JSON.parse(l) as unknown) as [unknown, unknown, unknown];
+  const strings = (v: unknown, what: string): string[] => {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+      throw new Error(`${socket}: ${what} is not a list of strings`);
+    return v;
+  };
+  const field = (o: unknown, k: string): unknown =>
+    typeof o === 'object' && o !== null ? (o as Record<string, unknown>)[k] : undefined;
+  const sites = field(pool, 'sites');
+  if (typeof sites !== 'object' || sites === null) throw new Error(`${socket}: show pool has no sites`);
+  const livePool: string[] = [];
+  for (const [site, l] of Object.entries(sites)) {
+    const [live, allocs, frees] = ['live', 'allocs', 'frees'].map((k) => field(l, k));
+    if (typeof live !== 'number' || typeof allocs !== 'number' || typeof frees !== 'number') {
+      throw new Error(`${socket}: show pool site ${site} lacks live, allocs or frees`);
+    }
+    if (live !== 0 || allocs !== frees)
+      livePool.push(`${site}: live ${live}, allocs ${allocs}, frees ${frees}`);
+  }
+  const liveFds = field(fd, 'live');
+  if (!Array.isArray(liveFds)) throw new Error(`${socket}: show fd has no live list`);
+  return {
+    socket,
+    hostViolations: strings(field(host, 'violations'), 'show violations'),
+    poolViolations: strings(field(pool, 'violations'), 'show pool violations'),
+    fdViolations: strings(field(fd, 'violations'), 'show fd violations'),
+    livePool,
+    liveFds: liveFds.length,
+  };
+}
+
+/**
+ * Returns the check "the bundled proxy's ledgers are clean once nothing is connected" for the
+ * ledgers of each of its stats sockets read at settle()'s last look (<ledgers>), or <error> when one
+ * could not be read: ok iff every socket answered, no violation list has an entry, no pool site
+ * holds an item and no client fd is live. Pure.
+ */
+export function ledgersCheck(ledgers: readonly ProxyLedgers[], error: string | null): Check {
+  const problems: string[] = error === null ? [] : [error];
+  for (const l of ledgers) {
+    for (const [what, list] of [
+      ['show violations', l.hostViolations],
+      ['show pool violations', l.poolViolations],
+      ['show fd violations', l.fdViolations],
+    ] as const) {
+      if (list.length > 0) problems.push(`${l.socket}: ${what}: ${list.join(' | ')}`);
+    }
+    if (l.livePool.length > 0) problems.push(`${l.socket}: pool items live: ${l.livePool.join(', ')}`);
+    if (l.liveFds > 0) problems.push(`${l.socket}: ${l.liveFds} fd(s) live`);
+  }
+  return {
+    what: "the bundled proxy's ledgers are clean once nothing is connected",
+    expected: 'no violation in show violations, show pool or show fd; no live pool item; no live fd',
+    actual: problems.length > 0 ? problems.join('; ') : `clean on ${ledgers.length} stats socket(s)`,
+    ok: problems.length === 0,
+  };
+}
+
+/** What settle() found: its checks, and how long the target took to hold nothing. */
+interface Settled {
+  checks: Check[];
+  waitedMs: number;
+}
+
+/**
+ * Waits (bounded by <settleMs> in all, each look made at least once) until <target> holds
+ * nothing: the backend has no connection open, with a stats socket every suite frontend has scur 0,
+ * and for the bundled proxy (target.ledgers) no pool item and no fd is live on any of its stats
+ * sockets. Resolves with the settle checks (holdsNothingCheck, and ledgersCheck for the bundled
+ * proxy) of the last look; never rejects.
+ */
+async function settle(target: Target, settleMs: number): Promise<Settled> {
+  const started = performance.now();
+  const remaining = (): number => Math.max(0, started + settleMs - performance.now());
+  const backend = target.backend!;
+  await backend.waitIdle(settleMs);
   const statsPaths = target.statsPaths;
-  let busy: string[] = [];
-  const idle = await pollUntilAsync(
-    async () => {
-      const snap = await readMergedStats(statsPaths, 'settle', () => 0).catch(() => null);
-      if (!snap) return false;
-      busy = Object.keys(FRONTENDS).filter((fe) => Number(snap.rows[`${fe}/FRONTEND`]?.scur ?? 0) !== 0);
-      return busy.length === 0;
-    },
-    Math.max(0, until - performance.now()),
-  );
-  if (!idle) notes.push(`frontends still had scur > 0 after the case: ${busy.join(', ')}`);
-  return notes;
+  const state: HeldState = {
+    backendOpen: 0,
+    hasStats: statsPaths.length > 0,
+    busyFrontends: [],
+    statsError: null,
+  };
+  if (state.hasStats) {
+    await pollUntilAsync(async () => {
+      try {
+        const snap = await readMergedStats(statsPaths, 'settle', () => 0);
+        state.statsError = null;
+        state.busyFrontends = Object.keys(FRONTENDS).flatMap((fe) => {
+          const scur = Number(snap.rows[`${fe}/FRONTEND`]?.scur ?? 0);
+          return scur === 0 ? [] : [`${fe} (scur ${scur})`];
+        });
+        return state.busyFrontends.length === 0;
+      } catch (err) {
+        state.statsError = (err as Error).message;
+        return false;
+      }
+    }, remaining());
+  }
+  state.backendOpen = backend.openCount();
+  const checks = [holdsNothingCheck(state, settleMs)];
+  if (target.ledgers) {
+    let ledgers: ProxyLedgers[] = [];
+    let error: string | null = null;
+    await pollUntilAsync(async () => {
+      try {
+        ledgers = await Promise.all(
+          statsPaths.map(async (p) => parseLedgers(basename(p), await statsQuery(p, LEDGER_COMMANDS))),
+        );
+        error = null;
+        return ledgers.every((l) => l.livePool.length === 0 && l.liveFds === 0);
+      } catch (err) {
+        ledgers = [];
+        error = (err as Error).message;
+        return false;
+      }
+    }, remaining());
+    checks.push(ledgersCheck(ledgers, error));
+  }
+  return { checks, waitedMs: performance.now() - started };
 }
 
 async function pollUntilAsync(done: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {

@@ -10,8 +10,9 @@
  * answers, and at the end stops the process (SIGTERM, then SIGKILL after a bound) and removes the
  * directory. The bundled proxy serves one frontend per process (impl/config.ts: its machines model
  * one listener), so the impl target is one process per frontend, each from its slice of the same
- * config, and its counters are the merged answers of their stats sockets (stats.ts). A target that cannot run says why in `unavailable`; its cases are then skipped (the
- * proxy is absent) or failed (it is present but broken), never silently dropped.
+ * config, and its counters are the merged answers of their stats sockets (stats.ts). A target that cannot run says why in `unavailable`: its cases are
+ * then skipped when haproxy is not installed (a machine may lack it), failed in every other case
+ * (the bundled proxy always exists: a proxy that does not start is broken), never silently dropped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,7 +43,7 @@ export type TargetSpec =
   | { kind: 'haproxy'; perFrontend?: boolean } // perFrontend: as the impl runs, one process per frontend
   | { kind: 'address'; host: string; port: number; stats: string | null };
 
-/** Why a target cannot run its cases: 'skipped' when the proxy is absent, 'fail' when it is broken. */
+/** Why a target cannot run its cases: 'skipped' when haproxy is not installed, 'fail' when a proxy is broken. */
 export interface Unavailable {
   verdict: 'skipped' | 'fail';
   reason: string;
@@ -61,6 +62,8 @@ export interface Target {
   description: string; //               what it is: 'HAProxy version 2.6.12-1+deb12u4', ...
   layout: SuiteLayout; //               its ports, stats socket and certificate
   statsPaths: string[]; //              its stats sockets, one per process; none: counter cases are skipped
+  ledgers: boolean; //                  its stats sockets also answer show pool, show fd and show violations
+  //                                    (the bundled proxy only: HAProxy does not know these commands)
   backend: EchoBackend | null; //       the echo backend the suite runs for it
   unavailable: Unavailable | null;
   /** Its log lines from performance.now() <at> on; null when they are not captured (not started by the suite). */
@@ -122,31 +125,21 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
       '2.6',
       version,
       !!spec.perFrontend,
+      false,
       (cfg) => ['haproxy', ['-db', '-f', cfg]],
     );
-  }
-  if (!(await bundledProxyExists())) {
-    return unavailableTarget('impl', 'dev12', {
-      verdict: 'skipped',
-      reason: 'the bundled proxy is not available (no `proxy` command in cli/commands.ts yet)',
-    });
   }
   return startProcessTarget(
     'impl',
     'dev12',
     'the bundled proxy (embryonic proxy)',
     spec.frontends ?? true,
+    true,
     (cfg, fe) => [
       process.execPath,
       [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg, ...(fe && spec.args ? spec.args(fe) : [])],
     ],
   );
-}
-
-/** True iff the CLI has a `proxy` command: the bundled proxy exists. */
-export async function bundledProxyExists(): Promise<boolean> {
-  const { COMMANDS } = await import('../cli/commands.ts');
-  return COMMANDS.some((c) => c.name === 'proxy');
 }
 
 async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>): Promise<Target> {
@@ -176,6 +169,7 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
     description: `a running proxy at ${name} (documented config, base port ${spec.port})`,
     layout: { ...layout, host: spec.host },
     statsPaths: spec.stats ? [spec.stats] : [],
+    ledgers: false,
     backend,
     unavailable: null,
     logSince: null,
@@ -189,8 +183,9 @@ type ProcessPlan = (cfgPath: string, fe: FrontendName | undefined) => [string, s
 /**
  * Starts the proxy processes of a target: one for the whole suite config when <perFrontend> is
  * false (haproxy), else one per frontend (or per frontend listed), each from its slice of the
- * config with its own stats socket (the bundled proxy serves one frontend per process). Waits until
- * every stats socket answers. Resolves with the target, or unavailable 'fail' with the reason and the processes'
+ * config with its own stats socket (the bundled proxy serves one frontend per process). <ledgers>:
+ * its stats sockets answer show pool, show fd and show violations. Waits until every stats socket
+ * answers. Resolves with the target, or unavailable 'fail' with the reason and the processes'
  * last output; never rejects.
  */
 async function startProcessTarget(
@@ -198,6 +193,7 @@ async function startProcessTarget(
   profile: Profile,
   description: string,
   perFrontend: boolean | FrontendName[],
+  ledgers: boolean,
   command: ProcessPlan,
 ): Promise<Target> {
   const dir = makeTempDir(`conform-${name}`);
@@ -273,6 +269,7 @@ async function startProcessTarget(
       description: perFrontend ? `${description}, one process per frontend` : description,
       layout,
       statsPaths,
+      ledgers,
       backend: ready,
       unavailable: null,
       logSince: (at) => lines.filter((l) => l.at >= at),
@@ -290,6 +287,7 @@ function unavailableTarget(name: string, profile: Profile, unavailable: Unavaila
     description: unavailable.reason.split('\n')[0]!,
     layout: suiteLayout(1, tmpdir()),
     statsPaths: [],
+    ledgers: false,
     backend: null,
     unavailable,
     logSince: null,

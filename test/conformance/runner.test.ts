@@ -1,9 +1,17 @@
 import { spawnSync } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { EchoBackend } from '../../conformance/backend.ts';
 import { CASES, selectCases } from '../../conformance/cases.ts';
-import { runSuite } from '../../conformance/runner.ts';
-import { bundledProxyExists, findFreePortBlock } from '../../conformance/targets.ts';
+import {
+  holdsNothingCheck,
+  ledgersCheck,
+  parseLedgers,
+  runCase,
+  runSuite,
+  type ProxyLedgers,
+} from '../../conformance/runner.ts';
+import { findFreePortBlock, sleep, startTarget, type TargetSpec } from '../../conformance/targets.ts';
 
 const haproxy = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
 const hasHaproxy = !haproxy.error && haproxy.status === 0;
@@ -50,6 +58,16 @@ describe('a run of the suite', () => {
       );
       const dcon = report.results.find((r) => r.caseId === 'cnt/reject/dcon-counts-the-rejected-connection')!;
       expect(dcon.stats.map((s) => s.label)).toEqual(['before', 'after the RST']);
+      // Every case ends with the settle check; HAProxy has no ledgers to read.
+      for (const r of report.results.filter((r) => r.verdict === 'pass')) {
+        expect(r.checks.at(-1)).toMatchObject({
+          what: 'the target holds nothing once the case is over',
+          ok: true,
+        });
+        expect(r.checks.map((k) => k.what)).not.toContain(
+          "the bundled proxy's ledgers are clean once nothing is connected",
+        );
+      }
     },
   );
 
@@ -63,19 +81,24 @@ describe('a run of the suite', () => {
     },
   );
 
-  it('runs fast cases on the bundled proxy (one process, fe_pp), or skips them with the reason while it does not exist', async () => {
+  it('runs fast cases on the bundled proxy (one process, fe_pp) and finds its ledgers clean after each', async () => {
     const cases = selectCases(CASES, [
       'pp1/2.1/header-and-data-in-one-write',
       'pp2/2.2/crc32c-mismatch-gets-rst',
       'cnt/header-error/*',
     ]);
     const report = await runSuite([{ kind: 'impl', frontends: ['fe_pp'] }], cases);
-    if (await bundledProxyExists()) {
-      expect(report.targets[0]).toMatchObject({ name: 'impl', profile: 'dev12', unavailable: null });
-      expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual(cases.map((c) => [c.id, 'pass']));
-    } else {
-      expect(report.results.map((r) => r.verdict)).toEqual(cases.map(() => 'skipped'));
-      expect(report.results[0]!.reason).toMatch(/the bundled proxy is not available/);
+    expect(report.targets[0]).toMatchObject({ name: 'impl', profile: 'dev12', unavailable: null });
+    expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual(cases.map((c) => [c.id, 'pass']));
+    for (const r of report.results) {
+      expect(r.checks.slice(-2)).toEqual([
+        expect.objectContaining({ what: 'the target holds nothing once the case is over', ok: true }),
+        expect.objectContaining({
+          what: "the bundled proxy's ledgers are clean once nothing is connected",
+          actual: 'clean on 1 stats socket(s)',
+          ok: true,
+        }),
+      ]);
     }
   });
 
@@ -105,5 +128,168 @@ describe('a run of the suite', () => {
     } finally {
       await impostor.stop();
     }
+  });
+});
+
+/** Connects to 127.0.0.1:<port>, writes <bytes>, and resolves with the open socket (bounded: 2 s). */
+function openHeld(port: number, bytes: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no connection to 127.0.0.1:${port} within 2000 ms`));
+    }, 2000);
+    socket.once('error', function heldOnError(err) {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('connect', function heldOnConnect() {
+      clearTimeout(timer);
+      socket.write(bytes);
+      resolve(socket);
+    });
+  });
+}
+
+describe('the settle checks after a case', () => {
+  const targets: [string, TargetSpec, boolean][] = [
+    ['the bundled proxy', { kind: 'impl', frontends: ['fe_pp'] }, true],
+    ["Debian's haproxy", { kind: 'haproxy' }, hasHaproxy],
+  ];
+  for (const [name, spec, runs] of targets) {
+    it.skipIf(!runs)(
+      `fail a case on ${name} while it still holds a forwarded connection, and pass it once the connection is gone`,
+      async () => {
+        const target = await startTarget(spec);
+        let held: Socket | null = null;
+        let keepAlive: NodeJS.Timeout | undefined;
+        try {
+          expect(target.unavailable).toBeNull();
+          const c = selectCases(CASES, ['pp1/2.1/header-and-data-in-one-write'])[0]!;
+          // A connection outside the case, forwarded to the backend and never closed: a leak.
+          held = await openHeld(
+            target.layout.ports.fe_pp,
+            'PROXY TCP4 192.0.2.1 192.0.2.2 1000 80\r\nheld\n',
+          );
+          // Bytes every 100 ms keep it from the proxy's idle timeout (timeout client 300 ms).
+          const socket = held;
+          keepAlive = setInterval(function heldOnTick() {
+            socket.write('.');
+          }, 100);
+          for (let i = 0; i < 100 && target.backend!.openCount() === 0; i++) await sleep(20);
+          expect(target.backend!.openCount()).toBe(1);
+          const leaking = await runCase(target, c, 300);
+          expect(leaking.verdict).toBe('fail');
+          expect(leaking.reason).toMatch(
+            /^the target holds nothing once the case is over: expected no backend connection and scur 0 on every frontend within 300 ms, got 1 backend connection\(s\) still open; scur > 0 on fe_pp \(scur 1\)$/,
+          );
+          const ledgers = leaking.checks.find((k) => k.what.startsWith("the bundled proxy's ledgers"));
+          if (spec.kind === 'impl') {
+            expect(ledgers).toMatchObject({ ok: false });
+            expect(ledgers!.actual).toMatch(/pool items live: session: live 1.*1 fd\(s\) live/);
+          } else {
+            expect(ledgers).toBeUndefined();
+          }
+          clearInterval(keepAlive);
+          held.destroy();
+          const clean = await runCase(target, c);
+          expect(clean.verdict).toBe('pass');
+        } finally {
+          clearInterval(keepAlive);
+          held?.destroy();
+          await target.stop();
+        }
+      },
+    );
+  }
+
+  it('say what the target still holds: backend connections, busy frontends, unreadable counters', () => {
+    const idle = { backendOpen: 0, hasStats: true, busyFrontends: [], statsError: null };
+    expect(holdsNothingCheck(idle, 2000)).toEqual({
+      what: 'the target holds nothing once the case is over',
+      expected: 'no backend connection and scur 0 on every frontend within 2000 ms',
+      actual: 'nothing held',
+      ok: true,
+    });
+    expect(holdsNothingCheck({ ...idle, backendOpen: 2 }, 2000)).toMatchObject({
+      actual: '2 backend connection(s) still open',
+      ok: false,
+    });
+    expect(holdsNothingCheck({ ...idle, busyFrontends: ['fe_pp (scur 1)'] }, 2000)).toMatchObject({
+      actual: 'scur > 0 on fe_pp (scur 1)',
+      ok: false,
+    });
+    expect(holdsNothingCheck({ ...idle, statsError: 'stats socket /x: ECONNREFUSED' }, 2000)).toMatchObject({
+      actual: 'no counters: stats socket /x: ECONNREFUSED',
+      ok: false,
+    });
+    // Without a stats socket only the backend is judged.
+    const noStats = { ...idle, hasStats: false, busyFrontends: ['fe_pp (scur 1)'] };
+    expect(holdsNothingCheck(noStats, 500)).toMatchObject({
+      expected: 'no backend connection within 500 ms',
+      ok: true,
+    });
+  });
+
+  it("read the bundled proxy's ledgers and fail on any violation, live pool item or live fd", () => {
+    const site = (allocs: number, frees: number) => ({ allocs, frees, live: allocs - frees, failed: 0 });
+    const answer = (o: { host?: string[]; pool?: string[]; fd?: string[]; session?: number; fds?: number }) =>
+      [
+        JSON.stringify({ violations: o.host ?? [] }),
+        '',
+        JSON.stringify({
+          bufsize: 16384,
+          sites: { session: site(3, 3 - (o.session ?? 0)), task: site(3, 3), req: site(2, 2) },
+          faults: [],
+          violations: o.pool ?? [],
+        }),
+        '',
+        JSON.stringify({
+          live: Array.from({ length: o.fds ?? 0 }, (_, i) => ({ fd: 20 + i, conn: i, state: 'inserted' })),
+          opens: 3,
+          closes: 3 - (o.fds ?? 0),
+          violations: o.fd ?? [],
+        }),
+        '',
+        '',
+      ].join('\n');
+    const clean = parseLedgers('stats-fe_pp.sock', answer({}));
+    expect(clean).toEqual<ProxyLedgers>({
+      socket: 'stats-fe_pp.sock',
+      hostViolations: [],
+      poolViolations: [],
+      fdViolations: [],
+      livePool: [],
+      liveFds: 0,
+    });
+    expect(ledgersCheck([clean, { ...clean, socket: 'stats-fe_pp_tls.sock' }], null)).toMatchObject({
+      actual: 'clean on 2 stats socket(s)',
+      ok: true,
+    });
+    const dirty = parseLedgers(
+      'stats-fe_pp.sock',
+      answer({
+        host: ['connection 4: req freed but not allocated'],
+        pool: ['task #2 freed twice'],
+        session: 1,
+        fds: 1,
+      }),
+    );
+    expect(dirty.livePool).toEqual(['session: live 1, allocs 3, frees 2']);
+    const check = ledgersCheck([dirty], null);
+    expect(check.ok).toBe(false);
+    expect(check.actual).toBe(
+      'stats-fe_pp.sock: show violations: connection 4: req freed but not allocated; ' +
+        'stats-fe_pp.sock: show pool violations: task #2 freed twice; ' +
+        'stats-fe_pp.sock: pool items live: session: live 1, allocs 3, frees 2; stats-fe_pp.sock: 1 fd(s) live',
+    );
+    expect(ledgersCheck([clean], 'stats socket /x: ECONNREFUSED')).toMatchObject({ ok: false });
+    expect(ledgersCheck([{ ...clean, fdViolations: ['fd 7 inserted twice (connection 1)'] }], null).ok).toBe(
+      false,
+    );
+    // HAProxy's answer to an unknown command is not a ledger.
+    expect(() => parseLedgers('stats.sock', "Unknown command: 'show'\n\n")).toThrow(
+      /expected 3 JSON answers/,
+    );
   });
 });

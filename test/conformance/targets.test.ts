@@ -52,6 +52,22 @@ describe('the targets the suite starts', () => {
     }
   });
 
+  it('fails the bundled proxy, never skips it, when it exits at start, with its output', async () => {
+    const target = await startTarget({
+      kind: 'impl',
+      frontends: ['fe_pp'],
+      args: () => ['--no-such-option'],
+    });
+    try {
+      expect(target.unavailable?.verdict).toBe('fail');
+      expect(target.unavailable?.reason).toMatch(
+        /exited at start \(code 2,[\s\S]*its output:[\s\S]*--config FILE/,
+      );
+    } finally {
+      await target.stop();
+    }
+  });
+
   it('finds a block of consecutive free loopback ports below the ephemeral range', async () => {
     const base = await findFreePortBlock(6);
     expect(base).toBeGreaterThanOrEqual(20000);
