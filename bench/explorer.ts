@@ -9,7 +9,8 @@
  * its peak RSS is its own: process.memoryUsage().rss is sampled every 100 ms of exploration (and at
  * the end), and the kernel's high-water mark (process.resourceUsage().maxRSS) is kept beside it.
  * Every row checks every invariant of properties/invariants.ts in every state and on every edge,
- * except SPIN's, which checks none.
+ * except SPIN's, which checks none; a violation (or an error pan reports) becomes the row's note
+ * (violationNote), which the smoke test of the bench fails on.
  *
  * getAdjacencyMap runs on the composed model as XState logic: `fromTransition` over
  * SystemModel.step, the events of each state the enabled ones of the explorer's alphabet, states
@@ -263,7 +264,8 @@ export function measureRow(spec: RowSpec): ExplorerRow {
       }
       ({ generated, distinct } = r);
       complete = r.configs.every((c) => c.complete);
-      if (r.violations.length > 0) note = `${r.violations.length} violation(s) found`;
+      const first = r.violations[0];
+      if (first) note = violationNote(r.violations.length, first);
       break;
     }
     case 'config':
@@ -282,6 +284,7 @@ export function measureRow(spec: RowSpec): ExplorerRow {
           ? `compiled explorer, ${spec.config}`
           : `reference engine (SystemModel.step over xstate), ${spec.config}`;
       ({ generated, distinct, complete } = r);
+      if (r.violation) note = violationNote(1, r.violation);
       if (spec.kind === 'reference') {
         figure = `${figure}, reference engine`;
         role = 'anchor';
@@ -299,6 +302,7 @@ export function measureRow(spec: RowSpec): ExplorerRow {
       figure = spinFigure(spec.config);
       label = `compiled explorer, ${spec.config}, no symmetry reduction`;
       ({ generated, distinct, complete } = r);
+      if (r.violation) note = violationNote(1, r.violation);
       break;
     }
     case 'spin': {
@@ -356,6 +360,14 @@ export function measureRow(spec: RowSpec): ExplorerRow {
     run: 0,
     ...(note ? { note } : {}),
   };
+}
+
+/**
+ * The note of an explorer row whose search found <count> invariant violation(s), <first> the
+ * first (an explorer's search stops at the depth of its first violation). Pure.
+ */
+export function violationNote(count: number, first: { invariant: string; message: string }): string {
+  return `${count} violation(s) found, the first: ${first.invariant}: ${first.message}`;
 }
 
 /**

@@ -7,15 +7,18 @@
  *   row 2  accept + PROXY v1 header + close per second (anchor HAProxy) bench/accept.ts
  *   row 3  forwarding throughput after the handshake (anchor HAProxy)   bench/throughput.ts
  *   row 4  the live trace monitor's overhead on the accept rate         bench/monitor.ts
- *   row 5  explorer throughput (bench/explorer.ts's benchExplorer, when it exists)
+ *   row 5  explorer throughput (anchors: xstate/graph, SPIN)            bench/explorer.ts
  *   row 6  `npm test` wall time on 2 cores (only with --with-npm-test)
  *
  * Options: --quick (a fast pass: smaller floods, fewer and shorter runs), --rows 1,2,... (only
  * these rows), --no-heap (skip the JS heap runs of row 1), --with-npm-test (row 6), --record
  * (also rewrite the generated block of BENCHMARKS.md), --out FILE (default bench/results.json),
- * --repeats N (override). A row that cannot run (HAProxy or the proxy missing, a proxy that does
- * not start) is printed as skipped with the reason. Exit code: 0 when the benchmarks ran (whatever
- * the goals), 1 when the driver itself failed, 2 on a usage error.
+ * --repeats N (override). A row that cannot run is printed as skipped with the reason: either
+ * something the machine lacks (HAPROXY_MISSING, SPIN_MISSING: its anchor is not measured), a row
+ * not asked for ("not asked for (...)"), or a failure (a row that threw: "failed: ..."; a proxy
+ * that did not start; the bundled proxy that does not load), which test/bench/smoke.test.ts
+ * fails on. Exit code: 0 when the benchmarks ran (whatever the goals), 1 when the driver itself
+ * failed, 2 on a usage error.
  *
  * The processes (the proxies, the echo backend, the load generator) are children of this driver,
  * on 127.0.0.1 only; each is stopped in a finally, and an exit handler kills what is left
@@ -30,7 +33,8 @@ import { formatTable } from '../cli/table.ts';
 import { benchAccept, type AcceptOptions } from './accept.ts';
 import type { ExplorerRow } from './explorer.ts';
 import { benchMemory, type MemoryOptions } from './memory.ts';
-import { benchMonitor, hasMonitorFlag } from './monitor.ts';
+import { benchMonitor } from './monitor.ts';
+import { spinVersion } from './promela/spin.ts';
 import {
   benchRow,
   cpuTimes,
@@ -56,6 +60,14 @@ import {
   type Summary,
 } from './targets.ts';
 import { benchThroughput, type ThroughputOptions } from './throughput.ts';
+
+/** The reason of every row (or anchor) skipped because haproxy is not installed. */
+export const HAPROXY_MISSING =
+  'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`';
+
+/** The reason of row 5's SPIN anchor skipped because spin (or gcc, which compiles pan) is missing. */
+export const SPIN_MISSING =
+  'spin or gcc is not installed (no `spin -V` or `gcc --version`): `apt-get install -y spin gcc`';
 
 /** Everything one run of the benchmarks is asked to do. */
 export interface BenchPlan {
@@ -152,9 +164,10 @@ export async function machineInfo(): Promise<MachineInfo> {
 
 /**
  * Runs the benchmarks of <plan>, printing progress with <log>. Starts the echo backend and the
- * load generator, runs each asked row in order (a row that throws becomes a skipped row with the
- * error), and stops every process it started before it resolves. Resolves with the report; rejects
- * only when the shared processes (echo backend, load generator) cannot start.
+ * load generator, runs each asked row in order (a row that throws becomes a skipped row whose
+ * reason is "failed: " and the error), and stops every process it started before it resolves.
+ * Resolves with the report; rejects only when the shared processes (echo backend, load generator)
+ * cannot start.
  */
 export async function runBench(
   plan: BenchPlan,
@@ -186,15 +199,21 @@ export async function runBench(
   ]);
   const implMissing =
     help === null ? 'the bundled proxy is missing (cli/proxy.ts does not exist or does not load)' : null;
-  const haproxyMissing =
-    machine.haproxy === null
-      ? 'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`'
-      : null;
+  const haproxyMissing = machine.haproxy === null ? HAPROXY_MISSING : null;
   const rows: BenchRow[] = [];
   const skipped: SkippedRow[] = [];
   const add = (r: BenchResult): void => {
     rows.push(...r.rows);
     skipped.push(...r.skipped);
+  };
+  // Runs row <row> if asked; a row that throws is skipped with "failed: " and the error's first line.
+  const guarded = async (row: number, figure: string, run: () => Promise<BenchResult>): Promise<void> => {
+    if (!wants(row)) return;
+    try {
+      add(await timed(row, run));
+    } catch (err) {
+      skipped.push({ row, figure, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
+    }
   };
   let rate: Promise<RateProxies> | null = null;
   try {
@@ -214,18 +233,10 @@ export async function runBench(
         proxyHelp: help,
         fdHard: machine.fdLimit.hard,
         log,
-        rateProxies: () => (rate ??= startRateProxies(ctx, wants(4) && hasMonitorFlag(help))),
+        rateProxies: () => (rate ??= startRateProxies(ctx, wants(4))),
       };
       // The rate proxies start now, beside the memory row's own (an idle proxy disturbs no flood).
       if ([2, 3, 4].some(wants)) void ctx.rateProxies();
-      const guarded = async (row: number, figure: string, run: () => Promise<BenchResult>): Promise<void> => {
-        if (!wants(row)) return;
-        try {
-          add(await timed(row, run));
-        } catch (err) {
-          skipped.push({ row, figure, reason: `failed: ${(err as Error).message.split('\n')[0]}` });
-        }
-      };
       await guarded(1, 'memory per held-open connection', () => benchMemory(ctx, plan.memory));
       await guarded(2, 'accept + PROXY v1 header + close', () => benchAccept(ctx, plan.accept));
       await guarded(3, 'forwarding throughput after the handshake', () =>
@@ -245,10 +256,8 @@ export async function runBench(
     if (loader && !(loader instanceof Error)) await loader.stop();
     if (echo && !(echo instanceof Error)) await echo.stop();
   }
-  if (wants(5)) {
-    log('explorer: bench/explorer.ts');
-    add(await timed(5, () => benchExplorerRows(plan.explorer)));
-  }
+  if (wants(5)) log('explorer: bench/explorer.ts');
+  await guarded(5, 'explorer throughput', () => benchExplorerRows(plan.explorer));
   if (wants(6)) {
     if (plan.npmTest) add(await timed(6, () => benchNpmTest(machine, log)));
     else
@@ -272,27 +281,77 @@ export async function runBench(
   };
 }
 
+/**
+ * Returns the skipped rows of <report> that are failures: every one but HAPROXY_MISSING while the
+ * machine has no haproxy, SPIN_MISSING, and the rows "not asked for (...)" by the plan. A row that
+ * threw ("failed: ..."), a proxy that did not start, a bundled proxy that does not load are
+ * failures. Pure.
+ */
+export function failedSkips(report: {
+  machine: Pick<MachineInfo, 'haproxy'>;
+  skipped: readonly SkippedRow[];
+}): SkippedRow[] {
+  return report.skipped.filter(
+    (s) =>
+      !(
+        (s.reason === HAPROXY_MISSING && report.machine.haproxy === null) ||
+        s.reason === SPIN_MISSING ||
+        /^not asked for \(--[a-z-]+\)$/.test(s.reason)
+      ),
+  );
+}
+
+/**
+ * The notes that say a model is broken, as bench/monitor.ts and bench/explorer.ts word them: a
+ * divergence the live monitor reported (divergenceNote), the monitor stopped on an internal error
+ * (monitorStoppedNote), an invariant the explorer found violated (violationNote), an edge of
+ * getAdjacencyMap that broke an invariant, an error pan found.
+ */
+export const BROKEN_MODEL_NOTES: readonly RegExp[] = [
+  /^the monitor reported \d+ divergence line\(s\) during the runs/,
+  /^the monitor stopped during the runs: /,
+  /^\d+ violation\(s\) found, the first: /,
+  /\b\d+ edge\(s\) broke an invariant\./,
+  /^pan found \d+ error\(s\): the model and the tables disagree\./,
+];
+
+/**
+ * Returns the notes of <rows> that say a model is broken (BROKEN_MODEL_NOTES), each as "row N,
+ * figure, subject: note". Pure.
+ */
+export function brokenModelNotes(rows: readonly BenchRow[]): string[] {
+  return rows.flatMap((r) =>
+    r.notes
+      .filter((n) => BROKEN_MODEL_NOTES.some((p) => p.test(n)))
+      .map((n) => `row ${r.row}, ${r.figure}, ${r.subject}: ${n}`),
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row 5: the explorer (bench/explorer.ts, run in a child process)
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Runs bench/explorer.ts's benchExplorer(<opts>) when the module exists and exports it, and turns
- * its rows into BenchRows (explorerRows), in a child process (`node --import tsx -e`) bounded by
- * EXPLORER_TIMEOUT_MS. The driver runs it after every proxy is stopped.
- * Resolves with the rows, or row 5 skipped with the reason. Never rejects.
+ * Runs bench/explorer.ts's benchExplorer(<opts>) and turns its rows into BenchRows (explorerRows),
+ * in a child process (`node --import tsx -e`) bounded by EXPLORER_TIMEOUT_MS. The driver runs it
+ * after every proxy is stopped. Resolves with the rows, plus the SPIN anchor skipped with
+ * SPIN_MISSING when spin or gcc is missing (and <opts> does not turn SPIN off with spinConnections:
+ * []); or with row 5 skipped with a reason starting "failed: " when the child fails or answers
+ * anything but rows. Never rejects.
  */
 export async function benchExplorerRows(opts: Record<string, unknown>): Promise<BenchResult> {
   const figure = 'explorer throughput';
   const file = join(ROOT, 'bench/explorer.ts');
-  if (!existsSync(file))
-    return { rows: [], skipped: [{ row: 5, figure, reason: 'bench/explorer.ts does not exist yet' }] };
+  const failed = (why: string): BenchResult => ({
+    rows: [],
+    skipped: [{ row: 5, figure, reason: `failed: ${why}` }],
+  });
   // benchExplorer is synchronous (it waits for its own children with spawnSync): it runs in a
   // child process, so that this driver's event loop, and a driver running beside it, never stall.
   const script = [
     `const mod = await import(${JSON.stringify(pathToFileURL(file).href)});`,
-    `const answer = typeof mod.benchExplorer !== 'function' ? { missing: true } : { rows: await mod.benchExplorer(${JSON.stringify(opts)}) };`,
-    `process.stdout.write('\\n${EXPLORER_MARK}' + JSON.stringify(answer) + '\\n');`,
+    `const rows = await mod.benchExplorer(${JSON.stringify(opts)});`,
+    `process.stdout.write('\\n${EXPLORER_MARK}' + JSON.stringify(rows) + '\\n');`,
   ].join(' ');
   const out = await runCapture(
     process.execPath,
@@ -303,24 +362,20 @@ export async function benchExplorerRows(opts: Record<string, unknown>): Promise<
     .split('\n')
     .reverse()
     .find((l) => l.startsWith(EXPLORER_MARK));
-  if (!out || out.code !== 0 || !line) {
-    const why = out
-      ? `exit ${out.code}: ${out.stderr.trim().split('\n').slice(-3).join(' / ')}`
-      : 'node did not start';
-    return { rows: [], skipped: [{ row: 5, figure, reason: `benchExplorer failed (${why})` }] };
-  }
-  const answer = JSON.parse(line.slice(EXPLORER_MARK.length)) as { missing?: true; rows?: unknown };
-  if (answer.missing)
-    return {
-      rows: [],
-      skipped: [{ row: 5, figure, reason: 'bench/explorer.ts does not export benchExplorer yet' }],
-    };
-  if (!Array.isArray(answer.rows))
-    return {
-      rows: [],
-      skipped: [{ row: 5, figure, reason: 'benchExplorer did not return an array of rows' }],
-    };
-  return { rows: explorerRows(answer.rows as ExplorerRow[]), skipped: [] };
+  if (!out || out.code !== 0 || !line)
+    return failed(
+      `benchExplorer ${out ? `exited ${out.code}: ${out.stderr.trim().split('\n').slice(-3).join(' / ')}` : 'did not start (node did not start)'}`,
+    );
+  const rows = JSON.parse(line.slice(EXPLORER_MARK.length)) as unknown;
+  if (!Array.isArray(rows)) return failed('benchExplorer did not return an array of rows');
+  const spinWanted = !Array.isArray(opts['spinConnections']) || opts['spinConnections'].length > 0;
+  return {
+    rows: explorerRows(rows as ExplorerRow[]),
+    skipped:
+      spinWanted && spinVersion() === null
+        ? [{ row: 5, figure: `${figure}: SPIN anchor`, reason: SPIN_MISSING }]
+        : [],
+  };
 }
 
 /** The prefix of the line the explorer's child process answers with. */
@@ -712,6 +767,8 @@ export async function main(argv: string[]): Promise<number> {
     ['npm run bench', ...(argv.length ? ['--', ...argv] : [])].join(' '),
   );
   console.log(formatReport(report));
+  for (const s of failedSkips(report)) log(`row ${s.row} FAILED, ${s.figure}: ${s.reason}`);
+  for (const note of brokenModelNotes(report.rows)) log(`BROKEN MODEL: ${note}`);
   writeFileSync(parsed.out, await reportJson(report));
   console.log(`\nwrote ${parsed.out}`);
   if (parsed.record) {

@@ -2,12 +2,21 @@
  * The bench driver's judgement of the explorer rows (bench/run.ts, explorerRows): which anchor a
  * row is measured against and when its goal is met. The rows are written out here, as a child
  * process would return them; nothing is measured. Also the CPU steal the report records
- * (bench/targets.ts), from /proc/stat lines written out here.
+ * (bench/targets.ts), from /proc/stat lines written out here, and which skipped rows and notes
+ * the driver counts as failures (what the smoke test of the bench fails on).
  */
 import { describe, expect, it } from 'vitest';
-import { adjacencyLabel, configFigure, type ExplorerRow } from '../../bench/explorer.ts';
-import { explorerRows, fmtSteal } from '../../bench/run.ts';
-import { cpuTimes, parseCpuTimes, stealPercent } from '../../bench/targets.ts';
+import { adjacencyLabel, configFigure, violationNote, type ExplorerRow } from '../../bench/explorer.ts';
+import { divergenceNote, monitorStoppedNote } from '../../bench/monitor.ts';
+import {
+  brokenModelNotes,
+  explorerRows,
+  failedSkips,
+  fmtSteal,
+  HAPROXY_MISSING,
+  SPIN_MISSING,
+} from '../../bench/run.ts';
+import { benchRow, cpuTimes, parseCpuTimes, stealPercent, type SkippedRow } from '../../bench/targets.ts';
 
 const FIGURE = configFigure('tcp-proxy');
 
@@ -147,5 +156,74 @@ describe('CPU steal', () => {
       }),
     ).toBe('12% over the run (row 1: 8.3%, row 5: unknown)');
     expect(fmtSteal({ run: null, rows: [] })).toBe('unknown over the run');
+  });
+});
+
+describe('failedSkips', () => {
+  const skip = (reason: string): SkippedRow => ({
+    row: 2,
+    figure: 'accept + PROXY v1 header + close',
+    reason,
+  });
+  const machine = (haproxy: string | null): { haproxy: string | null } => ({ haproxy });
+
+  it('counts a row that threw and a proxy that did not start as failures', () => {
+    const skipped = [
+      skip('failed: connect ECONNREFUSED 127.0.0.1:20001'),
+      skip('the bundled proxy with --monitor did not start: exited 1'),
+      skip('the bundled proxy is missing (cli/proxy.ts does not exist or does not load)'),
+    ];
+    expect(failedSkips({ machine: machine('HAProxy version 2.6.12'), skipped })).toEqual(skipped);
+  });
+
+  it('lets pass what the machine lacks and what the plan did not ask for', () => {
+    const skipped = [
+      skip(HAPROXY_MISSING),
+      skip(SPIN_MISSING),
+      skip('not asked for (--no-heap)'),
+      skip('not asked for (--with-npm-test)'),
+    ];
+    expect(failedSkips({ machine: machine(null), skipped })).toEqual([]);
+  });
+
+  it('counts HAProxy as missing a failure on a machine that has it', () => {
+    const skipped = [skip(HAPROXY_MISSING)];
+    expect(failedSkips({ machine: machine('HAProxy version 2.6.12'), skipped })).toEqual(skipped);
+  });
+});
+
+describe('brokenModelNotes', () => {
+  const row = (notes: string[]): ReturnType<typeof benchRow> =>
+    benchRow({
+      row: 5,
+      figure: FIGURE,
+      unit: 'distinct/s',
+      subject: 'compiled explorer, tcp-proxy, N = 2',
+      notes,
+    });
+
+  it('finds each note that says a model is broken, as the rows word it', () => {
+    const broken = [
+      divergenceNote(3),
+      monitorStoppedNote(
+        "embryonic proxy: monitor: internal error in the monitor's worker: boom; monitoring stops, the proxy serves on",
+      ),
+      violationNote(2, { invariant: 'I7', message: 'a session outlives its connection' }),
+      'Stopped at the 10 s budget; rates are over the states reached. 4 edge(s) broke an invariant.',
+      "pan found 1 error(s): the model and the tables disagree. pan's own search time",
+    ];
+    expect(brokenModelNotes([row(broken)])).toEqual(
+      broken.map((n) => `row 5, ${FIGURE}, compiled explorer, tcp-proxy, N = 2: ${n}`),
+    );
+  });
+
+  it('passes the notes of a healthy run', () => {
+    const healthy = [
+      '1.2k distinct, 4.1k generated (90k/s) in 0.01 s, 2 run(s)',
+      'not exhausted: the rates are over the states reached',
+      'overhead 4.1% (median of pairs)',
+      "pan's own search time (0.01 s resolution) and total memory (hash table included); no invariant is checked.",
+    ];
+    expect(brokenModelNotes([row(healthy)])).toEqual([]);
   });
 });
