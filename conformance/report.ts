@@ -208,9 +208,7 @@ function caseSection(
   meta.push(`<dt>frontend</dt><dd>${esc(c.frontend ?? '(none)')}</dd>`);
   if (c.needs.length) meta.push(`<dt>needs</dt><dd>${esc(c.needs.join(', '))}</dd>`);
   if (c.log)
-    meta.push(
-      `<dt>expected kill</dt><dd><code>${esc(c.log)}</code> (shown in the target log, not judged)</dd>`,
-    );
+    meta.push(`<dt>expected kill</dt><dd><code>${esc(c.log)}</code> (judged against the target log)</dd>`);
   meta.push(`<dt>transitions</dt><dd>${c.transitions.map((t) => `<code>${esc(t)}</code>`).join(' ')}</dd>`);
   for (const d of c.profileDifferences)
     meta.push(`<dt>profile ${esc(d.profile)}</dt><dd>${esc(d.reason)}</dd>`);

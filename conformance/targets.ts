@@ -310,6 +310,10 @@ export function trackChild(child: ChildProcess): void {
   child.once('exit', function childOnExit() {
     LIVE.delete(child);
   });
+  // A child that could not start (ENOENT, EACCES) emits 'error' and never 'exit'.
+  child.once('error', function childOnError() {
+    if (child.pid === undefined) LIVE.delete(child);
+  });
 }
 
 /**

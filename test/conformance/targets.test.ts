@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   findFreePortBlock,
+  liveProcessCount,
   parseTargetSpec,
   startTarget,
   stopProcess,
   targetName,
+  trackChild,
 } from '../../conformance/targets.ts';
 
 describe('parseTargetSpec', () => {
@@ -90,5 +92,16 @@ describe('the targets the suite starts', () => {
     await stopProcess(child, 200);
     expect(child.signalCode).toBe('SIGKILL');
     expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+  });
+});
+
+describe('trackChild', () => {
+  it('forgets a child that could not start, which never exits', async () => {
+    const before = liveProcessCount();
+    const child = spawn('/nonexistent/embryonic-no-such-program', []);
+    trackChild(child);
+    expect(liveProcessCount()).toBe(before + 1);
+    await new Promise<void>((resolve) => child.once('error', () => resolve()));
+    expect(liveProcessCount()).toBe(before);
   });
 });
