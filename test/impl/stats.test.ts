@@ -176,44 +176,29 @@ describe('show violations', () => {
 
   beforeAll(async () => {
     echo = await startBackend('echo');
+    const acceptProxy = (dir: string): string =>
+      proxyConfig(
+        dir,
+        '2s',
+        `
+frontend fe_main
+    bind 127.0.0.1:0 accept-proxy
+    default_backend be_echo
+
+backend be_echo
+    server s1 127.0.0.1:${echo.port}
+`,
+      );
     // The machines run with the mutant buffers-at-accept switched in (machines/mutants.ts): they
     // ask for the session's buffers at accept and again when the handshake ends.
-    planted = await startProxyProcess(
-      (dir) =>
-        proxyConfig(
-          dir,
-          '2s',
-          `
-frontend fe_main
-    bind 127.0.0.1:0 accept-proxy
-    default_backend be_echo
-
-backend be_echo
-    server s1 127.0.0.1:${echo.port}
-`,
-        ),
-      ['--monitor'],
-      { EMBRYONIC_MONITOR_DEFECT: 'buffers-at-accept' },
-    );
+    planted = await startProxyProcess(acceptProxy, ['--monitor'], {
+      EMBRYONIC_MONITOR_DEFECT: 'buffers-at-accept',
+    });
     // HAProxy's bug 3b24641745: a failed session_complete frees the session still linked. The
     // first req allocation fails, so the first completion fails.
-    unlisted = await startProxyProcess(
-      (dir) =>
-        proxyConfig(
-          dir,
-          '2s',
-          `
-frontend fe_main
-    bind 127.0.0.1:0 accept-proxy
-    default_backend be_echo
-
-backend be_echo
-    server s1 127.0.0.1:${echo.port}
-`,
-        ),
-      ['--monitor', '--fail-alloc', 'req:1'],
-      { EMBRYONIC_MONITOR_DEFECT: 'no-list-del-on-completion-failure' },
-    );
+    unlisted = await startProxyProcess(acceptProxy, ['--monitor', '--fail-alloc', 'req:1'], {
+      EMBRYONIC_MONITOR_DEFECT: 'no-list-del-on-completion-failure',
+    });
   });
 
   afterAll(async () => {
