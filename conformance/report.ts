@@ -211,7 +211,9 @@ function caseSection(
     meta.push(`<dt>expected kill</dt><dd><code>${esc(c.log)}</code> (judged against the target log)</dd>`);
   meta.push(`<dt>transitions</dt><dd>${c.transitions.map((t) => `<code>${esc(t)}</code>`).join(' ')}</dd>`);
   for (const d of c.profileDifferences)
-    meta.push(`<dt>profile ${esc(d.profile)}</dt><dd>${esc(d.reason)}</dd>`);
+    meta.push(
+      `<dt>profile ${esc(d.profile)}</dt><dd>${esc(d.reason)}${d.excuses.length > 0 ? ` Excuses only the checks: ${d.excuses.map((e) => `<q>${esc(e)}…</q>`).join(', ')}.` : ''}</dd>`,
+    );
   if (c.notRunnable) meta.push(`<dt>not run</dt><dd>${esc(c.notRunnable)}</dd>`);
   const results = report.targets.map((t) => {
     const r = resultOf(report, c.id, t.name);

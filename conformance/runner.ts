@@ -9,7 +9,8 @@
  *                       something once the case is over, or the target is broken
  *   skipped             haproxy is not installed, or the case needs a stats socket the target lacks
  *   version-difference  the case documents that the target's profile departs from the default
- *                       model, and the run departed (or the case cannot run on the suite's config)
+ *                       model, and every check that failed is one that difference excuses (or the
+ *                       case cannot run on the suite's config)
  *
  * After each case the runner waits (bounded by SETTLE_MS) until the target holds nothing, and checks
  * that it came true, as every case's last checks:
@@ -299,7 +300,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   let reason: string | undefined;
   if (held) {
     reason = describeFailure(held);
-  } else if (!ok && difference) {
+  } else if (!ok && difference && excusedBy(difference, checks)) {
     verdict = 'version-difference';
     reason = `profile ${target.profile}: ${difference.reason}`;
   } else if (!ok) {
@@ -329,6 +330,15 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     })),
     notes,
   };
+}
+
+/**
+ * True iff every check of `checks` that fails is one `difference` excuses (its `what` starts with
+ * one of `difference.excuses`), and at least one fails. Pure.
+ */
+export function excusedBy(difference: ProfileDifference, checks: readonly Check[]): boolean {
+  const failing = checks.filter((k) => !k.ok);
+  return failing.length > 0 && failing.every((k) => difference.excuses.some((e) => k.what.startsWith(e)));
 }
 
 /** Returns the reason a failed check gives: what, expected, actual. Pure. */

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { EchoBackend } from '../../conformance/backend.ts';
 import { CASES, selectCases } from '../../conformance/cases.ts';
 import {
+  excusedBy,
   holdsNothingCheck,
   ledgersCheck,
   parseLedgers,
@@ -291,5 +292,43 @@ describe('the settle checks after a case', () => {
     expect(() => parseLedgers('stats.sock', "Unknown command: 'show'\n\n")).toThrow(
       /expected 3 JSON answers/,
     );
+  });
+});
+
+describe('a profile difference', () => {
+  const difference = {
+    profile: '2.6' as const,
+    reason: 'the log differs',
+    excuses: ['the target logs the kill'],
+  };
+  const check = (what: string, ok: boolean) => ({ what, expected: 'x', actual: ok ? 'x' : 'y', ok });
+
+  it('excuses a run whose only failing checks are the ones it names', () => {
+    expect(
+      excusedBy(difference, [
+        check('the client sees an RST', true),
+        check('the target logs the kill SSL_ABORT', false),
+      ]),
+    ).toBe(true);
+  });
+
+  it('does not excuse a failing check it does not name, nor a run where nothing failed', () => {
+    expect(
+      excusedBy(difference, [
+        check('the client sees an RST', false),
+        check('the target logs the kill SSL_ABORT', false),
+      ]),
+    ).toBe(false);
+    expect(excusedBy(difference, [check('the target logs the kill SSL_ABORT', true)])).toBe(false);
+  });
+
+  it('names, in every case that has one, at least one check unless the case cannot run', () => {
+    for (const c of CASES)
+      for (const d of c.profileDifferences ?? [])
+        expect([c.id, d.profile, d.excuses.length > 0 || c.notRunnable !== undefined]).toEqual([
+          c.id,
+          d.profile,
+          true,
+        ]);
   });
 });
