@@ -230,7 +230,6 @@ export async function runBench(
         echo,
         implMissing,
         haproxyMissing,
-        proxyHelp: help,
         fdHard: machine.fdLimit.hard,
         log,
         rateProxies: () => (rate ??= startRateProxies(ctx, wants(4))),

@@ -846,7 +846,6 @@ export interface BenchContext {
   echo: EchoProcess;
   implMissing: string | null; //     why the bundled proxy cannot run; null: it can
   haproxyMissing: string | null; //  why HAProxy cannot run; null: it can
-  proxyHelp: string | null; //       `embryonic proxy --help` (to detect optional flags)
   fdHard: number; //                 the hard fd limit every child runs with
   log(line: string): void; //        progress, for the human watching
   /**
