@@ -5,33 +5,34 @@
  * step costs several times what the proxy spends on it (the composed machines run again, with the
  * model's memory, and every invariant): on the proxy's thread it would slow every accept down.
  *
- * The hand-over. ThreadedMonitor is the trace's raw tap (impl/trace.ts, RawTraceTap): it never
- * builds a trace line. Each call becomes a few numbers in a Float64Array (an opcode, the time, the
- * machine, the connection, ids), and every object or string the line is built from is interned:
- * sent once, then named by its id. The machines' effects and transition lists are the memoised
- * objects of the composition (machines/compose.ts), so they are interned by identity; events and
- * step inputs, built afresh by the proxy, by a key of their fields; states by value. The lines of
- * BATCH_DELAY_MS are posted together (a message costs several microseconds whatever its size), or
- * at once when BATCH_SLOTS numbers are waiting. The worker
- * (impl/monitorWorker.ts, decodeBatch) rebuilds each line with the functions that build the trace
- * file's lines (machines/traceFormat.ts), so the checker sees exactly what `--trace` would write.
- * Past INTERN_LIMIT ids both sides start their tables again (a batch flagged `reset`).
+ * The hand-over is a ring of numbers in shared memory (TraceRing), so that the proxy's thread
+ * never posts a message for a line and never wakes the worker while it works. ThreadedMonitor is
+ * the trace's raw tap (impl/trace.ts, RawTraceTap): it never builds a trace line. TraceEncoder
+ * writes each call as a few numbers (an opcode, the time, the machine, the connection, the
+ * event's type and params, ids) and publishes the line by moving the ring's write index. Every
+ * object or string a line is built from is interned: posted to the worker once, before the first
+ * line that names it, then named by its id. The machines' effects and transition lists are the
+ * memoised objects of the composition (machines/compose.ts), so they are interned by identity;
+ * strings (states, event types, param names and values) by value. Event params are written as
+ * numbers, never interned as objects, so an event costs no allocation. Past INTERN_LIMIT ids the
+ * tables start again: the encoder writes a `reset` line and its next values belong to the next
+ * generation.
  *
- * Reports: the worker checks the lines in order and sends each report back as a message, which
- * the proxy writes to stderr: a divergence is reported a few milliseconds after its step instead
- * of during it. finish() posts what is left, waits until the worker has checked every line, and
- * returns the summary line; then the worker ends. A worker that falls MAX_PENDING_BATCHES behind
- * is ended and monitoring stops (reported), rather than queue the trace without bound. The worker
- * loads TypeScript through tsx, as the CLI does (bin/embryonic.js).
+ * The worker (impl/monitorWorker.ts) reads the ring every POLL_MS while lines come, and sleeps on
+ * the write index (Atomics.waitAsync) when none do; the encoder wakes it (Atomics.notify) only
+ * when it said it sleeps. TraceDecoder rebuilds each line with the functions that build the trace
+ * file's lines (machines/traceFormat.ts), so the checker sees exactly what `--trace` would write;
+ * a line that names a value whose message has not arrived yet waits for it. The worker moves the
+ * ring's read index past what it checked: a proxy whose next line would overwrite a line not yet
+ * checked stops monitoring (reported) rather than hold the trace without bound.
+ *
+ * Reports: the worker sends each report back as a message, which the proxy writes to stderr: a
+ * divergence is reported a few milliseconds after its step instead of during it. finish() waits
+ * until the worker has checked every line, and returns the summary line; then the worker ends.
+ * The worker loads TypeScript through tsx, as the CLI does (bin/embryonic.js).
  */
 import { Worker } from 'node:worker_threads';
-import {
-  paramsKey,
-  type MachineName,
-  type Origin,
-  type StepInputs,
-  type TransitionRecord,
-} from '../machines/compose.ts';
+import type { MachineName, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
 import { zeroCounters, type Counters } from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
@@ -39,89 +40,135 @@ import { countersLine, effectLine, inputLine, stepLine, type TraceLine } from '.
 import { MONITOR_PREFIX } from './monitor.ts';
 import type { RawTraceTap } from './trace.ts';
 
-/** Numbers past which a batch is posted at once. */
-export const BATCH_SLOTS = 8192;
+/**
+ * Numbers the ring holds (a power of two): 2^21, 16 MiB of shared memory, about 4 s of trace at
+ * 2,000 connections per second (some 55 lines and 250 numbers per connection).
+ */
+export const RING_SLOTS = 1 << 21;
 
-/** How long a line may wait before its batch is posted. */
-export const BATCH_DELAY_MS = 5;
+/** How long the worker waits between two reads of the ring while lines keep coming. */
+export const POLL_MS = 5;
 
 /** Interned values past which both sides start their tables again. */
 export const INTERN_LIMIT = 100_000;
 
-/**
- * Batches posted and not yet checked past which the monitor gives up (about 2 s of lines at
- * BATCH_DELAY_MS): a checker that cannot keep up would otherwise queue the proxy's trace in memory
- * without bound.
- */
-export const MAX_PENDING_BATCHES = 400;
+/** The most params an event may have: it bounds the numbers of one line (LINE_BOUND). */
+export const MAX_PARAMS = 32;
 
 /** How long finish() waits for the worker to check what is left before it gives up. */
 const FINISH_TIMEOUT_MS = 30_000;
 
-/** The first size of a batch's array; it doubles as needed. */
-const FIRST_SLOTS = 1024;
+/** How long a sleeping worker waits before it looks at the ring anyway (a safety net). */
+const SLEEP_MS = 1000;
 
-/** The opcodes of a batch. */
-const OP = { header: 0, input: 1, step: 2, effect: 3, counters: 4 } as const;
+/** The numbers of the longest line: an input line with MAX_PARAMS params, then a reset line. */
+const LINE_BOUND = 12 + 3 * MAX_PARAMS + 2;
+
+/** The opcodes of the ring. */
+const OP = { header: 0, input: 1, step: 2, effect: 3, counters: 4, reset: 5 } as const;
+
+/** The tags of an event param's value (the number after the tag is the value, or 0). */
+const TAG = { number: 0, false: 1, true: 2, null: 3, string: 4 } as const;
+
+/** An event whose type is -1 is the event of the previous line that carried one (its id). */
+const SAME_EVENT = -1;
+
+/** The control words before the ring's numbers (Int32, indices): positions wrap at 2^32. */
+const CTL = { write: 0, read: 1, sleeping: 2 } as const;
+const CTL_BYTES = 16;
 
 const MACHINE_CODES: readonly (MachineName | null)[] = [null, 'listener', 'connection', 'session'];
 const COUNTER_KEYS = Object.keys(zeroCounters()) as (keyof Counters)[];
+const INPUT_KEYS = ['src', 'acceptFail', 'completeFail'] as const;
 
-/** The code of a machine in a batch (its index in MACHINE_CODES). Pure. */
+/** The code of a machine in the ring (its index in MACHINE_CODES). Pure. */
 function machineCode(machine: MachineName | null): number {
   return machine === 'session' ? 3 : machine === 'connection' ? 2 : machine === 'listener' ? 1 : 0;
 }
 
-/** One batch: the numbers, and the values interned since the previous batch, in id order. */
-export interface Batch {
-  reset: boolean; //   the tables start again before this batch's values (ids from 0)
-  nums: Float64Array;
-  fresh: unknown[];
+/**
+ * The ring in shared memory: control words (the write index, which the encoder moves after each
+ * whole line; the read index, which the decoder moves past what it checked; the sleeping flag),
+ * then the numbers. One encoder writes, one decoder reads; either side may be on either thread.
+ */
+export class TraceRing {
+  readonly ctl: Int32Array;
+  readonly data: Float64Array;
+  readonly mask: number;
+
+  /** Views `buffer` (made by create(), possibly on another thread) as a ring. */
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.ctl = new Int32Array(buffer, 0, CTL_BYTES / 4);
+    this.data = new Float64Array(buffer, CTL_BYTES);
+    this.mask = this.data.length - 1;
+  }
+
+  /** Returns an empty ring of `slots` numbers. Throws unless `slots` is a power of two ≥ 2 × LINE_BOUND. */
+  static create(slots: number = RING_SLOTS): TraceRing {
+    if (slots < 2 * LINE_BOUND || (slots & (slots - 1)) !== 0)
+      throw new Error(
+        `a trace ring holds a power of two of at least ${2 * LINE_BOUND} numbers, not ${slots}`,
+      );
+    return new TraceRing(new SharedArrayBuffer(CTL_BYTES + slots * 8));
+  }
 }
 
 /** A message from the proxy's thread to the worker. */
-export type ToWorker = { kind: 'batch'; batch: Batch } | { kind: 'finish' };
+export type ToWorker =
+  | { kind: 'values'; gen: number; values: unknown[] } // values interned since the last message, in id order
+  | { kind: 'finish' };
 
 /** A message from the worker to the proxy's thread. */
 export type FromWorker =
   | { kind: 'report'; text: string } //  one report of the Monitor, to write as it is
-  | { kind: 'checked' } //               one batch is checked
   | { kind: 'summary'; text: string }; // finish()'s summary line; the worker then ends
 
-/** What the worker needs to start: the configuration the proxy runs, and where to load from. */
+/** What the worker needs to start: the configuration the proxy runs, the ring, where to load from. */
 export interface WorkerData {
   config: ModelConfig;
+  ring: SharedArrayBuffer;
   entry: string; // URL of impl/monitorWorker.ts
   tsx: string; //   URL of tsx's ESM API
 }
 
 /**
- * Encodes the raw trace into batches (the proxy's side of the hand-over). Owns its buffers until
- * take() hands a batch over. Never throws on a well-typed call.
+ * Writes the raw trace into a ring (the proxy's side of the hand-over). Calls `sendValues` with
+ * the values a line interns before that line is published, and `onFail` once, with why, when a
+ * line does not fit (the decoder is behind) or cannot be encoded; it then writes nothing more.
+ * Never throws on a well-typed call.
  */
 export class TraceEncoder implements RawTraceTap {
-  /** `internLimit`: interned values past which the tables start again (INTERN_LIMIT; tests use less). */
-  constructor(private readonly internLimit = INTERN_LIMIT) {}
-
-  private nums = new Float64Array(FIRST_SLOTS);
-  private pos = 0;
-  private fresh: unknown[] = [];
+  private w: number; //                  where the next number goes (an int32 position)
+  private gen = 0; //                    the generation of the tables (reset lines count them)
   private nextId = 0;
-  private reset = false;
+  private fresh: unknown[] = [];
+  private failed = false;
+  private lastEvent: object | null = null; // the event the previous line with an event carried
   private readonly byIdentity = new Map<object, number>();
-  private readonly byKey = new Map<string, number>();
-  private readonly byState = new Map<string, number>(); // state values, keyed by themselves
-  private lastEvent: object | null = null; //              the event internEvent saw last, and its id
-  private lastEventId = -1;
+  private readonly byString = new Map<string, number>();
+  private readonly data: Float64Array;
+  private readonly mask: number;
+  private readonly ctl: Int32Array;
 
-  /** Numbers waiting. */
-  get size(): number {
-    return this.pos;
+  /** `internLimit`: interned values past which the tables start again (INTERN_LIMIT; tests use less). */
+  constructor(
+    private readonly ring: TraceRing,
+    private readonly sendValues: (gen: number, values: unknown[]) => void,
+    private readonly onFail: (why: string) => void,
+    private readonly internLimit = INTERN_LIMIT,
+  ) {
+    this.data = ring.data;
+    this.mask = ring.mask;
+    this.ctl = ring.ctl;
+    this.w = Atomics.load(this.ctl, CTL.write);
   }
 
   header(line: TraceLine): void {
-    this.push2(OP.header, line.t);
-    this.push(this.internObject(line));
+    if (!this.begin(line.t)) return;
+    this.put(OP.header);
+    this.put(line.t);
+    this.put(this.internObject(line));
+    this.end();
   }
 
   input(
@@ -131,58 +178,147 @@ export class TraceEncoder implements RawTraceTap {
     event: { type: string } & Record<string, unknown>,
     inputs?: Partial<StepInputs>,
   ): void {
-    this.push2(OP.input, t);
-    this.push2(machineCode(machine), conn ?? -1);
-    this.push2(this.internEvent(event), inputs === undefined ? -1 : this.internInputs(inputs));
+    if (!this.begin(t)) return;
+    this.put(OP.input);
+    this.put(t);
+    this.put(machineCode(machine));
+    this.put(conn ?? -1);
+    if (!this.putEvent(event)) return;
+    if (inputs === undefined) this.put(-1);
+    else {
+      this.put(1);
+      // Each key: -1 absent, -2 present but undefined, else its value's id.
+      for (const k of INPUT_KEYS) {
+        const v = inputs[k];
+        this.put(v !== undefined ? this.internString(v) : k in inputs ? -2 : -1);
+      }
+    }
+    this.end();
   }
 
   step(t: number, record: TransitionRecord): void {
-    this.push2(OP.step, t);
-    this.push2(machineCode(record.machine), record.conn ?? -1);
-    this.push2(this.internEvent(record.event), this.internState(record.from));
-    this.push2(this.internState(record.to), this.internObject(record.transitions));
+    if (!this.begin(t)) return;
+    this.put(OP.step);
+    this.put(t);
+    this.put(machineCode(record.machine));
+    this.put(record.conn ?? -1);
+    if (!this.putEvent(record.event)) return;
+    this.put(this.internString(record.from));
+    this.put(this.internString(record.to));
+    this.put(this.internObject(record.transitions));
+    this.end();
   }
 
   effect(t: number, effect: Effect, origin: Origin): void {
-    this.push2(OP.effect, t);
-    this.push2(machineCode(origin.machine), origin.conn ?? -1);
-    this.push(this.internObject(effect));
+    if (!this.begin(t)) return;
+    this.put(OP.effect);
+    this.put(t);
+    this.put(machineCode(origin.machine));
+    this.put(origin.conn ?? -1);
+    this.put(this.internObject(effect));
+    this.end();
   }
 
   counters(t: number, counters: Counters): void {
-    this.push2(OP.counters, t);
-    for (const k of COUNTER_KEYS) this.push(counters[k]);
+    if (!this.begin(t)) return;
+    this.put(OP.counters);
+    this.put(t);
+    for (const k of COUNTER_KEYS) this.put(counters[k]);
+    this.end();
   }
 
-  /** Hands the waiting batch over (null if nothing waits); the encoder starts a new one. */
-  take(): Batch | null {
-    if (this.pos === 0) return null;
-    const batch: Batch = { reset: this.reset, nums: this.nums.slice(0, this.pos), fresh: this.fresh };
-    this.pos = 0;
-    this.fresh = [];
-    this.reset = this.nextId > this.internLimit;
-    if (this.reset) {
-      this.byIdentity.clear();
-      this.byKey.clear();
-      this.byState.clear();
-      this.lastEvent = null;
-      this.nextId = 0;
+  /** True if a line of up to LINE_BOUND numbers fits; else fails (the decoder is behind). */
+  private begin(t: number): boolean {
+    if (this.failed) return false;
+    const read = Atomics.load(this.ctl, CTL.read);
+    if (((this.w - read) >>> 0) + LINE_BOUND <= this.data.length) return true;
+    // The line at the read index is the oldest not yet checked: its time says how far behind.
+    const oldest = this.data[(read + 1) & this.mask]!;
+    this.fail(
+      `the checker fell ${Math.round(t - oldest)} ms of trace behind the proxy (the ring holds ${this.data.length} numbers)`,
+    );
+    return false;
+  }
+
+  /** Publishes the line written since begin(), after posting the values it interned. */
+  private end(): void {
+    if (this.fresh.length > 0) {
+      this.sendValues(this.gen, this.fresh);
+      this.fresh = [];
     }
-    return batch;
-  }
-
-  private push(x: number): void {
-    if (this.pos === this.nums.length) {
-      const grown = new Float64Array(this.nums.length * 2);
-      grown.set(this.nums);
-      this.nums = grown;
+    if (this.nextId > this.internLimit) this.restart();
+    Atomics.store(this.ctl, CTL.write, this.w);
+    if (Atomics.load(this.ctl, CTL.sleeping) !== 0) {
+      Atomics.store(this.ctl, CTL.sleeping, 0);
+      Atomics.notify(this.ctl, CTL.write);
     }
-    this.nums[this.pos++] = x;
   }
 
-  private push2(a: number, b: number): void {
-    this.push(a);
-    this.push(b);
+  /** Writes a reset line (LINE_BOUND keeps room for it) and starts the tables again. */
+  private restart(): void {
+    this.put(OP.reset);
+    this.put(0);
+    this.byIdentity.clear();
+    this.byString.clear();
+    this.nextId = 0;
+    this.gen++;
+  }
+
+  private fail(why: string): void {
+    this.failed = true;
+    this.onFail(why);
+  }
+
+  private put(x: number): void {
+    this.data[this.w & this.mask] = x;
+    this.w = (this.w + 1) | 0;
+  }
+
+  /**
+   * Writes `event`: SAME_EVENT if it is the event of the previous line that carried one (an
+   * input's event object comes back in the machine step it causes; events are never changed once
+   * dispatched), else its type's id, its number of params, and per param its name's id and its
+   * value (a tag, then the number, the string's id, or 0). A value that is not a scalar is written
+   * as its String(), which is what the trace line would hold. False (and failed) if the event has
+   * more than MAX_PARAMS params.
+   */
+  private putEvent(event: { type: string } & Record<string, unknown>): boolean {
+    if (event === this.lastEvent) {
+      this.put(SAME_EVENT);
+      return true;
+    }
+    this.put(this.internString(event.type));
+    const countAt = this.w;
+    this.put(0);
+    let n = 0;
+    for (const k in event) {
+      if (k === 'type') continue;
+      if (++n > MAX_PARAMS) {
+        this.fail(`event ${event.type} has more than ${MAX_PARAMS} params`);
+        return false;
+      }
+      this.put(this.internString(k));
+      const v = event[k];
+      if (typeof v === 'number') {
+        this.put(TAG.number);
+        this.put(v);
+      } else if (typeof v === 'string') {
+        this.put(TAG.string);
+        this.put(this.internString(v));
+      } else if (typeof v === 'boolean') {
+        this.put(v ? TAG.true : TAG.false);
+        this.put(0);
+      } else if (v === null) {
+        this.put(TAG.null);
+        this.put(0);
+      } else {
+        this.put(TAG.string);
+        this.put(this.internString(String(v)));
+      }
+    }
+    this.data[countAt & this.mask] = n;
+    this.lastEvent = event;
+    return true;
   }
 
   private intern(value: unknown): number {
@@ -190,134 +326,240 @@ export class TraceEncoder implements RawTraceTap {
     return this.nextId++;
   }
 
-  /** Returns the id of `value`, found in `ids` under `key`, or interned now and filed there. */
-  private internIn<K>(ids: Map<K, number>, key: K, value: unknown): number {
-    const id = ids.get(key);
+  private internObject(o: object): number {
+    const id = this.byIdentity.get(o);
     if (id !== undefined) return id;
-    const fresh = this.intern(value);
-    ids.set(key, fresh);
+    const fresh = this.intern(o);
+    this.byIdentity.set(o, fresh);
     return fresh;
   }
 
-  private internObject(o: object): number {
-    return this.internIn(this.byIdentity, o, o);
-  }
-
-  private internState(state: string): number {
-    return this.internIn(this.byState, state, state);
-  }
-
-  private internKey(key: string, value: unknown): number {
-    return this.internIn(this.byKey, key, value);
-  }
-
-  /**
-   * Interns an event by its type and params (paramsKey): two keys are equal only for equal events.
-   * The event last interned is remembered by identity: an input's event object comes back in the
-   * machine step it causes, and events are never changed once dispatched, so the same object has
-   * the same key. The copy filed is made only for a new key.
-   */
-  private internEvent(event: { type: string } & Record<string, unknown>): number {
-    if (event === this.lastEvent) return this.lastEventId;
-    const key = `e${event.type}${paramsKey(event)}`;
-    const id = this.byKey.get(key) ?? this.internKey(key, { ...event });
-    this.lastEvent = event;
-    this.lastEventId = id;
-    return id;
-  }
-
-  private internInputs(inputs: Partial<StepInputs>): number {
-    const key = `i${inputs.src}|${inputs.acceptFail}|${inputs.completeFail}|${Object.keys(inputs).length}`;
-    return this.byKey.get(key) ?? this.internKey(key, { ...inputs });
+  private internString(s: string): number {
+    const id = this.byString.get(s);
+    if (id !== undefined) return id;
+    const fresh = this.intern(s);
+    this.byString.set(s, fresh);
+    return fresh;
   }
 }
 
+/** What decodeLine returns for a line that names a value not received yet. */
+const WAITING = Symbol('waiting');
+
 /**
- * Rebuilds the trace lines of `batch` with the builders of the trace file's lines, using and
- * extending `table` (the interned values by id; emptied by a batch flagged `reset`). Returns them in order.
- * Requires the batches of one encoder, each once, in order.
+ * Reads the ring (the worker's side of the hand-over): rebuilds each published line with the
+ * builders of the trace file's lines, using the values received with values(). Requires the
+ * values of one encoder, each message once, in order.
  */
-export function decodeBatch(batch: Batch, table: unknown[]): TraceLine[] {
-  // The values interned by this batch follow those of earlier batches, since the last reset.
-  if (batch.reset) table.length = 0;
-  for (const v of batch.fresh) table.push(v);
-  const out: TraceLine[] = [];
-  const n = batch.nums;
-  let i = 0;
-  const conn = (x: number): number | null => (x < 0 ? null : x);
-  while (i < n.length) {
-    const op = n[i++]!;
-    const t = n[i++]!;
-    switch (op) {
-      case OP.header:
-        out.push(table[n[i++]!] as TraceLine);
+export class TraceDecoder {
+  private r: number; // the position of the next line to read (an int32 position)
+  private i = 0; //     the cursor within the line being read
+  private gen = 0;
+  private readonly tables = new Map<number, unknown[]>(); // values by generation, in id order
+  private lastEvent: ({ type: string } & Record<string, unknown>) | null = null;
+  private readonly data: Float64Array;
+  private readonly mask: number;
+  private readonly ctl: Int32Array;
+  /** True when the next line names a value whose message has not arrived: values() clears it. */
+  waiting = false;
+
+  constructor(ring: TraceRing) {
+    this.data = ring.data;
+    this.mask = ring.mask;
+    this.ctl = ring.ctl;
+    this.r = Atomics.load(this.ctl, CTL.read);
+  }
+
+  /** Takes the values of generation `gen` the encoder posted (a ToWorker 'values' message). */
+  values(gen: number, values: readonly unknown[]): void {
+    let table = this.tables.get(gen);
+    if (table === undefined) {
+      table = [];
+      this.tables.set(gen, table);
+    }
+    for (const v of values) table.push(v);
+    this.waiting = false;
+  }
+
+  /**
+   * Hands every published line it can rebuild to `onLine`, in order, and moves the read index past
+   * them. Stops early at a line that names a value not received yet (`waiting`). Returns how many
+   * lines it handed over.
+   */
+  drain(onLine: (line: TraceLine) => void): number {
+    const end = Atomics.load(this.ctl, CTL.write);
+    let lines = 0;
+    while (this.r !== end) {
+      const line = this.decodeLine();
+      if (line === WAITING) {
+        this.waiting = true;
         break;
+      }
+      if (line !== null) {
+        onLine(line);
+        lines++;
+      }
+    }
+    Atomics.store(this.ctl, CTL.read, this.r);
+    return lines;
+  }
+
+  /**
+   * Says the decoder sleeps until the encoder publishes past what it read. Returns null if lines
+   * were published meanwhile (read them now), else a promise settled when the encoder wakes it or
+   * after SLEEP_MS.
+   */
+  sleep(): Promise<unknown> | null {
+    Atomics.store(this.ctl, CTL.sleeping, 1);
+    const seen = Atomics.load(this.ctl, CTL.write);
+    if (seen !== this.r) {
+      Atomics.store(this.ctl, CTL.sleeping, 0);
+      return null;
+    }
+    const waited = Atomics.waitAsync(this.ctl, CTL.write, seen, SLEEP_MS);
+    return waited.async ? waited.value : null;
+  }
+
+  /** The number at the cursor; moves the cursor past it. */
+  private next(): number {
+    const x = this.data[this.i & this.mask]!;
+    this.i = (this.i + 1) | 0;
+    return x;
+  }
+
+  /**
+   * Rebuilds the line at the read index and moves past it; null for a reset line; WAITING, without
+   * moving, for a line that names a value not received yet.
+   */
+  private decodeLine(): TraceLine | null | typeof WAITING {
+    const table = this.tables.get(this.gen) ?? NO_VALUES;
+    this.i = this.r;
+    const op = this.next();
+    const t = this.next();
+    let line: TraceLine | null;
+    switch (op) {
+      case OP.header: {
+        const id = this.next();
+        if (id >= table.length) return WAITING;
+        line = table[id] as TraceLine;
+        break;
+      }
       case OP.input: {
-        const machine = MACHINE_CODES[n[i++]!]!;
-        const c = conn(n[i++]!);
-        const event = table[n[i++]!] as { type: string } & Record<string, unknown>;
-        const inputs = n[i++]!;
-        out.push(
-          inputLine(t, machine, c, event, inputs < 0 ? undefined : (table[inputs] as Partial<StepInputs>)),
-        );
+        const machine = MACHINE_CODES[this.next()]!;
+        const c = connOf(this.next());
+        const event = this.decodeEvent(table);
+        if (event === WAITING) return WAITING;
+        let inputs: Partial<StepInputs> | undefined;
+        if (this.next() >= 0) {
+          inputs = {};
+          for (const k of INPUT_KEYS) {
+            const v = this.next();
+            if (v >= table.length) return WAITING;
+            if (v !== -1) (inputs as Record<string, unknown>)[k] = v === -2 ? undefined : table[v];
+          }
+        }
+        line = inputLine(t, machine, c, event, inputs);
+        this.lastEvent = event;
         break;
       }
       case OP.step: {
-        const machine = MACHINE_CODES[n[i++]!] as MachineName;
-        const c = conn(n[i++]!);
-        const event = table[n[i++]!] as TransitionRecord['event'];
-        const from = table[n[i++]!] as string;
-        const to = table[n[i++]!] as string;
-        const transitions = table[n[i++]!] as string[];
-        out.push(stepLine(t, { machine, conn: c, event, from, to, transitions, effects: [] }));
+        const machine = MACHINE_CODES[this.next()] as MachineName;
+        const c = connOf(this.next());
+        const event = this.decodeEvent(table);
+        if (event === WAITING) return WAITING;
+        const from = this.next();
+        const to = this.next();
+        const transitions = this.next();
+        if (Math.max(from, to, transitions) >= table.length) return WAITING;
+        line = stepLine(t, {
+          machine,
+          conn: c,
+          event,
+          from: table[from] as string,
+          to: table[to] as string,
+          transitions: table[transitions] as string[],
+          effects: [],
+        });
+        this.lastEvent = event;
         break;
       }
       case OP.effect: {
-        const machine = MACHINE_CODES[n[i++]!] as MachineName;
-        const c = conn(n[i++]!);
-        out.push(effectLine(t, table[n[i++]!] as Effect, { machine, conn: c }));
+        const machine = MACHINE_CODES[this.next()] as MachineName;
+        const c = connOf(this.next());
+        const id = this.next();
+        if (id >= table.length) return WAITING;
+        line = effectLine(t, table[id] as Effect, { machine, conn: c });
         break;
       }
       case OP.counters: {
         const counters = {} as Counters;
-        for (const k of COUNTER_KEYS) counters[k] = n[i++]!;
-        out.push(countersLine(t, counters));
+        for (const k of COUNTER_KEYS) counters[k] = this.next();
+        line = countersLine(t, counters);
         break;
       }
+      case OP.reset:
+        this.tables.delete(this.gen);
+        this.gen++;
+        line = null;
+        break;
       default:
-        throw new Error(`monitor batch: unknown opcode ${op} at ${i - 2}`);
+        throw new Error(`monitor ring: unknown opcode ${op} at position ${this.r}`);
     }
+    this.r = this.i;
+    return line;
   }
-  return out;
+
+  /** Rebuilds the event the encoder's putEvent wrote; WAITING if it names a value not received. */
+  private decodeEvent(
+    table: readonly unknown[],
+  ): ({ type: string } & Record<string, unknown>) | typeof WAITING {
+    const type = this.next();
+    if (type === SAME_EVENT) return this.lastEvent!;
+    if (type >= table.length) return WAITING;
+    const event: { type: string } & Record<string, unknown> = { type: table[type] as string };
+    const n = this.next();
+    for (let p = 0; p < n; p++) {
+      const key = this.next();
+      const tag = this.next();
+      const x = this.next();
+      if (key >= table.length || (tag === TAG.string && x >= table.length)) return WAITING;
+      event[table[key] as string] =
+        tag === TAG.number ? x : tag === TAG.string ? table[x] : tag === TAG.null ? null : tag === TAG.true;
+    }
+    return event;
+  }
 }
+
+/** The connection a ring number names: null for -1 (a line of no connection). Pure. */
+function connOf(x: number): number | null {
+  return x < 0 ? null : x;
+}
+
+const NO_VALUES: readonly unknown[] = [];
 
 /**
  * A live monitor whose checking runs on a worker thread. It is the trace's raw tap (give it to the
  * Trace, impl/trace.ts, as `raw`). Reports through `report`, on the proxy's thread, one call per
- * message. Owns its worker: finish() ends it. Never throws from the tap's calls.
+ * message. Owns its worker and its ring: finish() ends the worker. Never throws from the tap's calls.
  */
 export class ThreadedMonitor implements RawTraceTap {
-  private readonly encoder = new TraceEncoder();
-  private flushScheduled = false;
+  private readonly encoder: TraceEncoder;
   private readonly worker: Worker;
   private summary: Promise<string> | null = null;
   private resolveSummary: ((text: string) => void) | null = null;
-  private failure: string | null = null; // why the worker is gone, if it is
-  private pending = 0; //                    batches posted and not yet checked
-  private readonly maxPending: number;
+  private failure: string | null = null; // why monitoring stopped, if it did
 
-  /**
-   * Starts the worker for `config`. `options.maxPendingBatches` (MAX_PENDING_BATCHES; tests use
-   * less): batches the worker may be behind before monitoring stops.
-   */
+  /** Starts the worker for `config`. `options.ringSlots`: the ring's size (RING_SLOTS; tests use less). */
   constructor(
     config: ModelConfig,
     private readonly report: (text: string) => void,
-    options: { maxPendingBatches?: number } = {},
+    options: { ringSlots?: number } = {},
   ) {
-    this.maxPending = options.maxPendingBatches ?? MAX_PENDING_BATCHES;
+    const ring = TraceRing.create(options.ringSlots ?? RING_SLOTS);
+    this.encoder = new TraceEncoder(ring, this.valuesOut.bind(this), this.giveUp.bind(this));
     const data: WorkerData = {
       config,
+      ring: ring.buffer,
       entry: new URL('./monitorWorker.ts', import.meta.url).href,
       tsx: import.meta.resolve('tsx/esm/api'),
     };
@@ -327,7 +569,7 @@ export class ThreadedMonitor implements RawTraceTap {
   }
 
   header(line: TraceLine): void {
-    if (this.taking()) this.encoder.header(line);
+    if (this.summary === null) this.encoder.header(line);
   }
 
   input(
@@ -337,43 +579,25 @@ export class ThreadedMonitor implements RawTraceTap {
     event: { type: string } & Record<string, unknown>,
     inputs?: Partial<StepInputs>,
   ): void {
-    if (this.taking()) this.encoder.input(t, machine, conn, event, inputs);
+    if (this.summary === null) this.encoder.input(t, machine, conn, event, inputs);
   }
 
   step(t: number, record: TransitionRecord): void {
-    if (this.taking()) this.encoder.step(t, record);
+    if (this.summary === null) this.encoder.step(t, record);
   }
 
   effect(t: number, effect: Effect, origin: Origin): void {
-    if (this.taking()) this.encoder.effect(t, effect, origin);
+    if (this.summary === null) this.encoder.effect(t, effect, origin);
   }
 
   counters(t: number, counters: Counters): void {
-    if (this.taking()) this.encoder.counters(t, counters);
-  }
-
-  /** Posts the waiting batch to the worker. */
-  flush(): void {
-    this.flushScheduled = false;
-    if (this.failure !== null) return;
-    const batch = this.encoder.take();
-    if (batch === null) return;
-    if (this.pending >= this.maxPending) {
-      this.giveUp(
-        `the checker fell ${this.pending} batch${this.pending === 1 ? '' : 'es'} (about ${this.pending * BATCH_DELAY_MS} ms of trace) behind the proxy`,
-      );
-      return;
-    }
-    this.pending++;
-    // The numbers' buffer is transferred, not copied: the batch owns it (take() sliced it out of
-    // the encoder's array). Posting a batch of 4096 numbers took 24 us copied and 7 transferred.
-    this.worker.postMessage({ kind: 'batch', batch } satisfies ToWorker, [batch.nums.buffer as ArrayBuffer]);
+    if (this.summary === null) this.encoder.counters(t, counters);
   }
 
   /**
-   * Ends the check (the proxy stops): posts what is left, waits until the worker has checked every
-   * line and what the last step still owed, and resolves with the summary line (reports come
-   * before it). The worker is ended afterwards. Idempotent; never rejects.
+   * Ends the check (the proxy stops): waits until the worker has checked every line and what the
+   * last step still owed, and resolves with the summary line (reports come before it). The worker
+   * is ended afterwards. Idempotent; never rejects.
    */
   finish(): Promise<string> {
     this.summary ??= this.finishOnce();
@@ -387,19 +611,7 @@ export class ThreadedMonitor implements RawTraceTap {
     );
   }
 
-  /** True while lines are taken: schedules the batch's post, or posts a full batch now. */
-  private taking(): boolean {
-    if (this.failure !== null || this.summary !== null) return false;
-    if (this.encoder.size >= BATCH_SLOTS) this.flush();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setTimeout(monitorOnBatchDue, BATCH_DELAY_MS, this).unref();
-    }
-    return true;
-  }
-
   private async finishOnce(): Promise<string> {
-    this.flush();
     if (this.failure !== null) return `${MONITOR_PREFIX} stopped early (${this.failure})`;
     const done = new Promise<string>((resolve) => {
       this.resolveSummary = resolve;
@@ -414,9 +626,13 @@ export class ThreadedMonitor implements RawTraceTap {
     }
   }
 
+  /** Posts values the encoder interned (before the line that names them is published). */
+  private valuesOut(gen: number, values: unknown[]): void {
+    this.worker.postMessage({ kind: 'values', gen, values } satisfies ToWorker);
+  }
+
   private workerOnMessage(m: FromWorker): void {
     if (m.kind === 'report') this.report(m.text);
-    else if (m.kind === 'checked') this.pending--;
     else this.resolveSummary?.(m.text);
   }
 
@@ -432,10 +648,6 @@ export class ThreadedMonitor implements RawTraceTap {
     this.resolveSummary?.(`${MONITOR_PREFIX} stopped early (${why})`);
     void this.worker.terminate();
   }
-}
-
-function monitorOnBatchDue(monitor: ThreadedMonitor): void {
-  monitor.flush();
 }
 
 function monitorOnFinishOverdue(monitor: ThreadedMonitor): void {
