@@ -425,14 +425,23 @@ export function inputLine(
   event: { type: string } & Record<string, unknown>,
   inputs?: Partial<StepInputs>,
 ): InputLine {
-  const { type, ...rest } = event;
+  // for-in rather than a rest pattern and Object.entries: the live monitor builds a line per step.
   const params: Record<string, JsonScalar> = {};
-  for (const [k, val] of Object.entries(rest)) {
-    if (machine === 'listener' && k in GAUGE_FIELDS) continue;
-    params[k] = jsonScalar(val);
+  let count = 0;
+  for (const k in event) {
+    if (k === 'type' || (machine === 'listener' && k in GAUGE_FIELDS)) continue;
+    params[k] = jsonScalar(event[k]);
+    count++;
   }
-  const line: InputLine = { v: TRACE_VERSION, t, conn, kind: 'input', machine, name: type as InputName };
-  if (Object.keys(params).length > 0) line.params = params;
+  const line: InputLine = {
+    v: TRACE_VERSION,
+    t,
+    conn,
+    kind: 'input',
+    machine,
+    name: event.type as InputName,
+  };
+  if (count > 0) line.params = params;
   if (inputs !== undefined) line.inputs = { ...inputs };
   return line;
 }
@@ -443,7 +452,8 @@ export function inputLine(
  */
 export function stepLine(t: number, record: TransitionRecord, withTransitions = true): StepLine {
   const event = {} as StepLine['event'];
-  for (const [k, val] of Object.entries(record.event)) event[k] = jsonScalar(val);
+  const from = record.event as Record<string, unknown>;
+  for (const k in from) event[k] = jsonScalar(from[k]);
   const line: StepLine = {
     v: TRACE_VERSION,
     t,
@@ -470,7 +480,8 @@ export function effectLine(t: number, effect: Effect, origin: Origin): EffectLin
   };
   if (effect.params !== undefined) {
     const params: Record<string, JsonScalar> = {};
-    for (const [k, val] of Object.entries(effect.params)) params[k] = jsonScalar(val);
+    const from = effect.params as Record<string, unknown>;
+    for (const k in from) params[k] = jsonScalar(from[k]);
     line.params = params;
   }
   return line;
