@@ -8,7 +8,9 @@
  * it decided: source class, planned allocation failures), followed by the "step" line of every
  * machine transition (Host.record) and the "effect" line of every effect it executes
  * (Host.execute), and a "counters" line once the step is over. `t` is milliseconds since the
- * proxy started. The lines of one step are gathered and written with one synchronous write when the
+ * proxy started, taken when the step's input line is written: every line of a step carries it (a
+ * step is one synchronous run of the machines, and reading the clock per line was the largest
+ * part of what tracing cost the proxy's thread). The lines of one step are gathered and written with one synchronous write when the
  * step's counters line closes it (and at RATE_PERIOD, which has none), so a trace is complete up to
  * the last finished step even if the process is killed, at one system call per step instead of one
  * per line.
@@ -67,6 +69,7 @@ export class Trace {
   private fd: number | null;
   private open = true;
   private pending = ''; // lines of the step in progress, not written yet
+  private stepT: number | null = null; // the time of the step in progress, from its input line
   private readonly start = performance.now();
 
   /**
@@ -100,15 +103,16 @@ export class Trace {
   ): void {
     if (!this.open) return;
     const t = this.now();
+    this.stepT = machine === null ? null : t; // RATE_PERIOD is a whole step: no counters line follows
     this.raw?.input(t, machine, conn, event, inputs);
     if (this.lines) this.write(inputLine(t, machine, conn, event, inputs));
-    if (machine === null) this.flush(); // RATE_PERIOD is a whole step: no counters line follows
+    if (machine === null) this.flush();
   }
 
   /** Writes the line of one machine step. */
   step(record: TransitionRecord): void {
     if (!this.open) return;
-    const t = this.now();
+    const t = this.stepT ?? this.now();
     this.raw?.step(t, record);
     if (this.lines) this.write(stepLine(t, record));
   }
@@ -116,7 +120,7 @@ export class Trace {
   /** Writes the line of one effect executed by the host. */
   effect(effect: Effect, origin: Origin): void {
     if (!this.open) return;
-    const t = this.now();
+    const t = this.stepT ?? this.now();
     this.raw?.effect(t, effect, origin);
     if (this.lines) this.write(effectLine(t, effect, origin));
   }
@@ -124,7 +128,8 @@ export class Trace {
   /** Writes the counters as they are now: the step is over, and its lines go to the file. */
   counters(counters: Counters): void {
     if (!this.open) return;
-    const t = this.now();
+    const t = this.stepT ?? this.now();
+    this.stepT = null;
     this.raw?.counters(t, counters);
     if (this.lines) this.write(countersLine(t, counters));
     this.flush();

@@ -69,6 +69,24 @@ describe('the trace tap', () => {
     expect(withFile.map((l) => JSON.stringify(l))).toEqual(fromFile);
     expect(alone.map((l) => l.kind)).toEqual(['header', 'input', 'effect', 'counters']);
   });
+
+  it('stamps every line of a step with the time of its input, and a later step later', async () => {
+    const lines: TraceLine[] = [];
+    const trace = new Trace(null, makeConfig(), 'test', { line: (l) => lines.push(l) });
+    const step = async (): Promise<void> => {
+      trace.input('listener', 1, { type: 'ACCEPT_ATTEMPT', acceptError: false });
+      await new Promise((resolve) => setTimeout(resolve, 5)); // time passes within the step
+      trace.effect({ type: 'actconnInc' }, { machine: 'listener', conn: null });
+      trace.counters(zeroCounters());
+    };
+    await step();
+    await step();
+    trace.close();
+    const [first, second] = [lines.slice(1, 4), lines.slice(4, 7)].map((ls) => ls.map((l) => l.t));
+    expect(new Set(first).size).toBe(1);
+    expect(new Set(second).size).toBe(1);
+    expect(second[0]!).toBeGreaterThan(first[0]!);
+  });
 });
 
 /**
