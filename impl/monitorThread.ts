@@ -143,6 +143,7 @@ export class TraceEncoder implements RawTraceTap {
   private nextId = 0;
   private fresh: unknown[] = [];
   private failed = false;
+  private t = 0; //                      the time of the line being written
   private lastEvent: object | null = null; // the event the previous line with an event carried
   private readonly byIdentity = new Map<object, number>();
   private readonly byString = new Map<string, number>();
@@ -230,6 +231,7 @@ export class TraceEncoder implements RawTraceTap {
   /** True if a line of up to LINE_BOUND numbers fits; else fails (the decoder is behind). */
   private begin(t: number): boolean {
     if (this.failed) return false;
+    this.t = t;
     const read = Atomics.load(this.ctl, CTL.read);
     if (((this.w - read) >>> 0) + LINE_BOUND <= this.data.length) return true;
     // The line at the read index is the oldest not yet checked: its time says how far behind.
@@ -254,10 +256,13 @@ export class TraceEncoder implements RawTraceTap {
     }
   }
 
-  /** Writes a reset line (LINE_BOUND keeps room for it) and starts the tables again. */
+  /**
+   * Writes a reset line, with the time of the line it follows (LINE_BOUND keeps room for it), and
+   * starts the tables again.
+   */
   private restart(): void {
     this.put(OP.reset);
-    this.put(0);
+    this.put(this.t);
     this.byIdentity.clear();
     this.byString.clear();
     this.nextId = 0;

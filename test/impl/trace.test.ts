@@ -82,7 +82,8 @@ describe('the trace tap', () => {
     await step();
     await step();
     trace.close();
-    const [first, second] = [lines.slice(1, 4), lines.slice(4, 7)].map((ls) => ls.map((l) => l.t));
+    const first = lines.slice(1, 4).map((l) => l.t);
+    const second = lines.slice(4, 7).map((l) => l.t);
     expect(new Set(first).size).toBe(1);
     expect(new Set(second).size).toBe(1);
     expect(second[0]!).toBeGreaterThan(first[0]!);
