@@ -49,6 +49,11 @@ function isEmbryonicAccept(r: Step): boolean {
   return r.machine === 'session' && r.from === 'absent' && r.to === 'embryonic';
 }
 
+/** session_complete after a handshake: an embryonic session initialized. */
+function isCompletionAfterHandshake(r: Step): boolean {
+  return r.machine === 'session' && r.from === 'embryonic' && r.to === 'initialized';
+}
+
 /** A kill after a handshake that ended well but whose session_complete failed. */
 function isCompletionFailureKill(r: Step): boolean {
   return isKill(r) && r.event.type === 'HANDSHAKE_END' && r.event.error === false && r.event.fail !== 'none';
@@ -213,7 +218,7 @@ export const MUTANTS: readonly Mutant[] = [
     title: 'the connection is lost when session_complete fails',
     description:
       'session_complete cleared s->target, the only pointer to the connection, before failing; kill_mini_session then reached the connection through NULL. HAProxy crashed; a port with null checks skips the close instead, so the fd and the connection are never closed.',
-    violates: ['fdClosedOnce'],
+    violates: ['fdClosedOnce', 'fdtabExact'],
     defect: () =>
       rewriting(isCompletionFailureKill, (effects) =>
         without(effects, (e) => e.type === 'connClose' || e.type === 'fdClose'),
@@ -226,11 +231,21 @@ export const MUTANTS: readonly Mutant[] = [
     title: 'session_free leaks the fd when the transport is tracked',
     description:
       'When the logs need TLS fields, the transport is tracked (CO_FL_XPRT_TRACKED) and its close deferred to session_free, which called conn_xprt_close: the transport was closed, never the fd. 0ede5a331 uses conn_full_close. Only TLS listeners with logging are affected.',
-    violates: ['fdClosedOnce'],
+    violates: ['fdClosedOnce', 'fdtabExact'],
     defect: (config) =>
       config.ssl && config.logging
         ? rewriting(isSessionEnd, (effects) => without(effects, ofType('fdClose')))
         : {},
+  },
+  {
+    id: 'kill-not-logged',
+    kind: 'history',
+    commit: '2542b53b1..0af2912fd',
+    title: 'an embryonic session is killed without a log line',
+    description:
+      "Until 0af2912fd (1.5-dev15) kill_mini_session closed a failed or timed-out handshake silently: even with option tcplog, nothing in the logs said that a client's connection was dropped, nor why. 0af2912fd logs one line per kill, with the connection's err_code, whenever the frontend logs (unless dontlognull hides it).",
+    violates: ['killLoggedOnce'],
+    defect: () => keptOnKill('logEmbryonicKill'),
   },
 
   // --- porting mistakes ---
@@ -365,6 +380,40 @@ export const MUTANTS: readonly Mutant[] = [
           effects.some(ofType('taskFree'))
             ? insert(effects, 'connClose', [{ type: 'fdClose', params: { site: 'out_free_task' } }])
             : effects,
+      ),
+  },
+  {
+    id: 'fd-registered-at-completion',
+    kind: 'porting',
+    commit: null,
+    title: 'the fd is registered in fdtab only when the session completes',
+    description:
+      "The port registers the accepted fd with its poller in session_complete, with the rest of the stream's setup, instead of in session_accept before the handshake test (fd_insert, 2542b53b1): an embryonic connection's fd is polled by nothing, so its PROXY header or TLS handshake is never read and every client waits for the deadline to kill it.",
+    violates: ['fdtabExact'],
+    defect: () =>
+      rewriting(
+        (r) => isEmbryonicAccept(r) || isCompletionAfterHandshake(r),
+        (effects, r) =>
+          isEmbryonicAccept(r)
+            ? without(effects, ofType('fdInsert'))
+            : insert(effects, 'listAdd', [{ type: 'fdInsert' }], 'before'),
+      ),
+  },
+  {
+    id: 'kill-logged-twice',
+    kind: 'porting',
+    commit: null,
+    title: 'a failed handshake is logged twice',
+    description:
+      'The port logs the handshake failure where conn_session_complete sees CO_FL_ERROR, then calls kill_mini_session, which logs the kill again: every failed handshake gives two log lines (a deadline kill still gives one).',
+    violates: ['killLoggedOnce'],
+    defect: () =>
+      rewriting(
+        (r) => isKill(r) && r.event.type === 'HANDSHAKE_END' && r.event.error === true,
+        (effects) => {
+          const line = effects.find(ofType('logEmbryonicKill'));
+          return line === undefined ? effects : insert(effects, 'logEmbryonicKill', [line], 'before');
+        },
       ),
   },
   {

@@ -378,6 +378,29 @@ export const fdClosedOnce: Invariant = {
   }),
 };
 
+export const fdtabExact: Invariant = {
+  name: 'fdtabExact',
+  kind: 'state',
+  doc: "True iff fdtab holds exactly the fds of the live sessions: session_accept registers the accepted fd (fd_insert, with conn_fd_handler as its callback) before it tests for a handshake, so an embryonic session's fd is polled from its first step, and the close that ends the session deletes it (fd_delete: fdtab.owner = NULL); no fd is registered before accept(), after its close, or once its session is gone.",
+  haproxy:
+    'I9 (fd_delete: fdtab.owner = NULL), I14; 2542b53b1 session_accept (fd_insert before the CO_FL_HANDSHAKE test; out_close: fd_delete if fdtab[cfd].owner, else close); 2b199c9ac (conn_full_close); 0ede5a331 (the fd left in fdtab by session_free)',
+  watches: ['fdInsert', 'fdClose', 'connClose'],
+  check: eachConn((c) => {
+    const m = c.mem;
+    if (m.inFdtab) {
+      if (m.fd !== 'open')
+        return m.fd === 'none'
+          ? 'its fd is registered in fdtab before accept() created it'
+          : 'its fd is closed but still registered in fdtab';
+      if (m.session === 'live') return null;
+      return `its session is ${m.session === 'none' ? 'never allocated' : m.session} but its fd is still registered in fdtab`;
+    }
+    return m.session === 'live'
+      ? `its session is ${c.session} but its fd is not registered in fdtab: nothing polls it`
+      : null;
+  }),
+};
+
 export const taskFreedOnce: Invariant = {
   name: 'taskFreedOnce',
   kind: 'state',
@@ -644,6 +667,37 @@ export const errCodeFirstWins: Invariant = {
   }),
 };
 
+export const killLoggedOnce: Invariant = {
+  name: 'killLoggedOnce',
+  kind: 'step',
+  doc: "True iff a connection logs a kill line only in the step that kills its embryonic session (kill_mini_session, after a handshake error, the deadline or a failed session_complete), exactly one there when the frontend logs (option tcplog/httplog or a log-format: p->to_log) and none when it does not, so that a session that completes, or that session_accept ends, never logs one; and that line is marked as the deadline's (byDeadline) exactly when the timer killed the session, so that dontlognull, which the host applies to the line, judges a deadline kill on the err_code it had before the kill named the pending handshake (CO_ER_NONE: hidden), as kill_mini_session does.",
+  haproxy:
+    'I20; 0af2912fd (one send_log in kill_mini_session, gated on s->logs.logwait = p->to_log; dontlognull tested before the timer sets PRX_TIMEOUT/SSL_TIMEOUT); 8e3bf699d, 20879a023 (the codes dontlognull hides); seed bug 10 (silent before 1.5-dev15)',
+  watches: ['logEmbryonicKill', 'taskFree'],
+  check: eachConnStep((was, c, ctx) => {
+    let kills = 0;
+    for (const r of ctx.records) {
+      // kill_mini_session is the only way out of embryonic that frees the session.
+      if (r.conn !== c.id || r.machine !== 'session' || r.from !== 'embryonic' || r.to !== 'freed') continue;
+      kills++;
+      const deadline = r.event.type === 'TASK_WAKEUP' && r.event.timer === true;
+      for (const e of r.effects)
+        if (e.type === 'logEmbryonicKill' && (e.params as { byDeadline: boolean }).byDeadline !== deadline)
+          return deadline
+            ? "the deadline killed its embryonic session but the kill line is not marked as the deadline's"
+            : `its embryonic session was killed by ${r.event.type}, not the deadline, but the kill line is marked as the deadline's`;
+    }
+    const lines = c.mem.logged - was.mem.logged;
+    const want = ctx.config.logging ? kills : 0;
+    if (lines === want) return null;
+    if (kills === 0)
+      return `${lines} kill line(s) logged in a step that killed no embryonic session (its session went from ${was.session} to ${c.session})`;
+    if (!ctx.config.logging)
+      return `its embryonic session was killed and ${lines} kill line(s) logged, but the frontend does not log`;
+    return `its embryonic session was killed (err_code ${c.errCode ?? 'NONE'}) on a frontend that logs, and ${lines} kill lines were logged, not 1`;
+  }),
+};
+
 export const noMemoryFaults: Invariant = {
   name: 'noMemoryFaults',
   kind: 'state',
@@ -670,6 +724,7 @@ export const INVARIANTS: readonly Invariant[] = [
   noBufferBeforeHandshake,
   sessionsListExact,
   fdClosedOnce,
+  fdtabExact,
   taskFreedOnce,
   http500Only,
   deadlineBounded,
@@ -688,6 +743,7 @@ export const INVARIANTS: readonly Invariant[] = [
   cumSessLeCumConn,
   poolBalancedWhenIdle,
   errCodeFirstWins,
+  killLoggedOnce,
   noMemoryFaults,
 ];
 

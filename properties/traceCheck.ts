@@ -875,14 +875,20 @@ function systemEvent(line: InputLine, branch: Branch): SystemEvent {
   }
 }
 
-/** What a connection that is closed and freed must have done: its end-of-life facts. Null if all hold. */
+/**
+ * What a connection that is closed and freed must have done: its end-of-life facts (fd closed
+ * exactly once and out of fdtab, buffers, session and task freed, unlinked, at most one kill line,
+ * no memory fault). Null if all hold. Pure.
+ */
 function endOfLife(m: ConnMemory): string | null {
   if (m.fdCloses !== 1) return `its fd was closed ${m.fdCloses} times, not exactly once`;
+  if (m.inFdtab) return 'its fd is still registered in fdtab';
   const bufs = (['req', 'rep', 'txn'] as const).filter((b) => m.bufs[b] === 'live');
   if (bufs.length > 0) return `its ${bufs.join(', ')} ${bufs.length > 1 ? 'are' : 'is'} still allocated`;
   if (m.session === 'live') return 'its session was never freed';
   if (m.task === 'live') return 'its task was never freed';
   if (m.inList) return 'its session is still in the sessions list';
+  if (m.logged > 1) return `it logged ${m.logged} kill lines, not at most one`;
   if (m.faults.length > 0) return m.faults.join('; ');
   return null;
 }

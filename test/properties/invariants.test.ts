@@ -72,6 +72,14 @@ const BAD_HEADER: SystemEvent = { type: 'PROXY_HEADER_ERROR', conn: 0, code: 'PR
 const HTTP_RAW: Partial<ModelConfig> = { mode: 'http', acceptProxy: false };
 const LIMITS: Partial<ModelConfig> = { feMaxconn: 1, bindMaxconn: 2, globalMaxconn: 2 };
 
+/** `records` with the kill line of the session's steps marked as the deadline's (`byDeadline`) or not. */
+function markKill(records: TransitionRecord[], byDeadline: boolean): TransitionRecord[] {
+  return records.map((r) => ({
+    ...r,
+    effects: r.effects.map((e) => (e.type === 'logEmbryonicKill' ? { ...e, params: { byDeadline } } : e)),
+  }));
+}
+
 /**
  * One broken fact, and the invariant that must notice it: `ctx(true)` is the step with the fact
  * broken, `ctx(false)` the same step as the model really takes it.
@@ -158,6 +166,40 @@ const BROKEN: Broken[] = [
     says: 'an fd closed under a live session',
     ctx: (broken) => lastStep(broken, {}, [ACCEPT], 1, (s) => void (s.memory[0]!.fd = 'closed')),
     message: /live but its fd is closed/,
+  },
+  {
+    invariant: 'fdtabExact',
+    says: 'an fd left in fdtab after its close',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT, TIMER], 1, (s) => void (s.memory[0]!.inFdtab = true)),
+    message: /its fd is closed but still registered in fdtab/,
+  },
+  {
+    invariant: 'fdtabExact',
+    says: 'an open fd left in fdtab after its session is freed',
+    ctx: (broken) =>
+      lastStep(broken, {}, [ACCEPT, TIMER], 1, (s) => {
+        s.memory[0]!.fd = 'open';
+        s.memory[0]!.inFdtab = true;
+      }),
+    message: /its session is freed but its fd is still registered in fdtab/,
+  },
+  {
+    invariant: 'fdtabExact',
+    says: 'an fd in fdtab before accept() created it',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT], 2, (s) => void (s.memory[1]!.inFdtab = true)),
+    message: /connection 1: its fd is registered in fdtab before accept\(\) created it/,
+  },
+  {
+    invariant: 'fdtabExact',
+    says: 'an embryonic session whose fd is not in fdtab',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT], 1, (s) => void (s.memory[0]!.inFdtab = false)),
+    message: /its session is embryonic but its fd is not registered in fdtab/,
+  },
+  {
+    invariant: 'fdtabExact',
+    says: 'an initialized session whose fd is not in fdtab',
+    ctx: (broken) => lastStep(broken, HTTP_RAW, [ACCEPT], 1, (s) => void (s.memory[0]!.inFdtab = false)),
+    message: /its session is initialized but its fd is not registered in fdtab/,
   },
   {
     invariant: 'taskFreedOnce',
@@ -335,6 +377,66 @@ const BROKEN: Broken[] = [
     message: /gives null/,
   },
   {
+    invariant: 'killLoggedOnce',
+    says: 'a handshake error killed on a logging frontend without a kill line',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT, BAD_HEADER], 1, (s) => void (s.memory[0]!.logged = 0)),
+    message: /killed \(err_code PRX_BAD_HDR\) on a frontend that logs, and 0 kill lines were logged, not 1/,
+  },
+  {
+    invariant: 'killLoggedOnce',
+    says: 'a failed session_complete killed on a logging frontend without a kill line',
+    ctx: (broken) =>
+      lastStep(
+        broken,
+        {},
+        [ACCEPT, { type: 'PROXY_HEADER_OK', conn: 0, fail: 'rep' }],
+        1,
+        (s) => void (s.memory[0]!.logged = 0),
+      ),
+    message: /killed \(err_code NONE\) on a frontend that logs, and 0 kill lines/,
+  },
+  {
+    invariant: 'killLoggedOnce',
+    says: 'a kill logged twice',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT, TIMER], 1, (s) => void (s.memory[0]!.logged = 2)),
+    message: /killed \(err_code PRX_TIMEOUT\) on a frontend that logs, and 2 kill lines were logged, not 1/,
+  },
+  {
+    invariant: 'killLoggedOnce',
+    says: 'a kill line on a frontend that does not log',
+    ctx: (broken) =>
+      lastStep(broken, { logging: false }, [ACCEPT, BAD_HEADER], 1, (s) => void (s.memory[0]!.logged = 1)),
+    message: /killed and 1 kill line\(s\) logged, but the frontend does not log/,
+  },
+  {
+    invariant: 'killLoggedOnce',
+    says: 'a kill line for a session that completes',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT, PROXY_OK], 1, (s) => void (s.memory[0]!.logged = 1)),
+    message:
+      /1 kill line\(s\) logged in a step that killed no embryonic session \(its session went from embryonic to initialized\)/,
+  },
+  {
+    invariant: 'killLoggedOnce',
+    says: 'a kill line for a session that session_accept ends',
+    ctx: (broken) =>
+      lastStep(broken, HTTP_RAW, [{ type: 'ACCEPT', fail: 'txn' }], 1, (s) => void (s.memory[0]!.logged = 1)),
+    message: /killed no embryonic session \(its session went from absent to freed\)/,
+  },
+  {
+    invariant: 'killLoggedOnce',
+    says: "a deadline kill whose line is not marked as the deadline's",
+    ctx: (broken) =>
+      lastStep(broken, {}, [ACCEPT, TIMER], 1, undefined, (records) => markKill(records, false)),
+    message: /the deadline killed its embryonic session but the kill line is not marked as the deadline's/,
+  },
+  {
+    invariant: 'killLoggedOnce',
+    says: "a handshake error whose kill line is marked as the deadline's",
+    ctx: (broken) =>
+      lastStep(broken, {}, [ACCEPT, BAD_HEADER], 1, undefined, (records) => markKill(records, true)),
+    message: /killed by HANDSHAKE_END, not the deadline, but the kill line is marked as the deadline's/,
+  },
+  {
     invariant: 'noMemoryFaults',
     says: 'a memory fault',
     ctx: (broken) =>
@@ -407,6 +509,12 @@ describe('the invariants', () => {
     const ctx = lastStep(false, { rateLimitSessions: 1 }, [ACCEPT, PROXY_OK, { type: 'RATE_PERIOD' }]);
     expect(ctx.next.counters.feSessPerSec).toBe(0);
     expect(checkInvariants(ctx, [invariantByName('rateLimitCountsCompletedOnly')])).toEqual([]);
+  });
+
+  it('count the kill line of a kill under dontlognull: the host hides it (impl/log.ts), not the model', () => {
+    const ctx = lastStep(false, { dontlognull: true }, [ACCEPT, { type: 'PEER_CLOSE', conn: 0 }]);
+    expect(ctx.next.conns[0]!.mem.logged).toBe(1);
+    expect(checkInvariants(ctx, [invariantByName('killLoggedOnce')])).toEqual([]);
   });
 
   it('check step invariants only on steps, never on the initial state', () => {
