@@ -9,7 +9,11 @@
  *   cnt/<path>/<name>        the counters after each path, through the stats socket
  *
  * Each case names the machine transitions it exercises (ids as machines/introspect.ts
- * listTransitions() gives them), so coverage by the suite can be mapped onto the machines. Its
+ * listTransitions() gives them), so coverage by the suite can be mapped onto the machines. The
+ * claim is checked: on the bundled proxy, which writes its lifecycle trace, a case fails unless it
+ * takes every transition it names (runner.ts, "the case takes the transitions it declares"), and
+ * the coverage file counts the transitions it took (report.ts toCoverage). The names are those of
+ * the default model (dev12); a profile's own path is not declared. Its
  * expected outcome is the machines' semantics, checked against HAProxy 2.6.12 as Debian ships it
  * (../shared/reference/haproxy-2.6-observed.md) and re-measured by running the suite against it.
  * Where a profile's outcome differs from the default dev12 model, `profileDifferences` says which
@@ -60,7 +64,7 @@ export interface ConformanceCase {
   id: string; //                        frozen: pp1/2.1/…, pp2/2.2/…, hs/…, lim/…, cnt/…
   requirement: string; //               what the target must do, in one or two sentences
   section?: string; //                  doc/proxy-protocol.txt section, for pp1/pp2 cases
-  transitions: string[]; //             machine transition ids the case exercises
+  transitions: string[]; //             machine transition ids the case takes on the default model (dev12)
   frontend: FrontendName | null; //     the frontend it connects to (null: it connects nowhere)
   needs?: readonly 'stats'[]; //        'stats': skipped without a stats socket
   log?: ErrCode; //                     the kill the target logs (judged when its log is captured)

@@ -4,7 +4,8 @@
  *            backend, counters, target log), with the targets and the case list
  *   toJunit  JUnit XML: a testsuite per target, a testcase per case; fail → <failure>, skipped →
  *            <skipped>, version-difference → a passing testcase whose <system-out> says why
- *   toCoverage  the transitions the passing cases exercised, in diagrams/coverage.ts's format
+ *   toCoverage  the transitions the passing cases exercised (taken, where the target's trace says,
+ *            else declared), in diagrams/coverage.ts's format
  *   toHtml   one self-contained HTML page (inline CSS and JS, nothing fetched): the matrix of
  *            targets × cases, then a detail view per case and target with its wire log
  *
@@ -35,16 +36,23 @@ export function toJson(report: SuiteReport): string {
 
 /**
  * Returns the coverage file of <report> for diagrams/coverage.ts: source 'conformance', and for
- * every transition that the run's cases name, how many case × target results passed with it
- * (0 when every case naming it failed, was skipped or was not run). Pure.
+ * each transition, how many case × target results with the verdict pass counted it. A result
+ * counts:
+ *   - on a target whose trace the runner read (the bundled proxy: the result has
+ *     `transitionsTaken`), the transitions the case took, each once, whether the case declares
+ *     them or not;
+ *   - on any other target (haproxy, HOST:PORT: no trace), the transitions the case declares, each
+ *     once: there they are the case's claim, not an observation.
+ * Every transition a case declares or a passing result took is listed, at 0 when no passing result
+ * counted it (every case naming it failed, was skipped, was not run, or did not take it). Pure.
  */
 export function toCoverage(report: SuiteReport): string {
   const transitions: Record<string, number> = {};
   for (const c of report.cases) for (const t of c.transitions) transitions[t] ??= 0;
   for (const r of report.results) {
     if (r.verdict !== 'pass') continue;
-    const c = report.cases.find((x) => x.id === r.caseId);
-    for (const t of new Set(c?.transitions ?? [])) transitions[t] = (transitions[t] ?? 0) + 1;
+    const counted = r.transitionsTaken ?? report.cases.find((x) => x.id === r.caseId)?.transitions ?? [];
+    for (const t of new Set(counted)) transitions[t] = (transitions[t] ?? 0) + 1;
   }
   return `${JSON.stringify({ source: 'conformance', transitions }, null, 2)}\n`;
 }
@@ -238,6 +246,11 @@ function resultDetails(r: CaseResult, target: TargetSummary, id: string): string
           `<tr class="${k.ok ? 'ok' : 'bad'}"><td>${k.ok ? '✓' : '✗'}</td><td>${esc(k.what)}</td><td>${esc(k.expected)}</td><td>${esc(k.actual)}${k.timing ? timingBar(k.timing) : ''}</td></tr>`,
       ),
       '</tbody></table>',
+    );
+  }
+  if (r.transitionsTaken) {
+    parts.push(
+      `<p class="taken">transitions taken (from the proxy trace): ${r.transitionsTaken.map((t) => `<code>${esc(t)}</code>`).join(' ')}</p>`,
     );
   }
   if (r.backend.length) {

@@ -23,6 +23,16 @@
  * A failed settle check fails the case even when the case documents a profile difference: the
  * difference is about behaviour, never about what a target keeps. It also keeps the next case from
  * seeing this one's connections.
+ *
+ * On a target that writes a lifecycle trace (the bundled proxy, targets.ts), the runner reads the
+ * transitions the case took from the trace (trace.ts: the step lines written from the case's start
+ * to the end of its settle, its connections' and its listener's) into the result's
+ * `transitionsTaken`, and, when the target runs the default model (profile dev12, the model every
+ * case's `transitions` are written against), adds the check
+ *   "the case takes the transitions it declares": every transition the case declares is among
+ *       those it took. It fails the case naming the ones it did not take.
+ * On another profile (`--profile 2.6`) the model's paths differ (session_accept's return, the
+ * missing monitor-net), so the declaration is not judged there; a note says so.
  */
 import { basename } from 'node:path';
 import type { Profile } from '../machines/config.ts';
@@ -31,6 +41,7 @@ import { WireClient, WireLog, type WireEvent } from './client.ts';
 import type { ConformanceCase, ProfileDifference } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
 import { readMergedStats, statsQuery, type StatsSnapshot } from './stats.ts';
+import { markTraces, readTraceSince, takesDeclaredCheck, type TransitionsTaken } from './trace.ts';
 import { DEADLINE_MS, FRONTENDS, type FrontendName } from './suite.cfg.ts';
 import {
   sleep,
@@ -76,6 +87,12 @@ export interface CaseResult {
   stats: StatsRecord[];
   targetLog: { t: number; line: string }[];
   notes: string[]; //             what the runner noticed around the case (a slow settle...), not judged
+  /**
+   * The transition ids the target's trace shows the case took (its connections' steps and its
+   * listener's, from its start to the end of its settle), each once; absent when the target writes
+   * no trace (haproxy, HOST:PORT), when the case did not run, or when the trace could not be read.
+   */
+  transitionsTaken?: string[];
 }
 
 /** One target of the run, for the report. */
@@ -122,6 +139,8 @@ const INFO_FIELDS = ['CurrConns', 'CumConns', 'MaxConn', 'Jobs', 'CurrSslConns',
 
 /** How long the runner waits, after a case, for the target to hold nothing. */
 export const SETTLE_MS = 2000;
+/** The model profile the cases' declared transitions are written against (cases.ts). */
+export const DECLARED_PROFILE: Profile = 'dev12';
 /** A settle longer than this is noted in the result (not judged). */
 const SLOW_SETTLE_MS = 250;
 
@@ -225,6 +244,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     return result('skipped', 'a counter case: it needs the stats socket (--stats unix:PATH)');
   }
   const backend = target.backend!;
+  const traceMark = markTraces(target.tracePaths);
   const log = new WireLog();
   backend.attach(log);
   const clients: WireClient[] = [];
@@ -292,6 +312,21 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     notes.push(`the target took ${Math.round(settled.waitedMs)} ms to settle after the case`);
   }
   if (c.log && target.logSince) checks.push(await expectKillLogged(target.logSince, c.log, log.origin));
+  let taken: TransitionsTaken | Error | null = null;
+  if (target.tracePaths.length > 0) {
+    try {
+      taken = readTraceSince(target.tracePaths, traceMark);
+    } catch (err) {
+      taken = err as Error;
+    }
+    if (target.profile === DECLARED_PROFILE) checks.push(takesDeclaredCheck(c.transitions, taken));
+    else {
+      notes.push(
+        `the transitions taken are not judged against the case's declaration: it is written for profile ${DECLARED_PROFILE}, the target runs ${target.profile}`,
+      );
+      if (taken instanceof Error) notes.push(`the trace could not be read: ${taken.message}`);
+    }
+  }
   const ok = checks.length > 0 && checks.every((k) => k.ok);
   const firstFailure = checks.find((k) => !k.ok);
   const held = settled.checks.find((k) => !k.ok);
@@ -329,6 +364,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
       line: l.line,
     })),
     notes,
+    ...(taken !== null && !(taken instanceof Error) ? { transitionsTaken: taken.transitions } : {}),
   };
 }
 

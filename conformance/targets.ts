@@ -1,6 +1,6 @@
 /**
  * The proxies the suite runs against:
- *   impl        the bundled proxy, started as `node bin/embryonic.js proxy -f <suite cfg>`
+ *   impl        the bundled proxy, started as `node bin/embryonic.js proxy -f <suite cfg> --trace FILE`
  *   haproxy     Debian's haproxy from PATH, started as `haproxy -db -f <suite cfg>` (nbthread 1)
  *   HOST:PORT   a proxy already running the documented config with base port PORT; its stats
  *               socket only if given (--stats unix:PATH)
@@ -10,15 +10,18 @@
  * answers, and at the end stops the process (SIGTERM, then SIGKILL after a bound) and removes the
  * directory. The bundled proxy serves one frontend per process (impl/config.ts: its machines model
  * one listener), so the impl target is one process per frontend, each from its slice of the same
- * config, and its counters are the merged answers of their stats sockets (stats.ts). A target that cannot run says why in `unavailable`: its cases are
- * then skipped when haproxy is not installed (a machine may lack it), failed in every other case
- * (the bundled proxy always exists: a proxy that does not start is broken), never silently dropped.
+ * config, and its counters are the merged answers of their stats sockets (stats.ts). Each of its
+ * processes writes its lifecycle trace (docs/TRACE.md) into the temporary directory, from which the
+ * runner reads the transitions each case took (trace.ts). A target that cannot run says why in
+ * `unavailable`: its cases are then skipped when haproxy is not installed (a machine may lack it),
+ * failed in every other case (the bundled proxy always exists: a proxy that does not start is
+ * broken), never silently dropped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Profile } from '../machines/config.ts';
 import { EchoBackend } from './backend.ts';
@@ -38,7 +41,10 @@ export type TargetSpec =
   | {
       kind: 'impl';
       frontends?: FrontendName[]; //           start only these (tests); default all
-      args?: (fe: FrontendName) => string[]; // extra arguments of the process serving fe (tests: --trace FILE)
+      profile?: Profile; //                    the proxy's --profile (tests; not in args); default dev12
+      args?: (fe: FrontendName) => string[]; // extra arguments of the process serving fe (tests); a
+      //                                          --trace FILE here is the trace the runner reads,
+      //                                          and the caller's to remove
     }
   | { kind: 'haproxy'; perFrontend?: boolean } // perFrontend: as the impl runs, one process per frontend
   | { kind: 'address'; host: string; port: number; stats: string | null };
@@ -65,6 +71,8 @@ export interface Target {
   ledgers: boolean; //                  its stats sockets also answer show pool, show fd and show violations
   //                                    (the bundled proxy only: HAProxy does not know these commands)
   backend: EchoBackend | null; //       the echo backend the suite runs for it
+  tracePaths: string[]; //              its lifecycle traces, one per process (the bundled proxy only);
+  //                                    none: what transitions a case takes is not known
   unavailable: Unavailable | null;
   /** Its log lines from performance.now() <at> on; null when they are not captured (not started by the suite). */
   logSince: ((at: number) => TargetLogLine[]) | null;
@@ -129,17 +137,45 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
       (cfg) => ['haproxy', ['-db', '-f', cfg]],
     );
   }
+  const profile = spec.profile ?? 'dev12';
   return startProcessTarget(
     'impl',
-    'dev12',
-    'the bundled proxy (embryonic proxy)',
+    profile,
+    `the bundled proxy (embryonic proxy${profile === 'dev12' ? '' : ` --profile ${profile}`})`,
     spec.frontends ?? true,
     true,
-    (cfg, fe) => [
-      process.execPath,
-      [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg, ...(fe && spec.args ? spec.args(fe) : [])],
-    ],
+    (cfg, fe) => {
+      const extra = fe && spec.args ? spec.args(fe) : [];
+      // The proxy takes the last --trace: a caller's own file replaces the suite's.
+      const own = lastValueOf(extra, '--trace');
+      const trace =
+        own === undefined ? join(dirname(cfg), `trace-${fe ?? 'all'}.ndjson`) : resolve(ROOT, own);
+      return [
+        process.execPath,
+        [
+          join(ROOT, 'bin/embryonic.js'),
+          'proxy',
+          '-f',
+          cfg,
+          '--trace',
+          trace,
+          ...(profile === 'dev12' ? [] : ['--profile', profile]),
+          ...extra,
+        ],
+        trace,
+      ];
+    },
   );
+}
+
+/** Returns the value after the last <name> in <args> (also read as <name>=VALUE), or undefined. Pure. */
+export function lastValueOf(args: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (const [i, a] of args.entries()) {
+    if (a === name) value = args[i + 1] ?? value;
+    else if (a.startsWith(`${name}=`)) value = a.slice(name.length + 1);
+  }
+  return value;
 }
 
 async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>): Promise<Target> {
@@ -171,14 +207,21 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
     statsPaths: spec.stats ? [spec.stats] : [],
     ledgers: false,
     backend,
+    tracePaths: [],
     unavailable: null,
     logSince: null,
     stop: once(() => backend.stop()),
   };
 }
 
-/** The argv of one process a started target runs, for its config file and the frontend it serves (undefined: all). */
-type ProcessPlan = (cfgPath: string, fe: FrontendName | undefined) => [string, string[]];
+/**
+ * The argv of one process a started target runs, for its config file and the frontend it serves
+ * (undefined: all), and the lifecycle trace it writes, if it writes one.
+ */
+type ProcessPlan = (
+  cfgPath: string,
+  fe: FrontendName | undefined,
+) => [file: string, args: string[], trace?: string];
 
 /**
  * Starts the proxy processes of a target: one for the whole suite config when <perFrontend> is
@@ -228,9 +271,11 @@ async function startProcessTarget(
     writeSuiteFiles(layout);
     const cfgPaths = slices.map((fe) => join(dir, fe ? `suite-${fe}.cfg` : 'suite.cfg'));
     slices.forEach((fe, i) => writeFileSync(cfgPaths[i]!, suiteConfig(layout, fe)));
+    const tracePaths: string[] = [];
     for (const [i, fe] of slices.entries()) {
       const cfgPath = cfgPaths[i]!;
-      const [file, args] = command(cfgPath, fe);
+      const [file, args, trace] = command(cfgPath, fe);
+      if (trace !== undefined) tracePaths.push(trace);
       const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       trackChild(child);
@@ -271,6 +316,7 @@ async function startProcessTarget(
       statsPaths,
       ledgers,
       backend: ready,
+      tracePaths,
       unavailable: null,
       logSince: (at) => lines.filter((l) => l.at >= at),
       stop,
@@ -289,6 +335,7 @@ function unavailableTarget(name: string, profile: Profile, unavailable: Unavaila
     statsPaths: [],
     ledgers: false,
     backend: null,
+    tracePaths: [],
     unavailable,
     logSince: null,
     stop: async () => {},

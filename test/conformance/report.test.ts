@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { transitionOf } from '../../conformance/cases.ts';
 import { summarize, toCoverage, toHtml, toJson, toJunit, wireLine } from '../../conformance/report.ts';
 import type { CaseResult, SuiteReport } from '../../conformance/runner.ts';
 
@@ -133,6 +134,35 @@ describe('the report writers', () => {
       source: 'conformance',
       transitions: { 'session.embryonic|TASK_WAKEUP|0': 2, 'connection.handshake.tls|TLS_ERROR|0': 1 },
     });
+  });
+
+  it('counts, for a result with a trace, the transitions the case took rather than those it declares', () => {
+    const r = syntheticReport();
+    const declared = r.cases[0]!.transitions[0]!;
+    const taken = [
+      transitionOf('listener.ready', 'ACCEPT_ATTEMPT'),
+      transitionOf('connection.handshake.proxyHeader', 'PEER_CLOSE'),
+    ];
+    // a-case passed on impl without taking what it declares; c-case took it, twice over.
+    r.results[0]!.transitionsTaken = taken;
+    r.results[2]!.transitionsTaken = [declared, taken[0]!, declared];
+    // hs/tls/b-case failed on impl: what it took counts for nothing.
+    r.results[1]!.transitionsTaken = [transitionOf('connection.handshake.tls', 'TLS_ERROR')];
+    const coverage = JSON.parse(toCoverage(r));
+    // The other target has no trace: its one passing result counts the declaration of b-case.
+    expect(coverage).toEqual({
+      source: 'conformance',
+      transitions: { [declared]: 2, [taken[0]!]: 2, [taken[1]!]: 1 },
+    });
+  });
+
+  it('shows the transitions a result took in its detail view', () => {
+    const r = syntheticReport();
+    const attempt = transitionOf('listener.ready', 'ACCEPT_ATTEMPT');
+    r.results[0]!.transitionsTaken = [attempt];
+    expect(toHtml(r)).toContain(
+      `<p class="taken">transitions taken (from the proxy trace): <code>${attempt}</code></p>`,
+    );
   });
 
   it('prints a wire-log entry as one line with its time, connection, event and bytes', () => {

@@ -1,8 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { EchoBackend } from '../../conformance/backend.ts';
-import { CASES, selectCases } from '../../conformance/cases.ts';
+import { CASES, selectCases, transitionOf, type ConformanceCase } from '../../conformance/cases.ts';
+import { toCoverage } from '../../conformance/report.ts';
 import {
   excusedBy,
   holdsNothingCheck,
@@ -59,7 +62,8 @@ describe('a run of the suite', () => {
       );
       const dcon = report.results.find((r) => r.caseId === 'cnt/reject/dcon-counts-the-rejected-connection')!;
       expect(dcon.stats.map((s) => s.label)).toEqual(['before', 'after the RST']);
-      // Every case ends with the settle check; HAProxy has no ledgers to read.
+      // Every case ends with the settle check; HAProxy has no ledgers to read, and writes no
+      // trace: what a case takes there is not known, and its declaration is not judged.
       for (const r of report.results.filter((r) => r.verdict === 'pass')) {
         expect(r.checks.at(-1)).toMatchObject({
           what: 'the target holds nothing once the case is over',
@@ -68,6 +72,8 @@ describe('a run of the suite', () => {
         expect(r.checks.map((k) => k.what)).not.toContain(
           "the bundled proxy's ledgers are clean once nothing is connected",
         );
+        expect(r.checks.map((k) => k.what)).not.toContain('the case takes the transitions it declares');
+        expect(r.transitionsTaken).toBeUndefined();
       }
     },
   );
@@ -82,15 +88,29 @@ describe('a run of the suite', () => {
     },
   );
 
-  it('runs fast cases on the bundled proxy (one process, fe_pp) and finds its ledgers clean after each', async () => {
+  it('runs fast cases on the bundled proxy (one process, fe_pp), finds its ledgers clean after each, and reads from its trace the transitions each took', async () => {
     const cases = selectCases(CASES, [
       'pp1/2.1/header-and-data-in-one-write',
       'pp2/2.2/crc32c-mismatch-gets-rst',
       'cnt/header-error/*',
     ]);
-    const report = await runSuite([{ kind: 'impl', frontends: ['fe_pp'] }], cases);
+    // A case that forwards a header at once, and claims the deadline's path besides: a claim the
+    // scenario never makes true.
+    const claimed = [
+      transitionOf('connection.handshake.proxyHeader', 'TIMEOUT'),
+      transitionOf('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
+    ];
+    const overclaiming: ConformanceCase = {
+      ...cases[0]!,
+      id: 'test/declares/a-deadline-it-never-reaches',
+      transitions: [...cases[0]!.transitions, ...claimed],
+    };
+    const report = await runSuite([{ kind: 'impl', frontends: ['fe_pp'] }], [...cases, overclaiming]);
     expect(report.targets[0]).toMatchObject({ name: 'impl', profile: 'dev12', unavailable: null });
-    expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual(cases.map((c) => [c.id, 'pass']));
+    expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual([
+      ...cases.map((c) => [c.id, 'pass']),
+      [overclaiming.id, 'fail'],
+    ]);
     for (const r of report.results) {
       expect(r.checks.slice(-2)).toEqual([
         expect.objectContaining({ what: 'the target holds nothing once the case is over', ok: true }),
@@ -101,6 +121,46 @@ describe('a run of the suite', () => {
         }),
       ]);
     }
+    // Each honest case took what it declares, its listener's steps (conn null) included.
+    for (const [i, c] of cases.entries()) {
+      const r = report.results[i]!;
+      expect(r.checks).toContainEqual(
+        expect.objectContaining({ what: 'the case takes the transitions it declares', ok: true }),
+      );
+      expect(r.transitionsTaken).toEqual(expect.arrayContaining(c.transitions));
+      expect(r.transitionsTaken).toContain(transitionOf('listener.ready', 'ACCEPT_ATTEMPT'));
+    }
+    // The same scenario fails once it declares more than it takes, and says what it did not take.
+    const failed = report.results.at(-1)!;
+    expect(failed.reason).toMatch(
+      new RegExp(
+        `^the case takes the transitions it declares: expected each of its ${overclaiming.transitions.length} declared transition\\(s\\) in a step of the proxy's trace during the case, got not taken: ${literal(claimed.join(', '))} \\(\\d+ step\\(s\\) on 1 connection\\(s\\)\\)$`,
+      ),
+    );
+    expect([...failed.transitionsTaken!].sort()).toEqual([...report.results[0]!.transitionsTaken!].sort());
+    // Coverage counts what the passing cases took: the claim of the failing one counts for nothing.
+    const coverage = JSON.parse(toCoverage(report)) as { transitions: Record<string, number> };
+    expect(coverage.transitions[transitionOf('listener.ready', 'ACCEPT_ATTEMPT')]).toBe(cases.length);
+    for (const t of claimed) expect(coverage.transitions[t]).toBe(0);
+  });
+
+  it('reads the trace of the bundled proxy run on another profile without judging the declarations, written for dev12', async () => {
+    const cases = selectCases(CASES, ['pp1/2.1/header-and-data-in-one-write']);
+    const wrong: ConformanceCase = {
+      ...cases[0]!,
+      id: 'test/declares/a-timeout-on-2.6',
+      transitions: [transitionOf('connection.handshake.proxyHeader', 'TIMEOUT')],
+    };
+    const report = await runSuite([{ kind: 'impl', frontends: ['fe_pp'], profile: '2.6' }], [wrong]);
+    expect(report.targets[0]).toMatchObject({ profile: '2.6', unavailable: null });
+    expect(report.targets[0]!.description).toMatch(/--profile 2\.6/);
+    const r = report.results[0]!;
+    expect(r.verdict).toBe('pass');
+    expect(r.checks.map((k) => k.what)).not.toContain('the case takes the transitions it declares');
+    expect(r.notes).toContain(
+      "the transitions taken are not judged against the case's declaration: it is written for profile dev12, the target runs 2.6",
+    );
+    expect(r.transitionsTaken).toEqual(expect.arrayContaining(cases[0]!.transitions));
   });
 
   it('fails a proxy that does not speak the PROXY protocol, with expected against actual and the wire log', async () => {
@@ -131,6 +191,11 @@ describe('a run of the suite', () => {
     }
   });
 });
+
+/** Returns <text> as a regular expression that matches it literally. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 /** Connects to 127.0.0.1:<port>, writes <bytes>, and resolves with the open socket (bounded: 2 s). */
 function openHeld(port: number, bytes: string): Promise<Socket> {
@@ -166,6 +231,12 @@ describe('the settle checks after a case', () => {
         let keepAlive: NodeJS.Timeout | undefined;
         try {
           expect(target.unavailable).toBeNull();
+          // The bundled proxy writes its trace into the target's temporary directory; HAProxy none.
+          expect(target.tracePaths).toHaveLength(spec.kind === 'impl' ? 1 : 0);
+          for (const p of target.tracePaths) {
+            expect(p.startsWith(tmpdir())).toBe(true);
+            expect(existsSync(p)).toBe(true);
+          }
           const c = selectCases(CASES, ['pp1/2.1/header-and-data-in-one-write'])[0]!;
           // A connection outside the case, forwarded to the backend and never closed: a leak.
           held = await openHeld(
@@ -200,6 +271,7 @@ describe('the settle checks after a case', () => {
           held?.destroy();
           await target.stop();
         }
+        expect(target.tracePaths.filter((p) => existsSync(p))).toEqual([]);
       },
     );
   }

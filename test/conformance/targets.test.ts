@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   findFreePortBlock,
+  lastValueOf,
   liveProcessCount,
   parseTargetSpec,
   startTarget,
@@ -35,6 +36,14 @@ describe('parseTargetSpec', () => {
     expect(parseTargetSpec('nginx')).toMatch(/impl, haproxy or HOST:PORT/);
     expect(parseTargetSpec('127.0.0.1:0')).toMatch(/out of range/);
     expect(parseTargetSpec('127.0.0.1:18443', '/run/h.sock')).toMatch(/unix:PATH/);
+  });
+});
+
+describe('lastValueOf', () => {
+  it('finds the value of the last occurrence of a flag, as the proxy reads it, in either spelling', () => {
+    expect(lastValueOf(['--trace', '/a', '--monitor', '--trace=/b'], '--trace')).toBe('/b');
+    expect(lastValueOf(['--trace=/b', '--trace', '/c'], '--trace')).toBe('/c');
+    expect(lastValueOf(['--tracer', '/x', '--monitor'], '--trace')).toBeUndefined();
   });
 });
 

@@ -1,0 +1,176 @@
+/**
+ * What the bundled proxy's lifecycle trace says a case did: the machine transitions it took.
+ *
+ * The impl target starts each of its processes with `--trace FILE` (targets.ts), so every machine
+ * step of the proxy becomes an NDJSON "step" line carrying `conn` and the ids of the `transitions`
+ * it took (machines/traceFormat.ts, docs/TRACE.md). The proxy writes the lines of a step with one
+ * synchronous write when the step ends, so a file grows by whole steps (a reader that catches one
+ * being written skips its unfinished line).
+ *
+ * Attribution. The runner runs the cases one after another on one target, and after each case waits
+ * until the target holds nothing (runner.ts settle): no connection of a case outlives it. The
+ * lines of a case are therefore the lines each trace file gained from the moment the case began
+ * (markTraces) to the moment its result is taken, after its settle (readTraceSince): the steps of
+ * the connections it opened, and the steps its listener took meanwhile (conn null: the listener
+ * going full and resuming, its queues), which belong to the case as much as its connections' do.
+ * A step the proxy took after that (a queue task firing after the settle) would be counted for the
+ * next case, and missed by this one; with the settle it does not happen: over the whole suite,
+ * every connection in a case's stretch of trace is accepted and closed within it (measured when
+ * this was written), and the listener's steps are those of the case's own accepts and slots.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Check } from './expect.ts';
+
+/** Where each trace file of a target stood when a case began: its length in bytes, per file. */
+export type TraceMark = readonly number[];
+
+/**
+ * Returns the current length of each file of <paths> (0 for one that does not exist yet), to be
+ * given to readTraceSince once the case is over. Reads file metadata only.
+ */
+export function markTraces(paths: readonly string[]): TraceMark {
+  return paths.map((p) => {
+    let fd: number;
+    try {
+      fd = openSync(p, 'r');
+    } catch {
+      return 0;
+    }
+    try {
+      return fstatSync(fd).size;
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+/** The transitions a stretch of trace took. */
+export interface TransitionsTaken {
+  transitions: string[]; // every transition id of its step lines, each once, in the order first taken
+  steps: number; //        how many step lines it holds
+  connections: number; //  how many distinct connections its step lines name (listener steps aside)
+}
+
+/**
+ * Reads what each file of <paths> gained since <mark> (markTraces, same order), whole lines only,
+ * and returns the transitions its step lines took, all files together (connections are counted
+ * per file: each process numbers its own). Throws an Error naming the file and the line when a
+ * line is not JSON or a step line has no transition list. Reads files only.
+ */
+export function readTraceSince(paths: readonly string[], mark: TraceMark): TransitionsTaken {
+  const parts = paths.map((p, i) => {
+    try {
+      return { path: p, text: readFrom(p, mark[i] ?? 0) };
+    } catch (err) {
+      throw new Error(`trace ${p}: ${(err as Error).message}`, { cause: err });
+    }
+  });
+  const all: TransitionsTaken = { transitions: [], steps: 0, connections: 0 };
+  const seen = new Set<string>();
+  for (const { path, text } of parts) {
+    const one = transitionsTaken(text, basename(path));
+    all.steps += one.steps;
+    all.connections += one.connections;
+    for (const t of one.transitions) {
+      if (seen.has(t)) continue;
+      seen.add(t);
+      all.transitions.push(t);
+    }
+  }
+  return all;
+}
+
+/**
+ * Returns the transitions taken by the step lines of <ndjson>, trace lines of the project's format
+ * one a line, read from <origin> (named in errors). Every other kind of line is skipped; a last
+ * line without its newline is ignored (a step still being written). Throws an Error naming
+ * <origin> and the line number when a line is not JSON or a step line has no `transitions` list
+ * of strings. Pure.
+ */
+export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsTaken {
+  const lines = ndjson.split('\n');
+  lines.pop(); // '' after the last newline, or a partial line
+  const transitions: string[] = [];
+  const seen = new Set<string>();
+  const connections = new Set<number>();
+  let steps = 0;
+  for (const [i, text] of lines.entries()) {
+    if (text.trim() === '') continue;
+    let line: unknown;
+    try {
+      line = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${origin} line ${i + 1} is not JSON (${(err as Error).message})`, { cause: err });
+    }
+    const o = line as { kind?: unknown; conn?: unknown; transitions?: unknown };
+    if (typeof line !== 'object' || line === null || o.kind !== 'step') continue;
+    if (!Array.isArray(o.transitions) || !o.transitions.every((t) => typeof t === 'string')) {
+      throw new Error(`${origin} line ${i + 1}: a step line without its list of transition ids`);
+    }
+    steps++;
+    if (typeof o.conn === 'number') connections.add(o.conn);
+    for (const t of o.transitions as string[]) {
+      if (seen.has(t)) continue;
+      seen.add(t);
+      transitions.push(t);
+    }
+  }
+  return { transitions, steps, connections: connections.size };
+}
+
+/**
+ * Returns the check "the case takes the transitions it declares": ok iff every id of <declared>
+ * (the case's `transitions`) is among <taken> (readTraceSince over the case). <taken> an Error:
+ * the trace could not be read, and the check fails with its message. The actual names the
+ * declared ids not taken, and the ids taken but not declared (information, never a failure: a
+ * case declares what it is about, not every step of it). Pure.
+ */
+export function takesDeclaredCheck(declared: readonly string[], taken: TransitionsTaken | Error): Check {
+  const what = 'the case takes the transitions it declares';
+  const unique = [...new Set(declared)];
+  const expected = `each of its ${unique.length} declared transition(s) in a step of the proxy's trace during the case`;
+  if (taken instanceof Error) return { what, expected, actual: `no trace: ${taken.message}`, ok: false };
+  const took = new Set(taken.transitions);
+  const missing = unique.filter((t) => !took.has(t));
+  const declaredSet = new Set(unique);
+  const more = taken.transitions.filter((t) => !declaredSet.has(t));
+  const extra = more.length > 0 ? `; also took, undeclared: ${more.join(', ')}` : '';
+  const seen = `${taken.steps} step(s) on ${taken.connections} connection(s)`;
+  return {
+    what,
+    expected,
+    actual:
+      missing.length > 0
+        ? `not taken: ${missing.join(', ')} (${seen}${extra})`
+        : `all taken (${seen}${extra})`,
+    ok: missing.length === 0,
+  };
+}
+
+/**
+ * Returns the text of file <path> from the first line that starts at or after byte <offset> to its
+ * end (a mark taken while a step was being written falls inside its line, which is then skipped).
+ * Throws when the file cannot be read.
+ */
+function readFrom(path: string, offset: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    const from = Math.max(0, offset - 1); // one byte back: is the mark at the start of a line?
+    const size = fstatSync(fd).size;
+    if (size <= offset) return '';
+    const buf = Buffer.alloc(size - from);
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, from + got);
+      if (n === 0) break;
+      got += n;
+    }
+    const text = buf.subarray(0, got).toString('utf8');
+    if (offset === 0) return text;
+    const start = text.indexOf('\n'); // at 0 when the mark is at the start of a line
+    return start === -1 ? '' : text.slice(start + 1);
+  } finally {
+    closeSync(fd);
+  }
+}

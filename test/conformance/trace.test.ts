@@ -1,0 +1,135 @@
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { transitionOf } from '../../conformance/cases.ts';
+import { markTraces, readTraceSince, takesDeclaredCheck, transitionsTaken } from '../../conformance/trace.ts';
+import { Trace } from '../../impl/trace.ts';
+import type { TransitionRecord } from '../../machines/compose.ts';
+import { makeConfig } from '../../machines/config.ts';
+import { zeroCounters } from '../../machines/counters.ts';
+
+const ATTEMPT = transitionOf('listener.ready', 'ACCEPT_ATTEMPT');
+const ACCEPT = transitionOf('connection.pending', 'ACCEPT');
+const EMBRYONIC = transitionOf('session.absent', 'SESSION_ACCEPT', 'handshakePending');
+const RETURNED = transitionOf('listener.ready', 'ACCEPT_RETURNED');
+const PEER_CLOSE = transitionOf('connection.handshake.proxyHeader', 'PEER_CLOSE');
+const KILLED = transitionOf('session.embryonic', 'HANDSHAKE_END', 'connectionHasError');
+const LOGGED = transitionOf('session.killed', 'always', 'logging');
+const TIMEOUT = transitionOf('connection.handshake.proxyHeader', 'TIMEOUT');
+
+/** The step record of one machine transition, as the proxy's Host.record receives it. */
+function step(
+  machine: TransitionRecord['machine'],
+  conn: number | null,
+  type: string,
+  transitions: string[],
+): TransitionRecord {
+  return { machine, conn, event: { type }, from: 'a', to: 'b', transitions, effects: [] };
+}
+
+/** Writes one step of the proxy into <trace>: its step lines, then the counters line that ends it. */
+function writeStep(trace: Trace, ...records: TransitionRecord[]): void {
+  trace.input(records[0]!.machine, records[0]!.conn, { type: records[0]!.event.type });
+  for (const r of records) trace.step(r);
+  trace.counters(zeroCounters());
+}
+
+describe('the transitions a stretch of trace took', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embryonic-conform-trace-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("are its step lines' transition ids, the listener's (conn null) among them, each once in the order first taken", () => {
+    const path = join(dir, 'one.ndjson');
+    const trace = new Trace(path, makeConfig(), 'test');
+    writeStep(
+      trace,
+      step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT]),
+      step('connection', 7, 'ACCEPT', [ACCEPT]),
+      step('session', 7, 'SESSION_ACCEPT', [EMBRYONIC]),
+      step('listener', null, 'ACCEPT_RETURNED', [RETURNED]),
+    );
+    writeStep(trace, step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT]));
+    trace.close();
+    expect(readTraceSince([path], [0])).toEqual({
+      transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED],
+      steps: 5,
+      connections: 1,
+    });
+  });
+
+  it('are only those written since the mark, in every file of the target together', () => {
+    const paths = [join(dir, 'fe_a.ndjson'), join(dir, 'fe_b.ndjson')];
+    const [a, b] = paths.map((p) => new Trace(p, makeConfig(), 'test')) as [Trace, Trace];
+    writeStep(a, step('connection', 1, 'TIMEOUT', [TIMEOUT])); // an earlier case
+    const mark = markTraces(paths);
+    writeStep(a, step('connection', 2, 'PEER_CLOSE', [PEER_CLOSE]));
+    writeStep(b, step('session', 2, 'HANDSHAKE_END', [KILLED, LOGGED]));
+    a.close();
+    b.close();
+    // Each process numbers its own connections: connection 2 of fe_a is not connection 2 of fe_b.
+    expect(readTraceSince(paths, mark)).toEqual({
+      transitions: [PEER_CLOSE, KILLED, LOGGED],
+      steps: 2,
+      connections: 2,
+    });
+  });
+
+  it('leave out a line still being written at either end of the window, and count a missing file as empty', () => {
+    const path = join(dir, 'partial.ndjson');
+    const line = (conn: number, id: string): string =>
+      `${JSON.stringify({ v: 1, t: 0, conn, kind: 'step', machine: 'connection', event: { type: 'X' }, from: 'a', to: 'b', transitions: [id] })}\n`;
+    expect(markTraces([path])).toEqual([0]);
+    writeFileSync(path, line(1, TIMEOUT) + line(2, ACCEPT).slice(0, 20)); // a mark inside conn 2's line
+    const mark = markTraces([path]);
+    appendFileSync(path, line(2, ACCEPT).slice(20) + line(3, PEER_CLOSE) + line(4, KILLED).slice(0, 30));
+    expect(readTraceSince([path], mark)).toEqual({ transitions: [PEER_CLOSE], steps: 1, connections: 1 });
+    expect(() => readTraceSince([join(dir, 'missing.ndjson')], [5])).toThrow(/missing\.ndjson: ENOENT/);
+  });
+
+  it('refuse a line that is not JSON and a step line without its transition ids, naming the line', () => {
+    expect(() => transitionsTaken('{"kind":"step","transitions":["x"]}\n{oops\n', 'fe_pp')).toThrow(
+      /^fe_pp line 2 is not JSON/,
+    );
+    expect(() => transitionsTaken('{"kind":"step","conn":1}\n', 'fe_pp')).toThrow(
+      /^fe_pp line 1: a step line without its list of transition ids$/,
+    );
+    // Input, effect and counters lines carry no transition, whatever they hold.
+    expect(transitionsTaken('{"kind":"input","conn":3}\n{"kind":"effect","conn":3}\n')).toEqual({
+      transitions: [],
+      steps: 0,
+      connections: 0,
+    });
+  });
+});
+
+describe('the check that a case takes the transitions it declares', () => {
+  const taken = { transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE], steps: 6, connections: 1 };
+
+  it('holds when every declared transition was taken, and names the ones taken undeclared', () => {
+    expect(takesDeclaredCheck([ACCEPT, PEER_CLOSE, ACCEPT], taken)).toEqual({
+      what: 'the case takes the transitions it declares',
+      expected: "each of its 2 declared transition(s) in a step of the proxy's trace during the case",
+      actual: `all taken (6 step(s) on 1 connection(s); also took, undeclared: ${ATTEMPT}, ${EMBRYONIC}, ${RETURNED})`,
+      ok: true,
+    });
+  });
+
+  it('fails naming every declared transition that was not taken', () => {
+    const check = takesDeclaredCheck([ACCEPT, TIMEOUT, PEER_CLOSE, LOGGED], taken);
+    expect(check.ok).toBe(false);
+    expect(check.actual).toMatch(new RegExp(`^not taken: ${escape(TIMEOUT)}, ${escape(LOGGED)} \\(6 step`));
+  });
+
+  it('fails when the trace could not be read, with the reason', () => {
+    expect(takesDeclaredCheck([ACCEPT], new Error('trace /x: ENOENT'))).toMatchObject({
+      actual: 'no trace: trace /x: ENOENT',
+      ok: false,
+    });
+  });
+});
+
+/** Returns <text> as a regular expression that matches it literally. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
