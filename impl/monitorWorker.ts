@@ -4,9 +4,9 @@
  * in order, and posts every report back. It reads every POLL_MS while lines keep coming and sleeps
  * on the ring when none do. It runs at the lowest priority (on Linux, where a priority is a
  * thread's own), so that checking takes the CPU the proxy and its clients leave: under a load that
- * leaves none it falls behind, and past a whole ring the monitor stops, rather than slow the proxy. On 'finish' it reads what is left, checks what the last step still
- * owed, posts the summary line, and waits to be ended. Loaded by the worker's bootstrap, never
- * imported.
+ * leaves none it falls behind, and past a whole ring the monitor stops, rather than slow the
+ * proxy. On 'finish' it reads what is left, checks what the last step still owed, posts the
+ * summary line, and waits to be ended. Loaded by the worker's bootstrap, never imported.
  */
 import { constants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
