@@ -6,7 +6,8 @@
  * model's memory, and every invariant): on the proxy's thread it would slow every accept down.
  *
  * The hand-over is a ring of numbers in shared memory (TraceRing), so that the proxy's thread
- * never posts a message for a line and never wakes the worker while it works. ThreadedMonitor is
+ * posts a message only for a line that interns a new value, and wakes the worker only when it
+ * sleeps (no line came for a while). ThreadedMonitor is
  * the trace's raw tap (impl/trace.ts, RawTraceTap): it never builds a trace line. TraceEncoder
  * writes each call as a few numbers (an opcode, the time, the machine, the connection, the
  * event's type and params, ids) and publishes the line by moving the ring's write index. Every
@@ -61,8 +62,16 @@ const FINISH_TIMEOUT_MS = 30_000;
 /** How long a sleeping worker waits before it looks at the ring anyway (a safety net). */
 const SLEEP_MS = 1000;
 
-/** The numbers of the longest line: an input line with MAX_PARAMS params, then a reset line. */
+/**
+ * A bound on the numbers of one line and the reset line that may follow it: the longest line is
+ * an input line with MAX_PARAMS params (opcode, time, machine, connection, type, count, three
+ * numbers per param, the inputs' flag and three values: 10 + 3 × MAX_PARAMS), and a reset line
+ * is 2.
+ */
 const LINE_BOUND = 12 + 3 * MAX_PARAMS + 2;
+
+/** Lines the decoder reads before it moves the read index, so that the encoder sees the room. */
+const READ_PUBLISH_LINES = 64;
 
 /** The opcodes of the ring. */
 const OP = { header: 0, input: 1, step: 2, effect: 3, counters: 4, reset: 5 } as const;
@@ -245,8 +254,15 @@ export class TraceEncoder implements RawTraceTap {
   /** Publishes the line written since begin(), after posting the values it interned. */
   private end(): void {
     if (this.fresh.length > 0) {
-      this.sendValues(this.gen, this.fresh);
+      const values = this.fresh;
       this.fresh = [];
+      try {
+        this.sendValues(this.gen, values);
+      } catch (err) {
+        // A value the structured clone refuses: the worker could never read this line.
+        this.fail(`a trace value could not be posted to the worker: ${(err as Error).message}`);
+        return;
+      }
     }
     if (this.nextId > this.internLimit) this.restart();
     Atomics.store(this.ctl, CTL.write, this.w);
@@ -388,7 +404,7 @@ export class TraceDecoder {
 
   /**
    * Hands every published line it can rebuild to `onLine`, in order, and moves the read index past
-   * them. Stops early at a line that names a value not received yet (`waiting`). Returns how many
+   * them (every READ_PUBLISH_LINES lines, and at the end: a long drain frees room as it goes). Stops early at a line that names a value not received yet (`waiting`). Returns how many
    * lines it handed over.
    */
   drain(onLine: (line: TraceLine) => void): number {
@@ -402,7 +418,7 @@ export class TraceDecoder {
       }
       if (line !== null) {
         onLine(line);
-        lines++;
+        if (++lines % READ_PUBLISH_LINES === 0) Atomics.store(this.ctl, CTL.read, this.r);
       }
     }
     Atomics.store(this.ctl, CTL.read, this.r);
@@ -553,6 +569,7 @@ export class ThreadedMonitor implements RawTraceTap {
   private summary: Promise<string> | null = null;
   private resolveSummary: ((text: string) => void) | null = null;
   private failure: string | null = null; // why monitoring stopped, if it did
+  private taking = true; //                  lines are encoded: until finish() or a failure
 
   /** Starts the worker for `config`. `options.ringSlots`: the ring's size (RING_SLOTS; tests use less). */
   constructor(
@@ -574,7 +591,7 @@ export class ThreadedMonitor implements RawTraceTap {
   }
 
   header(line: TraceLine): void {
-    if (this.summary === null) this.encoder.header(line);
+    if (this.taking) this.encoder.header(line);
   }
 
   input(
@@ -584,19 +601,19 @@ export class ThreadedMonitor implements RawTraceTap {
     event: { type: string } & Record<string, unknown>,
     inputs?: Partial<StepInputs>,
   ): void {
-    if (this.summary === null) this.encoder.input(t, machine, conn, event, inputs);
+    if (this.taking) this.encoder.input(t, machine, conn, event, inputs);
   }
 
   step(t: number, record: TransitionRecord): void {
-    if (this.summary === null) this.encoder.step(t, record);
+    if (this.taking) this.encoder.step(t, record);
   }
 
   effect(t: number, effect: Effect, origin: Origin): void {
-    if (this.summary === null) this.encoder.effect(t, effect, origin);
+    if (this.taking) this.encoder.effect(t, effect, origin);
   }
 
   counters(t: number, counters: Counters): void {
-    if (this.summary === null) this.encoder.counters(t, counters);
+    if (this.taking) this.encoder.counters(t, counters);
   }
 
   /**
@@ -605,6 +622,7 @@ export class ThreadedMonitor implements RawTraceTap {
    * is ended afterwards. Idempotent; never rejects.
    */
   finish(): Promise<string> {
+    this.taking = false;
     this.summary ??= this.finishOnce();
     return this.summary;
   }
@@ -649,6 +667,7 @@ export class ThreadedMonitor implements RawTraceTap {
   private giveUp(why: string): void {
     if (this.failure !== null) return;
     this.failure = why;
+    this.taking = false;
     this.report(`${MONITOR_PREFIX} ${why}; monitoring stops, the proxy serves on`);
     this.resolveSummary?.(`${MONITOR_PREFIX} stopped early (${why})`);
     void this.worker.terminate();

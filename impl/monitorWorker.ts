@@ -10,7 +10,7 @@
  */
 import { constants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { TraceLine } from '../machines/traceFormat.ts';
+import { headerLine, validateTraceLine, type TraceLine } from '../machines/traceFormat.ts';
 import { Monitor } from './monitor.ts';
 import {
   POLL_MS,
@@ -26,6 +26,10 @@ if (process.platform === 'linux') setPriority(constants.priority.PRIORITY_LOW);
 
 const port = parentPort!;
 const data = workerData as WorkerData;
+// A configuration the trace format rejects would make every check meaningless: the worker refuses
+// it as it starts, and the proxy reports an internal error of the worker and serves on.
+const invalid = validateTraceLine(headerLine(0, data.config, []));
+if (invalid !== null) throw new Error(`its configuration is not one the trace format accepts: ${invalid}`);
 const decoder = new TraceDecoder(new TraceRing(data.ring));
 const monitor = new Monitor(data.config, function monitorOnReport(text: string): void {
   port.postMessage({ kind: 'report', text } satisfies FromWorker);

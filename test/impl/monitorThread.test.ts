@@ -9,10 +9,16 @@ import { getPriority } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { Composition, NO_FAILURE, type Host, type StepInputs } from '../../machines/compose.ts';
 import { makeConfig } from '../../machines/config.ts';
-import { applyCounterEffect, listenerGauges, zeroCounters } from '../../machines/counters.ts';
-import type { TraceLine } from '../../machines/traceFormat.ts';
+import { applyCounterEffect, listenerGauges, zeroCounters, type Counters } from '../../machines/counters.ts';
+import { effectLine, inputLine, stepLine, type TraceLine } from '../../machines/traceFormat.ts';
 import { MONITOR_PREFIX } from '../../impl/monitor.ts';
-import { ThreadedMonitor, TraceDecoder, TraceEncoder, TraceRing } from '../../impl/monitorThread.ts';
+import {
+  MAX_PARAMS,
+  ThreadedMonitor,
+  TraceDecoder,
+  TraceEncoder,
+  TraceRing,
+} from '../../impl/monitorThread.ts';
 import { Trace, type RawTraceTap } from '../../impl/trace.ts';
 
 const CONFIG = makeConfig({ feMaxconn: 3, bindMaxconn: 3, globalMaxconn: 3 });
@@ -29,41 +35,60 @@ const CONN_EVENTS: {
   { machine: 'connection', event: { type: 'PEER_CLOSE' } },
 ];
 
+/** What a run plants in what the trace sees (to make a divergence). */
+interface Plant {
+  effectType?: (type: string) => string; // rewrites the type of each effect the trace sees
+  counters?: (c: Counters) => Counters; //  rewrites each counters line the trace sees
+}
+
 /**
- * Runs <n> connections through the composed machines, each accepted then sent events until it is
- * closed, with every input, step, effect and counters line written to `trace`. `corrupt` rewrites
- * the effects the trace sees (to plant a divergence). Returns nothing; `trace` is closed unless
- * `keepOpen`.
+ * Returns a function that runs <n> more connections through one composition of the machines, each
+ * accepted then sent events until it is closed, with every input, step, effect and counters line
+ * written to `trace`, as a proxy would: effects are the composition's own objects unless `plant`
+ * rewrites them. The trace is left open.
  */
-function run(trace: Trace, n: number, corrupt: (type: string) => string = (t) => t, keepOpen = false): void {
+function tracedRun(trace: Trace): (n: number, plant?: Plant) => void {
   const c = new Composition(CONFIG);
   const world = c.initialWorld();
   const counters = zeroCounters();
+  let plant: Plant = {};
+  let next = 0;
   const host: Host = {
     gauges: () => listenerGauges(counters, CONFIG),
     record: (r) => trace.step(r),
     execute(effect, origin) {
-      trace.effect({ ...effect, type: corrupt(effect.type) as typeof effect.type }, origin);
+      const type = plant.effectType?.(effect.type) ?? effect.type;
+      trace.effect(type === effect.type ? effect : { ...effect, type: type as typeof effect.type }, origin);
       applyCounterEffect(counters, effect.type, CONFIG);
     },
   };
+  const traceCounters = (): void => trace.counters(plant.counters?.({ ...counters }) ?? counters);
   const inputs: StepInputs = { src: 'plain', acceptFail: 'none', completeFail: 'none' };
-  for (let conn = 0; conn < n; conn++) {
-    c.addConnection(world, conn);
-    trace.input('listener', conn, { type: 'ACCEPT_ATTEMPT', acceptError: false }, inputs);
-    c.acceptAttempt(world, host, conn, inputs);
-    trace.counters(counters);
-    for (let k = conn; c.stateOf(world, 'connection', conn) !== 'closed'; k++) {
-      const { machine, event } = CONN_EVENTS[k % CONN_EVENTS.length]!;
-      if (c.runners[machine].compute(world.conns.get(conn)![machine], event).transitions.length === 0)
-        continue;
-      trace.input(machine, conn, event, NO_FAILURE);
-      c.dispatch(world, host, machine, conn, event, NO_FAILURE);
-      trace.counters(counters);
+  return (n, p = {}) => {
+    plant = p;
+    for (const end = next + n; next < end; next++) {
+      const conn = next;
+      c.addConnection(world, conn);
+      trace.input('listener', conn, { type: 'ACCEPT_ATTEMPT', acceptError: false }, inputs);
+      c.acceptAttempt(world, host, conn, inputs);
+      traceCounters();
+      for (let k = conn; c.stateOf(world, 'connection', conn) !== 'closed'; k++) {
+        const { machine, event } = CONN_EVENTS[k % CONN_EVENTS.length]!;
+        if (c.runners[machine].compute(world.conns.get(conn)![machine], event).transitions.length === 0)
+          continue;
+        trace.input(machine, conn, event, NO_FAILURE);
+        c.dispatch(world, host, machine, conn, event, NO_FAILURE);
+        traceCounters();
+      }
+      world.conns.delete(conn);
     }
-    world.conns.delete(conn);
-  }
-  if (!keepOpen) trace.close();
+  };
+}
+
+/** Runs <n> connections into `trace` (tracedRun), with `plant`, then closes the trace. */
+function run(trace: Trace, n: number, plant: Plant = {}): void {
+  tracedRun(trace)(n, plant);
+  trace.close();
 }
 
 /**
@@ -72,8 +97,11 @@ function run(trace: Trace, n: number, corrupt: (type: string) => string = (t) =>
  * another thread may: the lines that name them wait. Returns the tap, the lines decoded, how many
  * reads stopped at a line that waited, the generations of the values posted, and the failures.
  */
-function ringed(slots: number, every: number, internLimit: number) {
+function ringed(slots: number, every: number, internLimit: number, start = 0) {
   const ring = TraceRing.create(slots);
+  // Both indices start at <start> (control words 0 and 1): positions are int32 and wrap at 2^31.
+  ring.ctl[0] = start;
+  ring.ctl[1] = start;
   const decoder = new TraceDecoder(ring);
   const posted: { gen: number; values: unknown[] }[] = [];
   const failures: string[] = [];
@@ -106,17 +134,17 @@ function ringed(slots: number, every: number, internLimit: number) {
     effect: (...a) => (encoder.effect(...a), took()),
     counters: (...a) => (encoder.counters(...a), took()),
   };
-  return { ring, tap, read, decoded, gens, failures, waited: () => waited };
+  return { ring, encoder, decoder, posted, tap, read, decoded, gens, failures, waited: () => waited };
 }
 
 describe('the encoding of the raw trace', () => {
-  for (const [limit, slots, every] of [
-    [100_000, 1 << 16, 7],
-    [12, 256, 3],
+  for (const [limit, slots, every, start] of [
+    [100_000, 1 << 16, 7, 0],
+    [12, 256, 3, 0x7fffff00 | 0], // the positions pass 2^31 - 1 and go on from -2^31
   ] as const) {
-    it(`gives the worker exactly the lines the trace file gets (intern limit ${limit}, a ring of ${slots} numbers read every ${every} calls)`, () => {
+    it(`gives the worker exactly the lines the trace file gets (intern limit ${limit}, a ring of ${slots} numbers read every ${every} calls, from position ${start})`, () => {
       const tapped: TraceLine[] = [];
-      const r = ringed(slots, every, limit);
+      const r = ringed(slots, every, limit, start);
       run(new Trace(null, CONFIG, 'test', { line: (l) => tapped.push(l) }, r.tap), 30);
       r.read();
       expect(r.failures).toEqual([]);
@@ -127,12 +155,13 @@ describe('the encoding of the raw trace', () => {
       // A small limit makes the tables start again (values of later generations), and a small
       // ring is written round many times (the write index, control word 0, passes its size).
       expect(r.gens.size > 1).toBe(limit < 100);
-      expect(r.ring.ctl[0]! > 4 * slots).toBe(slots < 1000);
+      expect((r.ring.ctl[0]! - start) >>> 0 > 4 * slots).toBe(slots < 1000);
+      expect(r.ring.ctl[0]! < start).toBe(start > 0); // wrapped past 2^31 - 1
     });
   }
 
   it('stops, saying how far behind the checker is, at the first line that would overwrite one not yet read', () => {
-    const r = ringed(256, Number.POSITIVE_INFINITY, 100_000);
+    const r = ringed(256, Number.POSITIVE_INFINITY, 100_000, -100); // crossing position 0 too
     const event = { type: 'ACCEPT_ATTEMPT', acceptError: false };
     let t = 0;
     for (; r.failures.length === 0; t += 10) r.tap.input(t, 'listener', t / 10, event, {});
@@ -150,8 +179,98 @@ describe('the encoding of the raw trace', () => {
     expect(r.decoded.map((l) => l.t)).toEqual(Array.from({ length: failedAt / 10 }, (_, i) => i * 10));
   });
 
-  it('refuses a ring whose size is not a power of two', () => {
+  it('refuses a ring whose size is not a power of two, or too small for two of the longest lines', () => {
     expect(() => TraceRing.create(1000)).toThrow(/power of two/);
+    expect(() => TraceRing.create(128)).toThrow(/at least 220/);
+    expect(() => TraceRing.create(256)).not.toThrow();
+  });
+
+  it('gives back every kind of param value and of step inputs as the line builders see them', () => {
+    const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+    const event = {
+      type: 'PROXY_HEADER_ERROR',
+      n: 1.5,
+      inf: Number.POSITIVE_INFINITY,
+      yes: true,
+      no: false,
+      none: null,
+      text: 'PRX_NOT_HDR',
+      object: { a: 1 },
+      missing: undefined,
+    };
+    const inputs = { src: 'plain', acceptFail: undefined } as unknown as Partial<StepInputs>;
+    r.encoder.input(1, 'connection', 7, event, inputs);
+    r.encoder.step(2, {
+      machine: 'connection',
+      conn: 7,
+      event: { ...event },
+      from: 'handshake.proxyHeader',
+      to: 'error',
+      transitions: ['t'],
+      effects: [],
+    });
+    r.read();
+    expect(r.failures).toEqual([]);
+    expect(r.decoded).toStrictEqual([
+      inputLine(1, 'connection', 7, event, inputs),
+      stepLine(2, {
+        machine: 'connection',
+        conn: 7,
+        event,
+        from: 'handshake.proxyHeader',
+        to: 'error',
+        transitions: ['t'],
+        effects: [],
+      }),
+    ]);
+  });
+
+  it(`fails, and publishes nothing, for an event of more than ${MAX_PARAMS} params`, () => {
+    const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+    const event: { type: string } & Record<string, unknown> = { type: 'PROXY_HEADER_OK' };
+    for (let i = 0; i <= MAX_PARAMS; i++) event[`p${i}`] = i;
+    r.encoder.input(1, 'connection', 1, event);
+    expect(r.failures).toEqual([`event PROXY_HEADER_OK has more than ${MAX_PARAMS} params`]);
+    expect(r.ring.ctl[0]).toBe(0);
+    r.encoder.counters(2, zeroCounters()); // nothing after a failure
+    expect(r.ring.ctl[0]).toBe(0);
+  });
+
+  it('frees room as a long read goes, so that a backlog of most of the ring is read while lines keep coming', () => {
+    const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+    // A backlog of 60% of the ring (counters lines are 16 numbers), then one more line written for
+    // every line read: the encoder must see the room the read frees before the read ends.
+    for (let t = 0; t < 153; t++) r.encoder.counters(t, zeroCounters());
+    let t = 153;
+    expect(r.decoder.drain(() => r.encoder.counters(t++, zeroCounters()))).toBe(153);
+    expect(r.failures).toEqual([]);
+    r.read();
+    expect(r.decoded.map((l) => l.t)).toEqual(Array.from({ length: 153 }, (_, i) => 153 + i));
+  });
+
+  it('keeps a line that names a value not received yet, and gives it once the value comes', () => {
+    const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+    r.encoder.effect(1, { type: 'feconnInc' }, { machine: 'session', conn: 3 });
+    const lines: TraceLine[] = [];
+    expect(r.decoder.drain((l) => lines.push(l))).toBe(0);
+    expect(r.decoder.waiting).toBe(true);
+    const m = r.posted.shift()!;
+    r.decoder.values(m.gen, m.values);
+    expect(r.decoder.waiting).toBe(false);
+    expect(r.decoder.drain((l) => lines.push(l))).toBe(1);
+    expect(lines).toEqual([effectLine(1, { type: 'feconnInc' }, { machine: 'session', conn: 3 })]);
+  });
+
+  it('wakes a sleeping decoder when a line is published, and does not sleep past lines already there', async () => {
+    const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+    const woken = r.decoder.sleep();
+    expect(woken).not.toBeNull();
+    expect(r.ring.ctl[2]).toBe(1); // the sleeping flag
+    r.encoder.counters(1, zeroCounters()); // interns nothing: no message would wake a worker
+    expect(r.ring.ctl[2]).toBe(0);
+    expect(await woken).toBe('ok'); // notified, not timed out
+    expect(r.decoder.sleep()).toBeNull(); // a line is waiting to be read
+    expect(r.ring.ctl[2]).toBe(0);
   });
 });
 
@@ -184,7 +303,7 @@ describe('the monitor on its worker thread', () => {
       expect(threadNices()).not.toContain(19);
       const monitor = new ThreadedMonitor(CONFIG, () => {});
       const trace = new Trace(null, CONFIG, 'test', null, monitor);
-      run(trace, 1, (t) => t, true);
+      tracedRun(trace)(1);
       await eventually(() => threadNices().includes(19));
       expect(getPriority()).toBe(before);
       trace.close();
@@ -203,20 +322,54 @@ describe('the monitor on its worker thread', () => {
     );
   });
 
-  it('reports a divergence while the proxy runs, before finish, after the worker slept', async () => {
+  it('reports a divergence while the proxy runs, woken from its sleep by a line that posts no value', async () => {
     const reports: string[] = [];
     const monitor = new ThreadedMonitor(CONFIG, (text) => reports.push(text));
     const trace = new Trace(null, CONFIG, 'test', null, monitor);
-    run(trace, 3, (t) => t, true);
-    // Long enough for the worker to start, read those lines, and sleep on the ring.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const more = tracedRun(trace);
+    more(5);
+    // Long enough for the worker to start, check those lines, and sleep on the ring.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(reports).toEqual([]);
-    // The trace says cumConnInc where the machines emitted cumSessInc.
-    run(trace, 2, (t) => (t === 'cumSessInc' ? 'cumConnInc' : t), true);
+    // One more connection whose counters lines lie: numbers only, nothing new to intern, so no
+    // message wakes the worker; the ring's notify must.
+    more(1, { counters: (c) => ({ ...c, cumConn: c.cumConn + 100 }) });
     await eventually(() => reports.length > 0);
     expect(reports[0]).toMatch(new RegExp(`^${MONITOR_PREFIX} divergence #1 at trace line \\d+`));
     trace.close();
     expect(await monitor.finish()).toMatch(/, [1-9]\d* divergences?$/);
+  });
+
+  it('reports an effect the machines did not emit, before its summary', async () => {
+    const reports: string[] = [];
+    const monitor = new ThreadedMonitor(CONFIG, (text) => reports.push(text));
+    // The trace says cumConnInc where the machines emitted cumSessInc.
+    run(new Trace(null, CONFIG, 'test', null, monitor), 3, {
+      effectType: (t) => (t === 'cumSessInc' ? 'cumConnInc' : t),
+    });
+    const summary = await monitor.finish();
+    expect(reports[0]).toMatch(new RegExp(`^${MONITOR_PREFIX} divergence #1 at trace line \\d+`));
+    expect(summary).toMatch(/, [1-9]\d* divergences?$/);
+  });
+
+  it('stops monitoring, and says why, when its worker fails as it starts', async () => {
+    const reports: string[] = [];
+    // A configuration the trace format rejects: the worker throws as it starts.
+    const bad = { ...CONFIG, feMaxconn: 'many' } as unknown as typeof CONFIG;
+    const monitor = new ThreadedMonitor(bad, (text) => reports.push(text));
+    const trace = new Trace(null, CONFIG, 'test', null, monitor);
+    await eventually(() => reports.length > 0);
+    expect(reports).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${MONITOR_PREFIX} internal error in the monitor's worker: .+; monitoring stops, the proxy serves on$`,
+        ),
+      ),
+    ]);
+    tracedRun(trace)(2); // not checked: the worker is gone
+    trace.close();
+    expect(await monitor.finish()).toMatch(/stopped early \(internal error in the monitor's worker/);
+    expect(reports).toHaveLength(1);
   });
 
   it('stops monitoring, and says why, when the worker falls a whole ring behind', async () => {

@@ -70,23 +70,39 @@ describe('the trace tap', () => {
     expect(alone.map((l) => l.kind)).toEqual(['header', 'input', 'effect', 'counters']);
   });
 
-  it('stamps every line of a step with the time of its input, and a later step later', async () => {
+  it('stamps every line of a step with the time of its input, and reads the clock again after it', async () => {
     const lines: TraceLine[] = [];
     const trace = new Trace(null, makeConfig(), 'test', { line: (l) => lines.push(l) });
+    const pause = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 5));
     const step = async (): Promise<void> => {
       trace.input('listener', 1, { type: 'ACCEPT_ATTEMPT', acceptError: false });
-      await new Promise((resolve) => setTimeout(resolve, 5)); // time passes within the step
+      await pause(); // time passes within the step
+      trace.step({
+        machine: 'listener',
+        conn: null,
+        event: { type: 'ACCEPT_ATTEMPT', acceptError: false },
+        from: 'ready',
+        to: 'ready',
+        transitions: [transitionId('listener.ready', 'ACCEPT_ATTEMPT', 5)],
+        effects: [{ type: 'actconnInc' }],
+      });
+      await pause();
       trace.effect({ type: 'actconnInc' }, { machine: 'listener', conn: null });
       trace.counters(zeroCounters());
     };
     await step();
     await step();
+    // RATE_PERIOD is a step of its own: a line after it reads the clock.
+    trace.input(null, null, { type: 'RATE_PERIOD' });
+    await pause();
+    trace.effect({ type: 'jobsInc' }, { machine: 'listener', conn: null });
     trace.close();
-    const first = lines.slice(1, 4).map((l) => l.t);
-    const second = lines.slice(4, 7).map((l) => l.t);
-    expect(new Set(first).size).toBe(1);
-    expect(new Set(second).size).toBe(1);
-    expect(second[0]!).toBeGreaterThan(first[0]!);
+    const times = lines.slice(1).map((l) => l.t);
+    expect(new Set(times.slice(0, 4)).size).toBe(1);
+    expect(new Set(times.slice(4, 8)).size).toBe(1);
+    expect(times[4]!).toBeGreaterThan(times[0]!);
+    expect(times[8]!).toBeGreaterThan(times[4]!);
+    expect(times[9]!).toBeGreaterThan(times[8]!);
   });
 });
 
