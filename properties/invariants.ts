@@ -682,7 +682,10 @@ export const killLoggedOnce: Invariant = {
       kills++;
       const deadline = r.event.type === 'TASK_WAKEUP' && r.event.timer === true;
       for (const e of r.effects)
-        if (e.type === 'logEmbryonicKill' && (e.params as { byDeadline: boolean }).byDeadline !== deadline)
+        if (
+          e.type === 'logEmbryonicKill' &&
+          (e.params as { byDeadline?: boolean } | undefined)?.byDeadline !== deadline
+        )
           return deadline
             ? "the deadline killed its embryonic session but the kill line is not marked as the deadline's"
             : `its embryonic session was killed by ${r.event.type}, not the deadline, but the kill line is marked as the deadline's`;

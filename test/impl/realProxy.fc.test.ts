@@ -66,11 +66,13 @@ describe('the real proxy under random scenarios, judged from outside against the
       const started = performance.now();
       const runsBefore = put.runs;
       let actions = 0;
+      let acted = 0; // scenarios that ran at least one client action
       await fc.assert(
         fc.asyncProperty(commandsFor(CONFIGS[name], MAX_COMMANDS), async (cmds) => {
           const { model, real } = await beginRun(put, MAX_CLIENTS);
           try {
             await fc.asyncModelRun(() => ({ model, real }), cmds);
+            if (real.script.length > 0) acted++; // before finishRun notes how the run ends
             await finishRun(model, real);
           } finally {
             actions += real.script.length;
@@ -80,11 +82,11 @@ describe('the real proxy under random scenarios, judged from outside against the
         { numRuns: PLAN[name]!, ...SEED },
       );
       expect(put.runs - runsBefore).toBe(PLAN[name]!);
-      // The scenarios acted (3 to 6 client actions each on average, in 100-run samples; this asks
-      // for one): a harness that dropped its commands would hold every property vacuously.
-      expect(actions).toBeGreaterThanOrEqual(PLAN[name]!);
+      // Scenarios acted (64-100% of them in samples; fast-check also generates empty command
+      // lists): a harness that dropped its commands would hold every property vacuously.
+      expect(acted).toBeGreaterThanOrEqual(PLAN[name]! / 4);
       console.log(
-        `real proxy, ${name}: ${PLAN[name]} scenarios, ${actions} client actions, ` +
+        `real proxy, ${name}: ${PLAN[name]} scenarios (${acted} with client actions), ${actions} script lines, ` +
           `${((performance.now() - started) / 1000).toFixed(1)} s` +
           (put.restarts > 0 ? ` (${put.restarts} restart(s) after a failure)` : ''),
       );
