@@ -41,6 +41,7 @@ export function toJson(report: SuiteReport): string {
  *   - on a target whose trace the runner read (the bundled proxy: the result has
  *     `transitionsTaken`), the transitions the case took, each once, whether the case declares
  *     them or not;
+ *   - on a target whose trace could not be read for the result (it has `traceError`), nothing;
  *   - on any other target (haproxy, HOST:PORT: no trace), the transitions the case declares, each
  *     once: there they are the case's claim, not an observation.
  * Every transition a case declares or a passing result took is listed, at 0 when no passing result
@@ -50,7 +51,7 @@ export function toCoverage(report: SuiteReport): string {
   const transitions: Record<string, number> = {};
   for (const c of report.cases) for (const t of c.transitions) transitions[t] ??= 0;
   for (const r of report.results) {
-    if (r.verdict !== 'pass') continue;
+    if (r.verdict !== 'pass' || r.traceError !== undefined) continue;
     const counted = r.transitionsTaken ?? report.cases.find((x) => x.id === r.caseId)?.transitions ?? [];
     for (const t of new Set(counted)) transitions[t] = (transitions[t] ?? 0) + 1;
   }

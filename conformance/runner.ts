@@ -27,8 +27,10 @@
  * On a target that writes a lifecycle trace (the bundled proxy, targets.ts), the runner reads the
  * transitions the case took from the trace (trace.ts: the step lines written from the case's start
  * to the end of its settle, its connections' and its listener's) into the result's
- * `transitionsTaken`, and, when the target runs the default model (profile dev12, the model every
- * case's `transitions` are written against), adds the check
+ * `transitionsTaken` (or, when the trace cannot be read, why into `traceError`; steps of
+ * connections accepted before the case are left out, and a note says how many), and, when the
+ * target runs the default model (profile dev12, the model every case's `transitions` are written
+ * against), adds the check
  *   "the case takes the transitions it declares": every transition the case declares is among
  *       those it took. It fails the case naming the ones it did not take.
  * On another profile (`--profile 2.6`) the model's paths differ (session_accept's return, the
@@ -90,9 +92,15 @@ export interface CaseResult {
   /**
    * The transition ids the target's trace shows the case took (its connections' steps and its
    * listener's, from its start to the end of its settle), each once; absent when the target writes
-   * no trace (haproxy, HOST:PORT), when the case did not run, or when the trace could not be read.
+   * no trace (haproxy, HOST:PORT), when the case did not run, or when the trace could not be read
+   * (then `traceError` says why).
    */
   transitionsTaken?: string[];
+  /**
+   * Why the target's trace could not be read for the case; absent when it was read, or when the
+   * target writes none. A result with it observed nothing: coverage counts nothing for it.
+   */
+  traceError?: string;
 }
 
 /** One target of the run, for the report. */
@@ -319,6 +327,11 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     } catch (err) {
       taken = err as Error;
     }
+    if (!(taken instanceof Error) && taken.earlierSteps > 0) {
+      notes.push(
+        `${taken.earlierSteps} step(s) of ${taken.earlierConnections} connection(s) accepted before the case (a previous case's leftovers) are in its stretch of trace and are not counted as taken by it`,
+      );
+    }
     if (target.profile === DECLARED_PROFILE) checks.push(takesDeclaredCheck(c.transitions, taken));
     else {
       notes.push(
@@ -365,6 +378,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     })),
     notes,
     ...(taken !== null && !(taken instanceof Error) ? { transitionsTaken: taken.transitions } : {}),
+    ...(taken instanceof Error ? { traceError: taken.message } : {}),
   };
 }
 

@@ -17,6 +17,14 @@
  * next case, and missed by this one; with the settle it does not happen: over the whole suite,
  * every connection in a case's stretch of trace is accepted and closed within it (measured when
  * this was written), and the listener's steps are those of the case's own accepts and slots.
+ * A settle can fail, though (a connection outlives its case until its deadline kills it), and the
+ * leftover steps of such a connection would then count for the next case, which may declare the
+ * very transition they take. So a connection's steps count only when the stretch holds its
+ * accept, the "ACCEPT_ATTEMPT" input line naming it (impl/driver.ts acceptLoop; a connection the
+ * listener did not take at once gets another later, either is enough), and after it; the steps of
+ * a connection accepted before the stretch are counted apart (`earlierSteps`), never as taken.
+ * Listener steps (conn null) always count. Connections are numbered per file: each process
+ * numbers its own.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -50,13 +58,17 @@ export interface TransitionsTaken {
   transitions: string[]; // every transition id of its step lines, each once, in the order first taken
   steps: number; //        how many step lines it holds
   connections: number; //  how many distinct connections its step lines name (listener steps aside)
+  earlierSteps: number; // step lines of connections accepted before the stretch: not counted above
+  earlierConnections: number; // how many distinct such connections
 }
 
 /**
  * Reads what each file of <paths> gained since <mark> (markTraces, same order), whole lines only,
  * and returns the transitions its step lines took, all files together (connections are counted
- * per file: each process numbers its own). Throws an Error naming the file and the line when a
- * line is not JSON or a step line has no transition list. Reads files only.
+ * per file: each process numbers its own; the steps of a connection accepted before the stretch
+ * are counted apart, see transitionsTaken). Throws an Error naming the file: when a line is not
+ * JSON, when a step line has no transition list, and when the file is shorter than at the mark
+ * (truncated or recreated since: what the case did is lost). Reads files only.
  */
 export function readTraceSince(paths: readonly string[], mark: TraceMark): TransitionsTaken {
   const parts = paths.map((p, i) => {
@@ -66,12 +78,20 @@ export function readTraceSince(paths: readonly string[], mark: TraceMark): Trans
       throw new Error(`trace ${p}: ${(err as Error).message}`, { cause: err });
     }
   });
-  const all: TransitionsTaken = { transitions: [], steps: 0, connections: 0 };
+  const all: TransitionsTaken = {
+    transitions: [],
+    steps: 0,
+    connections: 0,
+    earlierSteps: 0,
+    earlierConnections: 0,
+  };
   const seen = new Set<string>();
   for (const { path, text } of parts) {
     const one = transitionsTaken(text, basename(path));
     all.steps += one.steps;
     all.connections += one.connections;
+    all.earlierSteps += one.earlierSteps;
+    all.earlierConnections += one.earlierConnections;
     for (const t of one.transitions) {
       if (seen.has(t)) continue;
       seen.add(t);
@@ -83,10 +103,13 @@ export function readTraceSince(paths: readonly string[], mark: TraceMark): Trans
 
 /**
  * Returns the transitions taken by the step lines of <ndjson>, trace lines of the project's format
- * one a line, read from <origin> (named in errors). Every other kind of line is skipped; a last
- * line without its newline is ignored (a step still being written). Throws an Error naming
- * <origin> and the line number when a line is not JSON or a step line has no `transitions` list
- * of strings. Pure.
+ * one a line of one process, read from <origin> (named in errors): those of the listener (conn
+ * null), and those of each connection after an "ACCEPT_ATTEMPT" input line naming it. The step
+ * lines of a connection with no such line before them (accepted before the stretch) are counted in
+ * `earlierSteps` and `earlierConnections` only. Every other kind of line is skipped; a last line
+ * without its newline is ignored (a step still being written). Throws an Error naming <origin> and
+ * the line number when a line is not JSON or a step line has no `transitions` list of strings.
+ * Pure.
  */
 export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsTaken {
   const lines = ndjson.split('\n');
@@ -94,7 +117,10 @@ export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsT
   const transitions: string[] = [];
   const seen = new Set<string>();
   const connections = new Set<number>();
+  const accepted = new Set<number>(); // connections with an ACCEPT_ATTEMPT line so far
+  const earlier = new Set<number>();
   let steps = 0;
+  let earlierSteps = 0;
   for (const [i, text] of lines.entries()) {
     if (text.trim() === '') continue;
     let line: unknown;
@@ -103,10 +129,20 @@ export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsT
     } catch (err) {
       throw new Error(`${origin} line ${i + 1} is not JSON (${(err as Error).message})`, { cause: err });
     }
-    const o = line as { kind?: unknown; conn?: unknown; transitions?: unknown };
-    if (typeof line !== 'object' || line === null || o.kind !== 'step') continue;
+    const o = line as { kind?: unknown; name?: unknown; conn?: unknown; transitions?: unknown };
+    if (typeof line !== 'object' || line === null) continue;
+    if (o.kind === 'input' && o.name === 'ACCEPT_ATTEMPT' && typeof o.conn === 'number') {
+      accepted.add(o.conn);
+      continue;
+    }
+    if (o.kind !== 'step') continue;
     if (!Array.isArray(o.transitions) || !o.transitions.every((t) => typeof t === 'string')) {
       throw new Error(`${origin} line ${i + 1}: a step line without its list of transition ids`);
+    }
+    if (typeof o.conn === 'number' && !accepted.has(o.conn)) {
+      earlierSteps++;
+      earlier.add(o.conn);
+      continue;
     }
     steps++;
     if (typeof o.conn === 'number') connections.add(o.conn);
@@ -116,7 +152,13 @@ export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsT
       transitions.push(t);
     }
   }
-  return { transitions, steps, connections: connections.size };
+  return {
+    transitions,
+    steps,
+    connections: connections.size,
+    earlierSteps,
+    earlierConnections: earlier.size,
+  };
 }
 
 /**
@@ -151,14 +193,20 @@ export function takesDeclaredCheck(declared: readonly string[], taken: Transitio
 /**
  * Returns the text of file <path> from the first line that starts at or after byte <offset> to its
  * end (a mark taken while a step was being written falls inside its line, which is then skipped).
- * Throws when the file cannot be read.
+ * Throws when the file cannot be read, and when it is shorter than <offset> (truncated or
+ * recreated since the mark: the lines written in between are lost).
  */
 function readFrom(path: string, offset: number): string {
   const fd = openSync(path, 'r');
   try {
     const from = Math.max(0, offset - 1); // one byte back: is the mark at the start of a line?
     const size = fstatSync(fd).size;
-    if (size <= offset) return '';
+    if (size < offset) {
+      throw new Error(
+        `the file is shorter (${size} bytes) than when the case began (${offset} bytes): it was truncated or recreated meanwhile`,
+      );
+    }
+    if (size === offset) return '';
     const buf = Buffer.alloc(size - from);
     let got = 0;
     while (got < buf.length) {

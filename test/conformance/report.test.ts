@@ -156,6 +156,19 @@ describe('the report writers', () => {
     });
   });
 
+  it('counts nothing for a passing result whose trace could not be read, not even what the case declares', () => {
+    const r = syntheticReport();
+    r.cases[1]!.transitions = ['connection.handshake.tls|TLS_ERROR|0'];
+    // a-case passed on impl, whose trace was unreadable for it (on profile 2.6 that is not judged).
+    r.results[0]!.traceError =
+      'trace /tmp/fe_pp.ndjson: the file is shorter (10 bytes) than when the case began';
+    const coverage = JSON.parse(toCoverage(r));
+    expect(coverage).toEqual({
+      source: 'conformance',
+      transitions: { 'session.embryonic|TASK_WAKEUP|0': 1, 'connection.handshake.tls|TLS_ERROR|0': 1 },
+    });
+  });
+
   it('shows the transitions a result took in its detail view', () => {
     const r = syntheticReport();
     const attempt = transitionOf('listener.ready', 'ACCEPT_ATTEMPT');

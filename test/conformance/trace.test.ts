@@ -28,11 +28,31 @@ function step(
   return { machine, conn, event: { type }, from: 'a', to: 'b', transitions, effects: [] };
 }
 
-/** Writes one step of the proxy into <trace>: its step lines, then the counters line that ends it. */
-function writeStep(trace: Trace, ...records: TransitionRecord[]): void {
-  trace.input(records[0]!.machine, records[0]!.conn, { type: records[0]!.event.type });
+/**
+ * Writes one step of the proxy into <trace> as impl/driver.ts does: its input line (for <conn>, the
+ * one the input names: the listener's ACCEPT_ATTEMPT names the connection it offers), its step
+ * lines, then the counters line that ends it.
+ */
+function writeStep(trace: Trace, conn: number | null, ...records: TransitionRecord[]): void {
+  const event =
+    records[0]!.event.type === 'ACCEPT_ATTEMPT'
+      ? { type: 'ACCEPT_ATTEMPT', acceptError: false }
+      : { type: records[0]!.event.type };
+  trace.input(records[0]!.machine, conn, event);
   for (const r of records) trace.step(r);
   trace.counters(zeroCounters());
+}
+
+/** Writes the step in which the listener accepts connection <conn> into <trace>. */
+function writeAccept(trace: Trace, conn: number): void {
+  writeStep(
+    trace,
+    conn,
+    step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT]),
+    step('connection', conn, 'ACCEPT', [ACCEPT]),
+    step('session', conn, 'SESSION_ACCEPT', [EMBRYONIC]),
+    step('listener', null, 'ACCEPT_RETURNED', [RETURNED]),
+  );
 }
 
 describe('the transitions a stretch of trace took', () => {
@@ -42,49 +62,105 @@ describe('the transitions a stretch of trace took', () => {
   it("are its step lines' transition ids, the listener's (conn null) among them, each once in the order first taken", () => {
     const path = join(dir, 'one.ndjson');
     const trace = new Trace(path, makeConfig(), 'test');
-    writeStep(
-      trace,
-      step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT]),
-      step('connection', 7, 'ACCEPT', [ACCEPT]),
-      step('session', 7, 'SESSION_ACCEPT', [EMBRYONIC]),
-      step('listener', null, 'ACCEPT_RETURNED', [RETURNED]),
-    );
-    writeStep(trace, step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT]));
+    writeAccept(trace, 7);
+    writeStep(trace, 8, step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT])); // not taken
     trace.close();
     expect(readTraceSince([path], [0])).toEqual({
       transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED],
       steps: 5,
       connections: 1,
+      earlierSteps: 0,
+      earlierConnections: 0,
     });
   });
 
   it('are only those written since the mark, in every file of the target together', () => {
     const paths = [join(dir, 'fe_a.ndjson'), join(dir, 'fe_b.ndjson')];
     const [a, b] = paths.map((p) => new Trace(p, makeConfig(), 'test')) as [Trace, Trace];
-    writeStep(a, step('connection', 1, 'TIMEOUT', [TIMEOUT])); // an earlier case
+    writeAccept(a, 1); // an earlier case
+    writeStep(a, 1, step('connection', 1, 'TIMEOUT', [TIMEOUT]));
     const mark = markTraces(paths);
-    writeStep(a, step('connection', 2, 'PEER_CLOSE', [PEER_CLOSE]));
-    writeStep(b, step('session', 2, 'HANDSHAKE_END', [KILLED, LOGGED]));
+    writeAccept(a, 2);
+    writeStep(a, 2, step('connection', 2, 'PEER_CLOSE', [PEER_CLOSE]));
+    writeAccept(b, 2);
+    writeStep(b, 2, step('session', 2, 'HANDSHAKE_END', [KILLED, LOGGED]));
     a.close();
     b.close();
     // Each process numbers its own connections: connection 2 of fe_a is not connection 2 of fe_b.
     expect(readTraceSince(paths, mark)).toEqual({
-      transitions: [PEER_CLOSE, KILLED, LOGGED],
-      steps: 2,
+      transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE, KILLED, LOGGED],
+      steps: 10,
       connections: 2,
+      earlierSteps: 0,
+      earlierConnections: 0,
     });
+  });
+
+  it("leave out the steps of a connection accepted before the stretch (a previous case's leftovers), counting them apart", () => {
+    const path = join(dir, 'leftover.ndjson');
+    const trace = new Trace(path, makeConfig(), 'test');
+    writeAccept(trace, 1); // the previous case: its settle failed, connection 1 outlives it
+    const mark = markTraces([path]);
+    writeStep(trace, 1, step('connection', 1, 'TIMEOUT', [TIMEOUT])); // its deadline, in this case
+    writeStep(trace, 1, step('session', 1, 'HANDSHAKE_END', [KILLED, LOGGED]));
+    writeAccept(trace, 2); // this case's own connection
+    writeStep(trace, 2, step('connection', 2, 'PEER_CLOSE', [PEER_CLOSE]));
+    trace.close();
+    const taken = readTraceSince([path], mark);
+    expect(taken).toEqual({
+      transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE],
+      steps: 5,
+      connections: 1,
+      earlierSteps: 2,
+      earlierConnections: 1,
+    });
+    // A case declaring the deadline kill does not pass on the previous case's leftovers.
+    expect(takesDeclaredCheck([ACCEPT, TIMEOUT], taken)).toMatchObject({ ok: false });
+    expect(takesDeclaredCheck([ACCEPT, TIMEOUT], taken).actual).toMatch(
+      new RegExp(`^not taken: ${escape(TIMEOUT)} `),
+    );
   });
 
   it('leave out a line still being written at either end of the window, and count a missing file as empty', () => {
     const path = join(dir, 'partial.ndjson');
     const line = (conn: number, id: string): string =>
       `${JSON.stringify({ v: 1, t: 0, conn, kind: 'step', machine: 'connection', event: { type: 'X' }, from: 'a', to: 'b', transitions: [id] })}\n`;
+    const attempt = (conn: number): string =>
+      `${JSON.stringify({ v: 1, t: 0, conn, kind: 'input', machine: 'listener', name: 'ACCEPT_ATTEMPT', params: { acceptError: false } })}\n`;
     expect(markTraces([path])).toEqual([0]);
     writeFileSync(path, line(1, TIMEOUT) + line(2, ACCEPT).slice(0, 20)); // a mark inside conn 2's line
     const mark = markTraces([path]);
-    appendFileSync(path, line(2, ACCEPT).slice(20) + line(3, PEER_CLOSE) + line(4, KILLED).slice(0, 30));
-    expect(readTraceSince([path], mark)).toEqual({ transitions: [PEER_CLOSE], steps: 1, connections: 1 });
+    appendFileSync(
+      path,
+      line(2, ACCEPT).slice(20) +
+        attempt(3) +
+        line(3, PEER_CLOSE) +
+        attempt(4) +
+        line(4, KILLED).slice(0, 30),
+    );
+    expect(readTraceSince([path], mark)).toEqual({
+      transitions: [PEER_CLOSE],
+      steps: 1,
+      connections: 1,
+      earlierSteps: 0,
+      earlierConnections: 0,
+    });
     expect(() => readTraceSince([join(dir, 'missing.ndjson')], [5])).toThrow(/missing\.ndjson: ENOENT/);
+  });
+
+  it('refuse a file shorter than at the mark, truncated or recreated since, with a clear error', () => {
+    const path = join(dir, 'recreated.ndjson');
+    const first = new Trace(path, makeConfig(), 'test');
+    writeAccept(first, 1);
+    first.close();
+    const mark = markTraces([path]);
+    const second = new Trace(path, makeConfig(), 'test'); // the proxy restarted: the file is recreated
+    second.close();
+    expect(() => readTraceSince([path], mark)).toThrow(
+      new RegExp(
+        `^trace ${escape(path)}: the file is shorter \\(\\d+ bytes\\) than when the case began \\(${mark[0]} bytes\\): it was truncated or recreated meanwhile$`,
+      ),
+    );
   });
 
   it('refuse a line that is not JSON and a step line without its transition ids, naming the line', () => {
@@ -99,12 +175,20 @@ describe('the transitions a stretch of trace took', () => {
       transitions: [],
       steps: 0,
       connections: 0,
+      earlierSteps: 0,
+      earlierConnections: 0,
     });
   });
 });
 
 describe('the check that a case takes the transitions it declares', () => {
-  const taken = { transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE], steps: 6, connections: 1 };
+  const taken = {
+    transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE],
+    steps: 6,
+    connections: 1,
+    earlierSteps: 0,
+    earlierConnections: 0,
+  };
 
   it('holds when every declared transition was taken, and names the ones taken undeclared', () => {
     expect(takesDeclaredCheck([ACCEPT, PEER_CLOSE, ACCEPT], taken)).toEqual({

@@ -4,11 +4,14 @@
  * transport, monitor-net, the profiles, and the configuration errors.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HTTP_200, HTTP_500_DEV12 } from '../../impl/driver.ts';
+import { startProxy } from '../../impl/proxy.ts';
 import {
   client,
   expectSettled,
@@ -176,3 +179,63 @@ describe('embryonic proxy -f with a bad configuration', () => {
     );
   });
 });
+
+describe('embryonic proxy --monitor when it cannot start', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embryonic-nostart-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A tcp frontend on 127.0.0.1:<port> in <dir>/<name>.cfg; returns the file's path. */
+  function writeConfig(name: string, port: number): string {
+    const file = join(dir, `${name}.cfg`);
+    const cfg = proxyConfig(
+      dir,
+      '1s',
+      `
+frontend fe_tcp
+    bind 127.0.0.1:${port} name main
+    default_backend be_echo
+
+backend be_echo
+    server echo1 127.0.0.1:9
+`,
+    );
+    writeFileSync(file, cfg);
+    return file;
+  }
+
+  it('exits 1 at once with the ENOENT of a trace file in a directory that does not exist', () => {
+    const file = writeConfig('trace', 0);
+    const trace = join(dir, 'no-such-dir', 'trace.ndjson');
+    const r = spawnSync(
+      process.execPath,
+      [join(ROOT, 'bin/embryonic.js'), 'proxy', '--monitor', '--trace', trace, '-f', file],
+      { encoding: 'utf8', timeout: 15_000 },
+    );
+    expect(r.signal).toBeNull(); // not killed by the timeout: nothing kept it alive
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`embryonic proxy: ENOENT: no such file or directory, open '${trace}'`);
+  });
+
+  it('rejects with the bind error and leaves no monitor thread running when the port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const file = writeConfig('bind', port);
+      await stat(dir); // starts libuv's thread pool now, so that it does not count below
+      const before = threadCount();
+      const lines: string[] = [];
+      await expect(
+        startProxy(file, { monitor: true, log: (_to, text) => void lines.push(text) }),
+      ).rejects.toThrow(/EADDRINUSE/);
+      expect(threadCount()).toBe(before);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+});
+
+/** How many threads this process runs now (Linux: /proc/self/task). */
+function threadCount(): number {
+  return readdirSync('/proc/self/task').length;
+}
