@@ -129,14 +129,16 @@ export async function benchAccept(ctx: BenchContext, opts: AcceptOptions): Promi
 
 /**
  * Runs <opts.repeats> pairs of accept runs on <proxies> (a warm-up first on each when asked), in
- * alternating order. Resolves with the measures per proxy label, one per repetition (a failed run
- * is NaN, its error kept).
+ * alternating order, awaiting <afterRun> (if given) after each run, before the next begins.
+ * Resolves with the measures per proxy label, one per repetition (a failed run is NaN, its error
+ * kept).
  */
 export async function alternateRuns(
   ctx: BenchContext,
   proxies: readonly ProxyProcess[],
   opts: AcceptOptions,
   what: string,
+  afterRun: ((p: ProxyProcess) => Promise<void>) | null = null,
 ): Promise<Map<string, AcceptMeasure[]>> {
   const runs = new Map<string, AcceptMeasure[]>(proxies.map((p) => [p.label, []]));
   if (opts.warmupMs > 0)
@@ -156,6 +158,7 @@ export async function alternateRuns(
         }),
       );
       runs.get(p.label)!.push(m);
+      if (afterRun) await afterRun(p);
     }
   }
   return runs;

@@ -122,6 +122,14 @@ export class TraceRing {
   }
 }
 
+/** The live monitor's state, as `show monitor` prints it (ThreadedMonitor.status). */
+export interface MonitorStatus {
+  state: 'checking' | 'finishing' | 'stopped'; // lines are checked; the proxy stops; monitoring stopped
+  lines: number; //                              lines handed over to the worker so far
+  behind: { numbers: number; ms: number }; //    not checked yet: numbers of the ring, ms of trace
+  why: string | null; //                         why monitoring stopped, if it did
+}
+
 /** A message from the proxy's thread to the worker. */
 export type ToWorker =
   | { kind: 'values'; gen: number; values: unknown[] } // values interned since the last message, in id order
@@ -153,6 +161,8 @@ export class TraceEncoder implements RawTraceTap {
   private fresh: unknown[] = [];
   private failed = false;
   private t = 0; //                      the time of the line being written
+  /** Lines published so far. */
+  lines = 0;
   private lastEvent: object | null = null; // the event the previous line with an event carried
   private readonly byIdentity = new Map<object, number>();
   private readonly byString = new Map<string, number>();
@@ -237,6 +247,18 @@ export class TraceEncoder implements RawTraceTap {
     this.end();
   }
 
+  /**
+   * How far the decoder is behind: the numbers published and not read yet, and how much older
+   * (in trace ms) the oldest of those lines is than the last line written; zeros when it has read
+   * everything. Reads the ring's indices only.
+   */
+  backlog(): { numbers: number; ms: number } {
+    const read = Atomics.load(this.ctl, CTL.read);
+    const numbers = (Atomics.load(this.ctl, CTL.write) - read) >>> 0;
+    if (numbers === 0) return { numbers, ms: 0 };
+    return { numbers, ms: Math.round((this.t - this.data[(read + 1) & this.mask]!) * 1000) / 1000 };
+  }
+
   /** True if a line of up to LINE_BOUND numbers fits; else fails (the decoder is behind). */
   private begin(t: number): boolean {
     if (this.failed) return false;
@@ -265,6 +287,7 @@ export class TraceEncoder implements RawTraceTap {
       }
     }
     if (this.nextId > this.internLimit) this.restart();
+    this.lines++;
     Atomics.store(this.ctl, CTL.write, this.w);
     if (Atomics.load(this.ctl, CTL.sleeping) !== 0) {
       Atomics.store(this.ctl, CTL.sleeping, 0);
@@ -625,6 +648,19 @@ export class ThreadedMonitor implements RawTraceTap {
     this.taking = false;
     this.summary ??= this.finishOnce();
     return this.summary;
+  }
+
+  /**
+   * What `show monitor` says (impl/stats.ts): whether lines are being checked, how many the proxy
+   * has handed over, and how far behind the checker is (TraceEncoder.backlog). Reads only.
+   */
+  status(): MonitorStatus {
+    return {
+      state: this.failure !== null ? 'stopped' : this.taking ? 'checking' : 'finishing',
+      lines: this.encoder.lines,
+      behind: this.encoder.backlog(),
+      why: this.failure,
+    };
   }
 
   /** finish() waited too long: the summary says so. */

@@ -106,6 +106,7 @@ async function serve(
       stats = new StatsServer(cfg.global.stats.path, cfg.global.stats.mode, frontend, {
         ...(cfg.global.stats.level === 'admin' ? { setFault: (site, n) => pool.failAt(site, n) } : {}),
         ...(clock ? { advanceClock: (ms) => clock.advance(ms) } : {}),
+        ...(monitor ? { monitorStatus: () => monitor.status() } : {}),
       });
       await stats.listen();
     }

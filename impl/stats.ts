@@ -21,6 +21,9 @@
  *               effects it was asked to execute, as one JSON object {"violations": [...]}: an
  *               allocation made twice, a free of nothing, a stream without its buffers, ... Empty in
  *               a sound run; the tests read it beside the pool's and the fd table's own violations.
+ *   show monitor     the live monitor of --monitor (impl/monitorThread.ts) as one JSON object
+ *               {"monitor": {state, lines, behind: {numbers, ms}, why}}: whether it checks, the
+ *               lines it was handed, how far its checker is behind; {"monitor": null} without it
  *   set fault SITE N    make the N-th allocation attempt at SITE fail (impl/pool.ts failAt, the
  *               runtime form of --fail-alloc); only on a `level admin` socket
  *   set clock advance MS  move the proxy's virtual clock MS ms forward, firing the deadlines and
@@ -38,6 +41,7 @@ import net from 'node:net';
 import type { Counters } from '../machines/counters.ts';
 import type { BackendConfig, ProxyConfig } from './config.ts';
 import type { FdReport } from './fdtab.ts';
+import type { MonitorStatus } from './monitorThread.ts';
 import { POOL_SITES, type PoolLedger, type PoolSite } from './pool.ts';
 
 /** The header line of `show stat` in HAProxy 2.6 (Debian 2.6.12), verbatim. */
@@ -374,9 +378,11 @@ export function answer(line: string, src: StatsSource, cli: CliCounts, controls:
           return `${JSON.stringify(src.fdReport())}\n\n`;
         case 'show violations':
           return `${JSON.stringify({ violations: src.hostViolations() })}\n\n`;
+        case 'show monitor':
+          return `${JSON.stringify({ monitor: controls.monitorStatus?.() ?? null })}\n\n`;
         default:
           if (cmd.startsWith('set ')) return setCommand(cmd, controls);
-          return `Unknown command: '${cmd.split(' ')[0]}'\nembryonic knows: show info, show stat, show pool, show fd, show violations, set fault, set clock advance\n\n`;
+          return `Unknown command: '${cmd.split(' ')[0]}'\nembryonic knows: show info, show stat, show pool, show fd, show violations, show monitor, set fault, set clock advance\n\n`;
       }
     })
     .join('');
@@ -390,6 +396,7 @@ export function answer(line: string, src: StatsSource, cli: CliCounts, controls:
 export interface StatsControls {
   setFault?: (site: PoolSite, n: number) => void;
   advanceClock?: (ms: number) => void;
+  monitorStatus?: () => MonitorStatus; // the live monitor's state, for `show monitor` (with --monitor)
 }
 
 /** The longest `set clock advance` accepted at once: one day. */

@@ -200,6 +200,12 @@ describe('npm run bench at a tiny size', () => {
     expect(rate!.anchor?.name).toBe('impl');
     finite(rate!.value);
     finite(rate!.ratio);
+    // The monitored proxy answered `show monitor` after its runs, and its checker caught up.
+    expect(rate!.notes).toContainEqual(
+      expect.stringMatching(
+        /^at the end of each monitored run the checker was at most \d+ ms .*before the next run began$/,
+      ),
+    );
   });
 
   it('shows the explorer rows, with the SPIN anchor when spin is installed', () => {

@@ -18,6 +18,7 @@ import { randomTrace } from '../../properties/traceGen.ts';
 import { UsageError } from '../../cli/command.ts';
 import { proxyCommand } from '../../cli/proxy.ts';
 import { Monitor, MONITOR_DETAIL_LIMIT, MONITOR_PREFIX } from '../../impl/monitor.ts';
+import type { MonitorStatus } from '../../impl/monitorThread.ts';
 import { buildV1 } from '../../impl/proxy/build.ts';
 import {
   CERT,
@@ -229,6 +230,14 @@ describe('embryonic proxy --monitor', () => {
     );
     await expectNoViolations(sound);
     expect(poolBalanced(await sound.pool())).toBe(true);
+    // The stats socket says the monitor checks, and its checker caught up with the trace.
+    const status = await waitFor('the monitor to catch up', async () => {
+      const { monitor } = JSON.parse(await sound.query('show monitor')) as { monitor: MonitorStatus };
+      return monitor.behind.numbers === 0 ? monitor : undefined;
+    });
+    expect(status).toMatchObject({ state: 'checking', behind: { numbers: 0, ms: 0 }, why: null });
+    expect(status.lines).toBeGreaterThan(0);
+    expect(status.lines).toBeLessThanOrEqual(readFileSync(traceFile, 'utf8').trim().split('\n').length);
     expect((await sound.stop()).code).toBe(0);
     expect(sound.lines(/monitor: divergence/)).toEqual([]);
     const summary = sound.lines(/monitor: \d+ trace lines checked/);

@@ -340,6 +340,25 @@ describe('the monitor on its worker thread', () => {
     expect(await monitor.finish()).toMatch(/, [1-9]\d* divergences?$/);
   });
 
+  it('says in its status how many lines it was handed and that its checker caught up with them', async () => {
+    const tapped: TraceLine[] = [];
+    const monitor = new ThreadedMonitor(CONFIG, () => {});
+    const trace = new Trace(null, CONFIG, 'test', { line: (l) => tapped.push(l) }, monitor);
+    tracedRun(trace)(5);
+    expect(monitor.status()).toMatchObject({ state: 'checking', lines: tapped.length, why: null });
+    await eventually(() => monitor.status().behind.numbers === 0);
+    expect(monitor.status()).toEqual({
+      state: 'checking',
+      lines: tapped.length,
+      behind: { numbers: 0, ms: 0 },
+      why: null,
+    });
+    trace.close();
+    const done = monitor.finish();
+    expect(monitor.status().state).toBe('finishing');
+    expect(await done).toMatch(/5 connections, 0 divergences$/);
+  });
+
   it('reports an effect the machines did not emit, before its summary', async () => {
     const reports: string[] = [];
     const monitor = new ThreadedMonitor(CONFIG, (text) => reports.push(text));
@@ -385,7 +404,11 @@ describe('the monitor on its worker thread', () => {
         `^${MONITOR_PREFIX} the checker fell \\d+ ms of trace behind the proxy \\(the ring holds 256 numbers\\); monitoring stops, the proxy serves on$`,
       ),
     );
+    const status = monitor.status();
+    expect(status).toMatchObject({ state: 'stopped', why: expect.stringMatching(/^the checker fell /) });
+    expect(status.behind.numbers).toBeGreaterThan(0); // nothing was read
     trace.input('listener', 30, { type: 'ACCEPT_ATTEMPT', acceptError: false }); // ignored from now on
+    expect(monitor.status().lines).toBe(status.lines);
     expect(await monitor.finish()).toMatch(/stopped early \(the checker fell \d+ ms of trace behind/);
     expect(reports).toHaveLength(1);
   });
