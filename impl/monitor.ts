@@ -44,6 +44,11 @@ export class Monitor implements TraceTap {
   private readonly checker: TraceMonitor;
   private stopped: string | null = null; // why monitoring stopped (an internal error), if it did
 
+  /** Why monitoring stopped (an internal error of the checker, already reported), or null. */
+  get stoppedWhy(): string | null {
+    return this.stopped;
+  }
+
   constructor(
     config: ModelConfig,
     private readonly report: (text: string) => void,

@@ -138,6 +138,7 @@ export type ToWorker =
 /** A message from the worker to the proxy's thread. */
 export type FromWorker =
   | { kind: 'report'; text: string } //  one report of the Monitor, to write as it is
+  | { kind: 'stopped'; why: string } //  its checker stopped (reported already): lines are no longer wanted
   | { kind: 'summary'; text: string }; // finish()'s summary line; the worker then ends
 
 /** What the worker needs to start: the configuration the proxy runs, the ring, where to load from. */
@@ -593,6 +594,7 @@ export class ThreadedMonitor implements RawTraceTap {
   private resolveSummary: ((text: string) => void) | null = null;
   private failure: string | null = null; // why monitoring stopped, if it did
   private taking = true; //                  lines are encoded: until finish() or a failure
+  private checkerStopped: string | null = null; // why the worker's checker stopped, if it did
 
   /** Starts the worker for `config`. `options.ringSlots`: the ring's size (RING_SLOTS; tests use less). */
   constructor(
@@ -656,10 +658,15 @@ export class ThreadedMonitor implements RawTraceTap {
    */
   status(): MonitorStatus {
     return {
-      state: this.failure !== null ? 'stopped' : this.taking ? 'checking' : 'finishing',
+      state:
+        this.failure !== null || this.checkerStopped !== null
+          ? 'stopped'
+          : this.taking
+            ? 'checking'
+            : 'finishing',
       lines: this.encoder.lines,
       behind: this.encoder.backlog(),
-      why: this.failure,
+      why: this.failure ?? this.checkerStopped,
     };
   }
 
@@ -692,7 +699,11 @@ export class ThreadedMonitor implements RawTraceTap {
 
   private workerOnMessage(m: FromWorker): void {
     if (m.kind === 'report') this.report(m.text);
-    else this.resolveSummary?.(m.text);
+    else if (m.kind === 'stopped') {
+      // The checker reported why; the worker lives on to give its summary at finish().
+      this.checkerStopped = m.why;
+      this.taking = false;
+    } else this.resolveSummary?.(m.text);
   }
 
   private workerOnError(err: Error): void {

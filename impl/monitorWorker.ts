@@ -38,8 +38,16 @@ let finished = false;
 let poll: NodeJS.Timeout | null = null;
 let sleeps = 0; // counts the sleeps: a wake-up from an earlier one is stale
 
+let stopSent = false; // the proxy was told that the checker stopped
+
 function decoderOnLine(line: TraceLine): void {
+  if (stopSent) return;
   monitor.line(line);
+  const why = monitor.stoppedWhy;
+  if (why === null) return;
+  // The checker stopped on an internal error (reported): the proxy need not encode any more.
+  stopSent = true;
+  port.postMessage({ kind: 'stopped', why } satisfies FromWorker);
 }
 
 /** Reads what the ring holds, then reads again after POLL_MS, or sleeps until woken. */

@@ -371,6 +371,26 @@ describe('the monitor on its worker thread', () => {
     expect(summary).toMatch(/, [1-9]\d* divergences?$/);
   });
 
+  it('stops taking lines, and says so in its status, when its checker stops on an internal error', async () => {
+    const reports: string[] = [];
+    const monitor = new ThreadedMonitor(CONFIG, (text) => reports.push(text));
+    const trace = new Trace(null, CONFIG, 'test', null, monitor);
+    // An input the checker knows no params of: it throws, reports, and stops (impl/monitor.ts).
+    trace.input('connection', 0, { type: 'NOT_AN_INPUT' });
+    await eventually(() => monitor.status().state === 'stopped');
+    expect(reports).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${MONITOR_PREFIX} internal error: .+; monitoring stops, the proxy serves on$`),
+      ),
+    ]);
+    expect(monitor.status().why).toMatch(/^internal error: /);
+    const handed = monitor.status().lines;
+    tracedRun(trace)(2); // no longer encoded
+    expect(monitor.status().lines).toBe(handed);
+    trace.close();
+    expect(await monitor.finish()).toMatch(/stopped early \(internal error: /);
+  });
+
   it('stops monitoring, and says why, when its worker fails as it starts', async () => {
     const reports: string[] = [];
     // A configuration the trace format rejects: the worker throws as it starts.
