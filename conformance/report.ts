@@ -254,6 +254,9 @@ function resultDetails(r: CaseResult, target: TargetSummary, id: string): string
       `<p class="taken">transitions taken (from the proxy trace): ${r.transitionsTaken.map((t) => `<code>${esc(t)}</code>`).join(' ')}</p>`,
     );
   }
+  if (r.traceError !== undefined) {
+    parts.push(`<p class="taken">the proxy trace could not be read: ${esc(r.traceError)}</p>`);
+  }
   if (r.backend.length) {
     parts.push(
       '<h4>backend</h4><table class="plain"><thead><tr><th>connection</th><th>accepted</th><th>first byte</th><th>bytes</th><th>closed</th></tr></thead><tbody>',

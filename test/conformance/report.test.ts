@@ -178,6 +178,15 @@ describe('the report writers', () => {
     );
   });
 
+  it('says in its detail view why a result has no transitions taken when its trace could not be read', () => {
+    const r = syntheticReport();
+    r.results[0]!.traceError =
+      'trace /tmp/fe_pp.ndjson: the file is shorter (10 bytes) than when <the case> began';
+    expect(toHtml(r)).toContain(
+      '<p class="taken">the proxy trace could not be read: trace /tmp/fe_pp.ndjson: the file is shorter (10 bytes) than when &lt;the case&gt; began</p>',
+    );
+  });
+
   it('prints a wire-log entry as one line with its time, connection, event and bytes', () => {
     expect(wireLine({ t: 0.9, conn: 'client#1', kind: 'write', size: 6, hex: '', text: '<b>xxx' })).toBe(
       '      0.9  client#1   write 6 B "<b>xxx"',
