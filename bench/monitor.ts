@@ -82,9 +82,10 @@ export function monitorStoppedNote(line: string): string {
 /**
  * Runs row 4 with <opts> (the accept options of row 2). Resolves with its row (the rate with the
  * monitor, the rate without as the anchor, their ratio, the goal ratio ≥ 0.85; the same per
- * CPU-second; the monitor's divergences and stop in its notes), or the row skipped with the
- * reason when the bundled proxy is missing or one of the two did not start. Runs on row 4's rate proxies of <ctx> (the
- * bundled proxy with --monitor and the one without beside it); starts no process of its own.
+ * CPU-second; the monitor's divergences, its stop and its lag in its notes), or the row skipped
+ * with the reason when the bundled proxy is missing or one of the two did not start. Runs on row
+ * 4's rate proxies of <ctx> (the bundled proxy with --monitor and the one without beside it);
+ * starts no process of its own.
  */
 export async function benchMonitor(ctx: BenchContext, opts: AcceptOptions): Promise<BenchResult> {
   const figure = 'live trace monitor overhead on the accept rate';

@@ -257,7 +257,12 @@ export class TraceEncoder implements RawTraceTap {
     const read = Atomics.load(this.ctl, CTL.read);
     const numbers = (Atomics.load(this.ctl, CTL.write) - read) >>> 0;
     if (numbers === 0) return { numbers, ms: 0 };
-    return { numbers, ms: Math.round((this.t - this.data[(read + 1) & this.mask]!) * 1000) / 1000 };
+    return { numbers, ms: Math.round((this.t - this.timeAt(read)) * 1000) / 1000 };
+  }
+
+  /** The time of the line at position <pos> (a line's start: its opcode, then its time). */
+  private timeAt(pos: number): number {
+    return this.data[(pos + 1) & this.mask]!;
   }
 
   /** True if a line of up to LINE_BOUND numbers fits; else fails (the decoder is behind). */
@@ -267,9 +272,8 @@ export class TraceEncoder implements RawTraceTap {
     const read = Atomics.load(this.ctl, CTL.read);
     if (((this.w - read) >>> 0) + LINE_BOUND <= this.data.length) return true;
     // The line at the read index is the oldest not yet checked: its time says how far behind.
-    const oldest = this.data[(read + 1) & this.mask]!;
     this.fail(
-      `the checker fell ${Math.round(t - oldest)} ms of trace behind the proxy (the ring holds ${this.data.length} numbers)`,
+      `the checker fell ${Math.round(t - this.timeAt(read))} ms of trace behind the proxy (the ring holds ${this.data.length} numbers)`,
     );
     return false;
   }
@@ -428,8 +432,9 @@ export class TraceDecoder {
 
   /**
    * Hands every published line it can rebuild to `onLine`, in order, and moves the read index past
-   * them (every READ_PUBLISH_LINES lines, and at the end: a long drain frees room as it goes). Stops early at a line that names a value not received yet (`waiting`). Returns how many
-   * lines it handed over.
+   * them (every READ_PUBLISH_LINES lines, and at the end: a long drain frees room as it goes).
+   * Stops early at a line that names a value not received yet (`waiting`). Returns how many lines
+   * it handed over.
    */
   drain(onLine: (line: TraceLine) => void): number {
     const end = Atomics.load(this.ctl, CTL.write);
@@ -592,8 +597,7 @@ export class ThreadedMonitor implements RawTraceTap {
   private readonly worker: Worker;
   private summary: Promise<string> | null = null;
   private resolveSummary: ((text: string) => void) | null = null;
-  private failure: string | null = null; // why monitoring stopped, if it did
-  private taking = true; //                  lines are encoded: until finish() or a failure
+  private failure: string | null = null; //        why monitoring stopped, if it did
   private checkerStopped: string | null = null; // why the worker's checker stopped, if it did
 
   /** Starts the worker for `config`. `options.ringSlots`: the ring's size (RING_SLOTS; tests use less). */
@@ -647,7 +651,6 @@ export class ThreadedMonitor implements RawTraceTap {
    * is ended afterwards. Idempotent; never rejects.
    */
   finish(): Promise<string> {
-    this.taking = false;
     this.summary ??= this.finishOnce();
     return this.summary;
   }
@@ -692,6 +695,11 @@ export class ThreadedMonitor implements RawTraceTap {
     }
   }
 
+  /** True while lines are encoded: until finish(), a failure, or the worker's checker stopping. */
+  private get taking(): boolean {
+    return this.summary === null && this.failure === null && this.checkerStopped === null;
+  }
+
   /** Posts values the encoder interned (before the line that names them is published). */
   private valuesOut(gen: number, values: unknown[]): void {
     this.worker.postMessage({ kind: 'values', gen, values } satisfies ToWorker);
@@ -702,7 +710,6 @@ export class ThreadedMonitor implements RawTraceTap {
     else if (m.kind === 'stopped') {
       // The checker reported why; the worker lives on to give its summary at finish().
       this.checkerStopped = m.why;
-      this.taking = false;
     } else this.resolveSummary?.(m.text);
   }
 
@@ -714,7 +721,6 @@ export class ThreadedMonitor implements RawTraceTap {
   private giveUp(why: string): void {
     if (this.failure !== null) return;
     this.failure = why;
-    this.taking = false;
     this.report(`${MONITOR_PREFIX} ${why}; monitoring stops, the proxy serves on`);
     this.resolveSummary?.(`${MONITOR_PREFIX} stopped early (${why})`);
     void this.worker.terminate();

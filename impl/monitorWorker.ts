@@ -37,7 +37,6 @@ const monitor = new Monitor(data.config, function monitorOnReport(text: string):
 let finished = false;
 let poll: NodeJS.Timeout | null = null;
 let sleeps = 0; // counts the sleeps: a wake-up from an earlier one is stale
-
 let stopSent = false; // the proxy was told that the checker stopped
 
 function decoderOnLine(line: TraceLine): void {

@@ -10,10 +10,10 @@
  * (Host.execute), and a "counters" line once the step is over. `t` is milliseconds since the
  * proxy started, taken when the step's input line is written: every line of a step carries it (a
  * step is one synchronous run of the machines, and reading the clock per line was the largest
- * part of what tracing cost the proxy's thread). The lines of one step are gathered and written with one synchronous write when the
- * step's counters line closes it (and at RATE_PERIOD, which has none), so a trace is complete up to
- * the last finished step even if the process is killed, at one system call per step instead of one
- * per line.
+ * part of what tracing cost the proxy's thread). The lines of one step are gathered and written
+ * with one synchronous write when the step's counters line closes it (and at RATE_PERIOD, which
+ * has none), so a trace is complete up to the last finished step even if the process is killed,
+ * at one system call per step instead of one per line.
  *
  * A tap (impl/monitor.ts) receives every line as an object, in memory, before it is written; a raw
  * tap (impl/monitorThread.ts, `proxy --monitor`) receives what the lines are built from, and the
