@@ -26,7 +26,7 @@
  * Listener steps (conn null) always count. Connections are numbered per file: each process
  * numbers its own.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Check } from './expect.ts';
 
@@ -39,16 +39,10 @@ export type TraceMark = readonly number[];
  */
 export function markTraces(paths: readonly string[]): TraceMark {
   return paths.map((p) => {
-    let fd: number;
     try {
-      fd = openSync(p, 'r');
+      return statSync(p).size;
     } catch {
       return 0;
-    }
-    try {
-      return fstatSync(fd).size;
-    } finally {
-      closeSync(fd);
     }
   });
 }
@@ -85,19 +79,16 @@ export function readTraceSince(paths: readonly string[], mark: TraceMark): Trans
     earlierSteps: 0,
     earlierConnections: 0,
   };
-  const seen = new Set<string>();
+  const taken = new Set<string>(); // in the order first taken
   for (const { path, text } of parts) {
     const one = transitionsTaken(text, basename(path));
     all.steps += one.steps;
     all.connections += one.connections;
     all.earlierSteps += one.earlierSteps;
     all.earlierConnections += one.earlierConnections;
-    for (const t of one.transitions) {
-      if (seen.has(t)) continue;
-      seen.add(t);
-      all.transitions.push(t);
-    }
+    for (const t of one.transitions) taken.add(t);
   }
+  all.transitions = [...taken];
   return all;
 }
 
@@ -114,8 +105,7 @@ export function readTraceSince(paths: readonly string[], mark: TraceMark): Trans
 export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsTaken {
   const lines = ndjson.split('\n');
   lines.pop(); // '' after the last newline, or a partial line
-  const transitions: string[] = [];
-  const seen = new Set<string>();
+  const taken = new Set<string>(); // in the order first taken
   const connections = new Set<number>();
   const accepted = new Set<number>(); // connections with an ACCEPT_ATTEMPT line so far
   const earlier = new Set<number>();
@@ -146,14 +136,10 @@ export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsT
     }
     steps++;
     if (typeof o.conn === 'number') connections.add(o.conn);
-    for (const t of o.transitions as string[]) {
-      if (seen.has(t)) continue;
-      seen.add(t);
-      transitions.push(t);
-    }
+    for (const t of o.transitions as string[]) taken.add(t);
   }
   return {
-    transitions,
+    transitions: [...taken],
     steps,
     connections: connections.size,
     earlierSteps,

@@ -5,11 +5,23 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { traceCheckCommand } from '../../cli/traceCheck.ts';
 import { CASES, selectCases } from '../../conformance/cases.ts';
 import { runSuite } from '../../conformance/runner.ts';
+import type { TransitionRecord } from '../../machines/compose.ts';
 import { makeConfig } from '../../machines/config.ts';
 import { zeroCounters } from '../../machines/counters.ts';
 import { transitionId } from '../../machines/introspect.ts';
 import { validateTraceLine, type TraceLine } from '../../machines/traceFormat.ts';
 import { Trace } from '../../impl/trace.ts';
+
+/** A listener step as the composition records it: a sample record, not a test of it. */
+const SAMPLE_STEP: TransitionRecord = {
+  machine: 'listener',
+  conn: null,
+  event: { type: 'ACCEPT_ATTEMPT', acceptError: false },
+  from: 'ready',
+  to: 'ready',
+  transitions: [transitionId('listener.ready', 'ACCEPT_ATTEMPT', 5)],
+  effects: [{ type: 'actconnInc' }],
+};
 
 describe('the --trace file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'embryonic-trace-'));
@@ -24,15 +36,7 @@ describe('the --trace file', () => {
       { type: 'ACCEPT_ATTEMPT', acceptError: false },
       { src: 'plain', acceptFail: 'none', completeFail: 'none' },
     );
-    trace.step({
-      machine: 'listener',
-      conn: null,
-      event: { type: 'ACCEPT_ATTEMPT', acceptError: false },
-      from: 'ready',
-      to: 'ready',
-      transitions: [transitionId('listener.ready', 'ACCEPT_ATTEMPT', 5)], // a sample record, not a test of it
-      effects: [{ type: 'actconnInc' }],
-    });
+    trace.step(SAMPLE_STEP);
     trace.effect({ type: 'actconnInc' }, { machine: 'listener', conn: null });
     trace.counters(zeroCounters());
     trace.close();
@@ -77,15 +81,7 @@ describe('the trace tap', () => {
     const step = async (): Promise<void> => {
       trace.input('listener', 1, { type: 'ACCEPT_ATTEMPT', acceptError: false });
       await pause(); // time passes within the step
-      trace.step({
-        machine: 'listener',
-        conn: null,
-        event: { type: 'ACCEPT_ATTEMPT', acceptError: false },
-        from: 'ready',
-        to: 'ready',
-        transitions: [transitionId('listener.ready', 'ACCEPT_ATTEMPT', 5)],
-        effects: [{ type: 'actconnInc' }],
-      });
+      trace.step(SAMPLE_STEP);
       await pause();
       trace.effect({ type: 'actconnInc' }, { machine: 'listener', conn: null });
       trace.counters(zeroCounters());
