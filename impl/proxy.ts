@@ -2,7 +2,6 @@
  * The reference proxy, assembled: configuration, pool, fd table, logs, trace, the frontend and
  * the stats socket. `embryonic proxy` (cli/proxy.ts) runs it; tests run that as a child process.
  */
-import { closeSync, openSync } from 'node:fs';
 import type { ModelConfig, Profile } from '../machines/config.ts';
 import { mutantById } from '../machines/mutants.ts';
 import { loadConfig, modelConfigOf, type ProxyConfig } from './config.ts';
@@ -42,8 +41,8 @@ export interface ProxyHandle {
  * Resolves once the bind and the stats socket listen; rejects with a ConfigError for a bad file,
  * with the open's error for a trace file that cannot be created, or with the bind's error. The
  * caller owns the handle and must call stop(). On a rejection nothing is left running: the trace
- * file is opened before the live monitor's worker starts, and every later failure ends that
- * worker (ThreadedMonitor.finish) before the promise rejects.
+ * is opened before the live monitor's worker starts, and every later failure closes the trace and
+ * ends that worker (ThreadedMonitor.finish) before the promise rejects.
  */
 export async function startProxy(
   config: string | ProxyConfig,
@@ -53,22 +52,27 @@ export async function startProxy(
   const pool = new Pool(cfg.global.bufsize, opts.faults ?? []);
   const model = modelConfigOf(cfg);
   const write = opts.log ?? writeStd;
-  // The Trace takes the monitor as its tap, so it is built after it: make sure first that its file
-  // opens (Trace truncates it again), lest a bad path leave the monitor's worker running.
-  if (opts.trace) closeSync(openSync(opts.trace, 'w'));
-  const monitor = opts.monitor ? new ThreadedMonitor(model, (text) => write('stderr', `${text}\n`)) : null;
+  // The trace opens its file first: a bad path then fails before the monitor's worker exists.
+  const trace =
+    opts.trace || opts.monitor ? new Trace(opts.trace ?? null, model, 'embryonic proxy (impl/)') : null;
+  let monitor: ThreadedMonitor | null = null;
   try {
-    return await serve(cfg, opts, pool, model, write, monitor);
+    if (opts.monitor) {
+      monitor = new ThreadedMonitor(model, (text) => write('stderr', `${text}\n`));
+      trace!.takeRawTap(monitor);
+    }
+    return await serve(cfg, opts, pool, model, write, trace, monitor);
   } catch (err) {
+    trace?.close();
     await monitor?.finish(); // ends the worker; the proxy never served, its summary says nothing
     throw err;
   }
 }
 
 /**
- * startProxy once the configuration is read and the monitor (if any) started: opens the trace,
- * builds the frontend and the stats socket, and listens. Rejects after closing what it opened
- * (the frontend, the stats socket, the trace); the monitor is the caller's to end then.
+ * startProxy once the configuration is read, the trace open and the monitor (if any) started:
+ * builds the frontend and the stats socket, and listens. Rejects after closing what it opened (the
+ * frontend, the stats socket); the trace and the monitor are the caller's to end then.
  */
 async function serve(
   cfg: ProxyConfig,
@@ -76,29 +80,20 @@ async function serve(
   pool: Pool,
   model: ModelConfig,
   write: (to: 'stdout' | 'stderr', text: string) => void,
+  trace: Trace | null,
   monitor: ThreadedMonitor | null,
 ): Promise<ProxyHandle> {
-  const trace =
-    opts.trace || monitor
-      ? new Trace(opts.trace ?? null, model, 'embryonic proxy (impl/)', null, monitor)
-      : null;
   const clock = opts.testClock ? new TestClock() : null;
   if (plantedFault())
     cfg.warnings.push(`${PLANTED_FAULT_ENV}=${plantedFault()}: this proxy carries a planted bug`);
-  let frontend: Frontend;
-  try {
-    frontend = new Frontend(cfg, {
-      pool,
-      fdtab: new FdTab(),
-      logger: new Logger(cfg.global.logs, opts.log),
-      trace,
-      ...(clock ? { clock } : {}),
-      defect: opts.mutant ? mutantById(opts.mutant).defect(model) : null,
-    });
-  } catch (err) {
-    trace?.close();
-    throw err;
-  }
+  const frontend = new Frontend(cfg, {
+    pool,
+    fdtab: new FdTab(),
+    logger: new Logger(cfg.global.logs, opts.log),
+    trace,
+    ...(clock ? { clock } : {}),
+    defect: opts.mutant ? mutantById(opts.mutant).defect(model) : null,
+  });
   let stats: StatsServer | null = null;
   try {
     const port = await frontend.listen();
@@ -130,7 +125,6 @@ async function serve(
   } catch (err) {
     await frontend.stop();
     await stats?.close();
-    trace?.close();
     throw err;
   }
 }

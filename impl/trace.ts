@@ -71,25 +71,42 @@ export class Trace {
   private pending = ''; // lines of the step in progress, not written yet
   private stepT: number | null = null; // the time of the step in progress, from its input line
   private readonly start = performance.now();
+  private readonly header: TraceLine;
+  private raw: RawTraceTap | null = null;
+  private written = false; // a line after the header was taken: too late for a raw tap
 
   /**
    * Creates (truncates) the trace file at `path` unless `path` is null, and writes its header for
-   * `config`, to the file and to the taps. Throws if the file cannot be opened. Lines are built
-   * only when the file or `tap` takes them: `raw` alone receives what they are built from.
+   * `config`, to the file and to the taps. Throws if the file cannot be opened, having opened
+   * nothing. Lines are built only when the file or `tap` takes them: `raw` alone receives what
+   * they are built from. A raw tap can also be given later, by takeRawTap.
    */
   constructor(
     readonly path: string | null,
     config: ModelConfig,
     implementation: string,
     private readonly tap: TraceTap | null = null,
-    private readonly raw: RawTraceTap | null = null,
+    raw: RawTraceTap | null = null,
   ) {
     this.fd = path === null ? null : openSync(path, 'w');
     this.lines = this.fd !== null || tap !== null;
-    const header = headerLine(this.now(), config, ['step', 'effect'], implementation);
-    raw?.header(header);
-    if (this.lines) this.write(header);
+    this.header = headerLine(this.now(), config, ['step', 'effect'], implementation);
+    if (this.lines) this.write(this.header);
     this.flush();
+    if (raw) this.takeRawTap(raw);
+  }
+
+  /**
+   * Gives the trace its raw tap once the file is open (`proxy --monitor`: the monitor's worker is
+   * started only after a bad path has failed). The tap receives the header at once, then every
+   * later line. Requires that the trace has no raw tap yet and has taken no line after its header;
+   * throws otherwise, since the tap would miss lines.
+   */
+  takeRawTap(raw: RawTraceTap): void {
+    if (this.raw !== null || this.written || !this.open)
+      throw new Error('a raw tap must be given before any line after the header');
+    this.raw = raw;
+    raw.header(this.header);
   }
 
   private readonly lines: boolean; // the file or the line tap takes lines
@@ -102,6 +119,7 @@ export class Trace {
     inputs?: Partial<StepInputs>,
   ): void {
     if (!this.open) return;
+    this.written = true;
     const t = this.now();
     this.stepT = machine === null ? null : t; // RATE_PERIOD is a whole step: no counters line follows
     this.raw?.input(t, machine, conn, event, inputs);
@@ -112,6 +130,7 @@ export class Trace {
   /** Writes the line of one machine step. */
   step(record: TransitionRecord): void {
     if (!this.open) return;
+    this.written = true;
     const t = this.stepT ?? this.now();
     this.raw?.step(t, record);
     if (this.lines) this.write(stepLine(t, record));
@@ -120,6 +139,7 @@ export class Trace {
   /** Writes the line of one effect executed by the host. */
   effect(effect: Effect, origin: Origin): void {
     if (!this.open) return;
+    this.written = true;
     const t = this.stepT ?? this.now();
     this.raw?.effect(t, effect, origin);
     if (this.lines) this.write(effectLine(t, effect, origin));
@@ -128,6 +148,7 @@ export class Trace {
   /** Writes the counters as they are now: the step is over, and its lines go to the file. */
   counters(counters: Counters): void {
     if (!this.open) return;
+    this.written = true;
     const t = this.stepT ?? this.now();
     this.stepT = null;
     this.raw?.counters(t, counters);

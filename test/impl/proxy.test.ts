@@ -4,7 +4,7 @@
  * transport, monitor-net, the profiles, and the configuration errors.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -216,24 +216,42 @@ backend be_echo
     expect(r.stderr).toContain(`embryonic proxy: ENOENT: no such file or directory, open '${trace}'`);
   });
 
-  it('rejects with the bind error and leaves no monitor thread running when the port is taken', async () => {
+  it('rejects with the bind error and leaves no monitor thread or trace fd open when the port is taken', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     try {
       const port = (taken.address() as AddressInfo).port;
       const file = writeConfig('bind', port);
+      const trace = join(dir, 'bind.ndjson');
       await stat(dir); // starts libuv's thread pool now, so that it does not count below
       const before = threadCount();
       const lines: string[] = [];
       await expect(
-        startProxy(file, { monitor: true, log: (_to, text) => void lines.push(text) }),
+        startProxy(file, { monitor: true, trace, log: (_to, text) => void lines.push(text) }),
       ).rejects.toThrow(/EADDRINUSE/);
       expect(threadCount()).toBe(before);
+      expect(fdsOn(trace)).toBe(0);
+      const kinds = readFileSync(trace, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { kind: string }).kind);
+      expect(kinds).toEqual(['header']); // opened once, written whole, closed
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
   });
 });
+
+/** How many of this process's fds are open on `path` now (Linux: /proc/self/fd). */
+function fdsOn(path: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false; // the fd of the listing itself, closed by now
+    }
+  }).length;
+}
 
 /** How many threads this process runs now (Linux: /proc/self/task). */
 function threadCount(): number {

@@ -10,7 +10,7 @@ import { makeConfig } from '../../machines/config.ts';
 import { zeroCounters } from '../../machines/counters.ts';
 import { transitionId } from '../../machines/introspect.ts';
 import { validateTraceLine, type TraceLine } from '../../machines/traceFormat.ts';
-import { Trace } from '../../impl/trace.ts';
+import { Trace, type RawTraceTap } from '../../impl/trace.ts';
 
 /** A listener step as the composition records it: a sample record, not a test of it. */
 const SAMPLE_STEP: TransitionRecord = {
@@ -72,6 +72,29 @@ describe('the trace tap', () => {
     const fromFile = readFileSync(path, 'utf8').trim().split('\n');
     expect(withFile.map((l) => JSON.stringify(l))).toEqual(fromFile);
     expect(alone.map((l) => l.kind)).toEqual(['header', 'input', 'effect', 'counters']);
+  });
+
+  it('hands its header to a raw tap given after the file opened, and refuses one once a step is written', () => {
+    const calls: string[] = [];
+    const raw: RawTraceTap = {
+      header: (line) => calls.push(line.kind),
+      input: (_t, _m, _c, event) => calls.push(event.type),
+      step: () => calls.push('step'),
+      effect: (_t, effect) => calls.push(effect.type),
+      counters: () => calls.push('counters'),
+    };
+    const trace = new Trace(null, makeConfig(), 'test');
+    trace.takeRawTap(raw);
+    expect(() => trace.takeRawTap(raw)).toThrow(/before any line/);
+    trace.input('listener', 1, { type: 'ACCEPT_ATTEMPT', acceptError: false });
+    trace.step(SAMPLE_STEP);
+    trace.effect({ type: 'actconnInc' }, { machine: 'listener', conn: null });
+    trace.counters(zeroCounters());
+    expect(calls).toEqual(['header', 'ACCEPT_ATTEMPT', 'step', 'actconnInc', 'counters']);
+    const late = new Trace(null, makeConfig(), 'test');
+    late.effect({ type: 'jobsInc' }, { machine: 'listener', conn: null });
+    expect(() => late.takeRawTap(raw)).toThrow(/before any line/);
+    expect(calls).toHaveLength(5);
   });
 
   it('stamps every line of a step with the time of its input, and reads the clock again after it', async () => {
