@@ -28,6 +28,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { parseTraceLine } from '../machines/traceFormat.ts';
 import type { Check } from './expect.ts';
 
 /** Where each trace file of a target stood when a case began: its length in bytes, per file. */
@@ -60,8 +61,8 @@ export interface TransitionsTaken {
  * Reads what each file of <paths> gained since <mark> (markTraces, same order), whole lines only,
  * and returns the transitions its step lines took, all files together (connections are counted
  * per file: each process numbers its own; the steps of a connection accepted before the stretch
- * are counted apart, see transitionsTaken). Throws an Error naming the file: when a line is not
- * JSON, when a step line has no transition list, and when the file is shorter than at the mark
+ * are counted apart, see transitionsTaken). Throws an Error naming the file: when a line is not a
+ * valid trace line, when a step line has no transition list, and when the file is shorter than at the mark
  * (truncated or recreated since: what the case did is lost). Reads files only.
  */
 export function readTraceSince(paths: readonly string[], mark: TraceMark): TransitionsTaken {
@@ -98,9 +99,9 @@ export function readTraceSince(paths: readonly string[], mark: TraceMark): Trans
  * null), and those of each connection after an "ACCEPT_ATTEMPT" input line naming it. The step
  * lines of a connection with no such line before them (accepted before the stretch) are counted in
  * `earlierSteps` and `earlierConnections` only. Every other kind of line is skipped; a last line
- * without its newline is ignored (a step still being written). Throws an Error naming <origin> and
- * the line number when a line is not JSON or a step line has no `transitions` list of strings.
- * Pure.
+ * without its newline is ignored (a step still being written). Throws an Error naming <origin>,
+ * the line number and the format's reason when a line is not a valid trace line
+ * (machines/traceFormat.ts parseTraceLine), and when a step line has no `transitions` list. Pure.
  */
 export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsTaken {
   const lines = ndjson.split('\n');
@@ -113,30 +114,25 @@ export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsT
   let earlierSteps = 0;
   for (const [i, text] of lines.entries()) {
     if (text.trim() === '') continue;
-    let line: unknown;
-    try {
-      line = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`${origin} line ${i + 1} is not JSON (${(err as Error).message})`, { cause: err });
-    }
-    const o = line as { kind?: unknown; name?: unknown; conn?: unknown; transitions?: unknown };
-    if (typeof line !== 'object' || line === null) continue;
-    if (o.kind === 'input' && o.name === 'ACCEPT_ATTEMPT' && typeof o.conn === 'number') {
-      accepted.add(o.conn);
+    const parsed = parseTraceLine(text);
+    if (parsed.error !== undefined) throw new Error(`${origin} line ${i + 1}: ${parsed.error}`);
+    const line = parsed.line;
+    if (line.kind === 'input' && line.name === 'ACCEPT_ATTEMPT' && line.conn !== null) {
+      accepted.add(line.conn);
       continue;
     }
-    if (o.kind !== 'step') continue;
-    if (!Array.isArray(o.transitions) || !o.transitions.every((t) => typeof t === 'string')) {
+    if (line.kind !== 'step') continue;
+    if (line.transitions === undefined) {
       throw new Error(`${origin} line ${i + 1}: a step line without its list of transition ids`);
     }
-    if (typeof o.conn === 'number' && !accepted.has(o.conn)) {
+    if (line.conn !== null && !accepted.has(line.conn)) {
       earlierSteps++;
-      earlier.add(o.conn);
+      earlier.add(line.conn);
       continue;
     }
     steps++;
-    if (typeof o.conn === 'number') connections.add(o.conn);
-    for (const t of o.transitions as string[]) taken.add(t);
+    if (line.conn !== null) connections.add(line.conn);
+    for (const t of line.transitions) taken.add(t);
   }
   return {
     transitions: [...taken],

@@ -8,6 +8,7 @@ import { Trace } from '../../impl/trace.ts';
 import type { TransitionRecord } from '../../machines/compose.ts';
 import { makeConfig } from '../../machines/config.ts';
 import { zeroCounters } from '../../machines/counters.ts';
+import { INPUTS, type InputName } from '../../machines/traceFormat.ts';
 
 const ATTEMPT = transitionOf('listener.ready', 'ACCEPT_ATTEMPT');
 const ACCEPT = transitionOf('connection.pending', 'ACCEPT');
@@ -18,27 +19,26 @@ const KILLED = transitionOf('session.embryonic', 'HANDSHAKE_END', 'connectionHas
 const LOGGED = transitionOf('session.killed', 'always', 'logging');
 const TIMEOUT = transitionOf('connection.handshake.proxyHeader', 'TIMEOUT');
 
-/** The step record of one machine transition, as the proxy's Host.record receives it. */
-function step(
-  machine: TransitionRecord['machine'],
-  conn: number | null,
-  type: string,
-  transitions: string[],
-): TransitionRecord {
-  return { machine, conn, event: { type }, from: 'a', to: 'b', transitions, effects: [] };
+/**
+ * The step record of transition <id> (machine.state|EVENT|index, introspect.ts) taken by <conn>,
+ * with the eventless transitions <then> it led to, as the proxy's Host.record receives it. It
+ * stays in its state: these tests read the ids only.
+ */
+function step(id: string, conn: number | null, ...then: string[]): TransitionRecord {
+  const [source, type] = id.split('|') as [string, string];
+  const machine = source.slice(0, source.indexOf('.')) as TransitionRecord['machine'];
+  const from = source.slice(machine.length + 1);
+  return { machine, conn, event: { type }, from, to: from, transitions: [id, ...then], effects: [] };
 }
 
 /**
- * Writes one step of the proxy into <trace> as impl/driver.ts does: its input line (for <conn>, the
- * one the input names: the listener's ACCEPT_ATTEMPT names the connection it offers), its step
- * lines, then the counters line that ends it.
+ * Writes one step of the proxy into <trace> as impl/driver.ts does: the line of its input <name>
+ * (for <conn>: the listener's ACCEPT_ATTEMPT names the connection it offers), its step lines, then
+ * the counters line that ends it.
  */
-function writeStep(trace: Trace, conn: number | null, ...records: TransitionRecord[]): void {
-  const event =
-    records[0]!.event.type === 'ACCEPT_ATTEMPT'
-      ? { type: 'ACCEPT_ATTEMPT', acceptError: false }
-      : { type: records[0]!.event.type };
-  trace.input(records[0]!.machine, conn, event);
+function writeStep(trace: Trace, conn: number | null, name: InputName, ...records: TransitionRecord[]): void {
+  const event = name === 'ACCEPT_ATTEMPT' ? { type: name, acceptError: false } : { type: name };
+  trace.input(INPUTS[name].machine, conn, event);
   for (const r of records) trace.step(r);
   trace.counters(zeroCounters());
 }
@@ -48,10 +48,11 @@ function writeAccept(trace: Trace, conn: number): void {
   writeStep(
     trace,
     conn,
-    step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT]),
-    step('connection', conn, 'ACCEPT', [ACCEPT]),
-    step('session', conn, 'SESSION_ACCEPT', [EMBRYONIC]),
-    step('listener', null, 'ACCEPT_RETURNED', [RETURNED]),
+    'ACCEPT_ATTEMPT',
+    step(ATTEMPT, null),
+    step(ACCEPT, conn),
+    step(EMBRYONIC, conn),
+    step(RETURNED, null),
   );
 }
 
@@ -63,7 +64,7 @@ describe('the transitions a stretch of trace took', () => {
     const path = join(dir, 'one.ndjson');
     const trace = new Trace(path, makeConfig(), 'test');
     writeAccept(trace, 7);
-    writeStep(trace, 8, step('listener', null, 'ACCEPT_ATTEMPT', [ATTEMPT])); // not taken
+    writeStep(trace, 8, 'ACCEPT_ATTEMPT', step(ATTEMPT, null)); // not taken
     trace.close();
     expect(readTraceSince([path], [0])).toEqual({
       transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED],
@@ -78,12 +79,12 @@ describe('the transitions a stretch of trace took', () => {
     const paths = [join(dir, 'fe_a.ndjson'), join(dir, 'fe_b.ndjson')];
     const [a, b] = paths.map((p) => new Trace(p, makeConfig(), 'test')) as [Trace, Trace];
     writeAccept(a, 1); // an earlier case
-    writeStep(a, 1, step('connection', 1, 'TIMEOUT', [TIMEOUT]));
+    writeStep(a, 1, 'TASK_WAKEUP', step(TIMEOUT, 1));
     const mark = markTraces(paths);
     writeAccept(a, 2);
-    writeStep(a, 2, step('connection', 2, 'PEER_CLOSE', [PEER_CLOSE]));
+    writeStep(a, 2, 'PEER_CLOSE', step(PEER_CLOSE, 2));
     writeAccept(b, 2);
-    writeStep(b, 2, step('session', 2, 'HANDSHAKE_END', [KILLED, LOGGED]));
+    writeStep(b, 2, 'PROXY_HEADER_ERROR', step(KILLED, 2, LOGGED));
     a.close();
     b.close();
     // Each process numbers its own connections: connection 2 of fe_a is not connection 2 of fe_b.
@@ -101,10 +102,10 @@ describe('the transitions a stretch of trace took', () => {
     const trace = new Trace(path, makeConfig(), 'test');
     writeAccept(trace, 1); // the previous case: its settle failed, connection 1 outlives it
     const mark = markTraces([path]);
-    writeStep(trace, 1, step('connection', 1, 'TIMEOUT', [TIMEOUT])); // its deadline, in this case
-    writeStep(trace, 1, step('session', 1, 'HANDSHAKE_END', [KILLED, LOGGED]));
+    writeStep(trace, 1, 'TASK_WAKEUP', step(TIMEOUT, 1)); // its deadline, in this case
+    writeStep(trace, 1, 'PROXY_HEADER_ERROR', step(KILLED, 1, LOGGED));
     writeAccept(trace, 2); // this case's own connection
-    writeStep(trace, 2, step('connection', 2, 'PEER_CLOSE', [PEER_CLOSE]));
+    writeStep(trace, 2, 'PEER_CLOSE', step(PEER_CLOSE, 2));
     trace.close();
     const taken = readTraceSince([path], mark);
     expect(taken).toEqual({
@@ -124,7 +125,7 @@ describe('the transitions a stretch of trace took', () => {
   it('leave out a line still being written at either end of the window, and count a missing file as empty', () => {
     const path = join(dir, 'partial.ndjson');
     const line = (conn: number, id: string): string =>
-      `${JSON.stringify({ v: 1, t: 0, conn, kind: 'step', machine: 'connection', event: { type: 'X' }, from: 'a', to: 'b', transitions: [id] })}\n`;
+      `${JSON.stringify({ v: 1, t: 0, conn, kind: 'step', machine: 'connection', event: { type: 'ACCEPT' }, from: 'pending', to: 'pending', transitions: [id] })}\n`;
     const attempt = (conn: number): string =>
       `${JSON.stringify({ v: 1, t: 0, conn, kind: 'input', machine: 'listener', name: 'ACCEPT_ATTEMPT', params: { acceptError: false } })}\n`;
     expect(markTraces([path])).toEqual([0]);
@@ -163,15 +164,35 @@ describe('the transitions a stretch of trace took', () => {
     );
   });
 
-  it('refuse a line that is not JSON and a step line without its transition ids, naming the line', () => {
-    expect(() => transitionsTaken('{"kind":"step","transitions":["x"]}\n{oops\n', 'fe_pp')).toThrow(
-      /^fe_pp line 2 is not JSON/,
+  it('refuse a line that is not JSON, a line the trace format does not allow and a step line without its transition ids, naming the line', () => {
+    const stepLine = (extra: object): string =>
+      JSON.stringify({
+        v: 1,
+        t: 0,
+        conn: 1,
+        kind: 'step',
+        machine: 'connection',
+        event: { type: 'ACCEPT' },
+        from: 'pending',
+        to: 'pending',
+        ...extra,
+      });
+    const valid = stepLine({ transitions: [ACCEPT] });
+    expect(() => transitionsTaken(`${valid}\n{oops\n`, 'fe_pp')).toThrow(/^fe_pp line 2: not JSON: /);
+    expect(() => transitionsTaken(`${valid}\n${stepLine({ to: 'nowhere' })}\n`, 'fe_pp')).toThrow(
+      /^fe_pp line 2: to must be a state of the connection machine: /,
     );
-    expect(() => transitionsTaken('{"kind":"step","conn":1}\n', 'fe_pp')).toThrow(
+    expect(() => transitionsTaken(`${stepLine({})}\n`, 'fe_pp')).toThrow(
       /^fe_pp line 1: a step line without its list of transition ids$/,
     );
-    // Input, effect and counters lines carry no transition, whatever they hold.
-    expect(transitionsTaken('{"kind":"input","conn":3}\n{"kind":"effect","conn":3}\n')).toEqual({
+    // Header, input, effect and counters lines carry no transition, whatever they hold.
+    const path = join(dir, 'no-steps.ndjson');
+    const trace = new Trace(path, makeConfig(), 'test');
+    trace.input('connection', 3, { type: 'PEER_CLOSE' });
+    trace.effect({ type: 'jobsDec' }, { machine: 'session', conn: 3 });
+    trace.counters(zeroCounters());
+    trace.close();
+    expect(readTraceSince([path], [0])).toEqual({
       transitions: [],
       steps: 0,
       connections: 0,
