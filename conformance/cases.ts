@@ -7,6 +7,7 @@
  *   hs/<transition>/<name>   the handshake lifecycle: deadline, client close, TLS, no handshake
  *   lim/<limit>/<name>       maxconn slots and queueing, tcp-request connection reject
  *   cnt/<path>/<name>        the counters after each path, through the stats socket
+ *   log/<option>/<name>      which kills the log shows (option dontlognull)
  *
  * Each case names the machine transitions it exercises (ids as machines/introspect.ts
  * listTransitions() gives them), so coverage by the suite can be mapped onto the machines. The
@@ -67,7 +68,7 @@ export interface ConformanceCase {
   transitions: string[]; //             machine transition ids the case takes on the default model (dev12)
   frontend: FrontendName | null; //     the frontend it connects to (null: it connects nowhere)
   needs?: readonly 'stats'[]; //        'stats': skipped without a stats socket
-  log?: ErrCode; //                     the kill the target logs (judged when its log is captured)
+  log?: ErrCode | 'none'; //            the kill the target logs, or 'none' for no line at all (judged when its log is captured)
   budgetMs?: number; //                 the case fails if it runs longer (default 4000)
   profileDifferences?: ProfileDifference[];
   /** Why the case cannot run against the suite's config at all, if it cannot. */
@@ -105,12 +106,12 @@ const ACCEPT_PROXY = [...ACCEPT, tr('connection.accepted', 'START_HANDSHAKE', 'a
 const ACCEPT_TLS = [...ACCEPT, tr('connection.accepted', 'START_HANDSHAKE', 'ssl')];
 const KILLED = [
   tr('session.embryonic', 'HANDSHAKE_END', 'connectionHasError'),
-  tr('session.killed', 'always', 'logging'),
+  tr('session.killed', 'always', 'logsKill'),
   tr('connection.error', 'CLOSE'),
 ];
 const EXPIRED = [
   tr('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
-  tr('session.expired', 'always', 'logging'),
+  tr('session.expired', 'always', 'logsKill'),
   tr('connection.error', 'CLOSE'),
 ];
 const COMPLETED = [
@@ -123,6 +124,17 @@ const TLS = 'connection.handshake.tls';
 const PROXY_TIMEOUT = [...ACCEPT_PROXY, tr(HEADER, 'TIMEOUT'), ...EXPIRED];
 const PROXY_ERROR = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_ERROR', 'errorLeavesUnreadBytes'), ...KILLED];
 const PROXY_CLIENT_CLOSE = [...ACCEPT_PROXY, tr(HEADER, 'PEER_CLOSE'), ...KILLED];
+// Kills that option dontlognull keeps out of the log.
+const KILLED_SILENTLY = [
+  tr('session.embryonic', 'HANDSHAKE_END', 'connectionHasError'),
+  tr('session.killed', 'always'),
+  tr('connection.error', 'CLOSE'),
+];
+const EXPIRED_SILENTLY = [
+  tr('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
+  tr('session.expired', 'always'),
+  tr('connection.error', 'CLOSE'),
+];
 const PROXY_CLIENT_RESET = [...ACCEPT_PROXY, tr(HEADER, 'PEER_RESET'), ...KILLED];
 const PROXY_OK = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK'), ...COMPLETED];
 const PROXY_TLS = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK', 'ssl')];
@@ -631,6 +643,45 @@ export const CASES: ConformanceCase[] = [
       const client = await ctx.connect('fe_pp');
       await finWhileEmbryonic(ctx, client);
     },
+  },
+  {
+    id: 'log/dontlognull/fin-before-header-not-logged',
+    requirement:
+      'With option dontlognull, a client that half-closes before sending any header (CO_ER_PRX_EMPTY) is closed at once with a FIN and its kill is not logged.',
+    transitions: [...ACCEPT_PROXY, tr(HEADER, 'PEER_CLOSE'), ...KILLED_SILENTLY],
+    frontend: 'fe_pp_nulllog',
+    log: 'none',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_nulllog');
+      await finWhileEmbryonic(ctx, client);
+    },
+  },
+  {
+    id: 'log/dontlognull/silent-client-at-deadline-not-logged',
+    requirement:
+      'With option dontlognull, a client that sends nothing is closed with a FIN at the embryonic deadline and its kill is not logged: dontlognull judges it before the timeout code is set.',
+    transitions: [...ACCEPT_PROXY, tr(HEADER, 'TIMEOUT'), ...EXPIRED_SILENTLY],
+    frontend: 'fe_pp_nulllog',
+    log: 'none',
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_nulllog');
+      await expectOpenUntil(
+        ctx,
+        client,
+        fromConnect(client).t + DEADLINE_MS + DEADLINE_WINDOW[0],
+        'before the deadline',
+      );
+      await expectFinAtDeadline(ctx, client);
+    },
+  },
+  {
+    id: 'log/dontlognull/not-a-header-logged',
+    requirement:
+      'With option dontlognull, bytes that are not a PROXY header are still rejected with an RST and logged (CO_ER_PRX_NOT_HDR): the client sent something.',
+    transitions: PROXY_ERROR,
+    frontend: 'fe_pp_nulllog',
+    log: 'PRX_NOT_HDR',
+    run: (ctx) => closedAtOnce(ctx, 'fe_pp_nulllog', HTTP_REQUEST, 'rst', 'the header is rejected'),
   },
   {
     id: 'hs/client-reset/rst-before-header-releases-slot',
@@ -1425,7 +1476,7 @@ export const CASES: ConformanceCase[] = [
 
 /** The id format every case follows: family, section or topic, name. */
 export const CASE_ID_PATTERN =
-  /^(pp1\/2\.1|pp2\/2\.2|hs\/[a-z0-9-]+|lim\/[a-z0-9-]+|cnt\/[a-z0-9-]+)\/[a-z0-9][a-z0-9-]*$/;
+  /^(pp1\/2\.1|pp2\/2\.2|hs\/[a-z0-9-]+|lim\/[a-z0-9-]+|cnt\/[a-z0-9-]+|log\/[a-z0-9-]+)\/[a-z0-9][a-z0-9-]*$/;
 
 /**
  * Returns the cases whose id matches one of <globs> ('*' matches any run of characters, '/'

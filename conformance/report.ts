@@ -217,7 +217,11 @@ function caseSection(
   meta.push(`<dt>frontend</dt><dd>${esc(c.frontend ?? '(none)')}</dd>`);
   if (c.needs.length) meta.push(`<dt>needs</dt><dd>${esc(c.needs.join(', '))}</dd>`);
   if (c.log)
-    meta.push(`<dt>expected kill</dt><dd><code>${esc(c.log)}</code> (judged against the target log)</dd>`);
+    meta.push(
+      c.log === 'none'
+        ? '<dt>expected kill</dt><dd>not logged (judged against the target log)</dd>'
+        : `<dt>expected kill</dt><dd><code>${esc(c.log)}</code> (judged against the target log)</dd>`,
+    );
   meta.push(`<dt>transitions</dt><dd>${c.transitions.map((t) => `<code>${esc(t)}</code>`).join(' ')}</dd>`);
   for (const d of c.profileDifferences)
     meta.push(

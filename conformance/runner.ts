@@ -319,7 +319,13 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   if (settled.waitedMs > SLOW_SETTLE_MS) {
     notes.push(`the target took ${Math.round(settled.waitedMs)} ms to settle after the case`);
   }
-  if (c.log && target.logSince) checks.push(await expectKillLogged(target.logSince, c.log, log.origin));
+  if (c.log && target.logSince) {
+    checks.push(
+      c.log === 'none'
+        ? await expectNothingLogged(target.logSince, log.origin)
+        : await expectKillLogged(target.logSince, c.log, log.origin),
+    );
+  }
   let taken: TransitionsTaken | Error | null = null;
   if (target.tracePaths.length > 0) {
     try {
@@ -426,6 +432,25 @@ async function expectKillLogged(
         ? 'no log line'
         : `${lines.length} log line(s), none with it; the last: ${lines[lines.length - 1]!.line}`,
     ok: found !== undefined,
+  };
+}
+
+/**
+ * Returns the check that the target whose log <logSince> reads logged nothing since
+ * performance.now() <origin> (a case whose kill dontlognull hides): waits LOG_WAIT_MS first, as
+ * long as a line that is logged may take to come out of the target's stderr.
+ */
+async function expectNothingLogged(
+  logSince: (at: number) => TargetLogLine[],
+  origin: number,
+): Promise<Check> {
+  await sleep(LOG_WAIT_MS);
+  const lines = logSince(origin);
+  return {
+    what: 'the target logs nothing for the case',
+    expected: 'no log line (option dontlognull hides the kill)',
+    actual: lines.length === 0 ? 'no log line' : `${lines.length} log line(s), the first: ${lines[0]!.line}`,
+    ok: lines.length === 0,
   };
 }
 

@@ -25,6 +25,10 @@ export const FRONTENDS = {
   fe_queue: { offset: 3, what: 'accept-proxy with maxconn 10: slot use and queueing' },
   fe_plain: { offset: 4, what: 'no handshake: the session completes at accept, a PROXY header is data' },
   fe_tls: { offset: 5, what: 'TLS without accept-proxy' },
+  fe_pp_nulllog: {
+    offset: 6,
+    what: 'accept-proxy with option dontlognull: the kill of a connection that sent nothing is not logged',
+  },
 } as const;
 
 /** The name of one of the suite's frontends. */
@@ -100,6 +104,7 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *   timeout client        the embryonic deadline (2.6 rejects `timeout client-hs`), DEADLINE_MS
  *   maxconn 10            fe_queue's slots; 12 idle connections leave 2 in the listen backlog
  *   tcp-request reject    fe_reject rejects every loopback source before any handshake
+ *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
  */
 export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
   const { host, ports } = layout;
@@ -139,6 +144,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
     ...frontend('fe_queue', ' accept-proxy'),
     ...frontend('fe_plain', ''),
     ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
+    ...frontend('fe_pp_nulllog', ' accept-proxy', ['    option dontlognull']),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,

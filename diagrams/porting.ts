@@ -349,7 +349,7 @@ export function portingMarkdown(sources: PortingSources): string {
     '- **HAProxy**, **commit**: `meta.haproxy` of the transition; commits are links to haproxy/haproxy.',
     '- **effects**: what the transition makes its host execute, in order (`machines/effects.ts`), the entry',
     '  effects of the states it enters included; context updates of the machine are in *italics*.',
-    '- **impl**: `meta.impl`, the function of `impl/` that serves the transition ("—" until it has one).',
+    '- **impl**: `meta.impl`, the function of `impl/` that serves the transition ("—" where the machine names none).',
     sources.invariants === null
       ? '- **invariants**: `properties/invariants.ts` does not exist yet, so the column reads "—".'
       : `- **invariants**: the ${sources.invariants.length} invariants of \`properties/invariants.ts\` that watch an effect the transition emits.`,

@@ -58,7 +58,7 @@ import type { ProxyHeader } from './proxy/parse.ts';
 import { frontendBackend, modelConfigOf, type ProxyConfig } from './config.ts';
 import type { FdReport, FdTab } from './fdtab.ts';
 import { readProxyHeader, startTlsHandshake, trash } from './handshake.ts';
-import { embryonicKillIsLogged, formatEmbryonicKill, type Logger } from './log.ts';
+import { formatEmbryonicKill, type Logger } from './log.ts';
 import { Pool, type AllocPlan, type PoolItem, type PoolLedger } from './pool.ts';
 import { zeroTraffic, type BackendRuntime, type StatsSource } from './stats.ts';
 import { streamAbort, streamStart, type Stream } from './stream.ts';
@@ -456,7 +456,7 @@ export class Frontend implements Host, StatsSource {
         );
         return;
       case 'logEmbryonicKill':
-        this.logKill(this.need(origin), (effect.params as { byDeadline: boolean }).byDeadline);
+        this.logKill(this.need(origin)); // only when kill_mini_session logs: the machine decided
         return;
       case 'notifySi':
         // CO_FL_NOTIFY_SI: from now on the stream (impl/stream.ts) owns the connection's I/O.
@@ -732,10 +732,9 @@ export class Frontend implements Host, StatsSource {
     s.destroy();
   }
 
-  private logKill(conn: Conn, byDeadline: boolean): void {
+  private logKill(conn: Conn): void {
     const code = (this.composition.contextOf(this.world, 'connection', conn.id).errCode ??
       null) as ErrCode | null;
-    if (!embryonicKillIsLogged(code, this.model.dontlognull, byDeadline)) return;
     const src = conn.proxied?.source;
     const bind = this.cfg.frontend.bind.name ?? '1';
     this.logger.log(

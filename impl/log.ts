@@ -10,11 +10,10 @@
  * header "<PRI>Mmm dd HH:MM:SS embryonic[pid]: ". Both lines are LOG_INFO, as in HAProxy.
  *
  * Whether a line is written at all (p->to_log, dontlognull) is decided by the caller: the kill
- * line by the machines' logEmbryonicKill effect plus the dontlognull filter (embryonicKillIsLogged),
- * the tcplog line by the stream's end (impl/stream.ts).
+ * line by the machines (the session machine emits logEmbryonicKill only when kill_mini_session
+ * logs), the tcplog line by the stream's end (impl/stream.ts).
  */
 import type { LogTarget } from './config.ts';
-import { DONTLOGNULL_CODES, type ErrCode } from '../machines/errCodes.ts';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -50,22 +49,6 @@ export interface EmbryonicKill {
 /** Returns the kill line of kill_mini_session. Pure. */
 export function formatEmbryonicKill(k: EmbryonicKill): string {
   return `${logAddress(k.address)}:${k.port} [${formatLogDate(k.acceptDate)}] ${k.frontend}/${k.bind}: ${k.message}`;
-}
-
-/**
- * True iff kill_mini_session writes its line for a connection killed with `code` (null =
- * CO_ER_NONE), given `dontlognull`. HAProxy checks dontlognull *before* it turns a deadline into
- * PRX_TIMEOUT/SSL_TIMEOUT (0af2912fd; session_kill_embryonic in 2.6), so a kill by the deadline is
- * judged with err_code NONE: `byDeadline` says so. Pure.
- */
-export function embryonicKillIsLogged(
-  code: ErrCode | null,
-  dontlognull: boolean,
-  byDeadline: boolean,
-): boolean {
-  if (!dontlognull) return true;
-  const seen: ErrCode = byDeadline ? 'NONE' : (code ?? 'NONE');
-  return !DONTLOGNULL_CODES.includes(seen);
 }
 
 /** What the tcplog line says about one session. */

@@ -19,6 +19,7 @@ import type {
 import type { ModelConfig } from './config.ts';
 import { connectionMachine } from './connection.machine.ts';
 import type { Effect, EffectName } from './effects.ts';
+import type { ErrCode } from './errCodes.ts';
 import { transitionId } from './introspect.ts';
 import { LISTENER_GAUGES, listenerMachine, type ListenerGauges } from './listener.machine.ts';
 import {
@@ -560,6 +561,7 @@ export function messagesFor(
           event: {
             type: 'HANDSHAKE_END',
             error: (effect.params as { error: boolean }).error,
+            code: (effect.params as { code: ErrCode }).code,
             fail: inputs.completeFail,
           },
         },

@@ -5,7 +5,8 @@
  * CO_FL_SSL_WAIT_HS, CO_FL_ERROR, CO_FL_INIT_SESS, ...) that each handshake handler clears when it
  * succeeds (include/types/connection.h, src/connection.c conn_fd_handler). This machine makes that
  * set explicit. Handshakes run in HAProxy's order, PROXY header then TLS, and one error code is kept:
- * the first one set wins, as conn_set_errcode does.
+ * the first one set wins (in 1.5-dev15 a connection meets one failure; the later sites, ssl_sock's
+ * fallback and kill_mini_session's timeout code, test !conn->err_code first).
  *
  * The machine only decides. Its effects (machines/effects.ts) go to the host, and its messages
  * (handshakeEnded) go to the session machine of the same connection.
@@ -46,6 +47,20 @@ const UNREAD_BYTES_CODES: readonly ErrCode[] = [
   'PRX_BAD_HDR',
   'PRX_BAD_PROTO',
 ];
+
+/**
+ * The handshakeEnded effects, which conn_fd_handler's call of conn_session_complete stands for: the
+ * session learns whether CO_FL_ERROR is set and the connection's err_code (NONE without an error),
+ * which kill_mini_session's dontlognull test reads. Listed after the assign that sets the code.
+ */
+const ENDED = { type: 'handshakeEnded', params: { error: false, code: 'NONE' } } as const;
+const ENDED_IN_ERROR = {
+  type: 'handshakeEnded',
+  params: ({ context }: { context: ConnectionContext }) => ({
+    error: true,
+    code: context.errCode ?? 'NONE',
+  }),
+} as const;
 
 export const connectionMachine = setup({
   types: {
@@ -93,7 +108,7 @@ export const connectionMachine = setup({
     accepted: {
       description:
         'The fd exists with CO_FL_NONE: the control layer is set and tcp-request connection rules see the real addresses. No handshake flag is set yet.',
-      meta: { haproxy: 'session_accept: s->si[0].conn.flags = CO_FL_NONE' },
+      meta: { haproxy: 'session_accept: s->si[0].conn.flags = CO_FL_NONE', impl: 'drainBacklog' },
       on: {
         START_HANDSHAKE: [
           {
@@ -130,7 +145,7 @@ export const connectionMachine = setup({
     handshake: {
       description:
         'CO_FL_HANDSHAKE is set: the connection waits for its handshakes, in HAProxy order, under the single deadline of its embryonic session. Each handler clears its own flag only on success (d1b3f0498).',
-      meta: { haproxy: 'conn_fd_handler process_handshake loop' },
+      meta: { haproxy: 'conn_fd_handler process_handshake loop', impl: 'readProxyHeader' },
       initial: 'proxyHeader',
       states: {
         proxyHeader: {
@@ -148,7 +163,7 @@ export const connectionMachine = setup({
               },
               {
                 target: '#connection.ready',
-                actions: [{ type: 'handshakeEnded', params: { error: false } }],
+                actions: [ENDED],
                 description:
                   'The header was consumed and it was the last handshake: the embryonic session is completed in the same callback.',
                 meta: {
@@ -161,11 +176,7 @@ export const connectionMachine = setup({
               {
                 guard: 'errorLeavesUnreadBytes',
                 target: '#connection.error',
-                actions: [
-                  'setErrCodeFromEvent',
-                  'setNoLinger',
-                  { type: 'handshakeEnded', params: { error: true } },
-                ],
+                actions: ['setErrCodeFromEvent', 'setNoLinger', ENDED_IN_ERROR],
                 description:
                   "Malformed, truncated or foreign bytes: CO_FL_ERROR with the parser's code. The peeked bytes stay unread, so the close will be an RST.",
                 meta: {
@@ -175,26 +186,20 @@ export const connectionMachine = setup({
               },
               {
                 target: '#connection.error',
-                actions: ['setErrCodeFromEvent', { type: 'handshakeEnded', params: { error: true } }],
+                actions: ['setErrCodeFromEvent', ENDED_IN_ERROR],
                 description: "A read error with nothing unread: CO_FL_ERROR with the parser's code.",
                 meta: { haproxy: 'conn_recv_proxy fail', impl: 'socketOnHeaderData' },
               },
             ],
             PEER_CLOSE: {
               target: '#connection.error',
-              actions: [
-                { type: 'setErrCode', params: { code: 'PRX_EMPTY' } },
-                { type: 'handshakeEnded', params: { error: true } },
-              ],
+              actions: [{ type: 'setErrCode', params: { code: 'PRX_EMPTY' } }, ENDED_IN_ERROR],
               description: 'The client closed before sending a header: recv() returned 0.',
               meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_EMPTY', impl: 'socketOnHeaderEnd' },
             },
             PEER_RESET: {
               target: '#connection.error',
-              actions: [
-                { type: 'setErrCode', params: { code: 'PRX_ABORT' } },
-                { type: 'handshakeEnded', params: { error: true } },
-              ],
+              actions: [{ type: 'setErrCode', params: { code: 'PRX_ABORT' } }, ENDED_IN_ERROR],
               description: 'The client reset the connection while the header was awaited: recv() < 0.',
               meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_ABORT', impl: 'socketOnHeaderError' },
             },
@@ -214,7 +219,7 @@ export const connectionMachine = setup({
           on: {
             TLS_OK: {
               target: '#connection.ready',
-              actions: [{ type: 'handshakeEnded', params: { error: false } }],
+              actions: [ENDED],
               description:
                 'The TLS handshake completed and CO_FL_SSL_WAIT_HS cleared: the embryonic session is completed.',
               meta: {
@@ -224,7 +229,7 @@ export const connectionMachine = setup({
             },
             TLS_ERROR: {
               target: '#connection.error',
-              actions: ['setErrCodeFromEvent', { type: 'handshakeEnded', params: { error: true } }],
+              actions: ['setErrCodeFromEvent', ENDED_IN_ERROR],
               description:
                 'The TLS handshake failed: CO_FL_ERROR with an SSL code. OpenSSL consumed the bytes, so the close is a FIN.',
               meta: {
@@ -234,19 +239,13 @@ export const connectionMachine = setup({
             },
             PEER_CLOSE: {
               target: '#connection.error',
-              actions: [
-                { type: 'setErrCode', params: { code: 'SSL_EMPTY' } },
-                { type: 'handshakeEnded', params: { error: true } },
-              ],
+              actions: [{ type: 'setErrCode', params: { code: 'SSL_EMPTY' } }, ENDED_IN_ERROR],
               description: 'The client closed during the TLS handshake.',
               meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_EMPTY', impl: 'tlsOnEnd' },
             },
             PEER_RESET: {
               target: '#connection.error',
-              actions: [
-                { type: 'setErrCode', params: { code: 'SSL_ABORT' } },
-                { type: 'handshakeEnded', params: { error: true } },
-              ],
+              actions: [{ type: 'setErrCode', params: { code: 'SSL_ABORT' } }, ENDED_IN_ERROR],
               description: 'The client reset the connection during the TLS handshake.',
               meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_ABORT', impl: 'tlsOnError' },
             },
@@ -276,7 +275,7 @@ export const connectionMachine = setup({
     error: {
       description:
         'CO_FL_ERROR is set with its err_code. No data-layer call happens any more (58363cf19); the session kills itself in the same callback.',
-      meta: { haproxy: 'CO_FL_ERROR; conn->err_code (14cba4b0b)' },
+      meta: { haproxy: 'CO_FL_ERROR; conn->err_code (14cba4b0b)', impl: 'Frontend.closeClient' },
       on: {
         CLOSE: {
           target: 'closed',
@@ -288,7 +287,7 @@ export const connectionMachine = setup({
     closed: {
       type: 'final',
       description: 'The transport and control layers are closed; the fd is no longer in fdtab.',
-      meta: { haproxy: 'conn_full_close / fd_delete' },
+      meta: { haproxy: 'conn_full_close / fd_delete', impl: 'Frontend.closeClient' },
     },
   },
 });

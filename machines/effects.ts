@@ -7,6 +7,8 @@
  * Each entry says what it does and which HAProxy statement it stands for. The vocabulary is closed:
  * hosts switch over it exhaustively, so a new effect cannot be silently ignored.
  */
+import type { ErrCode } from './errCodes.ts';
+
 export const EFFECTS = {
   // --- global and frontend counters (listener_accept, session_accept, kill_mini_session) ---
   actconnInc: { does: 'actconn++ (skipped for LI_O_UNLIMITED listeners)', haproxy: 'listener_accept' },
@@ -75,7 +77,7 @@ export const EFFECTS = {
   allocBuffers: { does: 'macro: bufAlloc req, rep, and txn in http mode', haproxy: 'session_complete' },
   freeBuffers: { does: 'macro: bufFree req, rep, then txn (http mode)', haproxy: 'session_free' },
   completeFailure: {
-    does: 'macro: a session_complete failing at params.site, unwound (listAdd, cumSessInc, taskSetHandler, partial bufAlloc, bufFree, listDel)',
+    does: 'macro: a session_complete failing at params.site, unwound (listAdd, taskSetHandler, cumSessInc, bufAlloc of what precedes params.site, bufFree of it in reverse, listDel)',
     haproxy: 'session_complete out_free_* (3b24641745)',
   },
 
@@ -158,7 +160,7 @@ export const EFFECTS = {
     haproxy: 'session_accept → session_complete',
   },
   handshakeEnded: {
-    does: 'the last pending handshake flag cleared, or CO_FL_ERROR was set, on an embryonic connection',
+    does: "the last pending handshake flag cleared, or CO_FL_ERROR was set, on an embryonic connection; params.code: the connection's err_code (NONE without an error), which kill_mini_session's dontlognull test reads",
     haproxy: 'conn_fd_handler → conn_session_complete',
   },
   connTimeout: {
@@ -193,7 +195,7 @@ export interface EffectParams {
   armDeadline: { ms: number | null };
   acceptReturned: { ret: -1 | 0 | 1 };
   scheduleQueueTask: { queue: 'global' | 'frontend'; ms: number };
-  handshakeEnded: { error: boolean };
+  handshakeEnded: { error: boolean; code: ErrCode };
   fdClose: { site: string };
   completeFailure: { site: 'req' | 'rep' | 'txn' | 'accept' };
   logEmbryonicKill: { byDeadline: boolean };

@@ -3,9 +3,16 @@
  *
  * The names are HAProxy's `CO_ER_*` codes without the prefix (include/types/connection.h,
  * 8e3bf699d for PRX_*, 20879a023 for SSL_*), so a porter can grep both trees for the same word.
- * The message of each code is the one HAProxy logs for it (src/connection.c conn_err_code_str()).
+ * The message of each code is the one HAProxy logs for it (conn_err_code_str(), an inline function
+ * of include/proto/connection.h in 1.5-dev15).
  * The set is closed: every error event of the connection machine carries one of these codes, and
- * the first code set on a connection wins (see `conn_set_errcode`).
+ * the first code set on a connection wins. In 1.5-dev15 that holds without a helper: the handshake
+ * that fails sets err_code with CO_FL_ERROR, which ends the handshake, so no other reader runs:
+ * conn_recv_proxy (src/connection.c) and the SSL_ERROR_SYSCALL case after SSL_do_handshake
+ * (src/ssl_sock.c) assign the code outright, and the sites that can come later test
+ * `!conn->err_code` first (ssl_sock_handshake's fallback to CO_ER_SSL_HANDSHAKE, kill_mini_session's
+ * PRX_TIMEOUT / SSL_TIMEOUT in src/session.c). conn_set_errcode, which sets a code only when none
+ * is set, came much later (00c383ff6, 3.1-dev12).
  */
 export const ERR_CODES = {
   NONE: 'Success',

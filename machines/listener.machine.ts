@@ -216,7 +216,7 @@ export const listenerMachine = setup({
     },
     full: {
       description: 'LI_FULL: l->nbconn reached the bind maxconn. New connections wait in the kernel backlog.',
-      meta: { haproxy: 'listener_full: LI_FULL, fd_stop_recv' },
+      meta: { haproxy: 'listener_full: LI_FULL, fd_stop_recv', impl: 'Frontend.park' },
       on: {
         RESUME: {
           guard: 'slotFree',
@@ -230,13 +230,13 @@ export const listenerMachine = setup({
     limited: {
       description:
         'LI_LIMITED: waiting on a queue for a limit to lift. New connections wait in the kernel backlog.',
-      meta: { haproxy: 'limit_listener: LI_LIMITED, fd_stop_recv' },
+      meta: { haproxy: 'limit_listener: LI_LIMITED, fd_stop_recv', impl: 'Frontend.park' },
       initial: 'onGlobalQueue',
       states: {
         onGlobalQueue: {
           description:
             'On global_listener_queue: a global limit (maxconn, maxconnrate) or a transient error.',
-          meta: { haproxy: 'global_listener_queue' },
+          meta: { haproxy: 'global_listener_queue', impl: 'queueTaskOnExpire' },
           on: {
             DEQUEUE_GLOBAL: {
               target: '#listener.ready',
@@ -252,7 +252,7 @@ export const listenerMachine = setup({
         },
         onFrontendQueue: {
           description: "On the frontend's listener_queue: the frontend's maxconn or its session rate limit.",
-          meta: { haproxy: 'p->listener_queue' },
+          meta: { haproxy: 'p->listener_queue', impl: 'queueTaskOnExpire' },
           on: {
             DEQUEUE_FRONTEND: [
               {
@@ -260,7 +260,11 @@ export const listenerMachine = setup({
                 actions: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } }],
                 description:
                   "The session rate still has no budget: the listener stays queued, and the frontend's task is armed for when the budget returns (else nothing would ever dequeue it once no session is left to end).",
-                meta: { haproxy: 'freq_ctr_remain(&fe->fe_sess_per_sec, fe_sps_lim, 0) == 0' },
+                meta: {
+                  haproxy:
+                    'manage_proxy: next_event_delay(&p->fe_sess_per_sec, p->fe_sps_lim, 0) > 0 → p->task re-armed, no dequeue',
+                  impl: 'queueTaskOnExpire',
+                },
               },
               {
                 target: '#listener.ready',
@@ -268,7 +272,8 @@ export const listenerMachine = setup({
                 description:
                   'Dequeued by a release of the frontend or by its rate task: ready again (below its bind maxconn, as when it was limited).',
                 meta: {
-                  haproxy: 'dequeue_all_listeners(&fe->listener_queue) → resume_listener',
+                  haproxy:
+                    'release block or manage_proxy: dequeue_all_listeners(&p->listener_queue) → resume_listener',
                   impl: 'queueTaskOnExpire',
                 },
               },

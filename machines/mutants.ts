@@ -518,6 +518,20 @@ export const MUTANTS: readonly Mutant[] = [
     }),
   },
   {
+    id: 'dontlognull-ignored',
+    kind: 'porting',
+    commit: null,
+    title: 'option dontlognull does not hide the kills of connections that sent nothing',
+    description:
+      "The port logs every kill_mini_session when the frontend logs, forgetting option dontlognull (8e3bf699d, 20879a023): health checks and port scanners that connect and close without a byte fill the log with 'Connection closed while waiting for PROXY protocol header' and timeouts.",
+    violates: ['killLoggedOnce'],
+    defect: () => ({
+      guards: {
+        session: { logsKill: ({ context }) => (context as { config: ModelConfig }).config.logging },
+      },
+    }),
+  },
+  {
     id: 'kill-stamps-timeout-code',
     kind: 'porting',
     commit: null,

@@ -15,6 +15,7 @@
 import { assign, setup } from 'xstate';
 import { answers500, configOf, handshakeTimeout, hasHandshake, type ModelConfig } from './config.ts';
 import { hostEffects, type BufKind, type Effect } from './effects.ts';
+import { DONTLOGNULL_CODES, type ErrCode } from './errCodes.ts';
 
 /** Where a setup step of session_accept or session_complete can fail. `none`: nothing fails. */
 export type AcceptFailSite = 'none' | 'session' | 'fcntl' | 'task' | 'dataInit' | CompleteFailSite;
@@ -29,12 +30,15 @@ export type SourceClass = 'plain' | 'monitor' | 'denied';
 export interface SessionContext {
   config: ModelConfig; //  the frontend's configuration (never changes)
   ret: -1 | 0 | 1 | null; // what session_accept returns to listener_accept; null = not returned yet
+  // conn->err_code as kill_mini_session reads it: the code HANDSHAKE_END brought, NONE until then
+  // (a deadline kill is judged before the timer names the pending handshake: NONE).
+  connErrCode: ErrCode;
 }
 
 /** Events the session machine accepts. "from" names who sends it. */
 export type SessionEvent =
   | { type: 'SESSION_ACCEPT'; src: SourceClass; fail: AcceptFailSite } //   from the listener via session_accept
-  | { type: 'HANDSHAKE_END'; error: boolean; fail: CompleteFailSite | 'none' } // from the connection
+  | { type: 'HANDSHAKE_END'; error: boolean; code: ErrCode; fail: CompleteFailSite | 'none' } // from the connection
   | { type: 'TASK_WAKEUP'; timer: boolean } //                             from the scheduler
   | { type: 'SESSION_END' }; //                                            from process_session: the stream ended
 
@@ -143,6 +147,10 @@ export const sessionMachine = setup({
       'dequeueFrontend',
     ]),
     setRet: assign({ ret: (_, params: { ret: -1 | 0 | 1 }) => params.ret }),
+    keepConnErrCode: assign({
+      connErrCode: ({ context, event }) =>
+        event.type === 'HANDSHAKE_END' ? event.code : context.connErrCode,
+    }),
   },
   guards: {
     sessionAllocFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'session',
@@ -159,19 +167,22 @@ export const sessionMachine = setup({
     wokenByTimer: ({ event }) => event.type === 'TASK_WAKEUP' && event.timer,
     httpMode: ({ context }) => context.config.mode === 'http',
     answers500: ({ context }) => context.ret === -1 && answers500(context.config),
-    logging: ({ context }) => context.config.logging,
+    // kill_mini_session's `log`: p->to_log, unless dontlognull hides a connection that sent nothing.
+    logsKill: ({ context }) =>
+      context.config.logging &&
+      !(context.config.dontlognull && DONTLOGNULL_CODES.includes(context.connErrCode)),
   },
 }).createMachine({
   id: 'session',
   description:
     'One session, from the accept of its connection to its free: embryonic while the connection handshakes, initialized once completed.',
   meta: { haproxy: 'struct session; src/session.c' },
-  context: ({ input }) => ({ config: configOf(input), ret: null }),
+  context: ({ input }) => ({ config: configOf(input), ret: null, connErrCode: 'NONE' }),
   initial: 'absent',
   states: {
     absent: {
       description: 'No session exists yet: its connection waits in the listen backlog.',
-      meta: { haproxy: 'listener_accept, before l->accept()' },
+      meta: { haproxy: 'listener_accept, before l->accept()', impl: 'Frontend.park' },
       on: {
         SESSION_ACCEPT: [
           {
@@ -314,12 +325,13 @@ export const sessionMachine = setup({
     embryonic: {
       description:
         'The minimal session of session_accept: counted in feconn/actconn/jobs/nbconn, a task running expire_mini_session with the handshake deadline, the fd, and no buffer. It is not in the sessions list.',
-      meta: { haproxy: 'session_accept (CO_FL_INIT_SESS); expire_mini_session' },
+      meta: { haproxy: 'session_accept (CO_FL_INIT_SESS); expire_mini_session', impl: 'drainBacklog' },
       on: {
         HANDSHAKE_END: [
           {
             guard: 'connectionHasError',
             target: 'killed',
+            actions: ['keepConnErrCode'],
             description:
               'A handshake failed (CO_FL_ERROR): conn_session_complete does not complete and kills the embryonic session in the same callback.',
             meta: {
@@ -331,6 +343,7 @@ export const sessionMachine = setup({
             guard: 'completionFails',
             target: 'killed',
             actions: [
+              'keepConnErrCode',
               {
                 type: 'completeFailure',
                 params: ({ event }) => ({ site: (event as { fail: CompleteFailSite }).fail }),
@@ -408,45 +421,51 @@ export const sessionMachine = setup({
       meta: { haproxy: 'expire_mini_session → kill_mini_session', impl: 'timerOnExpire' },
       always: [
         {
-          guard: 'logging',
+          guard: 'logsKill',
           target: 'freed',
           actions: [{ type: 'logEmbryonicKill', params: { byDeadline: true } }, ...KILL_MINI_SESSION],
           description:
-            'kill_mini_session, with its log line. dontlognull judges a deadline kill before the timeout code is set, as "no error": such a kill is not logged under dontlognull.',
-          meta: { haproxy: 'kill_mini_session (log: 0af2912fd)' },
+            'kill_mini_session, with its log line (the message names the pending handshake: PRX_TIMEOUT or SSL_TIMEOUT). Never under dontlognull: its test runs before the timer sets that code, on CO_ER_NONE.',
+          meta: { haproxy: 'kill_mini_session (log: 0af2912fd)', impl: 'Frontend.execute' },
         },
         {
           target: 'freed',
           actions: [...KILL_MINI_SESSION],
-          description: 'kill_mini_session, silent (no logging on the frontend).',
-          meta: { haproxy: 'kill_mini_session' },
+          description:
+            'kill_mini_session, silent: the frontend does not log, or dontlognull hides a deadline kill.',
+          meta: { haproxy: 'kill_mini_session', impl: 'Frontend.execute' },
         },
       ],
     },
     killed: {
       description:
         'A handshake error or a failed completion killed the embryonic session. It passes at once to freed.',
-      meta: { haproxy: 'conn_session_complete → kill_mini_session' },
+      meta: { haproxy: 'conn_session_complete → kill_mini_session', impl: 'Frontend.connectionEvent' },
       always: [
         {
-          guard: 'logging',
+          guard: 'logsKill',
           target: 'freed',
           actions: [{ type: 'logEmbryonicKill', params: { byDeadline: false } }, ...KILL_MINI_SESSION],
-          description: 'kill_mini_session, with its log line.',
-          meta: { haproxy: 'kill_mini_session (log: 0af2912fd)' },
+          description:
+            "kill_mini_session, with its log line: the message of the connection's err_code (CO_ER_NONE after a failed completion).",
+          meta: { haproxy: 'kill_mini_session (log: 0af2912fd)', impl: 'Frontend.execute' },
         },
         {
           target: 'freed',
           actions: [...KILL_MINI_SESSION],
-          description: 'kill_mini_session, silent (no logging on the frontend).',
-          meta: { haproxy: 'kill_mini_session' },
+          description:
+            'kill_mini_session, silent: the frontend does not log, or dontlognull hides a connection that sent nothing (err_code NONE, PRX_EMPTY, PRX_ABORT, SSL_EMPTY or SSL_ABORT).',
+          meta: {
+            haproxy: 'kill_mini_session (dontlognull: 8e3bf699d, 20879a023)',
+            impl: 'Frontend.execute',
+          },
         },
       ],
     },
     rejected: {
       description:
         'A tcp-request connection rule rejected the connection at accept (ret = 0). It passes at once to freed.',
-      meta: { haproxy: 'session_accept: ret = 0, out_close' },
+      meta: { haproxy: 'session_accept: ret = 0, out_close', impl: 'drainBacklog' },
       always: {
         target: 'freed',
         actions: [
@@ -461,7 +480,7 @@ export const sessionMachine = setup({
     },
     monitored: {
       description: 'A monitor-net source got its answer at accept (ret = 0). It passes at once to freed.',
-      meta: { haproxy: 'session_accept monitor-net (82569f915)' },
+      meta: { haproxy: 'session_accept monitor-net (82569f915)', impl: 'drainBacklog' },
       always: [
         {
           guard: 'httpMode',
@@ -499,7 +518,7 @@ export const sessionMachine = setup({
     setupFailed: {
       description:
         'session_accept failed (ret < 0, or 0 in 2.6 for a failed completion). It passes at once to freed.',
-      meta: { haproxy: 'session_accept out_close' },
+      meta: { haproxy: 'session_accept out_close', impl: 'drainBacklog' },
       always: [
         {
           guard: 'answers500',
@@ -529,7 +548,7 @@ export const sessionMachine = setup({
     freed: {
       type: 'final',
       description: 'No session exists any more: its memory, task, buffers and fd are released.',
-      meta: { haproxy: 'pool_free2(pool2_session, s)' },
+      meta: { haproxy: 'pool_free2(pool2_session, s)', impl: 'Frontend.reap' },
     },
   },
 });

@@ -113,6 +113,7 @@ const oneOfValues = (values: readonly (string | number)[], doc: string): FieldSp
 
 const PROXY_CODES = Object.keys(ERR_CODES).filter((c) => c.startsWith('PRX_'));
 const SSL_CODES = Object.keys(ERR_CODES).filter((c) => c.startsWith('SSL_'));
+const ERR_CODE_NAMES = Object.keys(ERR_CODES);
 
 /** What session_accept's source rules can answer (session.machine.ts SourceClass). */
 export const SOURCE_CLASSES = ['plain', 'monitor', 'denied'] as const;
@@ -285,6 +286,7 @@ export const MACHINE_EVENTS: Record<MachineName, Record<string, Fields>> = {
     },
     HANDSHAKE_END: {
       error: bool('CO_FL_ERROR is set'),
+      code: oneOfValues(ERR_CODE_NAMES, "the connection's err_code (NONE without an error)"),
       fail: oneOfValues(COMPLETE_FAIL_SITES, 'where session_complete fails'),
     },
     TASK_WAKEUP: { timer: bool('TASK_WOKEN_TIMER') },
@@ -323,7 +325,14 @@ export const EFFECT_PARAMS: Partial<Record<EffectName, Fields>> = {
     },
     ms: { of: { type: 'integer', min: 0 }, required: true, doc: 'in how many ms it fires' },
   },
-  handshakeEnded: { error: { of: { type: 'boolean' }, required: true, doc: 'CO_FL_ERROR is set' } },
+  handshakeEnded: {
+    error: { of: { type: 'boolean' }, required: true, doc: 'CO_FL_ERROR is set' },
+    code: {
+      of: { type: 'enum', values: ERR_CODE_NAMES },
+      required: true,
+      doc: "the connection's err_code (NONE without an error): what kill_mini_session's dontlognull test reads",
+    },
+  },
   logEmbryonicKill: {
     byDeadline: {
       of: { type: 'boolean' },

@@ -161,6 +161,19 @@ export const CONFIG_SPACE: NamedConfig[] = [
     config: makeConfig({ profile: '2.6', mode: 'http', acceptProxy: false, ssl: false }),
   },
   {
+    name: '2.6-proxy-ssl-dontlognull',
+    why: "Debian's 2.6 with both handshakes, logging and option dontlognull: kills of connections that sent nothing are not logged",
+    config: makeConfig({
+      profile: '2.6',
+      mode: 'tcp',
+      acceptProxy: true,
+      ssl: true,
+      timeoutClient: 300,
+      logging: true,
+      dontlognull: true,
+    }),
+  },
+  {
     name: '2.9-proxy-client-hs',
     why: '2.9: timeout client-hs is the deadline, with timeout client unset',
     config: makeConfig({

@@ -653,7 +653,7 @@ export const errCodeFirstWins: Invariant = {
   kind: 'step',
   doc: "True iff a connection's err_code, once set, never changes, and is set to the code of the first failure it sees: the parser's or OpenSSL's code, EMPTY on a close, ABORT on a reset, the pending handshake's TIMEOUT on the deadline.",
   haproxy:
-    'conn_set_errcode; 0af2912fd (a timer names the pending handshake only if err_code is unset); 8e3bf699d, 20879a023',
+    '0af2912fd (a timer names the pending handshake only if err_code is unset); 8e3bf699d, 20879a023 (ssl_sock sets SSL_HANDSHAKE only if err_code is unset)',
   watches: ['connTimeout', 'handshakeEnded'],
   check: eachConnStep((was, c, ctx) => {
     const before = was.errCode;
@@ -667,20 +667,36 @@ export const errCodeFirstWins: Invariant = {
   }),
 };
 
+/**
+ * The err_codes of a connection that sent nothing, which `option dontlognull` keeps out of the log
+ * (kill_mini_session, v1.5-dev15: !err_code, PRX_EMPTY, PRX_ABORT, SSL_EMPTY, SSL_ABORT). Written out
+ * here from HAProxy rather than taken from the machines' list, so that killLoggedOnce checks that
+ * list too.
+ */
+const NULL_CONNECTION_CODES: ReadonlySet<string> = new Set([
+  'NONE',
+  'PRX_EMPTY',
+  'PRX_ABORT',
+  'SSL_EMPTY',
+  'SSL_ABORT',
+]);
+
 export const killLoggedOnce: Invariant = {
   name: 'killLoggedOnce',
   kind: 'step',
-  doc: "True iff a connection logs a kill line only in the step that kills its embryonic session (kill_mini_session, after a handshake error, the deadline or a failed session_complete), exactly one there when the frontend logs (option tcplog/httplog or a log-format: p->to_log) and none when it does not, so that a session that completes, or that session_accept ends, never logs one; and that line is marked as the deadline's (byDeadline) exactly when the timer killed the session, so that dontlognull, which the host applies to the line, judges a deadline kill on the err_code it had before the kill named the pending handshake (CO_ER_NONE: hidden), as kill_mini_session does.",
+  doc: "True iff a connection logs a kill line only in the step that kills its embryonic session (kill_mini_session, after a handshake error, the deadline or a failed session_complete): exactly one there when kill_mini_session logs, and none otherwise, so that a session that completes, or that session_accept ends, never logs one. kill_mini_session logs when the frontend logs (option tcplog/httplog or a log-format: p->to_log), unless option dontlognull hides a connection that sent nothing: its err_code is NONE, PRX_EMPTY, PRX_ABORT, SSL_EMPTY or SSL_ABORT, judged before a deadline kill names the pending handshake (so a deadline kill is judged as NONE, and hidden). The line is marked as the deadline's (byDeadline) exactly when the timer killed the session.",
   haproxy:
     'I20; 0af2912fd (one send_log in kill_mini_session, gated on s->logs.logwait = p->to_log; dontlognull tested before the timer sets PRX_TIMEOUT/SSL_TIMEOUT); 8e3bf699d, 20879a023 (the codes dontlognull hides); seed bug 10 (silent before 1.5-dev15)',
   watches: ['logEmbryonicKill', 'taskFree'],
   check: eachConnStep((was, c, ctx) => {
     let kills = 0;
+    let deadlineKill = false;
     for (const r of ctx.records) {
       // kill_mini_session is the only way out of embryonic that frees the session.
       if (r.conn !== c.id || r.machine !== 'session' || r.from !== 'embryonic' || r.to !== 'freed') continue;
       kills++;
       const deadline = r.event.type === 'TASK_WAKEUP' && r.event.timer === true;
+      deadlineKill ||= deadline;
       for (const e of r.effects)
         if (
           e.type === 'logEmbryonicKill' &&
@@ -691,12 +707,18 @@ export const killLoggedOnce: Invariant = {
             : `its embryonic session was killed by ${r.event.type}, not the deadline, but the kill line is marked as the deadline's`;
     }
     const lines = c.mem.logged - was.mem.logged;
-    const want = ctx.config.logging ? kills : 0;
+    // The code dontlognull judges: the connection's, or NONE for the deadline's kill (its test runs
+    // before the timer names the pending handshake).
+    const judged = deadlineKill ? 'NONE' : (c.errCode ?? 'NONE');
+    const hidden = ctx.config.dontlognull && NULL_CONNECTION_CODES.has(judged);
+    const want = ctx.config.logging && !hidden ? kills : 0;
     if (lines === want) return null;
     if (kills === 0)
       return `${lines} kill line(s) logged in a step that killed no embryonic session (its session went from ${was.session} to ${c.session})`;
     if (!ctx.config.logging)
       return `its embryonic session was killed and ${lines} kill line(s) logged, but the frontend does not log`;
+    if (hidden)
+      return `its embryonic session was killed (judged with err_code ${judged}) and ${lines} kill line(s) logged, but dontlognull hides it`;
     return `its embryonic session was killed (err_code ${c.errCode ?? 'NONE'}) on a frontend that logs, and ${lines} kill lines were logged, not 1`;
   }),
 };

@@ -16,7 +16,7 @@ const EMBRYONIC = transitionOf('session.absent', 'SESSION_ACCEPT', 'handshakePen
 const RETURNED = transitionOf('listener.ready', 'ACCEPT_RETURNED');
 const PEER_CLOSE = transitionOf('connection.handshake.proxyHeader', 'PEER_CLOSE');
 const KILLED = transitionOf('session.embryonic', 'HANDSHAKE_END', 'connectionHasError');
-const LOGGED = transitionOf('session.killed', 'always', 'logging');
+const LOGGED = transitionOf('session.killed', 'always', 'logsKill');
 const TIMEOUT = transitionOf('connection.handshake.proxyHeader', 'TIMEOUT');
 
 /**

@@ -55,7 +55,7 @@ describe('PORTING.md', () => {
   it('includes the notes for porters verbatim', () => {
     const notes = readFileSync(join(ROOT, 'docs/porting-notes.md'), 'utf8').trim();
     expect(portingMarkdown(sources)).toContain(`## Notes for porters\n\n${notes}\n`);
-    for (const topic of ['2.6', '2.9', 'strict', 'timeout', 'back-pressure', 'backlog', 'LEAD'])
+    for (const topic of ['2.6', '2.9', 'strict', 'timeout', 'back-pressure', 'backlog'])
       expect(notes).toContain(topic);
   });
 });

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  embryonicKillIsLogged,
-  formatEmbryonicKill,
-  formatLogDate,
-  formatTcplog,
-  Logger,
-} from '../../impl/log.ts';
+import { formatEmbryonicKill, formatLogDate, formatTcplog, Logger } from '../../impl/log.ts';
 
 const at = new Date(2026, 10, 26, 18, 24, 12, 902).getTime();
 
@@ -48,14 +42,6 @@ describe("the proxy's log lines", () => {
         retries: 0,
       }),
     ).toBe('10.1.2.3:40000 [26/Nov/2026:18:24:12.902] fe_pp~ be_echo/echo1 5/0/407 5 cD 1/1/0/0/0 0/0');
-  });
-
-  it('hides what dontlognull hides, judging a kill by the deadline as err_code NONE', () => {
-    expect(embryonicKillIsLogged('PRX_TIMEOUT', false, true)).toBe(true);
-    expect(embryonicKillIsLogged('PRX_TIMEOUT', true, true)).toBe(false);
-    expect(embryonicKillIsLogged('PRX_EMPTY', true, false)).toBe(false);
-    expect(embryonicKillIsLogged('SSL_ABORT', true, false)).toBe(false);
-    expect(embryonicKillIsLogged('PRX_NOT_HDR', true, false)).toBe(true);
   });
 
   it('sends a line to the targets whose level takes it, raw or with a syslog header', () => {

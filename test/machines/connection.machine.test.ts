@@ -38,7 +38,10 @@ const START: ConnectionEvent = { type: 'START_HANDSHAKE' };
 const AT_PROXY_HEADER: ConnectionEvent[] = [ACCEPT, START];
 const AT_TLS_AFTER_PROXY: ConnectionEvent[] = [ACCEPT, START, { type: 'PROXY_HEADER_OK' }];
 
-const ended = (error: boolean): Effect => ({ type: 'handshakeEnded', params: { error } });
+const ended = (error: boolean, code: ErrCode = 'NONE'): Effect => ({
+  type: 'handshakeEnded',
+  params: { error, code },
+});
 
 const CASES: Case[] = [
   // --- pending ---
@@ -121,7 +124,7 @@ const CASES: Case[] = [
     path: AT_PROXY_HEADER,
     event: { type: 'PROXY_HEADER_ERROR', code: 'PRX_BAD_HDR' },
     target: 'error',
-    effects: [{ type: 'setNoLinger' }, ended(true)],
+    effects: [{ type: 'setNoLinger' }, ended(true, 'PRX_BAD_HDR')],
     errCode: 'PRX_BAD_HDR',
   },
   {
@@ -131,7 +134,7 @@ const CASES: Case[] = [
     path: AT_PROXY_HEADER,
     event: { type: 'PROXY_HEADER_ERROR', code: 'PRX_ABORT' },
     target: 'error',
-    effects: [ended(true)],
+    effects: [ended(true, 'PRX_ABORT')],
     errCode: 'PRX_ABORT',
   },
   {
@@ -141,7 +144,7 @@ const CASES: Case[] = [
     path: AT_PROXY_HEADER,
     event: { type: 'PEER_CLOSE' },
     target: 'error',
-    effects: [ended(true)],
+    effects: [ended(true, 'PRX_EMPTY')],
     errCode: 'PRX_EMPTY',
   },
   {
@@ -151,7 +154,7 @@ const CASES: Case[] = [
     path: AT_PROXY_HEADER,
     event: { type: 'PEER_RESET' },
     target: 'error',
-    effects: [ended(true)],
+    effects: [ended(true, 'PRX_ABORT')],
     errCode: 'PRX_ABORT',
   },
   {
@@ -182,7 +185,7 @@ const CASES: Case[] = [
     path: AT_TLS_AFTER_PROXY,
     event: { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' },
     target: 'error',
-    effects: [ended(true)],
+    effects: [ended(true, 'SSL_HANDSHAKE')],
     errCode: 'SSL_HANDSHAKE',
   },
   {
@@ -192,7 +195,7 @@ const CASES: Case[] = [
     path: [ACCEPT, START],
     event: { type: 'PEER_CLOSE' },
     target: 'error',
-    effects: [ended(true)],
+    effects: [ended(true, 'SSL_EMPTY')],
     errCode: 'SSL_EMPTY',
   },
   {
@@ -202,7 +205,7 @@ const CASES: Case[] = [
     path: [ACCEPT, START],
     event: { type: 'PEER_RESET' },
     target: 'error',
-    effects: [ended(true)],
+    effects: [ended(true, 'SSL_ABORT')],
     errCode: 'SSL_ABORT',
   },
   {

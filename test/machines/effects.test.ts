@@ -15,7 +15,7 @@ import { actionName, listTransitions } from '../../machines/introspect.ts';
 import { expandSessionEffect } from '../../machines/session.machine.ts';
 
 /** The machines' assign actions: context updates, never executed by a host. */
-const ASSIGNS = ['setErrCode', 'setErrCodeFromEvent', 'setRet'];
+const ASSIGNS = ['setErrCode', 'setErrCodeFromEvent', 'setRet', 'keepConnErrCode'];
 /** The session macros, expanded into primitives before any host sees them. */
 const MACROS = ['allocBuffers', 'freeBuffers', 'completeFailure'];
 

@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
 import { makeConfig, type ModelConfig } from '../../machines/config.ts';
 import type { Effect } from '../../machines/effects.ts';
+import type { ErrCode } from '../../machines/errCodes.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 import {
   expandSessionEffect,
@@ -56,11 +57,11 @@ const accept = (src: SourceClass = 'plain', fail: AcceptFailSite = 'none'): Sess
   src,
   fail,
 });
-const handshakeEnd = (error: boolean, fail: CompleteFailSite | 'none' = 'none'): SessionEvent => ({
-  type: 'HANDSHAKE_END',
-  error,
-  fail,
-});
+const handshakeEnd = (
+  error: boolean,
+  fail: CompleteFailSite | 'none' = 'none',
+  code: ErrCode = error ? 'PRX_NOT_HDR' : 'NONE',
+): SessionEvent => ({ type: 'HANDSHAKE_END', error, code, fail });
 const wakeup = (timer: boolean): SessionEvent => ({ type: 'TASK_WAKEUP', timer });
 
 const e = (type: Effect['type'], params?: Record<string, unknown>): Effect =>
@@ -327,6 +328,16 @@ const CASES: Case[] = [
     target: 'freed',
     effects: [e('connTimeout'), ...KILL],
   },
+  {
+    transition: 'session.expired|always|1',
+    before: 'session.embryonic|TASK_WAKEUP|0',
+    says: 'kills an expired embryonic session silently under dontlognull, which judges it before the timeout code is set',
+    config: { ...TCP_PROXY, dontlognull: true },
+    path: [accept()],
+    event: wakeup(true),
+    target: 'freed',
+    effects: [e('connTimeout'), ...KILL],
+  },
   // --- killed (passed through) ---
   {
     transition: 'session.killed|always|0',
@@ -347,6 +358,44 @@ const CASES: Case[] = [
     event: handshakeEnd(true),
     target: 'freed',
     effects: [...KILL],
+  },
+  {
+    transition: 'session.killed|always|0',
+    before: 'session.embryonic|HANDSHAKE_END|0',
+    says: 'logs the kill of an embryonic session that sent something invalid, under dontlognull too',
+    config: { ...TCP_PROXY, dontlognull: true },
+    path: [accept()],
+    event: handshakeEnd(true, 'none', 'PRX_NOT_HDR'),
+    target: 'freed',
+    effects: [...LOGGED_KILL],
+  },
+  ...(['PRX_EMPTY', 'PRX_ABORT', 'SSL_EMPTY', 'SSL_ABORT'] as const).map((code) => ({
+    transition: 'session.killed|always|1',
+    before: 'session.embryonic|HANDSHAKE_END|0',
+    says: `kills an embryonic session silently under dontlognull when its connection ended with ${code}`,
+    config: { ...TCP_PROXY, ssl: true, dontlognull: true },
+    path: [accept()],
+    event: handshakeEnd(true, 'none', code),
+    target: 'freed',
+    effects: [...KILL],
+  })),
+  {
+    transition: 'session.killed|always|1',
+    before: 'session.embryonic|HANDSHAKE_END|1',
+    says: 'kills an embryonic session silently under dontlognull when session_complete failed (err_code NONE)',
+    config: { ...HTTP_PROXY, dontlognull: true },
+    path: [accept()],
+    event: handshakeEnd(false, 'txn'),
+    target: 'freed',
+    effects: [
+      ...COMPLETE_START,
+      bufAlloc('req'),
+      bufAlloc('rep'),
+      bufFree('rep'),
+      bufFree('req'),
+      LIST_DEL_COMPLETE,
+      ...KILL,
+    ],
   },
   // --- rejected (passed through) ---
   {
@@ -425,9 +474,9 @@ describe('the session machine', () => {
       });
   });
 
-  it('has one example for every transition of the machine, and none for a transition it lacks', () => {
+  it('has an example for every transition of the machine, and none for a transition it lacks', () => {
     const ids = listTransitions(MACHINES.session).map((t) => t.id);
-    expect(CASES.map((c) => c.transition).sort()).toEqual([...ids].sort());
+    expect([...new Set(CASES.map((c) => c.transition))].sort()).toEqual([...ids].sort());
   });
 
   describe('the handshake deadline', () => {

@@ -511,10 +511,20 @@ describe('the invariants', () => {
     expect(checkInvariants(ctx, [invariantByName('rateLimitCountsCompletedOnly')])).toEqual([]);
   });
 
-  it('count the kill line of a kill under dontlognull: the host hides it (impl/log.ts), not the model', () => {
-    const ctx = lastStep(false, { dontlognull: true }, [ACCEPT, { type: 'PEER_CLOSE', conn: 0 }]);
-    expect(ctx.next.conns[0]!.mem.logged).toBe(1);
-    expect(checkInvariants(ctx, [invariantByName('killLoggedOnce')])).toEqual([]);
+  it('want no kill line for a connection that sent nothing under dontlognull, and one for a bad header', () => {
+    const silent = lastStep(false, { dontlognull: true }, [ACCEPT, { type: 'PEER_CLOSE', conn: 0 }]);
+    expect(silent.next.conns[0]!.errCode).toBe('PRX_EMPTY');
+    expect(silent.next.conns[0]!.mem.logged).toBe(0);
+    expect(checkInvariants(silent, [invariantByName('killLoggedOnce')])).toEqual([]);
+    const bad = lastStep(false, { dontlognull: true }, [
+      ACCEPT,
+      { type: 'PROXY_HEADER_ERROR', conn: 0, code: 'PRX_NOT_HDR' },
+    ]);
+    expect(bad.next.conns[0]!.mem.logged).toBe(1);
+    expect(checkInvariants(bad, [invariantByName('killLoggedOnce')])).toEqual([]);
+    // The silent step judged as if dontlognull were off breaks the invariant: a line was due.
+    const off = { ...silent, config: { ...silent.config, dontlognull: false } };
+    expect(checkInvariants(off, [invariantByName('killLoggedOnce')])[0]?.message).toMatch(/not 1/);
   });
 
   it('check step invariants only on steps, never on the initial state', () => {
