@@ -123,7 +123,7 @@ const HEADER = 'connection.handshake.proxyHeader';
 const TLS = 'connection.handshake.tls';
 const PROXY_TIMEOUT = [...ACCEPT_PROXY, tr(HEADER, 'TIMEOUT'), ...EXPIRED];
 const PROXY_ERROR = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_ERROR', 'errorLeavesUnreadBytes'), ...KILLED];
-const PROXY_CLIENT_CLOSE = [...ACCEPT_PROXY, tr(HEADER, 'PEER_CLOSE'), ...KILLED];
+const PROXY_CLIENT_CLOSE = [...ACCEPT_PROXY, tr(HEADER, 'CLIENT_CLOSE'), ...KILLED];
 // Kills that option dontlognull keeps out of the log.
 const KILLED_SILENTLY = [
   tr('session.embryonic', 'HANDSHAKE_END', 'connectionHasError'),
@@ -135,14 +135,14 @@ const EXPIRED_SILENTLY = [
   tr('session.expired', 'always'),
   tr('connection.error', 'CLOSE'),
 ];
-const PROXY_CLIENT_RESET = [...ACCEPT_PROXY, tr(HEADER, 'PEER_RESET'), ...KILLED];
+const PROXY_CLIENT_RESET = [...ACCEPT_PROXY, tr(HEADER, 'CLIENT_RESET'), ...KILLED];
 const PROXY_OK = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK'), ...COMPLETED];
 const PROXY_TLS = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK', 'ssl')];
 const PROXY_TLS_OK = [...PROXY_TLS, tr(TLS, 'TLS_OK'), ...COMPLETED];
 const PROXY_TLS_TIMEOUT = [...PROXY_TLS, tr(TLS, 'TIMEOUT'), ...EXPIRED];
 const PROXY_TLS_ERROR = [...PROXY_TLS, tr(TLS, 'TLS_ERROR'), ...KILLED];
-const PROXY_TLS_CLIENT_CLOSE = [...PROXY_TLS, tr(TLS, 'PEER_CLOSE'), ...KILLED];
-const PROXY_TLS_CLIENT_RESET = [...PROXY_TLS, tr(TLS, 'PEER_RESET'), ...KILLED];
+const PROXY_TLS_CLIENT_CLOSE = [...PROXY_TLS, tr(TLS, 'CLIENT_CLOSE'), ...KILLED];
+const PROXY_TLS_CLIENT_RESET = [...PROXY_TLS, tr(TLS, 'CLIENT_RESET'), ...KILLED];
 const TLS_OK = [...ACCEPT_TLS, tr(TLS, 'TLS_OK'), ...COMPLETED];
 const TLS_TIMEOUT = [...ACCEPT_TLS, tr(TLS, 'TIMEOUT'), ...EXPIRED];
 const TLS_ERROR = [...ACCEPT_TLS, tr(TLS, 'TLS_ERROR'), ...KILLED];
@@ -648,7 +648,7 @@ export const CASES: ConformanceCase[] = [
     id: 'log/dontlognull/fin-before-header-not-logged',
     requirement:
       'With option dontlognull, a client that half-closes before sending any header (CO_ER_PRX_EMPTY) is closed at once with a FIN and its kill is not logged.',
-    transitions: [...ACCEPT_PROXY, tr(HEADER, 'PEER_CLOSE'), ...KILLED_SILENTLY],
+    transitions: [...ACCEPT_PROXY, tr(HEADER, 'CLIENT_CLOSE'), ...KILLED_SILENTLY],
     frontend: 'fe_pp_nulllog',
     log: 'none',
     async run(ctx) {

@@ -16,7 +16,7 @@
  * listenerStopAccepting / listenerResumeAccepting, never computed from the machines' states. A
  * parked connection's deadline starts only when listener_accept takes it (haproxy-2.6-observed.md,
  * maxconn row: the queued connections close at about twice the deadline). A parked socket whose
- * client closes stays parked until taken; its handshake read then sees the EOF (PEER_CLOSE), as
+ * client closes stays parked until taken; its handshake read then sees the EOF (CLIENT_CLOSE), as
  * with the kernel backlog. Two differences remain, documented: a parked socket holds an fd (the
  * kernel backlog holds none), and the park is bounded by `ulimit -n` rather than by somaxconn.
  *

@@ -14,12 +14,12 @@
  *     for v2) until the parser decides, within the same deadline.
  * A valid header → PROXY_HEADER_OK, after the bytes that follow it are put back in front of the
  * socket's stream (socket.unshift) for the next layer (TLS or the data phase), untouched. A parser
- * error → PROXY_HEADER_ERROR with its code. EOF → PEER_CLOSE (tolerant with a partial header: the
- * parser's PRX_TRUNCATED at eof). A read error (ECONNRESET) → PEER_RESET.
+ * error → PROXY_HEADER_ERROR with its code. EOF → CLIENT_CLOSE (tolerant with a partial header: the
+ * parser's PRX_TRUNCATED at eof). A read error (ECONNRESET) → CLIENT_RESET.
  *
  * TLS (startTlsHandshake effect). A server-side tls.TLSSocket over the accepted socket, which
  * first takes the bytes already read (the ones after the PROXY header). 'secure' → TLS_OK; the
- * client's EOF → PEER_CLOSE (SSL_EMPTY); a reset → PEER_RESET (SSL_ABORT); any other error →
+ * client's EOF → CLIENT_CLOSE (SSL_EMPTY); a reset → CLIENT_RESET (SSL_ABORT); any other error →
  * TLS_ERROR with SSL_HANDSHAKE (HAProxy's "SSL handshake failure"). Node destroys a TLS socket on
  * its error, so that close is a FIN without unread bytes, as the connection machine says.
  */
@@ -115,7 +115,7 @@ function socketOnHeaderEnd(this: net.Socket): void {
       return;
     }
   }
-  conn.fe.connectionEvent(conn, { type: 'PEER_CLOSE' });
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE' });
 }
 
 /** A read error while the header was awaited (recv() < 0). */
@@ -123,7 +123,7 @@ function socketOnHeaderError(this: net.Socket, _err: Error): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'proxyHeader') return;
   stopHeaderRead(conn);
-  conn.fe.connectionEvent(conn, { type: 'PEER_RESET' });
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET' });
 }
 
 /**
@@ -157,7 +157,7 @@ function tlsOnSecure(this: tls.TLSSocket): void {
 function tlsOnEnd(this: tls.TLSSocket): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'tls') return;
-  conn.fe.connectionEvent(conn, { type: 'PEER_CLOSE' });
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE' });
 }
 
 /** The TLS handshake failed, or the client reset the connection during it. */
@@ -165,6 +165,6 @@ function tlsOnError(this: tls.TLSSocket, err: NodeJS.ErrnoException): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'tls') return;
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE')
-    conn.fe.connectionEvent(conn, { type: 'PEER_RESET' });
+    conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET' });
   else conn.fe.connectionEvent(conn, { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' });
 }

@@ -31,8 +31,8 @@ export type ConnectionEvent =
   | { type: 'PROXY_HEADER_ERROR'; code: ProxyErrCode } //    from I/O: the parser's error code
   | { type: 'TLS_OK' } //                                    from I/O: the TLS handshake completed
   | { type: 'TLS_ERROR'; code: SslErrCode } //               from I/O: the TLS handshake failed
-  | { type: 'PEER_CLOSE' } //                                from I/O: the client closed (recv() == 0)
-  | { type: 'PEER_RESET' } //                                from I/O: the client reset (recv() < 0)
+  | { type: 'CLIENT_CLOSE' } //                                from I/O: the client closed (recv() == 0)
+  | { type: 'CLIENT_RESET' } //                                from I/O: the client reset (recv() < 0)
   | { type: 'TIMEOUT' } //                                   from the session: its handshake deadline struck
   | { type: 'CLOSE' }; //                                    from the session: conn_full_close
 
@@ -191,13 +191,13 @@ export const connectionMachine = setup({
                 meta: { haproxy: 'conn_recv_proxy fail', impl: 'socketOnHeaderData' },
               },
             ],
-            PEER_CLOSE: {
+            CLIENT_CLOSE: {
               target: '#connection.error',
               actions: [{ type: 'setErrCode', params: { code: 'PRX_EMPTY' } }, ENDED_IN_ERROR],
               description: 'The client closed before sending a header: recv() returned 0.',
               meta: { haproxy: 'conn_recv_proxy: CO_ER_PRX_EMPTY', impl: 'socketOnHeaderEnd' },
             },
-            PEER_RESET: {
+            CLIENT_RESET: {
               target: '#connection.error',
               actions: [{ type: 'setErrCode', params: { code: 'PRX_ABORT' } }, ENDED_IN_ERROR],
               description: 'The client reset the connection while the header was awaited: recv() < 0.',
@@ -237,13 +237,13 @@ export const connectionMachine = setup({
                 impl: 'tlsOnError',
               },
             },
-            PEER_CLOSE: {
+            CLIENT_CLOSE: {
               target: '#connection.error',
               actions: [{ type: 'setErrCode', params: { code: 'SSL_EMPTY' } }, ENDED_IN_ERROR],
               description: 'The client closed during the TLS handshake.',
               meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_EMPTY', impl: 'tlsOnEnd' },
             },
-            PEER_RESET: {
+            CLIENT_RESET: {
               target: '#connection.error',
               actions: [{ type: 'setErrCode', params: { code: 'SSL_ABORT' } }, ENDED_IN_ERROR],
               description: 'The client reset the connection during the TLS handshake.',

@@ -68,8 +68,8 @@ export type SystemEvent =
   | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyErrCode }
   | { type: 'TLS_OK'; conn: number; fail?: CompleteFailSite | 'none' }
   | { type: 'TLS_ERROR'; conn: number; code: SslErrCode }
-  | { type: 'PEER_CLOSE'; conn: number }
-  | { type: 'PEER_RESET'; conn: number }
+  | { type: 'CLIENT_CLOSE'; conn: number }
+  | { type: 'CLIENT_RESET'; conn: number }
   | { type: 'TIMER_EXPIRE'; conn: number } //  the session task's deadline struck
   | { type: 'TASK_WAKEUP'; conn: number } //   the session task was woken for another reason
   | { type: 'SESSION_END'; conn: number } //   process_session ended the stream
@@ -357,8 +357,8 @@ export class SystemModel {
           NO_FAILURE,
         );
         break;
-      case 'PEER_CLOSE':
-      case 'PEER_RESET':
+      case 'CLIENT_CLOSE':
+      case 'CLIENT_RESET':
         c.dispatch(next.world, host, 'connection', event.conn, { type: event.type }, NO_FAILURE);
         break;
       case 'TIMER_EXPIRE':
@@ -410,8 +410,8 @@ export class SystemModel {
       case 'TLS_OK':
       case 'TLS_ERROR':
         return this.inRange(event.conn) && this.state(s, 'connection', event.conn) === 'handshake.tls';
-      case 'PEER_CLOSE':
-      case 'PEER_RESET':
+      case 'CLIENT_CLOSE':
+      case 'CLIENT_RESET':
         return this.inRange(event.conn) && this.state(s, 'connection', event.conn).startsWith('handshake.');
       case 'TIMER_EXPIRE': {
         const m = this.inRange(event.conn) ? s.memory[event.conn]! : null;

@@ -188,14 +188,14 @@ export const INPUTS = {
     uses: [],
     doc: 'the TLS handshake failed',
   },
-  PEER_CLOSE: {
+  CLIENT_CLOSE: {
     machine: 'connection',
     conn: 'id',
     params: {},
     uses: [],
     doc: 'the client closed during the handshake (recv() == 0)',
   },
-  PEER_RESET: {
+  CLIENT_RESET: {
     machine: 'connection',
     conn: 'id',
     params: {},
@@ -274,8 +274,8 @@ export const MACHINE_EVENTS: Record<MachineName, Record<string, Fields>> = {
     PROXY_HEADER_ERROR: { code: oneOfValues(PROXY_CODES, "the PROXY parser's error code") },
     TLS_OK: {},
     TLS_ERROR: { code: oneOfValues(SSL_CODES, "the TLS handshake's error code") },
-    PEER_CLOSE: {},
-    PEER_RESET: {},
+    CLIENT_CLOSE: {},
+    CLIENT_RESET: {},
     TIMEOUT: {},
     CLOSE: {},
   },

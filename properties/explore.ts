@@ -126,8 +126,8 @@ export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = D
       for (const code of bounds.sslErrorCodes) mine.push(add({ type: 'TLS_ERROR', conn, code }));
     }
     if (bounds.clientCloses && handshake) {
-      mine.push(add({ type: 'PEER_CLOSE', conn }));
-      mine.push(add({ type: 'PEER_RESET', conn }));
+      mine.push(add({ type: 'CLIENT_CLOSE', conn }));
+      mine.push(add({ type: 'CLIENT_RESET', conn }));
     }
     mine.push(add({ type: 'TIMER_EXPIRE', conn }));
     mine.push(add({ type: 'TASK_WAKEUP', conn }));

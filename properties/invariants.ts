@@ -241,9 +241,9 @@ function failureCode(r: TransitionRecord): string | null {
     case 'PROXY_HEADER_ERROR':
     case 'TLS_ERROR':
       return r.event.code as string;
-    case 'PEER_CLOSE':
+    case 'CLIENT_CLOSE':
       return tls ? 'SSL_EMPTY' : 'PRX_EMPTY';
-    case 'PEER_RESET':
+    case 'CLIENT_RESET':
       return tls ? 'SSL_ABORT' : 'PRX_ABORT';
     case 'TIMEOUT':
       return tls ? 'SSL_TIMEOUT' : 'PRX_TIMEOUT';

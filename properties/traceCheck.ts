@@ -531,8 +531,8 @@ export class TraceMonitor {
       case 'TLS_OK':
       case 'TLS_ERROR':
         return `${who} is ${connection}, not in a TLS handshake`;
-      case 'PEER_CLOSE':
-      case 'PEER_RESET':
+      case 'CLIENT_CLOSE':
+      case 'CLIENT_RESET':
         return `${who} is ${connection}, not in a handshake`;
       case 'TIMER_EXPIRE':
         return `${who} has no handshake deadline armed (session ${session}, task ${rec?.mem.task}, deadline ${rec?.mem.deadline})`;
@@ -860,8 +860,8 @@ function systemEvent(line: InputLine, branch: Branch): SystemEvent {
       return { type: 'PROXY_HEADER_ERROR', conn: 0, code: p.code as never };
     case 'TLS_ERROR':
       return { type: 'TLS_ERROR', conn: 0, code: p.code as never };
-    case 'PEER_CLOSE':
-    case 'PEER_RESET':
+    case 'CLIENT_CLOSE':
+    case 'CLIENT_RESET':
     case 'SESSION_END':
       return { type: line.name, conn: 0 };
     case 'TASK_WAKEUP':

@@ -45,8 +45,8 @@ export type ScriptEvent = (
   | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyErrCode }
   | { type: 'TLS_OK'; conn: number; fail?: CompleteFailSite | 'none' }
   | { type: 'TLS_ERROR'; conn: number; code: SslErrCode }
-  | { type: 'PEER_CLOSE'; conn: number }
-  | { type: 'PEER_RESET'; conn: number }
+  | { type: 'CLIENT_CLOSE'; conn: number }
+  | { type: 'CLIENT_RESET'; conn: number }
   | { type: 'TIMER_EXPIRE'; conn: number } //  the deadline struck (time jumps to it if it is later)
   | { type: 'TASK_WAKEUP'; conn: number } //   woken for another reason
   | { type: 'SESSION_END'; conn: number }
@@ -161,8 +161,8 @@ export class TraceGenerator {
       case 'TLS_OK':
       case 'TLS_ERROR':
         return this.stateOf('connection', event.conn) === 'handshake.tls';
-      case 'PEER_CLOSE':
-      case 'PEER_RESET':
+      case 'CLIENT_CLOSE':
+      case 'CLIENT_RESET':
         return this.stateOf('connection', event.conn)?.startsWith('handshake.') ?? false;
       case 'TIMER_EXPIRE':
         return this.due(event.conn) !== null;
@@ -215,8 +215,8 @@ export class TraceGenerator {
         this.input('connection', event.conn, { type: event.type, code: event.code }, base);
         c.dispatch(w, h, 'connection', event.conn, { type: event.type, code: event.code }, base);
         break;
-      case 'PEER_CLOSE':
-      case 'PEER_RESET':
+      case 'CLIENT_CLOSE':
+      case 'CLIENT_RESET':
         this.input('connection', event.conn, { type: event.type }, base);
         c.dispatch(w, h, 'connection', event.conn, { type: event.type }, base);
         break;
@@ -406,8 +406,8 @@ export function randomTrace(
         return proxy
           ? { type: 'PROXY_HEADER_ERROR', conn, code: pick(PRX), dt }
           : { type: 'TLS_ERROR', conn, code: pick(SSL), dt };
-      if (k === 1) return { type: 'PEER_CLOSE', conn, dt };
-      if (k === 2) return { type: 'PEER_RESET', conn, dt };
+      if (k === 1) return { type: 'CLIENT_CLOSE', conn, dt };
+      if (k === 2) return { type: 'CLIENT_RESET', conn, dt };
       if (k === 3) return { type: 'TASK_WAKEUP', conn, dt };
       return due !== null ? { type: 'TIMER_EXPIRE', conn } : { type: 'TASK_WAKEUP', conn, dt };
     }

@@ -334,7 +334,7 @@ inline ST_C5(c) {
   fi
 }
 
-/* PEER_CLOSE conn=c */
+/* CLIENT_CLOSE conn=c */
 #define EN_C6(x) (x == 1)
 inline ST_C6(c) {
   if
@@ -350,7 +350,7 @@ inline ST_C6(c) {
   fi
 }
 
-/* PEER_RESET conn=c */
+/* CLIENT_RESET conn=c */
 #define EN_C7(x) (x == 1)
 inline ST_C7(c) {
   if

@@ -80,7 +80,7 @@ export type ProxyParseResult =
 /** Options of parseProxyHeader(). */
 export interface ProxyParseOptions {
   mode: 'strict' | 'tolerant'; // see the file comment
-  eof?: boolean; // the peer has shut its side down: no more bytes will come (default false)
+  eof?: boolean; // the client has shut its side down: no more bytes will come (default false)
   unknownLongForm?: 'reject' | 'accept'; // "PROXY UNKNOWN <anything>\r\n": HAProxy rejects it
   // (PRX_BAD_PROTO, since 4c20d29c2), the spec accepts it (§2.1); default 'reject'
   v2OtherFamilies?: 'real-addresses' | 'haproxy-2.6'; // v2 PROXY with a family other than
@@ -101,10 +101,10 @@ const NEED_MORE: ProxyParseResult = Object.freeze({ status: 'need-more' });
  *
  * Requires nothing of <buf>: any bytes, any length. In strict mode <buf> should be the first
  * non-empty read from the connection; in tolerant mode, everything received so far. <opts.eof>
- * says the peer will send nothing more.
+ * says the client will send nothing more.
  *
  * Returns:
- *   - { status: 'need-more' }: the buffer is empty and the peer may still send (both modes), or,
+ *   - { status: 'need-more' }: the buffer is empty and the client may still send (both modes), or,
  *     in tolerant mode only, the bytes so far can still begin a valid header.
  *   - { status: 'done', header, consumed }: buf[0, consumed) is a complete valid header. Bytes
  *     from <consumed> on are not examined and belong to the next layer.

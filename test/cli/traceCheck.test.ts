@@ -21,7 +21,7 @@ const TRACE = scriptedTrace(CONFIG, [
   { type: 'ACCEPT', conn: 1 },
   { type: 'ACCEPT', conn: 2 },
   { type: 'PROXY_HEADER_OK', conn: 1 },
-  { type: 'PEER_CLOSE', conn: 2 },
+  { type: 'CLIENT_CLOSE', conn: 2 },
   { type: 'SESSION_END', conn: 1 },
 ]);
 

@@ -70,7 +70,7 @@ describe('the conformance case list', () => {
     const covered = new Set(CASES.flatMap((c) => c.transitions));
     for (const t of [
       transitionOf('connection.handshake.proxyHeader', 'TIMEOUT'),
-      transitionOf('connection.handshake.proxyHeader', 'PEER_CLOSE'),
+      transitionOf('connection.handshake.proxyHeader', 'CLIENT_CLOSE'),
       transitionOf('connection.handshake.proxyHeader', 'PROXY_HEADER_ERROR', 'errorLeavesUnreadBytes'),
       transitionOf('connection.handshake.proxyHeader', 'PROXY_HEADER_OK', 'ssl'),
       transitionOf('connection.handshake.proxyHeader', 'PROXY_HEADER_OK'),

@@ -141,7 +141,7 @@ describe('the report writers', () => {
     const declared = r.cases[0]!.transitions[0]!;
     const taken = [
       transitionOf('listener.ready', 'ACCEPT_ATTEMPT'),
-      transitionOf('connection.handshake.proxyHeader', 'PEER_CLOSE'),
+      transitionOf('connection.handshake.proxyHeader', 'CLIENT_CLOSE'),
     ];
     // a-case passed on impl without taking what it declares; c-case took it, twice over.
     r.results[0]!.transitionsTaken = taken;

@@ -14,7 +14,7 @@ const ATTEMPT = transitionOf('listener.ready', 'ACCEPT_ATTEMPT');
 const ACCEPT = transitionOf('connection.pending', 'ACCEPT');
 const EMBRYONIC = transitionOf('session.absent', 'SESSION_ACCEPT', 'handshakePending');
 const RETURNED = transitionOf('listener.ready', 'ACCEPT_RETURNED');
-const PEER_CLOSE = transitionOf('connection.handshake.proxyHeader', 'PEER_CLOSE');
+const CLIENT_CLOSE = transitionOf('connection.handshake.proxyHeader', 'CLIENT_CLOSE');
 const KILLED = transitionOf('session.embryonic', 'HANDSHAKE_END', 'connectionHasError');
 const LOGGED = transitionOf('session.killed', 'always', 'logsKill');
 const TIMEOUT = transitionOf('connection.handshake.proxyHeader', 'TIMEOUT');
@@ -82,14 +82,14 @@ describe('the transitions a stretch of trace took', () => {
     writeStep(a, 1, 'TASK_WAKEUP', step(TIMEOUT, 1));
     const mark = markTraces(paths);
     writeAccept(a, 2);
-    writeStep(a, 2, 'PEER_CLOSE', step(PEER_CLOSE, 2));
+    writeStep(a, 2, 'CLIENT_CLOSE', step(CLIENT_CLOSE, 2));
     writeAccept(b, 2);
     writeStep(b, 2, 'PROXY_HEADER_ERROR', step(KILLED, 2, LOGGED));
     a.close();
     b.close();
     // Each process numbers its own connections: connection 2 of fe_a is not connection 2 of fe_b.
     expect(readTraceSince(paths, mark)).toEqual({
-      transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE, KILLED, LOGGED],
+      transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, CLIENT_CLOSE, KILLED, LOGGED],
       steps: 10,
       connections: 2,
       earlierSteps: 0,
@@ -105,11 +105,11 @@ describe('the transitions a stretch of trace took', () => {
     writeStep(trace, 1, 'TASK_WAKEUP', step(TIMEOUT, 1)); // its deadline, in this case
     writeStep(trace, 1, 'PROXY_HEADER_ERROR', step(KILLED, 1, LOGGED));
     writeAccept(trace, 2); // this case's own connection
-    writeStep(trace, 2, 'PEER_CLOSE', step(PEER_CLOSE, 2));
+    writeStep(trace, 2, 'CLIENT_CLOSE', step(CLIENT_CLOSE, 2));
     trace.close();
     const taken = readTraceSince([path], mark);
     expect(taken).toEqual({
-      transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE],
+      transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, CLIENT_CLOSE],
       steps: 5,
       connections: 1,
       earlierSteps: 2,
@@ -135,12 +135,12 @@ describe('the transitions a stretch of trace took', () => {
       path,
       line(2, ACCEPT).slice(20) +
         attempt(3) +
-        line(3, PEER_CLOSE) +
+        line(3, CLIENT_CLOSE) +
         attempt(4) +
         line(4, KILLED).slice(0, 30),
     );
     expect(readTraceSince([path], mark)).toEqual({
-      transitions: [PEER_CLOSE],
+      transitions: [CLIENT_CLOSE],
       steps: 1,
       connections: 1,
       earlierSteps: 0,
@@ -188,7 +188,7 @@ describe('the transitions a stretch of trace took', () => {
     // Header, input, effect and counters lines carry no transition, whatever they hold.
     const path = join(dir, 'no-steps.ndjson');
     const trace = new Trace(path, makeConfig(), 'test');
-    trace.input('connection', 3, { type: 'PEER_CLOSE' });
+    trace.input('connection', 3, { type: 'CLIENT_CLOSE' });
     trace.effect({ type: 'jobsDec' }, { machine: 'session', conn: 3 });
     trace.counters(zeroCounters());
     trace.close();
@@ -204,7 +204,7 @@ describe('the transitions a stretch of trace took', () => {
 
 describe('the check that a case takes the transitions it declares', () => {
   const taken = {
-    transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, PEER_CLOSE],
+    transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, CLIENT_CLOSE],
     steps: 6,
     connections: 1,
     earlierSteps: 0,
@@ -212,7 +212,7 @@ describe('the check that a case takes the transitions it declares', () => {
   };
 
   it('holds when every declared transition was taken, and names the ones taken undeclared', () => {
-    expect(takesDeclaredCheck([ACCEPT, PEER_CLOSE, ACCEPT], taken)).toEqual({
+    expect(takesDeclaredCheck([ACCEPT, CLIENT_CLOSE, ACCEPT], taken)).toEqual({
       what: 'the case takes the transitions it declares',
       expected: "each of its 2 declared transition(s) in a step of the proxy's trace during the case",
       actual: `all taken (6 step(s) on 1 connection(s); also took, undeclared: ${ATTEMPT}, ${EMBRYONIC}, ${RETURNED})`,
@@ -221,7 +221,7 @@ describe('the check that a case takes the transitions it declares', () => {
   });
 
   it('fails naming every declared transition that was not taken', () => {
-    const check = takesDeclaredCheck([ACCEPT, TIMEOUT, PEER_CLOSE, LOGGED], taken);
+    const check = takesDeclaredCheck([ACCEPT, TIMEOUT, CLIENT_CLOSE, LOGGED], taken);
     expect(check.ok).toBe(false);
     expect(check.actual).toMatch(new RegExp(`^not taken: ${escape(TIMEOUT)}, ${escape(LOGGED)} \\(6 step`));
   });

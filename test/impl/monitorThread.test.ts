@@ -31,8 +31,8 @@ const CONN_EVENTS: {
   { machine: 'connection', event: { type: 'PROXY_HEADER_OK' } },
   { machine: 'session', event: { type: 'SESSION_END' } },
   { machine: 'connection', event: { type: 'PROXY_HEADER_ERROR', code: 'PRX_NOT_HDR' } },
-  { machine: 'connection', event: { type: 'PEER_RESET' } },
-  { machine: 'connection', event: { type: 'PEER_CLOSE' } },
+  { machine: 'connection', event: { type: 'CLIENT_RESET' } },
+  { machine: 'connection', event: { type: 'CLIENT_CLOSE' } },
 ];
 
 /** What a run plants in what the trace sees (to make a divergence). */

@@ -123,7 +123,7 @@ describe('the composition', () => {
   it("commits the sender's snapshot before its effects run", () => {
     const { composition, world, host } = setup({ acceptProxy: true });
     composition.acceptAttempt(world, host, 0, NO_FAILURE);
-    composition.dispatch(world, host, 'connection', 0, { type: 'PEER_CLOSE' });
+    composition.dispatch(world, host, 'connection', 0, { type: 'CLIENT_CLOSE' });
     // Every step's first effect sees its sender already in the step's target state.
     let checked = 0;
     host.seen.forEach((s, i) => {

@@ -138,21 +138,21 @@ const CASES: Case[] = [
     errCode: 'PRX_ABORT',
   },
   {
-    transition: 'connection.handshake.proxyHeader|PEER_CLOSE|0',
+    transition: 'connection.handshake.proxyHeader|CLIENT_CLOSE|0',
     says: 'fails with PRX_EMPTY when the client closes before sending a PROXY header',
     config: PROXY,
     path: AT_PROXY_HEADER,
-    event: { type: 'PEER_CLOSE' },
+    event: { type: 'CLIENT_CLOSE' },
     target: 'error',
     effects: [ended(true, 'PRX_EMPTY')],
     errCode: 'PRX_EMPTY',
   },
   {
-    transition: 'connection.handshake.proxyHeader|PEER_RESET|0',
+    transition: 'connection.handshake.proxyHeader|CLIENT_RESET|0',
     says: 'fails with PRX_ABORT when the client resets while the PROXY header is awaited',
     config: PROXY,
     path: AT_PROXY_HEADER,
-    event: { type: 'PEER_RESET' },
+    event: { type: 'CLIENT_RESET' },
     target: 'error',
     effects: [ended(true, 'PRX_ABORT')],
     errCode: 'PRX_ABORT',
@@ -189,21 +189,21 @@ const CASES: Case[] = [
     errCode: 'SSL_HANDSHAKE',
   },
   {
-    transition: 'connection.handshake.tls|PEER_CLOSE|0',
+    transition: 'connection.handshake.tls|CLIENT_CLOSE|0',
     says: 'fails with SSL_EMPTY when the client closes during the TLS handshake',
     config: TLS,
     path: [ACCEPT, START],
-    event: { type: 'PEER_CLOSE' },
+    event: { type: 'CLIENT_CLOSE' },
     target: 'error',
     effects: [ended(true, 'SSL_EMPTY')],
     errCode: 'SSL_EMPTY',
   },
   {
-    transition: 'connection.handshake.tls|PEER_RESET|0',
+    transition: 'connection.handshake.tls|CLIENT_RESET|0',
     says: 'fails with SSL_ABORT when the client resets during the TLS handshake',
     config: TLS,
     path: [ACCEPT, START],
-    event: { type: 'PEER_RESET' },
+    event: { type: 'CLIENT_RESET' },
     target: 'error',
     effects: [ended(true, 'SSL_ABORT')],
     errCode: 'SSL_ABORT',
@@ -268,9 +268,13 @@ describe('the connection machine', () => {
   });
 
   it('ignores handshake input once the connection has failed', () => {
-    const { step, target, errCode } = driveWithErrCode(PROXY, [...AT_PROXY_HEADER, { type: 'PEER_CLOSE' }], {
-      type: 'PROXY_HEADER_OK',
-    });
+    const { step, target, errCode } = driveWithErrCode(
+      PROXY,
+      [...AT_PROXY_HEADER, { type: 'CLIENT_CLOSE' }],
+      {
+        type: 'PROXY_HEADER_OK',
+      },
+    );
     expect(step.transitions).toEqual([]);
     expect(step.effects).toEqual([]);
     expect(target).toBe('error');

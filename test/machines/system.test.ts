@@ -117,19 +117,19 @@ const ENABLED: EnabledCase[] = [
     enabled: true,
   },
   {
-    says: 'PEER_CLOSE during a handshake',
+    says: 'CLIENT_CLOSE during a handshake',
     config: {},
     n: 1,
     events: [ACCEPT],
-    probe: { type: 'PEER_CLOSE', conn: 0 },
+    probe: { type: 'CLIENT_CLOSE', conn: 0 },
     enabled: true,
   },
   {
-    says: 'PEER_RESET during the TLS handshake',
+    says: 'CLIENT_RESET during the TLS handshake',
     config: { acceptProxy: false, ssl: true },
     n: 1,
     events: [ACCEPT],
-    probe: { type: 'PEER_RESET', conn: 0 },
+    probe: { type: 'CLIENT_RESET', conn: 0 },
     enabled: true,
   },
   {
@@ -141,19 +141,19 @@ const ENABLED: EnabledCase[] = [
     enabled: false,
   },
   {
-    says: 'PEER_CLOSE on a connection still in the backlog',
+    says: 'CLIENT_CLOSE on a connection still in the backlog',
     config: {},
     n: 1,
     events: [],
-    probe: { type: 'PEER_CLOSE', conn: 0 },
+    probe: { type: 'CLIENT_CLOSE', conn: 0 },
     enabled: false,
   },
   {
-    says: 'PEER_RESET once the handshake is over',
+    says: 'CLIENT_RESET once the handshake is over',
     config: {},
     n: 1,
     events: [ACCEPT, { type: 'PROXY_HEADER_OK', conn: 0 }],
-    probe: { type: 'PEER_RESET', conn: 0 },
+    probe: { type: 'CLIENT_RESET', conn: 0 },
     enabled: false,
   },
   {
@@ -184,7 +184,7 @@ const ENABLED: EnabledCase[] = [
     says: 'TASK_WAKEUP on a killed session',
     config: {},
     n: 1,
-    events: [ACCEPT, { type: 'PEER_CLOSE', conn: 0 }],
+    events: [ACCEPT, { type: 'CLIENT_CLOSE', conn: 0 }],
     probe: { type: 'TASK_WAKEUP', conn: 0 },
     enabled: false,
   },
@@ -263,8 +263,8 @@ describe('the composed model', () => {
         'PROXY_HEADER_ERROR',
         'TLS_OK',
         'TLS_ERROR',
-        'PEER_CLOSE',
-        'PEER_RESET',
+        'CLIENT_CLOSE',
+        'CLIENT_RESET',
         'TIMER_EXPIRE',
         'TASK_WAKEUP',
         'SESSION_END',
@@ -303,7 +303,7 @@ describe('the composed model', () => {
 
   describe('memory faults', () => {
     it('records none on a kill without a defect', () => {
-      const { state } = run({}, [ACCEPT, { type: 'PEER_CLOSE', conn: 0 }]);
+      const { state } = run({}, [ACCEPT, { type: 'CLIENT_CLOSE', conn: 0 }]);
       expect(state.memory[0]!.faults).toEqual([]);
     });
 
@@ -314,7 +314,7 @@ describe('the composed model', () => {
             ? [...effects, { type: 'sessionFree', params: { site: 'defect' } }]
             : effects,
       };
-      const { state } = run({}, [ACCEPT, { type: 'PEER_CLOSE', conn: 0 }], 1, defect);
+      const { state } = run({}, [ACCEPT, { type: 'CLIENT_CLOSE', conn: 0 }], 1, defect);
       expect(state.memory[0]!.faults).toEqual(['session freed twice']);
     });
 
@@ -358,7 +358,7 @@ describe('the composed model', () => {
         'pending',
         'pending',
       ]);
-      const killed = model.step(state, { type: 'PEER_CLOSE', conn: 0 })!.state;
+      const killed = model.step(state, { type: 'CLIENT_CLOSE', conn: 0 })!.state;
       expect(model.nextPending(killed)).toBe(1);
       const next = model.step(killed, ACCEPT)!.state;
       expect([0, 1, 2].map((i) => model.state(next, 'connection', i))).toEqual([
@@ -377,7 +377,7 @@ describe('the composed model', () => {
       expect(model.state(full, 'connection', 2)).toBe('pending');
       expect(model.isEnabled(full, ACCEPT)).toBe(false);
 
-      const released = model.step(full, { type: 'PEER_CLOSE', conn: 0 })!.state;
+      const released = model.step(full, { type: 'CLIENT_CLOSE', conn: 0 })!.state;
       expect(model.state(released, 'listener')).toBe('ready');
       expect(released.counters).toMatchObject({ nbconn: 1, feconn: 1, actconn: 1 });
 

@@ -198,7 +198,7 @@ const INVALID: [string, unknown][] = [
 const ALSO_VALID: [string, unknown][] = [
   [
     'an input with nothing but its name',
-    { v: 1, t: 0, conn: 9, kind: 'input', machine: 'connection', name: 'PEER_RESET' },
+    { v: 1, t: 0, conn: 9, kind: 'input', machine: 'connection', name: 'CLIENT_RESET' },
   ],
   [
     'RATE_PERIOD, for no machine',

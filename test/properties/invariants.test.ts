@@ -512,7 +512,7 @@ describe('the invariants', () => {
   });
 
   it('want no kill line for a connection that sent nothing under dontlognull, and one for a bad header', () => {
-    const silent = lastStep(false, { dontlognull: true }, [ACCEPT, { type: 'PEER_CLOSE', conn: 0 }]);
+    const silent = lastStep(false, { dontlognull: true }, [ACCEPT, { type: 'CLIENT_CLOSE', conn: 0 }]);
     expect(silent.next.conns[0]!.errCode).toBe('PRX_EMPTY');
     expect(silent.next.conns[0]!.mem.logged).toBe(0);
     expect(checkInvariants(silent, [invariantByName('killLoggedOnce')])).toEqual([]);

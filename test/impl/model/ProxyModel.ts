@@ -293,7 +293,7 @@ export class ProxyModel {
   private deliver(c: number, how: 'fin' | 'rst'): void {
     const conn = this.connState(c);
     if (conn.startsWith('handshake.')) {
-      this.apply({ type: how === 'fin' ? 'PEER_CLOSE' : 'PEER_RESET', conn: c });
+      this.apply({ type: how === 'fin' ? 'CLIENT_CLOSE' : 'CLIENT_RESET', conn: c });
       return;
     }
     const cl = this.clients[c]!;

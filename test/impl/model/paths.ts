@@ -38,7 +38,7 @@ export const IMPOSSIBLE_ON_NODE: Record<string, string> = {
   'session.embryonic|TASK_WAKEUP|1':
     'the embryonic session task is only ever woken by its deadline timer (timerOnExpire); nothing else in the proxy calls task_wakeup on it',
   'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|1':
-    'the PROXY parser only fails with codes that leave unread bytes (PRX_TRUNCATED, PRX_NOT_HDR, PRX_BAD_HDR, PRX_BAD_PROTO); an empty read, a read error and the deadline reach the machine as PEER_CLOSE, PEER_RESET and TIMEOUT instead',
+    'the PROXY parser only fails with codes that leave unread bytes (PRX_TRUNCATED, PRX_NOT_HDR, PRX_BAD_HDR, PRX_BAD_PROTO); an empty read, a read error and the deadline reach the machine as CLIENT_CLOSE, CLIENT_RESET and TIMEOUT instead',
 };
 
 /** One distinct path of one machine: the transitions it takes, and how many generated paths take them. */
@@ -221,14 +221,14 @@ function translateLife(path: MachinePath): Translation {
       case 'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|0':
         after.push({ do: 'header', c: 0, kind: 'partial' });
         break;
-      case 'connection.handshake.proxyHeader|PEER_CLOSE|0':
-      case 'connection.handshake.tls|PEER_CLOSE|0':
+      case 'connection.handshake.proxyHeader|CLIENT_CLOSE|0':
+      case 'connection.handshake.tls|CLIENT_CLOSE|0':
       case 'connection.ready|CLOSE|0':
       case 'session.initialized|SESSION_END|0':
         after.push({ do: 'halfclose', c: 0 });
         break;
-      case 'connection.handshake.proxyHeader|PEER_RESET|0':
-      case 'connection.handshake.tls|PEER_RESET|0':
+      case 'connection.handshake.proxyHeader|CLIENT_RESET|0':
+      case 'connection.handshake.tls|CLIENT_RESET|0':
         after.push({ do: 'reset', c: 0 });
         break;
       case 'connection.handshake.proxyHeader|TIMEOUT|0':

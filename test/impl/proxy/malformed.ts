@@ -85,21 +85,21 @@ export const MALFORMED: readonly MalformedCase[] = [
     expectedCode: 'PRX_TRUNCATED',
   },
   {
-    desc: 'a v1 prefix when the peer closes (tolerant mode, eof)',
+    desc: 'a v1 prefix when the client closes (tolerant mode, eof)',
     bytes: V1_TCP4.bytes.subarray(0, 30),
     mode: 'tolerant',
     expectedCode: 'PRX_TRUNCATED',
     options: { eof: true },
   },
   {
-    desc: 'an empty read when the peer closes',
+    desc: 'an empty read when the client closes',
     bytes: bytes(),
     mode: 'tolerant',
     expectedCode: 'PRX_EMPTY',
     options: { eof: true },
   },
   {
-    desc: 'an empty read when the peer closes (strict)',
+    desc: 'an empty read when the client closes (strict)',
     bytes: bytes(),
     mode: 'strict',
     expectedCode: 'PRX_EMPTY',
@@ -296,7 +296,7 @@ export const MALFORMED: readonly MalformedCase[] = [
     expectedCode: 'PRX_TRUNCATED',
   },
   {
-    desc: 'a v2 prefix when the peer closes (tolerant mode, eof)',
+    desc: 'a v2 prefix when the client closes (tolerant mode, eof)',
     bytes: bytes(SIG, [0x21]),
     mode: 'tolerant',
     expectedCode: 'PRX_TRUNCATED',

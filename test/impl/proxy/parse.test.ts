@@ -483,7 +483,7 @@ describe('parseProxyHeader', () => {
         if (s.r?.status === 'done' || t.r?.status === 'done') {
           if (JSON.stringify(s.r) !== JSON.stringify(t.r)) broken.push('strict and tolerant agree on done');
         }
-        // Tolerant need-more becomes PRX_TRUNCATED (or PRX_EMPTY) once the peer closes.
+        // Tolerant need-more becomes PRX_TRUNCATED (or PRX_EMPTY) once the client closes.
         if (t.r?.status === 'need-more') {
           const atEof = codeOf(parse(b, 'tolerant', { ...o, eof: true }));
           if (atEof !== (b.length ? 'PRX_TRUNCATED' : 'PRX_EMPTY'))
