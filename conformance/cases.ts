@@ -23,6 +23,8 @@
  * Headers are built with impl/proxy/build.ts (the inverse of the parser); the malformed ones are
  * written out byte by byte, annotated.
  */
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { MACHINES } from '../machines/compose.ts';
 import type { Profile } from '../machines/config.ts';
 import type { ErrCode } from '../machines/errCodes.ts';
@@ -143,6 +145,16 @@ const PROXY_TLS_TIMEOUT = [...PROXY_TLS, tr(TLS, 'TIMEOUT'), ...EXPIRED];
 const PROXY_TLS_ERROR = [...PROXY_TLS, tr(TLS, 'TLS_ERROR'), ...KILLED];
 const PROXY_TLS_CLIENT_CLOSE = [...PROXY_TLS, tr(TLS, 'CLIENT_CLOSE'), ...KILLED];
 const PROXY_TLS_CLIENT_RESET = [...PROXY_TLS, tr(TLS, 'CLIENT_RESET'), ...KILLED];
+const PROXY_TLS_HALF_RECORD_CLOSE = [
+  ...PROXY_TLS,
+  tr(TLS, 'CLIENT_CLOSE', 'tlsHandshakeNotEmpty'),
+  ...KILLED,
+];
+const PROXY_TLS_HALF_RECORD_RESET = [
+  ...PROXY_TLS,
+  tr(TLS, 'CLIENT_RESET', 'tlsHandshakeNotEmpty'),
+  ...KILLED,
+];
 const TLS_OK = [...ACCEPT_TLS, tr(TLS, 'TLS_OK'), ...COMPLETED];
 const TLS_TIMEOUT = [...ACCEPT_TLS, tr(TLS, 'TIMEOUT'), ...EXPIRED];
 const TLS_ERROR = [...ACCEPT_TLS, tr(TLS, 'TLS_ERROR'), ...KILLED];
@@ -241,6 +253,35 @@ const V2_UNSPEC_UNDER_PROXY = hex(`${SIG}
 
 const DATA = bytes('hello, backend\n');
 const HTTP_REQUEST = bytes('GET / HTTP/1.0\r\n\r\n');
+/** The first 11 bytes of a ClientHello record announcing 300 bytes: a TLS record left half sent. */
+const HALF_RECORD = Uint8Array.from([22, 3, 1, 1, 44, 1, 0, 1, 40, 3, 3]);
+
+/**
+ * Resolves with a whole TLS ClientHello record, as node:tls writes it for a client: the first
+ * write of a client TLS socket over a stream that keeps what it is given and answers nothing.
+ */
+function clientHello(): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    let hello: Uint8Array | null = null;
+    const wire = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        hello ??= Uint8Array.from(chunk);
+        done();
+      },
+    });
+    const tlsClient = tls.connect({ socket: wire, rejectUnauthorized: false, servername: 'embryonic.test' });
+    tlsClient.on('error', reject);
+    setImmediate(() => {
+      tlsClient.destroy();
+      if (hello) resolve(hello);
+      else reject(new Error('node:tls wrote no ClientHello'));
+    });
+  });
+}
+
+const TLS_EARLY_CLOSE_2_6 =
+  "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
 
 /** Returns the latin1 bytes of <text>. Pure. */
 function bytes(text: string): Uint8Array {
@@ -830,6 +871,55 @@ export const CASES: ConformanceCase[] = [
       const client = await ctx.connect('fe_pp_tls');
       await client.write(V1_TCP4);
       await finWhileEmbryonic(ctx, client);
+    },
+  },
+  {
+    id: 'hs/tls/fin-within-client-hello-is-handshake-failure',
+    requirement:
+      'A client that sends the PROXY header and part of a ClientHello record, then half-closes, is closed at once with a FIN; its kill is logged as an SSL handshake failure (a record was left half read), and the backend is never contacted.',
+    transitions: PROXY_TLS_HALF_RECORD_CLOSE,
+    frontend: 'fe_pp_tls',
+    log: 'SSL_HANDSHAKE',
+    profileDifferences: [
+      { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6, excuses: ['the target logs the kill'] },
+    ],
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(V1_TCP4);
+      await client.write(HALF_RECORD);
+      await finWhileEmbryonic(ctx, client);
+    },
+  },
+  {
+    id: 'hs/tls/fin-after-client-hello-is-empty',
+    requirement:
+      'A client that sends the PROXY header and a whole ClientHello, then half-closes without answering the server, is closed at once with a FIN; its kill is logged as a close during the SSL handshake (no record was left half read), and the backend is never contacted.',
+    transitions: PROXY_TLS_CLIENT_CLOSE,
+    frontend: 'fe_pp_tls',
+    log: 'SSL_EMPTY',
+    profileDifferences: [
+      { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6, excuses: ['the target logs the kill'] },
+    ],
+    async run(ctx) {
+      const client = await ctx.connect('fe_pp_tls');
+      await client.write(V1_TCP4);
+      await client.write(await clientHello());
+      await finWhileEmbryonic(ctx, client);
+    },
+  },
+  {
+    id: 'hs/tls/rst-within-client-hello-is-handshake-failure',
+    requirement:
+      'A client that sends the PROXY header and part of a ClientHello record, then resets the connection, ends its embryonic session at once: scur and CurrConns are back, its kill is logged as an SSL handshake failure, and the backend is never contacted.',
+    transitions: PROXY_TLS_HALF_RECORD_RESET,
+    frontend: 'fe_pp_tls',
+    needs: ['stats'],
+    log: 'SSL_HANDSHAKE',
+    async run(ctx) {
+      const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
+      await client.write(V1_TCP4);
+      await client.write(HALF_RECORD);
+      await resetWhileEmbryonic(ctx, client, 'fe_pp_tls', before, 'within the ClientHello record');
     },
   },
   {

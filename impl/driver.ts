@@ -96,7 +96,7 @@ export interface Conn {
   acceptTime: number; //            performance.now() then
   completeTime: number | null; //   performance.now() when the session completed
   tls: tls.TLSSocket | null; //     the TLS layer over `socket`, once started
-  scratch: Buffer | null; //        tolerant PROXY reading: the bytes so far (≤ tune.bufsize + one read)
+  scratch: Buffer | null; //        the bytes so far: of a tolerant PROXY header (≤ tune.bufsize + one read), then of the first TLS record
   proxied: ProxyHeader | null; //   the PROXY header read, if any
   timer: Timer | null; //           the handshake deadline (armDeadline), on the frontend's clock
   noLinger: boolean; //             setNoLinger: the close is an RST

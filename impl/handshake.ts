@@ -17,11 +17,15 @@
  * error → PROXY_HEADER_ERROR with its code. EOF → CLIENT_CLOSE (tolerant with a partial header: the
  * parser's PRX_TRUNCATED at eof). A read error (ECONNRESET) → CLIENT_RESET.
  *
- * TLS (startTlsHandshake effect). A server-side tls.TLSSocket over the accepted socket, which
- * first takes the bytes already read (the ones after the PROXY header). 'secure' → TLS_OK; the
- * client's EOF → CLIENT_CLOSE (SSL_EMPTY); a reset → CLIENT_RESET (SSL_ABORT); any other error →
- * TLS_ERROR with SSL_HANDSHAKE (HAProxy's "SSL handshake failure"). Node destroys a TLS socket on
- * its error, so that close is a FIN without unread bytes, as the connection machine says.
+ * TLS (startTlsHandshake effect). The client's first TLS record (its ClientHello) is read whole
+ * into the scratch area first, then a server-side tls.TLSSocket over the accepted socket takes it
+ * and the rest. A close or reset before that record is whole → CLIENT_CLOSE / CLIENT_RESET with
+ * tlsRead 'none' (no byte) or 'partialRecord'; after it, with 'wholeRecords': the machine picks
+ * SSL_EMPTY, SSL_ABORT or SSL_HANDSHAKE from that, per profile. 'secure' → TLS_OK; any other
+ * error → TLS_ERROR with SSL_HANDSHAKE (HAProxy's "SSL handshake failure"). Node destroys a TLS
+ * socket on its error, so that close is a FIN without unread bytes, as the connection machine
+ * says. Known gap: once the first record is whole, a close within a later record is reported as
+ * 'wholeRecords' (OpenSSL's read state is not visible from Node).
  */
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -115,7 +119,7 @@ function socketOnHeaderEnd(this: net.Socket): void {
       return;
     }
   }
-  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE' });
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE', tlsRead: 'none' });
 }
 
 /** A read error while the header was awaited (recv() < 0). */
@@ -123,25 +127,90 @@ function socketOnHeaderError(this: net.Socket, _err: Error): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'proxyHeader') return;
   stopHeaderRead(conn);
-  conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET' });
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET', tlsRead: 'none' });
 }
+
+/** The most a TLS record's length field may say (2^14 + 2048, TLSCiphertext of TLS 1.2). */
+const TLS_RECORD_MAX = 16384 + 2048;
 
 /**
  * startTlsHandshake: starts the server side of TLS on `conn` (ssl_sock_handshake), over the bytes
  * already read after the PROXY header and the rest of the socket. Requires a frontend with a
- * certificate. The outcome arrives as a connection event; after TLS_OK the TLS socket is paused
- * for the data phase.
+ * certificate. The client's first TLS record (its ClientHello) is read here first, into the
+ * connection's scratch area, and then given to OpenSSL whole: a close or reset before it is whole
+ * is known to have left a record half read ('partialRecord'; 'none' if no byte came), the fact
+ * ssl_sock_handshake's error code depends on. OpenSSL acts on nothing before that record is whole,
+ * so the client sees no difference. The outcome arrives as a connection event; after TLS_OK the
+ * TLS socket is paused for the data phase.
  */
 export function startTlsHandshake(conn: Conn): void {
   conn.phase = 'tls';
-  const context = conn.fe.secureContext;
-  if (!context) throw new Error('startTlsHandshake on a frontend without ssl crt');
-  const t = new tls.TLSSocket(conn.socket, { isServer: true, secureContext: context });
+  if (!conn.fe.secureContext) throw new Error('startTlsHandshake on a frontend without ssl crt');
+  const s = conn.socket;
+  readers.set(s, conn);
+  s.on('data', socketOnHelloData);
+  s.on('end', socketOnHelloEnd);
+  s.on('error', socketOnHelloError);
+  s.resume();
+}
+
+/**
+ * True while `bytes`, the start of a TLS stream, do not hold its first record whole: fewer than the
+ * 5 bytes of a record header, or a handshake record (type 22, version 3.x) shorter than its length.
+ * False as soon as OpenSSL can judge them: a whole record, or a header it rejects. Pure.
+ */
+export function firstRecordPending(bytes: Uint8Array): boolean {
+  if (bytes.length < 5) return true;
+  if (bytes[0] !== 22 || bytes[1] !== 3) return false;
+  const length = (bytes[3]! << 8) | bytes[4]!;
+  return length <= TLS_RECORD_MAX && bytes.length < 5 + length;
+}
+
+/** Stops reading the first TLS record: the socket is paused and OpenSSL will read it. */
+function stopHelloRead(conn: Conn): void {
+  const s = conn.socket;
+  s.pause();
+  s.off('data', socketOnHelloData);
+  s.off('end', socketOnHelloEnd);
+  s.off('error', socketOnHelloError);
+  conn.scratch = null;
+}
+
+/** One read of the client's first TLS record. */
+function socketOnHelloData(this: net.Socket, chunk: Buffer): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'tls' || conn.tls) return;
+  const seen = conn.scratch ? Buffer.concat([conn.scratch, chunk]) : chunk;
+  if (firstRecordPending(seen)) {
+    conn.scratch = seen;
+    return;
+  }
+  stopHelloRead(conn);
+  this.unshift(seen);
+  const t = new tls.TLSSocket(this, { isServer: true, secureContext: conn.fe.secureContext! });
   conn.tls = t;
   readers.set(t, conn);
   t.on('secure', tlsOnSecure);
   t.on('end', tlsOnEnd);
   t.on('error', tlsOnError);
+}
+
+/** The client closed before its first TLS record was whole. */
+function socketOnHelloEnd(this: net.Socket): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'tls' || conn.tls) return;
+  const tlsRead = conn.scratch ? 'partialRecord' : 'none';
+  stopHelloRead(conn);
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE', tlsRead });
+}
+
+/** A read error (a reset) before the client's first TLS record was whole. */
+function socketOnHelloError(this: net.Socket, _err: Error): void {
+  const conn = readers.get(this);
+  if (!conn || conn.phase !== 'tls' || conn.tls) return;
+  const tlsRead = conn.scratch ? 'partialRecord' : 'none';
+  stopHelloRead(conn);
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET', tlsRead });
 }
 
 /** The TLS handshake completed. */
@@ -157,7 +226,7 @@ function tlsOnSecure(this: tls.TLSSocket): void {
 function tlsOnEnd(this: tls.TLSSocket): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'tls') return;
-  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE' });
+  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE', tlsRead: 'wholeRecords' });
 }
 
 /** The TLS handshake failed, or the client reset the connection during it. */
@@ -165,6 +234,6 @@ function tlsOnError(this: tls.TLSSocket, err: NodeJS.ErrnoException): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'tls') return;
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE')
-    conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET' });
+    conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET', tlsRead: 'wholeRecords' });
   else conn.fe.connectionEvent(conn, { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' });
 }

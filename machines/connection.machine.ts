@@ -22,6 +22,14 @@ export interface ConnectionContext {
   errCode: ErrCode | null; // conn->err_code; null = CO_ER_NONE. Set once: the first code wins
 }
 
+/**
+ * What a client had sent of its TLS handshake when it closed or reset it, which picks the SSL code
+ * (ssl_sock_handshake on SSL_ERROR_SYSCALL): 'none', no TLS byte; 'partialRecord', part of a TLS
+ * record (of its ClientHello, in practice) and not the rest; 'wholeRecords', whole records only: its
+ * ClientHello was read and processed. Always 'none' before the TLS handshake starts.
+ */
+export type TlsRead = 'none' | 'partialRecord' | 'wholeRecords';
+
 /** Events the connection machine accepts. "from" names who sends it. */
 export type ConnectionEvent =
   | { type: 'ACCEPT' } //                                    from the listener: accept() returned this fd
@@ -31,8 +39,8 @@ export type ConnectionEvent =
   | { type: 'PROXY_HEADER_ERROR'; code: ProxyErrCode } //    from I/O: the parser's error code
   | { type: 'TLS_OK' } //                                    from I/O: the TLS handshake completed
   | { type: 'TLS_ERROR'; code: SslErrCode } //               from I/O: the TLS handshake failed
-  | { type: 'CLIENT_CLOSE' } //                                from I/O: the client closed (recv() == 0)
-  | { type: 'CLIENT_RESET' } //                                from I/O: the client reset (recv() < 0)
+  | { type: 'CLIENT_CLOSE'; tlsRead: TlsRead } //            from I/O: the client closed (recv() == 0)
+  | { type: 'CLIENT_RESET'; tlsRead: TlsRead } //            from I/O: the client reset (recv() < 0)
   | { type: 'TIMEOUT' } //                                   from the session: its handshake deadline struck
   | { type: 'CLOSE' }; //                                    from the session: conn_full_close
 
@@ -82,6 +90,13 @@ export const connectionMachine = setup({
   guards: {
     acceptProxy: ({ context }) => context.config.acceptProxy,
     ssl: ({ context }) => context.config.ssl,
+    // ssl_sock_handshake, SSL_ERROR_SYSCALL: SSL_EMPTY (recv 0) or SSL_ABORT (recv < 0) for an
+    // "empty" handshake, else SSL_HANDSHAKE (20879a023). Empty, with the OpenSSL 1.0 of 1.5-dev:
+    // no record partly read (!packet_length); with OpenSSL >= 1.1 (2.6 and later): no ClientHello
+    // processed yet (SSL_get_state() == TLS_ST_BEFORE).
+    tlsHandshakeNotEmpty: ({ context, event }) =>
+      (event.type === 'CLIENT_CLOSE' || event.type === 'CLIENT_RESET') &&
+      event.tlsRead === (context.config.profile === 'dev12' ? 'partialRecord' : 'wholeRecords'),
     errorLeavesUnreadBytes: ({ event }) =>
       event.type === 'PROXY_HEADER_ERROR' && UNREAD_BYTES_CODES.includes(event.code),
   },
@@ -231,24 +246,61 @@ export const connectionMachine = setup({
               target: '#connection.error',
               actions: ['setErrCodeFromEvent', ENDED_IN_ERROR],
               description:
-                'The TLS handshake failed: CO_FL_ERROR with an SSL code. OpenSSL consumed the bytes, so the close is a FIN.',
+                'The TLS handshake failed: CO_FL_ERROR with an SSL code. The close is a FIN: the socket is drained of what OpenSSL left unread before it is closed (ssl_sock_handshake, 566dc5545 in 1.5-dev13; before it, unread bytes made the close an RST).',
               meta: {
                 haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_HANDSHAKE (20879a023)',
                 impl: 'tlsOnError',
               },
             },
-            CLIENT_CLOSE: {
-              target: '#connection.error',
-              actions: [{ type: 'setErrCode', params: { code: 'SSL_EMPTY' } }, ENDED_IN_ERROR],
-              description: 'The client closed during the TLS handshake.',
-              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_EMPTY', impl: 'tlsOnEnd' },
-            },
-            CLIENT_RESET: {
-              target: '#connection.error',
-              actions: [{ type: 'setErrCode', params: { code: 'SSL_ABORT' } }, ENDED_IN_ERROR],
-              description: 'The client reset the connection during the TLS handshake.',
-              meta: { haproxy: 'ssl_sock_handshake: CO_FL_ERROR, CO_ER_SSL_ABORT', impl: 'tlsOnError' },
-            },
+            CLIENT_CLOSE: [
+              {
+                guard: 'tlsHandshakeNotEmpty',
+                target: '#connection.error',
+                actions: [{ type: 'setErrCode', params: { code: 'SSL_HANDSHAKE' } }, ENDED_IN_ERROR],
+                description:
+                  'The client closed a TLS handshake that was not empty: SSL_HANDSHAKE. In 1.5-dev (OpenSSL 1.0) that is when it closed within a record; in 2.6 (OpenSSL 1.1 and later) once its ClientHello had been processed.',
+                meta: {
+                  haproxy:
+                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 (2.6: state != TLS_ST_BEFORE) → CO_ER_SSL_HANDSHAKE (20879a023)',
+                  impl: 'tlsOnEnd',
+                },
+              },
+              {
+                target: '#connection.error',
+                actions: [{ type: 'setErrCode', params: { code: 'SSL_EMPTY' } }, ENDED_IN_ERROR],
+                description:
+                  'The client closed during the TLS handshake, its handshake empty (1.5-dev: no record left half read; 2.6: no ClientHello processed).',
+                meta: {
+                  haproxy:
+                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL, errno 0 → CO_ER_SSL_EMPTY (20879a023)',
+                  impl: 'tlsOnEnd',
+                },
+              },
+            ],
+            CLIENT_RESET: [
+              {
+                guard: 'tlsHandshakeNotEmpty',
+                target: '#connection.error',
+                actions: [{ type: 'setErrCode', params: { code: 'SSL_HANDSHAKE' } }, ENDED_IN_ERROR],
+                description:
+                  'The client reset a TLS handshake that was not empty (as for a close): SSL_HANDSHAKE.',
+                meta: {
+                  haproxy:
+                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 (2.6: state != TLS_ST_BEFORE) → CO_ER_SSL_HANDSHAKE (20879a023)',
+                  impl: 'tlsOnError',
+                },
+              },
+              {
+                target: '#connection.error',
+                actions: [{ type: 'setErrCode', params: { code: 'SSL_ABORT' } }, ENDED_IN_ERROR],
+                description: 'The client reset the connection during the TLS handshake, its handshake empty.',
+                meta: {
+                  haproxy:
+                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL, errno set → CO_ER_SSL_ABORT (20879a023)',
+                  impl: 'tlsOnError',
+                },
+              },
+            ],
             TIMEOUT: {
               target: '#connection.error',
               actions: [{ type: 'setErrCode', params: { code: 'SSL_TIMEOUT' } }],

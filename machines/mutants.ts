@@ -532,6 +532,16 @@ export const MUTANTS: readonly Mutant[] = [
     }),
   },
   {
+    id: 'tls-close-always-empty',
+    kind: 'porting',
+    commit: null,
+    title: 'a close during TLS is always "closed during SSL handshake"',
+    description:
+      "The port maps a client's close or reset during the TLS handshake to SSL_EMPTY or SSL_ABORT whatever it had sent, as this model did until a review: a client that sends half a ClientHello and closes is logged as having sent nothing (SSL_EMPTY, hidden by dontlognull) where HAProxy says SSL_HANDSHAKE.",
+    violates: ['errCodeFirstWins'],
+    defect: () => ({ guards: { connection: { tlsHandshakeNotEmpty: () => false } } }),
+  },
+  {
     id: 'kill-stamps-timeout-code',
     kind: 'porting',
     commit: null,

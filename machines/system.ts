@@ -30,6 +30,7 @@ import {
 import type { Effect, BufKind } from './effects.ts';
 import type { ProxyErrCode, SslErrCode } from './errCodes.ts';
 import type { AcceptFailSite, CompleteFailSite, SourceClass } from './session.machine.ts';
+import type { TlsRead } from './connection.machine.ts';
 
 /** The life of one resource in the model's memory. */
 export type Life = 'none' | 'live' | 'freed';
@@ -68,8 +69,8 @@ export type SystemEvent =
   | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyErrCode }
   | { type: 'TLS_OK'; conn: number; fail?: CompleteFailSite | 'none' }
   | { type: 'TLS_ERROR'; conn: number; code: SslErrCode }
-  | { type: 'CLIENT_CLOSE'; conn: number }
-  | { type: 'CLIENT_RESET'; conn: number }
+  | { type: 'CLIENT_CLOSE'; conn: number; tlsRead?: TlsRead } // tlsRead: 'none' if not given
+  | { type: 'CLIENT_RESET'; conn: number; tlsRead?: TlsRead }
   | { type: 'TIMER_EXPIRE'; conn: number } //  the session task's deadline struck
   | { type: 'TASK_WAKEUP'; conn: number } //   the session task was woken for another reason
   | { type: 'SESSION_END'; conn: number } //   process_session ended the stream
@@ -359,7 +360,14 @@ export class SystemModel {
         break;
       case 'CLIENT_CLOSE':
       case 'CLIENT_RESET':
-        c.dispatch(next.world, host, 'connection', event.conn, { type: event.type }, NO_FAILURE);
+        c.dispatch(
+          next.world,
+          host,
+          'connection',
+          event.conn,
+          { type: event.type, tlsRead: event.tlsRead ?? 'none' },
+          NO_FAILURE,
+        );
         break;
       case 'TIMER_EXPIRE':
       case 'TASK_WAKEUP':
@@ -411,8 +419,14 @@ export class SystemModel {
       case 'TLS_ERROR':
         return this.inRange(event.conn) && this.state(s, 'connection', event.conn) === 'handshake.tls';
       case 'CLIENT_CLOSE':
-      case 'CLIENT_RESET':
-        return this.inRange(event.conn) && this.state(s, 'connection', event.conn).startsWith('handshake.');
+      case 'CLIENT_RESET': {
+        // A client can have sent TLS bytes only once its TLS handshake has started.
+        if (!this.inRange(event.conn)) return false;
+        const state = this.state(s, 'connection', event.conn);
+        return (event.tlsRead ?? 'none') === 'none'
+          ? state.startsWith('handshake.')
+          : state === 'handshake.tls';
+      }
       case 'TIMER_EXPIRE': {
         const m = this.inRange(event.conn) ? s.memory[event.conn]! : null;
         return m !== null && m.task === 'live' && m.taskProcess === 'expire' && m.deadline !== null;

@@ -15,6 +15,7 @@
 import { MACHINES, type Host, type MachineName, type Origin, type StepInputs } from './compose.ts';
 import type { TransitionRecord } from './compose.ts';
 import type { ModelConfig } from './config.ts';
+import type { TlsRead } from './connection.machine.ts';
 import { zeroCounters, type Counters } from './counters.ts';
 import { EFFECTS, type Effect, type EffectName } from './effects.ts';
 import { ERR_CODES } from './errCodes.ts';
@@ -114,6 +115,7 @@ const oneOfValues = (values: readonly (string | number)[], doc: string): FieldSp
 const PROXY_CODES = Object.keys(ERR_CODES).filter((c) => c.startsWith('PRX_'));
 const SSL_CODES = Object.keys(ERR_CODES).filter((c) => c.startsWith('SSL_'));
 const ERR_CODE_NAMES = Object.keys(ERR_CODES);
+const TLS_READS: readonly TlsRead[] = ['none', 'partialRecord', 'wholeRecords'];
 
 /** What session_accept's source rules can answer (session.machine.ts SourceClass). */
 export const SOURCE_CLASSES = ['plain', 'monitor', 'denied'] as const;
@@ -191,14 +193,24 @@ export const INPUTS = {
   CLIENT_CLOSE: {
     machine: 'connection',
     conn: 'id',
-    params: {},
+    params: {
+      tlsRead: oneOfValues(
+        TLS_READS,
+        'what the client had sent of its TLS handshake: none (always before TLS starts), partialRecord (part of a record), wholeRecords (its ClientHello was processed)',
+      ),
+    },
     uses: [],
     doc: 'the client closed during the handshake (recv() == 0)',
   },
   CLIENT_RESET: {
     machine: 'connection',
     conn: 'id',
-    params: {},
+    params: {
+      tlsRead: oneOfValues(
+        TLS_READS,
+        'what the client had sent of its TLS handshake: none (always before TLS starts), partialRecord (part of a record), wholeRecords (its ClientHello was processed)',
+      ),
+    },
     uses: [],
     doc: 'the client reset the connection during the handshake (recv() < 0)',
   },
@@ -274,8 +286,8 @@ export const MACHINE_EVENTS: Record<MachineName, Record<string, Fields>> = {
     PROXY_HEADER_ERROR: { code: oneOfValues(PROXY_CODES, "the PROXY parser's error code") },
     TLS_OK: {},
     TLS_ERROR: { code: oneOfValues(SSL_CODES, "the TLS handshake's error code") },
-    CLIENT_CLOSE: {},
-    CLIENT_RESET: {},
+    CLIENT_CLOSE: { tlsRead: oneOfValues(TLS_READS, 'what the client had sent of its TLS handshake') },
+    CLIENT_RESET: { tlsRead: oneOfValues(TLS_READS, 'what the client had sent of its TLS handshake') },
     TIMEOUT: {},
     CLOSE: {},
   },

@@ -41,6 +41,8 @@ import {
   type InvariantViolation,
 } from './invariants.ts';
 
+/** What a client may have sent of its TLS handshake when it closes or resets (connection.machine.ts). */
+const TLS_READS = ['none', 'partialRecord', 'wholeRecords'] as const;
 /** TLC-style statistics of one exploration, or of several summed. */
 export interface ExploreStats {
   generated: number; //      successor states computed (one per enabled event tried)
@@ -126,8 +128,15 @@ export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = D
       for (const code of bounds.sslErrorCodes) mine.push(add({ type: 'TLS_ERROR', conn, code }));
     }
     if (bounds.clientCloses && handshake) {
-      mine.push(add({ type: 'CLIENT_CLOSE', conn }));
-      mine.push(add({ type: 'CLIENT_RESET', conn }));
+      // A close or reset during TLS, with each amount of the handshake the client had sent.
+      for (const tlsRead of config.ssl ? TLS_READS : (['none'] as const)) {
+        mine.push(
+          add(tlsRead === 'none' ? { type: 'CLIENT_CLOSE', conn } : { type: 'CLIENT_CLOSE', conn, tlsRead }),
+        );
+        mine.push(
+          add(tlsRead === 'none' ? { type: 'CLIENT_RESET', conn } : { type: 'CLIENT_RESET', conn, tlsRead }),
+        );
+      }
     }
     mine.push(add({ type: 'TIMER_EXPIRE', conn }));
     mine.push(add({ type: 'TASK_WAKEUP', conn }));

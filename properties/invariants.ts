@@ -234,17 +234,21 @@ function completionsStarted(records: readonly TransitionRecord[]): number {
  * or OpenSSL's code; recv() == 0 is EMPTY and recv() < 0 ABORT; the deadline names the handshake
  * still pending (0af2912fd). Null for an event that is not a failure.
  */
-function failureCode(r: TransitionRecord): string | null {
+function failureCode(r: TransitionRecord, config: ModelConfig): string | null {
   if (r.machine !== 'connection' || !r.from.startsWith('handshake.')) return null;
   const tls = r.from === 'handshake.tls';
+  // ssl_sock_handshake (20879a023): SSL_HANDSHAKE unless the handshake was empty: no record partly
+  // read with OpenSSL 1.0 (1.5-dev), no ClientHello processed with OpenSSL >= 1.1 (2.6 and later).
+  const emptyHandshake =
+    config.profile === 'dev12' ? r.event.tlsRead !== 'partialRecord' : r.event.tlsRead !== 'wholeRecords';
   switch (r.event.type) {
     case 'PROXY_HEADER_ERROR':
     case 'TLS_ERROR':
       return r.event.code as string;
     case 'CLIENT_CLOSE':
-      return tls ? 'SSL_EMPTY' : 'PRX_EMPTY';
+      return !tls ? 'PRX_EMPTY' : emptyHandshake ? 'SSL_EMPTY' : 'SSL_HANDSHAKE';
     case 'CLIENT_RESET':
-      return tls ? 'SSL_ABORT' : 'PRX_ABORT';
+      return !tls ? 'PRX_ABORT' : emptyHandshake ? 'SSL_ABORT' : 'SSL_HANDSHAKE';
     case 'TIMEOUT':
       return tls ? 'SSL_TIMEOUT' : 'PRX_TIMEOUT';
     default:
@@ -651,7 +655,7 @@ export const poolBalancedWhenIdle: Invariant = {
 export const errCodeFirstWins: Invariant = {
   name: 'errCodeFirstWins',
   kind: 'step',
-  doc: "True iff a connection's err_code, once set, never changes, and is set to the code of the first failure it sees: the parser's or OpenSSL's code, EMPTY on a close, ABORT on a reset, the pending handshake's TIMEOUT on the deadline.",
+  doc: "True iff a connection's err_code, once set, never changes, and is set to the code of the first failure it sees: the parser's or OpenSSL's code, EMPTY on a close, ABORT on a reset (SSL_HANDSHAKE for a close or reset of a TLS handshake that was not empty), the pending handshake's TIMEOUT on the deadline.",
   haproxy:
     '0af2912fd (a timer names the pending handshake only if err_code is unset); 8e3bf699d, 20879a023 (ssl_sock sets SSL_HANDSHAKE only if err_code is unset)',
   watches: ['connTimeout', 'handshakeEnded'],
@@ -660,7 +664,7 @@ export const errCodeFirstWins: Invariant = {
     if (before !== null)
       return c.errCode !== before ? `err_code changed from ${before} to ${c.errCode}` : null;
     let want: string | null = null;
-    for (const r of ctx.records) if (r.conn === c.id && (want = failureCode(r)) !== null) break;
+    for (const r of ctx.records) if (r.conn === c.id && (want = failureCode(r, ctx.config)) !== null) break;
     if (c.errCode !== want)
       return `err_code is ${c.errCode}, but its first failure in the step gives ${want}`;
     return null;

@@ -24,8 +24,10 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
     { type: 'PROXY_HEADER_ERROR', code: 'PRX_ABORT' },
     { type: 'TLS_OK' },
     { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' },
-    { type: 'CLIENT_CLOSE' },
-    { type: 'CLIENT_RESET' },
+    ...(['none', 'partialRecord', 'wholeRecords'] as const).flatMap((tlsRead) => [
+      { type: 'CLIENT_CLOSE', tlsRead },
+      { type: 'CLIENT_RESET', tlsRead },
+    ]),
     { type: 'TIMEOUT' },
     { type: 'CLOSE' },
   ],

@@ -533,7 +533,9 @@ export class TraceMonitor {
         return `${who} is ${connection}, not in a TLS handshake`;
       case 'CLIENT_CLOSE':
       case 'CLIENT_RESET':
-        return `${who} is ${connection}, not in a handshake`;
+        return (event.tlsRead ?? 'none') === 'none'
+          ? `${who} is ${connection}, not in a handshake`
+          : `${who} is ${connection}, not in a TLS handshake, so it cannot have sent TLS bytes (tlsRead ${event.tlsRead})`;
       case 'TIMER_EXPIRE':
         return `${who} has no handshake deadline armed (session ${session}, task ${rec?.mem.task}, deadline ${rec?.mem.deadline})`;
       case 'TASK_WAKEUP':
@@ -862,6 +864,7 @@ function systemEvent(line: InputLine, branch: Branch): SystemEvent {
       return { type: 'TLS_ERROR', conn: 0, code: p.code as never };
     case 'CLIENT_CLOSE':
     case 'CLIENT_RESET':
+      return { type: line.name, conn: 0, tlsRead: p.tlsRead as never };
     case 'SESSION_END':
       return { type: line.name, conn: 0 };
     case 'TASK_WAKEUP':

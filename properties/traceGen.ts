@@ -26,6 +26,7 @@ import {
   type Counters,
 } from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
+import type { TlsRead } from '../machines/connection.machine.ts';
 import type { ProxyErrCode, SslErrCode } from '../machines/errCodes.ts';
 import type { AcceptFailSite, CompleteFailSite, SourceClass } from '../machines/session.machine.ts';
 import {
@@ -45,8 +46,8 @@ export type ScriptEvent = (
   | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyErrCode }
   | { type: 'TLS_OK'; conn: number; fail?: CompleteFailSite | 'none' }
   | { type: 'TLS_ERROR'; conn: number; code: SslErrCode }
-  | { type: 'CLIENT_CLOSE'; conn: number }
-  | { type: 'CLIENT_RESET'; conn: number }
+  | { type: 'CLIENT_CLOSE'; conn: number; tlsRead?: TlsRead } // 'none' if not given
+  | { type: 'CLIENT_RESET'; conn: number; tlsRead?: TlsRead }
   | { type: 'TIMER_EXPIRE'; conn: number } //  the deadline struck (time jumps to it if it is later)
   | { type: 'TASK_WAKEUP'; conn: number } //   woken for another reason
   | { type: 'SESSION_END'; conn: number }
@@ -162,8 +163,12 @@ export class TraceGenerator {
       case 'TLS_ERROR':
         return this.stateOf('connection', event.conn) === 'handshake.tls';
       case 'CLIENT_CLOSE':
-      case 'CLIENT_RESET':
-        return this.stateOf('connection', event.conn)?.startsWith('handshake.') ?? false;
+      case 'CLIENT_RESET': {
+        const state = this.stateOf('connection', event.conn);
+        return (event.tlsRead ?? 'none') === 'none'
+          ? (state?.startsWith('handshake.') ?? false)
+          : state === 'handshake.tls';
+      }
       case 'TIMER_EXPIRE':
         return this.due(event.conn) !== null;
       case 'TASK_WAKEUP':
@@ -216,10 +221,12 @@ export class TraceGenerator {
         c.dispatch(w, h, 'connection', event.conn, { type: event.type, code: event.code }, base);
         break;
       case 'CLIENT_CLOSE':
-      case 'CLIENT_RESET':
-        this.input('connection', event.conn, { type: event.type }, base);
-        c.dispatch(w, h, 'connection', event.conn, { type: event.type }, base);
+      case 'CLIENT_RESET': {
+        const e = { type: event.type, tlsRead: event.tlsRead ?? 'none' } as const;
+        this.input('connection', event.conn, e, base);
+        c.dispatch(w, h, 'connection', event.conn, e, base);
         break;
+      }
       case 'TIMER_EXPIRE':
       case 'TASK_WAKEUP': {
         const timer = event.type === 'TIMER_EXPIRE';
@@ -372,6 +379,7 @@ export function randomTrace(
   const PRX: ProxyErrCode[] = ['PRX_TRUNCATED', 'PRX_NOT_HDR', 'PRX_BAD_HDR', 'PRX_BAD_PROTO', 'PRX_ABORT'];
   const SSL: SslErrCode[] = ['SSL_HANDSHAKE', 'SSL_ABORT', 'SSL_CA_FAIL'];
   const SITES: CompleteFailSite[] = ['req', 'rep', 'txn', 'accept'];
+  const TLS_READS: TlsRead[] = ['none', 'partialRecord', 'wholeRecords'];
 
   const acceptEvent = (conn: number): ScriptEvent => {
     const r = rnd();
@@ -406,8 +414,10 @@ export function randomTrace(
         return proxy
           ? { type: 'PROXY_HEADER_ERROR', conn, code: pick(PRX), dt }
           : { type: 'TLS_ERROR', conn, code: pick(SSL), dt };
-      if (k === 1) return { type: 'CLIENT_CLOSE', conn, dt };
-      if (k === 2) return { type: 'CLIENT_RESET', conn, dt };
+      if (k === 1 || k === 2) {
+        const type = k === 1 ? 'CLIENT_CLOSE' : 'CLIENT_RESET';
+        return proxy ? { type, conn, dt } : { type, conn, dt, tlsRead: pick(TLS_READS) };
+      }
       if (k === 3) return { type: 'TASK_WAKEUP', conn, dt };
       return due !== null ? { type: 'TIMER_EXPIRE', conn } : { type: 'TASK_WAKEUP', conn, dt };
     }

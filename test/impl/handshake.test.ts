@@ -4,6 +4,7 @@
  */
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { firstRecordPending } from '../../impl/handshake.ts';
 import { buildV1, buildV2 } from '../../impl/proxy/build.ts';
 import {
   CERT,
@@ -46,6 +47,34 @@ const tcp4 = (port: number) =>
 /** Checks, after each scenario, that the fds are back to `baseline` and that nothing leaked. */
 const settled = (proxy: ProxyProcess, baseline: number) =>
   expectSettled(proxy, baseline, { noConnection: true, noLiveFd: true });
+
+describe('the first TLS record, read whole before OpenSSL gets the socket', () => {
+  const record = (length: number, body: number) => [
+    22,
+    3,
+    1,
+    length >> 8,
+    length & 255,
+    ...Array<number>(body).fill(1),
+  ];
+
+  it('is pending until its 5-byte header and the length it announces are in', () => {
+    expect(firstRecordPending(Uint8Array.from([]))).toBe(true);
+    expect(firstRecordPending(Uint8Array.from([22, 3, 1, 1]))).toBe(true);
+    expect(firstRecordPending(Uint8Array.from(record(300, 0)))).toBe(true);
+    expect(firstRecordPending(Uint8Array.from(record(300, 299)))).toBe(true);
+    expect(firstRecordPending(Uint8Array.from(record(300, 300)))).toBe(false);
+    expect(firstRecordPending(Uint8Array.from(record(300, 400)))).toBe(false);
+  });
+
+  it('goes to OpenSSL at once when its header is not a TLS handshake record, or announces too much', () => {
+    expect(firstRecordPending(Buffer.from('GET / HTTP/1.0\r\n'))).toBe(false);
+    expect(firstRecordPending(Uint8Array.from([23, 3, 3, 0, 10]))).toBe(false); // application data
+    expect(firstRecordPending(Uint8Array.from([22, 2, 0, 0, 10]))).toBe(false); // not version 3.x
+    expect(firstRecordPending(Uint8Array.from(record(16384 + 2049, 0)))).toBe(false);
+    expect(firstRecordPending(Uint8Array.from(record(16384 + 2048, 0)))).toBe(true);
+  });
+});
 
 describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
   let echo: Backend;
@@ -96,6 +125,26 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
     expect(o.ms).toBeLessThan(D / 2);
     expect(proxy.lines(/^10\.1\.2\.3:41002 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
     expect((await proxy.pool()).sites.req.attempts).toBe(1);
+  });
+
+  it('logs an SSL handshake failure for a client that closes within its ClientHello record, and a close for one that sent none', async () => {
+    const halfRecord = Uint8Array.from([22, 3, 1, 1, 44, 1, 0, 1, 40, 3, 3]); // a record of 300 bytes, begun
+    for (const [port, after] of [
+      [41004, halfRecord],
+      [41005, new Uint8Array(0)],
+    ] as const) {
+      const c = client(proxy.port, { first: Buffer.concat([tcp4(port), after]) });
+      await c.connected;
+      await sleep(30);
+      c.socket.end();
+      const o = await c.outcome;
+      expect(o.how).toBe('fin');
+      expect(o.ms).toBeLessThan(D / 2);
+    }
+    expect(proxy.lines(/^10\.1\.2\.3:41004 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
+    expect(
+      proxy.lines(/^10\.1\.2\.3:41005 \[.+\] fe_hs\/1: Connection closed during SSL handshake$/),
+    ).toHaveLength(1);
   });
 
   it('resets a header split over two writes in strict mode (PRX_TRUNCATED)', async () => {

@@ -142,7 +142,7 @@ const CASES: Case[] = [
     says: 'fails with PRX_EMPTY when the client closes before sending a PROXY header',
     config: PROXY,
     path: AT_PROXY_HEADER,
-    event: { type: 'CLIENT_CLOSE' },
+    event: { type: 'CLIENT_CLOSE', tlsRead: 'none' },
     target: 'error',
     effects: [ended(true, 'PRX_EMPTY')],
     errCode: 'PRX_EMPTY',
@@ -152,7 +152,7 @@ const CASES: Case[] = [
     says: 'fails with PRX_ABORT when the client resets while the PROXY header is awaited',
     config: PROXY,
     path: AT_PROXY_HEADER,
-    event: { type: 'CLIENT_RESET' },
+    event: { type: 'CLIENT_RESET', tlsRead: 'none' },
     target: 'error',
     effects: [ended(true, 'PRX_ABORT')],
     errCode: 'PRX_ABORT',
@@ -190,23 +190,62 @@ const CASES: Case[] = [
   },
   {
     transition: 'connection.handshake.tls|CLIENT_CLOSE|0',
-    says: 'fails with SSL_EMPTY when the client closes during the TLS handshake',
+    says: 'fails with SSL_HANDSHAKE when the client closes within a TLS record (1.5-dev: packet_length != 0)',
     config: TLS,
     path: [ACCEPT, START],
-    event: { type: 'CLIENT_CLOSE' },
+    event: { type: 'CLIENT_CLOSE', tlsRead: 'partialRecord' },
     target: 'error',
-    effects: [ended(true, 'SSL_EMPTY')],
-    errCode: 'SSL_EMPTY',
+    effects: [ended(true, 'SSL_HANDSHAKE')],
+    errCode: 'SSL_HANDSHAKE',
   },
   {
+    transition: 'connection.handshake.tls|CLIENT_CLOSE|0',
+    says: 'fails with SSL_HANDSHAKE in 2.6 when the client closes after its ClientHello was processed',
+    config: { ...TLS, profile: '2.6' },
+    path: [ACCEPT, START],
+    event: { type: 'CLIENT_CLOSE', tlsRead: 'wholeRecords' },
+    target: 'error',
+    effects: [ended(true, 'SSL_HANDSHAKE')],
+    errCode: 'SSL_HANDSHAKE',
+  },
+  ...(
+    [
+      ['dev12', 'none', 'having sent nothing of it'],
+      ['dev12', 'wholeRecords', 'between records (1.5-dev: packet_length == 0)'],
+      ['2.6', 'none', 'having sent nothing of it'],
+      ['2.6', 'partialRecord', 'before its ClientHello was processed (2.6: TLS_ST_BEFORE)'],
+    ] as const
+  ).flatMap(([profile, tlsRead, why]) => [
+    {
+      transition: 'connection.handshake.tls|CLIENT_CLOSE|1',
+      says: `fails with SSL_EMPTY in ${profile} when the client closes the TLS handshake ${why}`,
+      config: { ...TLS, profile },
+      path: [ACCEPT, START],
+      event: { type: 'CLIENT_CLOSE', tlsRead } as const,
+      target: 'error',
+      effects: [ended(true, 'SSL_EMPTY')],
+      errCode: 'SSL_EMPTY' as const,
+    },
+    {
+      transition: 'connection.handshake.tls|CLIENT_RESET|1',
+      says: `fails with SSL_ABORT in ${profile} when the client resets the TLS handshake ${why}`,
+      config: { ...TLS, profile },
+      path: [ACCEPT, START],
+      event: { type: 'CLIENT_RESET', tlsRead } as const,
+      target: 'error',
+      effects: [ended(true, 'SSL_ABORT')],
+      errCode: 'SSL_ABORT' as const,
+    },
+  ]),
+  {
     transition: 'connection.handshake.tls|CLIENT_RESET|0',
-    says: 'fails with SSL_ABORT when the client resets during the TLS handshake',
+    says: 'fails with SSL_HANDSHAKE when the client resets within a TLS record (1.5-dev)',
     config: TLS,
     path: [ACCEPT, START],
-    event: { type: 'CLIENT_RESET' },
+    event: { type: 'CLIENT_RESET', tlsRead: 'partialRecord' },
     target: 'error',
-    effects: [ended(true, 'SSL_ABORT')],
-    errCode: 'SSL_ABORT',
+    effects: [ended(true, 'SSL_HANDSHAKE')],
+    errCode: 'SSL_HANDSHAKE',
   },
   {
     transition: 'connection.handshake.tls|TIMEOUT|0',
@@ -262,15 +301,15 @@ describe('the connection machine', () => {
       });
   });
 
-  it('has one example for every transition of the machine, and none for a transition it lacks', () => {
+  it('has an example for every transition of the machine, and none for a transition it lacks', () => {
     const ids = listTransitions(MACHINES.connection).map((t) => t.id);
-    expect(CASES.map((c) => c.transition).sort()).toEqual([...ids].sort());
+    expect([...new Set(CASES.map((c) => c.transition))].sort()).toEqual([...ids].sort());
   });
 
   it('ignores handshake input once the connection has failed', () => {
     const { step, target, errCode } = driveWithErrCode(
       PROXY,
-      [...AT_PROXY_HEADER, { type: 'CLIENT_CLOSE' }],
+      [...AT_PROXY_HEADER, { type: 'CLIENT_CLOSE', tlsRead: 'none' }],
       {
         type: 'PROXY_HEADER_OK',
       },

@@ -16,6 +16,7 @@ import { ResetCommand } from './ResetCommand.ts';
 import { SendDataCommand } from './SendDataCommand.ts';
 import { SendHeaderCommand } from './SendHeaderCommand.ts';
 import { TlsGarbageCommand } from './TlsGarbageCommand.ts';
+import { TlsPartialHelloCommand } from './TlsPartialHelloCommand.ts';
 import { TlsHandshakeCommand } from './TlsHandshakeCommand.ts';
 
 /** How many clients a scenario may open at most. */
@@ -55,6 +56,7 @@ export function commandsFor(
     arbs.push(pick.map((p) => new TlsHandshakeCommand(p)));
     arbs.push(pick.map((p) => new TlsHandshakeCommand(p)));
     arbs.push(pick.map((p) => new TlsGarbageCommand(p)));
+    arbs.push(pick.map((p) => new TlsPartialHelloCommand(p)));
   }
   return fc.commands(arbs, { maxCommands, size: 'max' });
 }

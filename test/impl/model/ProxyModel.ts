@@ -13,6 +13,7 @@ import type { AsyncCommand } from 'fast-check';
 import type { TransitionRecord } from '../../../machines/compose.ts';
 import { hasHandshake } from '../../../machines/config.ts';
 import { newRatePeriod } from '../../../machines/counters.ts';
+import type { TlsRead } from '../../../machines/connection.machine.ts';
 import {
   sessionBuffers,
   type AcceptFailSite,
@@ -41,6 +42,7 @@ export interface ClientModel {
   headerSent: boolean;
   tlsStarted: boolean; //           the proxy ran TLS on it (its bytes may hold a TLS alert)
   tlsDone: boolean; //              the client completed its TLS handshake
+  tlsSent: TlsRead; //              what it sent of a TLS handshake it did not complete
   stream: { mode: BackendMode } | null; // the data phase, with the backend mode it met
   echoed: string; //                what an echo backend must have sent back
   toBackend: number; //             data-phase bytes that reach the backend
@@ -192,6 +194,7 @@ export class ProxyModel {
       headerSent: false,
       tlsStarted: false,
       tlsDone: false,
+      tlsSent: 'none',
       stream: null,
       echoed: '',
       toBackend: 0,
@@ -216,6 +219,13 @@ export class ProxyModel {
     this.need(c, 'handshake.tls');
     this.clients[c]!.tlsDone = true;
     this.apply({ type: 'TLS_OK', conn: c, fail: this.completeFail() });
+    this.settle();
+  }
+
+  /** Client `c` sends part of a TLS record (the start of a ClientHello) and nothing more yet. */
+  tlsPartialHello(c: number): void {
+    this.need(c, 'handshake.tls');
+    this.clients[c]!.tlsSent = 'partialRecord';
     this.settle();
   }
 
@@ -293,7 +303,8 @@ export class ProxyModel {
   private deliver(c: number, how: 'fin' | 'rst'): void {
     const conn = this.connState(c);
     if (conn.startsWith('handshake.')) {
-      this.apply({ type: how === 'fin' ? 'CLIENT_CLOSE' : 'CLIENT_RESET', conn: c });
+      const tlsRead = conn === 'handshake.tls' ? this.clients[c]!.tlsSent : 'none';
+      this.apply({ type: how === 'fin' ? 'CLIENT_CLOSE' : 'CLIENT_RESET', conn: c, tlsRead });
       return;
     }
     const cl = this.clients[c]!;

@@ -9,7 +9,10 @@ export class TlsGarbageCommand implements ProxyCommand {
 
   /** The client this command acts on in `m`, or null if none can take it. */
   resolve(m: Readonly<ProxyModel>): number | null {
-    return m.pick(this.pick, (c) => c.did === null && m.connState(c.id) === 'handshake.tls');
+    return m.pick(
+      this.pick,
+      (c) => c.did === null && c.tlsSent === 'none' && m.connState(c.id) === 'handshake.tls',
+    );
   }
 
   check(m: Readonly<ProxyModel>): boolean {

@@ -173,6 +173,10 @@ function translateLife(path: MachinePath): Translation {
       case 'session.absent|SESSION_ACCEPT|6':
         needs.push(not(noHandshake));
         break;
+      case 'connection.handshake.tls|CLIENT_CLOSE|0':
+      case 'connection.handshake.tls|CLIENT_RESET|0':
+        needs.push(ssl, dev12); // the half-read record counts only with 1.5-dev's OpenSSL rule
+        break;
       case 'session.monitored|always|0':
         needs.push(http);
         break;
@@ -221,14 +225,20 @@ function translateLife(path: MachinePath): Translation {
       case 'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|0':
         after.push({ do: 'header', c: 0, kind: 'partial' });
         break;
-      case 'connection.handshake.proxyHeader|CLIENT_CLOSE|0':
       case 'connection.handshake.tls|CLIENT_CLOSE|0':
+        after.push({ do: 'hello-part', c: 0 }, { do: 'halfclose', c: 0 });
+        break;
+      case 'connection.handshake.tls|CLIENT_RESET|0':
+        after.push({ do: 'hello-part', c: 0 }, { do: 'reset', c: 0 });
+        break;
+      case 'connection.handshake.proxyHeader|CLIENT_CLOSE|0':
+      case 'connection.handshake.tls|CLIENT_CLOSE|1':
       case 'connection.ready|CLOSE|0':
       case 'session.initialized|SESSION_END|0':
         after.push({ do: 'halfclose', c: 0 });
         break;
       case 'connection.handshake.proxyHeader|CLIENT_RESET|0':
-      case 'connection.handshake.tls|CLIENT_RESET|0':
+      case 'connection.handshake.tls|CLIENT_RESET|1':
         after.push({ do: 'reset', c: 0 });
         break;
       case 'connection.handshake.proxyHeader|TIMEOUT|0':

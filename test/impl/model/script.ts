@@ -17,6 +17,7 @@ import { ResetCommand } from './ResetCommand.ts';
 import { SendDataCommand } from './SendDataCommand.ts';
 import { SendHeaderCommand } from './SendHeaderCommand.ts';
 import { TlsGarbageCommand } from './TlsGarbageCommand.ts';
+import { TlsPartialHelloCommand } from './TlsPartialHelloCommand.ts';
 import { TlsHandshakeCommand } from './TlsHandshakeCommand.ts';
 
 /** One client action of a script. `c` names a client by its connect order. */
@@ -25,6 +26,7 @@ export type Action =
   | { do: 'header'; c: number; kind: HeaderKind }
   | { do: 'tls'; c: number }
   | { do: 'garbage'; c: number }
+  | { do: 'hello-part'; c: number }
   | { do: 'data'; c: number }
   | { do: 'halfclose'; c: number }
   | { do: 'reset'; c: number }
@@ -68,6 +70,8 @@ export function commandFor(m: Readonly<ProxyModel>, action: Action): ProxyComman
       return targeted((p) => new TlsHandshakeCommand(p), action.c);
     case 'garbage':
       return targeted((p) => new TlsGarbageCommand(p), action.c);
+    case 'hello-part':
+      return targeted((p) => new TlsPartialHelloCommand(p), action.c);
     case 'data':
       return targeted((p) => new SendDataCommand(p, 8), action.c);
     case 'halfclose':
@@ -114,6 +118,9 @@ function applyToModel(m: ProxyModel, a: Action): void {
       return;
     case 'garbage':
       m.tlsGarbage(a.c);
+      return;
+    case 'hello-part':
+      m.tlsPartialHello(a.c);
       return;
     case 'data':
       m.data(a.c, 'x'.repeat(8));
@@ -203,6 +210,8 @@ export function describeAction(a: Action): string {
       return `c${a.c}: complete TLS`;
     case 'garbage':
       return `c${a.c}: send garbage in TLS`;
+    case 'hello-part':
+      return `c${a.c}: send part of a ClientHello record`;
     case 'data':
       return `c${a.c}: send data`;
     case 'halfclose':
