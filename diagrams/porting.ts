@@ -353,7 +353,7 @@ export function portingMarkdown(sources: PortingSources): string {
     sources.invariants === null
       ? '- **invariants**: `properties/invariants.ts` does not exist yet, so the column reads "—".'
       : `- **invariants**: the ${sources.invariants.length} invariants of \`properties/invariants.ts\` that watch an effect the transition emits.`,
-    `- **tests**: the test files that name the transition's id; ${tested} of ${rows.length} transitions are named.`,
+    `- **tests**: the files under test/ that name the transition's id in code: test files, and helpers such as the real-proxy scripts of test/impl/model/paths.ts; ${tested} of ${rows.length} transitions are named. A file that names an id drives or expects that transition, but the column does not say which assertion checks it.`,
     sources.cases === null
       ? '- **conformance**: `conformance/cases.ts` does not list transitions yet, so the column reads "—".'
       : `- **conformance**: the cases of \`conformance/cases.ts\` that cover the transition (${sources.cases.length} cases).`,

@@ -91,8 +91,9 @@ export const EFFECTS = {
     haproxy: 'session_accept out_close / kill_mini_session / session_free',
   },
   setNoLinger: {
-    does: 'SO_LINGER 0: the close will be an RST instead of a FIN',
-    haproxy: 'session_accept (tcp-request reject); kernel behaviour with unread bytes',
+    does: 'the close will be an RST instead of a FIN. After a tcp-request reject HAProxy sets SO_LINGER 0 itself; after a PROXY parse error it sets nothing: the bytes it peeked (MSG_PEEK) are still unread at close, and the kernel answers with an RST. A port that consumes what it parses must set SO_LINGER 0 there to match',
+    haproxy:
+      'session_accept (tcp-request reject: setsockopt SO_LINGER); conn_recv_proxy (unread peeked bytes)',
   },
   drainInput: {
     does: 'read and drop what the client sent (monitor)',
