@@ -141,7 +141,7 @@ export const MUTANTS: readonly Mutant[] = [
     commit: '2542b53b1 (fixed by 22cda21ad)',
     title: 'a handshake error completes the session',
     description:
-      "The seed's conn_session_initialize calls session_complete without checking CO_FL_ERROR: a connection whose PROXY or TLS handshake failed gets a complete session, with buffers, counted in cum_sess, instead of being killed.",
+      "The seed's conn_session_initialize calls session_complete without checking CO_FL_ERROR: a connection whose PROXY or TLS handshake failed gets an initialized session, with buffers, counted in cum_sess, instead of being killed.",
     violates: ['errorKillsInSameStep', 'noBufferBeforeHandshake'],
     defect: () => ({ guards: { session: { connectionHasError: () => false } } }),
   },
@@ -255,7 +255,7 @@ export const MUTANTS: readonly Mutant[] = [
     commit: null,
     title: 'buffers allocated at accept',
     description:
-      "The port allocates the session's buffers (and txn) in session_accept, as before 2542b53b1, so every connection that never finishes its handshake costs a full session's memory.",
+      "The port allocates the session's buffers (and txn) in session_accept, as before 2542b53b1, so every connection that never finishes its handshake costs an initialized session's memory.",
     violates: ['noBufferBeforeHandshake'],
     defect: (config) =>
       rewriting(isEmbryonicAccept, (effects) =>
