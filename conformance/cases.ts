@@ -934,7 +934,7 @@ export const CASES: ConformanceCase[] = [
       {
         profile: '2.6',
         reason:
-          'Debian\'s HAProxy 2.6.12 (with OpenSSL 3) logs "SSL handshake failure" (CO_ER_SSL_HANDSHAKE) for this reset, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset before any TLS byte (SSL_ERROR_SYSCALL with errno set and nothing received); observed on every run of the suite, everything else (the RST, the counters, no backend) as in dev12. The cause is inferred, not traced: OpenSSL 3 reports the reset otherwise than the OpenSSL of 2012.',
+          'Debian\'s HAProxy 2.6.12 (with OpenSSL 3) logs "SSL handshake failure" (CO_ER_SSL_HANDSHAKE) for this reset, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset before any TLS byte (SSL_ERROR_SYSCALL with errno set and nothing received); observed on every run of the suite, everything else (the RST, the counters, no backend) as in dev12. OpenSSL 3 reports a reset as a protocol error rather than SSL_ERROR_SYSCALL, so every reset during TLS is SSL_HANDSHAKE there; the 2.6 profile models it (guard tlsHandshakeNotEmpty).',
         excuses: ['the target logs the kill'],
       },
     ],

@@ -130,8 +130,11 @@ function socketOnHeaderError(this: net.Socket, _err: Error): void {
   conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET', tlsRead: 'none' });
 }
 
-/** The most a TLS record's length field may say (2^14 + 2048, TLSCiphertext of TLS 1.2). */
-const TLS_RECORD_MAX = 16384 + 2048;
+/**
+ * The longest record OpenSSL accepts (SSL3_RT_MAX_ENCRYPTED_LENGTH: 2^14 plus 256 of encryption
+ * overhead and 64 of MAC): it rejects a record header announcing more at once, with an alert.
+ */
+export const TLS_RECORD_MAX = 16384 + 256 + 64;
 
 /**
  * startTlsHandshake: starts the server side of TLS on `conn` (ssl_sock_handshake), over the bytes
@@ -156,11 +159,18 @@ export function startTlsHandshake(conn: Conn): void {
 
 /**
  * True while `bytes`, the start of a TLS stream, do not hold its first record whole: fewer than the
- * 5 bytes of a record header, or a handshake record (type 22, version 3.x) shorter than its length.
- * False as soon as OpenSSL can judge them: a whole record, or a header it rejects. Pure.
+ * 5 bytes OpenSSL reads before it judges anything (a record header); a handshake record (type 22,
+ * version 3.x, at most TLS_RECORD_MAX long) shorter than its header and the length it announces;
+ * or an SSLv2-format ClientHello (high bit set, message type 1) shorter than its 2-byte header and
+ * the length in it. False as soon as OpenSSL can judge them: a whole record, or a header it
+ * rejects. Pure.
  */
 export function firstRecordPending(bytes: Uint8Array): boolean {
   if (bytes.length < 5) return true;
+  if ((bytes[0]! & 0x80) !== 0 && bytes[2] === 1) {
+    // SSLv2-compatible ClientHello: a 15-bit length, then the message (type 1: CLIENT-HELLO).
+    return bytes.length < 2 + (((bytes[0]! & 0x7f) << 8) | bytes[1]!);
+  }
   if (bytes[0] !== 22 || bytes[1] !== 3) return false;
   const length = (bytes[3]! << 8) | bytes[4]!;
   return length <= TLS_RECORD_MAX && bytes.length < 5 + length;

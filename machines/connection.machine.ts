@@ -26,7 +26,7 @@ export interface ConnectionContext {
  * What a client had sent of its TLS handshake when it closed or reset it, which picks the SSL code
  * (ssl_sock_handshake on SSL_ERROR_SYSCALL): 'none', no TLS byte; 'partialRecord', part of a TLS
  * record (of its ClientHello, in practice) and not the rest; 'wholeRecords', whole records only: its
- * ClientHello was read and processed. Always 'none' before the TLS handshake starts.
+ * first handshake record was read and processed. Always 'none' before the TLS handshake starts.
  */
 export type TlsRead = 'none' | 'partialRecord' | 'wholeRecords';
 
@@ -92,11 +92,16 @@ export const connectionMachine = setup({
     ssl: ({ context }) => context.config.ssl,
     // ssl_sock_handshake, SSL_ERROR_SYSCALL: SSL_EMPTY (recv 0) or SSL_ABORT (recv < 0) for an
     // "empty" handshake, else SSL_HANDSHAKE (20879a023). Empty, with the OpenSSL 1.0 of 1.5-dev:
-    // no record partly read (!packet_length); with OpenSSL >= 1.1 (2.6 and later): no ClientHello
-    // processed yet (SSL_get_state() == TLS_ST_BEFORE).
+    // no record partly read (!packet_length); with OpenSSL >= 1.1 (2.6 and later): no handshake
+    // record processed yet (SSL_get_state() == TLS_ST_BEFORE). Debian's 2.6 runs OpenSSL 3, which
+    // reports a reset as a protocol error (SSL_ERROR_SSL), never SSL_ERROR_SYSCALL: every reset
+    // during TLS is SSL_HANDSHAKE there (measured on 2.6.12).
     tlsHandshakeNotEmpty: ({ context, event }) =>
-      (event.type === 'CLIENT_CLOSE' || event.type === 'CLIENT_RESET') &&
-      event.tlsRead === (context.config.profile === 'dev12' ? 'partialRecord' : 'wholeRecords'),
+      context.config.profile === 'dev12'
+        ? (event.type === 'CLIENT_CLOSE' || event.type === 'CLIENT_RESET') &&
+          event.tlsRead === 'partialRecord'
+        : event.type === 'CLIENT_RESET' ||
+          (event.type === 'CLIENT_CLOSE' && event.tlsRead === 'wholeRecords'),
     errorLeavesUnreadBytes: ({ event }) =>
       event.type === 'PROXY_HEADER_ERROR' && UNREAD_BYTES_CODES.includes(event.code),
   },
@@ -283,7 +288,7 @@ export const connectionMachine = setup({
                 target: '#connection.error',
                 actions: [{ type: 'setErrCode', params: { code: 'SSL_HANDSHAKE' } }, ENDED_IN_ERROR],
                 description:
-                  'The client reset a TLS handshake that was not empty (as for a close): SSL_HANDSHAKE.',
+                  'The client reset a TLS handshake that was not empty (1.5-dev: within a record), or any TLS handshake in 2.6 (OpenSSL 3 reports a reset as a protocol error): SSL_HANDSHAKE.',
                 meta: {
                   haproxy:
                     'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 (2.6: state != TLS_ST_BEFORE) → CO_ER_SSL_HANDSHAKE (20879a023)',
@@ -293,7 +298,8 @@ export const connectionMachine = setup({
               {
                 target: '#connection.error',
                 actions: [{ type: 'setErrCode', params: { code: 'SSL_ABORT' } }, ENDED_IN_ERROR],
-                description: 'The client reset the connection during the TLS handshake, its handshake empty.',
+                description:
+                  'The client reset the connection during the TLS handshake, its handshake empty (1.5-dev only: in 2.6 every reset is SSL_HANDSHAKE).',
                 meta: {
                   haproxy:
                     'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL, errno set → CO_ER_SSL_ABORT (20879a023)',

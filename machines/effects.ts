@@ -112,7 +112,7 @@ export const EFFECTS = {
     haproxy: 'session_accept out_close: error_message(s, HTTP_ERR_500), before 05bf5e1c3',
   },
   logEmbryonicKill: {
-    does: 'log "<src> [<date>] <fe>/<bind>: <message of err_code>" unless dontlognull hides it; params.byDeadline: a deadline kill, which dontlognull judges as "no error" (the timeout code is set after that test)',
+    does: 'log "<src> [<date>] <fe>/<bind>: <message of err_code>"; emitted only when kill_mini_session writes its line (p->to_log, and dontlognull does not hide it: the session machine decides); params.byDeadline: the deadline killed it, which dontlognull judged as "no error" (the timeout code is set after that test)',
     haproxy: 'kill_mini_session (0af2912fd, dev15)',
   },
   notifySi: {

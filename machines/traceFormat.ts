@@ -349,7 +349,7 @@ export const EFFECT_PARAMS: Partial<Record<EffectName, Fields>> = {
     byDeadline: {
       of: { type: 'boolean' },
       required: true,
-      doc: 'the kill is the deadline\'s: dontlognull judges it as "no error"',
+      doc: 'the kill is the deadline\'s (which dontlognull judged as "no error")',
     },
   },
   fdClose: site('which path closed the fd (kill_mini_session, out_close, process_session)'),

@@ -238,9 +238,13 @@ function failureCode(r: TransitionRecord, config: ModelConfig): string | null {
   if (r.machine !== 'connection' || !r.from.startsWith('handshake.')) return null;
   const tls = r.from === 'handshake.tls';
   // ssl_sock_handshake (20879a023): SSL_HANDSHAKE unless the handshake was empty: no record partly
-  // read with OpenSSL 1.0 (1.5-dev), no ClientHello processed with OpenSSL >= 1.1 (2.6 and later).
+  // read with OpenSSL 1.0 (1.5-dev), no handshake record processed with OpenSSL >= 1.1 (2.6 and
+  // later), where OpenSSL 3 makes a reset a protocol error (SSL_HANDSHAKE, as Debian's 2.6.12 logs).
+  const reset = r.event.type === 'CLIENT_RESET';
   const emptyHandshake =
-    config.profile === 'dev12' ? r.event.tlsRead !== 'partialRecord' : r.event.tlsRead !== 'wholeRecords';
+    config.profile === 'dev12'
+      ? r.event.tlsRead !== 'partialRecord'
+      : !reset && r.event.tlsRead !== 'wholeRecords';
   switch (r.event.type) {
     case 'PROXY_HEADER_ERROR':
     case 'TLS_ERROR':

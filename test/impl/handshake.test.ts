@@ -2,9 +2,10 @@
  * The handshakes on real sockets: the PROXY header (strict and tolerant reading) and TLS after it,
  * under the one deadline armed at accept. The proxy runs as a child process.
  */
+import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { firstRecordPending } from '../../impl/handshake.ts';
+import { firstRecordPending, TLS_RECORD_MAX } from '../../impl/handshake.ts';
 import { buildV1, buildV2 } from '../../impl/proxy/build.ts';
 import {
   CERT,
@@ -65,14 +66,31 @@ describe('the first TLS record, read whole before OpenSSL gets the socket', () =
     expect(firstRecordPending(Uint8Array.from(record(300, 299)))).toBe(true);
     expect(firstRecordPending(Uint8Array.from(record(300, 300)))).toBe(false);
     expect(firstRecordPending(Uint8Array.from(record(300, 400)))).toBe(false);
+    // Fewer than 5 bytes of anything: OpenSSL reads a whole record header before it judges.
+    expect(firstRecordPending(Buffer.from('GET'))).toBe(true);
   });
 
-  it('goes to OpenSSL at once when its header is not a TLS handshake record, or announces too much', () => {
+  it('goes to OpenSSL at once when its header is not a TLS handshake record, or announces more than OpenSSL takes', () => {
     expect(firstRecordPending(Buffer.from('GET / HTTP/1.0\r\n'))).toBe(false);
     expect(firstRecordPending(Uint8Array.from([23, 3, 3, 0, 10]))).toBe(false); // application data
     expect(firstRecordPending(Uint8Array.from([22, 2, 0, 0, 10]))).toBe(false); // not version 3.x
-    expect(firstRecordPending(Uint8Array.from(record(16384 + 2049, 0)))).toBe(false);
-    expect(firstRecordPending(Uint8Array.from(record(16384 + 2048, 0)))).toBe(true);
+    expect(TLS_RECORD_MAX).toBe(16704);
+    expect(firstRecordPending(Uint8Array.from(record(TLS_RECORD_MAX + 1, 0)))).toBe(false);
+    expect(firstRecordPending(Uint8Array.from(record(TLS_RECORD_MAX, 0)))).toBe(true);
+  });
+
+  it('reads an SSLv2-format ClientHello to the length in its 2-byte header', () => {
+    const v2 = (length: number, body: number) => [
+      0x80 | (length >> 8),
+      length & 255,
+      1,
+      3,
+      1,
+      ...Array<number>(body).fill(0),
+    ];
+    expect(firstRecordPending(Uint8Array.from(v2(46, 3)))).toBe(true);
+    expect(firstRecordPending(Uint8Array.from(v2(46, 43)))).toBe(false);
+    expect(firstRecordPending(Uint8Array.from([0x80, 46, 2, 3, 1]))).toBe(false); // not a CLIENT-HELLO
   });
 });
 
@@ -147,6 +165,18 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
     ).toHaveLength(1);
   });
 
+  it('answers at once a first record longer than OpenSSL takes: SSL handshake failure', async () => {
+    const header = (length: number) => Uint8Array.from([22, 3, 1, length >> 8, length & 255, 1]);
+    const o = await client(proxy.port, {
+      first: Buffer.concat([tcp4(41006), header(TLS_RECORD_MAX + 1)]),
+    }).outcome;
+    expect(o.ms).toBeLessThan(D / 2); // OpenSSL's alert and the close, long before the deadline
+    expect(proxy.lines(/^10\.1\.2\.3:41006 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
+    // At the limit itself OpenSSL waits for the record, as the pre-read does: the deadline ends it.
+    const c = client(proxy.port, { first: Buffer.concat([tcp4(41007), header(TLS_RECORD_MAX)]) });
+    expect((await c.outcome).ms).toBeGreaterThanOrEqual(D - 20);
+  });
+
   it('resets a header split over two writes in strict mode (PRX_TRUNCATED)', async () => {
     const header = tcp4(41003);
     const c = client(proxy.port, { first: header.subarray(0, 12) });
@@ -159,6 +189,65 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
     expect(proxy.lines(/fe_hs\/1: Truncated PROXY protocol header received$/)).toHaveLength(1);
   });
 });
+
+describe('a close during TLS in the 2.6 profile (OpenSSL 3: SSL_get_state)', () => {
+  let echo: Backend;
+  let proxy: ProxyProcess;
+  let baseline: number;
+
+  beforeAll(async () => {
+    ({ echo, proxy, baseline } = await startEchoedProxy(
+      (echoPort) => config(`ssl crt ${CERT}`, echoPort),
+      ['--profile', '2.6'],
+    ));
+  });
+  afterEach(() => settled(proxy, baseline));
+  afterAll(() => stopEchoedProxy(proxy, echo));
+
+  it('logs SSL handshake failure after a whole ClientHello, a close within it as a close, and every reset as a failure', async () => {
+    const hello = await clientHello();
+    const halfRecord = hello.subarray(0, 11);
+    for (const [port, after, how] of [
+      [41101, hello, 'fin'],
+      [41102, halfRecord, 'fin'],
+      [41103, halfRecord, 'rst'],
+    ] as const) {
+      const c = client(proxy.port, { first: Buffer.concat([tcp4(port), after]) });
+      await c.connected;
+      await sleep(50);
+      if (how === 'fin') c.socket.end();
+      else c.socket.resetAndDestroy();
+      await c.outcome.catch(() => undefined);
+    }
+    await waitFor('three kill lines', () => (proxy.lines(/fe_hs\/1: /).length >= 3 ? true : undefined));
+    expect(proxy.lines(/^10\.1\.2\.3:41101 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
+    expect(
+      proxy.lines(/^10\.1\.2\.3:41102 \[.+\] fe_hs\/1: Connection closed during SSL handshake$/),
+    ).toHaveLength(1);
+    expect(proxy.lines(/^10\.1\.2\.3:41103 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
+  });
+});
+
+/** A whole TLS ClientHello record, as node:tls writes it: the first write of a client TLS socket. */
+function clientHello(): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let hello: Buffer | null = null;
+    const wire = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        hello ??= Buffer.from(chunk);
+        done();
+      },
+    });
+    const t = tls.connect({ socket: wire, rejectUnauthorized: false, servername: 'embryonic.test' });
+    t.on('error', reject);
+    setImmediate(() => {
+      t.destroy();
+      if (hello) resolve(hello);
+      else reject(new Error('node:tls wrote no ClientHello'));
+    });
+  });
+}
 
 describe('tolerant PROXY reading (accept-proxy proxy-tolerant)', () => {
   let echo: Backend;

@@ -133,6 +133,22 @@ const ENABLED: EnabledCase[] = [
     enabled: true,
   },
   {
+    says: 'CLIENT_CLOSE after part of a TLS record, during the TLS handshake',
+    config: { acceptProxy: true, ssl: true },
+    n: 1,
+    events: [ACCEPT, { type: 'PROXY_HEADER_OK', conn: 0 }],
+    probe: { type: 'CLIENT_CLOSE', conn: 0, tlsRead: 'partialRecord' },
+    enabled: true,
+  },
+  {
+    says: 'CLIENT_CLOSE after TLS bytes while the PROXY header is still awaited',
+    config: { acceptProxy: true, ssl: true },
+    n: 1,
+    events: [ACCEPT],
+    probe: { type: 'CLIENT_CLOSE', conn: 0, tlsRead: 'partialRecord' },
+    enabled: false,
+  },
+  {
     says: 'TLS_ERROR on a connection with no TLS',
     config: {},
     n: 1,
