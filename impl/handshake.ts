@@ -167,13 +167,22 @@ export function startTlsHandshake(conn: Conn): void {
  */
 export function firstRecordPending(bytes: Uint8Array): boolean {
   if (bytes.length < 5) return true;
+  const total = firstRecordSize(bytes);
+  return total !== null && bytes.length < total;
+}
+
+/**
+ * The size of the first record of `bytes` (at least 5 of them), header included, if OpenSSL would
+ * wait for all of it (see firstRecordPending); null if OpenSSL judges the header at once. Pure.
+ */
+function firstRecordSize(bytes: Uint8Array): number | null {
   if ((bytes[0]! & 0x80) !== 0 && bytes[2] === 1) {
     // SSLv2-compatible ClientHello: a 15-bit length, then the message (type 1: CLIENT-HELLO).
-    return bytes.length < 2 + (((bytes[0]! & 0x7f) << 8) | bytes[1]!);
+    return 2 + (((bytes[0]! & 0x7f) << 8) | bytes[1]!);
   }
-  if (bytes[0] !== 22 || bytes[1] !== 3) return false;
+  if (bytes[0] !== 22 || bytes[1] !== 3) return null;
   const length = (bytes[3]! << 8) | bytes[4]!;
-  return length <= TLS_RECORD_MAX && bytes.length < 5 + length;
+  return length <= TLS_RECORD_MAX ? 5 + length : null;
 }
 
 /** Stops reading the first TLS record: the socket is paused and OpenSSL will read it. */
@@ -190,7 +199,8 @@ function stopHelloRead(conn: Conn): void {
 function socketOnHelloData(this: net.Socket, chunk: Buffer): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'tls' || conn.tls) return;
-  const seen = conn.scratch ? Buffer.concat([conn.scratch, chunk]) : chunk;
+  const held = conn.scratch;
+  const seen = held ? appendToRecord(held, chunk) : chunk;
   if (firstRecordPending(seen)) {
     conn.scratch = seen;
     return;
@@ -203,6 +213,25 @@ function socketOnHelloData(this: net.Socket, chunk: Buffer): void {
   t.on('secure', tlsOnSecure);
   t.on('end', tlsOnEnd);
   t.on('error', tlsOnError);
+}
+
+/**
+ * Returns the bytes of a first record so far, `held`, followed by `chunk`. Once the record's size
+ * is known, `held` is a view on a buffer of that size, filled in place: a record sent a byte at a
+ * time is copied once, not once per read. The result is a fresh buffer or a view on one; `held`
+ * must not be used afterwards.
+ */
+function appendToRecord(held: Buffer, chunk: Buffer): Buffer {
+  const total = held.length >= 5 ? firstRecordSize(held) : null;
+  if (total === null || held.length + chunk.length >= total) return Buffer.concat([held, chunk]);
+  let whole: Buffer;
+  if (held.byteOffset === 0 && held.buffer.byteLength === total) whole = Buffer.from(held.buffer, 0, total);
+  else {
+    whole = Buffer.allocUnsafeSlow(total); // its own memory, of the record's size: filled in place
+    held.copy(whole, 0);
+  }
+  chunk.copy(whole, held.length);
+  return whole.subarray(0, held.length + chunk.length);
 }
 
 /** The client closed before its first TLS record was whole. */

@@ -165,6 +165,25 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
     ).toHaveLength(1);
   });
 
+  it('gives OpenSSL a ClientHello sent in pieces whole: the server answers it, and a close after it is a close', async () => {
+    const hello = await clientHello();
+    const c = client(proxy.port, { first: tcp4(41008) });
+    await c.connected;
+    const received: Buffer[] = [];
+    c.socket.on('data', (d: string | Buffer) => received.push(Buffer.from(d as string, 'latin1')));
+    for (let at = 0; at < hello.length; at += 37) {
+      c.send(hello.subarray(at, at + 37));
+      await sleep(5);
+    }
+    await waitFor('the ServerHello', () => (received.length > 0 ? true : undefined));
+    expect(received[0]![0]).toBe(22); // a handshake record: OpenSSL parsed the ClientHello
+    c.socket.end();
+    expect((await c.outcome).how).toBe('fin');
+    expect(
+      proxy.lines(/^10\.1\.2\.3:41008 \[.+\] fe_hs\/1: Connection closed during SSL handshake$/),
+    ).toHaveLength(1);
+  });
+
   it('answers at once a first record longer than OpenSSL takes: SSL handshake failure', async () => {
     const header = (length: number) => Uint8Array.from([22, 3, 1, length >> 8, length & 255, 1]);
     const o = await client(proxy.port, {
