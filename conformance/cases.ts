@@ -23,15 +23,13 @@
  * Headers are built with impl/proxy/build.ts (the inverse of the parser); the malformed ones are
  * written out byte by byte, annotated.
  */
-import { Duplex } from 'node:stream';
-import tls from 'node:tls';
 import { MACHINES } from '../machines/compose.ts';
 import type { Profile } from '../machines/config.ts';
 import type { ErrCode } from '../machines/errCodes.ts';
 import { listTransitions } from '../machines/introspect.ts';
 import { buildV1, buildV2 } from '../impl/proxy/build.ts';
 import type { BackendConnection } from './backend.ts';
-import type { CloseSeen, WireClient } from './client.ts';
+import { clientHello, HALF_RECORD, type CloseSeen, type WireClient } from './client.ts';
 import {
   AT_ONCE_MS,
   DEADLINE_WINDOW,
@@ -106,16 +104,23 @@ const ACCEPT = [
 ];
 const ACCEPT_PROXY = [...ACCEPT, tr('connection.accepted', 'START_HANDSHAKE', 'acceptProxy')];
 const ACCEPT_TLS = [...ACCEPT, tr('connection.accepted', 'START_HANDSHAKE', 'ssl')];
-const KILLED = [
-  tr('session.embryonic', 'HANDSHAKE_END', 'connectionHasError'),
-  tr('session.killed', 'always', 'logsKill'),
-  tr('connection.error', 'CLOSE'),
-];
-const EXPIRED = [
-  tr('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
-  tr('session.expired', 'always', 'logsKill'),
-  tr('connection.error', 'CLOSE'),
-];
+/**
+ * kill_mini_session after a handshake error or after the deadline, with its log line or, under
+ * option dontlognull for a connection that sent nothing, without it.
+ */
+function killPath(after: 'error' | 'deadline', logged: boolean): string[] {
+  return [
+    after === 'error'
+      ? tr('session.embryonic', 'HANDSHAKE_END', 'connectionHasError')
+      : tr('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
+    tr(after === 'error' ? 'session.killed' : 'session.expired', 'always', logged ? 'logsKill' : null),
+    tr('connection.error', 'CLOSE'),
+  ];
+}
+const KILLED = killPath('error', true);
+const EXPIRED = killPath('deadline', true);
+const KILLED_SILENTLY = killPath('error', false);
+const EXPIRED_SILENTLY = killPath('deadline', false);
 const COMPLETED = [
   tr('session.embryonic', 'HANDSHAKE_END'),
   tr('session.initialized', 'SESSION_END'),
@@ -126,17 +131,6 @@ const TLS = 'connection.handshake.tls';
 const PROXY_TIMEOUT = [...ACCEPT_PROXY, tr(HEADER, 'TIMEOUT'), ...EXPIRED];
 const PROXY_ERROR = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_ERROR', 'errorLeavesUnreadBytes'), ...KILLED];
 const PROXY_CLIENT_CLOSE = [...ACCEPT_PROXY, tr(HEADER, 'CLIENT_CLOSE'), ...KILLED];
-// Kills that option dontlognull keeps out of the log.
-const KILLED_SILENTLY = [
-  tr('session.embryonic', 'HANDSHAKE_END', 'connectionHasError'),
-  tr('session.killed', 'always'),
-  tr('connection.error', 'CLOSE'),
-];
-const EXPIRED_SILENTLY = [
-  tr('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
-  tr('session.expired', 'always'),
-  tr('connection.error', 'CLOSE'),
-];
 const PROXY_CLIENT_RESET = [...ACCEPT_PROXY, tr(HEADER, 'CLIENT_RESET'), ...KILLED];
 const PROXY_OK = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK'), ...COMPLETED];
 const PROXY_TLS = [...ACCEPT_PROXY, tr(HEADER, 'PROXY_HEADER_OK', 'ssl')];
@@ -253,33 +247,6 @@ const V2_UNSPEC_UNDER_PROXY = hex(`${SIG}
 
 const DATA = bytes('hello, backend\n');
 const HTTP_REQUEST = bytes('GET / HTTP/1.0\r\n\r\n');
-/** The first 11 bytes of a ClientHello record announcing 300 bytes: a TLS record left half sent. */
-const HALF_RECORD = Uint8Array.from([22, 3, 1, 1, 44, 1, 0, 1, 40, 3, 3]);
-
-/**
- * Resolves with a whole TLS ClientHello record, as node:tls writes it for a client: the first
- * write of a client TLS socket over a stream that keeps what it is given and answers nothing.
- */
-function clientHello(): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    let hello: Uint8Array | null = null;
-    const wire = new Duplex({
-      read() {},
-      write(chunk: Buffer, _encoding, done) {
-        hello ??= Uint8Array.from(chunk);
-        done();
-      },
-    });
-    const tlsClient = tls.connect({ socket: wire, rejectUnauthorized: false, servername: 'embryonic.test' });
-    tlsClient.on('error', reject);
-    setImmediate(() => {
-      tlsClient.destroy();
-      if (hello) resolve(hello);
-      else reject(new Error('node:tls wrote no ClientHello'));
-    });
-  });
-}
-
 const TLS_EARLY_CLOSE_2_6 =
   "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
 
@@ -490,27 +457,51 @@ async function statsThenConnect(
 }
 
 /**
- * <client> is still embryonic: 20 ms on, half-closes it and expects a FIN at once, and the backend
- * never contacted. Records two checks.
+ * Connects to <name> and writes each of <writes> in a write of its own; the client is still
+ * embryonic: 20 ms on, half-closes it and expects a FIN at once, and the backend never contacted.
+ * Records two checks.
  */
-async function finWhileEmbryonic(ctx: CaseContext, client: WireClient): Promise<void> {
+async function finWhileEmbryonic(
+  ctx: CaseContext,
+  name: FrontendName,
+  ...writes: Uint8Array[]
+): Promise<void> {
+  const client = await ctx.connect(name);
+  for (const bytes of writes) await client.write(bytes);
   await ctx.sleep(20);
   await endAndExpectFin(ctx, client);
   expectNoBackend(ctx);
 }
 
 /**
- * <client>, connected to <name> and still embryonic, holds a slot: 50 ms on, checks (as <during>)
- * that scur and CurrConns are up by one from <before>; then resets <client> and checks, AT_ONCE_MS
- * later, that the connection is gone (embryonicGone) and the backend was never contacted.
+ * Connects to <name> and sends nothing: expects the connection open until the deadline's window
+ * opens, then a FIN at the deadline (expectFinAtDeadline).
+ */
+async function silentUntilDeadline(ctx: CaseContext, name: FrontendName): Promise<void> {
+  const client = await ctx.connect(name);
+  await expectOpenUntil(
+    ctx,
+    client,
+    fromConnect(client).t + DEADLINE_MS + DEADLINE_WINDOW[0],
+    'before the deadline',
+  );
+  await expectFinAtDeadline(ctx, client);
+}
+
+/**
+ * Reads the counters, connects to <name> and writes each of <writes> in a write of its own. The
+ * client, still embryonic, holds a slot: 50 ms on, checks (as <during>) that scur and CurrConns
+ * are up by one from before it connected; then resets it and checks, AT_ONCE_MS later, that the
+ * connection is gone (embryonicGone) and the backend was never contacted.
  */
 async function resetWhileEmbryonic(
   ctx: CaseContext,
-  client: WireClient,
   name: FrontendName,
-  before: StatsSnapshot,
   during: string,
+  ...writes: Uint8Array[]
 ): Promise<void> {
+  const { before, client } = await statsThenConnect(ctx, name);
+  for (const bytes of writes) await client.write(bytes);
   await ctx.sleep(50);
   expectCounters(ctx, before, await ctx.stats(during), [
     { ...fe(name, 'scur'), delta: 1 },
@@ -625,16 +616,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_TIMEOUT,
     frontend: 'fe_pp',
     log: 'PRX_TIMEOUT',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp');
-      await expectOpenUntil(
-        ctx,
-        client,
-        fromConnect(client).t + DEADLINE_MS + DEADLINE_WINDOW[0],
-        'before the deadline',
-      );
-      await expectFinAtDeadline(ctx, client);
-    },
+    run: (ctx) => silentUntilDeadline(ctx, 'fe_pp'),
   },
   {
     id: 'hs/proxy-timeout/header-after-deadline-is-too-late',
@@ -680,10 +662,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_CLIENT_CLOSE,
     frontend: 'fe_pp',
     log: 'PRX_EMPTY',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp');
-      await finWhileEmbryonic(ctx, client);
-    },
+    run: (ctx) => finWhileEmbryonic(ctx, 'fe_pp'),
   },
   {
     id: 'log/dontlognull/fin-before-header-not-logged',
@@ -692,10 +671,7 @@ export const CASES: ConformanceCase[] = [
     transitions: [...ACCEPT_PROXY, tr(HEADER, 'CLIENT_CLOSE'), ...KILLED_SILENTLY],
     frontend: 'fe_pp_nulllog',
     log: 'none',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp_nulllog');
-      await finWhileEmbryonic(ctx, client);
-    },
+    run: (ctx) => finWhileEmbryonic(ctx, 'fe_pp_nulllog'),
   },
   {
     id: 'log/dontlognull/silent-client-at-deadline-not-logged',
@@ -704,16 +680,7 @@ export const CASES: ConformanceCase[] = [
     transitions: [...ACCEPT_PROXY, tr(HEADER, 'TIMEOUT'), ...EXPIRED_SILENTLY],
     frontend: 'fe_pp_nulllog',
     log: 'none',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp_nulllog');
-      await expectOpenUntil(
-        ctx,
-        client,
-        fromConnect(client).t + DEADLINE_MS + DEADLINE_WINDOW[0],
-        'before the deadline',
-      );
-      await expectFinAtDeadline(ctx, client);
-    },
+    run: (ctx) => silentUntilDeadline(ctx, 'fe_pp_nulllog'),
   },
   {
     id: 'log/dontlognull/not-a-header-logged',
@@ -732,10 +699,7 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp',
     needs: ['stats'],
     log: 'PRX_ABORT',
-    async run(ctx) {
-      const { before, client } = await statsThenConnect(ctx, 'fe_pp');
-      await resetWhileEmbryonic(ctx, client, 'fe_pp', before, 'while embryonic');
-    },
+    run: (ctx) => resetWhileEmbryonic(ctx, 'fe_pp', 'while embryonic'),
   },
   {
     id: 'hs/proxy-ok/backend-contacted-only-after-header',
@@ -867,11 +831,7 @@ export const CASES: ConformanceCase[] = [
     transitions: PROXY_TLS_CLIENT_CLOSE,
     frontend: 'fe_pp_tls',
     log: 'SSL_EMPTY',
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp_tls');
-      await client.write(V1_TCP4);
-      await finWhileEmbryonic(ctx, client);
-    },
+    run: (ctx) => finWhileEmbryonic(ctx, 'fe_pp_tls', V1_TCP4),
   },
   {
     id: 'hs/tls/fin-within-client-hello-is-handshake-failure',
@@ -883,12 +843,7 @@ export const CASES: ConformanceCase[] = [
     profileDifferences: [
       { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6, excuses: ['the target logs the kill'] },
     ],
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp_tls');
-      await client.write(V1_TCP4);
-      await client.write(HALF_RECORD);
-      await finWhileEmbryonic(ctx, client);
-    },
+    run: (ctx) => finWhileEmbryonic(ctx, 'fe_pp_tls', V1_TCP4, HALF_RECORD),
   },
   {
     id: 'hs/tls/fin-after-client-hello-is-empty',
@@ -900,12 +855,7 @@ export const CASES: ConformanceCase[] = [
     profileDifferences: [
       { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6, excuses: ['the target logs the kill'] },
     ],
-    async run(ctx) {
-      const client = await ctx.connect('fe_pp_tls');
-      await client.write(V1_TCP4);
-      await client.write(await clientHello());
-      await finWhileEmbryonic(ctx, client);
-    },
+    run: async (ctx) => finWhileEmbryonic(ctx, 'fe_pp_tls', V1_TCP4, await clientHello()),
   },
   {
     id: 'hs/tls/rst-within-client-hello-is-handshake-failure',
@@ -915,12 +865,8 @@ export const CASES: ConformanceCase[] = [
     frontend: 'fe_pp_tls',
     needs: ['stats'],
     log: 'SSL_HANDSHAKE',
-    async run(ctx) {
-      const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
-      await client.write(V1_TCP4);
-      await client.write(HALF_RECORD);
-      await resetWhileEmbryonic(ctx, client, 'fe_pp_tls', before, 'within the ClientHello record');
-    },
+    run: (ctx) =>
+      resetWhileEmbryonic(ctx, 'fe_pp_tls', 'within the ClientHello record', V1_TCP4, HALF_RECORD),
   },
   {
     id: 'hs/client-reset/rst-during-tls-handshake-releases-slot',
@@ -938,11 +884,7 @@ export const CASES: ConformanceCase[] = [
         excuses: ['the target logs the kill'],
       },
     ],
-    async run(ctx) {
-      const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
-      await client.write(V1_TCP4);
-      await resetWhileEmbryonic(ctx, client, 'fe_pp_tls', before, 'after the header, during TLS');
-    },
+    run: (ctx) => resetWhileEmbryonic(ctx, 'fe_pp_tls', 'after the header, during TLS', V1_TCP4),
   },
   {
     id: 'hs/tls-only/tls-forwards-data',

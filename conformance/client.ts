@@ -345,3 +345,31 @@ function errorCode(err: Error): string {
 function round1(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
+
+/** The first 11 bytes of a ClientHello record announcing 300 bytes: a TLS record left half sent. */
+export const HALF_RECORD = Uint8Array.from([22, 3, 1, 1, 44, 1, 0, 1, 40, 3, 3]);
+
+/**
+ * Resolves with a whole TLS ClientHello record, as node:tls writes it for a client: the first
+ * write of a client TLS socket over a stream that keeps what it is given and answers nothing.
+ * Rejects if node:tls writes nothing. Leaves nothing open.
+ */
+export function clientHello(): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let hello: Buffer | null = null;
+    const wire = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        hello ??= Buffer.from(chunk);
+        done();
+      },
+    });
+    const tlsClient = tlsConnect({ socket: wire, rejectUnauthorized: false, servername: 'embryonic.test' });
+    tlsClient.on('error', reject);
+    setImmediate(() => {
+      tlsClient.destroy();
+      if (hello) resolve(hello);
+      else reject(new Error('node:tls wrote no ClientHello'));
+    });
+  });
+}

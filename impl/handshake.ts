@@ -45,6 +45,33 @@ export function trash(size: number): Buffer {
 
 const readers = new WeakMap<net.Socket, Conn>();
 
+/** The handlers of one read of the accepted socket by this module: a read, the client's EOF, a read error. */
+interface SocketReader {
+  data: (this: net.Socket, chunk: Buffer) => void;
+  end: (this: net.Socket) => void;
+  error: (this: net.Socket, err: Error) => void;
+}
+
+/** Reads `conn`'s accepted socket with `reader`'s handlers until stopReading. */
+function startReading(conn: Conn, reader: SocketReader): void {
+  const s = conn.socket;
+  readers.set(s, conn);
+  s.on('data', reader.data);
+  s.on('end', reader.end);
+  s.on('error', reader.error);
+  s.resume();
+}
+
+/** Stops `reader`: the socket is paused, its scratch area dropped, and the next layer will read it. */
+function stopReading(conn: Conn, reader: SocketReader): void {
+  const s = conn.socket;
+  s.pause();
+  s.off('data', reader.data);
+  s.off('end', reader.end);
+  s.off('error', reader.error);
+  conn.scratch = null;
+}
+
 /**
  * recvProxyHeader: starts reading the PROXY header of `conn` (conn_recv_proxy). Requires the
  * accepted socket, not yet read. The outcome arrives as a connection event from the socket's
@@ -52,22 +79,7 @@ const readers = new WeakMap<net.Socket, Conn>();
  */
 export function readProxyHeader(conn: Conn): void {
   conn.phase = 'proxyHeader';
-  const s = conn.socket;
-  readers.set(s, conn);
-  s.on('data', socketOnHeaderData);
-  s.on('end', socketOnHeaderEnd);
-  s.on('error', socketOnHeaderError);
-  s.resume();
-}
-
-/** Stops reading the header: the socket is paused and the next layer will read it. */
-function stopHeaderRead(conn: Conn): void {
-  const s = conn.socket;
-  s.pause();
-  s.off('data', socketOnHeaderData);
-  s.off('end', socketOnHeaderEnd);
-  s.off('error', socketOnHeaderError);
-  conn.scratch = null;
+  startReading(conn, HEADER_READER);
 }
 
 /** One read of the header (one recv()). */
@@ -95,7 +107,7 @@ function socketOnHeaderData(this: net.Socket, chunk: Buffer): void {
     v2OtherFamilies: tolerant ? 'real-addresses' : 'haproxy-2.6',
   });
   if (r.status === 'need-more') return;
-  stopHeaderRead(conn);
+  stopReading(conn, HEADER_READER);
   if (r.status === 'error') {
     conn.fe.connectionEvent(conn, { type: 'PROXY_HEADER_ERROR', code: r.code });
     return;
@@ -110,7 +122,7 @@ function socketOnHeaderEnd(this: net.Socket): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'proxyHeader') return;
   const partial = conn.scratch;
-  stopHeaderRead(conn);
+  stopReading(conn, HEADER_READER);
   if (partial && partial.length > 0) {
     const view = partial.subarray(0, Math.min(partial.length, conn.fe.pool.bufsize));
     const r = parseProxyHeader(view, { mode: 'tolerant', eof: true, bufsize: conn.fe.pool.bufsize });
@@ -126,7 +138,7 @@ function socketOnHeaderEnd(this: net.Socket): void {
 function socketOnHeaderError(this: net.Socket, _err: Error): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'proxyHeader') return;
-  stopHeaderRead(conn);
+  stopReading(conn, HEADER_READER);
   conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET', tlsRead: 'none' });
 }
 
@@ -149,12 +161,7 @@ export const TLS_RECORD_MAX = 16384 + 256 + 64;
 export function startTlsHandshake(conn: Conn): void {
   conn.phase = 'tls';
   if (!conn.fe.secureContext) throw new Error('startTlsHandshake on a frontend without ssl crt');
-  const s = conn.socket;
-  readers.set(s, conn);
-  s.on('data', socketOnHelloData);
-  s.on('end', socketOnHelloEnd);
-  s.on('error', socketOnHelloError);
-  s.resume();
+  startReading(conn, HELLO_READER);
 }
 
 /**
@@ -185,16 +192,6 @@ function firstRecordSize(bytes: Uint8Array): number | null {
   return length <= TLS_RECORD_MAX ? 5 + length : null;
 }
 
-/** Stops reading the first TLS record: the socket is paused and OpenSSL will read it. */
-function stopHelloRead(conn: Conn): void {
-  const s = conn.socket;
-  s.pause();
-  s.off('data', socketOnHelloData);
-  s.off('end', socketOnHelloEnd);
-  s.off('error', socketOnHelloError);
-  conn.scratch = null;
-}
-
 /** One read of the client's first TLS record. */
 function socketOnHelloData(this: net.Socket, chunk: Buffer): void {
   const conn = readers.get(this);
@@ -205,7 +202,7 @@ function socketOnHelloData(this: net.Socket, chunk: Buffer): void {
     conn.scratch = seen;
     return;
   }
-  stopHelloRead(conn);
+  stopReading(conn, HELLO_READER);
   this.unshift(seen);
   const t = new tls.TLSSocket(this, { isServer: true, secureContext: conn.fe.secureContext! });
   conn.tls = t;
@@ -236,21 +233,34 @@ function appendToRecord(held: Buffer, chunk: Buffer): Buffer {
 
 /** The client closed before its first TLS record was whole. */
 function socketOnHelloEnd(this: net.Socket): void {
-  const conn = readers.get(this);
-  if (!conn || conn.phase !== 'tls' || conn.tls) return;
-  const tlsRead = conn.scratch ? 'partialRecord' : 'none';
-  stopHelloRead(conn);
-  conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE', tlsRead });
+  helloEnded(this, 'CLIENT_CLOSE');
 }
 
 /** A read error (a reset) before the client's first TLS record was whole. */
 function socketOnHelloError(this: net.Socket, _err: Error): void {
-  const conn = readers.get(this);
+  helloEnded(this, 'CLIENT_RESET');
+}
+
+/** The client closed or reset `socket` while its first TLS record was read: how much it had sent decides the code. */
+function helloEnded(socket: net.Socket, type: 'CLIENT_CLOSE' | 'CLIENT_RESET'): void {
+  const conn = readers.get(socket);
   if (!conn || conn.phase !== 'tls' || conn.tls) return;
   const tlsRead = conn.scratch ? 'partialRecord' : 'none';
-  stopHelloRead(conn);
-  conn.fe.connectionEvent(conn, { type: 'CLIENT_RESET', tlsRead });
+  stopReading(conn, HELLO_READER);
+  conn.fe.connectionEvent(conn, { type, tlsRead });
 }
+
+/** The readers of the two handshakes: the PROXY header, then the first TLS record. */
+const HEADER_READER: SocketReader = {
+  data: socketOnHeaderData,
+  end: socketOnHeaderEnd,
+  error: socketOnHeaderError,
+};
+const HELLO_READER: SocketReader = {
+  data: socketOnHelloData,
+  end: socketOnHelloEnd,
+  error: socketOnHelloError,
+};
 
 /** The TLS handshake completed. */
 function tlsOnSecure(this: tls.TLSSocket): void {

@@ -129,14 +129,9 @@ export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = D
     }
     if (bounds.clientCloses && handshake) {
       // A close or reset during TLS, with each amount of the handshake the client had sent.
-      for (const tlsRead of config.ssl ? TLS_READS : (['none'] as const)) {
-        mine.push(
-          add(tlsRead === 'none' ? { type: 'CLIENT_CLOSE', conn } : { type: 'CLIENT_CLOSE', conn, tlsRead }),
-        );
-        mine.push(
-          add(tlsRead === 'none' ? { type: 'CLIENT_RESET', conn } : { type: 'CLIENT_RESET', conn, tlsRead }),
-        );
-      }
+      for (const tlsRead of config.ssl ? TLS_READS : (['none'] as const))
+        for (const type of ['CLIENT_CLOSE', 'CLIENT_RESET'] as const)
+          mine.push(add(tlsRead === 'none' ? { type, conn } : { type, conn, tlsRead }));
     }
     mine.push(add({ type: 'TIMER_EXPIRE', conn }));
     mine.push(add({ type: 'TASK_WAKEUP', conn }));

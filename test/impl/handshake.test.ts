@@ -2,9 +2,9 @@
  * The handshakes on real sockets: the PROXY header (strict and tolerant reading) and TLS after it,
  * under the one deadline armed at accept. The proxy runs as a child process.
  */
-import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { clientHello, HALF_RECORD } from '../../conformance/client.ts';
 import { firstRecordPending, TLS_RECORD_MAX } from '../../impl/handshake.ts';
 import { buildV1, buildV2 } from '../../impl/proxy/build.ts';
 import {
@@ -146,9 +146,8 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
   });
 
   it('logs an SSL handshake failure for a client that closes within its ClientHello record, and a close for one that sent none', async () => {
-    const halfRecord = Uint8Array.from([22, 3, 1, 1, 44, 1, 0, 1, 40, 3, 3]); // a record of 300 bytes, begun
     for (const [port, after] of [
-      [41004, halfRecord],
+      [41004, HALF_RECORD],
       [41005, new Uint8Array(0)],
     ] as const) {
       const c = client(proxy.port, { first: Buffer.concat([tcp4(port), after]) });
@@ -225,11 +224,10 @@ describe('a close during TLS in the 2.6 profile (OpenSSL 3: SSL_get_state)', () 
 
   it('logs SSL handshake failure after a whole ClientHello, a close within it as a close, and every reset as a failure', async () => {
     const hello = await clientHello();
-    const halfRecord = hello.subarray(0, 11);
     for (const [port, after, how] of [
       [41101, hello, 'fin'],
-      [41102, halfRecord, 'fin'],
-      [41103, halfRecord, 'rst'],
+      [41102, HALF_RECORD, 'fin'],
+      [41103, HALF_RECORD, 'rst'],
     ] as const) {
       const c = client(proxy.port, { first: Buffer.concat([tcp4(port), after]) });
       await c.connected;
@@ -246,27 +244,6 @@ describe('a close during TLS in the 2.6 profile (OpenSSL 3: SSL_get_state)', () 
     expect(proxy.lines(/^10\.1\.2\.3:41103 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
   });
 });
-
-/** A whole TLS ClientHello record, as node:tls writes it: the first write of a client TLS socket. */
-function clientHello(): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let hello: Buffer | null = null;
-    const wire = new Duplex({
-      read() {},
-      write(chunk: Buffer, _encoding, done) {
-        hello ??= Buffer.from(chunk);
-        done();
-      },
-    });
-    const t = tls.connect({ socket: wire, rejectUnauthorized: false, servername: 'embryonic.test' });
-    t.on('error', reject);
-    setImmediate(() => {
-      t.destroy();
-      if (hello) resolve(hello);
-      else reject(new Error('node:tls wrote no ClientHello'));
-    });
-  });
-}
 
 describe('tolerant PROXY reading (accept-proxy proxy-tolerant)', () => {
   let echo: Backend;

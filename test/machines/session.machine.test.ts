@@ -111,6 +111,15 @@ const LOGGED_KILL = [e('logEmbryonicKill', { byDeadline: false }), ...KILL];
 const LOGGED_EXPIRY = [e('logEmbryonicKill', { byDeadline: true }), ...KILL];
 /** Unlinked again on session_complete's error path (3b24641745). */
 const LIST_DEL_COMPLETE = e('listDel', { site: 'session_complete' });
+/** session_complete after a handshake, failing at the txn: both buffers freed again, unlinked. */
+const TXN_FAILED_AFTER_HANDSHAKE = [
+  ...COMPLETE_START,
+  bufAlloc('req'),
+  bufAlloc('rep'),
+  bufFree('rep'),
+  bufFree('req'),
+  LIST_DEL_COMPLETE,
+];
 
 const CASES: Case[] = [
   // --- absent: session_accept ---
@@ -248,15 +257,7 @@ const CASES: Case[] = [
     path: [accept()],
     event: handshakeEnd(false, 'txn'),
     target: 'freed',
-    effects: [
-      ...COMPLETE_START,
-      bufAlloc('req'),
-      bufAlloc('rep'),
-      bufFree('rep'),
-      bufFree('req'),
-      LIST_DEL_COMPLETE,
-      ...LOGGED_KILL,
-    ],
+    effects: [...TXN_FAILED_AFTER_HANDSHAKE, ...LOGGED_KILL],
   },
   {
     transition: 'session.embryonic|HANDSHAKE_END|2',
@@ -387,15 +388,7 @@ const CASES: Case[] = [
     path: [accept()],
     event: handshakeEnd(false, 'txn'),
     target: 'freed',
-    effects: [
-      ...COMPLETE_START,
-      bufAlloc('req'),
-      bufAlloc('rep'),
-      bufFree('rep'),
-      bufFree('req'),
-      LIST_DEL_COMPLETE,
-      ...KILL,
-    ],
+    effects: [...TXN_FAILED_AFTER_HANDSHAKE, ...KILL],
   },
   // --- rejected (passed through) ---
   {

@@ -161,6 +161,17 @@ export class ProxyModel {
     return ok.length === 0 ? null : ok[pick % ok.length]!.id;
   }
 
+  /**
+   * The `pick`-th client (as pick() counts) in its TLS handshake that has neither closed nor sent
+   * anything of it yet: the one a TLS command acts on. Null if there is none.
+   */
+  pickInFreshTls(pick: number): number | null {
+    return this.pick(
+      pick,
+      (c) => c.did === null && c.tlsSent === 'none' && this.connState(c.id) === 'handshake.tls',
+    );
+  }
+
   /** True iff another client may connect. */
   canConnect(): boolean {
     return this.clients.length < this.maxClients;

@@ -9,10 +9,7 @@ export class TlsGarbageCommand implements ProxyCommand {
 
   /** The client this command acts on in `m`, or null if none can take it. */
   resolve(m: Readonly<ProxyModel>): number | null {
-    return m.pick(
-      this.pick,
-      (c) => c.did === null && c.tlsSent === 'none' && m.connState(c.id) === 'handshake.tls',
-    );
+    return m.pickInFreshTls(this.pick);
   }
 
   check(m: Readonly<ProxyModel>): boolean {

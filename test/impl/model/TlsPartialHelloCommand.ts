@@ -1,13 +1,7 @@
 /** A client in its TLS handshake sends the start of a ClientHello record, and not the rest. */
+import { HALF_RECORD } from '../../../conformance/client.ts';
 import { converge, type RealSide } from './RealSide.ts';
 import type { ProxyCommand, ProxyModel } from './ProxyModel.ts';
-
-/**
- * The first 11 bytes of a TLS record: a handshake record (type 22, TLS 1.0 framing) announcing 300
- * bytes, and the start of the ClientHello it holds. The record stays incomplete: a close or reset
- * after it leaves it half read (connection.machine.ts TlsRead 'partialRecord').
- */
-export const PARTIAL_HELLO = Uint8Array.from([22, 3, 1, 1, 44, 1, 0, 1, 40, 3, 3]);
 
 export class TlsPartialHelloCommand implements ProxyCommand {
   private label = '';
@@ -16,10 +10,7 @@ export class TlsPartialHelloCommand implements ProxyCommand {
 
   /** The client this command acts on in `m`, or null if none can take it. */
   resolve(m: Readonly<ProxyModel>): number | null {
-    return m.pick(
-      this.pick,
-      (c) => c.did === null && c.tlsSent === 'none' && m.connState(c.id) === 'handshake.tls',
-    );
+    return m.pickInFreshTls(this.pick);
   }
 
   check(m: Readonly<ProxyModel>): boolean {
@@ -29,9 +20,9 @@ export class TlsPartialHelloCommand implements ProxyCommand {
   async run(m: ProxyModel, r: RealSide): Promise<void> {
     const id = this.resolve(m)!;
     m.tlsPartialHello(id);
-    this.label = `c${id} sends the first ${PARTIAL_HELLO.length} bytes of a ClientHello record`;
+    this.label = `c${id} sends the first ${HALF_RECORD.length} bytes of a ClientHello record`;
     r.note(this.label);
-    r.clients[id]!.write(PARTIAL_HELLO);
+    r.clients[id]!.write(HALF_RECORD);
     await converge(m, r, this.label);
   }
 
