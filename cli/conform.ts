@@ -23,7 +23,8 @@ export const conformCommand: Command = {
   name: 'conform',
   summary: 'run the black-box conformance suite against a proxy, side by side with HAProxy',
   usage: [
-    'Usage: embryonic conform [--target impl|haproxy|HOST:PORT]... [--stats unix:PATH] [--cases GLOB]...',
+    'Usage: embryonic conform [--target impl[@PROFILE]|haproxy|HOST:PORT[@PROFILE]]... [--stats unix:PATH]',
+    '                         [--cases GLOB]...',
     '                         [--json FILE] [--junit FILE] [--html FILE] [--coverage FILE] [--strict]',
     '       embryonic conform --print-config [--target HOST:PORT] [--stats unix:PATH]',
     '',
@@ -32,16 +33,20 @@ export const conformCommand: Command = {
     'version-difference. After each case it checks that the target holds nothing (no backend',
     'connection, every frontend scur 0) and, for impl only, that its ledgers are clean (show',
     'violations, show pool, show fd: no violation, no live pool item, no live fd). On impl it',
-    "also reads the proxy's trace and fails a case that does not take every transition it",
-    'declares; --coverage then counts the transitions the passing cases took there (the declared',
-    'ones on targets that write no trace).',
+    "also reads the proxy's trace and fails a case that does not take every transition the model",
+    "predicts for it under the target's profile (the kills each target must log are predicted",
+    'the same way); --coverage then counts the transitions the passing cases took there (the',
+    'predicted ones on targets that write no trace).',
     '',
     'Targets (repeat --target for several; one report covers them all):',
     '  impl        the bundled proxy, started with the suite config (the default)',
+    '  impl@PROFILE  the same, run with --profile PROFILE (dev12, 2.6, 2.9) and judged against',
+    "              that profile's predictions: impl@2.6 must do what Debian's haproxy does",
     "  haproxy     Debian's haproxy from PATH, started with the same config (nbthread 1);",
     '              skipped with a message when haproxy is not installed',
     '  HOST:PORT   a proxy already running the documented config with base port PORT',
-    '              (see --print-config); counter cases need --stats and are skipped without it',
+    '              (see --print-config); counter cases need --stats and are skipped without it;',
+    "              HOST:PORT@PROFILE judges it against that profile's predictions (default dev12)",
     '',
     'Options:',
     '  --stats unix:PATH  the stats socket of the HOST:PORT target',
@@ -163,19 +168,24 @@ function printSummary(report: SuiteReport): void {
 }
 
 /**
- * The `embryonic verify` entry: runs every case against the bundled proxy. Resolves ok iff every
- * case passes or is a documented version-difference; a proxy that does not start fails every case,
- * and so the verification. Never rejects for a case failure. Starts and stops the proxy itself.
+ * The `embryonic verify` entry: runs every case against the bundled proxy, once as dev12 (the
+ * default model) and once with --profile 2.6 (what Debian's HAProxy 2.6 does, judged against that
+ * profile's predictions). Resolves ok iff, on both, every case passes or is a version-difference; a
+ * proxy that does not start fails every case, and so the verification. Never rejects for a case
+ * failure. Starts and stops the proxies itself.
  */
 export async function verifyConformance(): Promise<VerifyResult> {
-  const report = await runSuite([{ kind: 'impl' }], CASES);
-  const target = report.targets[0]!;
-  const c = summarize(report);
+  const report = await runSuite([{ kind: 'impl' }, { kind: 'impl', profile: '2.6' }], CASES);
   const bad = report.results.filter((r) => r.verdict === 'fail' || r.verdict === 'skipped');
+  const parts = report.targets.map((target) => {
+    const c = summarize(report, target.name);
+    return (
+      `${target.name}: ${c.pass} pass, ${c['version-difference']} version-difference, ${c.fail} fail, ${c.skipped} skipped` +
+      (target.unavailable ? ` (${target.unavailable.reason.split('\n')[0]})` : '')
+    );
+  });
   const detail =
-    `${c.pass} pass, ${c['version-difference']} version-difference, ${c.fail} fail, ${c.skipped} skipped` +
-    ` (${report.cases.length} cases, ${(report.durationMs / 1000).toFixed(1)} s)` +
-    (bad.length ? `; not passing: ${bad.map((r) => r.caseId).join(', ')}` : '') +
-    (target.unavailable ? `; ${target.unavailable.reason.split('\n')[0]}` : '');
+    `${parts.join('; ')} (${report.cases.length} cases, ${(report.durationMs / 1000).toFixed(1)} s)` +
+    (bad.length ? `; not passing: ${bad.map((r) => `${r.target} ${r.caseId}`).join(', ')}` : '');
   return { ok: bad.length === 0, detail };
 }

@@ -4,14 +4,15 @@
  *            backend, counters, target log), with the targets and the case list
  *   toJunit  JUnit XML: a testsuite per target, a testcase per case; fail → <failure>, skipped →
  *            <skipped>, version-difference → a passing testcase whose <system-out> says why
- *   toCoverage  the transitions the passing cases exercised (taken, where the target's trace says,
- *            else declared), in diagrams/coverage.ts's format
+ *   toCoverage  the transitions the cases that held exercised (taken, where the target's trace
+ *            says, else predicted by the model), in diagrams/coverage.ts's format
  *   toHtml   one self-contained HTML page (inline CSS and JS, nothing fetched): the matrix of
  *            targets × cases, then a detail view per case and target with its wire log
  *
  * All are pure functions of the report.
  */
 import type { WireEvent } from './client.ts';
+import { describePrediction, describeScenario, observablyDiffer } from './predict.ts';
 import type { CaseInfo, CaseResult, SuiteReport, TargetSummary, Verdict } from './runner.ts';
 
 /** The verdicts in the order the reports list them. */
@@ -36,23 +37,32 @@ export function toJson(report: SuiteReport): string {
 
 /**
  * Returns the coverage file of <report> for diagrams/coverage.ts: source 'conformance', and for
- * each transition, how many case × target results with the verdict pass counted it. A result
+ * each transition, how many case × target results that held counted it: a pass, or a
+ * version-difference that ran (every check held, against its profile's prediction). A result
  * counts:
  *   - on a target whose trace the runner read (the bundled proxy: the result has
- *     `transitionsTaken`), the transitions the case took, each once, whether the case declares
- *     them or not;
+ *     `transitionsTaken`), the transitions the case took, each once, predicted or not;
  *   - on a target whose trace could not be read for the result (it has `traceError`), nothing;
- *   - on any other target (haproxy, HOST:PORT: no trace), the transitions the case declares, each
- *     once: there they are the case's claim, not an observation.
- * Every transition a case declares or a passing result took is listed, at 0 when no passing result
- * counted it (every case naming it failed, was skipped, was not run, or did not take it). Pure.
+ *   - on any other target (haproxy, HOST:PORT: no trace), the transitions the model predicts for
+ *     the case under the target's profile, each once: there they are the model's claim, not an
+ *     observation.
+ * Every transition a case takes under some profile or a result took is listed, at 0 when no result
+ * that held counted it (every case taking it failed, was skipped, was not run, or did not take
+ * it). Pure.
  */
 export function toCoverage(report: SuiteReport): string {
   const transitions: Record<string, number> = {};
   for (const c of report.cases) for (const t of c.transitions) transitions[t] ??= 0;
   for (const r of report.results) {
-    if (r.verdict !== 'pass' || r.traceError !== undefined) continue;
-    const counted = r.transitionsTaken ?? report.cases.find((x) => x.id === r.caseId)?.transitions ?? [];
+    const held =
+      r.verdict === 'pass' ||
+      (r.verdict === 'version-difference' && r.checks.length > 0 && r.checks.every((k) => k.ok));
+    if (!held || r.traceError !== undefined) continue;
+    const profile = report.targets.find((t) => t.name === r.target)?.profile;
+    const predicted = report.cases
+      .find((x) => x.id === r.caseId)
+      ?.predictions.find((p) => p.profile === profile);
+    const counted = r.transitionsTaken ?? predicted?.transitions ?? [];
     for (const t of new Set(counted)) transitions[t] = (transitions[t] ?? 0) + 1;
   }
   return `${JSON.stringify({ source: 'conformance', transitions }, null, 2)}\n`;
@@ -216,17 +226,18 @@ function caseSection(
   if (c.section) meta.push(`<dt>spec section</dt><dd>doc/proxy-protocol.txt §${esc(c.section)}</dd>`);
   meta.push(`<dt>frontend</dt><dd>${esc(c.frontend ?? '(none)')}</dd>`);
   if (c.needs.length) meta.push(`<dt>needs</dt><dd>${esc(c.needs.join(', '))}</dd>`);
-  if (c.log)
+  meta.push(`<dt>scenario</dt><dd>${esc(describeScenario(c.scenario))}</dd>`);
+  for (const p of c.predictions) {
+    if (p.profile !== 'dev12' && !observablyDiffer(p, c.predictions[0]!)) continue;
     meta.push(
-      c.log === 'none'
-        ? '<dt>expected kill</dt><dd>not logged (judged against the target log)</dd>'
-        : `<dt>expected kill</dt><dd><code>${esc(c.log)}</code> (judged against the target log)</dd>`,
+      `<dt>${p.profile === 'dev12' ? 'the model predicts' : `under ${esc(p.profile)}`}</dt><dd>the target ${esc(describePrediction(p))}${p.log !== null ? ' (the log judged against the target log)' : ''}</dd>`,
     );
-  meta.push(`<dt>transitions</dt><dd>${c.transitions.map((t) => `<code>${esc(t)}</code>`).join(' ')}</dd>`);
+  }
+  meta.push(
+    `<dt>transitions (any profile)</dt><dd>${c.transitions.map((t) => `<code>${esc(t)}</code>`).join(' ')}</dd>`,
+  );
   for (const d of c.profileDifferences)
-    meta.push(
-      `<dt>profile ${esc(d.profile)}</dt><dd>${esc(d.reason)}${d.excuses.length > 0 ? ` Excuses only the checks: ${d.excuses.map((e) => `<q>${esc(e)}…</q>`).join(', ')}.` : ''}</dd>`,
-    );
+    meta.push(`<dt>why ${esc(d.profile)} differs</dt><dd>${esc(d.reason)}</dd>`);
   if (c.notRunnable) meta.push(`<dt>not run</dt><dd>${esc(c.notRunnable)}</dd>`);
   const results = report.targets.map((t) => {
     const r = resultOf(report, c.id, t.name);

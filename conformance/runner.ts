@@ -8,9 +8,11 @@
  *   fail                a check does not hold, the case overran its budget, the target still holds
  *                       something once the case is over, or the target is broken
  *   skipped             haproxy is not installed, or the case needs a stats socket the target lacks
- *   version-difference  the case documents that the target's profile departs from the default
- *                       model, and every check that failed is one that difference excuses (or the
- *                       case cannot run on the suite's config)
+ *   version-difference  every check holds, and the model predicts for the target's profile
+ *                       something else than for the default model (dev12) in what a target shows
+ *                       (predict.ts observablyDiffer: the kills logged, the closes); the case's
+ *                       `profileDifferences` says why. Also a case that cannot run on the suite's
+ *                       config.
  *
  * After each case the runner waits (bounded by SETTLE_MS) until the target holds nothing, and checks
  * that it came true, as every case's last checks:
@@ -20,30 +22,43 @@
  *       sockets, `show violations`, `show pool` and `show fd` list no violation, no pool site has a
  *       live item (live 0, allocs = frees) and no fd is live (the impl target only: HAProxy does
  *       not know these commands).
- * A failed settle check fails the case even when the case documents a profile difference: the
- * difference is about behaviour, never about what a target keeps. It also keeps the next case from
- * seeing this one's connections.
+ * A failed settle check fails the case like any other. It also keeps the next case from seeing this
+ * one's connections.
+ *
+ * The expectations beyond the case body's own checks come from the model (cases.ts predictionOf:
+ * the case's scenario run on the suite config of its frontend under the target's profile):
+ *   "the target closes each connection as the model predicts": the case's clients, one per
+ *       connection the scenario accepts, saw as many FINs and RSTs as the model closes with
+ *       (predict.ts closesCheck), on every target;
+ *   "the target logs the kill <code>" for each code the prediction logs, or "the target logs
+ *       nothing for the case" when it predicts kills that option dontlognull hides, judged on every
+ *       target whose log the runner captures.
  *
  * On a target that writes a lifecycle trace (the bundled proxy, targets.ts), the runner reads the
  * transitions the case took from the trace (trace.ts: the step lines written from the case's start
  * to the end of its settle, its connections' and its listener's) into the result's
  * `transitionsTaken` (or, when the trace cannot be read, why into `traceError`; steps of
- * connections accepted before the case are left out, and a note says how many), and, when the
- * target runs the default model (profile dev12, the model every case's `transitions` are written
- * against), adds the check
- *   "the case takes the transitions it declares": every transition the case declares is among
- *       those it took. It fails the case naming the ones it did not take.
- * On another profile (`--profile 2.6`) the model's paths differ (session_accept's return, the
- * missing monitor-net), so the declaration is not judged there; a note says so.
+ * connections accepted before the case are left out, and a note says how many), and adds the check
+ *   "the case takes the transitions the model predicts": every transition of the prediction for
+ *       the target's profile (`--profile 2.6` included) is among those it took. It fails the case
+ *       naming the ones it did not take.
  */
 import { basename } from 'node:path';
 import type { Profile } from '../machines/config.ts';
 import { errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import { WireClient, WireLog, type WireEvent } from './client.ts';
-import type { ConformanceCase, ProfileDifference } from './cases.ts';
+import { predictionOf, type ConformanceCase, type ProfileDifference } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
+import {
+  closesCheck,
+  describePrediction,
+  observablyDiffer,
+  PROFILES,
+  type Prediction,
+  type Scenario,
+} from './predict.ts';
 import { readMergedStats, statsQuery, type StatsSnapshot } from './stats.ts';
-import { markTraces, readTraceSince, takesDeclaredCheck, type TransitionsTaken } from './trace.ts';
+import { markTraces, readTraceSince, takesPredictedCheck, type TransitionsTaken } from './trace.ts';
 import { DEADLINE_MS, FRONTENDS, type FrontendName } from './suite.cfg.ts';
 import {
   sleep,
@@ -116,12 +131,13 @@ export interface CaseInfo {
   id: string;
   requirement: string;
   section?: string;
-  transitions: string[];
+  transitions: string[]; //           taken under some profile (the union of the predictions')
   frontend: FrontendName | null;
   needs: string[];
-  log?: string;
   notRunnable?: string;
   profileDifferences: ProfileDifference[];
+  scenario: Scenario; //               what its clients do, as the model's events
+  predictions: Prediction[]; //        what the model predicts under each profile (PROFILES)
 }
 
 /** Everything a run produced: the input of every report writer. */
@@ -147,8 +163,8 @@ const INFO_FIELDS = ['CurrConns', 'CumConns', 'MaxConn', 'Jobs', 'CurrSslConns',
 
 /** How long the runner waits, after a case, for the target to hold nothing. */
 export const SETTLE_MS = 2000;
-/** The model profile the cases' declared transitions are written against (cases.ts). */
-export const DECLARED_PROFILE: Profile = 'dev12';
+/** The profile every other profile's prediction is compared with: the default model. */
+const DEFAULT_PROFILE: Profile = 'dev12';
 /** A settle longer than this is noted in the result (not judged). */
 const SLOW_SETTLE_MS = 250;
 
@@ -204,18 +220,24 @@ export async function runSuite(
   };
 }
 
-/** Returns the report's view of <c>: everything but its run function. Pure. */
+/**
+ * Returns the report's view of <c>: everything but its run function, with the model's prediction
+ * under each profile, and the transitions of those predictions (not the case's own `transitions`,
+ * which a case built by spreading another may carry over from it). Pure.
+ */
 export function caseInfo(c: ConformanceCase): CaseInfo {
+  const predictions = PROFILES.map((p) => predictionOf(c, p));
   return {
     id: c.id,
     requirement: c.requirement,
     ...(c.section ? { section: c.section } : {}),
-    transitions: [...c.transitions],
+    transitions: [...new Set(predictions.flatMap((p) => p.transitions))],
     frontend: c.frontend,
     needs: [...(c.needs ?? [])],
-    ...(c.log ? { log: c.log } : {}),
     ...(c.notRunnable ? { notRunnable: c.notRunnable } : {}),
     profileDifferences: [...(c.profileDifferences ?? [])],
+    scenario: c.scenario,
+    predictions,
   };
 }
 
@@ -314,17 +336,24 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     clearTimeout(timer);
   }
   const durationMs = log.now();
+  const predicted = predictionOf(c, target.profile);
+  checks.push(
+    closesCheck(
+      predicted,
+      c.scenario,
+      clients.map((client) => client.closedBy?.kind ?? null),
+    ),
+  );
   for (const client of clients) client.destroy();
   const settled = await settle(target, settleMs);
   if (settled.waitedMs > SLOW_SETTLE_MS) {
     notes.push(`the target took ${Math.round(settled.waitedMs)} ms to settle after the case`);
   }
-  if (c.log && target.logSince) {
-    checks.push(
-      c.log === 'none'
-        ? await expectNothingLogged(target.logSince, log.origin)
-        : await expectKillLogged(target.logSince, c.log, log.origin),
-    );
+  if (predicted.log !== null && target.logSince) {
+    if (predicted.log === 'none') checks.push(await expectNothingLogged(target.logSince, log.origin));
+    else
+      for (const code of predicted.log)
+        checks.push(await expectKillLogged(target.logSince, code, log.origin));
   }
   let taken: TransitionsTaken | Error | null = null;
   if (target.tracePaths.length > 0) {
@@ -338,13 +367,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
         `${taken.earlierSteps} step(s) of ${taken.earlierConnections} connection(s) accepted before the case (a previous case's leftovers) are in its stretch of trace and are not counted as taken by it`,
       );
     }
-    if (target.profile === DECLARED_PROFILE) checks.push(takesDeclaredCheck(c.transitions, taken));
-    else {
-      notes.push(
-        `the transitions taken are not judged against the case's declaration: it is written for profile ${DECLARED_PROFILE}, the target runs ${target.profile}`,
-      );
-      if (taken instanceof Error) notes.push(`the trace could not be read: ${taken.message}`);
-    }
+    checks.push(takesPredictedCheck(predicted.transitions, taken));
   }
   const ok = checks.length > 0 && checks.every((k) => k.ok);
   const firstFailure = checks.find((k) => !k.ok);
@@ -354,11 +377,14 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   let reason: string | undefined;
   if (held) {
     reason = describeFailure(held);
-  } else if (!ok && difference && excusedBy(difference, checks)) {
-    verdict = 'version-difference';
-    reason = `profile ${target.profile}: ${difference.reason}`;
   } else if (!ok) {
     reason = firstFailure ? describeFailure(firstFailure) : 'the case made no check';
+  } else {
+    const dev12 = predictionOf(c, DEFAULT_PROFILE);
+    if (observablyDiffer(predicted, dev12)) {
+      verdict = 'version-difference';
+      reason = versionDifferenceReason(predicted, dev12, difference);
+    }
   }
   return {
     caseId: c.id,
@@ -389,12 +415,16 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
 }
 
 /**
- * True iff every check of `checks` that fails is one `difference` excuses (its `what` starts with
- * one of `difference.excuses`), and at least one fails. Pure.
+ * Returns the reason of a version-difference: what the model predicts for the target's profile
+ * (<predicted>) against dev12's prediction, then the case's reason for that profile (<difference>;
+ * cases.test.ts requires one wherever the predictions differ). Pure.
  */
-export function excusedBy(difference: ProfileDifference, checks: readonly Check[]): boolean {
-  const failing = checks.filter((k) => !k.ok);
-  return failing.length > 0 && failing.every((k) => difference.excuses.some((e) => k.what.startsWith(e)));
+export function versionDifferenceReason(
+  predicted: Prediction,
+  dev12: Prediction,
+  difference: ProfileDifference | undefined,
+): string {
+  return `profile ${predicted.profile}: the model predicts that the target ${describePrediction(predicted)}, where dev12 ${describePrediction(dev12)}. ${difference?.reason ?? 'The case gives no reason.'}`;
 }
 
 /** Returns the reason a failed check gives: what, expected, actual. Pure. */

@@ -41,13 +41,13 @@ export type TargetSpec =
   | {
       kind: 'impl';
       frontends?: FrontendName[]; //           start only these (tests); default all
-      profile?: Profile; //                    the proxy's --profile (tests; not in args); default dev12
+      profile?: Profile; //                    the proxy's --profile (`--target impl@2.6`); default dev12
       args?: (fe: FrontendName) => string[]; // extra arguments of the process serving fe (tests); a
       //                                          --trace FILE here is the trace the runner reads,
       //                                          and the caller's to remove
     }
   | { kind: 'haproxy'; perFrontend?: boolean } // perFrontend: as the impl runs, one process per frontend
-  | { kind: 'address'; host: string; port: number; stats: string | null };
+  | { kind: 'address'; host: string; port: number; stats: string | null; profile?: Profile }; // profile: what it is judged against (HOST:PORT@2.6); default dev12
 
 /** Why a target cannot run its cases: 'skipped' when haproxy is not installed, 'fail' when a proxy is broken. */
 export interface Unavailable {
@@ -86,15 +86,29 @@ export const STOP_TIMEOUT_MS = 3000;
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The profiles a --target may name after '@'. */
+const TARGET_PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
+
 /**
- * Parses one --target value: 'impl', 'haproxy', or HOST:PORT ('127.0.0.1:18443', '[::1]:18443').
- * <stats> is the --stats value ('unix:PATH'), used by a HOST:PORT target only. Returns the spec,
- * or a string saying what is wrong with the value. Pure.
+ * Parses one --target value: 'impl', 'haproxy', or HOST:PORT ('127.0.0.1:18443', '[::1]:18443');
+ * impl and HOST:PORT may end with '@PROFILE' (dev12, 2.6 or 2.9): the bundled proxy run with
+ * `--profile PROFILE`, or a running proxy judged against that profile's predictions. <stats> is
+ * the --stats value ('unix:PATH'), used by a HOST:PORT target only. Returns the spec, or a string
+ * saying what is wrong with the value. Pure.
  */
 export function parseTargetSpec(text: string, stats: string | null = null): TargetSpec | string {
-  if (text === 'impl' || text === 'haproxy') return { kind: text };
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
-  if (!m) return `--target must be impl, haproxy or HOST:PORT, not "${text}"`;
+  const at = text.lastIndexOf('@');
+  const base = at < 0 ? text : text.slice(0, at);
+  const named = at < 0 ? null : text.slice(at + 1);
+  if (named !== null && !TARGET_PROFILES.includes(named as Profile))
+    return `the profile after '@' must be ${TARGET_PROFILES.join(', ')}, not "${named}"`;
+  const profile = named === null ? {} : { profile: named as Profile };
+  if (base === 'haproxy') {
+    return named === null ? { kind: 'haproxy' } : `haproxy is Debian's 2.6: it takes no '@${named}'`;
+  }
+  if (base === 'impl') return { kind: 'impl', ...profile };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(base);
+  if (!m) return `--target must be impl[@PROFILE], haproxy or HOST:PORT[@PROFILE], not "${text}"`;
   const port = Number(m[3]);
   if (port < 1 || port > 65535) return `port ${port} is out of range`;
   let statsPath: string | null = null;
@@ -102,13 +116,18 @@ export function parseTargetSpec(text: string, stats: string | null = null): Targ
     if (!stats.startsWith('unix:') || stats.length <= 5) return `--stats must be unix:PATH, not "${stats}"`;
     statsPath = stats.slice(5);
   }
-  return { kind: 'address', host: m[1] ?? m[2]!, port, stats: statsPath };
+  return { kind: 'address', host: m[1] ?? m[2]!, port, stats: statsPath, ...profile };
 }
 
-/** Returns the display name of a target spec: 'impl', 'haproxy' or 'HOST:PORT'. Pure. */
+/**
+ * Returns the display name of a target spec: 'impl', 'haproxy' or 'HOST:PORT', with '@PROFILE'
+ * when it names a profile other than dev12. Pure.
+ */
 export function targetName(spec: TargetSpec): string {
-  if (spec.kind !== 'address') return spec.kind;
-  return spec.host.includes(':') ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+  if (spec.kind === 'haproxy') return spec.kind;
+  const suffix = spec.profile !== undefined && spec.profile !== 'dev12' ? `@${spec.profile}` : '';
+  if (spec.kind === 'impl') return `impl${suffix}`;
+  return `${spec.host.includes(':') ? `[${spec.host}]` : spec.host}:${spec.port}${suffix}`;
 }
 
 /**
@@ -139,7 +158,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
   }
   const profile = spec.profile ?? 'dev12';
   return startProcessTarget(
-    'impl',
+    targetName(spec),
     profile,
     `the bundled proxy (embryonic proxy${profile === 'dev12' ? '' : ` --profile ${profile}`})`,
     spec.frontends ?? true,
@@ -180,13 +199,14 @@ export function lastValueOf(args: readonly string[], name: string): string | und
 
 async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>): Promise<Target> {
   const name = targetName(spec);
+  const profile = spec.profile ?? 'dev12';
   const layout = suiteLayout(spec.port, spec.stats ? dirname(spec.stats) : tmpdir());
   if (spec.stats) layout.statsPath = spec.stats;
   let backend: EchoBackend;
   try {
     backend = await EchoBackend.start('127.0.0.1', layout.backendPort);
   } catch (err) {
-    return unavailableTarget(name, 'dev12', {
+    return unavailableTarget(name, profile, {
       verdict: 'fail',
       reason: `the suite's backend cannot listen on 127.0.0.1:${layout.backendPort}: ${(err as Error).message}`,
     });
@@ -196,12 +216,12 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
       await statsQuery(spec.stats, 'show info');
     } catch (err) {
       await backend.stop();
-      return unavailableTarget(name, 'dev12', { verdict: 'fail', reason: (err as Error).message });
+      return unavailableTarget(name, profile, { verdict: 'fail', reason: (err as Error).message });
     }
   }
   return {
     name,
-    profile: 'dev12',
+    profile,
     description: `a running proxy at ${name} (documented config, base port ${spec.port})`,
     layout: { ...layout, host: spec.host },
     statsPaths: spec.stats ? [spec.stats] : [],
@@ -239,7 +259,7 @@ async function startProcessTarget(
   ledgers: boolean,
   command: ProcessPlan,
 ): Promise<Target> {
-  const dir = makeTempDir(`conform-${name}`);
+  const dir = makeTempDir(`conform-${name.replace(/[^A-Za-z0-9.-]/g, '-')}`);
   const lines: TargetLogLine[] = [];
   let backend: EchoBackend | null = null;
   const children: ChildProcess[] = [];

@@ -18,7 +18,7 @@
  * every connection in a case's stretch of trace is accepted and closed within it (measured when
  * this was written), and the listener's steps are those of the case's own accepts and slots.
  * A settle can fail, though (a connection outlives its case until its deadline kills it), and the
- * leftover steps of such a connection would then count for the next case, which may declare the
+ * leftover steps of such a connection would then count for the next case, whose prediction may hold the
  * very transition they take. So a connection's steps count only when the stretch holds its
  * accept, the "ACCEPT_ATTEMPT" input line naming it (impl/driver.ts acceptLoop; a connection the
  * listener did not take at once gets another later, either is enough), and after it; the steps of
@@ -144,22 +144,23 @@ export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsT
 }
 
 /**
- * Returns the check "the case takes the transitions it declares": ok iff every id of <declared>
- * (the case's `transitions`) is among <taken> (readTraceSince over the case). <taken> an Error:
- * the trace could not be read, and the check fails with its message. The actual names the
- * declared ids not taken, and the ids taken but not declared (information, never a failure: a
- * case declares what it is about, not every step of it). Pure.
+ * Returns the check "the case takes the transitions the model predicts": ok iff every id of
+ * <predicted> (the model's prediction for the case under the target's profile, cases.ts
+ * predictionOf) is among <taken> (readTraceSince over the case). <taken> an Error: the trace could
+ * not be read, and the check fails with its message. The actual names the predicted ids not taken,
+ * and the ids taken but not predicted (information, never a failure: a real run may take steps the
+ * scenario leaves out, such as a second read of the header). Pure.
  */
-export function takesDeclaredCheck(declared: readonly string[], taken: TransitionsTaken | Error): Check {
-  const what = 'the case takes the transitions it declares';
-  const unique = [...new Set(declared)];
-  const expected = `each of its ${unique.length} declared transition(s) in a step of the proxy's trace during the case`;
+export function takesPredictedCheck(predicted: readonly string[], taken: TransitionsTaken | Error): Check {
+  const what = 'the case takes the transitions the model predicts';
+  const unique = [...new Set(predicted)];
+  const expected = `each of the ${unique.length} predicted transition(s) in a step of the proxy's trace during the case`;
   if (taken instanceof Error) return { what, expected, actual: `no trace: ${taken.message}`, ok: false };
   const took = new Set(taken.transitions);
   const missing = unique.filter((t) => !took.has(t));
-  const declaredSet = new Set(unique);
-  const more = taken.transitions.filter((t) => !declaredSet.has(t));
-  const extra = more.length > 0 ? `; also took, undeclared: ${more.join(', ')}` : '';
+  const predictedSet = new Set(unique);
+  const more = taken.transitions.filter((t) => !predictedSet.has(t));
+  const extra = more.length > 0 ? `; also took, not predicted: ${more.join(', ')}` : '';
   const seen = `${taken.steps} step(s) on ${taken.connections} connection(s)`;
   return {
     what,

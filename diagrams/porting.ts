@@ -12,7 +12,8 @@
  *   of the states it enters and the primitives of macro effects included).
  * - tests: every test/**\/*.ts that names a transition id as a string literal in its code (not in
  *   a comment: 'session.embryonic|HANDSHAKE_END|1') covers that transition.
- * - conformance cases: conformance/cases.ts exports CASES, each with an `id` and `transitions: string[]`.
+ * - conformance cases: conformance/cases.ts exports CASES, each with an `id` and `transitions: string[]`
+ *   (what the model predicts its scenario takes under some profile).
  * - impl: meta.impl names one or more functions of impl/, separated by commas, each written `name`,
  *   `Class.method` or `path/file.ts#name`.
  * A reference to something that does not exist (an impl function, a transition id in a test or a
@@ -356,7 +357,7 @@ export function portingMarkdown(sources: PortingSources): string {
     `- **tests**: the files under test/ that name the transition's id in code: test files, and helpers such as the real-proxy scripts of test/impl/model/paths.ts; ${tested} of ${rows.length} transitions are named. A file that names an id drives or expects that transition, but the column does not say which assertion checks it.`,
     sources.cases === null
       ? '- **conformance**: `conformance/cases.ts` does not list transitions yet, so the column reads "—".'
-      : `- **conformance**: the cases of \`conformance/cases.ts\` that cover the transition (${sources.cases.length} cases).`,
+      : `- **conformance**: the cases of \`conformance/cases.ts\` whose scenario takes the transition under some profile, as the model predicts it (${sources.cases.length} cases; \`conformance/predict.ts\`).`,
     '',
     'Contents: [Notes for porters](#notes-for-porters) · [Transitions](#transitions) · [States](#states)',
     '',

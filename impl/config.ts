@@ -208,9 +208,16 @@ export function loadConfig(path: string, profile: Profile = 'dev12'): ProxyConfi
  * Parses configuration `text` (named `file` in errors) for `profile`.
  * Returns the configuration; throws a ConfigError naming file:line for an unsupported or
  * malformed line, for a keyword the profile's HAProxy rejects, and for a configuration without
- * exactly one frontend with one bind and a backend with a server. Reads the `crt` files it names.
+ * exactly one frontend with one bind and a backend with a server. Reads the `crt` files it names
+ * through `readCrt` (the file system unless given; a caller that holds the certificate's bytes
+ * already, such as the conformance suite predicting from its own config, passes them).
  */
-export function parseConfig(text: string, file: string, profile: Profile = 'dev12'): ProxyConfig {
+export function parseConfig(
+  text: string,
+  file: string,
+  profile: Profile = 'dev12',
+  readCrt: (path: string) => Buffer = readFileSync,
+): ProxyConfig {
   const fail = (line: number, reason: string): never => {
     throw new ConfigError(file, line, reason);
   };
@@ -260,7 +267,7 @@ export function parseConfig(text: string, file: string, profile: Profile = 'dev1
     }
     if (current === null) fail(line, `'${kw}' outside of any section`);
     if (current === 'global') parseGlobalLine(global, kw, args, line, fail);
-    else parseProxyLine(current as ProxySection, kw, args, line, profile, fail);
+    else parseProxyLine(current as ProxySection, kw, args, line, profile, fail, readCrt);
   });
 
   return assemble(file, profile, global, proxies, fail);
@@ -419,6 +426,7 @@ function parseProxyLine(
   line: number,
   profile: Profile,
   fail: (line: number, reason: string) => never,
+  readCrt: (path: string) => Buffer,
 ): void {
   const where = PROXY_KEYWORDS[kw];
   if (where === undefined) {
@@ -482,7 +490,7 @@ function parseProxyLine(
       s.rateLimitSessions = positiveInt(args.slice(1), 'rate-limit sessions', line, fail);
       return;
     case 'bind':
-      s.binds.push(parseBind(args, line, fail));
+      s.binds.push(parseBind(args, line, fail, readCrt));
       return;
     case 'tcp-request': {
       const [conn, action, cond, open, fetch, ...rest] = args;
@@ -538,7 +546,12 @@ function parseProxyLine(
   }
 }
 
-function parseBind(args: string[], line: number, fail: (line: number, reason: string) => never): BindConfig {
+function parseBind(
+  args: string[],
+  line: number,
+  fail: (line: number, reason: string) => never,
+  readCrt: (path: string) => Buffer,
+): BindConfig {
   const [addr, ...opts] = args;
   if (addr === undefined) fail(line, `'bind' needs ADDR:PORT`);
   const { host, port } = parseHostPort(addr!, line, fail, true);
@@ -578,7 +591,7 @@ function parseBind(args: string[], line: number, fail: (line: number, reason: st
   if (bind.tolerant && !bind.acceptProxy) fail(line, `'proxy-tolerant' needs 'accept-proxy'`);
   if (crt !== null) {
     try {
-      bind.ssl = { crt, pem: readFileSync(crt) };
+      bind.ssl = { crt, pem: readCrt(crt) };
     } catch (err) {
       fail(line, `unable to load SSL certificate file '${crt}': ${(err as Error).message}`);
     }

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
 import { listTransitions } from '../../machines/introspect.ts';
-import { CASE_ID_PATTERN, CASES, hex, selectCases, transitionOf } from '../../conformance/cases.ts';
+import {
+  CASE_ID_PATTERN,
+  CASES,
+  hex,
+  predictionOf,
+  selectCases,
+  transitionOf,
+} from '../../conformance/cases.ts';
+import { observablyDiffer, PROFILES } from '../../conformance/predict.ts';
 import { FRONTENDS } from '../../conformance/suite.cfg.ts';
 
 const transitionIds = new Set(Object.values(MACHINES).flatMap((m) => listTransitions(m).map((t) => t.id)));
@@ -58,6 +66,49 @@ describe('the conformance case list', () => {
       if (c.frontend !== null) expect(Object.keys(FRONTENDS), c.id).toContain(c.frontend);
       for (const d of c.profileDifferences ?? []) expect(d.reason.length, c.id).toBeGreaterThan(20);
     }
+  });
+
+  it('runs the scenario of every case on the machines under every profile', () => {
+    for (const c of CASES)
+      for (const p of PROFILES) expect(() => predictionOf(c, p), `${c.id} under ${p}`).not.toThrow();
+  });
+
+  it("gives a reason for a profile exactly where the model's prediction for it differs from dev12's", () => {
+    const predicted: string[] = [];
+    const reasoned: string[] = [];
+    for (const c of CASES.filter((x) => x.notRunnable === undefined)) {
+      for (const p of PROFILES.filter((x) => x !== 'dev12'))
+        if (observablyDiffer(predictionOf(c, p), predictionOf(c, 'dev12'))) predicted.push(`${c.id} ${p}`);
+      for (const d of c.profileDifferences ?? []) reasoned.push(`${c.id} ${d.profile}`);
+    }
+    expect(reasoned.sort()).toEqual(predicted.sort());
+    // The differences Debian's 2.6.12 shows (haproxy-2.6-observed.md), as the model derives them.
+    expect(predicted).toEqual(
+      expect.arrayContaining([
+        'hs/tls/fin-within-client-hello-is-handshake-failure 2.6',
+        'hs/tls/fin-after-client-hello-is-empty 2.6',
+        'hs/client-reset/rst-during-tls-handshake-releases-slot 2.6',
+      ]),
+    );
+  });
+
+  it('derives from the machines the kill each case logs, and a kill that dontlognull hides', () => {
+    const log = (id: string, profile: 'dev12' | '2.6' = 'dev12') =>
+      predictionOf(
+        CASES.find((c) => c.id === id)!,
+        profile,
+      ).log;
+    expect(log('hs/proxy-timeout/silent-client-gets-fin-at-deadline')).toEqual(['PRX_TIMEOUT']);
+    expect(log('hs/tls/silent-after-header-gets-fin-at-deadline')).toEqual(['SSL_TIMEOUT']);
+    expect(log('pp1/2.1/split-header-gets-rst-on-first-fragment')).toEqual(['PRX_TRUNCATED']);
+    expect(log('log/dontlognull/fin-before-header-not-logged')).toBe('none');
+    expect(log('log/dontlognull/not-a-header-logged')).toEqual(['PRX_NOT_HDR']);
+    expect(log('hs/client-reset/rst-during-tls-handshake-releases-slot')).toEqual(['SSL_ABORT']);
+    expect(log('hs/client-reset/rst-during-tls-handshake-releases-slot', '2.6')).toEqual(['SSL_HANDSHAKE']);
+    expect(log('lim/maxconn/embryonic-connections-take-slots-and-queue')).toEqual(['PRX_TIMEOUT']);
+    // A completed session and a rejected connection kill no embryonic session: nothing to judge.
+    expect(log('pp1/2.1/header-and-data-in-one-write')).toBeNull();
+    expect(log('lim/reject/tcp-request-reject-gets-rst')).toBeNull();
   });
 
   it('states the monitor-net case as a version difference for 2.6, not a silent omission', () => {

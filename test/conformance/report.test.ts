@@ -1,18 +1,31 @@
 import { describe, expect, it } from 'vitest';
 import { transitionOf } from '../../conformance/cases.ts';
+import { PROFILES } from '../../conformance/predict.ts';
 import { summarize, toCoverage, toHtml, toJson, toJunit, wireLine } from '../../conformance/report.ts';
-import type { CaseResult, SuiteReport } from '../../conformance/runner.ts';
+import type { CaseInfo, CaseResult, SuiteReport } from '../../conformance/runner.ts';
+
+/** Makes <c> take <transitions>, under every profile. */
+function takes(c: CaseInfo, transitions: string[]): void {
+  c.transitions = transitions;
+  c.predictions = PROFILES.map((profile) => ({ profile, transitions, log: null, closes: ['fin'] }));
+}
 
 /** A synthetic run: three cases on two targets, one result of each verdict and a hostile string. */
 function syntheticReport(): SuiteReport {
-  const cases = ['pp1/2.1/a-case', 'hs/tls/b-case', 'cnt/x/c-case'].map((id) => ({
-    id,
-    requirement: `requirement of ${id}`,
-    transitions: ['session.embryonic|TASK_WAKEUP|0'],
-    frontend: 'fe_pp' as const,
-    needs: [],
-    profileDifferences: [],
-  }));
+  const cases = ['pp1/2.1/a-case', 'hs/tls/b-case', 'cnt/x/c-case'].map((id) => {
+    const c: CaseInfo = {
+      id,
+      requirement: `requirement of ${id}`,
+      transitions: [],
+      frontend: 'fe_pp' as const,
+      needs: [],
+      profileDifferences: [],
+      scenario: { events: [{ type: 'ACCEPT' }, { type: 'TIMER_EXPIRE' }] },
+      predictions: [],
+    };
+    takes(c, ['session.embryonic|TASK_WAKEUP|0']);
+    return c;
+  });
   const result = (
     caseId: string,
     target: string,
@@ -117,6 +130,25 @@ describe('the report writers', () => {
     for (const id of links) expect(html).toMatch(new RegExp(`<details[^>]* id="${id}"`));
   });
 
+  it("shows each case's scenario and the model's prediction, and another profile's only where it differs", () => {
+    const r = syntheticReport();
+    const c = r.cases[1]!;
+    c.predictions = c.predictions.map((p) => ({
+      ...p,
+      log: p.profile === 'dev12' ? ['SSL_EMPTY'] : ['SSL_HANDSHAKE'],
+    }));
+    c.profileDifferences = [{ profile: '2.6', reason: 'OpenSSL <3> says so' }];
+    const html = toHtml(r);
+    expect(html).toContain('<dt>scenario</dt><dd>ACCEPT, TIMER_EXPIRE</dd>');
+    expect(html).toContain(
+      '<dt>the model predicts</dt><dd>the target logs SSL_EMPTY; closes with fin (the log judged against the target log)</dd>',
+    );
+    expect(html).toContain('<dt>under 2.6</dt><dd>the target logs SSL_HANDSHAKE; closes with fin');
+    expect(html).toContain('<dt>why 2.6 differs</dt><dd>OpenSSL &lt;3&gt; says so</dd>');
+    // a-case predicts the same under every profile: one line only.
+    expect(html.match(/<dt>under 2\.6<\/dt>/g)).toHaveLength(1);
+  });
+
   it('writes HTML that is self-contained and escapes what the target sent', () => {
     const html = toHtml(syntheticReport());
     expect(html).not.toMatch(/\b(src|href)="(?!#)/);
@@ -126,46 +158,63 @@ describe('the report writers', () => {
     expect(html).toContain('Timeout while waiting for PROXY protocol header &amp; &lt;more&gt;');
   });
 
-  it('writes a coverage file that counts passing results per transition, and lists the others at 0', () => {
+  it('writes a coverage file that counts the results that held per transition, and lists the others at 0', () => {
     const r = syntheticReport();
-    r.cases[1]!.transitions = ['connection.handshake.tls|TLS_ERROR|0'];
+    takes(r.cases[1]!, ['connection.handshake.tls|TLS_ERROR|0']);
     const coverage = JSON.parse(toCoverage(r));
+    // TASK_WAKEUP: a-case and c-case passed on impl, and a-case is a version-difference on the
+    // other target whose checks all held; TLS_ERROR: b-case failed on impl, passed on the other.
     expect(coverage).toEqual({
       source: 'conformance',
-      transitions: { 'session.embryonic|TASK_WAKEUP|0': 2, 'connection.handshake.tls|TLS_ERROR|0': 1 },
+      transitions: { 'session.embryonic|TASK_WAKEUP|0': 3, 'connection.handshake.tls|TLS_ERROR|0': 1 },
     });
   });
 
-  it('counts, for a result with a trace, the transitions the case took rather than those it declares', () => {
+  it('counts, on a target without a trace, what the model predicts under its profile', () => {
+    const r = syntheticReport();
+    r.targets[1]!.profile = '2.6';
+    const on26 = transitionOf('connection.handshake.tls', 'CLIENT_RESET', 'tlsHandshakeNotEmpty');
+    r.cases[0]!.predictions = r.cases[0]!.predictions.map((p) =>
+      p.profile === '2.6' ? { ...p, transitions: [on26] } : p,
+    );
+    // A version-difference with a failed check did not hold: it counts for nothing.
+    r.results[4]!.verdict = 'version-difference';
+    r.results[4]!.checks[0]!.ok = false;
+    const coverage = JSON.parse(toCoverage(r));
+    expect(coverage.transitions).toEqual({ 'session.embryonic|TASK_WAKEUP|0': 2, [on26]: 1 });
+  });
+
+  it('counts, for a result with a trace, the transitions the case took rather than those predicted', () => {
     const r = syntheticReport();
     const declared = r.cases[0]!.transitions[0]!;
     const taken = [
       transitionOf('listener.ready', 'ACCEPT_ATTEMPT'),
       transitionOf('connection.handshake.proxyHeader', 'CLIENT_CLOSE'),
     ];
-    // a-case passed on impl without taking what it declares; c-case took it, twice over.
+    // a-case passed on impl without taking what is predicted; c-case took it, twice over.
     r.results[0]!.transitionsTaken = taken;
     r.results[2]!.transitionsTaken = [declared, taken[0]!, declared];
     // hs/tls/b-case failed on impl: what it took counts for nothing.
     r.results[1]!.transitionsTaken = [transitionOf('connection.handshake.tls', 'TLS_ERROR')];
     const coverage = JSON.parse(toCoverage(r));
-    // The other target has no trace: its one passing result counts the declaration of b-case.
+    // The other target has no trace: its two results that held count the predictions of a-case
+    // and b-case.
     expect(coverage).toEqual({
       source: 'conformance',
-      transitions: { [declared]: 2, [taken[0]!]: 2, [taken[1]!]: 1 },
+      transitions: { [declared]: 3, [taken[0]!]: 2, [taken[1]!]: 1 },
     });
   });
 
-  it('counts nothing for a passing result whose trace could not be read, not even what the case declares', () => {
+  it('counts nothing for a passing result whose trace could not be read, not even what is predicted', () => {
     const r = syntheticReport();
-    r.cases[1]!.transitions = ['connection.handshake.tls|TLS_ERROR|0'];
-    // a-case passed on impl, whose trace was unreadable for it (on profile 2.6 that is not judged).
+    takes(r.cases[1]!, ['connection.handshake.tls|TLS_ERROR|0']);
+    // a-case passed on impl, whose trace was unreadable for it.
     r.results[0]!.traceError =
       'trace /tmp/fe_pp.ndjson: the file is shorter (10 bytes) than when the case began';
     const coverage = JSON.parse(toCoverage(r));
     expect(coverage).toEqual({
       source: 'conformance',
-      transitions: { 'session.embryonic|TASK_WAKEUP|0': 1, 'connection.handshake.tls|TLS_ERROR|0': 1 },
+      transitions: { 'session.embryonic|TASK_WAKEUP|0': 2, 'connection.handshake.tls|TLS_ERROR|0': 1 },
     });
   });
 

@@ -6,13 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { EchoBackend } from '../../conformance/backend.ts';
 import { CASES, selectCases, transitionOf, type ConformanceCase } from '../../conformance/cases.ts';
 import { toCoverage } from '../../conformance/report.ts';
+import { predictionOf } from '../../conformance/cases.ts';
 import {
-  excusedBy,
   holdsNothingCheck,
   ledgersCheck,
   parseLedgers,
   runCase,
   runSuite,
+  versionDifferenceReason,
   type ProxyLedgers,
 } from '../../conformance/runner.ts';
 import { findFreePortBlock, sleep, startTarget, type TargetSpec } from '../../conformance/targets.ts';
@@ -63,7 +64,7 @@ describe('a run of the suite', () => {
       const dcon = report.results.find((r) => r.caseId === 'cnt/reject/dcon-counts-the-rejected-connection')!;
       expect(dcon.stats.map((s) => s.label)).toEqual(['before', 'after the RST']);
       // Every case ends with the settle check; HAProxy has no ledgers to read, and writes no
-      // trace: what a case takes there is not known, and its declaration is not judged.
+      // trace: what a case takes there is not known, and the model's prediction is not judged.
       for (const r of report.results.filter((r) => r.verdict === 'pass')) {
         expect(r.checks.at(-1)).toMatchObject({
           what: 'the target holds nothing once the case is over',
@@ -72,7 +73,9 @@ describe('a run of the suite', () => {
         expect(r.checks.map((k) => k.what)).not.toContain(
           "the bundled proxy's ledgers are clean once nothing is connected",
         );
-        expect(r.checks.map((k) => k.what)).not.toContain('the case takes the transitions it declares');
+        expect(r.checks.map((k) => k.what)).not.toContain(
+          'the case takes the transitions the model predicts',
+        );
         expect(r.transitionsTaken).toBeUndefined();
       }
     },
@@ -94,17 +97,18 @@ describe('a run of the suite', () => {
       'pp2/2.2/crc32c-mismatch-gets-rst',
       'cnt/header-error/*',
     ]);
-    // A case that forwards a header at once, and claims the deadline's path besides: a claim the
-    // scenario never makes true.
+    // A case that forwards a header at once, with the scenario of a silent client: a prediction
+    // the case's body never makes true.
+    const overclaiming: ConformanceCase = {
+      ...cases[0]!,
+      id: 'test/predicts/a-deadline-it-never-reaches',
+      scenario: { events: [{ type: 'ACCEPT' }, { type: 'TIMER_EXPIRE' }] },
+    };
     const claimed = [
       transitionOf('connection.handshake.proxyHeader', 'TIMEOUT'),
       transitionOf('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
     ];
-    const overclaiming: ConformanceCase = {
-      ...cases[0]!,
-      id: 'test/declares/a-deadline-it-never-reaches',
-      transitions: [...cases[0]!.transitions, ...claimed],
-    };
+    expect(predictionOf(overclaiming, 'dev12').transitions).toEqual(expect.arrayContaining(claimed));
     const report = await runSuite([{ kind: 'impl', frontends: ['fe_pp'] }], [...cases, overclaiming]);
     expect(report.targets[0]).toMatchObject({ name: 'impl', profile: 'dev12', unavailable: null });
     expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual([
@@ -121,46 +125,66 @@ describe('a run of the suite', () => {
         }),
       ]);
     }
-    // Each honest case took what it declares, its listener's steps (conn null) included.
+    // Each honest case took what the model predicts, its listener's steps (conn null) included,
+    // and logged the kill it predicts, if any.
     for (const [i, c] of cases.entries()) {
       const r = report.results[i]!;
       expect(r.checks).toContainEqual(
-        expect.objectContaining({ what: 'the case takes the transitions it declares', ok: true }),
+        expect.objectContaining({ what: 'the case takes the transitions the model predicts', ok: true }),
       );
       expect(r.transitionsTaken).toEqual(expect.arrayContaining(c.transitions));
       expect(r.transitionsTaken).toContain(transitionOf('listener.ready', 'ACCEPT_ATTEMPT'));
     }
-    // The same scenario fails once it declares more than it takes, and says what it did not take.
-    const failed = report.results.at(-1)!;
-    expect(failed.reason).toMatch(
-      new RegExp(
-        `^the case takes the transitions it declares: expected each of its ${overclaiming.transitions.length} declared transition\\(s\\) in a step of the proxy's trace during the case, got not taken: ${literal(claimed.join(', '))} \\(\\d+ step\\(s\\) on 1 connection\\(s\\)\\)$`,
-      ),
+    expect(report.results[2]!.checks).toContainEqual(
+      expect.objectContaining({ what: 'the target logs the kill PRX_NOT_HDR', ok: true }),
     );
+    // The overclaiming case fails on both: no deadline kill in the log, and the deadline's
+    // transitions are not in the trace; it says what it did not take.
+    const failed = report.results.at(-1)!;
+    expect(failed.checks).toContainEqual(
+      expect.objectContaining({ what: 'the target logs the kill PRX_TIMEOUT', ok: false }),
+    );
+    const taking = failed.checks.find((k) => k.what === 'the case takes the transitions the model predicts')!;
+    expect(taking.ok).toBe(false);
+    for (const t of claimed) expect(taking.actual).toMatch(new RegExp(`^not taken: .*${literal(t)}`));
     expect([...failed.transitionsTaken!].sort()).toEqual([...report.results[0]!.transitionsTaken!].sort());
-    // Coverage counts what the passing cases took: the claim of the failing one counts for nothing.
+    // Coverage counts what the passing cases took: the prediction of the failing one counts for nothing.
     const coverage = JSON.parse(toCoverage(report)) as { transitions: Record<string, number> };
     expect(coverage.transitions[transitionOf('listener.ready', 'ACCEPT_ATTEMPT')]).toBe(cases.length);
     for (const t of claimed) expect(coverage.transitions[t]).toBe(0);
   });
 
-  it('reads the trace of the bundled proxy run on another profile without judging the declarations, written for dev12', async () => {
-    const cases = selectCases(CASES, ['pp1/2.1/header-and-data-in-one-write']);
-    const wrong: ConformanceCase = {
-      ...cases[0]!,
-      id: 'test/declares/a-timeout-on-2.6',
-      transitions: [transitionOf('connection.handshake.proxyHeader', 'TIMEOUT')],
-    };
-    const report = await runSuite([{ kind: 'impl', frontends: ['fe_pp'], profile: '2.6' }], [wrong]);
+  it("judges the bundled proxy run on profile 2.6 against that profile's prediction, and calls the difference it predicts a version-difference", async () => {
+    const cases = selectCases(CASES, [
+      'pp1/2.1/header-and-data-in-one-write',
+      'hs/client-reset/rst-during-tls-handshake-releases-slot',
+    ]);
+    const report = await runSuite(
+      [{ kind: 'impl', frontends: ['fe_pp', 'fe_pp_tls'], profile: '2.6' }],
+      cases,
+    );
     expect(report.targets[0]).toMatchObject({ profile: '2.6', unavailable: null });
     expect(report.targets[0]!.description).toMatch(/--profile 2\.6/);
-    const r = report.results[0]!;
-    expect(r.verdict).toBe('pass');
-    expect(r.checks.map((k) => k.what)).not.toContain('the case takes the transitions it declares');
-    expect(r.notes).toContain(
-      "the transitions taken are not judged against the case's declaration: it is written for profile dev12, the target runs 2.6",
+    const forwarded = report.results.find((r) => r.caseId === cases[1]!.id);
+    const reset = report.results.find((r) => r.caseId === cases[0]!.id);
+    expect(reset!.caseId).toBe('hs/client-reset/rst-during-tls-handshake-releases-slot');
+    expect(forwarded).toMatchObject({ verdict: 'pass' });
+    expect(forwarded!.checks).toContainEqual(
+      expect.objectContaining({ what: 'the case takes the transitions the model predicts', ok: true }),
     );
-    expect(r.transitionsTaken).toEqual(expect.arrayContaining(cases[0]!.transitions));
+    // OpenSSL 3's reset: SSL_HANDSHAKE under 2.6 where dev12 logs SSL_ABORT, through the guard
+    // that only the 2.6 profile's reset takes.
+    expect(reset).toMatchObject({ verdict: 'version-difference' });
+    expect(reset!.reason).toMatch(
+      /^profile 2\.6: the model predicts that the target logs SSL_HANDSHAKE; closes with fin, where dev12 logs SSL_ABORT; closes with fin\. With OpenSSL 3/,
+    );
+    expect(reset!.checks.filter((k) => !k.ok)).toEqual([]);
+    expect(reset!.checks).toContainEqual(
+      expect.objectContaining({ what: 'the target logs the kill SSL_HANDSHAKE', ok: true }),
+    );
+    expect(reset!.transitionsTaken).toContain(
+      transitionOf('connection.handshake.tls', 'CLIENT_RESET', 'tlsHandshakeNotEmpty'),
+    );
   });
 
   it('fails a proxy that does not speak the PROXY protocol, with expected against actual and the wire log', async () => {
@@ -367,40 +391,19 @@ describe('the settle checks after a case', () => {
   });
 });
 
-describe('a profile difference', () => {
-  const difference = {
-    profile: '2.6' as const,
-    reason: 'the log differs',
-    excuses: ['the target logs the kill'],
-  };
-  const check = (what: string, ok: boolean) => ({ what, expected: 'x', actual: ok ? 'x' : 'y', ok });
-
-  it('excuses a run whose only failing checks are the ones it names', () => {
-    expect(
-      excusedBy(difference, [
-        check('the client sees an RST', true),
-        check('the target logs the kill SSL_ABORT', false),
-      ]),
-    ).toBe(true);
+describe('the reason of a version-difference', () => {
+  it("says what the model predicts under the target's profile and under dev12, then the case's reason", () => {
+    const c = CASES.find((x) => x.id === 'hs/tls/fin-after-client-hello-is-empty')!;
+    const difference = c.profileDifferences!.find((d) => d.profile === '2.6');
+    expect(versionDifferenceReason(predictionOf(c, '2.6'), predictionOf(c, 'dev12'), difference)).toBe(
+      `profile 2.6: the model predicts that the target logs SSL_HANDSHAKE; closes with fin, where dev12 logs SSL_EMPTY; closes with fin. ${difference!.reason}`,
+    );
   });
 
-  it('does not excuse a failing check it does not name, nor a run where nothing failed', () => {
-    expect(
-      excusedBy(difference, [
-        check('the client sees an RST', false),
-        check('the target logs the kill SSL_ABORT', false),
-      ]),
-    ).toBe(false);
-    expect(excusedBy(difference, [check('the target logs the kill SSL_ABORT', true)])).toBe(false);
-  });
-
-  it('names, in every case that has one, at least one check unless the case cannot run', () => {
-    for (const c of CASES)
-      for (const d of c.profileDifferences ?? [])
-        expect([c.id, d.profile, d.excuses.length > 0 || c.notRunnable !== undefined]).toEqual([
-          c.id,
-          d.profile,
-          true,
-        ]);
+  it('says so when the case gives no reason', () => {
+    const c = CASES.find((x) => x.id === 'hs/tls/fin-after-client-hello-is-empty')!;
+    expect(versionDifferenceReason(predictionOf(c, '2.9'), predictionOf(c, 'dev12'), undefined)).toMatch(
+      /^profile 2\.9: .* The case gives no reason\.$/,
+    );
   });
 });

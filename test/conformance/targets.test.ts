@@ -32,8 +32,20 @@ describe('parseTargetSpec', () => {
     expect(targetName(v6 as Exclude<typeof v6, string>)).toBe('[::1]:18443');
   });
 
+  it('reads the profile a target is judged against after @, for impl and HOST:PORT', () => {
+    const impl26 = parseTargetSpec('impl@2.6');
+    expect(impl26).toEqual({ kind: 'impl', profile: '2.6' });
+    expect(targetName(impl26 as Exclude<typeof impl26, string>)).toBe('impl@2.6');
+    const v6 = parseTargetSpec('[::1]:18443@2.9');
+    expect(v6).toEqual({ kind: 'address', host: '::1', port: 18443, stats: null, profile: '2.9' });
+    expect(targetName(v6 as Exclude<typeof v6, string>)).toBe('[::1]:18443@2.9');
+    expect(targetName({ kind: 'impl', profile: 'dev12' })).toBe('impl');
+    expect(parseTargetSpec('impl@1.8')).toMatch(/must be dev12, 2\.6, 2\.9, not "1\.8"/);
+    expect(parseTargetSpec('haproxy@2.9')).toMatch(/haproxy is Debian's 2\.6/);
+  });
+
   it('says what is wrong with a bad target or stats value', () => {
-    expect(parseTargetSpec('nginx')).toMatch(/impl, haproxy or HOST:PORT/);
+    expect(parseTargetSpec('nginx')).toMatch(/impl\[@PROFILE\], haproxy or HOST:PORT\[@PROFILE\]/);
     expect(parseTargetSpec('127.0.0.1:0')).toMatch(/out of range/);
     expect(parseTargetSpec('127.0.0.1:18443', '/run/h.sock')).toMatch(/unix:PATH/);
   });

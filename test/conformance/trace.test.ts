@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { transitionOf } from '../../conformance/cases.ts';
-import { markTraces, readTraceSince, takesDeclaredCheck, transitionsTaken } from '../../conformance/trace.ts';
+import {
+  markTraces,
+  readTraceSince,
+  takesPredictedCheck,
+  transitionsTaken,
+} from '../../conformance/trace.ts';
 import { Trace } from '../../impl/trace.ts';
 import type { TransitionRecord } from '../../machines/compose.ts';
 import { makeConfig } from '../../machines/config.ts';
@@ -115,9 +120,9 @@ describe('the transitions a stretch of trace took', () => {
       earlierSteps: 2,
       earlierConnections: 1,
     });
-    // A case declaring the deadline kill does not pass on the previous case's leftovers.
-    expect(takesDeclaredCheck([ACCEPT, TIMEOUT], taken)).toMatchObject({ ok: false });
-    expect(takesDeclaredCheck([ACCEPT, TIMEOUT], taken).actual).toMatch(
+    // A case whose prediction is the deadline kill does not pass on the previous case's leftovers.
+    expect(takesPredictedCheck([ACCEPT, TIMEOUT], taken)).toMatchObject({ ok: false });
+    expect(takesPredictedCheck([ACCEPT, TIMEOUT], taken).actual).toMatch(
       new RegExp(`^not taken: ${escape(TIMEOUT)} `),
     );
   });
@@ -202,7 +207,7 @@ describe('the transitions a stretch of trace took', () => {
   });
 });
 
-describe('the check that a case takes the transitions it declares', () => {
+describe('the check that a case takes the transitions the model predicts', () => {
   const taken = {
     transitions: [ATTEMPT, ACCEPT, EMBRYONIC, RETURNED, CLIENT_CLOSE],
     steps: 6,
@@ -211,23 +216,23 @@ describe('the check that a case takes the transitions it declares', () => {
     earlierConnections: 0,
   };
 
-  it('holds when every declared transition was taken, and names the ones taken undeclared', () => {
-    expect(takesDeclaredCheck([ACCEPT, CLIENT_CLOSE, ACCEPT], taken)).toEqual({
-      what: 'the case takes the transitions it declares',
-      expected: "each of its 2 declared transition(s) in a step of the proxy's trace during the case",
-      actual: `all taken (6 step(s) on 1 connection(s); also took, undeclared: ${ATTEMPT}, ${EMBRYONIC}, ${RETURNED})`,
+  it('holds when every predicted transition was taken, and names the ones taken but not predicted', () => {
+    expect(takesPredictedCheck([ACCEPT, CLIENT_CLOSE, ACCEPT], taken)).toEqual({
+      what: 'the case takes the transitions the model predicts',
+      expected: "each of the 2 predicted transition(s) in a step of the proxy's trace during the case",
+      actual: `all taken (6 step(s) on 1 connection(s); also took, not predicted: ${ATTEMPT}, ${EMBRYONIC}, ${RETURNED})`,
       ok: true,
     });
   });
 
-  it('fails naming every declared transition that was not taken', () => {
-    const check = takesDeclaredCheck([ACCEPT, TIMEOUT, CLIENT_CLOSE, LOGGED], taken);
+  it('fails naming every predicted transition that was not taken', () => {
+    const check = takesPredictedCheck([ACCEPT, TIMEOUT, CLIENT_CLOSE, LOGGED], taken);
     expect(check.ok).toBe(false);
     expect(check.actual).toMatch(new RegExp(`^not taken: ${escape(TIMEOUT)}, ${escape(LOGGED)} \\(6 step`));
   });
 
   it('fails when the trace could not be read, with the reason', () => {
-    expect(takesDeclaredCheck([ACCEPT], new Error('trace /x: ENOENT'))).toMatchObject({
+    expect(takesPredictedCheck([ACCEPT], new Error('trace /x: ENOENT'))).toMatchObject({
       actual: 'no trace: trace /x: ENOENT',
       ok: false,
     });

@@ -1,0 +1,211 @@
+/**
+ * What the machines predict for a conformance case. A case states what its clients do as the
+ * model's environment events (its scenario); the composed model, run under a target's profile on
+ * the configuration of the case's frontend, gives what the target must then do: the transitions it
+ * takes, the embryonic kills it logs (and with which code), and how the proxy closes each
+ * connection. The suite writes none of these by hand: a case's expectation under dev12 and under
+ * 2.6 come from the same machines the bundled proxy runs, so a profile's difference is derived, not
+ * declared.
+ *
+ * The configuration is the suite's own (suite.cfg.ts), parsed by the bundled proxy's parser
+ * (impl/config.ts) for the profile: what a target runs is what the model runs.
+ */
+import { classifySource } from '../machines/acl.ts';
+import type { Profile } from '../machines/config.ts';
+import type { ErrCode } from '../machines/errCodes.ts';
+import type { Check } from './expect.ts';
+import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
+import { modelConfigOf, parseConfig, type ProxyConfig } from '../impl/config.ts';
+import {
+  DEFAULT_BASE_PORT,
+  DEFAULT_CONFIG_DIR,
+  suiteConfig,
+  suiteLayout,
+  TEST_CERT_PEM,
+  type FrontendName,
+} from './suite.cfg.ts';
+
+/** Every profile the model has, in the order reports show them. */
+export const PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
+
+/**
+ * One event of a scenario: a SystemEvent whose `conn` may be left out (connection 0, the first
+ * accepted) and whose ACCEPT may leave out `src` (the class the frontend's rules give the suite's
+ * source address, 127.0.0.1, as the target classifies it).
+ */
+export type ScenarioEvent = SystemEvent extends infer E
+  ? E extends { conn: number }
+    ? Omit<E, 'conn'> & { conn?: number }
+    : E
+  : never;
+
+/** What the clients of a case do, in the model's terms. */
+export interface Scenario {
+  /** The frontend whose configuration the model runs; the case's own frontend unless given. */
+  frontend?: FrontendName;
+  /** The events, in order; connections are numbered from 0 in the order they are accepted. */
+  events: readonly ScenarioEvent[];
+}
+
+/** What the model predicts for a scenario under one profile. */
+export interface Prediction {
+  profile: Profile;
+  /** Every transition taken, each once, in the order first taken (ids of machines/introspect.ts). */
+  transitions: string[];
+  /**
+   * The embryonic kills' log: the codes of the logged kills (distinct, in order of the kills);
+   * 'none' when sessions were killed and none of the kills is logged; null when no embryonic
+   * session is killed (nothing to judge).
+   */
+  log: ErrCode[] | 'none' | null;
+  /** How the proxy closed each connection, in accept order: 'fin', 'rst', or null (still open). */
+  closes: ('fin' | 'rst' | null)[];
+}
+
+/** The suite's source address: every client connects from it. */
+const CLIENT_ADDRESS = '127.0.0.1';
+
+const configs = new Map<string, ProxyConfig>();
+
+/**
+ * Returns the suite configuration's slice for frontend <fe>, parsed for <profile> by the bundled
+ * proxy's parser, with the suite's certificate (TEST_CERT_PEM) as the `crt` file's bytes. Memoised;
+ * throws the parser's ConfigError if the suite config does not load under <profile>.
+ */
+export function suiteFrontendConfig(fe: FrontendName, profile: Profile): ProxyConfig {
+  const key = `${fe}/${profile}`;
+  let cfg = configs.get(key);
+  if (cfg === undefined) {
+    const text = suiteConfig(suiteLayout(DEFAULT_BASE_PORT, DEFAULT_CONFIG_DIR), fe);
+    cfg = parseConfig(text, `suite config (${fe})`, profile, () => Buffer.from(TEST_CERT_PEM));
+    configs.set(key, cfg);
+  }
+  return cfg;
+}
+
+/**
+ * Runs <scenario> on the model of frontend <fe>'s configuration under <profile> and returns what
+ * the model predicts. Requires every event to be possible when it comes (SystemModel.isEnabled);
+ * throws an Error naming the event and the states otherwise: the scenario does not describe a run
+ * of the machines. Pure apart from the configuration cache.
+ */
+export function predict(scenario: Scenario, fe: FrontendName, profile: Profile): Prediction {
+  const cfg = suiteFrontendConfig(scenario.frontend ?? fe, profile);
+  const src = classifySource(CLIENT_ADDRESS, {
+    reject: cfg.frontend.rejects,
+    monitor: cfg.frontend.monitors,
+  });
+  const n = scenario.events.filter((e) => e.type === 'ACCEPT').length;
+  const model = new SystemModel(modelConfigOf(cfg), Math.max(n, 1));
+  const transitions = new Set<string>();
+  const codes: ErrCode[] = [];
+  let kills = 0;
+  let state: SystemState = model.initial();
+  scenario.events.forEach((e, i) => {
+    const event = (
+      e.type === 'ACCEPT' ? { src, ...e } : 'conn' in e || !needsConn(e) ? e : { ...e, conn: 0 }
+    ) as SystemEvent;
+    const logged = state.memory.map((m) => m.logged);
+    const next = model.step(state, event);
+    if (next === null) {
+      const where =
+        'conn' in event ? ` (connection ${event.conn} is ${describe(model, state, event.conn)})` : '';
+      throw new Error(
+        `scenario event ${i + 1}, ${JSON.stringify(event)}, cannot happen under ${profile}${where}; listener ${model.state(state, 'listener')}`,
+      );
+    }
+    for (const record of next.records) {
+      for (const t of record.transitions) {
+        transitions.add(t);
+        if (t.startsWith('session.killed|') || t.startsWith('session.expired|')) kills++;
+      }
+    }
+    state = next.state;
+    state.memory.forEach((m, conn) => {
+      if (m.logged > logged[conn]!) codes.push((model.errCode(state, conn) ?? 'NONE') as ErrCode);
+    });
+  });
+  return {
+    profile,
+    transitions: [...transitions],
+    log: kills === 0 ? null : codes.length === 0 ? 'none' : [...new Set(codes)],
+    closes: state.memory.slice(0, n).map((m) => m.closedWith),
+  };
+}
+
+/** True iff an event of type <type> names a connection. */
+function needsConn(e: ScenarioEvent): boolean {
+  return !(e.type === 'ACCEPT' || e.type === 'QUEUE_TASK' || e.type === 'RATE_PERIOD');
+}
+
+/** Returns "<connection state> / <session state>" of connection <conn> in <s>, for an error message. */
+function describe(model: SystemModel, s: SystemState, conn: number): string {
+  if (!Number.isInteger(conn) || conn < 0 || conn >= model.n) return 'not in the scenario';
+  return `${model.state(s, 'connection', conn)} / session ${model.state(s, 'session', conn)}`;
+}
+
+/**
+ * Returns <scenario> in one line: each event's type and its parameters, "on FE" when it names its
+ * frontend. Pure. Example: "ACCEPT, PROXY_HEADER_ERROR code=PRX_BAD_HDR".
+ */
+export function describeScenario(scenario: Scenario): string {
+  const events = scenario.events.map((e) => {
+    const params = Object.entries(e)
+      .filter(([k]) => k !== 'type')
+      .map(([k, v]) => `${k}=${String(v)}`);
+    return [e.type, ...params].join(' ');
+  });
+  return `${events.join(', ')}${scenario.frontend ? ` (on ${scenario.frontend})` : ''}`;
+}
+
+/**
+ * True iff two predictions differ in what a target shows: the kills it logs or how it closes the
+ * connections (the transitions may differ while the wire and the log do not). Pure.
+ */
+export function observablyDiffer(a: Prediction, b: Prediction): boolean {
+  return JSON.stringify([a.log, a.closes]) !== JSON.stringify([b.log, b.closes]);
+}
+
+/**
+ * Returns what <p> predicts a target shows, in one line: the log, then the closes. Pure.
+ * Example: "logs SSL_HANDSHAKE; closes with fin".
+ */
+export function describePrediction(p: Prediction): string {
+  const log =
+    p.log === null ? 'kills nothing' : p.log === 'none' ? 'logs no kill' : `logs ${p.log.join(', ')}`;
+  const closes = [...new Set(p.closes.map((c) => c ?? 'nothing (still open)'))].join(' and ');
+  return `${log}; closes with ${closes}`;
+}
+
+/**
+ * Returns the check "the target closes each connection as the model predicts": ok iff the case
+ * opened one client per connection its scenario accepts, and the clients saw as many FINs and as
+ * many RSTs from the target as <predicted> closes with. <seen> is, per client the case opened, the
+ * close it saw from the target (null: none). A connection that <scenario> resets itself
+ * (CLIENT_RESET) or leaves open is not judged: its client sees no close. The kinds are compared as
+ * counts, since connections opened together may be accepted in another order. Pure.
+ */
+export function closesCheck(
+  predicted: Prediction,
+  scenario: Scenario,
+  seen: readonly ('fin' | 'rst' | null)[],
+): Check {
+  const reset = new Set(
+    scenario.events.filter((e) => e.type === 'CLIENT_RESET').map((e) => ('conn' in e ? (e.conn ?? 0) : 0)),
+  );
+  const judged = predicted.closes.filter((k, conn) => k !== null && !reset.has(conn));
+  const count = (kinds: readonly ('fin' | 'rst' | null)[], kind: 'fin' | 'rst'): number =>
+    kinds.filter((k) => k === kind).length;
+  const show = (n: number, kinds: readonly ('fin' | 'rst' | null)[]): string =>
+    `${n} connection(s): ${count(kinds, 'fin')} × FIN, ${count(kinds, 'rst')} × RST`;
+  const unjudged = predicted.closes.length - judged.length;
+  return {
+    what: 'the target closes each connection as the model predicts',
+    expected: `${show(predicted.closes.length, judged)}${unjudged > 0 ? ` (${unjudged} reset by the client or left open: not judged)` : ''}`,
+    actual: show(seen.length, seen),
+    ok:
+      seen.length === predicted.closes.length &&
+      count(seen, 'fin') === count(judged, 'fin') &&
+      count(seen, 'rst') === count(judged, 'rst'),
+  };
+}

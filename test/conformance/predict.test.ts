@@ -1,0 +1,184 @@
+import { describe, expect, it } from 'vitest';
+import { transitionOf } from '../../conformance/cases.ts';
+import {
+  closesCheck,
+  describePrediction,
+  describeScenario,
+  observablyDiffer,
+  predict,
+  suiteFrontendConfig,
+  type Prediction,
+} from '../../conformance/predict.ts';
+import { modelConfigOf } from '../../impl/config.ts';
+
+const ACCEPT = { type: 'ACCEPT' } as const;
+
+describe('the configuration a prediction runs', () => {
+  it("is the suite config's slice for the frontend, parsed by the bundled proxy's parser for the profile", () => {
+    expect(modelConfigOf(suiteFrontendConfig('fe_pp_tls', '2.6'))).toMatchObject({
+      profile: '2.6',
+      acceptProxy: true,
+      ssl: true,
+      timeoutClient: 300,
+      dontlognull: false,
+    });
+    expect(modelConfigOf(suiteFrontendConfig('fe_pp_nulllog', 'dev12'))).toMatchObject({ dontlognull: true });
+    expect(modelConfigOf(suiteFrontendConfig('fe_queue', 'dev12'))).toMatchObject({ feMaxconn: 10 });
+    expect(modelConfigOf(suiteFrontendConfig('fe_plain', '2.9'))).toMatchObject({
+      acceptProxy: false,
+      ssl: false,
+    });
+    expect(suiteFrontendConfig('fe_reject', 'dev12').frontend.rejects).toHaveLength(1);
+  });
+});
+
+describe('a prediction', () => {
+  it("classifies the suite's source address by the frontend's rules when the scenario does not say", () => {
+    expect(predict({ events: [ACCEPT] }, 'fe_reject', 'dev12')).toMatchObject({
+      transitions: expect.arrayContaining([transitionOf('session.absent', 'SESSION_ACCEPT', 'sourceDenied')]),
+      log: null,
+      closes: ['rst'],
+    });
+    expect(predict({ events: [ACCEPT] }, 'fe_pp', 'dev12').transitions).toContain(
+      transitionOf('session.absent', 'SESSION_ACCEPT', 'handshakePending'),
+    );
+  });
+
+  it('runs the frontend the scenario names rather than the one it is given', () => {
+    const p = predict({ frontend: 'fe_plain', events: [ACCEPT] }, 'fe_pp', 'dev12');
+    expect(p.transitions).toContain(transitionOf('connection.accepted', 'NO_HANDSHAKE'));
+  });
+
+  it('gives the code of each logged kill, in order and once, with connection 0 when an event names none', () => {
+    const p = predict(
+      {
+        events: [
+          ACCEPT,
+          ACCEPT,
+          { type: 'PROXY_HEADER_ERROR', code: 'PRX_BAD_HDR' },
+          { type: 'TIMER_EXPIRE', conn: 1 },
+        ],
+      },
+      'fe_pp',
+      'dev12',
+    );
+    expect(p).toEqual({
+      profile: 'dev12',
+      transitions: expect.arrayContaining([transitionOf('connection.handshake.proxyHeader', 'TIMEOUT')]),
+      log: ['PRX_BAD_HDR', 'PRX_TIMEOUT'],
+      closes: ['rst', 'fin'],
+    });
+  });
+
+  it("says 'none' when the kills are all hidden by dontlognull, and null when nothing is killed", () => {
+    expect(predict({ events: [ACCEPT, { type: 'CLIENT_CLOSE' }] }, 'fe_pp_nulllog', 'dev12').log).toBe(
+      'none',
+    );
+    expect(predict({ events: [ACCEPT, { type: 'CLIENT_CLOSE' }] }, 'fe_pp', 'dev12').log).toEqual([
+      'PRX_EMPTY',
+    ]);
+    const ok = predict({ events: [ACCEPT, { type: 'PROXY_HEADER_OK' }] }, 'fe_pp', 'dev12');
+    expect(ok.log).toBeNull();
+    expect(ok.closes).toEqual([null]);
+  });
+
+  it("follows the profile's own guards: a close after a whole ClientHello is SSL_EMPTY for dev12, SSL_HANDSHAKE for 2.6", () => {
+    const scenario = {
+      events: [ACCEPT, { type: 'PROXY_HEADER_OK' }, { type: 'CLIENT_CLOSE', tlsRead: 'wholeRecords' }],
+    } as const;
+    expect(predict(scenario, 'fe_pp_tls', 'dev12').log).toEqual(['SSL_EMPTY']);
+    expect(predict(scenario, 'fe_pp_tls', '2.6').log).toEqual(['SSL_HANDSHAKE']);
+    expect(predict(scenario, 'fe_pp_tls', '2.6').transitions).toContain(
+      transitionOf('connection.handshake.tls', 'CLIENT_CLOSE', 'tlsHandshakeNotEmpty'),
+    );
+  });
+
+  it('throws, naming the event and the states, when a scenario is not a run of the machines', () => {
+    expect(() => predict({ events: [ACCEPT, { type: 'TLS_OK' }] }, 'fe_pp', 'dev12')).toThrow(
+      /^scenario event 2, \{"type":"TLS_OK","conn":0\}, cannot happen under dev12 \(connection 0 is handshake\.proxyHeader \/ session embryonic\)/,
+    );
+    expect(() => predict({ events: [{ type: 'TIMER_EXPIRE', conn: 3 }] }, 'fe_pp', 'dev12')).toThrow(
+      /connection 3 is not in the scenario/,
+    );
+    // fe_queue has 10 slots: an 11th connection waits in the backlog until one frees.
+    const eleven = Array.from({ length: 11 }, () => ACCEPT);
+    expect(() => predict({ events: eleven }, 'fe_queue', 'dev12')).toThrow(
+      /scenario event 11, .*listener full/,
+    );
+  });
+});
+
+describe('two predictions', () => {
+  const base: Prediction = { profile: 'dev12', transitions: ['a'], log: ['SSL_EMPTY'], closes: ['fin'] };
+
+  it('differ for a target when the log or a close differs, not when only the transitions do', () => {
+    expect(observablyDiffer(base, { ...base, profile: '2.6', transitions: ['b'] })).toBe(false);
+    expect(observablyDiffer(base, { ...base, log: ['SSL_HANDSHAKE'] })).toBe(true);
+    expect(observablyDiffer(base, { ...base, log: 'none' })).toBe(true);
+    expect(observablyDiffer(base, { ...base, closes: ['rst'] })).toBe(true);
+  });
+
+  it('read as one line each', () => {
+    expect(describePrediction(base)).toBe('logs SSL_EMPTY; closes with fin');
+    expect(describePrediction({ ...base, log: 'none', closes: ['fin', 'fin'] })).toBe(
+      'logs no kill; closes with fin',
+    );
+    expect(describePrediction({ ...base, log: null, closes: ['rst', null] })).toBe(
+      'kills nothing; closes with rst and nothing (still open)',
+    );
+  });
+});
+
+describe('a scenario', () => {
+  it('reads as one line: each event with its parameters, and the frontend it names', () => {
+    expect(
+      describeScenario({
+        frontend: 'fe_pp',
+        events: [
+          { type: 'ACCEPT', src: 'monitor' },
+          { type: 'PROXY_HEADER_ERROR', code: 'PRX_BAD_HDR' },
+          { type: 'TIMER_EXPIRE', conn: 1 },
+        ],
+      }),
+    ).toBe('ACCEPT src=monitor, PROXY_HEADER_ERROR code=PRX_BAD_HDR, TIMER_EXPIRE conn=1 (on fe_pp)');
+  });
+});
+
+describe('the check that the target closes each connection as the model predicts', () => {
+  const headerError = {
+    events: [
+      ACCEPT,
+      { type: 'PROXY_HEADER_ERROR', code: 'PRX_NOT_HDR' },
+      ACCEPT,
+      { type: 'TIMER_EXPIRE', conn: 1 },
+    ],
+  } as const;
+  const predicted = predict(headerError, 'fe_pp', 'dev12');
+
+  it('holds when the clients saw as many FINs and RSTs as predicted, in any order', () => {
+    expect(closesCheck(predicted, headerError, ['fin', 'rst'])).toEqual({
+      what: 'the target closes each connection as the model predicts',
+      expected: '2 connection(s): 1 × FIN, 1 × RST',
+      actual: '2 connection(s): 1 × FIN, 1 × RST',
+      ok: true,
+    });
+  });
+
+  it('fails on a FIN where an RST is predicted, and on a client the scenario does not accept', () => {
+    expect(closesCheck(predicted, headerError, ['fin', 'fin'])).toMatchObject({
+      actual: '2 connection(s): 2 × FIN, 0 × RST',
+      ok: false,
+    });
+    expect(closesCheck(predicted, headerError, ['fin', 'rst', 'fin']).ok).toBe(false);
+    expect(closesCheck(predicted, headerError, ['rst', null]).ok).toBe(false);
+  });
+
+  it('does not judge a connection the client resets itself', () => {
+    const reset = { events: [ACCEPT, { type: 'CLIENT_RESET' }] } as const;
+    const check = closesCheck(predict(reset, 'fe_pp', 'dev12'), reset, [null]);
+    expect(check).toMatchObject({
+      expected: '1 connection(s): 0 × FIN, 0 × RST (1 reset by the client or left open: not judged)',
+      ok: true,
+    });
+  });
+});
