@@ -30,6 +30,7 @@
 import { MACHINES } from '../machines/compose.ts';
 import type { Profile } from '../machines/config.ts';
 import type { TlsRead } from '../machines/connection.machine.ts';
+import type { Counters } from '../machines/counters.ts';
 import type { ProxyErrCode } from '../machines/errCodes.ts';
 import { listTransitions } from '../machines/introspect.ts';
 import { buildV1, buildV2 } from '../impl/proxy/build.ts';
@@ -448,14 +449,48 @@ function fe(name: FrontendName, field: string): { row: string; field: string } {
   return { row: `${name}/FRONTEND`, field };
 }
 
-/** Counter rules of a connection that died embryonic on <name>, read once it is gone. */
-function embryonicGone(name: FrontendName): CounterRule[] {
+/** The frontend fields of `show stat` that the model's counters stand for (machines/counters.ts). */
+const FRONTEND_COUNTERS = {
+  scur: 'feconn',
+  conn_tot: 'cumConn',
+  stot: 'cumSess',
+  dcon: 'deniedConn',
+} as const satisfies Record<string, keyof Counters>;
+
+/**
+ * Returns the counter rules the model predicts (ctx.predicted) for frontend <name> once the first
+ * <events> events of the case's scenario have happened (all of them unless given; a negative
+ * number leaves that many out at the end), to be read against <before>, taken before the scenario
+ * began:
+ *   - the frontend's scur, conn_tot, stot and dcon, and show info's CurrConns (actconn), each as
+ *     its change since <before>;
+ *   - the frontend's smax, a high-water mark: the larger of its value in <before> and the model's
+ *     conn_max;
+ *   - the backend's stot, as the frontend's: every session of the suite goes to be_echo.
+ * Throws if the scenario has fewer events. Pure.
+ */
+function predictedCounters(
+  ctx: CaseContext,
+  before: StatsSnapshot,
+  name: FrontendName,
+  events?: number,
+): CounterRule[] {
+  const all = ctx.predicted.counters;
+  const k = events === undefined ? all.length - 1 : events < 0 ? all.length - 1 + events : events;
+  const at = all[k];
+  const zero = all[0]!;
+  if (at === undefined || k < 0) throw new Error(`the scenario has no moment after ${events} event(s)`);
   return [
-    { ...fe(name, 'conn_tot'), delta: 1 },
-    { ...fe(name, 'stot'), delta: 0 },
-    { ...fe(name, 'scur'), delta: 0 },
-    { info: 'CurrConns', delta: 0 },
-    { row: 'be_echo/BACKEND', field: 'stot', delta: 0 },
+    ...Object.entries(FRONTEND_COUNTERS).map(([field, c]) => ({
+      ...fe(name, field),
+      delta: at[c] - zero[c],
+    })),
+    {
+      ...fe(name, 'smax'),
+      equals: Math.max(statNumber(before, `${name}/FRONTEND`, 'smax') ?? 0, at.connMax),
+    },
+    { info: 'CurrConns', delta: at.actconn - zero.actconn },
+    { row: 'be_echo/BACKEND', field: 'stot', delta: at.cumSess - zero.cumSess },
   ];
 }
 
@@ -506,9 +541,10 @@ async function silentUntilDeadline(ctx: CaseContext, name: FrontendName): Promis
 
 /**
  * Reads the counters, connects to <name> and writes each of <writes> in a write of its own. The
- * client, still embryonic, holds a slot: 50 ms on, checks (as <during>) that scur and CurrConns
- * are up by one from before it connected; then resets it and checks, AT_ONCE_MS later, that the
- * connection is gone (embryonicGone) and the backend was never contacted.
+ * client, still embryonic, holds a slot: 50 ms on, checks (as <during>) the counters the model
+ * predicts before the scenario's last event, the client's RST (scur and CurrConns up by one); then
+ * resets it and checks, AT_ONCE_MS later, the counters it predicts at the end (the connection gone,
+ * counted in conn_tot only) and that the backend was never contacted.
  */
 async function resetWhileEmbryonic(
   ctx: CaseContext,
@@ -519,17 +555,14 @@ async function resetWhileEmbryonic(
   const { before, client } = await statsThenConnect(ctx, name);
   for (const bytes of writes) await client.write(bytes);
   await ctx.sleep(50);
-  expectCounters(ctx, before, await ctx.stats(during), [
-    { ...fe(name, 'scur'), delta: 1 },
-    { info: 'CurrConns', delta: 1 },
-  ]);
+  expectCounters(ctx, before, await ctx.stats(during), predictedCounters(ctx, before, name, -1));
   client.reset();
   await ctx.sleep(AT_ONCE_MS);
   expectCounters(
     ctx,
     before,
     await ctx.stats(`${AT_ONCE_MS} ms after the client's RST`),
-    embryonicGone(name),
+    predictedCounters(ctx, before, name),
   );
   expectNoBackend(ctx);
 }
@@ -1275,18 +1308,13 @@ const DEFINITIONS: CaseDefinition[] = [
       const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       await ctx.sleepUntil(fromConnect(client).t + DEADLINE_MS / 2);
       const during = await ctx.stats('at +150 ms (embryonic)');
-      expectCounters(ctx, before, during, [
-        { ...fe('fe_pp', 'scur'), delta: 1 },
-        { info: 'CurrConns', delta: 1 },
-        { ...fe('fe_pp', 'conn_tot'), delta: 1 },
-        { ...fe('fe_pp', 'stot'), delta: 0 },
-      ]);
+      expectCounters(ctx, before, during, predictedCounters(ctx, before, 'fe_pp', 1));
       await countersAfterClose(
         ctx,
         client,
         before,
         'after the deadline',
-        embryonicGone('fe_pp'),
+        predictedCounters(ctx, before, 'fe_pp'),
         DEADLINE_MS + 500,
       );
     },
@@ -1301,7 +1329,7 @@ const DEFINITIONS: CaseDefinition[] = [
     async run(ctx) {
       const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       await client.write(HTTP_REQUEST);
-      await countersAfterClose(ctx, client, before, 'after the RST', embryonicGone('fe_pp'));
+      await countersAfterClose(ctx, client, before, 'after the RST', predictedCounters(ctx, before, 'fe_pp'));
     },
   },
   {
@@ -1314,7 +1342,13 @@ const DEFINITIONS: CaseDefinition[] = [
     async run(ctx) {
       const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       client.end();
-      await countersAfterClose(ctx, client, before, 'after the close', embryonicGone('fe_pp'));
+      await countersAfterClose(
+        ctx,
+        client,
+        before,
+        'after the close',
+        predictedCounters(ctx, before, 'fe_pp'),
+      );
     },
   },
   {
@@ -1328,21 +1362,15 @@ const DEFINITIONS: CaseDefinition[] = [
       const { before, client } = await statsThenConnect(ctx, 'fe_pp');
       await client.write(V1_TCP4);
       await countersOnceBackendContacted(ctx, before, 'after the header', [
-        { ...fe('fe_pp', 'conn_tot'), delta: 1 },
-        { ...fe('fe_pp', 'stot'), delta: 1 },
-        { ...fe('fe_pp', 'scur'), delta: 1 },
-        { info: 'CurrConns', delta: 1 },
-        { row: 'be_echo/BACKEND', field: 'stot', delta: 1 },
-        { row: 'be_echo/BACKEND', field: 'scur', delta: 1 },
+        ...predictedCounters(ctx, before, 'fe_pp', 2),
+        { row: 'be_echo/BACKEND', field: 'scur', delta: 1 }, // the backend's gauge: not in the model
       ]);
       client.end();
       await client.waitForClose(500);
       await ctx.backend.waitIdle(500);
       await ctx.sleep(20);
       expectCounters(ctx, before, await ctx.stats('after the close'), [
-        { ...fe('fe_pp', 'stot'), delta: 1 },
-        { ...fe('fe_pp', 'scur'), delta: 0 },
-        { info: 'CurrConns', delta: 0 },
+        ...predictedCounters(ctx, before, 'fe_pp'),
         { row: 'be_echo/BACKEND', field: 'scur', delta: 0 },
       ]);
     },
@@ -1358,20 +1386,18 @@ const DEFINITIONS: CaseDefinition[] = [
       const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
       await client.write(V1_TCP4);
       await ctx.sleep(50);
-      expectCounters(ctx, before, await ctx.stats('after the header, before TLS'), [
-        { ...fe('fe_pp_tls', 'conn_tot'), delta: 1 },
-        { ...fe('fe_pp_tls', 'stot'), delta: 0 },
-        { ...fe('fe_pp_tls', 'scur'), delta: 1 },
-      ]);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after the header, before TLS'),
+        predictedCounters(ctx, before, 'fe_pp_tls', 2),
+      );
       const tls = await client.startTls(1000);
       await countersOnceBackendContacted(
         ctx,
         before,
         tls.ok ? 'after the TLS handshake' : 'after a failed TLS handshake',
-        [
-          { ...fe('fe_pp_tls', 'stot'), delta: 1 },
-          { ...fe('fe_pp_tls', 'scur'), delta: 1 },
-        ],
+        predictedCounters(ctx, before, 'fe_pp_tls', 3),
       );
       client.end();
       await client.waitForClose(500);
@@ -1386,7 +1412,13 @@ const DEFINITIONS: CaseDefinition[] = [
     async run(ctx) {
       const { before, client } = await statsThenConnect(ctx, 'fe_pp_tls');
       await client.write(concat(V1_TCP4, HTTP_REQUEST));
-      await countersAfterClose(ctx, client, before, 'after the close', embryonicGone('fe_pp_tls'));
+      await countersAfterClose(
+        ctx,
+        client,
+        before,
+        'after the close',
+        predictedCounters(ctx, before, 'fe_pp_tls'),
+      );
     },
   },
   {
@@ -1398,13 +1430,13 @@ const DEFINITIONS: CaseDefinition[] = [
     needs: ['stats'],
     async run(ctx) {
       const { before, client } = await statsThenConnect(ctx, 'fe_reject');
-      await countersAfterClose(ctx, client, before, 'after the RST', [
-        { ...fe('fe_reject', 'dcon'), delta: 1 },
-        { ...fe('fe_reject', 'conn_tot'), delta: 1 },
-        { ...fe('fe_reject', 'stot'), delta: 0 },
-        { ...fe('fe_reject', 'scur'), delta: 0 },
-        { info: 'CurrConns', delta: 0 },
-      ]);
+      await countersAfterClose(
+        ctx,
+        client,
+        before,
+        'after the RST',
+        predictedCounters(ctx, before, 'fe_reject'),
+      );
     },
   },
   {
@@ -1420,20 +1452,19 @@ const DEFINITIONS: CaseDefinition[] = [
       const clients = [...holders, ...queued];
       await ctx.sleepUntil(fromConnect(holders[0]!).t + DEADLINE_MS / 2);
       const during = await ctx.stats('at +150 ms');
+      // The first QUEUE_MAXCONN events of the scenario are the holders' accepts.
       expectCounters(ctx, before, during, [
-        { ...fe('fe_queue', 'scur'), equals: QUEUE_MAXCONN },
-        { ...fe('fe_queue', 'slim'), equals: QUEUE_MAXCONN },
-        { ...fe('fe_queue', 'smax'), atLeast: QUEUE_MAXCONN },
-        { info: 'CurrConns', delta: QUEUE_MAXCONN },
+        ...predictedCounters(ctx, before, 'fe_queue', QUEUE_MAXCONN),
+        { ...fe('fe_queue', 'slim'), equals: QUEUE_MAXCONN }, // the configuration's maxconn
       ]);
       await Promise.all(clients.map((c) => c.waitForClose(2 * DEADLINE_MS + 800)));
       await ctx.sleep(20);
-      expectCounters(ctx, before, await ctx.stats('after every deadline'), [
-        { ...fe('fe_queue', 'scur'), delta: 0 },
-        { ...fe('fe_queue', 'conn_tot'), delta: QUEUE_MAXCONN + 2 },
-        { ...fe('fe_queue', 'stot'), delta: 0 },
-        { info: 'CurrConns', delta: 0 },
-      ]);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after every deadline'),
+        predictedCounters(ctx, before, 'fe_queue'),
+      );
     },
   },
   {
@@ -1460,12 +1491,12 @@ const DEFINITIONS: CaseDefinition[] = [
         await ctx.backend.waitIdle(500);
         await ctx.sleep(10);
       }
-      const smaxBefore = statNumber(before, 'fe_pp/FRONTEND', 'smax') ?? 0;
-      expectCounters(ctx, before, await ctx.stats('after three sessions'), [
-        { ...fe('fe_pp', 'smax'), equals: Math.max(smaxBefore, 1) },
-        { ...fe('fe_pp', 'stot'), delta: 3 },
-        { ...fe('fe_pp', 'scur'), delta: 0 },
-      ]);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after three sessions'),
+        predictedCounters(ctx, before, 'fe_pp'),
+      );
     },
   },
   {
@@ -1477,11 +1508,12 @@ const DEFINITIONS: CaseDefinition[] = [
     needs: ['stats'],
     async run(ctx) {
       const { before, client } = await statsThenConnect(ctx, 'fe_plain');
-      await countersOnceBackendContacted(ctx, before, 'after accept, no byte sent', [
-        { ...fe('fe_plain', 'conn_tot'), delta: 1 },
-        { ...fe('fe_plain', 'stot'), delta: 1 },
-        { ...fe('fe_plain', 'scur'), delta: 1 },
-      ]);
+      await countersOnceBackendContacted(
+        ctx,
+        before,
+        'after accept, no byte sent',
+        predictedCounters(ctx, before, 'fe_plain', 1),
+      );
       client.end();
       await client.waitForClose(500);
     },

@@ -8,6 +8,7 @@
  * window: "FIN at +300 ms after connect, window [-20, +150] ms" passes for a FIN observed between
  * +280 and +450 ms. "At once" means within AT_ONCE_MS of the action that provokes it.
  */
+import type { Prediction } from './predict.ts';
 import type { Profile } from '../machines/config.ts';
 import type { BackendConnection, EchoBackend } from './backend.ts';
 import type { CloseSeen, WireClient, WireLog } from './client.ts';
@@ -53,6 +54,8 @@ export interface CaseContext {
   sleepUntil(t: number): Promise<void>;
   /** Reads the target's counters; only for cases that declare needs: ['stats']. */
   stats(label: string): Promise<StatsSnapshot>;
+  /** What the model predicts for the case's scenario under the target's profile (predict.ts). */
+  predicted: Prediction;
   /** Records one check. */
   check(check: Check): void;
 }

@@ -2,8 +2,8 @@
  * What the machines predict for a conformance case. A case states what its clients do as the
  * model's environment events (its scenario); the composed model, run under a target's profile on
  * the configuration of the case's frontend, gives what the target must then do: the transitions it
- * takes, the embryonic kills it logs (and with which code), and how the proxy closes each
- * connection. The suite writes none of these by hand: a case's expectation under dev12 and under
+ * takes, the embryonic kills it logs (and with which code), how the proxy closes each connection,
+ * and HAProxy's counters after each event (read through the stats socket by the counter cases). The suite writes none of these by hand: a case's expectation under dev12 and under
  * 2.6 come from the same machines the bundled proxy runs, so a profile's difference is derived, not
  * declared.
  *
@@ -12,6 +12,7 @@
  */
 import { classifySource } from '../machines/acl.ts';
 import type { Profile } from '../machines/config.ts';
+import { copyCounters, type Counters } from '../machines/counters.ts';
 import type { ErrCode } from '../machines/errCodes.ts';
 import type { Check } from './expect.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
@@ -60,6 +61,11 @@ export interface Prediction {
   log: ErrCode[] | 'none' | null;
   /** How the proxy closed each connection, in accept order: 'fin', 'rst', or null (still open). */
   closes: ('fin' | 'rst' | null)[];
+  /**
+   * HAProxy's counters as the machines' counter effects leave them: `counters[k]` after the first
+   * k events of the scenario (`counters[0]`: before any, all zero).
+   */
+  counters: Counters[];
 }
 
 /** The suite's source address: every client connects from it. */
@@ -101,6 +107,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
   const codes: ErrCode[] = [];
   let kills = 0;
   let state: SystemState = model.initial();
+  const counters = [copyCounters(state.counters)];
   scenario.events.forEach((e, i) => {
     const event = (
       e.type === 'ACCEPT' ? { src, ...e } : 'conn' in e || !needsConn(e) ? e : { ...e, conn: 0 }
@@ -121,6 +128,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
       }
     }
     state = next.state;
+    counters.push(copyCounters(state.counters));
     state.memory.forEach((m, conn) => {
       if (m.logged > logged[conn]!) codes.push((model.errCode(state, conn) ?? 'NONE') as ErrCode);
     });
@@ -130,6 +138,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
     transitions: [...transitions],
     log: kills === 0 ? null : codes.length === 0 ? 'none' : [...new Set(codes)],
     closes: state.memory.slice(0, n).map((m) => m.closedWith),
+    counters,
   };
 }
 
@@ -159,8 +168,10 @@ export function describeScenario(scenario: Scenario): string {
 }
 
 /**
- * True iff two predictions differ in what a target shows: the kills it logs or how it closes the
- * connections (the transitions may differ while the wire and the log do not). Pure.
+ * True iff two predictions differ in what a target shows on the wire and in its log: the kills it
+ * logs or how it closes the connections (the transitions may differ while the wire and the log do
+ * not). The counters are not compared: every case's profiles predict the same ones (tested), and a
+ * case where they did not would need a reason of its own. Pure.
  */
 export function observablyDiffer(a: Prediction, b: Prediction): boolean {
   return JSON.stringify([a.log, a.closes]) !== JSON.stringify([b.log, b.closes]);

@@ -312,6 +312,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
       return snap;
     },
     check: (check) => void checks.push(check),
+    predicted: predictionOf(c, target.profile),
   };
   const budget = c.budgetMs ?? 4000;
   let timer: NodeJS.Timeout | undefined;
@@ -336,7 +337,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     clearTimeout(timer);
   }
   const durationMs = log.now();
-  const predicted = predictionOf(c, target.profile);
+  const predicted = ctx.predicted;
   checks.push(
     closesCheck(
       predicted,

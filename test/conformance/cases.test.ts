@@ -92,6 +92,36 @@ describe('the conformance case list', () => {
     );
   });
 
+  it('predicts the same counters under every profile, so that no counter difference goes without a reason', () => {
+    for (const c of CASES)
+      for (const p of PROFILES)
+        expect(predictionOf(c, p).counters, `${c.id} under ${p}`).toEqual(predictionOf(c, 'dev12').counters);
+  });
+
+  it('derives the counters of each moment of a scenario from the machines, from zero', () => {
+    const at = (id: string) =>
+      predictionOf(
+        CASES.find((c) => c.id === id)!,
+        'dev12',
+      ).counters;
+    // An embryonic connection counts in scur and conn_tot, never in stot; the deadline gives scur back.
+    const timeout = at('cnt/timeout/embryonic-counted-in-scur-not-stot');
+    expect(timeout[0]).toMatchObject({ feconn: 0, cumConn: 0, cumSess: 0, actconn: 0 });
+    expect(timeout[1]).toMatchObject({ feconn: 1, cumConn: 1, cumSess: 0, actconn: 1, connMax: 1 });
+    expect(timeout[2]).toMatchObject({ feconn: 0, cumConn: 1, cumSess: 0, actconn: 0 });
+    // stot counts at the end of the TLS handshake, not at the header.
+    const tls = at('cnt/tls/stot-counts-only-after-the-tls-handshake');
+    expect(tls.map((k) => k.cumSess)).toEqual([0, 0, 0, 1, 1]);
+    // Twelve connections on ten slots: scur stops at ten.
+    const slots = at('cnt/maxconn/scur-reaches-slim-and-smax-follows');
+    expect(Math.max(...slots.map((k) => k.feconn))).toBe(10);
+    expect(slots.at(-1)).toMatchObject({ feconn: 0, cumConn: 12, connMax: 10, actconn: 0 });
+    expect(at('cnt/reject/dcon-counts-the-rejected-connection')[1]).toMatchObject({
+      deniedConn: 1,
+      cumConn: 1,
+    });
+  });
+
   it('derives from the machines the kill each case logs, and a kill that dontlognull hides', () => {
     const log = (id: string, profile: 'dev12' | '2.6' = 'dev12') =>
       predictionOf(

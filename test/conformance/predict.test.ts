@@ -67,6 +67,7 @@ describe('a prediction', () => {
       transitions: expect.arrayContaining([transitionOf('connection.handshake.proxyHeader', 'TIMEOUT')]),
       log: ['PRX_BAD_HDR', 'PRX_TIMEOUT'],
       closes: ['rst', 'fin'],
+      counters: expect.any(Array),
     });
   });
 
@@ -109,7 +110,13 @@ describe('a prediction', () => {
 });
 
 describe('two predictions', () => {
-  const base: Prediction = { profile: 'dev12', transitions: ['a'], log: ['SSL_EMPTY'], closes: ['fin'] };
+  const base: Prediction = {
+    profile: 'dev12',
+    transitions: ['a'],
+    log: ['SSL_EMPTY'],
+    closes: ['fin'],
+    counters: [],
+  };
 
   it('differ for a target when the log or a close differs, not when only the transitions do', () => {
     expect(observablyDiffer(base, { ...base, profile: '2.6', transitions: ['b'] })).toBe(false);

@@ -7,7 +7,13 @@ import type { CaseInfo, CaseResult, SuiteReport } from '../../conformance/runner
 /** Makes <c> take <transitions>, under every profile. */
 function takes(c: CaseInfo, transitions: string[]): void {
   c.transitions = transitions;
-  c.predictions = PROFILES.map((profile) => ({ profile, transitions, log: null, closes: ['fin'] }));
+  c.predictions = PROFILES.map((profile) => ({
+    profile,
+    transitions,
+    log: null,
+    closes: ['fin'],
+    counters: [],
+  }));
 }
 
 /** A synthetic run: three cases on two targets, one result of each verdict and a hostile string. */

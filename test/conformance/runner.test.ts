@@ -63,6 +63,17 @@ describe('a run of the suite', () => {
       );
       const dcon = report.results.find((r) => r.caseId === 'cnt/reject/dcon-counts-the-rejected-connection')!;
       expect(dcon.stats.map((s) => s.label)).toEqual(['before', 'after the RST']);
+      // Its counters are the model's: the reject counts in dcon and conn_tot, raised scur to 1 on
+      // its way (smax), and gave everything back.
+      expect(dcon.checks.map((k) => [k.what, k.expected, k.ok])).toEqual(
+        expect.arrayContaining([
+          ['fe_reject/FRONTEND dcon: after the RST minus before', '+1', true],
+          ['fe_reject/FRONTEND conn_tot: after the RST minus before', '+1', true],
+          ['fe_reject/FRONTEND stot: after the RST minus before', '+0', true],
+          ['show info CurrConns: after the RST minus before', '+0', true],
+          ['fe_reject/FRONTEND smax after the RST', expect.stringMatching(/^[1-9]\d*$/), true],
+        ]),
+      );
       // Every case ends with the settle check; HAProxy has no ledgers to read, and writes no
       // trace: what a case takes there is not known, and the model's prediction is not judged.
       for (const r of report.results.filter((r) => r.verdict === 'pass')) {
