@@ -39,9 +39,10 @@
  * to the end of its settle, its connections' and its listener's) into the result's
  * `transitionsTaken` (or, when the trace cannot be read, why into `traceError`; steps of
  * connections accepted before the case are left out, and a note says how many), and adds the check
- *   "the case takes the transitions the model predicts": every transition of the prediction for
- *       the target's profile (`--profile 2.6` included) is among those it took. It fails the case
- *       naming the ones it did not take.
+ *   "the case takes the transitions the model predicts": the transitions it took are exactly those
+ *       of the prediction for the target's profile (`--profile 2.6` included), so the scenario is
+ *       what the case's body made the proxy do. It fails the case naming the ones it did not take
+ *       and the ones it took unpredicted.
  */
 import { basename } from 'node:path';
 import type { Profile } from '../machines/config.ts';

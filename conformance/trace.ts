@@ -144,32 +144,33 @@ export function transitionsTaken(ndjson: string, origin = 'trace'): TransitionsT
 }
 
 /**
- * Returns the check "the case takes the transitions the model predicts": ok iff every id of
- * <predicted> (the model's prediction for the case under the target's profile, cases.ts
- * predictionOf) is among <taken> (readTraceSince over the case). <taken> an Error: the trace could
- * not be read, and the check fails with its message. The actual names the predicted ids not taken,
- * and the ids taken but not predicted (information, never a failure: a real run may take steps the
- * scenario leaves out, such as a second read of the header). Pure.
+ * Returns the check "the case takes the transitions the model predicts": ok iff <taken>
+ * (readTraceSince over the case) holds exactly the ids of <predicted> (the model's prediction for
+ * the case under the target's profile, cases.ts predictionOf), each at least once: every predicted
+ * transition taken, and none taken that the scenario does not predict, so that the scenario is
+ * what the case's body made the proxy do. <taken> an Error: the trace could not be read, and the
+ * check fails with its message. The actual names the predicted ids not taken and the ids taken but
+ * not predicted. Pure.
  */
 export function takesPredictedCheck(predicted: readonly string[], taken: TransitionsTaken | Error): Check {
   const what = 'the case takes the transitions the model predicts';
   const unique = [...new Set(predicted)];
-  const expected = `each of the ${unique.length} predicted transition(s) in a step of the proxy's trace during the case`;
+  const expected = `the ${unique.length} predicted transition(s), and no other, in the steps of the proxy's trace during the case`;
   if (taken instanceof Error) return { what, expected, actual: `no trace: ${taken.message}`, ok: false };
   const took = new Set(taken.transitions);
   const missing = unique.filter((t) => !took.has(t));
   const predictedSet = new Set(unique);
   const more = taken.transitions.filter((t) => !predictedSet.has(t));
-  const extra = more.length > 0 ? `; also took, not predicted: ${more.join(', ')}` : '';
   const seen = `${taken.steps} step(s) on ${taken.connections} connection(s)`;
+  const problems = [
+    ...(missing.length > 0 ? [`not taken: ${missing.join(', ')}`] : []),
+    ...(more.length > 0 ? [`taken, not predicted: ${more.join(', ')}`] : []),
+  ];
   return {
     what,
     expected,
-    actual:
-      missing.length > 0
-        ? `not taken: ${missing.join(', ')} (${seen}${extra})`
-        : `all taken (${seen}${extra})`,
-    ok: missing.length === 0,
+    actual: problems.length > 0 ? `${problems.join('; ')} (${seen})` : `all taken, no other (${seen})`,
+    ok: problems.length === 0,
   };
 }
 
