@@ -54,7 +54,7 @@ import {
 } from './expect.ts';
 import { predict, PROFILES, type Prediction, type Scenario, type ScenarioEvent } from './predict.ts';
 import { statNumber, type StatsSnapshot } from './stats.ts';
-import { DEADLINE_MS, QUEUE_MAXCONN, type FrontendName } from './suite.cfg.ts';
+import { DEADLINE_MS, FE_QUEUE_BIND_MAXCONN, QUEUE_MAXCONN, type FrontendName } from './suite.cfg.ts';
 
 /**
  * Why a profile's HAProxy does something else than dev12's in a case. For a runnable case the
@@ -189,6 +189,24 @@ const SLOTS_EXPIRE = slots(2, [
   { type: 'TIMER_EXPIRE', conn: QUEUE_MAXCONN },
   { type: 'TIMER_EXPIRE', conn: QUEUE_MAXCONN + 1 },
 ]);
+/**
+ * fe_fe_queue: QUEUE_MAXCONN embryonic connections fill the frontend (its bind has room left); the
+ * next accept attempt finds it full and the listener waits on the frontend's queue; the first
+ * holder's deadline frees a slot and dequeues the listener, which accepts the waiting connection;
+ * then every other deadline strikes.
+ */
+const FRONTEND_QUEUE: Scenario = {
+  events: [
+    ...Array.from({ length: QUEUE_MAXCONN }, () => ACCEPT),
+    ACCEPT, // refused: the frontend is full, the connection stays in the backlog
+    { type: 'TIMER_EXPIRE', conn: 0 },
+    ACCEPT,
+    ...Array.from({ length: QUEUE_MAXCONN }, (_, i): ScenarioEvent => ({
+      type: 'TIMER_EXPIRE',
+      conn: i + 1,
+    })),
+  ],
+};
 const SLOTS_SERVE = slots(1, [
   { type: 'PROXY_HEADER_OK', conn: QUEUE_MAXCONN },
   { type: 'SESSION_END', conn: QUEUE_MAXCONN },
@@ -601,18 +619,38 @@ async function countersOnceBackendContacted(
 }
 
 /**
- * Fills fe_queue's QUEUE_MAXCONN slots with idle connections, waits 30 ms for the target to accept
- * them, then opens <extra> more, which wait in the listen backlog. (Opening all at once could
- * overflow the kernel's accept queue, whose length follows maxconn, and delay a SYN by 1 s.)
+ * Fills the QUEUE_MAXCONN slots of <fe> (fe_queue unless given) with idle connections, waits 30 ms
+ * for the target to accept them, then opens <extra> more, which wait in the listen backlog.
+ * (Opening all at once could overflow the kernel's accept queue, whose length follows maxconn, and
+ * delay a SYN by 1 s.)
  */
 async function fillSlots(
   ctx: CaseContext,
   extra: number,
+  fe: FrontendName = 'fe_queue',
 ): Promise<{ holders: WireClient[]; queued: WireClient[] }> {
-  const holders = await Promise.all(Array.from({ length: QUEUE_MAXCONN }, () => ctx.connect('fe_queue')));
+  const holders = await Promise.all(Array.from({ length: QUEUE_MAXCONN }, () => ctx.connect(fe)));
   await ctx.sleep(30);
-  const queued = await Promise.all(Array.from({ length: extra }, () => ctx.connect('fe_queue')));
+  const queued = await Promise.all(Array.from({ length: extra }, () => ctx.connect(fe)));
   return { holders, queued };
+}
+
+/**
+ * Fills the slots of <fe> (fillSlots) with idle connections and queues <extra> more, then checks
+ * that the holders get a FIN at their deadline, and the queued ones, accepted as the slots free, at
+ * their own: about 2 × DEADLINE_MS after the first holders; the backend is never contacted. Records
+ * three checks.
+ */
+async function slotsThenQueued(ctx: CaseContext, fe: FrontendName, extra: number): Promise<void> {
+  const { holders, queued } = await fillSlots(ctx, extra, fe);
+  await Promise.all([...holders, ...queued].map((c) => c.waitForClose(2 * DEADLINE_MS + 1000)));
+  const first: Reference = {
+    t: Math.min(...holders.map((c) => c.connectedAt!)),
+    label: 'the first connections',
+  };
+  expectGroupClose(ctx, holders, 'connections holding the slots', DEADLINE_MS, 150, (c) => fromConnect(c).t);
+  expectGroupClose(ctx, queued, 'queued connections', 2 * DEADLINE_MS, 250, () => first.t);
+  expectNoBackend(ctx);
 }
 
 /**
@@ -1247,24 +1285,7 @@ const DEFINITIONS: CaseDefinition[] = [
     scenario: SLOTS_EXPIRE,
     frontend: 'fe_queue',
     budgetMs: 3000,
-    async run(ctx) {
-      const { holders, queued } = await fillSlots(ctx, 2);
-      await Promise.all([...holders, ...queued].map((c) => c.waitForClose(2 * DEADLINE_MS + 1000)));
-      const first: Reference = {
-        t: Math.min(...holders.map((c) => c.connectedAt!)),
-        label: 'the first connections',
-      };
-      expectGroupClose(
-        ctx,
-        holders,
-        'connections holding the slots',
-        DEADLINE_MS,
-        150,
-        (c) => fromConnect(c).t,
-      );
-      expectGroupClose(ctx, queued, 'queued connections', 2 * DEADLINE_MS, 250, () => first.t);
-      expectNoBackend(ctx);
-    },
+    run: (ctx) => slotsThenQueued(ctx, 'fe_queue', 2),
   },
   {
     id: 'lim/maxconn/queued-connection-is-served-when-a-slot-frees',
@@ -1282,6 +1303,14 @@ const DEFINITIONS: CaseDefinition[] = [
       await Promise.all(holders.map((h) => h.waitForClose(1000)));
       await endAndExpectFin(ctx, late);
     },
+  },
+  {
+    id: 'lim/fe-maxconn/full-frontend-queues-its-listener',
+    requirement: `Embryonic connections count in the frontend's maxconn, not only in their bind's: with the frontend's maxconn ${QUEUE_MAXCONN} below its bind's ${FE_QUEUE_BIND_MAXCONN}, of ${QUEUE_MAXCONN + 1} idle connections the first ${QUEUE_MAXCONN} are accepted and get a FIN at +300 ms; the last waits in the listen backlog while the listener waits on the frontend's queue, is accepted when a slot frees, and gets its own full deadline: FIN at about +600 ms from the first connections.`,
+    scenario: FRONTEND_QUEUE,
+    frontend: 'fe_fe_queue',
+    budgetMs: 3000,
+    run: (ctx) => slotsThenQueued(ctx, 'fe_fe_queue', 1),
   },
   {
     id: 'lim/reject/tcp-request-reject-gets-rst',

@@ -59,7 +59,10 @@ export interface Prediction {
    * session is killed (nothing to judge).
    */
   log: ErrCode[] | 'none' | null;
-  /** How the proxy closed each connection, in accept order: 'fin', 'rst', or null (still open). */
+  /**
+   * How the proxy closed each connection it accepted, in accept order: 'fin', 'rst', or null (still
+   * open). An ACCEPT that the listener refused (it went full or limited) takes no connection.
+   */
   closes: ('fin' | 'rst' | null)[];
   /**
    * HAProxy's counters as the machines' counter effects leave them: `counters[k]` after the first
@@ -137,7 +140,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
     profile,
     transitions: [...transitions],
     log: kills === 0 ? null : codes.length === 0 ? 'none' : [...new Set(codes)],
-    closes: state.memory.slice(0, n).map((m) => m.closedWith),
+    closes: state.memory.filter((m) => m.fd !== 'none').map((m) => m.closedWith),
     counters,
   };
 }

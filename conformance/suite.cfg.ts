@@ -29,6 +29,10 @@ export const FRONTENDS = {
     offset: 6,
     what: 'accept-proxy with option dontlognull: the kill of a connection that sent nothing is not logged',
   },
+  fe_fe_queue: {
+    offset: 7,
+    what: "accept-proxy, the frontend's maxconn 10 below its bind's 20: the frontend's queue",
+  },
 } as const;
 
 /** The name of one of the suite's frontends. */
@@ -42,6 +46,12 @@ export const QUEUE_MAXCONN = 10;
 
 /** `maxconn` of every other frontend: large enough that no case other than the slot cases queues. */
 export const FRONTEND_MAXCONN = 10;
+
+/**
+ * `bind ... maxconn` of fe_fe_queue: above its frontend's maxconn (QUEUE_MAXCONN), so that the
+ * frontend is full before its listener is, and the listener waits on the frontend's queue.
+ */
+export const FE_QUEUE_BIND_MAXCONN = 2 * QUEUE_MAXCONN;
 
 /** Base port of the printed config when none is given: the ports of haproxy-2.6-observed.md. */
 export const DEFAULT_BASE_PORT = 18443;
@@ -103,6 +113,8 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *   log stderr, tcplog    a log line per kill and per session, shown beside each case's wire log
  *   timeout client        the embryonic deadline (2.6 rejects `timeout client-hs`), DEADLINE_MS
  *   maxconn 10            fe_queue's slots; 12 idle connections leave 2 in the listen backlog
+ *   bind ... maxconn 20   fe_fe_queue: the frontend's maxconn is reached first (listener_accept's
+ *                         p->feconn >= p->maxconn: limit_listener on the frontend's queue)
  *   tcp-request reject    fe_reject rejects every loopback source before any handshake
  *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
  */
@@ -115,7 +127,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
           `# ${FRONTENDS[fe].what}`,
           `frontend ${fe}`,
           `    bind ${host}:${ports[fe]}${bindOptions}`,
-          `    maxconn ${fe === 'fe_queue' ? QUEUE_MAXCONN : FRONTEND_MAXCONN}`,
+          `    maxconn ${fe === 'fe_queue' || fe === 'fe_fe_queue' ? QUEUE_MAXCONN : FRONTEND_MAXCONN}`,
           ...extra,
           '    default_backend be_echo',
           '',
@@ -145,6 +157,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
     ...frontend('fe_plain', ''),
     ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
     ...frontend('fe_pp_nulllog', ' accept-proxy', ['    option dontlognull']),
+    ...frontend('fe_fe_queue', ` accept-proxy maxconn ${FE_QUEUE_BIND_MAXCONN}`),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,

@@ -162,6 +162,8 @@ describe('the conformance case list', () => {
       transitionOf('session.absent', 'SESSION_ACCEPT', 'handshakePending'),
       transitionOf('listener.ready', 'ACCEPT_RETURNED', 'listenerFull'),
       transitionOf('listener.full', 'RESUME', 'slotFree'),
+      transitionOf('listener.ready', 'ACCEPT_ATTEMPT', 'frontendFull'),
+      transitionOf('listener.limited.onFrontendQueue', 'DEQUEUE_FRONTEND'),
     ]) {
       expect(covered.has(t), t).toBe(true);
     }

@@ -46,6 +46,9 @@ describe('the suite config', () => {
     expect(cfg).toContain(
       `frontend fe_queue\n    bind 127.0.0.1:20003 accept-proxy\n    maxconn ${QUEUE_MAXCONN}\n`,
     );
+    expect(cfg).toContain(
+      `frontend fe_fe_queue\n    bind 127.0.0.1:20007 accept-proxy maxconn ${2 * QUEUE_MAXCONN}\n    maxconn ${QUEUE_MAXCONN}\n`,
+    );
     expect(cfg).toContain('    tcp-request connection reject if { src 127.0.0.0/8 }\n');
     expect(cfg).toContain('    server echo1 127.0.0.1:20010\n');
     expect(cfg).not.toMatch(/client-hs|monitor-net/);
