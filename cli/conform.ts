@@ -26,7 +26,7 @@ export const conformCommand: Command = {
     'Usage: embryonic conform [--target impl[@PROFILE]|haproxy|HOST:PORT[@PROFILE]]... [--stats unix:PATH]',
     '                         [--cases GLOB]...',
     '                         [--json FILE] [--junit FILE] [--html FILE] [--coverage FILE] [--strict]',
-    '       embryonic conform --print-config [--target HOST:PORT] [--stats unix:PATH]',
+    '       embryonic conform --print-config [--target HOST:PORT[@PROFILE]] [--stats unix:PATH]',
     '',
     `Runs ${CASES.length} cases (PROXY v1 §2.1, v2 §2.2, the handshake lifecycle, limits, counters) against`,
     'each target, one case at a time, and prints a verdict per case: pass, fail, skipped or',
@@ -59,9 +59,11 @@ export const conformCommand: Command = {
     '  --coverage FILE    write the transitions the passing cases exercised, for',
     '                     `embryonic diagrams --coverage` (e.g. reports/coverage/conformance.json)',
     '  --strict           also exit 1 when a case is skipped (CI: every case must pass or be a',
-    '                     documented version-difference)',
+    '                     version-difference with a written reason)',
     '  --print-config     print the suite config as haproxy.cfg and exit; it also writes the test',
-    `                     certificate it names (under ${DEFAULT_CONFIG_DIR} unless --stats says where)`,
+    `                     certificate it names (under ${DEFAULT_CONFIG_DIR} unless --stats says where).`,
+    '                     For HOST:PORT@2.6 or @2.9 (HAProxy 2.3 and later), it leaves out',
+    '                     fe_monitor, whose monitor-net those versions refuse',
     '',
     'Exit code: 0 if no case failed (and, with --strict, none was skipped), 1 otherwise, 2 on a',
     'usage error.',
@@ -131,7 +133,9 @@ function printConfig(specs: TargetSpec[], stats: string | null): number {
   if (stats) layout.statsPath = stats.replace(/^unix:/, '');
   writeSuiteFiles(layout);
   process.stderr.write(`conform: wrote the test certificate to ${layout.certPath}\n`);
-  process.stdout.write(suiteConfig(layout));
+  process.stdout.write(
+    suiteConfig(layout, undefined, address?.kind === 'address' ? address.profile : 'dev12'),
+  );
   return 0;
 }
 

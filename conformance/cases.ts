@@ -12,17 +12,20 @@
  * Each case states what its clients do as the model's events (`scenario`, predict.ts); what the
  * target must then do beyond the case's own wire checks is derived from the machines, never
  * written here: the model, run on the suite config of the case's frontend under the target's
- * profile, gives the transitions the case takes and the kills the target logs. The runner judges
- * the log against that prediction on every target whose log it captures, and the transitions on
- * every target that writes a trace (the bundled proxy, whatever its --profile): a case fails
- * unless it takes every transition predicted (runner.ts, "the case takes the transitions the
- * model predicts"), and the coverage file counts the transitions it took (report.ts toCoverage).
+ * profile, gives the transitions the case takes, the kills the target logs, how it closes each
+ * connection and its counters after each event (which the counter cases read through
+ * predictedCounters). The runner judges the closes on every target, the log on every target whose
+ * log it captures, and the transitions on every target that writes a trace (the bundled proxy,
+ * whatever its --profile): a case fails unless it takes exactly the transitions predicted, no
+ * other (runner.ts, "the case takes the transitions the model predicts"), and the coverage file
+ * counts the transitions it took (report.ts toCoverage).
  * Where a profile's prediction differs from dev12's in what a target shows (predict.ts
  * observablyDiffer), the case says why in `profileDifferences`, and a target of that profile that
  * does what its profile predicts gets the verdict version-difference; a test holds the two to each
- * other (a difference without a reason, or a reason without a difference, fails). The wire checks
- * of each case body (FIN or RST, timing, echo, counters) are written for every profile and were
- * measured against HAProxy 2.6.12 as Debian ships it (../shared/reference/haproxy-2.6-observed.md).
+ * other (a difference without a reason, or a reason without a difference, fails). What each case
+ * body checks itself (FIN or RST at a time, the echo, the backend's gauge) is written for every
+ * profile and was measured against HAProxy 2.6.12 as Debian ships it
+ * (../shared/reference/haproxy-2.6-observed.md).
  *
  * Headers are built with impl/proxy/build.ts (the inverse of the parser); the malformed ones are
  * written out byte by byte, annotated.
@@ -54,13 +57,20 @@ import {
 } from './expect.ts';
 import { predict, PROFILES, type Prediction, type Scenario, type ScenarioEvent } from './predict.ts';
 import { statNumber, type StatsSnapshot } from './stats.ts';
-import { DEADLINE_MS, FE_QUEUE_BIND_MAXCONN, QUEUE_MAXCONN, type FrontendName } from './suite.cfg.ts';
+import {
+  DEADLINE_MS,
+  FE_QUEUE_BIND_MAXCONN,
+  QUEUE_MAXCONN,
+  servesFrontend,
+  type FrontendName,
+} from './suite.cfg.ts';
 
 /**
- * Why a profile's HAProxy does something else than dev12's in a case. For a runnable case the
- * difference itself is the model's (predict.ts): this gives its reason, and must exist exactly
- * when the profile's prediction differs from dev12's in what a target shows. For a case that
- * cannot run, it says why the profile has no such path.
+ * Why a profile's HAProxy does something else than dev12's in a case. Where the profile's targets
+ * run the case, the difference itself is the model's (predict.ts): this gives its reason, and must
+ * exist exactly when the profile's prediction differs from dev12's in what a target shows. Where
+ * they do not serve the case's frontend (suite.cfg.ts servesFrontend), it says why the profile has
+ * no such path.
  */
 export interface ProfileDifference {
   profile: Profile;
@@ -73,12 +83,10 @@ export interface CaseDefinition {
   requirement: string; //               what the target must do, in one or two sentences
   section?: string; //                  doc/proxy-protocol.txt section, for pp1/pp2 cases
   scenario: Scenario; //                what its clients do, as the model's events
-  frontend: FrontendName | null; //     the frontend it connects to (null: it connects nowhere)
+  frontend: FrontendName; //            the frontend it connects to; its config is the model's
   needs?: readonly 'stats'[]; //        'stats': skipped without a stats socket
   budgetMs?: number; //                 the case fails if it runs longer (default 4000)
   profileDifferences?: ProfileDifference[];
-  /** Why the case cannot run against the suite's config at all, if it cannot. */
-  notRunnable?: string;
   run(ctx: CaseContext): Promise<void>;
 }
 
@@ -91,25 +99,40 @@ export interface ConformanceCase extends CaseDefinition {
 const predictions = new WeakMap<Scenario, Map<string, Prediction>>();
 
 /**
+ * Returns the profiles whose targets serve the frontend of <c> (suite.cfg.ts servesFrontend): the
+ * profiles it runs on and has a prediction for. Pure.
+ */
+export function profilesOf(c: Pick<CaseDefinition, 'frontend'>): Profile[] {
+  return PROFILES.filter((p) => servesFrontend(p, c.frontend));
+}
+
+/**
  * Returns what the model predicts for case <c> under <profile> (predict.ts), memoised per
- * scenario. A case that connects nowhere runs its scenario on the scenario's own frontend.
- * Throws if the scenario is not a run of the machines (a case that would be wrong on every target).
+ * scenario. Requires <profile> among profilesOf(c); throws otherwise, and if the scenario is not a
+ * run of the machines (a case that would be wrong on every target).
  */
 export function predictionOf(c: Pick<CaseDefinition, 'scenario' | 'frontend'>, profile: Profile): Prediction {
-  const fe = c.scenario.frontend ?? c.frontend;
-  if (fe === null) throw new Error('a case that connects nowhere needs a scenario with its own frontend');
+  if (!servesFrontend(profile, c.frontend))
+    throw new Error(`no target of profile ${profile} serves ${c.frontend}: there is nothing to predict`);
   let byKey = predictions.get(c.scenario);
   if (byKey === undefined) predictions.set(c.scenario, (byKey = new Map()));
-  const key = `${fe}/${profile}`;
+  const key = `${c.frontend}/${profile}`;
   let p = byKey.get(key);
-  if (p === undefined) byKey.set(key, (p = predict(c.scenario, fe, profile)));
+  if (p === undefined) byKey.set(key, (p = predict(c.scenario, c.frontend, profile)));
   return p;
 }
 
-/** Returns <c> with the transitions its scenario takes under every profile. */
+/**
+ * Returns <c> with `transitions`, the transitions its scenario takes under every profile that
+ * serves it, computed on first read (so that a scenario that is not a run of the machines fails
+ * the test that predicts it, not the import of this module). Pure.
+ */
 function withPredictions(c: CaseDefinition): ConformanceCase {
-  const transitions = new Set(PROFILES.flatMap((p) => predictionOf(c, p).transitions));
-  return { ...c, transitions: [...transitions] };
+  let transitions: string[] | undefined;
+  return Object.defineProperty({ ...c }, 'transitions', {
+    enumerable: true,
+    get: () => (transitions ??= [...new Set(profilesOf(c).flatMap((p) => predictionOf(c, p).transitions))]),
+  }) as ConformanceCase;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,14 +183,18 @@ function duringTls(type: 'CLIENT_CLOSE' | 'CLIENT_RESET', tlsRead: TlsRead): Sce
 
 /**
  * fe_queue's slots: QUEUE_MAXCONN embryonic connections take them all; <queued> more wait in the
- * backlog, and each is accepted as a holder's deadline frees a slot; then <after> (events of the
- * queued connections, numbered from QUEUE_MAXCONN). Pure.
+ * backlog, and each is accepted as a holder's deadline frees a slot, and then does <onAccept>(its
+ * connection number, from QUEUE_MAXCONN); after every holder's deadline, <after>. Pure.
  */
-function slots(queued: number, after: ScenarioEvent[]): Scenario {
+function slots(
+  queued: number,
+  onAccept: (conn: number) => ScenarioEvent[],
+  after: ScenarioEvent[],
+): Scenario {
   const events: ScenarioEvent[] = Array.from({ length: QUEUE_MAXCONN }, () => ACCEPT);
   for (let conn = 0; conn < QUEUE_MAXCONN; conn++) {
     events.push({ type: 'TIMER_EXPIRE', conn });
-    if (conn < queued) events.push(ACCEPT);
+    if (conn < queued) events.push(ACCEPT, ...onAccept(QUEUE_MAXCONN + conn));
   }
   return { events: [...events, ...after] };
 }
@@ -184,8 +211,7 @@ const TLS_TIMEOUT = scenario(ACCEPT, DEADLINE);
 const TLS_ERROR = scenario(ACCEPT, TLS_FAILS);
 const NO_HANDSHAKE = scenario(ACCEPT, SESSION_END);
 const REJECTED = scenario(ACCEPT);
-const MONITORED: Scenario = { frontend: 'fe_pp', events: [{ type: 'ACCEPT', src: 'monitor' }] };
-const SLOTS_EXPIRE = slots(2, [
+const SLOTS_EXPIRE = slots(2, () => [], [
   { type: 'TIMER_EXPIRE', conn: QUEUE_MAXCONN },
   { type: 'TIMER_EXPIRE', conn: QUEUE_MAXCONN + 1 },
 ]);
@@ -207,8 +233,8 @@ const FRONTEND_QUEUE: Scenario = {
     })),
   ],
 };
-const SLOTS_SERVE = slots(1, [
-  { type: 'PROXY_HEADER_OK', conn: QUEUE_MAXCONN },
+// The late connection sent its header with its first bytes: it completes as soon as it is accepted.
+const SLOTS_SERVE = slots(1, (conn) => [{ type: 'PROXY_HEADER_OK', conn }], [
   { type: 'SESSION_END', conn: QUEUE_MAXCONN },
 ]);
 
@@ -989,22 +1015,24 @@ const DEFINITIONS: CaseDefinition[] = [
     id: 'hs/monitor/monitor-net-closes-at-accept',
     requirement:
       'A connection from a monitor-net source is answered at accept without a handshake or a session (1.5-dev13 semantics: drained and closed in tcp mode).',
-    scenario: MONITORED,
-    frontend: null,
-    notRunnable:
-      "The suite's single config must load under HAProxy 2.6, which rejects monitor-net as a fatal error, so no target runs it with monitor-net.",
+    scenario: scenario(ACCEPT),
+    frontend: 'fe_monitor',
     profileDifferences: [
       {
         profile: '2.6',
         reason:
-          "monitor-net was removed in 2.3.0 (9e9919dd8): 2.6 refuses the directive (\"'monitor-net' doesn't exist anymore\"), so the monitor path of session_accept does not exist there.",
+          "monitor-net was removed in 2.3.0 (9e9919dd8): 2.6 refuses the directive (\"'monitor-net' doesn't exist anymore\"), so the monitor path of session_accept does not exist there, and no 2.6 target serves fe_monitor.",
       },
       {
         profile: '2.9',
-        reason: 'monitor-net does not exist after 2.3.0.',
+        reason: 'monitor-net does not exist after 2.3.0: no 2.9 target serves fe_monitor.',
       },
     ],
-    async run() {},
+    async run(ctx) {
+      const client = await ctx.connect('fe_monitor');
+      await expectCloseAtOnce(ctx, client, 'fin', fromConnect(client));
+      expectNoBackend(ctx, 'a monitor has no session');
+    },
   },
 
   // --- PROXY protocol v1, §2.1 -------------------------------------------------------------
@@ -1279,6 +1307,36 @@ const DEFINITIONS: CaseDefinition[] = [
   },
 
   // --- limits --------------------------------------------------------------------------------
+  // cnt/maxconn comes first: the first case to fill fe_queue is the one that sees smax reach its
+  // maxconn (smax is a high-water mark, and the runner does not clear the counters).
+  {
+    id: 'cnt/maxconn/scur-reaches-slim-and-smax-follows',
+    requirement: `With ${QUEUE_MAXCONN + 2} idle connections on a maxconn ${QUEUE_MAXCONN} frontend, scur stops at ${QUEUE_MAXCONN} (slim), CurrConns rises by ${QUEUE_MAXCONN}, smax reaches ${QUEUE_MAXCONN}; after both deadlines every gauge is back.`,
+    scenario: SLOTS_EXPIRE,
+    frontend: 'fe_queue',
+    needs: ['stats'],
+    budgetMs: 3000,
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const { holders, queued } = await fillSlots(ctx, 2);
+      const clients = [...holders, ...queued];
+      await ctx.sleepUntil(fromConnect(holders[0]!).t + DEADLINE_MS / 2);
+      const during = await ctx.stats('at +150 ms');
+      // The first QUEUE_MAXCONN events of the scenario are the holders' accepts.
+      expectCounters(ctx, before, during, [
+        ...predictedCounters(ctx, before, 'fe_queue', QUEUE_MAXCONN),
+        { ...fe('fe_queue', 'slim'), equals: QUEUE_MAXCONN }, // the configuration's maxconn
+      ]);
+      await Promise.all(clients.map((c) => c.waitForClose(2 * DEADLINE_MS + 800)));
+      await ctx.sleep(20);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after every deadline'),
+        predictedCounters(ctx, before, 'fe_queue'),
+      );
+    },
+  },
   {
     id: 'lim/maxconn/embryonic-connections-take-slots-and-queue',
     requirement: `Embryonic connections take maxconn slots: of 12 idle connections to a maxconn ${QUEUE_MAXCONN} frontend, the first 10 are accepted and get a FIN at +300 ms; the 2 that come 30 ms later wait in the listen backlog, are accepted when slots free (about +300 ms), and each gets its own full deadline: FIN at about +600 ms from the first connections.`,
@@ -1465,34 +1523,6 @@ const DEFINITIONS: CaseDefinition[] = [
         before,
         'after the RST',
         predictedCounters(ctx, before, 'fe_reject'),
-      );
-    },
-  },
-  {
-    id: 'cnt/maxconn/scur-reaches-slim-and-smax-follows',
-    requirement: `With ${QUEUE_MAXCONN + 2} idle connections on a maxconn ${QUEUE_MAXCONN} frontend, scur stops at ${QUEUE_MAXCONN} (slim), CurrConns rises by ${QUEUE_MAXCONN}, smax reaches ${QUEUE_MAXCONN}; after both deadlines every gauge is back.`,
-    scenario: SLOTS_EXPIRE,
-    frontend: 'fe_queue',
-    needs: ['stats'],
-    budgetMs: 3000,
-    async run(ctx) {
-      const before = await ctx.stats('before');
-      const { holders, queued } = await fillSlots(ctx, 2);
-      const clients = [...holders, ...queued];
-      await ctx.sleepUntil(fromConnect(holders[0]!).t + DEADLINE_MS / 2);
-      const during = await ctx.stats('at +150 ms');
-      // The first QUEUE_MAXCONN events of the scenario are the holders' accepts.
-      expectCounters(ctx, before, during, [
-        ...predictedCounters(ctx, before, 'fe_queue', QUEUE_MAXCONN),
-        { ...fe('fe_queue', 'slim'), equals: QUEUE_MAXCONN }, // the configuration's maxconn
-      ]);
-      await Promise.all(clients.map((c) => c.waitForClose(2 * DEADLINE_MS + 800)));
-      await ctx.sleep(20);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats('after every deadline'),
-        predictedCounters(ctx, before, 'fe_queue'),
       );
     },
   },

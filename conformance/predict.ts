@@ -3,9 +3,9 @@
  * model's environment events (its scenario); the composed model, run under a target's profile on
  * the configuration of the case's frontend, gives what the target must then do: the transitions it
  * takes, the embryonic kills it logs (and with which code), how the proxy closes each connection,
- * and HAProxy's counters after each event (read through the stats socket by the counter cases). The suite writes none of these by hand: a case's expectation under dev12 and under
- * 2.6 come from the same machines the bundled proxy runs, so a profile's difference is derived, not
- * declared.
+ * and HAProxy's counters after each event (read through the stats socket by the counter cases).
+ * The suite writes none of these by hand: a case's expectation under dev12 and under 2.6 come from
+ * the same machines the bundled proxy runs, so a profile's difference is derived, not declared.
  *
  * The configuration is the suite's own (suite.cfg.ts), parsed by the bundled proxy's parser
  * (impl/config.ts) for the profile: what a target runs is what the model runs.
@@ -40,30 +40,33 @@ export type ScenarioEvent = SystemEvent extends infer E
     : E
   : never;
 
-/** What the clients of a case do, in the model's terms. */
+/** What the clients of a case do, in the model's terms, on the case's frontend. */
 export interface Scenario {
-  /** The frontend whose configuration the model runs; the case's own frontend unless given. */
-  frontend?: FrontendName;
   /** The events, in order; connections are numbered from 0 in the order they are accepted. */
   events: readonly ScenarioEvent[];
 }
+
+/** How one connection ends, as a client sees it (Prediction.closes). */
+export type Close = 'fin' | 'rst' | 'reset' | null;
 
 /** What the model predicts for a scenario under one profile. */
 export interface Prediction {
   profile: Profile;
   /** Every transition taken, each once, in the order first taken (ids of machines/introspect.ts). */
   transitions: string[];
+  /** How many embryonic sessions the scenario kills, logged or not. */
+  kills: number;
   /**
-   * The embryonic kills' log: the codes of the logged kills (distinct, in order of the kills);
-   * 'none' when sessions were killed and none of the kills is logged; null when no embryonic
-   * session is killed (nothing to judge).
+   * The code of each kill the target logs, in the order of the kills, once per kill: fewer than
+   * `kills` when option dontlognull hides some, none when the frontend does not log.
    */
-  log: ErrCode[] | 'none' | null;
+  log: ErrCode[];
   /**
-   * How the proxy closed each connection it accepted, in accept order: 'fin', 'rst', or null (still
-   * open). An ACCEPT that the listener refused (it went full or limited) takes no connection.
+   * How the proxy closes each connection it accepted, in accept order: 'fin', 'rst', 'reset' (the
+   * client reset it itself: the proxy's close is never seen), or null (still open at the end). An
+   * ACCEPT that the listener refused (it went full or limited) takes no connection.
    */
-  closes: ('fin' | 'rst' | null)[];
+  closes: Close[];
   /**
    * HAProxy's counters as the machines' counter effects leave them: `counters[k]` after the first
    * k events of the scenario (`counters[0]`: before any, all zero).
@@ -71,7 +74,10 @@ export interface Prediction {
   counters: Counters[];
 }
 
-/** The suite's source address: every client connects from it. */
+/**
+ * The suite's source address: every client connects from it, as every target of the suite listens
+ * on loopback. The rules of fe_reject and fe_monitor class it.
+ */
 const CLIENT_ADDRESS = '127.0.0.1';
 
 const configs = new Map<string, ProxyConfig>();
@@ -85,7 +91,7 @@ export function suiteFrontendConfig(fe: FrontendName, profile: Profile): ProxyCo
   const key = `${fe}/${profile}`;
   let cfg = configs.get(key);
   if (cfg === undefined) {
-    const text = suiteConfig(suiteLayout(DEFAULT_BASE_PORT, DEFAULT_CONFIG_DIR), fe);
+    const text = suiteConfig(suiteLayout(DEFAULT_BASE_PORT, DEFAULT_CONFIG_DIR), fe, profile);
     cfg = parseConfig(text, `suite config (${fe})`, profile, () => Buffer.from(TEST_CERT_PEM));
     configs.set(key, cfg);
   }
@@ -99,7 +105,7 @@ export function suiteFrontendConfig(fe: FrontendName, profile: Profile): ProxyCo
  * of the machines. Pure apart from the configuration cache.
  */
 export function predict(scenario: Scenario, fe: FrontendName, profile: Profile): Prediction {
-  const cfg = suiteFrontendConfig(scenario.frontend ?? fe, profile);
+  const cfg = suiteFrontendConfig(fe, profile);
   const src = classifySource(CLIENT_ADDRESS, {
     reject: cfg.frontend.rejects,
     monitor: cfg.frontend.monitors,
@@ -136,11 +142,15 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
       if (m.logged > logged[conn]!) codes.push((model.errCode(state, conn) ?? 'NONE') as ErrCode);
     });
   });
+  const reset = new Set(scenario.events.flatMap((e) => (e.type === 'CLIENT_RESET' ? [e.conn ?? 0] : [])));
   return {
     profile,
     transitions: [...transitions],
-    log: kills === 0 ? null : codes.length === 0 ? 'none' : [...new Set(codes)],
-    closes: state.memory.filter((m) => m.fd !== 'none').map((m) => m.closedWith),
+    kills,
+    log: codes,
+    closes: state.memory.flatMap((m, conn): Close[] =>
+      m.fd === 'none' ? [] : [reset.has(conn) ? 'reset' : m.closedWith],
+    ),
     counters,
   };
 }
@@ -157,8 +167,8 @@ function describe(model: SystemModel, s: SystemState, conn: number): string {
 }
 
 /**
- * Returns <scenario> in one line: each event's type and its parameters, "on FE" when it names its
- * frontend. Pure. Example: "ACCEPT, PROXY_HEADER_ERROR code=PRX_BAD_HDR".
+ * Returns <scenario> in one line: each event's type and its parameters. Pure.
+ * Example: "ACCEPT, PROXY_HEADER_ERROR code=PRX_BAD_HDR".
  */
 export function describeScenario(scenario: Scenario): string {
   const events = scenario.events.map((e) => {
@@ -167,59 +177,75 @@ export function describeScenario(scenario: Scenario): string {
       .map(([k, v]) => `${k}=${String(v)}`);
     return [e.type, ...params].join(' ');
   });
-  return `${events.join(', ')}${scenario.frontend ? ` (on ${scenario.frontend})` : ''}`;
+  return events.join(', ');
 }
 
 /**
- * True iff two predictions differ in what a target shows on the wire and in its log: the kills it
- * logs or how it closes the connections (the transitions may differ while the wire and the log do
- * not). The counters are not compared: every case's profiles predict the same ones (tested), and a
- * case where they did not would need a reason of its own. Pure.
+ * True iff two predictions differ in what a target shows: on the wire, how it closes the
+ * connections, and, when <judged>.log (the default), in its log, the kills it logs. The transitions
+ * may differ while none of these does. The counters are not compared: every case's profiles
+ * predict the same ones (tested), and a case where they did not would need a reason of its own.
+ * Pure.
  */
-export function observablyDiffer(a: Prediction, b: Prediction): boolean {
-  return JSON.stringify([a.log, a.closes]) !== JSON.stringify([b.log, b.closes]);
+export function observablyDiffer(
+  a: Prediction,
+  b: Prediction,
+  judged: { log: boolean } = { log: true },
+): boolean {
+  const shown = (p: Prediction): string => JSON.stringify([judged.log ? p.log : null, p.closes]);
+  return shown(a) !== shown(b);
 }
 
 /**
  * Returns what <p> predicts a target shows, in one line: the log, then the closes. Pure.
- * Example: "logs SSL_HANDSHAKE; closes with fin".
+ * Example: "logs PRX_TIMEOUT × 12; closes with FIN × 12".
  */
 export function describePrediction(p: Prediction): string {
+  const hidden = p.kills - p.log.length;
   const log =
-    p.log === null ? 'kills nothing' : p.log === 'none' ? 'logs no kill' : `logs ${p.log.join(', ')}`;
-  const closes = [...new Set(p.closes.map((c) => c ?? 'nothing (still open)'))].join(' and ');
-  return `${log}; closes with ${closes}`;
+    p.kills === 0
+      ? 'kills nothing'
+      : p.log.length === 0
+        ? 'logs no kill'
+        : `logs ${tally(p.log)}${hidden > 0 ? ` (${hidden} kill(s) not logged)` : ''}`;
+  const names: Record<string, string> = {
+    fin: 'FIN',
+    rst: 'RST',
+    reset: 'a reset by the client',
+    open: 'nothing (still open)',
+  };
+  return `${log}; closes with ${tally(p.closes.map((c) => names[c ?? 'open']!))}`;
+}
+
+/** Returns "A × 2, B" for ['A', 'B', 'A']: each distinct value in first-seen order, with its count. Pure. */
+export function tally(values: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].map(([v, n]) => (n === 1 ? v : `${v} × ${n}`)).join(', ');
 }
 
 /**
  * Returns the check "the target closes each connection as the model predicts": ok iff the case
- * opened one client per connection its scenario accepts, and the clients saw as many FINs and as
- * many RSTs from the target as <predicted> closes with. <seen> is, per client the case opened, the
- * close it saw from the target (null: none). A connection that <scenario> resets itself
- * (CLIENT_RESET) or leaves open is not judged: its client sees no close. The kinds are compared as
- * counts, since connections opened together may be accepted in another order. Pure.
+ * opened one client per connection the prediction accepts, and the clients saw from the target
+ * exactly as many FINs and as many RSTs as <predicted> has (so the others, left open or reset by
+ * the client itself, saw none). <seen> is, per client the case opened, the close it saw from the
+ * target (null: none). The kinds are compared as counts, since connections opened together may be
+ * accepted in another order. Pure.
  */
-export function closesCheck(
-  predicted: Prediction,
-  scenario: Scenario,
-  seen: readonly ('fin' | 'rst' | null)[],
-): Check {
-  const reset = new Set(
-    scenario.events.filter((e) => e.type === 'CLIENT_RESET').map((e) => ('conn' in e ? (e.conn ?? 0) : 0)),
-  );
-  const judged = predicted.closes.filter((k, conn) => k !== null && !reset.has(conn));
-  const count = (kinds: readonly ('fin' | 'rst' | null)[], kind: 'fin' | 'rst'): number =>
-    kinds.filter((k) => k === kind).length;
-  const show = (n: number, kinds: readonly ('fin' | 'rst' | null)[]): string =>
-    `${n} connection(s): ${count(kinds, 'fin')} × FIN, ${count(kinds, 'rst')} × RST`;
-  const unjudged = predicted.closes.length - judged.length;
+export function closesCheck(predicted: Prediction, seen: readonly ('fin' | 'rst' | null)[]): Check {
+  const count = (kinds: readonly Close[], kind: Close): number => kinds.filter((k) => k === kind).length;
+  const p = predicted.closes;
+  const none = count(p, null) + count(p, 'reset');
+  const reset = count(p, 'reset');
+  const show = (n: number, fin: number, rst: number, unseen: number): string =>
+    `${n} connection(s): ${fin} × FIN, ${rst} × RST, ${unseen} with no close from the target`;
   return {
     what: 'the target closes each connection as the model predicts',
-    expected: `${show(predicted.closes.length, judged)}${unjudged > 0 ? ` (${unjudged} reset by the client or left open: not judged)` : ''}`,
-    actual: show(seen.length, seen),
+    expected: `${show(p.length, count(p, 'fin'), count(p, 'rst'), none)}${reset > 0 ? ` (${reset} reset by the client)` : ''}`,
+    actual: show(seen.length, count(seen, 'fin'), count(seen, 'rst'), count(seen, null)),
     ok:
-      seen.length === predicted.closes.length &&
-      count(seen, 'fin') === count(judged, 'fin') &&
-      count(seen, 'rst') === count(judged, 'rst'),
+      seen.length === p.length &&
+      count(seen, 'fin') === count(p, 'fin') &&
+      count(seen, 'rst') === count(p, 'rst'),
   };
 }

@@ -12,7 +12,7 @@
  * All are pure functions of the report.
  */
 import type { WireEvent } from './client.ts';
-import { describePrediction, describeScenario, observablyDiffer } from './predict.ts';
+import { describePrediction, describeScenario, observablyDiffer, PROFILES } from './predict.ts';
 import type { CaseInfo, CaseResult, SuiteReport, TargetSummary, Verdict } from './runner.ts';
 
 /** The verdicts in the order the reports list them. */
@@ -230,7 +230,7 @@ function caseSection(
   for (const p of c.predictions) {
     if (p.profile !== 'dev12' && !observablyDiffer(p, c.predictions[0]!)) continue;
     meta.push(
-      `<dt>${p.profile === 'dev12' ? 'the model predicts' : `under ${esc(p.profile)}`}</dt><dd>the target ${esc(describePrediction(p))}${p.log !== null ? ' (the log judged against the target log)' : ''}</dd>`,
+      `<dt>${p.profile === 'dev12' ? 'the model predicts' : `under ${esc(p.profile)}`}</dt><dd>the target ${esc(describePrediction(p))}</dd>`,
     );
   }
   meta.push(
@@ -238,7 +238,10 @@ function caseSection(
   );
   for (const d of c.profileDifferences)
     meta.push(`<dt>why ${esc(d.profile)} differs</dt><dd>${esc(d.reason)}</dd>`);
-  if (c.notRunnable) meta.push(`<dt>not run</dt><dd>${esc(c.notRunnable)}</dd>`);
+  if (c.predictions.length < PROFILES.length)
+    meta.push(
+      `<dt>runs on</dt><dd>targets of profile ${c.predictions.map((p) => esc(p.profile)).join(', ')} only: the others do not serve ${esc(c.frontend)}</dd>`,
+    );
   const results = report.targets.map((t) => {
     const r = resultOf(report, c.id, t.name);
     return r ? resultDetails(r, t, detailId(c.id, t.name)) : '';

@@ -9,10 +9,11 @@
  *                       something once the case is over, or the target is broken
  *   skipped             haproxy is not installed, or the case needs a stats socket the target lacks
  *   version-difference  every check holds, and the model predicts for the target's profile
- *                       something else than for the default model (dev12) in what a target shows
- *                       (predict.ts observablyDiffer: the kills logged, the closes); the case's
- *                       `profileDifferences` says why. Also a case that cannot run on the suite's
- *                       config.
+ *                       something else than for the default model (dev12) in what the target
+ *                       shows (predict.ts observablyDiffer: the closes, and the kills logged when
+ *                       the runner captures the target's log); the case's `profileDifferences`
+ *                       says why. Also a case whose frontend no target of the profile serves
+ *                       (fe_monitor: monitor-net is gone since 2.3), with the case's reason.
  *
  * After each case the runner waits (bounded by SETTLE_MS) until the target holds nothing, and checks
  * that it came true, as every case's last checks:
@@ -46,21 +47,21 @@
  */
 import { basename } from 'node:path';
 import type { Profile } from '../machines/config.ts';
-import { errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
+import { ERR_CODES, errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import { WireClient, WireLog, type WireEvent } from './client.ts';
-import { predictionOf, type ConformanceCase, type ProfileDifference } from './cases.ts';
+import { predictionOf, profilesOf, type ConformanceCase, type ProfileDifference } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
 import {
   closesCheck,
   describePrediction,
   observablyDiffer,
-  PROFILES,
+  tally,
   type Prediction,
   type Scenario,
 } from './predict.ts';
 import { readMergedStats, statsQuery, type StatsSnapshot } from './stats.ts';
 import { markTraces, readTraceSince, takesPredictedCheck, type TransitionsTaken } from './trace.ts';
-import { DEADLINE_MS, FRONTENDS, type FrontendName } from './suite.cfg.ts';
+import { DEADLINE_MS, FRONTENDS, servesFrontend, type FrontendName } from './suite.cfg.ts';
 import {
   sleep,
   startTarget,
@@ -133,9 +134,8 @@ export interface CaseInfo {
   requirement: string;
   section?: string;
   transitions: string[]; //           taken under some profile (the union of the predictions')
-  frontend: FrontendName | null;
+  frontend: FrontendName;
   needs: string[];
-  notRunnable?: string;
   profileDifferences: ProfileDifference[];
   scenario: Scenario; //               what its clients do, as the model's events
   predictions: Prediction[]; //        what the model predicts under each profile (PROFILES)
@@ -227,7 +227,7 @@ export async function runSuite(
  * which a case built by spreading another may carry over from it). Pure.
  */
 export function caseInfo(c: ConformanceCase): CaseInfo {
-  const predictions = PROFILES.map((p) => predictionOf(c, p));
+  const predictions = profilesOf(c).map((p) => predictionOf(c, p));
   return {
     id: c.id,
     requirement: c.requirement,
@@ -235,7 +235,6 @@ export function caseInfo(c: ConformanceCase): CaseInfo {
     transitions: [...new Set(predictions.flatMap((p) => p.transitions))],
     frontend: c.frontend,
     needs: [...(c.needs ?? [])],
-    ...(c.notRunnable ? { notRunnable: c.notRunnable } : {}),
     profileDifferences: [...(c.profileDifferences ?? [])],
     scenario: c.scenario,
     predictions,
@@ -265,14 +264,24 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   });
   const difference = c.profileDifferences?.find((d) => d.profile === target.profile);
   if (target.unavailable) return result(target.unavailable.verdict, target.unavailable.reason);
-  if (c.notRunnable) {
-    return result(
-      'version-difference',
-      difference ? `profile ${target.profile}: ${difference.reason}` : `not run: ${c.notRunnable}`,
-    );
+  if (!servesFrontend(target.profile, c.frontend)) {
+    return difference
+      ? result('version-difference', `profile ${target.profile}: ${difference.reason}`)
+      : result(
+          'fail',
+          `no target of profile ${target.profile} serves ${c.frontend}, and the case gives no reason for that profile`,
+        );
   }
   if (c.needs?.includes('stats') && target.statsPaths.length === 0) {
     return result('skipped', 'a counter case: it needs the stats socket (--stats unix:PATH)');
+  }
+  let predicted: Prediction;
+  let dev12: Prediction;
+  try {
+    predicted = predictionOf(c, target.profile);
+    dev12 = predictionOf(c, DEFAULT_PROFILE);
+  } catch (err) {
+    return result('fail', `the case's scenario is not a run of the machines: ${(err as Error).message}`);
   }
   const backend = target.backend!;
   const traceMark = markTraces(target.tracePaths);
@@ -313,7 +322,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
       return snap;
     },
     check: (check) => void checks.push(check),
-    predicted: predictionOf(c, target.profile),
+    predicted,
   };
   const budget = c.budgetMs ?? 4000;
   let timer: NodeJS.Timeout | undefined;
@@ -338,11 +347,9 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     clearTimeout(timer);
   }
   const durationMs = log.now();
-  const predicted = ctx.predicted;
   checks.push(
     closesCheck(
       predicted,
-      c.scenario,
       clients.map((client) => client.closedBy?.kind ?? null),
     ),
   );
@@ -351,11 +358,16 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   if (settled.waitedMs > SLOW_SETTLE_MS) {
     notes.push(`the target took ${Math.round(settled.waitedMs)} ms to settle after the case`);
   }
-  if (predicted.log !== null && target.logSince) {
-    if (predicted.log === 'none') checks.push(await expectNothingLogged(target.logSince, log.origin));
-    else
-      for (const code of predicted.log)
-        checks.push(await expectKillLogged(target.logSince, code, log.origin));
+  if (target.logSince) {
+    checks.push(
+      predicted.kills > 0 && predicted.log.length === 0
+        ? await expectNothingLogged(target.logSince, log.origin)
+        : await expectKillsLogged(target.logSince, predicted.log, log.origin),
+    );
+  } else if (predicted.kills > 0) {
+    notes.push(
+      `the target's log is not captured: the ${predicted.kills} kill(s) the model predicts (${describePrediction(predicted).split(';')[0]}) are not judged`,
+    );
   }
   let taken: TransitionsTaken | Error | null = null;
   if (target.tracePaths.length > 0) {
@@ -381,12 +393,13 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     reason = describeFailure(held);
   } else if (!ok) {
     reason = firstFailure ? describeFailure(firstFailure) : 'the case made no check';
-  } else {
-    const dev12 = predictionOf(c, DEFAULT_PROFILE);
-    if (observablyDiffer(predicted, dev12)) {
-      verdict = 'version-difference';
-      reason = versionDifferenceReason(predicted, dev12, difference);
-    }
+  } else if (observablyDiffer(predicted, dev12, { log: target.logSince !== null })) {
+    verdict = 'version-difference';
+    reason = versionDifferenceReason(predicted, dev12, difference);
+  } else if (observablyDiffer(predicted, dev12)) {
+    notes.push(
+      `profile ${target.profile} differs from dev12 only in the log, which is not captured on this target: not judged (${versionDifferenceReason(predicted, dev12, difference)})`,
+    );
   }
   return {
     caseId: c.id,
@@ -434,36 +447,59 @@ function describeFailure(k: Check): string {
   return `${k.what}: expected ${k.expected}, got ${k.actual}`;
 }
 
-/** How long the kill's log line may take to come out of the target's stderr after the case settled. */
+/** How long the kills' log lines may take to come out of the target's stderr after the case settled. */
 const LOG_WAIT_MS = 500;
+/** How long the runner waits for a kill line that should not come (it would come with the case's events). */
+const NO_KILL_WAIT_MS = 100;
+
+/** The connection error messages HAProxy logs for a kill (ERR_CODES without NONE's "Success"). */
+const KILL_MESSAGES = (Object.keys(ERR_CODES) as ErrCode[])
+  .filter((code) => code !== 'NONE')
+  .map((code) => ({ code, message: errCodeMessage(code) }));
+
+/** Returns the code whose kill message <line> carries, or null for any other line. Pure. */
+export function killCodeOf(line: string): ErrCode | null {
+  return KILL_MESSAGES.find((k) => line.includes(k.message))?.code ?? null;
+}
 
 /**
- * Returns the check that the target whose log <logSince> reads logged the embryonic kill <code>
- * since performance.now() <origin>: a line with the message HAProxy prints for it (machines/errCodes.ts). Waits up to
- * LOG_WAIT_MS for the line, since the log reaches the suite through a pipe.
+ * Returns the check "the target logs the kills the model predicts": the lines of the target's log
+ * (<logSince>) since performance.now() <origin> that carry a connection error message (killCodeOf:
+ * one line per embryonic kill) must be exactly one per code of <expected>, no more and no fewer,
+ * in any order. Waits up to LOG_WAIT_MS while fewer are there, since the log reaches the suite
+ * through a pipe; with none expected, NO_KILL_WAIT_MS.
  */
-async function expectKillLogged(
+async function expectKillsLogged(
   logSince: (at: number) => TargetLogLine[],
-  code: ErrCode,
+  expected: readonly ErrCode[],
   origin: number,
 ): Promise<Check> {
-  const message = errCodeMessage(code);
+  const killLines = (): { code: ErrCode; line: string }[] =>
+    logSince(origin).flatMap((l) => {
+      const code = killCodeOf(l.line);
+      return code === null ? [] : [{ code, line: l.line }];
+    });
+  if (expected.length === 0) await sleep(NO_KILL_WAIT_MS);
   const until = performance.now() + LOG_WAIT_MS;
-  let lines = logSince(origin);
-  while (!lines.some((l) => l.line.includes(message)) && performance.now() < until) {
+  let seen = killLines();
+  while (seen.length < expected.length && performance.now() < until) {
     await sleep(20);
-    lines = logSince(origin);
+    seen = killLines();
   }
-  const found = lines.find((l) => l.line.includes(message));
+  const key = (codes: readonly ErrCode[]): string => [...codes].sort().join(',');
+  const describe = (codes: readonly ErrCode[]): string =>
+    codes.length === 0 ? 'no kill line' : `${codes.length} kill line(s): ${tally(codes)}`;
   return {
-    what: `the target logs the kill ${code}`,
-    expected: `a log line with "${message}"`,
-    actual: found
-      ? found.line
-      : lines.length === 0
-        ? 'no log line'
-        : `${lines.length} log line(s), none with it; the last: ${lines[lines.length - 1]!.line}`,
-    ok: found !== undefined,
+    what: 'the target logs the kills the model predicts',
+    expected:
+      expected.length === 0
+        ? 'no kill line'
+        : `${describe(expected)} (${[...new Set(expected)].map((c) => `"${errCodeMessage(c)}"`).join(', ')})`,
+    actual:
+      seen.length === 0
+        ? `no kill line${logSince(origin).length > 0 ? ` (${logSince(origin).length} other log line(s))` : ''}`
+        : `${describe(seen.map((k) => k.code))}; the first: ${seen[0]!.line}`,
+    ok: key(seen.map((k) => k.code)) === key(expected),
   };
 }
 

@@ -10,6 +10,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Profile } from '../machines/config.ts';
 
 /** `timeout client` of the suite: the embryonic deadline every timing case is judged against, in ms. */
 export const DEADLINE_MS = 300;
@@ -33,10 +34,30 @@ export const FRONTENDS = {
     offset: 7,
     what: "accept-proxy, the frontend's maxconn 10 below its bind's 20: the frontend's queue",
   },
-} as const;
+  fe_monitor: {
+    offset: 8,
+    what: 'monitor-net for every loopback source (1.5-dev13): answered at accept, without a handshake',
+    profiles: ['dev12'],
+  },
+} as const satisfies Record<string, { offset: number; what: string; profiles?: readonly Profile[] }>;
 
 /** The name of one of the suite's frontends. */
 export type FrontendName = keyof typeof FRONTENDS;
+
+/**
+ * True iff a target of <profile> serves frontend <fe>: every frontend but those whose directives
+ * that profile's HAProxy refuses (fe_monitor: monitor-net was removed in 2.3.0, and 2.6 refuses
+ * the config). Pure.
+ */
+export function servesFrontend(profile: Profile, fe: FrontendName): boolean {
+  const entry: { offset: number; profiles?: readonly Profile[] } = FRONTENDS[fe];
+  return entry.profiles === undefined || entry.profiles.includes(profile);
+}
+
+/** Returns the frontends a target of <profile> serves, in offset order. Pure. */
+export function frontendsOf(profile: Profile): FrontendName[] {
+  return (Object.keys(FRONTENDS) as FrontendName[]).filter((fe) => servesFrontend(profile, fe));
+}
 
 /** The offset of the echo backend's port from the base port. */
 export const BACKEND_OFFSET = 10;
@@ -99,8 +120,10 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
 }
 
 /**
- * Returns the suite's haproxy.cfg for <layout>. Every directive is one that Debian's HAProxy 2.6
- * accepts and that the bundled proxy accepts too (impl/config.ts); none is optional. Pure.
+ * Returns the suite's haproxy.cfg for <layout>, for a target of <profile> (dev12 unless given):
+ * the frontends it serves (servesFrontend). Every directive is one that the bundled proxy accepts
+ * (impl/config.ts), and, but for fe_monitor's monitor-net, which only dev12 targets get, one that
+ * Debian's HAProxy 2.6 accepts too: the config for profile 2.6 loads under it. Pure.
  *
  * With <only>, the config serves that one frontend (and the backend), with its own stats socket
  * statsPathOf(layout, only): the bundled proxy serves one frontend per process (its machines model
@@ -117,11 +140,12 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *                         p->feconn >= p->maxconn: limit_listener on the frontend's queue)
  *   tcp-request reject    fe_reject rejects every loopback source before any handshake
  *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
+ *   monitor-net           fe_monitor (dev12 only): every loopback source is a monitor
  */
-export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
+export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: Profile = 'dev12'): string {
   const { host, ports } = layout;
   const frontend = (fe: FrontendName, bindOptions: string, extra: string[] = []): string[] =>
-    only !== undefined && only !== fe
+    (only !== undefined && only !== fe) || !servesFrontend(profile, fe)
       ? []
       : [
           `# ${FRONTENDS[fe].what}`,
@@ -158,6 +182,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
     ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
     ...frontend('fe_pp_nulllog', ' accept-proxy', ['    option dontlognull']),
     ...frontend('fe_fe_queue', ` accept-proxy maxconn ${FE_QUEUE_BIND_MAXCONN}`),
+    ...frontend('fe_monitor', '', ['    monitor-net 127.0.0.0/8']),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,
@@ -166,14 +191,19 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName): string {
 }
 
 /**
- * Writes the test certificate to layout.certPath and, when <cfgPath> is given, the config to it
- * (the slice for <only> when given), creating their directory. Returns nothing; the caller owns
- * the files and removes them.
+ * Writes the test certificate to layout.certPath and, when <cfgPath> is given, the config for a
+ * target of <profile> to it (the slice for <only> when given), creating their directory. Returns
+ * nothing; the caller owns the files and removes them.
  */
-export function writeSuiteFiles(layout: SuiteLayout, cfgPath?: string, only?: FrontendName): void {
+export function writeSuiteFiles(
+  layout: SuiteLayout,
+  cfgPath?: string,
+  only?: FrontendName,
+  profile: Profile = 'dev12',
+): void {
   mkdirSync(join(layout.certPath, '..'), { recursive: true, mode: 0o700 });
   writeFileSync(layout.certPath, TEST_CERT_PEM, { mode: 0o600 });
-  if (cfgPath) writeFileSync(cfgPath, suiteConfig(layout, only));
+  if (cfgPath) writeFileSync(cfgPath, suiteConfig(layout, only, profile));
 }
 
 /**

@@ -27,7 +27,9 @@ import type { Profile } from '../machines/config.ts';
 import { EchoBackend } from './backend.ts';
 import { statsQuery } from './stats.ts';
 import {
+  frontendsOf,
   FRONTENDS,
+  servesFrontend,
   statsPathOf,
   suiteConfig,
   suiteLayout,
@@ -281,16 +283,16 @@ async function startProcessTarget(
     const basePort = await findFreePortBlock(Math.max(...Object.values(FRONTENDS).map((f) => f.offset)) + 1);
     const layout = suiteLayout(basePort, dir, backend.port);
     const slices: (FrontendName | undefined)[] = Array.isArray(perFrontend)
-      ? perFrontend
+      ? perFrontend.filter((fe) => servesFrontend(profile, fe))
       : perFrontend
-        ? (Object.keys(FRONTENDS) as FrontendName[])
+        ? frontendsOf(profile)
         : [undefined];
     const statsPaths = slices.map((fe) => (fe ? statsPathOf(layout, fe) : layout.statsPath));
     let exited: string | null = null;
     // Every file first, then the processes: a process must never read a file still being written.
     writeSuiteFiles(layout);
     const cfgPaths = slices.map((fe) => join(dir, fe ? `suite-${fe}.cfg` : 'suite.cfg'));
-    slices.forEach((fe, i) => writeFileSync(cfgPaths[i]!, suiteConfig(layout, fe)));
+    slices.forEach((fe, i) => writeFileSync(cfgPaths[i]!, suiteConfig(layout, fe, profile)));
     const tracePaths: string[] = [];
     for (const [i, fe] of slices.entries()) {
       const cfgPath = cfgPaths[i]!;

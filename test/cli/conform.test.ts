@@ -34,7 +34,7 @@ describe('embryonic conform', () => {
           'conform',
           '--print-config',
           '--target',
-          '127.0.0.1:24000',
+          '127.0.0.1:24000@2.6',
           '--stats',
           `unix:${dir}/stats.sock`,
         ],
@@ -44,6 +44,7 @@ describe('embryonic conform', () => {
       expect(run.stdout).toContain('frontend fe_pp\n    bind 127.0.0.1:24000 accept-proxy\n');
       expect(run.stdout).toContain(`    stats socket ${dir}/stats.sock\n`);
       expect(run.stdout).toContain('    server echo1 127.0.0.1:24010\n');
+      expect(run.stdout).not.toContain('monitor-net'); // HAProxy 2.3 and later refuse it
       expect(existsSync(join(dir, 'site.pem'))).toBe(true);
       if (hasHaproxy) {
         writeFileSync(join(dir, 'h.cfg'), run.stdout);

@@ -8,6 +8,7 @@ import {
   BACKEND_OFFSET,
   DEADLINE_MS,
   FRONTENDS,
+  frontendsOf,
   QUEUE_MAXCONN,
   statsPathOf,
   suiteConfig,
@@ -51,7 +52,14 @@ describe('the suite config', () => {
     );
     expect(cfg).toContain('    tcp-request connection reject if { src 127.0.0.0/8 }\n');
     expect(cfg).toContain('    server echo1 127.0.0.1:20010\n');
-    expect(cfg).not.toMatch(/client-hs|monitor-net/);
+    expect(cfg).not.toMatch(/client-hs/);
+    // monitor-net, which HAProxy refuses since 2.3, only in the config of dev12 targets.
+    expect(cfg).toContain(
+      'frontend fe_monitor\n    bind 127.0.0.1:20008\n    maxconn 10\n    monitor-net 127.0.0.0/8\n',
+    );
+    expect(suiteConfig(suiteLayout(20000, '/tmp/x'), undefined, '2.6')).not.toMatch(/monitor-net|fe_monitor/);
+    expect(frontendsOf('2.6')).not.toContain('fe_monitor');
+    expect(frontendsOf('dev12')).toEqual(Object.keys(FRONTENDS));
   });
 
   it('slices into one config per frontend, each with its own stats socket, the same global and backend', () => {
@@ -76,10 +84,16 @@ describe('the suite config', () => {
     try {
       const layout = suiteLayout(20000, dir);
       writeSuiteFiles(layout);
-      for (const fe of Object.keys(FRONTENDS) as (keyof typeof FRONTENDS)[]) {
-        const cfg = parseConfig(suiteConfig(layout, fe), `suite-${fe}.cfg`, 'dev12');
-        expect(cfg.global.stats?.path).toBe(statsPathOf(layout, fe));
+      for (const profile of ['dev12', '2.6', '2.9'] as const) {
+        for (const fe of frontendsOf(profile)) {
+          const cfg = parseConfig(suiteConfig(layout, fe, profile), `suite-${fe}.cfg`, profile);
+          expect(cfg.global.stats?.path).toBe(statsPathOf(layout, fe));
+        }
       }
+      // The parser refuses monitor-net under 2.6, as HAProxy does: fe_monitor is dev12's only.
+      expect(() => parseConfig(suiteConfig(layout, 'fe_monitor'), 'suite-fe_monitor.cfg', '2.6')).toThrow(
+        /monitor-net/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -90,14 +104,12 @@ describe('the suite config', () => {
     try {
       const layout = suiteLayout(20000, dir);
       const cfg = join(dir, 'suite.cfg');
-      writeSuiteFiles(layout, cfg);
+      writeSuiteFiles(layout, cfg, undefined, '2.6');
       const check = spawnSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });
       expect(`${check.stdout}${check.stderr}`).toContain('Configuration file is valid');
       expect(check.status).toBe(0);
-      writeFileSync(
-        cfg,
-        `${suiteConfig(layout)}\nfrontend fe_monitor\n    bind 127.0.0.1:20020\n    monitor-net 127.0.0.0/8\n`,
-      );
+      // The dev12 config adds fe_monitor, which HAProxy 2.6 refuses.
+      writeFileSync(cfg, suiteConfig(layout));
       const monitor = spawnSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });
       expect(monitor.status).not.toBe(0);
       expect(`${monitor.stdout}${monitor.stderr}`).toContain("'monitor-net' doesn't exist anymore");
