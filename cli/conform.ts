@@ -15,6 +15,7 @@ import {
   writeSuiteFiles,
 } from '../conformance/suite.cfg.ts';
 import { killStartedProcesses, parseTargetSpec, type TargetSpec } from '../conformance/targets.ts';
+import type { Profile } from '../machines/config.ts';
 import { expectOnly, flag, has, parseArgs, UsageError, type Command } from './command.ts';
 import { formatTable } from './table.ts';
 import type { VerifyResult } from './verifications.ts';
@@ -46,7 +47,11 @@ export const conformCommand: Command = {
     '              skipped with a message when haproxy is not installed',
     '  HOST:PORT   a proxy already running the documented config with base port PORT',
     '              (see --print-config); counter cases need --stats and are skipped without it;',
-    "              HOST:PORT@PROFILE judges it against that profile's predictions (default dev12)",
+    '              its log is not captured: the kills it logs are not judged, and the cases',
+    "              about the log are skipped. HOST:PORT@PROFILE judges it against that profile's",
+    '              predictions (default dev12). A dev12 target also serves fe_monitor (PORT+8,',
+    '              monitor-net 127.0.0.0/8, closed with a FIN at accept); a proxy without',
+    '              monitor-net, such as HAProxy 2.3 and later, is judged with @2.6 or @2.9',
     '',
     'Options:',
     '  --stats unix:PATH  the stats socket of the HOST:PORT target',
@@ -62,8 +67,9 @@ export const conformCommand: Command = {
     '                     version-difference with a written reason)',
     '  --print-config     print the suite config as haproxy.cfg and exit; it also writes the test',
     `                     certificate it names (under ${DEFAULT_CONFIG_DIR} unless --stats says where).`,
-    '                     For HOST:PORT@2.6 or @2.9 (HAProxy 2.3 and later), it leaves out',
-    '                     fe_monitor, whose monitor-net those versions refuse',
+    "                     It is the config of the first target's profile (haproxy: 2.6; default",
+    '                     dev12): with @2.6 or @2.9 (HAProxy 2.3 and later) it leaves out fe_monitor,',
+    '                     whose monitor-net those versions refuse',
     '',
     'Exit code: 0 if no case failed (and, with --strict, none was skipped), 1 otherwise, 2 on a',
     'usage error.',
@@ -125,6 +131,18 @@ export const conformCommand: Command = {
   },
 };
 
+/**
+ * Returns the profile whose config --print-config prints for <specs>: that of the first target
+ * that names one (HOST:PORT@P or impl@P: P; haproxy: 2.6), else dev12. Pure.
+ */
+export function printedProfile(specs: readonly TargetSpec[]): Profile {
+  for (const s of specs) {
+    if (s.kind === 'haproxy') return '2.6';
+    if (s.profile !== undefined) return s.profile;
+  }
+  return 'dev12';
+}
+
 function printConfig(specs: TargetSpec[], stats: string | null): number {
   const address = specs.find((s) => s.kind === 'address');
   const base = address?.kind === 'address' ? address.port : DEFAULT_BASE_PORT;
@@ -133,9 +151,7 @@ function printConfig(specs: TargetSpec[], stats: string | null): number {
   if (stats) layout.statsPath = stats.replace(/^unix:/, '');
   writeSuiteFiles(layout);
   process.stderr.write(`conform: wrote the test certificate to ${layout.certPath}\n`);
-  process.stdout.write(
-    suiteConfig(layout, undefined, address?.kind === 'address' ? address.profile : 'dev12'),
-  );
+  process.stdout.write(suiteConfig(layout, undefined, printedProfile(specs)));
   return 0;
 }
 

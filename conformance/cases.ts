@@ -82,9 +82,9 @@ export interface CaseDefinition {
   id: string; //                        frozen: pp1/2.1/…, pp2/2.2/…, hs/…, lim/…, cnt/…
   requirement: string; //               what the target must do, in one or two sentences
   section?: string; //                  doc/proxy-protocol.txt section, for pp1/pp2 cases
-  scenario: Scenario; //                what its clients do, as the model's events
+  scenario: Scenario; //                what its clients do, as the model's events; every connection ends in it
   frontend: FrontendName; //            the frontend it connects to; its config is the model's
-  needs?: readonly 'stats'[]; //        'stats': skipped without a stats socket
+  needs?: readonly ('stats' | 'log')[]; // skipped without a stats socket, or where the log is not captured
   budgetMs?: number; //                 the case fails if it runs longer (default 4000)
   profileDifferences?: ProfileDifference[];
   run(ctx: CaseContext): Promise<void>;
@@ -780,6 +780,7 @@ const DEFINITIONS: CaseDefinition[] = [
       'With option dontlognull, a client that half-closes before sending any header (CO_ER_PRX_EMPTY) is closed at once with a FIN and its kill is not logged.',
     scenario: PROXY_CLIENT_CLOSE,
     frontend: 'fe_pp_nulllog',
+    needs: ['log'], // what it claims is the log
     run: (ctx) => finWhileEmbryonic(ctx, 'fe_pp_nulllog'),
   },
   {
@@ -788,6 +789,7 @@ const DEFINITIONS: CaseDefinition[] = [
       'With option dontlognull, a client that sends nothing is closed with a FIN at the embryonic deadline and its kill is not logged: dontlognull judges it before the timeout code is set.',
     scenario: PROXY_TIMEOUT,
     frontend: 'fe_pp_nulllog',
+    needs: ['log'], // what it claims is the log
     run: (ctx) => silentUntilDeadline(ctx, 'fe_pp_nulllog'),
   },
   {
@@ -796,6 +798,7 @@ const DEFINITIONS: CaseDefinition[] = [
       'With option dontlognull, bytes that are not a PROXY header are still rejected with an RST and logged (CO_ER_PRX_NOT_HDR): the client sent something.',
     scenario: headerError('PRX_NOT_HDR'),
     frontend: 'fe_pp_nulllog',
+    needs: ['log'], // what it claims is the log
     run: (ctx) => closedAtOnce(ctx, 'fe_pp_nulllog', HTTP_REQUEST, 'rst', 'the header is rejected'),
   },
   {
@@ -940,6 +943,7 @@ const DEFINITIONS: CaseDefinition[] = [
       'A client that sends the PROXY header and part of a ClientHello record, then half-closes, is closed at once with a FIN; its kill is logged as an SSL handshake failure (a record was left half read), and the backend is never contacted.',
     scenario: duringTls('CLIENT_CLOSE', 'partialRecord'),
     frontend: 'fe_pp_tls',
+    needs: ['log'], // what it claims is the log
     profileDifferences: [
       { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6 },
       { profile: '2.9', reason: TLS_EARLY_CLOSE_2_6 },
@@ -952,6 +956,7 @@ const DEFINITIONS: CaseDefinition[] = [
       'A client that sends the PROXY header and a whole ClientHello, then half-closes without answering the server, is closed at once with a FIN; its kill is logged as a close during the SSL handshake (no record was left half read), and the backend is never contacted.',
     scenario: duringTls('CLIENT_CLOSE', 'wholeRecords'),
     frontend: 'fe_pp_tls',
+    needs: ['log'], // what it claims is the log
     profileDifferences: [
       { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6 },
       { profile: '2.9', reason: TLS_EARLY_CLOSE_2_6 },

@@ -224,7 +224,7 @@ function caseSection(
 ): string {
   const meta: string[] = [];
   if (c.section) meta.push(`<dt>spec section</dt><dd>doc/proxy-protocol.txt §${esc(c.section)}</dd>`);
-  meta.push(`<dt>frontend</dt><dd>${esc(c.frontend ?? '(none)')}</dd>`);
+  meta.push(`<dt>frontend</dt><dd>${esc(c.frontend)}</dd>`);
   if (c.needs.length) meta.push(`<dt>needs</dt><dd>${esc(c.needs.join(', '))}</dd>`);
   meta.push(`<dt>scenario</dt><dd>${esc(describeScenario(c.scenario))}</dd>`);
   for (const p of c.predictions) {

@@ -31,9 +31,11 @@
  *   "the target closes each connection as the model predicts": the case's clients, one per
  *       connection the scenario accepts, saw as many FINs and RSTs as the model closes with
  *       (predict.ts closesCheck), on every target;
- *   "the target logs the kill <code>" for each code the prediction logs, or "the target logs
- *       nothing for the case" when it predicts kills that option dontlognull hides, judged on every
- *       target whose log the runner captures.
+ *   "the target logs the kills the model predicts": one kill line per logged kill, with its code,
+ *       from the case's frontend, and no other kill line (none for a case that kills nothing, or
+ *       whose kills option dontlognull hides), judged on every target whose log the runner
+ *       captures. A case that needs the log (`needs: ['log']`: what it claims is the log) is
+ *       skipped where it is not captured (a HOST:PORT target).
  *
  * On a target that writes a lifecycle trace (the bundled proxy, targets.ts), the runner reads the
  * transitions the case took from the trace (trace.ts: the step lines written from the case's start
@@ -138,7 +140,8 @@ export interface CaseInfo {
   needs: string[];
   profileDifferences: ProfileDifference[];
   scenario: Scenario; //               what its clients do, as the model's events
-  predictions: Prediction[]; //        what the model predicts under each profile (PROFILES)
+  predictions: Prediction[]; //        what the model predicts under each profile that serves the case
+  predictionError?: string; //         why a profile's prediction could not be made (a broken scenario)
 }
 
 /** Everything a run produced: the input of every report writer. */
@@ -227,7 +230,15 @@ export async function runSuite(
  * which a case built by spreading another may carry over from it). Pure.
  */
 export function caseInfo(c: ConformanceCase): CaseInfo {
-  const predictions = profilesOf(c).map((p) => predictionOf(c, p));
+  const predictions: Prediction[] = [];
+  let predictionError: string | undefined;
+  for (const p of profilesOf(c)) {
+    try {
+      predictions.push(predictionOf(c, p));
+    } catch (err) {
+      predictionError ??= `${p}: ${(err as Error).message}`;
+    }
+  }
   return {
     id: c.id,
     requirement: c.requirement,
@@ -238,6 +249,7 @@ export function caseInfo(c: ConformanceCase): CaseInfo {
     profileDifferences: [...(c.profileDifferences ?? [])],
     scenario: c.scenario,
     predictions,
+    ...(predictionError !== undefined ? { predictionError } : {}),
   };
 }
 
@@ -266,7 +278,10 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   if (target.unavailable) return result(target.unavailable.verdict, target.unavailable.reason);
   if (!servesFrontend(target.profile, c.frontend)) {
     return difference
-      ? result('version-difference', `profile ${target.profile}: ${difference.reason}`)
+      ? result(
+          'version-difference',
+          `not run: no target of profile ${target.profile} serves ${c.frontend}. ${difference.reason}`,
+        )
       : result(
           'fail',
           `no target of profile ${target.profile} serves ${c.frontend}, and the case gives no reason for that profile`,
@@ -274,6 +289,12 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   }
   if (c.needs?.includes('stats') && target.statsPaths.length === 0) {
     return result('skipped', 'a counter case: it needs the stats socket (--stats unix:PATH)');
+  }
+  if (c.needs?.includes('log') && !target.logSince) {
+    return result(
+      'skipped',
+      "a log case: what it claims is the target's log, which the suite does not capture here",
+    );
   }
   let predicted: Prediction;
   let dev12: Prediction;
@@ -359,11 +380,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     notes.push(`the target took ${Math.round(settled.waitedMs)} ms to settle after the case`);
   }
   if (target.logSince) {
-    checks.push(
-      predicted.kills > 0 && predicted.log.length === 0
-        ? await expectNothingLogged(target.logSince, log.origin)
-        : await expectKillsLogged(target.logSince, predicted.log, log.origin),
-    );
+    checks.push(await expectKillsLogged(target.logSince, predicted.log, c.frontend, log.origin));
   } else if (predicted.kills > 0) {
     notes.push(
       `the target's log is not captured: the ${predicted.kills} kill(s) the model predicts (${describePrediction(predicted).split(';')[0]}) are not judged`,
@@ -449,76 +466,79 @@ function describeFailure(k: Check): string {
 
 /** How long the kills' log lines may take to come out of the target's stderr after the case settled. */
 const LOG_WAIT_MS = 500;
-/** How long the runner waits for a kill line that should not come (it would come with the case's events). */
+/**
+ * How long the runner waits for kill lines it expects none of. Both proxies write a kill's line
+ * before they close its connection, and the runner reads the log only once the target has let go
+ * of every connection: a line that should not be there is in the pipe already.
+ */
 const NO_KILL_WAIT_MS = 100;
 
-/** The connection error messages HAProxy logs for a kill (ERR_CODES without NONE's "Success"). */
-const KILL_MESSAGES = (Object.keys(ERR_CODES) as ErrCode[])
-  .filter((code) => code !== 'NONE')
-  .map((code) => ({ code, message: errCodeMessage(code) }));
+/** The code of each connection error message HAProxy logs for a kill (ERR_CODES, NONE aside). */
+const CODE_OF_MESSAGE = new Map(
+  (Object.keys(ERR_CODES) as ErrCode[]).filter((c) => c !== 'NONE').map((c) => [errCodeMessage(c), c]),
+);
 
-/** Returns the code whose kill message <line> carries, or null for any other line. Pure. */
-export function killCodeOf(line: string): ErrCode | null {
-  return KILL_MESSAGES.find((k) => line.includes(k.message))?.code ?? null;
+/** One kill line of a target's log, as killLineOf reads it. */
+export interface KillLine {
+  frontend: string;
+  code: ErrCode | null; // null: a message that is not one of ERR_CODES'
+  text: string; //        the message
 }
 
 /**
- * Returns the check "the target logs the kills the model predicts": the lines of the target's log
- * (<logSince>) since performance.now() <origin> that carry a connection error message (killCodeOf:
- * one line per embryonic kill) must be exactly one per code of <expected>, no more and no fewer,
- * in any order. Waits up to LOG_WAIT_MS while fewer are there, since the log reaches the suite
- * through a pipe; with none expected, NO_KILL_WAIT_MS.
+ * Returns the kill line <line> is, or null for any other line. A kill line has the shape both
+ * proxies write for an embryonic kill: "<address>:<port> [<date>] <frontend>/<bind>: <message>"
+ * (impl/log.ts formatEmbryonicKill; HAProxy's kill_mini_session, and 2.6's default error log
+ * format); a session's tcplog line has "<frontend> <backend>/<server>" there instead. Pure.
+ */
+export function killLineOf(line: string): KillLine | null {
+  const m = /^\S+ \[[^\]]+\] ([^\s/]+)\/\S+: (.+)$/.exec(line);
+  if (m === null) return null;
+  return { frontend: m[1]!, code: CODE_OF_MESSAGE.get(m[2]!) ?? null, text: m[2]! };
+}
+
+/**
+ * Returns the check "the target logs the kills the model predicts": the kill lines (killLineOf) of
+ * the target's log (<logSince>) since performance.now() <origin> must be exactly one per code of
+ * <expected>, in any order, each from frontend <frontend>: no fewer, no more, none with another
+ * message or from another frontend. Waits up to LOG_WAIT_MS while fewer are there, since the log
+ * reaches the suite through a pipe; with none expected, NO_KILL_WAIT_MS.
  */
 async function expectKillsLogged(
   logSince: (at: number) => TargetLogLine[],
   expected: readonly ErrCode[],
+  frontend: FrontendName,
   origin: number,
 ): Promise<Check> {
-  const killLines = (): { code: ErrCode; line: string }[] =>
+  const kills = (): { key: string; line: string }[] =>
     logSince(origin).flatMap((l) => {
-      const code = killCodeOf(l.line);
-      return code === null ? [] : [{ code, line: l.line }];
+      const k = killLineOf(l.line);
+      if (k === null) return [];
+      const key = `${k.frontend === frontend ? '' : `${k.frontend}: `}${k.code ?? `"${k.text}"`}`;
+      return [{ key, line: l.line }];
     });
   if (expected.length === 0) await sleep(NO_KILL_WAIT_MS);
   const until = performance.now() + LOG_WAIT_MS;
-  let seen = killLines();
+  let seen = kills();
   while (seen.length < expected.length && performance.now() < until) {
     await sleep(20);
-    seen = killLines();
+    seen = kills();
   }
-  const key = (codes: readonly ErrCode[]): string => [...codes].sort().join(',');
-  const describe = (codes: readonly ErrCode[]): string =>
-    codes.length === 0 ? 'no kill line' : `${codes.length} kill line(s): ${tally(codes)}`;
+  const sorted = (keys: readonly string[]): string => [...keys].sort().join(',');
+  const describe = (keys: readonly string[]): string =>
+    keys.length === 0 ? 'no kill line' : `${keys.length} kill line(s): ${tally(keys)}`;
+  const others = logSince(origin).length - seen.length;
   return {
     what: 'the target logs the kills the model predicts',
     expected:
       expected.length === 0
-        ? 'no kill line'
-        : `${describe(expected)} (${[...new Set(expected)].map((c) => `"${errCodeMessage(c)}"`).join(', ')})`,
+        ? `no kill line from ${frontend}`
+        : `${describe(expected)} from ${frontend} (${[...new Set(expected)].map((c) => `"${errCodeMessage(c)}"`).join(', ')})`,
     actual:
       seen.length === 0
-        ? `no kill line${logSince(origin).length > 0 ? ` (${logSince(origin).length} other log line(s))` : ''}`
-        : `${describe(seen.map((k) => k.code))}; the first: ${seen[0]!.line}`,
-    ok: key(seen.map((k) => k.code)) === key(expected),
-  };
-}
-
-/**
- * Returns the check that the target whose log <logSince> reads logged nothing since
- * performance.now() <origin> (a case whose kill dontlognull hides): waits LOG_WAIT_MS first, as
- * long as a line that is logged may take to come out of the target's stderr.
- */
-async function expectNothingLogged(
-  logSince: (at: number) => TargetLogLine[],
-  origin: number,
-): Promise<Check> {
-  await sleep(LOG_WAIT_MS);
-  const lines = logSince(origin);
-  return {
-    what: 'the target logs nothing for the case',
-    expected: 'no log line (option dontlognull hides the kill)',
-    actual: lines.length === 0 ? 'no log line' : `${lines.length} log line(s), the first: ${lines[0]!.line}`,
-    ok: lines.length === 0,
+        ? `no kill line${others > 0 ? ` (${others} other log line(s))` : ''}`
+        : `${describe(seen.map((k) => k.key))}; the first: ${seen[0]!.line}`,
+    ok: sorted(seen.map((k) => k.key)) === sorted(expected),
   };
 }
 

@@ -2,7 +2,8 @@
  * The configuration the conformance suite needs from a target, written once and printed as
  * haproxy.cfg (`embryonic conform --print-config`). The same text runs under Debian's HAProxy 2.6
  * (nbthread 1, a stats socket) and under the bundled proxy, so every case observes the same setup
- * on every target.
+ * on every target; but for one frontend, fe_monitor, whose monitor-net HAProxy refuses since 2.3:
+ * only the config of a dev12 target has it (servesFrontend).
  *
  * Layout: one base port P; every frontend listens on 127.0.0.1 at P + its offset, and the backend
  * that the suite runs itself (an echo server) listens on 127.0.0.1 at P + BACKEND_OFFSET. A proxy
@@ -65,7 +66,7 @@ export const BACKEND_OFFSET = 10;
 /** `maxconn` of fe_queue, the frontend the slot cases fill. */
 export const QUEUE_MAXCONN = 10;
 
-/** `maxconn` of every other frontend: large enough that no case other than the slot cases queues. */
+/** `maxconn` of every other frontend: no case other than those of fe_queue and fe_fe_queue fills it. */
 export const FRONTEND_MAXCONN = 10;
 
 /**
@@ -182,6 +183,9 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
     ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
     ...frontend('fe_pp_nulllog', ' accept-proxy', ['    option dontlognull']),
     ...frontend('fe_fe_queue', ` accept-proxy maxconn ${FE_QUEUE_BIND_MAXCONN}`),
+    ...(servesFrontend(profile, 'fe_monitor') && (only === undefined || only === 'fe_monitor')
+      ? ['# dev12 targets only: HAProxy 2.3 and later refuse monitor-net (print the config with @2.6)']
+      : []),
     ...frontend('fe_monitor', '', ['    monitor-net 127.0.0.0/8']),
     '# The echo server the suite runs itself.',
     'backend be_echo',

@@ -357,7 +357,7 @@ export function portingMarkdown(sources: PortingSources): string {
     `- **tests**: the files under test/ that name the transition's id in code: test files, and helpers such as the real-proxy scripts of test/impl/model/paths.ts; ${tested} of ${rows.length} transitions are named. A file that names an id drives or expects that transition, but the column does not say which assertion checks it.`,
     sources.cases === null
       ? '- **conformance**: `conformance/cases.ts` does not list transitions yet, so the column reads "—".'
-      : `- **conformance**: the cases of \`conformance/cases.ts\` whose scenario takes the transition under some profile, as the model predicts it (${sources.cases.length} cases; \`conformance/predict.ts\`).`,
+      : `- **conformance**: the cases of \`conformance/cases.ts\` whose scenario takes the transition under some profile whose targets serve the case's frontend, as the model predicts it (${sources.cases.length} cases; \`conformance/predict.ts\`).`,
     '',
     'Contents: [Notes for porters](#notes-for-porters) · [Transitions](#transitions) · [States](#states)',
     '',

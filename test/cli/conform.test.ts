@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/command.ts';
-import { conformCommand } from '../../cli/conform.ts';
+import { conformCommand, printedProfile } from '../../cli/conform.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const haproxy = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
@@ -13,6 +13,15 @@ const hasHaproxy = !haproxy.error && haproxy.status === 0;
 describe('embryonic conform', () => {
   it('refuses a target that is not impl, haproxy or HOST:PORT', async () => {
     await expect(conformCommand.run(['--target', 'nginx'])).rejects.toThrow(UsageError);
+  });
+
+  it("prints the config of the first target's profile: haproxy's is 2.6, the default dev12", () => {
+    expect(printedProfile([])).toBe('dev12');
+    expect(printedProfile([{ kind: 'impl' }, { kind: 'haproxy' }])).toBe('2.6');
+    expect(
+      printedProfile([{ kind: 'address', host: '127.0.0.1', port: 1, stats: null, profile: '2.9' }]),
+    ).toBe('2.9');
+    expect(printedProfile([{ kind: 'address', host: '127.0.0.1', port: 1, stats: null }])).toBe('dev12');
   });
 
   it('refuses --stats without a HOST:PORT target, and a --cases glob that matches nothing', async () => {

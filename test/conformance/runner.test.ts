@@ -9,6 +9,7 @@ import { toCoverage } from '../../conformance/report.ts';
 import { predictionOf } from '../../conformance/cases.ts';
 import {
   holdsNothingCheck,
+  killLineOf,
   ledgersCheck,
   parseLedgers,
   runCase,
@@ -124,12 +125,31 @@ describe('a run of the suite', () => {
       transitionOf('session.embryonic', 'TASK_WAKEUP', 'wokenByTimer'),
     ];
     expect(predictionOf(overclaiming, 'dev12').transitions).toEqual(expect.arrayContaining(claimed));
-    const report = await runSuite([{ kind: 'impl', frontends: ['fe_pp'] }], [...cases, overclaiming]);
+    // A case whose body makes a kill (a bad CRC) that its scenario, a completed session, does not.
+    const underclaiming: ConformanceCase = {
+      ...cases[1]!,
+      id: 'test/predicts/no-kill-where-one-comes',
+      scenario: { events: [{ type: 'ACCEPT' }, { type: 'PROXY_HEADER_OK' }, { type: 'SESSION_END' }] },
+    };
+    const report = await runSuite(
+      [{ kind: 'impl', frontends: ['fe_pp'] }],
+      [...cases, underclaiming, overclaiming],
+    );
     expect(report.targets[0]).toMatchObject({ name: 'impl', profile: 'dev12', unavailable: null });
     expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual([
       ...cases.map((c) => [c.id, 'pass']),
+      [underclaiming.id, 'fail'],
       [overclaiming.id, 'fail'],
     ]);
+    // A kill line where the model predicts none fails the case.
+    expect(report.results.at(-2)!.checks).toContainEqual(
+      expect.objectContaining({
+        what: 'the target logs the kills the model predicts',
+        expected: 'no kill line from fe_pp',
+        actual: expect.stringMatching(/^1 kill line\(s\): PRX_BAD_HDR; the first: .* fe_pp\/1: /),
+        ok: false,
+      }),
+    );
     for (const r of report.results) {
       expect(r.checks.slice(-2)).toEqual([
         expect.objectContaining({ what: 'the target holds nothing once the case is over', ok: true }),
@@ -215,27 +235,36 @@ describe('a run of the suite', () => {
     );
   });
 
-  it("judges a HOST:PORT target's profile only on what it can see: a difference in the log alone is a note, not a version-difference", async () => {
+  it("judges a HOST:PORT target's profile only on what it can see: a difference in the log alone is a note, and a case about the log is skipped", async () => {
     // The bundled proxy as dev12, judged as a running proxy at HOST:PORT against the 2.6 profile,
-    // which predicts another log code for this case and the same wire: the suite does not capture
-    // a running proxy's log, so it cannot tell the two profiles apart here.
+    // which predicts another log code for these cases and the same wire: the suite does not
+    // capture a running proxy's log, so it cannot tell the two profiles apart here.
     const impl = await startTarget({ kind: 'impl', frontends: ['fe_pp_tls'] });
     try {
       expect(impl.unavailable).toBeNull();
       await impl.backend!.stop(); // the HOST:PORT target runs its own backend on the same port
-      const cases = selectCases(CASES, ['hs/tls/fin-after-client-hello-is-empty']);
+      const cases = selectCases(CASES, [
+        'hs/tls/fin-after-client-hello-is-empty',
+        'hs/client-reset/rst-during-tls-handshake-releases-slot',
+      ]);
+      const port = impl.layout.basePort;
+      const stats = impl.statsPaths[0]!;
       const report = await runSuite(
-        [{ kind: 'address', host: '127.0.0.1', port: impl.layout.basePort, stats: null, profile: '2.6' }],
+        [{ kind: 'address', host: '127.0.0.1', port, stats, profile: '2.6' }],
         cases,
       );
-      expect(report.targets[0]).toMatchObject({
-        name: `127.0.0.1:${impl.layout.basePort}@2.6`,
-        profile: '2.6',
+      expect(report.targets[0]).toMatchObject({ name: `127.0.0.1:${port}@2.6`, profile: '2.6' });
+      const byId = (id: string) => report.results.find((r) => r.caseId === id)!;
+      // What that case claims is the log: skipped.
+      expect(byId('hs/tls/fin-after-client-hello-is-empty')).toMatchObject({
+        verdict: 'skipped',
+        reason: expect.stringMatching(/^a log case: /),
       });
-      const r = report.results[0]!;
-      expect(r.verdict).toBe('pass');
-      expect(r.checks.map((k) => k.what)).not.toContain('the target logs the kills the model predicts');
-      expect(r.notes).toEqual(
+      // This one claims the counters and the wire too: judged on those, the log noted.
+      const reset = byId('hs/client-reset/rst-during-tls-handshake-releases-slot');
+      expect(reset.verdict).toBe('pass');
+      expect(reset.checks.map((k) => k.what)).not.toContain('the target logs the kills the model predicts');
+      expect(reset.notes).toEqual(
         expect.arrayContaining([
           "the target's log is not captured: the 1 kill(s) the model predicts (logs SSL_HANDSHAKE) are not judged",
           expect.stringMatching(
@@ -467,5 +496,46 @@ describe('the reason of a version-difference', () => {
     expect(versionDifferenceReason(predictionOf(c, '2.9'), predictionOf(c, 'dev12'), undefined)).toMatch(
       /^profile 2\.9: .* The case gives no reason\.$/,
     );
+  });
+});
+
+describe('a kill line of a target log', () => {
+  it('is "<address>:<port> [<date>] <frontend>/<bind>: <message>", read with its code', () => {
+    expect(
+      killLineOf(
+        '127.0.0.1:40552 [27/Nov/2026:10:55:55.482] fe_queue/1: Timeout while waiting for PROXY protocol header',
+      ),
+    ).toEqual({
+      frontend: 'fe_queue',
+      code: 'PRX_TIMEOUT',
+      text: 'Timeout while waiting for PROXY protocol header',
+    });
+    expect(
+      killLineOf('[2001:db8::1]:1 [27/Nov/2026:10:55:55.482] fe_tls/2: SSL handshake failure'),
+    ).toMatchObject({
+      frontend: 'fe_tls',
+      code: 'SSL_HANDSHAKE',
+    });
+  });
+
+  it('keeps a message that is not one of the codes, so that an unknown kill still counts', () => {
+    expect(killLineOf('127.0.0.1:1 [27/Nov/2026:10:55:55.482] fe_pp/1: Some other connection error')).toEqual(
+      {
+        frontend: 'fe_pp',
+        code: null,
+        text: 'Some other connection error',
+      },
+    );
+  });
+
+  it("is never a session's tcplog line, whose frontend is followed by its backend and server", () => {
+    expect(
+      killLineOf('127.0.0.1:40552 [27/Nov/2026:10:55:55.482] fe_pp be_echo/echo1 0/0/1 15 -- 1/1/0/0/0 0/0'),
+    ).toBeNull();
+    expect(
+      killLineOf(
+        '127.0.0.1:40552 [27/Nov/2026:10:55:55.482] fe_pp_tls~ be_echo/echo1 0/0/1 15 -- 1/1/0/0/0 0/0',
+      ),
+    ).toBeNull();
   });
 });
