@@ -53,6 +53,13 @@ export const conformCommand: Command = {
     '              monitor-net 127.0.0.0/8, closed with a FIN at accept); a proxy without',
     '              monitor-net, such as HAProxy 2.3 and later, is judged with @2.6 or @2.9',
     '',
+    'The stats socket of a HOST:PORT target (--stats unix:PATH) is asked one command per',
+    "connection, the answer ending when the proxy closes it, as HAProxy's CLI does:",
+    '  show info   "Name: value" lines, with CurrConns',
+    '  show stat   CSV under a "# pxname,svname,..." header: a <frontend>/FRONTEND row for each',
+    '              frontend of the config (scur, smax, slim, stot, conn_tot, dcon) and a',
+    '              be_echo/BACKEND row (stot, scur)',
+    '',
     'Options:',
     '  --stats unix:PATH  the stats socket of the HOST:PORT target',
     "  --cases GLOB       run only the cases whose id matches ('*' matches anything, '/' included;",
@@ -167,6 +174,12 @@ function writeReports(
   }
 }
 
+/** Returns <text> up to the end of its first sentence (". " or the end). Pure. */
+function firstSentence(text: string): string {
+  const end = text.indexOf('. ');
+  return end < 0 ? text : text.slice(0, end + 1);
+}
+
 function printSummary(report: SuiteReport): void {
   const rows = report.cases.map((c) => [
     c.id,
@@ -178,8 +191,22 @@ function printSummary(report: SuiteReport): void {
   for (const t of report.targets) {
     if (t.unavailable) console.log(`\n${t.name}: ${t.unavailable.verdict}: ${t.unavailable.reason}`);
   }
-  const failures = report.results.filter((r) => r.verdict === 'fail');
-  for (const f of failures) console.log(`\nFAIL ${f.target} ${f.caseId}\n  ${f.reason ?? ''}`);
+  // A target that could not run its cases was named once above: its cases are not listed again.
+  const unavailable = new Set(report.targets.filter((t) => t.unavailable).map((t) => t.name));
+  const listed = report.results.filter((r) => !unavailable.has(r.target));
+  for (const f of listed.filter((r) => r.verdict === 'fail'))
+    console.log(`\nFAIL ${f.target} ${f.caseId}\n  ${f.reason ?? ''}`);
+  const other = listed.filter((r) => r.verdict === 'skipped' || r.verdict === 'version-difference');
+  if (other.length > 0) console.log('');
+  for (const r of other)
+    console.log(`${r.verdict.toUpperCase()} ${r.target} ${r.caseId}: ${firstSentence(r.reason ?? '')}`);
+  const noted = listed.filter((r) => r.notes.length > 0);
+  if (noted.length > 0) {
+    const kinds = [...new Set(noted.flatMap((r) => r.notes.map((n) => n.split(':')[0]!)))];
+    console.log(
+      `\n${noted.length} result(s) carry notes, not judged (${kinds.join('; ')}): --json and --html show them`,
+    );
+  }
   const c = summarize(report);
   console.log(
     `\n${c.pass} passed, ${c.fail} failed, ${c.skipped} skipped, ${c['version-difference']} version-difference` +

@@ -107,7 +107,7 @@ export async function writeCoverage(root: string, dir: string): Promise<string[]
     const path = join(dir, MACHINE_PATHS_FILE);
     writeFileSync(path, JSON.stringify(modelCheckerCoverage(), null, 2) + '\n');
     lines.push(
-      `no model-checker coverage in ${relative(root, dir) || dir}: wrote ${relative(root, path)} from the machine paths`,
+      `${relative(root, dir) || dir} had no file from the model checker: wrote ${relative(root, path)}, the transitions the machine paths take`,
     );
   }
   const loaded = readCoverageDir(dir);

@@ -22,6 +22,7 @@ const TOP_USAGE = async (): Promise<string> => {
  * 0 success, 1 a verification failed, 2 a usage error. Never throws for a usage error.
  */
 export async function main(argv: string[]): Promise<number> {
+  if (!process.stdout.listeners('error').includes(stdoutOnError)) process.stdout.on('error', stdoutOnError);
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(await TOP_USAGE());
@@ -46,6 +47,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/**
+ * Ends the process quietly when the reader of standard output goes away (`embryonic trace-check
+ * --schema | head`), as a Unix filter does, with the exit code set so far. Rethrows any other
+ * error of standard output.
+ */
+function stdoutOnError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
 }
 
 // Run directly (tsx cli/main.ts ...): the bin/embryonic.js wrapper imports main() instead.

@@ -1,5 +1,5 @@
 /**
- * The suite's backend: an echo server on 127.0.0.1 that the target forwards completed sessions to.
+ * The suite's backend: an echo server on 127.0.0.1 that the target forwards initialized sessions to.
  * It records, for each connection the target opens, when it was accepted, every byte and when it
  * came, and how it ended, into the current case's wire log (same clock as the clients).
  *

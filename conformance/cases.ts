@@ -60,6 +60,7 @@ import { statNumber, type StatsSnapshot } from './stats.ts';
 import {
   DEADLINE_MS,
   FE_QUEUE_BIND_MAXCONN,
+  FRONTENDS,
   QUEUE_MAXCONN,
   servesFrontend,
   type FrontendName,
@@ -1034,7 +1035,12 @@ const DEFINITIONS: CaseDefinition[] = [
       },
     ],
     async run(ctx) {
-      const client = await ctx.connect('fe_monitor');
+      const client = await ctx.connect('fe_monitor').catch((err: Error) => {
+        // A proxy without monitor-net does not serve fe_monitor: say how to judge it instead.
+        throw new Error(
+          `${err.message}: nothing serves fe_monitor (base port + ${FRONTENDS.fe_monitor.offset}, monitor-net); a proxy without monitor-net, such as HAProxy 2.3 and later, is judged with HOST:PORT@2.6`,
+        );
+      });
       await expectCloseAtOnce(ctx, client, 'fin', fromConnect(client));
       expectNoBackend(ctx, 'a monitor has no session');
     },

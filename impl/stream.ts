@@ -1,5 +1,5 @@
 /**
- * The data phase of a completed session (process_session): started by the taskWakeupInit effect,
+ * The data phase of an initialized session (process_session): started by the taskWakeupInit effect,
  * it connects the backend's server and forwards bytes both ways through the session's req and rep
  * pool buffers, until the stream ends; then streamOnEnd writes the tcplog line and delivers
  * SESSION_END to the session machine, whose effects close the client and free the buffers.
@@ -67,7 +67,7 @@ export interface Stream {
 const owners = new WeakMap<net.Socket, Stream>();
 
 /**
- * taskWakeupInit: starts the stream of the completed session `conn` (process_session with
+ * taskWakeupInit: starts the stream of the initialized session `conn` (process_session with
  * TASK_WOKEN_INIT): picks a server of the frontend's backend (round robin) and connects to it.
  * Requires the session's req and rep buffers (allocated before taskWakeupInit). The stream owns
  * its backend socket until the end; the client socket stays owned by the connection.

@@ -320,7 +320,7 @@ export const connectionMachine = setup({
     },
     ready: {
       description:
-        'Every handshake flag is clear (CO_FL_CONNECTED): the data layer runs for the completed session.',
+        'Every handshake flag is clear (CO_FL_CONNECTED): the data layer runs for the initialized session.',
       meta: { haproxy: 'conn_fd_handler: data recv/send (58363cf19)', impl: 'streamStart' },
       on: {
         CLOSE: {

@@ -120,7 +120,7 @@ export const listenerMachine = setup({
               { type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } },
             ],
             description:
-              'rate-limit sessions has no budget left: limited on the frontend queue. The budget is spent by completed sessions only (fe_sess_per_sec).',
+              'rate-limit sessions has no budget left: limited on the frontend queue. The budget is spent by initialized sessions only (fe_sess_per_sec).',
             meta: {
               haproxy: 'listener_accept: p->fe_sps_lim → limit_listener(&p->listener_queue)',
               impl: 'drainBacklog',

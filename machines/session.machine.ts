@@ -2,7 +2,7 @@
  * The session lifecycle: HAProxy 1.5-dev12's embryonic sessions (2542b53b1 with 22cda21ad).
  *
  * session_accept builds only an embryonic session when the connection has a handshake to run: the
- * session object, the counters, and a task whose deadline is the handshake timeout. No buffer is
+ * session object, the counters, and a task with its deadline (`timeout client`). No buffer is
  * allocated. When the last handshake ends, conn_session_complete calls session_complete, which adds
  * the session to the sessions list, counts it, and allocates its buffers. A handshake error, the
  * deadline, or a failed completion kills the embryonic session instead (kill_mini_session).
@@ -387,7 +387,7 @@ export const sessionMachine = setup({
     },
     initialized: {
       description:
-        'The complete session: in the sessions list, counted in cum_sess, with its req/rep buffers (and the http txn), its task running process_session.',
+        'The initialized session: in the sessions list, counted in cum_sess, with its req/rep buffers (and the http txn), its task running process_session.',
       meta: { haproxy: 'session_complete (SN_INITIALIZED); process_session', impl: 'streamStart' },
       on: {
         SESSION_END: {

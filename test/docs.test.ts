@@ -15,7 +15,10 @@ const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
 /** The tracked text files of the project: its code and its documents. */
 function trackedTextFiles(): string[] {
-  return execFileSync('git', ['ls-files', '*.ts', '*.md', '*.mjs', '*.js'], { cwd: ROOT, encoding: 'utf8' })
+  return execFileSync('git', ['ls-files', '*.ts', '*.md', '*.mjs', '*.js', '.ci/*'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  })
     .split('\n')
     .filter((f) => f !== '' && f !== 'test/docs.test.ts');
 }

@@ -299,8 +299,10 @@ describe('a run of the suite', () => {
         verdict: 'skipped',
         reason: expect.stringContaining('--stats unix:PATH'),
       });
-      // A dev12 target serves fe_monitor: the case runs, and nothing listens there.
+      // A dev12 target serves fe_monitor: the case runs, nothing listens there, and the reason
+      // says how to judge a proxy without monitor-net.
       expect(monitor).toMatchObject({ verdict: 'fail' });
+      expect(monitor!.reason).toMatch(/ECONNREFUSED.*nothing serves fe_monitor .*judged with HOST:PORT@2\.6/);
     } finally {
       await impostor.stop();
     }

@@ -140,7 +140,8 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
       first: Buffer.concat([tcp4(41002), Buffer.from('GET / HTTP/1.0\r\n\r\n')]),
     }).outcome;
     expect(o.how).toBe('fin');
-    expect(o.ms).toBeLessThan(D / 2);
+    // Closed by the failure, not by the deadline: a deadline kill would log "Timeout during SSL
+    // handshake". (No wall-clock bound: under a loaded machine the TLS failure itself can be slow.)
     expect(proxy.lines(/^10\.1\.2\.3:41002 \[.+\] fe_hs\/1: SSL handshake failure$/)).toHaveLength(1);
     expect((await proxy.pool()).sites.req.attempts).toBe(1);
   });

@@ -282,7 +282,7 @@ async function timesOut(
   const o = await c.outcome;
   expect(o.how).toBe('fin');
   expect(o.ms).toBeGreaterThanOrEqual(D - 15);
-  expect(o.ms).toBeLessThan(D + 150);
+  expect(o.ms).toBeLessThan(D + 250); // accept + D, late by at most a loaded machine's 250 ms
   expect(await snapshot(s)).toEqual(killed(before));
   await waitFor('the kill line', () =>
     s.proxy.lines(new RegExp(`fe_acc/1: ${escape(message)}$`)).length === logged + 1 ? true : undefined,
