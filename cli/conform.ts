@@ -25,7 +25,7 @@ export const conformCommand: Command = {
   summary: 'run the black-box conformance suite against a proxy, side by side with HAProxy',
   usage: [
     'Usage: embryonic conform [--target impl[@PROFILE]|haproxy|HOST:PORT[@PROFILE]]... [--stats unix:PATH]',
-    '                         [--cases GLOB]...',
+    '                         [--log FILE] [--cases GLOB]...',
     '                         [--json FILE] [--junit FILE] [--html FILE] [--coverage FILE] [--strict]',
     '       embryonic conform --print-config [--target HOST:PORT[@PROFILE]] [--stats unix:PATH]',
     '',
@@ -47,11 +47,12 @@ export const conformCommand: Command = {
     '              skipped with a message when haproxy is not installed',
     '  HOST:PORT   a proxy already running the documented config with base port PORT',
     '              (see --print-config); counter cases need --stats and are skipped without it;',
-    '              its log is not captured: the kills it logs are not judged, and the cases',
-    "              about the log are skipped. HOST:PORT@PROFILE judges it against that profile's",
-    '              predictions (default dev12). A dev12 target also serves fe_monitor (PORT+8,',
-    '              monitor-net 127.0.0.0/8, closed with a FIN at accept); a proxy without',
-    '              monitor-net, such as HAProxy 2.3 and later, is judged with @2.6 or @2.9',
+    '              without --log its log is not captured: the kills it logs are not judged, and',
+    '              the cases about the log are skipped. HOST:PORT@PROFILE judges it against that',
+    "              profile's predictions (default dev12). A dev12 target also serves fe_monitor",
+    '              (PORT+8, monitor-net 127.0.0.0/8, closed with a FIN at accept); a proxy',
+    '              without monitor-net, such as HAProxy 2.3 and later, is judged with @2.6 or',
+    '              @2.9',
     '',
     'The stats socket of a HOST:PORT target (--stats unix:PATH) is asked one command per',
     "connection, the answer ending when the proxy closes it, as HAProxy's CLI does:",
@@ -62,6 +63,9 @@ export const conformCommand: Command = {
     '',
     'Options:',
     '  --stats unix:PATH  the stats socket of the HOST:PORT target',
+    '  --log FILE         the file the HOST:PORT target writes its log to (the printed config logs to',
+    '                     stderr: run it with 2>FILE); the suite follows it, and judges the kills',
+    "                     it logs as it does impl's and haproxy's",
     "  --cases GLOB       run only the cases whose id matches ('*' matches anything, '/' included;",
     '                     repeatable), e.g. --cases "pp1/*" --cases "cnt/*"',
     '  --json FILE        write every result (per case: checks, wire log, backend, counters) as JSON',
@@ -86,6 +90,7 @@ export const conformCommand: Command = {
     expectOnly(parsed, [
       'target',
       'stats',
+      'log',
       'cases',
       'json',
       'junit',
@@ -95,16 +100,22 @@ export const conformCommand: Command = {
       'print-config',
     ]);
     const stats = flag(parsed, 'stats') ?? null;
+    const log = flag(parsed, 'log');
     const specs: TargetSpec[] = [];
     for (const text of parsed.flags.get('target') ?? ['impl']) {
       const spec = parseTargetSpec(text, stats);
       if (typeof spec === 'string') throw new UsageError(spec);
-      specs.push(spec);
+      specs.push(spec.kind === 'address' && log !== undefined ? { ...spec, log } : spec);
     }
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
     if (has(parsed, 'print-config')) return printConfig(specs, stats);
     if (stats !== null && !specs.some((s) => s.kind === 'address')) {
       throw new UsageError('--stats is for a HOST:PORT target (impl and haproxy get their own socket)');
+    }
+    if (log !== undefined && !specs.some((s) => s.kind === 'address')) {
+      throw new UsageError(
+        '--log is for a HOST:PORT target (the suite reads the log of impl and haproxy itself)',
+      );
     }
     const cases = selectCases(CASES, parsed.flags.get('cases') ?? []);
     if (cases.length === 0) throw new UsageError('--cases matches no case');

@@ -306,6 +306,9 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   }
   const backend = target.backend!;
   const traceMark = markTraces(target.tracePaths);
+  // A followed log file is read when asked: read what came before the case now, so that no line of
+  // the previous case is read, and stamped, during this one.
+  target.logSince?.(performance.now());
   const log = new WireLog();
   backend.attach(log);
   const clients: WireClient[] = [];

@@ -18,7 +18,16 @@
  * broken), never silently dropped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -49,7 +58,14 @@ export type TargetSpec =
       //                                          and the caller's to remove
     }
   | { kind: 'haproxy'; perFrontend?: boolean } // perFrontend: as the impl runs, one process per frontend
-  | { kind: 'address'; host: string; port: number; stats: string | null; profile?: Profile }; // profile: what it is judged against (HOST:PORT@2.6); default dev12
+  | {
+      kind: 'address';
+      host: string;
+      port: number;
+      stats: string | null;
+      profile?: Profile; // what it is judged against (HOST:PORT@2.6); default dev12
+      log?: string; //     the file its log is written to (--log FILE), followed by the suite
+    };
 
 /** Why a target cannot run its cases: 'skipped' when haproxy is not installed, 'fail' when a proxy is broken. */
 export interface Unavailable {
@@ -221,18 +237,75 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
       return unavailableTarget(name, profile, { verdict: 'fail', reason: (err as Error).message });
     }
   }
+  let log: LogFollower | null = null;
+  if (spec.log !== undefined) {
+    try {
+      log = followLog(spec.log);
+    } catch (err) {
+      await backend.stop();
+      return unavailableTarget(name, profile, {
+        verdict: 'fail',
+        reason: `its log ${spec.log} cannot be read: ${(err as Error).message}`,
+      });
+    }
+  }
   return {
     name,
     profile,
-    description: `a running proxy at ${name} (documented config, base port ${spec.port})`,
+    description: `a running proxy at ${name} (documented config, base port ${spec.port}${spec.log ? `, its log in ${spec.log}` : ''})`,
     layout: { ...layout, host: spec.host },
     statsPaths: spec.stats ? [spec.stats] : [],
     ledgers: false,
     backend,
     tracePaths: [],
     unavailable: null,
-    logSince: null,
+    logSince: log === null ? null : log.since,
     stop: once(() => backend.stop()),
+  };
+}
+
+/** A log file followed by the suite: its lines, each with the moment the suite read it. */
+interface LogFollower {
+  /** Reads what was appended since the last call, then returns the lines read from <at> on. */
+  since(at: number): TargetLogLine[];
+}
+
+/**
+ * Follows the log file at <path> from its current end (what is there already belongs to no case):
+ * each call of since() reads what was appended, splits it into lines and stamps each with
+ * performance.now(); a file that shrank (truncated or rotated) is read again from its start.
+ * Throws if the file cannot be read now; a later read error leaves the lines as they were. Holds
+ * no descriptor between calls.
+ */
+function followLog(path: string): LogFollower {
+  let offset = statSync(path).size;
+  let partial = '';
+  const lines: TargetLogLine[] = [];
+  return {
+    since(at) {
+      try {
+        const size = statSync(path).size;
+        if (size < offset) offset = 0;
+        if (size > offset) {
+          const fd = openSync(path, 'r');
+          try {
+            const chunk = Buffer.alloc(size - offset);
+            readSync(fd, chunk, 0, chunk.length, offset);
+            offset = size;
+            const parts = (partial + chunk.toString('utf8')).split('\n');
+            partial = parts.pop() ?? '';
+            const now = performance.now();
+            for (const line of parts) if (line.trim()) lines.push({ at: now, line });
+            if (lines.length > 20000) lines.splice(0, lines.length - 20000);
+          } finally {
+            closeSync(fd);
+          }
+        }
+      } catch {
+        // The file is gone or unreadable for now: the lines read so far stand.
+      }
+      return lines.filter((l) => l.at >= at);
+    },
   };
 }
 

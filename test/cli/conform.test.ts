@@ -24,12 +24,15 @@ describe('embryonic conform', () => {
     expect(printedProfile([{ kind: 'address', host: '127.0.0.1', port: 1, stats: null }])).toBe('dev12');
   });
 
-  it('refuses --stats without a HOST:PORT target, and a --cases glob that matches nothing', async () => {
+  it('refuses --stats or --log without a HOST:PORT target, and a --cases glob that matches nothing', async () => {
     await expect(conformCommand.run(['--target', 'haproxy', '--stats', 'unix:/tmp/x.sock'])).rejects.toThrow(
       /--stats is for a HOST:PORT target/,
     );
     await expect(conformCommand.run(['--target', 'haproxy', '--cases', 'no/such/*'])).rejects.toThrow(
       /matches no case/,
+    );
+    await expect(conformCommand.run(['--target', 'impl', '--log', '/tmp/x.log'])).rejects.toThrow(
+      /--log is for a HOST:PORT target/,
     );
   });
 

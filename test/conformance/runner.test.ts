@@ -1,12 +1,21 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EchoBackend } from '../../conformance/backend.ts';
-import { CASES, selectCases, transitionOf, type ConformanceCase } from '../../conformance/cases.ts';
+import {
+  CASES,
+  predictionOf,
+  selectCases,
+  transitionOf,
+  type ConformanceCase,
+} from '../../conformance/cases.ts';
 import { toCoverage } from '../../conformance/report.ts';
-import { predictionOf } from '../../conformance/cases.ts';
+import { statsQuery } from '../../conformance/stats.ts';
+import { statsPathOf, suiteLayout, writeSuiteFiles } from '../../conformance/suite.cfg.ts';
 import {
   holdsNothingCheck,
   killLineOf,
@@ -19,6 +28,7 @@ import {
 } from '../../conformance/runner.ts';
 import { findFreePortBlock, sleep, startTarget, type TargetSpec } from '../../conformance/targets.ts';
 
+const ROOT = join(import.meta.dirname, '../..');
 const haproxy = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
 const hasHaproxy = !haproxy.error && haproxy.status === 0;
 if (!hasHaproxy) console.warn('runner.test: haproxy is not installed; the run against it is skipped');
@@ -274,6 +284,63 @@ describe('a run of the suite', () => {
       );
     } finally {
       await impl.stop();
+    }
+  });
+
+  it('judges the log of a HOST:PORT target that writes it to the file --log names', async () => {
+    // The bundled proxy run apart, on the printed config's slice for fe_pp_nulllog, its stderr
+    // (where the config logs) in a file the suite follows.
+    const dir = mkdtempSync(join(tmpdir(), 'embryonic-log-target-'));
+    const port = await findFreePortBlock(11);
+    const layout = suiteLayout(port, dir);
+    const cfg = join(dir, 'suite.cfg');
+    writeSuiteFiles(layout, cfg, 'fe_pp_nulllog');
+    const logPath = join(dir, 'proxy.log');
+    const fd = openSync(logPath, 'w');
+    const proxy = spawn(process.execPath, [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg], {
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    try {
+      const stats = statsPathOf(layout, 'fe_pp_nulllog');
+      const until = performance.now() + 10_000;
+      while (
+        !(await statsQuery(stats, 'show info', 500).then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        if (performance.now() > until) throw new Error('the proxy did not start within 10 s');
+        await sleep(50);
+      }
+      const cases = selectCases(CASES, ['log/dontlognull/*']);
+      const report = await runSuite(
+        [{ kind: 'address', host: '127.0.0.1', port, stats, log: logPath }],
+        cases,
+      );
+      expect(report.targets[0]!.description).toContain(`its log in ${logPath}`);
+      expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual(cases.map((c) => [c.id, 'pass']));
+      const logged = report.results.find((r) => r.caseId === 'log/dontlognull/not-a-header-logged')!;
+      expect(logged.checks).toContainEqual(
+        expect.objectContaining({
+          what: 'the target logs the kills the model predicts',
+          actual: expect.stringMatching(/^1 kill line\(s\): PRX_NOT_HDR; the first: .* fe_pp_nulllog\/1: /),
+          ok: true,
+        }),
+      );
+      // The hidden kills are judged too: no kill line.
+      for (const r of report.results.filter((x) => x !== logged))
+        expect(r.checks).toContainEqual(
+          expect.objectContaining({
+            what: 'the target logs the kills the model predicts',
+            actual: 'no kill line',
+            ok: true,
+          }),
+        );
+    } finally {
+      proxy.kill('SIGTERM');
+      if (proxy.exitCode === null) await once(proxy, 'exit');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
