@@ -25,7 +25,7 @@ export const conformCommand: Command = {
   summary: 'run the black-box conformance suite against a proxy, side by side with HAProxy',
   usage: [
     'Usage: embryonic conform [--target impl[@PROFILE]|haproxy|HOST:PORT[@PROFILE]]... [--stats unix:PATH]',
-    '                         [--log FILE] [--cases GLOB]...',
+    '                         [--log FILE] [--trace FILE]... [--cases GLOB]...',
     '                         [--json FILE] [--junit FILE] [--html FILE] [--coverage FILE] [--strict]',
     '       embryonic conform --print-config [--target HOST:PORT[@PROFILE]] [--stats unix:PATH]',
     '',
@@ -66,6 +66,9 @@ export const conformCommand: Command = {
     '  --log FILE         the file the HOST:PORT target writes its log to (the printed config logs to',
     '                     stderr: run it with 2>FILE); the suite follows it, and judges the kills',
     "                     it logs as it does impl's and haproxy's",
+    '  --trace FILE       a lifecycle trace the HOST:PORT target writes (docs/TRACE.md, its step lines',
+    '                     with their transition ids; repeatable, one per process): each case must',
+    '                     take exactly the transitions the model predicts, as on impl',
     "  --cases GLOB       run only the cases whose id matches ('*' matches anything, '/' included;",
     '                     repeatable), e.g. --cases "pp1/*" --cases "cnt/*"',
     '  --json FILE        write every result (per case: checks, wire log, backend, counters) as JSON',
@@ -91,6 +94,7 @@ export const conformCommand: Command = {
       'target',
       'stats',
       'log',
+      'trace',
       'cases',
       'json',
       'junit',
@@ -101,20 +105,25 @@ export const conformCommand: Command = {
     ]);
     const stats = flag(parsed, 'stats') ?? null;
     const log = flag(parsed, 'log');
+    const traces = parsed.flags.get('trace') ?? [];
     const specs: TargetSpec[] = [];
     for (const text of parsed.flags.get('target') ?? ['impl']) {
       const spec = parseTargetSpec(text, stats);
       if (typeof spec === 'string') throw new UsageError(spec);
-      specs.push(spec.kind === 'address' && log !== undefined ? { ...spec, log } : spec);
+      specs.push(
+        spec.kind === 'address'
+          ? { ...spec, ...(log !== undefined ? { log } : {}), ...(traces.length > 0 ? { traces } : {}) }
+          : spec,
+      );
     }
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
     if (has(parsed, 'print-config')) return printConfig(specs, stats);
     if (stats !== null && !specs.some((s) => s.kind === 'address')) {
       throw new UsageError('--stats is for a HOST:PORT target (impl and haproxy get their own socket)');
     }
-    if (log !== undefined && !specs.some((s) => s.kind === 'address')) {
+    if ((log !== undefined || traces.length > 0) && !specs.some((s) => s.kind === 'address')) {
       throw new UsageError(
-        '--log is for a HOST:PORT target (the suite reads the log of impl and haproxy itself)',
+        '--log and --trace are for a HOST:PORT target (the suite reads those of impl and haproxy itself)',
       );
     }
     const cases = selectCases(CASES, parsed.flags.get('cases') ?? []);

@@ -65,6 +65,7 @@ export type TargetSpec =
       stats: string | null;
       profile?: Profile; // what it is judged against (HOST:PORT@2.6); default dev12
       log?: string; //     the file its log is written to (--log FILE), followed by the suite
+      traces?: string[]; // the lifecycle traces it writes (--trace FILE), docs/TRACE.md
     };
 
 /** Why a target cannot run its cases: 'skipped' when haproxy is not installed, 'fail' when a proxy is broken. */
@@ -257,7 +258,7 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
     statsPaths: spec.stats ? [spec.stats] : [],
     ledgers: false,
     backend,
-    tracePaths: [],
+    tracePaths: [...(spec.traces ?? [])],
     unavailable: null,
     logSince: log === null ? null : log.since,
     stop: once(() => backend.stop()),

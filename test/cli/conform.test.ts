@@ -32,7 +32,7 @@ describe('embryonic conform', () => {
       /matches no case/,
     );
     await expect(conformCommand.run(['--target', 'impl', '--log', '/tmp/x.log'])).rejects.toThrow(
-      /--log is for a HOST:PORT target/,
+      /--log and --trace are for a HOST:PORT target/,
     );
   });
 

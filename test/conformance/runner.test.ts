@@ -287,9 +287,9 @@ describe('a run of the suite', () => {
     }
   });
 
-  it('judges the log of a HOST:PORT target that writes it to the file --log names', async () => {
+  it('judges the log and the trace of a HOST:PORT target from the files --log and --trace name', async () => {
     // The bundled proxy run apart, on the printed config's slice for fe_pp_nulllog, its stderr
-    // (where the config logs) in a file the suite follows.
+    // (where the config logs) in a file the suite follows, and its lifecycle trace in another.
     const dir = mkdtempSync(join(tmpdir(), 'embryonic-log-target-'));
     const port = await findFreePortBlock(11);
     const layout = suiteLayout(port, dir);
@@ -297,9 +297,12 @@ describe('a run of the suite', () => {
     writeSuiteFiles(layout, cfg, 'fe_pp_nulllog');
     const logPath = join(dir, 'proxy.log');
     const fd = openSync(logPath, 'w');
-    const proxy = spawn(process.execPath, [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg], {
-      stdio: ['ignore', fd, fd],
-    });
+    const tracePath = join(dir, 'proxy.ndjson');
+    const proxy = spawn(
+      process.execPath,
+      [join(ROOT, 'bin/embryonic.js'), 'proxy', '-f', cfg, '--trace', tracePath],
+      { stdio: ['ignore', fd, fd] },
+    );
     closeSync(fd);
     try {
       const stats = statsPathOf(layout, 'fe_pp_nulllog');
@@ -315,7 +318,7 @@ describe('a run of the suite', () => {
       }
       const cases = selectCases(CASES, ['log/dontlognull/*']);
       const report = await runSuite(
-        [{ kind: 'address', host: '127.0.0.1', port, stats, log: logPath }],
+        [{ kind: 'address', host: '127.0.0.1', port, stats, log: logPath, traces: [tracePath] }],
         cases,
       );
       expect(report.targets[0]!.description).toContain(`its log in ${logPath}`);
@@ -328,6 +331,14 @@ describe('a run of the suite', () => {
           ok: true,
         }),
       );
+      for (const r of report.results) {
+        expect(r.checks).toContainEqual(
+          expect.objectContaining({ what: 'the case takes the transitions the model predicts', ok: true }),
+        );
+        expect(r.transitionsTaken).toEqual(
+          expect.arrayContaining(cases.find((c) => c.id === r.caseId)!.transitions),
+        );
+      }
       // The hidden kills are judged too: no kill line.
       for (const r of report.results.filter((x) => x !== logged))
         expect(r.checks).toContainEqual(
