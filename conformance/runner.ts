@@ -293,7 +293,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   if (c.needs?.includes('log') && !target.logSince) {
     return result(
       'skipped',
-      "a log case: what it claims is the target's log, which the suite does not capture here",
+      "a log case: what it claims is the target's log, which the suite does not capture here (--log FILE)",
     );
   }
   let predicted: Prediction;
@@ -386,7 +386,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     checks.push(await expectKillsLogged(target.logSince, predicted.log, c.frontend, log.origin));
   } else if (predicted.kills > 0) {
     notes.push(
-      `the target's log is not captured: the ${predicted.kills} kill(s) the model predicts (${describePrediction(predicted).split(';')[0]}) are not judged`,
+      `the target's log is not captured (--log FILE): the ${predicted.kills} kill(s) the model predicts (${describePrediction(predicted).split(';')[0]}) are not judged`,
     );
   }
   let taken: TransitionsTaken | Error | null = null;

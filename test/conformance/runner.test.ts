@@ -276,7 +276,7 @@ describe('a run of the suite', () => {
       expect(reset.checks.map((k) => k.what)).not.toContain('the target logs the kills the model predicts');
       expect(reset.notes).toEqual(
         expect.arrayContaining([
-          "the target's log is not captured: the 1 kill(s) the model predicts (logs SSL_HANDSHAKE) are not judged",
+          "the target's log is not captured (--log FILE): the 1 kill(s) the model predicts (logs SSL_HANDSHAKE) are not judged",
           expect.stringMatching(
             /^profile 2\.6 differs from dev12 only in the log, which is not captured on this target: not judged \(profile 2\.6: the model predicts that the target logs SSL_HANDSHAKE; /,
           ),
