@@ -1,36 +1,28 @@
 /** A client in its data phase sends bytes (the backend echoes them, or resets on them). */
-import { converge, type RealSide } from './RealSide.ts';
-import type { ProxyCommand, ProxyModel } from './ProxyModel.ts';
+import { ClientCommand, type ClientStep } from './ClientCommand.ts';
+import type { RealSide } from './RealSide.ts';
+import type { ProxyModel } from './ProxyModel.ts';
 
-export class SendDataCommand implements ProxyCommand {
-  private label = '';
-
+export class SendDataCommand extends ClientCommand {
   constructor(
-    readonly pick: number,
+    pick: number,
     readonly size: number,
-  ) {}
+  ) {
+    super(pick);
+  }
 
-  /** The client this command acts on in `m`, or null if none can take it. */
   resolve(m: Readonly<ProxyModel>): number | null {
     return m.pick(this.pick, (c) => c.did === null && c.stream !== null && !c.ended && m.held(c.id));
   }
 
-  check(m: Readonly<ProxyModel>): boolean {
-    return this.resolve(m) !== null;
-  }
-
-  async run(m: ProxyModel, r: RealSide): Promise<void> {
-    const id = this.resolve(m)!;
+  protected step(m: ProxyModel, r: RealSide, id: number): ClientStep {
     const rc = r.clients[id]!;
     const text = `<c${id}:${rc.sentData}:${'x'.repeat(this.size)}>`;
     m.data(id, text);
-    this.label = `c${id} sends ${text.length} bytes of data`;
-    r.note(this.label);
-    rc.send(text);
-    await converge(m, r, this.label);
+    return { label: `c${id} sends ${text.length} bytes of data`, real: () => rc.send(text) };
   }
 
-  toString(): string {
-    return this.label || `a client sends data`;
+  protected describe(): string {
+    return 'a client sends data';
   }
 }

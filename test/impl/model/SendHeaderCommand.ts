@@ -1,7 +1,8 @@
 /** A client waiting for its PROXY header sends one: whole (v1, v2, v2 LOCAL), split, or not a header. */
 import { buildV1, buildV2 } from '../../../impl/proxy/build.ts';
-import { converge, type RealSide } from './RealSide.ts';
-import type { HeaderKind, ProxyCommand, ProxyModel } from './ProxyModel.ts';
+import { ClientCommand, type ClientStep } from './ClientCommand.ts';
+import type { RealSide } from './RealSide.ts';
+import type { HeaderKind, ProxyModel } from './ProxyModel.ts';
 
 const V1 = buildV1({
   family: 'TCP4',
@@ -28,15 +29,14 @@ export const HEADERS: Record<HeaderKind, { bytes: Uint8Array; says: string }> = 
   },
 };
 
-export class SendHeaderCommand implements ProxyCommand {
-  private label = '';
-
+export class SendHeaderCommand extends ClientCommand {
   constructor(
-    readonly pick: number,
+    pick: number,
     readonly kind: HeaderKind,
-  ) {}
+  ) {
+    super(pick);
+  }
 
-  /** The client this command acts on in `m`, or null if none can take it. */
   resolve(m: Readonly<ProxyModel>): number | null {
     return m.pick(
       this.pick,
@@ -44,20 +44,13 @@ export class SendHeaderCommand implements ProxyCommand {
     );
   }
 
-  check(m: Readonly<ProxyModel>): boolean {
-    return this.resolve(m) !== null;
-  }
-
-  async run(m: ProxyModel, r: RealSide): Promise<void> {
-    const id = this.resolve(m)!;
+  protected step(m: ProxyModel, r: RealSide, id: number): ClientStep {
     m.header(id, this.kind);
-    this.label = `c${id} sends ${HEADERS[this.kind].says}`;
-    r.note(this.label);
-    r.clients[id]!.write(HEADERS[this.kind].bytes);
-    await converge(m, r, this.label);
+    const { bytes, says } = HEADERS[this.kind];
+    return { label: `c${id} sends ${says}`, real: () => r.clients[id]!.write(bytes) };
   }
 
-  toString(): string {
-    return this.label || `a client sends ${HEADERS[this.kind].says}`;
+  protected describe(): string {
+    return `a client sends ${HEADERS[this.kind].says}`;
   }
 }

@@ -1,31 +1,19 @@
 /** A client in its TLS handshake completes it. */
-import { converge, type RealSide } from './RealSide.ts';
-import type { ProxyCommand, ProxyModel } from './ProxyModel.ts';
+import { ClientCommand, type ClientStep } from './ClientCommand.ts';
+import type { RealSide } from './RealSide.ts';
+import type { ProxyModel } from './ProxyModel.ts';
 
-export class TlsHandshakeCommand implements ProxyCommand {
-  private label = '';
-
-  constructor(readonly pick: number) {}
-
-  /** The client this command acts on in `m`, or null if none can take it. */
+export class TlsHandshakeCommand extends ClientCommand {
   resolve(m: Readonly<ProxyModel>): number | null {
     return m.pickInFreshTls(this.pick);
   }
 
-  check(m: Readonly<ProxyModel>): boolean {
-    return this.resolve(m) !== null;
-  }
-
-  async run(m: ProxyModel, r: RealSide): Promise<void> {
-    const id = this.resolve(m)!;
+  protected step(m: ProxyModel, r: RealSide, id: number): ClientStep {
     m.tlsHandshake(id);
-    this.label = `c${id} completes its TLS handshake`;
-    r.note(this.label);
-    await r.clients[id]!.handshake();
-    await converge(m, r, this.label);
+    return { label: `c${id} completes its TLS handshake`, real: () => r.clients[id]!.handshake() };
   }
 
-  toString(): string {
-    return this.label || 'a client completes its TLS handshake';
+  protected describe(): string {
+    return 'a client completes its TLS handshake';
   }
 }

@@ -1,32 +1,23 @@
 /** A client in its TLS handshake sends the start of a ClientHello record, and not the rest. */
 import { HALF_RECORD } from '../../../conformance/client.ts';
-import { converge, type RealSide } from './RealSide.ts';
-import type { ProxyCommand, ProxyModel } from './ProxyModel.ts';
+import { ClientCommand, type ClientStep } from './ClientCommand.ts';
+import type { RealSide } from './RealSide.ts';
+import type { ProxyModel } from './ProxyModel.ts';
 
-export class TlsPartialHelloCommand implements ProxyCommand {
-  private label = '';
-
-  constructor(readonly pick: number) {}
-
-  /** The client this command acts on in `m`, or null if none can take it. */
+export class TlsPartialHelloCommand extends ClientCommand {
   resolve(m: Readonly<ProxyModel>): number | null {
     return m.pickInFreshTls(this.pick);
   }
 
-  check(m: Readonly<ProxyModel>): boolean {
-    return this.resolve(m) !== null;
-  }
-
-  async run(m: ProxyModel, r: RealSide): Promise<void> {
-    const id = this.resolve(m)!;
+  protected step(m: ProxyModel, r: RealSide, id: number): ClientStep {
     m.tlsPartialHello(id);
-    this.label = `c${id} sends the first ${HALF_RECORD.length} bytes of a ClientHello record`;
-    r.note(this.label);
-    r.clients[id]!.write(HALF_RECORD);
-    await converge(m, r, this.label);
+    return {
+      label: `c${id} sends the first ${HALF_RECORD.length} bytes of a ClientHello record`,
+      real: () => r.clients[id]!.write(HALF_RECORD),
+    };
   }
 
-  toString(): string {
-    return this.label || 'a client sends part of a ClientHello record';
+  protected describe(): string {
+    return 'a client sends part of a ClientHello record';
   }
 }

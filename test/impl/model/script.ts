@@ -7,6 +7,7 @@
 import { AdvanceClockCommand } from './AdvanceClockCommand.ts';
 import type { BackendMode } from './backend.ts';
 import { BackendModeCommand } from './BackendModeCommand.ts';
+import type { ClientCommand } from './ClientCommand.ts';
 import type { ConfigName, ScenarioConfig } from './configs.ts';
 import { ConnectCommand } from './ConnectCommand.ts';
 import { HalfCloseCommand } from './HalfCloseCommand.ts';
@@ -40,17 +41,12 @@ export interface Script {
   actions: Action[];
 }
 
-/** A command that acts on one client, found among those that can take it. */
-interface Targeted extends ProxyCommand {
-  resolve(m: Readonly<ProxyModel>): number | null;
-}
-
 /**
  * Returns the command for `action` in model `m` (for a client action, the command whose pick
  * resolves to that client), or null if the action cannot happen in `m`. Pure.
  */
 export function commandFor(m: Readonly<ProxyModel>, action: Action): ProxyCommand | null {
-  const targeted = (make: (pick: number) => Targeted, c: number): ProxyCommand | null => {
+  const targeted = (make: (pick: number) => ClientCommand, c: number): ProxyCommand | null => {
     for (let pick = 0; pick < m.clients.length; pick++) {
       const cmd = make(pick);
       const id = cmd.resolve(m);
