@@ -108,13 +108,9 @@ export const conformCommand: Command = {
     const traces = parsed.flags.get('trace') ?? [];
     const specs: TargetSpec[] = [];
     for (const text of parsed.flags.get('target') ?? ['impl']) {
-      const spec = parseTargetSpec(text, stats);
+      const spec = parseTargetSpec(text, { stats, ...(log !== undefined ? { log } : {}), traces });
       if (typeof spec === 'string') throw new UsageError(spec);
-      specs.push(
-        spec.kind === 'address'
-          ? { ...spec, ...(log !== undefined ? { log } : {}), ...(traces.length > 0 ? { traces } : {}) }
-          : spec,
-      );
+      specs.push(spec);
     }
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
     if (has(parsed, 'print-config')) return printConfig(specs, stats);

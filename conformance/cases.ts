@@ -137,9 +137,9 @@ function withPredictions(c: CaseDefinition): ConformanceCase {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Transition ids, grouped by the path they form. A transition is named by its source state, its
-// event and its guard, and its id is looked up in listTransitions(): the rank part of an id moves
-// when a machine gains a candidate, the guard does not. A lookup that fails throws at load time.
+// Transition ids by name, for the tests that name one: a transition is named by its source state,
+// its event and its guard, and its id is looked up in listTransitions(): the rank part of an id
+// moves when a machine gains a candidate, the guard does not.
 
 const TRANSITIONS = Object.values(MACHINES).flatMap((m) => listTransitions(m));
 
@@ -157,8 +157,8 @@ export function transitionOf(source: string, event: string, guard: string | null
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios: what a case's clients do, as the model's events (predict.ts). The model, run on the
-// suite config of the case's frontend under the target's profile, derives what the case's
-// declaration used to write by hand: the transitions taken and the kills logged.
+// suite config of the case's frontend under the target's profile, derives from them what the
+// target must do: the kills it logs, the closes, the counters and the transitions taken.
 
 const ACCEPT: ScenarioEvent = { type: 'ACCEPT' };
 const HEADER_OK: ScenarioEvent = { type: 'PROXY_HEADER_OK' };

@@ -197,24 +197,28 @@ export function observablyDiffer(
 }
 
 /**
- * Returns what <p> predicts a target shows, in one line: the log, then the closes. Pure.
- * Example: "logs PRX_TIMEOUT × 12; closes with FIN × 12".
+ * Returns what <p> predicts of the target's log, in a few words. Pure.
+ * Example: "logs PRX_TIMEOUT × 12".
+ */
+export function describeLog(p: Prediction): string {
+  const hidden = p.kills - p.log.length;
+  if (p.kills === 0) return 'kills nothing';
+  if (p.log.length === 0) return 'logs no kill';
+  return `logs ${tally(p.log)}${hidden > 0 ? ` (${hidden} kill(s) not logged)` : ''}`;
+}
+
+/**
+ * Returns what <p> predicts a target shows, in one line: the log (describeLog), then the closes.
+ * Pure. Example: "logs PRX_TIMEOUT × 12; closes with FIN × 12".
  */
 export function describePrediction(p: Prediction): string {
-  const hidden = p.kills - p.log.length;
-  const log =
-    p.kills === 0
-      ? 'kills nothing'
-      : p.log.length === 0
-        ? 'logs no kill'
-        : `logs ${tally(p.log)}${hidden > 0 ? ` (${hidden} kill(s) not logged)` : ''}`;
   const names: Record<string, string> = {
     fin: 'FIN',
     rst: 'RST',
     reset: 'a reset by the client',
     open: 'nothing (still open)',
   };
-  return `${log}; closes with ${tally(p.closes.map((c) => names[c ?? 'open']!))}`;
+  return `${describeLog(p)}; closes with ${tally(p.closes.map((c) => names[c ?? 'open']!))}`;
 }
 
 /** Returns "A × 2, B" for ['A', 'B', 'A']: each distinct value in first-seen order, with its count. Pure. */

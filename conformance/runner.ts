@@ -55,6 +55,7 @@ import { predictionOf, profilesOf, type ConformanceCase, type ProfileDifference 
 import type { CaseContext, Check } from './expect.ts';
 import {
   closesCheck,
+  describeLog,
   describePrediction,
   observablyDiffer,
   tally,
@@ -386,7 +387,7 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     checks.push(await expectKillsLogged(target.logSince, predicted.log, c.frontend, log.origin));
   } else if (predicted.kills > 0) {
     notes.push(
-      `the target's log is not captured (--log FILE): the ${predicted.kills} kill(s) the model predicts (${describePrediction(predicted).split(';')[0]}) are not judged`,
+      `the target's log is not captured (--log FILE): the ${predicted.kills} kill(s) the model predicts (${describeLog(predicted)}) are not judged`,
     );
   }
   let taken: TransitionsTaken | Error | null = null;

@@ -105,17 +105,26 @@ export const STOP_TIMEOUT_MS = 3000;
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** What the command line says of a proxy run apart (a HOST:PORT target). */
+export interface RunApartOptions {
+  stats?: string | null; //        --stats unix:PATH
+  log?: string; //                 --log FILE
+  traces?: readonly string[]; //   --trace FILE, repeated
+}
+
 /** The profiles a --target may name after '@'. */
 const TARGET_PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
 
 /**
  * Parses one --target value: 'impl', 'haproxy', or HOST:PORT ('127.0.0.1:18443', '[::1]:18443');
  * impl and HOST:PORT may end with '@PROFILE' (dev12, 2.6 or 2.9): the bundled proxy run with
- * `--profile PROFILE`, or a running proxy judged against that profile's predictions. <stats> is
- * the --stats value ('unix:PATH'), used by a HOST:PORT target only. Returns the spec, or a string
- * saying what is wrong with the value. Pure.
+ * `--profile PROFILE`, or a running proxy judged against that profile's predictions. <apart> is
+ * what the command line says of a proxy run apart, used by a HOST:PORT target only: the --stats
+ * value ('unix:PATH'), the --log file and the --trace files. Returns the spec, or a string saying
+ * what is wrong with the value. Pure.
  */
-export function parseTargetSpec(text: string, stats: string | null = null): TargetSpec | string {
+export function parseTargetSpec(text: string, apart: RunApartOptions = {}): TargetSpec | string {
+  const stats = apart.stats ?? null;
   const at = text.lastIndexOf('@');
   const base = at < 0 ? text : text.slice(0, at);
   const named = at < 0 ? null : text.slice(at + 1);
@@ -135,7 +144,15 @@ export function parseTargetSpec(text: string, stats: string | null = null): Targ
     if (!stats.startsWith('unix:') || stats.length <= 5) return `--stats must be unix:PATH, not "${stats}"`;
     statsPath = stats.slice(5);
   }
-  return { kind: 'address', host: m[1] ?? m[2]!, port, stats: statsPath, ...profile };
+  return {
+    kind: 'address',
+    host: m[1] ?? m[2]!,
+    port,
+    stats: statsPath,
+    ...profile,
+    ...(apart.log !== undefined ? { log: apart.log } : {}),
+    ...(apart.traces !== undefined && apart.traces.length > 0 ? { traces: [...apart.traces] } : {}),
+  };
 }
 
 /**
@@ -293,11 +310,7 @@ function followLog(path: string): LogFollower {
             const chunk = Buffer.alloc(size - offset);
             readSync(fd, chunk, 0, chunk.length, offset);
             offset = size;
-            const parts = (partial + chunk.toString('utf8')).split('\n');
-            partial = parts.pop() ?? '';
-            const now = performance.now();
-            for (const line of parts) if (line.trim()) lines.push({ at: now, line });
-            if (lines.length > 20000) lines.splice(0, lines.length - 20000);
+            partial = appendLogLines(lines, partial, chunk.toString('utf8'));
           } finally {
             closeSync(fd);
           }
@@ -536,13 +549,26 @@ function collectLines(child: ChildProcess, lines: TargetLogLine[]): void {
     let partial = '';
     stream?.setEncoding('utf8');
     stream?.on('data', function streamOnData(chunk: string) {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop() ?? '';
-      const at = performance.now();
-      for (const line of parts) if (line.trim()) lines.push({ at, line });
-      if (lines.length > 20000) lines.splice(0, lines.length - 20000);
+      partial = appendLogLines(lines, partial, chunk);
     });
   }
+}
+
+/** How many of a target's log lines the suite keeps: the oldest go first. */
+const MAX_LOG_LINES = 20000;
+
+/**
+ * Appends to <lines> the whole lines of <partial> followed by <chunk>, each stamped with
+ * performance.now() (blank ones left out), keeping the last MAX_LOG_LINES. Returns the unfinished
+ * last line, which the next chunk continues.
+ */
+function appendLogLines(lines: TargetLogLine[], partial: string, chunk: string): string {
+  const parts = (partial + chunk).split('\n');
+  const rest = parts.pop() ?? '';
+  const at = performance.now();
+  for (const line of parts) if (line.trim()) lines.push({ at, line });
+  if (lines.length > MAX_LOG_LINES) lines.splice(0, lines.length - MAX_LOG_LINES);
+  return rest;
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

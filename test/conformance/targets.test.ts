@@ -21,7 +21,7 @@ describe('parseTargetSpec', () => {
   });
 
   it('reads HOST:PORT, with an IPv6 host in brackets, and the stats socket as unix:PATH', () => {
-    expect(parseTargetSpec('127.0.0.1:18443', 'unix:/run/h.sock')).toEqual({
+    expect(parseTargetSpec('127.0.0.1:18443', { stats: 'unix:/run/h.sock' })).toEqual({
       kind: 'address',
       host: '127.0.0.1',
       port: 18443,
@@ -30,6 +30,24 @@ describe('parseTargetSpec', () => {
     const v6 = parseTargetSpec('[::1]:18443');
     expect(v6).toEqual({ kind: 'address', host: '::1', port: 18443, stats: null });
     expect(targetName(v6 as Exclude<typeof v6, string>)).toBe('[::1]:18443');
+  });
+
+  it('gives a HOST:PORT target the log and the traces it is run apart with, and impl none of them', () => {
+    const apart = {
+      stats: 'unix:/run/h.sock',
+      log: '/run/h.log',
+      traces: ['/run/a.ndjson', '/run/b.ndjson'],
+    };
+    expect(parseTargetSpec('127.0.0.1:18443@2.6', apart)).toEqual({
+      kind: 'address',
+      host: '127.0.0.1',
+      port: 18443,
+      stats: '/run/h.sock',
+      profile: '2.6',
+      log: '/run/h.log',
+      traces: ['/run/a.ndjson', '/run/b.ndjson'],
+    });
+    expect(parseTargetSpec('impl', apart)).toEqual({ kind: 'impl' });
   });
 
   it('reads the profile a target is judged against after @, for impl and HOST:PORT', () => {
@@ -47,7 +65,7 @@ describe('parseTargetSpec', () => {
   it('says what is wrong with a bad target or stats value', () => {
     expect(parseTargetSpec('nginx')).toMatch(/impl\[@PROFILE\], haproxy or HOST:PORT\[@PROFILE\]/);
     expect(parseTargetSpec('127.0.0.1:0')).toMatch(/out of range/);
-    expect(parseTargetSpec('127.0.0.1:18443', '/run/h.sock')).toMatch(/unix:PATH/);
+    expect(parseTargetSpec('127.0.0.1:18443', { stats: '/run/h.sock' })).toMatch(/unix:PATH/);
   });
 });
 
