@@ -454,7 +454,15 @@ function parseProxyLine(
           `'timeout ${name ?? ''}': embryonic supports client, connect, server (and client-hs in 2.9)`,
         );
       if (value === undefined || extra !== undefined) fail(line, `'timeout ${name}' needs exactly one time`);
-      s.timeouts[key!] = parseTime(value!, line, fail);
+      const ms = parseTime(value!, line, fail);
+      if (ms >= 2 ** 31)
+        fail(
+          line,
+          `timer overflow in argument '${value}' to 'timeout ${name}' (maximum value is 2147483647 ms or ~24.8 days)`,
+        );
+      // HAProxy stores `timeout X 0` as the tick 0, which every reader takes as unset
+      // (tick_add_ifset: TICK_ETERNITY; the "missing timeouts" warning tests !timeout.client).
+      s.timeouts[key!] = ms === 0 ? null : ms;
       return;
     }
     case 'option': {

@@ -17,8 +17,8 @@ export interface ModelConfig {
   mode: 'tcp' | 'http'; //              `mode`, p->mode (PR_MODE_TCP / PR_MODE_HTTP)
   acceptProxy: boolean; //              `bind ... accept-proxy`, LI_O_ACC_PROXY → CO_FL_ACCEPT_PROXY
   ssl: boolean; //                      `bind ... ssl crt FILE`, CO_FL_SSL_WAIT_HS; also "not raw_sock"
-  timeoutClient: number | null; //      `timeout client` in ms, p->timeout.client; null = unset (TICK_ETERNITY)
-  timeoutClientHs: number | null; //    `timeout client-hs` in ms (2.9 profile only); null = unset
+  timeoutClient: number | null; //      `timeout client` in ms, p->timeout.client; null or 0 = unset (TICK_ETERNITY)
+  timeoutClientHs: number | null; //    `timeout client-hs` in ms (2.9 profile only); null or 0 = unset
   feMaxconn: number; //                 frontend `maxconn`, p->maxconn
   bindMaxconn: number; //               `bind ... maxconn`, l->maxconn (defaults to the frontend's)
   globalMaxconn: number; //             global `maxconn`, global.maxconn (bounds actconn)
@@ -62,12 +62,14 @@ export function makeConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
  * Returns the handshake deadline in ms that session_accept arms for an embryonic session, or null
  * when there is none (TICK_ETERNITY: the session never expires).
  * dev12 and 2.6: `timeout client` (2542b53b1: tick_add_ifset(now_ms, p->timeout.client)).
- * 2.9: `timeout client-hs` when set, else `timeout client` (b33eacc52, 888d1dc3d).
- * Pure.
+ * 2.9: `timeout client-hs` when set, else `timeout client` (b33eacc52, 888d1dc3d: `hs_tmt ? hs_tmt
+ * : clt_tmt`). A timeout of 0 is unset in every profile: HAProxy stores `timeout X 0` as the tick
+ * 0, which tick_add_ifset turns into TICK_ETERNITY, and 2.9 falls back to `timeout client` past a
+ * client-hs of 0. Pure.
  */
 export function handshakeTimeout(config: ModelConfig): number | null {
-  if (config.profile === '2.9' && config.timeoutClientHs !== null) return config.timeoutClientHs;
-  return config.timeoutClient;
+  if (config.profile === '2.9' && config.timeoutClientHs) return config.timeoutClientHs;
+  return config.timeoutClient || null;
 }
 
 /** True iff an accepted connection has a handshake to run: CO_FL_HANDSHAKE is set at accept. */

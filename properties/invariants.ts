@@ -262,11 +262,13 @@ function failureCode(r: TransitionRecord, config: ModelConfig): string | null {
 
 /**
  * The handshake deadline HAProxy arms, restated from haproxy-history.md I12 rather than imported:
- * `timeout client-hs` when set (2.9 and later), else `timeout client`; null = TICK_ETERNITY.
+ * `timeout client-hs` when set (2.9 and later), else `timeout client`; null = TICK_ETERNITY, and a
+ * timeout of 0 is unset (tick_add_ifset arms nothing for it).
  */
 function expectedDeadline(config: ModelConfig): number | null {
-  if (config.profile === '2.9' && config.timeoutClientHs !== null) return config.timeoutClientHs;
-  return config.timeoutClient;
+  const hs = config.profile === '2.9' ? config.timeoutClientHs : null;
+  if (hs !== null && hs > 0) return hs;
+  return config.timeoutClient !== null && config.timeoutClient > 0 ? config.timeoutClient : null;
 }
 
 function gaugeBalance(

@@ -155,6 +155,24 @@ listen li
     );
   });
 
+  it('takes a timeout of 0 as unset, as HAProxy does, and warns that timeout client is missing', () => {
+    const cfg = parseConfig(BASE.replace('    timeout client 300ms\n', '    timeout client 0\n'), 'x.cfg');
+    expect(cfg.frontend.timeouts.client).toBeNull();
+    expect(modelConfigOf(cfg).timeoutClient).toBeNull();
+    expect(cfg.warnings.some((w) => w.startsWith("config : missing timeouts for frontend 'fe'"))).toBe(true);
+  });
+
+  it('rejects a timeout of 2^31 ms or more with the overflow message HAProxy gives', () => {
+    const text = BASE.replace('    timeout client 300ms\n', '    timeout client 25d\n');
+    expect(errorOf(text, 'dev12').message).toMatch(
+      /^test\.cfg:\d+: timer overflow in argument '25d' to 'timeout client' \(maximum value is 2147483647 ms or ~24\.8 days\)$/,
+    );
+    expect(
+      parseConfig(BASE.replace('    timeout client 300ms\n', '    timeout client 24d\n'), 'x.cfg').frontend
+        .timeouts.client,
+    ).toBe(24 * 86_400_000);
+  });
+
   it('accepts monitor-net in the dev12 profile and rejects it as HAProxy 2.6 does', () => {
     const text = BASE.replace('    maxconn 10\n', '    maxconn 10\n    monitor-net 192.0.2.0/24\n');
     expect(parseConfig(text, 'x.cfg', 'dev12').frontend.monitors).toHaveLength(1);

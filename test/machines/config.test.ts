@@ -46,8 +46,12 @@ describe('handshakeTimeout', () => {
     ['2.9', 300, null, 300],
     ['2.9', null, 100, 100],
     ['2.9', null, null, null],
+    ['dev12', 0, null, null],
+    ['2.6', 0, null, null],
+    ['2.9', 300, 0, 300],
+    ['2.9', 0, 0, null],
   ] as const)(
-    'in %s, with timeout client %s and timeout client-hs %s, arms %s (null: no deadline)',
+    'in %s, with timeout client %s and timeout client-hs %s, arms %s (null: no deadline; 0 is unset)',
     (profile, timeoutClient, timeoutClientHs, expected) => {
       expect(handshakeTimeout(makeConfig({ profile, timeoutClient, timeoutClientHs }))).toBe(expected);
     },
