@@ -307,8 +307,8 @@ const V2_UNSPEC_UNDER_PROXY = hex(`${SIG}
 
 const DATA = bytes('hello, backend\n');
 const HTTP_REQUEST = bytes('GET / HTTP/1.0\r\n\r\n');
-const TLS_RESET_OPENSSL_3 =
-  'With OpenSSL 3, which HAProxy 2.6 and later build against (Debian\'s 2.6.12 does), a reset during the TLS handshake is reported as a protocol error rather than as SSL_ERROR_SYSCALL, so ssl_sock_handshake logs "SSL handshake failure" (CO_ER_SSL_HANDSHAKE) for every reset, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset before any TLS byte. Observed on every run of the suite against Debian\'s 2.6.12; the RST, the counters and the untouched backend are as in dev12.';
+const TLS_RESET_SO_ERROR =
+  'From 2.4 (0630038e7), ssl_sock_handshake reads the socket\'s SO_ERROR before calling OpenSSL and fails a connection with an error pending, with CO_ER_SSL_HANDSHAKE ("SSL handshake failure"), so every reset during the TLS handshake is SSL_HANDSHAKE, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset before any TLS byte. Observed on every run of the suite against Debian\'s 2.6.12; the RST, the counters and the untouched backend are as in dev12.';
 const TLS_EARLY_CLOSE_2_6 =
   "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
 
@@ -911,7 +911,7 @@ const DEFINITIONS: CaseDefinition[] = [
   {
     id: 'hs/tls/garbage-after-header-gets-fin',
     requirement:
-      'Plaintext after the PROXY header on an ssl bind fails the TLS handshake: the client is closed at once with a FIN (not an RST: the TLS layer consumed the bytes), and the backend is never contacted.',
+      'Plaintext after the PROXY header on an ssl bind fails the TLS handshake: the client is closed at once with a FIN (not an RST: HAProxy drains the socket, conn_ctrl_drain, before closing it), and the backend is never contacted.',
     scenario: PROXY_TLS_ERROR,
     frontend: 'fe_pp_tls',
     run: (ctx) => closedAtOnce(ctx, 'fe_pp_tls', concat(V1_TCP4, HTTP_REQUEST), 'fin'),
@@ -982,8 +982,8 @@ const DEFINITIONS: CaseDefinition[] = [
     frontend: 'fe_pp_tls',
     needs: ['stats'],
     profileDifferences: [
-      { profile: '2.6', reason: TLS_RESET_OPENSSL_3 },
-      { profile: '2.9', reason: TLS_RESET_OPENSSL_3 },
+      { profile: '2.6', reason: TLS_RESET_SO_ERROR },
+      { profile: '2.9', reason: TLS_RESET_SO_ERROR },
     ],
     run: (ctx) => resetWhileEmbryonic(ctx, 'fe_pp_tls', 'after the header, during TLS', V1_TCP4),
   },

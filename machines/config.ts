@@ -8,7 +8,7 @@
 
 /** Which HAProxy the model reproduces. See README "Profiles". */
 export type Profile =
-  | 'dev12' //  1.5-dev12: the seed 2542b53b1 plus its same-release fixes (22cda21ad, 7dd0e505c, cbaaec475)
+  | 'dev12' //  1.5-dev12: the seed 2542b53b1, its same-release fixes and the later ones README lists
   | '2.6' //    Debian's 2.6.12: no monitor-net, a failed direct completion is ret = 0 (no 500)
   | '2.9'; //   2.9.0+: `timeout client-hs` is the handshake deadline when set
 
@@ -79,8 +79,8 @@ export function hasHandshake(config: ModelConfig): boolean {
 
 /**
  * True iff a 500 may be written on a critical accept error: HTTP mode on a raw transport
- * (cbaaec475: `l->data == &raw_sock`), and only in the profiles that still answer it (2.6 turns a
- * failed direct completion into ret = 0 and sends nothing).
+ * (cbaaec475: `l->data == &raw_sock`). In every profile; 2.6 sends nothing all the same, since its
+ * failed direct completion returns 0 (the session machine's `setRet`), not the -1 that answers it.
  */
 export function answers500(config: ModelConfig): boolean {
   return config.mode === 'http' && !config.ssl;

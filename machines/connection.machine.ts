@@ -93,9 +93,10 @@ export const connectionMachine = setup({
     // ssl_sock_handshake, SSL_ERROR_SYSCALL: SSL_EMPTY (recv 0) or SSL_ABORT (recv < 0) for an
     // "empty" handshake, else SSL_HANDSHAKE (20879a023). Empty, with the OpenSSL 1.0 of 1.5-dev:
     // no record partly read (!packet_length); with OpenSSL >= 1.1 (2.6 and later): no handshake
-    // record processed yet (SSL_get_state() == TLS_ST_BEFORE). Debian's 2.6 runs OpenSSL 3, which
-    // reports a reset as a protocol error (SSL_ERROR_SSL), never SSL_ERROR_SYSCALL: every reset
-    // during TLS is SSL_HANDSHAKE there (measured on 2.6.12).
+    // record processed yet (SSL_get_state() == TLS_ST_BEFORE). From 2.4 (0630038e7),
+    // ssl_sock_handshake first reads the socket's SO_ERROR and fails a connection with an error
+    // pending before OpenSSL runs, with CO_ER_SSL_HANDSHAKE: every reset during TLS is
+    // SSL_HANDSHAKE in 2.6 and later (measured on 2.6.12).
     tlsHandshakeNotEmpty: ({ context, event }) =>
       context.config.profile === 'dev12'
         ? (event.type === 'CLIENT_CLOSE' || event.type === 'CLIENT_RESET') &&
@@ -266,7 +267,7 @@ export const connectionMachine = setup({
                   'The client closed a TLS handshake that was not empty: SSL_HANDSHAKE. In 1.5-dev (OpenSSL 1.0) that is when it closed within a record; in 2.6 (OpenSSL 1.1 and later) once its ClientHello had been processed.',
                 meta: {
                   haproxy:
-                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 (2.6: state != TLS_ST_BEFORE) → CO_ER_SSL_HANDSHAKE (20879a023)',
+                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 → CO_ER_SSL_HANDSHAKE (20879a023); 2.6: SO_ERROR set → out_error → CO_ER_SSL_HANDSHAKE (0630038e7)',
                   impl: 'tlsOnEnd',
                 },
               },
@@ -288,7 +289,7 @@ export const connectionMachine = setup({
                 target: '#connection.error',
                 actions: [{ type: 'setErrCode', params: { code: 'SSL_HANDSHAKE' } }, ENDED_IN_ERROR],
                 description:
-                  'The client reset a TLS handshake that was not empty (1.5-dev: within a record), or any TLS handshake in 2.6 (OpenSSL 3 reports a reset as a protocol error): SSL_HANDSHAKE.',
+                  'The client reset a TLS handshake that was not empty (1.5-dev: within a record), or any TLS handshake in 2.6 (the SO_ERROR check of 0630038e7 fails a reset connection before OpenSSL runs): SSL_HANDSHAKE.',
                 meta: {
                   haproxy:
                     'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 (2.6: state != TLS_ST_BEFORE) → CO_ER_SSL_HANDSHAKE (20879a023)',

@@ -148,8 +148,10 @@ export function listenerGauges(c: Counters, config: ModelConfig): ListenerGauges
 }
 
 /**
- * Starts a new rate period (one second elapsed): the per-second counters restart from zero, as
- * freq_ctr rotates. This is time, not a lifecycle decision, so no machine emits it.
+ * Starts a new rate period (one second elapsed): the per-second counters restart from zero. A
+ * simplification of freq_ctr, whose freq_ctr_remain still weighs the last second's count as the
+ * current one goes by (docs/porting-notes.md, "Where the machines simplify HAProxy"). This is time,
+ * not a lifecycle decision, so no machine emits it.
  */
 export function newRatePeriod(c: Counters): void {
   c.connPerSec = 0;

@@ -66,7 +66,8 @@ export const EFFECTS = {
   listDel: { does: 'LIST_DEL(&s->list)', haproxy: 'session_complete error path (3b24641745) / session_free' },
   bufAlloc: {
     does: 'allocate a buffer or the http txn: params.buf is req, rep or txn',
-    haproxy: 'session_complete: pool_alloc2(pool2_channel / pool2_buffer / hdr_idx)',
+    haproxy:
+      'session_complete: pool_alloc2(pool2_channel) for req and rep; the http txn: frontend_accept, pool_alloc2(pool2_hdr_idx)',
   },
   bufFree: {
     does: 'free a buffer or the http txn: params.buf is req, rep or txn',
@@ -104,7 +105,7 @@ export const EFFECTS = {
     haproxy: 'session_accept (82569f915)',
   },
   send500: {
-    does: "write the frontend's 500 error message without touching the session",
+    does: "write a 500 without touching the session (the frontend's error message; 2.x: the built-in one)",
     haproxy: 'session_accept out_close (05bf5e1c3, cbaaec475)',
   },
   send500FromSession: {

@@ -28,7 +28,7 @@ export const ERR_CODES = {
   SSL_TIMEOUT: 'Timeout during SSL handshake',
   SSL_TOO_MANY: 'Too many SSL connections',
   SSL_NO_MEM: 'Out of memory when initializing an SSL connection',
-  SSL_RENEG: 'Rejected a client-initiated SSL renegotiation attempt',
+  SSL_RENEG: 'Rejected a client-initiated SSL renegociation attempt',
   SSL_CA_FAIL: 'SSL client CA chain cannot be verified',
   SSL_CRT_FAIL: 'SSL client certificate not trusted',
   SSL_HANDSHAKE: 'SSL handshake failure',

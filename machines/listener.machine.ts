@@ -238,16 +238,28 @@ export const listenerMachine = setup({
             'On global_listener_queue: a global limit (maxconn, maxconnrate) or a transient error.',
           meta: { haproxy: 'global_listener_queue', impl: 'queueTaskOnExpire' },
           on: {
-            DEQUEUE_GLOBAL: {
-              target: '#listener.ready',
-              actions: ['listenerResumeAccepting'],
-              description:
-                'Dequeued by a release or the queue task: ready again. (resume_listener would make it full if nbconn >= maxconn, but a limited listener accepted nothing since it was below its maxconn.)',
-              meta: {
-                haproxy: 'dequeue_all_listeners(&global_listener_queue) → resume_listener',
-                impl: 'queueTaskOnExpire',
+            DEQUEUE_GLOBAL: [
+              {
+                guard: 'globalMaxconnReached',
+                description:
+                  'The global task found every global slot still taken: the listener stays queued, with no timer, since each of those connections dequeues the queue when it is released. (A release never takes this branch: it has just given a slot back.)',
+                meta: {
+                  haproxy:
+                    'manage_global_listener_queue: actconn >= global.maxconn → goto out, no dequeue_all_listeners(&global_listener_queue)',
+                  impl: 'queueTaskOnExpire',
+                },
               },
-            },
+              {
+                target: '#listener.ready',
+                actions: ['listenerResumeAccepting'],
+                description:
+                  'Dequeued by a release or the queue task: ready again. (resume_listener would make it full if nbconn >= maxconn, but a limited listener accepted nothing since it was below its maxconn.)',
+                meta: {
+                  haproxy: 'dequeue_all_listeners(&global_listener_queue) → resume_listener',
+                  impl: 'queueTaskOnExpire',
+                },
+              },
+            ],
           },
         },
         onFrontendQueue: {
@@ -256,13 +268,22 @@ export const listenerMachine = setup({
           on: {
             DEQUEUE_FRONTEND: [
               {
+                guard: 'frontendFull',
+                description:
+                  "The frontend's task found the frontend still at its maxconn: the listener stays queued, with no timer, since each of its sessions dequeues the queue when it is released. (A release never takes this branch: it has just given a slot back.)",
+                meta: {
+                  haproxy: 'manage_proxy: p->feconn >= p->maxconn → goto out, no dequeue',
+                  impl: 'queueTaskOnExpire',
+                },
+              },
+              {
                 guard: 'sessRateBlocks',
                 actions: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } }],
                 description:
-                  "The session rate still has no budget: the listener stays queued, and the frontend's task is armed for when the budget returns (else nothing would ever dequeue it once no session is left to end).",
+                  "The session rate still has no budget: the listener stays queued, and the frontend's task is armed for when the budget returns. On a release this is HAProxy's fix 65ae1347c (2024): before it, the last session's end left the listener queued with no timer, for good.",
                 meta: {
                   haproxy:
-                    'manage_proxy: next_event_delay(&p->fe_sess_per_sec, p->fe_sps_lim, 0) > 0 → p->task re-armed, no dequeue',
+                    'manage_proxy: next_event_delay(&p->fe_sess_per_sec, p->fe_sps_lim, 0) > 0 → p->task re-armed, no dequeue; on a release, listener_release since 65ae1347c',
                   impl: 'queueTaskOnExpire',
                 },
               },

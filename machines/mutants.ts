@@ -356,6 +356,20 @@ export const MUTANTS: readonly Mutant[] = [
     defect: () => keptOnKill('dequeueFrontend'),
   },
   {
+    id: 'frontend-task-not-armed-on-release',
+    kind: 'porting',
+    commit: null,
+    title: "the frontend's task is not armed when the session rate blocks a dequeue",
+    description:
+      "A release that finds rate-limit sessions spent leaves the listener on the frontend's queue without arming the frontend's task, as listener_release did until 65ae1347c (2024): after the last session's end the listener stays limited for good. The model's DEQUEUE_FRONTEND does not say who sent it, so the frontend's task loses its re-arm too.",
+    violates: ['limitedListenerCanResume'],
+    defect: () =>
+      rewriting(
+        (r) => r.machine === 'listener' && r.event.type === 'DEQUEUE_FRONTEND',
+        (effects) => without(effects, ofType('scheduleQueueTask')),
+      ),
+  },
+  {
     id: 'global-queue-kept-on-kill',
     kind: 'porting',
     commit: null,

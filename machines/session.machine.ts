@@ -26,6 +26,40 @@ export type CompleteFailSite = 'req' | 'rep' | 'txn' | 'accept';
 /** What the source address matched at accept: nothing, `monitor-net`, or a tcp-request reject rule. */
 export type SourceClass = 'plain' | 'monitor' | 'denied';
 
+/**
+ * True iff HAProxy's session_accept can fail at `site` under `config`: the environment offers the
+ * machines only failures that the modelled HAProxy can meet. 'fcntl' is 1.5-dev's O_NONBLOCK call,
+ * which 2.x session_accept_fd no longer makes; 'task' is allocated at accept in 1.5-dev, and in 2.x
+ * only for a connection with a handshake to wait for; 'dataInit' fails only in the SSL transport's
+ * init (raw_sock has none); the allocations of session_complete are reached at accept only when
+ * there is no handshake, and the txn only in http mode. Pure.
+ */
+export function acceptCanFailAt(config: ModelConfig, site: AcceptFailSite): boolean {
+  switch (site) {
+    case 'none':
+    case 'session':
+      return true;
+    case 'fcntl':
+      return config.profile === 'dev12';
+    case 'task':
+      return config.profile === 'dev12' || hasHandshake(config);
+    case 'dataInit':
+      return config.ssl;
+    case 'txn':
+      return config.mode === 'http' && !hasHandshake(config);
+    default:
+      return !hasHandshake(config);
+  }
+}
+
+/**
+ * True iff a source can be classed `src` under `config`: `monitor` needs monitor-net, which only
+ * 1.5-dev has (2.3 removed it, and the 2.6 and 2.9 profiles refuse the keyword). Pure.
+ */
+export function sourceClassReachable(config: ModelConfig, src: SourceClass): boolean {
+  return src !== 'monitor' || config.profile === 'dev12';
+}
+
 /** Context of one session. */
 export interface SessionContext {
   config: ModelConfig; //  the frontend's configuration (never changes)

@@ -29,6 +29,7 @@
  */
 import type { Defect } from '../machines/compose.ts';
 import { DEFAULT_CONFIG, hasHandshake, makeConfig, type ModelConfig } from '../machines/config.ts';
+import { acceptCanFailAt, sourceClassReachable } from '../machines/session.machine.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
 import { DEFAULT_BOUNDS, type Bounds, type NamedConfig } from './bounds.ts';
 import { CompiledModel, connTuple, InvariantMemo, StateSet, type Alphabet } from './compiled.ts';
@@ -98,15 +99,13 @@ export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = D
   const events: SystemEvent[] = [];
   const add = (e: SystemEvent): number => events.push(e) - 1;
   const global: number[] = [];
-  const completionSites = new Set(['req', 'rep', 'txn', 'accept']);
   const handshake = hasHandshake(config);
   const completeFails = bounds.completeFailSites.filter((f) => f !== 'txn' || config.mode === 'http');
-  for (const fail of bounds.acceptFailSites) {
-    if (handshake && completionSites.has(fail)) continue; // session_complete is not reached at accept
-    if (fail === 'txn' && config.mode !== 'http') continue;
-    global.push(add(fail === 'none' ? { type: 'ACCEPT' } : { type: 'ACCEPT', fail }));
-  }
-  for (const src of bounds.acceptSources) if (src !== 'plain') global.push(add({ type: 'ACCEPT', src }));
+  for (const fail of bounds.acceptFailSites)
+    if (acceptCanFailAt(config, fail))
+      global.push(add(fail === 'none' ? { type: 'ACCEPT' } : { type: 'ACCEPT', fail }));
+  for (const src of bounds.acceptSources)
+    if (src !== 'plain' && sourceClassReachable(config, src)) global.push(add({ type: 'ACCEPT', src }));
   if (bounds.acceptError) global.push(add({ type: 'ACCEPT', acceptError: true }));
   global.push(add({ type: 'QUEUE_TASK', queue: 'global' }));
   global.push(add({ type: 'QUEUE_TASK', queue: 'frontend' }));

@@ -239,7 +239,8 @@ function failureCode(r: TransitionRecord, config: ModelConfig): string | null {
   const tls = r.from === 'handshake.tls';
   // ssl_sock_handshake (20879a023): SSL_HANDSHAKE unless the handshake was empty: no record partly
   // read with OpenSSL 1.0 (1.5-dev), no handshake record processed with OpenSSL >= 1.1 (2.6 and
-  // later), where OpenSSL 3 makes a reset a protocol error (SSL_HANDSHAKE, as Debian's 2.6.12 logs).
+  // later), where a reset is SSL_HANDSHAKE whatever was read: ssl_sock_handshake fails a socket
+  // with SO_ERROR set before OpenSSL runs (0630038e7, 2.4; as Debian's 2.6.12 logs).
   const reset = r.event.type === 'CLIENT_RESET';
   const emptyHandshake =
     config.profile === 'dev12'
@@ -578,6 +579,23 @@ export const globalQueueDequeued: Invariant = {
   ),
 };
 
+export const limitedListenerCanResume: Invariant = {
+  name: 'limitedListenerCanResume',
+  kind: 'state',
+  doc: "True iff a limited listener always has something that will dequeue it: a live session, whose release dequeues both queues, or its queue's task armed. Otherwise it would stay limited for good, and new connections would wait in the backlog forever.",
+  haproxy:
+    'I16; listener_accept arms the global task on a global limit; 65ae1347c: listener_release arms the frontend task when the session rate blocks',
+  watches: ['scheduleQueueTask', 'dequeueFrontend', 'dequeueGlobal'],
+  check: (ctx) => {
+    const listener = ctx.next.listener;
+    if (!listener.startsWith('limited.') || ctx.next.live > 0) return null;
+    const queue = listener === 'limited.onGlobalQueue' ? 'global' : 'frontend';
+    return ctx.next.state.queueTasks[queue]
+      ? null
+      : `the listener is on the ${queue} queue with no live session and no ${queue} task armed: nothing will ever dequeue it`;
+  },
+};
+
 export const connMaxBounds: Invariant = {
   name: 'connMaxBounds',
   kind: 'step',
@@ -772,6 +790,7 @@ export const INVARIANTS: readonly Invariant[] = [
   listenerResumed,
   frontendQueueDequeued,
   globalQueueDequeued,
+  limitedListenerCanResume,
   connMaxBounds,
   cumulativeMonotonic,
   rateLimitCountsCompletedOnly,

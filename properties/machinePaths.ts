@@ -63,7 +63,9 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
       { type: 'ACCEPT_RETURNED', ret: 1, ...free, nbconn: 2 },
       { type: 'RESUME', ...free, nbconn: 1 },
       { type: 'DEQUEUE_GLOBAL', ...free, nbconn: 1 },
+      { type: 'DEQUEUE_GLOBAL', ...free, actconn: 2 },
       { type: 'DEQUEUE_FRONTEND', ...free, nbconn: 1 },
+      { type: 'DEQUEUE_FRONTEND', ...free, feconn: 2 },
       { type: 'DEQUEUE_FRONTEND', ...free, nbconn: 1, sessRateRemain: 0 },
     ];
   })(),

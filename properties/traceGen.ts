@@ -28,7 +28,13 @@ import {
 import type { Effect } from '../machines/effects.ts';
 import type { TlsRead } from '../machines/connection.machine.ts';
 import type { ProxyErrCode, SslErrCode } from '../machines/errCodes.ts';
-import type { AcceptFailSite, CompleteFailSite, SourceClass } from '../machines/session.machine.ts';
+import {
+  acceptCanFailAt,
+  sourceClassReachable,
+  type AcceptFailSite,
+  type CompleteFailSite,
+  type SourceClass,
+} from '../machines/session.machine.ts';
 import {
   countersLine,
   headerLine,
@@ -380,14 +386,17 @@ export function randomTrace(
   const SSL: SslErrCode[] = ['SSL_HANDSHAKE', 'SSL_ABORT', 'SSL_CA_FAIL'];
   const SITES: CompleteFailSite[] = ['req', 'rep', 'txn', 'accept'];
   const TLS_READS: TlsRead[] = ['none', 'partialRecord', 'wholeRecords'];
+  const SOURCES = (['monitor', 'denied'] as const).filter((s) => sourceClassReachable(config, s));
+  const SETUP_SITES = (['session', 'fcntl', 'task', 'dataInit'] as const).filter((f) =>
+    acceptCanFailAt(config, f),
+  );
 
   const acceptEvent = (conn: number): ScriptEvent => {
     const r = rnd();
     if (r >= fail) return { type: 'ACCEPT', conn, dt: Math.floor(rnd() * 3) };
     const kind = Math.floor((r / fail) * 4);
-    if (kind === 0) return { type: 'ACCEPT', conn, src: pick(['monitor', 'denied'] as const) };
-    if (kind === 1)
-      return { type: 'ACCEPT', conn, fail: pick(['session', 'fcntl', 'task', 'dataInit'] as const) };
+    if (kind === 0) return { type: 'ACCEPT', conn, src: pick(SOURCES) };
+    if (kind === 1) return { type: 'ACCEPT', conn, fail: pick(SETUP_SITES) };
     if (kind === 2) return { type: 'ACCEPT', conn, fail: pick(SITES) };
     return { type: 'ACCEPT', conn, acceptError: true };
   };

@@ -3,7 +3,7 @@
  * (XState's answers through SystemModel.step). Do not edit: regenerate.
  *
  * Configuration tcp-proxy: the seed case: accept-proxy in tcp mode, timeout client, logging.
- * Tables filled with 4 connections: 170 steps, 16 abstract globals, 16 local ids.
+ * Tables filled with 4 connections: 161 steps, 16 abstract globals, 15 local ids.
  * State: a = abstract global, w[] = write-only counters (cumConn, cumSess, deniedConn, lCumConn, lCumSess, jobs, totalconn, connPerSec, feConnPerSec, feSessPerSec),
  * l[c] = local id of connection c (0 = in the backlog), np = connections in the backlog (a function of l[]).
  * Symmetry reduction is off: the same states as `explore({ symmetry: false })`.
@@ -112,7 +112,7 @@ inline ST_G3() {
   c = 0
 }
 
-/* ACCEPT fail=dataInit */
+/* ACCEPT src=monitor */
 #define EN_G4 ((np > 0 && (a == 0 || a == 1 || a == 4 || a == 8 || a == 9 || a == 10 || a == 11 || a == 12 || a == 13)) || (np == 0 && (false)))
 inline ST_G4() {
   c = 0;
@@ -121,21 +121,21 @@ inline ST_G4() {
   :: else -> break
   od;
   if
-  :: c < N && l[c] == 0 && a == 0 -> a = 3; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 1 -> a = 7; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 4 -> a = 3; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 8 -> a = 7; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 9 -> a = 3; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 10 -> a = 14; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 11 -> a = 14; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 12 -> a = 7; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 13 -> a = 7; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 0 -> a = 4; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 1 -> a = 8; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 4 -> a = 4; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 8 -> a = 8; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 9 -> a = 9; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 10 -> a = 10; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 11 -> a = 11; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 12 -> a = 13; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 13 -> a = 13; l[c] = 4; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
   :: else -> assert(false)
   fi;
   c = 0
 }
 
-/* ACCEPT src=monitor */
+/* ACCEPT src=denied */
 #define EN_G5 ((np > 0 && (a == 0 || a == 1 || a == 4 || a == 8 || a == 9 || a == 10 || a == 11 || a == 12 || a == 13)) || (np == 0 && (false)))
 inline ST_G5() {
   c = 0;
@@ -144,46 +144,23 @@ inline ST_G5() {
   :: else -> break
   od;
   if
-  :: c < N && l[c] == 0 && a == 0 -> a = 4; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 1 -> a = 8; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 4 -> a = 4; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 8 -> a = 8; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 9 -> a = 9; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 10 -> a = 10; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 11 -> a = 11; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 12 -> a = 13; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 13 -> a = 13; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: else -> assert(false)
-  fi;
-  c = 0
-}
-
-/* ACCEPT src=denied */
-#define EN_G6 ((np > 0 && (a == 0 || a == 1 || a == 4 || a == 8 || a == 9 || a == 10 || a == 11 || a == 12 || a == 13)) || (np == 0 && (false)))
-inline ST_G6() {
-  c = 0;
-  do
-  :: c < N && !PENDING(l[c]) -> c++
-  :: else -> break
-  od;
-  if
-  :: c < N && l[c] == 0 && a == 0 -> a = 4; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 1 -> a = 8; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 4 -> a = 4; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 8 -> a = 8; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 9 -> a = 9; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 10 -> a = 10; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 11 -> a = 11; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 12 -> a = 13; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
-  :: c < N && l[c] == 0 && a == 13 -> a = 13; l[c] = 6; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 0 -> a = 4; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 1 -> a = 8; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 4 -> a = 4; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 8 -> a = 8; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 9 -> a = 9; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 10 -> a = 10; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 11 -> a = 11; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 12 -> a = 13; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
+  :: c < N && l[c] == 0 && a == 13 -> a = 13; l[c] = 5; np = np - 1; w[0] = w[0] + 1; w[2] = w[2] + 1; w[3] = w[3] + 1; w[6] = w[6] + 1; w[7] = w[7] + 1; w[8] = w[8] + 1
   :: else -> assert(false)
   fi;
   c = 0
 }
 
 /* ACCEPT acceptError */
-#define EN_G7 ((np > 0 && (a == 0 || a == 1 || a == 4 || a == 8 || a == 9 || a == 10 || a == 11 || a == 12 || a == 13)) || (np == 0 && (false)))
-inline ST_G7() {
+#define EN_G6 ((np > 0 && (a == 0 || a == 1 || a == 4 || a == 8 || a == 9 || a == 10 || a == 11 || a == 12 || a == 13)) || (np == 0 && (false)))
+inline ST_G6() {
   c = 0;
   do
   :: c < N && !PENDING(l[c]) -> c++
@@ -205,8 +182,8 @@ inline ST_G7() {
 }
 
 /* QUEUE_TASK queue=global */
-#define EN_G8 ((np > 0 && (a == 2 || a == 3 || a == 6 || a == 7 || a == 9 || a == 10 || a == 12 || a == 13 || a == 14 || a == 15)) || (np == 0 && (a == 2 || a == 3 || a == 6 || a == 7 || a == 9 || a == 10 || a == 12 || a == 13 || a == 14 || a == 15)))
-inline ST_G8() {
+#define EN_G7 ((np > 0 && (a == 2 || a == 3 || a == 6 || a == 7 || a == 9 || a == 10 || a == 12 || a == 13 || a == 14 || a == 15)) || (np == 0 && (a == 2 || a == 3 || a == 6 || a == 7 || a == 9 || a == 10 || a == 12 || a == 13 || a == 14 || a == 15)))
+inline ST_G7() {
   if
   :: a == 2 -> a = 0
   :: a == 3 -> a = 4
@@ -223,16 +200,16 @@ inline ST_G8() {
 }
 
 /* QUEUE_TASK queue=frontend */
-#define EN_G9 ((np > 0 && (false)) || (np == 0 && (false)))
-inline ST_G9() {
+#define EN_G8 ((np > 0 && (false)) || (np == 0 && (false)))
+inline ST_G8() {
   if
   :: else -> assert(false)
   fi
 }
 
 /* RATE_PERIOD */
-#define EN_G10 ((np > 0 && (false)) || (np == 0 && (false)))
-inline ST_G10() {
+#define EN_G9 ((np > 0 && (false)) || (np == 0 && (false)))
+inline ST_G9() {
   if
   :: else -> assert(false)
   fi
@@ -242,14 +219,14 @@ inline ST_G10() {
 #define EN_C0(x) (x == 1)
 inline ST_C0(c) {
   if
-  :: l[c] == 1 && a == 1 -> a = 1; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 5 -> a = 5; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 6 -> a = 6; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 7 -> a = 7; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 8 -> a = 8; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 12 -> a = 12; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 13 -> a = 13; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 15 -> a = 15; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 1 -> a = 1; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 5 -> a = 5; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 6 -> a = 6; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 7 -> a = 7; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 8 -> a = 8; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 12 -> a = 12; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 13 -> a = 13; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 15 -> a = 15; l[c] = 6; w[1] = w[1] + 1; w[4] = w[4] + 1; w[9] = w[9] + 1
   :: else -> assert(false)
   fi
 }
@@ -257,6 +234,22 @@ inline ST_C0(c) {
 /* PROXY_HEADER_OK conn=c fail=req */
 #define EN_C1(x) (x == 1)
 inline ST_C1(c) {
+  if
+  :: l[c] == 1 && a == 1 -> a = 4; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 5 -> a = 8; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 6 -> a = 9; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 7 -> a = 10; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 8 -> a = 11; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 12 -> a = 9; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 13 -> a = 10; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 15 -> a = 13; l[c] = 7; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: else -> assert(false)
+  fi
+}
+
+/* PROXY_HEADER_OK conn=c fail=rep */
+#define EN_C2(x) (x == 1)
+inline ST_C2(c) {
   if
   :: l[c] == 1 && a == 1 -> a = 4; l[c] = 8; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
   :: l[c] == 1 && a == 5 -> a = 8; l[c] = 8; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
@@ -270,9 +263,9 @@ inline ST_C1(c) {
   fi
 }
 
-/* PROXY_HEADER_OK conn=c fail=rep */
-#define EN_C2(x) (x == 1)
-inline ST_C2(c) {
+/* PROXY_HEADER_OK conn=c fail=accept */
+#define EN_C3(x) (x == 1)
+inline ST_C3(c) {
   if
   :: l[c] == 1 && a == 1 -> a = 4; l[c] = 9; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
   :: l[c] == 1 && a == 5 -> a = 8; l[c] = 9; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
@@ -286,25 +279,25 @@ inline ST_C2(c) {
   fi
 }
 
-/* PROXY_HEADER_OK conn=c fail=accept */
-#define EN_C3(x) (x == 1)
-inline ST_C3(c) {
+/* PROXY_HEADER_ERROR conn=c code=PRX_BAD_HDR */
+#define EN_C4(x) (x == 1)
+inline ST_C4(c) {
   if
-  :: l[c] == 1 && a == 1 -> a = 4; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 5 -> a = 8; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 6 -> a = 9; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 7 -> a = 10; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 8 -> a = 11; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 12 -> a = 9; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 13 -> a = 10; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
-  :: l[c] == 1 && a == 15 -> a = 13; l[c] = 10; w[1] = w[1] + 1; w[4] = w[4] + 1; w[5] = w[5] - 1; w[9] = w[9] + 1
+  :: l[c] == 1 && a == 1 -> a = 4; l[c] = 10; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 5 -> a = 8; l[c] = 10; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 6 -> a = 9; l[c] = 10; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 7 -> a = 10; l[c] = 10; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 8 -> a = 11; l[c] = 10; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 12 -> a = 9; l[c] = 10; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 13 -> a = 10; l[c] = 10; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 15 -> a = 13; l[c] = 10; w[5] = w[5] - 1
   :: else -> assert(false)
   fi
 }
 
-/* PROXY_HEADER_ERROR conn=c code=PRX_BAD_HDR */
-#define EN_C4(x) (x == 1)
-inline ST_C4(c) {
+/* PROXY_HEADER_ERROR conn=c code=PRX_ABORT */
+#define EN_C5(x) (x == 1)
+inline ST_C5(c) {
   if
   :: l[c] == 1 && a == 1 -> a = 4; l[c] = 11; w[5] = w[5] - 1
   :: l[c] == 1 && a == 5 -> a = 8; l[c] = 11; w[5] = w[5] - 1
@@ -318,9 +311,9 @@ inline ST_C4(c) {
   fi
 }
 
-/* PROXY_HEADER_ERROR conn=c code=PRX_ABORT */
-#define EN_C5(x) (x == 1)
-inline ST_C5(c) {
+/* CLIENT_CLOSE conn=c */
+#define EN_C6(x) (x == 1)
+inline ST_C6(c) {
   if
   :: l[c] == 1 && a == 1 -> a = 4; l[c] = 12; w[5] = w[5] - 1
   :: l[c] == 1 && a == 5 -> a = 8; l[c] = 12; w[5] = w[5] - 1
@@ -334,9 +327,25 @@ inline ST_C5(c) {
   fi
 }
 
-/* CLIENT_CLOSE conn=c */
-#define EN_C6(x) (x == 1)
-inline ST_C6(c) {
+/* CLIENT_RESET conn=c */
+#define EN_C7(x) (x == 1)
+inline ST_C7(c) {
+  if
+  :: l[c] == 1 && a == 1 -> a = 4; l[c] = 11; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 5 -> a = 8; l[c] = 11; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 6 -> a = 9; l[c] = 11; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 7 -> a = 10; l[c] = 11; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 8 -> a = 11; l[c] = 11; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 12 -> a = 9; l[c] = 11; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 13 -> a = 10; l[c] = 11; w[5] = w[5] - 1
+  :: l[c] == 1 && a == 15 -> a = 13; l[c] = 11; w[5] = w[5] - 1
+  :: else -> assert(false)
+  fi
+}
+
+/* TIMER_EXPIRE conn=c */
+#define EN_C8(x) (x == 1)
+inline ST_C8(c) {
   if
   :: l[c] == 1 && a == 1 -> a = 4; l[c] = 13; w[5] = w[5] - 1
   :: l[c] == 1 && a == 5 -> a = 8; l[c] = 13; w[5] = w[5] - 1
@@ -346,38 +355,6 @@ inline ST_C6(c) {
   :: l[c] == 1 && a == 12 -> a = 9; l[c] = 13; w[5] = w[5] - 1
   :: l[c] == 1 && a == 13 -> a = 10; l[c] = 13; w[5] = w[5] - 1
   :: l[c] == 1 && a == 15 -> a = 13; l[c] = 13; w[5] = w[5] - 1
-  :: else -> assert(false)
-  fi
-}
-
-/* CLIENT_RESET conn=c */
-#define EN_C7(x) (x == 1)
-inline ST_C7(c) {
-  if
-  :: l[c] == 1 && a == 1 -> a = 4; l[c] = 12; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 5 -> a = 8; l[c] = 12; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 6 -> a = 9; l[c] = 12; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 7 -> a = 10; l[c] = 12; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 8 -> a = 11; l[c] = 12; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 12 -> a = 9; l[c] = 12; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 13 -> a = 10; l[c] = 12; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 15 -> a = 13; l[c] = 12; w[5] = w[5] - 1
-  :: else -> assert(false)
-  fi
-}
-
-/* TIMER_EXPIRE conn=c */
-#define EN_C8(x) (x == 1)
-inline ST_C8(c) {
-  if
-  :: l[c] == 1 && a == 1 -> a = 4; l[c] = 14; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 5 -> a = 8; l[c] = 14; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 6 -> a = 9; l[c] = 14; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 7 -> a = 10; l[c] = 14; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 8 -> a = 11; l[c] = 14; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 12 -> a = 9; l[c] = 14; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 13 -> a = 10; l[c] = 14; w[5] = w[5] - 1
-  :: l[c] == 1 && a == 15 -> a = 13; l[c] = 14; w[5] = w[5] - 1
   :: else -> assert(false)
   fi
 }
@@ -399,17 +376,17 @@ inline ST_C9(c) {
 }
 
 /* SESSION_END conn=c */
-#define EN_C10(x) (x == 7)
+#define EN_C10(x) (x == 6)
 inline ST_C10(c) {
   if
-  :: l[c] == 7 && a == 1 -> a = 4; l[c] = 15; w[5] = w[5] - 1
-  :: l[c] == 7 && a == 5 -> a = 8; l[c] = 15; w[5] = w[5] - 1
-  :: l[c] == 7 && a == 6 -> a = 9; l[c] = 15; w[5] = w[5] - 1
-  :: l[c] == 7 && a == 7 -> a = 10; l[c] = 15; w[5] = w[5] - 1
-  :: l[c] == 7 && a == 8 -> a = 11; l[c] = 15; w[5] = w[5] - 1
-  :: l[c] == 7 && a == 12 -> a = 9; l[c] = 15; w[5] = w[5] - 1
-  :: l[c] == 7 && a == 13 -> a = 10; l[c] = 15; w[5] = w[5] - 1
-  :: l[c] == 7 && a == 15 -> a = 13; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 1 -> a = 4; l[c] = 14; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 5 -> a = 8; l[c] = 14; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 6 -> a = 9; l[c] = 14; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 7 -> a = 10; l[c] = 14; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 8 -> a = 11; l[c] = 14; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 12 -> a = 9; l[c] = 14; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 13 -> a = 10; l[c] = 14; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 15 -> a = 13; l[c] = 14; w[5] = w[5] - 1
   :: else -> assert(false)
   fi
 }
@@ -427,7 +404,6 @@ end:
   :: d_step { EN_G7 -> ST_G7() }
   :: d_step { EN_G8 -> ST_G8() }
   :: d_step { EN_G9 -> ST_G9() }
-  :: d_step { EN_G10 -> ST_G10() }
 #if N > 0
   :: d_step { EN_C0(l[0]) -> ST_C0(0) }
   :: d_step { EN_C1(l[0]) -> ST_C1(0) }

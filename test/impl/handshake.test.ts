@@ -209,7 +209,7 @@ describe('PROXY header then TLS (accept-proxy ssl crt)', () => {
   });
 });
 
-describe('a close during TLS in the 2.6 profile (OpenSSL 3: SSL_get_state)', () => {
+describe('a close during TLS in the 2.6 profile (OpenSSL 1.1 and later: SSL_get_state)', () => {
   let echo: Backend;
   let proxy: ProxyProcess;
   let baseline: number;

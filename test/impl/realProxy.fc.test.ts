@@ -39,6 +39,8 @@ const DEEP_RUNS: Record<ConfigName, number> = {
   http26: 1000,
   rate: 1000,
   global: 1000,
+  rateglobal: 1000,
+  ratefull: 1000,
   fefull: 1000,
 };
 const PLAN = DEEP ? DEEP_RUNS : RUNS;

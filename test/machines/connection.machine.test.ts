@@ -253,7 +253,7 @@ const CASES: Case[] = [
   },
   ...(['none', 'partialRecord', 'wholeRecords'] as const).map((tlsRead) => ({
     transition: 'connection.handshake.tls|CLIENT_RESET|0',
-    says: `fails with SSL_HANDSHAKE in 2.6 on any reset during TLS (OpenSSL 3), here with tlsRead ${tlsRead}`,
+    says: `fails with SSL_HANDSHAKE in 2.6 on any reset during TLS (the SO_ERROR check of 0630038e7), here with tlsRead ${tlsRead}`,
     config: { ...TLS, profile: '2.6' as const },
     path: [ACCEPT, START],
     event: { type: 'CLIENT_RESET', tlsRead } as const,

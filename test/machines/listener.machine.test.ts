@@ -167,6 +167,15 @@ const CASES: Case[] = [
   // --- limited.onGlobalQueue ---
   {
     transition: 'listener.limited.onGlobalQueue|DEQUEUE_GLOBAL|0',
+    says: 'stays on the global queue, with no timer, when the global task finds every global slot taken',
+    config: {},
+    path: ON_GLOBAL_QUEUE,
+    event: { type: 'DEQUEUE_GLOBAL', ...gauges({ actconn: 2 }) },
+    target: 'limited.onGlobalQueue',
+    effects: [],
+  },
+  {
+    transition: 'listener.limited.onGlobalQueue|DEQUEUE_GLOBAL|1',
     says: 'is polled again when the global queue is dequeued',
     config: {},
     path: ON_GLOBAL_QUEUE,
@@ -177,6 +186,15 @@ const CASES: Case[] = [
   // --- limited.onFrontendQueue ---
   {
     transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|0',
+    says: "stays on the frontend queue, with no timer, when the frontend's task finds the frontend at its maxconn",
+    config: { feMaxconn: 2, bindMaxconn: 5, globalMaxconn: 10 },
+    path: ON_FRONTEND_QUEUE,
+    event: { type: 'DEQUEUE_FRONTEND', ...gauges({ feconn: 2, actconn: 2, nbconn: 2 }) },
+    target: 'limited.onFrontendQueue',
+    effects: [],
+  },
+  {
+    transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|1',
     says: "stays on the frontend queue when the session rate still has no budget, and arms the frontend's task",
     config: { rateLimitSessions: 5 },
     path: [attempt({ sessRateRemain: 0 })],
@@ -185,7 +203,7 @@ const CASES: Case[] = [
     effects: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } }],
   },
   {
-    transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|1',
+    transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|2',
     says: 'is polled again when the frontend queue is dequeued after a session of the frontend ends',
     config: { feMaxconn: 2, bindMaxconn: 5, globalMaxconn: 10 },
     path: ON_FRONTEND_QUEUE,

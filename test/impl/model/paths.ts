@@ -85,7 +85,18 @@ export function allTransitions(): string[] {
 }
 
 /** The order configurations are tried in: the first whose settings fit a path runs it. */
-const PREFERENCE: ConfigName[] = ['pp', 'ssl', 'tls', 'http', 'http26', 'fefull', 'rate', 'global'];
+const PREFERENCE: ConfigName[] = [
+  'pp',
+  'ssl',
+  'tls',
+  'http',
+  'http26',
+  'fefull',
+  'rate',
+  'global',
+  'rateglobal',
+  'ratefull',
+];
 
 type Need = (c: ScenarioConfig) => boolean;
 
@@ -310,10 +321,21 @@ function translateListener(path: MachinePath): Translation {
         steps.push(() => [{ do: 'reset', c: 0 }]);
         break;
       case 'listener.limited.onGlobalQueue|DEQUEUE_GLOBAL|0':
-      case 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|1':
+        // The global task fires while the connections accepted before the limit still hold every
+        // global slot (they stay embryonic far longer than a second).
+        needs.push((c) => c.model.globalMaxconn <= (c.model.maxconnrate ?? Infinity));
         steps.push(() => [{ do: 'advance', ms: 1000 }]);
         break;
       case 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|0':
+        // The frontend's task fires while the session that spent the rate still fills the frontend.
+        needs.push((c) => c.model.feMaxconn <= 1);
+        steps.push(() => [{ do: 'advance', ms: 1000 }]);
+        break;
+      case 'listener.limited.onGlobalQueue|DEQUEUE_GLOBAL|1':
+      case 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|2':
+        steps.push(() => [{ do: 'advance', ms: 1000 }]);
+        break;
+      case 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|1':
         // The session completed this second ends while the rate still has no budget.
         steps.push(() => [{ do: 'halfclose', c: 0 }]);
         break;
