@@ -44,6 +44,13 @@ export type ScenarioEvent = SystemEvent extends infer E
 export interface Scenario {
   /** The events, in order; connections are numbered from 0 in the order they are accepted. */
   events: readonly ScenarioEvent[];
+  /**
+   * The connections whose PROXY header is found invalid after its addresses were taken, so that
+   * their kill names the header's source: a v2 header whose TLVs are invalid (conn_recv_proxy
+   * copies the addresses into the connection before it walks the TLVs). Which bytes a parser has
+   * read when it fails is below the machines, so the case says it.
+   */
+  addressesTaken?: readonly number[];
 }
 
 /** How one connection ends, as a client sees it (Prediction.closes). */
@@ -62,6 +69,14 @@ export interface Prediction {
    */
   log: ErrCode[];
   /**
+   * The address each kill of `log` names, in the same order: 'client', the client's own (the
+   * suite's CLIENT_ADDRESS), or 'header', the source its PROXY header gave: HAProxy logs a session's
+   * source, which a valid PROXY header replaced (conn_recv_proxy sets the connection's addresses).
+   * A case whose header carries no address (LOCAL, UNKNOWN) and is then killed would log the
+   * client's own address: no case does, and its kill would fail this check, not pass wrongly.
+   */
+  logFrom: ('client' | 'header')[];
+  /**
    * How the proxy closes each connection it accepted, in accept order: 'fin', 'rst', 'reset' (the
    * client reset it itself: the proxy's close is never seen), or null (still open at the end). An
    * ACCEPT that the listener refused (it went full or limited) takes no connection.
@@ -78,7 +93,7 @@ export interface Prediction {
  * The suite's source address: every client connects from it, as every target of the suite listens
  * on loopback. The rules of fe_reject and fe_monitor class it.
  */
-const CLIENT_ADDRESS = '127.0.0.1';
+export const CLIENT_ADDRESS = '127.0.0.1';
 
 const configs = new Map<string, ProxyConfig>();
 
@@ -114,6 +129,8 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
   const model = new SystemModel(modelConfigOf(cfg), Math.max(n, 1));
   const transitions = new Set<string>();
   const codes: ErrCode[] = [];
+  const from: ('client' | 'header')[] = [];
+  const headerAccepted = new Set<number>(scenario.addressesTaken ?? []);
   let kills = 0;
   let state: SystemState = model.initial();
   const counters = [copyCounters(state.counters)];
@@ -122,6 +139,8 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
       e.type === 'ACCEPT' ? { src, ...e } : 'conn' in e || !needsConn(e) ? e : { ...e, conn: 0 }
     ) as SystemEvent;
     const logged = state.memory.map((m) => m.logged);
+    // The header's addresses are the session's from the moment it is parsed, kill included.
+    if (event.type === 'PROXY_HEADER_OK') headerAccepted.add(event.conn);
     const next = model.step(state, event);
     if (next === null) {
       const where =
@@ -139,7 +158,9 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
     state = next.state;
     counters.push(copyCounters(state.counters));
     state.memory.forEach((m, conn) => {
-      if (m.logged > logged[conn]!) codes.push((model.errCode(state, conn) ?? 'NONE') as ErrCode);
+      if (m.logged <= logged[conn]!) return;
+      codes.push((model.errCode(state, conn) ?? 'NONE') as ErrCode);
+      from.push(headerAccepted.has(conn) ? 'header' : 'client');
     });
   });
   const reset = new Set(scenario.events.flatMap((e) => (e.type === 'CLIENT_RESET' ? [e.conn ?? 0] : [])));
@@ -148,6 +169,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile):
     transitions: [...transitions],
     kills,
     log: codes,
+    logFrom: from,
     closes: state.memory.flatMap((m, conn): Close[] =>
       m.fd === 'none' ? [] : [reset.has(conn) ? 'reset' : m.closedWith],
     ),
@@ -192,7 +214,7 @@ export function observablyDiffer(
   b: Prediction,
   judged: { log: boolean } = { log: true },
 ): boolean {
-  const shown = (p: Prediction): string => JSON.stringify([judged.log ? p.log : null, p.closes]);
+  const shown = (p: Prediction): string => JSON.stringify([judged.log ? [p.log, p.logFrom] : null, p.closes]);
   return shown(a) !== shown(b);
 }
 

@@ -54,6 +54,7 @@ import { WireClient, WireLog, type WireEvent } from './client.ts';
 import { predictionOf, profilesOf, type ConformanceCase, type ProfileDifference } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
 import {
+  CLIENT_ADDRESS,
   closesCheck,
   describeLog,
   describePrediction,
@@ -384,7 +385,9 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     notes.push(`the target took ${Math.round(settled.waitedMs)} ms to settle after the case`);
   }
   if (target.logSince) {
-    checks.push(await expectKillsLogged(target.logSince, predicted.log, c.frontend, log.origin));
+    checks.push(
+      await expectKillsLogged(target.logSince, predicted.log, predicted.logFrom, c.frontend, log.origin),
+    );
   } else if (predicted.kills > 0) {
     notes.push(
       `the target's log is not captured (--log FILE): the ${predicted.kills} kill(s) the model predicts (${describeLog(predicted)}) are not judged`,
@@ -482,8 +485,22 @@ const CODE_OF_MESSAGE = new Map(
   (Object.keys(ERR_CODES) as ErrCode[]).filter((c) => c !== 'NONE').map((c) => [errCodeMessage(c), c]),
 );
 
+/**
+ * Returns the code of a kill line's message: one of ERR_CODES' messages, or SSL_HANDSHAKE with
+ * OpenSSL's reason appended, as 2.8 and later log it ("SSL handshake failure (error:…)", 4adb4b990);
+ * null for any other message. Pure.
+ */
+function codeOfMessage(text: string): ErrCode | null {
+  const code = CODE_OF_MESSAGE.get(text);
+  if (code !== undefined) return code;
+  return text.startsWith(`${errCodeMessage('SSL_HANDSHAKE')} (`) && text.endsWith(')')
+    ? 'SSL_HANDSHAKE'
+    : null;
+}
+
 /** One kill line of a target's log, as killLineOf reads it. */
 export interface KillLine {
+  address: string; //     the session's source address, without its port
   frontend: string;
   code: ErrCode | null; // null: a message that is not one of ERR_CODES'
   text: string; //        the message
@@ -493,32 +510,39 @@ export interface KillLine {
  * Returns the kill line <line> is, or null for any other line. A kill line has the shape both
  * proxies write for an embryonic kill: "<address>:<port> [<date>] <frontend>/<bind>: <message>"
  * (impl/log.ts formatEmbryonicKill; HAProxy's kill_mini_session, and 2.6's default error log
- * format); a session's tcplog line has "<frontend> <backend>/<server>" there instead. Pure.
+ * format); a session's tcplog line has "<frontend> <backend>/<server>" there instead. The address
+ * is IPv4 or IPv6 text followed by ":<port>". Pure.
  */
 export function killLineOf(line: string): KillLine | null {
-  const m = /^\S+ \[[^\]]+\] ([^\s/]+)\/\S+: (.+)$/.exec(line);
+  const m = /^(\S+):\d+ \[[^\]]+\] ([^\s/]+)\/\S+: (.+)$/.exec(line);
   if (m === null) return null;
-  return { frontend: m[1]!, code: CODE_OF_MESSAGE.get(m[2]!) ?? null, text: m[2]! };
+  return { address: m[1]!, frontend: m[2]!, code: codeOfMessage(m[3]!), text: m[3]! };
 }
 
 /**
  * Returns the check "the target logs the kills the model predicts": the kill lines (killLineOf) of
  * the target's log (<logSince>) since performance.now() <origin> must be exactly one per code of
- * <expected>, in any order, each from frontend <frontend>: no fewer, no more, none with another
- * message or from another frontend. Waits up to LOG_WAIT_MS while fewer are there, since the log
+ * <expected>, in any order, each from frontend <frontend> and naming the address <from> gives for
+ * it (the client's own, CLIENT_ADDRESS, or any other: the source its PROXY header gave): no fewer,
+ * no more, none with another message, address or frontend. Waits up to LOG_WAIT_MS while fewer are there, since the log
  * reaches the suite through a pipe; with none expected, NO_KILL_WAIT_MS.
  */
-async function expectKillsLogged(
+export async function expectKillsLogged(
   logSince: (at: number) => TargetLogLine[],
-  expected: readonly ErrCode[],
+  codes: readonly ErrCode[],
+  from: readonly ('client' | 'header')[],
   frontend: FrontendName,
   origin: number,
 ): Promise<Check> {
+  const fromHeader = " naming the header's source";
+  const expected = codes.map((c, i) => `${c}${from[i] === 'header' ? fromHeader : ''}`);
   const kills = (): { key: string; line: string }[] =>
     logSince(origin).flatMap((l) => {
       const k = killLineOf(l.line);
       if (k === null) return [];
-      const key = `${k.frontend === frontend ? '' : `${k.frontend}: `}${k.code ?? `"${k.text}"`}`;
+      const key =
+        `${k.frontend === frontend ? '' : `${k.frontend}: `}${k.code ?? `"${k.text}"`}` +
+        (k.address === CLIENT_ADDRESS ? '' : fromHeader);
       return [{ key, line: l.line }];
     });
   if (expected.length === 0) await sleep(NO_KILL_WAIT_MS);
@@ -537,7 +561,7 @@ async function expectKillsLogged(
     expected:
       expected.length === 0
         ? `no kill line from ${frontend}`
-        : `${describe(expected)} from ${frontend} (${[...new Set(expected)].map((c) => `"${errCodeMessage(c)}"`).join(', ')})`,
+        : `${describe(expected)} from ${frontend} (${[...new Set(codes)].map((c) => `"${errCodeMessage(c)}"`).join(', ')})`,
     actual:
       seen.length === 0
         ? `no kill line${others > 0 ? ` (${others} other log line(s))` : ''}`

@@ -40,6 +40,10 @@ export const FRONTENDS = {
     what: 'monitor-net for every loopback source (1.5-dev13): answered at accept, without a handshake',
     profiles: ['dev12'],
   },
+  fe_seq: {
+    offset: 9,
+    what: 'accept-proxy, for the sequential sessions of one case only: its smax can only ever be 1',
+  },
 } as const satisfies Record<string, { offset: number; what: string; profiles?: readonly Profile[] }>;
 
 /** The name of one of the suite's frontends. */
@@ -187,6 +191,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
       ? ['# dev12 targets only: HAProxy 2.3 and later refuse monitor-net (print the config with @2.6)']
       : []),
     ...frontend('fe_monitor', '', ['    monitor-net 127.0.0.0/8']),
+    ...frontend('fe_seq', ' accept-proxy'),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,

@@ -54,7 +54,7 @@ import type { BufKind, Effect, EffectName } from '../machines/effects.ts';
 import { errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import type { SessionEvent, SourceClass } from '../machines/session.machine.ts';
 import type { ListenerGauges } from '../machines/listener.machine.ts';
-import type { ProxyHeader } from './proxy/parse.ts';
+import type { ProxyEndpoint, ProxyHeader } from './proxy/parse.ts';
 import { frontendBackend, modelConfigOf, type ProxyConfig } from './config.ts';
 import type { FdReport, FdTab } from './fdtab.ts';
 import { readProxyHeader, startTlsHandshake, trash } from './handshake.ts';
@@ -98,6 +98,7 @@ export interface Conn {
   tls: tls.TLSSocket | null; //     the TLS layer over `socket`, once started
   scratch: Buffer | null; //        the bytes so far: of a tolerant PROXY header (≤ tune.bufsize + one read), then of the first TLS record
   proxied: ProxyHeader | null; //   the PROXY header read, if any
+  rejectedSource: ProxyEndpoint | null; // the source of a PROXY header found invalid after its addresses were taken
   timer: Timer | null; //           the handshake deadline (armDeadline), on the frontend's clock
   noLinger: boolean; //             setNoLinger: the close is an RST
   closed: boolean; //               fdClose ran
@@ -607,6 +608,7 @@ export class Frontend implements Host, StatsSource {
       tls: null,
       scratch: null,
       proxied: null,
+      rejectedSource: null,
       timer: null,
       noLinger: false,
       closed: false,
@@ -735,7 +737,7 @@ export class Frontend implements Host, StatsSource {
   private logKill(conn: Conn): void {
     const code = (this.composition.contextOf(this.world, 'connection', conn.id).errCode ??
       null) as ErrCode | null;
-    const src = conn.proxied?.source;
+    const src = conn.proxied?.source ?? conn.rejectedSource;
     const bind = this.cfg.frontend.bind.name ?? '1';
     this.logger.log(
       formatEmbryonicKill({

@@ -109,6 +109,9 @@ function socketOnHeaderData(this: net.Socket, chunk: Buffer): void {
   if (r.status === 'need-more') return;
   stopReading(conn, HEADER_READER);
   if (r.status === 'error') {
+    // conn_recv_proxy copies a v2 header's addresses before it walks the TLVs: the kill's log line
+    // names the source of a header whose TLVs were found invalid.
+    conn.rejectedSource = r.source ?? null;
     conn.fe.connectionEvent(conn, { type: 'PROXY_HEADER_ERROR', code: r.code });
     return;
   }

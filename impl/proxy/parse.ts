@@ -70,12 +70,15 @@ export interface ProxyHeader {
  *   need-more  nothing decided yet; call again with the same bytes and more (HAProxy: return 0
  *              without CO_FL_ERROR, i.e. poll again)
  *   done       a complete, valid header occupying buf[0, consumed)
- *   error      the connection must be closed; `code` is what HAProxy logs, `reason` says why
+ *   error      the connection must be closed; `code` is what HAProxy logs, `reason` says why;
+ *              `source`, when the header was found invalid after its addresses were read (a v2
+ *              header's TLVs): HAProxy 2.6 has copied them into the connection by then, so its
+ *              log names that source
  */
 export type ProxyParseResult =
   | { status: 'need-more' }
   | { status: 'done'; header: ProxyHeader; consumed: number }
-  | { status: 'error'; code: ProxyErrCode; reason: string };
+  | { status: 'error'; code: ProxyErrCode; reason: string; source?: ProxyEndpoint };
 
 /** Options of parseProxyHeader(). */
 export interface ProxyParseOptions {

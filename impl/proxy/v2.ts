@@ -196,7 +196,11 @@ function readProxyBody(
 ): ProxyParseResult {
   const { endpoints, tlvStart } = readAddresses(buf, fam, total, o);
   const tlvs = walkTlvs(buf, tlvStart, total);
-  if (!tlvs.ok) return tlvs.result;
+  // conn_recv_proxy copies the addresses into the connection before it walks the TLVs.
+  if (!tlvs.ok)
+    return endpoints && tlvs.result.status === 'error'
+      ? { ...tlvs.result, source: endpoints.source }
+      : tlvs.result;
   return done(familyHeader('PROXY', fam, tlvs.value, endpoints), total);
 }
 

@@ -55,6 +55,30 @@ describe('a prediction', () => {
     });
   });
 
+  it("names the header's source in the kill of a connection whose header was read, or whose addresses were taken", () => {
+    const p = predict(
+      {
+        events: [
+          ACCEPT,
+          ACCEPT,
+          { type: 'PROXY_HEADER_OK', conn: 0 },
+          { type: 'TLS_ERROR', conn: 0, code: 'SSL_HANDSHAKE' },
+          { type: 'PROXY_HEADER_ERROR', conn: 1, code: 'PRX_BAD_HDR' },
+        ],
+      },
+      'fe_pp_tls',
+      'dev12',
+    );
+    expect(p.log).toEqual(['SSL_HANDSHAKE', 'PRX_BAD_HDR']);
+    expect(p.logFrom).toEqual(['header', 'client']);
+    const taken = predict(
+      { events: [ACCEPT, { type: 'PROXY_HEADER_ERROR', code: 'PRX_BAD_HDR' }], addressesTaken: [0] },
+      'fe_pp',
+      'dev12',
+    );
+    expect(taken.logFrom).toEqual(['header']);
+  });
+
   it('gives the code of each logged kill, once per kill in their order, with connection 0 when an event names none', () => {
     const p = predict(
       {
@@ -75,6 +99,7 @@ describe('a prediction', () => {
       transitions: expect.arrayContaining([transitionOf('connection.handshake.proxyHeader', 'TIMEOUT')]),
       kills: 3,
       log: ['PRX_BAD_HDR', 'PRX_TIMEOUT', 'PRX_BAD_HDR'],
+      logFrom: ['client', 'client', 'client'],
       closes: ['rst', 'fin', 'rst'],
       counters: expect.any(Array),
     });
@@ -134,6 +159,7 @@ describe('two predictions', () => {
     transitions: ['a'],
     kills: 1,
     log: ['SSL_EMPTY'],
+    logFrom: ['client'],
     closes: ['fin'],
     counters: [],
   };

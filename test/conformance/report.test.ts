@@ -12,6 +12,7 @@ function takes(c: CaseInfo, transitions: string[]): void {
     transitions,
     kills: 0,
     log: [],
+    logFrom: [],
     closes: ['fin'],
     counters: [],
   }));

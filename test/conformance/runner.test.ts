@@ -18,6 +18,7 @@ import { statsQuery } from '../../conformance/stats.ts';
 import { statsPathOf, suiteLayout, writeSuiteFiles } from '../../conformance/suite.cfg.ts';
 import {
   holdsNothingCheck,
+  expectKillsLogged,
   killLineOf,
   ledgersCheck,
   parseLedgers,
@@ -156,7 +157,9 @@ describe('a run of the suite', () => {
       expect.objectContaining({
         what: 'the target logs the kills the model predicts',
         expected: 'no kill line from fe_pp',
-        actual: expect.stringMatching(/^1 kill line\(s\): PRX_BAD_HDR; the first: .* fe_pp\/1: /),
+        actual: expect.stringMatching(
+          /^1 kill line\(s\): PRX_BAD_HDR naming the header's source; the first: .* fe_pp\/1: /,
+        ),
         ok: false,
       }),
     );
@@ -236,7 +239,7 @@ describe('a run of the suite', () => {
     expect(reset!.checks).toContainEqual(
       expect.objectContaining({
         what: 'the target logs the kills the model predicts',
-        actual: expect.stringMatching(/^1 kill line\(s\): SSL_HANDSHAKE; /),
+        actual: expect.stringMatching(/^1 kill line\(s\): SSL_HANDSHAKE naming the header's source; /),
         ok: true,
       }),
     );
@@ -586,26 +589,67 @@ describe('a kill line of a target log', () => {
         '127.0.0.1:40552 [27/Nov/2026:10:55:55.482] fe_queue/1: Timeout while waiting for PROXY protocol header',
       ),
     ).toEqual({
+      address: '127.0.0.1',
       frontend: 'fe_queue',
       code: 'PRX_TIMEOUT',
       text: 'Timeout while waiting for PROXY protocol header',
     });
     expect(
-      killLineOf('[2001:db8::1]:1 [27/Nov/2026:10:55:55.482] fe_tls/2: SSL handshake failure'),
+      killLineOf('2001:db8::1:40000 [27/Nov/2026:10:55:55.482] fe_tls/2: SSL handshake failure'),
     ).toMatchObject({
+      address: '2001:db8::1',
       frontend: 'fe_tls',
       code: 'SSL_HANDSHAKE',
     });
   });
 
+  it("reads SSL_HANDSHAKE from the message 2.8 and later log, with OpenSSL's reason appended", () => {
+    expect(
+      killLineOf(
+        '127.0.0.1:1 [27/Nov/2026:10:55:55.482] fe_tls/1: SSL handshake failure (error:0A00009B:SSL routines::http request)',
+      ),
+    ).toMatchObject({ code: 'SSL_HANDSHAKE' });
+    expect(
+      killLineOf('127.0.0.1:1 [27/Nov/2026:10:55:55.482] fe_tls/1: SSL handshake failure, and more'),
+    ).toMatchObject({ code: null });
+  });
+
   it('keeps a message that is not one of the codes, so that an unknown kill still counts', () => {
     expect(killLineOf('127.0.0.1:1 [27/Nov/2026:10:55:55.482] fe_pp/1: Some other connection error')).toEqual(
       {
+        address: '127.0.0.1',
         frontend: 'fe_pp',
         code: null,
         text: 'Some other connection error',
       },
     );
+  });
+
+  it("is judged on its address: the header's source after a valid PROXY header, the client's own before", async () => {
+    const line = (address: string, message: string): { at: number; line: string } => ({
+      at: 0,
+      line: `${address}:40000 [27/Nov/2026:10:55:55.482] fe_pp_tls/1: ${message}`,
+    });
+    const judge = (lines: { at: number; line: string }[]) =>
+      expectKillsLogged(() => lines, ['SSL_HANDSHAKE', 'PRX_NOT_HDR'], ['header', 'client'], 'fe_pp_tls', 0);
+    const good = [
+      line('10.1.2.3', 'SSL handshake failure'),
+      line('127.0.0.1', 'Received something which does not look like a PROXY protocol header'),
+    ];
+    expect(await judge(good)).toMatchObject({ ok: true });
+    // A proxy that strips the header but keeps the client's own address in its log.
+    const ignoresHeader = [line('127.0.0.1', 'SSL handshake failure'), good[1]!];
+    expect(await judge(ignoresHeader)).toMatchObject({
+      ok: false,
+      expected: expect.stringContaining("SSL_HANDSHAKE naming the header's source"),
+      actual: expect.stringMatching(/^2 kill line\(s\): SSL_HANDSHAKE, PRX_NOT_HDR;/),
+    });
+    // A kill before any header that names some other address.
+    const invents = [
+      good[0]!,
+      line('10.9.9.9', 'Received something which does not look like a PROXY protocol header'),
+    ];
+    expect(await judge(invents)).toMatchObject({ ok: false });
   });
 
   it("is never a session's tcplog line, whose frontend is followed by its backend and server", () => {

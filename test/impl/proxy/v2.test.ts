@@ -130,6 +130,25 @@ describe('parseV2 (§2.2)', () => {
     });
   });
 
+  describe('addresses of a header found invalid', () => {
+    it('come with the error when the TLVs are invalid, since HAProxy copies them before the TLVs', () => {
+      const flipped = V2_CRC32C.bytes.slice();
+      flipped[34] = (flipped[34] ?? 0) ^ 1; // the CRC value: the addresses stay intact
+      const r = strict(flipped);
+      expect(r).toMatchObject({ status: 'error', code: 'PRX_BAD_HDR', source: expect.any(Object) });
+      const good = strict(V2_CRC32C.bytes);
+      if (good.status !== 'done' || r.status !== 'error') throw new Error('unreachable');
+      expect(r.source).toEqual(good.header.source);
+    });
+
+    it('do not come with an error found before the address block was read', () => {
+      // TCP4 with an 8-byte address block, shorter than its 12 bytes of addresses and ports.
+      const r = strict(bytes(tcp4(0).slice(0, 14), u16(8), repeat(0, 8)));
+      expect(r).toMatchObject({ status: 'error', code: 'PRX_BAD_HDR' });
+      expect(r).not.toHaveProperty('source');
+    });
+  });
+
   describe('TLV limits', () => {
     it('accepts AUTHORITY of 255 bytes and rejects 256 with PRX_BAD_HDR', () => {
       expect(strict(bytes(tcp4(258), [0x02], u16(255), repeat(0x61, 255))).status).toBe('done');
