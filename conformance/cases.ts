@@ -979,6 +979,20 @@ const DEFINITIONS: CaseDefinition[] = [
       resetWhileEmbryonic(ctx, 'fe_pp_tls', 'within the ClientHello record', V1_TCP4, HALF_RECORD),
   },
   {
+    id: 'hs/tls/rst-after-client-hello-is-abort',
+    requirement:
+      'A client that sends the PROXY header and a whole ClientHello, then resets the connection, ends its embryonic session at once: scur and CurrConns are back, its kill is logged as an abort during the SSL handshake (no record was left half read), and the backend is never contacted.',
+    scenario: duringTls('CLIENT_RESET', 'wholeRecords'),
+    frontend: 'fe_pp_tls',
+    needs: ['stats'],
+    profileDifferences: [
+      { profile: '2.6', reason: TLS_RESET_SO_ERROR },
+      { profile: '2.9', reason: TLS_RESET_SO_ERROR },
+    ],
+    run: async (ctx) =>
+      resetWhileEmbryonic(ctx, 'fe_pp_tls', 'after a whole ClientHello', V1_TCP4, await clientHello()),
+  },
+  {
     id: 'hs/client-reset/rst-during-tls-handshake-releases-slot',
     requirement:
       'A client that sends the PROXY header and then resets the connection during the TLS handshake ends its embryonic session at once: scur and CurrConns are back, conn_tot counts it, stot does not, and the backend is never contacted.',
