@@ -55,7 +55,14 @@ import {
   type CounterRule,
   type Reference,
 } from './expect.ts';
-import { predict, PROFILES, type Prediction, type Scenario, type ScenarioEvent } from './predict.ts';
+import {
+  HEADER_SOURCES,
+  predict,
+  PROFILES,
+  type Prediction,
+  type Scenario,
+  type ScenarioEvent,
+} from './predict.ts';
 import { statNumber, type StatsSnapshot } from './stats.ts';
 import {
   DEADLINE_MS,
@@ -242,11 +249,11 @@ const SLOTS_SERVE = slots(1, (conn) => [{ type: 'PROXY_HEADER_OK', conn }], [
 // ---------------------------------------------------------------------------------------------
 // Headers and bytes.
 
-const SRC4 = { address: '10.1.2.3', port: 40000 };
+const SRC4 = { address: HEADER_SOURCES.v4, port: 40000 };
 // A v2 header whose TLVs are invalid: its addresses were taken first, so the kill names its source.
 const TLV_ERROR: Scenario = { ...headerError('PRX_BAD_HDR'), addressesTaken: [0] };
 const DST4 = { address: '10.1.2.4', port: 443 };
-const SRC6 = { address: '2001:db8::1', port: 40000 };
+const SRC6 = { address: HEADER_SOURCES.v6, port: 40000 };
 const DST6 = { address: '2001:db8::2', port: 443 };
 
 const V1_TCP4 = buildV1({ family: 'TCP4', source: SRC4, destination: DST4 });
@@ -310,7 +317,7 @@ const V2_UNSPEC_UNDER_PROXY = hex(`${SIG}
 const DATA = bytes('hello, backend\n');
 const HTTP_REQUEST = bytes('GET / HTTP/1.0\r\n\r\n');
 const TLS_RESET_SO_ERROR =
-  'From 2.4 (0630038e7), ssl_sock_handshake reads the socket\'s SO_ERROR before calling OpenSSL and fails a connection with an error pending, with CO_ER_SSL_HANDSHAKE ("SSL handshake failure"), so every reset during the TLS handshake is SSL_HANDSHAKE, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset before any TLS byte. Observed on every run of the suite against Debian\'s 2.6.12; the RST, the counters and the untouched backend are as in dev12.';
+  'From 2.4 (0630038e7), ssl_sock_handshake reads the socket\'s SO_ERROR before calling OpenSSL and fails a connection with an error pending, with CO_ER_SSL_HANDSHAKE ("SSL handshake failure"), so every reset during the TLS handshake is SSL_HANDSHAKE, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset that leaves no TLS record half read. Observed on every run of the suite against Debian\'s 2.6.12; the RST, the counters and the untouched backend are as in dev12.';
 const TLS_EARLY_CLOSE_2_6 =
   "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
 

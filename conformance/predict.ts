@@ -47,7 +47,7 @@ export interface Scenario {
   /**
    * The connections whose PROXY header is found invalid after its addresses were taken, so that
    * their kill names the header's source: a v2 header whose TLVs are invalid (conn_recv_proxy
-   * copies the addresses into the connection before it walks the TLVs). Which bytes a parser has
+   * copies the addresses into the session before it walks the TLVs). Which bytes a parser has
    * read when it fails is below the machines, so the case says it.
    */
   addressesTaken?: readonly number[];
@@ -70,8 +70,9 @@ export interface Prediction {
   log: ErrCode[];
   /**
    * The address each kill of `log` names, in the same order: 'client', the client's own (the
-   * suite's CLIENT_ADDRESS), or 'header', the source its PROXY header gave: HAProxy logs a session's
-   * source, which a valid PROXY header replaced (conn_recv_proxy sets the connection's addresses).
+   * suite's CLIENT_ADDRESS), or 'header', the source its PROXY header gave (one of HEADER_SOURCES):
+   * HAProxy logs the session's source, which a valid PROXY header replaced (conn_recv_proxy sets
+   * the session's addresses).
    * A case whose header carries no address (LOCAL, UNKNOWN) and is then killed would log the
    * client's own address: no case does, and its kill would fail this check, not pass wrongly.
    */
@@ -94,6 +95,12 @@ export interface Prediction {
  * on loopback. The rules of fe_reject and fe_monitor class it.
  */
 export const CLIENT_ADDRESS = '127.0.0.1';
+
+/**
+ * The source addresses the suite's PROXY headers give (IPv4, IPv6): a kill after a header that
+ * gave one names it (Prediction.logFrom 'header').
+ */
+export const HEADER_SOURCES = { v4: '10.1.2.3', v6: '2001:db8::1' } as const;
 
 const configs = new Map<string, ProxyConfig>();
 

@@ -56,6 +56,7 @@ import type { CaseContext, Check } from './expect.ts';
 import {
   CLIENT_ADDRESS,
   closesCheck,
+  HEADER_SOURCES,
   describeLog,
   describePrediction,
   observablyDiffer,
@@ -511,10 +512,11 @@ export interface KillLine {
  * proxies write for an embryonic kill: "<address>:<port> [<date>] <frontend>/<bind>: <message>"
  * (impl/log.ts formatEmbryonicKill; HAProxy's kill_mini_session, and 2.6's default error log
  * format); a session's tcplog line has "<frontend> <backend>/<server>" there instead. The address
- * is IPv4 or IPv6 text followed by ":<port>". Pure.
+ * is IPv4 or IPv6 text followed by ":<port>", or a word without a port (2.6 writes "unknown" when
+ * the session has no source address). Pure.
  */
 export function killLineOf(line: string): KillLine | null {
-  const m = /^(\S+):\d+ \[[^\]]+\] ([^\s/]+)\/\S+: (.+)$/.exec(line);
+  const m = /^(\S+?)(?::\d+)? \[[^\]]+\] ([^\s/]+)\/\S+: (.+)$/.exec(line);
   if (m === null) return null;
   return { address: m[1]!, frontend: m[2]!, code: codeOfMessage(m[3]!), text: m[3]! };
 }
@@ -523,8 +525,8 @@ export function killLineOf(line: string): KillLine | null {
  * Returns the check "the target logs the kills the model predicts": the kill lines (killLineOf) of
  * the target's log (<logSince>) since performance.now() <origin> must be exactly one per code of
  * <expected>, in any order, each from frontend <frontend> and naming the address <from> gives for
- * it (the client's own, CLIENT_ADDRESS, or any other: the source its PROXY header gave): no fewer,
- * no more, none with another message, address or frontend. Waits up to LOG_WAIT_MS while fewer are there, since the log
+ * it (the client's own, CLIENT_ADDRESS, or the source its PROXY header gave, one of
+ * HEADER_SOURCES): no fewer, no more, none with another message, address or frontend. Waits up to LOG_WAIT_MS while fewer are there, since the log
  * reaches the suite through a pipe; with none expected, NO_KILL_WAIT_MS.
  */
 export async function expectKillsLogged(
@@ -540,9 +542,13 @@ export async function expectKillsLogged(
     logSince(origin).flatMap((l) => {
       const k = killLineOf(l.line);
       if (k === null) return [];
-      const key =
-        `${k.frontend === frontend ? '' : `${k.frontend}: `}${k.code ?? `"${k.text}"`}` +
-        (k.address === CLIENT_ADDRESS ? '' : fromHeader);
+      const named =
+        k.address === CLIENT_ADDRESS
+          ? ''
+          : Object.values<string>(HEADER_SOURCES).includes(k.address)
+            ? fromHeader
+            : ` naming ${k.address}`;
+      const key = `${k.frontend === frontend ? '' : `${k.frontend}: `}${k.code ?? `"${k.text}"`}${named}`;
       return [{ key, line: l.line }];
     });
   if (expected.length === 0) await sleep(NO_KILL_WAIT_MS);

@@ -455,6 +455,8 @@ function parseProxyLine(
         );
       if (value === undefined || extra !== undefined) fail(line, `'timeout ${name}' needs exactly one time`);
       const ms = parseTime(value!, line, fail);
+      // HAProxy 2.0 and later refuse it (9faebe34c); 1.5-dev took it and let its ticks wrap. The
+      // bundled proxy refuses it in every profile: Node's timers cannot wait that long either.
       if (ms >= 2 ** 31)
         fail(
           line,

@@ -267,7 +267,7 @@ export const connectionMachine = setup({
                   'The client closed a TLS handshake that was not empty: SSL_HANDSHAKE. In 1.5-dev (OpenSSL 1.0) that is when it closed within a record; in 2.6 (OpenSSL 1.1 and later) once its ClientHello had been processed.',
                 meta: {
                   haproxy:
-                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 → CO_ER_SSL_HANDSHAKE (20879a023); 2.6: SO_ERROR set → out_error → CO_ER_SSL_HANDSHAKE (0630038e7)',
+                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 (2.6: state != TLS_ST_BEFORE) → CO_ER_SSL_HANDSHAKE (20879a023)',
                   impl: 'tlsOnEnd',
                 },
               },
@@ -292,7 +292,7 @@ export const connectionMachine = setup({
                   'The client reset a TLS handshake that was not empty (1.5-dev: within a record), or any TLS handshake in 2.6 (the SO_ERROR check of 0630038e7 fails a reset connection before OpenSSL runs): SSL_HANDSHAKE.',
                 meta: {
                   haproxy:
-                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 (2.6: state != TLS_ST_BEFORE) → CO_ER_SSL_HANDSHAKE (20879a023)',
+                    'ssl_sock_handshake: CO_FL_ERROR, SSL_ERROR_SYSCALL with packet_length != 0 → CO_ER_SSL_HANDSHAKE (20879a023); 2.6: SO_ERROR set → out_error → CO_ER_SSL_HANDSHAKE (0630038e7)',
                   impl: 'tlsOnError',
                 },
               },

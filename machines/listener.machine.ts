@@ -270,7 +270,7 @@ export const listenerMachine = setup({
               {
                 guard: 'frontendFull',
                 description:
-                  "The frontend's task found the frontend still at its maxconn: the listener stays queued, with no timer, since each of its sessions dequeues the queue when it is released. (A release never takes this branch: it has just given a slot back.)",
+                  "The frontend's task found the frontend still at its maxconn: the listener stays queued, with no timer, since each of its sessions, when released, dequeues the queue (or arms this task while the session rate is spent). (A release never takes this branch: it has just given a slot back.)",
                 meta: {
                   haproxy: 'manage_proxy: p->feconn >= p->maxconn → goto out, no dequeue',
                   impl: 'queueTaskOnExpire',

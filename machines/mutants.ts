@@ -357,11 +357,11 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     id: 'frontend-task-not-armed-on-release',
-    kind: 'porting',
-    commit: null,
-    title: "the frontend's task is not armed when the session rate blocks a dequeue",
+    kind: 'history',
+    commit: '65ae1347c (2024, 3.0-dev6; the release block has had the bug since 1.5-dev)',
+    title: "the frontend's task is not armed when the session rate blocks a release's dequeue",
     description:
-      "A release that finds rate-limit sessions spent leaves the listener on the frontend's queue without arming the frontend's task, as listener_release did until 65ae1347c (2024): after the last session's end the listener stays limited for good. The model's DEQUEUE_FRONTEND does not say who sent it, so the frontend's task loses its re-arm too.",
+      "A release that finds rate-limit sessions spent leaves the listener on the frontend's queue without arming the frontend's task, as the release block did (kill_mini_session and process_session in 1.5-dev, listener_release in 2.x) until 65ae1347c: after the last session's end the listener stays limited for good. The model's DEQUEUE_FRONTEND does not say who sent it, so the defect also takes its re-arm from the frontend's task (manage_proxy), which HAProxy always had; the counterexample the explorer finds is the release's.",
     violates: ['limitedListenerCanResume'],
     defect: () =>
       rewriting(

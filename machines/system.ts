@@ -29,7 +29,13 @@ import {
 } from './compose.ts';
 import type { Effect, BufKind } from './effects.ts';
 import type { ProxyErrCode, SslErrCode } from './errCodes.ts';
-import type { AcceptFailSite, CompleteFailSite, SourceClass } from './session.machine.ts';
+import {
+  acceptCanFailAt,
+  sourceClassReachable,
+  type AcceptFailSite,
+  type CompleteFailSite,
+  type SourceClass,
+} from './session.machine.ts';
 import type { TlsRead } from './connection.machine.ts';
 
 /** The life of one resource in the model's memory. */
@@ -403,13 +409,20 @@ export class SystemModel {
 
   /**
    * True iff `event` can happen in `s`: the environment can only act on what exists. A pending
-   * connection can be accepted only while the listener polls its socket; handshake input only
+   * connection can be accepted only while the listener polls its socket, and only with a setup
+   * failure and a source class the modelled HAProxy can meet (acceptCanFailAt,
+   * sourceClassReachable); handshake input only
    * reaches a connection waiting for it; a timer fires only if armed; a stream ends only if it exists.
    */
   isEnabled(s: SystemState, event: SystemEvent): boolean {
     switch (event.type) {
       case 'ACCEPT':
-        return this.state(s, 'listener') === 'ready' && this.nextPending(s) !== null;
+        return (
+          this.state(s, 'listener') === 'ready' &&
+          this.nextPending(s) !== null &&
+          acceptCanFailAt(this.config, event.fail ?? 'none') &&
+          sourceClassReachable(this.config, event.src ?? 'plain')
+        );
       case 'PROXY_HEADER_OK':
       case 'PROXY_HEADER_ERROR':
         return (

@@ -378,11 +378,11 @@ export const CONFIG_FIELDS: Fields = {
   ssl: bool('`bind ... ssl`'),
   timeoutClient: {
     of: { type: 'integer', min: 0, nullable: true },
-    doc: '`timeout client` in ms; null = unset',
+    doc: '`timeout client` in ms; null or 0 = unset',
   },
   timeoutClientHs: {
     of: { type: 'integer', min: 0, nullable: true },
-    doc: '`timeout client-hs` in ms (2.9); null = unset',
+    doc: '`timeout client-hs` in ms (2.9); null or 0 = unset',
   },
   feMaxconn: { of: { type: 'integer', min: 0 }, doc: 'frontend `maxconn`' },
   bindMaxconn: { of: { type: 'integer', min: 0 }, doc: '`bind ... maxconn`' },

@@ -34,12 +34,14 @@ export interface Bounds {
  *   BAD_PROTO) and "nothing unread, a FIN" (PRX_ABORT). Every TLS_ERROR code takes one transition
  *   (SSL_HANDSHAKE). The client's close and reset and the deadline bring their own codes (EMPTY,
  *   ABORT, TIMEOUT). `ALL_CODES_BOUNDS` lifts this cut, for `check-deep`.
- * - Accept failures: every site of session_accept. Sites inside session_complete (req, rep, txn,
- *   accept) are dropped by the explorer when the configuration has a handshake, because
- *   session_accept then never reaches session_complete and the site is ignored: the successor would
- *   be the plain accept again.
+ * - Accept failures: every site of session_accept that the configuration's HAProxy can meet
+ *   (acceptCanFailAt, machines/session.machine.ts): the sites inside session_complete only without
+ *   a handshake (session_accept reaches session_complete only then), the txn only in http mode,
+ *   fcntl only in 1.5-dev, the task only in 1.5-dev or with a handshake, the data init only on an
+ *   ssl bind. SystemModel.isEnabled refuses the others, so every engine sees the same alphabet.
  * - monitor-net and tcp-request sources are tried with nothing failing: both paths end before any
  *   allocation that a failure could hit, except the session itself, which the plain source covers.
+ *   monitor-net only in 1.5-dev (sourceClassReachable): 2.3 removed it.
  * - Completion failures: every site. 'txn' is dropped in tcp mode, where there is no txn and the
  *   site behaves as 'accept'.
  */

@@ -582,10 +582,10 @@ export const globalQueueDequeued: Invariant = {
 export const limitedListenerCanResume: Invariant = {
   name: 'limitedListenerCanResume',
   kind: 'state',
-  doc: "True iff a limited listener always has something that will dequeue it: a live session, whose release dequeues both queues, or its queue's task armed. Otherwise it would stay limited for good, and new connections would wait in the backlog forever.",
+  doc: "True iff a limited listener always has something that will dequeue it: a live session, whose release dequeues its queue (or, while the session rate is spent, arms the frontend's task), or its queue's task armed. Otherwise it would stay limited for good, and new connections would wait in the backlog forever.",
   haproxy:
     'I16; listener_accept arms the global task on a global limit; 65ae1347c: listener_release arms the frontend task when the session rate blocks',
-  watches: ['scheduleQueueTask', 'dequeueFrontend', 'dequeueGlobal'],
+  watches: ['listenerStopAccepting', 'scheduleQueueTask', 'dequeueFrontend', 'dequeueGlobal'],
   check: (ctx) => {
     const listener = ctx.next.listener;
     if (!listener.startsWith('limited.') || ctx.next.live > 0) return null;

@@ -387,6 +387,7 @@ export function randomTrace(
   const SITES: CompleteFailSite[] = ['req', 'rep', 'txn', 'accept'];
   const TLS_READS: TlsRead[] = ['none', 'partialRecord', 'wholeRecords'];
   const SOURCES = (['monitor', 'denied'] as const).filter((s) => sourceClassReachable(config, s));
+  const ACCEPT_SITES = SITES.filter((f) => acceptCanFailAt(config, f)); // no handshake: completes at accept
   const SETUP_SITES = (['session', 'fcntl', 'task', 'dataInit'] as const).filter((f) =>
     acceptCanFailAt(config, f),
   );
@@ -397,7 +398,8 @@ export function randomTrace(
     const kind = Math.floor((r / fail) * 4);
     if (kind === 0) return { type: 'ACCEPT', conn, src: pick(SOURCES) };
     if (kind === 1) return { type: 'ACCEPT', conn, fail: pick(SETUP_SITES) };
-    if (kind === 2) return { type: 'ACCEPT', conn, fail: pick(SITES) };
+    if (kind === 2 && ACCEPT_SITES.length > 0) return { type: 'ACCEPT', conn, fail: pick(ACCEPT_SITES) };
+    if (kind === 2) return { type: 'ACCEPT', conn, dt: 0 };
     return { type: 'ACCEPT', conn, acceptError: true };
   };
 

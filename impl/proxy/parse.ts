@@ -72,7 +72,7 @@ export interface ProxyHeader {
  *   done       a complete, valid header occupying buf[0, consumed)
  *   error      the connection must be closed; `code` is what HAProxy logs, `reason` says why;
  *              `source`, when the header was found invalid after its addresses were read (a v2
- *              header's TLVs): HAProxy 2.6 has copied them into the connection by then, so its
+ *              header's TLVs): HAProxy 2.6 has copied them into the session by then, so its
  *              log names that source
  */
 export type ProxyParseResult =

@@ -196,7 +196,7 @@ function readProxyBody(
 ): ProxyParseResult {
   const { endpoints, tlvStart } = readAddresses(buf, fam, total, o);
   const tlvs = walkTlvs(buf, tlvStart, total);
-  // conn_recv_proxy copies the addresses into the connection before it walks the TLVs.
+  // conn_recv_proxy copies the addresses into the session before it walks the TLVs.
   if (!tlvs.ok)
     return endpoints && tlvs.result.status === 'error'
       ? { ...tlvs.result, source: endpoints.source }

@@ -614,6 +614,14 @@ describe('a kill line of a target log', () => {
     ).toMatchObject({ code: null });
   });
 
+  it('reads a line whose session had no source address, which 2.6 writes as "unknown" without a port', () => {
+    expect(
+      killLineOf(
+        'unknown [27/Nov/2026:10:55:55.482] fe_pp/1: Timeout while waiting for PROXY protocol header',
+      ),
+    ).toMatchObject({ address: 'unknown', frontend: 'fe_pp', code: 'PRX_TIMEOUT' });
+  });
+
   it('keeps a message that is not one of the codes, so that an unknown kill still counts', () => {
     expect(killLineOf('127.0.0.1:1 [27/Nov/2026:10:55:55.482] fe_pp/1: Some other connection error')).toEqual(
       {
@@ -650,6 +658,12 @@ describe('a kill line of a target log', () => {
       line('10.9.9.9', 'Received something which does not look like a PROXY protocol header'),
     ];
     expect(await judge(invents)).toMatchObject({ ok: false });
+    // A kill after the header that names the header's destination instead of its source.
+    const destination = [line('10.1.2.4', 'SSL handshake failure'), good[1]!];
+    expect(await judge(destination)).toMatchObject({
+      ok: false,
+      actual: expect.stringMatching(/^2 kill line\(s\): SSL_HANDSHAKE naming 10\.1\.2\.4, PRX_NOT_HDR;/),
+    });
   });
 
   it("is never a session's tcplog line, whose frontend is followed by its backend and server", () => {
