@@ -29,8 +29,9 @@ export type SourceClass = 'plain' | 'monitor' | 'denied';
 /**
  * True iff HAProxy's session_accept can fail at `site` under `config`: the environment offers the
  * machines only failures that the modelled HAProxy can meet. 'fcntl' is 1.5-dev's O_NONBLOCK call,
- * which 2.x session_accept_fd no longer makes; 'task' is allocated at accept in 1.5-dev, and in 2.x
- * only for a connection with a handshake to wait for; 'dataInit' fails only in the SSL transport's
+ * which 2.x session_accept_fd no longer makes; 'task' can fail in every profile, since the machines
+ * allocate the task at accept in every profile (2.x allocates it only for a connection with a
+ * handshake to wait for: docs/porting-notes.md); 'dataInit' fails only in the SSL transport's
  * init (raw_sock has none); the allocations of session_complete are reached at accept only when
  * there is no handshake, and the txn only in http mode. Pure.
  */
@@ -42,7 +43,7 @@ export function acceptCanFailAt(config: ModelConfig, site: AcceptFailSite): bool
     case 'fcntl':
       return config.profile === 'dev12';
     case 'task':
-      return config.profile === 'dev12' || hasHandshake(config);
+      return true;
     case 'dataInit':
       return config.ssl;
     case 'txn':

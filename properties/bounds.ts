@@ -37,8 +37,7 @@ export interface Bounds {
  * - Accept failures: every site of session_accept that the configuration's HAProxy can meet
  *   (acceptCanFailAt, machines/session.machine.ts): the sites inside session_complete only without
  *   a handshake (session_accept reaches session_complete only then), the txn only in http mode,
- *   fcntl only in 1.5-dev, the task only in 1.5-dev or with a handshake, the data init only on an
- *   ssl bind. SystemModel.isEnabled refuses the others, so every engine sees the same alphabet.
+ *   fcntl only in 1.5-dev, the data init only on an ssl bind. SystemModel.isEnabled refuses the others, so every engine sees the same alphabet.
  * - monitor-net and tcp-request sources are tried with nothing failing: both paths end before any
  *   allocation that a failure could hit, except the session itself, which the plain source covers.
  *   monitor-net only in 1.5-dev (sourceClassReachable): 2.3 removed it.
