@@ -18,7 +18,9 @@ import type { Effect } from '../../machines/effects.ts';
 import type { ErrCode } from '../../machines/errCodes.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 import {
+  acceptCanFailAt,
   expandSessionEffect,
+  sourceClassReachable,
   type AcceptFailSite,
   type CompleteFailSite,
   type SessionEvent,
@@ -515,5 +517,28 @@ describe('the session machine', () => {
     const { step, target } = drive('session', TCP_PROXY, [accept(), handshakeEnd(false)], wakeup(true));
     expect(step.transitions).toEqual([]);
     expect(target).toBe('initialized');
+  });
+});
+
+describe("HAProxy's session_accept, for the environment", () => {
+  it.each([
+    ['session', {}, true],
+    ['fcntl', {}, true],
+    ['fcntl', { profile: '2.6' }, false],
+    ['task', { profile: '2.6', acceptProxy: false }, true],
+    ['dataInit', { ssl: false }, false],
+    ['dataInit', { ssl: true }, true],
+    ['req', { acceptProxy: true }, false],
+    ['req', { acceptProxy: false }, true],
+    ['txn', { mode: 'tcp', acceptProxy: false }, false],
+    ['txn', { mode: 'http', acceptProxy: false }, true],
+  ] as const)('can fail at %s under %j: %s', (site, config, can) => {
+    expect(acceptCanFailAt(makeConfig(config), site)).toBe(can);
+  });
+
+  it('classes a source as a monitor only where monitor-net exists (1.5-dev)', () => {
+    expect(sourceClassReachable(makeConfig({ profile: 'dev12' }), 'monitor')).toBe(true);
+    expect(sourceClassReachable(makeConfig({ profile: '2.6' }), 'monitor')).toBe(false);
+    expect(sourceClassReachable(makeConfig({ profile: '2.9' }), 'denied')).toBe(true);
   });
 });
