@@ -1407,6 +1407,58 @@ const DEFINITIONS: CaseDefinition[] = [
     run: (ctx) => slotsThenQueued(ctx, 'fe_fe_queue', 1),
   },
   {
+    id: 'lim/rate-limit/embryonic-connections-do-not-spend-the-session-rate',
+    requirement:
+      'rate-limit sessions counts sessions, not connections: under a limit of 1 per second, three connections that have not sent their PROXY header yet are all accepted at once (conn_tot +3, scur 3, stot +0), and all three complete when their headers come (stot +3, three backend connections), since a session is counted only once its handshake ends. A proxy that counted it at accept would leave two of them in the listen backlog.',
+    scenario: scenario(
+      ACCEPT,
+      ACCEPT,
+      ACCEPT,
+      ...[0, 1, 2].map((conn): ScenarioEvent => ({ type: 'PROXY_HEADER_OK', conn })),
+      ...[0, 1, 2].map((conn): ScenarioEvent => ({ type: 'SESSION_END', conn })),
+    ),
+    frontend: 'fe_rate',
+    needs: ['stats'],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const clients: WireClient[] = [];
+      for (let i = 0; i < 3; i++) clients.push(await ctx.connect('fe_rate'));
+      await ctx.sleep(100);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('three connections, no header yet'),
+        predictedCounters(ctx, before, 'fe_rate', 3),
+      );
+      const payloads = clients.map((_, i) => bytes(`hello from client ${i}\n`));
+      for (const [i, client] of clients.entries()) await client.write(concat(V1_TCP4, payloads[i]!));
+      await ctx.backend.waitForConnections(3, 1000);
+      ctx.check({
+        what: 'the three sessions reach the backend',
+        expected: '3 backend connections',
+        actual: `${ctx.backend.connections().length} backend connection(s)`,
+        ok: ctx.backend.connections().length === 3,
+      });
+      for (const [i, client] of clients.entries()) {
+        const want = Buffer.from(payloads[i]!);
+        await client.waitForBytes(want.length, 1000);
+        ctx.check({
+          what: `${client.name} receives its own data back through the backend`,
+          expected: JSON.stringify(want.toString()),
+          actual: JSON.stringify(client.received.toString()),
+          ok: client.received.equals(want),
+        });
+      }
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after the three headers'),
+        predictedCounters(ctx, before, 'fe_rate', 6),
+      );
+      for (const client of clients) await endAndExpectFin(ctx, client);
+    },
+  },
+  {
     id: 'lim/reject/tcp-request-reject-gets-rst',
     requirement:
       'A source rejected by `tcp-request connection reject` is closed at accept, before any handshake, with an RST (SO_LINGER 0); the backend is never contacted.',

@@ -44,6 +44,10 @@ export const FRONTENDS = {
     offset: 9,
     what: 'accept-proxy, for the sequential sessions of one case only: its smax can only ever be 1',
   },
+  fe_rate: {
+    offset: 11,
+    what: 'accept-proxy with rate-limit sessions 1: the rate counts sessions, not embryonic connections',
+  },
 } as const satisfies Record<string, { offset: number; what: string; profiles?: readonly Profile[] }>;
 
 /** The name of one of the suite's frontends. */
@@ -97,11 +101,13 @@ export interface SuiteLayout {
 
 /**
  * Returns the layout for base port <basePort>, with the stats socket and the certificate in <dir>
- * and the backend at <backendPort> (P + BACKEND_OFFSET unless given). Requires 1 ≤ basePort ≤
- * 65535 - BACKEND_OFFSET; throws RangeError otherwise. Pure.
+ * and the backend at <backendPort> (P + BACKEND_OFFSET unless given). Requires 1 ≤ basePort and
+ * basePort + the largest offset (a frontend's or BACKEND_OFFSET) ≤ 65535; throws RangeError
+ * otherwise. Pure.
  */
 export function suiteLayout(basePort: number, dir: string, backendPort?: number): SuiteLayout {
-  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65535 - BACKEND_OFFSET)
+  const top = Math.max(BACKEND_OFFSET, ...Object.values(FRONTENDS).map((f) => f.offset));
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65535 - top)
     throw new RangeError(`base port ${basePort} leaves no room for the suite's ports`);
   const ports = Object.fromEntries(
     Object.entries(FRONTENDS).map(([name, fe]) => [name, basePort + fe.offset]),
@@ -192,6 +198,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
       : []),
     ...frontend('fe_monitor', '', ['    monitor-net 127.0.0.0/8']),
     ...frontend('fe_seq', ' accept-proxy'),
+    ...frontend('fe_rate', ' accept-proxy', ['    rate-limit sessions 1']),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,

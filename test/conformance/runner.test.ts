@@ -294,7 +294,7 @@ describe('a run of the suite', () => {
     // The bundled proxy run apart, on the printed config's slice for fe_pp_nulllog, its stderr
     // (where the config logs) in a file the suite follows, and its lifecycle trace in another.
     const dir = mkdtempSync(join(tmpdir(), 'embryonic-log-target-'));
-    const port = await findFreePortBlock(11);
+    const port = await findFreePortBlock(12);
     const layout = suiteLayout(port, dir);
     const cfg = join(dir, 'suite.cfg');
     writeSuiteFiles(layout, cfg, 'fe_pp_nulllog');
@@ -359,7 +359,7 @@ describe('a run of the suite', () => {
   });
 
   it('fails a proxy that does not speak the PROXY protocol, with expected against actual and the wire log', async () => {
-    const base = await findFreePortBlock(11);
+    const base = await findFreePortBlock(12);
     // Not a proxy: an echo server where fe_pp should be. It never resets a bad header.
     const impostor = await EchoBackend.start('127.0.0.1', base);
     try {
