@@ -205,6 +205,15 @@ export async function expectEcho(
     actual: quote(backendBytes),
     ok: toBackend,
   });
+  return expectEchoedBack(ctx, client, want) && toBackend;
+}
+
+/**
+ * Checks that <client> has received exactly <data> back (no wait: the caller waited for it).
+ * Records one check; returns true iff it holds.
+ */
+export function expectEchoedBack(ctx: CaseContext, client: WireClient, data: Uint8Array): boolean {
+  const want = Buffer.from(data);
   const back = client.received.equals(want);
   ctx.check({
     what: `${client.name} receives the backend's echo intact`,
@@ -212,7 +221,7 @@ export async function expectEcho(
     actual: quote(client.received),
     ok: back,
   });
-  return toBackend && back;
+  return back;
 }
 
 /** How one counter must compare between two snapshots, or hold in one. */
