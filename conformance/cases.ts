@@ -322,6 +322,14 @@ const TLS_RESET_SO_ERROR =
 const TLS_EARLY_CLOSE_2_6 =
   "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
 
+/**
+ * Returns the profile differences of a case that every profile from 2.6 on (every one of PROFILES
+ * but dev12) shows for the same <reason>. Pure.
+ */
+function fromTwoSixOn(reason: string): ProfileDifference[] {
+  return PROFILES.filter((profile) => profile !== 'dev12').map((profile) => ({ profile, reason }));
+}
+
 /** Returns the latin1 bytes of <text>. Pure. */
 function bytes(text: string): Uint8Array {
   return Uint8Array.from(Buffer.from(text, 'latin1'));
@@ -957,10 +965,7 @@ const DEFINITIONS: CaseDefinition[] = [
     scenario: duringTls('CLIENT_CLOSE', 'partialRecord'),
     frontend: 'fe_pp_tls',
     needs: ['log'], // what it claims is the log
-    profileDifferences: [
-      { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6 },
-      { profile: '2.9', reason: TLS_EARLY_CLOSE_2_6 },
-    ],
+    profileDifferences: fromTwoSixOn(TLS_EARLY_CLOSE_2_6),
     run: (ctx) => finWhileEmbryonic(ctx, 'fe_pp_tls', V1_TCP4, HALF_RECORD),
   },
   {
@@ -970,10 +975,7 @@ const DEFINITIONS: CaseDefinition[] = [
     scenario: duringTls('CLIENT_CLOSE', 'wholeRecords'),
     frontend: 'fe_pp_tls',
     needs: ['log'], // what it claims is the log
-    profileDifferences: [
-      { profile: '2.6', reason: TLS_EARLY_CLOSE_2_6 },
-      { profile: '2.9', reason: TLS_EARLY_CLOSE_2_6 },
-    ],
+    profileDifferences: fromTwoSixOn(TLS_EARLY_CLOSE_2_6),
     run: async (ctx) => finWhileEmbryonic(ctx, 'fe_pp_tls', V1_TCP4, await clientHello()),
   },
   {
@@ -993,10 +995,7 @@ const DEFINITIONS: CaseDefinition[] = [
     scenario: duringTls('CLIENT_RESET', 'wholeRecords'),
     frontend: 'fe_pp_tls',
     needs: ['stats'],
-    profileDifferences: [
-      { profile: '2.6', reason: TLS_RESET_SO_ERROR },
-      { profile: '2.9', reason: TLS_RESET_SO_ERROR },
-    ],
+    profileDifferences: fromTwoSixOn(TLS_RESET_SO_ERROR),
     run: async (ctx) =>
       resetWhileEmbryonic(ctx, 'fe_pp_tls', 'after a whole ClientHello', V1_TCP4, await clientHello()),
   },
@@ -1007,10 +1006,7 @@ const DEFINITIONS: CaseDefinition[] = [
     scenario: duringTls('CLIENT_RESET', 'none'),
     frontend: 'fe_pp_tls',
     needs: ['stats'],
-    profileDifferences: [
-      { profile: '2.6', reason: TLS_RESET_SO_ERROR },
-      { profile: '2.9', reason: TLS_RESET_SO_ERROR },
-    ],
+    profileDifferences: fromTwoSixOn(TLS_RESET_SO_ERROR),
     run: (ctx) => resetWhileEmbryonic(ctx, 'fe_pp_tls', 'after the header, during TLS', V1_TCP4),
   },
   {
