@@ -526,8 +526,9 @@ export function killLineOf(line: string): KillLine | null {
  * the target's log (<logSince>) since performance.now() <origin> must be exactly one per code of
  * <expected>, in any order, each from frontend <frontend> and naming the address <from> gives for
  * it (the client's own, CLIENT_ADDRESS, or the source its PROXY header gave, one of
- * HEADER_SOURCES): no fewer, no more, none with another message, address or frontend. Waits up to LOG_WAIT_MS while fewer are there, since the log
- * reaches the suite through a pipe; with none expected, NO_KILL_WAIT_MS.
+ * HEADER_SOURCES): no fewer, no more, none with another message, address or frontend. Waits up
+ * to LOG_WAIT_MS while fewer are there, since the log reaches the suite through a pipe; with none
+ * expected, NO_KILL_WAIT_MS.
  */
 export async function expectKillsLogged(
   logSince: (at: number) => TargetLogLine[],
