@@ -222,8 +222,9 @@ let routesCache: MessageRoute[] | null = null;
  */
 export function messageRoutes(): MessageRoute[] {
   if (routesCache) return routesCache;
-  const host: Pick<Host, 'gauges'> = {
+  const host: Pick<Host, 'gauges' | 'sslconns'> = {
     gauges: () => ({ nbconn: 0, actconn: 0, feconn: 0, connRateRemain: 1, sessRateRemain: 1 }),
+    sslconns: () => 0,
   };
   const routes: MessageRoute[] = [];
   for (const name of Object.keys(EFFECTS) as EffectName[]) {

@@ -11,7 +11,7 @@
  * Supported:
  *   global    maxconn N · nbthread 1 · stats socket PATH [mode OCTAL] [level admin|operator|user]
  *             · log stdout|stderr [format raw|rfc3164] FACILITY [LEVEL [MINLEVEL]]
- *             · maxconnrate N · tune.bufsize N
+ *             · maxconnrate N · maxsslconn N · tune.bufsize N
  *   defaults, frontend, backend, listen (where HAProxy allows each keyword)
  *             mode tcp|http · timeout client|client-hs|connect|server TIME · log global
  *             · option tcplog|httplog|dontlognull|socket-stats · maxconn N · rate-limit sessions N
@@ -61,6 +61,7 @@ export interface GlobalConfig {
   stats: StatsSocketConfig | null;
   logs: LogTarget[];
   maxconnrate: number | null; //  global.cps_lim; null = no limit
+  maxsslconn: number | null; //   global.maxsslconn; null (or 0, as HAProxy reads it) = no limit
   bufsize: number; //             tune.bufsize (16384 by default)
 }
 
@@ -227,6 +228,7 @@ export function parseConfig(
     stats: null,
     logs: [],
     maxconnrate: null,
+    maxsslconn: null,
     bufsize: DEFAULT_BUFSIZE,
   };
   let defaults: ProxySection = emptySection('defaults', '', 0);
@@ -328,6 +330,15 @@ function parseGlobalLine(
     case 'maxconnrate':
       g.maxconnrate = positiveInt(args, kw, line, fail);
       return;
+    case 'maxsslconn': {
+      // ssl_parse_global_int: 0 is accepted and, as unset, means no limit.
+      if (args.length !== 1) fail(line, `'maxsslconn' needs exactly one number`);
+      const v = args[0]!;
+      if (!/^\d+$/.test(v) || Number(v) > 2 ** 31 - 1)
+        fail(line, `'maxsslconn' needs a non-negative integer, not '${v}'`);
+      g.maxsslconn = Number(v) || null;
+      return;
+    }
     case 'tune.bufsize': {
       const n = positiveInt(args, kw, line, fail);
       if (n < 1024) fail(line, `'tune.bufsize ${n}' is too small (at least 1024)`);
@@ -364,7 +375,7 @@ function parseGlobalLine(
     default:
       fail(
         line,
-        `unsupported keyword '${kw}' in section 'global' (embryonic supports maxconn, nbthread 1, stats socket, log, maxconnrate, tune.bufsize)`,
+        `unsupported keyword '${kw}' in section 'global' (embryonic supports maxconn, nbthread 1, stats socket, log, maxconnrate, maxsslconn, tune.bufsize)`,
       );
   }
 }
@@ -781,6 +792,7 @@ export function modelConfigOf(cfg: ProxyConfig): ModelConfig {
     ...(fe.bind.maxconn !== null ? { bindMaxconn: fe.bind.maxconn } : {}),
     globalMaxconn: cfg.global.maxconn,
     maxconnrate: cfg.global.maxconnrate,
+    maxsslconn: cfg.global.maxsslconn,
     rateLimitSessions: fe.rateLimitSessions,
     unlimited: false,
     logging: fe.logging,

@@ -104,6 +104,7 @@ export interface Conn {
   closed: boolean; //               fdClose ran
   session: PoolItem | null;
   task: PoolItem | null;
+  ssl: PoolItem | null; //          the SSL context of a TLS connection, from accept (sslCtxNew) to the close
   req: PoolItem | null; //          the session's channel buffers and transaction (BufKind), from
   rep: PoolItem | null; //          session_complete on; fields of the record rather than an object
   txn: PoolItem | null; //          of their own, which every embryonic connection would carry
@@ -291,6 +292,11 @@ export class Frontend implements Host, StatsSource {
     return listenerGauges(this.counters, this.model);
   }
 
+  /** global.sslconns, which session_accept compares with maxsslconn (Host). */
+  sslconns(): number {
+    return this.counters.sslconns;
+  }
+
   /**
    * Told of each machine step (Host): writes it to the trace. Absent without a trace, so that the
    * composition does not build the step's record for nobody.
@@ -323,6 +329,8 @@ export class Frontend implements Host, StatsSource {
       case 'feconnDec':
       case 'connMaxUpdate':
       case 'deniedConnInc':
+      case 'sslconnsInc':
+      case 'sslconnsDec':
       case 'cumSessDec': // a mutant's effect (machines/mutants.ts); counters.ts applies it as it says
         applyCounterEffect(this.counters, name, this.model);
         return;
@@ -371,6 +379,19 @@ export class Frontend implements Host, StatsSource {
         if (conn.task) this.pool.free(conn.task);
         else this.violations.push(`connection ${conn.id}: task freed but not allocated`);
         conn.task = null;
+        return;
+      }
+      case 'sslCtxNew': {
+        const conn = this.need(origin);
+        if (conn.ssl) this.violations.push(`connection ${conn.id}: SSL context allocated twice`);
+        conn.ssl = this.pool.alloc('ssl');
+        return;
+      }
+      case 'sslCtxFree': {
+        const conn = this.need(origin);
+        if (conn.ssl) this.pool.free(conn.ssl);
+        else this.violations.push(`connection ${conn.id}: SSL context freed but not allocated`);
+        conn.ssl = null;
         return;
       }
       case 'armDeadline': {
@@ -569,7 +590,7 @@ export class Frontend implements Host, StatsSource {
         reject: this.cfg.frontend.rejects,
         monitor: this.cfg.frontend.monitors,
       });
-      const plan = this.pool.planAccept(conn.src, this.model);
+      const plan = this.pool.planAccept(conn.src, this.model, this.counters.sslconns);
       this.acceptingConn = conn;
       this.taken = false;
       this.plan = plan;
@@ -614,6 +635,7 @@ export class Frontend implements Host, StatsSource {
       closed: false,
       session: null,
       task: null,
+      ssl: null,
       req: null,
       rep: null,
       txn: null,

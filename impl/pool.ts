@@ -12,13 +12,14 @@
  * transitions when pool_alloc2 fails. So a failure is decided in two phases:
  *   1. plan: before dispatching the step, the driver asks which site would fail now.
  *      planAccept() walks session_accept's allocations in HAProxy's order (session; then, for a
- *      source that is neither rejected nor a monitor, the task; then, when there is no handshake,
- *      session_complete's req, rep and txn), planComplete() walks session_complete's (req, rep,
+ *      source that is neither rejected nor a monitor, the task, then on a TLS bind the SSL context
+ *      unless maxsslconn refuses it first; then, when there is no handshake, session_complete's
+ *      req, rep and txn), planComplete() walks session_complete's (req, rep,
  *      txn). The first site whose next allocation is an injected fault is the answer; nothing is
  *      consumed.
  *   2. commit and allocate: when the step really reaches the planned allocation (the driver sees
  *      the sessionAccept or handshakeEnded effect it was planned for), commit() records the
- *      failed attempt, and the effects sessionAlloc, taskNew and bufAlloc allocate for real. They
+ *      failed attempt, and the effects sessionAlloc, taskNew, sslCtxNew and bufAlloc allocate for real. They
  *      never fail: an effect that reaches a site whose allocation was to fail is a violation
  *      (recorded, the allocation still succeeds), because it means the machine and the plan
  *      disagree.
@@ -33,7 +34,7 @@
  * is recorded in the ledger at once, but the Buffer returns to the free list only when its last
  * pin is released, so that no later session can overwrite bytes still being sent.
  */
-import { hasHandshake, type ModelConfig } from '../machines/config.ts';
+import { hasHandshake, sslLimitReached, type ModelConfig } from '../machines/config.ts';
 import {
   sessionBuffers,
   type AcceptFailSite,
@@ -41,10 +42,14 @@ import {
   type SourceClass,
 } from '../machines/session.machine.ts';
 
-/** The allocation sites the pool serves. */
-export type PoolSite = 'session' | 'task' | 'req' | 'rep' | 'txn';
+/**
+ * The allocation sites the pool serves: the session, its task, the SSL context of a TLS
+ * connection (ssl_sock_init's SSL_new; the machines' 'dataInit' site), the channel buffers and the
+ * http txn.
+ */
+export type PoolSite = 'session' | 'task' | 'ssl' | 'req' | 'rep' | 'txn';
 
-export const POOL_SITES: readonly PoolSite[] = ['session', 'task', 'req', 'rep', 'txn'];
+export const POOL_SITES: readonly PoolSite[] = ['session', 'task', 'ssl', 'req', 'rep', 'txn'];
 
 /** One allocated object. */
 export interface PoolItem {
@@ -132,13 +137,15 @@ export class Pool {
 
   /**
    * Returns the site where session_accept's allocations would fail now, for a connection whose
-   * source matched `src`, under `config` (its handshake and mode); 'none' if none would.
-   * Consumes nothing (see the two phases in the file comment).
+   * source matched `src`, under `config` (its handshake, transport and mode), with `sslconns` SSL
+   * connections alive; 'none' if none would. An SSL context that maxsslconn refuses is never
+   * allocated, so its site is not reached. Consumes nothing (see the two phases in the file comment).
    */
-  planAccept(src: SourceClass, config: ModelConfig): AllocPlan {
+  planAccept(src: SourceClass, config: ModelConfig, sslconns: number): AllocPlan {
     const walk: PoolSite[] = ['session'];
     if (src === 'plain') {
       walk.push('task');
+      if (config.ssl && !sslLimitReached(config, sslconns)) walk.push('ssl');
       if (!hasHandshake(config)) walk.push(...sessionBuffers(config));
     }
     return { site: walk.find((s) => this.wouldFail(s)) ?? 'none' };
@@ -152,14 +159,14 @@ export class Pool {
     return { site: sessionBuffers(config).find((s) => this.wouldFail(s)) ?? 'none' };
   }
 
-  /** The plan as the machines' accept input. Pure. */
+  /** The plan as the machines' accept input: the SSL context's site is conn_data_init's. Pure. */
   static acceptFail(plan: AllocPlan): AcceptFailSite {
-    return plan.site;
+    return plan.site === 'ssl' ? 'dataInit' : plan.site;
   }
 
-  /** The plan as the machines' completion input; session and task never fail there. Pure. */
+  /** The plan as the machines' completion input; session, task and SSL context never fail there. Pure. */
   static completeFail(plan: AllocPlan): CompleteFailSite | 'none' {
-    return plan.site === 'session' || plan.site === 'task' ? 'none' : plan.site;
+    return plan.site === 'session' || plan.site === 'task' || plan.site === 'ssl' ? 'none' : plan.site;
   }
 
   /**

@@ -5,7 +5,9 @@
  *
  * HAProxy commands, same names and formats as Debian's HAProxy 2.6.12:
  *   show info   "Name: value" lines: Name, Version, Pid, Uptime, Maxconn, CurrConns (actconn),
- *               CumConns (totalconn), ConnRate, SessRate, Jobs, Listeners, PoolFailed, ...
+ *               CumConns (totalconn), MaxSslConns, CurrSslConns (sslconns), CumSslConns
+ *               (totalsslconns, 0 in the dev12 profile), ConnRate, SessRate, Jobs, Listeners,
+ *               PoolFailed, ...
  *   show stat   CSV with HAProxy 2.6's exact header line (STAT_HEADER) and field order; one
  *               FRONTEND row, one listener row (only with `option socket-stats`, as HAProxy;
  *               svname is the bind's name, "sock-1" when unnamed), then per backend its server
@@ -191,6 +193,9 @@ export function showInfo(src: StatsSource, cli: CliCounts, now = Date.now()): st
     ['Hard_maxconn', src.cfg.global.maxconn],
     ['CurrConns', c.actconn],
     ['CumConns', c.totalconn + cli.cum],
+    ['MaxSslConns', src.cfg.global.maxsslconn ?? 0],
+    ['CurrSslConns', c.sslconns],
+    ['CumSslConns', c.totalsslconns],
     ['ConnRate', c.connPerSec],
     ['ConnRateLimit', src.cfg.global.maxconnrate ?? 0],
     ['MaxConnRate', src.maxima.connRateMax],

@@ -60,6 +60,8 @@ export interface TransitionRecord {
 export interface Host {
   /** The counters the listener's guards compare, as they are now. */
   gauges(): ListenerGauges;
+  /** global.sslconns as it is now: what session_accept's ssl_sock_init compares with maxsslconn. */
+  sslconns(): number;
   /** Executes one effect. Called for every effect, messages included, in emission order. */
   execute(effect: Effect, origin: Origin): void;
   /** Told of every machine step, after its snapshot is committed and before its effects run. */
@@ -511,14 +513,14 @@ export interface Message {
 /**
  * Returns the messages effect `effect`, emitted by `origin`, stands for: the events the other
  * machines receive for it, in order. Returns an empty list for an effect that is not a message.
- * `host` is read for the listener's gauges at the moment of routing (after the effects before it
- * ran); `accepting` is the connection listener_accept is taking, for sessionAccept. Pure otherwise.
+ * `host` is read for the listener's gauges and for sslconns at the moment of routing (after the
+ * effects before it ran); `accepting` is the connection listener_accept is taking, for sessionAccept. Pure otherwise.
  */
 export function messagesFor(
   effect: Effect,
   origin: Origin,
   inputs: StepInputs,
-  host: Pick<Host, 'gauges'>,
+  host: Pick<Host, 'gauges' | 'sslconns'>,
   accepting: number | null,
 ): Message[] {
   const conn = origin.conn;
@@ -530,7 +532,12 @@ export function messagesFor(
         {
           machine: 'session',
           conn: accepting,
-          event: { type: 'SESSION_ACCEPT', src: inputs.src, fail: inputs.acceptFail },
+          event: {
+            type: 'SESSION_ACCEPT',
+            src: inputs.src,
+            fail: inputs.acceptFail,
+            sslconns: host.sslconns(),
+          },
         },
       ];
     case 'acceptReturned':

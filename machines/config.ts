@@ -24,6 +24,7 @@ export interface ModelConfig {
   globalMaxconn: number; //             global `maxconn`, global.maxconn (bounds actconn)
   maxconnrate: number | null; //        global `maxconnrate`, global.cps_lim; null = no limit
   rateLimitSessions: number | null; //  frontend `rate-limit sessions`, p->fe_sps_lim; null = no limit
+  maxsslconn: number | null; //         global `maxsslconn`, global.maxsslconn; null or 0 = no limit
   unlimited: boolean; //                listener option LI_O_UNLIMITED (stats/peers listeners): not in actconn
   logging: boolean; //                  `option tcplog`/`httplog`/`log-format` present: p->to_log != 0
   dontlognull: boolean; //              `option dontlognull`
@@ -42,6 +43,7 @@ export const DEFAULT_CONFIG: ModelConfig = {
   globalMaxconn: 2,
   maxconnrate: null,
   rateLimitSessions: null,
+  maxsslconn: null,
   unlimited: false,
   logging: true,
   dontlognull: false,
@@ -75,6 +77,16 @@ export function handshakeTimeout(config: ModelConfig): number | null {
 /** True iff an accepted connection has a handshake to run: CO_FL_HANDSHAKE is set at accept. */
 export function hasHandshake(config: ModelConfig): boolean {
   return config.acceptProxy || config.ssl;
+}
+
+/**
+ * True iff `sslconns` SSL connections already reach the configured `maxsslconn`, so that
+ * ssl_sock_init refuses a new one: `global.maxsslconn && sslconns >= global.maxsslconn` (1.5-dev12
+ * and 2.x alike; 2.x also sets CO_ER_SSL_TOO_MANY, which nothing logs). A raw transport has no
+ * SSL init to refuse. Pure.
+ */
+export function sslLimitReached(config: ModelConfig, sslconns: number): boolean {
+  return config.ssl && !!config.maxsslconn && sslconns >= config.maxsslconn;
 }
 
 /**

@@ -12,7 +12,7 @@
  * (handshakeEnded) go to the session machine of the same connection.
  */
 import { assign, setup } from 'xstate';
-import { configOf, type ModelConfig } from './config.ts';
+import { configOf, hasHandshake, type ModelConfig } from './config.ts';
 import type { ErrCode, ProxyErrCode, SslErrCode } from './errCodes.ts';
 import { hostEffects } from './effects.ts';
 
@@ -77,7 +77,14 @@ export const connectionMachine = setup({
     input: {} as { config: ModelConfig },
   },
   actions: {
-    ...hostEffects(['handshakeEnded', 'setNoLinger', 'recvProxyHeader', 'startTlsHandshake']),
+    ...hostEffects([
+      'handshakeEnded',
+      'setNoLinger',
+      'recvProxyHeader',
+      'startTlsHandshake',
+      'sslCtxFree',
+      'sslconnsDec',
+    ]),
     setErrCode: assign({
       errCode: ({ context }, params: { code: ErrCode }) => context.errCode ?? params.code,
     }),
@@ -90,6 +97,7 @@ export const connectionMachine = setup({
   guards: {
     acceptProxy: ({ context }) => context.config.acceptProxy,
     ssl: ({ context }) => context.config.ssl,
+    noHandshakeConfigured: ({ context }) => !hasHandshake(context.config),
     // ssl_sock_handshake, SSL_ERROR_SYSCALL: SSL_EMPTY (recv 0) or SSL_ABORT (recv < 0) for an
     // "empty" handshake, else SSL_HANDSHAKE (20879a023). Empty, with the OpenSSL 1.0 of 1.5-dev:
     // no record partly read (!packet_length); with OpenSSL >= 1.1 (2.6 and later): no handshake
@@ -150,9 +158,10 @@ export const connectionMachine = setup({
           },
         ],
         NO_HANDSHAKE: {
+          guard: 'noHandshakeConfigured',
           target: 'ready',
           description:
-            'No handshake flag: the data layer is ready at once and the session completes in session_accept.',
+            'No handshake flag (neither accept-proxy nor ssl on the bind): the data layer is ready at once and the session completes in session_accept.',
           meta: { haproxy: 'session_accept → session_complete', impl: 'drainBacklog' },
         },
         CLOSE: {
@@ -324,11 +333,24 @@ export const connectionMachine = setup({
         'Every handshake flag is clear (CO_FL_CONNECTED): the data layer runs for the initialized session.',
       meta: { haproxy: 'conn_fd_handler: data recv/send (58363cf19)', impl: 'streamStart' },
       on: {
-        CLOSE: {
-          target: 'closed',
-          description: 'The session closed the connection: end of stream, or a failed completion.',
-          meta: { haproxy: 'conn_full_close (2b199c9ac)', impl: 'Frontend.closeClient' },
-        },
+        CLOSE: [
+          {
+            guard: 'ssl',
+            target: 'closed',
+            actions: ['sslCtxFree', 'sslconnsDec'],
+            description:
+              'The session closed a TLS connection (end of stream, or a failed completion): the data layer frees its SSL context and sslconns drops.',
+            meta: {
+              haproxy: 'conn_full_close → conn_data_close → ssl_sock_close: SSL_free, sslconns--',
+              impl: 'Frontend.closeClient',
+            },
+          },
+          {
+            target: 'closed',
+            description: 'The session closed the connection: end of stream, or a failed completion.',
+            meta: { haproxy: 'conn_full_close (2b199c9ac)', impl: 'Frontend.closeClient' },
+          },
+        ],
       },
     },
     error: {
@@ -336,11 +358,24 @@ export const connectionMachine = setup({
         'CO_FL_ERROR is set with its err_code. No data-layer call happens any more (58363cf19); the session kills itself in the same callback.',
       meta: { haproxy: 'CO_FL_ERROR; conn->err_code (14cba4b0b)', impl: 'Frontend.closeClient' },
       on: {
-        CLOSE: {
-          target: 'closed',
-          description: 'kill_mini_session closed the failed connection.',
-          meta: { haproxy: 'kill_mini_session: conn_full_close', impl: 'Frontend.closeClient' },
-        },
+        CLOSE: [
+          {
+            guard: 'ssl',
+            target: 'closed',
+            actions: ['sslCtxFree', 'sslconnsDec'],
+            description:
+              'kill_mini_session closed the failed TLS connection: its SSL context, created at accept, is freed and sslconns drops.',
+            meta: {
+              haproxy: 'kill_mini_session: conn_full_close → ssl_sock_close: SSL_free, sslconns--',
+              impl: 'Frontend.closeClient',
+            },
+          },
+          {
+            target: 'closed',
+            description: 'kill_mini_session closed the failed connection.',
+            meta: { haproxy: 'kill_mini_session: conn_full_close', impl: 'Frontend.closeClient' },
+          },
+        ],
       },
     },
     closed: {

@@ -24,6 +24,8 @@ export interface Counters {
   jobs: number; //         jobs: everything that keeps the process alive (Jobs)
   totalconn: number; //    totalconn: every accepted connection (CumConns)
   connPerSec: number; //   global.conn_per_sec over the current second; maxconnrate reads it
+  sslconns: number; //     global.sslconns: SSL contexts of connections alive (CurrSslConns); maxsslconn reads it
+  totalsslconns: number; // global.totalsslconns: SSL contexts ever created (CumSslConns; 2.x only, 0 in 1.5-dev)
 }
 
 /**
@@ -48,6 +50,8 @@ export function copyCounters(c: Counters): Counters {
     jobs: c.jobs,
     totalconn: c.totalconn,
     connPerSec: c.connPerSec,
+    sslconns: c.sslconns,
+    totalsslconns: c.totalsslconns,
   };
 }
 
@@ -68,13 +72,16 @@ export function zeroCounters(): Counters {
     jobs: 0,
     totalconn: 0,
     connPerSec: 0,
+    sslconns: 0,
+    totalsslconns: 0,
   };
 }
 
 /**
  * Applies counter effect `name` to `c` in place, as HAProxy's statement for it does.
  * Returns true if `name` is a counter effect, false (and changes nothing) otherwise.
- * actconn and global.conn_per_sec are not touched for an LI_O_UNLIMITED listener.
+ * actconn and global.conn_per_sec are not touched for an LI_O_UNLIMITED listener; totalsslconns,
+ * which 1.5-dev does not have, only moves in the 2.x profiles.
  */
 export function applyCounterEffect(c: Counters, name: EffectName, config: ModelConfig): boolean {
   switch (name) {
@@ -123,6 +130,13 @@ export function applyCounterEffect(c: Counters, name: EffectName, config: ModelC
       return true;
     case 'deniedConnInc':
       c.deniedConn++;
+      return true;
+    case 'sslconnsInc':
+      c.sslconns++;
+      if (config.profile !== 'dev12') c.totalsslconns++;
+      return true;
+    case 'sslconnsDec':
+      c.sslconns--;
       return true;
     case 'cumSessDec': // mutants only (machines/mutants.ts): HAProxy never takes a session back
       c.cumSess--;

@@ -37,6 +37,11 @@ export const EFFECTS = {
     haproxy: 'proxy_inc_fe_sess_ctr',
   },
   deniedConnInc: { does: 'denied_conn++ (dcon)', haproxy: 'tcp_exec_req_rules' },
+  sslconnsInc: {
+    does: 'sslconns++ (CurrSslConns); 2.x also totalsslconns++ (CumSslConns)',
+    haproxy: 'ssl_sock_init',
+  },
+  sslconnsDec: { does: 'sslconns-- (CurrSslConns)', haproxy: 'ssl_sock_close' },
   cumSessDec: {
     does: 'MUTANT ONLY (machines/mutants.ts): cum_sess-- on frontend and listener, as if stot were a gauge',
     haproxy: 'never: HAProxy only increments cum_sess (a porting mistake)',
@@ -50,6 +55,14 @@ export const EFFECTS = {
   sessionFree: { does: 'free the session to pool2_session', haproxy: 'pool_free2(pool2_session, s)' },
   taskNew: { does: 'allocate the session task', haproxy: 'session_accept: task_new' },
   taskFree: { does: 'dequeue and free the session task', haproxy: 'task_delete + task_free' },
+  sslCtxNew: {
+    does: "allocate the connection's SSL context, in accept state (the data layer's context)",
+    haproxy: 'conn_data_init → ssl_sock_init: SSL_new',
+  },
+  sslCtxFree: {
+    does: "free the connection's SSL context",
+    haproxy: 'conn_full_close → conn_data_close → ssl_sock_close: SSL_free',
+  },
   armDeadline: {
     does: 'task->process = expire_mini_session; task->expire = now + timeout (or never); task_queue',
     haproxy: 'session_accept (CO_FL_HANDSHAKE)',

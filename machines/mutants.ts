@@ -441,6 +441,44 @@ export const MUTANTS: readonly Mutant[] = [
     defect: () => keptOnKill('taskFree'),
   },
   {
+    id: 'sslconns-kept-on-close',
+    kind: 'porting',
+    commit: null,
+    title: 'closing a TLS connection frees its SSL context but keeps its sslconns slot',
+    description:
+      'ssl_sock_close forgets sslconns--: every TLS connection leaks a slot of maxsslconn, and once the leaks reach it every new TLS connection is refused at accept.',
+    violates: ['sslconnsBalance'],
+    defect: () =>
+      rewriting(
+        (r) => r.machine === 'connection' && r.to === 'closed',
+        (effects) => without(effects, ofType('sslconnsDec')),
+      ),
+  },
+  {
+    id: 'maxsslconn-ignored',
+    kind: 'porting',
+    commit: null,
+    title: 'maxsslconn is not checked at accept',
+    description:
+      'The accept path creates an SSL context for every TLS connection without comparing sslconns with maxsslconn: a flood of handshakes that never end holds more SSL contexts than the limit allows.',
+    violates: ['sslconnsWithinLimit'],
+    defect: () => ({ guards: { session: { sslconnsAtLimit: () => false } } }),
+  },
+  {
+    id: 'ssl-context-leak-on-kill',
+    kind: 'porting',
+    commit: null,
+    title: 'killing an embryonic TLS connection leaks its SSL context',
+    description:
+      'kill_mini_session closes the socket without the data layer: the SSL context created at accept is never freed, and sslconns never drops. Both move together, so the counter alone shows nothing until the limit is reached.',
+    violates: ['sslContextFreedAtClose', 'poolBalancedWhenIdle'],
+    defect: () =>
+      rewriting(
+        (r) => r.machine === 'connection' && r.from === 'error' && r.to === 'closed',
+        (effects) => without(effects, (e) => e.type === 'sslCtxFree' || e.type === 'sslconnsDec'),
+      ),
+  },
+  {
     id: 'tls-end-not-notified',
     kind: 'porting',
     commit: null,

@@ -13,7 +13,14 @@
  * (haproxy-history.md §3, "Exact sequences per path").
  */
 import { assign, setup } from 'xstate';
-import { answers500, configOf, handshakeTimeout, hasHandshake, type ModelConfig } from './config.ts';
+import {
+  answers500,
+  configOf,
+  handshakeTimeout,
+  hasHandshake,
+  sslLimitReached,
+  type ModelConfig,
+} from './config.ts';
 import { hostEffects, type BufKind, type Effect } from './effects.ts';
 import { DONTLOGNULL_CODES, type ErrCode } from './errCodes.ts';
 
@@ -72,7 +79,7 @@ export interface SessionContext {
 
 /** Events the session machine accepts. "from" names who sends it. */
 export type SessionEvent =
-  | { type: 'SESSION_ACCEPT'; src: SourceClass; fail: AcceptFailSite } //   from the listener via session_accept
+  | { type: 'SESSION_ACCEPT'; src: SourceClass; fail: AcceptFailSite; sslconns: number } // from the listener via session_accept; sslconns: global.sslconns now
   | { type: 'HANDSHAKE_END'; error: boolean; code: ErrCode; fail: CompleteFailSite | 'none' } // from the connection
   | { type: 'TASK_WAKEUP'; timer: boolean } //                             from the scheduler
   | { type: 'SESSION_END' }; //                                            from process_session: the stream ended
@@ -156,6 +163,8 @@ export const sessionMachine = setup({
       'nbconnDec',
       'taskNew',
       'taskFree',
+      'sslCtxNew',
+      'sslconnsInc',
       'armDeadline',
       'taskSetHandler',
       'taskWakeupInit',
@@ -193,7 +202,12 @@ export const sessionMachine = setup({
     sourceIsMonitor: ({ event }) => event.type === 'SESSION_ACCEPT' && event.src === 'monitor',
     fcntlFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'fcntl',
     taskFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'task',
-    dataInitFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit',
+    // raw_sock has no init: conn_data_init can fail only on the SSL transport.
+    dataInitFails: ({ context, event }) =>
+      event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit' && context.config.ssl,
+    sslconnsAtLimit: ({ context, event }) =>
+      event.type === 'SESSION_ACCEPT' && sslLimitReached(context.config, event.sslconns),
+    sslTransport: ({ context }) => context.config.ssl,
     handshakePending: ({ context }) => hasHandshake(context.config),
     completionFails: ({ event }) =>
       (event.type === 'SESSION_ACCEPT' || event.type === 'HANDSHAKE_END') &&
@@ -279,6 +293,26 @@ export const sessionMachine = setup({
             meta: { haproxy: 'session_accept: goto out_free_session', impl: 'drainBacklog' },
           },
           {
+            guard: 'sslconnsAtLimit',
+            target: 'setupFailed',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'taskNew',
+              'fdInsert',
+              'taskFree',
+              { type: 'feconnDec', params: { site: 'out_free_session' } },
+              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              { type: 'setRet', params: { ret: -1 } },
+            ],
+            description:
+              'sslconns has reached maxsslconn: ssl_sock_init refuses the SSL context before allocating it, conn_data_init fails, and session_accept unwinds through out_free_task. As after any setup failure (ret = -1), listener_accept limits the listener and retries 100 ms later. 2.x sets CO_ER_SSL_TOO_MANY, which no log line shows.',
+            meta: {
+              haproxy:
+                'ssl_sock_init: global.maxsslconn && sslconns >= global.maxsslconn → -1; session_accept: goto out_free_task',
+              impl: 'drainBacklog',
+            },
+          },
+          {
             guard: 'dataInitFails',
             target: 'setupFailed',
             actions: [
@@ -290,8 +324,30 @@ export const sessionMachine = setup({
               { type: 'sessionFree', params: { site: 'out_free_session' } },
               { type: 'setRet', params: { ret: -1 } },
             ],
-            description: 'conn_data_init failed: unwound through out_free_task.',
+            description: 'conn_data_init failed (SSL_new returned NULL): unwound through out_free_task.',
             meta: { haproxy: 'session_accept: goto out_free_task' },
+          },
+          {
+            guard: 'sslTransport',
+            target: 'embryonic',
+            actions: [
+              ...ACCEPT_COUNTERS,
+              'taskNew',
+              'fdInsert',
+              'sslCtxNew',
+              'sslconnsInc',
+              'connStartHandshake',
+              { type: 'armDeadline', params: ({ context }) => ({ ms: handshakeTimeout(context.config) }) },
+              { type: 'setRet', params: { ret: 1 } },
+              { type: 'acceptReturned', params: { ret: 1 } },
+            ],
+            description:
+              'The SSL transport: conn_data_init creates the SSL context and counts it in sslconns before any byte of the handshake is read, and sets CO_FL_SSL_WAIT_HS. Only the embryonic session is built, with the handshake deadline; no buffer is allocated.',
+            meta: {
+              haproxy:
+                'session_accept: conn_data_init → ssl_sock_init (SSL_new, sslconns++); CO_FL_HANDSHAKE → expire_mini_session, return 1',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'handshakePending',

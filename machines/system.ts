@@ -53,6 +53,7 @@ export interface ConnMemory {
   taskProcess: 'none' | 'expire' | 'handler'; // expire_mini_session or l->handler
   deadline: number | null; //               armed handshake deadline in ms after accept; null = none (TICK_ETERNITY)
   bufs: Record<BufKind, Life>; //           req/rep channels and the http txn
+  sslCtx: Life; //                          the SSL context of the data layer (SSL transport only)
   inList: boolean; //                       linked in the global sessions list
   embryonicEnds: number; //                 how many times the embryonic session ended (completion or kill)
   sent: string[]; //                        what the proxy wrote to the client itself ('200', '500')
@@ -95,6 +96,7 @@ function freshMemory(): ConnMemory {
     taskProcess: 'none',
     deadline: null,
     bufs: { req: 'none', rep: 'none', txn: 'none' },
+    sslCtx: 'none',
     inList: false,
     embryonicEnds: 0,
     sent: [],
@@ -146,6 +148,10 @@ class ModelHost implements Host {
 
   gauges() {
     return listenerGauges(this.s.counters, this.config);
+  }
+
+  sslconns(): number {
+    return this.s.counters.sslconns;
   }
 
   record(r: TransitionRecord): void {
@@ -217,6 +223,13 @@ class ModelHost implements Host {
         m.bufs[buf] = free(m, m.bufs[buf], buf);
         break;
       }
+      case 'sslCtxNew':
+        if (m.fd !== 'open') m.faults.push('SSL context created on an fd that is not open');
+        m.sslCtx = alloc(m, m.sslCtx, 'SSL context');
+        break;
+      case 'sslCtxFree':
+        m.sslCtx = free(m, m.sslCtx, 'SSL context');
+        break;
       case 'fdInsert':
         if (m.fd !== 'open') m.faults.push('fd_insert on an fd that is not open');
         m.inFdtab = true;

@@ -295,6 +295,7 @@ export const MACHINE_EVENTS: Record<MachineName, Record<string, Fields>> = {
     SESSION_ACCEPT: {
       src: oneOfValues(SOURCE_CLASSES, 'what the source matched'),
       fail: oneOfValues(ACCEPT_FAIL_SITES, 'where session_accept fails'),
+      sslconns: { of: { type: 'integer', min: 0 }, doc: 'global.sslconns when the event was sent' },
     },
     HANDSHAKE_END: {
       error: bool('CO_FL_ERROR is set'),
@@ -391,6 +392,10 @@ export const CONFIG_FIELDS: Fields = {
   rateLimitSessions: {
     of: { type: 'integer', min: 0, nullable: true },
     doc: 'frontend `rate-limit sessions`; null = none',
+  },
+  maxsslconn: {
+    of: { type: 'integer', min: 0, nullable: true },
+    doc: 'global `maxsslconn`; null or 0 = none',
   },
   unlimited: bool('listener option LI_O_UNLIMITED'),
   logging: bool('the frontend logs'),
@@ -533,6 +538,7 @@ export function tracingHost(
   const { steps = true, effects = true, transitions = true } = options;
   return {
     gauges: () => host.gauges(),
+    sslconns: () => host.sslconns(),
     record(record: TransitionRecord): void {
       host.record?.(record);
       if (steps) emit(stepLine(now(), record, transitions));

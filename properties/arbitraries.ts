@@ -34,6 +34,7 @@ export function configArb(): fc.Arbitrary<ModelConfig> {
     globalMaxconn: fc.integer({ min: 1, max: 4 }),
     maxconnrate: fc.constantFrom(null, 2, 5),
     rateLimitSessions: fc.constantFrom(null, 1, 3),
+    maxsslconn: fc.constantFrom(null, 1, 2),
     unlimited: fc.oneof(
       { arbitrary: fc.constant(false), weight: 9 },
       { arbitrary: fc.constant(true), weight: 1 },

@@ -96,7 +96,8 @@ export interface NamedConfig {
  * most settings are independent of each other in the machines: the timeout only arms the deadline,
  * logging only adds the log line, the mode only the txn and the 500. Settings that do interact have
  * a configuration together: http with and without TLS (the 500), ssl with logging (the tracked
- * transport of 0ede5a331), accept-proxy with ssl (two handshakes in a row), a frontend maxconn below
+ * transport of 0ede5a331; with maxsslconn 1, so that a second TLS connection is refused while the
+ * first holds its SSL context), accept-proxy with ssl (two handshakes in a row), a frontend maxconn below
  * the bind's with rate limits (both listener queues). Timeouts are small constants: the model has no
  * clock, only the fact that a deadline is armed and with what.
  */
@@ -108,8 +109,15 @@ export const CONFIG_SPACE: NamedConfig[] = [
   },
   {
     name: 'tcp-ssl-logged',
-    why: 'TLS handshake with logging: the transport is tracked for the logs (0ede5a331)',
-    config: makeConfig({ mode: 'tcp', acceptProxy: false, ssl: true, timeoutClient: 300, logging: true }),
+    why: 'TLS handshake with logging: the transport is tracked for the logs (0ede5a331); maxsslconn 1 refuses a second SSL connection at accept',
+    config: makeConfig({
+      mode: 'tcp',
+      acceptProxy: false,
+      ssl: true,
+      timeoutClient: 300,
+      logging: true,
+      maxsslconn: 1,
+    }),
   },
   {
     name: 'tcp-proxy-ssl-no-timeout',

@@ -18,7 +18,8 @@
  * - a connection's machines and memory are read only for that connection, and its id is only a
  *   name: the machines never see it (the same fact symmetry reduction rests on);
  * - the counters are read only through the listener's gauges (nbconn, actconn, feconn, and the
- *   rate counters when a rate limit is set), by connMaxUpdate (feconn, connMax) and by RATE_PERIOD;
+ *   rate counters when a rate limit is set), by session_accept's maxsslconn test (sslconns), by
+ *   connMaxUpdate (feconn, connMax) and by RATE_PERIOD;
  *   the others (writeOnlyCounters) only ever move by one counter effect at a time.
  * So the outcome of a step is a function of the listener, the queue tasks, the counters that are
  * read (together, the "abstract global"), the local id of the one connection and the kind of
@@ -72,6 +73,7 @@ export function writeOnlyCounters(config: ModelConfig): (keyof Counters)[] {
     'lCumSess',
     'jobs',
     'totalconn',
+    'totalsslconns',
   ];
   const rates: (keyof Counters)[] = ['connPerSec', 'feConnPerSec', 'feSessPerSec'];
   return config.maxconnrate === null && config.rateLimitSessions === null ? [...always, ...rates] : always;
@@ -102,7 +104,8 @@ export function connTuple(s: SystemState, conn: number): string {
     972 * LIFE[m.bufs.req] +
     2916 * LIFE[m.bufs.rep] +
     8748 * LIFE[m.bufs.txn] +
-    26244 * (m.inList ? 1 : 0);
+    26244 * (m.inList ? 1 : 0) +
+    52488 * LIFE[m.sslCtx];
   let t = `${slots.connection}.${slots.session}.${flags}.${m.fdCloses}.${m.embryonicEnds}.${m.logged}.${m.deadline ?? '-'}`;
   if (m.sent.length > 0) t += `.s${m.sent.join('')}`;
   if (m.faults.length > 0) t += `.f${m.faults.join('|')}`;
@@ -154,6 +157,7 @@ interface Local {
   tuple: string;
   pending: boolean; //            the connection is in the backlog (ACCEPT may take it)
   live: boolean; //               its session memory is live
+  sslLive: boolean; //            its SSL context is live
   enabled: Int8Array; //          per connection event (index in perConn[c]): -1 unknown, 0, 1
   ids: (Int32Array | undefined)[]; // by connection id: the ids of its events enabled
   views: (ConnView | undefined)[]; // its view at each connection id
@@ -576,16 +580,19 @@ export class CompiledModel {
     const g = this.globals[buf[off]!]!;
     const conns = v.conns;
     let live = 0;
+    let sslLive = 0;
     for (let c = 0; c < this.n; c++) {
       const lid = buf[off + 1 + c]!;
       const l = this.locals[lid]!;
       if (l.live) live++;
+      if (l.sslLive) sslLive++;
       conns[c] = l.views[c] ?? this.connView(l, lid, c);
     }
     v.gid = buf[off]!;
     v.counters = g.counters;
     v.listener = g.listenerValue;
     v.live = live;
+    v.sslLive = sslLive;
     v.decoded = null;
     return v;
   }
@@ -755,6 +762,7 @@ export class CompiledModel {
       tuple,
       pending: this.model.composition.runners.connection.value(slots.connection) === 'pending',
       live: mem.session === 'live',
+      sslLive: mem.sslCtx === 'live',
       enabled: new Int8Array(this.alphabet.perConn[0]?.length ?? 0).fill(-1),
       ids: new Array<Int32Array | undefined>(this.n).fill(undefined),
       views: [],
@@ -782,6 +790,10 @@ class TotalsView implements StateView {
 
   get conns(): ConnView[] {
     return forbidden("the connections' views");
+  }
+
+  get sslLive(): number {
+    return forbidden('the count of live SSL contexts');
   }
 
   get state(): SystemState {
@@ -814,6 +826,10 @@ class ConnsView implements StateView {
 
   get live(): number {
     return this.liveCount ?? forbidden('the live count');
+  }
+
+  get sslLive(): number {
+    return forbidden('the count of live SSL contexts');
   }
 
   get counters(): Counters {
@@ -1266,6 +1282,7 @@ class CompiledView implements StateView {
   listener = '';
   readonly conns: ConnView[];
   live = 0;
+  sslLive = 0;
 
   constructor(private readonly compiled: CompiledModel) {
     this.conns = new Array<ConnView>(compiled.n);

@@ -37,6 +37,7 @@ export interface StateView {
   listener: string;
   conns: ConnView[];
   live: number; //  connections whose session memory is live (embryonic or initialized)
+  sslLive: number; // connections whose SSL context is live (the ground truth of sslconns)
 }
 
 /** What an invariant is checked against: a state, and for a step the state before and the steps. */
@@ -100,9 +101,11 @@ export interface InvariantViolation {
 export function viewOf(model: SystemModel, s: SystemState): StateView {
   const conns: ConnView[] = [];
   let live = 0;
+  let sslLive = 0;
   for (let id = 0; id < model.n; id++) {
     const mem = s.memory[id]!;
     if (mem.session === 'live') live++;
+    if (mem.sslCtx === 'live') sslLive++;
     conns.push({
       id,
       connection: model.state(s, 'connection', id),
@@ -112,7 +115,7 @@ export function viewOf(model: SystemModel, s: SystemState): StateView {
       mem,
     });
   }
-  return { state: s, counters: s.counters, listener: model.state(s, 'listener'), conns, live };
+  return { state: s, counters: s.counters, listener: model.state(s, 'listener'), conns, live, sslLive };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,6 +509,46 @@ export const jobsBalance = gaugeBalance(
   ['jobsInc', 'jobsDec', 'sessionAlloc', 'sessionFree'],
 );
 
+export const sslconnsBalance: Invariant = {
+  name: 'sslconnsBalance',
+  kind: 'state',
+  doc: 'True iff global.sslconns (CurrSslConns) equals the number of connections whose SSL context is live: counted when conn_data_init creates it at accept, released when the connection is closed.',
+  haproxy:
+    'ssl_sock_init (sslconns++), ssl_sock_close (sslconns--); haproxy-2.6-observed.md (CurrSslConns rises at accept)',
+  watches: ['sslconnsInc', 'sslconnsDec', 'sslCtxNew', 'sslCtxFree'],
+  check: (ctx) => {
+    const want = ctx.next.sslLive;
+    const got = ctx.next.counters.sslconns;
+    return got === want ? null : `sslconns is ${got} but ${want} connections hold a live SSL context`;
+  },
+};
+
+export const sslconnsWithinLimit: Invariant = {
+  name: 'sslconnsWithinLimit',
+  kind: 'state',
+  doc: 'True iff global.sslconns never exceeds maxsslconn when one is set: embryonic TLS connections hold SSL contexts, so the limit bounds them too.',
+  haproxy: 'ssl_sock_init: global.maxsslconn && sslconns >= global.maxsslconn → refuse',
+  watches: ['sslconnsInc', 'sslCtxNew'],
+  check: readsGlobal((ctx) => {
+    const max = ctx.config.maxsslconn;
+    const got = ctx.next.counters.sslconns;
+    return max && got > max ? `sslconns is ${got}, above maxsslconn ${max}` : null;
+  }),
+};
+
+export const sslContextFreedAtClose: Invariant = {
+  name: 'sslContextFreedAtClose',
+  kind: 'state',
+  doc: "True iff a connection's SSL context exists only on a TLS bind and only while its fd is open: it is created at accept and freed when the connection is closed, whatever ended it.",
+  haproxy: 'conn_data_init → ssl_sock_init; conn_full_close → conn_data_close → ssl_sock_close',
+  watches: ['sslCtxNew', 'sslCtxFree', 'fdClose', 'connClose'],
+  check: eachConn((c, ctx) => {
+    if (c.mem.sslCtx !== 'live') return null;
+    if (!ctx.config.ssl) return 'an SSL context is live on a raw transport';
+    return c.mem.fd === 'open' ? null : `its fd is ${c.mem.fd} but its SSL context is still live`;
+  }),
+};
+
 export const gaugesZeroWhenIdle: Invariant = {
   name: 'gaugesZeroWhenIdle',
   kind: 'state',
@@ -615,12 +658,21 @@ export const connMaxBounds: Invariant = {
 export const cumulativeMonotonic: Invariant = {
   name: 'cumulativeMonotonic',
   kind: 'step',
-  doc: 'True iff no cumulative counter (cum_conn, cum_sess, their listener twins, totalconn, denied_conn) ever decreases.',
+  doc: 'True iff no cumulative counter (cum_conn, cum_sess, their listener twins, totalconn, denied_conn, totalsslconns) ever decreases.',
   haproxy: 'I3, I4 (never decremented)',
-  watches: ['cumConnInc', 'cumSessInc', 'cumSessDec', 'totalconnInc', 'deniedConnInc'],
+  watches: ['cumConnInc', 'cumSessInc', 'cumSessDec', 'totalconnInc', 'deniedConnInc', 'sslconnsInc'],
   check: readsGlobal((ctx) => {
     if (!ctx.prev) return null;
-    for (const k of ['cumConn', 'lCumConn', 'cumSess', 'lCumSess', 'totalconn', 'deniedConn'] as const) {
+    const cumulative = [
+      'cumConn',
+      'lCumConn',
+      'cumSess',
+      'lCumSess',
+      'totalconn',
+      'deniedConn',
+      'totalsslconns',
+    ] as const;
+    for (const k of cumulative) {
       const before = ctx.prev.counters[k];
       const after = ctx.next.counters[k];
       if (after < before) return `${k} went down from ${before} to ${after}`;
@@ -665,12 +717,23 @@ export const cumSessLeCumConn: Invariant = {
 export const poolBalancedWhenIdle: Invariant = {
   name: 'poolBalancedWhenIdle',
   kind: 'state',
-  doc: 'True iff every session, task and buffer ever allocated has been freed whenever no session is live: pool allocations equal frees.',
+  doc: 'True iff every session, task, SSL context and buffer ever allocated has been freed whenever no session is live: pool allocations equal frees.',
   haproxy: 'I9; session_free (buffers, txn), kill_mini_session',
-  watches: ['sessionAlloc', 'sessionFree', 'taskNew', 'taskFree', 'bufAlloc', 'bufFree', 'freeBuffers'],
+  watches: [
+    'sessionAlloc',
+    'sessionFree',
+    'taskNew',
+    'taskFree',
+    'sslCtxNew',
+    'sslCtxFree',
+    'bufAlloc',
+    'bufFree',
+    'freeBuffers',
+  ],
   check: eachConn((c, ctx) => {
     if (ctx.next.live > 0) return null;
     const leaked = buffers(c.mem);
+    if (c.mem.sslCtx === 'live') leaked.unshift('SSL context');
     if (c.mem.task === 'live') leaked.unshift('task');
     return leaked.length === 0 ? null : `no session is live but its ${leaked.join(', ')} is still allocated`;
   }),
@@ -761,6 +824,8 @@ export const noMemoryFaults: Invariant = {
     'sessionFree',
     'taskNew',
     'taskFree',
+    'sslCtxNew',
+    'sslCtxFree',
     'bufAlloc',
     'bufFree',
     'fdClose',
@@ -785,6 +850,9 @@ export const INVARIANTS: readonly Invariant[] = [
   nbconnBalance,
   actconnBalance,
   jobsBalance,
+  sslconnsBalance,
+  sslconnsWithinLimit,
+  sslContextFreedAtClose,
   gaugesZeroWhenIdle,
   maxconnCountsEmbryonic,
   listenerResumed,

@@ -38,9 +38,12 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
           type: 'SESSION_ACCEPT',
           src,
           fail,
+          sslconns: 0,
         }),
       ),
     ),
+    // One SSL connection alive: at maxsslconn under the TLS configuration below.
+    { type: 'SESSION_ACCEPT', src: 'plain', fail: 'none', sslconns: 1 },
     { type: 'HANDSHAKE_END', error: true, fail: 'none' },
     { type: 'HANDSHAKE_END', error: false, fail: 'none' },
     { type: 'HANDSHAKE_END', error: false, fail: 'rep' },
@@ -74,17 +77,21 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
 /** The configurations each machine is explored under: together they enable every guard. */
 export const EXPLORATION_CONFIGS: Record<MachineName, ModelConfig[]> = {
   connection: [
+    makeConfig({ acceptProxy: false, ssl: false }),
     makeConfig({ acceptProxy: true, ssl: false }),
     makeConfig({ acceptProxy: false, ssl: true }),
     makeConfig({ acceptProxy: true, ssl: true }),
   ],
-  session: (['tcp', 'http'] as const).flatMap((mode) =>
-    [true, false].flatMap((acceptProxy) =>
-      [true, false].flatMap((logging) =>
-        (['dev12', '2.6'] as const).map((profile) => makeConfig({ mode, acceptProxy, logging, profile })),
+  session: [
+    ...(['tcp', 'http'] as const).flatMap((mode) =>
+      [true, false].flatMap((acceptProxy) =>
+        [true, false].flatMap((logging) =>
+          (['dev12', '2.6'] as const).map((profile) => makeConfig({ mode, acceptProxy, logging, profile })),
+        ),
       ),
     ),
-  ),
+    makeConfig({ acceptProxy: false, ssl: true, maxsslconn: 1 }),
+  ],
   listener: [makeConfig({ feMaxconn: 2, globalMaxconn: 2, maxconnrate: 5, rateLimitSessions: 5 })],
 };
 

@@ -133,6 +133,7 @@ interface CheckState {
   queueTasks: { global: boolean; frontend: boolean };
   conns: ReadonlyMap<number, ConnRec>;
   live: number; //           connections whose session memory is live (ground truth for the gauges)
+  sslLive: number; //        connections whose SSL context is live (ground truth for sslconns)
   key?: string; //           cache of stateKey
 }
 
@@ -251,6 +252,7 @@ export class TraceMonitor {
       queueTasks: { ...this.template.queueTasks },
       conns: new Map(),
       live: 0,
+      sslLive: 0,
     };
     this.candidates = [trivialCandidate(initial)];
   }
@@ -428,6 +430,7 @@ export class TraceMonitor {
         queueTasks: s.queueTasks,
         conns: s.conns,
         live: s.live,
+        sslLive: s.sslLive,
       };
       return { ...trivialCandidate(after), before: s, counters: [counters], branch: branch.label };
     }
@@ -447,11 +450,13 @@ export class TraceMonitor {
     const conns = new Map(s.conns);
     let ended: number | null = null;
     let live = s.live;
+    let sslLive = s.sslLive;
     let violation: string | null = null;
     let accepted = false;
     if (conn !== null) {
       const id = conn;
       live += (mem.session === 'live' ? 1 : 0) - (rec && rec.mem.session === 'live' ? 1 : 0);
+      sslLive += (mem.sslCtx === 'live' ? 1 : 0) - (rec && rec.mem.sslCtx === 'live' ? 1 : 0);
       const connection = this.model.composition.runners.connection.value(slots.connection);
       const session = this.model.composition.runners.session.value(slots.session);
       accepted = !rec && connection !== 'pending';
@@ -483,8 +488,9 @@ export class TraceMonitor {
       queueTasks: after1.queueTasks,
       conns,
       live,
+      sslLive,
     };
-    violation ??= this.invariantsFail(one, s.live, after1, live, event, r.records, conn);
+    violation ??= this.invariantsFail(one, s, after1, after, event, r.records, conn);
     return {
       before: s,
       after,
@@ -564,9 +570,9 @@ export class TraceMonitor {
   /** Checks the invariants on the step from `one` to `after1`; returns the first violation or null. */
   private invariantsFail(
     one: SystemState,
-    liveBefore: number,
+    before: CheckState,
     after1: SystemState,
-    liveAfter: number,
+    after: CheckState,
     event: SystemEvent,
     records: readonly TransitionRecord[],
     conn: number | null,
@@ -574,8 +580,8 @@ export class TraceMonitor {
     const ctx = {
       model: this.model,
       config: this.config,
-      prev: this.view(one, liveBefore, conn !== null),
-      next: this.view(after1, liveAfter, conn !== null),
+      prev: this.view(one, before, conn !== null),
+      next: this.view(after1, after, conn !== null),
       event,
       records,
     };
@@ -586,12 +592,16 @@ export class TraceMonitor {
     return `invariant ${bad.invariant} fails: ${message}`;
   }
 
-  /** The invariants' view of a one-connection state, with the global count of live sessions. */
-  private view(s: SystemState, live: number, withConn: boolean): StateView {
+  /**
+   * The invariants' view of a one-connection state, with the global counts of `totals`: live
+   * sessions and live SSL contexts.
+   */
+  private view(s: SystemState, totals: CheckState, withConn: boolean): StateView {
     // viewOf returns a fresh object that nothing else holds: it is adjusted in place.
     const v = viewOf(this.model, s);
     if (!withConn) v.conns = [];
-    v.live = live;
+    v.live = totals.live;
+    v.sslLive = totals.sslLive;
     return v;
   }
 
@@ -890,6 +900,7 @@ function endOfLife(m: ConnMemory): string | null {
   if (bufs.length > 0) return `its ${bufs.join(', ')} ${bufs.length > 1 ? 'are' : 'is'} still allocated`;
   if (m.session === 'live') return 'its session was never freed';
   if (m.task === 'live') return 'its task was never freed';
+  if (m.sslCtx === 'live') return 'its SSL context was never freed';
   if (m.inList) return 'its session is still in the sessions list';
   if (m.logged > 1) return `it logged ${m.logged} kill lines, not at most one`;
   if (m.faults.length > 0) return m.faults.join('; ');
@@ -1038,7 +1049,8 @@ function stateKey(s: CheckState): string {
   let key =
     `${s.listener}|${s.queueTasks.global ? 1 : 0}${s.queueTasks.frontend ? 1 : 0}|${s.live}|` +
     `${c.feconn},${c.connMax},${c.cumConn},${c.cumSess},${c.deniedConn},${c.feConnPerSec},${c.feSessPerSec},` +
-    `${c.nbconn},${c.lCumConn},${c.lCumSess},${c.actconn},${c.jobs},${c.totalconn},${c.connPerSec}|`;
+    `${c.nbconn},${c.lCumConn},${c.lCumSess},${c.actconn},${c.jobs},${c.totalconn},${c.connPerSec},` +
+    `${c.sslconns},${c.totalsslconns}|${s.sslLive}|`;
   for (const [id, rec] of s.conns) key += `${id}=${recKey(rec)}/`;
   s.key = key;
   return key;

@@ -128,6 +128,7 @@ export class TraceGenerator {
     this.world = this.composition.initialWorld();
     const base: Host = {
       gauges: () => listenerGauges(this.counters, this.config),
+      sslconns: () => this.counters.sslconns,
       execute: (effect: Effect, origin: Origin) => this.execute(effect, origin),
     };
     this.host = tracingHost(base, emit, () => this.t, {

@@ -131,7 +131,7 @@ describe('the cover report', () => {
   it('writes a coverage file that diagrams/coverage.ts reads, impossible transitions at 0', () => {
     const file = parseCoverage(JSON.stringify(coverageFile(report(3))), 'property-tests.json');
     expect(file.source).toBe('property-tests');
-    expect(file.transitions['session.absent|SESSION_ACCEPT|6']).toBe(3);
+    expect(file.transitions['session.absent|SESSION_ACCEPT|8']).toBe(3);
     expect(file.transitions['session.absent|SESSION_ACCEPT|2']).toBe(0);
   });
 
@@ -140,7 +140,7 @@ describe('the cover report', () => {
     r.matrix = MATRIX.filter((c) => c.script).map((cell) => ({ cell, verdict: 'pass', detail: '' }));
     const text = formatReport(r);
     expect(text).toContain('allocation failure:');
-    expect(text).toMatch(/^session_complete after TLS +n\/a +n\/a +pass +pass +pass$/m);
+    expect(text).toMatch(/^session_complete after TLS +n\/a +n\/a +n\/a +pass +pass +pass$/m);
     expect(text).toContain(`matrix: ${r.matrix.length}/${r.matrix.length} cells pass`);
     const json = reportJson(r) as { matrix: { cell: string }[] };
     expect(json.matrix[0]!.cell).toBe('allocation failure: session × session_accept, handshake pending');

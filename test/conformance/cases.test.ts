@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
 import { listTransitions } from '../../machines/introspect.ts';
+import type { Counters } from '../../machines/counters.ts';
 import {
   CASE_ID_PATTERN,
   CASES,
@@ -101,9 +102,13 @@ describe('the conformance case list', () => {
   });
 
   it('predicts the same counters under every profile, so that no counter difference goes without a reason', () => {
+    // totalsslconns (CumSslConns) is a 2.x counter: 1.5-dev keeps no total of SSL connections.
+    const common = (k: Counters[]) => k.map(({ totalsslconns: _, ...rest }) => rest);
     for (const c of CASES)
       for (const p of profilesOf(c))
-        expect(predictionOf(c, p).counters, `${c.id} under ${p}`).toEqual(predictionOf(c, 'dev12').counters);
+        expect(common(predictionOf(c, p).counters), `${c.id} under ${p}`).toEqual(
+          common(predictionOf(c, 'dev12').counters),
+        );
   });
 
   it('derives the counters of each moment of a scenario from the machines, from zero', () => {

@@ -79,6 +79,7 @@ describe('the haproxy.cfg subset', () => {
       `global
     maxconn 50
     maxconnrate 20
+    maxsslconn 3
     tune.bufsize 8192
     log stdout local0 notice
 defaults
@@ -101,7 +102,7 @@ listen li
       'all.cfg',
       'dev12',
     );
-    expect(cfg.global).toMatchObject({ maxconn: 50, maxconnrate: 20, bufsize: 8192 });
+    expect(cfg.global).toMatchObject({ maxconn: 50, maxconnrate: 20, maxsslconn: 3, bufsize: 8192 });
     expect(cfg.global.logs).toEqual([{ to: 'stdout', format: 'rfc3164', facility: 16, maxLevel: 5 }]);
     expect(cfg.frontend).toMatchObject({
       kind: 'listen',
@@ -125,7 +126,13 @@ listen li
     expect(cfg.frontend.rejects.map((c) => c.text)).toEqual(['10.0.0.0/8', '192.0.2.1']);
     expect(cfg.frontend.monitors.map((c) => c.text)).toEqual(['127.0.0.3/32']);
     expect(cfg.backends[0]!.servers.map((s) => `${s.host}:${s.port}`)).toEqual(['127.0.0.1:1', '::1:2']);
-    expect(modelConfigOf(cfg)).toMatchObject({ bindMaxconn: 7, feMaxconn: 50, ssl: true, maxconnrate: 20 });
+    expect(modelConfigOf(cfg)).toMatchObject({
+      bindMaxconn: 7,
+      feMaxconn: 50,
+      ssl: true,
+      maxconnrate: 20,
+      maxsslconn: 3,
+    });
   });
 
   it('takes the global maxconn for a frontend without one, and a default when global has none', () => {
@@ -173,6 +180,15 @@ listen li
     ).toBe(24 * 86_400_000);
   });
 
+  it('takes maxsslconn 0 as no limit, as HAProxy does', () => {
+    const cfg = parseConfig(
+      BASE.replace('    maxconn 100\n', '    maxconn 100\n    maxsslconn 0\n'),
+      'x.cfg',
+    );
+    expect(cfg.global.maxsslconn).toBeNull();
+    expect(modelConfigOf(cfg).maxsslconn).toBeNull();
+  });
+
   it('accepts monitor-net in the dev12 profile and rejects it as HAProxy 2.6 does', () => {
     const text = BASE.replace('    maxconn 10\n', '    maxconn 10\n    monitor-net 192.0.2.0/24\n');
     expect(parseConfig(text, 'x.cfg', 'dev12').frontend.monitors).toHaveLength(1);
@@ -190,6 +206,7 @@ listen li
     ],
     ['an unsupported section', 'peers p\n', 1, /'peers' outside of any section/],
     ['nbthread above 1', 'global\n    nbthread 2\n', 2, /embryonic runs one thread/],
+    ['a negative maxsslconn', 'global\n    maxsslconn -1\n', 2, /'maxsslconn' needs a non-negative integer/],
     [
       'a log target other than stdout or stderr',
       'global\n    log 127.0.0.1:514 local0\n',

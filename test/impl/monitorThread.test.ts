@@ -55,6 +55,7 @@ function tracedRun(trace: Trace): (n: number, plant?: Plant) => void {
   let next = 0;
   const host: Host = {
     gauges: () => listenerGauges(counters, CONFIG),
+    sslconns: () => counters.sslconns,
     record: (r) => trace.step(r),
     execute(effect, origin) {
       const type = plant.effectType?.(effect.type) ?? effect.type;

@@ -48,17 +48,31 @@ describe('the pool and its ledger', () => {
 
   it('plans session_accept’s allocations in HAProxy’s order without consuming anything', () => {
     const pool = new Pool(1024, parseFaultSpecs('task:1,req:1'));
-    expect(pool.planAccept('plain', tcpHandshake)).toEqual({ site: 'task' });
-    expect(pool.planAccept('plain', tcpHandshake)).toEqual({ site: 'task' });
+    expect(pool.planAccept('plain', tcpHandshake, 0)).toEqual({ site: 'task' });
+    expect(pool.planAccept('plain', tcpHandshake, 0)).toEqual({ site: 'task' });
     // A rejected or monitored source stops after the session: its task is never allocated.
-    expect(pool.planAccept('denied', tcpHandshake)).toEqual({ site: 'none' });
-    expect(pool.planAccept('monitor', tcpHandshake)).toEqual({ site: 'none' });
+    expect(pool.planAccept('denied', tcpHandshake, 0)).toEqual({ site: 'none' });
+    expect(pool.planAccept('monitor', tcpHandshake, 0)).toEqual({ site: 'none' });
     // Without a handshake, session_complete's buffers are part of session_accept.
-    expect(new Pool(1024, parseFaultSpecs('txn:1')).planAccept('plain', httpDirect)).toEqual({ site: 'txn' });
-    expect(new Pool(1024, parseFaultSpecs('txn:1')).planAccept('plain', tcpHandshake)).toEqual({
+    expect(new Pool(1024, parseFaultSpecs('txn:1')).planAccept('plain', httpDirect, 0)).toEqual({
+      site: 'txn',
+    });
+    expect(new Pool(1024, parseFaultSpecs('txn:1')).planAccept('plain', tcpHandshake, 0)).toEqual({
       site: 'none',
     });
     expect(pool.ledger().sites.task.attempts).toBe(0);
+  });
+
+  it('plans the SSL context of a TLS bind after the task, unless maxsslconn refuses it first', () => {
+    const tls = makeConfig({ acceptProxy: false, ssl: true, maxsslconn: 2 });
+    const pool = new Pool(1024, parseFaultSpecs('ssl:1'));
+    const plan = pool.planAccept('plain', tls, 1);
+    expect(plan).toEqual({ site: 'ssl' });
+    expect(Pool.acceptFail(plan)).toBe('dataInit');
+    expect(Pool.completeFail(plan)).toBe('none');
+    // sslconns at maxsslconn: ssl_sock_init refuses before SSL_new, whose fault stays pending.
+    expect(pool.planAccept('plain', tls, 2)).toEqual({ site: 'none' });
+    expect(pool.planAccept('plain', tcpHandshake, 0)).toEqual({ site: 'none' });
   });
 
   it('fails the n-th attempt at a site once committed, then allocates the next one', () => {
@@ -90,6 +104,6 @@ describe('the pool and its ledger', () => {
     expect(parseFaultSpecs('')).toEqual([]);
     for (const bad of ['buf:1', 'req:0', 'req', 'req:x', 'req:1;rep:2'])
       expect(() => parseFaultSpecs(bad)).toThrow(/bad allocation fault/);
-    expect(POOL_SITES).toEqual(['session', 'task', 'req', 'rep', 'txn']);
+    expect(POOL_SITES).toEqual(['session', 'task', 'ssl', 'req', 'rep', 'txn']);
   });
 });

@@ -59,7 +59,7 @@ describe('set fault on the stats socket', () => {
   });
 
   it('names the sites it knows when the site or the attempt is wrong', async () => {
-    const syntax = 'set fault: expected SITE N with SITE in session, task, req, rep, txn and N >= 1\n\n';
+    const syntax = 'set fault: expected SITE N with SITE in session, task, ssl, req, rep, txn and N >= 1\n\n';
     expect(await cliQuery(admin.sock, 'set fault buffer 1')).toBe(syntax);
     expect(await cliQuery(admin.sock, 'set fault req 0')).toBe(syntax);
   });

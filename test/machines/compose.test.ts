@@ -52,6 +52,10 @@ class RecordingHost implements Host {
     return listenerGauges(this.counters, this.config);
   }
 
+  sslconns(): number {
+    return this.counters.sslconns;
+  }
+
   record(r: TransitionRecord): void {
     this.records.push(r);
     this.seen.push({
@@ -180,7 +184,7 @@ describe('the composition', () => {
     expect(host.counters.feconn).toBe(1);
     const session = host.records.find((r) => r.machine === 'session')!;
     expect(session.effects.map((x) => x.type)).not.toContain('cumConnInc');
-    expect(calls).toContainEqual({ machine: 'session', transitions: ['session.absent|SESSION_ACCEPT|6'] });
+    expect(calls).toContainEqual({ machine: 'session', transitions: ['session.absent|SESSION_ACCEPT|8'] });
   });
 
   it('leaves the connection in the backlog and the session absent when the listener limits itself instead of accepting', () => {
@@ -263,7 +267,7 @@ describe('MachineRunner', () => {
   });
 
   it('routes exactly the effects named in MESSAGE_EFFECTS: every other effect is no message', () => {
-    const gauges = { gauges: () => listenerGauges(zeroCounters(), makeConfig()) };
+    const gauges = { gauges: () => listenerGauges(zeroCounters(), makeConfig()), sslconns: () => 0 };
     const params = { ret: 1, error: false, queue: 'global', ms: 0 };
     const routed = (Object.keys(EFFECTS) as EffectName[]).filter(
       (type) =>

@@ -284,6 +284,16 @@ const CASES: Case[] = [
   // --- ready ---
   {
     transition: 'connection.ready|CLOSE|0',
+    says: 'frees the SSL context and releases its sslconns slot when its session closes a TLS connection',
+    config: PROXY_TLS,
+    path: [...AT_TLS_AFTER_PROXY, { type: 'TLS_OK' }],
+    event: { type: 'CLOSE' },
+    target: 'closed',
+    effects: [{ type: 'sslCtxFree' }, { type: 'sslconnsDec' }],
+    errCode: null,
+  },
+  {
+    transition: 'connection.ready|CLOSE|1',
     says: 'closes a ready connection when its session closes it',
     config: PROXY,
     path: [...AT_PROXY_HEADER, { type: 'PROXY_HEADER_OK' }],
@@ -295,6 +305,16 @@ const CASES: Case[] = [
   // --- error ---
   {
     transition: 'connection.error|CLOSE|0',
+    says: 'frees the SSL context and releases its sslconns slot when kill_mini_session closes a failed TLS connection',
+    config: PROXY_TLS,
+    path: [...AT_TLS_AFTER_PROXY, { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' }],
+    event: { type: 'CLOSE' },
+    target: 'closed',
+    effects: [{ type: 'sslCtxFree' }, { type: 'sslconnsDec' }],
+    errCode: 'SSL_HANDSHAKE',
+  },
+  {
+    transition: 'connection.error|CLOSE|1',
     says: 'closes a failed connection when kill_mini_session closes it, keeping its err_code',
     config: PROXY,
     path: [...AT_PROXY_HEADER, { type: 'PROXY_HEADER_ERROR', code: 'PRX_TRUNCATED' }],

@@ -46,6 +46,8 @@ const ARITHMETIC: [EffectName, string, Partial<Counters>][] = [
     { cumSess: 1, lCumSess: 1, feSessPerSec: 1 },
   ],
   ['deniedConnInc', 'denied_conn +1', { deniedConn: +1 }],
+  ['sslconnsInc', 'sslconns +1 (1.5-dev has no totalsslconns)', { sslconns: +1 }],
+  ['sslconnsDec', 'sslconns -1', { sslconns: -1 }],
   // A mutant's effect (machines/mutants.ts): HAProxy never takes a session back.
   ['cumSessDec', 'cum_sess -1 on the frontend and the listener', { cumSess: -1, lCumSess: -1 }],
 ];
@@ -74,6 +76,16 @@ describe('the counter effects', () => {
       if (name === 'actconnInc' || name === 'actconnDec') expected.actconn = 5;
       if (name === 'connPerSecInc') expected.connPerSec = 5;
       expect(c, name).toEqual(expected);
+    }
+  });
+
+  it('counts totalsslconns (CumSslConns) beside sslconns in the 2.x profiles only', () => {
+    for (const profile of ['2.6', '2.9'] as const) {
+      const c = fives();
+      expect(applyCounterEffect(c, 'sslconnsInc', makeConfig({ profile, ssl: true }))).toBe(true);
+      expect(c, profile).toEqual(moved({ sslconns: 1, totalsslconns: 1 }));
+      expect(applyCounterEffect(c, 'sslconnsDec', makeConfig({ profile, ssl: true }))).toBe(true);
+      expect(c, profile).toEqual(moved({ totalsslconns: 1 }));
     }
   });
 

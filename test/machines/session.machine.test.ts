@@ -54,10 +54,11 @@ const HTTP_PLAIN: Partial<ModelConfig> = { mode: 'http', acceptProxy: false };
 const HTTP_TLS: Partial<ModelConfig> = { mode: 'http', acceptProxy: false, ssl: true };
 const SILENT: Partial<ModelConfig> = { logging: false };
 
-const accept = (src: SourceClass = 'plain', fail: AcceptFailSite = 'none'): SessionEvent => ({
+const accept = (src: SourceClass = 'plain', fail: AcceptFailSite = 'none', sslconns = 0): SessionEvent => ({
   type: 'SESSION_ACCEPT',
   src,
   fail,
+  sslconns,
 });
 const handshakeEnd = (
   error: boolean,
@@ -178,6 +179,16 @@ const CASES: Case[] = [
   {
     transition: 'session.absent|SESSION_ACCEPT|5',
     after: 'session.setupFailed|always|1',
+    says: 'refuses a TLS connection at accept when sslconns has reached maxsslconn: no SSL context, unwound through out_free_task, -1',
+    config: { ...TCP_TLS, maxsslconn: 2 },
+    path: [],
+    event: accept('plain', 'none', 2),
+    target: 'freed',
+    effects: [...ACCEPT_COUNTERS, ...TASK_AND_FD, e('taskFree'), ...OUT_FREE_SESSION, ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|6',
+    after: 'session.setupFailed|always|1',
     says: 'unwinds a failed conn_data_init through out_free_task and sends no 500 on a TLS transport',
     config: HTTP_TLS,
     path: [],
@@ -186,7 +197,7 @@ const CASES: Case[] = [
     effects: [...ACCEPT_COUNTERS, ...TASK_AND_FD, e('taskFree'), ...OUT_FREE_SESSION, ...outClose(-1)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|6',
+    transition: 'session.absent|SESSION_ACCEPT|8',
     says: 'builds only an embryonic session when a handshake is pending: a task with the handshake deadline, no buffer, and returns 1',
     config: TCP_PROXY,
     path: [],
@@ -202,6 +213,23 @@ const CASES: Case[] = [
   },
   {
     transition: 'session.absent|SESSION_ACCEPT|7',
+    says: 'creates the SSL context at accept and counts it in sslconns, below maxsslconn, before any byte of the handshake: an embryonic session, no buffer, 1',
+    config: { ...TCP_TLS, maxsslconn: 2 },
+    path: [],
+    event: accept('plain', 'none', 1),
+    target: 'embryonic',
+    effects: [
+      ...ACCEPT_COUNTERS,
+      ...TASK_AND_FD,
+      e('sslCtxNew'),
+      e('sslconnsInc'),
+      e('connStartHandshake'),
+      e('armDeadline', { ms: 300 }),
+      e('acceptReturned', { ret: 1 }),
+    ],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|9',
     after: 'session.setupFailed|always|1',
     says: 'counts a session, unlinks it and unwinds through out_free_task when session_complete fails without a handshake',
     config: TCP_PLAIN,
@@ -222,7 +250,7 @@ const CASES: Case[] = [
     ],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|8',
+    transition: 'session.absent|SESSION_ACCEPT|10',
     says: 'completes the session at once when no handshake is pending: listed, counted, with req, rep and the http txn',
     config: HTTP_PLAIN,
     path: [],
@@ -437,7 +465,7 @@ const CASES: Case[] = [
   },
   {
     transition: 'session.setupFailed|always|1',
-    before: 'session.absent|SESSION_ACCEPT|7',
+    before: 'session.absent|SESSION_ACCEPT|9',
     says: 'returns 0 and sends no 500 when the direct completion fails in the 2.6 profile',
     config: { profile: '2.6', mode: 'http', acceptProxy: false },
     path: [],

@@ -9,8 +9,11 @@ export class InjectFaultCommand implements ProxyCommand {
   constructor(readonly site: AllocSite) {}
 
   check(m: Readonly<ProxyModel>): boolean {
+    const site = this.site;
     const reachable =
-      this.site === 'session' || this.site === 'task' || sessionBuffers(m.config.model).includes(this.site);
+      site === 'session' ||
+      site === 'task' ||
+      (site === 'ssl' ? m.config.model.ssl : sessionBuffers(m.config.model).includes(site));
     return reachable && !m.armed.has(this.site);
   }
 

@@ -11,7 +11,7 @@
  */
 import type { AsyncCommand } from 'fast-check';
 import type { TransitionRecord } from '../../../machines/compose.ts';
-import { hasHandshake } from '../../../machines/config.ts';
+import { hasHandshake, sslLimitReached } from '../../../machines/config.ts';
 import { newRatePeriod } from '../../../machines/counters.ts';
 import type { TlsRead } from '../../../machines/connection.machine.ts';
 import {
@@ -26,9 +26,9 @@ import type { BackendMode } from './backend.ts';
 import type { ScenarioConfig } from './configs.ts';
 import type { RealSide } from './RealSide.ts';
 
-/** An allocation site of the proxy's pool. */
-export type AllocSite = 'session' | 'task' | 'req' | 'rep' | 'txn';
-export const ALLOC_SITES: readonly AllocSite[] = ['session', 'task', 'req', 'rep', 'txn'];
+/** An allocation site of the proxy's pool ('ssl': the SSL context, the machines' 'dataInit' site). */
+export type AllocSite = 'session' | 'task' | 'ssl' | 'req' | 'rep' | 'txn';
+export const ALLOC_SITES: readonly AllocSite[] = ['session', 'task', 'ssl', 'req', 'rep', 'txn'];
 
 /** A PROXY header a client can send: whole (v1, v2, v2 LOCAL), split (strict: truncated), or not one. */
 export type HeaderKind = 'v1' | 'v2' | 'local' | 'partial' | 'bad';
@@ -67,7 +67,7 @@ export interface ModelTally {
   refused: number; //  of those, refused by the backend
 }
 
-const zeroSites = (): Record<AllocSite, number> => ({ session: 0, task: 0, req: 0, rep: 0, txn: 0 });
+const zeroSites = (): Record<AllocSite, number> => ({ session: 0, task: 0, ssl: 0, req: 0, rep: 0, txn: 0 });
 
 /** A model step that the machines did not accept: the scenario asked for the impossible. */
 export class ModelError extends Error {}
@@ -365,12 +365,15 @@ export class ProxyModel {
 
   /** Where session_accept's allocations fail now for a client of class `src` (impl/pool.ts order). */
   private acceptFail(src: SourceClass): AcceptFailSite {
+    const model = this.config.model;
     const walk: AllocSite[] = ['session'];
     if (src === 'plain') {
       walk.push('task');
-      if (!hasHandshake(this.config.model)) walk.push(...sessionBuffers(this.config.model));
+      if (model.ssl && !sslLimitReached(model, this.state.counters.sslconns)) walk.push('ssl');
+      if (!hasHandshake(model)) walk.push(...sessionBuffers(model));
     }
-    return walk.find((s) => this.armed.has(s)) ?? 'none';
+    const site = walk.find((s) => this.armed.has(s)) ?? 'none';
+    return site === 'ssl' ? 'dataInit' : site;
   }
 
   /** Where session_complete's allocations fail now. */
@@ -420,6 +423,12 @@ export class ProxyModel {
             break;
           case 'taskNew':
             this.tally.allocs.task++;
+            break;
+          case 'sslCtxNew':
+            this.tally.allocs.ssl++;
+            break;
+          case 'sslCtxFree':
+            this.tally.frees.ssl++;
             break;
           case 'taskFree':
             this.tally.frees.task++;
@@ -473,7 +482,8 @@ export class ProxyModel {
     // An injected failure is consumed when the step reaches its allocation (impl/pool.ts commit).
     if (event.type === 'ACCEPT') {
       const accepted = records.some((r) => r.machine === 'session' && r.from === 'absent');
-      if (accepted && event.fail && event.fail !== 'none') this.consume(event.fail as AllocSite);
+      if (accepted && event.fail && event.fail !== 'none')
+        this.consume(event.fail === 'dataInit' ? 'ssl' : (event.fail as AllocSite));
     } else if ((event.type === 'PROXY_HEADER_OK' || event.type === 'TLS_OK') && completed) {
       if (event.fail && event.fail !== 'none') this.consume(event.fail as AllocSite);
     }

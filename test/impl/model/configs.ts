@@ -37,6 +37,7 @@ interface Spec {
   globalMaxconn?: number;
   maxconnrate?: number;
   rateLimitSessions?: number;
+  maxsslconn?: number;
   reject?: boolean;
   monitor?: boolean;
 }
@@ -54,6 +55,7 @@ function scenarioConfig(s: Spec): ScenarioConfig {
     globalMaxconn,
     maxconnrate: s.maxconnrate ?? null,
     rateLimitSessions: s.rateLimitSessions ?? null,
+    maxsslconn: s.maxsslconn ?? null,
     logging: s.logging,
     dontlognull: false,
   });
@@ -80,6 +82,7 @@ function scenarioConfig(s: Spec): ScenarioConfig {
         `    maxconn ${globalMaxconn}`,
         '    nbthread 1',
         ...(s.maxconnrate !== undefined ? [`    maxconnrate ${s.maxconnrate}`] : []),
+        ...(s.maxsslconn !== undefined ? [`    maxsslconn ${s.maxsslconn}`] : []),
         ...(s.logging ? ['    log stderr format raw local0 info'] : []),
         `    stats socket ${dir}/stats.sock level admin`,
         '',
@@ -140,6 +143,17 @@ export const CONFIGS = {
     feMaxconn: 2,
     bindMaxconn: 2,
   }),
+  tlsmax: scenarioConfig({
+    name: 'tlsmax',
+    what: 'tcp, TLS only, maxsslconn 1 below maxconn 2: a second TLS connection is refused at accept',
+    mode: 'tcp',
+    acceptProxy: false,
+    ssl: true,
+    logging: true,
+    feMaxconn: 2,
+    bindMaxconn: 2,
+    maxsslconn: 1,
+  }),
   http: scenarioConfig({
     name: 'http',
     what: 'http, no handshake (direct completion), a rejected and a monitor source',
@@ -187,11 +201,11 @@ export const CONFIGS = {
   }),
   rateglobal: scenarioConfig({
     name: 'rateglobal',
-    what: 'tcp, accept-proxy, maxconnrate 2 and global maxconn 2: the global task finds every slot taken',
+    what: 'tcp, accept-proxy, maxconnrate 2 and global maxconn 2: the global task finds every slot taken; no logging',
     mode: 'tcp',
     acceptProxy: true,
     ssl: false,
-    logging: true,
+    logging: false,
     feMaxconn: 10,
     globalMaxconn: 2,
     maxconnrate: 2,

@@ -36,10 +36,10 @@ const ALLOC_ROWS: {
 }[] = [
   {
     row: 'session_accept, handshake pending',
-    config: () => 'pp',
+    config: (site) => (site === 'ssl' ? 'tls' : 'pp'),
     // A buffer fault stays armed: the embryonic session allocates none before the deadline kills it.
     reach: [connect, { do: 'advance', ms: DEADLINE + 1 }],
-    sites: ['session', 'task', 'req', 'rep'],
+    sites: ['session', 'task', 'ssl', 'req', 'rep'],
   },
   {
     row: 'session_accept, no handshake',
@@ -61,7 +61,7 @@ const ALLOC_ROWS: {
   },
 ];
 
-const SITES: AllocSite[] = ['session', 'task', 'req', 'rep', 'txn'];
+const SITES: AllocSite[] = ['session', 'task', 'ssl', 'req', 'rep', 'txn'];
 
 /** Where a client can reset its connection, with the scripts that put it there. */
 const RESET_ROWS: { row: string; cells: Partial<Record<ConfigName, Action[]>> }[] = [

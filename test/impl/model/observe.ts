@@ -131,6 +131,13 @@ export function gaps(model: ProxyModel, real: RealSide, obs: Observation): Gap[]
   eq('counters', 'FRONTEND conn_rate', obs.fe.conn_rate!, c.feConnPerSec);
   eq('counters', 'listener stot (delta)', obs.li.stot! - base.li.stot!, c.lCumConn);
   eq('counters', 'show info ConnRate', obs.info.ConnRate ?? NaN, c.connPerSec);
+  eq('counters', 'show info CurrSslConns', obs.info.CurrSslConns ?? NaN, c.sslconns);
+  eq(
+    'counters',
+    'show info CumSslConns (delta)',
+    (obs.info.CumSslConns ?? NaN) - base.info.CumSslConns!,
+    c.totalsslconns,
+  );
   eq(
     'counters',
     'show info CumConns (delta, less the CLI connections)',
@@ -157,7 +164,9 @@ export function gaps(model: ProxyModel, real: RealSide, obs: Observation): Gap[]
         ? m.session === 'live'
         : site === 'task'
           ? m.task === 'live'
-          : m.bufs[site] === 'live',
+          : site === 'ssl'
+            ? m.sslCtx === 'live'
+            : m.bufs[site] === 'live',
     ).length;
   for (const site of ALLOC_SITES) {
     const s = obs.pool.sites[site];

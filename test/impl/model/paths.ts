@@ -33,8 +33,6 @@ export const IMPOSSIBLE_ON_NODE: Record<string, string> = {
     'accept() never fails in JavaScript: libuv handles EMFILE/ENFILE/ENOBUFS/ENOMEM inside its accept loop (it closes the connection with its reserve fd) and reports no per-connection error, so the proxy never sees a failed accept',
   'session.absent|SESSION_ACCEPT|2':
     'fcntl(O_NONBLOCK) is done by libuv when it accepts the socket, before JavaScript sees it; the proxy has no fcntl of its own that could fail',
-  'session.absent|SESSION_ACCEPT|5':
-    "conn_data_init has no failing counterpart: the proxy's transport is Node's socket, set up by libuv before session_accept runs (no allocation to inject)",
   'session.embryonic|TASK_WAKEUP|1':
     'the embryonic session task is only ever woken by its deadline timer (timerOnExpire); nothing else in the proxy calls task_wakeup on it',
   'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|1':
@@ -89,6 +87,7 @@ const PREFERENCE: ConfigName[] = [
   'pp',
   'ssl',
   'tls',
+  'tlsmax',
   'http',
   'http26',
   'fefull',
@@ -107,6 +106,7 @@ const http: Need = (c) => c.model.mode === 'http';
 const raw500: Need = (c) => c.model.mode === 'http' && !c.model.ssl;
 const dev12: Need = (c) => c.model.profile === 'dev12';
 const logging: Need = (c) => c.model.logging;
+const maxsslconn1: Need = (c) => c.model.ssl && c.model.maxsslconn === 1;
 const not =
   (n: Need): Need =>
   (c) =>
@@ -165,10 +165,10 @@ function translateLife(path: MachinePath): Translation {
         needs.push(acceptProxy, not(ssl));
         break;
       case 'connection.accepted|NO_HANDSHAKE|0':
-      case 'session.absent|SESSION_ACCEPT|8':
+      case 'session.absent|SESSION_ACCEPT|10':
         needs.push(noHandshake);
         break;
-      case 'session.absent|SESSION_ACCEPT|7':
+      case 'session.absent|SESSION_ACCEPT|9':
         needs.push(noHandshake);
         completionFails = true;
         break;
@@ -181,8 +181,25 @@ function translateLife(path: MachinePath): Translation {
         src = 'monitor';
         needs.push(hasSource('monitor'));
         break;
+      case 'session.absent|SESSION_ACCEPT|8':
+        needs.push(not(noHandshake), not(ssl));
+        break;
+      case 'session.absent|SESSION_ACCEPT|7':
+        needs.push(ssl);
+        break;
       case 'session.absent|SESSION_ACCEPT|6':
-        needs.push(not(noHandshake));
+        needs.push(ssl);
+        break;
+      case 'session.absent|SESSION_ACCEPT|5':
+        needs.push(maxsslconn1);
+        break;
+      case 'connection.ready|CLOSE|0':
+      case 'connection.error|CLOSE|0':
+        needs.push(ssl);
+        break;
+      case 'connection.ready|CLOSE|1':
+      case 'connection.error|CLOSE|1':
+        needs.push(not(ssl));
         break;
       case 'connection.handshake.tls|CLIENT_CLOSE|0':
       case 'connection.handshake.tls|CLIENT_RESET|0':
@@ -226,7 +243,14 @@ function translateLife(path: MachinePath): Translation {
       case 'session.absent|SESSION_ACCEPT|4':
         before.push({ do: 'fault', site: 'task' });
         break;
-      case 'session.absent|SESSION_ACCEPT|7':
+      case 'session.absent|SESSION_ACCEPT|5':
+        // Another client holds the one SSL context maxsslconn allows.
+        before.push({ do: 'connect', src: 'plain' });
+        break;
+      case 'session.absent|SESSION_ACCEPT|6':
+        before.push({ do: 'fault', site: 'ssl' });
+        break;
+      case 'session.absent|SESSION_ACCEPT|9':
         before.push({ do: 'fault', site: 'req' });
         break;
       case 'connection.handshake.proxyHeader|PROXY_HEADER_OK|0':
@@ -245,6 +269,7 @@ function translateLife(path: MachinePath): Translation {
       case 'connection.handshake.proxyHeader|CLIENT_CLOSE|0':
       case 'connection.handshake.tls|CLIENT_CLOSE|1':
       case 'connection.ready|CLOSE|0':
+      case 'connection.ready|CLOSE|1':
       case 'session.initialized|SESSION_END|0':
         after.push({ do: 'halfclose', c: 0 });
         break;
