@@ -30,8 +30,10 @@ export const conformCommand: Command = {
     '       embryonic conform --print-config [--target HOST:PORT[@PROFILE]] [--stats unix:PATH]',
     '',
     `Runs ${CASES.length} cases (PROXY v1 §2.1, v2 §2.2, the handshake lifecycle, limits, counters) against`,
-    'each target, one case at a time, and prints a verdict per case: pass, fail, skipped or',
-    'version-difference. After each case it checks that the target holds nothing (no backend',
+    'each target, one case at a time, and prints a verdict per case: pass, fail, skipped,',
+    'version-difference, or known-bug (on haproxy, a case that shows a bug of HAProxy itself, judged',
+    'against the model with that bug, a mutant of docs/MUTANTS.md). After each case it checks that',
+    'the target holds nothing (no backend',
     'connection, every frontend scur 0) and, for impl only, that its ledgers are clean (show',
     'violations, show pool, show fd: no violation, no live pool item, no live fd). On impl it',
     "also reads the proxy's trace and fails a case that does not take exactly the transitions the",
@@ -77,8 +79,8 @@ export const conformCommand: Command = {
     '                     view per case with its wire log',
     '  --coverage FILE    write the transitions the passing cases exercised, for',
     '                     `embryonic diagrams --coverage` (e.g. reports/coverage/conformance.json)',
-    '  --strict           also exit 1 when a case is skipped (CI: every case must pass or be a',
-    '                     version-difference with a written reason)',
+    '  --strict           also exit 1 when a case is skipped (CI: every case must pass, be a',
+    '                     version-difference with a written reason, or a known-bug)',
     '  --print-config     print the suite config as haproxy.cfg and exit; it also writes the test',
     `                     certificate it names (under ${DEFAULT_CONFIG_DIR} unless --stats says where).`,
     "                     It is the config of the first target's profile (haproxy: 2.6; default",
@@ -212,7 +214,9 @@ function printSummary(report: SuiteReport): void {
   const listed = report.results.filter((r) => !unavailable.has(r.target));
   for (const f of listed.filter((r) => r.verdict === 'fail'))
     console.log(`\nFAIL ${f.target} ${f.caseId}\n  ${f.reason ?? ''}`);
-  const other = listed.filter((r) => r.verdict === 'skipped' || r.verdict === 'version-difference');
+  const other = listed.filter(
+    (r) => r.verdict === 'skipped' || r.verdict === 'version-difference' || r.verdict === 'known-bug',
+  );
   if (other.length > 0) console.log('');
   for (const r of other)
     console.log(`${r.verdict.toUpperCase()} ${r.target} ${r.caseId}: ${firstSentence(r.reason ?? '')}`);
@@ -225,7 +229,7 @@ function printSummary(report: SuiteReport): void {
   }
   const c = summarize(report);
   console.log(
-    `\n${c.pass} passed, ${c.fail} failed, ${c.skipped} skipped, ${c['version-difference']} version-difference` +
+    `\n${c.pass} passed, ${c.fail} failed, ${c.skipped} skipped, ${c['version-difference']} version-difference, ${c['known-bug']} known-bug` +
       ` (${report.cases.length} cases × ${report.targets.length} target(s), ${(report.durationMs / 1000).toFixed(1)} s)`,
   );
 }

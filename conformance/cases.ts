@@ -71,6 +71,7 @@ import {
   FRONTENDS,
   QUEUE_MAXCONN,
   servesFrontend,
+  SUITE_MAXSSLCONN,
   type FrontendName,
 } from './suite.cfg.ts';
 
@@ -86,6 +87,18 @@ export interface ProfileDifference {
   reason: string;
 }
 
+/**
+ * A bug of HAProxy's own builds that the case shows: the mutant (machines/mutants.ts) that models
+ * it, and the profiles whose HAProxy has it. On a target that runs HAProxy itself under one of
+ * those profiles, the case is predicted with the mutant's defect switched in (predictionOf), and
+ * a run that holds every check of that prediction is a known-bug, not a pass (runner.ts). The
+ * bundled proxy follows the machines, bug-free, under every profile.
+ */
+export interface KnownBug {
+  mutant: string;
+  profiles: readonly Profile[];
+}
+
 /** One conformance case, as written. */
 export interface CaseDefinition {
   id: string; //                        frozen: pp1/2.1/…, pp2/2.2/…, hs/…, lim/…, cnt/…
@@ -96,6 +109,7 @@ export interface CaseDefinition {
   needs?: readonly ('stats' | 'log')[]; // skipped without a stats socket, or where the log is not captured
   budgetMs?: number; //                 the case fails if it runs longer (default 4000)
   profileDifferences?: ProfileDifference[];
+  knownBugs?: readonly KnownBug[];
   run(ctx: CaseContext): Promise<void>;
 }
 
@@ -116,18 +130,23 @@ export function profilesOf(c: Pick<CaseDefinition, 'frontend'>): Profile[] {
 }
 
 /**
- * Returns what the model predicts for case <c> under <profile> (predict.ts), memoised per
- * scenario. Requires <profile> among profilesOf(c); throws otherwise, and if the scenario is not a
- * run of the machines (a case that would be wrong on every target).
+ * Returns what the model predicts for case <c> under <profile> (predict.ts), with the defect of
+ * <mutant> switched in when given (a KnownBug's), memoised per scenario. Requires <profile> among
+ * profilesOf(c); throws otherwise, and if the scenario is not a run of the machines (a case that
+ * would be wrong on every target).
  */
-export function predictionOf(c: Pick<CaseDefinition, 'scenario' | 'frontend'>, profile: Profile): Prediction {
+export function predictionOf(
+  c: Pick<CaseDefinition, 'scenario' | 'frontend'>,
+  profile: Profile,
+  mutant?: string,
+): Prediction {
   if (!servesFrontend(profile, c.frontend))
     throw new Error(`no target of profile ${profile} serves ${c.frontend}: there is nothing to predict`);
   let byKey = predictions.get(c.scenario);
   if (byKey === undefined) predictions.set(c.scenario, (byKey = new Map()));
-  const key = `${c.frontend}/${profile}`;
+  const key = `${c.frontend}/${profile}/${mutant ?? ''}`;
   let p = byKey.get(key);
-  if (p === undefined) byKey.set(key, (p = predict(c.scenario, c.frontend, profile)));
+  if (p === undefined) byKey.set(key, (p = predict(c.scenario, c.frontend, profile, mutant)));
   return p;
 }
 
@@ -525,8 +544,8 @@ const FRONTEND_COUNTERS = {
  * <events> events of the case's scenario have happened (all of them unless given; a negative
  * number leaves that many out at the end), to be read against <before>, taken before the scenario
  * began:
- *   - the frontend's scur, conn_tot, stot and dcon, and show info's CurrConns (actconn), each as
- *     its change since <before>;
+ *   - the frontend's scur, conn_tot, stot and dcon, and show info's CurrConns (actconn) and
+ *     CurrSslConns (sslconns), each as its change since <before>;
  *   - the frontend's smax, a high-water mark: the larger of its value in <before> and the model's
  *     conn_max;
  *   - the backend's stot, as the frontend's: every session of the suite goes to be_echo.
@@ -553,6 +572,7 @@ function predictedCounters(
       equals: Math.max(statNumber(before, `${name}/FRONTEND`, 'smax') ?? 0, at.connMax),
     },
     { info: 'CurrConns', delta: at.actconn - zero.actconn },
+    { info: 'CurrSslConns', delta: at.sslconns - zero.sslconns },
     { row: 'be_echo/BACKEND', field: 'stot', delta: at.cumSess - zero.cumSess },
   ];
 }
@@ -1447,6 +1467,51 @@ const DEFINITIONS: CaseDefinition[] = [
         predictedCounters(ctx, before, 'fe_rate', 6),
       );
       for (const client of clients) await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept',
+    requirement: `Embryonic TLS connections hold SSL contexts, and maxsslconn bounds them: with maxsslconn ${SUITE_MAXSSLCONN}, two TLS connections that have not sent a byte are accepted and counted in CurrSslConns; a third is accepted and closed at once with a FIN, unlogged, since ssl_sock_init refuses its SSL context (2.x: CO_ER_SSL_TOO_MANY); the two others still get their FIN at the deadline, and CurrSslConns comes back to 0. A proxy that created its TLS state only once the ClientHello arrives would keep the third open. HAProxy 2.4 and later keep it open too, for another reason: they never close its fd (mutant transport-init-failure-leaks-fd).`,
+    scenario: scenario(
+      ACCEPT,
+      ACCEPT,
+      ACCEPT,
+      { type: 'TIMER_EXPIRE', conn: 0 },
+      { type: 'TIMER_EXPIRE', conn: 1 },
+    ),
+    frontend: 'fe_tls',
+    needs: ['stats'],
+    knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: ['2.6', '2.9'] }],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const holders: WireClient[] = [];
+      for (let i = 0; i < SUITE_MAXSSLCONN; i++) holders.push(await ctx.connect('fe_tls'));
+      await ctx.sleep(50);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats(`${SUITE_MAXSSLCONN} idle TLS connections`),
+        predictedCounters(ctx, before, 'fe_tls', SUITE_MAXSSLCONN),
+      );
+      const third = await ctx.connect('fe_tls');
+      await ctx.sleep(50);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('50 ms after the third connection'),
+        predictedCounters(ctx, before, 'fe_tls', SUITE_MAXSSLCONN + 1),
+      );
+      if (ctx.predicted.closes[SUITE_MAXSSLCONN] === 'fin')
+        await expectCloseAtOnce(ctx, third, 'fin', fromConnect(third));
+      else
+        await expectOpenUntil(
+          ctx,
+          third,
+          fromConnect(third).t + DEADLINE_MS + 100,
+          'past the deadline: the model predicts no close (its fd is never closed)',
+        );
+      for (const holder of holders) await expectClose(ctx, holder, 'fin', fromConnect(holder), DEADLINE_MS);
+      expectNoBackend(ctx);
     },
   },
   {

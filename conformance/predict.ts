@@ -15,6 +15,7 @@ import type { Profile } from '../machines/config.ts';
 import { copyCounters, type Counters } from '../machines/counters.ts';
 import type { ErrCode } from '../machines/errCodes.ts';
 import type { Check } from './expect.ts';
+import { mutantById } from '../machines/mutants.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
 import { modelConfigOf, parseConfig, type ProxyConfig } from '../impl/config.ts';
 import {
@@ -122,18 +123,22 @@ export function suiteFrontendConfig(fe: FrontendName, profile: Profile): ProxyCo
 
 /**
  * Runs <scenario> on the model of frontend <fe>'s configuration under <profile> and returns what
- * the model predicts. Requires every event to be possible when it comes (SystemModel.isEnabled);
- * throws an Error naming the event and the states otherwise: the scenario does not describe a run
- * of the machines. Pure apart from the configuration cache.
+ * the model predicts; with <mutant> (an id of machines/mutants.ts), on the model with that defect
+ * switched in: what a target that has that bug does. Requires every event to be possible when it
+ * comes (SystemModel.isEnabled); throws an Error naming the event and the states otherwise: the
+ * scenario does not describe a run of the machines. Throws on an unknown mutant. Pure apart from
+ * the configuration cache.
  */
-export function predict(scenario: Scenario, fe: FrontendName, profile: Profile): Prediction {
+export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, mutant?: string): Prediction {
   const cfg = suiteFrontendConfig(fe, profile);
   const src = classifySource(CLIENT_ADDRESS, {
     reject: cfg.frontend.rejects,
     monitor: cfg.frontend.monitors,
   });
   const n = scenario.events.filter((e) => e.type === 'ACCEPT').length;
-  const model = new SystemModel(modelConfigOf(cfg), Math.max(n, 1));
+  const config = modelConfigOf(cfg);
+  const defect = mutant === undefined ? null : mutantById(mutant).defect(config);
+  const model = new SystemModel(config, Math.max(n, 1), defect);
   const transitions = new Set<string>();
   const codes: ErrCode[] = [];
   const from: ('client' | 'header')[] = [];

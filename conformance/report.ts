@@ -3,7 +3,8 @@
  *   toJson   every case × target result as one self-contained JSON object (checks, wire log,
  *            backend, counters, target log), with the targets and the case list
  *   toJunit  JUnit XML: a testsuite per target, a testcase per case; fail → <failure>, skipped →
- *            <skipped>, version-difference → a passing testcase whose <system-out> says why
+ *            <skipped>, version-difference and known-bug → a passing testcase whose <system-out>
+ *            says why
  *   toCoverage  the transitions the cases that held exercised (taken, where the target's trace
  *            says, else predicted by the model), in diagrams/coverage.ts's format
  *   toHtml   one self-contained HTML page (inline CSS and JS, nothing fetched): the matrix of
@@ -16,11 +17,17 @@ import { describePrediction, describeScenario, observablyDiffer, PROFILES } from
 import type { CaseInfo, CaseResult, SuiteReport, TargetSummary, Verdict } from './runner.ts';
 
 /** The verdicts in the order the reports list them. */
-export const VERDICTS: readonly Verdict[] = ['pass', 'fail', 'skipped', 'version-difference'];
+export const VERDICTS: readonly Verdict[] = ['pass', 'fail', 'skipped', 'version-difference', 'known-bug'];
 
 /** Returns how many results of <report> have each verdict (all targets together). Pure. */
 export function summarize(report: SuiteReport, target?: string): Record<Verdict, number> {
-  const counts: Record<Verdict, number> = { pass: 0, fail: 0, skipped: 0, 'version-difference': 0 };
+  const counts: Record<Verdict, number> = {
+    pass: 0,
+    fail: 0,
+    skipped: 0,
+    'version-difference': 0,
+    'known-bug': 0,
+  };
   for (const r of report.results) if (target === undefined || r.target === target) counts[r.verdict]++;
   return counts;
 }
@@ -38,7 +45,9 @@ export function toJson(report: SuiteReport): string {
 /**
  * Returns the coverage file of <report> for diagrams/coverage.ts: source 'conformance', and for
  * each transition, how many case × target results that held counted it: a pass, or a
- * version-difference that ran (every check held, against its profile's prediction). A result
+ * version-difference or a known-bug that ran (every check held, against its profile's prediction,
+ * or the prediction with the known bug's defect: a defect that rewrites effects, never the
+ * transitions taken). A result
  * counts:
  *   - on a target whose trace the runner read (the bundled proxy: the result has
  *     `transitionsTaken`), the transitions the case took, each once, predicted or not;
@@ -56,7 +65,9 @@ export function toCoverage(report: SuiteReport): string {
   for (const r of report.results) {
     const held =
       r.verdict === 'pass' ||
-      (r.verdict === 'version-difference' && r.checks.length > 0 && r.checks.every((k) => k.ok));
+      ((r.verdict === 'version-difference' || r.verdict === 'known-bug') &&
+        r.checks.length > 0 &&
+        r.checks.every((k) => k.ok));
     if (!held || r.traceError !== undefined) continue;
     const profile = report.targets.find((t) => t.name === r.target)?.profile;
     const predicted = report.cases
@@ -75,7 +86,7 @@ export function toCoverage(report: SuiteReport): string {
  * Returns <report> as JUnit XML: one <testsuite> per target (named after it), one <testcase> per
  * case (name = case id, classname = "conform.<target>"). A failed case has a <failure> with every
  * check, expected against actual, and the wire log; a skipped one a <skipped message>; a
- * version-difference passes, with the reason in <system-out>. Pure.
+ * version-difference or a known-bug passes, with the reason in <system-out>. Pure.
  */
 export function toJunit(report: SuiteReport): string {
   const all = summarize(report);
@@ -93,6 +104,7 @@ export function toJunit(report: SuiteReport): string {
       `      <property name="profile" value="${xml(target.profile)}"/>`,
       `      <property name="description" value="${xml(target.description)}"/>`,
       `      <property name="version-difference" value="${n['version-difference']}"/>`,
+      `      <property name="known-bug" value="${n['known-bug']}"/>`,
       '    </properties>',
     );
     for (const r of results) {
@@ -105,8 +117,8 @@ export function toJunit(report: SuiteReport): string {
         );
       } else if (r.verdict === 'skipped') {
         out.push(`      <skipped message="${xml(r.reason ?? 'skipped')}"/>`);
-      } else if (r.verdict === 'version-difference') {
-        out.push(`      <system-out>${xml(`version-difference: ${r.reason ?? ''}`)}</system-out>`);
+      } else if (r.verdict === 'version-difference' || r.verdict === 'known-bug') {
+        out.push(`      <system-out>${xml(`${r.verdict}: ${r.reason ?? ''}`)}</system-out>`);
       }
       out.push('    </testcase>');
     }
@@ -376,7 +388,7 @@ code,pre,.wire{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size
 #targets{padding-left:1.2em}#targets li{margin:.3em 0}
 .badge{display:inline-block;padding:0 .5em;border-radius:.6em;font-size:.85em;font-weight:600}
 .v-pass{background:#d8f5dd;color:#0b5d1e}.v-fail{background:#ffd9d6;color:#8a1005}
-.v-skipped{background:#ececec;color:#555}.v-version-difference{background:#fff0c2;color:#6b4e00}
+.v-skipped{background:#ececec;color:#555}.v-version-difference{background:#fff0c2;color:#6b4e00}.v-known-bug{background:#f3e1ff;color:#5b2a86}
 .v-absent{background:#fff;color:#aaa}
 #matrix{border-collapse:collapse;margin:1em 0}#matrix th,#matrix td{border:1px solid #ddd;padding:2px 8px;text-align:left}
 #matrix thead th{position:sticky;top:0;background:#f6f6f6}
@@ -388,7 +400,7 @@ code,pre,.wire{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size
 .case{border-top:1px solid #ddd;padding-top:.2em}.requirement{margin:.2em 0 .4em}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:.3em 0}dt{color:#666}dd{margin:0}
 details.result{margin:.4em 0;border:1px solid #ddd;border-left-width:5px;border-radius:4px;padding:.2em .6em}
-.r-pass{border-left-color:#3bb95a}.r-fail{border-left-color:#d9382a}.r-skipped{border-left-color:#aaa}.r-version-difference{border-left-color:#e0b000}
+.r-pass{border-left-color:#3bb95a}.r-fail{border-left-color:#d9382a}.r-skipped{border-left-color:#aaa}.r-version-difference{border-left-color:#e0b000}.r-known-bug{border-left-color:#8e4ec6}
 details.result[open]{background:#fcfcfc}details.result summary{cursor:pointer}
 .reason{white-space:pre-wrap}
 table.checks,table.plain,table.wire{border-collapse:collapse;margin:.3em 0}

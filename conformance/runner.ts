@@ -14,6 +14,11 @@
  *                       the runner captures the target's log); the case's `profileDifferences`
  *                       says why. Also a case whose frontend no target of the profile serves
  *                       (fe_monitor: monitor-net is gone since 2.3), with the case's reason.
+ *   known-bug           the target is HAProxy's own build, the case names a bug that build has
+ *                       (cases.ts KnownBug: a mutant of machines/mutants.ts, for the target's
+ *                       profile), and every check holds against the prediction of the model with
+ *                       that mutant's defect switched in: the target does exactly what the bug
+ *                       makes it do. A run that matches neither that prediction fails.
  *
  * After each case the runner waits (bounded by SETTLE_MS) until the target holds nothing, and checks
  * that it came true, as every case's last checks:
@@ -49,6 +54,7 @@
  */
 import { basename } from 'node:path';
 import type { Profile } from '../machines/config.ts';
+import { mutantById } from '../machines/mutants.ts';
 import { ERR_CODES, errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import { WireClient, WireLog, type WireEvent } from './client.ts';
 import { predictionOf, profilesOf, type ConformanceCase, type ProfileDifference } from './cases.ts';
@@ -77,7 +83,7 @@ import {
 } from './targets.ts';
 
 /** The verdict of one case on one target. */
-export type Verdict = 'pass' | 'fail' | 'skipped' | 'version-difference';
+export type Verdict = 'pass' | 'fail' | 'skipped' | 'version-difference' | 'known-bug';
 
 /** What the backend saw of one connection, for the report. */
 export interface BackendRecord {
@@ -299,10 +305,11 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
       "a log case: what it claims is the target's log, which the suite does not capture here (--log FILE)",
     );
   }
+  const bug = target.haproxy ? c.knownBugs?.find((b) => b.profiles.includes(target.profile)) : undefined;
   let predicted: Prediction;
   let dev12: Prediction;
   try {
-    predicted = predictionOf(c, target.profile);
+    predicted = predictionOf(c, target.profile, bug?.mutant);
     dev12 = predictionOf(c, DEFAULT_PROFILE);
   } catch (err) {
     return result('fail', `the case's scenario is not a run of the machines: ${(err as Error).message}`);
@@ -418,6 +425,11 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     reason = describeFailure(held);
   } else if (!ok) {
     reason = firstFailure ? describeFailure(firstFailure) : 'the case made no check';
+    if (bug) reason += ` (judged against the model with HAProxy's known bug ${bug.mutant})`;
+  } else if (bug) {
+    const mutant = mutantById(bug.mutant);
+    verdict = 'known-bug';
+    reason = `HAProxy's known bug ${mutant.id} (${mutant.commit ?? 'no commit'}): ${mutant.title}. The model with that defect predicts what the target does: ${describePrediction(predicted)}; without it, ${describePrediction(predictionOf(c, target.profile))}.`;
   } else if (observablyDiffer(predicted, dev12, { log: target.logSince !== null })) {
     verdict = 'version-difference';
     reason = versionDifferenceReason(predicted, dev12, difference);

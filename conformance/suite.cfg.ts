@@ -71,6 +71,13 @@ export function frontendsOf(profile: Profile): FrontendName[] {
 /** The offset of the echo backend's port from the base port. */
 export const BACKEND_OFFSET = 10;
 
+/**
+ * Global `maxsslconn` of the suite: the SSL contexts of every TLS frontend together. Every other
+ * TLS case holds one TLS connection at a time, and cases run one at a time, so only the case that
+ * holds this many reaches it.
+ */
+export const SUITE_MAXSSLCONN = 2;
+
 /** `maxconn` of fe_queue, the frontend the slot cases fill. */
 export const QUEUE_MAXCONN = 10;
 
@@ -143,6 +150,8 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  * Why each setting:
  *   nbthread 1            counters are exact only with one thread (with two, smax reads 2 after
  *                         strictly sequential connections: per-thread feconn reservation)
+ *   maxsslconn 2          the SSL contexts of the TLS frontends: a third embryonic TLS connection
+ *                         is refused at accept (ssl_sock_init)
  *   stats socket          the counter cases read `show stat` and `show info` through it
  *   log stderr, tcplog    a log line per kill and per session, shown beside each case's wire log
  *   timeout client        the embryonic deadline (2.6 rejects `timeout client-hs`), DEADLINE_MS
@@ -173,6 +182,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
     ...(only ? [`# The slice of the suite config for one process serving ${only} only.`] : []),
     'global',
     '    maxconn 100',
+    `    maxsslconn ${SUITE_MAXSSLCONN}`,
     '    nbthread 1',
     '    log stderr format raw local0 info',
     `    stats socket ${only ? statsPathOf(layout, only) : layout.statsPath}`,

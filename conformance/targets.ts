@@ -89,6 +89,8 @@ export interface Target {
   statsPaths: string[]; //              its stats sockets, one per process; none: counter cases are skipped
   ledgers: boolean; //                  its stats sockets also answer show pool, show fd and show violations
   //                                    (the bundled proxy only: HAProxy does not know these commands)
+  haproxy: boolean; //                  it is HAProxy's own build, started by the suite: its known bugs
+  //                                    apply (cases.ts KnownBug); false for the bundled proxy and HOST:PORT
   backend: EchoBackend | null; //       the echo backend the suite runs for it
   tracePaths: string[]; //              its lifecycle traces, one per process (the bundled proxy only);
   //                                    none: what transitions a case takes is not known
@@ -274,6 +276,7 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
     layout: { ...layout, host: spec.host },
     statsPaths: spec.stats ? [spec.stats] : [],
     ledgers: false,
+    haproxy: false,
     backend,
     tracePaths: [...(spec.traces ?? [])],
     unavailable: null,
@@ -424,6 +427,8 @@ async function startProcessTarget(
       layout,
       statsPaths,
       ledgers,
+      // The suite starts two kinds of process: the bundled proxy, which alone keeps ledgers, and HAProxy.
+      haproxy: !ledgers,
       backend: ready,
       tracePaths,
       unavailable: null,
@@ -443,6 +448,7 @@ function unavailableTarget(name: string, profile: Profile, unavailable: Unavaila
     layout: suiteLayout(1, tmpdir()),
     statsPaths: [],
     ledgers: false,
+    haproxy: false,
     backend: null,
     tracePaths: [],
     unavailable,

@@ -6,7 +6,8 @@
  *
  * Two families:
  * - history: the bugs HAProxy fixed in this code after the seed (haproxy-history.md "Seed bugs"
- *   and §2), each with the commit that fixed it;
+ *   and §2), each with the commit that fixed it, and one it still has, with the commit that
+ *   brought it (transport-init-failure-leaks-fd, seen on Debian's 2.6.12 by the conformance suite);
  * - porting: the mistakes a port of the design is likely to make, one per invariant family, so that
  *   every invariant is shown to catch something (no invariant is a tautology).
  *
@@ -18,7 +19,8 @@ import type { Defect, TransitionRecord } from './compose.ts';
 import type { ModelConfig } from './config.ts';
 import { connectionMachine } from './connection.machine.ts';
 import type { Effect, EffectName } from './effects.ts';
-import { sessionBuffers } from './session.machine.ts';
+import { listTransitions } from './introspect.ts';
+import { sessionBuffers, sessionMachine } from './session.machine.ts';
 
 /** One defect and what it stands for. */
 export interface Mutant {
@@ -84,6 +86,13 @@ function insert(
 function rewriting(when: (r: Step) => boolean, change: (effects: Effect[], r: Step) => Effect[]): Defect {
   return { rewrite: (r, effects) => (when(r) ? change(effects, r) : effects) };
 }
+
+/** The session's transitions out of a failed conn_data_init: maxsslconn reached, or SSL_new failed. */
+const TRANSPORT_INIT_FAILURES: ReadonlySet<string> = new Set(
+  listTransitions(sessionMachine)
+    .filter((t) => t.guard === 'sslconnsAtLimit' || t.guard === 'dataInitFails')
+    .map((t) => t.id),
+);
 
 /** A defect that drops every effect of type `type` from the kill path. */
 function keptOnKill(type: EffectName): Defect {
@@ -439,6 +448,21 @@ export const MUTANTS: readonly Mutant[] = [
       'kill_mini_session frees the session but not its task: the task leaks and may later run on freed memory.',
     violates: ['taskFreedOnce', 'poolBalancedWhenIdle'],
     defect: () => keptOnKill('taskFree'),
+  },
+  {
+    id: 'transport-init-failure-leaks-fd',
+    kind: 'history',
+    commit: '1b3c931bf (2.4-dev13; still in 3.5-dev5)',
+    title: 'a connection whose SSL context is refused (maxsslconn) or cannot be allocated is never closed',
+    description:
+      "1b3c931bf moved the transport's init (ssl_sock_init, with its maxsslconn test) into conn_prepare, which session_accept_fd calls before conn_ctrl_init. When it fails, out_free_conn's conn_full_close finds no CO_FL_CTRL_READY and closes nothing: the accepted fd is never registered, never polled and never closed, while listener_release gives its slot back. The client stays connected until HAProxy exits, and no counter shows it. Measured on Debian's 2.6.12 (case lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept); 2.3 ran conn_ctrl_init first and closed it.",
+    violates: ['fdClosedOnce'],
+    defect: () =>
+      rewriting(
+        (r) => r.machine === 'session' && r.transitions.some((t) => TRANSPORT_INIT_FAILURES.has(t)),
+        (effects) =>
+          without(effects, (e) => e.type === 'fdInsert' || e.type === 'connClose' || e.type === 'fdClose'),
+      ),
   },
   {
     id: 'sslconns-kept-on-close',

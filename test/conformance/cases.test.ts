@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 import type { Counters } from '../../machines/counters.ts';
+import { mutantById } from '../../machines/mutants.ts';
 import {
   CASE_ID_PATTERN,
   CASES,
@@ -68,6 +69,26 @@ describe('the conformance case list', () => {
       expect(Object.keys(FRONTENDS), c.id).toContain(c.frontend);
       for (const d of c.profileDifferences ?? []) expect(d.reason.length, c.id).toBeGreaterThan(20);
     }
+  });
+
+  it('names known bugs that are mutants of the machines and that the case shows: the prediction with the bug differs', () => {
+    const shown: string[] = [];
+    for (const c of CASES)
+      for (const bug of c.knownBugs ?? []) {
+        expect(() => mutantById(bug.mutant), c.id).not.toThrow();
+        expect(mutantById(bug.mutant).kind, c.id).toBe('history');
+        for (const p of bug.profiles) {
+          expect(profilesOf(c), c.id).toContain(p);
+          expect(observablyDiffer(predictionOf(c, p, bug.mutant), predictionOf(c, p)), `${c.id} ${p}`).toBe(
+            true,
+          );
+          shown.push(`${c.id} ${bug.mutant} ${p}`);
+        }
+      }
+    // HAProxy 2.4+ never closes a TLS connection whose SSL context maxsslconn refused (Debian's 2.6.12).
+    expect(shown).toContain(
+      'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept transport-init-failure-leaks-fd 2.6',
+    );
   });
 
   it('runs the scenario of every case on the machines under every profile that serves its frontend', () => {

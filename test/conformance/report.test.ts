@@ -92,15 +92,21 @@ function syntheticReport(): SuiteReport {
 describe('the report writers', () => {
   it('counts the verdicts per target and overall', () => {
     const r = syntheticReport();
-    expect(summarize(r)).toEqual({ pass: 3, fail: 1, skipped: 1, 'version-difference': 1 });
-    expect(summarize(r, 'impl')).toEqual({ pass: 2, fail: 1, skipped: 0, 'version-difference': 0 });
+    expect(summarize(r)).toEqual({ pass: 3, fail: 1, skipped: 1, 'version-difference': 1, 'known-bug': 0 });
+    expect(summarize(r, 'impl')).toEqual({
+      pass: 2,
+      fail: 1,
+      skipped: 0,
+      'version-difference': 0,
+      'known-bug': 0,
+    });
   });
 
   it('writes JSON that reads back to every result with its wire log and a summary', () => {
     const back = JSON.parse(toJson(syntheticReport()));
     expect(back.results).toHaveLength(6);
     expect(back.results[1].wire[1]).toMatchObject({ kind: 'write', hex: '3c623e787878' });
-    expect(back.summary).toEqual({ pass: 3, fail: 1, skipped: 1, 'version-difference': 1 });
+    expect(back.summary).toEqual({ pass: 3, fail: 1, skipped: 1, 'version-difference': 1, 'known-bug': 0 });
   });
 
   it('writes JUnit XML with a testsuite per target and a failure, a skip and a passing version difference', () => {
@@ -122,6 +128,17 @@ describe('the report writers', () => {
     expect(xml).toContain('expected: FIN at +300 ms');
     expect(xml).toContain('rst-received');
     expect(xml).not.toContain('<b>xxx');
+  });
+
+  it('writes a known-bug as a passing JUnit testcase that names the bug, and counts it apart', () => {
+    const r = syntheticReport();
+    r.results[2] = { ...r.results[2]!, verdict: 'known-bug', reason: "HAProxy's known bug leak-x (abc123)" };
+    const xml = toJunit(r);
+    expect(xml).toMatch(
+      /<testcase classname="conform.impl" name="cnt\/x\/c-case"[^>]*>\s*<system-out>known-bug: HAProxy&#39;s known bug leak-x \(abc123\)<\/system-out>\s*<\/testcase>/,
+    );
+    expect(xml).toContain('<property name="known-bug" value="1"/>');
+    expect(summarize(r, 'impl')).toMatchObject({ pass: 1, 'known-bug': 1 });
   });
 
   it('writes HTML whose matrix has a cell for every case of every target, linked to its detail view', () => {
