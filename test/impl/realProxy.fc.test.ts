@@ -30,7 +30,7 @@ const DEEP = process.env.EMBRYONIC_DEEP === '1';
 const SEED = process.env.EMBRYONIC_SEED ? { seed: Number(process.env.EMBRYONIC_SEED) } : {};
 
 /** Scenarios per configuration in npm test, and with EMBRYONIC_DEEP=1. */
-const RUNS: Partial<Record<ConfigName, number>> = { pp: 50, ssl: 25, http: 25 };
+const RUNS: Partial<Record<ConfigName, number>> = { pp: 50, ssl: 25, http: 25, tlsmax: 15 };
 const DEEP_RUNS: Record<ConfigName, number> = {
   pp: 2000,
   ssl: 1500,
