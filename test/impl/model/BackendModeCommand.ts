@@ -1,7 +1,10 @@
-/** The backend changes what it does with the streams that reach it from now on. */
+/**
+ * The backend changes what it does with the streams that reach it from now on; it does not start
+ * refusing while a client's reset waits in the backlog where the stream starts at accept.
+ */
 import type { BackendMode } from './backend.ts';
 import { converge, type RealSide } from './RealSide.ts';
-import type { ProxyCommand, ProxyModel } from './ProxyModel.ts';
+import { resetMeetsRefusal, type ProxyCommand, type ProxyModel } from './ProxyModel.ts';
 
 const SAYS: Record<BackendMode, string> = {
   echo: 'the backend echoes',
@@ -13,8 +16,15 @@ const SAYS: Record<BackendMode, string> = {
 export class BackendModeCommand implements ProxyCommand {
   constructor(readonly mode: BackendMode) {}
 
+  /**
+   * True iff the mode changes, and no client waits in the backlog with a reset that would then meet
+   * a refusal at accept (resetMeetsRefusal: whether the proxy counts it is not the client's to know).
+   */
   check(m: Readonly<ProxyModel>): boolean {
-    return m.backendMode !== this.mode;
+    return (
+      m.backendMode !== this.mode &&
+      !m.clients.some((c) => c.pending.includes('rst') && resetMeetsRefusal(m, c.id, this.mode))
+    );
   }
 
   async run(m: ProxyModel, r: RealSide): Promise<void> {

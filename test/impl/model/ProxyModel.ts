@@ -468,6 +468,10 @@ export class ProxyModel {
             break;
           case 'taskWakeupInit': {
             const cl = this.clients[conn!]!;
+            if (this.backendMode === 'refuse' && cl.pending.includes('rst'))
+              throw new ModelError(
+                `c${conn} starts its stream against a refusing backend with its reset waiting: the proxy counts the refusal only if it reads it first (see resetMeetsRefusal)`,
+              );
             cl.stream = { mode: this.backendMode };
             this.tally.streams++;
             if (this.backendMode === 'refuse') this.tally.refused++;
@@ -515,6 +519,22 @@ export function whereIs(m: Readonly<ProxyModel>, c: number): string {
   if (conn === 'handshake.tls') return 'during its TLS handshake';
   if (m.sessionState(c) === 'initialized') return 'in its data phase';
   return `(${conn})`;
+}
+
+/**
+ * True iff client `c`, if it waits in the backlog with a reset the proxy has not read, would start
+ * its stream against a backend in `mode` that refuses it. Without a handshake the stream starts at
+ * accept, and the proxy then has two events to read at once: the client's reset, already in its
+ * kernel, and the backend's refusal. It counts the refusal (BACKEND econ) only if it reads that one
+ * first, and both orders happen. On loopback the refusal usually comes within connect(); but a SYN
+ * that finds a TIME_WAIT the backend left on the same ports (a close-mode stream: the backend
+ * closed first) gets an ACK instead of the RST, and is refused only when the kernel sends it again
+ * (2 jiffies, ~10 ms, later): by then the proxy has read the reset and dropped the connect. No
+ * client can know which, so the scenarios never bring a client there (ResetCommand,
+ * BackendModeCommand, finishRun) and the model stops if one gets there (book). Pure.
+ */
+export function resetMeetsRefusal(m: Readonly<ProxyModel>, c: number, mode: BackendMode): boolean {
+  return mode === 'refuse' && !hasHandshake(m.config.model) && m.parked(c) && m.clients[c]!.src === 'plain';
 }
 
 /** One client action, as fast-check runs it: the model predicts, the real side acts and is checked. */

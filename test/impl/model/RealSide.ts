@@ -14,7 +14,7 @@ import { ScenarioBackend } from './backend.ts';
 import { ScenarioClient } from './clients.ts';
 import { SOURCE_ADDRESS, DEADLINE, type ScenarioConfig } from './configs.ts';
 import { formatGaps, gaps, observe, type Gap, type Observation, type RuleName } from './observe.ts';
-import { ProxyModel, type AllocSite } from './ProxyModel.ts';
+import { ProxyModel, resetMeetsRefusal, type AllocSite } from './ProxyModel.ts';
 
 /** How long a command may take to show its predicted effect before it fails. */
 export const CONVERGE_MS = 3000;
@@ -185,16 +185,18 @@ export async function converge(
 }
 
 /**
- * Begins a run on `put` for up to `maxClients` clients: aligns the virtual clock on the next
- * second (a rate period: the per-second counters restart), takes the baseline observation, and
- * returns a fresh model and real side. If the proxy is not idle (a previous run failed), it is
- * restarted first. Throws if the last run ended cleanly and a violation appeared since: nothing may
- * go wrong between two runs either.
+ * Begins a run on `put` for up to `maxClients` clients: puts the backend in echo mode, as the model
+ * starts (a failed run does not reach finishRun, and may leave it refusing), aligns the virtual
+ * clock on the next second (a rate period: the per-second counters restart), takes the baseline
+ * observation, and returns a fresh model and real side. If the proxy is not idle (a previous run
+ * failed), it is restarted first. Throws if the last run ended cleanly and a violation appeared
+ * since: nothing may go wrong between two runs either.
  */
 export async function beginRun(
   put: ProxyUnderTest,
   maxClients: number,
 ): Promise<{ model: ProxyModel; real: RealSide }> {
+  await put.backend.setMode('echo');
   for (let attempt = 0; ; attempt++) {
     await put.advance(1000 - (put.now % 1000));
     const until = performance.now() + 1000;
@@ -233,11 +235,19 @@ export async function beginRun(
 /**
  * Ends a run: resets every client still open, one at a time, lets virtual time pass until the model has nothing
  * left (no session, no parked client, no timer), and checks at each stage that the observers agree.
+ * A client still in the backlog is reset too; if its stream would then meet a refusing backend at
+ * accept (resetMeetsRefusal), the backend echoes again first.
  * Then checks what must hold at the end: every fd back (the count at its idle baseline), nothing
  * live in the pool, each client's socket closed exactly once, and no violation added since the
  * baseline (`show violations`, the pool's, the fd table's). Throws a ScenarioFailure if not.
  */
 export async function finishRun(model: ProxyModel, real: RealSide): Promise<void> {
+  if (model.clients.some((cl) => resetMeetsRefusal(model, cl.id, model.backendMode))) {
+    model.setBackend('echo');
+    real.note('the backend echoes (end of the run, before a client in the backlog resets)');
+    await real.put.backend.setMode('echo');
+    await converge(model, real, 'the backend echoes at the end of the run');
+  }
   for (const cl of model.clients) {
     const rc = real.clients[cl.id];
     if (!rc || rc.closed || rc.did === 'rst') continue;
