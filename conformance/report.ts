@@ -45,9 +45,9 @@ export function toJson(report: SuiteReport): string {
 /**
  * Returns the coverage file of <report> for diagrams/coverage.ts: source 'conformance', and for
  * each transition, how many case × target results that held counted it: a pass, or a
- * version-difference or a known-bug that ran (every check held, against its profile's prediction,
- * or the prediction with the known bug's defect: a defect that rewrites effects, never the
- * transitions taken). A result
+ * version-difference that ran (every check held, against its profile's prediction). A known-bug
+ * result counts nothing: it held against the model with a bug switched in, whose transitions are
+ * not the machines' (the bug's defect can drop a message, and the transition it leads to). A result
  * counts:
  *   - on a target whose trace the runner read (the bundled proxy: the result has
  *     `transitionsTaken`), the transitions the case took, each once, predicted or not;
@@ -65,9 +65,7 @@ export function toCoverage(report: SuiteReport): string {
   for (const r of report.results) {
     const held =
       r.verdict === 'pass' ||
-      ((r.verdict === 'version-difference' || r.verdict === 'known-bug') &&
-        r.checks.length > 0 &&
-        r.checks.every((k) => k.ok));
+      (r.verdict === 'version-difference' && r.checks.length > 0 && r.checks.every((k) => k.ok));
     if (!held || r.traceError !== undefined) continue;
     const profile = report.targets.find((t) => t.name === r.target)?.profile;
     const predicted = report.cases

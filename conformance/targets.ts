@@ -191,6 +191,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
       version,
       !!spec.perFrontend,
       false,
+      true,
       (cfg) => ['haproxy', ['-db', '-f', cfg]],
     );
   }
@@ -201,6 +202,7 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
     `the bundled proxy (embryonic proxy${profile === 'dev12' ? '' : ` --profile ${profile}`})`,
     spec.frontends ?? true,
     true,
+    false,
     (cfg, fe) => {
       const extra = fe && spec.args ? spec.args(fe) : [];
       // The proxy takes the last --trace: a caller's own file replaces the suite's.
@@ -339,7 +341,8 @@ type ProcessPlan = (
  * Starts the proxy processes of a target: one for the whole suite config when <perFrontend> is
  * false (haproxy), else one per frontend (or per frontend listed), each from its slice of the
  * config with its own stats socket (the bundled proxy serves one frontend per process). <ledgers>:
- * its stats sockets answer show pool, show fd and show violations. Waits until every stats socket
+ * its stats sockets answer show pool, show fd and show violations. <haproxy>: the processes are
+ * HAProxy's own build, whose known bugs apply (Target.haproxy). Waits until every stats socket
  * answers. Resolves with the target, or unavailable 'fail' with the reason and the processes'
  * last output; never rejects.
  */
@@ -349,6 +352,7 @@ async function startProcessTarget(
   description: string,
   perFrontend: boolean | FrontendName[],
   ledgers: boolean,
+  haproxy: boolean,
   command: ProcessPlan,
 ): Promise<Target> {
   const dir = makeTempDir(`conform-${name.replace(/[^A-Za-z0-9.-]/g, '-')}`);
@@ -427,8 +431,7 @@ async function startProcessTarget(
       layout,
       statsPaths,
       ledgers,
-      // The suite starts two kinds of process: the bundled proxy, which alone keeps ledgers, and HAProxy.
-      haproxy: !ledgers,
+      haproxy,
       backend: ready,
       tracePaths,
       unavailable: null,

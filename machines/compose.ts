@@ -60,7 +60,7 @@ export interface TransitionRecord {
 export interface Host {
   /** The counters the listener's guards compare, as they are now. */
   gauges(): ListenerGauges;
-  /** global.sslconns as it is now: what session_accept's ssl_sock_init compares with maxsslconn. */
+  /** sslconns as it is now (the live SSL contexts): what session_accept's ssl_sock_init compares with maxsslconn. */
   sslconns(): number;
   /** Executes one effect. Called for every effect, messages included, in emission order. */
   execute(effect: Effect, origin: Origin): void;

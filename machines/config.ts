@@ -80,7 +80,7 @@ export function hasHandshake(config: ModelConfig): boolean {
 }
 
 /**
- * True iff `sslconns` SSL connections already reach the configured `maxsslconn`, so that
+ * True iff `sslconns` live SSL contexts already reach the configured `maxsslconn`, so that
  * ssl_sock_init refuses a new one: `global.maxsslconn && sslconns >= global.maxsslconn` (1.5-dev12
  * and 2.x alike; 2.x also sets CO_ER_SSL_TOO_MANY, which nothing logs). A raw transport has no
  * SSL init to refuse. Pure.

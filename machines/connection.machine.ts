@@ -341,7 +341,8 @@ export const connectionMachine = setup({
             description:
               'The session closed a TLS connection (end of stream, or a failed completion): the data layer frees its SSL context and sslconns drops.',
             meta: {
-              haproxy: 'conn_full_close → conn_data_close → ssl_sock_close: SSL_free, sslconns--',
+              haproxy:
+                'conn_data_close → ssl_sock_close: SSL_free, sslconns-- (at the end of the stream: stream_int shutr/shutw; 2.x: conn_full_close → conn_xprt_close)',
               impl: 'Frontend.closeClient',
             },
           },
@@ -366,7 +367,8 @@ export const connectionMachine = setup({
             description:
               'kill_mini_session closed the failed TLS connection: its SSL context, created at accept, is freed and sslconns drops.',
             meta: {
-              haproxy: 'kill_mini_session: conn_full_close → ssl_sock_close: SSL_free, sslconns--',
+              haproxy:
+                'kill_mini_session: conn_data_close → ssl_sock_close: SSL_free, sslconns-- (2.x: conn_full_close → conn_xprt_close)',
               impl: 'Frontend.closeClient',
             },
           },

@@ -24,8 +24,8 @@ export interface Counters {
   jobs: number; //         jobs: everything that keeps the process alive (Jobs)
   totalconn: number; //    totalconn: every accepted connection (CumConns)
   connPerSec: number; //   global.conn_per_sec over the current second; maxconnrate reads it
-  sslconns: number; //     global.sslconns: SSL contexts of connections alive (CurrSslConns); maxsslconn reads it
-  totalsslconns: number; // global.totalsslconns: SSL contexts ever created (CumSslConns; 2.x only, 0 in 1.5-dev)
+  sslconns: number; //     sslconns (ssl_sock.c's static in 1.5-dev12, global.sslconns since 2.5): live SSL contexts (CurrSslConns); maxsslconn reads it
+  totalsslconns: number; // global.totalsslconns: SSL contexts ever created (CumSslConns; since 1.5-dev22, 71b734c30: 0 in dev12)
 }
 
 /**
@@ -77,11 +77,24 @@ export function zeroCounters(): Counters {
   };
 }
 
+const COUNTER_NAMES = Object.keys(zeroCounters()) as (keyof Counters)[];
+
+/**
+ * Returns every counter of `c`, in the order of the interface, comma-separated: equal for two
+ * Counters iff every counter is equal, a counter added later included. Pure.
+ */
+export function countersKey(c: Counters): string {
+  let key = '';
+  for (let i = 0; i < COUNTER_NAMES.length; i++)
+    key += i === 0 ? `${c[COUNTER_NAMES[i]!]}` : `,${c[COUNTER_NAMES[i]!]}`;
+  return key;
+}
+
 /**
  * Applies counter effect `name` to `c` in place, as HAProxy's statement for it does.
  * Returns true if `name` is a counter effect, false (and changes nothing) otherwise.
  * actconn and global.conn_per_sec are not touched for an LI_O_UNLIMITED listener; totalsslconns,
- * which 1.5-dev does not have, only moves in the 2.x profiles.
+ * which 1.5-dev12 does not have yet (1.5-dev22, 71b734c30), only moves in the 2.x profiles.
  */
 export function applyCounterEffect(c: Counters, name: EffectName, config: ModelConfig): boolean {
   switch (name) {

@@ -38,7 +38,7 @@ export const EFFECTS = {
   },
   deniedConnInc: { does: 'denied_conn++ (dcon)', haproxy: 'tcp_exec_req_rules' },
   sslconnsInc: {
-    does: 'sslconns++ (CurrSslConns); 2.x also totalsslconns++ (CumSslConns)',
+    does: 'sslconns++ (CurrSslConns); 2.x also totalsslconns++ (CumSslConns, since 1.5-dev22)',
     haproxy: 'ssl_sock_init',
   },
   sslconnsDec: { does: 'sslconns-- (CurrSslConns)', haproxy: 'ssl_sock_close' },
@@ -61,7 +61,8 @@ export const EFFECTS = {
   },
   sslCtxFree: {
     does: "free the connection's SSL context",
-    haproxy: 'conn_full_close → conn_data_close → ssl_sock_close: SSL_free',
+    haproxy:
+      'conn_data_close → ssl_sock_close: SSL_free (2.x: conn_full_close → conn_xprt_close → ssl_sock_close)',
   },
   armDeadline: {
     does: 'task->process = expire_mini_session; task->expire = now + timeout (or never); task_queue',

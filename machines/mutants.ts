@@ -503,6 +503,24 @@ export const MUTANTS: readonly Mutant[] = [
       ),
   },
   {
+    id: 'ssl-context-at-client-hello',
+    kind: 'porting',
+    commit: null,
+    title: 'the SSL context is created when the TLS handshake starts, not at accept',
+    description:
+      'A port creates the TLS state, and counts it against maxsslconn, only once the TLS handshake begins (after the PROXY header, or at the first ClientHello byte). An embryonic connection waiting for its PROXY header then holds a slot of maxconn but none of maxsslconn, so maxsslconn no longer bounds the connections that will need a context.',
+    violates: ['sslContextWithSession'],
+    defect: () => ({
+      rewrite: (r, effects) => {
+        const moved = (e: Effect) => e.type === 'sslCtxNew' || e.type === 'sslconnsInc';
+        if (r.machine === 'session' && r.from === 'absent') return without(effects, moved);
+        if (r.machine === 'connection' && r.to === 'handshake.tls' && r.from !== 'handshake.tls')
+          return [{ type: 'sslCtxNew' }, { type: 'sslconnsInc' }, ...effects];
+        return effects;
+      },
+    }),
+  },
+  {
     id: 'tls-end-not-notified',
     kind: 'porting',
     commit: null,

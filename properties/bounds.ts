@@ -109,7 +109,7 @@ export const CONFIG_SPACE: NamedConfig[] = [
   },
   {
     name: 'tcp-ssl-logged',
-    why: 'TLS handshake with logging: the transport is tracked for the logs (0ede5a331); maxsslconn 1 refuses a second SSL connection at accept',
+    why: 'TLS handshake with logging: the transport is tracked for the logs (0ede5a331); maxsslconn 1 refuses a second TLS connection its SSL context at accept',
     config: makeConfig({
       mode: 'tcp',
       acceptProxy: false,

@@ -29,6 +29,7 @@
  */
 import type { Defect } from '../machines/compose.ts';
 import { DEFAULT_CONFIG, hasHandshake, makeConfig, type ModelConfig } from '../machines/config.ts';
+import { countersKey } from '../machines/counters.ts';
 import { acceptCanFailAt, sourceClassReachable } from '../machines/session.machine.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
 import { DEFAULT_BOUNDS, type Bounds, type NamedConfig } from './bounds.ts';
@@ -147,13 +148,10 @@ export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = D
  */
 export function stateKey(model: SystemModel, s: SystemState, tuples: string[] = [], symmetry = true): string {
   for (let i = 0; i < model.n; i++) tuples[i] = connTuple(s, i);
-  const c = s.counters;
   const sorted = symmetry && model.n > 1 ? [...tuples].sort() : tuples;
   return (
     `${s.world.listener}|${s.queueTasks.global ? 1 : 0}${s.queueTasks.frontend ? 1 : 0}|` +
-    `${c.feconn},${c.connMax},${c.cumConn},${c.cumSess},${c.deniedConn},${c.feConnPerSec},${c.feSessPerSec},` +
-    `${c.nbconn},${c.lCumConn},${c.lCumSess},${c.actconn},${c.jobs},${c.totalconn},${c.connPerSec}|` +
-    sorted.join('/')
+    `${countersKey(s.counters)}|${sorted.join('/')}`
   );
 }
 

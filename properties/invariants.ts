@@ -540,12 +540,26 @@ export const sslContextFreedAtClose: Invariant = {
   name: 'sslContextFreedAtClose',
   kind: 'state',
   doc: "True iff a connection's SSL context exists only on a TLS bind and only while its fd is open: it is created at accept and freed when the connection is closed, whatever ended it.",
-  haproxy: 'conn_data_init → ssl_sock_init; conn_full_close → conn_data_close → ssl_sock_close',
+  haproxy:
+    'conn_data_init → ssl_sock_init; conn_data_close → ssl_sock_close (2.x: conn_full_close → conn_xprt_close)',
   watches: ['sslCtxNew', 'sslCtxFree', 'fdClose', 'connClose'],
   check: eachConn((c, ctx) => {
     if (c.mem.sslCtx !== 'live') return null;
     if (!ctx.config.ssl) return 'an SSL context is live on a raw transport';
     return c.mem.fd === 'open' ? null : `its fd is ${c.mem.fd} but its SSL context is still live`;
+  }),
+};
+
+export const sslContextWithSession: Invariant = {
+  name: 'sslContextWithSession',
+  kind: 'state',
+  doc: 'True iff every connection of a TLS bind whose session is live (embryonic or initialized) holds a live SSL context: it is created at accept, before any handshake byte, so an embryonic TLS connection takes a slot of maxsslconn from its first step.',
+  haproxy:
+    'session_accept: conn_data_init → ssl_sock_init before CO_FL_HANDSHAKE is tested; haproxy-2.6-observed.md (CurrSslConns rises at accept, before the PROXY header)',
+  watches: ['sslCtxNew', 'sslconnsInc', 'sessionAlloc'],
+  check: eachConn((c, ctx) => {
+    if (!ctx.config.ssl || c.mem.session !== 'live' || c.mem.sslCtx === 'live') return null;
+    return `its session is live (${c.session}) on a TLS bind but it holds no SSL context`;
   }),
 };
 
@@ -853,6 +867,7 @@ export const INVARIANTS: readonly Invariant[] = [
   sslconnsBalance,
   sslconnsWithinLimit,
   sslContextFreedAtClose,
+  sslContextWithSession,
   gaugesZeroWhenIdle,
   maxconnCountsEmbryonic,
   listenerResumed,

@@ -42,7 +42,7 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
         }),
       ),
     ),
-    // One SSL connection alive: at maxsslconn under the TLS configuration below.
+    // One SSL context live: at maxsslconn under the TLS configuration below.
     { type: 'SESSION_ACCEPT', src: 'plain', fail: 'none', sslconns: 1 },
     { type: 'HANDSHAKE_END', error: true, fail: 'none' },
     { type: 'HANDSHAKE_END', error: false, fail: 'none' },

@@ -22,7 +22,7 @@
  */
 import type { Defect, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
-import { copyCounters, newRatePeriod, type Counters } from '../machines/counters.ts';
+import { copyCounters, countersKey, newRatePeriod, type Counters } from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
 import {
   SystemModel,
@@ -1045,12 +1045,9 @@ function dedupeCandidates(candidates: Candidate[]): Candidate[] {
 /** A string equal for two states iff they are the same (connections compared in insertion order). */
 function stateKey(s: CheckState): string {
   if (s.key !== undefined) return s.key;
-  const c = s.counters;
   let key =
     `${s.listener}|${s.queueTasks.global ? 1 : 0}${s.queueTasks.frontend ? 1 : 0}|${s.live}|` +
-    `${c.feconn},${c.connMax},${c.cumConn},${c.cumSess},${c.deniedConn},${c.feConnPerSec},${c.feSessPerSec},` +
-    `${c.nbconn},${c.lCumConn},${c.lCumSess},${c.actconn},${c.jobs},${c.totalconn},${c.connPerSec},` +
-    `${c.sslconns},${c.totalsslconns}|${s.sslLive}|`;
+    `${countersKey(s.counters)}|${s.sslLive}|`;
   for (const [id, rec] of s.conns) key += `${id}=${recKey(rec)}/`;
   s.key = key;
   return key;

@@ -44,6 +44,7 @@ const FAST_CASES = [
   'cnt/header-error/conn-tot-only',
   'cnt/reject/dcon-counts-the-rejected-connection',
   'hs/monitor/monitor-net-closes-at-accept',
+  'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept',
 ];
 
 describe('a run of the suite', () => {
@@ -61,7 +62,17 @@ describe('a run of the suite', () => {
       expect(verdicts).toEqual({
         ...Object.fromEntries(FAST_CASES.map((id) => [id, 'pass'])),
         'hs/monitor/monitor-net-closes-at-accept': 'version-difference',
+        // HAProxy 2.4+ never closes the connection whose SSL context maxsslconn refused.
+        'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept': 'known-bug',
       });
+      const leak = report.results.find((r) => r.caseId.startsWith('lim/maxsslconn/'))!;
+      expect(leak.reason).toMatch(/^HAProxy's known bug transport-init-failure-leaks-fd \(1b3c931bf/);
+      expect(leak.checks).toContainEqual(
+        expect.objectContaining({
+          what: 'client#3 is still open past the deadline: the model predicts no close (its fd is never closed)',
+          ok: true,
+        }),
+      );
       const rst = report.results.find((r) => r.caseId === 'pp1/2.1/not-a-header-gets-rst')!;
       expect(rst.wire.map((e) => e.kind)).toEqual(
         expect.arrayContaining(['connect', 'connected', 'write', 'rst-received']),
@@ -215,9 +226,10 @@ describe('a run of the suite', () => {
     const cases = selectCases(CASES, [
       'pp1/2.1/header-and-data-in-one-write',
       'hs/client-reset/rst-during-tls-handshake-releases-slot',
+      'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept',
     ]);
     const report = await runSuite(
-      [{ kind: 'impl', frontends: ['fe_pp', 'fe_pp_tls'], profile: '2.6' }],
+      [{ kind: 'impl', frontends: ['fe_pp', 'fe_pp_tls', 'fe_tls'], profile: '2.6' }],
       cases,
     );
     expect(report.targets[0]).toMatchObject({ profile: '2.6', unavailable: null });
@@ -226,6 +238,11 @@ describe('a run of the suite', () => {
     const forwarded = byId('pp1/2.1/header-and-data-in-one-write');
     const reset = byId('hs/client-reset/rst-during-tls-handshake-releases-slot');
     expect(forwarded).toMatchObject({ verdict: 'pass' });
+    // HAProxy 2.6's known bug is HAProxy's: the bundled proxy under --profile 2.6 closes the third
+    // TLS connection at once, as the machines say.
+    expect(byId('lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept')).toMatchObject({
+      verdict: 'pass',
+    });
     expect(forwarded!.checks).toContainEqual(
       expect.objectContaining({ what: 'the case takes the transitions the model predicts', ok: true }),
     );

@@ -8,6 +8,7 @@ import { makeConfig } from '../../machines/config.ts';
 import {
   applyCounterEffect,
   copyCounters,
+  countersKey,
   listenerGauges,
   newRatePeriod,
   zeroCounters,
@@ -152,5 +153,15 @@ describe('copyCounters', () => {
     expect(Object.keys(copy).sort()).toEqual(Object.keys(c).sort());
     copy.feconn += 100;
     expect(c.feconn).not.toBe(copy.feconn);
+  });
+
+  it('keys counters by every field: two that differ in any one counter get different keys', () => {
+    const base = zeroCounters();
+    expect(countersKey(base)).toBe(countersKey(zeroCounters()));
+    for (const k of Object.keys(base) as (keyof typeof base)[]) {
+      const other = copyCounters(base);
+      other[k] = 1;
+      expect(countersKey(other), k).not.toBe(countersKey(base));
+    }
   });
 });

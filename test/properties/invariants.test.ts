@@ -71,6 +71,7 @@ const TIMER: SystemEvent = { type: 'TIMER_EXPIRE', conn: 0 };
 const BAD_HEADER: SystemEvent = { type: 'PROXY_HEADER_ERROR', conn: 0, code: 'PRX_BAD_HDR' };
 const HTTP_RAW: Partial<ModelConfig> = { mode: 'http', acceptProxy: false };
 const LIMITS: Partial<ModelConfig> = { feMaxconn: 1, bindMaxconn: 2, globalMaxconn: 2 };
+const TLS: Partial<ModelConfig> = { acceptProxy: false, ssl: true };
 
 /** `records` with the kill line of the session's steps marked as the deadline's (`byDeadline`) or not. */
 function markKill(records: TransitionRecord[], byDeadline: boolean): TransitionRecord[] {
@@ -273,6 +274,34 @@ const BROKEN: Broken[] = [
     says: 'actconn counted on an unlimited listener',
     ctx: (broken) => lastStep(broken, { unlimited: true }, [ACCEPT], 1, (s) => void (s.counters.actconn = 1)),
     message: /actconn is 1 but 0/,
+  },
+  {
+    invariant: 'sslconnsBalance',
+    says: 'an SSL context freed while sslconns still counts it',
+    ctx: (broken) =>
+      lastStep(broken, TLS, [ACCEPT], 1, (s) => {
+        s.memory[0]!.sslCtx = 'freed';
+      }),
+    message: /sslconns is 1 but 0 connections hold a live SSL context/,
+  },
+  {
+    invariant: 'sslconnsWithinLimit',
+    says: 'a second SSL context under maxsslconn 1',
+    ctx: (broken) =>
+      lastStep(broken, { ...TLS, maxsslconn: 1 }, [ACCEPT], 1, (s) => void (s.counters.sslconns = 2)),
+    message: /sslconns is 2, above maxsslconn 1/,
+  },
+  {
+    invariant: 'sslContextFreedAtClose',
+    says: 'an SSL context left live by a kill',
+    ctx: (broken) => lastStep(broken, TLS, [ACCEPT, TIMER], 1, (s) => void (s.memory[0]!.sslCtx = 'live')),
+    message: /its fd is closed but its SSL context is still live/,
+  },
+  {
+    invariant: 'sslContextWithSession',
+    says: 'an embryonic TLS connection without its SSL context',
+    ctx: (broken) => lastStep(broken, TLS, [ACCEPT], 1, (s) => void (s.memory[0]!.sslCtx = 'none')),
+    message: /its session is live \(embryonic\) on a TLS bind but it holds no SSL context/,
   },
   {
     invariant: 'gaugesZeroWhenIdle',
