@@ -64,7 +64,7 @@ export interface SessionLog {
   tc: number; //        %Tc: ms to connect to the server, -1 if it never connected
   tt: number; //        %Tt: ms from accept to the end
   bytesToClient: number; // %B
-  termination: string; //   %ts, two characters ('--', 'cD', 'sC', 'SC', 'SD', 'CD', 'sD')
+  termination: string; //   %ts, two characters ('--', 'cD', 'sC', 'SC', 'SD', 'CD', 'CC', 'sD')
   actconn: number; //   %ac
   feconn: number; //    %fc
   beconn: number; //    %bc

@@ -21,7 +21,8 @@
  *
  * The end's termination state (%ts of the tcplog line): '--' both sides closed, 'cD' client
  * timeout, 'sD' server timeout, 'sC' connect timeout, 'SC' the server refused or failed the
- * connection, 'SD' the server reset the data phase, 'CD' the client reset it.
+ * connection, 'SD' the server reset the data phase, 'CD' the client reset it, 'CC' the client reset
+ * while the server connection was being established.
  * Not modelled: retries and redispatch (HAProxy's `retries 3`): a refused server ends the stream.
  */
 import net from 'node:net';
@@ -268,11 +269,14 @@ function shut(st: Stream, d: Direction): void {
   }
 }
 
-/** The client reset the connection in the data phase. */
+/**
+ * The client reset the connection: 'CD' in the data phase, 'CC' while the server connection is
+ * still being established (HAProxy's second letter names what the proxy was waiting for).
+ */
 function clientOnError(this: net.Socket, _err: Error): void {
   const st = owners.get(this);
   if (!st || st.ended) return;
-  streamAbort(st.conn, 'CD');
+  streamAbort(st.conn, st.connected ? 'CD' : 'CC');
 }
 
 /** The server refused or failed the connection, or reset it in the data phase. */

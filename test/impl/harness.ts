@@ -447,6 +447,48 @@ export async function stopEchoedProxy(
     });
 }
 
+/** A port on 127.0.0.1 whose connections never complete: SYNs are dropped, connect() waits. */
+export interface StalledPort {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Returns a port on 127.0.0.1 where a child process listens with a backlog of 1 (0 would be
+ * Node's default, 511) and never accepts (its event loop blocked for at most 30 s), its accept
+ * queue filled by connections of ours:
+ * the kernel drops every further SYN, so a connect() there neither succeeds nor is refused until
+ * it gives up. stop() closes our connections and kills the child; the caller must call it.
+ */
+export async function stalledPort(): Promise<StalledPort> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      "const s = require('net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => { console.log(s.address().port); setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000), 20); });",
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  await sleep(100); // the child's loop is blocked from here on
+  const fillers = [0, 1, 2, 3].map(() => net.connect(port, '127.0.0.1').on('error', () => {}));
+  await sleep(100);
+  return {
+    port,
+    stop: async () => {
+      for (const f of fillers) f.destroy();
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
 /** Returns a port on 127.0.0.1 where nothing listens (bound, then closed): connecting is refused. */
 export async function refusedPort(): Promise<number> {
   const server = net.createServer();

@@ -14,11 +14,14 @@ import {
   numbers,
   proxyConfig,
   refusedPort,
+  sleep,
+  stalledPort,
   startBackend,
   startProxyProcess,
   waitFor,
   type Backend,
   type ProxyProcess,
+  type StalledPort,
 } from './harness.ts';
 
 const CLIENT_TIMEOUT = 400;
@@ -243,4 +246,47 @@ backend be_echo
     expect(pool.sites.req.maxLive).toBe(1);
     expect(pool.sites.rep.maxLive).toBe(1);
   }, 20_000);
+});
+
+describe('a client that aborts while its server connection is pending', () => {
+  let stalled: StalledPort;
+  let proxy: ProxyProcess;
+  let baseline: number;
+
+  beforeAll(async () => {
+    stalled = await stalledPort();
+    proxy = await startProxyProcess((dir) =>
+      proxyConfig(
+        dir,
+        `${CLIENT_TIMEOUT}ms`,
+        `
+frontend fe_stall
+    bind 127.0.0.1:0
+    maxconn 10
+    default_backend be_stall
+
+backend be_stall
+    server stalled 127.0.0.1:${stalled.port}
+`,
+      ),
+    );
+    baseline = await idleFds(proxy);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await stalled?.stop();
+  });
+
+  it('logs CC, a client abort while the proxy waited for the connection, and releases everything', async () => {
+    const c = client(proxy.port, { first: 'hello' });
+    await c.connected;
+    await sleep(200); // the proxy's connect to the stalled server is pending
+    c.socket.resetAndDestroy();
+    await waitFor('the log line', () =>
+      proxy.lines(/ fe_stall be_stall\/stalled /).length > 0 ? true : undefined,
+    );
+    expect(proxy.lines(/ fe_stall be_stall\/stalled \d+\/-1\/\d+ 0 CC /)).toHaveLength(1);
+    await expectSettled(proxy, baseline);
+  });
 });
