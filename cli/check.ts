@@ -34,7 +34,7 @@ const PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
 
 /**
  * Returns the configuration space the flags select: CONFIG_SPACE with --maxconn, --profile,
- * --mode and --ssl applied to every configuration, and --config keeping only the named ones.
+ * --mode, --ssl and --maxsslconn applied to every configuration, and --config keeping only the named ones.
  * Throws a UsageError on a value it does not know.
  */
 export function spaceFromFlags(parsed: ParsedArgs): NamedConfig[] {
@@ -53,6 +53,8 @@ export function spaceFromFlags(parsed: ParsedArgs): NamedConfig[] {
     overrides.mode = mode;
   }
   if (has(parsed, 'ssl')) overrides.ssl = true;
+  if (flag(parsed, 'maxsslconn') !== undefined)
+    overrides.maxsslconn = intFlag(parsed, 'maxsslconn', 0, 0) || null;
   let space = overrideSpace(CONFIG_SPACE, overrides);
   const only = parsed.flags.get('config');
   if (only) {
@@ -149,7 +151,7 @@ export const checkCommand: Command = {
   summary: 'model-check every invariant in every reachable state (bounded, exhaustive)',
   usage: [
     'Usage: embryonic check [--connections N] [--maxconn M] [--profile P] [--mode tcp|http] [--ssl]',
-    '                       [--config NAME]... [--all-codes] [--json]',
+    '                       [--maxsslconn S] [--config NAME]... [--all-codes] [--json]',
     '',
     'Explores breadth first every state of the composed model reachable with N connections, under',
     'each configuration of the space, and checks every invariant of properties/invariants.ts in every',
@@ -165,6 +167,7 @@ export const checkCommand: Command = {
     '  --profile P      run every configuration as profile P (dev12, 2.6, 2.9)',
     '  --mode M         run every configuration in mode M (tcp, http)',
     '  --ssl            put every configuration on a TLS listener',
+    '  --maxsslconn S   set the global maxsslconn of every configuration to S (0: no limit)',
     '  --config NAME    explore only the named configuration (repeatable)',
     '  --all-codes      try every PROXY and SSL error code, not one per behaviour class',
     '  --json           print {generated, distinct, depth, seconds, violations, ...} as JSON',
@@ -173,7 +176,17 @@ export const checkCommand: Command = {
   ].join('\n'),
   async run(args) {
     const parsed = parseArgs(args, ['ssl', 'json', 'all-codes']);
-    expectOnly(parsed, ['connections', 'maxconn', 'profile', 'mode', 'ssl', 'config', 'all-codes', 'json']);
+    expectOnly(parsed, [
+      'connections',
+      'maxconn',
+      'profile',
+      'mode',
+      'ssl',
+      'maxsslconn',
+      'config',
+      'all-codes',
+      'json',
+    ]);
     const connections = intFlag(parsed, 'connections', FULL_CONNECTIONS, 1);
     const space = spaceFromFlags(parsed);
     const r = exploreSpace(space, connections, {

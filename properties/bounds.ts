@@ -201,6 +201,7 @@ export interface SpaceOverrides {
   profile?: ModelConfig['profile'];
   mode?: ModelConfig['mode'];
   ssl?: boolean;
+  maxsslconn?: number | null; //  global maxsslconn (null: no limit)
 }
 
 /**
@@ -220,6 +221,7 @@ export function overrideSpace(space: readonly NamedConfig[], overrides: SpaceOve
     if (overrides.profile !== undefined) config.profile = overrides.profile;
     if (overrides.mode !== undefined) config.mode = overrides.mode;
     if (overrides.ssl !== undefined) config.ssl = overrides.ssl;
+    if (overrides.maxsslconn !== undefined) config.maxsslconn = overrides.maxsslconn;
     const key = JSON.stringify(config);
     if (seen.has(key)) continue;
     seen.add(key);

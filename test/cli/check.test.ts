@@ -42,6 +42,13 @@ describe('embryonic check', () => {
     }
   });
 
+  it('applies --maxsslconn to every configuration, 0 meaning no limit as in HAProxy', () => {
+    const limited = spaceFromFlags(parseArgs(['--ssl', '--maxsslconn', '1'], ['ssl']));
+    expect(limited.map((c) => c.config.maxsslconn)).toEqual(limited.map(() => 1));
+    const unlimited = spaceFromFlags(parseArgs(['--maxsslconn', '0']));
+    expect(unlimited.every((c) => c.config.maxsslconn === null)).toBe(true);
+  });
+
   it('keeps only the configurations named with --config', () => {
     const space = spaceFromFlags(parseArgs(['--config', 'http-raw', '--config', 'tcp-proxy']));
     expect(space.map((c) => c.name)).toEqual(['tcp-proxy', 'http-raw']);
