@@ -1517,6 +1517,13 @@ const DEFINITIONS: CaseDefinition[] = [
         if (kind !== 'fin' && kind !== 'rst') throw new Error(`the model predicts ${kind} for holder ${i}`);
         await expectClose(ctx, holder, kind, fromConnect(holder), DEADLINE_MS);
       }
+      // Their SSL contexts are freed with them: CurrSslConns is back where it was.
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after the deadline'),
+        predictedCounters(ctx, before, 'fe_tls'),
+      );
       expectNoBackend(ctx);
     },
   },
