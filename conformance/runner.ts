@@ -433,17 +433,19 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
     const mutant = mutantById(bug.mutant);
     verdict = 'known-bug';
     reason = `HAProxy's known bug ${mutant.id} (${mutant.commit ?? 'no commit'}): ${mutant.title}. The model with that defect predicts what the target does: ${describePrediction(predicted)}; without it, ${describePrediction(predictionOf(c, target.profile))}.`;
-  } else if (bug) {
-    notes.push(
-      `the known bug ${bug.mutant} shows only in the log, which is not captured on this target: not judged, the case passes`,
-    );
-  } else if (observablyDiffer(predicted, dev12, { log: target.logSince !== null })) {
-    verdict = 'version-difference';
-    reason = versionDifferenceReason(predicted, dev12, difference);
-  } else if (observablyDiffer(predicted, dev12)) {
-    notes.push(
-      `profile ${target.profile} differs from dev12 only in the log, which is not captured on this target: not judged (${versionDifferenceReason(predicted, dev12, difference)})`,
-    );
+  } else {
+    if (bug)
+      notes.push(
+        `the known bug ${bug.mutant} shows only in the log, which is not captured on this target: not judged`,
+      );
+    if (observablyDiffer(predicted, dev12, { log: target.logSince !== null })) {
+      verdict = 'version-difference';
+      reason = versionDifferenceReason(predicted, dev12, difference);
+    } else if (observablyDiffer(predicted, dev12)) {
+      notes.push(
+        `profile ${target.profile} differs from dev12 only in the log, which is not captured on this target: not judged (${versionDifferenceReason(predicted, dev12, difference)})`,
+      );
+    }
   }
   return {
     caseId: c.id,
