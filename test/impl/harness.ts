@@ -465,7 +465,7 @@ export async function stalledPort(): Promise<StalledPort> {
     process.execPath,
     [
       '-e',
-      "const s = require('net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => { console.log(s.address().port); setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000), 20); });",
+      "const s = require('net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => { console.log(s.address().port); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000); });",
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -473,7 +473,8 @@ export async function stalledPort(): Promise<StalledPort> {
     child.once('error', reject);
     child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
   });
-  await sleep(100); // the child's loop is blocked from here on
+  // The child blocked its loop right after the port was written (a pipe write is synchronous on
+  // Linux): from here on nothing accepts on that port.
   const fillers = [0, 1, 2, 3].map(() => net.connect(port, '127.0.0.1').on('error', () => {}));
   await sleep(100);
   return {
