@@ -30,6 +30,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { parseProxyHeader } from './proxy/parse.ts';
+import { HA_PP2_MAX_ALLOC } from './proxy/v2.ts';
 import type { Conn } from './driver.ts';
 
 let trashArea: Buffer = Buffer.alloc(0);
@@ -105,6 +106,7 @@ function socketOnHeaderData(this: net.Socket, chunk: Buffer): void {
     // accept-proxy reads v2 families other than TCP as HAProxy 2.6 does (PROXY v2 postdates dev12,
     // so 2.6 is the HAProxy to follow); proxy-tolerant keeps the spec's fallback to UNSPEC.
     v2OtherFamilies: tolerant ? 'real-addresses' : 'haproxy-2.6',
+    maxTlvValue: maxTlvValueOf(conn),
   });
   if (r.status === 'need-more') return;
   stopReading(conn, HEADER_READER);
@@ -128,13 +130,23 @@ function socketOnHeaderEnd(this: net.Socket): void {
   stopReading(conn, HEADER_READER);
   if (partial && partial.length > 0) {
     const view = partial.subarray(0, Math.min(partial.length, conn.fe.pool.bufsize));
-    const r = parseProxyHeader(view, { mode: 'tolerant', eof: true, bufsize: conn.fe.pool.bufsize });
+    const r = parseProxyHeader(view, {
+      mode: 'tolerant',
+      eof: true,
+      bufsize: conn.fe.pool.bufsize,
+      maxTlvValue: maxTlvValueOf(conn),
+    });
     if (r.status === 'error') {
       conn.fe.connectionEvent(conn, { type: 'PROXY_HEADER_ERROR', code: r.code });
       return;
     }
   }
   conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE', tlsRead: 'none' });
+}
+
+/** The largest generic TLV value the profile's HAProxy stores: 2.9's HA_PP2_MAX_ALLOC, else no limit. */
+function maxTlvValueOf(conn: Conn): number | null {
+  return conn.fe.model.profile === '2.9' ? HA_PP2_MAX_ALLOC : null;
 }
 
 /** A read error while the header was awaited (recv() < 0). */

@@ -13,7 +13,7 @@
  */
 import { assign, setup } from 'xstate';
 import { configOf, hasHandshake, type ModelConfig } from './config.ts';
-import type { ErrCode, ProxyErrCode, SslErrCode } from './errCodes.ts';
+import type { ErrCode, ProxyFailCode, SslErrCode } from './errCodes.ts';
 import { hostEffects } from './effects.ts';
 
 /** Context of one connection. */
@@ -36,7 +36,7 @@ export type ConnectionEvent =
   | { type: 'START_HANDSHAKE' } //                           from the session: handshake flags set at accept
   | { type: 'NO_HANDSHAKE' } //                              from the session: nothing to wait for
   | { type: 'PROXY_HEADER_OK' } //                           from I/O: a valid PROXY header was consumed
-  | { type: 'PROXY_HEADER_ERROR'; code: ProxyErrCode } //    from I/O: the parser's error code
+  | { type: 'PROXY_HEADER_ERROR'; code: ProxyFailCode } //   from I/O: the parser's error code (NONE: none set)
   | { type: 'TLS_OK' } //                                    from I/O: the TLS handshake completed
   | { type: 'TLS_ERROR'; code: SslErrCode } //               from I/O: the TLS handshake failed
   | { type: 'CLIENT_CLOSE'; tlsRead: TlsRead } //            from I/O: the client closed (recv() == 0)
@@ -48,13 +48,25 @@ export type ConnectionEvent =
  * PROXY errors that leave bytes the parser did not consume in the socket. HAProxy peeks the header
  * (MSG_PEEK) and closes without reading them, so the kernel answers with an RST; an empty or
  * aborted read or a timeout leaves nothing unread, and the close is a FIN (haproxy-2.6-observed.md).
+ * A failure without a code (NONE: a TLV that cannot be stored) comes after a whole header was
+ * peeked too.
  */
 const UNREAD_BYTES_CODES: readonly ErrCode[] = [
   'PRX_TRUNCATED',
   'PRX_NOT_HDR',
   'PRX_BAD_HDR',
   'PRX_BAD_PROTO',
+  'NONE',
 ];
+
+/**
+ * True iff the PROXY reader of `config`'s HAProxy can fail with `code`: NONE (no code set) only in
+ * 2.x, whose reader stores TLVs (a value over 1024 bytes in 2.9, an allocation failure); 1.5-dev
+ * has no PROXY v2 at all. The environment offers the machines no other. Pure.
+ */
+export function proxyFailReachable(config: ModelConfig, code: ProxyFailCode): boolean {
+  return code !== 'NONE' || config.profile !== 'dev12';
+}
 
 /**
  * The handshakeEnded effects, which conn_fd_handler's call of conn_session_complete stands for: the
@@ -89,9 +101,12 @@ export const connectionMachine = setup({
       errCode: ({ context }, params: { code: ErrCode }) => context.errCode ?? params.code,
     }),
     setErrCodeFromEvent: assign({
+      // A reader that fails without a code (NONE) leaves err_code unset: CO_ER_NONE, null here.
       errCode: ({ context, event }) =>
         context.errCode ??
-        (event.type === 'PROXY_HEADER_ERROR' || event.type === 'TLS_ERROR' ? event.code : null),
+        ((event.type === 'PROXY_HEADER_ERROR' || event.type === 'TLS_ERROR') && event.code !== 'NONE'
+          ? event.code
+          : null),
     }),
   },
   guards: {
@@ -208,7 +223,7 @@ export const connectionMachine = setup({
                 target: '#connection.error',
                 actions: ['setErrCodeFromEvent', 'setNoLinger', ENDED_IN_ERROR],
                 description:
-                  "Malformed, truncated or foreign bytes: CO_FL_ERROR with the parser's code. The peeked bytes stay unread, so the close will be an RST.",
+                  "Malformed, truncated or foreign bytes, or (2.x) a TLV that cannot be stored: CO_FL_ERROR with the parser's code, or none (NONE). The peeked bytes stay unread, so the close will be an RST.",
                 meta: {
                   haproxy: 'conn_recv_proxy fail: (8e3bf699d codes); conn_fd_handler leave → kill',
                   impl: 'socketOnHeaderData, socketOnHeaderEnd',

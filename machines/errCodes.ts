@@ -40,6 +40,13 @@ export type ErrCode = keyof typeof ERR_CODES;
 /** The codes a PROXY header reader can end with (CO_ER_PRX_*). */
 export type ProxyErrCode = Extract<ErrCode, `PRX_${string}`>;
 
+/**
+ * What conn_recv_proxy can fail with: a CO_ER_PRX_* code, or NONE when it fails without setting
+ * one (its `fail` label, reached in 2.x when a TLV cannot be stored: in 2.9 a generic TLV value
+ * over HA_PP2_MAX_ALLOC, 1024 bytes, fecc573da; an allocation that fails).
+ */
+export type ProxyFailCode = ProxyErrCode | 'NONE';
+
 /** The codes a TLS handshake can end with (CO_ER_SSL_*). */
 export type SslErrCode = Extract<ErrCode, `SSL_${string}`>;
 

@@ -28,7 +28,7 @@ import {
   type World,
 } from './compose.ts';
 import type { Effect, BufKind } from './effects.ts';
-import type { ProxyErrCode, SslErrCode } from './errCodes.ts';
+import type { ProxyFailCode, SslErrCode } from './errCodes.ts';
 import {
   acceptCanFailAt,
   sourceClassReachable,
@@ -36,7 +36,7 @@ import {
   type CompleteFailSite,
   type SourceClass,
 } from './session.machine.ts';
-import type { TlsRead } from './connection.machine.ts';
+import { proxyFailReachable, type TlsRead } from './connection.machine.ts';
 
 /** The life of one resource in the model's memory. */
 export type Life = 'none' | 'live' | 'freed';
@@ -73,7 +73,7 @@ export interface SystemState {
 export type SystemEvent =
   | { type: 'ACCEPT'; src?: SourceClass; fail?: AcceptFailSite; acceptError?: boolean } // the listening fd is readable
   | { type: 'PROXY_HEADER_OK'; conn: number; fail?: CompleteFailSite | 'none' }
-  | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyErrCode }
+  | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyFailCode }
   | { type: 'TLS_OK'; conn: number; fail?: CompleteFailSite | 'none' }
   | { type: 'TLS_ERROR'; conn: number; code: SslErrCode }
   | { type: 'CLIENT_CLOSE'; conn: number; tlsRead?: TlsRead } // tlsRead: 'none' if not given
@@ -439,7 +439,9 @@ export class SystemModel {
       case 'PROXY_HEADER_OK':
       case 'PROXY_HEADER_ERROR':
         return (
-          this.inRange(event.conn) && this.state(s, 'connection', event.conn) === 'handshake.proxyHeader'
+          this.inRange(event.conn) &&
+          this.state(s, 'connection', event.conn) === 'handshake.proxyHeader' &&
+          (event.type === 'PROXY_HEADER_OK' || proxyFailReachable(this.config, event.code))
         );
       case 'TLS_OK':
       case 'TLS_ERROR':

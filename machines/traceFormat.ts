@@ -112,7 +112,7 @@ const oneOfValues = (values: readonly (string | number)[], doc: string): FieldSp
   doc,
 });
 
-const PROXY_CODES = Object.keys(ERR_CODES).filter((c) => c.startsWith('PRX_'));
+const PROXY_CODES = [...Object.keys(ERR_CODES).filter((c) => c.startsWith('PRX_')), 'NONE'];
 const SSL_CODES = Object.keys(ERR_CODES).filter((c) => c.startsWith('SSL_'));
 const ERR_CODE_NAMES = Object.keys(ERR_CODES);
 const TLS_READS: readonly TlsRead[] = ['none', 'partialRecord', 'wholeRecords'];
@@ -172,7 +172,12 @@ export const INPUTS = {
   PROXY_HEADER_ERROR: {
     machine: 'connection',
     conn: 'id',
-    params: { code: oneOfValues(PROXY_CODES, "the PROXY parser's error code (errCodes.ts)") },
+    params: {
+      code: oneOfValues(
+        PROXY_CODES,
+        "the PROXY parser's error code (errCodes.ts); NONE: it failed without one",
+      ),
+    },
     uses: [],
     doc: 'the PROXY header reader failed',
   },
@@ -283,7 +288,7 @@ export const MACHINE_EVENTS: Record<MachineName, Record<string, Fields>> = {
     START_HANDSHAKE: {},
     NO_HANDSHAKE: {},
     PROXY_HEADER_OK: {},
-    PROXY_HEADER_ERROR: { code: oneOfValues(PROXY_CODES, "the PROXY parser's error code") },
+    PROXY_HEADER_ERROR: { code: oneOfValues(PROXY_CODES, "the PROXY parser's error code (NONE: none set)") },
     TLS_OK: {},
     TLS_ERROR: { code: oneOfValues(SSL_CODES, "the TLS handshake's error code") },
     CLIENT_CLOSE: { tlsRead: oneOfValues(TLS_READS, 'what the client had sent of its TLS handshake') },

@@ -9,7 +9,7 @@
  * configuration and alphabet is explored.
  */
 import { makeConfig, type ModelConfig } from '../machines/config.ts';
-import type { ProxyErrCode, SslErrCode } from '../machines/errCodes.ts';
+import type { ProxyFailCode, SslErrCode } from '../machines/errCodes.ts';
 import type { AcceptFailSite, CompleteFailSite, SourceClass } from '../machines/session.machine.ts';
 
 /** The environment's alphabet: which parameters the explorer gives to each system event. */
@@ -18,7 +18,7 @@ export interface Bounds {
   acceptFailSites: AcceptFailSite[]; //      ACCEPT fail values ('none' = nothing fails)
   acceptError: boolean; //                   whether accept() itself may fail (ENFILE/EMFILE...)
   completeFailSites: (CompleteFailSite | 'none')[]; // where session_complete may fail after a handshake
-  proxyErrorCodes: ProxyErrCode[]; //        codes of PROXY_HEADER_ERROR
+  proxyErrorCodes: ProxyFailCode[]; //       codes of PROXY_HEADER_ERROR (NONE: none set)
   sslErrorCodes: SslErrCode[]; //            codes of TLS_ERROR
   clientCloses: boolean; //                  whether the client may close or reset during a handshake
 }
@@ -57,7 +57,15 @@ export const DEFAULT_BOUNDS: Bounds = {
 /** Every error code of both handshakes: what the representative codes above stand for. */
 export const ALL_CODES_BOUNDS: Bounds = {
   ...DEFAULT_BOUNDS,
-  proxyErrorCodes: ['PRX_EMPTY', 'PRX_ABORT', 'PRX_TRUNCATED', 'PRX_NOT_HDR', 'PRX_BAD_HDR', 'PRX_BAD_PROTO'],
+  proxyErrorCodes: [
+    'PRX_EMPTY',
+    'PRX_ABORT',
+    'PRX_TRUNCATED',
+    'PRX_NOT_HDR',
+    'PRX_BAD_HDR',
+    'PRX_BAD_PROTO',
+    'NONE',
+  ],
   sslErrorCodes: [
     'SSL_EMPTY',
     'SSL_ABORT',

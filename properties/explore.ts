@@ -31,6 +31,7 @@ import type { Defect } from '../machines/compose.ts';
 import { DEFAULT_CONFIG, hasHandshake, makeConfig, type ModelConfig } from '../machines/config.ts';
 import { countersKey } from '../machines/counters.ts';
 import { acceptCanFailAt, sourceClassReachable } from '../machines/session.machine.ts';
+import { proxyFailReachable } from '../machines/connection.machine.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
 import { DEFAULT_BOUNDS, type Bounds, type NamedConfig } from './bounds.ts';
 import { CompiledModel, connTuple, InvariantMemo, StateSet, type Alphabet } from './compiled.ts';
@@ -120,7 +121,8 @@ export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = D
         mine.push(
           add(fail === 'none' ? { type: 'PROXY_HEADER_OK', conn } : { type: 'PROXY_HEADER_OK', conn, fail }),
         );
-      for (const code of bounds.proxyErrorCodes) mine.push(add({ type: 'PROXY_HEADER_ERROR', conn, code }));
+      for (const code of bounds.proxyErrorCodes)
+        if (proxyFailReachable(config, code)) mine.push(add({ type: 'PROXY_HEADER_ERROR', conn, code }));
     }
     if (config.ssl) {
       for (const fail of completeFails)

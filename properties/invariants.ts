@@ -252,7 +252,8 @@ function failureCode(r: TransitionRecord, config: ModelConfig): string | null {
   switch (r.event.type) {
     case 'PROXY_HEADER_ERROR':
     case 'TLS_ERROR':
-      return r.event.code as string;
+      // A reader that fails without a code (NONE) sets none: a later failure's code would win.
+      return r.event.code === 'NONE' ? null : (r.event.code as string);
     case 'CLIENT_CLOSE':
       return !tls ? 'PRX_EMPTY' : emptyHandshake ? 'SSL_EMPTY' : 'SSL_HANDSHAKE';
     case 'CLIENT_RESET':

@@ -27,7 +27,7 @@ import {
 } from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
 import type { TlsRead } from '../machines/connection.machine.ts';
-import type { ProxyErrCode, SslErrCode } from '../machines/errCodes.ts';
+import type { ProxyErrCode, ProxyFailCode, SslErrCode } from '../machines/errCodes.ts';
 import {
   acceptCanFailAt,
   sourceClassReachable,
@@ -49,7 +49,7 @@ import {
 export type ScriptEvent = (
   | { type: 'ACCEPT'; conn: number; src?: SourceClass; fail?: AcceptFailSite; acceptError?: boolean }
   | { type: 'PROXY_HEADER_OK'; conn: number; fail?: CompleteFailSite | 'none' }
-  | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyErrCode }
+  | { type: 'PROXY_HEADER_ERROR'; conn: number; code: ProxyFailCode }
   | { type: 'TLS_OK'; conn: number; fail?: CompleteFailSite | 'none' }
   | { type: 'TLS_ERROR'; conn: number; code: SslErrCode }
   | { type: 'CLIENT_CLOSE'; conn: number; tlsRead?: TlsRead } // 'none' if not given

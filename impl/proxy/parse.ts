@@ -36,7 +36,7 @@
  *   - v2 PROXY with a family other than TCP over IPv4/IPv6: see ./v2.ts and the
  *     `v2OtherFamilies` option.
  */
-import type { ProxyErrCode } from '../../machines/errCodes.ts';
+import type { ProxyFailCode } from '../../machines/errCodes.ts';
 import { parseV1, V1_SIGNATURE } from './v1.ts';
 import { parseV2, PP2_HEADER_LEN, PP2_SIGNATURE } from './v2.ts';
 
@@ -78,7 +78,7 @@ export interface ProxyHeader {
 export type ProxyParseResult =
   | { status: 'need-more' }
   | { status: 'done'; header: ProxyHeader; consumed: number }
-  | { status: 'error'; code: ProxyErrCode; reason: string; source?: ProxyEndpoint };
+  | { status: 'error'; code: ProxyFailCode; reason: string; source?: ProxyEndpoint };
 
 /** Options of parseProxyHeader(). */
 export interface ProxyParseOptions {
@@ -89,6 +89,9 @@ export interface ProxyParseOptions {
   v2OtherFamilies?: 'real-addresses' | 'haproxy-2.6'; // v2 PROXY with a family other than
   // 0x11/0x21: the spec's reading (default) or HAProxy 2.6's TLV walk from offset 0 (./v2.ts)
   bufsize?: number; // HAProxy's tune.bufsize: the largest v2 header it can read (default 16384)
+  maxTlvValue?: number | null; // the largest v2 TLV value of a type without a limit of its own that
+  // is accepted: HAProxy 2.9's HA_PP2_MAX_ALLOC (1024, fecc573da), past which it fails the header
+  // without an error code (NONE); null (default): no limit, as 2.6 and the spec
 }
 
 /** The options with every default applied; what ./v1.ts and ./v2.ts receive. */
@@ -142,10 +145,11 @@ export function resolveOptions(opts: ProxyParseOptions): ResolvedProxyOptions {
     unknownLongForm: opts.unknownLongForm ?? 'reject',
     v2OtherFamilies: opts.v2OtherFamilies ?? 'real-addresses',
     bufsize: opts.bufsize ?? HAPROXY_BUFSIZE,
+    maxTlvValue: opts.maxTlvValue ?? null,
   };
 }
 
-function fail(code: ProxyErrCode, reason: string): ProxyParseResult {
+function fail(code: ProxyFailCode, reason: string): ProxyParseResult {
   return { status: 'error', code, reason };
 }
 

@@ -70,6 +70,8 @@ export const PP2_TYPE_MAX_CUSTOM = 0xef;
 
 /** Largest AUTHORITY value HAProxy accepts (PP2_AUTHORITY_MAX). */
 export const PP2_AUTHORITY_MAX = 255;
+/** Largest value of a TLV without a limit of its own that HAProxy 2.9 stores (HA_PP2_MAX_ALLOC, fecc573da). */
+export const HA_PP2_MAX_ALLOC = 1024;
 /** Largest UNIQUE_ID value HAProxy accepts (UNIQUEID_LEN; §2.2.5 "up to 128 bytes"). */
 export const PP2_UNIQUE_ID_MAX = 128;
 /** A TLV's type and length bytes. */
@@ -195,7 +197,7 @@ function readProxyBody(
   o: ResolvedProxyOptions,
 ): ProxyParseResult {
   const { endpoints, tlvStart } = readAddresses(buf, fam, total, o);
-  const tlvs = walkTlvs(buf, tlvStart, total);
+  const tlvs = walkTlvs(buf, tlvStart, total, o.maxTlvValue);
   // conn_recv_proxy copies the addresses into the session before it walks the TLVs.
   if (!tlvs.ok)
     return endpoints && tlvs.result.status === 'error'
@@ -237,9 +239,11 @@ function readAddresses(
  * since 488ee7fb6). Then, per type: CRC32C must be 4 bytes and match the CRC32c of the header
  * computed with that field zeroed (§2.2.3, HAProxy since 115df3e38); AUTHORITY at most 255 bytes;
  * UNIQUE_ID at most 128 bytes. Other types are kept as they are (§2.2: "A receiver may choose to
- * skip over and ignore the TLVs it is not interested in").
+ * skip over and ignore the TLVs it is not interested in"), but with <maxValue> set (HAProxy 2.9's
+ * HA_PP2_MAX_ALLOC, fecc573da) a value longer than it fails the header without an error code: the
+ * generic TLV store refuses to allocate it, and conn_recv_proxy goes to `fail` with err_code unset.
  */
-function walkTlvs(buf: Uint8Array, start: number, total: number): Step<ProxyTlv[]> {
+function walkTlvs(buf: Uint8Array, start: number, total: number, maxValue: number | null): Step<ProxyTlv[]> {
   const tlvs: ProxyTlv[] = [];
   let zeroed: Uint8Array | null = null; // header copy with CRC fields zeroed, made on first use
   for (let off = start; off < total;) {
@@ -257,6 +261,14 @@ function walkTlvs(buf: Uint8Array, start: number, total: number): Step<ProxyTlv[
     } else if (type === PP2_TYPE_UNIQUE_ID && off - valueAt > PP2_UNIQUE_ID_MAX) {
       return bad(`UNIQUE_ID TLV of ${off - valueAt} bytes, more than ${PP2_UNIQUE_ID_MAX} (§2.2.5)`);
     }
+    if (maxValue !== null && off - valueAt > maxValue)
+      return {
+        ok: false,
+        result: fail(
+          'NONE',
+          `TLV ${hex(type)} of ${off - valueAt} bytes, more than the ${maxValue} HAProxy 2.9 stores (HA_PP2_MAX_ALLOC): refused without an error code`,
+        ),
+      };
     tlvs.push({ type, value: buf.slice(valueAt, off) });
   }
   return { ok: true, value: tlvs };
@@ -308,7 +320,10 @@ function done(header: ProxyHeader, consumed: number): ProxyParseResult {
   return { status: 'done', header, consumed };
 }
 
-function fail(code: 'PRX_NOT_HDR' | 'PRX_BAD_HDR' | 'PRX_TRUNCATED', reason: string): ProxyParseResult {
+function fail(
+  code: 'PRX_NOT_HDR' | 'PRX_BAD_HDR' | 'PRX_TRUNCATED' | 'NONE',
+  reason: string,
+): ProxyParseResult {
   return { status: 'error', code, reason };
 }
 

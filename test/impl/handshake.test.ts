@@ -246,6 +246,46 @@ describe('a close during TLS in the 2.6 profile (OpenSSL 1.1 and later: SSL_get_
   });
 });
 
+describe('a PROXY v2 TLV over 1024 bytes in the 2.9 profile (HA_PP2_MAX_ALLOC, fecc573da)', () => {
+  let echo: Backend;
+  let proxy: ProxyProcess;
+  let baseline: number;
+
+  beforeAll(async () => {
+    ({ echo, proxy, baseline } = await startEchoedProxy(
+      (echoPort) => config('', echoPort),
+      ['--profile', '2.9'],
+    ));
+  });
+  afterEach(() => settled(proxy, baseline));
+  afterAll(() => stopEchoedProxy(proxy, echo));
+
+  /** A v2 TCP4 header from 10.9.8.7:<port> with one custom TLV of <size> bytes. */
+  const withTlv = (port: number, size: number) =>
+    buildV2({
+      family: 'TCP4',
+      source: { address: '10.9.8.7', port },
+      destination: { address: '10.0.0.1', port: 80 },
+      tlvs: [{ type: 0xe5, value: new Uint8Array(size).fill(1) }],
+    });
+
+  it('kills the embryonic session with no error code (logged "Success") and an RST, its addresses taken', async () => {
+    const c = client(proxy.port, { first: withTlv(43001, 1025) });
+    const o = await c.outcome;
+    expect(o.how).toBe('rst');
+    await waitFor('the kill line', () => (proxy.lines(/fe_hs\/1: /).length > 0 ? true : undefined));
+    expect(proxy.lines(/^10\.9\.8\.7:43001 \[.+\] fe_hs\/1: Success$/)).toHaveLength(1);
+    expect(echo.accepted).toBe(0);
+  });
+
+  it('forwards a header whose TLV holds 1024 bytes', async () => {
+    const c = client(proxy.port, { first: Buffer.concat([withTlv(43002, 1024), Buffer.from('data')]) });
+    await waitFor('the echo', () => (c.socket.bytesRead >= 4 ? true : undefined));
+    c.socket.end();
+    expect((await c.outcome).data).toBe('data');
+  });
+});
+
 describe('tolerant PROXY reading (accept-proxy proxy-tolerant)', () => {
   let echo: Backend;
   let proxy: ProxyProcess;

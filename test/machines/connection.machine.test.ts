@@ -128,6 +128,16 @@ const CASES: Case[] = [
     errCode: 'PRX_BAD_HDR',
   },
   {
+    transition: 'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|0',
+    says: 'fails without setting err_code, and closes with an RST, when the reader cannot store a TLV (2.9: a value over 1024 bytes)',
+    config: { ...PROXY, profile: '2.9' },
+    path: AT_PROXY_HEADER,
+    event: { type: 'PROXY_HEADER_ERROR', code: 'NONE' },
+    target: 'error',
+    effects: [{ type: 'setNoLinger' }, ended(true, 'NONE')],
+    errCode: null,
+  },
+  {
     transition: 'connection.handshake.proxyHeader|PROXY_HEADER_ERROR|1',
     says: "fails with the parser's code and a plain close when the read error leaves nothing unread",
     config: PROXY,

@@ -277,6 +277,22 @@ const ENABLED: EnabledCase[] = [
     enabled: false,
   },
   {
+    says: 'a PROXY header failing without an error code in 2.x, where a TLV can be refused storage',
+    config: { profile: '2.9' },
+    n: 1,
+    events: [ACCEPT],
+    probe: { type: 'PROXY_HEADER_ERROR', conn: 0, code: 'NONE' },
+    enabled: true,
+  },
+  {
+    says: 'a PROXY header failing without an error code in 1.5-dev, which has no PROXY v2 TLV to store',
+    config: {},
+    n: 1,
+    events: [ACCEPT],
+    probe: { type: 'PROXY_HEADER_ERROR', conn: 0, code: 'NONE' },
+    enabled: false,
+  },
+  {
     says: 'RATE_PERIOD when a rate is limited and was used',
     config: { maxconnrate: 5 },
     n: 1,

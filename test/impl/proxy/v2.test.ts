@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { buildV2 } from '../../../impl/proxy/build.ts';
 import { crc32c } from '../../../impl/proxy/crc32c.ts';
 import { HAPROXY_BUFSIZE, parseProxyHeader, type ProxyParseOptions } from '../../../impl/proxy/parse.ts';
+import { HA_PP2_MAX_ALLOC } from '../../../impl/proxy/v2.ts';
 import {
   bytes,
   repeat,
@@ -162,6 +163,17 @@ describe('parseV2 (§2.2)', () => {
 
     it('accepts a custom TLV of 1024 bytes and more (HAProxy 2.6 has no generic cap)', () => {
       expect(strict(bytes(tcp4(3 + 2000), [0xe5], u16(2000), repeat(1, 2000))).status).toBe('done');
+    });
+
+    it("refuses a TLV value over HAProxy 2.9's 1024 bytes without an error code, its addresses taken", () => {
+      const at2_9 = { maxTlvValue: HA_PP2_MAX_ALLOC };
+      expect(strict(bytes(tcp4(3 + 1024), [0xe5], u16(1024), repeat(1, 1024)), at2_9).status).toBe('done');
+      const r = strict(bytes(tcp4(3 + 1025), [0xe5], u16(1025), repeat(1, 1025)), at2_9);
+      expect(r).toMatchObject({ status: 'error', code: 'NONE', source: expect.any(Object) });
+      // The limits of their own come first: an over-long AUTHORITY is still PRX_BAD_HDR.
+      expect(codeOf(strict(bytes(tcp4(259), [0x02], u16(256), repeat(0x61, 256)), at2_9))).toBe(
+        'PRX_BAD_HDR',
+      );
     });
   });
 
