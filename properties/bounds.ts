@@ -31,7 +31,8 @@ export interface Bounds {
  *   distinct value multiplies the states of every connection that failed (all codes at once double the
  *   space at N = 3, see `check-deep`). The classes of PROXY_HEADER_ERROR are "bytes
  *   left unread, so the close is an RST" (PRX_BAD_HDR stands for TRUNCATED, NOT_HDR, BAD_HDR,
- *   BAD_PROTO) and "nothing unread, a FIN" (PRX_ABORT). Every TLS_ERROR code takes one transition
+ *   BAD_PROTO), "nothing unread, a FIN" (PRX_ABORT), and, in 2.x only (proxyFailReachable), "bytes
+ *   left unread and no code set", which dontlognull hides (NONE: a TLV 2.9 refuses to store). Every TLS_ERROR code takes one transition
  *   (SSL_HANDSHAKE). The client's close and reset and the deadline bring their own codes (EMPTY,
  *   ABORT, TIMEOUT). `ALL_CODES_BOUNDS` lifts this cut, for `check-deep`.
  * - Accept failures: every site of session_accept that the configuration's HAProxy can meet
@@ -49,7 +50,7 @@ export const DEFAULT_BOUNDS: Bounds = {
   acceptFailSites: ['none', 'session', 'fcntl', 'task', 'dataInit', 'req', 'rep', 'txn', 'accept'],
   acceptError: true,
   completeFailSites: ['none', 'req', 'rep', 'txn', 'accept'],
-  proxyErrorCodes: ['PRX_BAD_HDR', 'PRX_ABORT'],
+  proxyErrorCodes: ['PRX_BAD_HDR', 'PRX_ABORT', 'NONE'],
   sslErrorCodes: ['SSL_HANDSHAKE'],
   clientCloses: true,
 };
