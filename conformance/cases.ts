@@ -336,6 +336,8 @@ const V2_UNSPEC_UNDER_PROXY = hex(`${SIG}
 
 const DATA = bytes('hello, backend\n');
 const HTTP_REQUEST = bytes('GET / HTTP/1.0\r\n\r\n');
+/** A TLS record (TLS 1.0 framing) holding one alert: warning, close_notify. */
+const CLOSE_NOTIFY_ALERT = Uint8Array.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00]);
 const TLS_RESET_SO_ERROR =
   'From 2.4 (0630038e7), ssl_sock_handshake reads the socket\'s SO_ERROR before calling OpenSSL and fails a connection with an error pending, with CO_ER_SSL_HANDSHAKE ("SSL handshake failure"), so every reset during the TLS handshake is SSL_HANDSHAKE, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset that leaves no TLS record half read. Observed on every run of the suite against Debian\'s 2.6.12; the RST, the counters and the untouched backend are as in dev12.';
 const TLS_EARLY_CLOSE_2_6 =
@@ -1058,6 +1060,14 @@ const DEFINITIONS: CaseDefinition[] = [
     scenario: TLS_ERROR,
     frontend: 'fe_tls',
     run: (ctx) => closedAtOnce(ctx, 'fe_tls', HTTP_REQUEST, 'fin'),
+  },
+  {
+    id: 'hs/tls-only/close-notify-before-client-hello-gets-handshake-failure',
+    requirement:
+      "A TLS close_notify alert sent before any ClientHello is no clean close of the TLS session: the TLS library rejects it as an unexpected message, the handshake fails with SSL_HANDSHAKE (logged, whatever dontlognull would say of an empty handshake), the client is closed at once with a FIN, and the backend is never contacted. Measured on Debian's 2.6.12 (OpenSSL 3), which 2.9's SSL_ERROR_ZERO_RETURN branch (e8e576238) does not reach either.",
+    scenario: TLS_ERROR,
+    frontend: 'fe_tls',
+    run: (ctx) => closedAtOnce(ctx, 'fe_tls', CLOSE_NOTIFY_ALERT, 'fin'),
   },
   {
     id: 'hs/monitor/monitor-net-closes-at-accept',
