@@ -1538,6 +1538,53 @@ const DEFINITIONS: CaseDefinition[] = [
     },
   },
   {
+    id: 'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms',
+    requirement: `A refused SSL context is a resource shortage: session_accept returns -1 and listener_accept stops accepting for 100 ms (the global queue's task). With maxsslconn ${SUITE_MAXSSLCONN} held by two idle TLS connections, a third is refused at once, and a fourth that connects right after waits in the listen backlog until the task fires, about 100 ms after the refusal, to be refused in turn: a flood of TLS connections beyond maxsslconn is taken at most ten a second. (HAProxy 2.4 and later never close either refused connection: mutant transport-init-failure-leaks-fd.)`,
+    scenario: scenario(
+      ACCEPT,
+      ACCEPT,
+      ACCEPT,
+      { type: 'QUEUE_TASK', queue: 'global' },
+      ACCEPT,
+      { type: 'TIMER_EXPIRE', conn: 0 },
+      { type: 'TIMER_EXPIRE', conn: 1 },
+    ),
+    frontend: 'fe_tls',
+    knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: ['2.6', '2.9'] }],
+    async run(ctx) {
+      const holders: WireClient[] = [];
+      for (let i = 0; i < SUITE_MAXSSLCONN; i++) holders.push(await ctx.connect('fe_tls'));
+      await ctx.sleep(50);
+      const third = await ctx.connect('fe_tls');
+      const fourth = await ctx.connect('fe_tls');
+      // Each refused connection is closed the way, and when, the prediction says: the third at
+      // once, the fourth once the global queue's task has resumed the listener; or never.
+      const refused = [
+        { client: third, at: 0, window: [0, AT_ONCE_MS] as const },
+        { client: fourth, at: 100, window: [-40, 100] as const },
+      ];
+      for (const [i, r] of refused.entries()) {
+        const close = ctx.predicted.closes[SUITE_MAXSSLCONN + i];
+        if (close === 'fin' || close === 'rst')
+          await expectClose(ctx, r.client, close, fromConnect(third), r.at, r.window);
+        else if (close === null)
+          await expectOpenUntil(
+            ctx,
+            r.client,
+            fromConnect(r.client).t + DEADLINE_MS + 100,
+            'past the deadline: the model predicts no close (its fd is never closed)',
+          );
+        else throw new Error(`the model predicts that a refused connection is closed by ${close}`);
+      }
+      for (const [i, holder] of holders.entries()) {
+        const kind = ctx.predicted.closes[i];
+        if (kind !== 'fin' && kind !== 'rst') throw new Error(`the model predicts ${kind} for holder ${i}`);
+        await expectClose(ctx, holder, kind, fromConnect(holder), DEADLINE_MS);
+      }
+      expectNoBackend(ctx);
+    },
+  },
+  {
     id: 'lim/reject/tcp-request-reject-gets-rst',
     requirement:
       'A source rejected by `tcp-request connection reject` is closed at accept, before any handshake, with an RST (SO_LINGER 0); the backend is never contacted.',
