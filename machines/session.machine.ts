@@ -87,6 +87,20 @@ export type SessionEvent =
 /** The prefix of every path once the session is allocated: counters of session_accept, in order. */
 const ACCEPT_COUNTERS = ['sessionAlloc', 'feconnInc', 'connMaxUpdate', 'cumConnInc'] as const;
 
+/**
+ * conn_data_init failed (maxsslconn refused the SSL context, or SSL_new returned NULL): session_accept
+ * unwinds through out_free_task after counting the session and registering the fd, and returns -1.
+ */
+const DATA_INIT_UNWIND = [
+  ...ACCEPT_COUNTERS,
+  'taskNew',
+  'fdInsert',
+  'taskFree',
+  { type: 'feconnDec', params: { site: 'out_free_session' } },
+  { type: 'sessionFree', params: { site: 'out_free_session' } },
+  { type: 'setRet', params: { ret: -1 } },
+] as const;
+
 /** kill_mini_session after its optional log line: close, release block, task, fd, session. */
 const KILL_MINI_SESSION = [
   'connClose',
@@ -295,15 +309,7 @@ export const sessionMachine = setup({
           {
             guard: 'sslconnsAtLimit',
             target: 'setupFailed',
-            actions: [
-              ...ACCEPT_COUNTERS,
-              'taskNew',
-              'fdInsert',
-              'taskFree',
-              { type: 'feconnDec', params: { site: 'out_free_session' } },
-              { type: 'sessionFree', params: { site: 'out_free_session' } },
-              { type: 'setRet', params: { ret: -1 } },
-            ],
+            actions: [...DATA_INIT_UNWIND],
             description:
               'sslconns has reached maxsslconn: ssl_sock_init refuses the SSL context before allocating it, conn_data_init fails, and session_accept unwinds through out_free_task. As after any setup failure (ret = -1), listener_accept limits the listener and retries 100 ms later. 2.x sets CO_ER_SSL_TOO_MANY, which no log line shows.',
             meta: {
@@ -315,15 +321,7 @@ export const sessionMachine = setup({
           {
             guard: 'dataInitFails',
             target: 'setupFailed',
-            actions: [
-              ...ACCEPT_COUNTERS,
-              'taskNew',
-              'fdInsert',
-              'taskFree',
-              { type: 'feconnDec', params: { site: 'out_free_session' } },
-              { type: 'sessionFree', params: { site: 'out_free_session' } },
-              { type: 'setRet', params: { ret: -1 } },
-            ],
+            actions: [...DATA_INIT_UNWIND],
             description: 'conn_data_init failed (SSL_new returned NULL): unwound through out_free_task.',
             meta: { haproxy: 'session_accept: goto out_free_task' },
           },

@@ -729,22 +729,24 @@ export const cumSessLeCumConn: Invariant = {
   }),
 };
 
+/** The effects that allocate or free a connection's pool items: its session, task, SSL context and buffers. */
+const POOL_EFFECTS: readonly EffectName[] = [
+  'sessionAlloc',
+  'sessionFree',
+  'taskNew',
+  'taskFree',
+  'sslCtxNew',
+  'sslCtxFree',
+  'bufAlloc',
+  'bufFree',
+];
+
 export const poolBalancedWhenIdle: Invariant = {
   name: 'poolBalancedWhenIdle',
   kind: 'state',
   doc: 'True iff every session, task, SSL context and buffer ever allocated has been freed whenever no session is live: pool allocations equal frees.',
   haproxy: 'I9; session_free (buffers, txn), kill_mini_session',
-  watches: [
-    'sessionAlloc',
-    'sessionFree',
-    'taskNew',
-    'taskFree',
-    'sslCtxNew',
-    'sslCtxFree',
-    'bufAlloc',
-    'bufFree',
-    'freeBuffers',
-  ],
+  watches: [...POOL_EFFECTS, 'freeBuffers'],
   check: eachConn((c, ctx) => {
     if (ctx.next.live > 0) return null;
     const leaked = buffers(c.mem);
@@ -834,19 +836,7 @@ export const noMemoryFaults: Invariant = {
   kind: 'state',
   doc: 'True iff the model host recorded no memory fault: nothing was allocated twice, freed twice, freed without being allocated, or used after its free.',
   haproxy: 'I9',
-  watches: [
-    'sessionAlloc',
-    'sessionFree',
-    'taskNew',
-    'taskFree',
-    'sslCtxNew',
-    'sslCtxFree',
-    'bufAlloc',
-    'bufFree',
-    'fdClose',
-    'listAdd',
-    'listDel',
-  ],
+  watches: [...POOL_EFFECTS, 'fdClose', 'listAdd', 'listDel'],
   check: eachConn((c) => (c.mem.faults.length > 0 ? c.mem.faults.join('; ') : null)),
 };
 
