@@ -55,6 +55,7 @@ import {
   type CaseContext,
   type CounterRule,
   type Reference,
+  type Window,
 } from './expect.ts';
 import {
   HEADER_SOURCES,
@@ -426,6 +427,51 @@ async function sendHeader(
   const sent = await send(ctx, client, firstWrite, label);
   const conn = await expectBackendAfter(ctx, sent);
   return { sent, conn };
+}
+
+/** HAProxy 2.4 and later never close a connection whose SSL context they refused (machines/mutants.ts). */
+const TRANSPORT_INIT_LEAK: KnownBug = { mutant: 'transport-init-failure-leaks-fd', profiles: ['2.6', '2.9'] };
+
+/**
+ * Opens SUITE_MAXSSLCONN connections to fe_tls that send nothing, so that their SSL contexts hold
+ * every slot of maxsslconn, and lets the target accept them. Returns them, connection 0 first.
+ */
+async function holdSslContexts(ctx: CaseContext): Promise<WireClient[]> {
+  const holders: WireClient[] = [];
+  for (let i = 0; i < SUITE_MAXSSLCONN; i++) holders.push(await ctx.connect('fe_tls'));
+  await ctx.sleep(50);
+  return holders;
+}
+
+/**
+ * Expects connection <conn> of the scenario (<client>) to be closed as the prediction says: with
+ * its FIN or RST at <at> ms after <from>, within <window>; or, when the model predicts no close
+ * (a refused connection the target never closes), still open past the deadline. Records one check.
+ */
+async function expectPredictedClose(
+  ctx: CaseContext,
+  client: WireClient,
+  conn: number,
+  from: Reference,
+  at: number,
+  window: Window,
+): Promise<void> {
+  const close = ctx.predicted.closes[conn];
+  if (close === 'fin' || close === 'rst') await expectClose(ctx, client, close, from, at, window);
+  else if (close === null)
+    await expectOpenUntil(
+      ctx,
+      client,
+      fromConnect(client).t + DEADLINE_MS + 100,
+      'past the deadline: the model predicts no close (its fd is never closed)',
+    );
+  else throw new Error(`the model predicts that connection ${conn} is closed by ${close}`);
+}
+
+/** Expects the holders of holdSslContexts to be closed at the deadline, as predicted. */
+async function expectHoldersClosed(ctx: CaseContext, holders: WireClient[]): Promise<void> {
+  for (const [i, holder] of holders.entries())
+    await expectPredictedClose(ctx, holder, i, fromConnect(holder), DEADLINE_MS, DEADLINE_WINDOW);
 }
 
 /**
@@ -1491,12 +1537,10 @@ const DEFINITIONS: CaseDefinition[] = [
     ),
     frontend: 'fe_tls',
     needs: ['stats'],
-    knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: ['2.6', '2.9'] }],
+    knownBugs: [TRANSPORT_INIT_LEAK],
     async run(ctx) {
       const before = await ctx.stats('before');
-      const holders: WireClient[] = [];
-      for (let i = 0; i < SUITE_MAXSSLCONN; i++) holders.push(await ctx.connect('fe_tls'));
-      await ctx.sleep(50);
+      const holders = await holdSslContexts(ctx);
       expectCounters(
         ctx,
         before,
@@ -1512,21 +1556,8 @@ const DEFINITIONS: CaseDefinition[] = [
         predictedCounters(ctx, before, 'fe_tls', SUITE_MAXSSLCONN + 1),
       );
       // How the third is closed, and the holders, is the prediction's: at once, or never.
-      const close = ctx.predicted.closes[SUITE_MAXSSLCONN];
-      if (close === 'fin' || close === 'rst') await expectCloseAtOnce(ctx, third, close, fromConnect(third));
-      else if (close === null)
-        await expectOpenUntil(
-          ctx,
-          third,
-          fromConnect(third).t + DEADLINE_MS + 100,
-          'past the deadline: the model predicts no close (its fd is never closed)',
-        );
-      else throw new Error(`the model predicts that the third connection is closed by ${close}`);
-      for (const [i, holder] of holders.entries()) {
-        const kind = ctx.predicted.closes[i];
-        if (kind !== 'fin' && kind !== 'rst') throw new Error(`the model predicts ${kind} for holder ${i}`);
-        await expectClose(ctx, holder, kind, fromConnect(holder), DEADLINE_MS);
-      }
+      await expectPredictedClose(ctx, third, SUITE_MAXSSLCONN, fromConnect(third), 0, [0, AT_ONCE_MS]);
+      await expectHoldersClosed(ctx, holders);
       // Their SSL contexts are freed with them: CurrSslConns is back where it was.
       expectCounters(
         ctx,
@@ -1550,37 +1581,16 @@ const DEFINITIONS: CaseDefinition[] = [
       { type: 'TIMER_EXPIRE', conn: 1 },
     ),
     frontend: 'fe_tls',
-    knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: ['2.6', '2.9'] }],
+    knownBugs: [TRANSPORT_INIT_LEAK],
     async run(ctx) {
-      const holders: WireClient[] = [];
-      for (let i = 0; i < SUITE_MAXSSLCONN; i++) holders.push(await ctx.connect('fe_tls'));
-      await ctx.sleep(50);
+      const holders = await holdSslContexts(ctx);
       const third = await ctx.connect('fe_tls');
       const fourth = await ctx.connect('fe_tls');
       // Each refused connection is closed the way, and when, the prediction says: the third at
       // once, the fourth once the global queue's task has resumed the listener; or never.
-      const refused = [
-        { client: third, at: 0, window: [0, AT_ONCE_MS] as const },
-        { client: fourth, at: 100, window: [-40, 100] as const },
-      ];
-      for (const [i, r] of refused.entries()) {
-        const close = ctx.predicted.closes[SUITE_MAXSSLCONN + i];
-        if (close === 'fin' || close === 'rst')
-          await expectClose(ctx, r.client, close, fromConnect(third), r.at, r.window);
-        else if (close === null)
-          await expectOpenUntil(
-            ctx,
-            r.client,
-            fromConnect(r.client).t + DEADLINE_MS + 100,
-            'past the deadline: the model predicts no close (its fd is never closed)',
-          );
-        else throw new Error(`the model predicts that a refused connection is closed by ${close}`);
-      }
-      for (const [i, holder] of holders.entries()) {
-        const kind = ctx.predicted.closes[i];
-        if (kind !== 'fin' && kind !== 'rst') throw new Error(`the model predicts ${kind} for holder ${i}`);
-        await expectClose(ctx, holder, kind, fromConnect(holder), DEADLINE_MS);
-      }
+      await expectPredictedClose(ctx, third, SUITE_MAXSSLCONN, fromConnect(third), 0, [0, AT_ONCE_MS]);
+      await expectPredictedClose(ctx, fourth, SUITE_MAXSSLCONN + 1, fromConnect(third), 100, [-40, 100]);
+      await expectHoldersClosed(ctx, holders);
       expectNoBackend(ctx);
     },
   },
