@@ -43,6 +43,7 @@ import {
 } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
 import type { ConnectionEvent } from '../machines/connection.machine.ts';
+import { nextEventDelay, RatePeriods } from './rates.ts';
 import {
   applyCounterEffect,
   listenerGauges,
@@ -172,7 +173,8 @@ export class Frontend implements Host, StatsSource {
     global: null,
     frontend: null,
   };
-  private readonly rateTimer: Timer;
+  private rateTimer: Timer | null = null; //   armed for the end of the current rate period
+  private readonly rates: RatePeriods;
   readonly clock: Clock;
   private readonly flushing = new Set<net.Socket>();
 
@@ -205,7 +207,8 @@ export class Frontend implements Host, StatsSource {
     servers.set(this.server, this);
     this.server.on('connection', serverOnConnection);
     this.clock = deps.clock ?? realClock;
-    this.rateTimer = this.clock.every(1000, rateOnPeriod, this);
+    this.rates = new RatePeriods(this.model.profile, this.clock.now());
+    if (this.model.profile === 'dev12') this.rateTimer = this.clock.every(1000, rateOnPeriod, this);
   }
 
   /** Binds the listening socket. Resolves with the port bound; rejects if the bind fails. */
@@ -260,7 +263,8 @@ export class Frontend implements Host, StatsSource {
   stop(): Promise<number> {
     this.stopping = true;
     this.accepting = false;
-    this.rateTimer.cancel();
+    this.rateTimer?.cancel();
+    this.rateTimer = null;
     if (this.drainPending) clearImmediate(this.drainPending);
     for (const q of ['global', 'frontend'] as const) {
       this.queueTimers[q]?.timer.cancel();
@@ -337,6 +341,7 @@ export class Frontend implements Host, StatsSource {
       case 'connPerSecInc':
         applyCounterEffect(this.counters, name, this.model);
         this.maxima.connRateMax = Math.max(this.maxima.connRateMax, this.counters.connPerSec);
+        this.rateCounted();
         return;
       case 'nbconnInc':
         applyCounterEffect(this.counters, name, this.model);
@@ -345,10 +350,12 @@ export class Frontend implements Host, StatsSource {
       case 'cumConnInc':
         applyCounterEffect(this.counters, name, this.model);
         this.maxima.feConnRateMax = Math.max(this.maxima.feConnRateMax, this.counters.feConnPerSec);
+        this.rateCounted();
         return;
       case 'cumSessInc':
         applyCounterEffect(this.counters, name, this.model);
         this.maxima.sessRateMax = Math.max(this.maxima.sessRateMax, this.counters.feSessPerSec);
+        this.rateCounted();
         return;
 
       // --- memory ---
@@ -499,7 +506,11 @@ export class Frontend implements Host, StatsSource {
         this.scheduleDrain();
         return;
       case 'scheduleQueueTask':
-        this.scheduleQueueTask(p.queue as 'global' | 'frontend', p.ms as number);
+        this.scheduleQueueTask(
+          p.queue as 'global' | 'frontend',
+          p.ms as number,
+          p.rate as 'conn' | 'sess' | undefined,
+        );
         return;
 
       // --- messages between the machines: routed by the Composition ---
@@ -648,12 +659,25 @@ export class Frontend implements Host, StatsSource {
     this.backlog.push(conn);
   }
 
-  /** One second elapsed (rateOnPeriod): RATE_PERIOD, time rather than a machine event. */
+  /**
+   * The current rate period ended (rateOnPeriod): RATE_PERIOD, time rather than a machine event,
+   * when there is something to rotate. Under 2.x the next period's timer is armed here while
+   * events keep coming (impl/rates.ts).
+   */
   ratePeriod(): void {
     const c = this.counters;
+    const runsOn = this.rates.rotate(c);
+    if (this.model.profile !== 'dev12')
+      this.rateTimer = runsOn ? this.clock.after(1000, rateOnPeriod, this) : null;
     if (c.connPerSec === 0 && c.feConnPerSec === 0 && c.feSessPerSec === 0) return; // nothing to rotate
     this.trace?.input(null, null, { type: 'RATE_PERIOD' });
     newRatePeriod(this.counters);
+  }
+
+  /** A rate count was taken: under 2.x it may begin a period (impl/rates.ts), whose end is armed. */
+  private rateCounted(): void {
+    if (this.stopping || !this.rates.counted(this.clock.now())) return;
+    this.rateTimer = this.clock.after(1000, rateOnPeriod, this);
   }
 
   /** Records that the session of `conn` completed (for %Tw). */
@@ -784,12 +808,28 @@ export class Frontend implements Host, StatsSource {
     this.acceptLoop();
   }
 
-  private scheduleQueueTask(queue: 'global' | 'frontend', ms: number): void {
+  /**
+   * task_schedule of a queue task: in <ms>, or, with <rate>, when that rate allows the next event
+   * (next_event_delay under the profile, impl/rates.ts), at most <ms>. Keeps an earlier expiry.
+   */
+  private scheduleQueueTask(queue: 'global' | 'frontend', ms: number, rate?: 'conn' | 'sess'): void {
+    if (rate !== undefined) ms = Math.min(ms, this.rateDelay(rate));
     const due = this.clock.now() + ms;
     const current = this.queueTimers[queue];
     if (current && current.due <= due) return; // task_schedule keeps the earlier expiry
     current?.timer.cancel();
     this.queueTimers[queue] = { timer: this.clock.after(ms, queueTaskOnExpire, this, queue), due };
+  }
+
+  /** next_event_delay of the global connection rate or of the frontend's session rate, now. */
+  private rateDelay(rate: 'conn' | 'sess'): number {
+    const conn = rate === 'conn';
+    const freq = conn ? this.model.maxconnrate : this.model.rateLimitSessions;
+    if (freq === null || freq <= 0) return 0;
+    const curr = conn ? this.counters.connPerSec : this.counters.feSessPerSec;
+    const prev = conn ? this.rates.prev.connPerSec : this.rates.prev.feSessPerSec;
+    const now = this.clock.now();
+    return nextEventDelay(this.model.profile, freq, curr, prev, this.rates.elapsed(now));
   }
 
   /** A queue task fired (queueTaskOnExpire). */

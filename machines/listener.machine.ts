@@ -103,12 +103,13 @@ export const listenerMachine = setup({
             target: 'limited.onGlobalQueue',
             actions: [
               'listenerStopAccepting',
-              { type: 'scheduleQueueTask', params: { queue: 'global', ms: 1000 } },
+              { type: 'scheduleQueueTask', params: { queue: 'global', ms: 1000, rate: 'conn' } },
             ],
             description:
-              'maxconnrate has no budget left this second: limited on the global queue until the next period.',
+              'maxconnrate has no budget left this second: limited on the global queue, whose task is armed for when the connection rate allows the next event (next_event_delay, within a period).',
             meta: {
-              haproxy: 'listener_accept: global.cps_lim → limit_listener(global_listener_queue)',
+              haproxy:
+                'listener_accept: global.cps_lim → limit_listener(global_listener_queue), task_schedule(next_event_delay(&global.conn_per_sec))',
               impl: 'drainBacklog',
             },
           },
@@ -117,12 +118,13 @@ export const listenerMachine = setup({
             target: 'limited.onFrontendQueue',
             actions: [
               'listenerStopAccepting',
-              { type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } },
+              { type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000, rate: 'sess' } },
             ],
             description:
-              'rate-limit sessions has no budget left: limited on the frontend queue. The budget is spent by initialized sessions only (fe_sess_per_sec).',
+              "rate-limit sessions has no budget left: limited on the frontend queue, whose task is armed for when the session rate allows the next event (next_event_delay: about 1000/rate ms in 1.5-dev, 1 ms in 2.x when the count is at the limit, so that 2.x's task runs again while the frontend's sessions are still alive). The budget is spent by initialized sessions only (fe_sess_per_sec).",
             meta: {
-              haproxy: 'listener_accept: p->fe_sps_lim → limit_listener(&p->listener_queue)',
+              haproxy:
+                'listener_accept: p->fe_sps_lim → limit_listener(&p->listener_queue), task_schedule(p->task, next_event_delay(&p->fe_sess_per_sec))',
               impl: 'drainBacklog',
             },
           },
@@ -278,7 +280,9 @@ export const listenerMachine = setup({
               },
               {
                 guard: 'sessRateBlocks',
-                actions: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } }],
+                actions: [
+                  { type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000, rate: 'sess' } },
+                ],
                 description:
                   "The session rate still has no budget: the listener stays queued, and the frontend's task is armed for when the budget returns. On a release this is HAProxy's fix 65ae1347c (2024): before it, the last session's end left the listener queued with no timer, for good.",
                 meta: {

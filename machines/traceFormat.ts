@@ -341,7 +341,15 @@ export const EFFECT_PARAMS: Partial<Record<EffectName, Fields>> = {
       required: true,
       doc: 'which queue task is armed',
     },
-    ms: { of: { type: 'integer', min: 0 }, required: true, doc: 'in how many ms it fires' },
+    ms: {
+      of: { type: 'integer', min: 0 },
+      required: true,
+      doc: 'in how many ms it fires (with rate: at most)',
+    },
+    rate: {
+      of: { type: 'enum', values: ['conn', 'sess'] },
+      doc: 'it fires when this rate allows the next event (next_event_delay): conn = global.conn_per_sec, sess = the frontend session rate',
+    },
   },
   handshakeEnded: {
     error: { of: { type: 'boolean' }, required: true, doc: 'CO_FL_ERROR is set' },

@@ -76,10 +76,11 @@ describe('allocation failures in session_accept (http mode, no handshake, dev12)
     const [oa, ob] = await Promise.all([a.outcome, b.outcome]);
     expect([oa.data, ob.data]).toEqual([HTTP_500_DEV12, HTTP_500_DEV12]);
     expect([oa.how, ob.how]).toEqual(['fin', 'fin']);
-    // session_accept returned -1 for the first: the listener waits 100 ms before the second.
-    expect(oa.ms).toBeLessThan(80);
-    expect(ob.ms).toBeGreaterThanOrEqual(90);
-    expect(ob.ms).toBeLessThan(400);
+    // session_accept returned -1 for the first: the listener waits 100 ms before the second. The
+    // gap is measured from the first's answer, which a loaded machine may delay by tens of ms.
+    expect(oa.ms).toBeLessThan(200);
+    expect(ob.ms - oa.ms).toBeGreaterThanOrEqual(80);
+    expect(ob.ms).toBeLessThan(500);
     const pool = await proxy.pool();
     expect(pool.sites.session).toMatchObject({ failed: 1, allocs: 1, frees: 1 });
     expect(pool.sites.task).toMatchObject({ failed: 1, allocs: 0 });

@@ -16,7 +16,8 @@
  * script of client actions.
  *
  * npm test runs RUNS scenarios (100 in all); EMBRYONIC_DEEP=1 runs DEEP_RUNS (10,000 in all) on
- * every configuration and prints the figures. EMBRYONIC_SEED=N replays a seed.
+ * every configuration and prints the figures. EMBRYONIC_SEED=N replays a seed; EMBRYONIC_CONFIGS=a,b
+ * keeps only those configurations.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,9 +43,13 @@ const DEEP_RUNS: Record<ConfigName, number> = {
   global: 1000,
   rateglobal: 1000,
   ratefull: 1000,
+  ratefull26: 1000,
   fefull: 1000,
 };
-const PLAN = DEEP ? DEEP_RUNS : RUNS;
+const ONLY = process.env.EMBRYONIC_CONFIGS?.split(',');
+const PLAN = Object.fromEntries(
+  Object.entries(DEEP ? DEEP_RUNS : RUNS).filter(([name]) => ONLY === undefined || ONLY.includes(name)),
+) as Partial<Record<ConfigName, number>>;
 const MAX_COMMANDS = DEEP ? 24 : 14;
 
 const CELLS = MATRIX.filter((c) => c.script !== null);

@@ -59,12 +59,15 @@ const CASES: Case[] = [
   // --- ready: listener_accept ---
   {
     transition: 'listener.ready|ACCEPT_ATTEMPT|0',
-    says: 'stops accepting and waits on the global queue for the next second when maxconnrate has no budget left',
+    says: 'stops accepting and waits on the global queue until the connection rate allows the next event when maxconnrate has no budget left',
     config: { maxconnrate: 10 },
     path: [],
     event: attempt({ connRateRemain: 0 }),
     target: 'limited.onGlobalQueue',
-    effects: limitGlobal(1000),
+    effects: [
+      e('listenerStopAccepting'),
+      e('scheduleQueueTask', { queue: 'global', ms: 1000, rate: 'conn' }),
+    ],
   },
   {
     transition: 'listener.ready|ACCEPT_ATTEMPT|1',
@@ -73,7 +76,10 @@ const CASES: Case[] = [
     path: [],
     event: attempt({ sessRateRemain: 0 }),
     target: 'limited.onFrontendQueue',
-    effects: [e('listenerStopAccepting'), e('scheduleQueueTask', { queue: 'frontend', ms: 1000 })],
+    effects: [
+      e('listenerStopAccepting'),
+      e('scheduleQueueTask', { queue: 'frontend', ms: 1000, rate: 'sess' }),
+    ],
   },
   {
     transition: 'listener.ready|ACCEPT_ATTEMPT|2',
@@ -200,7 +206,7 @@ const CASES: Case[] = [
     path: [attempt({ sessRateRemain: 0 })],
     event: { type: 'DEQUEUE_FRONTEND', ...gauges({ sessRateRemain: 0 }) },
     target: 'limited.onFrontendQueue',
-    effects: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000 } }],
+    effects: [{ type: 'scheduleQueueTask', params: { queue: 'frontend', ms: 1000, rate: 'sess' } }],
   },
   {
     transition: 'listener.limited.onFrontendQueue|DEQUEUE_FRONTEND|2',

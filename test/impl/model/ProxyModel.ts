@@ -96,6 +96,7 @@ export class ProxyModel {
     conns: new Map<number, { connection: string[]; session: string[] }>(),
   };
   private readonly timers: ModelTimer[] = [];
+  private ratePrev = { conn: 0, sess: 0 }; // the counts of the rate period before this one
   private seq = 1;
   private readonly followUps: number[] = []; // streams the backend ends at once (close, refuse)
 
@@ -110,7 +111,9 @@ export class ProxyModel {
   ) {
     this.sys = new SystemModel(config.model, maxClients);
     this.state = this.sys.initial();
-    this.timers.push({ kind: 'rate', conn: null, queue: null, due: now + 1000, seq: 0 });
+    // dev12: a period every second from the start; 2.x: from the first count after an idle second.
+    if (config.model.profile === 'dev12')
+      this.timers.push({ kind: 'rate', conn: null, queue: null, due: now + 1000, seq: 0 });
   }
 
   // --- what the machines say ---
@@ -289,7 +292,13 @@ export class ProxyModel {
       this.now = next.due;
       if (next.kind === 'rate') {
         const s = this.sys.clone(this.state);
-        newRatePeriod(s.counters);
+        const c = s.counters;
+        this.ratePrev = { conn: c.connPerSec, sess: c.feSessPerSec };
+        if (this.config.model.profile !== 'dev12' && c.connPerSec + c.feConnPerSec + c.feSessPerSec === 0) {
+          this.timers.splice(this.timers.indexOf(next), 1); // 2.x: an idle second ends the periods
+          continue;
+        }
+        newRatePeriod(c);
         this.state = s;
         next.due += 1000;
         next.seq = this.seq++;
@@ -383,6 +392,7 @@ export class ProxyModel {
 
   /** Applies one environment event to the machines and books its consequences. */
   private apply(event: SystemEvent): void {
+    const seq = this.seq++; // a period this step begins was armed by its first effects
     const r = this.sys.step(this.state, event);
     if (!r) throw new ModelError(`the machines do not accept ${JSON.stringify(event)} now`);
     const broken = checkInvariants({
@@ -396,7 +406,39 @@ export class ProxyModel {
     if (broken.length > 0)
       throw new ModelError(`the model broke ${broken[0]!.invariant}: ${broken[0]!.message}`);
     this.state = r.state;
+    const c = r.state.counters;
+    if (
+      this.config.model.profile !== 'dev12' &&
+      c.connPerSec + c.feConnPerSec + c.feSessPerSec > 0 &&
+      !this.timers.some((t) => t.kind === 'rate')
+    )
+      this.timers.push({ kind: 'rate', conn: null, queue: null, due: this.now + 1000, seq });
     this.book(event, r.records);
+  }
+
+  /**
+   * In how many ms the rate <rate> allows its next event, as HAProxy's next_event_delay gives it
+   * under the configuration's profile: 1.5-dev weighs the last period's count by what is left of
+   * this one and answers 999 ms / that many events; 2.x counts in event·ms over a sliding second
+   * and answers the excess over the limit, spread over the limit's events (1 ms at the limit).
+   */
+  private rateWait(rate: 'conn' | 'sess'): number {
+    const m = this.config.model;
+    const limit = rate === 'conn' ? m.maxconnrate : m.rateLimitSessions;
+    if (limit === null) return 0;
+    const c = this.state.counters;
+    const now = rate === 'conn' ? c.connPerSec : c.feSessPerSec;
+    const last = this.ratePrev[rate];
+    const period = this.timers.find((t) => t.kind === 'rate');
+    const left = period ? period.due - this.now : 1000; // ms left in the current period
+    if (m.profile === 'dev12') {
+      // last × (1 − elapsed/1000 − a hair), rounded down: a whole product loses one, zero stays zero.
+      const share = (last * left) / 1000;
+      const weighted = now + (share === 0 ? 0 : Math.ceil(share) - 1);
+      return weighted < limit ? 0 : Math.max(1, Math.floor(999 / weighted));
+    }
+    const excess = last * left + now * 1000 - limit * 1000;
+    return excess < 0 ? 0 : Math.max(1, Math.floor(excess / limit));
   }
 
   private book(event: SystemEvent, records: TransitionRecord[]): void {
@@ -456,7 +498,8 @@ export class ProxyModel {
             break;
           case 'scheduleQueueTask': {
             const queue = p.queue as 'global' | 'frontend';
-            const due = this.now + (p.ms as number);
+            const wait = p.rate === undefined ? (p.ms as number) : this.rateWait(p.rate as 'conn' | 'sess');
+            const due = this.now + Math.min(p.ms as number, wait);
             const current = this.timers.find((t) => t.kind === 'queue' && t.queue === queue);
             if (current && current.due <= due) break;
             if (current) this.timers.splice(this.timers.indexOf(current), 1);

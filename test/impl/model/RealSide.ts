@@ -198,7 +198,9 @@ export async function beginRun(
 ): Promise<{ model: ProxyModel; real: RealSide }> {
   await put.backend.setMode('echo');
   for (let attempt = 0; ; attempt++) {
-    await put.advance(1000 - (put.now % 1000));
+    // To a second's start after two idle seconds: no rate period runs on from the last run (2.x),
+    // and the previous period counted nothing (the models start from empty rate counters).
+    await put.advance(3000 - (put.now % 1000));
     const until = performance.now() + 1000;
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
       const baseline = await observe(put);
@@ -257,8 +259,10 @@ export async function finishRun(model: ProxyModel, real: RealSide): Promise<void
     // One at a time: the proxy's order of work across clients is only fixed by waiting.
     await converge(model, real, `c${cl.id} reset at the end of the run`);
   }
-  for (let i = 0; i < 20 && !model.idle(); i++) {
-    const ms = Math.max(1, Math.min(model.nextTimerIn() ?? DEADLINE, DEADLINE + 1));
+  for (let i = 0; i < 30 && !model.idle(); i++) {
+    // At least 100 ms: a 2.x frontend task re-checks a spent session rate every millisecond, until
+    // the rate's period (up to a second) ends.
+    const ms = Math.max(100, Math.min(model.nextTimerIn() ?? DEADLINE, DEADLINE + 1));
     model.advance(ms);
     await real.put.advance(ms);
     real.note(`${ms} ms pass (end of the run)`);

@@ -221,6 +221,18 @@ export const CONFIGS = {
     bindMaxconn: 2,
     rateLimitSessions: 1,
   }),
+  ratefull26: scenarioConfig({
+    name: 'ratefull26',
+    what: "ratefull under profile 2.6: the frontend's task polls every millisecond while the session rate is at its limit, and the rate periods begin with the first connection after an idle second",
+    profile: '2.6',
+    mode: 'tcp',
+    acceptProxy: true,
+    ssl: false,
+    logging: true,
+    feMaxconn: 1,
+    bindMaxconn: 2,
+    rateLimitSessions: 1,
+  }),
   fefull: scenarioConfig({
     name: 'fefull',
     what: 'http, accept-proxy, frontend maxconn 2 below the bind maxconn 3',

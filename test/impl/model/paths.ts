@@ -317,7 +317,14 @@ function translateListener(path: MachinePath): Translation {
         break;
       case 'listener.ready|ACCEPT_ATTEMPT|1':
         needs.push((c) => c.model.rateLimitSessions === 1 && c.model.acceptProxy && !c.model.ssl);
-        steps.push(() => [...connect(1), { do: 'header', c: 0, kind: 'v1' }, ...connect(1)]);
+        // 10 ms into the rate's period: the frontend's task, 999 ms after the limit (dev12's
+        // next_event_delay at a rate of 1), then looks after the period, not just before its end.
+        steps.push(() => [
+          ...connect(1),
+          { do: 'header', c: 0, kind: 'v1' },
+          { do: 'advance', ms: 10 },
+          ...connect(1),
+        ]);
         break;
       case 'listener.ready|ACCEPT_ATTEMPT|2':
         needs.push((c) => c.model.globalMaxconn < c.model.feMaxconn);
