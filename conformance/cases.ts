@@ -71,6 +71,7 @@ import {
   FE_QUEUE_BIND_MAXCONN,
   FRONTENDS,
   QUEUE_MAXCONN,
+  RATE_FULL_MAXCONN,
   servesFrontend,
   SUITE_MAXSSLCONN,
   type FrontendName,
@@ -98,6 +99,12 @@ export interface ProfileDifference {
 export interface KnownBug {
   mutant: string;
   profiles: readonly Profile[];
+  /**
+   * The case's events on a target with the bug, when they differ from the case's scenario: the
+   * clients do the same, but the bug changes what the proxy's own timers do (QUEUE_TASK,
+   * RATE_PERIOD) and so which clients it accepts. Absent: the case's scenario.
+   */
+  scenario?: Scenario;
 }
 
 /** One conformance case, as written. */
@@ -131,24 +138,34 @@ export function profilesOf(c: Pick<CaseDefinition, 'frontend'>): Profile[] {
 }
 
 /**
- * Returns what the model predicts for case <c> under <profile> (predict.ts), with the defect of
- * <mutant> switched in when given (a KnownBug's), memoised per scenario. Requires <profile> among
- * profilesOf(c); throws otherwise, and if the scenario is not a run of the machines (a case that
- * would be wrong on every target).
+ * Returns what the model predicts for case <c> under <profile> (predict.ts); with <bug>, on the
+ * model with its mutant's defect switched in, for the bug's own scenario when it has one: what a
+ * target with that bug does. Memoised per scenario. Requires <profile> among profilesOf(c); throws
+ * otherwise, and if the scenario is not a run of the machines (a case that would be wrong on every
+ * target).
  */
 export function predictionOf(
   c: Pick<CaseDefinition, 'scenario' | 'frontend'>,
   profile: Profile,
-  mutant?: string,
+  bug?: KnownBug,
 ): Prediction {
   if (!servesFrontend(profile, c.frontend))
     throw new Error(`no target of profile ${profile} serves ${c.frontend}: there is nothing to predict`);
-  let byKey = predictions.get(c.scenario);
-  if (byKey === undefined) predictions.set(c.scenario, (byKey = new Map()));
-  const key = `${c.frontend}/${profile}/${mutant ?? ''}`;
+  const scenario = bug?.scenario ?? c.scenario;
+  let byKey = predictions.get(scenario);
+  if (byKey === undefined) predictions.set(scenario, (byKey = new Map()));
+  const key = `${c.frontend}/${profile}/${bug?.mutant ?? ''}`;
   let p = byKey.get(key);
-  if (p === undefined) byKey.set(key, (p = predict(c.scenario, c.frontend, profile, mutant)));
+  if (p === undefined) byKey.set(key, (p = predict(scenario, c.frontend, profile, bug?.mutant)));
   return p;
+}
+
+/**
+ * The profile a case's other predictions are compared with: dev12 when its targets serve the case's
+ * frontend, else the first profile that does (profilesOf). Pure.
+ */
+export function baselineProfileOf(c: Pick<CaseDefinition, 'frontend'>): Profile {
+  return profilesOf(c)[0]!;
 }
 
 /**
@@ -430,6 +447,36 @@ async function sendHeader(
 }
 
 /** HAProxy 2.4 and later never close a connection whose SSL context they refused (machines/mutants.ts). */
+/**
+ * fe_rate_full's first second: the first client's session (no handshake: counted at accept) spends
+ * the session rate and fills the frontend; the second client's connection meets the rate limit, and
+ * the listener waits on the frontend's queue; the frontend's task looks again (2.x: 1 ms later)
+ * and finds the frontend full, so it disarms; the first session ends within the same second.
+ */
+const RATE_FULL_FIRST_SECOND: readonly ScenarioEvent[] = [
+  ACCEPT,
+  ACCEPT,
+  { type: 'QUEUE_TASK', queue: 'frontend' },
+  { type: 'SESSION_END', conn: 0 },
+];
+
+/**
+ * When fe_rate_full's second client must be accepted, in ms after the first client's connect: when
+ * the session rate's period, begun by the first session, is over (+1000 ms).
+ */
+const RATE_WINDOW: Window = [900, 1600];
+
+/**
+ * 65ae1347c (2024): before it, a release that found the session rate spent neither dequeued the
+ * listener nor armed the frontend's task. Debian's 2.6.12 and 2.9.0 predate it. With the bug the
+ * proxy's task never runs again: the second client stays in the backlog.
+ */
+const RELEASE_LEAVES_LISTENER_LIMITED: KnownBug = {
+  mutant: 'frontend-task-not-armed-on-release',
+  profiles: ['2.6', '2.9'],
+  scenario: { events: [...RATE_FULL_FIRST_SECOND, { type: 'RATE_PERIOD' }], backlog: 1 },
+};
+
 const TRANSPORT_INIT_LEAK: KnownBug = { mutant: 'transport-init-failure-leaks-fd', profiles: ['2.6', '2.9'] };
 
 /**
@@ -1523,6 +1570,75 @@ const DEFINITIONS: CaseDefinition[] = [
         predictedCounters(ctx, before, 'fe_rate', 6),
       );
       for (const client of clients) await endAndExpectFin(ctx, client);
+    },
+  },
+  {
+    id: 'lim/rate-limit/release-within-the-second-arms-the-frontend-task',
+    requirement: `A session that ends while the session rate is still spent must leave the frontend's task armed: on fe_rate_full (rate-limit sessions 1, maxconn ${RATE_FULL_MAXCONN}, no handshake), a second client connects while the first session holds the frontend, so the rate stops the listener; 2.x's frontend task looks again 1 ms later, finds the frontend full and disarms itself; the first session then ends within the same second. The second client must be accepted when the second is over (about +1 s) and be served. HAProxy before 65ae1347c (2024) leaves the listener limited for good and never accepts it (mutant frontend-task-not-armed-on-release).`,
+    scenario: scenario(
+      ...RATE_FULL_FIRST_SECOND,
+      { type: 'QUEUE_TASK', queue: 'frontend' }, // the rate is still spent: armed again
+      { type: 'RATE_PERIOD' },
+      { type: 'QUEUE_TASK', queue: 'frontend' }, // the rate allows a session: the listener resumes
+      ACCEPT,
+      { type: 'SESSION_END', conn: 1 },
+    ),
+    frontend: 'fe_rate_full',
+    needs: ['stats'],
+    knownBugs: [RELEASE_LEAVES_LISTENER_LIMITED],
+    profileDifferences: [
+      {
+        profile: 'dev12',
+        reason:
+          "1.5-dev12's frontend task waits next_event_delay = 999 ms at a session rate of 1 (src/freq_ctr.c), past the second in which the first session ends: it never finds the frontend full in this sequence, which needs 2.x's 1 ms re-check, so dev12 targets do not serve fe_rate_full. The dev12 model has the same path (its explorer reaches it whenever a session outlives 999 / rate ms).",
+      },
+    ],
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const first = await ctx.connect('fe_rate_full');
+      await ctx.backend.waitForConnections(1, 1000); // its session is counted: the rate is spent
+      const second = await ctx.connect('fe_rate_full');
+      const data = bytes('the second client, held in the backlog\n');
+      await second.write(data);
+      await ctx.sleep(50); // 2.x's frontend task has looked again and found the frontend full
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('the second client waits'),
+        predictedCounters(ctx, before, 'fe_rate_full', RATE_FULL_FIRST_SECOND.length - 1),
+      );
+      await endAndExpectFin(ctx, first);
+      const secondOver = fromConnect(first).t + 1000;
+      if (ctx.predicted.backlog === 0) {
+        await ctx.backend.waitForConnections(2, Math.max(0, secondOver + 1000 - ctx.log.now()));
+        const late = ctx.backend.connections()[1];
+        const at = late ? late.acceptedAt - fromConnect(first).t : null;
+        ctx.check({
+          what: 'the second client is accepted when the session rate allows it again',
+          expected: `a second backend connection between +${RATE_WINDOW[0]} and +${RATE_WINDOW[1]} ms after ${first.name} connect`,
+          actual: at === null ? 'no second backend connection' : `at +${at.toFixed(1)} ms`,
+          ok: at !== null && at >= RATE_WINDOW[0] && at <= RATE_WINDOW[1],
+          timing: { expected: 1000, measured: at, window: [RATE_WINDOW[0] - 1000, RATE_WINDOW[1] - 1000] },
+        });
+        await second.waitForBytes(data.length, 1000);
+        expectEchoedBack(ctx, second, data);
+        await endAndExpectFin(ctx, second);
+      } else {
+        await ctx.sleepUntil(secondOver + 1000);
+        const n = ctx.backend.connections().length;
+        ctx.check({
+          what: 'the second client is never accepted (the model with the bug: the listener stays limited)',
+          expected: `1 backend connection a second after the session rate allowed a session again`,
+          actual: `${n} backend connection(s)`,
+          ok: n === 1,
+        });
+      }
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('at the end'),
+        predictedCounters(ctx, before, 'fe_rate_full'),
+      );
     },
   },
   {

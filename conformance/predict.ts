@@ -52,6 +52,13 @@ export interface Scenario {
    * read when it fails is below the machines, so the case says it.
    */
   addressesTaken?: readonly number[];
+  /**
+   * How many of the case's clients the target never accepts: a client whose connection the kernel
+   * completed, still in the listen backlog when the case ends (a listener that stays limited). The
+   * model has no backlog: an ACCEPT the listener refuses takes no connection, and a client accepted
+   * later comes as a later ACCEPT. 0 when not given.
+   */
+  backlog?: number;
 }
 
 /** How one connection ends, as a client sees it (Prediction.closes). */
@@ -84,6 +91,8 @@ export interface Prediction {
    * ACCEPT that the listener refused (it went full or limited) takes no connection.
    */
   closes: Close[];
+  /** Clients left in the listen backlog at the end, never accepted (Scenario.backlog). */
+  backlog: number;
   /**
    * HAProxy's counters as the machines' counter effects leave them: `counters[k]` after the first
    * k events of the scenario (`counters[0]`: before any, all zero).
@@ -185,6 +194,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
     closes: state.memory.flatMap((m, conn): Close[] =>
       m.fd === 'none' ? [] : [reset.has(conn) ? 'reset' : m.closedWith],
     ),
+    backlog: scenario.backlog ?? 0,
     counters,
   };
 }
@@ -226,7 +236,8 @@ export function observablyDiffer(
   b: Prediction,
   judged: { log: boolean } = { log: true },
 ): boolean {
-  const shown = (p: Prediction): string => JSON.stringify([judged.log ? [p.log, p.logFrom] : null, p.closes]);
+  const shown = (p: Prediction): string =>
+    JSON.stringify([judged.log ? [p.log, p.logFrom] : null, p.closes, p.backlog]);
   return shown(a) !== shown(b);
 }
 
@@ -252,7 +263,8 @@ export function describePrediction(p: Prediction): string {
     reset: 'a reset by the client',
     open: 'nothing (still open)',
   };
-  return `${describeLog(p)}; closes with ${tally(p.closes.map((c) => names[c ?? 'open']!))}`;
+  const waiting = p.backlog > 0 ? `; ${p.backlog} left in the listen backlog, never accepted` : '';
+  return `${describeLog(p)}; closes with ${tally(p.closes.map((c) => names[c ?? 'open']!))}${waiting}`;
 }
 
 /** Returns "A × 2, B" for ['A', 'B', 'A']: each distinct value in first-seen order, with its count. Pure. */
@@ -264,25 +276,29 @@ export function tally(values: readonly string[]): string {
 
 /**
  * Returns the check "the target closes each connection as the model predicts": ok iff the case
- * opened one client per connection the prediction accepts, and the clients saw from the target
- * exactly as many FINs and as many RSTs as <predicted> has (so the others, left open or reset by
- * the client itself, saw none). <seen> is, per client the case opened, the close it saw from the
+ * opened one client per connection the prediction accepts and per client it leaves in the backlog,
+ * and the clients saw from the target exactly as many FINs and as many RSTs as <predicted> has (so
+ * the others, left open, reset by the client itself or never accepted, saw none). <seen> is, per client the case opened, the close it saw from the
  * target (null: none). The kinds are compared as counts, since connections opened together may be
  * accepted in another order. Pure.
  */
 export function closesCheck(predicted: Prediction, seen: readonly ('fin' | 'rst' | null)[]): Check {
   const count = (kinds: readonly Close[], kind: Close): number => kinds.filter((k) => k === kind).length;
   const p = predicted.closes;
-  const none = count(p, null) + count(p, 'reset');
+  const none = count(p, null) + count(p, 'reset') + predicted.backlog;
   const reset = count(p, 'reset');
   const show = (n: number, fin: number, rst: number, unseen: number): string =>
     `${n} connection(s): ${fin} × FIN, ${rst} × RST, ${unseen} with no close from the target`;
+  const notes = [
+    ...(reset > 0 ? [`${reset} reset by the client`] : []),
+    ...(predicted.backlog > 0 ? [`${predicted.backlog} never accepted`] : []),
+  ];
   return {
     what: 'the target closes each connection as the model predicts',
-    expected: `${show(p.length, count(p, 'fin'), count(p, 'rst'), none)}${reset > 0 ? ` (${reset} reset by the client)` : ''}`,
+    expected: `${show(p.length + predicted.backlog, count(p, 'fin'), count(p, 'rst'), none)}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`,
     actual: show(seen.length, count(seen, 'fin'), count(seen, 'rst'), count(seen, null)),
     ok:
-      seen.length === p.length &&
+      seen.length === p.length + predicted.backlog &&
       count(seen, 'fin') === count(p, 'fin') &&
       count(seen, 'rst') === count(p, 'rst'),
   };

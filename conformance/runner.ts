@@ -57,7 +57,13 @@ import type { Profile } from '../machines/config.ts';
 import { mutantById } from '../machines/mutants.ts';
 import { ERR_CODES, errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import { WireClient, WireLog, type WireEvent } from './client.ts';
-import { predictionOf, profilesOf, type ConformanceCase, type ProfileDifference } from './cases.ts';
+import {
+  baselineProfileOf,
+  predictionOf,
+  profilesOf,
+  type ConformanceCase,
+  type ProfileDifference,
+} from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
 import {
   CLIENT_ADDRESS,
@@ -177,7 +183,6 @@ const INFO_FIELDS = ['CurrConns', 'CumConns', 'MaxConn', 'Jobs', 'CurrSslConns',
 /** How long the runner waits, after a case, for the target to hold nothing. */
 export const SETTLE_MS = 2000;
 /** The profile every other profile's prediction is compared with: the default model. */
-const DEFAULT_PROFILE: Profile = 'dev12';
 /** A settle longer than this is noted in the result (not judged). */
 const SLOW_SETTLE_MS = 250;
 
@@ -309,8 +314,8 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   let predicted: Prediction;
   let dev12: Prediction;
   try {
-    predicted = predictionOf(c, target.profile, bug?.mutant);
-    dev12 = predictionOf(c, DEFAULT_PROFILE);
+    predicted = predictionOf(c, target.profile, bug);
+    dev12 = predictionOf(c, baselineProfileOf(c));
   } catch (err) {
     return result('fail', `the case's scenario is not a run of the machines: ${(err as Error).message}`);
   }

@@ -48,6 +48,12 @@ export const FRONTENDS = {
     offset: 11,
     what: 'accept-proxy with rate-limit sessions 1: the rate counts sessions, not embryonic connections',
   },
+  fe_rate_full: {
+    offset: 12,
+    what: "no handshake, rate-limit sessions 1 and maxconn 1 below its bind's 2: the frontend's task meets a full frontend",
+    // 1.5-dev's frontend task waits 999 ms for a rate of 1, past the second the case needs.
+    profiles: ['2.6', '2.9'],
+  },
 } as const satisfies Record<string, { offset: number; what: string; profiles?: readonly Profile[] }>;
 
 /** The name of one of the suite's frontends. */
@@ -61,6 +67,12 @@ export type FrontendName = keyof typeof FRONTENDS;
 export function servesFrontend(profile: Profile, fe: FrontendName): boolean {
   const entry: { offset: number; profiles?: readonly Profile[] } = FRONTENDS[fe];
   return entry.profiles === undefined || entry.profiles.includes(profile);
+}
+
+/** The `maxconn` line of frontend <fe> in the suite config. Pure. */
+function frontendMaxconn(fe: FrontendName): number {
+  if (fe === 'fe_queue' || fe === 'fe_fe_queue') return QUEUE_MAXCONN;
+  return fe === 'fe_rate_full' ? RATE_FULL_MAXCONN : FRONTEND_MAXCONN;
 }
 
 /** Returns the frontends a target of <profile> serves, in offset order. Pure. */
@@ -83,6 +95,12 @@ export const QUEUE_MAXCONN = 10;
 
 /** `maxconn` of every other frontend: no case other than those of fe_queue and fe_fe_queue fills it. */
 export const FRONTEND_MAXCONN = 10;
+
+/**
+ * `maxconn` of fe_rate_full: one session fills it, so that the frontend's task, which 2.x runs again
+ * a millisecond after the session rate stopped the listener, finds the frontend full.
+ */
+export const RATE_FULL_MAXCONN = 1;
 
 /**
  * `bind ... maxconn` of fe_fe_queue: above its frontend's maxconn (QUEUE_MAXCONN), so that the
@@ -161,6 +179,9 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *   tcp-request reject    fe_reject rejects every loopback source before any handshake
  *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
  *   monitor-net           fe_monitor (dev12 only): every loopback source is a monitor
+ *   maxconn 1, rate 1     fe_rate_full (2.x only): one session both fills the frontend and spends
+ *                         the session rate; its bind's maxconn 2 keeps the listener from being
+ *                         full, so that the next connection meets the rate limit
  */
 export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: Profile = 'dev12'): string {
   const { host, ports } = layout;
@@ -171,7 +192,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
           `# ${FRONTENDS[fe].what}`,
           `frontend ${fe}`,
           `    bind ${host}:${ports[fe]}${bindOptions}`,
-          `    maxconn ${fe === 'fe_queue' || fe === 'fe_fe_queue' ? QUEUE_MAXCONN : FRONTEND_MAXCONN}`,
+          `    maxconn ${frontendMaxconn(fe)}`,
           ...extra,
           '    default_backend be_echo',
           '',
@@ -209,6 +230,10 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
     ...frontend('fe_monitor', '', ['    monitor-net 127.0.0.0/8']),
     ...frontend('fe_seq', ' accept-proxy'),
     ...frontend('fe_rate', ' accept-proxy', ['    rate-limit sessions 1']),
+    ...(servesFrontend(profile, 'fe_rate_full') && (only === undefined || only === 'fe_rate_full')
+      ? ['# 2.x targets only: 1.5-dev waits 999 ms before its frontend task looks again']
+      : []),
+    ...frontend('fe_rate_full', ` maxconn ${2 * RATE_FULL_MAXCONN}`, ['    rate-limit sessions 1']),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,

@@ -101,6 +101,7 @@ describe('a prediction', () => {
       log: ['PRX_BAD_HDR', 'PRX_TIMEOUT', 'PRX_BAD_HDR'],
       logFrom: ['client', 'client', 'client'],
       closes: ['rst', 'fin', 'rst'],
+      backlog: 0,
       counters: expect.any(Array),
     });
     expect(p.counters).toHaveLength(7);
@@ -161,6 +162,7 @@ describe('two predictions', () => {
     log: ['SSL_EMPTY'],
     logFrom: ['client'],
     closes: ['fin'],
+    backlog: 0,
     counters: [],
   };
 
@@ -168,6 +170,7 @@ describe('two predictions', () => {
     expect(observablyDiffer(base, { ...base, profile: '2.6', transitions: ['b'] })).toBe(false);
     expect(observablyDiffer(base, { ...base, log: ['SSL_HANDSHAKE'] })).toBe(true);
     expect(observablyDiffer(base, { ...base, log: [] })).toBe(true);
+    expect(observablyDiffer(base, { ...base, backlog: 1 })).toBe(true);
     expect(observablyDiffer(base, { ...base, closes: ['rst'] })).toBe(true);
   });
 
@@ -247,5 +250,16 @@ describe('the check that the target closes each connection as the model predicts
     const open = predict({ events: [ACCEPT, { type: 'PROXY_HEADER_OK' }] }, 'fe_pp', 'dev12');
     expect(closesCheck(open, [null]).ok).toBe(true);
     expect(closesCheck(open, ['fin']).ok).toBe(false);
+  });
+
+  it('counts the clients a scenario leaves in the listen backlog, which see no close', () => {
+    const waiting = predict({ events: [ACCEPT, { type: 'TIMER_EXPIRE' }], backlog: 1 }, 'fe_pp', 'dev12');
+    expect(waiting.backlog).toBe(1);
+    expect(closesCheck(waiting, ['fin', null])).toMatchObject({
+      expected: '2 connection(s): 1 × FIN, 0 × RST, 1 with no close from the target (1 never accepted)',
+      ok: true,
+    });
+    expect(closesCheck(waiting, ['fin']).ok).toBe(false);
+    expect(closesCheck(waiting, ['fin', 'fin']).ok).toBe(false);
   });
 });

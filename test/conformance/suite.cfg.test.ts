@@ -38,8 +38,10 @@ describe('the suite config', () => {
 
   it('binds every frontend on loopback with one thread, a stats socket and the deadline as timeout client', () => {
     const cfg = suiteConfig(suiteLayout(20000, '/tmp/x'));
+    const cfg26 = suiteConfig(suiteLayout(20000, '/tmp/x'), undefined, '2.6');
     for (const [name, fe] of Object.entries(FRONTENDS)) {
-      expect(cfg).toContain(`frontend ${name}\n    bind 127.0.0.1:${20000 + fe.offset}`);
+      const served = name === 'fe_rate_full' ? cfg26 : cfg;
+      expect(served).toContain(`frontend ${name}\n    bind 127.0.0.1:${20000 + fe.offset}`);
     }
     expect(cfg).toContain('    nbthread 1\n');
     expect(cfg).toContain('    stats socket /tmp/x/stats.sock\n');
@@ -59,14 +61,20 @@ describe('the suite config', () => {
     );
     expect(suiteConfig(suiteLayout(20000, '/tmp/x'), undefined, '2.6')).not.toMatch(/monitor-net|fe_monitor/);
     expect(frontendsOf('2.6')).not.toContain('fe_monitor');
-    expect(frontendsOf('dev12')).toEqual(Object.keys(FRONTENDS));
+    // fe_rate_full, whose case needs 2.x's frontend task (1 ms re-check), only in 2.x targets' config.
+    expect(cfg26).toContain(
+      `frontend fe_rate_full\n    bind 127.0.0.1:20012 maxconn 2\n    maxconn 1\n    rate-limit sessions 1\n`,
+    );
+    expect(cfg).not.toMatch(/fe_rate_full/);
+    expect(frontendsOf('dev12')).toEqual(Object.keys(FRONTENDS).filter((fe) => fe !== 'fe_rate_full'));
   });
 
   it('slices into one config per frontend, each with its own stats socket, the same global and backend', () => {
     const layout = suiteLayout(20000, '/tmp/x');
-    const whole = suiteConfig(layout);
     for (const fe of Object.keys(FRONTENDS) as (keyof typeof FRONTENDS)[]) {
-      const slice = suiteConfig(layout, fe);
+      const profile = fe === 'fe_rate_full' ? '2.6' : 'dev12';
+      const whole = suiteConfig(layout, undefined, profile);
+      const slice = suiteConfig(layout, fe, profile);
       expect(slice.match(/^frontend /gm)).toEqual(['frontend ']);
       expect(slice).toContain(`frontend ${fe}\n`);
       expect(slice).toContain(`    stats socket ${statsPathOf(layout, fe)}\n`);
