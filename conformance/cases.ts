@@ -206,6 +206,7 @@ export function transitionOf(source: string, event: string, guard: string | null
 // target must do: the kills it logs, the closes, the counters and the transitions taken.
 
 const ACCEPT: ScenarioEvent = { type: 'ACCEPT' };
+const PENDING: ScenarioEvent = { type: 'PENDING' };
 const HEADER_OK: ScenarioEvent = { type: 'PROXY_HEADER_OK' };
 const TLS_DONE: ScenarioEvent = { type: 'TLS_OK' };
 const TLS_FAILS: ScenarioEvent = { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' };
@@ -230,7 +231,10 @@ function duringTls(type: 'CLIENT_CLOSE' | 'CLIENT_RESET', tlsRead: TlsRead): Sce
 /**
  * fe_queue's slots: QUEUE_MAXCONN embryonic connections take them all; <queued> more wait in the
  * backlog, and each is accepted as a holder's deadline frees a slot, and then does <onAccept>(its
- * connection number, from QUEUE_MAXCONN); after every holder's deadline, <after>. Pure.
+ * connection number, from QUEUE_MAXCONN); after every holder's deadline, <after>. The waiting
+ * connections are PENDING where the profile decides whether the listener attempts them: a dev12
+ * listener is full once the slots are taken, a 2.x one (fe_queue's bind has no maxconn of its own)
+ * attempts the first and waits on the frontend's queue. Pure.
  */
 function slots(
   queued: number,
@@ -238,9 +242,12 @@ function slots(
   after: ScenarioEvent[],
 ): Scenario {
   const events: ScenarioEvent[] = Array.from({ length: QUEUE_MAXCONN }, () => ACCEPT);
+  events.push(...Array.from({ length: queued }, (): ScenarioEvent => PENDING));
   for (let conn = 0; conn < QUEUE_MAXCONN; conn++) {
     events.push({ type: 'TIMER_EXPIRE', conn });
     if (conn < queued) events.push(ACCEPT, ...onAccept(QUEUE_MAXCONN + conn));
+    // The listener, ready again, goes on to the next waiting connection if it still polls.
+    if (conn + 1 < queued) events.push(PENDING);
   }
   return { events: [...events, ...after] };
 }

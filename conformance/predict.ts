@@ -35,11 +35,24 @@ export const PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
  * accepted) and whose ACCEPT may leave out `src` (the class the frontend's rules give the suite's
  * source address, 127.0.0.1, as the target classifies it).
  */
-export type ScenarioEvent = SystemEvent extends infer E
-  ? E extends { conn: number }
-    ? Omit<E, 'conn'> & { conn?: number }
-    : E
-  : never;
+export type ScenarioEvent =
+  | (SystemEvent extends infer E
+      ? E extends { conn: number }
+        ? Omit<E, 'conn'> & { conn?: number }
+        : E
+      : never)
+  | PendingEvent;
+
+/**
+ * A connection waits in the listen backlog while the listener may not poll its socket: the
+ * listener attempts it now (ACCEPT) if it is ready, and otherwise nothing happens until a later
+ * ACCEPT. For what depends on the profile: after the accept that fills its bind, a 1.5-dev12
+ * listener is full and polls no more, where a 2.x listener stays ready and finds the limit at the
+ * next attempt.
+ */
+export interface PendingEvent {
+  type: 'PENDING';
+}
 
 /** What the clients of a case do, in the model's terms, on the case's frontend. */
 export interface Scenario {
@@ -144,7 +157,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
     reject: cfg.frontend.rejects,
     monitor: cfg.frontend.monitors,
   });
-  const n = scenario.events.filter((e) => e.type === 'ACCEPT').length;
+  const n = scenario.events.filter((e) => e.type === 'ACCEPT' || e.type === 'PENDING').length;
   const config = modelConfigOf(cfg);
   const defect = mutant === undefined ? null : mutantById(mutant).defect(config);
   const model = new SystemModel(config, Math.max(n, 1), defect);
@@ -156,8 +169,16 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
   let state: SystemState = model.initial();
   const counters = [copyCounters(state.counters)];
   scenario.events.forEach((e, i) => {
+    if (e.type === 'PENDING' && !model.isEnabled(state, { type: 'ACCEPT', src })) {
+      counters.push(copyCounters(state.counters)); // the listener does not poll: it waits
+      return;
+    }
     const event = (
-      e.type === 'ACCEPT' ? { src, ...e } : 'conn' in e || !needsConn(e) ? e : { ...e, conn: 0 }
+      e.type === 'ACCEPT' || e.type === 'PENDING'
+        ? { src, ...e, type: 'ACCEPT' }
+        : 'conn' in e || !needsConn(e)
+          ? e
+          : { ...e, conn: 0 }
     ) as SystemEvent;
     const logged = state.memory.map((m) => m.logged);
     // The header's addresses are the session's from the moment it is parsed, kill included.
@@ -184,7 +205,9 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
       from.push(headerAccepted.has(conn) ? 'header' : 'client');
     });
   });
-  const reset = new Set(scenario.events.flatMap((e) => (e.type === 'CLIENT_RESET' ? [e.conn ?? 0] : [])));
+  const reset = new Set(
+    scenario.events.flatMap((e) => (e.type === 'CLIENT_RESET' ? [(e as { conn?: number }).conn ?? 0] : [])),
+  );
   return {
     profile,
     transitions: [...transitions],
@@ -201,7 +224,12 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
 
 /** True iff an event of type <type> names a connection. */
 function needsConn(e: ScenarioEvent): boolean {
-  return !(e.type === 'ACCEPT' || e.type === 'QUEUE_TASK' || e.type === 'RATE_PERIOD');
+  return !(
+    e.type === 'ACCEPT' ||
+    e.type === 'PENDING' ||
+    e.type === 'QUEUE_TASK' ||
+    e.type === 'RATE_PERIOD'
+  );
 }
 
 /** Returns "<connection state> / <session state>" of connection <conn> in <s>, for an error message. */

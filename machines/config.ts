@@ -20,7 +20,7 @@ export interface ModelConfig {
   timeoutClient: number | null; //      `timeout client` in ms, p->timeout.client; null or 0 = unset (TICK_ETERNITY)
   timeoutClientHs: number | null; //    `timeout client-hs` in ms (2.9 profile only); null or 0 = unset
   feMaxconn: number; //                 frontend `maxconn`, p->maxconn
-  bindMaxconn: number; //               `bind ... maxconn`, l->maxconn (defaults to the frontend's)
+  bindMaxconn: number | null; //        `bind ... maxconn`, l->maxconn; null = none of its own (2.x; dev12 takes the frontend's)
   globalMaxconn: number; //             global `maxconn`, global.maxconn (bounds actconn)
   maxconnrate: number | null; //        global `maxconnrate`, global.cps_lim; null = no limit
   rateLimitSessions: number | null; //  frontend `rate-limit sessions`, p->fe_sps_lim; null = no limit
@@ -50,14 +50,24 @@ export const DEFAULT_CONFIG: ModelConfig = {
 };
 
 /**
- * Returns a complete configuration from `partial`, filling the rest from DEFAULT_CONFIG.
- * Pure. `bindMaxconn` follows `feMaxconn` unless given, as a bind's maxconn defaults to its
- * frontend's in HAProxy.
+ * Returns a complete configuration from `partial`, filling the rest from DEFAULT_CONFIG. Pure.
+ * `bindMaxconn` unless given: the frontend's maxconn under dev12 (1.5-dev's cfgparse gives a bind
+ * without `maxconn` its frontend's), none under 2.x (l->maxconn stays 0: the listener has no limit
+ * of its own, and only the frontend's maxconn holds it back).
  */
 export function makeConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   const merged = { ...DEFAULT_CONFIG, ...partial };
-  if (partial.bindMaxconn === undefined) merged.bindMaxconn = merged.feMaxconn;
+  if (partial.bindMaxconn === undefined)
+    merged.bindMaxconn = merged.profile === 'dev12' ? merged.feMaxconn : null;
   return merged;
+}
+
+/**
+ * True iff <nbconn> connections fill the bind: `l->maxconn && l->nbconn >= l->maxconn` (a bind
+ * with no maxconn of its own is never full). Pure.
+ */
+export function bindFull(config: ModelConfig, nbconn: number): boolean {
+  return config.bindMaxconn !== null && nbconn >= config.bindMaxconn;
 }
 
 /**

@@ -11,7 +11,7 @@
  * The counters the guards compare arrive as event params: the machine decides, the host counts.
  */
 import { setup } from 'xstate';
-import { configOf, type ModelConfig } from './config.ts';
+import { bindFull, configOf, type ModelConfig } from './config.ts';
 import { hostEffects } from './effects.ts';
 
 /** Context of the listener. */
@@ -76,14 +76,21 @@ export const listenerMachine = setup({
       context.config.rateLimitSessions !== null && event.sessRateRemain <= 0,
     globalMaxconnReached: ({ context, event }) =>
       !context.config.unlimited && event.actconn >= context.config.globalMaxconn,
+    // listener_accept's order: 1.5-dev12 tests the global maxconn before the frontend's, 2.x after.
+    globalMaxconnFirst: ({ context, event }) =>
+      !context.config.unlimited &&
+      event.actconn >= context.config.globalMaxconn &&
+      (context.config.profile === 'dev12' || event.feconn < context.config.feMaxconn),
     frontendFull: ({ context, event }) => event.feconn >= context.config.feMaxconn,
     acceptFails: ({ event }) => event.type === 'ACCEPT_ATTEMPT' && event.acceptError,
     acceptCritical: ({ event }) => event.type === 'ACCEPT_RETURNED' && event.ret < 0,
     acceptIgnored: ({ event }) => event.type === 'ACCEPT_RETURNED' && event.ret === 0,
-    listenerFull: ({ context, event }) => event.nbconn >= context.config.bindMaxconn,
+    listenerFull: ({ context, event }) => bindFull(context.config, event.nbconn),
+    listenerFilledByAccept: ({ context, event }) =>
+      context.config.profile === 'dev12' && bindFull(context.config, event.nbconn),
     sessRateBlocks: ({ context, event }) =>
       context.config.rateLimitSessions !== null && event.sessRateRemain <= 0,
-    slotFree: ({ context, event }) => event.nbconn < context.config.bindMaxconn,
+    slotFree: ({ context, event }) => !bindFull(context.config, event.nbconn),
   },
 }).createMachine({
   id: 'listener',
@@ -129,14 +136,25 @@ export const listenerMachine = setup({
             },
           },
           {
-            guard: 'globalMaxconnReached',
+            guard: 'listenerFull',
+            target: 'full',
+            actions: ['listenerStopAccepting'],
+            description:
+              "2.x: the bind's connections reached its maxconn, found at the next attempt (1.5-dev makes the listener full right after the accept that filled it, so it never gets here): the listener is full.",
+            meta: {
+              haproxy: '2.x listener_accept: l->maxconn && l->nbconn >= l->maxconn → listener_full',
+              impl: 'drainBacklog',
+            },
+          },
+          {
+            guard: 'globalMaxconnFirst',
             target: 'limited.onGlobalQueue',
             actions: [
               'listenerStopAccepting',
               { type: 'scheduleQueueTask', params: { queue: 'global', ms: 1000 } },
             ],
             description:
-              'actconn reached the global maxconn: limited on the global queue, retried in 1 s or at the next release.',
+              "actconn reached the global maxconn: limited on the global queue, retried in 1 s or at the next release. 1.5-dev12 tests it before the frontend's maxconn, 2.x after (so a full frontend takes the frontend's queue there).",
             meta: {
               haproxy: 'listener_accept: actconn >= global.maxconn → limit_listener(global)',
               impl: 'drainBacklog',
@@ -200,17 +218,19 @@ export const listenerMachine = setup({
             meta: { haproxy: 'listener_accept: ret == 0 → continue', impl: 'drainBacklog' },
           },
           {
-            guard: 'listenerFull',
+            guard: 'listenerFilledByAccept',
             target: 'full',
             actions: ['listenerStopAccepting'],
-            description: 'The new connection took the last slot of the bind: the listener is full.',
+            description:
+              'dev12: the new connection took the last slot of the bind: the listener is full at once.',
             meta: {
-              haproxy: 'listener_accept: l->nbconn >= l->maxconn → listener_full',
+              haproxy: '1.5-dev listener_accept: l->nbconn >= l->maxconn → listener_full',
               impl: 'drainBacklog',
             },
           },
           {
-            description: 'The connection was kept (ret > 0) and slots remain.',
+            description:
+              'The connection was kept (ret > 0): slots remain, or (2.x) the next attempt finds the bind full.',
             meta: { haproxy: 'listener_accept: ret > 0', impl: 'drainBacklog' },
           },
         ],

@@ -596,20 +596,38 @@ export const MUTANTS: readonly Mutant[] = [
     description:
       "listener_accept and listener_full compare with '>' instead of '>=': every limit lets one connection too many in, embryonic ones included.",
     violates: ['maxconnCountsEmbryonic'],
-    defect: () => ({
-      guards: {
-        listener: {
-          listenerFull: ({ context, event }) =>
-            (event as { nbconn: number }).nbconn > (context as { config: ModelConfig }).config.bindMaxconn,
-          frontendFull: ({ context, event }) =>
-            (event as { feconn: number }).feconn > (context as { config: ModelConfig }).config.feMaxconn,
-          globalMaxconnReached: ({ context, event }) => {
-            const config = (context as { config: ModelConfig }).config;
-            return !config.unlimited && (event as { actconn: number }).actconn > config.globalMaxconn;
+    defect: () => {
+      const over = (a: unknown): { config: ModelConfig; nbconn: number; feconn: number; actconn: number } => {
+        const { context, event } = a as { context: { config: ModelConfig }; event: Record<string, number> };
+        return {
+          config: context.config,
+          nbconn: event.nbconn!,
+          feconn: event.feconn!,
+          actconn: event.actconn!,
+        };
+      };
+      const bindOver = (a: unknown): boolean => {
+        const { config, nbconn } = over(a);
+        return config.bindMaxconn !== null && nbconn > config.bindMaxconn;
+      };
+      const globalOver = (a: unknown): boolean => {
+        const { config, actconn } = over(a);
+        return !config.unlimited && actconn > config.globalMaxconn;
+      };
+      return {
+        guards: {
+          listener: {
+            listenerFull: bindOver,
+            listenerFilledByAccept: (a) => over(a).config.profile === 'dev12' && bindOver(a),
+            frontendFull: (a) => over(a).feconn > over(a).config.feMaxconn,
+            globalMaxconnReached: globalOver,
+            globalMaxconnFirst: (a) =>
+              globalOver(a) &&
+              (over(a).config.profile === 'dev12' || over(a).feconn <= over(a).config.feMaxconn),
           },
         },
-      },
-    }),
+      };
+    },
   },
   {
     id: 'dontlognull-ignored',

@@ -399,7 +399,10 @@ export const CONFIG_FIELDS: Fields = {
     doc: '`timeout client-hs` in ms (2.9); null or 0 = unset',
   },
   feMaxconn: { of: { type: 'integer', min: 0 }, doc: 'frontend `maxconn`' },
-  bindMaxconn: { of: { type: 'integer', min: 0 }, doc: '`bind ... maxconn`' },
+  bindMaxconn: {
+    of: { type: 'integer', min: 0, nullable: true },
+    doc: '`bind ... maxconn`; null = none of its own (2.x)',
+  },
   globalMaxconn: { of: { type: 'integer', min: 0 }, doc: 'global `maxconn`' },
   maxconnrate: { of: { type: 'integer', min: 0, nullable: true }, doc: 'global `maxconnrate`; null = none' },
   rateLimitSessions: {

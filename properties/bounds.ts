@@ -175,8 +175,8 @@ export const CONFIG_SPACE: NamedConfig[] = [
   },
   {
     name: '2.6-http-raw',
-    why: "Debian's 2.6: a failed direct completion returns 0 and sends no 500",
-    config: makeConfig({ profile: '2.6', mode: 'http', acceptProxy: false, ssl: false }),
+    why: "Debian's 2.6: a failed direct completion returns 0 and sends no 500; a bind maxconn 1 below the frontend's 2, which 2.x finds reached at the next attempt",
+    config: makeConfig({ profile: '2.6', mode: 'http', acceptProxy: false, ssl: false, bindMaxconn: 1 }),
   },
   {
     name: '2.6-proxy-ssl-dontlognull',

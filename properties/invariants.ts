@@ -590,7 +590,8 @@ export const maxconnCountsEmbryonic: Invariant = {
     const live = ctx.next.live;
     const k = ctx.config;
     if (live > k.feMaxconn) return `${live} sessions are live, above the frontend maxconn ${k.feMaxconn}`;
-    if (live > k.bindMaxconn) return `${live} sessions are live, above the bind maxconn ${k.bindMaxconn}`;
+    if (k.bindMaxconn !== null && live > k.bindMaxconn)
+      return `${live} sessions are live, above the bind maxconn ${k.bindMaxconn}`;
     if (!k.unlimited && live > k.globalMaxconn)
       return `${live} sessions are live, above the global maxconn ${k.globalMaxconn}`;
     return null;
@@ -604,8 +605,8 @@ export const listenerResumed: Invariant = {
   haproxy: 'I16 (if LI_FULL → resume_listener)',
   watches: ['resumeListener', 'listenerResumeAccepting', 'nbconnDec'],
   check: readsGlobal((ctx) =>
-    ctx.next.listener === 'full' && ctx.next.live < ctx.config.bindMaxconn
-      ? `the listener is full with ${ctx.next.live} live session(s) for a maxconn of ${ctx.config.bindMaxconn}`
+    ctx.next.listener === 'full' && ctx.next.live < (ctx.config.bindMaxconn ?? 0)
+      ? `the listener is full with ${ctx.next.live} live session(s) for a maxconn of ${String(ctx.config.bindMaxconn)}`
       : null,
   ),
 };

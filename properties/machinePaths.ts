@@ -59,6 +59,7 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
       { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, sessRateRemain: 0 },
       { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, actconn: 2 },
       { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, feconn: 2 },
+      { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, nbconn: 2, feconn: 1 },
       { type: 'ACCEPT_ATTEMPT', acceptError: true, ...free },
       { type: 'ACCEPT_RETURNED', ret: -1, ...free },
       { type: 'ACCEPT_RETURNED', ret: 0, ...free },
@@ -92,7 +93,16 @@ export const EXPLORATION_CONFIGS: Record<MachineName, ModelConfig[]> = {
     ),
     makeConfig({ acceptProxy: false, ssl: true, maxsslconn: 1 }),
   ],
-  listener: [makeConfig({ feMaxconn: 2, globalMaxconn: 2, maxconnrate: 5, rateLimitSessions: 5 })],
+  listener: (['dev12', '2.6'] as const).map((profile) =>
+    makeConfig({
+      profile,
+      feMaxconn: 2,
+      bindMaxconn: 2,
+      globalMaxconn: 2,
+      maxconnrate: 5,
+      rateLimitSessions: 5,
+    }),
+  ),
 };
 
 /** What the generated paths of one machine reached. */

@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
-import type { ModelConfig } from '../../machines/config.ts';
+import { makeConfig, type ModelConfig } from '../../machines/config.ts';
 import type { Effect } from '../../machines/effects.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 import type { ListenerEvent, ListenerGauges } from '../../machines/listener.machine.ts';
@@ -83,6 +83,15 @@ const CASES: Case[] = [
   },
   {
     transition: 'listener.ready|ACCEPT_ATTEMPT|2',
+    says: "stops accepting, full, when 2.x finds the bind's maxconn reached at the next attempt",
+    config: { profile: '2.6', feMaxconn: 5, bindMaxconn: 2, globalMaxconn: 10 },
+    path: [],
+    event: attempt({ nbconn: 2, feconn: 2, actconn: 2 }),
+    target: 'full',
+    effects: [e('listenerStopAccepting')],
+  },
+  {
+    transition: 'listener.ready|ACCEPT_ATTEMPT|3',
     says: 'stops accepting and retries on the global queue in 1 s when actconn reached the global maxconn',
     config: { feMaxconn: 5, globalMaxconn: 2 },
     path: [],
@@ -91,7 +100,7 @@ const CASES: Case[] = [
     effects: limitGlobal(1000),
   },
   {
-    transition: 'listener.ready|ACCEPT_ATTEMPT|3',
+    transition: 'listener.ready|ACCEPT_ATTEMPT|4',
     says: "stops accepting and waits on the frontend queue, with no timer, when feconn reached the frontend's maxconn",
     config: { feMaxconn: 2, bindMaxconn: 5, globalMaxconn: 10 },
     path: [],
@@ -100,7 +109,7 @@ const CASES: Case[] = [
     effects: [e('listenerStopAccepting')],
   },
   {
-    transition: 'listener.ready|ACCEPT_ATTEMPT|4',
+    transition: 'listener.ready|ACCEPT_ATTEMPT|5',
     says: 'stops accepting and retries on the global queue in 100 ms when accept() fails for lack of a resource',
     config: {},
     path: [],
@@ -109,7 +118,7 @@ const CASES: Case[] = [
     effects: limitGlobal(100),
   },
   {
-    transition: 'listener.ready|ACCEPT_ATTEMPT|5',
+    transition: 'listener.ready|ACCEPT_ATTEMPT|6',
     says: 'takes a slot in conn_per_sec, actconn, jobs, totalconn and nbconn, then calls session_accept',
     config: {},
     path: [],
@@ -255,8 +264,31 @@ describe('the listener machine', () => {
       [],
       attempt({ connRateRemain: 0, actconn: 2 }),
     );
-    expect(step.transitions).toEqual(['listener.ready|ACCEPT_ATTEMPT|5']);
+    expect(step.transitions).toEqual(['listener.ready|ACCEPT_ATTEMPT|6']);
     expect(target).toBe('ready');
+  });
+
+  it('keeps a 2.x listener ready after the accept that fills its bind: the next attempt finds it full', () => {
+    const config = { profile: '2.6' as const, bindMaxconn: 2, feMaxconn: 5 };
+    const kept = drive('listener', config, [attempt()], returned(1, { nbconn: 2, actconn: 2, feconn: 2 }));
+    expect(kept.step.transitions).toEqual(['listener.ready|ACCEPT_RETURNED|3']);
+    expect(kept.target).toBe('ready');
+  });
+
+  it("tests the frontend's maxconn before the global one under 2.x, after it under dev12", () => {
+    const both = attempt({ actconn: 2, feconn: 2, nbconn: 1 });
+    const limits = { feMaxconn: 2, bindMaxconn: 5, globalMaxconn: 2 };
+    expect(drive('listener', limits, [], both).target).toBe('limited.onGlobalQueue');
+    expect(drive('listener', { ...limits, profile: '2.6' }, [], both).target).toBe('limited.onFrontendQueue');
+  });
+
+  it('gives a bind without maxconn no limit of its own under 2.x, and the frontend maxconn under dev12', () => {
+    expect(makeConfig({ feMaxconn: 7 }).bindMaxconn).toBe(7);
+    expect(makeConfig({ profile: '2.6', feMaxconn: 7 }).bindMaxconn).toBeNull();
+    const many = attempt({ nbconn: 50, feconn: 1, actconn: 1 });
+    expect(drive('listener', { profile: '2.6', feMaxconn: 100, globalMaxconn: 100 }, [], many).target).toBe(
+      'ready',
+    );
   });
 
   it('stays full when a release leaves the bind without a free slot', () => {
