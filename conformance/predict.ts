@@ -46,9 +46,9 @@ export type ScenarioEvent =
 /**
  * A connection waits in the listen backlog while the listener may not poll its socket: the
  * listener attempts it now (ACCEPT) if it is ready, and otherwise nothing happens until a later
- * ACCEPT. For what depends on the profile: after the accept that fills its bind, a 1.5-dev12
- * listener is full and polls no more, where a 2.x listener stays ready and finds the limit at the
- * next attempt.
+ * ACCEPT. For what depends on the profile: after the accept that fills a frontend whose bind has
+ * no maxconn, a 1.5-dev12 listener is full (its bind has the frontend's) and polls no more, where
+ * a 2.x listener, whose bind has no limit, stays ready and finds the frontend's at the next attempt.
  */
 export interface PendingEvent {
   type: 'PENDING';

@@ -182,7 +182,6 @@ const INFO_FIELDS = ['CurrConns', 'CumConns', 'MaxConn', 'Jobs', 'CurrSslConns',
 
 /** How long the runner waits, after a case, for the target to hold nothing. */
 export const SETTLE_MS = 2000;
-/** The profile every other profile's prediction is compared with: the default model. */
 /** A settle longer than this is noted in the result (not judged). */
 const SLOW_SETTLE_MS = 250;
 
@@ -312,10 +311,10 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   }
   const bug = target.haproxy ? c.knownBugs?.find((b) => b.profiles.includes(target.profile)) : undefined;
   let predicted: Prediction;
-  let dev12: Prediction;
+  let baseline: Prediction;
   try {
     predicted = predictionOf(c, target.profile, bug);
-    dev12 = predictionOf(c, baselineProfileOf(c));
+    baseline = predictionOf(c, baselineProfileOf(c));
   } catch (err) {
     return result('fail', `the case's scenario is not a run of the machines: ${(err as Error).message}`);
   }
@@ -443,12 +442,12 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
       notes.push(
         `the known bug ${bug.mutant} shows only in the log, which is not captured on this target: not judged`,
       );
-    if (observablyDiffer(predicted, dev12, { log: target.logSince !== null })) {
+    if (observablyDiffer(predicted, baseline, { log: target.logSince !== null })) {
       verdict = 'version-difference';
-      reason = versionDifferenceReason(predicted, dev12, difference);
-    } else if (observablyDiffer(predicted, dev12)) {
+      reason = versionDifferenceReason(predicted, baseline, difference);
+    } else if (observablyDiffer(predicted, baseline)) {
       notes.push(
-        `profile ${target.profile} differs from dev12 only in the log, which is not captured on this target: not judged (${versionDifferenceReason(predicted, dev12, difference)})`,
+        `profile ${target.profile} differs from ${baseline.profile} only in the log, which is not captured on this target: not judged (${versionDifferenceReason(predicted, baseline, difference)})`,
       );
     }
   }
@@ -482,15 +481,15 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
 
 /**
  * Returns the reason of a version-difference: what the model predicts for the target's profile
- * (<predicted>) against dev12's prediction, then the case's reason for that profile (<difference>;
+ * (<predicted>) against the baseline's (dev12's, or the first profile serving the case: baselineProfileOf), then the case's reason for that profile (<difference>;
  * cases.test.ts requires one wherever the predictions differ). Pure.
  */
 export function versionDifferenceReason(
   predicted: Prediction,
-  dev12: Prediction,
+  baseline: Prediction,
   difference: ProfileDifference | undefined,
 ): string {
-  return `profile ${predicted.profile}: the model predicts that the target ${describePrediction(predicted)}, where dev12 ${describePrediction(dev12)}. ${difference?.reason ?? 'The case gives no reason.'}`;
+  return `profile ${predicted.profile}: the model predicts that the target ${describePrediction(predicted)}, where ${baseline.profile} ${describePrediction(baseline)}. ${difference?.reason ?? 'The case gives no reason.'}`;
 }
 
 /** Returns the reason a failed check gives: what, expected, actual. Pure. */

@@ -180,8 +180,9 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
  *   monitor-net           fe_monitor (dev12 only): every loopback source is a monitor
  *   maxconn 1, rate 1     fe_rate_full (2.x only): one session both fills the frontend and spends
- *                         the session rate; its bind's maxconn 2 keeps the listener from being
- *                         full, so that the next connection meets the rate limit
+ *                         the session rate, so that the next connection meets the rate limit (2.x
+ *                         tests it first) and the frontend's task then a full frontend; its bind's
+ *                         maxconn 2 keeps a dev12 listener from being full, were the case run there
  */
 export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: Profile = 'dev12'): string {
   const { host, ports } = layout;

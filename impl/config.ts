@@ -79,7 +79,7 @@ export interface BindConfig {
   port: number; //           0 = any free port (extension)
   acceptProxy: boolean; //   accept-proxy
   ssl: { crt: string; pem: Buffer } | null; // ssl crt FILE, with the file's content
-  maxconn: number | null; // bind maxconn; null = the frontend's (HAProxy shows slim 0)
+  maxconn: number | null; // bind maxconn; null = none given: the frontend's in dev12, no limit in 2.x (HAProxy shows slim 0)
   name: string | null; //    name NAME; null = unnamed ("sock-1" in stats, "1" in logs)
   tolerant: boolean; //      proxy-tolerant (extension)
   line: number;
@@ -777,7 +777,8 @@ function fullTimeouts(t: Partial<Timeouts>): Timeouts {
 
 /**
  * Returns the machines' configuration for the frontend of `cfg`. Pure.
- * The bind's maxconn defaults to the frontend's (makeConfig), as in HAProxy.
+ * A bind without maxconn gets the profile's default (makeConfig): the frontend's in dev12, as
+ * 1.5-dev's cfgparse gives it; none of its own in 2.x (l->maxconn stays 0).
  */
 export function modelConfigOf(cfg: ProxyConfig): ModelConfig {
   const fe = cfg.frontend;

@@ -208,7 +208,7 @@ export class Frontend implements Host, StatsSource {
     this.server.on('connection', serverOnConnection);
     this.clock = deps.clock ?? realClock;
     this.rates = new RatePeriods(this.model.profile, this.clock.now());
-    if (this.model.profile === 'dev12') this.rateTimer = this.clock.every(1000, rateOnPeriod, this);
+    if (this.model.profile === 'dev12') this.rateTimer = this.clock.after(1000, rateOnPeriod, this);
   }
 
   /** Binds the listening socket. Resolves with the port bound; rejects if the bind fails. */
@@ -667,8 +667,12 @@ export class Frontend implements Host, StatsSource {
   ratePeriod(): void {
     const c = this.counters;
     const runsOn = this.rates.rotate(c);
-    if (this.model.profile !== 'dev12')
-      this.rateTimer = runsOn ? this.clock.after(1000, rateOnPeriod, this) : null;
+    // Armed for the period's own end, not a second after this callback: a late timer does not drift.
+    const due = this.rates.due();
+    this.rateTimer =
+      runsOn && due !== null
+        ? this.clock.after(Math.max(0, due - this.clock.now()), rateOnPeriod, this)
+        : null;
     if (c.connPerSec === 0 && c.feConnPerSec === 0 && c.feSessPerSec === 0) return; // nothing to rotate
     this.trace?.input(null, null, { type: 'RATE_PERIOD' });
     newRatePeriod(this.counters);
@@ -810,10 +814,11 @@ export class Frontend implements Host, StatsSource {
 
   /**
    * task_schedule of a queue task: in <ms>, or, with <rate>, when that rate allows the next event
-   * (next_event_delay under the profile, impl/rates.ts), at most <ms>. Keeps an earlier expiry.
+   * (next_event_delay under the profile, impl/rates.ts, which HAProxy does not bound: a 2.x period
+   * that counted more events than the limit pays the excess back). Keeps an earlier expiry.
    */
   private scheduleQueueTask(queue: 'global' | 'frontend', ms: number, rate?: 'conn' | 'sess'): void {
-    if (rate !== undefined) ms = Math.min(ms, this.rateDelay(rate));
+    if (rate !== undefined) ms = this.rateDelay(rate);
     const due = this.clock.now() + ms;
     const current = this.queueTimers[queue];
     if (current && current.due <= due) return; // task_schedule keeps the earlier expiry

@@ -15,8 +15,12 @@
  *   2.x    a period begins with the first event after an idle period (update_freq_ctr_period: when
  *          two periods or more went by, curr_tick = now) and the next one follows it a second later
  *          while events keep coming; after a second with no event none is running.
- * One grid serves the three counts, where HAProxy keeps one curr_tick per counter: they differ
- * only when the first event of an idle period is an accept whose session comes in a later second.
+ * One grid serves the three counts, as the machines' RATE_PERIOD starts them all again, where
+ * HAProxy keeps one curr_tick per counter. Under 2.x a period begins with the first accept after
+ * an idle one, where HAProxy begins the session rate's own period with the first session: behind a
+ * handshake (accept-proxy, TLS), the session rate's period ends here earlier than in HAProxy by the
+ * time that first handshake took. The timers are armed for each period's own end (rotate, due),
+ * so that a late timer does not drift the grid.
  */
 import type { Profile } from '../machines/config.ts';
 import type { Counters } from '../machines/counters.ts';

@@ -154,7 +154,7 @@ export const EFFECTS = {
     haproxy: 'resume_listener',
   },
   scheduleQueueTask: {
-    does: 'arm the global (or frontend) queue task that will dequeue limited listeners after params.ms, or, with params.rate, when that rate allows the next event (at most params.ms)',
+    does: 'arm the global (or frontend) queue task that will dequeue limited listeners after params.ms, or, with params.rate, when that rate allows the next event (next_event_delay)',
     haproxy: 'listener_accept: task_schedule(global_listener_queue_task / p->task)',
   },
 
@@ -213,7 +213,8 @@ export interface EffectParams {
   /**
    * `rate`: the task waits for that rate to allow the next event (HAProxy's next_event_delay on
    * global.conn_per_sec or p->fe_sess_per_sec), which the host computes from its rate counters
-   * under its profile; `ms` bounds it (one period). Without `rate`, it fires after `ms`.
+   * under its profile; `ms` is then only the nominal wait, one period, for a reader of the trace
+   * (the model has no clock). Without `rate`, it fires after `ms`.
    */
   scheduleQueueTask: { queue: 'global' | 'frontend'; ms: number; rate?: 'conn' | 'sess' };
   handshakeEnded: { error: boolean; code: ErrCode };

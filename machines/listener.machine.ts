@@ -8,6 +8,15 @@
  * process_session) resumes a full listener and dequeues the queues (src/protocols.c at 2542b53b1,
  * src/listener.c from d1d545418).
  *
+ * 2.x (the profiles 2.6 and 2.9) keeps the states and tests the limits in its own listener_accept's
+ * order (src/listener.c at v2.6.12): the rates, then the bind's maxconn, the frontend's, and the
+ * global one last, where 1.5-dev12 tests the global maxconn before the frontend's; and a bind
+ * without maxconn has no limit of its own (config.ts bindFull). Both test the frontend's and the
+ * global maxconn at the top of each turn of their accept loop, so HAProxy limits a listener right
+ * after the accept that reached one of them while its turn budget (max_accept) lasts; the machine
+ * takes those at the next attempt (ACCEPT_ATTEMPT), which changes when a 1 s global retry starts,
+ * not which connections are accepted.
+ *
  * The counters the guards compare arrive as event params: the machine decides, the host counts.
  */
 import { setup } from 'xstate';
@@ -86,8 +95,6 @@ export const listenerMachine = setup({
     acceptCritical: ({ event }) => event.type === 'ACCEPT_RETURNED' && event.ret < 0,
     acceptIgnored: ({ event }) => event.type === 'ACCEPT_RETURNED' && event.ret === 0,
     listenerFull: ({ context, event }) => bindFull(context.config, event.nbconn),
-    listenerFilledByAccept: ({ context, event }) =>
-      context.config.profile === 'dev12' && bindFull(context.config, event.nbconn),
     sessRateBlocks: ({ context, event }) =>
       context.config.rateLimitSessions !== null && event.sessRateRemain <= 0,
     slotFree: ({ context, event }) => !bindFull(context.config, event.nbconn),
@@ -132,17 +139,6 @@ export const listenerMachine = setup({
             meta: {
               haproxy:
                 'listener_accept: p->fe_sps_lim → limit_listener(&p->listener_queue), task_schedule(p->task, next_event_delay(&p->fe_sess_per_sec))',
-              impl: 'drainBacklog',
-            },
-          },
-          {
-            guard: 'listenerFull',
-            target: 'full',
-            actions: ['listenerStopAccepting'],
-            description:
-              "2.x: the bind's connections reached its maxconn, found at the next attempt (1.5-dev makes the listener full right after the accept that filled it, so it never gets here): the listener is full.",
-            meta: {
-              haproxy: '2.x listener_accept: l->maxconn && l->nbconn >= l->maxconn → listener_full',
               impl: 'drainBacklog',
             },
           },
@@ -218,19 +214,19 @@ export const listenerMachine = setup({
             meta: { haproxy: 'listener_accept: ret == 0 → continue', impl: 'drainBacklog' },
           },
           {
-            guard: 'listenerFilledByAccept',
+            guard: 'listenerFull',
             target: 'full',
             actions: ['listenerStopAccepting'],
             description:
-              'dev12: the new connection took the last slot of the bind: the listener is full at once.',
+              'The new connection took the last slot of the bind: the listener is full at once (2.x: at the top of the next turn of its accept loop, before any accept).',
             meta: {
-              haproxy: '1.5-dev listener_accept: l->nbconn >= l->maxconn → listener_full',
+              haproxy:
+                'listener_accept: l->nbconn >= l->maxconn → listener_full (1.5-dev after the accept; 2.x at the next turn)',
               impl: 'drainBacklog',
             },
           },
           {
-            description:
-              'The connection was kept (ret > 0): slots remain, or (2.x) the next attempt finds the bind full.',
+            description: 'The connection was kept (ret > 0) and slots remain.',
             meta: { haproxy: 'listener_accept: ret > 0', impl: 'drainBacklog' },
           },
         ],

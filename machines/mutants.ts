@@ -618,7 +618,6 @@ export const MUTANTS: readonly Mutant[] = [
         guards: {
           listener: {
             listenerFull: bindOver,
-            listenerFilledByAccept: (a) => over(a).config.profile === 'dev12' && bindOver(a),
             frontendFull: (a) => over(a).feconn > over(a).config.feMaxconn,
             globalMaxconnReached: globalOver,
             globalMaxconnFirst: (a) =>

@@ -344,7 +344,7 @@ export const EFFECT_PARAMS: Partial<Record<EffectName, Fields>> = {
     ms: {
       of: { type: 'integer', min: 0 },
       required: true,
-      doc: 'in how many ms it fires (with rate: at most)',
+      doc: 'in how many ms it fires (with rate: nominal, one period)',
     },
     rate: {
       of: { type: 'enum', values: ['conn', 'sess'] },

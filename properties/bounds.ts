@@ -175,7 +175,7 @@ export const CONFIG_SPACE: NamedConfig[] = [
   },
   {
     name: '2.6-http-raw',
-    why: "Debian's 2.6: a failed direct completion returns 0 and sends no 500; a bind maxconn 1 below the frontend's 2, which 2.x finds reached at the next attempt",
+    why: "Debian's 2.6: a failed direct completion returns 0 and sends no 500; a bind maxconn 1 below the frontend's 2 (a 2.x bind has none of its own unless given)",
     config: makeConfig({ profile: '2.6', mode: 'http', acceptProxy: false, ssl: false, bindMaxconn: 1 }),
   },
   {

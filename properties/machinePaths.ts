@@ -59,7 +59,6 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
       { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, sessRateRemain: 0 },
       { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, actconn: 2 },
       { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, feconn: 2 },
-      { type: 'ACCEPT_ATTEMPT', acceptError: false, ...free, nbconn: 2, feconn: 1 },
       { type: 'ACCEPT_ATTEMPT', acceptError: true, ...free },
       { type: 'ACCEPT_RETURNED', ret: -1, ...free },
       { type: 'ACCEPT_RETURNED', ret: 0, ...free },

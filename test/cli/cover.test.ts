@@ -84,7 +84,7 @@ describe('the translation of the machine paths', () => {
       generated: 1,
     };
     const lives = {
-      listener: ['listener.ready|ACCEPT_ATTEMPT|6', 'listener.full|RESUME|0'],
+      listener: ['listener.ready|ACCEPT_ATTEMPT|5', 'listener.full|RESUME|0'],
       conns: [{ connection: ['connection.pending|ACCEPT|0', 'connection.accepted|CLOSE|0'], session: [] }],
     };
     expect(realizes(listenerPath, lives)).toBe(true);

@@ -216,7 +216,7 @@ describe('the conformance case list', () => {
       transitionOf('connection.handshake.tls', 'TIMEOUT'),
       transitionOf('session.absent', 'SESSION_ACCEPT', 'sourceDenied'),
       transitionOf('session.absent', 'SESSION_ACCEPT', 'handshakePending'),
-      transitionOf('listener.ready', 'ACCEPT_RETURNED', 'listenerFilledByAccept'),
+      transitionOf('listener.ready', 'ACCEPT_RETURNED', 'listenerFull'),
       transitionOf('listener.full', 'RESUME', 'slotFree'),
       transitionOf('listener.ready', 'ACCEPT_ATTEMPT', 'frontendFull'),
       transitionOf('listener.limited.onFrontendQueue', 'DEQUEUE_FRONTEND'),

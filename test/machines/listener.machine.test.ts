@@ -83,15 +83,6 @@ const CASES: Case[] = [
   },
   {
     transition: 'listener.ready|ACCEPT_ATTEMPT|2',
-    says: "stops accepting, full, when 2.x finds the bind's maxconn reached at the next attempt",
-    config: { profile: '2.6', feMaxconn: 5, bindMaxconn: 2, globalMaxconn: 10 },
-    path: [],
-    event: attempt({ nbconn: 2, feconn: 2, actconn: 2 }),
-    target: 'full',
-    effects: [e('listenerStopAccepting')],
-  },
-  {
-    transition: 'listener.ready|ACCEPT_ATTEMPT|3',
     says: 'stops accepting and retries on the global queue in 1 s when actconn reached the global maxconn',
     config: { feMaxconn: 5, globalMaxconn: 2 },
     path: [],
@@ -100,7 +91,7 @@ const CASES: Case[] = [
     effects: limitGlobal(1000),
   },
   {
-    transition: 'listener.ready|ACCEPT_ATTEMPT|4',
+    transition: 'listener.ready|ACCEPT_ATTEMPT|3',
     says: "stops accepting and waits on the frontend queue, with no timer, when feconn reached the frontend's maxconn",
     config: { feMaxconn: 2, bindMaxconn: 5, globalMaxconn: 10 },
     path: [],
@@ -109,7 +100,7 @@ const CASES: Case[] = [
     effects: [e('listenerStopAccepting')],
   },
   {
-    transition: 'listener.ready|ACCEPT_ATTEMPT|5',
+    transition: 'listener.ready|ACCEPT_ATTEMPT|4',
     says: 'stops accepting and retries on the global queue in 100 ms when accept() fails for lack of a resource',
     config: {},
     path: [],
@@ -118,7 +109,7 @@ const CASES: Case[] = [
     effects: limitGlobal(100),
   },
   {
-    transition: 'listener.ready|ACCEPT_ATTEMPT|6',
+    transition: 'listener.ready|ACCEPT_ATTEMPT|5',
     says: 'takes a slot in conn_per_sec, actconn, jobs, totalconn and nbconn, then calls session_accept',
     config: {},
     path: [],
@@ -264,15 +255,15 @@ describe('the listener machine', () => {
       [],
       attempt({ connRateRemain: 0, actconn: 2 }),
     );
-    expect(step.transitions).toEqual(['listener.ready|ACCEPT_ATTEMPT|6']);
+    expect(step.transitions).toEqual(['listener.ready|ACCEPT_ATTEMPT|5']);
     expect(target).toBe('ready');
   });
 
-  it('keeps a 2.x listener ready after the accept that fills its bind: the next attempt finds it full', () => {
+  it('makes a 2.x listener full after the accept that fills its bind, as dev12 does', () => {
     const config = { profile: '2.6' as const, bindMaxconn: 2, feMaxconn: 5 };
     const kept = drive('listener', config, [attempt()], returned(1, { nbconn: 2, actconn: 2, feconn: 2 }));
-    expect(kept.step.transitions).toEqual(['listener.ready|ACCEPT_RETURNED|3']);
-    expect(kept.target).toBe('ready');
+    expect(kept.step.transitions).toEqual(['listener.ready|ACCEPT_RETURNED|2']);
+    expect(kept.target).toBe('full');
   });
 
   it("tests the frontend's maxconn before the global one under 2.x, after it under dev12", () => {

@@ -499,7 +499,7 @@ export class ProxyModel {
           case 'scheduleQueueTask': {
             const queue = p.queue as 'global' | 'frontend';
             const wait = p.rate === undefined ? (p.ms as number) : this.rateWait(p.rate as 'conn' | 'sess');
-            const due = this.now + Math.min(p.ms as number, wait);
+            const due = this.now + wait;
             const current = this.timers.find((t) => t.kind === 'queue' && t.queue === queue);
             if (current && current.due <= due) break;
             if (current) this.timers.splice(this.timers.indexOf(current), 1);

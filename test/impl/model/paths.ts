@@ -29,7 +29,7 @@ import type { Action, Script } from './script.ts';
  * transition of every machine must be executed by at least one real run.
  */
 export const IMPOSSIBLE_ON_NODE: Record<string, string> = {
-  'listener.ready|ACCEPT_ATTEMPT|5':
+  'listener.ready|ACCEPT_ATTEMPT|4':
     'accept() never fails in JavaScript: libuv handles EMFILE/ENFILE/ENOBUFS/ENOMEM inside its accept loop (it closes the connection with its reserve fd) and reports no per-connection error, so the proxy never sees a failed accept',
   'session.absent|SESSION_ACCEPT|2':
     'fcntl(O_NONBLOCK) is done by libuv when it accepts the socket, before JavaScript sees it; the proxy has no fcntl of its own that could fail',
@@ -327,20 +327,14 @@ function translateListener(path: MachinePath): Translation {
         ]);
         break;
       case 'listener.ready|ACCEPT_ATTEMPT|2':
-        // 2.x finds the bind full at the attempt after the accept that filled it.
-        needs.push((c) => c.model.profile !== 'dev12' && c.bindMaxconn !== null);
-        needs.push((c) => c.model.rateLimitSessions === null && c.model.maxconnrate === null);
-        steps.push((c) => connect(c.bindMaxconn! + 1));
-        break;
-      case 'listener.ready|ACCEPT_ATTEMPT|3':
         needs.push((c) => c.model.globalMaxconn < c.model.feMaxconn);
         steps.push((c) => connect(c.model.globalMaxconn + 1));
         break;
-      case 'listener.ready|ACCEPT_ATTEMPT|4':
+      case 'listener.ready|ACCEPT_ATTEMPT|3':
         needs.push((c) => c.model.bindMaxconn === null || c.model.feMaxconn < c.model.bindMaxconn);
         steps.push((c) => connect(c.model.feMaxconn + 1));
         break;
-      case 'listener.ready|ACCEPT_ATTEMPT|6':
+      case 'listener.ready|ACCEPT_ATTEMPT|5':
       case 'listener.ready|ACCEPT_RETURNED|3':
         steps.push(() => connect(1));
         break;
@@ -352,7 +346,6 @@ function translateListener(path: MachinePath): Translation {
         steps.push(() => [{ do: 'connect', src: 'denied' }]);
         break;
       case 'listener.ready|ACCEPT_RETURNED|2':
-        needs.push((c) => c.model.profile === 'dev12');
         needs.push((c) => c.bindMaxconn !== null && c.bindMaxconn <= c.model.feMaxconn);
         steps.push((c) => connect(c.bindMaxconn!));
         break;
