@@ -19,9 +19,17 @@ import { checkInvariants, INVARIANTS, viewOf, type Invariant } from './invariant
 
 /**
  * Returns an arbitrary of configurations: every setting of ModelConfig over small values (limits of
- * 1 to 4, timeout client and client-hs set or not, every profile). Pure.
+ * 1 to 4, timeout client and client-hs set or not, every profile; a 2.x bind without maxconn of its
+ * own, which 1.5-dev12 cannot have: there it takes the frontend's). Pure.
  */
 export function configArb(): fc.Arbitrary<ModelConfig> {
+  return configFieldsArb().map((c) =>
+    c.bindMaxconn === null && c.profile === 'dev12' ? { ...c, bindMaxconn: c.feMaxconn } : c,
+  );
+}
+
+/** configArb's fields, drawn independently. Pure. */
+function configFieldsArb(): fc.Arbitrary<ModelConfig> {
   return fc.record({
     profile: fc.constantFrom('dev12' as const, '2.6' as const, '2.9' as const),
     mode: fc.constantFrom('tcp' as const, 'http' as const),
@@ -30,7 +38,7 @@ export function configArb(): fc.Arbitrary<ModelConfig> {
     timeoutClient: fc.constantFrom(300, null),
     timeoutClientHs: fc.constantFrom(null, 100),
     feMaxconn: fc.integer({ min: 1, max: 4 }),
-    bindMaxconn: fc.integer({ min: 1, max: 4 }),
+    bindMaxconn: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null, freq: 4 }),
     globalMaxconn: fc.integer({ min: 1, max: 4 }),
     maxconnrate: fc.constantFrom(null, 2, 5),
     rateLimitSessions: fc.constantFrom(null, 1, 3),
