@@ -128,6 +128,19 @@ describe('a prediction', () => {
     expect(refused.transitions).toContain(transitionOf('listener.ready', 'ACCEPT_ATTEMPT', 'frontendFull'));
   });
 
+  it('attempts a pending connection only where the listener polls: dev12 is full on fe_queue, 2.x waits on the frontend queue', () => {
+    const fill = Array.from({ length: 10 }, () => ACCEPT);
+    const scenario = { events: [...fill, { type: 'PENDING' }] } as const;
+    const frontendFull = transitionOf('listener.ready', 'ACCEPT_ATTEMPT', 'frontendFull');
+    const dev12 = predict(scenario, 'fe_queue', 'dev12');
+    expect(dev12.transitions).not.toContain(frontendFull);
+    expect(dev12.transitions).toContain(transitionOf('listener.ready', 'ACCEPT_RETURNED', 'listenerFull'));
+    expect(dev12.counters).toHaveLength(12); // the skipped PENDING keeps its moment
+    expect(predict(scenario, 'fe_queue', '2.6').transitions).toContain(frontendFull);
+    // An ACCEPT there would not be a run of the dev12 machines: the listener does not poll.
+    expect(() => predict({ events: [...fill, ACCEPT] }, 'fe_queue', 'dev12')).toThrow(/cannot happen/);
+  });
+
   it("follows the profile's own guards: a close after a whole ClientHello is SSL_EMPTY for dev12, SSL_HANDSHAKE for 2.6", () => {
     const scenario = {
       events: [ACCEPT, { type: 'PROXY_HEADER_OK' }, { type: 'CLIENT_CLOSE', tlsRead: 'wholeRecords' }],
