@@ -205,9 +205,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
       from.push(headerAccepted.has(conn) ? 'header' : 'client');
     });
   });
-  const reset = new Set(
-    scenario.events.flatMap((e) => (e.type === 'CLIENT_RESET' ? [(e as { conn?: number }).conn ?? 0] : [])),
-  );
+  const reset = new Set(scenario.events.flatMap((e) => (e.type === 'CLIENT_RESET' ? [e.conn ?? 0] : [])));
   return {
     profile,
     transitions: [...transitions],

@@ -279,15 +279,12 @@ export function caseInfo(c: ConformanceCase): CaseInfo {
  * note saying so. If both fail, the first failure is the result.
  */
 export async function runCase(target: Target, c: ConformanceCase, settleMs = SETTLE_MS): Promise<CaseResult> {
-  const first = await runCaseOnce(target, c, settleMs, true);
-  const bug = first.judgedWithBug;
-  delete first.judgedWithBug;
+  const { result: first, judgedWithBug: bug } = await runCaseOnce(target, c, settleMs, true);
   if (first.verdict !== 'fail' || bug === undefined) return first;
   // Two idle seconds first: a rate period the first run began has ended (2.x's freq_ctr forgets it
   // after two), so the second run starts from the budget the first one had.
   await sleep(RERUN_PAUSE_MS);
-  const again = await runCaseOnce(target, c, settleMs, false);
-  delete again.judgedWithBug;
+  const { result: again } = await runCaseOnce(target, c, settleMs, false);
   if (again.verdict === 'fail') return first;
   return {
     ...again,
@@ -298,27 +295,33 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
   };
 }
 
-/** runCase's one run: with <withBug>, the case's known bug for the target's profile applies. */
+/**
+ * runCase's one run: with <withBug>, the case's known bug for the target's profile applies. Returns
+ * the result, and the mutant of the known bug it was judged against (none when the case ended
+ * before it was judged, or named no bug for the target).
+ */
 async function runCaseOnce(
   target: Target,
   c: ConformanceCase,
   settleMs: number,
   withBug: boolean,
-): Promise<CaseResult & { judgedWithBug?: string }> {
+): Promise<{ result: CaseResult; judgedWithBug?: string }> {
   const startedAt = new Date().toISOString();
-  const result = (verdict: Verdict, reason: string): CaseResult => ({
-    caseId: c.id,
-    target: target.name,
-    verdict,
-    reason,
-    startedAt,
-    durationMs: 0,
-    checks: [],
-    wire: [],
-    backend: [],
-    stats: [],
-    targetLog: [],
-    notes: [],
+  const result = (verdict: Verdict, reason: string): { result: CaseResult } => ({
+    result: {
+      caseId: c.id,
+      target: target.name,
+      verdict,
+      reason,
+      startedAt,
+      durationMs: 0,
+      checks: [],
+      wire: [],
+      backend: [],
+      stats: [],
+      targetLog: [],
+      notes: [],
+    },
   });
   const difference = c.profileDifferences?.find((d) => d.profile === target.profile);
   if (target.unavailable) return result(target.unavailable.verdict, target.unavailable.reason);
@@ -485,7 +488,7 @@ async function runCaseOnce(
       );
     }
   }
-  return {
+  const judged: CaseResult = {
     caseId: c.id,
     target: target.name,
     verdict,
@@ -510,8 +513,8 @@ async function runCaseOnce(
     notes,
     ...(taken !== null && !(taken instanceof Error) ? { transitionsTaken: taken.transitions } : {}),
     ...(taken instanceof Error ? { traceError: taken.message } : {}),
-    ...(bug ? { judgedWithBug: bug.mutant } : {}),
   };
+  return bug ? { result: judged, judgedWithBug: bug.mutant } : { result: judged };
 }
 
 /**

@@ -58,6 +58,14 @@ export type ListenerEvent =
   | ({ type: 'DEQUEUE_GLOBAL' } & ListenerGauges) //                    from a release or the global queue task
   | ({ type: 'DEQUEUE_FRONTEND' } & ListenerGauges); //                 from a release or the frontend task
 
+/**
+ * True iff <actconn> connections take every global slot for this listener: `actconn >=
+ * global.maxconn`, never for an LI_O_UNLIMITED listener. Pure.
+ */
+function globalFull(config: ModelConfig, actconn: number): boolean {
+  return !config.unlimited && actconn >= config.globalMaxconn;
+}
+
 export const listenerMachine = setup({
   types: {
     context: {} as ListenerContext,
@@ -83,12 +91,10 @@ export const listenerMachine = setup({
       !context.config.unlimited && context.config.maxconnrate !== null && event.connRateRemain <= 0,
     sessRateExhausted: ({ context, event }) =>
       context.config.rateLimitSessions !== null && event.sessRateRemain <= 0,
-    globalMaxconnReached: ({ context, event }) =>
-      !context.config.unlimited && event.actconn >= context.config.globalMaxconn,
+    globalMaxconnReached: ({ context, event }) => globalFull(context.config, event.actconn),
     // listener_accept's order: 1.5-dev12 tests the global maxconn before the frontend's, 2.x after.
     globalMaxconnFirst: ({ context, event }) =>
-      !context.config.unlimited &&
-      event.actconn >= context.config.globalMaxconn &&
+      globalFull(context.config, event.actconn) &&
       (context.config.profile === 'dev12' || event.feconn < context.config.feMaxconn),
     frontendFull: ({ context, event }) => event.feconn >= context.config.feMaxconn,
     acceptFails: ({ event }) => event.type === 'ACCEPT_ATTEMPT' && event.acceptError,

@@ -597,32 +597,30 @@ export const MUTANTS: readonly Mutant[] = [
       "listener_accept and listener_full compare with '>' instead of '>=': every limit lets one connection too many in, embryonic ones included.",
     violates: ['maxconnCountsEmbryonic'],
     defect: () => {
-      const over = (a: unknown): { config: ModelConfig; nbconn: number; feconn: number; actconn: number } => {
-        const { context, event } = a as { context: { config: ModelConfig }; event: Record<string, number> };
-        return {
-          config: context.config,
-          nbconn: event.nbconn!,
-          feconn: event.feconn!,
-          actconn: event.actconn!,
-        };
+      // The guards' argument, as the composition passes it: the listener's context and its event.
+      type Args = {
+        context: { config: ModelConfig };
+        event: { nbconn: number; feconn: number; actconn: number };
       };
-      const bindOver = (a: unknown): boolean => {
-        const { config, nbconn } = over(a);
-        return config.bindMaxconn !== null && nbconn > config.bindMaxconn;
+      const frontendOver = (a: unknown): boolean => {
+        const { context, event } = a as Args;
+        return event.feconn > context.config.feMaxconn;
       };
       const globalOver = (a: unknown): boolean => {
-        const { config, actconn } = over(a);
-        return !config.unlimited && actconn > config.globalMaxconn;
+        const { context, event } = a as Args;
+        return !context.config.unlimited && event.actconn > context.config.globalMaxconn;
       };
       return {
         guards: {
           listener: {
-            listenerFull: bindOver,
-            frontendFull: (a) => over(a).feconn > over(a).config.feMaxconn,
+            listenerFull: (a) => {
+              const { context, event } = a as Args;
+              return context.config.bindMaxconn !== null && event.nbconn > context.config.bindMaxconn;
+            },
+            frontendFull: frontendOver,
             globalMaxconnReached: globalOver,
             globalMaxconnFirst: (a) =>
-              globalOver(a) &&
-              (over(a).config.profile === 'dev12' || over(a).feconn <= over(a).config.feMaxconn),
+              globalOver(a) && ((a as Args).context.config.profile === 'dev12' || !frontendOver(a)),
           },
         },
       };

@@ -110,6 +110,19 @@ function scenarioConfig(s: Spec): ScenarioConfig {
 }
 
 /** Every configuration, by name. */
+/** ratefull's settings, which ratefull26 runs under profile 2.6. */
+const RATEFULL: Spec = {
+  name: 'ratefull',
+  what: "tcp, accept-proxy, rate-limit sessions 1 and frontend maxconn 1 below the bind maxconn 2: the frontend's task finds it full",
+  mode: 'tcp',
+  acceptProxy: true,
+  ssl: false,
+  logging: true,
+  feMaxconn: 1,
+  bindMaxconn: 2,
+  rateLimitSessions: 1,
+};
+
 export const CONFIGS = {
   pp: scenarioConfig({
     name: 'pp',
@@ -210,28 +223,12 @@ export const CONFIGS = {
     globalMaxconn: 2,
     maxconnrate: 2,
   }),
-  ratefull: scenarioConfig({
-    name: 'ratefull',
-    what: "tcp, accept-proxy, rate-limit sessions 1 and frontend maxconn 1 below the bind maxconn 2: the frontend's task finds it full",
-    mode: 'tcp',
-    acceptProxy: true,
-    ssl: false,
-    logging: true,
-    feMaxconn: 1,
-    bindMaxconn: 2,
-    rateLimitSessions: 1,
-  }),
+  ratefull: scenarioConfig(RATEFULL),
   ratefull26: scenarioConfig({
+    ...RATEFULL,
     name: 'ratefull26',
     what: "ratefull under profile 2.6: the frontend's task polls every millisecond while the session rate is at its limit, and the rate periods begin with the first connection after an idle second",
     profile: '2.6',
-    mode: 'tcp',
-    acceptProxy: true,
-    ssl: false,
-    logging: true,
-    feMaxconn: 1,
-    bindMaxconn: 2,
-    rateLimitSessions: 1,
   }),
   fefull: scenarioConfig({
     name: 'fefull',
