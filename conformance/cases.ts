@@ -368,6 +368,9 @@ const TLS_RESET_SO_ERROR =
 const TLS_EARLY_CLOSE_2_6 =
   "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
 
+const TRANSPORT_INIT_AT_PREPARE =
+  "2.x runs the transport's init in conn_prepare, before session_new (1b3c931bf, 2.4): when ssl_sock_init refuses the SSL context, listener_accept has counted the connection (conn_tot, and smax), but session_new, which counts totalconn (show info CumConns), never runs; 1.5-dev12 counts totalconn in listener_accept. Observed on Debian's 2.6.12.";
+
 /**
  * Returns the profile differences of a case that every profile from 2.6 on (every one of PROFILES
  * but dev12) shows for the same <reason>. Pure.
@@ -646,8 +649,10 @@ const FRONTEND_COUNTERS = {
  * <events> events of the case's scenario have happened (all of them unless given; a negative
  * number leaves that many out at the end), to be read against <before>, taken before the scenario
  * began:
- *   - the frontend's scur, conn_tot, stot and dcon, and show info's CurrConns (actconn) and
- *     CurrSslConns (sslconns), each as its change since <before>;
+ *   - the frontend's scur, conn_tot, stot and dcon, and show info's CurrConns (actconn), CumConns
+ *     (totalconn, beside the reader's own CLI connections), Jobs (jobs: each snapshot's own CLI
+ *     connection is open in both), CurrSslConns (sslconns) and, for a 2.x prediction,
+ *     CumSslConns (totalsslconns), each as its change since <before>;
  *   - the frontend's smax, a high-water mark: the larger of its value in <before> and the model's
  *     conn_max;
  *   - the backend's stot, as the frontend's: every session of the suite goes to be_echo.
@@ -674,7 +679,13 @@ function predictedCounters(
       equals: Math.max(statNumber(before, `${name}/FRONTEND`, 'smax') ?? 0, at.connMax),
     },
     { info: 'CurrConns', delta: at.actconn - zero.actconn },
+    { info: 'CumConns', delta: at.totalconn - zero.totalconn, plusCli: true },
+    { info: 'Jobs', delta: at.jobs - zero.jobs },
     { info: 'CurrSslConns', delta: at.sslconns - zero.sslconns },
+    // 1.5-dev12 has no total of SSL contexts (totalsslconns came in 1.5-dev22): no such field.
+    ...(ctx.predicted.profile === 'dev12'
+      ? []
+      : [{ info: 'CumSslConns', delta: at.totalsslconns - zero.totalsslconns }]),
     { row: 'be_echo/BACKEND', field: 'stot', delta: at.cumSess - zero.cumSess },
   ];
 }
@@ -1661,6 +1672,7 @@ const DEFINITIONS: CaseDefinition[] = [
     frontend: 'fe_tls',
     needs: ['stats'],
     knownBugs: [TRANSPORT_INIT_LEAK],
+    profileDifferences: fromTwoSixOn(TRANSPORT_INIT_AT_PREPARE),
     async run(ctx) {
       const before = await ctx.stats('before');
       const holders = await holdSslContexts(ctx);
@@ -1705,6 +1717,7 @@ const DEFINITIONS: CaseDefinition[] = [
     ),
     frontend: 'fe_tls',
     knownBugs: [TRANSPORT_INIT_LEAK],
+    profileDifferences: fromTwoSixOn(TRANSPORT_INIT_AT_PREPARE),
     async run(ctx) {
       const holders = await holdSslContexts(ctx);
       const third = await ctx.connect('fe_tls');

@@ -229,7 +229,10 @@ export type CounterRule =
   | { row: string; field: string; delta: number } //   after - before === delta
   | { row: string; field: string; equals: number } //  value in `after` === equals
   | { row: string; field: string; atLeast: number } // value in `after` >= atLeast
-  | { info: string; delta: number }; //                 show info field: after - before === delta
+  | { info: string; delta: number } //                  show info field: after - before === delta
+  // show info field that counts the reader's own CLI connections too (CumConns): after - before ===
+  // delta + the CLI connections opened in between (StatsSnapshot.cli)
+  | { info: string; delta: number; plusCli: true };
 
 /**
  * Checks each of <rules> on <before> and <after> (row keys 'fe_pp/FRONTEND'). Records one check per
@@ -246,11 +249,15 @@ export function expectCounters(
       const a = infoNumber(before, rule.info);
       const b = infoNumber(after, rule.info);
       const delta = a === null || b === null ? null : b - a;
+      const cli = 'plusCli' in rule ? after.cli - before.cli : 0;
       ctx.check({
         what: `show info ${rule.info}: ${after.label} minus ${before.label}`,
-        expected: signed(rule.delta),
+        expected:
+          cli === 0
+            ? signed(rule.delta)
+            : `${signed(rule.delta + cli)} (${signed(rule.delta)}, and the reader's ${cli} CLI connections)`,
         actual: delta === null ? 'absent' : `${signed(delta)} (${a} → ${b})`,
-        ok: delta === rule.delta,
+        ok: delta === rule.delta + cli,
       });
       continue;
     }

@@ -251,11 +251,21 @@ export function describeScenario(scenario: Scenario): string {
 }
 
 /**
+ * Returns the counters of <p> at each moment, as changes since the first, without totalsslconns,
+ * which only 2.x keeps (1.5-dev22): what every profile's stats socket can show. Pure.
+ */
+function comparableCounters(p: Prediction): Partial<Counters>[] {
+  const zero = p.counters[0]!;
+  return p.counters.map(({ totalsslconns: _, ...c }) =>
+    Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v - zero[k as keyof Counters]])),
+  );
+}
+
+/**
  * True iff two predictions differ in what a target shows: on the wire, how it closes the
- * connections, and, when <judged>.log (the default), in its log, the kills it logs. The transitions
- * may differ while none of these does. The counters are not compared: every case's profiles
- * predict the same ones (tested), and a case where they did not would need a reason of its own.
- * Pure.
+ * connections; in its counters at each moment of the scenario (but totalsslconns, which 1.5-dev12
+ * does not keep); and, when <judged>.log (the default), in its log, the kills it logs. The
+ * transitions may differ while none of these does. Pure.
  */
 export function observablyDiffer(
   a: Prediction,
@@ -263,8 +273,21 @@ export function observablyDiffer(
   judged: { log: boolean } = { log: true },
 ): boolean {
   const shown = (p: Prediction): string =>
-    JSON.stringify([judged.log ? [p.log, p.logFrom] : null, p.closes, p.backlog]);
+    JSON.stringify([judged.log ? [p.log, p.logFrom] : null, p.closes, p.backlog, comparableCounters(p)]);
   return shown(a) !== shown(b);
+}
+
+/**
+ * Returns how the counters of <a> differ from those of <b> by the end of the scenario, as
+ * "counts totalconn +2, where dev12 +3", or '' when they end alike (totalsslconns aside). Pure.
+ */
+export function describeCounterDifference(a: Prediction, b: Prediction): string {
+  const ca = comparableCounters(a).at(-1)!;
+  const cb = comparableCounters(b).at(-1)!;
+  const keys = (Object.keys(ca) as (keyof Counters)[]).filter((k) => ca[k] !== cb[k]);
+  if (keys.length === 0) return '';
+  const signed = (n: number | undefined): string => (n! >= 0 ? `+${n}` : String(n));
+  return `counts ${keys.map((k) => `${k} ${signed(ca[k])}`).join(', ')}, where ${b.profile} ${keys.map((k) => `${k} ${signed(cb[k])}`).join(', ')}`;
 }
 
 /**

@@ -69,6 +69,7 @@ import {
   CLIENT_ADDRESS,
   closesCheck,
   HEADER_SOURCES,
+  describeCounterDifference,
   describeLog,
   describePrediction,
   observablyDiffer,
@@ -527,7 +528,8 @@ export function versionDifferenceReason(
   baseline: Prediction,
   difference: ProfileDifference | undefined,
 ): string {
-  return `profile ${predicted.profile}: the model predicts that the target ${describePrediction(predicted)}, where ${baseline.profile} ${describePrediction(baseline)}. ${difference?.reason ?? 'The case gives no reason.'}`;
+  const counters = describeCounterDifference(predicted, baseline);
+  return `profile ${predicted.profile}: the model predicts that the target ${describePrediction(predicted)}, where ${baseline.profile} ${describePrediction(baseline)}${counters ? `; and that it ${counters}` : ''}. ${difference?.reason ?? 'The case gives no reason.'}`;
 }
 
 /** Returns the reason a failed check gives: what, expected, actual. Pure. */

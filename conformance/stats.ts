@@ -4,7 +4,10 @@
  * (doc/management.txt). The same commands are asked of the bundled proxy.
  *
  * Each query is one connection to the unix socket, one command, and the answer up to the close;
- * HAProxy counts that connection in CumConns but not in CurrConns.
+ * HAProxy counts that connection in CumConns (its session_new counts totalconn) and, while it is
+ * open, in Jobs, but not in CurrConns (the CLI's listener is LI_O_UNLIMITED). This module counts
+ * the connections it opens to each socket (cliOpened), so that a change of CumConns can be split
+ * into the frontends' connections and the reader's own.
  */
 import { connect } from 'node:net';
 
@@ -17,6 +20,17 @@ export interface StatsSnapshot {
   label: string; //                      what the case was doing: 'before', 'during', 'after', ...
   info: Record<string, string>; //        `show info`
   rows: Record<string, StatRow>; //       `show stat`, keyed 'pxname/svname' ('fe_pp/FRONTEND')
+  // CLI connections opened so far to the snapshot's sockets, counting its own `show info` query
+  // and not its `show stat` one: what the CumConns of `info` includes of the reader's own queries.
+  cli: number;
+}
+
+/** Connections opened by statsQuery, per socket path, since this process started. */
+const opened = new Map<string, number>();
+
+/** Returns how many connections statsQuery has opened to the socket at <path> so far. */
+export function cliOpened(path: string): number {
+  return opened.get(path) ?? 0;
 }
 
 /**
@@ -25,6 +39,7 @@ export interface StatsSnapshot {
  */
 export function statsQuery(path: string, command: string, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve, reject) => {
+    opened.set(path, cliOpened(path) + 1);
     const socket = connect({ path });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
@@ -85,9 +100,11 @@ export function parseShowInfo(text: string): Record<string, string> {
  * by <now>() when the answers arrived; rejects as statsQuery() does.
  */
 export async function readStats(path: string, label: string, now: () => number): Promise<StatsSnapshot> {
-  const info = parseShowInfo(await statsQuery(path, 'show info'));
+  const answer = statsQuery(path, 'show info');
+  const cli = cliOpened(path);
+  const info = parseShowInfo(await answer);
   const rows = parseShowStat(await statsQuery(path, 'show stat'));
-  return { t: now(), label, info, rows };
+  return { t: now(), label, info, rows, cli };
 }
 
 /**
@@ -108,6 +125,7 @@ export async function readMergedStats(
     label,
     info: mergeFields(snaps.map((s) => s.info)),
     rows: mergeRows(snaps.map((s) => s.rows)),
+    cli: snaps.reduce((sum, s) => sum + s.cli, 0),
   };
 }
 

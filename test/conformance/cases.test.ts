@@ -1,6 +1,8 @@
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
 import { listTransitions } from '../../machines/introspect.ts';
+import type { Profile } from '../../machines/config.ts';
 import type { Counters } from '../../machines/counters.ts';
 import { mutantById } from '../../machines/mutants.ts';
 import {
@@ -128,14 +130,32 @@ describe('the conformance case list', () => {
     );
   });
 
-  it('predicts the same counters under every profile, so that no counter difference goes without a reason', () => {
+  it('predicts the same counters under every profile but where 2.x counts a refused SSL context in conn_tot and not in CumConns', () => {
     // totalsslconns (CumSslConns) came in 1.5-dev22 (71b734c30): 1.5-dev12 keeps no total of SSL contexts.
     const common = (k: Counters[]) => k.map(({ totalsslconns: _, ...rest }) => rest);
+    const differ: string[] = [];
     for (const c of CASES)
       for (const p of profilesOf(c))
-        expect(common(predictionOf(c, p).counters), `${c.id} under ${p}`).toEqual(
-          common(predictionOf(c, baselineProfileOf(c)).counters),
-        );
+        if (
+          !isDeepStrictEqual(
+            common(predictionOf(c, p).counters),
+            common(predictionOf(c, baselineProfileOf(c)).counters),
+          )
+        )
+          differ.push(`${c.id} ${p}`);
+    expect(differ).toEqual([
+      'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept 2.6',
+      'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept 2.9',
+      'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms 2.6',
+      'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms 2.9',
+    ]);
+    const refused = (p: Profile) =>
+      predictionOf(
+        CASES.find((c) => c.id === differ[0]!.split(' ')[0])!,
+        p,
+      ).counters.at(-1)!;
+    expect(refused('dev12')).toMatchObject({ cumConn: 3, totalconn: 3 });
+    expect(refused('2.6')).toMatchObject({ cumConn: 3, totalconn: 2 });
   });
 
   it('derives the counters of each moment of a scenario from the machines, from zero', () => {

@@ -55,6 +55,7 @@ describe('the stats socket answers', () => {
       label: 'x',
       info: parseShowInfo(SHOW_INFO),
       rows: parseShowStat(SHOW_STAT),
+      cli: 1,
     };
     expect(statNumber(snap, 'fe_pp/FRONTEND', 'conn_tot')).toBe(7);
     expect(statNumber(snap, 'fe_pp/FRONTEND', 'econ')).toBeNull();
