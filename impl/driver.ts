@@ -452,7 +452,15 @@ export class Frontend implements Host, StatsSource {
       case 'allocBuffers':
       case 'freeBuffers':
       case 'completeFailure':
-        // Macros: the session machine's runner expands them into bufAlloc/bufFree/listAdd/...
+      case 'listenerCounts':
+      case 'xprtInit':
+      case 'sessionNew':
+      case 'connDataInit':
+      case 'unwindSession':
+      case 'unwindConn':
+      case 'listenerJobsInc':
+      case 'listenerJobsDec':
+        // Macros: the machines' runner expands them into primitives (bufAlloc, sessionAlloc, ...)
         this.violations.push(`macro effect ${name} reached the host unexpanded`);
         return;
 

@@ -11,11 +11,10 @@
  * the step that allocates (StepInputs.acceptFail / completeFail): session_accept takes different
  * transitions when pool_alloc2 fails. So a failure is decided in two phases:
  *   1. plan: before dispatching the step, the driver asks which site would fail now.
- *      planAccept() walks session_accept's allocations in HAProxy's order (session; then, for a
- *      source that is neither rejected nor a monitor, the task, then on a TLS bind the SSL context
- *      unless maxsslconn refuses it first; then, when there is no handshake, session_complete's
- *      req, rep and txn), planComplete() walks session_complete's (req, rep,
- *      txn). The first site whose next allocation is an injected fault is the answer; nothing is
+ *      planAccept() walks session_accept's allocations in the order of the profile's HAProxy,
+ *      which the session machine states (acceptAllocations: in 1.5-dev12 the session, the task,
+ *      the SSL context, session_complete's buffers; in 2.x the SSL context first), and
+ *      planComplete() walks session_complete's (req, rep, txn). The first site whose next allocation is an injected fault is the answer; nothing is
  *      consumed.
  *   2. commit and allocate: when the step really reaches the planned allocation (the driver sees
  *      the sessionAccept or handshakeEnded effect it was planned for), commit() records the
@@ -34,11 +33,12 @@
  * is recorded in the ledger at once, but the Buffer returns to the free list only when its last
  * pin is released, so that no later session can overwrite bytes still being sent.
  */
-import { hasHandshake, sslLimitReached, type ModelConfig } from '../machines/config.ts';
+import type { ModelConfig } from '../machines/config.ts';
 import {
-  sessionBuffers,
+  acceptAllocations,
   type AcceptFailSite,
   type CompleteFailSite,
+  sessionBuffers,
   type SourceClass,
 } from '../machines/session.machine.ts';
 
@@ -142,12 +142,9 @@ export class Pool {
    * allocated, so its site is not reached. Consumes nothing (see the two phases in the file comment).
    */
   planAccept(src: SourceClass, config: ModelConfig, sslconns: number): AllocPlan {
-    const walk: PoolSite[] = ['session'];
-    if (src === 'plain') {
-      walk.push('task');
-      if (config.ssl && !sslLimitReached(config, sslconns)) walk.push('ssl');
-      if (!hasHandshake(config)) walk.push(...sessionBuffers(config));
-    }
+    const walk = acceptAllocations(config, src, sslconns).map((s): PoolSite =>
+      s === 'dataInit' ? 'ssl' : s,
+    );
     return { site: walk.find((s) => this.wouldFail(s)) ?? 'none' };
   }
 

@@ -21,7 +21,12 @@ import { connectionMachine } from './connection.machine.ts';
 import type { Effect, EffectName } from './effects.ts';
 import type { ErrCode } from './errCodes.ts';
 import { transitionId } from './introspect.ts';
-import { LISTENER_GAUGES, listenerMachine, type ListenerGauges } from './listener.machine.ts';
+import {
+  expandListenerEffect,
+  LISTENER_GAUGES,
+  listenerMachine,
+  type ListenerGauges,
+} from './listener.machine.ts';
 import {
   expandSessionEffect,
   sessionMachine,
@@ -245,7 +250,13 @@ export class MachineRunner {
           a.params === undefined
             ? { type: a.type as EffectName }
             : { type: a.type as EffectName, params: a.params as Record<string, unknown> };
-        effects.push(...(this.name === 'session' ? expandSessionEffect(this.config, effect) : [effect]));
+        effects.push(
+          ...(this.name === 'session'
+            ? expandSessionEffect(this.config, effect)
+            : this.name === 'listener'
+              ? expandListenerEffect(this.config, effect)
+              : [effect]),
+        );
       }
       prev = next;
     });

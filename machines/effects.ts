@@ -16,18 +16,24 @@ export const EFFECTS = {
     does: 'actconn-- (skipped for LI_O_UNLIMITED listeners)',
     haproxy: 'listener_accept / kill_mini_session / process_session',
   },
-  jobsInc: { does: 'jobs++', haproxy: 'listener_accept' },
-  jobsDec: { does: 'jobs--', haproxy: 'listener_accept / kill_mini_session / process_session' },
-  totalconnInc: { does: 'totalconn++ (CumConns)', haproxy: 'listener_accept' },
+  jobsInc: { does: 'jobs++', haproxy: 'listener_accept (1.5-dev) / session_new (2.x)' },
+  jobsDec: {
+    does: 'jobs--',
+    haproxy: 'listener_accept / kill_mini_session / process_session (2.x: session_free)',
+  },
+  totalconnInc: { does: 'totalconn++ (CumConns)', haproxy: 'listener_accept (1.5-dev) / session_new (2.x)' },
   connPerSecInc: { does: 'global.conn_per_sec++ (maxconnrate budget)', haproxy: 'listener_accept' },
   nbconnInc: { does: 'l->nbconn++', haproxy: 'listener_accept' },
   nbconnDec: { does: 'l->nbconn--', haproxy: 'listener_accept / kill_mini_session / process_session' },
-  feconnInc: { does: 'p->feconn++ (scur)', haproxy: 'session_accept' },
+  feconnInc: { does: 'p->feconn++ (scur)', haproxy: 'session_accept (2.x: listener_accept)' },
   feconnDec: {
     does: 'p->feconn-- (scur)',
     haproxy: 'session_accept out_free_session / kill_mini_session / process_session',
   },
-  connMaxUpdate: { does: 'conn_max = max(conn_max, feconn) (smax)', haproxy: 'session_accept' },
+  connMaxUpdate: {
+    does: 'conn_max = max(conn_max, feconn) (smax)',
+    haproxy: 'session_accept (2.x: listener_accept)',
+  },
   cumConnInc: {
     does: 'cum_conn++ on frontend and listener, fe_conn_per_sec++ (conn_tot)',
     haproxy: 'proxy_inc_fe_conn_ctr',
@@ -88,7 +94,42 @@ export const EFFECTS = {
     haproxy: 'session_complete out_free_* / session_free',
   },
 
-  // --- macros: expanded into the primitives above by expandSessionEffect (session.machine.ts) ---
+  // --- macros: expanded into the primitives above by expandSessionEffect (session.machine.ts) and
+  // expandListenerEffect (listener.machine.ts). Those that differ by profile stand for a step that
+  // moved between 1.5-dev12 and 2.x, and expand to nothing in the profile that does not have it there.
+  listenerJobsInc: {
+    does: 'macro: 1.5-dev jobsInc, totalconnInc; nothing in 2.x, whose session_new counts both (sessionNew)',
+    haproxy: 'listener_accept (1.5-dev)',
+  },
+  listenerJobsDec: {
+    does: 'macro: 1.5-dev jobsDec once session_accept returned ret <= 0; nothing in 2.x, whose session_free counts it (unwindSession)',
+    haproxy: 'listener_accept (1.5-dev)',
+  },
+  listenerCounts: {
+    does: "macro: 2.x feconnInc, connMaxUpdate, cumConnInc, counted once accept() returned, before l->accept() runs; nothing in 1.5-dev, which counts them after the session's allocation (sessionNew)",
+    haproxy: 'listener_accept (2.x): next_feconn, conn_max, proxy_inc_fe_conn_ctr',
+  },
+  xprtInit: {
+    does: 'macro: 2.x on a TLS bind: sslCtxNew, sslconnsInc, before the session exists and before the tcp-request rules; nothing otherwise (1.5-dev: connDataInit)',
+    haproxy: 'session_accept_fd (2.x): conn_prepare → ssl_sock_init',
+  },
+  sessionNew: {
+    does: 'macro: the session and its counts: 1.5-dev sessionAlloc, feconnInc, connMaxUpdate, cumConnInc; 2.x sessionAlloc, totalconnInc, jobsInc',
+    haproxy: 'session_accept: pool_alloc2(pool2_session) (1.5-dev); session_new (2.x)',
+  },
+  connDataInit: {
+    does: 'macro: 1.5-dev on a TLS bind: sslCtxNew, sslconnsInc, after fd_insert; nothing in 2.x, whose conn_prepare did it (xprtInit)',
+    haproxy: 'session_accept (1.5-dev): conn_data_init → ssl_sock_init',
+  },
+  unwindSession: {
+    does: "macro: a failed session_accept's release once the session exists: 1.5-dev feconnDec, sessionFree at params.site; 2.x sessionFree, jobsDec (session_free), then on a TLS bind sslCtxFree, sslconnsDec (conn_free), then feconnDec (listener_release)",
+    haproxy:
+      'session_accept out_free_session (1.5-dev); session_accept_fd out_free_sess → out_free_conn (2.x)',
+  },
+  unwindConn: {
+    does: 'macro: 2.x, when the session could not be allocated: on a TLS bind sslCtxFree, sslconnsDec (conn_free), then feconnDec (listener_release); nothing in 1.5-dev, which had counted nothing yet',
+    haproxy: 'session_accept_fd (2.x): out_free_conn',
+  },
   allocBuffers: { does: 'macro: bufAlloc req, rep, and txn in http mode', haproxy: 'session_complete' },
   freeBuffers: { does: 'macro: bufFree req, rep, then txn (http mode)', haproxy: 'session_free' },
   completeFailure: {
@@ -220,6 +261,7 @@ export interface EffectParams {
   handshakeEnded: { error: boolean; code: ErrCode };
   fdClose: { site: string };
   completeFailure: { site: 'req' | 'rep' | 'txn' | 'accept' };
+  unwindSession: { site: string };
   logEmbryonicKill: { byDeadline: boolean };
   sessionFree: { site: string };
   listDel: { site: string };

@@ -21,7 +21,7 @@
  */
 import { setup } from 'xstate';
 import { bindFull, configOf, type ModelConfig } from './config.ts';
-import { hostEffects } from './effects.ts';
+import { hostEffects, type Effect } from './effects.ts';
 
 /** Context of the listener. */
 export interface ListenerContext {
@@ -66,6 +66,26 @@ function globalFull(config: ModelConfig, actconn: number): boolean {
   return !config.unlimited && actconn >= config.globalMaxconn;
 }
 
+/**
+ * Expands a macro effect of this machine into the primitive effects it stands for under
+ * config.profile; returns any other effect unchanged in a one-element list. Pure.
+ * - listenerJobsInc: 1.5-dev's listener_accept counts the job and totalconn (jobsInc,
+ *   totalconnInc); 2.x's session_new does (the session machine's sessionNew), so nothing here.
+ * - listenerJobsDec: 1.5-dev's listener_accept gives the job back when session_accept returned
+ *   ret <= 0 (jobsDec); 2.x's session_free does (unwindSession), so nothing here.
+ */
+export function expandListenerEffect(config: ModelConfig, effect: Effect): Effect[] {
+  const dev12 = config.profile === 'dev12';
+  switch (effect.type) {
+    case 'listenerJobsInc':
+      return dev12 ? [{ type: 'jobsInc' }, { type: 'totalconnInc' }] : [];
+    case 'listenerJobsDec':
+      return dev12 ? [{ type: 'jobsDec' }] : [];
+    default:
+      return [effect];
+  }
+}
+
 export const listenerMachine = setup({
   types: {
     context: {} as ListenerContext,
@@ -76,9 +96,8 @@ export const listenerMachine = setup({
     'connPerSecInc',
     'actconnInc',
     'actconnDec',
-    'jobsInc',
-    'jobsDec',
-    'totalconnInc',
+    'listenerJobsInc',
+    'listenerJobsDec',
     'nbconnInc',
     'nbconnDec',
     'sessionAccept',
@@ -185,11 +204,12 @@ export const listenerMachine = setup({
             meta: { haproxy: 'listener_accept: accept() ENFILE/EMFILE/ENOBUFS/ENOMEM' },
           },
           {
-            actions: ['connPerSecInc', 'actconnInc', 'jobsInc', 'totalconnInc', 'nbconnInc', 'sessionAccept'],
+            actions: ['connPerSecInc', 'actconnInc', 'listenerJobsInc', 'nbconnInc', 'sessionAccept'],
             description:
-              'accept() returned a connection: it takes a slot in actconn, jobs and nbconn before session_accept runs. Embryonic connections take maxconn slots.',
+              'accept() returned a connection: it takes a slot in actconn, jobs and nbconn before session_accept runs. Embryonic connections take maxconn slots. 2.x counts jobs and totalconn later, in session_new.',
             meta: {
-              haproxy: 'listener_accept: actconn++, jobs++, totalconn++, l->nbconn++, l->accept()',
+              haproxy:
+                'listener_accept: actconn++, jobs++, totalconn++ (1.5-dev; 2.x: session_new), l->nbconn++, l->accept()',
               impl: 'drainBacklog',
             },
           },
@@ -200,7 +220,7 @@ export const listenerMachine = setup({
             target: 'limited.onGlobalQueue',
             actions: [
               'actconnDec',
-              'jobsDec',
+              'listenerJobsDec',
               'nbconnDec',
               'listenerStopAccepting',
               { type: 'scheduleQueueTask', params: { queue: 'global', ms: 100 } },
@@ -214,7 +234,7 @@ export const listenerMachine = setup({
           },
           {
             guard: 'acceptIgnored',
-            actions: ['actconnDec', 'jobsDec', 'nbconnDec'],
+            actions: ['actconnDec', 'listenerJobsDec', 'nbconnDec'],
             description:
               'session_accept ignored the connection (ret = 0): the slot is released and accepting goes on.',
             meta: { haproxy: 'listener_accept: ret == 0 → continue', impl: 'drainBacklog' },

@@ -88,9 +88,17 @@ function rewriting(when: (r: Step) => boolean, change: (effects: Effect[], r: St
 }
 
 /** The session's transitions out of a failed conn_data_init: maxsslconn reached, or SSL_new failed. */
+/** The guards of the transport init's failures: 1.5-dev's in conn_data_init, 2.x's in conn_prepare. */
+const TRANSPORT_INIT_GUARDS = [
+  'sslconnsAtLimit',
+  'dataInitFails',
+  'sslconnsAtLimitAtPrepare',
+  'dataInitFailsAtPrepare',
+];
+
 const TRANSPORT_INIT_FAILURES: ReadonlySet<string> = new Set(
   listTransitions(sessionMachine)
-    .filter((t) => t.guard === 'sslconnsAtLimit' || t.guard === 'dataInitFails')
+    .filter((t) => TRANSPORT_INIT_GUARDS.includes(t.guard ?? ''))
     .map((t) => t.id),
 );
 
@@ -486,7 +494,9 @@ export const MUTANTS: readonly Mutant[] = [
     description:
       'The accept path creates an SSL context for every TLS connection without comparing sslconns with maxsslconn: a flood of handshakes that never end holds more SSL contexts than the limit allows.',
     violates: ['sslconnsWithinLimit'],
-    defect: () => ({ guards: { session: { sslconnsAtLimit: () => false } } }),
+    defect: () => ({
+      guards: { session: { sslconnsAtLimit: () => false, sslconnsAtLimitAtPrepare: () => false } },
+    }),
   },
   {
     id: 'ssl-context-leak-on-kill',

@@ -21,7 +21,7 @@ import {
   sslLimitReached,
   type ModelConfig,
 } from './config.ts';
-import { hostEffects, type BufKind, type Effect } from './effects.ts';
+import { hostEffects, type BufKind, type Effect, type EffectName } from './effects.ts';
 import { DONTLOGNULL_CODES, type ErrCode } from './errCodes.ts';
 
 /** Where a setup step of session_accept or session_complete can fail. `none`: nothing fails. */
@@ -68,6 +68,30 @@ export function sourceClassReachable(config: ModelConfig, src: SourceClass): boo
   return src !== 'monitor' || config.profile === 'dev12';
 }
 
+/**
+ * The allocations session_accept attempts, in its order, for a connection whose source is `src`
+ * under `config` with `sslconns` SSL contexts alive, when none of them fails: the sites an injected
+ * allocation failure can hit, the first failing one being the SESSION_ACCEPT event's `fail`.
+ * 'dataInit' is the SSL context. 1.5-dev12: the session; then, for a source neither rejected nor
+ * a monitor, the task, the SSL context of a TLS bind, and session_complete's buffers when there is
+ * no handshake. 2.x: the SSL context first (conn_prepare), then the same. An SSL context that
+ * maxsslconn refuses is not attempted, and in 2.x nothing after it is either. Pure; the tests
+ * check it against the effects of the machine's paths.
+ */
+export function acceptAllocations(
+  config: ModelConfig,
+  src: SourceClass,
+  sslconns: number,
+): ('session' | 'task' | 'dataInit' | BufKind)[] {
+  const ssl = config.ssl && !sslLimitReached(config, sslconns);
+  if (config.profile !== 'dev12' && config.ssl && !ssl) return [];
+  const rest = src === 'plain' ? (hasHandshake(config) ? [] : sessionBuffers(config)) : [];
+  const task = src === 'plain' ? (['task'] as const) : [];
+  return config.profile === 'dev12'
+    ? ['session', ...task, ...(ssl && src === 'plain' ? (['dataInit'] as const) : []), ...rest]
+    : [...(ssl ? (['dataInit'] as const) : []), 'session', ...task, ...rest];
+}
+
 /** Context of one session. */
 export interface SessionContext {
   config: ModelConfig; //  the frontend's configuration (never changes)
@@ -84,20 +108,42 @@ export type SessionEvent =
   | { type: 'TASK_WAKEUP'; timer: boolean } //                             from the scheduler
   | { type: 'SESSION_END' }; //                                            from process_session: the stream ended
 
-/** The prefix of every path once the session is allocated: counters of session_accept, in order. */
-const ACCEPT_COUNTERS = ['sessionAlloc', 'feconnInc', 'connMaxUpdate', 'cumConnInc'] as const;
+/**
+ * The prefix of every path once the session is allocated, as macros that expand per profile
+ * (expandSessionEffect): 2.x's listener_accept counts and transport init, then the session with its
+ * counts. 1.5-dev12: sessionAlloc, feconnInc, connMaxUpdate, cumConnInc.
+ */
+const ACCEPT_START = ['listenerCounts', 'xprtInit', 'sessionNew'] as const;
+
+/** A failed session_accept's release of the session it allocated, through <site> (1.5-dev's label). */
+function unwindSession(site: string) {
+  return { type: 'unwindSession', params: { site } } as const;
+}
 
 /**
- * conn_data_init failed (maxsslconn refused the SSL context, or SSL_new returned NULL): session_accept
- * unwinds through out_free_task after counting the session and registering the fd, and returns -1.
+ * 1.5-dev: conn_data_init failed (maxsslconn refused the SSL context, or SSL_new returned NULL):
+ * session_accept unwinds through out_free_task after counting the session and registering the fd,
+ * and returns -1. (2.x meets the failure before the session exists: ACCEPT_AT_PREPARE_FAILURE.)
  */
 const DATA_INIT_UNWIND = [
-  ...ACCEPT_COUNTERS,
+  ...ACCEPT_START,
   'taskNew',
   'fdInsert',
   'taskFree',
-  { type: 'feconnDec', params: { site: 'out_free_session' } },
-  { type: 'sessionFree', params: { site: 'out_free_session' } },
+  unwindSession('out_free_session'),
+  { type: 'setRet', params: { ret: -1 } },
+] as const;
+
+/**
+ * 2.x: the transport's init failed in conn_prepare (maxsslconn, or SSL_new returned NULL), before
+ * conn_ctrl_init and session_new: only listener_accept's counts happened, and listener_release
+ * gives the frontend's slot back. session_accept_fd returns -1.
+ */
+const ACCEPT_AT_PREPARE_FAILURE = [
+  'feconnInc',
+  'connMaxUpdate',
+  'cumConnInc',
+  { type: 'feconnDec', params: { site: 'listener_release' } },
   { type: 'setRet', params: { ret: -1 } },
 ] as const;
 
@@ -126,7 +172,18 @@ export function sessionBuffers(config: ModelConfig): BufKind[] {
 
 /**
  * Expands a macro effect of this machine into the primitive effects it stands for, in HAProxy's
- * order; returns any other effect unchanged in a one-element list. Pure.
+ * order under config.profile; returns any other effect unchanged in a one-element list. Pure.
+ * The steps that moved from 1.5-dev12 to 2.x (2.x counts feconn, conn_max and cum_conn in
+ * listener_accept, inits the transport in conn_prepare before the session exists, and counts
+ * totalconn and jobs in session_new and session_free) expand to nothing where they are not:
+ * - listenerCounts: 2.x feconnInc, connMaxUpdate, cumConnInc.
+ * - xprtInit: 2.x on a TLS bind sslCtxNew, sslconnsInc.
+ * - sessionNew: sessionAlloc, then 1.5-dev feconnInc, connMaxUpdate, cumConnInc; 2.x totalconnInc,
+ *   jobsInc.
+ * - connDataInit: 1.5-dev on a TLS bind sslCtxNew, sslconnsInc.
+ * - unwindSession{site}: 1.5-dev feconnDec and sessionFree at `site`; 2.x sessionFree, jobsDec,
+ *   on a TLS bind sslCtxFree and sslconnsDec, then feconnDec at listener_release.
+ * - unwindConn: 2.x on a TLS bind sslCtxFree, sslconnsDec, then feconnDec at listener_release.
  * - allocBuffers: session_complete's allocations (req, rep, and the txn in http mode).
  * - freeBuffers: session_free's releases: req, rep, then the txn (http_end_txn).
  * - completeFailure{site}: a session_complete that fails at `site`: the list and the session
@@ -135,7 +192,37 @@ export function sessionBuffers(config: ModelConfig): BufKind[] {
  */
 export function expandSessionEffect(config: ModelConfig, effect: Effect): Effect[] {
   const bufs = sessionBuffers(config);
+  const dev12 = config.profile === 'dev12';
+  const e = (...types: EffectName[]): Effect[] => types.map((type) => ({ type }));
+  const xprtClose = !dev12 && config.ssl ? e('sslCtxFree', 'sslconnsDec') : [];
+  const listenerRelease: Effect = { type: 'feconnDec', params: { site: 'listener_release' } };
   switch (effect.type) {
+    case 'listenerCounts':
+      return dev12 ? [] : e('feconnInc', 'connMaxUpdate', 'cumConnInc');
+    case 'xprtInit':
+      return !dev12 && config.ssl ? e('sslCtxNew', 'sslconnsInc') : [];
+    case 'sessionNew':
+      return dev12
+        ? e('sessionAlloc', 'feconnInc', 'connMaxUpdate', 'cumConnInc')
+        : e('sessionAlloc', 'totalconnInc', 'jobsInc');
+    case 'connDataInit':
+      return dev12 && config.ssl ? e('sslCtxNew', 'sslconnsInc') : [];
+    case 'unwindSession': {
+      const site = (effect.params as { site: string }).site;
+      return dev12
+        ? [
+            { type: 'feconnDec', params: { site } },
+            { type: 'sessionFree', params: { site } },
+          ]
+        : [
+            { type: 'sessionFree', params: { site: 'out_free_sess' } },
+            ...e('jobsDec'),
+            ...xprtClose,
+            listenerRelease,
+          ];
+    }
+    case 'unwindConn':
+      return dev12 ? [] : [...xprtClose, listenerRelease];
     case 'allocBuffers':
       return bufs.map((buf) => ({ type: 'bufAlloc', params: { buf } }));
     case 'freeBuffers':
@@ -187,6 +274,12 @@ export const sessionMachine = setup({
       'allocBuffers',
       'freeBuffers',
       'completeFailure',
+      'listenerCounts',
+      'xprtInit',
+      'sessionNew',
+      'connDataInit',
+      'unwindSession',
+      'unwindConn',
       'fdInsert',
       'fdClose',
       'setNoLinger',
@@ -221,6 +314,16 @@ export const sessionMachine = setup({
       event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit' && context.config.ssl,
     sslconnsAtLimit: ({ context, event }) =>
       event.type === 'SESSION_ACCEPT' && sslLimitReached(context.config, event.sslconns),
+    // 2.x runs the transport's init in conn_prepare, first thing in session_accept_fd (1b3c931bf).
+    sslconnsAtLimitAtPrepare: ({ context, event }) =>
+      context.config.profile !== 'dev12' &&
+      event.type === 'SESSION_ACCEPT' &&
+      sslLimitReached(context.config, event.sslconns),
+    dataInitFailsAtPrepare: ({ context, event }) =>
+      context.config.profile !== 'dev12' &&
+      event.type === 'SESSION_ACCEPT' &&
+      event.fail === 'dataInit' &&
+      context.config.ssl,
     sslTransport: ({ context }) => context.config.ssl,
     handshakePending: ({ context }) => hasHandshake(context.config),
     completionFails: ({ event }) =>
@@ -249,34 +352,60 @@ export const sessionMachine = setup({
       on: {
         SESSION_ACCEPT: [
           {
+            guard: 'sslconnsAtLimitAtPrepare',
+            target: 'setupFailed',
+            actions: [...ACCEPT_AT_PREPARE_FAILURE],
+            description:
+              "2.x: sslconns has reached maxsslconn, and the transport's init comes first: ssl_sock_init refuses the SSL context (CO_ER_SSL_TOO_MANY) in conn_prepare, before the fd is registered, the session allocated or the tcp-request rules run. Only listener_accept's counts happened (conn_tot, not CumConns); the slot is released and listener_accept limits the listener for 100 ms.",
+            meta: {
+              haproxy:
+                'session_accept_fd (2.x): conn_prepare → ssl_sock_init: sslconns >= maxsslconn → -1; goto out_free_conn → listener_release',
+              impl: 'drainBacklog',
+            },
+          },
+          {
+            guard: 'dataInitFailsAtPrepare',
+            target: 'setupFailed',
+            actions: [...ACCEPT_AT_PREPARE_FAILURE],
+            description:
+              "2.x: the SSL context cannot be allocated (SSL_new returned NULL) in conn_prepare, before the session exists: only listener_accept's counts happened.",
+            meta: {
+              haproxy: 'session_accept_fd (2.x): conn_prepare → ssl_sock_init → -1; goto out_free_conn',
+              impl: 'drainBacklog',
+            },
+          },
+          {
             guard: 'sessionAllocFails',
             target: 'setupFailed',
-            actions: [{ type: 'setRet', params: { ret: -1 } }],
-            description: 'pool_alloc2(pool2_session) failed: nothing was counted yet; straight to out_close.',
-            meta: { haproxy: 'session_accept: goto out_close', impl: 'drainBacklog' },
+            actions: ['listenerCounts', 'xprtInit', 'unwindConn', { type: 'setRet', params: { ret: -1 } }],
+            description:
+              "The session cannot be allocated. 1.5-dev: pool_alloc2(pool2_session) is session_accept's first step, nothing was counted yet, straight to out_close. 2.x: listener_accept counted the connection (conn_tot) and conn_prepare made the SSL context of a TLS bind, which conn_free releases; totalconn and jobs, which session_new counts, never move.",
+            meta: {
+              haproxy:
+                'session_accept: goto out_close (1.5-dev); session_accept_fd: session_new → NULL, goto out_free_conn (2.x)',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'sourceDenied',
             target: 'rejected',
             actions: [
-              ...ACCEPT_COUNTERS,
+              ...ACCEPT_START,
               'deniedConnInc',
               'setNoLinger',
-              { type: 'feconnDec', params: { site: 'out_free_session' } },
-              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              unwindSession('out_free_session'),
               { type: 'setRet', params: { ret: 0 } },
             ],
             description:
-              'A tcp-request connection rule rejected the source: denied_conn++, SO_LINGER 0 (RST), ret = 0 through out_free_session.',
+              'A tcp-request connection rule rejected the source: denied_conn++, SO_LINGER 0 (RST), ret = 0 through out_free_session. 2.x runs the rules once the session exists, after conn_prepare: on a TLS bind the SSL context is made (counted in CumSslConns) and freed again.',
             meta: { haproxy: 'session_accept: tcp_exec_req_rules → out_free_session', impl: 'drainBacklog' },
           },
           {
             guard: 'fcntlFails',
             target: 'setupFailed',
             actions: [
-              ...ACCEPT_COUNTERS,
-              { type: 'feconnDec', params: { site: 'out_free_session' } },
-              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              ...ACCEPT_START,
+              unwindSession('out_free_session'),
               { type: 'setRet', params: { ret: -1 } },
             ],
             description:
@@ -286,7 +415,7 @@ export const sessionMachine = setup({
           {
             guard: 'sourceIsMonitor',
             target: 'monitored',
-            actions: [...ACCEPT_COUNTERS, { type: 'setRet', params: { ret: 0 } }],
+            actions: [...ACCEPT_START, { type: 'setRet', params: { ret: 0 } }],
             description:
               'The source matches monitor-net: answered at once, no handshake, no session completion.',
             meta: {
@@ -298,9 +427,8 @@ export const sessionMachine = setup({
             guard: 'taskFails',
             target: 'setupFailed',
             actions: [
-              ...ACCEPT_COUNTERS,
-              { type: 'feconnDec', params: { site: 'out_free_session' } },
-              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              ...ACCEPT_START,
+              unwindSession('out_free_session'),
               { type: 'setRet', params: { ret: -1 } },
             ],
             description: 'task_new failed: unwound through out_free_session.',
@@ -311,7 +439,7 @@ export const sessionMachine = setup({
             target: 'setupFailed',
             actions: [...DATA_INIT_UNWIND],
             description:
-              'sslconns has reached maxsslconn: ssl_sock_init refuses the SSL context before allocating it, conn_data_init fails, and session_accept unwinds through out_free_task. As after any setup failure (ret = -1), listener_accept limits the listener and retries 100 ms later. 2.x sets CO_ER_SSL_TOO_MANY, which no log line shows.',
+              '1.5-dev: sslconns has reached maxsslconn: ssl_sock_init refuses the SSL context before allocating it, conn_data_init fails, and session_accept unwinds through out_free_task. As after any setup failure (ret = -1), listener_accept limits the listener and retries 100 ms later.',
             meta: {
               haproxy:
                 'ssl_sock_init: global.maxsslconn && sslconns >= global.maxsslconn → -1; session_accept: goto out_free_task',
@@ -322,18 +450,18 @@ export const sessionMachine = setup({
             guard: 'dataInitFails',
             target: 'setupFailed',
             actions: [...DATA_INIT_UNWIND],
-            description: 'conn_data_init failed (SSL_new returned NULL): unwound through out_free_task.',
+            description:
+              '1.5-dev: conn_data_init failed (SSL_new returned NULL): unwound through out_free_task.',
             meta: { haproxy: 'session_accept: goto out_free_task' },
           },
           {
             guard: 'sslTransport',
             target: 'embryonic',
             actions: [
-              ...ACCEPT_COUNTERS,
+              ...ACCEPT_START,
               'taskNew',
               'fdInsert',
-              'sslCtxNew',
-              'sslconnsInc',
+              'connDataInit',
               'connStartHandshake',
               { type: 'armDeadline', params: ({ context }) => ({ ms: handshakeTimeout(context.config) }) },
               { type: 'setRet', params: { ret: 1 } },
@@ -351,7 +479,7 @@ export const sessionMachine = setup({
             guard: 'handshakePending',
             target: 'embryonic',
             actions: [
-              ...ACCEPT_COUNTERS,
+              ...ACCEPT_START,
               'taskNew',
               'fdInsert',
               'connStartHandshake',
@@ -370,7 +498,7 @@ export const sessionMachine = setup({
             guard: 'completionFails',
             target: 'setupFailed',
             actions: [
-              ...ACCEPT_COUNTERS,
+              ...ACCEPT_START,
               'taskNew',
               'fdInsert',
               'connNoHandshake',
@@ -379,8 +507,7 @@ export const sessionMachine = setup({
                 params: ({ event }) => ({ site: (event as { fail: CompleteFailSite }).fail }),
               },
               'taskFree',
-              { type: 'feconnDec', params: { site: 'out_free_session' } },
-              { type: 'sessionFree', params: { site: 'out_free_session' } },
+              unwindSession('out_free_session'),
               {
                 type: 'setRet',
                 params: ({ context }) => ({ ret: context.config.profile === 'dev12' ? -1 : 0 }),
@@ -393,7 +520,7 @@ export const sessionMachine = setup({
           {
             target: 'initialized',
             actions: [
-              ...ACCEPT_COUNTERS,
+              ...ACCEPT_START,
               'taskNew',
               'fdInsert',
               'connNoHandshake',

@@ -180,7 +180,7 @@ export const CONFIG_SPACE: NamedConfig[] = [
   },
   {
     name: '2.6-proxy-ssl-dontlognull',
-    why: "Debian's 2.6 with both handshakes, logging and option dontlognull: kills of connections that sent nothing are not logged",
+    why: "Debian's 2.6 with both handshakes, logging and option dontlognull: kills of connections that sent nothing are not logged; maxsslconn 1: 2.x refuses a second SSL context in conn_prepare, before the session exists",
     config: makeConfig({
       profile: '2.6',
       mode: 'tcp',
@@ -189,6 +189,7 @@ export const CONFIG_SPACE: NamedConfig[] = [
       timeoutClient: 300,
       logging: true,
       dontlognull: true,
+      maxsslconn: 1,
     }),
   },
   {

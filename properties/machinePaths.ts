@@ -90,7 +90,9 @@ export const EXPLORATION_CONFIGS: Record<MachineName, ModelConfig[]> = {
         ),
       ),
     ),
-    makeConfig({ acceptProxy: false, ssl: true, maxsslconn: 1 }),
+    ...(['dev12', '2.6'] as const).map((profile) =>
+      makeConfig({ acceptProxy: false, ssl: true, maxsslconn: 1, profile }),
+    ),
   ],
   listener: (['dev12', '2.6'] as const).map((profile) =>
     makeConfig({

@@ -131,8 +131,8 @@ describe('the cover report', () => {
   it('writes a coverage file that diagrams/coverage.ts reads, impossible transitions at 0', () => {
     const file = parseCoverage(JSON.stringify(coverageFile(report(3))), 'property-tests.json');
     expect(file.source).toBe('property-tests');
-    expect(file.transitions['session.absent|SESSION_ACCEPT|8']).toBe(3);
-    expect(file.transitions['session.absent|SESSION_ACCEPT|2']).toBe(0);
+    expect(file.transitions['session.absent|SESSION_ACCEPT|10']).toBe(3);
+    expect(file.transitions['session.absent|SESSION_ACCEPT|4']).toBe(0);
   });
 
   it('prints the matrix with every cell and names each in the JSON report', () => {

@@ -31,12 +31,13 @@ const DEEP = process.env.EMBRYONIC_DEEP === '1';
 const SEED = process.env.EMBRYONIC_SEED ? { seed: Number(process.env.EMBRYONIC_SEED) } : {};
 
 /** Scenarios per configuration in npm test, and with EMBRYONIC_DEEP=1. */
-const RUNS: Partial<Record<ConfigName, number>> = { pp: 50, ssl: 25, http: 25, tlsmax: 15 };
+const RUNS: Partial<Record<ConfigName, number>> = { pp: 50, ssl: 25, http: 25, tlsmax: 15, tlsmax26: 10 };
 const DEEP_RUNS: Record<ConfigName, number> = {
   pp: 2000,
   ssl: 1500,
   tls: 1000,
   tlsmax: 1000,
+  tlsmax26: 1000,
   http: 1500,
   http26: 1000,
   rate: 1000,

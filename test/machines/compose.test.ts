@@ -184,7 +184,7 @@ describe('the composition', () => {
     expect(host.counters.feconn).toBe(1);
     const session = host.records.find((r) => r.machine === 'session')!;
     expect(session.effects.map((x) => x.type)).not.toContain('cumConnInc');
-    expect(calls).toContainEqual({ machine: 'session', transitions: ['session.absent|SESSION_ACCEPT|8'] });
+    expect(calls).toContainEqual({ machine: 'session', transitions: ['session.absent|SESSION_ACCEPT|10'] });
   });
 
   it('leaves the connection in the backlog and the session absent when the listener limits itself instead of accepting', () => {

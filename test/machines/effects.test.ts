@@ -12,12 +12,25 @@ import { MACHINES } from '../../machines/compose.ts';
 import { makeConfig } from '../../machines/config.ts';
 import { EFFECTS, type Effect } from '../../machines/effects.ts';
 import { actionName, listTransitions } from '../../machines/introspect.ts';
+import { expandListenerEffect } from '../../machines/listener.machine.ts';
 import { expandSessionEffect } from '../../machines/session.machine.ts';
 
 /** The machines' assign actions: context updates, never executed by a host. */
 const ASSIGNS = ['setErrCode', 'setErrCodeFromEvent', 'setRet', 'keepConnErrCode'];
 /** The session macros, expanded into primitives before any host sees them. */
-const MACROS = ['allocBuffers', 'freeBuffers', 'completeFailure'];
+const MACROS = [
+  'allocBuffers',
+  'freeBuffers',
+  'completeFailure',
+  'listenerCounts',
+  'xprtInit',
+  'sessionNew',
+  'connDataInit',
+  'unwindSession',
+  'unwindConn',
+  'listenerJobsInc',
+  'listenerJobsDec',
+];
 
 const machinesDir = join(import.meta.dirname, '../../machines');
 const known = new Set(Object.keys(EFFECTS));
@@ -40,19 +53,34 @@ const used = Object.entries(MACHINES).flatMap(([name, machine]) =>
     .map((a) => ({ machine: name, effect: a })),
 );
 
-/** Every primitive a session macro expands into, in tcp and http mode, for every failure site. */
-const expanded: Effect[] = (['tcp', 'http'] as const).flatMap((mode) => {
-  const config = makeConfig({ mode });
-  const macros: Effect[] = [
-    { type: 'allocBuffers' },
-    { type: 'freeBuffers' },
-    ...(['req', 'rep', 'txn', 'accept'] as const).map((site): Effect => ({
-      type: 'completeFailure',
-      params: { site },
-    })),
-  ];
-  return macros.flatMap((m) => expandSessionEffect(config, m));
-});
+/**
+ * Every primitive a macro expands into, in tcp and http mode, on a raw and a TLS transport, in each
+ * profile, for every failure site.
+ */
+const expanded: Effect[] = (['tcp', 'http'] as const).flatMap((mode) =>
+  [false, true].flatMap((ssl) =>
+    (['dev12', '2.6'] as const).flatMap((profile) => {
+      const config = makeConfig({ mode, ssl, profile });
+      const macros: Effect[] = [
+        { type: 'allocBuffers' },
+        { type: 'freeBuffers' },
+        ...(['req', 'rep', 'txn', 'accept'] as const).map((site): Effect => ({
+          type: 'completeFailure',
+          params: { site },
+        })),
+        ...(['listenerCounts', 'xprtInit', 'sessionNew', 'connDataInit', 'unwindConn'] as const).map(
+          (type): Effect => ({ type }),
+        ),
+        { type: 'unwindSession', params: { site: 'out_free_session' } },
+      ];
+      return [
+        ...macros.flatMap((m) => expandSessionEffect(config, m)),
+        ...expandListenerEffect(config, { type: 'listenerJobsInc' }),
+        ...expandListenerEffect(config, { type: 'listenerJobsDec' }),
+      ];
+    }),
+  ),
+);
 
 /** The effect names compose.ts routes to another machine (its `case '<effect>':` labels). */
 const routed = [

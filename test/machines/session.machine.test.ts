@@ -124,10 +124,86 @@ const TXN_FAILED_AFTER_HANDSHAKE = [
   LIST_DEL_COMPLETE,
 ];
 
+/** 2.x's listener_accept, once accept() returned: feconn reserved, conn_max, proxy_inc_fe_conn_ctr. */
+const LISTENER_COUNTS = [e('feconnInc'), e('connMaxUpdate'), e('cumConnInc')];
+/** 2.x's session_new: the session, totalconn++, jobs++. */
+const SESSION_NEW = [e('sessionAlloc'), e('totalconnInc'), e('jobsInc')];
+/** 2.x's conn_prepare on a TLS bind (ssl_sock_init), and conn_free's release of it. */
+const XPRT_INIT = [e('sslCtxNew'), e('sslconnsInc')];
+const XPRT_CLOSE = [e('sslCtxFree'), e('sslconnsDec')];
+/** 2.x's listener_release, reached from session_accept_fd's out_free_conn: the frontend's slot. */
+const LISTENER_RELEASE = e('feconnDec', { site: 'listener_release' });
+/** 2.x's out_free_sess: session_free (jobs--), then out_free_conn's conn_free on a TLS bind. */
+const OUT_FREE_SESS_TLS = [
+  e('sessionFree', { site: 'out_free_sess' }),
+  e('jobsDec'),
+  ...XPRT_CLOSE,
+  LISTENER_RELEASE,
+];
+const TCP_TLS_26: Partial<ModelConfig> = { ...TCP_TLS, profile: '2.6' };
+
 const CASES: Case[] = [
   // --- absent: session_accept ---
   {
     transition: 'session.absent|SESSION_ACCEPT|0',
+    after: 'session.setupFailed|always|1',
+    says: 'refuses the SSL context in conn_prepare under 2.x once sslconns has reached maxsslconn: counted in conn_tot only, no session, -1',
+    config: { ...TCP_TLS_26, maxsslconn: 2 },
+    path: [],
+    event: accept('plain', 'none', 2),
+    target: 'freed',
+    effects: [...LISTENER_COUNTS, LISTENER_RELEASE, ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|0',
+    after: 'session.setupFailed|always|1',
+    says: 'refuses the SSL context under 2.x before the tcp-request rules run: a source they reject is not denied',
+    config: { ...TCP_TLS_26, maxsslconn: 2 },
+    path: [],
+    event: accept('denied', 'none', 2),
+    target: 'freed',
+    effects: [...LISTENER_COUNTS, LISTENER_RELEASE, ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|1',
+    after: 'session.setupFailed|always|1',
+    says: 'fails the SSL context allocation in conn_prepare under 2.x before the session exists, with no 500 on a TLS transport',
+    config: { ...HTTP_TLS, profile: '2.6' },
+    path: [],
+    event: accept('plain', 'dataInit'),
+    target: 'freed',
+    effects: [...LISTENER_COUNTS, LISTENER_RELEASE, ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|2',
+    after: 'session.setupFailed|always|1',
+    says: 'counts the connection in conn_tot but not in totalconn under 2.x when the session cannot be allocated, and frees the SSL context conn_prepare made',
+    config: TCP_TLS_26,
+    path: [],
+    event: accept('plain', 'session'),
+    target: 'freed',
+    effects: [...LISTENER_COUNTS, ...XPRT_INIT, ...XPRT_CLOSE, LISTENER_RELEASE, ...outClose(-1)],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|3',
+    after: 'session.rejected|always|0',
+    says: 'makes and frees an SSL context for a source the tcp-request rules reject under 2.x, which runs them once the session exists',
+    config: TCP_TLS_26,
+    path: [],
+    event: accept('denied'),
+    target: 'freed',
+    effects: [
+      ...LISTENER_COUNTS,
+      ...XPRT_INIT,
+      ...SESSION_NEW,
+      e('deniedConnInc'),
+      e('setNoLinger'),
+      ...OUT_FREE_SESS_TLS,
+      ...outClose(0),
+    ],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|2',
     after: 'session.setupFailed|always|1',
     says: 'closes the fd and returns -1 without counting anything when the session cannot be allocated',
     config: TCP_PROXY,
@@ -137,7 +213,7 @@ const CASES: Case[] = [
     effects: [...outClose(-1)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|1',
+    transition: 'session.absent|SESSION_ACCEPT|3',
     after: 'session.rejected|always|0',
     says: 'counts a tcp-request reject in denied_conn, sets SO_LINGER 0 and returns 0 through out_free_session',
     config: TCP_PROXY,
@@ -147,7 +223,7 @@ const CASES: Case[] = [
     effects: [...ACCEPT_COUNTERS, e('deniedConnInc'), e('setNoLinger'), ...OUT_FREE_SESSION, ...outClose(0)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|2',
+    transition: 'session.absent|SESSION_ACCEPT|4',
     after: 'session.setupFailed|always|0',
     says: 'unwinds a failed fcntl(O_NONBLOCK) through out_free_session before monitor-net is even looked at',
     config: HTTP_PLAIN,
@@ -157,7 +233,7 @@ const CASES: Case[] = [
     effects: [...ACCEPT_COUNTERS, ...OUT_FREE_SESSION, e('send500'), ...outClose(-1)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|3',
+    transition: 'session.absent|SESSION_ACCEPT|5',
     after: 'session.monitored|always|1',
     says: 'answers a monitor-net source at accept, with no handshake, and returns 0 through out_free_session',
     config: TCP_PROXY,
@@ -167,7 +243,7 @@ const CASES: Case[] = [
     effects: [...ACCEPT_COUNTERS, e('drainInput'), ...OUT_FREE_SESSION, ...outClose(0)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|4',
+    transition: 'session.absent|SESSION_ACCEPT|6',
     after: 'session.setupFailed|always|0',
     says: 'unwinds a failed task_new through out_free_session and answers 500 in http mode on a raw transport',
     config: HTTP_PLAIN,
@@ -177,7 +253,7 @@ const CASES: Case[] = [
     effects: [...ACCEPT_COUNTERS, ...OUT_FREE_SESSION, e('send500'), ...outClose(-1)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|5',
+    transition: 'session.absent|SESSION_ACCEPT|7',
     after: 'session.setupFailed|always|1',
     says: 'refuses a TLS connection at accept when sslconns has reached maxsslconn: no SSL context, unwound through out_free_task, -1',
     config: { ...TCP_TLS, maxsslconn: 2 },
@@ -187,7 +263,7 @@ const CASES: Case[] = [
     effects: [...ACCEPT_COUNTERS, ...TASK_AND_FD, e('taskFree'), ...OUT_FREE_SESSION, ...outClose(-1)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|6',
+    transition: 'session.absent|SESSION_ACCEPT|8',
     after: 'session.setupFailed|always|1',
     says: 'unwinds a failed conn_data_init through out_free_task and sends no 500 on a TLS transport',
     config: HTTP_TLS,
@@ -197,7 +273,7 @@ const CASES: Case[] = [
     effects: [...ACCEPT_COUNTERS, ...TASK_AND_FD, e('taskFree'), ...OUT_FREE_SESSION, ...outClose(-1)],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|8',
+    transition: 'session.absent|SESSION_ACCEPT|10',
     says: 'builds only an embryonic session when a handshake is pending: a task with the handshake deadline, no buffer, and returns 1',
     config: TCP_PROXY,
     path: [],
@@ -212,7 +288,7 @@ const CASES: Case[] = [
     ],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|7',
+    transition: 'session.absent|SESSION_ACCEPT|9',
     says: 'creates the SSL context at accept and counts it in sslconns, below maxsslconn, before any byte of the handshake: an embryonic session, no buffer, 1',
     config: { ...TCP_TLS, maxsslconn: 2 },
     path: [],
@@ -229,7 +305,7 @@ const CASES: Case[] = [
     ],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|9',
+    transition: 'session.absent|SESSION_ACCEPT|11',
     after: 'session.setupFailed|always|1',
     says: 'counts a session, unlinks it and unwinds through out_free_task when session_complete fails without a handshake',
     config: TCP_PLAIN,
@@ -250,7 +326,7 @@ const CASES: Case[] = [
     ],
   },
   {
-    transition: 'session.absent|SESSION_ACCEPT|10',
+    transition: 'session.absent|SESSION_ACCEPT|12',
     says: 'completes the session at once when no handshake is pending: listed, counted, with req, rep and the http txn',
     config: HTTP_PLAIN,
     path: [],
@@ -423,7 +499,7 @@ const CASES: Case[] = [
   // --- rejected (passed through) ---
   {
     transition: 'session.rejected|always|0',
-    before: 'session.absent|SESSION_ACCEPT|1',
+    before: 'session.absent|SESSION_ACCEPT|3',
     says: 'closes a rejected connection at out_close and returns 0, with no 500 even in http mode',
     config: HTTP_PLAIN,
     path: [],
@@ -434,7 +510,7 @@ const CASES: Case[] = [
   // --- monitored (passed through) ---
   {
     transition: 'session.monitored|always|0',
-    before: 'session.absent|SESSION_ACCEPT|3',
+    before: 'session.absent|SESSION_ACCEPT|5',
     says: 'drains a monitor-net request and answers "HTTP/1.0 200 OK" in http mode, then closes and returns 0',
     config: HTTP_PLAIN,
     path: [],
@@ -444,7 +520,7 @@ const CASES: Case[] = [
   },
   {
     transition: 'session.monitored|always|1',
-    before: 'session.absent|SESSION_ACCEPT|3',
+    before: 'session.absent|SESSION_ACCEPT|5',
     says: 'drains a monitor-net request in tcp mode and answers with the close alone',
     config: TCP_PLAIN,
     path: [],
@@ -455,7 +531,7 @@ const CASES: Case[] = [
   // --- setupFailed (passed through) ---
   {
     transition: 'session.setupFailed|always|0',
-    before: 'session.absent|SESSION_ACCEPT|0',
+    before: 'session.absent|SESSION_ACCEPT|2',
     says: "answers 500 from the frontend's error message, without a session, when the session allocation fails in http mode",
     config: HTTP_PLAIN,
     path: [],
@@ -465,20 +541,23 @@ const CASES: Case[] = [
   },
   {
     transition: 'session.setupFailed|always|1',
-    before: 'session.absent|SESSION_ACCEPT|9',
+    before: 'session.absent|SESSION_ACCEPT|11',
     says: 'returns 0 and sends no 500 when the direct completion fails in the 2.6 profile',
     config: { profile: '2.6', mode: 'http', acceptProxy: false },
     path: [],
     event: accept('plain', 'req'),
     target: 'freed',
     effects: [
-      ...ACCEPT_COUNTERS,
+      ...LISTENER_COUNTS,
+      ...SESSION_NEW,
       ...TASK_AND_FD,
       e('connNoHandshake'),
       ...COMPLETE_START,
       LIST_DEL_COMPLETE,
       e('taskFree'),
-      ...OUT_FREE_SESSION,
+      e('sessionFree', { site: 'out_free_sess' }),
+      e('jobsDec'),
+      LISTENER_RELEASE,
       ...outClose(0),
     ],
   },

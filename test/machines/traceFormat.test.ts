@@ -171,7 +171,7 @@ const INVALID: [string, unknown][] = [
   ['a step event the machine does not have', { ...aStep, event: { type: 'PROXY_HEADER_OK' } }],
   ['a step from a state of another machine', { ...aStep, from: 'handshake.tls' }],
   ['a step to a state that does not exist', { ...aStep, to: 'zombie' }],
-  ['step transitions that are not a list', { ...aStep, transitions: 'session.absent|SESSION_ACCEPT|8' }],
+  ['step transitions that are not a list', { ...aStep, transitions: 'session.absent|SESSION_ACCEPT|10' }],
   [
     'a step with an unknown event param',
     { ...aStep, event: { ...(aStep as { event: object }).event, extra: 1 } },

@@ -11,13 +11,14 @@
  */
 import type { AsyncCommand } from 'fast-check';
 import type { TransitionRecord } from '../../../machines/compose.ts';
-import { hasHandshake, sslLimitReached } from '../../../machines/config.ts';
+import { hasHandshake } from '../../../machines/config.ts';
 import { newRatePeriod } from '../../../machines/counters.ts';
 import type { TlsRead } from '../../../machines/connection.machine.ts';
 import {
-  sessionBuffers,
+  acceptAllocations,
   type AcceptFailSite,
   type CompleteFailSite,
+  sessionBuffers,
   type SourceClass,
 } from '../../../machines/session.machine.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../../../machines/system.ts';
@@ -372,17 +373,10 @@ export class ProxyModel {
     return true;
   }
 
-  /** Where session_accept's allocations fail now for a client of class `src` (impl/pool.ts order). */
+  /** Where session_accept's allocations fail now for a client of class `src` (the machine's order). */
   private acceptFail(src: SourceClass): AcceptFailSite {
-    const model = this.config.model;
-    const walk: AllocSite[] = ['session'];
-    if (src === 'plain') {
-      walk.push('task');
-      if (model.ssl && !sslLimitReached(model, this.state.counters.sslconns)) walk.push('ssl');
-      if (!hasHandshake(model)) walk.push(...sessionBuffers(model));
-    }
-    const site = walk.find((s) => this.armed.has(s)) ?? 'none';
-    return site === 'ssl' ? 'dataInit' : site;
+    const walk = acceptAllocations(this.config.model, src, this.state.counters.sslconns);
+    return walk.find((s) => this.armed.has(s === 'dataInit' ? 'ssl' : s)) ?? 'none';
   }
 
   /** Where session_complete's allocations fail now. */

@@ -31,7 +31,7 @@ import type { Action, Script } from './script.ts';
 export const IMPOSSIBLE_ON_NODE: Record<string, string> = {
   'listener.ready|ACCEPT_ATTEMPT|4':
     'accept() never fails in JavaScript: libuv handles EMFILE/ENFILE/ENOBUFS/ENOMEM inside its accept loop (it closes the connection with its reserve fd) and reports no per-connection error, so the proxy never sees a failed accept',
-  'session.absent|SESSION_ACCEPT|2':
+  'session.absent|SESSION_ACCEPT|4':
     'fcntl(O_NONBLOCK) is done by libuv when it accepts the socket, before JavaScript sees it; the proxy has no fcntl of its own that could fail',
   'session.embryonic|TASK_WAKEUP|1':
     'the embryonic session task is only ever woken by its deadline timer (timerOnExpire); nothing else in the proxy calls task_wakeup on it',
@@ -88,6 +88,7 @@ const PREFERENCE: ConfigName[] = [
   'ssl',
   'tls',
   'tlsmax',
+  'tlsmax26',
   'http',
   'http26',
   'fefull',
@@ -165,33 +166,39 @@ function translateLife(path: MachinePath): Translation {
         needs.push(acceptProxy, not(ssl));
         break;
       case 'connection.accepted|NO_HANDSHAKE|0':
-      case 'session.absent|SESSION_ACCEPT|10':
+      case 'session.absent|SESSION_ACCEPT|12':
         needs.push(noHandshake);
         break;
-      case 'session.absent|SESSION_ACCEPT|9':
+      case 'session.absent|SESSION_ACCEPT|11':
         needs.push(noHandshake);
         completionFails = true;
         break;
       case 'connection.accepted|CLOSE|0':
-      case 'session.absent|SESSION_ACCEPT|1':
+      case 'session.absent|SESSION_ACCEPT|3':
         src = 'denied';
         needs.push(hasSource('denied'));
         break;
-      case 'session.absent|SESSION_ACCEPT|3':
+      case 'session.absent|SESSION_ACCEPT|5':
         src = 'monitor';
         needs.push(hasSource('monitor'));
         break;
-      case 'session.absent|SESSION_ACCEPT|8':
+      case 'session.absent|SESSION_ACCEPT|10':
         needs.push(not(noHandshake), not(ssl));
         break;
+      case 'session.absent|SESSION_ACCEPT|9':
+        needs.push(ssl);
+        break;
+      case 'session.absent|SESSION_ACCEPT|8':
+        needs.push(ssl, dev12);
+        break;
       case 'session.absent|SESSION_ACCEPT|7':
-        needs.push(ssl);
+        needs.push(maxsslconn1, dev12);
         break;
-      case 'session.absent|SESSION_ACCEPT|6':
-        needs.push(ssl);
+      case 'session.absent|SESSION_ACCEPT|1':
+        needs.push(ssl, not(dev12));
         break;
-      case 'session.absent|SESSION_ACCEPT|5':
-        needs.push(maxsslconn1);
+      case 'session.absent|SESSION_ACCEPT|0':
+        needs.push(maxsslconn1, not(dev12));
         break;
       case 'connection.ready|CLOSE|0':
       case 'connection.error|CLOSE|0':
@@ -237,20 +244,22 @@ function translateLife(path: MachinePath): Translation {
   const after: Action[] = [];
   for (const t of ts) {
     switch (t) {
-      case 'session.absent|SESSION_ACCEPT|0':
+      case 'session.absent|SESSION_ACCEPT|2':
         before.push({ do: 'fault', site: 'session' });
         break;
-      case 'session.absent|SESSION_ACCEPT|4':
+      case 'session.absent|SESSION_ACCEPT|6':
         before.push({ do: 'fault', site: 'task' });
         break;
-      case 'session.absent|SESSION_ACCEPT|5':
+      case 'session.absent|SESSION_ACCEPT|0':
+      case 'session.absent|SESSION_ACCEPT|7':
         // Another client holds the one SSL context maxsslconn allows.
         before.push({ do: 'connect', src: 'plain' });
         break;
-      case 'session.absent|SESSION_ACCEPT|6':
+      case 'session.absent|SESSION_ACCEPT|1':
+      case 'session.absent|SESSION_ACCEPT|8':
         before.push({ do: 'fault', site: 'ssl' });
         break;
-      case 'session.absent|SESSION_ACCEPT|9':
+      case 'session.absent|SESSION_ACCEPT|11':
         before.push({ do: 'fault', site: 'req' });
         break;
       case 'connection.handshake.proxyHeader|PROXY_HEADER_OK|0':
