@@ -1887,6 +1887,26 @@ const DEFINITIONS: CaseDefinition[] = [
     },
   },
   {
+    id: 'cnt/reject/tls-reject-counts-in-cum-ssl-conns-from-2x',
+    requirement:
+      'A connection rejected by `tcp-request connection reject` on a TLS bind counts in dcon and conn_tot, never in stot, gets an RST at accept, and leaves CurrSslConns where it was. From 2.x on it also counts one SSL context in CumSslConns: session_accept_fd runs conn_prepare, which makes the SSL context (ssl_sock_init), before the session exists and the rules run, and conn_free frees it again (1.5-dev12 runs the rules first and keeps no such total).',
+    scenario: REJECTED,
+    frontend: 'fe_reject_tls',
+    needs: ['stats'],
+    async run(ctx) {
+      const { before, client } = await statsThenConnect(ctx, 'fe_reject_tls');
+      await expectCloseAtOnce(ctx, client, 'rst', fromConnect(client));
+      await ctx.sleep(AT_ONCE_MS);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after the RST'),
+        predictedCounters(ctx, before, 'fe_reject_tls'),
+      );
+      expectNoBackend(ctx, 'the connection is rejected');
+    },
+  },
+  {
     id: 'cnt/sequential/smax-stays-at-one',
     requirement:
       'Three strictly sequential sessions never raise the frontend smax above one (HAProxy needs nbthread 1 for this: with two threads it reads 2). fe_seq serves no other case, so its smax was at most 1 before and the check can fail.',

@@ -44,6 +44,10 @@ export const FRONTENDS = {
     offset: 9,
     what: 'accept-proxy, for the sequential sessions of one case only: its smax can only ever be 1',
   },
+  fe_reject_tls: {
+    offset: 10,
+    what: 'TLS (ssl crt) with `tcp-request connection reject` for every loopback source: 2.x makes the SSL context before the rules run',
+  },
   fe_rate: {
     offset: 11,
     what: 'accept-proxy with rate-limit sessions 1: the rate counts sessions, not embryonic connections',
@@ -176,7 +180,8 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *   maxconn 10            fe_queue's slots; 12 idle connections leave 2 in the listen backlog
  *   bind ... maxconn 20   fe_fe_queue: the frontend's maxconn is reached first (listener_accept's
  *                         p->feconn >= p->maxconn: limit_listener on the frontend's queue)
- *   tcp-request reject    fe_reject rejects every loopback source before any handshake
+ *   tcp-request reject    fe_reject rejects every loopback source before any handshake, and
+ *                         fe_reject_tls on a TLS bind, where 2.x has made the SSL context first
  *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
  *   monitor-net           fe_monitor (dev12 only): every loopback source is a monitor
  *   maxconn 1, rate 1     fe_rate_full (2.x only): one session both fills the frontend and spends
@@ -220,6 +225,9 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
     ...frontend('fe_pp', ' accept-proxy'),
     ...frontend('fe_pp_tls', ` accept-proxy ssl crt ${layout.certPath}`),
     ...frontend('fe_reject', ' accept-proxy', ['    tcp-request connection reject if { src 127.0.0.0/8 }']),
+    ...frontend('fe_reject_tls', ` ssl crt ${layout.certPath}`, [
+      '    tcp-request connection reject if { src 127.0.0.0/8 }',
+    ]),
     ...frontend('fe_queue', ' accept-proxy'),
     ...frontend('fe_plain', ''),
     ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
