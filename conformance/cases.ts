@@ -70,6 +70,7 @@ import {
   DEADLINE_MS,
   FE_QUEUE_BIND_MAXCONN,
   FRONTENDS,
+  OTHER_CLIENT_ADDRESS,
   QUEUE_MAXCONN,
   RATE_FULL_MAXCONN,
   servesFrontend,
@@ -1727,6 +1728,54 @@ const DEFINITIONS: CaseDefinition[] = [
       await expectPredictedClose(ctx, third, SUITE_MAXSSLCONN, fromConnect(third), 0, [0, AT_ONCE_MS]);
       await expectPredictedClose(ctx, fourth, SUITE_MAXSSLCONN + 1, fromConnect(third), 100, [-40, 100]);
       await expectHoldersClosed(ctx, holders);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'lim/maxsslconn/rejected-source-at-maxsslconn-is-refused-before-the-rules-from-2x',
+    requirement: `On a TLS bind whose tcp-request rules reject a source, a connection from that source, while maxsslconn ${SUITE_MAXSSLCONN} is held by two idle TLS connections from an accepted source, is rejected by the rules in 1.5-dev12: an RST at once, counted in dcon. From 2.x on, session_accept_fd makes the SSL context in conn_prepare before the rules run, so the context is refused first: a setup failure, not counted in dcon nor in CumConns, closed with a FIN (HAProxy 2.4 and later never close it: mutant transport-init-failure-leaks-fd).`,
+    scenario: scenario(
+      { ...ACCEPT, src: 'plain' },
+      { ...ACCEPT, src: 'plain' },
+      ACCEPT,
+      { type: 'TIMER_EXPIRE', conn: 0 },
+      { type: 'TIMER_EXPIRE', conn: 1 },
+    ),
+    frontend: 'fe_reject_tls',
+    needs: ['stats'],
+    knownBugs: [TRANSPORT_INIT_LEAK],
+    profileDifferences: fromTwoSixOn(
+      "2.x runs the transport's init in conn_prepare (1b3c931bf, 2.4), before session_new and before the tcp-request connection rules: once maxsslconn is reached, ssl_sock_init refuses the SSL context of a source the rules would reject, and the connection fails there (ret -1: no dcon, no totalconn, no SO_LINGER, the listener limited for 100 ms). 1.5-dev12 runs the rules first and rejects it. Observed on Debian's 2.6.12: no dcon, no RST, and, its known bug, no close.",
+    ),
+    async run(ctx) {
+      const before = await ctx.stats('before');
+      const holders: WireClient[] = [];
+      for (let i = 0; i < SUITE_MAXSSLCONN; i++)
+        holders.push(await ctx.connect('fe_reject_tls', OTHER_CLIENT_ADDRESS));
+      await ctx.sleep(50);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats(`${SUITE_MAXSSLCONN} idle TLS connections`),
+        predictedCounters(ctx, before, 'fe_reject_tls', SUITE_MAXSSLCONN),
+      );
+      const rejected = await ctx.connect('fe_reject_tls');
+      await ctx.sleep(50);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('50 ms after the third connection'),
+        predictedCounters(ctx, before, 'fe_reject_tls', SUITE_MAXSSLCONN + 1),
+      );
+      // How it is closed is the prediction's: an RST (dev12), a FIN (2.x), or never (2.4+'s bug).
+      await expectPredictedClose(ctx, rejected, SUITE_MAXSSLCONN, fromConnect(rejected), 0, [0, AT_ONCE_MS]);
+      await expectHoldersClosed(ctx, holders);
+      expectCounters(
+        ctx,
+        before,
+        await ctx.stats('after the deadline'),
+        predictedCounters(ctx, before, 'fe_reject_tls'),
+      );
       expectNoBackend(ctx);
     },
   },

@@ -111,9 +111,10 @@ export class WireClient {
   }
 
   /**
-   * Connects to <host>:<port> and resolves once the kernel completed the TCP handshake (the target
-   * may still hold it in its listen backlog). Rejects with the connect error, or after <timeoutMs>.
-   * The caller owns the returned client and destroys it.
+   * Connects to <host>:<port>, from <localAddress> when given (a loopback address other than the
+   * default one, for a target whose rules tell sources apart), and resolves once the kernel
+   * completed the TCP handshake (the target may still hold it in its listen backlog). Rejects with
+   * the connect error, or after <timeoutMs>. The caller owns the returned client and destroys it.
    */
   static open(
     log: WireLog,
@@ -121,10 +122,16 @@ export class WireClient {
     host: string,
     port: number,
     timeoutMs: number,
+    localAddress?: string,
   ): Promise<WireClient> {
     const socket = new Socket({ allowHalfOpen: true });
     const client = new WireClient(name, log, socket);
-    const startedAt = log.add(name, 'connect', undefined, `${host}:${port}`);
+    const startedAt = log.add(
+      name,
+      'connect',
+      undefined,
+      `${host}:${port}${localAddress ? ` from ${localAddress}` : ''}`,
+    );
     client.connectStartedAt = startedAt;
     socket.on('data', client.socketOnData.bind(client));
     socket.on('end', client.socketOnEnd.bind(client));
@@ -156,7 +163,7 @@ export class WireClient {
         log.add(name, 'connect-error', undefined, code);
         reject(err);
       });
-      socket.connect({ host, port });
+      socket.connect(localAddress ? { host, port, localAddress } : { host, port });
     });
   }
 

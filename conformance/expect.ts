@@ -46,8 +46,11 @@ export interface CaseContext {
   target: TargetView;
   log: WireLog; //                               the case's wire log; log.now() is the case clock
   backend: EchoBackend; //                       connections() lists those since the case began
-  /** Opens a client to frontend <fe>; rejects if the TCP handshake does not complete in 2 s. */
-  connect(fe: FrontendName): Promise<WireClient>;
+  /**
+   * Opens a client to frontend <fe>, from <from> (CLIENT_ADDRESS unless given: OTHER_CLIENT_ADDRESS
+   * is the other source the suite uses); rejects if the TCP handshake does not complete in 2 s.
+   */
+  connect(fe: FrontendName, from?: string): Promise<WireClient>;
   /** Waits <ms>. */
   sleep(ms: number): Promise<void>;
   /** Waits until the case clock reads <t> ms (at once if it already does). */

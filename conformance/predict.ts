@@ -19,6 +19,7 @@ import { mutantById } from '../machines/mutants.ts';
 import { SystemModel, type SystemEvent, type SystemState } from '../machines/system.ts';
 import { modelConfigOf, parseConfig, type ProxyConfig } from '../impl/config.ts';
 import {
+  CLIENT_ADDRESS,
   DEFAULT_BASE_PORT,
   DEFAULT_CONFIG_DIR,
   suiteConfig,
@@ -113,11 +114,7 @@ export interface Prediction {
   counters: Counters[];
 }
 
-/**
- * The suite's source address: every client connects from it, as every target of the suite listens
- * on loopback. The rules of fe_reject and fe_monitor class it.
- */
-export const CLIENT_ADDRESS = '127.0.0.1';
+export { CLIENT_ADDRESS, OTHER_CLIENT_ADDRESS } from './suite.cfg.ts';
 
 /**
  * The source addresses the suite's PROXY headers give (IPv4, IPv6): a kill after a header that

@@ -378,13 +378,14 @@ async function runCaseOnce(
     },
     log,
     backend,
-    async connect(fe) {
+    async connect(fe, from) {
       const client = await WireClient.open(
         log,
         `client#${++opened}`,
         target.layout.host,
         target.layout.ports[fe],
         2000,
+        from,
       );
       clients.push(client);
       return client;

@@ -44,10 +44,6 @@ export const FRONTENDS = {
     offset: 9,
     what: 'accept-proxy, for the sequential sessions of one case only: its smax can only ever be 1',
   },
-  fe_reject_tls: {
-    offset: 10,
-    what: 'TLS (ssl crt) with `tcp-request connection reject` for every loopback source: 2.x makes the SSL context before the rules run',
-  },
   fe_rate: {
     offset: 11,
     what: 'accept-proxy with rate-limit sessions 1: the rate counts sessions, not embryonic connections',
@@ -58,7 +54,25 @@ export const FRONTENDS = {
     // 1.5-dev's frontend task waits 999 ms for a rate of 1, past the second the case needs.
     profiles: ['2.6', '2.9'],
   },
+  fe_reject_tls: {
+    offset: 13,
+    what: 'TLS (ssl crt) with `tcp-request connection reject` for the suite client address (not its other one), and option dontlognull: 2.x makes the SSL context before the rules run',
+  },
 } as const satisfies Record<string, { offset: number; what: string; profiles?: readonly Profile[] }>;
+
+/**
+ * The suite's source address: every client connects from it, as every target of the suite listens
+ * on loopback. The rules of fe_reject and fe_monitor class it.
+ */
+export const CLIENT_ADDRESS = '127.0.0.1';
+
+/**
+ * The suite's other source address, for the clients of a case that needs two classes of source on
+ * one frontend (fe_reject_tls rejects CLIENT_ADDRESS only). A scenario's ACCEPT names its class
+ * (`src`), and a client from it must not be killed where the log is judged: kill lines must name
+ * CLIENT_ADDRESS or a header's source.
+ */
+export const OTHER_CLIENT_ADDRESS = '127.0.0.2';
 
 /** The name of one of the suite's frontends. */
 export type FrontendName = keyof typeof FRONTENDS;
@@ -180,8 +194,11 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *   maxconn 10            fe_queue's slots; 12 idle connections leave 2 in the listen backlog
  *   bind ... maxconn 20   fe_fe_queue: the frontend's maxconn is reached first (listener_accept's
  *                         p->feconn >= p->maxconn: limit_listener on the frontend's queue)
- *   tcp-request reject    fe_reject rejects every loopback source before any handshake, and
- *                         fe_reject_tls on a TLS bind, where 2.x has made the SSL context first
+ *   tcp-request reject    fe_reject rejects every loopback source before any handshake;
+ *                         fe_reject_tls, on a TLS bind where 2.x has made the SSL context first,
+ *                         the suite's client address only, so that clients from its other
+ *                         address can hold SSL contexts there (their deadline kills unlogged under
+ *                         option dontlognull, as they send nothing)
  *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
  *   monitor-net           fe_monitor (dev12 only): every loopback source is a monitor
  *   maxconn 1, rate 1     fe_rate_full (2.x only): one session both fills the frontend and spends
@@ -225,9 +242,6 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
     ...frontend('fe_pp', ' accept-proxy'),
     ...frontend('fe_pp_tls', ` accept-proxy ssl crt ${layout.certPath}`),
     ...frontend('fe_reject', ' accept-proxy', ['    tcp-request connection reject if { src 127.0.0.0/8 }']),
-    ...frontend('fe_reject_tls', ` ssl crt ${layout.certPath}`, [
-      '    tcp-request connection reject if { src 127.0.0.0/8 }',
-    ]),
     ...frontend('fe_queue', ' accept-proxy'),
     ...frontend('fe_plain', ''),
     ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
@@ -243,6 +257,10 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
       ? ['# 2.x targets only: 1.5-dev waits 999 ms before its frontend task looks again']
       : []),
     ...frontend('fe_rate_full', ` maxconn ${2 * RATE_FULL_MAXCONN}`, ['    rate-limit sessions 1']),
+    ...frontend('fe_reject_tls', ` ssl crt ${layout.certPath}`, [
+      `    tcp-request connection reject if { src ${CLIENT_ADDRESS} }`,
+      '    option dontlognull',
+    ]),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,

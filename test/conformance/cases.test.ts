@@ -130,7 +130,7 @@ describe('the conformance case list', () => {
     );
   });
 
-  it('predicts the same counters under every profile but where 2.x counts a refused SSL context in conn_tot and not in CumConns', () => {
+  it('predicts the same counters under every profile but where 2.x refuses an SSL context before the session and the rules exist', () => {
     // totalsslconns (CumSslConns) came in 1.5-dev22 (71b734c30): 1.5-dev12 keeps no total of SSL contexts.
     const common = (k: Counters[]) => k.map(({ totalsslconns: _, ...rest }) => rest);
     const differ: string[] = [];
@@ -148,14 +148,21 @@ describe('the conformance case list', () => {
       'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept 2.9',
       'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms 2.6',
       'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms 2.9',
+      'lim/maxsslconn/rejected-source-at-maxsslconn-is-refused-before-the-rules-from-2x 2.6',
+      'lim/maxsslconn/rejected-source-at-maxsslconn-is-refused-before-the-rules-from-2x 2.9',
     ]);
-    const refused = (p: Profile) =>
+    const last = (id: string, p: Profile) =>
       predictionOf(
-        CASES.find((c) => c.id === differ[0]!.split(' ')[0])!,
+        CASES.find((c) => c.id === id)!,
         p,
       ).counters.at(-1)!;
-    expect(refused('dev12')).toMatchObject({ cumConn: 3, totalconn: 3 });
-    expect(refused('2.6')).toMatchObject({ cumConn: 3, totalconn: 2 });
+    const refused = differ[0]!.split(' ')[0]!;
+    expect(last(refused, 'dev12')).toMatchObject({ cumConn: 3, totalconn: 3 });
+    expect(last(refused, '2.6')).toMatchObject({ cumConn: 3, totalconn: 2 });
+    // The rules would reject the third source: 1.5-dev12 counts it in dcon, 2.x refuses its SSL context first.
+    const rejected = differ.at(-1)!.split(' ')[0]!;
+    expect(last(rejected, 'dev12')).toMatchObject({ cumConn: 3, totalconn: 3, deniedConn: 1 });
+    expect(last(rejected, '2.6')).toMatchObject({ cumConn: 3, totalconn: 2, deniedConn: 0 });
   });
 
   it('derives the counters of each moment of a scenario from the machines, from zero', () => {

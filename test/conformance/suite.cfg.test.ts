@@ -28,6 +28,7 @@ describe('the suite config', () => {
     expect(layout.ports.fe_tls).toBe(20000 + FRONTENDS.fe_tls.offset);
     expect(layout.backendPort).toBe(20000 + BACKEND_OFFSET);
     expect(new Set(Object.values(layout.ports)).size).toBe(Object.keys(FRONTENDS).length);
+    expect(Object.values(layout.ports)).not.toContain(layout.backendPort);
     expect(suiteLayout(20000, '/tmp/x', 31000).backendPort).toBe(31000);
   });
 
