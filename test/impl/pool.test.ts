@@ -63,6 +63,18 @@ describe('the pool and its ledger', () => {
     expect(pool.ledger().sites.task.attempts).toBe(0);
   });
 
+  it('plans the SSL context of a TLS bind before the session under 2.x, whose conn_prepare makes it first', () => {
+    const tls26 = makeConfig({ profile: '2.6', acceptProxy: false, ssl: true, maxsslconn: 2 });
+    const pool = new Pool(1024, parseFaultSpecs('session:1,ssl:1'));
+    expect(pool.planAccept('plain', tls26, 1)).toEqual({ site: 'ssl' });
+    // A source the rules reject has its SSL context made too, before the rules run.
+    expect(pool.planAccept('denied', tls26, 1)).toEqual({ site: 'ssl' });
+    // At maxsslconn nothing is allocated: the context is refused before the session exists.
+    expect(pool.planAccept('plain', tls26, 2)).toEqual({ site: 'none' });
+    // The same faults under 1.5-dev12: the session comes first.
+    expect(pool.planAccept('plain', { ...tls26, profile: 'dev12' }, 1)).toEqual({ site: 'session' });
+  });
+
   it('plans the SSL context of a TLS bind after the task, unless maxsslconn refuses it first', () => {
     const tls = makeConfig({ acceptProxy: false, ssl: true, maxsslconn: 2 });
     const pool = new Pool(1024, parseFaultSpecs('ssl:1'));

@@ -18,6 +18,7 @@ import type { Effect } from '../../machines/effects.ts';
 import type { ErrCode } from '../../machines/errCodes.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 import {
+  acceptAllocations,
   acceptCanFailAt,
   expandSessionEffect,
   sourceClassReachable,
@@ -26,6 +27,7 @@ import {
   type SessionEvent,
   type SourceClass,
 } from '../../machines/session.machine.ts';
+import { CONFIG_SPACE } from '../../properties/bounds.ts';
 import { drive, sourceOf } from './drive.ts';
 
 /**
@@ -299,6 +301,23 @@ const CASES: Case[] = [
       ...TASK_AND_FD,
       e('sslCtxNew'),
       e('sslconnsInc'),
+      e('connStartHandshake'),
+      e('armDeadline', { ms: 300 }),
+      e('acceptReturned', { ret: 1 }),
+    ],
+  },
+  {
+    transition: 'session.absent|SESSION_ACCEPT|9',
+    says: 'makes the SSL context under 2.x before the session, which session_new counts in totalconn and jobs',
+    config: { ...TCP_TLS_26, maxsslconn: 2 },
+    path: [],
+    event: accept('plain', 'none', 1),
+    target: 'embryonic',
+    effects: [
+      ...LISTENER_COUNTS,
+      ...XPRT_INIT,
+      ...SESSION_NEW,
+      ...TASK_AND_FD,
       e('connStartHandshake'),
       e('armDeadline', { ms: 300 }),
       e('acceptReturned', { ret: 1 }),
@@ -628,6 +647,30 @@ describe('the session machine', () => {
 });
 
 describe("HAProxy's session_accept, for the environment", () => {
+  // The order acceptAllocations states is the order the machine's own path allocates in, when
+  // nothing fails: the allocation effects of SESSION_ACCEPT, in every configuration of the space,
+  // for each source class it can meet, below maxsslconn and at it.
+  const ALLOC_SITE: Partial<Record<Effect['type'], string>> = {
+    sessionAlloc: 'session',
+    taskNew: 'task',
+    sslCtxNew: 'dataInit',
+  };
+  it.each(CONFIG_SPACE.map((c) => [c.name, c.config] as const))(
+    'lists the allocations of session_accept in the order the machine makes them under %s',
+    (_, config) => {
+      for (const src of ['plain', 'denied', 'monitor'] as const) {
+        if (!sourceClassReachable(config, src)) continue;
+        for (const sslconns of config.maxsslconn === null ? [0] : [0, config.maxsslconn]) {
+          const { step } = drive('session', config, [], accept(src, 'none', sslconns));
+          const made = step.effects.flatMap((x) =>
+            x.type === 'bufAlloc' ? [String(x.params!.buf)] : (ALLOC_SITE[x.type] ?? []),
+          );
+          expect(made, `${src}, sslconns ${sslconns}`).toEqual(acceptAllocations(config, src, sslconns));
+        }
+      }
+    },
+  );
+
   it.each([
     ['session', {}, true],
     ['fcntl', {}, true],
