@@ -370,7 +370,7 @@ const TLS_EARLY_CLOSE_2_6 =
   "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
 
 const TRANSPORT_INIT_AT_PREPARE =
-  "2.x runs the transport's init in conn_prepare, before session_new (1b3c931bf, 2.4): when ssl_sock_init refuses the SSL context, listener_accept has counted the connection (conn_tot, and smax), but session_new, which counts totalconn (show info CumConns), never runs; 1.5-dev12 counts totalconn in listener_accept. Observed on Debian's 2.6.12.";
+  "2.x inits the transport before session_new (since 1.6-dev2, 02a0c0e40; in conn_prepare since 1b3c931bf, 2.4): when ssl_sock_init refuses the SSL context, listener_accept has counted the connection (conn_tot, and smax), but session_new, which counts totalconn (show info CumConns), never runs; 1.5-dev12 counts totalconn in listener_accept. Measured on Debian's 2.6.12.";
 
 /**
  * Returns the profile differences of a case that every profile from 2.6 on (every one of PROFILES
@@ -1745,7 +1745,7 @@ const DEFINITIONS: CaseDefinition[] = [
     needs: ['stats'],
     knownBugs: [TRANSPORT_INIT_LEAK],
     profileDifferences: fromTwoSixOn(
-      "2.x runs the transport's init in conn_prepare (1b3c931bf, 2.4), before session_new and before the tcp-request connection rules: once maxsslconn is reached, ssl_sock_init refuses the SSL context of a source the rules would reject, and the connection fails there (ret -1: no dcon, no totalconn, no SO_LINGER, the listener limited for 100 ms). 1.5-dev12 runs the rules first and rejects it. Observed on Debian's 2.6.12: no dcon, no RST, and, its known bug, no close.",
+      "2.x inits the transport before session_new and before the tcp-request connection rules (since 1.6-dev2, 02a0c0e40; in conn_prepare since 1b3c931bf, 2.4): once maxsslconn is reached, ssl_sock_init refuses the SSL context of a source the rules would reject, and the connection fails there (ret -1: no dcon, no totalconn, no SO_LINGER, the listener limited for 100 ms). 1.5-dev12 runs the rules first and rejects it. Measured on Debian's 2.6.12: no dcon, no RST, and, its known bug, no close.",
     ),
     async run(ctx) {
       const before = await ctx.stats('before');
@@ -1938,7 +1938,7 @@ const DEFINITIONS: CaseDefinition[] = [
   {
     id: 'cnt/reject/tls-reject-counts-in-cum-ssl-conns-from-2x',
     requirement:
-      'A connection rejected by `tcp-request connection reject` on a TLS bind counts in dcon and conn_tot, never in stot, gets an RST at accept, and leaves CurrSslConns where it was. From 2.x on it also counts one SSL context in CumSslConns: session_accept_fd runs conn_prepare, which makes the SSL context (ssl_sock_init), before the session exists and the rules run, and conn_free frees it again (1.5-dev12 runs the rules first and keeps no such total).',
+      'A connection rejected by `tcp-request connection reject` on a TLS bind counts in dcon and conn_tot, never in stot, gets an RST at accept, and leaves CurrSslConns where it was. From 2.x on it also counts one SSL context in CumSslConns: session_accept_fd runs conn_prepare, which makes the SSL context (ssl_sock_init), before the session exists and the rules run, and conn_full_close frees it again (ssl_sock_close) (1.5-dev12 runs the rules first and keeps no such total).',
     scenario: REJECTED,
     frontend: 'fe_reject_tls',
     needs: ['stats'],

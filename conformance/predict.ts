@@ -248,21 +248,33 @@ export function describeScenario(scenario: Scenario): string {
 }
 
 /**
- * Returns the counters of <p> at each moment, as changes since the first, without totalsslconns,
- * which only 2.x keeps (1.5-dev22): what every profile's stats socket can show. Pure.
+ * The counters a case reads through the stats socket (cases.ts, predictedCounters): scur, conn_tot,
+ * stot, dcon, smax, CurrConns, CumConns, Jobs and CurrSslConns, which every profile's HAProxy
+ * shows. CumSslConns (totalsslconns) is left out: 1.5-dev12 does not keep it (1.5-dev22).
  */
+export const COMPARED_COUNTERS = [
+  'feconn',
+  'cumConn',
+  'cumSess',
+  'deniedConn',
+  'connMax',
+  'actconn',
+  'totalconn',
+  'jobs',
+  'sslconns',
+] as const satisfies readonly (keyof Counters)[];
+
+/** Returns COMPARED_COUNTERS of <p> at each moment, as changes since the first. Pure. */
 function comparableCounters(p: Prediction): Partial<Counters>[] {
   const zero = p.counters[0]!;
-  return p.counters.map(({ totalsslconns: _, ...c }) =>
-    Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v - zero[k as keyof Counters]])),
-  );
+  return p.counters.map((c) => Object.fromEntries(COMPARED_COUNTERS.map((k) => [k, c[k] - zero[k]])));
 }
 
 /**
  * True iff two predictions differ in what a target shows: on the wire, how it closes the
- * connections; in its counters at each moment of the scenario (but totalsslconns, which 1.5-dev12
- * does not keep); and, when <judged>.log (the default), in its log, the kills it logs. The
- * transitions may differ while none of these does. Pure.
+ * connections; in its counters at each moment of the scenario (COMPARED_COUNTERS); and, when
+ * <judged>.log (the default), in its log, the kills it logs. The transitions may differ while none
+ * of these does. Pure.
  */
 export function observablyDiffer(
   a: Prediction,
@@ -276,12 +288,13 @@ export function observablyDiffer(
 
 /**
  * Returns how the counters of <a> differ from those of <b> by the end of the scenario, as
- * "counts totalconn +2, where dev12 +3", or '' when they end alike (totalsslconns aside). Pure.
+ * "counts totalconn +2, where dev12 totalconn +3", or '' when they end alike (COMPARED_COUNTERS).
+ * Pure.
  */
 export function describeCounterDifference(a: Prediction, b: Prediction): string {
   const ca = comparableCounters(a).at(-1)!;
   const cb = comparableCounters(b).at(-1)!;
-  const keys = (Object.keys(ca) as (keyof Counters)[]).filter((k) => ca[k] !== cb[k]);
+  const keys = COMPARED_COUNTERS.filter((k) => ca[k] !== cb[k]);
   if (keys.length === 0) return '';
   const signed = (n: number | undefined): string => (n! >= 0 ? `+${n}` : String(n));
   return `counts ${keys.map((k) => `${k} ${signed(ca[k])}`).join(', ')}, where ${b.profile} ${keys.map((k) => `${k} ${signed(cb[k])}`).join(', ')}`;

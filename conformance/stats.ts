@@ -25,7 +25,7 @@ export interface StatsSnapshot {
   cli: number;
 }
 
-/** Connections opened by statsQuery, per socket path, since this process started. */
+/** Connections statsQuery made (connected) to each socket path, since this process started. */
 const opened = new Map<string, number>();
 
 /** Returns how many connections statsQuery has opened to the socket at <path> so far. */
@@ -39,7 +39,6 @@ export function cliOpened(path: string): number {
  */
 export function statsQuery(path: string, command: string, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve, reject) => {
-    opened.set(path, cliOpened(path) + 1);
     const socket = connect({ path });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
@@ -47,6 +46,7 @@ export function statsQuery(path: string, command: string, timeoutMs = 2000): Pro
       reject(new Error(`stats socket ${path}: no complete answer to "${command}" within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.on('connect', function socketOnConnect() {
+      opened.set(path, cliOpened(path) + 1);
       socket.write(`${command}\n`);
     });
     socket.on('data', function socketOnData(chunk: Buffer) {
@@ -100,9 +100,8 @@ export function parseShowInfo(text: string): Record<string, string> {
  * by <now>() when the answers arrived; rejects as statsQuery() does.
  */
 export async function readStats(path: string, label: string, now: () => number): Promise<StatsSnapshot> {
-  const answer = statsQuery(path, 'show info');
-  const cli = cliOpened(path);
-  const info = parseShowInfo(await answer);
+  const info = parseShowInfo(await statsQuery(path, 'show info'));
+  const cli = cliOpened(path); // this process's queries to <path> run one at a time: its own included
   const rows = parseShowStat(await statsQuery(path, 'show stat'));
   return { t: now(), label, info, rows, cli };
 }

@@ -27,6 +27,7 @@ import { MACHINES } from '../machines/compose.ts';
 import { makeConfig } from '../machines/config.ts';
 import { EFFECTS, type EffectName } from '../machines/effects.ts';
 import { listStates, listTransitions, type TraceMeta, type TransitionInfo } from '../machines/introspect.ts';
+import { expandListenerEffect } from '../machines/listener.machine.ts';
 import { expandSessionEffect } from '../machines/session.machine.ts';
 import { DEADLINE, emittedActions, MACHINE_NAMES, stateActions } from './generate.ts';
 
@@ -190,18 +191,27 @@ export function commitsOf(text: string): string[] {
     .filter((w) => /[0-9]/.test(w) && /[a-f]/.test(w));
 }
 
+/** The configurations whose expansions together give every primitive of a macro: http mode, each profile, raw and TLS. */
+const EXPANSION_CONFIGS = (['dev12', '2.6'] as const).flatMap((profile) =>
+  [false, true].map((ssl) => makeConfig({ mode: 'http', profile, ssl })),
+);
+
 /**
  * Returns every effect name transition `t` of `machine` makes its host execute, once each: its
  * own, the exit and entry effects of the states it leaves and enters, and the primitives of its
- * macro effects (in the mode that expands them most: http). Pure.
+ * macro effects (session and listener macros, under every profile, on a raw and a TLS transport,
+ * in the mode that expands them most: http). Pure.
  */
 export function effectsOf(machine: AnyStateMachine, t: TransitionInfo): string[] {
-  const config = makeConfig({ mode: 'http' });
   const out: string[] = [];
   for (const name of emittedActions(machine, t)) {
+    const effect = { type: name as EffectName, params: { site: 'accept' } };
     const expanded =
       name in EFFECTS
-        ? expandSessionEffect(config, { type: name as EffectName, params: { site: 'accept' } })
+        ? EXPANSION_CONFIGS.flatMap((config) => [
+            ...expandSessionEffect(config, effect),
+            ...expandListenerEffect(config, effect),
+          ])
         : [];
     for (const n of [name, ...expanded.map((e) => e.type)]) if (!out.includes(n)) out.push(n);
   }

@@ -458,8 +458,8 @@ export class Frontend implements Host, StatsSource {
       case 'connDataInit':
       case 'unwindSession':
       case 'unwindConn':
-      case 'listenerJobsInc':
-      case 'listenerJobsDec':
+      case 'listenerJobAndTotalconnInc':
+      case 'listenerJobDec':
         // Macros: the machines' runner expands them into primitives (bufAlloc, sessionAlloc, ...)
         this.violations.push(`macro effect ${name} reached the host unexpanded`);
         return;

@@ -14,7 +14,7 @@ export const EFFECTS = {
   actconnInc: { does: 'actconn++ (skipped for LI_O_UNLIMITED listeners)', haproxy: 'listener_accept' },
   actconnDec: {
     does: 'actconn-- (skipped for LI_O_UNLIMITED listeners)',
-    haproxy: 'listener_accept / kill_mini_session / process_session',
+    haproxy: 'listener_accept / kill_mini_session / process_session (2.x: listener_release)',
   },
   jobsInc: { does: 'jobs++', haproxy: 'listener_accept (1.5-dev) / session_new (2.x)' },
   jobsDec: {
@@ -24,11 +24,14 @@ export const EFFECTS = {
   totalconnInc: { does: 'totalconn++ (CumConns)', haproxy: 'listener_accept (1.5-dev) / session_new (2.x)' },
   connPerSecInc: { does: 'global.conn_per_sec++ (maxconnrate budget)', haproxy: 'listener_accept' },
   nbconnInc: { does: 'l->nbconn++', haproxy: 'listener_accept' },
-  nbconnDec: { does: 'l->nbconn--', haproxy: 'listener_accept / kill_mini_session / process_session' },
+  nbconnDec: {
+    does: 'l->nbconn--',
+    haproxy: 'listener_accept / kill_mini_session / process_session (2.x: listener_release)',
+  },
   feconnInc: { does: 'p->feconn++ (scur)', haproxy: 'session_accept (2.x: listener_accept)' },
   feconnDec: {
     does: 'p->feconn-- (scur)',
-    haproxy: 'session_accept out_free_session / kill_mini_session / process_session',
+    haproxy: 'session_accept out_free_session / kill_mini_session / process_session (2.x: listener_release)',
   },
   connMaxUpdate: {
     does: 'conn_max = max(conn_max, feconn) (smax)',
@@ -97,16 +100,16 @@ export const EFFECTS = {
   // --- macros: expanded into the primitives above by expandSessionEffect (session.machine.ts) and
   // expandListenerEffect (listener.machine.ts). Those that differ by profile stand for a step that
   // moved between 1.5-dev12 and 2.x, and expand to nothing in the profile that does not have it there.
-  listenerJobsInc: {
+  listenerJobAndTotalconnInc: {
     does: 'macro: 1.5-dev jobsInc, totalconnInc; nothing in 2.x, whose session_new counts both (sessionNew)',
     haproxy: 'listener_accept (1.5-dev)',
   },
-  listenerJobsDec: {
-    does: 'macro: 1.5-dev jobsDec once session_accept returned ret <= 0; nothing in 2.x, whose session_free counts it (unwindSession)',
+  listenerJobDec: {
+    does: 'macro: 1.5-dev jobsDec once session_accept returned ret <= 0; nothing in 2.x, whose session_free counts it when session_accept_fd fails (unwindSession)',
     haproxy: 'listener_accept (1.5-dev)',
   },
   listenerCounts: {
-    does: "macro: 2.x feconnInc, connMaxUpdate, cumConnInc, counted once accept() returned, before l->accept() runs; nothing in 1.5-dev, which counts them after the session's allocation (sessionNew)",
+    does: "macro: 2.x feconnInc (reserved before accept()), connMaxUpdate, cumConnInc (once accept() returned), all before l->accept() runs; nothing in 1.5-dev, which counts them after the session's allocation (sessionNew)",
     haproxy: 'listener_accept (2.x): next_feconn, conn_max, proxy_inc_fe_conn_ctr',
   },
   xprtInit: {
@@ -122,12 +125,12 @@ export const EFFECTS = {
     haproxy: 'session_accept (1.5-dev): conn_data_init → ssl_sock_init',
   },
   unwindSession: {
-    does: "macro: a failed session_accept's release once the session exists: 1.5-dev feconnDec, sessionFree at params.site; 2.x sessionFree, jobsDec (session_free), then on a TLS bind sslCtxFree, sslconnsDec (conn_free), then feconnDec (listener_release)",
+    does: "macro: a failed session_accept's release once the session exists: 1.5-dev feconnDec, sessionFree at params.site; 2.x sessionFree, jobsDec (session_free), then on a TLS bind sslCtxFree, sslconnsDec (conn_full_close → ssl_sock_close), then feconnDec (listener_release)",
     haproxy:
       'session_accept out_free_session (1.5-dev); session_accept_fd out_free_sess → out_free_conn (2.x)',
   },
   unwindConn: {
-    does: 'macro: 2.x, when the session could not be allocated: on a TLS bind sslCtxFree, sslconnsDec (conn_free), then feconnDec (listener_release); nothing in 1.5-dev, which had counted nothing yet',
+    does: 'macro: 2.x, when the session could not be allocated: on a TLS bind sslCtxFree, sslconnsDec (conn_full_close → ssl_sock_close), then feconnDec (listener_release); nothing in 1.5-dev, which had counted nothing yet',
     haproxy: 'session_accept_fd (2.x): out_free_conn',
   },
   allocBuffers: { does: 'macro: bufAlloc req, rep, and txn in http mode', haproxy: 'session_complete' },

@@ -69,17 +69,17 @@ function globalFull(config: ModelConfig, actconn: number): boolean {
 /**
  * Expands a macro effect of this machine into the primitive effects it stands for under
  * config.profile; returns any other effect unchanged in a one-element list. Pure.
- * - listenerJobsInc: 1.5-dev's listener_accept counts the job and totalconn (jobsInc,
+ * - listenerJobAndTotalconnInc: 1.5-dev's listener_accept counts the job and totalconn (jobsInc,
  *   totalconnInc); 2.x's session_new does (the session machine's sessionNew), so nothing here.
- * - listenerJobsDec: 1.5-dev's listener_accept gives the job back when session_accept returned
+ * - listenerJobDec: 1.5-dev's listener_accept gives the job back when session_accept returned
  *   ret <= 0 (jobsDec); 2.x's session_free does (unwindSession), so nothing here.
  */
 export function expandListenerEffect(config: ModelConfig, effect: Effect): Effect[] {
   const dev12 = config.profile === 'dev12';
   switch (effect.type) {
-    case 'listenerJobsInc':
+    case 'listenerJobAndTotalconnInc':
       return dev12 ? [{ type: 'jobsInc' }, { type: 'totalconnInc' }] : [];
-    case 'listenerJobsDec':
+    case 'listenerJobDec':
       return dev12 ? [{ type: 'jobsDec' }] : [];
     default:
       return [effect];
@@ -96,8 +96,8 @@ export const listenerMachine = setup({
     'connPerSecInc',
     'actconnInc',
     'actconnDec',
-    'listenerJobsInc',
-    'listenerJobsDec',
+    'listenerJobAndTotalconnInc',
+    'listenerJobDec',
     'nbconnInc',
     'nbconnDec',
     'sessionAccept',
@@ -204,7 +204,13 @@ export const listenerMachine = setup({
             meta: { haproxy: 'listener_accept: accept() ENFILE/EMFILE/ENOBUFS/ENOMEM' },
           },
           {
-            actions: ['connPerSecInc', 'actconnInc', 'listenerJobsInc', 'nbconnInc', 'sessionAccept'],
+            actions: [
+              'connPerSecInc',
+              'actconnInc',
+              'listenerJobAndTotalconnInc',
+              'nbconnInc',
+              'sessionAccept',
+            ],
             description:
               'accept() returned a connection: it takes a slot in actconn, jobs and nbconn before session_accept runs. Embryonic connections take maxconn slots. 2.x counts jobs and totalconn later, in session_new.',
             meta: {
@@ -220,7 +226,7 @@ export const listenerMachine = setup({
             target: 'limited.onGlobalQueue',
             actions: [
               'actconnDec',
-              'listenerJobsDec',
+              'listenerJobDec',
               'nbconnDec',
               'listenerStopAccepting',
               { type: 'scheduleQueueTask', params: { queue: 'global', ms: 100 } },
@@ -228,16 +234,21 @@ export const listenerMachine = setup({
             description:
               'session_accept failed critically (ret < 0): the slot is released and the listener is limited for 100 ms.',
             meta: {
-              haproxy: 'listener_accept: ret < 0 → limit_listener(global), retry in 100 ms',
+              haproxy:
+                'listener_accept: ret < 0 → limit_listener(global), retry in 100 ms (2.x: the slot is released by listener_release in session_accept_fd)',
               impl: 'drainBacklog',
             },
           },
           {
             guard: 'acceptIgnored',
-            actions: ['actconnDec', 'listenerJobsDec', 'nbconnDec'],
+            actions: ['actconnDec', 'listenerJobDec', 'nbconnDec'],
             description:
               'session_accept ignored the connection (ret = 0): the slot is released and accepting goes on.',
-            meta: { haproxy: 'listener_accept: ret == 0 → continue', impl: 'drainBacklog' },
+            meta: {
+              haproxy:
+                'listener_accept: ret == 0 → continue (2.x: the slot is released by listener_release in session_accept_fd)',
+              impl: 'drainBacklog',
+            },
           },
           {
             guard: 'listenerFull',

@@ -87,7 +87,6 @@ function rewriting(when: (r: Step) => boolean, change: (effects: Effect[], r: St
   return { rewrite: (r, effects) => (when(r) ? change(effects, r) : effects) };
 }
 
-/** The session's transitions out of a failed conn_data_init: maxsslconn reached, or SSL_new failed. */
 /** The guards of the transport init's failures: 1.5-dev's in conn_data_init, 2.x's in conn_prepare. */
 const TRANSPORT_INIT_GUARDS = [
   'sslconnsAtLimit',
@@ -96,6 +95,7 @@ const TRANSPORT_INIT_GUARDS = [
   'dataInitFailsAtPrepare',
 ];
 
+/** The session's transitions out of a failed transport init: maxsslconn reached, or SSL_new failed. */
 const TRANSPORT_INIT_FAILURES: ReadonlySet<string> = new Set(
   listTransitions(sessionMachine)
     .filter((t) => TRANSPORT_INIT_GUARDS.includes(t.guard ?? ''))

@@ -72,10 +72,11 @@ export function sourceClassReachable(config: ModelConfig, src: SourceClass): boo
  * The allocations session_accept attempts, in its order, for a connection whose source is `src`
  * under `config` with `sslconns` SSL contexts alive, when none of them fails: the sites an injected
  * allocation failure can hit, the first failing one being the SESSION_ACCEPT event's `fail`.
- * 'dataInit' is the SSL context. 1.5-dev12: the session; then, for a source neither rejected nor
- * a monitor, the task, the SSL context of a TLS bind, and session_complete's buffers when there is
- * no handshake. 2.x: the SSL context first (conn_prepare), then the same. An SSL context that
- * maxsslconn refuses is not attempted, and in 2.x nothing after it is either. Pure; the tests
+ * 'dataInit' is the SSL context (SSL_new). 1.5-dev12: the session; then, for a source neither
+ * rejected nor a monitor, the task, the SSL context of a TLS bind, and session_complete's buffers
+ * when there is no handshake. 2.x: the SSL context first (conn_prepare), then the same. When
+ * maxsslconn refuses the SSL context, SSL_new is not attempted, and in 2.x nothing after it is
+ * either. Pure; the tests
  * check it against the effects of the machine's paths.
  */
 export function acceptAllocations(
@@ -314,7 +315,8 @@ export const sessionMachine = setup({
       event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit' && context.config.ssl,
     sslconnsAtLimit: ({ context, event }) =>
       event.type === 'SESSION_ACCEPT' && sslLimitReached(context.config, event.sslconns),
-    // 2.x runs the transport's init in conn_prepare, first thing in session_accept_fd (1b3c931bf).
+    // 2.x inits the transport before the session and the rules (since 1.6-dev2, 02a0c0e40), first
+    // thing in session_accept_fd, in conn_prepare (since 1b3c931bf, 2.4).
     sslconnsAtLimitAtPrepare: ({ context, event }) =>
       context.config.profile !== 'dev12' &&
       event.type === 'SESSION_ACCEPT' &&
@@ -379,7 +381,7 @@ export const sessionMachine = setup({
             target: 'setupFailed',
             actions: ['listenerCounts', 'xprtInit', 'unwindConn', { type: 'setRet', params: { ret: -1 } }],
             description:
-              "The session cannot be allocated. 1.5-dev: pool_alloc2(pool2_session) is session_accept's first step, nothing was counted yet, straight to out_close. 2.x: listener_accept counted the connection (conn_tot) and conn_prepare made the SSL context of a TLS bind, which conn_free releases; totalconn and jobs, which session_new counts, never move.",
+              "The session cannot be allocated. 1.5-dev: pool_alloc2(pool2_session) is session_accept's first step, nothing was counted yet, straight to out_close. 2.x: listener_accept counted the connection (conn_tot) and conn_prepare made the SSL context of a TLS bind, which conn_full_close releases (ssl_sock_close); totalconn and jobs, which session_new counts, never move.",
             meta: {
               haproxy:
                 'session_accept: goto out_close (1.5-dev); session_accept_fd: session_new → NULL, goto out_free_conn (2.x)',
@@ -468,7 +470,7 @@ export const sessionMachine = setup({
               { type: 'acceptReturned', params: { ret: 1 } },
             ],
             description:
-              'The SSL transport: conn_data_init creates the SSL context and counts it in sslconns before any byte of the handshake is read, and sets CO_FL_SSL_WAIT_HS. Only the embryonic session is built, with the handshake deadline; no buffer is allocated.',
+              'The SSL transport: conn_data_init creates the SSL context and counts it in sslconns before any byte of the handshake is read (2.x: earlier, in conn_prepare, before the session: xprtInit), and sets CO_FL_SSL_WAIT_HS. Only the embryonic session is built, with the handshake deadline; no buffer is allocated.',
             meta: {
               haproxy:
                 'session_accept: conn_data_init → ssl_sock_init (SSL_new, sslconns++); CO_FL_HANDSHAKE → expire_mini_session, return 1',

@@ -180,7 +180,7 @@ export const CONFIG_SPACE: NamedConfig[] = [
   },
   {
     name: '2.6-proxy-ssl-dontlognull',
-    why: "Debian's 2.6 with both handshakes, logging and option dontlognull: kills of connections that sent nothing are not logged; maxsslconn 1: 2.x refuses a second SSL context in conn_prepare, before the session exists",
+    why: "Debian's 2.6 with both handshakes, logging and option dontlognull: kills of connections that sent nothing are not logged",
     config: makeConfig({
       profile: '2.6',
       mode: 'tcp',
@@ -189,6 +189,18 @@ export const CONFIG_SPACE: NamedConfig[] = [
       timeoutClient: 300,
       logging: true,
       dontlognull: true,
+    }),
+  },
+  {
+    name: '2.6-tls-maxsslconn',
+    why: "Debian's 2.6 on a TLS bind with maxsslconn 1: the SSL context is made in conn_prepare, before the session and the tcp-request rules, so a second TLS connection, rejected source or not, is refused there",
+    config: makeConfig({
+      profile: '2.6',
+      mode: 'tcp',
+      acceptProxy: false,
+      ssl: true,
+      timeoutClient: 300,
+      logging: true,
       maxsslconn: 1,
     }),
   },

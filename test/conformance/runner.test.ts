@@ -245,7 +245,7 @@ describe('a run of the suite', () => {
     expect(refused).toMatchObject({ verdict: 'version-difference' });
     expect(refused!.checks.filter((k) => !k.ok)).toEqual([]);
     expect(refused!.reason).toMatch(
-      /; and that it counts totalconn \+2, where dev12 totalconn \+3\. 2\.x runs the transport's init in conn_prepare/,
+      /; and that it counts totalconn \+2, where dev12 totalconn \+3\. 2\.x inits the transport before session_new/,
     );
     expect(forwarded!.checks).toContainEqual(
       expect.objectContaining({ what: 'the case takes the transitions the model predicts', ok: true }),

@@ -28,8 +28,8 @@ const MACROS = [
   'connDataInit',
   'unwindSession',
   'unwindConn',
-  'listenerJobsInc',
-  'listenerJobsDec',
+  'listenerJobAndTotalconnInc',
+  'listenerJobDec',
 ];
 
 const machinesDir = join(import.meta.dirname, '../../machines');
@@ -75,8 +75,8 @@ const expanded: Effect[] = (['tcp', 'http'] as const).flatMap((mode) =>
       ];
       return [
         ...macros.flatMap((m) => expandSessionEffect(config, m)),
-        ...expandListenerEffect(config, { type: 'listenerJobsInc' }),
-        ...expandListenerEffect(config, { type: 'listenerJobsDec' }),
+        ...expandListenerEffect(config, { type: 'listenerJobAndTotalconnInc' }),
+        ...expandListenerEffect(config, { type: 'listenerJobDec' }),
       ];
     }),
   ),

@@ -126,16 +126,16 @@ const TXN_FAILED_AFTER_HANDSHAKE = [
   LIST_DEL_COMPLETE,
 ];
 
-/** 2.x's listener_accept, once accept() returned: feconn reserved, conn_max, proxy_inc_fe_conn_ctr. */
+/** 2.x's listener_accept: feconn reserved before accept(), then conn_max and proxy_inc_fe_conn_ctr. */
 const LISTENER_COUNTS = [e('feconnInc'), e('connMaxUpdate'), e('cumConnInc')];
 /** 2.x's session_new: the session, totalconn++, jobs++. */
 const SESSION_NEW = [e('sessionAlloc'), e('totalconnInc'), e('jobsInc')];
-/** 2.x's conn_prepare on a TLS bind (ssl_sock_init), and conn_free's release of it. */
+/** 2.x's conn_prepare on a TLS bind (ssl_sock_init), and conn_full_close's release of it (ssl_sock_close). */
 const XPRT_INIT = [e('sslCtxNew'), e('sslconnsInc')];
 const XPRT_CLOSE = [e('sslCtxFree'), e('sslconnsDec')];
 /** 2.x's listener_release, reached from session_accept_fd's out_free_conn: the frontend's slot. */
 const LISTENER_RELEASE = e('feconnDec', { site: 'listener_release' });
-/** 2.x's out_free_sess: session_free (jobs--), then out_free_conn's conn_free on a TLS bind. */
+/** 2.x's out_free_sess: session_free (jobs--), then out_free_conn's conn_full_close on a TLS bind. */
 const OUT_FREE_SESS_TLS = [
   e('sessionFree', { site: 'out_free_sess' }),
   e('jobsDec'),
