@@ -76,8 +76,7 @@ export function sourceClassReachable(config: ModelConfig, src: SourceClass): boo
  * rejected nor a monitor, the task, the SSL context of a TLS bind, and session_complete's buffers
  * when there is no handshake. 2.x: the SSL context first (conn_prepare), then the same. When
  * maxsslconn refuses the SSL context, SSL_new is not attempted, and in 2.x nothing after it is
- * either. Pure; the tests
- * check it against the effects of the machine's paths.
+ * either. Pure; the tests check it against the effects of the machine's paths.
  */
 export function acceptAllocations(
   config: ModelConfig,

@@ -1,10 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { expectCounters } from '../../conformance/expect.ts';
+import type { CaseContext, Check } from '../../conformance/expect.ts';
 import {
+  cliOpened,
   infoNumber,
   mergeFields,
   mergeRows,
   parseShowInfo,
   parseShowStat,
+  readMergedStats,
   statNumber,
   type StatsSnapshot,
 } from '../../conformance/stats.ts';
@@ -91,5 +99,57 @@ describe('the counters of several processes', () => {
       'be_echo/BACKEND': { stot: '7', status: 'UP' },
       'fe_tls/FRONTEND': { scur: '0', stot: '5' },
     });
+  });
+});
+
+/**
+ * Starts a unix-socket server at <path> that answers as HAProxy's CLI counts: each connection adds
+ * one to CumConns before the command runs. Resolves with the server; the caller closes it.
+ */
+function startCli(path: string): Promise<Server> {
+  let cum = 100;
+  const server = createServer(function serverOnConnection(socket: Socket) {
+    cum++;
+    socket.once('data', function socketOnData(line: Buffer) {
+      const answer = line.toString().startsWith('show info')
+        ? `CumConns: ${cum}\nJobs: 3\n\n`
+        : '# pxname,svname,scur\nfe,FRONTEND,0\n\n';
+      socket.end(answer);
+    });
+  });
+  return new Promise((resolve) => server.listen(path, () => resolve(server)));
+}
+
+describe("the reader's own CLI connections", () => {
+  it('counts each connection it makes to a socket, and judges CumConns less those made between two snapshots', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'embryonic-cli-'));
+    const paths = [join(dir, 'a.sock'), join(dir, 'b.sock')];
+    const servers = await Promise.all(paths.map(startCli));
+    try {
+      const before = await readMergedStats(paths, 'before', () => 0);
+      // Each snapshot is a show info then a show stat per socket; its own show info is counted.
+      expect(paths.map(cliOpened)).toEqual([2, 2]);
+      expect(before.cli).toBe(2);
+      await readMergedStats(paths, 'between', () => 0);
+      const after = await readMergedStats(paths, 'after', () => 0);
+      expect(after.cli).toBe(10);
+      // Two servers at 101 then 105 each: +8 in all, every one of them the reader's own.
+      expect(infoNumber(after, 'CumConns')! - infoNumber(before, 'CumConns')!).toBe(8);
+      const checks: Check[] = [];
+      const ctx = { check: (k: Check) => void checks.push(k) } as unknown as CaseContext;
+      expectCounters(ctx, before, after, [
+        { info: 'CumConns', delta: 0, plusCli: true },
+        { info: 'CumConns', delta: 1, plusCli: true },
+        { info: 'Jobs', delta: 0 },
+      ]);
+      expect(checks.map((k) => [k.expected, k.ok])).toEqual([
+        ["+8 (+0, and the reader's 8 CLI connections)", true],
+        ["+9 (+1, and the reader's 8 CLI connections)", false],
+        ['+0', true],
+      ]);
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
