@@ -491,14 +491,51 @@ const RELEASE_LEAVES_LISTENER_LIMITED: KnownBug = {
 const TRANSPORT_INIT_LEAK: KnownBug = { mutant: 'transport-init-failure-leaks-fd', profiles: ['2.6', '2.9'] };
 
 /**
- * Opens SUITE_MAXSSLCONN connections to fe_tls that send nothing, so that their SSL contexts hold
- * every slot of maxsslconn, and lets the target accept them. Returns them, connection 0 first.
+ * Opens SUITE_MAXSSLCONN connections to <fe> (fe_tls unless given), from <from> (CLIENT_ADDRESS
+ * unless given), that send nothing, so that their SSL contexts hold every slot of maxsslconn, and
+ * lets the target accept them. Returns them, connection 0 first.
  */
-async function holdSslContexts(ctx: CaseContext): Promise<WireClient[]> {
+async function holdSslContexts(
+  ctx: CaseContext,
+  fe: FrontendName = 'fe_tls',
+  from?: string,
+): Promise<WireClient[]> {
   const holders: WireClient[] = [];
-  for (let i = 0; i < SUITE_MAXSSLCONN; i++) holders.push(await ctx.connect('fe_tls'));
+  for (let i = 0; i < SUITE_MAXSSLCONN; i++) holders.push(await ctx.connect(fe, from));
   await ctx.sleep(50);
   return holders;
+}
+
+/**
+ * The run of a case whose scenario is: SUITE_MAXSSLCONN idle TLS connections to <fe>, from <from>
+ * (holdSslContexts), then one more from the suite's client address, which meets maxsslconn, then
+ * the holders' deadlines. Checks the counters the model predicts with the holders, 50 ms after the
+ * further connection and after the deadlines; expects that connection closed as the prediction says
+ * (an RST or a FIN at once, or never) and the holders at their deadline; and the backend never
+ * contacted. Requires needs: ['stats'].
+ */
+async function beyondMaxsslconn(ctx: CaseContext, fe: FrontendName, from?: string): Promise<void> {
+  const before = await ctx.stats('before');
+  const holders = await holdSslContexts(ctx, fe, from);
+  expectCounters(
+    ctx,
+    before,
+    await ctx.stats(`${SUITE_MAXSSLCONN} idle TLS connections`),
+    predictedCounters(ctx, before, fe, SUITE_MAXSSLCONN),
+  );
+  const further = await ctx.connect(fe);
+  await ctx.sleep(50);
+  expectCounters(
+    ctx,
+    before,
+    await ctx.stats('50 ms after the third connection'),
+    predictedCounters(ctx, before, fe, SUITE_MAXSSLCONN + 1),
+  );
+  await expectPredictedClose(ctx, further, SUITE_MAXSSLCONN, fromConnect(further), 0, [0, AT_ONCE_MS]);
+  await expectHoldersClosed(ctx, holders);
+  // Their SSL contexts are freed with them: CurrSslConns is back where it was.
+  expectCounters(ctx, before, await ctx.stats('after the deadline'), predictedCounters(ctx, before, fe));
+  expectNoBackend(ctx);
 }
 
 /**
@@ -1674,35 +1711,8 @@ const DEFINITIONS: CaseDefinition[] = [
     needs: ['stats'],
     knownBugs: [TRANSPORT_INIT_LEAK],
     profileDifferences: fromTwoSixOn(TRANSPORT_INIT_AT_PREPARE),
-    async run(ctx) {
-      const before = await ctx.stats('before');
-      const holders = await holdSslContexts(ctx);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats(`${SUITE_MAXSSLCONN} idle TLS connections`),
-        predictedCounters(ctx, before, 'fe_tls', SUITE_MAXSSLCONN),
-      );
-      const third = await ctx.connect('fe_tls');
-      await ctx.sleep(50);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats('50 ms after the third connection'),
-        predictedCounters(ctx, before, 'fe_tls', SUITE_MAXSSLCONN + 1),
-      );
-      // How the third is closed, and the holders, is the prediction's: at once, or never.
-      await expectPredictedClose(ctx, third, SUITE_MAXSSLCONN, fromConnect(third), 0, [0, AT_ONCE_MS]);
-      await expectHoldersClosed(ctx, holders);
-      // Their SSL contexts are freed with them: CurrSslConns is back where it was.
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats('after the deadline'),
-        predictedCounters(ctx, before, 'fe_tls'),
-      );
-      expectNoBackend(ctx);
-    },
+    // How the third is closed is the prediction's: a FIN at once, or never (2.4+'s bug).
+    run: (ctx) => beyondMaxsslconn(ctx, 'fe_tls'),
   },
   {
     id: 'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms',
@@ -1747,37 +1757,9 @@ const DEFINITIONS: CaseDefinition[] = [
     profileDifferences: fromTwoSixOn(
       "2.x inits the transport before session_new and before the tcp-request connection rules (since 1.6-dev2, 02a0c0e40; in conn_prepare since 1b3c931bf, 2.4): once maxsslconn is reached, ssl_sock_init refuses the SSL context of a source the rules would reject, and the connection fails there (ret -1: no dcon, no totalconn, no SO_LINGER, the listener limited for 100 ms). 1.5-dev12 runs the rules first and rejects it. Measured on Debian's 2.6.12: no dcon, no RST, and, its known bug, no close.",
     ),
-    async run(ctx) {
-      const before = await ctx.stats('before');
-      const holders: WireClient[] = [];
-      for (let i = 0; i < SUITE_MAXSSLCONN; i++)
-        holders.push(await ctx.connect('fe_reject_tls', OTHER_CLIENT_ADDRESS));
-      await ctx.sleep(50);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats(`${SUITE_MAXSSLCONN} idle TLS connections`),
-        predictedCounters(ctx, before, 'fe_reject_tls', SUITE_MAXSSLCONN),
-      );
-      const rejected = await ctx.connect('fe_reject_tls');
-      await ctx.sleep(50);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats('50 ms after the third connection'),
-        predictedCounters(ctx, before, 'fe_reject_tls', SUITE_MAXSSLCONN + 1),
-      );
-      // How it is closed is the prediction's: an RST (dev12), a FIN (2.x), or never (2.4+'s bug).
-      await expectPredictedClose(ctx, rejected, SUITE_MAXSSLCONN, fromConnect(rejected), 0, [0, AT_ONCE_MS]);
-      await expectHoldersClosed(ctx, holders);
-      expectCounters(
-        ctx,
-        before,
-        await ctx.stats('after the deadline'),
-        predictedCounters(ctx, before, 'fe_reject_tls'),
-      );
-      expectNoBackend(ctx);
-    },
+    // The holders come from the address the rules accept; the third is closed as the prediction
+    // says: an RST (dev12), a FIN (2.x), or never (2.4+'s bug).
+    run: (ctx) => beyondMaxsslconn(ctx, 'fe_reject_tls', OTHER_CLIENT_ADDRESS),
   },
   {
     id: 'lim/reject/tcp-request-reject-gets-rst',

@@ -98,6 +98,16 @@ export interface NamedConfig {
   config: ModelConfig;
 }
 
+/** tcp-ssl-logged's settings, which 2.6-tls-maxsslconn runs under profile 2.6. */
+const TLS_LOGGED_MAXSSLCONN: Partial<ModelConfig> = {
+  mode: 'tcp',
+  acceptProxy: false,
+  ssl: true,
+  timeoutClient: 300,
+  logging: true,
+  maxsslconn: 1,
+};
+
 /**
  * The configuration space: a union of configurations that together switch on every guard of the
  * three machines. The full product of the settings (mode × accept-proxy × ssl × timeout × logging ×
@@ -119,14 +129,7 @@ export const CONFIG_SPACE: NamedConfig[] = [
   {
     name: 'tcp-ssl-logged',
     why: 'TLS handshake with logging: the transport is tracked for the logs (0ede5a331); maxsslconn 1 refuses a second TLS connection its SSL context at accept',
-    config: makeConfig({
-      mode: 'tcp',
-      acceptProxy: false,
-      ssl: true,
-      timeoutClient: 300,
-      logging: true,
-      maxsslconn: 1,
-    }),
+    config: makeConfig(TLS_LOGGED_MAXSSLCONN),
   },
   {
     name: 'tcp-proxy-ssl-no-timeout',
@@ -193,16 +196,8 @@ export const CONFIG_SPACE: NamedConfig[] = [
   },
   {
     name: '2.6-tls-maxsslconn',
-    why: "Debian's 2.6 on a TLS bind with maxsslconn 1: the SSL context is made in conn_prepare, before the session and the tcp-request rules, so a second TLS connection, rejected source or not, is refused there",
-    config: makeConfig({
-      profile: '2.6',
-      mode: 'tcp',
-      acceptProxy: false,
-      ssl: true,
-      timeoutClient: 300,
-      logging: true,
-      maxsslconn: 1,
-    }),
+    why: "tcp-ssl-logged under Debian's 2.6: the SSL context is made in conn_prepare, before the session and the tcp-request rules, so a second TLS connection, rejected source or not, is refused there",
+    config: makeConfig({ ...TLS_LOGGED_MAXSSLCONN, profile: '2.6' }),
   },
   {
     name: '2.9-proxy-client-hs',

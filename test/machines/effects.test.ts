@@ -9,28 +9,18 @@ import { join } from 'node:path';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
-import { makeConfig } from '../../machines/config.ts';
-import { EFFECTS, type Effect } from '../../machines/effects.ts';
+import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import { EFFECTS, type Effect, type EffectName } from '../../machines/effects.ts';
 import { actionName, listTransitions } from '../../machines/introspect.ts';
 import { expandListenerEffect } from '../../machines/listener.machine.ts';
 import { expandSessionEffect } from '../../machines/session.machine.ts';
 
 /** The machines' assign actions: context updates, never executed by a host. */
 const ASSIGNS = ['setErrCode', 'setErrCodeFromEvent', 'setRet', 'keepConnErrCode'];
-/** The session macros, expanded into primitives before any host sees them. */
-const MACROS = [
-  'allocBuffers',
-  'freeBuffers',
-  'completeFailure',
-  'listenerCounts',
-  'xprtInit',
-  'sessionNew',
-  'connDataInit',
-  'unwindSession',
-  'unwindConn',
-  'listenerJobAndTotalconnInc',
-  'listenerJobDec',
-];
+/** The macros, expanded into primitives before any host sees them: the entries EFFECTS calls so. */
+const MACROS = Object.entries(EFFECTS)
+  .filter(([, e]) => e.does.startsWith('macro:'))
+  .map(([name]) => name);
 
 const machinesDir = join(import.meta.dirname, '../../machines');
 const known = new Set(Object.keys(EFFECTS));
@@ -54,6 +44,17 @@ const used = Object.entries(MACHINES).flatMap(([name, machine]) =>
 );
 
 /**
+ * Expands <effect> with the session's and the listener's expanders under <config>, leaving out what
+ * an expander returns unchanged (not one of its macros).
+ */
+function expand(config: ModelConfig, effect: Effect): Effect[] {
+  return [expandSessionEffect, expandListenerEffect].flatMap((f) => {
+    const out = f(config, effect);
+    return out.length === 1 && out[0] === effect ? [] : out;
+  });
+}
+
+/**
  * Every primitive a macro expands into, in tcp and http mode, on a raw and a TLS transport, in each
  * profile, for every failure site.
  */
@@ -61,23 +62,11 @@ const expanded: Effect[] = (['tcp', 'http'] as const).flatMap((mode) =>
   [false, true].flatMap((ssl) =>
     (['dev12', '2.6'] as const).flatMap((profile) => {
       const config = makeConfig({ mode, ssl, profile });
-      const macros: Effect[] = [
-        { type: 'allocBuffers' },
-        { type: 'freeBuffers' },
-        ...(['req', 'rep', 'txn', 'accept'] as const).map((site): Effect => ({
-          type: 'completeFailure',
-          params: { site },
-        })),
-        ...(['listenerCounts', 'xprtInit', 'sessionNew', 'connDataInit', 'unwindConn'] as const).map(
-          (type): Effect => ({ type }),
+      return MACROS.flatMap((type) =>
+        (['req', 'rep', 'txn', 'accept'] as const).flatMap((site) =>
+          expand(config, { type: type as EffectName, params: { site } }),
         ),
-        { type: 'unwindSession', params: { site: 'out_free_session' } },
-      ];
-      return [
-        ...macros.flatMap((m) => expandSessionEffect(config, m)),
-        ...expandListenerEffect(config, { type: 'listenerJobAndTotalconnInc' }),
-        ...expandListenerEffect(config, { type: 'listenerJobDec' }),
-      ];
+      );
     }),
   ),
 );

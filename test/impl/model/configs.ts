@@ -109,7 +109,19 @@ function scenarioConfig(s: Spec): ScenarioConfig {
   };
 }
 
-/** Every configuration, by name. */
+/** tlsmax's settings, which tlsmax26 runs under profile 2.6 with a rejected source. */
+const TLSMAX: Spec = {
+  name: 'tlsmax',
+  what: 'tcp, TLS only, maxsslconn 1 below maxconn 2: a second TLS connection is refused at accept',
+  mode: 'tcp',
+  acceptProxy: false,
+  ssl: true,
+  logging: true,
+  feMaxconn: 2,
+  bindMaxconn: 2,
+  maxsslconn: 1,
+};
+
 /** ratefull's settings, which ratefull26 runs under profile 2.6. */
 const RATEFULL: Spec = {
   name: 'ratefull',
@@ -123,6 +135,7 @@ const RATEFULL: Spec = {
   rateLimitSessions: 1,
 };
 
+/** Every configuration, by name. */
 export const CONFIGS = {
   pp: scenarioConfig({
     name: 'pp',
@@ -156,28 +169,12 @@ export const CONFIGS = {
     feMaxconn: 2,
     bindMaxconn: 2,
   }),
-  tlsmax: scenarioConfig({
-    name: 'tlsmax',
-    what: 'tcp, TLS only, maxsslconn 1 below maxconn 2: a second TLS connection is refused at accept',
-    mode: 'tcp',
-    acceptProxy: false,
-    ssl: true,
-    logging: true,
-    feMaxconn: 2,
-    bindMaxconn: 2,
-    maxsslconn: 1,
-  }),
+  tlsmax: scenarioConfig(TLSMAX),
   tlsmax26: scenarioConfig({
+    ...TLSMAX,
     name: 'tlsmax26',
-    what: 'tcp, TLS only, maxsslconn 1, a rejected source, profile 2.6: the SSL context is made before the session and before the tcp-request rules (conn_prepare), so a refused one leaves CumConns alone and a rejected source counts one in CumSslConns',
+    what: 'tlsmax with a rejected source, profile 2.6: the SSL context is made before the session and before the tcp-request rules (conn_prepare), so a refused one leaves CumConns alone and a rejected source counts one in CumSslConns',
     profile: '2.6',
-    mode: 'tcp',
-    acceptProxy: false,
-    ssl: true,
-    logging: true,
-    feMaxconn: 2,
-    bindMaxconn: 2,
-    maxsslconn: 1,
     reject: true,
   }),
   http: scenarioConfig({
