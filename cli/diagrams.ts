@@ -42,7 +42,7 @@ const README_ENTRY = 'README.md (diagrams section)';
  */
 export async function expectedFiles(root: string): Promise<GeneratedFile[]> {
   const files = await diagramFiles();
-  files.push({ path: 'PORTING.md', content: portingMarkdown(await loadPortingSources(root)) });
+  files.push({ path: 'PORTING.md', content: portingMarkdown(loadPortingSources(root)) });
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
   files.push({ path: 'README.md', content: spliceReadme(readme, readmeSection()) });
   return files;

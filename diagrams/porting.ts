@@ -5,14 +5,13 @@
  * guard it, and the tests and conformance cases that cover it; then one row per state. The notes
  * for porters are hand-written prose in docs/porting-notes.md, included verbatim.
  *
- * Every source but the machines is optional, so the table can be generated before those parts
- * exist; a missing one reads "—":
- * - invariants: properties/invariants.ts exports INVARIANTS: { name, doc, watches: EffectName[] }[].
+ * The sources:
+ * - invariants: INVARIANTS of properties/invariants.ts, each { name, doc, watches: EffectName[] }.
  *   An invariant guards a transition iff the transition emits an effect it watches (entry effects
  *   of the states it enters and the primitives of macro effects included).
  * - tests: every test/**\/*.ts that names a transition id as a string literal in its code (not in
  *   a comment: 'session.embryonic|HANDSHAKE_END|1') covers that transition.
- * - conformance cases: conformance/cases.ts exports CASES, each with an `id` and `transitions: string[]`
+ * - conformance cases: CASES of conformance/cases.ts, each with an `id` and `transitions: string[]`
  *   (what the model predicts its scenario takes under some profile).
  * - impl: meta.impl names one or more functions of impl/, separated by commas, each written `name`,
  *   `Class.method` or `path/file.ts#name`.
@@ -21,14 +20,15 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { AnyStateMachine } from 'xstate';
+import { CASES } from '../conformance/cases.ts';
 import { MACHINES } from '../machines/compose.ts';
 import { makeConfig } from '../machines/config.ts';
 import { EFFECTS, type EffectName } from '../machines/effects.ts';
 import { listStates, listTransitions, type TraceMeta, type TransitionInfo } from '../machines/introspect.ts';
 import { expandListenerEffect } from '../machines/listener.machine.ts';
 import { expandSessionEffect } from '../machines/session.machine.ts';
+import { INVARIANTS } from '../properties/invariants.ts';
 import { DEADLINE, emittedActions, MACHINE_NAMES, stateActions } from './generate.ts';
 
 /** One invariant as properties/invariants.ts states it. */
@@ -46,9 +46,9 @@ export interface ConformanceCase {
 
 /** Everything PORTING.md is generated from, besides the machines. */
 export interface PortingSources {
-  invariants: Invariant[] | null; //    null: properties/invariants.ts does not exist yet
+  invariants: Invariant[];
   testRefs: Map<string, string[]>; //   transition id → test files naming it (unknown ids included)
-  cases: ConformanceCase[] | null; //   null: conformance/cases.ts does not exist or has no transitions field
+  cases: ConformanceCase[];
   notes: string; //                     docs/porting-notes.md
   implNames: Set<string>; //            the names of the functions, methods, classes and consts defined in impl/
 }
@@ -67,48 +67,18 @@ const TRANSITION_LITERAL =
   /(['"`])([a-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)+\|(?:[A-Z][A-Z0-9_]*|always)\|\d+)\1/g;
 
 /**
- * Reads the sources of PORTING.md from the repository at `root`. The invariants and the cases are
- * imported when their module exists, and are null otherwise. Throws if a module exists but does
- * not load or does not export what the module comment says, and if docs/porting-notes.md is
+ * Gathers the sources of PORTING.md: the invariants and the cases as this repository's modules
+ * export them, the rest read from the repository at `root`. Throws if docs/porting-notes.md is
  * missing. Reads files only; changes nothing.
  */
-export async function loadPortingSources(root: string): Promise<PortingSources> {
+export function loadPortingSources(root: string): PortingSources {
   return {
-    invariants: await loadInvariants(join(root, SOURCE_FILES.invariants)),
+    invariants: INVARIANTS.map((i) => ({ name: i.name, doc: i.doc, watches: [...i.watches] })),
     testRefs: scanTestReferences(join(root, SOURCE_FILES.tests), root),
-    cases: await loadCases(join(root, SOURCE_FILES.cases)),
+    cases: CASES.map((c) => ({ id: c.id, transitions: c.transitions })),
     notes: readFileSync(join(root, SOURCE_FILES.notes), 'utf8'),
     implNames: definedNames(join(root, SOURCE_FILES.impl)),
   };
-}
-
-async function loadInvariants(file: string): Promise<Invariant[] | null> {
-  if (!existsSync(file)) return null;
-  const mod = (await import(pathToFileURL(file).href)) as { INVARIANTS?: unknown };
-  const list = mod.INVARIANTS;
-  const ok =
-    Array.isArray(list) &&
-    list.every(
-      (i) =>
-        typeof i === 'object' &&
-        i !== null &&
-        typeof (i as Invariant).name === 'string' &&
-        Array.isArray((i as Invariant).watches),
-    );
-  if (!ok) throw new Error(`${SOURCE_FILES.invariants} must export INVARIANTS: { name, doc, watches }[]`);
-  return list as Invariant[];
-}
-
-async function loadCases(file: string): Promise<ConformanceCase[] | null> {
-  if (!existsSync(file)) return null;
-  const mod = (await import(pathToFileURL(file).href)) as { CASES?: unknown };
-  const list = mod.CASES;
-  if (!Array.isArray(list)) return null;
-  if (!list.every((c) => typeof c === 'object' && c !== null && Array.isArray(c.transitions))) return null;
-  return list.map((c: { id?: unknown; name?: unknown; transitions: unknown[] }, i) => ({
-    id: String(c.id ?? c.name ?? `#${i}`),
-    transitions: c.transitions.map(String),
-  }));
 }
 
 /** Returns every .ts file under `dir`, sorted, or none if `dir` does not exist. */
@@ -231,9 +201,9 @@ export interface PortingRow {
   description: string;
   effects: string[]; //   what the host executes, in order (context updates included)
   impl: string | null;
-  invariants: string[] | null; // null: no invariants module yet
+  invariants: string[];
   tests: string[];
-  cases: string[] | null; //      null: no conformance cases yet
+  cases: string[];
 }
 
 /** Returns the rows of the transitions table, every transition of every machine, in order. Pure. */
@@ -255,11 +225,11 @@ export function portingRows(sources: PortingSources): PortingRow[] {
         description: t.description,
         effects: emittedActions(machine, t),
         impl: t.meta.impl ?? null,
-        invariants:
-          sources.invariants?.filter((i) => i.watches.some((w) => effects.includes(w))).map((i) => i.name) ??
-          null,
+        invariants: sources.invariants
+          .filter((i) => i.watches.some((w) => effects.includes(w)))
+          .map((i) => i.name),
         tests: sources.testRefs.get(t.id) ?? [],
-        cases: sources.cases?.filter((c) => c.transitions.includes(t.id)).map((c) => c.id) ?? null,
+        cases: sources.cases.filter((c) => c.transitions.includes(t.id)).map((c) => c.id),
       });
     }
   }
@@ -294,7 +264,7 @@ export function danglingReferences(sources: PortingSources): string[] {
       out.push(
         `${files.join(', ')} name${files.length > 1 ? '' : 's'} transition ${id}, which no machine has`,
       );
-  for (const c of sources.cases ?? [])
+  for (const c of sources.cases)
     for (const id of c.transitions)
       if (!known.has(id)) out.push(`conformance case ${c.id} covers transition ${id}, which no machine has`);
   return out;
@@ -330,8 +300,8 @@ function eventCell(row: PortingRow): string {
   return code(row.event);
 }
 
-function listOrDash(items: string[] | null, format: (s: string) => string = (s) => s): string {
-  return items === null || items.length === 0 ? '—' : items.map(format).join('<br>');
+function listOrDash(items: string[], format: (s: string) => string = (s) => s): string {
+  return items.length === 0 ? '—' : items.map(format).join('<br>');
 }
 
 /**
@@ -361,13 +331,9 @@ export function portingMarkdown(sources: PortingSources): string {
     '- **effects**: what the transition makes its host execute, in order (`machines/effects.ts`), the entry',
     '  effects of the states it enters included; context updates of the machine are in *italics*.',
     '- **impl**: `meta.impl`, the function of `impl/` that serves the transition ("—" where the machine names none).',
-    sources.invariants === null
-      ? '- **invariants**: `properties/invariants.ts` does not exist yet, so the column reads "—".'
-      : `- **invariants**: the ${sources.invariants.length} invariants of \`properties/invariants.ts\` that watch an effect the transition emits.`,
+    `- **invariants**: the ${sources.invariants.length} invariants of \`properties/invariants.ts\` that watch an effect the transition emits.`,
     `- **tests**: the files under test/ that name the transition's id in code: test files, and helpers such as the real-proxy scripts of test/impl/model/paths.ts; ${tested} of ${rows.length} transitions are named. A file that names an id drives or expects that transition, but the column does not say which assertion checks it.`,
-    sources.cases === null
-      ? '- **conformance**: `conformance/cases.ts` does not list transitions yet, so the column reads "—".'
-      : `- **conformance**: the cases of \`conformance/cases.ts\` whose scenario takes the transition under some profile whose targets serve the case's frontend, as the model predicts it (${sources.cases.length} cases; \`conformance/predict.ts\`).`,
+    `- **conformance**: the cases of \`conformance/cases.ts\` whose scenario takes the transition under some profile whose targets serve the case's frontend, as the model predicts it (${sources.cases.length} cases; \`conformance/predict.ts\`).`,
     '',
     'Contents: [Notes for porters](#notes-for-porters) · [Transitions](#transitions) · [States](#states)',
     '',
