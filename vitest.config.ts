@@ -10,6 +10,7 @@ export default defineConfig({
       '**/node_modules/**',
       ...(process.env.EMBRYONIC_BENCH_SMOKE === '1' ? [] : ['test/bench/smoke.test.ts']),
     ],
+    globalSetup: ['test/globalSetup.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',

@@ -30,8 +30,11 @@
  * Reports: the worker sends each report back as a message, which the proxy writes to stderr: a
  * divergence is reported a few milliseconds after its step instead of during it. finish() waits
  * until the worker has checked every line, and returns the summary line; then the worker ends.
- * The worker loads TypeScript through tsx, as the CLI does (bin/embryonic.js).
+ * The worker runs impl/monitorWorker.ts as the CLI runs its sources (bin/embryonic.js): from a
+ * bundle bin/compile.js builds, or through tsx's loader with EMBRYONIC_COMPILE=0 or when the
+ * bundle cannot be built (an error with EMBRYONIC_COMPILE=1).
  */
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MachineName, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
@@ -145,8 +148,10 @@ export type FromWorker =
 export interface WorkerData {
   config: ModelConfig;
   ring: SharedArrayBuffer;
-  entry: string; // URL of impl/monitorWorker.ts
-  tsx: string; //   URL of tsx's ESM API
+  entry: string; //   URL of impl/monitorWorker.ts
+  tsx: string; //     URL of tsx's ESM API
+  compile: string; // URL of bin/compile.js
+  root: string; //    the repository's root directory
 }
 
 /**
@@ -613,6 +618,8 @@ export class ThreadedMonitor implements RawTraceTap {
       ring: ring.buffer,
       entry: new URL('./monitorWorker.ts', import.meta.url).href,
       tsx: import.meta.resolve('tsx/esm/api'),
+      compile: new URL('../bin/compile.js', import.meta.url).href,
+      root: fileURLToPath(new URL('..', import.meta.url)),
     };
     this.worker = new Worker(BOOTSTRAP, { eval: true, workerData: data });
     this.worker.on('message', this.workerOnMessage.bind(this));
@@ -732,15 +739,29 @@ function monitorOnFinishOverdue(monitor: ThreadedMonitor): void {
 }
 
 /**
- * The worker's first code: registers tsx's loader on the worker's thread (loader hooks are per
- * thread), then loads impl/monitorWorker.ts. It runs as a CommonJS script, as `eval` workers do,
- * or as an ES module when the worker inherits --input-type=module (a proxy started by `node
- * --input-type=module -e`, as the benchmarks start it): so it uses only dynamic import(), which
- * both have, and no require.
+ * The worker's first code: loads impl/monitorWorker.ts from its bundle (bin/compile.js, which
+ * builds it on the first start after a source changed), or, with EMBRYONIC_COMPILE=0 or when the
+ * bundle cannot be built, registers tsx's loader on the worker's thread (loader hooks are per
+ * thread) and loads the source. EMBRYONIC_COMPILE=1 makes a failed build the worker's error. It
+ * runs as a CommonJS script, as `eval` workers do, or as an ES module when the worker inherits
+ * --input-type=module (a proxy started by `node --input-type=module -e`, as the benchmarks start
+ * it): so it uses only dynamic import(), which both have, and no require.
  */
 const BOOTSTRAP = `
+const mode = process.env.EMBRYONIC_COMPILE;
 import('node:worker_threads')
-  .then(({ workerData }) =>
-    import(workerData.tsx).then((tsx) => { tsx.register(); return import(workerData.entry); }))
+  .then(async ({ workerData: d }) => {
+    if (mode !== '0') {
+      try {
+        const { compiledEntry, defaultCacheDir } = await import(d.compile);
+        const built = await compiledEntry({ root: d.root, entry: 'impl/monitorWorker.ts', cacheDir: defaultCacheDir(d.root) });
+        return import(built.url);
+      } catch (err) {
+        if (mode === '1') throw err;
+      }
+    }
+    (await import(d.tsx)).register();
+    return import(d.entry);
+  })
   .catch((err) => { setImmediate(() => { throw err; }); });
 `;

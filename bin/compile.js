@@ -1,0 +1,234 @@
+// The CLI's compiled form. Starting `embryonic` through tsx's loader costs about 0.8 s of CPU
+// (its hooks thread resolves and transforms each of some hundred modules); a bundle of the same
+// sources, made by esbuild (the compiler tsx itself uses), starts in about a quarter of that. The
+// proxy is started that way by the tests and by the conformance runner dozens of times a run, so
+// bin/embryonic.js runs the bundle, built on the first start after a source changed and kept in
+// node_modules/.cache. The bundle is the sources as they are: it is rebuilt whenever the content
+// of any file it was built from changes, and `import.meta.url` keeps meaning the source file's own
+// URL, so every path a module finds from it (the repository root, package.json) is the same.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, extname, isAbsolute, join, relative, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** Changes when the build's options change, so that older builds stop matching. */
+const FORMAT = 'embryonic-compile 1';
+/** Builds and temporary directories older than this are removed when a new build lands. */
+const PRUNE_AGE_MS = 24 * 3600 * 1000;
+/** The manifest of the builds of one entry: which build is current, and what it was built from. */
+const MANIFEST_PREFIX = 'current-';
+
+/**
+ * Returns where the builds of the sources under `root` are kept unless told otherwise: under its
+ * node_modules/.cache, which `npm ci` empties. Pure.
+ *
+ * @param {string} root
+ * @returns {string}
+ */
+export function defaultCacheDir(root) {
+  return join(root, 'node_modules', '.cache', 'embryonic-cli');
+}
+
+/**
+ * @typedef {object} CompileOptions
+ * @property {string} root      the directory the sources are under (the repository root)
+ * @property {string} entry     the entry module, relative to `root` (`cli/main.ts`)
+ * @property {string} cacheDir  where builds and the manifest are kept; created if missing. Inside
+ *   `root`, since the build imports packages the way its sources do, from the node_modules
+ *   directories above it.
+ */
+
+/**
+ * Returns the file URL of the compiled `entry` (an ES module, `<name>.mjs`, with its chunks and a
+ * source map beside it), building it first unless the manifest in `cacheDir` names a build whose
+ * inputs all still have the content it was built from. `built` says whether this call built it.
+ * Packages are not bundled: the build imports them from `root`'s node_modules at run time.
+ * Requires esbuild only when it builds. Rejects if the sources do not compile (esbuild's message),
+ * if the cache directory is not inside `root` or cannot be written; the caller may then run the
+ * sources another way.
+ * Safe to call from concurrent processes: each builds into a directory of its own, and a build
+ * lands by one rename (the same inputs give the same directory name, and the first one stays).
+ * The caller owns nothing afterwards: builds stay in `cacheDir`, for the next start.
+ *
+ * @param {CompileOptions} options
+ * @returns {Promise<{ url: string, built: boolean }>}
+ */
+export async function compiledEntry(options) {
+  const { root, entry, cacheDir } = options;
+  const within = relative(root, cacheDir);
+  if (within === '' || within.startsWith('..') || isAbsolute(within))
+    throw new Error(`the cache directory ${cacheDir} is not inside ${root}`);
+  const out = `${basename(entry, extname(entry))}.mjs`;
+  const current = readManifest(join(cacheDir, manifestName(entry)));
+  if (current !== null && current.entry === entry) {
+    const hash = hashFiles(current.inputs, (p) => readFileSync(join(root, p)));
+    if (hash === current.hash && isFile(join(cacheDir, current.dir, out))) {
+      return { url: pathToFileURL(join(cacheDir, current.dir, out)).href, built: false };
+    }
+  }
+  return { url: await build(root, entry, out, cacheDir), built: true };
+}
+
+/**
+ * Builds `entry` into a fresh directory of `cacheDir`, moves it to its final name (the hash of
+ * every input's content, as read by the build itself) and points the manifest at it. Returns the
+ * URL of the output module.
+ *
+ * @param {string} root
+ * @param {string} entry
+ * @param {string} out
+ * @param {string} cacheDir
+ * @returns {Promise<string>}
+ */
+async function build(root, entry, out, cacheDir) {
+  const esbuild = await import('esbuild');
+  mkdirSync(cacheDir, { recursive: true });
+  const tmp = join(cacheDir, `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  /** @type {Map<string, Buffer>} the content of each input, relative path → bytes, as compiled */
+  const inputs = new Map();
+  try {
+    await esbuild.build({
+      entryPoints: [join(root, entry)],
+      absWorkingDir: root,
+      bundle: true,
+      splitting: true, // the commands' modules stay lazily loaded, as cli/commands.ts wants
+      packages: 'external',
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      keepNames: true, // as tsx compiles: a function's name stays its source name
+      sourcemap: 'linked',
+      sourcesContent: false,
+      outdir: tmp,
+      outExtension: { '.js': '.mjs' },
+      logLevel: 'silent',
+      plugins: [sourceFilesAsRead(root, inputs)],
+    });
+    const hash = /** @type {string} */ (
+      hashFiles([...inputs.keys()], (p) => /** @type {Buffer} */ (inputs.get(p)))
+    );
+    const dir = hash.slice(0, 20);
+    const final = join(cacheDir, dir);
+    try {
+      renameSync(tmp, final);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // the same build has landed already
+    }
+    if (!isFile(join(final, out))) throw new Error(`the build of ${entry} did not land in ${final}`);
+    const manifest = { format: FORMAT, entry, dir, hash, inputs: [...inputs.keys()].sort() };
+    const manifestTmp = `${tmp}.json`;
+    writeFileSync(manifestTmp, JSON.stringify(manifest));
+    renameSync(manifestTmp, join(cacheDir, manifestName(entry)));
+    prune(cacheDir, dir);
+    return pathToFileURL(join(final, out)).href;
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * An esbuild plugin that loads every source file under `root` itself: it records the bytes it
+ * compiled in `inputs` and gives `import.meta.url` the source file's own URL (a bundle's would be
+ * the chunk's, in the cache directory).
+ *
+ * @param {string} root
+ * @param {Map<string, Buffer>} inputs
+ * @returns {import('esbuild').Plugin}
+ */
+function sourceFilesAsRead(root, inputs) {
+  return {
+    name: 'embryonic-sources',
+    setup(pluginBuild) {
+      pluginBuild.onLoad({ filter: /\.(ts|js|mjs|json)$/ }, (args) => {
+        const rel = relative(root, args.path).split(sep).join('/');
+        if (rel.startsWith('..') || rel.split('/').includes('node_modules')) return undefined;
+        const bytes = readFileSync(args.path);
+        inputs.set(rel, bytes);
+        const ext = extname(args.path);
+        const loader = ext === '.ts' ? 'ts' : ext === '.json' ? 'json' : 'js';
+        const text = bytes.toString('utf8');
+        const contents =
+          loader === 'json'
+            ? text
+            : text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href));
+        return { contents, loader };
+      });
+    },
+  };
+}
+
+/**
+ * The hash of a set of files: their relative paths, sorted, each with its content.
+ *
+ * @param {string[]} paths
+ * @param {(path: string) => Buffer} read
+ * @returns {string | null} null if a file cannot be read
+ */
+function hashFiles(paths, read) {
+  const h = createHash('sha256').update(FORMAT);
+  for (const p of [...paths].sort()) {
+    let bytes;
+    try {
+      bytes = read(p);
+    } catch {
+      return null;
+    }
+    h.update(`\0${p}\0${bytes.length}\0`).update(bytes);
+  }
+  return h.digest('hex');
+}
+
+/**
+ * The name of the manifest of `entry`'s builds: `current-cli-main-ts.json` for `cli/main.ts`.
+ *
+ * @param {string} entry
+ */
+function manifestName(entry) {
+  return `${MANIFEST_PREFIX}${entry.replace(/[^A-Za-z0-9]+/g, '-')}.json`;
+}
+
+/**
+ * The manifest at `path`, or null if there is none or it is not this format's.
+ *
+ * @param {string} path
+ * @returns {{ entry: string, dir: string, hash: string, inputs: string[] } | null}
+ */
+function readManifest(path) {
+  try {
+    const m = JSON.parse(readFileSync(path, 'utf8'));
+    return m.format === FORMAT && Array.isArray(m.inputs) ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} path */
+function isFile(path) {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the builds and temporary files of `cacheDir` older than PRUNE_AGE_MS, but never `keep`
+ * nor a manifest.
+ * A process started from an older build may still load its chunks, hence the age.
+ *
+ * @param {string} cacheDir
+ * @param {string} keep
+ */
+function prune(cacheDir, keep) {
+  const now = Date.now();
+  for (const name of readdirSync(cacheDir)) {
+    if (name === keep || (name.startsWith(MANIFEST_PREFIX) && name.endsWith('.json'))) continue;
+    try {
+      if (now - statSync(join(cacheDir, name)).mtimeMs > PRUNE_AGE_MS)
+        rmSync(join(cacheDir, name), { recursive: true, force: true });
+    } catch {
+      // gone already: another process pruned it
+    }
+  }
+}

@@ -1,0 +1,171 @@
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { compiledEntry } from '../../bin/compile.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const COMPILE = pathToFileURL(join(ROOT, 'bin/compile.js')).href;
+
+/** A throwaway project: `main.ts` re-exports `lib.ts`, whose `here` is its own import.meta.url. */
+function project(value: string): { root: string; cacheDir: string } {
+  const root = mkdtempSync(join(tmpdir(), 'embryonic-compile-'));
+  mkdirSync(join(root, 'src'));
+  writeFileSync(join(root, 'src/main.ts'), "export { here, value } from './lib.ts';\n");
+  writeLib(root, value);
+  return { root, cacheDir: join(root, 'cache') };
+}
+
+function writeLib(root: string, value: string, extra = ''): void {
+  writeFileSync(
+    join(root, 'src/lib.ts'),
+    `export const value: string = ${JSON.stringify(value)};\nexport const here = import.meta.url;\n${extra}`,
+  );
+}
+
+const roots: string[] = [];
+afterEach(() => {
+  for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
+});
+
+async function load(url: string): Promise<{ value: string; here: string }> {
+  return (await import(url)) as { value: string; here: string };
+}
+
+describe('compiledEntry', () => {
+  it('builds the entry on the first call and reuses the build while no input changes', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(first.built).toBe(true);
+    expect((await load(first.url)).value).toBe('one');
+    const second = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(second).toEqual({ url: first.url, built: false });
+    const manifest = JSON.parse(readFileSync(join(p.cacheDir, 'current-src-main-ts.json'), 'utf8')) as {
+      inputs: string[];
+    };
+    expect(manifest.inputs).toEqual(['src/lib.ts', 'src/main.ts']);
+  });
+
+  it('keeps the builds of two entries side by side, each reused while its inputs stay the same', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    const main = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    const lib = await compiledEntry({ ...p, entry: 'src/lib.ts' });
+    expect([main.built, lib.built]).toEqual([true, true]);
+    expect(await compiledEntry({ ...p, entry: 'src/main.ts' })).toEqual({ url: main.url, built: false });
+    expect(await compiledEntry({ ...p, entry: 'src/lib.ts' })).toEqual({ url: lib.url, built: false });
+    expect((await load(lib.url)).value).toBe('one');
+  });
+
+  it("keeps import.meta.url the source file's own URL, not the bundle's", async () => {
+    const p = project('one');
+    roots.push(p.root);
+    const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(url.startsWith(pathToFileURL(p.cacheDir).href)).toBe(true);
+    expect((await load(url)).here).toBe(pathToFileURL(join(p.root, 'src/lib.ts')).href);
+  });
+
+  it('rebuilds when the content of an input changes, and the new build runs the new content', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    writeLib(p.root, 'two');
+    const second = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(second.built).toBe(true);
+    expect(second.url).not.toBe(first.url);
+    expect((await load(second.url)).value).toBe('two');
+    // Back to the first content: its build is still there, and is the one named.
+    writeLib(p.root, 'one');
+    const third = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(third.url).toBe(first.url);
+  });
+
+  it('refuses a cache directory outside the root, whose build could not import its packages', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    await expect(compiledEntry({ ...p, cacheDir: tmpdir(), entry: 'src/main.ts' })).rejects.toThrow(
+      /is not inside/,
+    );
+  });
+
+  it('rebuilds when the build the manifest names is gone', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    for (const name of readdirSync(p.cacheDir))
+      if (name !== 'current-src-main-ts.json') rmSync(join(p.cacheDir, name), { recursive: true });
+    const second = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(second).toEqual({ url: first.url, built: true });
+    expect(existsSync(new URL(second.url))).toBe(true);
+  });
+
+  it("rejects with esbuild's message when a source does not compile, and leaves no partial build", async () => {
+    const p = project('one');
+    roots.push(p.root);
+    writeLib(p.root, 'one', 'export const broken = ;\n');
+    await expect(compiledEntry({ ...p, entry: 'src/main.ts' })).rejects.toThrow(/src\/lib\.ts:3/);
+    expect(readdirSync(p.cacheDir)).toEqual([]);
+  });
+
+  it('maps a stack trace of the build to the TypeScript source, line included', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    writeLib(p.root, 'one', '\n\nexport function fail(): never {\n  throw new Error("here");\n}\n');
+    writeFileSync(join(p.root, 'src/main.ts'), "export { fail } from './lib.ts';\n");
+    const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `process.setSourceMapsEnabled(true); const m = await import(${JSON.stringify(url)}); m.fail();`,
+      ],
+      { encoding: 'utf8', timeout: 10_000 },
+    );
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`${join(p.root, 'src/lib.ts')}:6:`);
+  });
+
+  it('lands one build when four processes build the same sources at the same time', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    const script = [
+      `const { compiledEntry } = await import(${JSON.stringify(COMPILE)});`,
+      `const r = await compiledEntry(${JSON.stringify({ ...p, entry: 'src/main.ts' })});`,
+      'const m = await import(r.url);',
+      'process.stdout.write(JSON.stringify({ url: r.url, value: m.value }));',
+    ].join('\n');
+    const outputs = await Promise.all(
+      [0, 1, 2, 3].map(
+        () =>
+          new Promise<string>((resolve, reject) => {
+            const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+              stdio: ['ignore', 'pipe', 'inherit'],
+            });
+            let out = '';
+            child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+            child.on('error', reject);
+            child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}`))));
+          }),
+      ),
+    );
+    const results = outputs.map((o) => JSON.parse(o) as { url: string; value: string });
+    expect(new Set(results.map((r) => r.url)).size).toBe(1);
+    expect(results.every((r) => r.value === 'one')).toBe(true);
+    // One build directory and the manifest: no temporary directory or manifest is left behind.
+    expect(readdirSync(p.cacheDir).sort()).toEqual(
+      [results[0]!.url.split('/').at(-2)!, 'current-src-main-ts.json'].sort(),
+    );
+  });
+});
