@@ -31,6 +31,12 @@
  * A failed settle check fails the case like any other. It also keeps the next case from seeing this
  * one's connections.
  *
+ * The runner times everything on its own event loop, so a run during which that loop stalled (the
+ * runner's process starved of CPU, as on a loaded machine) can see the target late, or act late
+ * itself: a failed run during which the loop's longest delay (StallWatch) exceeded STALL_MS is no
+ * evidence, and the case runs again, up to STALL_RUNS runs in all. The
+ * result is the last run's, with a note for each run before it; a pass needs a run that passed.
+ *
  * The expectations beyond the case body's own checks come from the model (cases.ts predictionOf:
  * the case's scenario run on the suite config of its frontend under the target's profile):
  *   "the target closes each connection as the model predicts": the case's clients, one per
@@ -187,6 +193,15 @@ export const SETTLE_MS = 2000;
 const RERUN_PAUSE_MS = 2100;
 /** A settle longer than this is noted in the result (not judged). */
 const SLOW_SETTLE_MS = 250;
+/**
+ * A failed run during which the runner's event loop was late by more than this is run again: half
+ * of AT_ONCE_MS, the narrowest window a case judges a time with (expect.ts).
+ */
+export const STALL_MS = 50;
+/** How many runs a case gets in all while its failed runs stall the runner. */
+export const STALL_RUNS = 3;
+/** The period of the runner's stall watch (StallWatch). */
+const STALL_TICK_MS = 10;
 
 /**
  * Runs <cases> against each target of <specs>, in order, one case at a time. Starts what each
@@ -277,15 +292,27 @@ export function caseInfo(c: ConformanceCase): CaseInfo {
  * On HAProxy's own build, a case that names a known bug of the target's profile is judged against
  * the model with that bug first; if that fails, the case runs once more, judged against the model
  * without it: a build that has the fix (a later stable release with the backport) passes, with a
- * note saying so. If both fail, the first failure is the result.
+ * note saying so. If both fail, the first failure is the result. A failed run during which the
+ * runner stalled runs again (runCaseSteadily). Each run again waits <rerunPauseMs> first.
  */
-export async function runCase(target: Target, c: ConformanceCase, settleMs = SETTLE_MS): Promise<CaseResult> {
-  const { result: first, judgedWithBug: bug } = await runCaseOnce(target, c, settleMs, true);
+export async function runCase(
+  target: Target,
+  c: ConformanceCase,
+  settleMs = SETTLE_MS,
+  rerunPauseMs = RERUN_PAUSE_MS,
+): Promise<CaseResult> {
+  const { result: first, judgedWithBug: bug } = await runCaseSteadily(
+    target,
+    c,
+    settleMs,
+    rerunPauseMs,
+    true,
+  );
   if (first.verdict !== 'fail' || bug === undefined) return first;
   // Two idle seconds first: a rate period the first run began has ended (2.x's freq_ctr forgets it
   // after two), so the second run starts from the budget the first one had.
-  await sleep(RERUN_PAUSE_MS);
-  const { result: again } = await runCaseOnce(target, c, settleMs, false);
+  await sleep(rerunPauseMs);
+  const { result: again } = await runCaseSteadily(target, c, settleMs, rerunPauseMs, false);
   if (again.verdict === 'fail') return first;
   return {
     ...again,
@@ -297,18 +324,74 @@ export async function runCase(target: Target, c: ConformanceCase, settleMs = SET
 }
 
 /**
+ * How late the runner's event loop runs while a case runs: a timer ticks every STALL_TICK_MS from
+ * the watch's start, and the longest gap between two ticks (the start and the stop count as
+ * ticks) beyond that period is the stall. A stall right at the start is measured too, which
+ * perf_hooks' monitorEventLoopDelay misses (its first sample has nothing to compare with).
+ */
+class StallWatch {
+  private last = performance.now();
+  private longest = 0;
+  private readonly timer = setInterval(this.timerOnTick.bind(this), STALL_TICK_MS);
+
+  private timerOnTick(): void {
+    const now = performance.now();
+    this.longest = Math.max(this.longest, now - this.last - STALL_TICK_MS);
+    this.last = now;
+  }
+
+  /** Stops the watch and returns the longest stall it saw, in ms (0 or more). */
+  stop(): number {
+    clearInterval(this.timer);
+    this.timerOnTick();
+    return Math.max(0, this.longest);
+  }
+}
+
+/**
+ * runCaseOnce, run again while its runs fail and the runner's event loop stalled during them
+ * (stalledMs over STALL_MS), STALL_RUNS runs at most, each after <rerunPauseMs> (RERUN_PAUSE_MS:
+ * a rate period the failed run began has ended). Returns the last run, its notes preceded by one per earlier run.
+ */
+async function runCaseSteadily(
+  target: Target,
+  c: ConformanceCase,
+  settleMs: number,
+  rerunPauseMs: number,
+  withBug: boolean,
+): Promise<{ result: CaseResult; judgedWithBug?: string }> {
+  const earlier: string[] = [];
+  for (let n = 1; ; n++) {
+    const { stalledMs, ...run } = await runCaseOnce(target, c, settleMs, withBug);
+    const stalled = stalledMs > STALL_MS;
+    if (stalled)
+      run.result.notes.push(`the runner itself stalled for ${Math.round(stalledMs)} ms during the case`);
+    if (run.result.verdict !== 'fail' || !stalled || n === STALL_RUNS) {
+      run.result.notes.unshift(...earlier);
+      return run;
+    }
+    earlier.push(
+      `run ${n} failed (${run.result.reason ?? 'no reason'}) while the runner itself stalled for ${Math.round(stalledMs)} ms (more than ${STALL_MS} ms): timings a stalled runner took are no evidence, so the case ran again`,
+    );
+    await sleep(rerunPauseMs);
+  }
+}
+
+/**
  * runCase's one run: with <withBug>, the case's known bug for the target's profile applies. Returns
- * the result, and the mutant of the known bug it was judged against (none when the case ended
- * before it was judged, or named no bug for the target).
+ * the result, the mutant of the known bug it was judged against (none when the case ended before it
+ * was judged, or named no bug for the target), and how late the runner's event loop was at worst
+ * while the case ran (stalledMs; 0 when the case did not run).
  */
 async function runCaseOnce(
   target: Target,
   c: ConformanceCase,
   settleMs: number,
   withBug: boolean,
-): Promise<{ result: CaseResult; judgedWithBug?: string }> {
+): Promise<{ result: CaseResult; judgedWithBug?: string; stalledMs: number }> {
   const startedAt = new Date().toISOString();
-  const result = (verdict: Verdict, reason: string): { result: CaseResult } => ({
+  const result = (verdict: Verdict, reason: string): { result: CaseResult; stalledMs: number } => ({
+    stalledMs: 0,
     result: {
       caseId: c.id,
       target: target.name,
@@ -403,6 +486,7 @@ async function runCaseOnce(
   };
   const budget = c.budgetMs ?? 4000;
   let timer: NodeJS.Timeout | undefined;
+  const stall = new StallWatch();
   try {
     await Promise.race([
       c.run(ctx),
@@ -423,6 +507,7 @@ async function runCaseOnce(
   } finally {
     clearTimeout(timer);
   }
+  const stalledMs = stall.stop();
   const durationMs = log.now();
   checks.push(
     closesCheck(
@@ -516,7 +601,7 @@ async function runCaseOnce(
     ...(taken !== null && !(taken instanceof Error) ? { transitionsTaken: taken.transitions } : {}),
     ...(taken instanceof Error ? { traceError: taken.message } : {}),
   };
-  return bug ? { result: judged, judgedWithBug: bug.mutant } : { result: judged };
+  return bug ? { result: judged, judgedWithBug: bug.mutant, stalledMs } : { result: judged, stalledMs };
 }
 
 /**

@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EchoBackend } from '../../conformance/backend.ts';
 import {
   CASES,
@@ -24,10 +24,18 @@ import {
   parseLedgers,
   runCase,
   runSuite,
+  STALL_MS,
+  STALL_RUNS,
   versionDifferenceReason,
   type ProxyLedgers,
 } from '../../conformance/runner.ts';
-import { findFreePortBlock, sleep, startTarget, type TargetSpec } from '../../conformance/targets.ts';
+import {
+  findFreePortBlock,
+  sleep,
+  startTarget,
+  type Target,
+  type TargetSpec,
+} from '../../conformance/targets.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const haproxy = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
@@ -59,7 +67,11 @@ describe('a run of the suite', () => {
       ]);
       expect(report.targets[0]!.description).toMatch(/HAProxy version 2\.6/);
       const verdicts = Object.fromEntries(report.results.map((r) => [r.caseId, r.verdict]));
-      expect(verdicts).toEqual({
+      // A case that fails names its first failing check, its notes and its wire log.
+      const failed = report.results
+        .filter((r) => r.verdict === 'fail')
+        .map((r) => `${r.caseId}: ${r.reason}\n${r.notes.join('\n')}\n${JSON.stringify(r.wire)}`);
+      expect(verdicts, failed.join('\n\n')).toEqual({
         ...Object.fromEntries(FAST_CASES.map((id) => [id, 'pass'])),
         'hs/monitor/monitor-net-closes-at-accept': 'version-difference',
         // HAProxy 2.4+ never closes the connection whose SSL context maxsslconn refused.
@@ -433,6 +445,90 @@ describe('a run of the suite', () => {
     } finally {
       await impostor.stop();
     }
+  });
+});
+
+describe('a case whose run fails while the runner itself stalls', () => {
+  // The bundled proxy serving fe_pp, and pp1/2.1/not-a-header-gets-rst (which it passes) with a
+  // check of its own that fails the runs `fails` names, after a stall of the runner's event loop
+  // (a busy wait) of `stallMs(run)` ms before the case's own steps.
+  let started: Target;
+  beforeAll(async () => {
+    started = await startTarget({ kind: 'impl', frontends: ['fe_pp'] });
+  });
+  afterAll(async () => {
+    await started.stop();
+  });
+  const RIGGED = 'a check rigged to fail';
+
+  function rigged(fails: (run: number) => boolean, stallMs: (run: number) => number) {
+    const real = selectCases(CASES, ['pp1/2.1/not-a-header-gets-rst'])[0]!;
+    const runs = { count: 0 };
+    const c: ConformanceCase = {
+      ...real,
+      async run(ctx) {
+        const n = ++runs.count;
+        const until = performance.now() + stallMs(n);
+        while (performance.now() < until); // the runner's thread, busy
+        await real.run(ctx);
+        if (fails(n)) ctx.check({ what: RIGGED, expected: 'never', actual: `run ${n}`, ok: false });
+      },
+    };
+    return { c, runs };
+  }
+
+  it('runs it again, and passes it on a run that passes', async () => {
+    const { c, runs } = rigged(
+      (n) => n === 1,
+      (n) => (n === 1 ? 3 * STALL_MS : 0),
+    );
+    const result = await runCase(started, c, 500, 10);
+    expect(runs.count).toBe(2);
+    expect(result.verdict).toBe('pass');
+    expect(result.notes[0]).toMatch(
+      new RegExp(
+        `^run 1 failed \\(${RIGGED}: .*\\) while the runner itself stalled for \\d+ ms \\(more than ${STALL_MS} ms\\)`,
+      ),
+    );
+  });
+
+  it('does not run again a case that failed while the runner kept time', async () => {
+    const { c, runs } = rigged(
+      () => true,
+      () => 0,
+    );
+    const result = await runCase(started, c, 500, 10);
+    // On a loaded machine the runner may stall by itself: each run again must say it did.
+    const stalls = result.notes.flatMap((n) => /^run \d failed .* stalled for (\d+) ms/.exec(n)?.[1] ?? []);
+    expect(stalls.every((ms) => Number(ms) > STALL_MS)).toBe(true);
+    expect(runs.count).toBe(1 + stalls.length);
+    expect(result.verdict).toBe('fail');
+    expect(result.reason).toMatch(new RegExp(`^${RIGGED}`));
+  });
+
+  it(`fails it after ${STALL_RUNS} runs that all failed while the runner stalled, with a note for each`, async () => {
+    const { c, runs } = rigged(
+      () => true,
+      () => 3 * STALL_MS,
+    );
+    const result = await runCase(started, c, 500, 10);
+    expect(runs.count).toBe(STALL_RUNS);
+    expect(result.verdict).toBe('fail');
+    expect(result.notes.filter((n) => /^run \d failed/.test(n))).toHaveLength(STALL_RUNS - 1);
+    expect(result.notes).toContainEqual(
+      expect.stringMatching(/^the runner itself stalled for \d+ ms during the case$/),
+    );
+  });
+
+  it('passes a run that stalled the runner without running it again, and notes the stall', async () => {
+    const { c, runs } = rigged(
+      () => false,
+      () => 3 * STALL_MS,
+    );
+    const result = await runCase(started, c, 500, 10);
+    expect(runs.count).toBe(1);
+    expect(result.verdict).toBe('pass');
+    expect(result.notes).toContainEqual(expect.stringMatching(/^the runner itself stalled for \d+ ms/));
   });
 });
 
