@@ -4,12 +4,24 @@
 // proxy is started that way by the tests and by the conformance runner dozens of times a run, so
 // bin/embryonic.js runs the bundle, built on the first start after a source changed and kept in
 // node_modules/.cache. The bundle is the sources as they are: it is rebuilt whenever the content
-// of any file it was built from changes, and `import.meta.url` keeps meaning the source file's own
-// URL, so every path a module finds from it (the repository root, package.json) is the same.
+// of any file it was built from changes, or what else shapes the build (buildSeed: tsconfig.json,
+// package.json, this file, esbuild's version, the root's path), and `import.meta.url` keeps
+// meaning the source file's own URL, so every path a module finds from it (the repository root,
+// package.json) is the same. Any other `import.meta` property but `resolve` fails the build.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, extname, isAbsolute, join, relative, sep } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Changes when the build's options change, so that older builds stop matching. */
 const FORMAT = 'embryonic-compile 1';
@@ -61,8 +73,9 @@ export async function compiledEntry(options) {
   const out = `${basename(entry, extname(entry))}.mjs`;
   const current = readManifest(join(cacheDir, manifestName(entry)));
   if (current !== null && current.entry === entry) {
-    const hash = hashFiles(current.inputs, (p) => readFileSync(join(root, p)));
+    const hash = hashFiles(buildSeed(root, entry), current.inputs, (p) => readFileSync(join(root, p)));
     if (hash === current.hash && isFile(join(cacheDir, current.dir, out))) {
+      touch(join(cacheDir, current.dir)); // in use: prune() keeps what was used lately
       return { url: pathToFileURL(join(cacheDir, current.dir, out)).href, built: false };
     }
   }
@@ -105,7 +118,7 @@ async function build(root, entry, out, cacheDir) {
       plugins: [sourceFilesAsRead(root, inputs)],
     });
     const hash = /** @type {string} */ (
-      hashFiles([...inputs.keys()], (p) => /** @type {Buffer} */ (inputs.get(p)))
+      hashFiles(buildSeed(root, entry), [...inputs.keys()], (p) => /** @type {Buffer} */ (inputs.get(p)))
     );
     const dir = hash.slice(0, 20);
     const final = join(cacheDir, dir);
@@ -113,6 +126,7 @@ async function build(root, entry, out, cacheDir) {
       renameSync(tmp, final);
     } catch {
       rmSync(tmp, { recursive: true, force: true }); // the same build has landed already
+      touch(final);
     }
     if (!isFile(join(final, out))) throw new Error(`the build of ${entry} did not land in ${final}`);
     const manifest = { format: FORMAT, entry, dir, hash, inputs: [...inputs.keys()].sort() };
@@ -148,10 +162,20 @@ function sourceFilesAsRead(root, inputs) {
         const ext = extname(args.path);
         const loader = ext === '.ts' ? 'ts' : ext === '.json' ? 'json' : 'js';
         const text = bytes.toString('utf8');
-        const contents =
-          loader === 'json'
-            ? text
-            : text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href));
+        if (loader === 'json') return { contents: text, loader };
+        const contents = text.replace(
+          /\bimport\.meta\.url\b/g,
+          JSON.stringify(pathToFileURL(args.path).href),
+        );
+        // import.meta.resolve of a package works from the cache (Node looks for node_modules
+        // upwards, as from the source); any other property would name the bundle, not the source.
+        const other = /\bimport\.meta\.(?!resolve\b)([A-Za-z_$][\w$]*)/.exec(contents);
+        if (other !== null)
+          return {
+            errors: [
+              { text: `import.meta.${other[1]} would name the bundle, not ${rel}: use import.meta.url` },
+            ],
+          };
         return { contents, loader };
       });
     },
@@ -159,14 +183,15 @@ function sourceFilesAsRead(root, inputs) {
 }
 
 /**
- * The hash of a set of files: their relative paths, sorted, each with its content.
+ * The hash of a build: `seed`, then its input files' relative paths, sorted, each with its content.
  *
+ * @param {string} seed
  * @param {string[]} paths
  * @param {(path: string) => Buffer} read
  * @returns {string | null} null if a file cannot be read
  */
-function hashFiles(paths, read) {
-  const h = createHash('sha256').update(FORMAT);
+function hashFiles(seed, paths, read) {
+  const h = createHash('sha256').update(seed);
   for (const p of [...paths].sort()) {
     let bytes;
     try {
@@ -177,6 +202,67 @@ function hashFiles(paths, read) {
     h.update(`\0${p}\0${bytes.length}\0`).update(bytes);
   }
   return h.digest('hex');
+}
+
+/**
+ * What shapes a build of `entry` under `root` besides its input files: this file's options
+ * (FORMAT and the file itself), esbuild's version, the tsconfig.json and package.json of `root`
+ * (esbuild reads the first; a missing one counts as empty), the entry, and `root`'s path (the
+ * bundle holds the sources' absolute URLs, so two checkouts sharing node_modules do not share
+ * builds). Reads files only.
+ *
+ * @param {string} root
+ * @param {string} entry
+ * @returns {string}
+ */
+function buildSeed(root, entry) {
+  const read = (/** @type {string} */ path) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const esbuildPackage = read(createRequire(import.meta.url).resolve('esbuild/package.json'));
+  return JSON.stringify([
+    FORMAT,
+    read(fileURLToPath(import.meta.url)),
+    /"version"\s*:\s*"([^"]*)"/.exec(esbuildPackage)?.[1] ?? '',
+    read(join(root, 'tsconfig.json')),
+    read(join(root, 'package.json')),
+    entry,
+    root,
+  ]);
+}
+
+/**
+ * Returns one line that says why a build failed: esbuild's first error with its file and line, or
+ * the error's first line. For the message of a caller that falls back to running the sources.
+ *
+ * @param {unknown} err
+ * @returns {string}
+ */
+export function describeBuildError(err) {
+  const first =
+    /** @type {{ errors?: { text: string, location?: { file: string, line: number } | null }[] }} */ (err)
+      ?.errors?.[0];
+  if (first)
+    return first.location ? `${first.location.file}:${first.location.line}: ${first.text}` : first.text;
+  return String(err instanceof Error ? err.message : err).split('\n')[0] ?? '';
+}
+
+/**
+ * Marks the build directory `dir` as used now, so that prune() keeps it. Ignores a failure.
+ *
+ * @param {string} dir
+ */
+function touch(dir) {
+  try {
+    const now = new Date();
+    utimesSync(dir, now, now);
+  } catch {
+    // pruned or unwritable: the next build replaces it
+  }
 }
 
 /**
@@ -213,17 +299,20 @@ function isFile(path) {
 }
 
 /**
- * Removes the builds and temporary files of `cacheDir` older than PRUNE_AGE_MS, but never `keep`
- * nor a manifest.
- * A process started from an older build may still load its chunks, hence the age.
+ * Removes the builds and temporary files of `cacheDir` not used for PRUNE_AGE_MS (a build's
+ * directory is touched each time it is found current), but never `keep`, a manifest, nor a build a
+ * manifest names. A process started from an older build may still load its chunks, hence the age.
  *
  * @param {string} cacheDir
  * @param {string} keep
  */
 function prune(cacheDir, keep) {
   const now = Date.now();
-  for (const name of readdirSync(cacheDir)) {
-    if (name === keep || (name.startsWith(MANIFEST_PREFIX) && name.endsWith('.json'))) continue;
+  const names = readdirSync(cacheDir);
+  const manifests = names.filter((n) => n.startsWith(MANIFEST_PREFIX) && n.endsWith('.json'));
+  const named = new Set([keep, ...manifests.map((m) => readManifest(join(cacheDir, m))?.dir)]);
+  for (const name of names) {
+    if (named.has(name) || manifests.includes(name)) continue;
     try {
       if (now - statSync(join(cacheDir, name)).mtimeMs > PRUNE_AGE_MS)
         rmSync(join(cacheDir, name), { recursive: true, force: true });

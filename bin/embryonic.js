@@ -14,14 +14,15 @@ const mode = process.env.EMBRYONIC_COMPILE;
 /** @type {string | null} the compiled CLI's URL, or null to run the sources through tsx */
 let compiled = null;
 if (mode !== '0') {
+  const { compiledEntry, defaultCacheDir, describeBuildError } = await import('./compile.js');
   try {
-    const { compiledEntry, defaultCacheDir } = await import('./compile.js');
     const cacheDir = process.env.EMBRYONIC_COMPILE_CACHE || defaultCacheDir(ROOT);
     compiled = (await compiledEntry({ root: ROOT, entry: 'cli/main.ts', cacheDir })).url;
   } catch (err) {
     if (mode === '1') throw err;
-    const why = String(err instanceof Error ? err.message : err).split('\n')[0];
-    console.error(`embryonic: running the TypeScript sources through tsx (could not compile them: ${why})`);
+    console.error(
+      `embryonic: running the TypeScript sources through tsx (could not compile them: ${describeBuildError(err)})`,
+    );
   }
 }
 

@@ -34,8 +34,10 @@
  * The runner times everything on its own event loop, so a run during which that loop stalled (the
  * runner's process starved of CPU, as on a loaded machine) can see the target late, or act late
  * itself: a failed run during which the loop's longest delay (StallWatch) exceeded STALL_MS is no
- * evidence, and the case runs again, up to STALL_RUNS runs in all. The
- * result is the last run's, with a note for each run before it; a pass needs a run that passed.
+ * evidence, and the case runs again, at most STALL_RUNS - 1 times (the two judgements of a known
+ * bug share that budget). The result is the last run's, with a note for each run before it, which keeps
+ * that run's reason; a pass needs a run that passed, and the progress line says how many runs it
+ * took.
  *
  * The expectations beyond the case body's own checks come from the model (cases.ts predictionOf:
  * the case's scenario run on the suite config of its frontend under the target's profile):
@@ -198,8 +200,13 @@ const SLOW_SETTLE_MS = 250;
  * of AT_ONCE_MS, the narrowest window a case judges a time with (expect.ts).
  */
 export const STALL_MS = 50;
-/** How many runs a case gets in all while its failed runs stall the runner. */
+/**
+ * How many runs a case gets while its failed runs stall the runner: STALL_RUNS - 1 runs again at
+ * most, shared by the two judgements of a known bug.
+ */
 export const STALL_RUNS = 3;
+/** The note of a run that failed while the runner stalled, and was run again (runCaseSteadily). */
+const STALLED_RUN_NOTE = /^run \d+ failed \(.*\) while the runner itself stalled/;
 /** The period of the runner's stall watch (StallWatch). */
 const STALL_TICK_MS = 10;
 
@@ -237,7 +244,10 @@ export async function runSuite(
         const result = await runCase(target, c, options.settleMs);
         results.push(result);
         if (!target.unavailable) {
-          progress(`  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms)`);
+          const runs = 1 + result.notes.filter((n) => STALLED_RUN_NOTE.test(n)).length;
+          progress(
+            `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${runs > 1 ? `; run ${runs} times, the runner stalled` : ''})`,
+          );
         }
       }
     } finally {
@@ -301,18 +311,21 @@ export async function runCase(
   settleMs = SETTLE_MS,
   rerunPauseMs = RERUN_PAUSE_MS,
 ): Promise<CaseResult> {
+  // One budget of runs again after stalls for both judgements: at most STALL_RUNS - 1 in all.
+  const stallReruns = { left: STALL_RUNS - 1 };
   const { result: first, judgedWithBug: bug } = await runCaseSteadily(
     target,
     c,
     settleMs,
     rerunPauseMs,
     true,
+    stallReruns,
   );
   if (first.verdict !== 'fail' || bug === undefined) return first;
   // Two idle seconds first: a rate period the first run began has ended (2.x's freq_ctr forgets it
   // after two), so the second run starts from the budget the first one had.
   await sleep(rerunPauseMs);
-  const { result: again } = await runCaseSteadily(target, c, settleMs, rerunPauseMs, false);
+  const { result: again } = await runCaseSteadily(target, c, settleMs, rerunPauseMs, false, stallReruns);
   if (again.verdict === 'fail') return first;
   return {
     ...again,
@@ -350,8 +363,9 @@ class StallWatch {
 
 /**
  * runCaseOnce, run again while its runs fail and the runner's event loop stalled during them
- * (stalledMs over STALL_MS), STALL_RUNS runs at most, each after <rerunPauseMs> (RERUN_PAUSE_MS:
- * a rate period the failed run began has ended). Returns the last run, its notes preceded by one per earlier run.
+ * (stalledMs over STALL_MS), as long as <reruns>.left (which it counts down, shared by runCase's
+ * two judgements) allows, each time after <rerunPauseMs> (RERUN_PAUSE_MS: a rate period the
+ * failed run began has ended). Returns the last run, its notes preceded by one per earlier run.
  */
 async function runCaseSteadily(
   target: Target,
@@ -359,19 +373,22 @@ async function runCaseSteadily(
   settleMs: number,
   rerunPauseMs: number,
   withBug: boolean,
+  reruns: { left: number },
 ): Promise<{ result: CaseResult; judgedWithBug?: string }> {
   const earlier: string[] = [];
   for (let n = 1; ; n++) {
     const { stalledMs, ...run } = await runCaseOnce(target, c, settleMs, withBug);
     const stalled = stalledMs > STALL_MS;
+    // Rounded up: a note never shows a stall over STALL_MS as STALL_MS or less.
     if (stalled)
-      run.result.notes.push(`the runner itself stalled for ${Math.round(stalledMs)} ms during the case`);
-    if (run.result.verdict !== 'fail' || !stalled || n === STALL_RUNS) {
+      run.result.notes.push(`the runner itself stalled for ${Math.ceil(stalledMs)} ms during the case`);
+    if (run.result.verdict !== 'fail' || !stalled || reruns.left === 0) {
       run.result.notes.unshift(...earlier);
       return run;
     }
+    reruns.left--;
     earlier.push(
-      `run ${n} failed (${run.result.reason ?? 'no reason'}) while the runner itself stalled for ${Math.round(stalledMs)} ms (more than ${STALL_MS} ms): timings a stalled runner took are no evidence, so the case ran again`,
+      `run ${n} failed (${run.result.reason ?? 'no reason'}) while the runner itself stalled for ${Math.ceil(stalledMs)} ms (more than ${STALL_MS} ms): timings a stalled runner took are no evidence, so the case ran again`,
     );
     await sleep(rerunPauseMs);
   }

@@ -740,28 +740,34 @@ function monitorOnFinishOverdue(monitor: ThreadedMonitor): void {
 
 /**
  * The worker's first code: loads impl/monitorWorker.ts from its bundle (bin/compile.js, which
- * builds it on the first start after a source changed), or, with EMBRYONIC_COMPILE=0 or when the
- * bundle cannot be built, registers tsx's loader on the worker's thread (loader hooks are per
- * thread) and loads the source. EMBRYONIC_COMPILE=1 makes a failed build the worker's error. It
- * runs as a CommonJS script, as `eval` workers do, or as an ES module when the worker inherits
- * --input-type=module (a proxy started by `node --input-type=module -e`, as the benchmarks start
- * it): so it uses only dynamic import(), which both have, and no require.
+ * builds it on the first start after a source changed, in EMBRYONIC_COMPILE_CACHE or the default
+ * cache), or, with EMBRYONIC_COMPILE=0 or when the bundle cannot be built (said in a line on
+ * stderr), registers tsx's loader on the worker's thread (loader hooks are per thread) and loads
+ * the source. EMBRYONIC_COMPILE=1 makes a failed build the worker's error, as bin/embryonic.js
+ * does. It runs as a CommonJS script, as `eval` workers do, or as an ES module when the worker
+ * inherits --input-type=module (a proxy started by `node --input-type=module -e`, as the
+ * benchmarks start it): so it uses only dynamic import(), which both have, and no require.
  */
 const BOOTSTRAP = `
 const mode = process.env.EMBRYONIC_COMPILE;
 import('node:worker_threads')
   .then(async ({ workerData: d }) => {
+    let url = null;
     if (mode !== '0') {
+      const { compiledEntry, defaultCacheDir, describeBuildError } = await import(d.compile);
       try {
-        const { compiledEntry, defaultCacheDir } = await import(d.compile);
-        const built = await compiledEntry({ root: d.root, entry: 'impl/monitorWorker.ts', cacheDir: defaultCacheDir(d.root) });
-        return import(built.url);
+        const cacheDir = process.env.EMBRYONIC_COMPILE_CACHE || defaultCacheDir(d.root);
+        url = (await compiledEntry({ root: d.root, entry: 'impl/monitorWorker.ts', cacheDir })).url;
       } catch (err) {
         if (mode === '1') throw err;
+        console.error('embryonic: monitor: running the worker from its TypeScript sources through tsx (could not compile them: ' + describeBuildError(err) + ')');
       }
     }
-    (await import(d.tsx)).register();
-    return import(d.entry);
+    if (url === null) {
+      (await import(d.tsx)).register();
+      url = d.entry;
+    }
+    return import(url);
   })
   .catch((err) => { setImmediate(() => { throw err; }); });
 `;

@@ -7,6 +7,11 @@
 import { join } from 'node:path';
 import { compiledEntry, defaultCacheDir } from '../bin/compile.js';
 
+/**
+ * Builds both bundles, or reuses them while their sources are unchanged, then sets
+ * EMBRYONIC_COMPILE=1 in this process's environment, which vitest's workers inherit. Rejects with
+ * esbuild's error when a source does not compile: the run then stops before any test.
+ */
 export default async function setup(): Promise<void> {
   const root = join(import.meta.dirname, '..');
   for (const entry of ['cli/main.ts', 'impl/monitorWorker.ts'])

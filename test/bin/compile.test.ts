@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { compiledEntry } from '../../bin/compile.js';
+import { compiledEntry, describeBuildError } from '../../bin/compile.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const COMPILE = pathToFileURL(join(ROOT, 'bin/compile.js')).href;
@@ -99,6 +99,56 @@ describe('compiledEntry', () => {
     );
   });
 
+  it('rebuilds when tsconfig.json changes, which shapes the build without being one of its inputs', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    writeFileSync(join(p.root, 'tsconfig.json'), '{ "compilerOptions": { "target": "ES2022" } }\n');
+    const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    writeFileSync(join(p.root, 'tsconfig.json'), '{ "compilerOptions": { "target": "ES2020" } }\n');
+    const second = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(second.built).toBe(true);
+    expect(second.url).not.toBe(first.url);
+  });
+
+  it("does not share a build between two checkouts whose caches are one directory: each keeps its own sources' URLs", async () => {
+    const a = project('one');
+    const b = project('one');
+    roots.push(a.root, b.root);
+    mkdirSync(a.cacheDir);
+    symlinkSync(a.cacheDir, b.cacheDir);
+    const fromA = await compiledEntry({ ...a, entry: 'src/main.ts' });
+    const fromB = await compiledEntry({ ...b, entry: 'src/main.ts' });
+    expect(fromB.built).toBe(true);
+    expect((await load(fromB.url)).here).toBe(pathToFileURL(join(b.root, 'src/lib.ts')).href);
+    expect((await load(fromA.url)).here).toBe(pathToFileURL(join(a.root, 'src/lib.ts')).href);
+  });
+
+  it('fails the build of a source that reads an import.meta property other than url and resolve', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    writeLib(p.root, 'one', 'export const dir = import.meta.dirname;\n');
+    await expect(compiledEntry({ ...p, entry: 'src/main.ts' })).rejects.toThrow(
+      /import\.meta\.dirname would name the bundle, not src\/lib\.ts/,
+    );
+  });
+
+  it('prunes an old build no manifest names, and keeps an old one that another entry still uses', async () => {
+    const p = project('one');
+    roots.push(p.root);
+    const main = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    const mainDir = main.url.split('/').at(-2)!;
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    mkdirSync(join(p.cacheDir, 'orphan'));
+    utimesSync(join(p.cacheDir, 'orphan'), twoDaysAgo, twoDaysAgo);
+    utimesSync(join(p.cacheDir, mainDir), twoDaysAgo, twoDaysAgo);
+    await compiledEntry({ ...p, entry: 'src/lib.ts' }); // a build lands: it prunes
+    expect(existsSync(join(p.cacheDir, 'orphan'))).toBe(false);
+    expect(existsSync(join(p.cacheDir, mainDir))).toBe(true);
+    // Found current again, the build is marked used.
+    await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(statSync(join(p.cacheDir, mainDir)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+  });
+
   it('rebuilds when the build the manifest names is gone', async () => {
     const p = project('one');
     roots.push(p.root);
@@ -116,6 +166,15 @@ describe('compiledEntry', () => {
     writeLib(p.root, 'one', 'export const broken = ;\n');
     await expect(compiledEntry({ ...p, entry: 'src/main.ts' })).rejects.toThrow(/src\/lib\.ts:3/);
     expect(readdirSync(p.cacheDir)).toEqual([]);
+  });
+
+  it("says in one line why a build failed: esbuild's first error with its file and line", async () => {
+    const p = project('one');
+    roots.push(p.root);
+    writeLib(p.root, 'one', 'export const broken = ;\n');
+    const err: unknown = await compiledEntry({ ...p, entry: 'src/main.ts' }).catch((e: unknown) => e);
+    expect(describeBuildError(err)).toMatch(/^src\/lib\.ts:3: Unexpected ";"$/);
+    expect(describeBuildError(new Error('first line\nsecond line'))).toBe('first line');
   });
 
   it('maps a stack trace of the build to the TypeScript source, line included', async () => {
@@ -154,9 +213,14 @@ describe('compiledEntry', () => {
               stdio: ['ignore', 'pipe', 'inherit'],
             });
             let out = '';
-            child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+            child.stdout.setEncoding('utf8').on('data', function childOnData(c: string) {
+              out += c;
+            });
             child.on('error', reject);
-            child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}`))));
+            child.on('close', function childOnClose(code) {
+              if (code === 0) resolve(out);
+              else reject(new Error(`exit ${code}`));
+            });
           }),
       ),
     );
