@@ -7,7 +7,8 @@
 // of any file it was built from changes, or what else shapes the build (buildSeed: tsconfig.json,
 // package.json, this file, esbuild's version, the root's path), and `import.meta.url` keeps
 // meaning the source file's own URL, so every path a module finds from it (the repository root,
-// package.json) is the same. Any other `import.meta` property but `resolve` fails the build.
+// package.json) is the same, as do `import.meta.dirname` and `filename`. Any other `import.meta`
+// property but `resolve` fails the build.
 import { createHash, randomBytes } from 'node:crypto';
 import {
   mkdirSync,
@@ -20,7 +21,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, extname, isAbsolute, join, relative, sep } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Changes when the build's options change, so that older builds stop matching. */
@@ -143,8 +144,9 @@ async function build(root, entry, out, cacheDir) {
 
 /**
  * An esbuild plugin that loads every source file under `root` itself: it records the bytes it
- * compiled in `inputs` and gives `import.meta.url` the source file's own URL (a bundle's would be
- * the chunk's, in the cache directory).
+ * compiled in `inputs` and gives `import.meta.url`, `dirname` and `filename` the source file's own
+ * values (a bundle's would be the chunk's, in the cache directory); it fails a file that reads
+ * any other property of import.meta but `resolve`.
  *
  * @param {string} root
  * @param {Map<string, Buffer>} inputs
@@ -163,18 +165,21 @@ function sourceFilesAsRead(root, inputs) {
         const loader = ext === '.ts' ? 'ts' : ext === '.json' ? 'json' : 'js';
         const text = bytes.toString('utf8');
         if (loader === 'json') return { contents: text, loader };
-        const contents = text.replace(
-          /\bimport\.meta\.url\b/g,
-          JSON.stringify(pathToFileURL(args.path).href),
+        /** @type {Record<string, string>} what the source's own import.meta says */
+        const own = {
+          url: pathToFileURL(args.path).href,
+          dirname: dirname(args.path),
+          filename: args.path,
+        };
+        const contents = text.replace(/\bimport\.meta\.(url|dirname|filename)\b/g, (_, p) =>
+          JSON.stringify(own[p]),
         );
         // import.meta.resolve of a package works from the cache (Node looks for node_modules
         // upwards, as from the source); any other property would name the bundle, not the source.
         const other = /\bimport\.meta\.(?!resolve\b)([A-Za-z_$][\w$]*)/.exec(contents);
         if (other !== null)
           return {
-            errors: [
-              { text: `import.meta.${other[1]} would name the bundle, not ${rel}: use import.meta.url` },
-            ],
+            errors: [{ text: `import.meta.${other[1]} would name the bundle, not ${rel}` }],
           };
         return { contents, loader };
       });

@@ -6,6 +6,9 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -123,12 +126,16 @@ describe('compiledEntry', () => {
     expect((await load(fromA.url)).here).toBe(pathToFileURL(join(a.root, 'src/lib.ts')).href);
   });
 
-  it('fails the build of a source that reads an import.meta property other than url and resolve', async () => {
+  it("gives import.meta.dirname and filename the source's own values, and fails the build on any other property but resolve", async () => {
     const p = project('one');
     roots.push(p.root);
-    writeLib(p.root, 'one', 'export const dir = import.meta.dirname;\n');
+    writeLib(p.root, 'one', 'export const dir = import.meta.dirname, file = import.meta.filename;\n');
+    writeFileSync(join(p.root, 'src/main.ts'), "export { dir, file } from './lib.ts';\n");
+    const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    expect(await import(url)).toMatchObject({ dir: join(p.root, 'src'), file: join(p.root, 'src/lib.ts') });
+    writeLib(p.root, 'one', 'export const main = import.meta.main;\n');
     await expect(compiledEntry({ ...p, entry: 'src/main.ts' })).rejects.toThrow(
-      /import\.meta\.dirname would name the bundle, not src\/lib\.ts/,
+      /import\.meta\.main would name the bundle, not src\/lib\.ts/,
     );
   });
 
