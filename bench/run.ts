@@ -25,7 +25,7 @@
  * (bench/targets.ts).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -511,14 +511,20 @@ export async function benchNpmTest(machine: MachineInfo, log: (line: string) => 
     for (const cache of FRESH_CLONE_CACHES) rmSync(join(ROOT, cache), { recursive: true, force: true });
     const t0 = performance.now();
     const cpu0 = cpuTimes();
-    const code = await runNpmTest(file, args);
+    const output = join(os.tmpdir(), `embryonic-bench-npm-test-${run}.log`);
+    const code = await runNpmTest(file, args, output);
     const seconds = (performance.now() - t0) / 1000;
     const steal = stealPercent(cpu0, cpuTimes());
     stolen.push(`${seconds.toFixed(1)} s${steal === null ? '' : ` (CPU steal ${fmtStealPercent(steal)})`}`);
     if (typeof code === 'string' && !/^SIG/.test(code))
       return { rows: [], skipped: [{ row: 6, figure, reason: `npm test could not start: ${code}` }] };
     times.push(seconds);
-    if (code !== 0) failed.push(`run ${run} failed (exit ${code}): its time is not that of a green run`);
+    if (code !== 0) {
+      const failing = failedParts(readFileSync(output, 'utf8'));
+      failed.push(
+        `run ${run} failed (exit ${code}${failing.length > 0 ? `: ${failing.join('; ')}` : ''}; its output: ${output}): its time is not that of a green run`,
+      );
+    }
   }
   const value = summarize(times)!;
   return {
@@ -542,13 +548,33 @@ export async function benchNpmTest(machine: MachineInfo, log: (line: string) => 
 }
 
 /**
- * Runs `file args` (npm test) in ROOT with its output discarded, killed after NPM_TEST_TIMEOUT_MS.
- * Resolves with its exit code, the signal that ended it, or the message of the error that kept it
- * from starting. Never rejects.
+ * What failed in the output of `npm test` (scripts/test.mjs and vitest, colours included): each
+ * part that failed and each failed test, as vitest names them, once each, in order. Pure.
  */
-function runNpmTest(file: string, args: string[]): Promise<number | string> {
+export function failedParts(output: string): string[] {
+  // eslint-disable-next-line no-control-regex
+  const plain = output.replace(/\u001b\[[0-9;]*m/g, '');
+  const found: string[] = [];
+  for (const line of plain.split('\n')) {
+    const part = /^=== (.+): FAILED/.exec(line);
+    const test = /^\s*FAIL\s+(\S.*?)\s*$/.exec(line);
+    const what = part ? `${part[1]} failed` : test ? test[1]! : null;
+    if (what !== null && !found.includes(what)) found.push(what);
+  }
+  return found;
+}
+
+/**
+ * Runs `file args` (npm test) in ROOT with its output (stdout and stderr) written to the file
+ * `output`, which it leaves for the reader, killed after NPM_TEST_TIMEOUT_MS. Resolves with its
+ * exit code, the signal that ended it, or the message of the error that kept it from starting.
+ * Never rejects.
+ */
+function runNpmTest(file: string, args: string[], output: string): Promise<number | string> {
   return new Promise<number | string>((resolve) => {
-    const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore'] });
+    const fd = openSync(output, 'w');
+    const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', fd, fd] });
+    closeSync(fd); // the child has its own copy
     const timer = setTimeout(function npmTestOnTimeout() {
       child.kill('SIGKILL');
     }, NPM_TEST_TIMEOUT_MS);

@@ -10,6 +10,7 @@ import { adjacencyLabel, configFigure, violationNote, type ExplorerRow } from '.
 import { divergenceNote, monitorStoppedNote } from '../../bench/monitor.ts';
 import {
   brokenModelNotes,
+  failedParts,
   explorerRows,
   failedSkips,
   fmtSteal,
@@ -225,5 +226,26 @@ describe('brokenModelNotes', () => {
       "pan's own search time (0.01 s resolution) and total memory (hash table included); no invariant is checked.",
     ];
     expect(brokenModelNotes([row(healthy)])).toEqual([]);
+  });
+});
+
+describe("the failures of a timed npm test, as row 6's note names them", () => {
+  it('names each failed part and each failed test once, in order, colours removed', () => {
+    const output = [
+      '',
+      '=== typecheck + lint: ok',
+      '',
+      '=== tests: FAILED (exit 1)',
+      ' \u001b[32m✓\u001b[39m test/a.test.ts (3 tests) 12ms',
+      '\u001b[41m\u001b[1m FAIL \u001b[22m\u001b[49m test/conformance/runner.test.ts\u001b[2m > \u001b[22ma run of the suite\u001b[2m > \u001b[22mpasses a handful of fast cases',
+      ' FAIL  test/conformance/runner.test.ts > a run of the suite > passes a handful of fast cases',
+      ' FAIL  test/impl/stream.test.ts > keeps every byte in order',
+    ].join('\n');
+    expect(failedParts(output)).toEqual([
+      'tests failed',
+      'test/conformance/runner.test.ts > a run of the suite > passes a handful of fast cases',
+      'test/impl/stream.test.ts > keeps every byte in order',
+    ]);
+    expect(failedParts('=== typecheck + lint: ok\n=== tests: ok\n')).toEqual([]);
   });
 });
