@@ -35,9 +35,9 @@
  * runner's process starved of CPU, as on a loaded machine) can see the target late, or act late
  * itself: a failed run during which the loop's longest delay (StallWatch) exceeded STALL_MS is no
  * evidence, and the case runs again, at most STALL_RUNS - 1 times (the two judgements of a known
- * bug share that budget). The result is the last run's, with a note for each run before it, which keeps
- * that run's reason; a pass needs a run that passed, and the progress line says how many runs it
- * took.
+ * bug share that budget). The result is the last run's, with a note for each run before it, which
+ * keeps that run's reason; a pass needs a run that passed, and the progress line says how many
+ * runs it took.
  *
  * The expectations beyond the case body's own checks come from the model (cases.ts predictionOf:
  * the case's scenario run on the suite config of its frontend under the target's profile):
@@ -246,7 +246,7 @@ export async function runSuite(
         if (!target.unavailable) {
           const runs = 1 + result.notes.filter((n) => STALLED_RUN_NOTE.test(n)).length;
           progress(
-            `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${runs > 1 ? `; run ${runs} times, the runner stalled` : ''})`,
+            `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${runs > 1 ? `; ran ${runs} times, the runner stalled` : ''})`,
           );
         }
       }
