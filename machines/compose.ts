@@ -108,6 +108,12 @@ export interface Defect {
 
 const LISTENER_GAUGE_SET: ReadonlySet<string> = new Set(LISTENER_GAUGES);
 
+/** The machines whose actions include macro effects, and how each expands them (per profile). */
+const MACRO_EXPANDERS: Partial<Record<MachineName, (config: ModelConfig, effect: Effect) => Effect[]>> = {
+  session: expandSessionEffect,
+  listener: expandListenerEffect,
+};
+
 /**
  * Returns the params of `event` (every field but `type` and those `skip` names) as a string, each
  * with a type tag: '$' and the length for a string, '#' for anything else String prints, '=' and
@@ -250,13 +256,8 @@ export class MachineRunner {
           a.params === undefined
             ? { type: a.type as EffectName }
             : { type: a.type as EffectName, params: a.params as Record<string, unknown> };
-        effects.push(
-          ...(this.name === 'session'
-            ? expandSessionEffect(this.config, effect)
-            : this.name === 'listener'
-              ? expandListenerEffect(this.config, effect)
-              : [effect]),
-        );
+        const expand = MACRO_EXPANDERS[this.name];
+        effects.push(...(expand ? expand(this.config, effect) : [effect]));
       }
       prev = next;
     });

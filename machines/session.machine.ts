@@ -92,6 +92,16 @@ export function acceptAllocations(
     : [...(ssl ? (['dataInit'] as const) : []), 'session', ...task, ...rest];
 }
 
+/** True iff the SESSION_ACCEPT `event` finds maxsslconn reached: ssl_sock_init refuses the SSL context. */
+function sslconnsRefused(context: SessionContext, event: SessionEvent): boolean {
+  return event.type === 'SESSION_ACCEPT' && sslLimitReached(context.config, event.sslconns);
+}
+
+/** True iff SSL_new fails for the SESSION_ACCEPT `event` (only the SSL transport has an init). */
+function sslNewFails(context: SessionContext, event: SessionEvent): boolean {
+  return event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit' && context.config.ssl;
+}
+
 /** Context of one session. */
 export interface SessionContext {
   config: ModelConfig; //  the frontend's configuration (never changes)
@@ -140,9 +150,7 @@ const DATA_INIT_UNWIND = [
  * gives the frontend's slot back. session_accept_fd returns -1.
  */
 const ACCEPT_AT_PREPARE_FAILURE = [
-  'feconnInc',
-  'connMaxUpdate',
-  'cumConnInc',
+  'listenerCounts',
   { type: 'feconnDec', params: { site: 'listener_release' } },
   { type: 'setRet', params: { ret: -1 } },
 ] as const;
@@ -310,21 +318,14 @@ export const sessionMachine = setup({
     fcntlFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'fcntl',
     taskFails: ({ event }) => event.type === 'SESSION_ACCEPT' && event.fail === 'task',
     // raw_sock has no init: conn_data_init can fail only on the SSL transport.
-    dataInitFails: ({ context, event }) =>
-      event.type === 'SESSION_ACCEPT' && event.fail === 'dataInit' && context.config.ssl,
-    sslconnsAtLimit: ({ context, event }) =>
-      event.type === 'SESSION_ACCEPT' && sslLimitReached(context.config, event.sslconns),
+    dataInitFails: ({ context, event }) => sslNewFails(context, event),
+    sslconnsAtLimit: ({ context, event }) => sslconnsRefused(context, event),
     // 2.x inits the transport before the session and the rules (since 1.6-dev2, 02a0c0e40), first
     // thing in session_accept_fd, in conn_prepare (since 1b3c931bf, 2.4).
     sslconnsAtLimitAtPrepare: ({ context, event }) =>
-      context.config.profile !== 'dev12' &&
-      event.type === 'SESSION_ACCEPT' &&
-      sslLimitReached(context.config, event.sslconns),
+      context.config.profile !== 'dev12' && sslconnsRefused(context, event),
     dataInitFailsAtPrepare: ({ context, event }) =>
-      context.config.profile !== 'dev12' &&
-      event.type === 'SESSION_ACCEPT' &&
-      event.fail === 'dataInit' &&
-      context.config.ssl,
+      context.config.profile !== 'dev12' && sslNewFails(context, event),
     sslTransport: ({ context }) => context.config.ssl,
     handshakePending: ({ context }) => hasHandshake(context.config),
     completionFails: ({ event }) =>
