@@ -72,29 +72,31 @@ export async function compiledEntry(options) {
   if (within === '' || within.startsWith('..') || isAbsolute(within))
     throw new Error(`the cache directory ${cacheDir} is not inside ${root}`);
   const out = `${basename(entry, extname(entry))}.mjs`;
+  const seed = buildSeed(root, entry);
   const current = readManifest(join(cacheDir, manifestName(entry)));
   if (current !== null && current.entry === entry) {
-    const hash = hashFiles(buildSeed(root, entry), current.inputs, (p) => readFileSync(join(root, p)));
+    const hash = hashFiles(seed, current.inputs, (p) => readFileSync(join(root, p)));
     if (hash === current.hash && isFile(join(cacheDir, current.dir, out))) {
       touch(join(cacheDir, current.dir)); // in use: prune() keeps what was used lately
       return { url: pathToFileURL(join(cacheDir, current.dir, out)).href, built: false };
     }
   }
-  return { url: await build(root, entry, out, cacheDir), built: true };
+  return { url: await build(root, entry, out, cacheDir, seed), built: true };
 }
 
 /**
  * Builds `entry` into a fresh directory of `cacheDir`, moves it to its final name (the hash of
- * every input's content, as read by the build itself) and points the manifest at it. Returns the
- * URL of the output module.
+ * `seed` and of every input's content, as read by the build itself) and points the manifest at it.
+ * Returns the URL of the output module.
  *
  * @param {string} root
  * @param {string} entry
  * @param {string} out
  * @param {string} cacheDir
+ * @param {string} seed  buildSeed(root, entry)
  * @returns {Promise<string>}
  */
-async function build(root, entry, out, cacheDir) {
+async function build(root, entry, out, cacheDir, seed) {
   const esbuild = await import('esbuild');
   mkdirSync(cacheDir, { recursive: true });
   const tmp = join(cacheDir, `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -119,7 +121,7 @@ async function build(root, entry, out, cacheDir) {
       plugins: [sourceFilesAsRead(root, inputs)],
     });
     const hash = /** @type {string} */ (
-      hashFiles(buildSeed(root, entry), [...inputs.keys()], (p) => /** @type {Buffer} */ (inputs.get(p)))
+      hashFiles(seed, [...inputs.keys()], (p) => /** @type {Buffer} */ (inputs.get(p)))
     );
     const dir = hash.slice(0, 20);
     const final = join(cacheDir, dir);

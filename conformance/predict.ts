@@ -114,8 +114,6 @@ export interface Prediction {
   counters: Counters[];
 }
 
-export { CLIENT_ADDRESS, OTHER_CLIENT_ADDRESS } from './suite.cfg.ts';
-
 /**
  * The source addresses the suite's PROXY headers give (IPv4, IPv6): a kill after a header that
  * gave one names it (Prediction.logFrom 'header').

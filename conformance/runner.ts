@@ -74,7 +74,6 @@ import {
 } from './cases.ts';
 import type { CaseContext, Check } from './expect.ts';
 import {
-  CLIENT_ADDRESS,
   closesCheck,
   HEADER_SOURCES,
   describeCounterDifference,
@@ -87,7 +86,7 @@ import {
 } from './predict.ts';
 import { readMergedStats, statsQuery, type StatsSnapshot } from './stats.ts';
 import { markTraces, readTraceSince, takesPredictedCheck, type TransitionsTaken } from './trace.ts';
-import { DEADLINE_MS, FRONTENDS, servesFrontend, type FrontendName } from './suite.cfg.ts';
+import { CLIENT_ADDRESS, DEADLINE_MS, FRONTENDS, servesFrontend, type FrontendName } from './suite.cfg.ts';
 import {
   sleep,
   startTarget,

@@ -14,8 +14,8 @@
  *      planAccept() walks session_accept's allocations in the order of the profile's HAProxy,
  *      which the session machine states (acceptAllocations: in 1.5-dev12 the session, the task,
  *      the SSL context, session_complete's buffers; in 2.x the SSL context first), and
- *      planComplete() walks session_complete's (req, rep, txn). The first site whose next allocation is an injected fault is the answer; nothing is
- *      consumed.
+ *      planComplete() walks session_complete's (req, rep, txn). The first site whose next
+ *      allocation is an injected fault is the answer; nothing is consumed.
  *   2. commit and allocate: when the step really reaches the planned allocation (the driver sees
  *      the sessionAccept or handshakeEnded effect it was planned for), commit() records the
  *      failed attempt, and the effects sessionAlloc, taskNew, sslCtxNew and bufAlloc allocate for real. They

@@ -20,9 +20,18 @@ import { compiledEntry, describeBuildError } from '../../bin/compile.js';
 const ROOT = join(import.meta.dirname, '../..');
 const COMPILE = pathToFileURL(join(ROOT, 'bin/compile.js')).href;
 
-/** A throwaway project: `main.ts` re-exports `lib.ts`, whose `here` is its own import.meta.url. */
+const roots: string[] = [];
+afterEach(() => {
+  for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
+});
+
+/**
+ * A throwaway project: `main.ts` re-exports `lib.ts`, whose `here` is its own import.meta.url.
+ * Removed after the test (roots).
+ */
 function project(value: string): { root: string; cacheDir: string } {
   const root = mkdtempSync(join(tmpdir(), 'embryonic-compile-'));
+  roots.push(root);
   mkdirSync(join(root, 'src'));
   writeFileSync(join(root, 'src/main.ts'), "export { here, value } from './lib.ts';\n");
   writeLib(root, value);
@@ -36,11 +45,6 @@ function writeLib(root: string, value: string, extra = ''): void {
   );
 }
 
-const roots: string[] = [];
-afterEach(() => {
-  for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
-});
-
 async function load(url: string): Promise<{ value: string; here: string }> {
   return (await import(url)) as { value: string; here: string };
 }
@@ -48,7 +52,6 @@ async function load(url: string): Promise<{ value: string; here: string }> {
 describe('compiledEntry', () => {
   it('builds the entry on the first call and reuses the build while no input changes', async () => {
     const p = project('one');
-    roots.push(p.root);
     const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
     expect(first.built).toBe(true);
     expect((await load(first.url)).value).toBe('one');
@@ -62,7 +65,6 @@ describe('compiledEntry', () => {
 
   it('keeps the builds of two entries side by side, each reused while its inputs stay the same', async () => {
     const p = project('one');
-    roots.push(p.root);
     const main = await compiledEntry({ ...p, entry: 'src/main.ts' });
     const lib = await compiledEntry({ ...p, entry: 'src/lib.ts' });
     expect([main.built, lib.built]).toEqual([true, true]);
@@ -73,7 +75,6 @@ describe('compiledEntry', () => {
 
   it("keeps import.meta.url the source file's own URL, not the bundle's", async () => {
     const p = project('one');
-    roots.push(p.root);
     const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
     expect(url.startsWith(pathToFileURL(p.cacheDir).href)).toBe(true);
     expect((await load(url)).here).toBe(pathToFileURL(join(p.root, 'src/lib.ts')).href);
@@ -81,7 +82,6 @@ describe('compiledEntry', () => {
 
   it('rebuilds when the content of an input changes, and the new build runs the new content', async () => {
     const p = project('one');
-    roots.push(p.root);
     const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
     writeLib(p.root, 'two');
     const second = await compiledEntry({ ...p, entry: 'src/main.ts' });
@@ -96,7 +96,6 @@ describe('compiledEntry', () => {
 
   it('refuses a cache directory outside the root, whose build could not import its packages', async () => {
     const p = project('one');
-    roots.push(p.root);
     await expect(compiledEntry({ ...p, cacheDir: tmpdir(), entry: 'src/main.ts' })).rejects.toThrow(
       /is not inside/,
     );
@@ -104,7 +103,6 @@ describe('compiledEntry', () => {
 
   it('rebuilds when tsconfig.json changes, which shapes the build without being one of its inputs', async () => {
     const p = project('one');
-    roots.push(p.root);
     writeFileSync(join(p.root, 'tsconfig.json'), '{ "compilerOptions": { "target": "ES2022" } }\n');
     const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
     writeFileSync(join(p.root, 'tsconfig.json'), '{ "compilerOptions": { "target": "ES2020" } }\n');
@@ -116,7 +114,6 @@ describe('compiledEntry', () => {
   it("does not share a build between two checkouts whose caches are one directory: each keeps its own sources' URLs", async () => {
     const a = project('one');
     const b = project('one');
-    roots.push(a.root, b.root);
     mkdirSync(a.cacheDir);
     symlinkSync(a.cacheDir, b.cacheDir);
     const fromA = await compiledEntry({ ...a, entry: 'src/main.ts' });
@@ -128,7 +125,6 @@ describe('compiledEntry', () => {
 
   it("gives import.meta.dirname and filename the source's own values, and fails the build on any other property but resolve", async () => {
     const p = project('one');
-    roots.push(p.root);
     writeLib(p.root, 'one', 'export const dir = import.meta.dirname, file = import.meta.filename;\n');
     writeFileSync(join(p.root, 'src/main.ts'), "export { dir, file } from './lib.ts';\n");
     const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
@@ -141,7 +137,6 @@ describe('compiledEntry', () => {
 
   it('prunes an old build no manifest names, and keeps an old one that another entry still uses', async () => {
     const p = project('one');
-    roots.push(p.root);
     const main = await compiledEntry({ ...p, entry: 'src/main.ts' });
     const mainDir = main.url.split('/').at(-2)!;
     const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
@@ -158,7 +153,6 @@ describe('compiledEntry', () => {
 
   it('rebuilds when the build the manifest names is gone', async () => {
     const p = project('one');
-    roots.push(p.root);
     const first = await compiledEntry({ ...p, entry: 'src/main.ts' });
     for (const name of readdirSync(p.cacheDir))
       if (name !== 'current-src-main-ts.json') rmSync(join(p.cacheDir, name), { recursive: true });
@@ -169,7 +163,6 @@ describe('compiledEntry', () => {
 
   it("rejects with esbuild's message when a source does not compile, and leaves no partial build", async () => {
     const p = project('one');
-    roots.push(p.root);
     writeLib(p.root, 'one', 'export const broken = ;\n');
     await expect(compiledEntry({ ...p, entry: 'src/main.ts' })).rejects.toThrow(/src\/lib\.ts:3/);
     expect(readdirSync(p.cacheDir)).toEqual([]);
@@ -177,7 +170,6 @@ describe('compiledEntry', () => {
 
   it("says in one line why a build failed: esbuild's first error with its file and line", async () => {
     const p = project('one');
-    roots.push(p.root);
     writeLib(p.root, 'one', 'export const broken = ;\n');
     const err: unknown = await compiledEntry({ ...p, entry: 'src/main.ts' }).catch((e: unknown) => e);
     expect(describeBuildError(err)).toMatch(/^src\/lib\.ts:3: Unexpected ";"$/);
@@ -186,7 +178,6 @@ describe('compiledEntry', () => {
 
   it('maps a stack trace of the build to the TypeScript source, line included', async () => {
     const p = project('one');
-    roots.push(p.root);
     writeLib(p.root, 'one', '\n\nexport function fail(): never {\n  throw new Error("here");\n}\n');
     writeFileSync(join(p.root, 'src/main.ts'), "export { fail } from './lib.ts';\n");
     const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
@@ -205,7 +196,6 @@ describe('compiledEntry', () => {
 
   it('lands one build when four processes build the same sources at the same time', async () => {
     const p = project('one');
-    roots.push(p.root);
     const script = [
       `const { compiledEntry } = await import(${JSON.stringify(COMPILE)});`,
       `const r = await compiledEntry(${JSON.stringify({ ...p, entry: 'src/main.ts' })});`,
