@@ -52,6 +52,7 @@ import {
   expectNoBackendYet,
   expectOpenUntil,
   fromConnect,
+  judgeOffset,
   type CaseContext,
   type CounterRule,
   type Reference,
@@ -767,7 +768,7 @@ async function silentUntilDeadline(ctx: CaseContext, name: FrontendName): Promis
   await expectOpenUntil(
     ctx,
     client,
-    fromConnect(client).t + DEADLINE_MS + DEADLINE_WINDOW[0],
+    client.connectStartedAt + DEADLINE_MS + DEADLINE_WINDOW[0], // the earliest the target may close
     'before the deadline',
   );
   await expectFinAtDeadline(ctx, client);
@@ -862,16 +863,18 @@ async function slotsThenQueued(ctx: CaseContext, fe: FrontendName, extra: number
   await Promise.all([...holders, ...queued].map((c) => c.waitForClose(2 * DEADLINE_MS + 1000)));
   const first: Reference = {
     t: Math.min(...holders.map((c) => c.connectedAt!)),
+    since: Math.min(...holders.map((c) => c.connectStartedAt)),
     label: 'the first connections',
   };
-  expectGroupClose(ctx, holders, 'connections holding the slots', DEADLINE_MS, 150, (c) => fromConnect(c).t);
-  expectGroupClose(ctx, queued, 'queued connections', 2 * DEADLINE_MS, 250, () => first.t);
+  expectGroupClose(ctx, holders, 'connections holding the slots', DEADLINE_MS, 150, fromConnect);
+  expectGroupClose(ctx, queued, 'queued connections', 2 * DEADLINE_MS, 250, () => first);
   expectNoBackend(ctx);
 }
 
 /**
  * Checks that every client of <group> was closed with a FIN at <at> ms after <from>(client),
- * within [-20, +<late>] ms. Records one check for the group. The clients must be done waiting.
+ * within [-20, +<late>] ms (judgeOffset). Records one check for the group, whose timing is the
+ * client furthest from <at>. The clients must be done waiting.
  */
 function expectGroupClose(
   ctx: CaseContext,
@@ -879,14 +882,21 @@ function expectGroupClose(
   what: string,
   at: number,
   late: number,
-  from: (c: WireClient) => number,
+  from: (c: WireClient) => Reference,
 ): void {
-  const seen = group.map((c) => ({ c, after: c.closedBy ? c.closedBy.at - from(c) : null }));
-  const ok = seen.every(
-    (x) => x.c.closedBy?.kind === 'fin' && x.after !== null && x.after >= at - 20 && x.after <= at + late,
-  );
-  const worst = seen.reduce(
-    (w, x) => (x.after === null || Math.abs(x.after - at) > Math.abs(w - at) ? (x.after ?? NaN) : w),
+  const window: Window = [-20, late];
+  const seen = group.map((c) => ({
+    c,
+    offset: c.closedBy ? judgeOffset(c.closedBy.at, from(c), at, window) : null,
+  }));
+  const ok = seen.every((x) => x.c.closedBy?.kind === 'fin' && x.offset?.ok === true);
+  const worst = seen.reduce<number | null>(
+    (w, x) =>
+      w === null || x.offset === null
+        ? null
+        : Math.abs(x.offset.measured - at) > Math.abs(w - at)
+          ? x.offset.measured
+          : w,
     at,
   );
   ctx.check({
@@ -895,15 +905,11 @@ function expectGroupClose(
     actual: seen
       .map(
         (x) =>
-          `${x.c.name} ${x.c.closedBy?.kind.toUpperCase() ?? 'open'}${x.after === null ? '' : ` +${x.after.toFixed(1)}`}`,
+          `${x.c.name} ${x.c.closedBy?.kind.toUpperCase() ?? 'open'}${x.offset ? ` ${x.offset.text}` : ''}`,
       )
       .join(', '),
     ok,
-    timing: {
-      expected: at,
-      measured: Number.isNaN(worst) ? null : Math.round(worst * 10) / 10,
-      window: [-20, late],
-    },
+    timing: { expected: at, measured: worst, window },
   });
 }
 

@@ -6,7 +6,9 @@
  *
  * Timings are judged against the suite's deadline (timeout client, DEADLINE_MS) with a stated
  * window: "FIN at +300 ms after connect, window [-20, +150] ms" passes for a FIN observed between
- * +280 and +450 ms. "At once" means within AT_ONCE_MS of the action that provokes it.
+ * +280 and +450 ms. "At once" means within AT_ONCE_MS of the action that provokes it. Measured
+ * from a connect, the early edge counts from the client's connect() call and the late edge from
+ * the moment it saw the handshake complete (judgeOffset).
  */
 import type { Prediction } from './predict.ts';
 import type { Profile } from '../machines/config.ts';
@@ -63,15 +65,52 @@ export interface CaseContext {
   check(check: Check): void;
 }
 
-/** A moment a timing is measured from: a time on the case clock and its name. */
+/**
+ * A moment a timing is measured from: a time on the case clock and its name. When the client saw
+ * the moment complete later than the target may have acted on it (a connect: the target can accept
+ * as soon as the kernel has the handshake, which the client learns of only when its event loop
+ * runs), <since> is the earliest the target may have: the moment lies in [since, t].
+ */
 export interface Reference {
   t: number;
+  since?: number;
   label: string; // 'connect', 'the header', 'the last echo', ...
 }
 
-/** Returns the Reference "connect" of <client>. Requires a connected client. Pure. */
+/**
+ * Returns the Reference "connect" of <client>: from its connect() call (since) to the moment it
+ * saw the handshake complete (t). Requires a connected client. Pure.
+ */
 export function fromConnect(client: WireClient): Reference {
-  return { t: client.connectedAt ?? 0, label: `${client.name} connect` };
+  return { t: client.connectedAt ?? 0, since: client.connectStartedAt, label: `${client.name} connect` };
+}
+
+/** A time judged against a Reference: what judgeOffset returns. */
+export interface Offset {
+  ok: boolean;
+  measured: number; // ms after the reference: from t, or from since when only that lands in the window
+  text: string; //     the offset in words ('+276.4 ms after client#1 connect (+302.1 ms after its start, ...)')
+}
+
+/**
+ * Judges an event seen at case time <seenAt> against "<at> ms after <from>, within <window>". The
+ * target's clock started somewhere in [from.since, from.t]: the event may come no earlier than
+ * at + window[0] after since, and no later than at + window[1] after t. A client that sees its
+ * moment late (its event loop stalled) widens neither edge beyond what the target could have done.
+ * Pure; the caller records the check.
+ */
+export function judgeOffset(seenAt: number, from: Reference, at: number, window: Window): Offset {
+  const since = Math.min(from.since ?? from.t, from.t);
+  const fromT = round1(seenAt - from.t);
+  const fromSince = round1(seenAt - since);
+  const early = fromSince < at + window[0];
+  const late = fromT > at + window[1];
+  const lagged = since < from.t && fromT < at + window[0];
+  const measured = lagged && !early ? fromSince : fromT;
+  const text = lagged
+    ? `${signed(fromT)} ms after ${from.label} (${signed(fromSince)} ms after it began, ${round1(from.t - since)} ms earlier)`
+    : `${signed(fromT)} ms after ${from.label}`;
+  return { ok: !early && !late, measured, text };
 }
 
 /**
@@ -90,14 +129,13 @@ export async function expectClose(
   const waitUntil = from.t + at + window[1] + 1000;
   const seen = await client.waitForClose(Math.max(0, waitUntil - ctx.log.now()));
   const expected = `${kind.toUpperCase()} at +${at} ms after ${from.label}, window [${signed(window[0])}, ${signed(window[1])}] ms`;
-  const measured = seen ? round1(seen.at - from.t) : null;
-  const ok = seen !== null && seen.kind === kind && inWindow(measured!, at, window);
+  const offset = seen ? judgeOffset(seen.at, from, at, window) : null;
   ctx.check({
     what: `${client.name} is closed by the target`,
     expected,
-    actual: seen ? `${seen.kind.toUpperCase()} at ${signed(measured!)} ms after ${from.label}` : 'still open',
-    ok,
-    timing: { expected: at, measured, window },
+    actual: seen && offset ? `${seen.kind.toUpperCase()} at ${offset.text}` : 'still open',
+    ok: seen !== null && seen.kind === kind && offset!.ok,
+    timing: { expected: at, measured: offset?.measured ?? null, window },
   });
   return seen;
 }
@@ -156,15 +194,13 @@ export async function expectBackendAfter(
 ): Promise<BackendConnection | null> {
   await ctx.backend.waitForConnections(1, Math.max(0, after.t + within + waitMs - ctx.log.now()));
   const conn = ctx.backend.connections()[0] ?? null;
-  const measured = conn ? round1(conn.acceptedAt - after.t) : null;
+  const offset = conn ? judgeOffset(conn.acceptedAt, after, 0, [0, within]) : null;
   ctx.check({
     what: `the backend is contacted after ${after.label}, not before`,
     expected: `a backend connection between +0 and +${within} ms after ${after.label}`,
-    actual: conn
-      ? `backend connection at ${signed(measured!)} ms after ${after.label}`
-      : 'no backend connection',
-    ok: measured !== null && measured >= 0 && measured <= within,
-    timing: { expected: 0, measured, window: [0, within] },
+    actual: offset ? `backend connection at ${offset.text}` : 'no backend connection',
+    ok: offset !== null && offset.ok,
+    timing: { expected: 0, measured: offset?.measured ?? null, window: [0, within] },
   });
   return conn;
 }
@@ -297,10 +333,6 @@ export function quote(bytes: Uint8Array): string {
   const shown = Buffer.from(bytes.subarray(0, 80)).toString('latin1');
   const text = JSON.stringify(shown);
   return `${text}${bytes.length > 80 ? '…' : ''} (${bytes.length} bytes)`;
-}
-
-function inWindow(measured: number, at: number, window: Window): boolean {
-  return measured >= at + window[0] && measured <= at + window[1];
 }
 
 function signed(n: number): string {
