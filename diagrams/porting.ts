@@ -22,12 +22,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { AnyStateMachine } from 'xstate';
 import { CASES } from '../conformance/cases.ts';
-import { MACHINES } from '../machines/compose.ts';
+import { expandEffect, MACHINES } from '../machines/compose.ts';
 import { makeConfig } from '../machines/config.ts';
 import { EFFECTS, type EffectName } from '../machines/effects.ts';
 import { listStates, listTransitions, type TraceMeta, type TransitionInfo } from '../machines/introspect.ts';
-import { expandListenerEffect } from '../machines/listener.machine.ts';
-import { expandSessionEffect } from '../machines/session.machine.ts';
 import { INVARIANTS } from '../properties/invariants.ts';
 import { DEADLINE, emittedActions, MACHINE_NAMES, stateActions } from './generate.ts';
 
@@ -169,7 +167,7 @@ const EXPANSION_CONFIGS = (['dev12', '2.6'] as const).flatMap((profile) =>
 /**
  * Returns every effect name transition `t` of `machine` makes its host execute, once each: its
  * own, the exit and entry effects of the states it leaves and enters, and the primitives of its
- * macro effects (session and listener macros, under every profile, on a raw and a TLS transport,
+ * macro effects (each expanded by the machine that owns it, under every profile, on a raw and a TLS transport,
  * in the mode that expands them most: http). Pure.
  */
 export function effectsOf(machine: AnyStateMachine, t: TransitionInfo): string[] {
@@ -177,12 +175,7 @@ export function effectsOf(machine: AnyStateMachine, t: TransitionInfo): string[]
   for (const name of emittedActions(machine, t)) {
     const effect = { type: name as EffectName, params: { site: 'accept' } };
     const expanded =
-      name in EFFECTS
-        ? EXPANSION_CONFIGS.flatMap((config) => [
-            ...expandSessionEffect(config, effect),
-            ...expandListenerEffect(config, effect),
-          ])
-        : [];
+      name in EFFECTS ? EXPANSION_CONFIGS.flatMap((config) => expandEffect(config, effect)) : [];
     for (const n of [name, ...expanded.map((e) => e.type)]) if (!out.includes(n)) out.push(n);
   }
   return out;

@@ -51,7 +51,7 @@ import {
   zeroCounters,
   type Counters,
 } from '../machines/counters.ts';
-import type { BufKind, Effect, EffectName } from '../machines/effects.ts';
+import { isMacroEffect, type BufKind, type Effect, type EffectName } from '../machines/effects.ts';
 import { errCodeMessage, type ErrCode } from '../machines/errCodes.ts';
 import type { SessionEvent, SourceClass } from '../machines/session.machine.ts';
 import type { ListenerGauges } from '../machines/listener.machine.ts';
@@ -308,13 +308,19 @@ export class Frontend implements Host, StatsSource {
   readonly record: ((record: TransitionRecord) => void) | undefined = undefined;
 
   /**
-   * Executes one effect of a machine (Host). One case per EffectName; the compiler checks that
-   * none is missing. Effects that are messages between machines are routed by the Composition
-   * and do nothing here.
+   * Executes one effect of a machine (Host). One case per primitive effect (PrimitiveEffectName);
+   * the compiler checks that none is missing. A macro cannot reach a host (the machines' runner
+   * expands it): one that does is a violation. Effects that are messages between machines are
+   * routed by the Composition and do nothing here.
    */
   execute(effect: Effect, origin: Origin): void {
     this.trace?.effect(effect, origin);
     const name: EffectName = effect.type;
+    if (isMacroEffect(name)) {
+      // The machines' runner expands macros into primitives (bufAlloc, sessionAlloc, ...).
+      this.violations.push(`macro effect ${name} reached the host unexpanded`);
+      return;
+    }
     const p = (effect.params ?? {}) as Record<string, unknown>;
     switch (name) {
       // --- counters (machines/counters.ts), and the maxima HAProxy keeps next to them ---
@@ -449,21 +455,6 @@ export class Frontend implements Host, StatsSource {
         conn[buf] = null;
         return;
       }
-      case 'allocBuffers':
-      case 'freeBuffers':
-      case 'completeFailure':
-      case 'listenerCounts':
-      case 'xprtInit':
-      case 'sessionNew':
-      case 'connDataInit':
-      case 'unwindSession':
-      case 'unwindConn':
-      case 'listenerJobAndTotalconnInc':
-      case 'listenerJobDec':
-        // Macros: the machines' runner expands them into primitives (bufAlloc, sessionAlloc, ...)
-        this.violations.push(`macro effect ${name} reached the host unexpanded`);
-        return;
-
       // --- the accepted socket ---
       case 'fdInsert': {
         const conn = this.need(origin);

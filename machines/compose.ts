@@ -18,7 +18,7 @@ import type {
 } from 'xstate';
 import type { ModelConfig } from './config.ts';
 import { connectionMachine } from './connection.machine.ts';
-import type { Effect, EffectName } from './effects.ts';
+import { isMacroEffect, macroOwner, type Effect, type EffectName, type MacroOwner } from './effects.ts';
 import type { ErrCode } from './errCodes.ts';
 import { transitionId } from './introspect.ts';
 import {
@@ -108,11 +108,20 @@ export interface Defect {
 
 const LISTENER_GAUGE_SET: ReadonlySet<string> = new Set(LISTENER_GAUGES);
 
-/** The machines whose actions include macro effects, and how each expands them (per profile). */
-const MACRO_EXPANDERS: Partial<Record<MachineName, (config: ModelConfig, effect: Effect) => Effect[]>> = {
+/** How the machine that owns a macro (EFFECTS[name].macro) expands it, per profile. */
+const MACRO_EXPANDERS: Record<MacroOwner, (config: ModelConfig, effect: Effect) => Effect[]> = {
   session: expandSessionEffect,
   listener: expandListenerEffect,
 };
+
+/**
+ * Returns `effect` as a host executes it under `config`: a macro expanded into primitives by the
+ * expander of the machine that owns it, any other effect as itself. Pure; the result is a new
+ * array, whose effects may be shared with the machines' definitions.
+ */
+export function expandEffect(config: ModelConfig, effect: Effect): Effect[] {
+  return isMacroEffect(effect.type) ? MACRO_EXPANDERS[macroOwner(effect.type)](config, effect) : [effect];
+}
 
 /**
  * Returns the params of `event` (every field but `type` and those `skip` names) as a string, each
@@ -256,8 +265,7 @@ export class MachineRunner {
           a.params === undefined
             ? { type: a.type as EffectName }
             : { type: a.type as EffectName, params: a.params as Record<string, unknown> };
-        const expand = MACRO_EXPANDERS[this.name];
-        effects.push(...(expand ? expand(this.config, effect) : [effect]));
+        effects.push(...expandEffect(this.config, effect));
       }
       prev = next;
     });

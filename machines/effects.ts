@@ -101,41 +101,58 @@ export const EFFECTS = {
   // expandListenerEffect (listener.machine.ts). Those that differ by profile stand for a step that
   // moved between 1.5-dev12 and 2.x, and expand to nothing in the profile that does not have it there.
   listenerJobAndTotalconnInc: {
+    macro: 'listener',
     does: 'macro: 1.5-dev jobsInc, totalconnInc; nothing in 2.x, whose session_new counts both (sessionNew)',
     haproxy: 'listener_accept (1.5-dev)',
   },
   listenerJobDec: {
+    macro: 'listener',
     does: 'macro: 1.5-dev jobsDec once session_accept returned ret <= 0; nothing in 2.x, whose session_free counts it when session_accept_fd fails (unwindSession)',
     haproxy: 'listener_accept (1.5-dev)',
   },
   listenerCounts: {
+    macro: 'session',
     does: "macro: 2.x feconnInc (reserved before accept()), connMaxUpdate, cumConnInc (once accept() returned), all before l->accept() runs; nothing in 1.5-dev, which counts them after the session's allocation (sessionNew)",
     haproxy: 'listener_accept (2.x): next_feconn, conn_max, proxy_inc_fe_conn_ctr',
   },
   xprtInit: {
+    macro: 'session',
     does: 'macro: 2.x on a TLS bind: sslCtxNew, sslconnsInc, before the session exists and before the tcp-request rules; nothing otherwise (1.5-dev: connDataInit)',
     haproxy: 'session_accept_fd (2.x): conn_prepare → ssl_sock_init',
   },
   sessionNew: {
+    macro: 'session',
     does: 'macro: the session and its counts: 1.5-dev sessionAlloc, feconnInc, connMaxUpdate, cumConnInc; 2.x sessionAlloc, totalconnInc, jobsInc',
     haproxy: 'session_accept: pool_alloc2(pool2_session) (1.5-dev); session_new (2.x)',
   },
   connDataInit: {
+    macro: 'session',
     does: 'macro: 1.5-dev on a TLS bind: sslCtxNew, sslconnsInc, after fd_insert; nothing in 2.x, whose conn_prepare did it (xprtInit)',
     haproxy: 'session_accept (1.5-dev): conn_data_init → ssl_sock_init',
   },
   unwindSession: {
+    macro: 'session',
     does: "macro: a failed session_accept's release once the session exists: 1.5-dev feconnDec, sessionFree at params.site; 2.x sessionFree, jobsDec (session_free), then on a TLS bind sslCtxFree, sslconnsDec (conn_full_close → ssl_sock_close), then feconnDec (listener_release)",
     haproxy:
       'session_accept out_free_session (1.5-dev); session_accept_fd out_free_sess → out_free_conn (2.x)',
   },
   unwindConn: {
+    macro: 'session',
     does: 'macro: 2.x, when the session could not be allocated: on a TLS bind sslCtxFree, sslconnsDec (conn_full_close → ssl_sock_close), then feconnDec (listener_release); nothing in 1.5-dev, which had counted nothing yet',
     haproxy: 'session_accept_fd (2.x): out_free_conn',
   },
-  allocBuffers: { does: 'macro: bufAlloc req, rep, and txn in http mode', haproxy: 'session_complete' },
-  freeBuffers: { does: 'macro: bufFree req, rep, then txn (http mode)', haproxy: 'session_free' },
+  allocBuffers: {
+    macro: 'session',
+    does: 'macro: bufAlloc req, rep, and txn in http mode',
+    haproxy: 'session_complete',
+  },
+  freeBuffers: {
+    macro: 'session',
+    does: 'macro: bufFree req, rep, then txn (http mode)',
+    haproxy: 'session_free',
+  },
   completeFailure: {
+    macro: 'session',
     does: 'macro: a session_complete failing at params.site, unwound (listAdd, taskSetHandler, cumSessInc, bufAlloc of what precedes params.site, bufFree of it in reverse, listDel)',
     haproxy: 'session_complete out_free_* (3b24641745)',
   },
@@ -243,10 +260,34 @@ export const EFFECTS = {
     does: 'resume the listeners on the frontend queue if the session rate allows',
     haproxy: 'dequeue_all_listeners(&fe->listener_queue)',
   },
-} as const satisfies Record<string, { does: string; haproxy: string }>;
+} as const satisfies Record<string, { does: string; haproxy: string; macro?: MacroOwner }>;
 
 /** The name of one effect. */
 export type EffectName = keyof typeof EFFECTS;
+
+/**
+ * The machines whose runner expands macro effects (machines/compose.ts, MachineRunner): each macro
+ * names its own in EFFECTS, and only that machine's actions may use it.
+ */
+export type MacroOwner = 'session' | 'listener';
+
+/** The effects that are macros: the machines' runners expand them, so no host ever executes one. */
+export type MacroEffectName = {
+  [K in EffectName]: (typeof EFFECTS)[K] extends { macro: MacroOwner } ? K : never;
+}[EffectName];
+
+/** The effects a host executes: every effect but the macros. */
+export type PrimitiveEffectName = Exclude<EffectName, MacroEffectName>;
+
+/** Returns true iff effect `name` is a macro (EFFECTS gives it an owner). Pure. */
+export function isMacroEffect(name: EffectName): name is MacroEffectName {
+  return 'macro' in EFFECTS[name];
+}
+
+/** Returns the machine whose runner expands macro `name`. Pure. */
+export function macroOwner(name: MacroEffectName): MacroOwner {
+  return EFFECTS[name].macro;
+}
 
 /** Params of the effects that take some; the others take none. */
 export interface EffectParams {

@@ -1,6 +1,6 @@
 /**
  * The effect vocabulary is closed both ways: every effect a machine emits (on a transition, on
- * entering or leaving a state, or through a session macro) is named in EFFECTS, and every entry
+ * entering or leaving a state, or through a macro) is named in EFFECTS, and every entry
  * of EFFECTS is emitted by some machine, routed by compose.ts, or emitted by a mutant. The assign
  * actions (context updates) are not effects and stay out of it.
  */
@@ -8,19 +8,26 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { MACHINES } from '../../machines/compose.ts';
+import { expandEffect, MACHINES } from '../../machines/compose.ts';
 import { makeConfig, type ModelConfig } from '../../machines/config.ts';
-import { EFFECTS, type Effect, type EffectName } from '../../machines/effects.ts';
+import {
+  EFFECTS,
+  isMacroEffect,
+  macroOwner,
+  type Effect,
+  type EffectName,
+  type MacroEffectName,
+} from '../../machines/effects.ts';
 import { actionName, listTransitions } from '../../machines/introspect.ts';
 import { expandListenerEffect } from '../../machines/listener.machine.ts';
 import { expandSessionEffect } from '../../machines/session.machine.ts';
 
 /** The machines' assign actions: context updates, never executed by a host. */
 const ASSIGNS = ['setErrCode', 'setErrCodeFromEvent', 'setRet', 'keepConnErrCode'];
-/** The macros, expanded into primitives before any host sees them: the entries EFFECTS calls so. */
-const MACROS = Object.entries(EFFECTS)
-  .filter(([, e]) => e.does.startsWith('macro:'))
-  .map(([name]) => name);
+/** The macros, expanded into primitives before any host sees them: the entries EFFECTS gives an owner. */
+const MACROS = (Object.keys(EFFECTS) as EffectName[]).filter(isMacroEffect);
+/** Each machine's expander, as its module exports it. */
+const EXPANDERS = { session: expandSessionEffect, listener: expandListenerEffect } as const;
 
 const machinesDir = join(import.meta.dirname, '../../machines');
 const known = new Set(Object.keys(EFFECTS));
@@ -43,32 +50,17 @@ const used = Object.entries(MACHINES).flatMap(([name, machine]) =>
     .map((a) => ({ machine: name, effect: a })),
 );
 
-/**
- * Expands <effect> with the session's and the listener's expanders under <config>, leaving out what
- * an expander returns unchanged (not one of its macros).
- */
-function expand(config: ModelConfig, effect: Effect): Effect[] {
-  return [expandSessionEffect, expandListenerEffect].flatMap((f) => {
-    const out = f(config, effect);
-    return out.length === 1 && out[0] === effect ? [] : out;
-  });
-}
-
-/**
- * Every primitive a macro expands into, in tcp and http mode, on a raw and a TLS transport, in each
- * profile, for every failure site.
- */
-const expanded: Effect[] = (['tcp', 'http'] as const).flatMap((mode) =>
+/** Every configuration an expansion depends on: tcp and http mode, a raw and a TLS transport, each profile. */
+const CONFIGS: ModelConfig[] = (['tcp', 'http'] as const).flatMap((mode) =>
   [false, true].flatMap((ssl) =>
-    (['dev12', '2.6'] as const).flatMap((profile) => {
-      const config = makeConfig({ mode, ssl, profile });
-      return MACROS.flatMap((type) =>
-        (['req', 'rep', 'txn', 'accept'] as const).flatMap((site) =>
-          expand(config, { type: type as EffectName, params: { site } }),
-        ),
-      );
-    }),
+    (['dev12', '2.6'] as const).map((profile) => makeConfig({ mode, ssl, profile })),
   ),
+);
+const SITES = ['req', 'rep', 'txn', 'accept'] as const;
+
+/** Every primitive a macro expands into (expandEffect), under every configuration, for every failure site. */
+const expanded: Effect[] = CONFIGS.flatMap((config) =>
+  MACROS.flatMap((type) => SITES.flatMap((site) => expandEffect(config, { type, params: { site } }))),
 );
 
 /** The effect names compose.ts routes to another machine (its `case '<effect>':` labels). */
@@ -112,10 +104,42 @@ describe('the effect vocabulary', () => {
     expect(assigns.sort()).toEqual([...ASSIGNS].sort());
   });
 
-  it('expands the session macros into primitives of EFFECTS only, never into another macro', () => {
+  it('expands the macros into primitives of EFFECTS only, never into another macro', () => {
     const names = [...new Set(expanded.map((x) => x.type))];
-    expect(names.filter((n) => !known.has(n) || MACROS.includes(n))).toEqual([]);
-    expect(names).toEqual(expect.arrayContaining(['bufAlloc', 'bufFree', 'listDel']));
+    expect(names.filter((n) => !known.has(n) || isMacroEffect(n))).toEqual([]);
+    expect(names).toEqual(expect.arrayContaining(['bufAlloc', 'bufFree', 'listDel', 'jobsInc']));
+  });
+
+  it('marks as macros exactly the effects an expander changes, each with the machine whose expander does', () => {
+    const changedBy = (name: EffectName): string[] =>
+      Object.entries(EXPANDERS)
+        .filter(([, expand]) =>
+          CONFIGS.some((config) =>
+            SITES.some((site) => {
+              const effect: Effect = { type: name, params: { site } };
+              const out = expand(config, effect);
+              return out.length !== 1 || out[0] !== effect;
+            }),
+          ),
+        )
+        .map(([machine]) => machine);
+    const owners = Object.fromEntries((Object.keys(EFFECTS) as EffectName[]).map((n) => [n, changedBy(n)]));
+    expect(owners).toEqual(
+      Object.fromEntries(
+        (Object.keys(EFFECTS) as EffectName[]).map((n) => [n, isMacroEffect(n) ? [macroOwner(n)] : []]),
+      ),
+    );
+    expect(MACROS.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('uses each macro only in the machine that owns it, and calls it a macro in its description', () => {
+    const misplaced = used
+      .filter((u) => known.has(u.effect) && isMacroEffect(u.effect as EffectName))
+      .filter((u) => u.machine !== macroOwner(u.effect as MacroEffectName))
+      .map((u) => `${u.machine}: ${u.effect}`);
+    expect(misplaced).toEqual([]);
+    for (const [name, entry] of Object.entries(EFFECTS))
+      expect(entry.does.startsWith('macro:'), name).toBe(isMacroEffect(name as EffectName));
   });
 
   it('routes only effects of EFFECTS in compose.ts', () => {
