@@ -68,6 +68,7 @@ import {
 } from './predict.ts';
 import { statNumber, type StatsSnapshot } from './stats.ts';
 import {
+  CLIENT_HS_MS,
   DEADLINE_MS,
   FE_QUEUE_BIND_MAXCONN,
   FRONTENDS,
@@ -538,6 +539,37 @@ async function beyondMaxsslconn(ctx: CaseContext, fe: FrontendName, from?: strin
   expectCounters(ctx, before, await ctx.stats('after the deadline'), predictedCounters(ctx, before, fe));
   expectNoBackend(ctx);
 }
+
+/**
+ * The handshake deadline the model arms for connection <conn> of the case's scenario, in ms
+ * (Prediction.deadlines). Throws if it arms none: the case would have no deadline to judge.
+ */
+function predictedDeadline(ctx: CaseContext, conn: number): number {
+  const ms = ctx.predicted.deadlines[conn];
+  if (ms === null || ms === undefined)
+    throw new Error(`the model arms no deadline for connection ${conn} under ${ctx.predicted.profile}`);
+  return ms;
+}
+
+/**
+ * The window of a client-hs deadline: 20 ms early to 100 ms late, narrower than DEADLINE_WINDOW so
+ * that a target that armed `timeout client` instead (DEADLINE_MS, 200 ms later) cannot pass.
+ */
+const CLIENT_HS_WINDOW: Window = [-20, 100];
+
+/** Why dev12 and 2.6 targets do not serve fe_client_hs. */
+const BEFORE_CLIENT_HS: ProfileDifference[] = [
+  {
+    profile: 'dev12',
+    reason:
+      '1.5-dev has no `timeout client-hs` (b33eacc52, 2.9-dev10): its embryonic deadline is always timeout client, so no dev12 target serves fe_client_hs.',
+  },
+  {
+    profile: '2.6',
+    reason:
+      '2.6 refuses `timeout client-hs` (b33eacc52 came in 2.9-dev10): its embryonic deadline is always timeout client, so no 2.6 target serves fe_client_hs.',
+  },
+];
 
 /**
  * Expects connection <conn> of the scenario (<client>) to be closed as the prediction says: with
@@ -1037,6 +1069,36 @@ const DEFINITIONS: CaseDefinition[] = [
       await ctx.sleepUntil(fromConnect(client).t + 150);
       await client.write(V1_TCP4);
       await ctx.sleep(100);
+      await client.write(DATA);
+      await expectEcho(ctx, client, DATA);
+      const echoed = ctx.log.events.filter((e) => e.conn === client.name && e.kind === 'read').at(-1)?.t ?? 0;
+      await expectClose(ctx, client, 'fin', { t: echoed, label: 'the last echo' }, DEADLINE_MS);
+    },
+  },
+
+  // --- 2.9's timeout client-hs ----------------------------------------------------------------
+  {
+    id: 'hs/client-hs/silent-client-gets-fin-at-client-hs',
+    requirement: `From 2.9, \`timeout client-hs\`, when set, is the embryonic deadline in place of \`timeout client\` (b33eacc52, 888d1dc3d): a client that connects to an accept-proxy bind with client-hs ${CLIENT_HS_MS} ms and timeout client ${DEADLINE_MS} ms and sends nothing is closed with a FIN ${CLIENT_HS_MS} ms after accept, as the model's armed deadline says; the backend is never contacted.`,
+    scenario: PROXY_TIMEOUT,
+    frontend: 'fe_client_hs',
+    profileDifferences: BEFORE_CLIENT_HS,
+    async run(ctx) {
+      const client = await ctx.connect('fe_client_hs');
+      await expectClose(ctx, client, 'fin', fromConnect(client), predictedDeadline(ctx, 0), CLIENT_HS_WINDOW);
+      expectNoBackend(ctx);
+    },
+  },
+  {
+    id: 'hs/client-hs/session-keeps-timeout-client',
+    requirement: `\`timeout client-hs\` bounds the handshake only: a client that sends its PROXY header at once, then data ${2 * CLIENT_HS_MS} ms after accept (past client-hs), gets the data echoed, and its idle session is closed with a FIN ${DEADLINE_MS} ms (timeout client) after the last echo.`,
+    scenario: PROXY_OK,
+    frontend: 'fe_client_hs',
+    profileDifferences: BEFORE_CLIENT_HS,
+    async run(ctx) {
+      const client = await ctx.connect('fe_client_hs');
+      await client.write(V1_TCP4);
+      await ctx.sleepUntil(fromConnect(client).t + 2 * CLIENT_HS_MS);
       await client.write(DATA);
       await expectEcho(ctx, client, DATA);
       const echoed = ctx.log.events.filter((e) => e.conn === client.name && e.kind === 'read').at(-1)?.t ?? 0;

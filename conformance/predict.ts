@@ -13,6 +13,7 @@
 import { classifySource } from '../machines/acl.ts';
 import type { Profile } from '../machines/config.ts';
 import { copyCounters, type Counters } from '../machines/counters.ts';
+import type { EffectParams } from '../machines/effects.ts';
 import type { ErrCode } from '../machines/errCodes.ts';
 import type { Check } from './expect.ts';
 import { mutantById } from '../machines/mutants.ts';
@@ -105,6 +106,12 @@ export interface Prediction {
    * ACCEPT that the listener refused (it went full or limited) takes no connection.
    */
   closes: Close[];
+  /**
+   * The handshake deadline each connection's session armed last, in ms after it was armed
+   * (armDeadline), in connection order: null if it armed none, or a deadline that never strikes
+   * (no timeout set). What a case's timing of a deadline kill is judged against.
+   */
+  deadlines: (number | null)[];
   /** Clients left in the listen backlog at the end, never accepted (Scenario.backlog). */
   backlog: number;
   /**
@@ -161,6 +168,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
   const from: ('client' | 'header')[] = [];
   const headerAccepted = new Set<number>(scenario.addressesTaken ?? []);
   let kills = 0;
+  const deadlines: (number | null)[] = [];
   let state: SystemState = model.initial();
   const counters = [copyCounters(state.counters)];
   scenario.events.forEach((e, i) => {
@@ -187,6 +195,10 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
       );
     }
     for (const record of next.records) {
+      if (record.conn !== null)
+        for (const effect of record.effects)
+          if (effect.type === 'armDeadline')
+            deadlines[record.conn] = (effect.params as EffectParams['armDeadline']).ms;
       for (const t of record.transitions) {
         transitions.add(t);
         if (t.startsWith('session.killed|') || t.startsWith('session.expired|')) kills++;
@@ -210,6 +222,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
     closes: state.memory.flatMap((m, conn): Close[] =>
       m.fd === 'none' ? [] : [reset.has(conn) ? 'reset' : m.closedWith],
     ),
+    deadlines: state.memory.map((_, conn) => deadlines[conn] ?? null),
     backlog: scenario.backlog ?? 0,
     counters,
   };
@@ -270,7 +283,7 @@ function comparableCounters(p: Prediction): Partial<Counters>[] {
 
 /**
  * True iff two predictions differ in what a target shows: on the wire, how it closes the
- * connections; in its counters at each moment of the scenario (COMPARED_COUNTERS); and, when
+ * connections and when their deadlines strike; in its counters at each moment of the scenario (COMPARED_COUNTERS); and, when
  * <judged>.log (the default), in its log, the kills it logs. The transitions may differ while none
  * of these does. Pure.
  */
@@ -280,7 +293,13 @@ export function observablyDiffer(
   judged: { log: boolean } = { log: true },
 ): boolean {
   const shown = (p: Prediction): string =>
-    JSON.stringify([judged.log ? [p.log, p.logFrom] : null, p.closes, p.backlog, comparableCounters(p)]);
+    JSON.stringify([
+      judged.log ? [p.log, p.logFrom] : null,
+      p.closes,
+      p.deadlines,
+      p.backlog,
+      comparableCounters(p),
+    ]);
   return shown(a) !== shown(b);
 }
 
@@ -296,6 +315,16 @@ export function describeCounterDifference(a: Prediction, b: Prediction): string 
   if (keys.length === 0) return '';
   const signed = (n: number | undefined): string => (n! >= 0 ? `+${n}` : String(n));
   return `counts ${keys.map((k) => `${k} ${signed(ca[k])}`).join(', ')}, where ${b.profile} ${keys.map((k) => `${k} ${signed(cb[k])}`).join(', ')}`;
+}
+
+/**
+ * Returns how the deadlines of <a> differ from those of <b>, as "arms deadlines of 150 ms, where
+ * dev12 300 ms", or '' when they are alike. Pure.
+ */
+export function describeDeadlineDifference(a: Prediction, b: Prediction): string {
+  if (JSON.stringify(a.deadlines) === JSON.stringify(b.deadlines)) return '';
+  const ms = (p: Prediction): string => tally(p.deadlines.map((d) => (d === null ? 'none' : `${d} ms`)));
+  return `arms deadlines of ${ms(a)}, where ${b.profile} ${ms(b)}`;
 }
 
 /**

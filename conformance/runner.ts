@@ -77,6 +77,7 @@ import {
   closesCheck,
   HEADER_SOURCES,
   describeCounterDifference,
+  describeDeadlineDifference,
   describeLog,
   describePrediction,
   observablyDiffer,
@@ -630,8 +631,14 @@ export function versionDifferenceReason(
   baseline: Prediction,
   difference: ProfileDifference | undefined,
 ): string {
-  const counters = describeCounterDifference(predicted, baseline);
-  return `profile ${predicted.profile}: the model predicts that the target ${describePrediction(predicted)}, where ${baseline.profile} ${describePrediction(baseline)}${counters ? `; and that it ${counters}` : ''}. ${difference?.reason ?? 'The case gives no reason.'}`;
+  const more = [
+    describeCounterDifference(predicted, baseline),
+    describeDeadlineDifference(predicted, baseline),
+  ]
+    .filter((d) => d !== '')
+    .map((d) => `; and that it ${d}`)
+    .join('');
+  return `profile ${predicted.profile}: the model predicts that the target ${describePrediction(predicted)}, where ${baseline.profile} ${describePrediction(baseline)}${more}. ${difference?.reason ?? 'The case gives no reason.'}`;
 }
 
 /** Returns the reason a failed check gives: what, expected, actual. Pure. */

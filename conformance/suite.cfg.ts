@@ -2,8 +2,9 @@
  * The configuration the conformance suite needs from a target, written once and printed as
  * haproxy.cfg (`embryonic conform --print-config`). The same text runs under Debian's HAProxy 2.6
  * (nbthread 1, a stats socket) and under the bundled proxy, so every case observes the same setup
- * on every target; but for one frontend, fe_monitor, whose monitor-net HAProxy refuses since 2.3:
- * only the config of a dev12 target has it (servesFrontend).
+ * on every target; but for the frontends that only some profiles have (servesFrontend): fe_monitor,
+ * whose monitor-net HAProxy refuses since 2.3, only in the config of a dev12 target; fe_rate_full
+ * only for 2.x targets; fe_client_hs, whose `timeout client-hs` came in 2.9, only for 2.9 targets.
  *
  * Layout: one base port P; every frontend listens on 127.0.0.1 at P + its offset, and the backend
  * that the suite runs itself (an echo server) listens on 127.0.0.1 at P + BACKEND_OFFSET. A proxy
@@ -15,6 +16,12 @@ import type { Profile } from '../machines/config.ts';
 
 /** `timeout client` of the suite: the embryonic deadline every timing case is judged against, in ms. */
 export const DEADLINE_MS = 300;
+
+/**
+ * `timeout client-hs` of fe_client_hs (2.9 targets only): a third of the suite's `timeout client`, so
+ * that a deadline taken from the wrong timeout cannot pass for the right one.
+ */
+export const CLIENT_HS_MS = 100;
 
 /** The frontends of the suite: what each one is for and its offset from the base port. */
 export const FRONTENDS = {
@@ -57,6 +64,12 @@ export const FRONTENDS = {
   fe_reject_tls: {
     offset: 13,
     what: 'TLS (ssl crt) with `tcp-request connection reject` for the suite client address (not its other one), and option dontlognull: 2.x makes the SSL context before the rules run',
+  },
+  fe_client_hs: {
+    offset: 14,
+    what: 'accept-proxy with `timeout client-hs` at a third of `timeout client`: from 2.9, client-hs is the handshake deadline',
+    // 1.5-dev and 2.6 have no `timeout client-hs`: 2.6 refuses the keyword.
+    profiles: ['2.9'],
   },
 } as const satisfies Record<string, { offset: number; what: string; profiles?: readonly Profile[] }>;
 
@@ -191,6 +204,8 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *   stats socket          the counter cases read `show stat` and `show info` through it
  *   log stderr, tcplog    a log line per kill and per session, shown beside each case's wire log
  *   timeout client        the embryonic deadline (2.6 rejects `timeout client-hs`), DEADLINE_MS
+ *   timeout client-hs     fe_client_hs (2.9 only): its handshake deadline, CLIENT_HS_MS, a third of
+ *                         DEADLINE_MS; the session after the handshake keeps timeout client
  *   maxconn 10            fe_queue's slots; 12 idle connections leave 2 in the listen backlog
  *   bind ... maxconn 20   fe_fe_queue: the frontend's maxconn is reached first (listener_accept's
  *                         p->feconn >= p->maxconn: limit_listener on the frontend's queue)
@@ -261,6 +276,10 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
       `    tcp-request connection reject if { src ${CLIENT_ADDRESS} }`,
       '    option dontlognull',
     ]),
+    ...(servesFrontend(profile, 'fe_client_hs') && (only === undefined || only === 'fe_client_hs')
+      ? ['# 2.9 targets only: 1.5-dev and 2.6 have no timeout client-hs (2.6 refuses it)']
+      : []),
+    ...frontend('fe_client_hs', ' accept-proxy', [`    timeout client-hs ${CLIENT_HS_MS}ms`]),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,

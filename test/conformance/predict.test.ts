@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { transitionOf } from '../../conformance/cases.ts';
 import {
   closesCheck,
+  describeDeadlineDifference,
   describePrediction,
   describeScenario,
   observablyDiffer,
@@ -10,6 +11,7 @@ import {
   type Prediction,
 } from '../../conformance/predict.ts';
 import { modelConfigOf } from '../../impl/config.ts';
+import { CLIENT_HS_MS, DEADLINE_MS } from '../../conformance/suite.cfg.ts';
 
 const ACCEPT = { type: 'ACCEPT' } as const;
 
@@ -101,6 +103,7 @@ describe('a prediction', () => {
       log: ['PRX_BAD_HDR', 'PRX_TIMEOUT', 'PRX_BAD_HDR'],
       logFrom: ['client', 'client', 'client'],
       closes: ['rst', 'fin', 'rst'],
+      deadlines: [DEADLINE_MS, DEADLINE_MS, DEADLINE_MS],
       backlog: 0,
       counters: expect.any(Array),
     });
@@ -167,6 +170,16 @@ describe('a prediction', () => {
   });
 });
 
+describe('the deadlines of a prediction', () => {
+  it('are timeout client-hs on fe_client_hs under 2.9, and timeout client elsewhere', () => {
+    const silent = { events: [ACCEPT, { type: 'TIMER_EXPIRE' as const }] };
+    expect(predict(silent, 'fe_client_hs', '2.9').deadlines).toEqual([CLIENT_HS_MS]);
+    expect(predict(silent, 'fe_pp', '2.9').deadlines).toEqual([DEADLINE_MS]);
+    expect(predict(silent, 'fe_pp', 'dev12').deadlines).toEqual([DEADLINE_MS]);
+    expect(() => predict(silent, 'fe_client_hs', '2.6')).toThrow(/fe_client_hs/);
+  });
+});
+
 describe('two predictions', () => {
   const base: Prediction = {
     profile: 'dev12',
@@ -175,9 +188,20 @@ describe('two predictions', () => {
     log: ['SSL_EMPTY'],
     logFrom: ['client'],
     closes: ['fin'],
+    deadlines: [300],
     backlog: 0,
     counters: [],
   };
+
+  it('differ for a target when a deadline differs, and say how', () => {
+    const clientHs = { ...base, profile: '2.9' as const, deadlines: [100] };
+    expect(observablyDiffer(clientHs, base)).toBe(true);
+    expect(describeDeadlineDifference(clientHs, base)).toBe('arms deadlines of 100 ms, where dev12 300 ms');
+    expect(describeDeadlineDifference(base, { ...base, deadlines: [300] })).toBe('');
+    expect(describeDeadlineDifference({ ...base, deadlines: [null, 300] }, base)).toBe(
+      'arms deadlines of none, 300 ms, where dev12 300 ms',
+    );
+  });
 
   it('differ for a target when the log or a close differs, not when only the transitions do', () => {
     expect(observablyDiffer(base, { ...base, profile: '2.6', transitions: ['b'] })).toBe(false);

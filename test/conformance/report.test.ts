@@ -14,6 +14,7 @@ function takes(c: CaseInfo, transitions: string[]): void {
     log: [],
     logFrom: [],
     closes: ['fin'],
+    deadlines: [300],
     backlog: 0,
     counters: [],
   }));

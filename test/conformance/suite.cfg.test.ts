@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../impl/config.ts';
 import {
   BACKEND_OFFSET,
+  CLIENT_HS_MS,
   DEADLINE_MS,
   FRONTENDS,
   frontendsOf,
@@ -40,8 +41,9 @@ describe('the suite config', () => {
   it('binds every frontend on loopback with one thread, a stats socket and the deadline as timeout client', () => {
     const cfg = suiteConfig(suiteLayout(20000, '/tmp/x'));
     const cfg26 = suiteConfig(suiteLayout(20000, '/tmp/x'), undefined, '2.6');
+    const cfg29 = suiteConfig(suiteLayout(20000, '/tmp/x'), undefined, '2.9');
     for (const [name, fe] of Object.entries(FRONTENDS)) {
-      const served = name === 'fe_rate_full' ? cfg26 : cfg;
+      const served = name === 'fe_rate_full' ? cfg26 : name === 'fe_client_hs' ? cfg29 : cfg;
       expect(served).toContain(`frontend ${name}\n    bind 127.0.0.1:${20000 + fe.offset}`);
     }
     expect(cfg).toContain('    nbthread 1\n');
@@ -67,13 +69,24 @@ describe('the suite config', () => {
       `frontend fe_rate_full\n    bind 127.0.0.1:20012 maxconn 2\n    maxconn 1\n    rate-limit sessions 1\n`,
     );
     expect(cfg).not.toMatch(/fe_rate_full/);
-    expect(frontendsOf('dev12')).toEqual(Object.keys(FRONTENDS).filter((fe) => fe !== 'fe_rate_full'));
+    // fe_client_hs, whose `timeout client-hs` came in 2.9 (and 2.6 refuses), only in 2.9 targets' config.
+    expect(cfg29).toContain(
+      `frontend fe_client_hs\n    bind 127.0.0.1:20014 accept-proxy\n    maxconn 10\n    timeout client-hs ${CLIENT_HS_MS}ms\n`,
+    );
+    expect(cfg26).not.toMatch(/client-hs/);
+    expect(frontendsOf('dev12')).toEqual(
+      Object.keys(FRONTENDS).filter((fe) => fe !== 'fe_rate_full' && fe !== 'fe_client_hs'),
+    );
+    expect(frontendsOf('2.6')).toEqual(
+      Object.keys(FRONTENDS).filter((fe) => fe !== 'fe_monitor' && fe !== 'fe_client_hs'),
+    );
+    expect(frontendsOf('2.9')).toEqual(Object.keys(FRONTENDS).filter((fe) => fe !== 'fe_monitor'));
   });
 
   it('slices into one config per frontend, each with its own stats socket, the same global and backend', () => {
     const layout = suiteLayout(20000, '/tmp/x');
     for (const fe of Object.keys(FRONTENDS) as (keyof typeof FRONTENDS)[]) {
-      const profile = fe === 'fe_rate_full' ? '2.6' : 'dev12';
+      const profile = fe === 'fe_rate_full' ? '2.6' : fe === 'fe_client_hs' ? '2.9' : 'dev12';
       const whole = suiteConfig(layout, undefined, profile);
       const slice = suiteConfig(layout, fe, profile);
       expect(slice.match(/^frontend /gm)).toEqual(['frontend ']);
