@@ -54,7 +54,7 @@ export const conformCommand: Command = {
     "              profile's predictions (default dev12). A dev12 target also serves fe_monitor",
     '              (PORT+8, monitor-net 127.0.0.0/8, closed with a FIN at accept); a proxy',
     '              without monitor-net, such as HAProxy 2.3 and later, is judged with @2.6 or',
-    '              @2.9',
+    '              @2.9. A 2.9 target also serves fe_client_hs (PORT+14, timeout client-hs)',
     '',
     'The stats socket of a HOST:PORT target (--stats unix:PATH) is asked one command per',
     "connection, the answer ending when the proxy closes it, as HAProxy's CLI does:",
@@ -85,7 +85,7 @@ export const conformCommand: Command = {
     `                     certificate it names (under ${DEFAULT_CONFIG_DIR} unless --stats says where).`,
     "                     It is the config of the first target's profile (haproxy: 2.6; default",
     '                     dev12): with @2.6 or @2.9 (HAProxy 2.3 and later) it leaves out fe_monitor,',
-    '                     whose monitor-net those versions refuse',
+    '                     whose monitor-net those versions refuse; only @2.9 has fe_client_hs',
     '',
     'Exit code: 0 if no case failed (and, with --strict, none was skipped), 1 otherwise, 2 on a',
     'usage error.',
@@ -235,14 +235,18 @@ function printSummary(report: SuiteReport): void {
 }
 
 /**
- * The `embryonic verify` entry: runs every case against the bundled proxy, once as dev12 (the
- * default model) and once with --profile 2.6 (what Debian's HAProxy 2.6 does, judged against that
- * profile's predictions). Resolves ok iff, on both, every case passes or is a version-difference; a
+ * The `embryonic verify` entry: runs every case against the bundled proxy, as dev12 (the default
+ * model), with --profile 2.6 (what Debian's HAProxy 2.6 does) and with --profile 2.9 (the only
+ * target here that serves fe_client_hs), each judged against its profile's predictions. Resolves
+ * ok iff, on all three, every case passes or is a version-difference; a
  * proxy that does not start fails every case, and so the verification. Never rejects for a case
  * failure. Starts and stops the proxies itself.
  */
 export async function verifyConformance(): Promise<VerifyResult> {
-  const report = await runSuite([{ kind: 'impl' }, { kind: 'impl', profile: '2.6' }], CASES);
+  const report = await runSuite(
+    [{ kind: 'impl' }, { kind: 'impl', profile: '2.6' }, { kind: 'impl', profile: '2.9' }],
+    CASES,
+  );
   const bad = report.results.filter((r) => r.verdict === 'fail' || r.verdict === 'skipped');
   const parts = report.targets.map((target) => {
     const c = summarize(report, target.name);

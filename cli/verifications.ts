@@ -62,8 +62,8 @@ export const VERIFICATIONS: Verification[] = [
     run: verifyDiagrams,
   },
   {
-    name: 'conformance (impl, impl@2.6)',
-    what: "every conformance case passes on the bundled proxy, as dev12 and as 2.6, against each profile's predictions (or is a version-difference)",
+    name: 'conformance (impl, impl@2.6, impl@2.9)',
+    what: "every conformance case passes on the bundled proxy, as dev12, 2.6 and 2.9, against each profile's predictions (or is a version-difference)",
     run: verifyConformance,
   },
   {

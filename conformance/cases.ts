@@ -540,6 +540,12 @@ async function beyondMaxsslconn(ctx: CaseContext, fe: FrontendName, from?: strin
   expectNoBackend(ctx);
 }
 
+/** Returns the last read of <client> in the case's wire log as a Reference named <label> (0 if none). Pure. */
+function lastRead(ctx: CaseContext, client: WireClient, label: string): Reference {
+  const t = ctx.log.events.filter((e) => e.conn === client.name && e.kind === 'read').at(-1)?.t ?? 0;
+  return { t, label };
+}
+
 /**
  * The handshake deadline the model arms for connection <conn> of the case's scenario, in ms
  * (Prediction.deadlines). Throws if it arms none: the case would have no deadline to judge.
@@ -1071,8 +1077,7 @@ const DEFINITIONS: CaseDefinition[] = [
       await ctx.sleep(100);
       await client.write(DATA);
       await expectEcho(ctx, client, DATA);
-      const echoed = ctx.log.events.filter((e) => e.conn === client.name && e.kind === 'read').at(-1)?.t ?? 0;
-      await expectClose(ctx, client, 'fin', { t: echoed, label: 'the last echo' }, DEADLINE_MS);
+      await expectClose(ctx, client, 'fin', lastRead(ctx, client, 'the last echo'), DEADLINE_MS);
     },
   },
 
@@ -1101,8 +1106,7 @@ const DEFINITIONS: CaseDefinition[] = [
       await ctx.sleepUntil(fromConnect(client).t + 2 * CLIENT_HS_MS);
       await client.write(DATA);
       await expectEcho(ctx, client, DATA);
-      const echoed = ctx.log.events.filter((e) => e.conn === client.name && e.kind === 'read').at(-1)?.t ?? 0;
-      await expectClose(ctx, client, 'fin', { t: echoed, label: 'the last echo' }, DEADLINE_MS);
+      await expectClose(ctx, client, 'fin', lastRead(ctx, client, 'the last echo'), DEADLINE_MS);
     },
   },
   {

@@ -107,9 +107,10 @@ export interface Prediction {
    */
   closes: Close[];
   /**
-   * The handshake deadline each connection's session armed last, in ms after it was armed
-   * (armDeadline), in connection order: null if it armed none, or a deadline that never strikes
-   * (no timeout set). What a case's timing of a deadline kill is judged against.
+   * For each connection it accepted, in accept order as `closes`: the handshake deadline that
+   * killed it, in ms after its session armed it (armDeadline), or null if no deadline struck (the
+   * handshake ended first, or none was armed). What a case's timing of a deadline kill is judged
+   * against; a deadline that never strikes shows nowhere.
    */
   deadlines: (number | null)[];
   /** Clients left in the listen backlog at the end, never accepted (Scenario.backlog). */
@@ -168,7 +169,8 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
   const from: ('client' | 'header')[] = [];
   const headerAccepted = new Set<number>(scenario.addressesTaken ?? []);
   let kills = 0;
-  const deadlines: (number | null)[] = [];
+  const armed: (number | null)[] = []; //  the deadline each connection's session armed last
+  const struck: (number | null)[] = []; // the deadline that expired it, for those it did
   let state: SystemState = model.initial();
   const counters = [copyCounters(state.counters)];
   scenario.events.forEach((e, i) => {
@@ -195,10 +197,13 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
       );
     }
     for (const record of next.records) {
-      if (record.conn !== null)
+      if (record.conn !== null) {
         for (const effect of record.effects)
           if (effect.type === 'armDeadline')
-            deadlines[record.conn] = (effect.params as EffectParams['armDeadline']).ms;
+            armed[record.conn] = (effect.params as EffectParams['armDeadline']).ms;
+        if (record.transitions.some((t) => t.startsWith('session.expired|')))
+          struck[record.conn] = armed[record.conn] ?? null;
+      }
       for (const t of record.transitions) {
         transitions.add(t);
         if (t.startsWith('session.killed|') || t.startsWith('session.expired|')) kills++;
@@ -222,7 +227,7 @@ export function predict(scenario: Scenario, fe: FrontendName, profile: Profile, 
     closes: state.memory.flatMap((m, conn): Close[] =>
       m.fd === 'none' ? [] : [reset.has(conn) ? 'reset' : m.closedWith],
     ),
-    deadlines: state.memory.map((_, conn) => deadlines[conn] ?? null),
+    deadlines: state.memory.flatMap((m, conn) => (m.fd === 'none' ? [] : [struck[conn] ?? null])),
     backlog: scenario.backlog ?? 0,
     counters,
   };
@@ -283,9 +288,9 @@ function comparableCounters(p: Prediction): Partial<Counters>[] {
 
 /**
  * True iff two predictions differ in what a target shows: on the wire, how it closes the
- * connections and when their deadlines strike; in its counters at each moment of the scenario (COMPARED_COUNTERS); and, when
- * <judged>.log (the default), in its log, the kills it logs. The transitions may differ while none
- * of these does. Pure.
+ * connections and when the deadlines that kill them strike; in its counters at each moment of the
+ * scenario (COMPARED_COUNTERS); and, when <judged>.log (the default), in its log, the kills it
+ * logs. The transitions may differ while none of these does. Pure.
  */
 export function observablyDiffer(
   a: Prediction,

@@ -10,10 +10,11 @@
  *   skipped             haproxy is not installed, or the case needs a stats socket the target lacks
  *   version-difference  every check holds, and the model predicts for the target's profile
  *                       something else than for the default model (dev12) in what the target
- *                       shows (predict.ts observablyDiffer: the closes, and the kills logged when
- *                       the runner captures the target's log); the case's `profileDifferences`
- *                       says why. Also a case whose frontend no target of the profile serves
- *                       (fe_monitor: monitor-net is gone since 2.3), with the case's reason.
+ *                       shows (predict.ts observablyDiffer: the closes, the deadlines that kill,
+ *                       the counters, and the kills logged when the runner captures the target's
+ *                       log); the case's `profileDifferences` says why. Also a case whose
+ *                       frontend no target of the profile serves (suite.cfg.ts servesFrontend:
+ *                       fe_monitor, fe_rate_full, fe_client_hs), with the case's reason.
  *   known-bug           the target is HAProxy's own build, the case names a bug that build has
  *                       (cases.ts KnownBug: a mutant of machines/mutants.ts, for the target's
  *                       profile), and every check holds against the prediction of the model with

@@ -92,8 +92,9 @@ export type FrontendName = keyof typeof FRONTENDS;
 
 /**
  * True iff a target of <profile> serves frontend <fe>: every frontend but those whose directives
- * that profile's HAProxy refuses (fe_monitor: monitor-net was removed in 2.3.0, and 2.6 refuses
- * the config). Pure.
+ * that profile's HAProxy refuses or whose case needs another version's behaviour (fe_monitor:
+ * monitor-net was removed in 2.3.0; fe_client_hs: `timeout client-hs` came in 2.9, and 2.6 refuses
+ * it; fe_rate_full: its case needs 2.x's frontend task). Pure.
  */
 export function servesFrontend(profile: Profile, fe: FrontendName): boolean {
   const entry: { offset: number; profiles?: readonly Profile[] } = FRONTENDS[fe];

@@ -22,6 +22,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { AnyStateMachine } from 'xstate';
 import { CASES } from '../conformance/cases.ts';
+import { PROFILES } from '../conformance/predict.ts';
 import { expandEffect, MACHINES } from '../machines/compose.ts';
 import { makeConfig } from '../machines/config.ts';
 import { EFFECTS, type EffectName } from '../machines/effects.ts';
@@ -160,7 +161,7 @@ export function commitsOf(text: string): string[] {
 }
 
 /** The configurations whose expansions together give every primitive of a macro: http mode, each profile, raw and TLS. */
-const EXPANSION_CONFIGS = (['dev12', '2.6'] as const).flatMap((profile) =>
+const EXPANSION_CONFIGS = PROFILES.flatMap((profile) =>
   [false, true].map((ssl) => makeConfig({ mode: 'http', profile, ssl })),
 );
 

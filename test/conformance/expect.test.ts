@@ -1,27 +1,36 @@
 import { describe, expect, it } from 'vitest';
-import { DEADLINE_WINDOW, judgeOffset, type Reference } from '../../conformance/expect.ts';
+import {
+  DEADLINE_WINDOW,
+  judgeOffset,
+  MAX_CONNECT_LAG_MS,
+  type Reference,
+} from '../../conformance/expect.ts';
 
 // The client called connect() at 3.9 ms and saw it complete at 29.6 ms: its event loop stalled
 // 25.7 ms, and the target may have accepted at any moment in between.
 const lagged: Reference = { t: 29.6, since: 3.9, label: 'client#1 connect' };
 const prompt: Reference = { t: 29.6, since: 29.4, label: 'client#1 connect' };
+// A connect that took 200 ms (a stall of the client, or a SYN sent again).
+const long: Reference = { t: 200, since: 0, label: 'client#1 connect' };
 
 describe('judgeOffset', () => {
-  it('passes a deadline close that is early from the completed connect but on time from its start', () => {
+  it('passes a deadline close that is early from the completed connect but on time from its connect() call', () => {
     // Seen in CI on Debian's haproxy: the FIN came at accept + 300 ms, read as +276.4 ms.
     const offset = judgeOffset(306, lagged, 300, DEADLINE_WINDOW);
-    expect(offset.ok).toBe(true);
-    expect(offset.measured).toBe(302.1);
-    expect(offset.text).toBe('+276.4 ms after client#1 connect (+302.1 ms after it began, 25.7 ms earlier)');
+    expect(offset).toEqual({
+      ok: true,
+      measured: 302.1,
+      text: '+276.4 ms after client#1 connect (+302.1 ms after its connect() call, 25.7 ms earlier)',
+    });
   });
 
-  it('fails a close earlier than the window even from the start of the connect', () => {
+  it('fails a close earlier than the window even from the connect() call, measured from there', () => {
     const offset = judgeOffset(3.9 + 279.9, lagged, 300, DEADLINE_WINDOW);
     expect(offset.ok).toBe(false);
-    expect(offset.measured).toBe(254.2);
+    expect(offset.measured).toBe(279.9);
   });
 
-  it('judges the late edge from the completed connect, which the target cannot have preceded by much', () => {
+  it('judges the late edge from the completed connect, which the target cannot have preceded', () => {
     expect(judgeOffset(29.6 + 450, lagged, 300, DEADLINE_WINDOW).ok).toBe(true);
     expect(judgeOffset(29.6 + 450.1, lagged, 300, DEADLINE_WINDOW)).toEqual({
       ok: false,
@@ -30,7 +39,22 @@ describe('judgeOffset', () => {
     });
   });
 
-  it('gives the plain window for a reference without a start, or when the client saw it at once', () => {
+  it(`judges a connect longer than ${MAX_CONNECT_LAG_MS} ms at both of its ends, so that it cannot hide a deadline of the wrong length`, () => {
+    // A target that armed 300 ms where 100 ms was due, its FIN 100 ms after the client saw the
+    // connect complete: lenient judging would pass it.
+    const wrong = judgeOffset(300, long, 100, [-20, 100]);
+    expect(wrong.ok).toBe(false);
+    expect(wrong.measured).toBe(300);
+    expect(wrong.text).toBe(
+      `+100 ms after client#1 connect (+300 ms after its connect() call, 200 ms earlier: a connect longer than ${MAX_CONNECT_LAG_MS} ms is judged at both of its ends)`,
+    );
+    // The right deadline, struck from a moment the target may have accepted at, still fails where
+    // some moment of the connect would put it outside the window: the verdict waits for a rerun.
+    expect(judgeOffset(200 + 100, long, 100, [-20, 300]).ok).toBe(true);
+    expect(judgeOffset(200 + 70, long, 100, [-20, 300]).ok).toBe(false);
+  });
+
+  it('gives the plain window for a reference without a connect() call, or when the client saw it at once', () => {
     const plain: Reference = { t: 100, label: 'the header' };
     expect(judgeOffset(100 + 279.9, plain, 300, DEADLINE_WINDOW).ok).toBe(false);
     expect(judgeOffset(100 + 280, plain, 300, DEADLINE_WINDOW)).toEqual({
@@ -42,7 +66,7 @@ describe('judgeOffset', () => {
     expect(judgeOffset(29.6 + 279.8, prompt, 300, DEADLINE_WINDOW).ok).toBe(true);
   });
 
-  it('refuses an event before the reference for an at-once window', () => {
+  it('refuses an event before the connect() call for an at-once window, and takes one during the connect', () => {
     expect(judgeOffset(29, prompt, 0, [0, 100]).ok).toBe(false);
     expect(judgeOffset(29.5, prompt, 0, [0, 100]).ok).toBe(true);
   });

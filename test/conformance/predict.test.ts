@@ -103,7 +103,7 @@ describe('a prediction', () => {
       log: ['PRX_BAD_HDR', 'PRX_TIMEOUT', 'PRX_BAD_HDR'],
       logFrom: ['client', 'client', 'client'],
       closes: ['rst', 'fin', 'rst'],
-      deadlines: [DEADLINE_MS, DEADLINE_MS, DEADLINE_MS],
+      deadlines: [null, DEADLINE_MS, null],
       backlog: 0,
       counters: expect.any(Array),
     });
@@ -177,6 +177,16 @@ describe('the deadlines of a prediction', () => {
     expect(predict(silent, 'fe_pp', '2.9').deadlines).toEqual([DEADLINE_MS]);
     expect(predict(silent, 'fe_pp', 'dev12').deadlines).toEqual([DEADLINE_MS]);
     expect(() => predict(silent, 'fe_client_hs', '2.6')).toThrow(/fe_client_hs/);
+  });
+
+  it('name only the deadlines that strike, for the connections accepted', () => {
+    const header = { type: 'PROXY_HEADER_OK' as const, conn: 0 };
+    expect(predict({ events: [ACCEPT, header] }, 'fe_client_hs', '2.9').deadlines).toEqual([null]);
+    // Eleven clients on fe_queue's ten slots: the eleventh waits in the backlog, accepted by no one.
+    const held = Array.from({ length: 11 }, () => ({ type: 'PENDING' as const }));
+    const p = predict({ events: [...held, { type: 'TIMER_EXPIRE' as const, conn: 0 }] }, 'fe_queue', 'dev12');
+    expect(p.deadlines).toEqual([DEADLINE_MS, ...Array.from({ length: 9 }, () => null)]);
+    expect(p.deadlines).toHaveLength(p.closes.length);
   });
 });
 

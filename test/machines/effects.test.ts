@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { describe, expect, it } from 'vitest';
+import { PROFILES } from '../../conformance/predict.ts';
 import { expandEffect, MACHINES } from '../../machines/compose.ts';
 import { makeConfig, type ModelConfig } from '../../machines/config.ts';
 import {
@@ -19,6 +20,7 @@ import {
   type MacroEffectName,
 } from '../../machines/effects.ts';
 import { actionName, listTransitions } from '../../machines/introspect.ts';
+import { MUTANTS } from '../../machines/mutants.ts';
 import { expandListenerEffect } from '../../machines/listener.machine.ts';
 import { expandSessionEffect } from '../../machines/session.machine.ts';
 
@@ -52,9 +54,7 @@ const used = Object.entries(MACHINES).flatMap(([name, machine]) =>
 
 /** Every configuration an expansion depends on: tcp and http mode, a raw and a TLS transport, each profile. */
 const CONFIGS: ModelConfig[] = (['tcp', 'http'] as const).flatMap((mode) =>
-  [false, true].flatMap((ssl) =>
-    (['dev12', '2.6'] as const).map((profile) => makeConfig({ mode, ssl, profile })),
-  ),
+  [false, true].flatMap((ssl) => PROFILES.map((profile) => makeConfig({ mode, ssl, profile }))),
 );
 const SITES = ['req', 'rep', 'txn', 'accept'] as const;
 
@@ -132,8 +132,20 @@ describe('the effect vocabulary', () => {
     expect(MACROS.length).toBeGreaterThanOrEqual(10);
   });
 
-  it('uses each macro only in the machine that owns it, and calls it a macro in its description', () => {
-    const misplaced = used
+  it('uses each macro only in the machine that owns it, mutants included, and calls it a macro in its description', () => {
+    // The machines a mutant switches in for a machine of the composition, under every configuration.
+    const mutantUsed = MUTANTS.flatMap((m) =>
+      CONFIGS.flatMap((config) =>
+        Object.entries(m.defect(config).machines ?? {}).flatMap(([name, machine]) =>
+          [...listTransitions(machine).flatMap((t) => t.actions), ...stateActions(machine)].map((a) => ({
+            machine: name,
+            effect: a,
+          })),
+        ),
+      ),
+    );
+    expect(mutantUsed.length).toBeGreaterThan(0);
+    const misplaced = [...used, ...mutantUsed]
       .filter((u) => known.has(u.effect) && isMacroEffect(u.effect as EffectName))
       .filter((u) => u.machine !== macroOwner(u.effect as MacroEffectName))
       .map((u) => `${u.machine}: ${u.effect}`);
