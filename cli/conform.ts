@@ -24,8 +24,9 @@ export const conformCommand: Command = {
   name: 'conform',
   summary: 'run the black-box conformance suite against a proxy, side by side with HAProxy',
   usage: [
-    'Usage: embryonic conform [--target impl[@PROFILE]|haproxy|HOST:PORT[@PROFILE]]... [--stats unix:PATH]',
-    '                         [--log FILE] [--trace FILE]... [--cases GLOB]...',
+    'Usage: embryonic conform [--target impl[@PROFILE]|haproxy[@PROFILE]|HOST:PORT[@PROFILE]]...',
+    '                         [--haproxy PATH] [--stats unix:PATH] [--log FILE] [--trace FILE]...',
+    '                         [--cases GLOB]...',
     '                         [--json FILE] [--junit FILE] [--html FILE] [--coverage FILE] [--strict]',
     '       embryonic conform --print-config [--target HOST:PORT[@PROFILE]] [--stats unix:PATH]',
     '',
@@ -45,8 +46,10 @@ export const conformCommand: Command = {
     '  impl        the bundled proxy, started with the suite config (the default)',
     '  impl@PROFILE  the same, run with --profile PROFILE (dev12, 2.6, 2.9) and judged against',
     "              that profile's predictions: impl@2.6 must do what Debian's haproxy does",
-    "  haproxy     Debian's haproxy from PATH, started with the same config (nbthread 1);",
-    '              skipped with a message when haproxy is not installed',
+    "  haproxy     Debian's haproxy from PATH (or the binary --haproxy names), started with the",
+    '              same config (nbthread 1), judged as its version says (2.3 to 2.8: 2.6; 2.9 and',
+    "              later: 2.9) with HAProxy's known bugs; haproxy@PROFILE (2.6 or 2.9) names the",
+    '              profile; skipped with a message when haproxy is not installed',
     '  HOST:PORT   a proxy already running the documented config with base port PORT',
     '              (see --print-config); counter cases need --stats and are skipped without it;',
     '              without --log its log is not captured: the kills it logs are not judged, and',
@@ -64,6 +67,7 @@ export const conformCommand: Command = {
     '              be_echo/BACKEND row (stot, scur)',
     '',
     'Options:',
+    '  --haproxy PATH     the HAProxy binary of the haproxy target (a build of your own, e.g. 2.9)',
     '  --stats unix:PATH  the stats socket of the HOST:PORT target',
     '  --log FILE         the file the HOST:PORT target writes its log to (the printed config logs to',
     '                     stderr: run it with 2>FILE); the suite follows it, and judges the kills',
@@ -94,6 +98,7 @@ export const conformCommand: Command = {
     const parsed = parseArgs(args, ['print-config', 'strict']);
     expectOnly(parsed, [
       'target',
+      'haproxy',
       'stats',
       'log',
       'trace',
@@ -108,14 +113,23 @@ export const conformCommand: Command = {
     const stats = flag(parsed, 'stats') ?? null;
     const log = flag(parsed, 'log');
     const traces = parsed.flags.get('trace') ?? [];
+    const haproxy = flag(parsed, 'haproxy');
     const specs: TargetSpec[] = [];
     for (const text of parsed.flags.get('target') ?? ['impl']) {
-      const spec = parseTargetSpec(text, { stats, ...(log !== undefined ? { log } : {}), traces });
+      const spec = parseTargetSpec(text, {
+        stats,
+        ...(log !== undefined ? { log } : {}),
+        traces,
+        ...(haproxy !== undefined ? { haproxy } : {}),
+      });
       if (typeof spec === 'string') throw new UsageError(spec);
       specs.push(spec);
     }
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
     if (has(parsed, 'print-config')) return printConfig(specs, stats);
+    if (haproxy !== undefined && !specs.some((s) => s.kind === 'haproxy')) {
+      throw new UsageError('--haproxy is for a haproxy target (--target haproxy[@PROFILE])');
+    }
     if (stats !== null && !specs.some((s) => s.kind === 'address')) {
       throw new UsageError('--stats is for a HOST:PORT target (impl and haproxy get their own socket)');
     }
@@ -158,12 +172,12 @@ export const conformCommand: Command = {
 
 /**
  * Returns the profile whose config --print-config prints for <specs>: that of the first target
- * that names one (HOST:PORT@P or impl@P: P; haproxy: 2.6), else dev12. Pure.
+ * that names one (HOST:PORT@P, impl@P or haproxy@P: P; haproxy: 2.6), else dev12. Pure.
  */
 export function printedProfile(specs: readonly TargetSpec[]): Profile {
   for (const s of specs) {
-    if (s.kind === 'haproxy') return '2.6';
     if (s.profile !== undefined) return s.profile;
+    if (s.kind === 'haproxy') return '2.6';
   }
   return 'dev12';
 }

@@ -57,7 +57,12 @@ export type TargetSpec =
       //                                          --trace FILE here is the trace the runner reads,
       //                                          and the caller's to remove
     }
-  | { kind: 'haproxy'; perFrontend?: boolean } // perFrontend: as the impl runs, one process per frontend
+  | {
+      kind: 'haproxy';
+      perFrontend?: boolean; // as the impl runs, one process per frontend (tests)
+      profile?: Profile; //     what it is judged against (haproxy@2.9); default: by its version
+      bin?: string; //          the HAProxy binary (--haproxy PATH); default `haproxy` from PATH
+    }
   | {
       kind: 'address';
       host: string;
@@ -107,11 +112,27 @@ export const STOP_TIMEOUT_MS = 3000;
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** What the command line says of a proxy run apart (a HOST:PORT target). */
+/** What the command line says of a proxy run apart (a HOST:PORT target), and of a haproxy target's binary. */
 export interface RunApartOptions {
   stats?: string | null; //        --stats unix:PATH
   log?: string; //                 --log FILE
   traces?: readonly string[]; //   --trace FILE, repeated
+  haproxy?: string; //             --haproxy PATH: the binary a haproxy target runs
+}
+
+/**
+ * Returns the profile a HAProxy build is judged against by default, from the first line of its
+ * `haproxy -v` ("HAProxy version 2.9.0-fddb8c13b 2023/12/05 ..."): 2.9 from 2.9 on (`timeout
+ * client-hs`), 2.6 for 2.3 to 2.8 (monitor-net is gone since 2.3); null for an older version or a
+ * line it cannot read, which must be judged with an explicit haproxy@PROFILE. Pure.
+ */
+export function profileOfHaproxy(versionLine: string): Profile | null {
+  const m = /HAProxy version (\d+)\.(\d+)/.exec(versionLine);
+  if (!m) return null;
+  const version = Number(m[1]) * 1000 + Number(m[2]);
+  if (version >= 2009) return '2.9';
+  if (version >= 2003) return '2.6';
+  return null;
 }
 
 /** The profiles a --target may name after '@'. */
@@ -119,11 +140,12 @@ const TARGET_PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
 
 /**
  * Parses one --target value: 'impl', 'haproxy', or HOST:PORT ('127.0.0.1:18443', '[::1]:18443');
- * impl and HOST:PORT may end with '@PROFILE' (dev12, 2.6 or 2.9): the bundled proxy run with
- * `--profile PROFILE`, or a running proxy judged against that profile's predictions. <apart> is
- * what the command line says of a proxy run apart, used by a HOST:PORT target only: the --stats
- * value ('unix:PATH'), the --log file and the --trace files. Returns the spec, or a string saying
- * what is wrong with the value. Pure.
+ * each may end with '@PROFILE' (dev12, 2.6 or 2.9; haproxy: 2.6 or 2.9): the bundled proxy run
+ * with `--profile PROFILE`, or a HAProxy build or a running proxy judged against that profile's
+ * predictions. <apart> is what the command line says of a proxy run apart, used by a HOST:PORT
+ * target only (the --stats value, 'unix:PATH', the --log file and the --trace files), and the
+ * --haproxy binary, used by a haproxy target only. Returns the spec, or a string saying what is
+ * wrong with the value. Pure.
  */
 export function parseTargetSpec(text: string, apart: RunApartOptions = {}): TargetSpec | string {
   const stats = apart.stats ?? null;
@@ -134,7 +156,9 @@ export function parseTargetSpec(text: string, apart: RunApartOptions = {}): Targ
     return `the profile after '@' must be ${TARGET_PROFILES.join(', ')}, not "${named}"`;
   const profile = named === null ? {} : { profile: named as Profile };
   if (base === 'haproxy') {
-    return named === null ? { kind: 'haproxy' } : `haproxy is Debian's 2.6: it takes no '@${named}'`;
+    if (named === 'dev12')
+      return 'no HAProxy build follows dev12 (1.5-dev12): judge HAProxy as haproxy@2.6 or haproxy@2.9';
+    return { kind: 'haproxy', ...profile, ...(apart.haproxy !== undefined ? { bin: apart.haproxy } : {}) };
   }
   if (base === 'impl') return { kind: 'impl', ...profile };
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(base);
@@ -159,10 +183,10 @@ export function parseTargetSpec(text: string, apart: RunApartOptions = {}): Targ
 
 /**
  * Returns the display name of a target spec: 'impl', 'haproxy' or 'HOST:PORT', with '@PROFILE'
- * when it names a profile other than dev12. Pure.
+ * when it names a profile other than dev12 (haproxy: when it names one). Pure.
  */
 export function targetName(spec: TargetSpec): string {
-  if (spec.kind === 'haproxy') return spec.kind;
+  if (spec.kind === 'haproxy') return spec.profile === undefined ? 'haproxy' : `haproxy@${spec.profile}`;
   const suffix = spec.profile !== undefined && spec.profile !== 'dev12' ? `@${spec.profile}` : '';
   if (spec.kind === 'impl') return `impl${suffix}`;
   return `${spec.host.includes(':') ? `[${spec.host}]` : spec.host}:${spec.port}${suffix}`;
@@ -177,23 +201,30 @@ export function targetName(spec: TargetSpec): string {
 export async function startTarget(spec: TargetSpec): Promise<Target> {
   if (spec.kind === 'address') return startAddressTarget(spec);
   if (spec.kind === 'haproxy') {
-    const probe = spawnSync('haproxy', ['-v'], { encoding: 'utf8', timeout: 5000 });
+    const name = spec.perFrontend ? 'haproxy-per-frontend' : targetName(spec);
+    const bin = spec.bin ?? 'haproxy';
+    const probe = spawnSync(bin, ['-v'], { encoding: 'utf8', timeout: 5000 });
     if (probe.error || probe.status !== 0) {
-      return unavailableTarget('haproxy', '2.6', {
+      return unavailableTarget(name, spec.profile ?? '2.6', {
         verdict: 'skipped',
-        reason: 'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`',
+        reason:
+          spec.bin === undefined
+            ? 'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`'
+            : `${bin} -v failed (${probe.error?.message ?? `exit ${probe.status}`}): --haproxy names no HAProxy binary`,
       });
     }
     const version = probe.stdout.split('\n')[0] ?? 'haproxy';
-    return startProcessTarget(
-      spec.perFrontend ? 'haproxy-per-frontend' : 'haproxy',
-      '2.6',
-      version,
-      !!spec.perFrontend,
-      false,
-      true,
-      (cfg) => ['haproxy', ['-db', '-f', cfg]],
-    );
+    const profile = spec.profile ?? profileOfHaproxy(version);
+    if (profile === null) {
+      return unavailableTarget(name, '2.6', {
+        verdict: 'fail',
+        reason: `${version}: the suite judges HAProxy 2.3 and later by its version (2.6, or 2.9 from 2.9 on); name a profile to judge this one anyway (haproxy@2.6)`,
+      });
+    }
+    return startProcessTarget(name, profile, version, !!spec.perFrontend, false, true, (cfg) => [
+      bin,
+      ['-db', '-f', cfg],
+    ]);
   }
   const profile = spec.profile ?? 'dev12';
   return startProcessTarget(

@@ -12,8 +12,10 @@ import {
   mergeRows,
   parseShowInfo,
   parseShowStat,
+  QUERY_GAP_MS,
   readMergedStats,
   statNumber,
+  statsQuery,
   type StatsSnapshot,
 } from '../../conformance/stats.ts';
 
@@ -149,6 +151,31 @@ describe("the reader's own CLI connections", () => {
       ]);
     } finally {
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(`starts a query no sooner than ${QUERY_GAP_MS} ms after the previous one to the socket ended, which HAProxy 2.9 may still count in Jobs`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'embryonic-cli-'));
+    const path = join(dir, 'gap.sock');
+    const accepted: number[] = [];
+    const server = createServer(function serverOnConnection(socket: Socket) {
+      accepted.push(performance.now());
+      socket.once('data', () => socket.end('Jobs: 3\n\n'));
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      const ended: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        await statsQuery(path, 'show info');
+        ended.push(performance.now());
+      }
+      // Each connect comes after the previous answer ended, by the gap (less 1 ms of timer rounding).
+      expect(accepted).toHaveLength(3);
+      for (let i = 1; i < 3; i++)
+        expect(accepted[i]! - ended[i - 1]!).toBeGreaterThanOrEqual(QUERY_GAP_MS - 1);
+    } finally {
+      await new Promise((r) => server.close(r));
       rmSync(dir, { recursive: true, force: true });
     }
   });

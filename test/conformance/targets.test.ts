@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import {
   lastValueOf,
   liveProcessCount,
   parseTargetSpec,
+  profileOfHaproxy,
   startTarget,
   stopProcess,
   targetName,
@@ -59,13 +60,35 @@ describe('parseTargetSpec', () => {
     expect(targetName(v6 as Exclude<typeof v6, string>)).toBe('[::1]:18443@2.9');
     expect(targetName({ kind: 'impl', profile: 'dev12' })).toBe('impl');
     expect(parseTargetSpec('impl@1.8')).toMatch(/must be dev12, 2\.6, 2\.9, not "1\.8"/);
-    expect(parseTargetSpec('haproxy@2.9')).toMatch(/haproxy is Debian's 2\.6/);
+    expect(parseTargetSpec('haproxy@dev12')).toMatch(/no HAProxy build follows dev12/);
+  });
+
+  it('gives a haproxy target its profile after @ and the binary --haproxy names, and other targets no binary', () => {
+    const own = parseTargetSpec('haproxy@2.9', { haproxy: '/opt/haproxy-2.9/haproxy' });
+    expect(own).toEqual({ kind: 'haproxy', profile: '2.9', bin: '/opt/haproxy-2.9/haproxy' });
+    expect(targetName(own as Exclude<typeof own, string>)).toBe('haproxy@2.9');
+    expect(targetName({ kind: 'haproxy' })).toBe('haproxy');
+    expect(parseTargetSpec('impl@2.9', { haproxy: '/opt/h' })).toEqual({ kind: 'impl', profile: '2.9' });
   });
 
   it('says what is wrong with a bad target or stats value', () => {
     expect(parseTargetSpec('nginx')).toMatch(/impl\[@PROFILE\], haproxy or HOST:PORT\[@PROFILE\]/);
     expect(parseTargetSpec('127.0.0.1:0')).toMatch(/out of range/);
     expect(parseTargetSpec('127.0.0.1:18443', { stats: '/run/h.sock' })).toMatch(/unix:PATH/);
+  });
+});
+
+describe('profileOfHaproxy', () => {
+  it('judges a HAProxy build by the version its -v prints: 2.9 from 2.9 on, 2.6 from 2.3, none before', () => {
+    expect(profileOfHaproxy('HAProxy version 2.6.12-1+deb12u4 2025/10/03 - https://haproxy.org/')).toBe(
+      '2.6',
+    );
+    expect(profileOfHaproxy('HAProxy version 2.3.0 2020/11/05')).toBe('2.6');
+    expect(profileOfHaproxy('HAProxy version 2.8.5-1 2023/12/07')).toBe('2.6');
+    expect(profileOfHaproxy('HAProxy version 2.9.0-fddb8c13b 2023/12/05')).toBe('2.9');
+    expect(profileOfHaproxy('HAProxy version 3.2.1 2025/06/10')).toBe('2.9');
+    expect(profileOfHaproxy('HAProxy version 2.2.33 2024/04/05')).toBeNull();
+    expect(profileOfHaproxy('HA-Proxy version 1.5.18 2016/05/10')).toBeNull();
   });
 });
 
@@ -90,6 +113,28 @@ describe('the targets the suite starts', () => {
     } finally {
       process.env.PATH = saved;
       rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('skips a haproxy target whose --haproxy binary does not run, saying which', async () => {
+    const target = await startTarget({ kind: 'haproxy', profile: '2.9', bin: '/nonexistent/haproxy' });
+    expect(target.name).toBe('haproxy@2.9');
+    expect(target.unavailable?.verdict).toBe('skipped');
+    expect(target.unavailable?.reason).toMatch(/\/nonexistent\/haproxy -v failed/);
+    await target.stop();
+  });
+
+  it('fails a HAProxy older than 2.3 unless a profile is named, since no profile follows it', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/embryonic-old-haproxy-`);
+    try {
+      const bin = `${dir}/haproxy`;
+      writeFileSync(bin, '#!/bin/sh\necho "HA-Proxy version 1.5.18 2016/05/10"\n', { mode: 0o755 });
+      const target = await startTarget({ kind: 'haproxy', bin });
+      expect(target.unavailable?.verdict).toBe('fail');
+      expect(target.unavailable?.reason).toMatch(/HA-Proxy version 1\.5\.18.*haproxy@2\.6/);
+      await target.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
