@@ -34,9 +34,10 @@ import { MACHINES } from '../machines/compose.ts';
 import type { Profile } from '../machines/config.ts';
 import type { TlsRead } from '../machines/connection.machine.ts';
 import type { Counters } from '../machines/counters.ts';
-import type { ProxyErrCode } from '../machines/errCodes.ts';
+import type { ProxyFailCode } from '../machines/errCodes.ts';
 import { listTransitions } from '../machines/introspect.ts';
 import { buildV1, buildV2 } from '../impl/proxy/build.ts';
+import { maxTlvValueFor, parseProxyHeader } from '../impl/proxy/parse.ts';
 import type { BackendConnection } from './backend.ts';
 import { clientHello, HALF_RECORD, type CloseSeen, type WireClient } from './client.ts';
 import {
@@ -116,6 +117,12 @@ export interface CaseDefinition {
   requirement: string; //               what the target must do, in one or two sentences
   section?: string; //                  doc/proxy-protocol.txt section, for pp1/pp2 cases
   scenario: Scenario; //                what its clients do, as the model's events; every connection ends in it
+  /**
+   * The events under a profile whose HAProxy reads the clients' bytes otherwise (its PROXY reader's
+   * limits), where they differ from `scenario`: the clients do the same, the target reports
+   * another event (headerScenarioUnder). Absent for a profile: `scenario`.
+   */
+  scenarios?: Partial<Record<Profile, Scenario>>;
   frontend: FrontendName; //            the frontend it connects to; its config is the model's
   needs?: readonly ('stats' | 'log')[]; // skipped without a stats socket, or where the log is not captured
   budgetMs?: number; //                 the case fails if it runs longer (default 4000)
@@ -141,20 +148,20 @@ export function profilesOf(c: Pick<CaseDefinition, 'frontend'>): Profile[] {
 }
 
 /**
- * Returns what the model predicts for case <c> under <profile> (predict.ts); with <bug>, on the
- * model with its mutant's defect switched in, for the bug's own scenario when it has one: what a
- * target with that bug does. Memoised per scenario. Requires <profile> among profilesOf(c); throws
+ * Returns what the model predicts for case <c> under <profile> (predict.ts), for the profile's own
+ * scenario when it has one; with <bug>, on the model with its mutant's defect switched in, for the
+ * bug's own scenario when it has one: what a target with that bug does. Memoised per scenario. Requires <profile> among profilesOf(c); throws
  * otherwise, and if the scenario is not a run of the machines (a case that would be wrong on every
  * target).
  */
 export function predictionOf(
-  c: Pick<CaseDefinition, 'scenario' | 'frontend'>,
+  c: Pick<CaseDefinition, 'scenario' | 'scenarios' | 'frontend'>,
   profile: Profile,
   bug?: KnownBug,
 ): Prediction {
   if (!servesFrontend(profile, c.frontend))
     throw new Error(`no target of profile ${profile} serves ${c.frontend}: there is nothing to predict`);
-  const scenario = bug?.scenario ?? c.scenario;
+  const scenario = bug?.scenario ?? c.scenarios?.[profile] ?? c.scenario;
   let byKey = predictions.get(scenario);
   if (byKey === undefined) predictions.set(scenario, (byKey = new Map()));
   const key = `${c.frontend}/${profile}/${bug?.mutant ?? ''}`;
@@ -222,8 +229,21 @@ function scenario(...events: ScenarioEvent[]): Scenario {
 }
 
 /** The header fails with <code>: the parser's answer (impl/proxy), the model's input. Pure. */
-function headerError(code: ProxyErrCode): Scenario {
+function headerError(code: ProxyFailCode): Scenario {
   return scenario(ACCEPT, { type: 'PROXY_HEADER_ERROR', code });
+}
+
+/**
+ * The events of a client on fe_pp that sends v2 <header> with data, under <profile>, as the bundled
+ * proxy's PROXY reader (impl/proxy/parse.ts) reads the header with that profile's limits: PROXY_OK
+ * if it accepts it; else the header's error, the header's addresses taken (a v2 header's are copied
+ * before its TLVs are walked). Throws for an incomplete header. Pure.
+ */
+function headerScenarioUnder(profile: Profile, header: Uint8Array): Scenario {
+  const r = parseProxyHeader(header, { mode: 'strict', maxTlvValue: maxTlvValueFor(profile) });
+  if (r.status === 'done') return PROXY_OK;
+  if (r.status === 'error') return { ...headerError(r.code), addressesTaken: r.source ? [0] : [] };
+  throw new Error('headerScenarioUnder: the header is incomplete');
 }
 
 /** The header, then the client closes or resets during TLS, having sent <tlsRead>. Pure. */
@@ -326,6 +346,13 @@ const V2_AUTHORITY_256 = buildV2({
   source: SRC4,
   destination: DST4,
   tlvs: [{ type: 0x02, value: bytes('a'.repeat(256)) }], //   PP2_TYPE_AUTHORITY, 256 bytes
+});
+// A custom TLV (PP2_TYPE_MIN_CUSTOM) one byte over HA_PP2_MAX_ALLOC, the most 2.9 stores.
+const V2_TLV_1025 = buildV2({
+  family: 'TCP4',
+  source: SRC4,
+  destination: DST4,
+  tlvs: [{ type: 0xe0, value: new Uint8Array(1025).fill(0x61) }],
 });
 const V2_CRC = buildV2({ family: 'TCP4', source: SRC4, destination: DST4 }, { crc32c: true });
 const V2_CRC_BAD = (() => {
@@ -1557,6 +1584,30 @@ const DEFINITIONS: CaseDefinition[] = [
     scenario: TLV_ERROR,
     frontend: 'fe_pp',
     run: (ctx) => rejectedAtOnce(ctx, V2_AUTHORITY_256),
+  },
+  {
+    id: 'pp2/2.2/custom-tlv-over-1024-bytes-is-refused-from-2-9',
+    section: '2.2',
+    requirement:
+      'A v2 header with a custom TLV (0xE0) of 1025 bytes: 1.5-dev and 2.6 skip the TLVs they do not use, and the data is forwarded; 2.9 stores every TLV and refuses the value of a type without a limit of its own over 1024 bytes (HA_PP2_MAX_ALLOC, fecc573da): the header fails without an error code, with an RST at once, its kill logged as "Success" (CO_ER_NONE) and naming the header\'s source.',
+    scenario: headerScenarioUnder('dev12', V2_TLV_1025),
+    scenarios: {
+      '2.6': headerScenarioUnder('2.6', V2_TLV_1025),
+      '2.9': headerScenarioUnder('2.9', V2_TLV_1025),
+    },
+    frontend: 'fe_pp',
+    profileDifferences: [
+      {
+        profile: '2.9',
+        reason:
+          '2.9 stores the TLVs of a v2 header (fecc573da, 2.9-dev5) and refuses a value over HA_PP2_MAX_ALLOC (1024 bytes) of a type without a limit of its own, failing the header without setting an error code: the kill is logged with CO_ER_NONE ("Success"), where 2.6 and 1.5-dev skip the TLV.',
+      },
+    ],
+    async run(ctx) {
+      // The profile's PROXY reader decides (headerScenarioUnder): refused at once, or forwarded.
+      if (ctx.predicted.closes[0] === 'rst') await rejectedAtOnce(ctx, V2_TLV_1025);
+      else await forwarded(ctx, V2_TLV_1025, DATA, true);
+    },
   },
   {
     id: 'pp2/2.2/bytes-after-len-are-data',

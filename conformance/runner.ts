@@ -656,10 +656,11 @@ const LOG_WAIT_MS = 500;
  */
 const NO_KILL_WAIT_MS = 100;
 
-/** The code of each connection error message HAProxy logs for a kill (ERR_CODES, NONE aside). */
-const CODE_OF_MESSAGE = new Map(
-  (Object.keys(ERR_CODES) as ErrCode[]).filter((c) => c !== 'NONE').map((c) => [errCodeMessage(c), c]),
-);
+/**
+ * The code of each connection error message HAProxy logs for a kill (ERR_CODES): NONE's "Success"
+ * too, which 2.9 logs for a PROXY v2 header it refuses without an error code.
+ */
+const CODE_OF_MESSAGE = new Map((Object.keys(ERR_CODES) as ErrCode[]).map((c) => [errCodeMessage(c), c]));
 
 /**
  * Returns the code of a kill line's message: one of ERR_CODES' messages, or SSL_HANDSHAKE with

@@ -29,8 +29,7 @@
  */
 import type net from 'node:net';
 import tls from 'node:tls';
-import { parseProxyHeader } from './proxy/parse.ts';
-import { HA_PP2_MAX_ALLOC } from './proxy/v2.ts';
+import { maxTlvValueFor, parseProxyHeader } from './proxy/parse.ts';
 import type { Conn } from './driver.ts';
 
 let trashArea: Buffer = Buffer.alloc(0);
@@ -144,9 +143,9 @@ function socketOnHeaderEnd(this: net.Socket): void {
   conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE', tlsRead: 'none' });
 }
 
-/** The largest generic TLV value the profile's HAProxy stores: 2.9's HA_PP2_MAX_ALLOC, else no limit. */
+/** The largest generic TLV value the profile's HAProxy stores (maxTlvValueFor). */
 function maxTlvValueOf(conn: Conn): number | null {
-  return conn.fe.model.profile === '2.9' ? HA_PP2_MAX_ALLOC : null;
+  return maxTlvValueFor(conn.fe.model.profile);
 }
 
 /** A read error while the header was awaited (recv() < 0). */

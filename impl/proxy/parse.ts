@@ -36,9 +36,10 @@
  *   - v2 PROXY with a family other than TCP over IPv4/IPv6: see ./v2.ts and the
  *     `v2OtherFamilies` option.
  */
+import type { Profile } from '../../machines/config.ts';
 import type { ProxyFailCode } from '../../machines/errCodes.ts';
 import { parseV1, V1_SIGNATURE } from './v1.ts';
-import { parseV2, PP2_HEADER_LEN, PP2_SIGNATURE } from './v2.ts';
+import { HA_PP2_MAX_ALLOC, parseV2, PP2_HEADER_LEN, PP2_SIGNATURE } from './v2.ts';
 
 /** Address family and transport of a header: v1's protocol names and v2's family bytes (§2.1, §2.2). */
 export type ProxyFamily = 'TCP4' | 'TCP6' | 'UNKNOWN' | 'UDP4' | 'UDP6' | 'UNIX' | 'UNSPEC';
@@ -92,6 +93,15 @@ export interface ProxyParseOptions {
   maxTlvValue?: number | null; // the largest v2 TLV value of a type without a limit of its own that
   // is accepted: HAProxy 2.9's HA_PP2_MAX_ALLOC (1024, fecc573da), past which it fails the header
   // without an error code (NONE); null (default): no limit, as 2.6 and the spec
+}
+
+/**
+ * Returns the largest v2 TLV value of a type without a limit of its own that <profile>'s HAProxy
+ * accepts (ProxyParseOptions.maxTlvValue): 2.9's HA_PP2_MAX_ALLOC, which stores every TLV
+ * (fecc573da); null for dev12 and 2.6, which skip TLVs they do not use. Pure.
+ */
+export function maxTlvValueFor(profile: Profile): number | null {
+  return profile === '2.9' ? HA_PP2_MAX_ALLOC : null;
 }
 
 /** The options with every default applied; what ./v1.ts and ./v2.ts receive. */

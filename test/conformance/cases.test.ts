@@ -132,7 +132,7 @@ describe('the conformance case list', () => {
     );
   });
 
-  it('predicts the same counters under every profile but where 2.x refuses an SSL context before the session and the rules exist', () => {
+  it('predicts the same counters under every profile but where 2.x refuses an SSL context before the session and the rules exist, or 2.9 a header', () => {
     // totalsslconns (CumSslConns) came in 1.5-dev22 (71b734c30): 1.5-dev12 keeps no total of SSL contexts.
     const common = (k: Counters[]) => k.map(({ totalsslconns: _, ...rest }) => rest);
     const differ: string[] = [];
@@ -146,6 +146,8 @@ describe('the conformance case list', () => {
         )
           differ.push(`${c.id} ${p}`);
     expect(differ).toEqual([
+      // 2.9 refuses the header: no session is counted (cum_sess).
+      'pp2/2.2/custom-tlv-over-1024-bytes-is-refused-from-2-9 2.9',
       'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept 2.6',
       'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept 2.9',
       'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms 2.6',
@@ -158,7 +160,11 @@ describe('the conformance case list', () => {
         CASES.find((c) => c.id === id)!,
         p,
       ).counters.at(-1)!;
-    const refused = differ[0]!.split(' ')[0]!;
+    // 2.9's refused header: the connection counts in conn_tot, its session never in stot.
+    const tlv = differ[0]!.split(' ')[0]!;
+    expect(last(tlv, '2.6')).toMatchObject({ cumConn: 1, cumSess: 1 });
+    expect(last(tlv, '2.9')).toMatchObject({ cumConn: 1, cumSess: 0 });
+    const refused = differ[1]!.split(' ')[0]!;
     expect(last(refused, 'dev12')).toMatchObject({ cumConn: 3, totalconn: 3 });
     expect(last(refused, '2.6')).toMatchObject({ cumConn: 3, totalconn: 2 });
     // The rules would reject the third source: 1.5-dev12 counts it in dcon, 2.x refuses its SSL context first.

@@ -3,7 +3,12 @@ import ppjs from 'proxy-protocol-js';
 import { describe, expect, it } from 'vitest';
 import { buildV2 } from '../../../impl/proxy/build.ts';
 import { crc32c } from '../../../impl/proxy/crc32c.ts';
-import { HAPROXY_BUFSIZE, parseProxyHeader, type ProxyParseOptions } from '../../../impl/proxy/parse.ts';
+import {
+  HAPROXY_BUFSIZE,
+  maxTlvValueFor,
+  parseProxyHeader,
+  type ProxyParseOptions,
+} from '../../../impl/proxy/parse.ts';
 import { HA_PP2_MAX_ALLOC } from '../../../impl/proxy/v2.ts';
 import {
   bytes,
@@ -166,7 +171,12 @@ describe('parseV2 (§2.2)', () => {
     });
 
     it("refuses a TLV value over HAProxy 2.9's 1024 bytes without an error code, its addresses taken", () => {
-      const at2_9 = { maxTlvValue: HA_PP2_MAX_ALLOC };
+      expect([maxTlvValueFor('dev12'), maxTlvValueFor('2.6'), maxTlvValueFor('2.9')]).toEqual([
+        null,
+        null,
+        HA_PP2_MAX_ALLOC,
+      ]);
+      const at2_9 = { maxTlvValue: maxTlvValueFor('2.9') };
       expect(strict(bytes(tcp4(3 + 1024), [0xe5], u16(1024), repeat(1, 1024)), at2_9).status).toBe('done');
       const r = strict(bytes(tcp4(3 + 1025), [0xe5], u16(1025), repeat(1, 1025)), at2_9);
       expect(r).toMatchObject({ status: 'error', code: 'NONE', source: expect.any(Object) });
