@@ -14,7 +14,12 @@ import {
   suiteLayout,
   writeSuiteFiles,
 } from '../conformance/suite.cfg.ts';
-import { killStartedProcesses, parseTargetSpec, type TargetSpec } from '../conformance/targets.ts';
+import {
+  killStartedProcesses,
+  parseTargetSpec,
+  targetName,
+  type TargetSpec,
+} from '../conformance/targets.ts';
 import type { Profile } from '../machines/config.ts';
 import { expectOnly, flag, has, parseArgs, UsageError, type Command } from './command.ts';
 import { formatTable } from './table.ts';
@@ -49,7 +54,8 @@ export const conformCommand: Command = {
     "  haproxy     Debian's haproxy from PATH (or the binary --haproxy names), started with the",
     '              same config (nbthread 1), judged as its version says (2.3 to 2.8: 2.6; 2.9 and',
     "              later: 2.9) with HAProxy's known bugs; haproxy@PROFILE (2.6 or 2.9) names the",
-    '              profile; skipped with a message when haproxy is not installed',
+    '              profile, which a build older than 2.3 needs; skipped with a message when',
+    '              haproxy is not installed. One --haproxy serves every haproxy target of a run',
     '  HOST:PORT   a proxy already running the documented config with base port PORT',
     '              (see --print-config); counter cases need --stats and are skipped without it;',
     '              without --log its log is not captured: the kills it logs are not judged, and',
@@ -90,6 +96,7 @@ export const conformCommand: Command = {
     "                     It is the config of the first target's profile (haproxy: 2.6; default",
     '                     dev12): with @2.6 or @2.9 (HAProxy 2.3 and later) it leaves out fe_monitor,',
     '                     whose monitor-net those versions refuse; only @2.9 has fe_client_hs',
+    '                     (for a haproxy target, name its profile: haproxy@2.9)',
     '',
     'Exit code: 0 if no case failed (and, with --strict, none was skipped), 1 otherwise, 2 on a',
     'usage error.',
@@ -126,6 +133,10 @@ export const conformCommand: Command = {
       specs.push(spec);
     }
     if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
+    const names = specs.map(targetName);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined)
+      throw new UsageError(`--target ${twice} is given twice: the reports key results by target`);
     if (has(parsed, 'print-config')) return printConfig(specs, stats);
     if (haproxy !== undefined && !specs.some((s) => s.kind === 'haproxy')) {
       throw new UsageError('--haproxy is for a haproxy target (--target haproxy[@PROFILE])');

@@ -106,7 +106,8 @@ export interface KnownBug {
   /**
    * The case's events on a target with the bug, when they differ from the case's scenario: the
    * clients do the same, but the bug changes what the proxy's own timers do (QUEUE_TASK,
-   * RATE_PERIOD) and so which clients it accepts. Absent: the case's scenario.
+   * RATE_PERIOD) and so which clients it accepts. Absent: the case's scenario (the profile's own, if
+   * the case has one); present, it replaces that too.
    */
   scenario?: Scenario;
 }
@@ -150,9 +151,9 @@ export function profilesOf(c: Pick<CaseDefinition, 'frontend'>): Profile[] {
 /**
  * Returns what the model predicts for case <c> under <profile> (predict.ts), for the profile's own
  * scenario when it has one; with <bug>, on the model with its mutant's defect switched in, for the
- * bug's own scenario when it has one: what a target with that bug does. Memoised per scenario. Requires <profile> among profilesOf(c); throws
- * otherwise, and if the scenario is not a run of the machines (a case that would be wrong on every
- * target).
+ * bug's own scenario when it has one: what a target with that bug does. Memoised per scenario.
+ * Requires <profile> among profilesOf(c); throws otherwise, and if the scenario is not a run of the
+ * machines (a case that would be wrong on every target).
  */
 export function predictionOf(
   c: Pick<CaseDefinition, 'scenario' | 'scenarios' | 'frontend'>,
@@ -179,8 +180,8 @@ export function baselineProfileOf(c: Pick<CaseDefinition, 'frontend'>): Profile 
 }
 
 /**
- * Returns <c> with `transitions`, the transitions its scenario takes under every profile that
- * serves it, computed on first read (so that a scenario that is not a run of the machines fails
+ * Returns <c> with `transitions`, the transitions its scenario (the profile's own, if it has one)
+ * takes under every profile that serves it, computed on first read (so that a scenario that is not a run of the machines fails
  * the test that predicts it, not the import of this module). Pure.
  */
 function withPredictions(c: CaseDefinition): ConformanceCase {
@@ -1586,7 +1587,7 @@ const DEFINITIONS: CaseDefinition[] = [
     run: (ctx) => rejectedAtOnce(ctx, V2_AUTHORITY_256),
   },
   {
-    id: 'pp2/2.2/custom-tlv-over-1024-bytes-is-refused-from-2-9',
+    id: 'pp2/2.2/custom-tlv-over-1024-bytes-gets-rst-from-2-9',
     section: '2.2',
     requirement:
       'A v2 header with a custom TLV (0xE0) of 1025 bytes: 1.5-dev and 2.6 skip the TLVs they do not use, and the data is forwarded; 2.9 stores every TLV and refuses the value of a type without a limit of its own over 1024 bytes (HA_PP2_MAX_ALLOC, fecc573da): the header fails without an error code, with an RST at once, its kill logged as "Success" (CO_ER_NONE) and naming the header\'s source.',
@@ -1604,8 +1605,10 @@ const DEFINITIONS: CaseDefinition[] = [
       },
     ],
     async run(ctx) {
-      // The profile's PROXY reader decides (headerScenarioUnder): refused at once, or forwarded.
-      if (ctx.predicted.closes[0] === 'rst') await rejectedAtOnce(ctx, V2_TLV_1025);
+      // The same bytes on every target; the profile's PROXY reader decides (headerScenarioUnder)
+      // whether they are refused at once or forwarded.
+      if (ctx.predicted.closes[0] === 'rst')
+        await closedAtOnce(ctx, 'fe_pp', concat(V2_TLV_1025, DATA), 'rst', 'the header is rejected');
       else await forwarded(ctx, V2_TLV_1025, DATA, true);
     },
   },

@@ -237,6 +237,9 @@ function caseSection(
   meta.push(`<dt>frontend</dt><dd>${esc(c.frontend)}</dd>`);
   if (c.needs.length) meta.push(`<dt>needs</dt><dd>${esc(c.needs.join(', '))}</dd>`);
   meta.push(`<dt>scenario</dt><dd>${esc(describeScenario(c.scenario))}</dd>`);
+  for (const [profile, scenario] of Object.entries(c.scenarios ?? {}))
+    if (describeScenario(scenario) !== describeScenario(c.scenario))
+      meta.push(`<dt>scenario under ${esc(profile)}</dt><dd>${esc(describeScenario(scenario))}</dd>`);
   for (const p of c.predictions) {
     if (p.profile !== 'dev12' && !observablyDiffer(p, c.predictions[0]!)) continue;
     meta.push(

@@ -165,6 +165,7 @@ export interface CaseInfo {
   needs: string[];
   profileDifferences: ProfileDifference[];
   scenario: Scenario; //               what its clients do, as the model's events
+  scenarios: Partial<Record<Profile, Scenario>>; // the events under a profile where they differ (CaseDefinition.scenarios)
   predictions: Prediction[]; //        what the model predicts under each profile that serves the case
   predictionError?: string; //         why a profile's prediction could not be made (a broken scenario)
 }
@@ -290,6 +291,7 @@ export function caseInfo(c: ConformanceCase): CaseInfo {
     needs: [...(c.needs ?? [])],
     profileDifferences: [...(c.profileDifferences ?? [])],
     scenario: c.scenario,
+    scenarios: { ...(c.scenarios ?? {}) },
     predictions,
     ...(predictionError !== undefined ? { predictionError } : {}),
   };

@@ -39,17 +39,35 @@ export const QUERY_GAP_MS = 5;
 /** When the last query to each socket path ended (performance.now()). */
 const lastEnded = new Map<string, number>();
 
+/** The last query started to each socket path: the next one waits for it to end. */
+const queued = new Map<string, Promise<unknown>>();
+
 /** Returns how many connections statsQuery has opened to the socket at <path> so far. */
 export function cliOpened(path: string): number {
   return opened.get(path) ?? 0;
 }
 
 /**
- * Sends <command> to the stats socket at <path>, no sooner than QUERY_GAP_MS after the previous
- * query to it ended, and resolves with the whole answer. Rejects if the socket cannot be reached,
- * or the answer is not complete within <timeoutMs> of the connect.
+ * Sends <command> to the stats socket at <path> once every query to it started before has ended,
+ * and no sooner than QUERY_GAP_MS after the last of them ended; resolves with the whole answer.
+ * Rejects if the socket cannot be reached, or the answer is not complete within <timeoutMs> of the
+ * connect.
  */
-export async function statsQuery(path: string, command: string, timeoutMs = 2000): Promise<string> {
+export function statsQuery(path: string, command: string, timeoutMs = 2000): Promise<string> {
+  const previous = queued.get(path) ?? Promise.resolve();
+  const query = previous.then(
+    () => queryAfterGap(path, command, timeoutMs),
+    () => queryAfterGap(path, command, timeoutMs),
+  );
+  queued.set(path, query);
+  const forget = (): void => {
+    if (queued.get(path) === query) queued.delete(path);
+  };
+  query.then(forget, forget);
+  return query;
+}
+
+async function queryAfterGap(path: string, command: string, timeoutMs: number): Promise<string> {
   const wait = (lastEnded.get(path) ?? -Infinity) + QUERY_GAP_MS - performance.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   try {

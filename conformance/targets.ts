@@ -1,7 +1,9 @@
 /**
  * The proxies the suite runs against:
  *   impl        the bundled proxy, started as `node bin/embryonic.js proxy -f <suite cfg> --trace FILE`
- *   haproxy     Debian's haproxy from PATH, started as `haproxy -db -f <suite cfg>` (nbthread 1)
+ *   haproxy     Debian's haproxy from PATH, or the build --haproxy names, started as
+ *               `haproxy -db -f <suite cfg>` (nbthread 1), judged as its version says or as
+ *               haproxy@PROFILE says, with HAProxy's known bugs
  *   HOST:PORT   a proxy already running the documented config with base port PORT; its stats
  *               socket only if given (--stats unix:PATH)
  *
@@ -13,9 +15,10 @@
  * config, and its counters are the merged answers of their stats sockets (stats.ts). Each of its
  * processes writes its lifecycle trace (docs/TRACE.md) into the temporary directory, from which the
  * runner reads the transitions each case took (trace.ts). A target that cannot run says why in
- * `unavailable`: its cases are then skipped when haproxy is not installed (a machine may lack it),
- * failed in every other case (the bundled proxy always exists: a proxy that does not start is
- * broken), never silently dropped.
+ * `unavailable`: its cases are then skipped when no haproxy is in PATH (a machine may lack it),
+ * failed in every other case (a --haproxy build that does not run or is older than 2.3 without a
+ * profile named, a proxy that does not start: the bundled proxy always exists), never silently
+ * dropped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
@@ -87,7 +90,7 @@ export interface TargetLogLine {
 
 /** A target ready for the cases (or unavailable, with the reason). */
 export interface Target {
-  name: string; //                      'impl', 'haproxy' or 'HOST:PORT'
+  name: string; //                      'impl[@P]', 'haproxy[@P]' or 'HOST:PORT[@P]'
   profile: Profile; //                  the model profile its behaviour is expected to follow
   description: string; //               what it is: 'HAProxy version 2.6.12-1+deb12u4', ...
   layout: SuiteLayout; //               its ports, stats socket and certificate
@@ -205,15 +208,22 @@ export async function startTarget(spec: TargetSpec): Promise<Target> {
     const bin = spec.bin ?? 'haproxy';
     const probe = spawnSync(bin, ['-v'], { encoding: 'utf8', timeout: 5000 });
     if (probe.error || probe.status !== 0) {
-      return unavailableTarget(name, spec.profile ?? '2.6', {
-        verdict: 'skipped',
-        reason:
-          spec.bin === undefined
-            ? 'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`'
-            : `${bin} -v failed (${probe.error?.message ?? `exit ${probe.status}`}): --haproxy names no HAProxy binary`,
-      });
+      // No haproxy in PATH is a machine without it; a --haproxy build that does not run is a mistake.
+      return unavailableTarget(
+        name,
+        spec.profile ?? '2.6',
+        spec.bin === undefined
+          ? {
+              verdict: 'skipped',
+              reason: 'haproxy is not installed (no `haproxy` in PATH): `apt-get install -y haproxy`',
+            }
+          : {
+              verdict: 'fail',
+              reason: `${bin} -v failed (${probe.error?.message ?? `exit ${probe.status}`}): --haproxy names no HAProxy build that runs`,
+            },
+      );
     }
-    const version = probe.stdout.split('\n')[0] ?? 'haproxy';
+    const version = probe.stdout.split('\n')[0] || `${bin} (no version line)`;
     const profile = spec.profile ?? profileOfHaproxy(version);
     if (profile === null) {
       return unavailableTarget(name, '2.6', {

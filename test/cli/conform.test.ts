@@ -22,6 +22,7 @@ describe('embryonic conform', () => {
       printedProfile([{ kind: 'address', host: '127.0.0.1', port: 1, stats: null, profile: '2.9' }]),
     ).toBe('2.9');
     expect(printedProfile([{ kind: 'address', host: '127.0.0.1', port: 1, stats: null }])).toBe('dev12');
+    expect(printedProfile([{ kind: 'haproxy', profile: '2.9' }])).toBe('2.9');
   });
 
   it('refuses --stats or --log without a HOST:PORT target, and a --cases glob that matches nothing', async () => {
@@ -33,6 +34,18 @@ describe('embryonic conform', () => {
     );
     await expect(conformCommand.run(['--target', 'impl', '--log', '/tmp/x.log'])).rejects.toThrow(
       /--log and --trace are for a HOST:PORT target/,
+    );
+  });
+
+  it('refuses --haproxy without a haproxy target, and a target given twice', async () => {
+    await expect(conformCommand.run(['--target', 'impl', '--haproxy', '/opt/haproxy'])).rejects.toThrow(
+      /--haproxy is for a haproxy target/,
+    );
+    await expect(conformCommand.run(['--target', 'impl@2.6', '--target', 'impl@2.6'])).rejects.toThrow(
+      /--target impl@2\.6 is given twice/,
+    );
+    await expect(conformCommand.run(['--target', 'impl', '--target', 'impl@dev12'])).rejects.toThrow(
+      /--target impl is given twice/,
     );
   });
 

@@ -147,7 +147,7 @@ describe('the conformance case list', () => {
           differ.push(`${c.id} ${p}`);
     expect(differ).toEqual([
       // 2.9 refuses the header: no session is counted (cum_sess).
-      'pp2/2.2/custom-tlv-over-1024-bytes-is-refused-from-2-9 2.9',
+      'pp2/2.2/custom-tlv-over-1024-bytes-gets-rst-from-2-9 2.9',
       'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept 2.6',
       'lim/maxsslconn/tls-connection-beyond-maxsslconn-is-closed-at-accept 2.9',
       'lim/maxsslconn/refusal-pauses-the-listener-for-100-ms 2.6',

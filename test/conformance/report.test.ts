@@ -31,6 +31,7 @@ function syntheticReport(): SuiteReport {
       needs: [],
       profileDifferences: [],
       scenario: { events: [{ type: 'ACCEPT' }, { type: 'TIMER_EXPIRE' }] },
+      scenarios: {},
       predictions: [],
     };
     takes(c, ['session.embryonic|TASK_WAKEUP|0']);
@@ -173,6 +174,18 @@ describe('the report writers', () => {
     expect(html).toContain('<dt>why 2.6 differs</dt><dd>OpenSSL &lt;3&gt; says so</dd>');
     // a-case predicts the same under every profile: one line only.
     expect(html.match(/<dt>under 2\.6<\/dt>/g)).toHaveLength(1);
+    expect(html).not.toContain('scenario under');
+  });
+
+  it("shows a profile's own scenario where it differs from the case's", () => {
+    const r = syntheticReport();
+    r.cases[0]!.scenarios = {
+      '2.6': r.cases[0]!.scenario,
+      '2.9': { events: [{ type: 'ACCEPT' }, { type: 'PROXY_HEADER_ERROR', code: 'NONE' }] },
+    };
+    const html = toHtml(r);
+    expect(html).toContain('<dt>scenario under 2.9</dt><dd>ACCEPT, PROXY_HEADER_ERROR code=NONE</dd>');
+    expect(html).not.toContain('scenario under 2.6');
   });
 
   it('writes HTML that is self-contained and escapes what the target sent', () => {

@@ -757,7 +757,7 @@ describe('a kill line of a target log', () => {
   });
 
   it('reads NONE from "Success", which 2.9 logs for a PROXY v2 header it refuses without an error code', () => {
-    // As HAProxy 2.9.0 wrote it for a 1025-byte custom TLV (pp2/2.2/custom-tlv-over-1024-bytes-is-refused-from-2-9).
+    // As HAProxy 2.9.0 wrote it for a 1025-byte custom TLV (pp2/2.2/custom-tlv-over-1024-bytes-gets-rst-from-2-9).
     expect(killLineOf('10.1.2.3:40000 [27/Nov/2026:22:52:57.202] fe_pp/1: Success')).toEqual({
       address: '10.1.2.3',
       frontend: 'fe_pp',

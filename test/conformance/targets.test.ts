@@ -116,23 +116,28 @@ describe('the targets the suite starts', () => {
     }
   });
 
-  it('skips a haproxy target whose --haproxy binary does not run, saying which', async () => {
+  it('fails, never skips, a haproxy target whose --haproxy build does not run, saying which', async () => {
     const target = await startTarget({ kind: 'haproxy', profile: '2.9', bin: '/nonexistent/haproxy' });
     expect(target.name).toBe('haproxy@2.9');
-    expect(target.unavailable?.verdict).toBe('skipped');
+    expect(target.unavailable?.verdict).toBe('fail');
     expect(target.unavailable?.reason).toMatch(/\/nonexistent\/haproxy -v failed/);
     await target.stop();
   });
 
-  it('fails a HAProxy older than 2.3 unless a profile is named, since no profile follows it', async () => {
+  it('fails a HAProxy older than 2.3, or one that prints no version, unless a profile is named', async () => {
     const dir = mkdtempSync(`${tmpdir()}/embryonic-old-haproxy-`);
     try {
-      const bin = `${dir}/haproxy`;
-      writeFileSync(bin, '#!/bin/sh\necho "HA-Proxy version 1.5.18 2016/05/10"\n', { mode: 0o755 });
-      const target = await startTarget({ kind: 'haproxy', bin });
+      const old = `${dir}/haproxy`;
+      writeFileSync(old, '#!/bin/sh\necho "HA-Proxy version 1.5.18 2016/05/10"\n', { mode: 0o755 });
+      const target = await startTarget({ kind: 'haproxy', bin: old });
       expect(target.unavailable?.verdict).toBe('fail');
       expect(target.unavailable?.reason).toMatch(/HA-Proxy version 1\.5\.18.*haproxy@2\.6/);
       await target.stop();
+      const mute = `${dir}/mute`;
+      writeFileSync(mute, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const silent = await startTarget({ kind: 'haproxy', bin: mute });
+      expect(silent.unavailable?.reason).toMatch(/^\S+\/mute \(no version line\): the suite judges/);
+      await silent.stop();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
