@@ -149,37 +149,42 @@ describe('the traces of conformance runs of the proxy', () => {
   const dir = mkdtempSync(join(tmpdir(), 'embryonic-trace-conform-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it(`pass trace-check, one trace per frontend (${DEEP ? 'every case' : 'a handful of cases'})`, async () => {
-    // The bundled proxy runs as dev12 here: every case whose frontend a dev12 target serves.
-    const cases = DEEP
-      ? CASES.filter((c) => profilesOf(c).includes('dev12'))
-      : selectCases(CASES, TRACED_CASES);
-    if (!DEEP) expect(cases).toHaveLength(TRACED_CASES.length);
-    const frontends = [...new Set(cases.map((c) => c.frontend))];
-    const report = await runSuite(
-      [{ kind: 'impl', frontends, args: (fe) => ['--trace', join(dir, `${fe}.ndjson`)] }],
-      cases,
-    );
-    expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual(cases.map((c) => [c.id, 'pass']));
-    for (const fe of frontends) {
-      const file = join(dir, `${fe}.ndjson`);
-      const printed: string[] = [];
-      const log = vi.spyOn(console, 'log').mockImplementation((text: string) => printed.push(text));
-      let code: number;
-      try {
-        code = await traceCheckCommand.run([file, '--json', '--deadline-slack', String(DEADLINE_SLACK_MS)]);
-      } finally {
-        log.mockRestore();
+  it(
+    `pass trace-check, one trace per frontend (${DEEP ? 'every case' : 'a handful of cases'})`,
+    async () => {
+      // The bundled proxy runs as dev12 here: every case whose frontend a dev12 target serves.
+      const cases = DEEP
+        ? CASES.filter((c) => profilesOf(c).includes('dev12'))
+        : selectCases(CASES, TRACED_CASES);
+      if (!DEEP) expect(cases).toHaveLength(TRACED_CASES.length);
+      const frontends = [...new Set(cases.map((c) => c.frontend))];
+      const report = await runSuite(
+        [{ kind: 'impl', frontends, args: (fe) => ['--trace', join(dir, `${fe}.ndjson`)] }],
+        cases,
+      );
+      expect(report.results.map((r) => [r.caseId, r.verdict])).toEqual(cases.map((c) => [c.id, 'pass']));
+      for (const fe of frontends) {
+        const file = join(dir, `${fe}.ndjson`);
+        const printed: string[] = [];
+        const log = vi.spyOn(console, 'log').mockImplementation((text: string) => printed.push(text));
+        let code: number;
+        try {
+          code = await traceCheckCommand.run([file, '--json', '--deadline-slack', String(DEADLINE_SLACK_MS)]);
+        } finally {
+          log.mockRestore();
+        }
+        const out = JSON.parse(printed.join('\n')) as {
+          verdict: string;
+          stats: { accepted: number; ended: number };
+          divergence: { line: number; message: string } | null;
+        };
+        expect([fe, code, out.verdict, out.divergence]).toEqual([fe, 0, 'conforms', null]);
+        // Every case of the frontend accepted at least one connection, and every one ended.
+        expect(out.stats.accepted, fe).toBeGreaterThanOrEqual(cases.filter((c) => c.frontend === fe).length);
+        expect(out.stats.ended, fe).toBe(out.stats.accepted);
       }
-      const out = JSON.parse(printed.join('\n')) as {
-        verdict: string;
-        stats: { accepted: number; ended: number };
-        divergence: { line: number; message: string } | null;
-      };
-      expect([fe, code, out.verdict, out.divergence]).toEqual([fe, 0, 'conforms', null]);
-      // Every case of the frontend accepted at least one connection, and every one ended.
-      expect(out.stats.accepted, fe).toBeGreaterThanOrEqual(cases.filter((c) => c.frontend === fe).length);
-      expect(out.stats.ended, fe).toBe(out.stats.accepted);
-    }
-  });
+      // Every case in a row takes about 20 s: more than the default timeout, which the handful fits.
+    },
+    DEEP ? 180_000 : 20_000,
+  );
 });
