@@ -43,6 +43,34 @@ export function defaultCacheDir(root) {
 }
 
 /**
+ * Returns the URL to import to run `entry` (relative to `root`) as EMBRYONIC_COMPILE says: its
+ * bundle (compiledEntry, in EMBRYONIC_COMPILE_CACHE or defaultCacheDir(root)); or, with
+ * EMBRYONIC_COMPILE=0, or when the bundle cannot be built (said on stderr in one line that starts
+ * with `fallback`, e.g. 'embryonic: running the TypeScript sources'), the source file itself, with
+ * tsx's loader registered on the calling thread (loader hooks are per thread). `compiled` says
+ * which. Rejects with the build's error when EMBRYONIC_COMPILE=1. The caller imports the URL.
+ *
+ * @param {string} root
+ * @param {string} entry
+ * @param {string} fallback  what the stderr line says is done instead of the bundle
+ * @returns {Promise<{ url: string, compiled: boolean }>}
+ */
+export async function runnableEntry(root, entry, fallback) {
+  const mode = process.env.EMBRYONIC_COMPILE;
+  if (mode !== '0') {
+    try {
+      const cacheDir = process.env.EMBRYONIC_COMPILE_CACHE || defaultCacheDir(root);
+      return { url: (await compiledEntry({ root, entry, cacheDir })).url, compiled: true };
+    } catch (err) {
+      if (mode === '1') throw err;
+      console.error(`${fallback} through tsx (could not compile them: ${describeBuildError(err)})`);
+    }
+  }
+  (await import('tsx/esm/api')).register();
+  return { url: pathToFileURL(join(root, entry)).href, compiled: false };
+}
+
+/**
  * @typedef {object} CompileOptions
  * @property {string} root      the directory the sources are under (the repository root)
  * @property {string} entry     the entry module, relative to `root` (`cli/main.ts`)

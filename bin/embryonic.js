@@ -7,33 +7,15 @@
 // EMBRYONIC_COMPILE_CACHE names another directory for the builds, inside the repository.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runnableEntry } from './compile.js';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const mode = process.env.EMBRYONIC_COMPILE;
-
-/** @type {string | null} the compiled CLI's URL, or null to run the sources through tsx */
-let compiled = null;
-if (mode !== '0') {
-  const { compiledEntry, defaultCacheDir, describeBuildError } = await import('./compile.js');
-  try {
-    const cacheDir = process.env.EMBRYONIC_COMPILE_CACHE || defaultCacheDir(ROOT);
-    compiled = (await compiledEntry({ root: ROOT, entry: 'cli/main.ts', cacheDir })).url;
-  } catch (err) {
-    if (mode === '1') throw err;
-    console.error(
-      `embryonic: running the TypeScript sources through tsx (could not compile them: ${describeBuildError(err)})`,
-    );
-  }
-}
-
+const { url, compiled } = await runnableEntry(
+  ROOT,
+  'cli/main.ts',
+  'embryonic: running the TypeScript sources',
+);
+if (compiled) process.setSourceMapsEnabled(true); // stack traces name the .ts sources, as under tsx
 /** @type {{ main(argv: string[]): Promise<number> }} */
-let cli;
-if (compiled !== null) {
-  process.setSourceMapsEnabled(true); // stack traces name the .ts sources, as under tsx
-  cli = await import(compiled);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  cli = await import('../cli/main.ts');
-}
+const cli = await import(url);
 process.exitCode = await cli.main(process.argv.slice(2));

@@ -148,8 +148,6 @@ export type FromWorker =
 export interface WorkerData {
   config: ModelConfig;
   ring: SharedArrayBuffer;
-  entry: string; //   URL of impl/monitorWorker.ts
-  tsx: string; //     URL of tsx's ESM API
   compile: string; // URL of bin/compile.js
   root: string; //    the repository's root directory
 }
@@ -616,8 +614,6 @@ export class ThreadedMonitor implements RawTraceTap {
     const data: WorkerData = {
       config,
       ring: ring.buffer,
-      entry: new URL('./monitorWorker.ts', import.meta.url).href,
-      tsx: import.meta.resolve('tsx/esm/api'),
       compile: new URL('../bin/compile.js', import.meta.url).href,
       root: fileURLToPath(new URL('..', import.meta.url)),
     };
@@ -739,34 +735,19 @@ function monitorOnFinishOverdue(monitor: ThreadedMonitor): void {
 }
 
 /**
- * The worker's first code: loads impl/monitorWorker.ts from its bundle (bin/compile.js, which
- * builds it on the first start after a source changed, in EMBRYONIC_COMPILE_CACHE or the default
- * cache), or, with EMBRYONIC_COMPILE=0 or when the bundle cannot be built (said in a line on
- * stderr), registers tsx's loader on the worker's thread (loader hooks are per thread) and loads
- * the source. EMBRYONIC_COMPILE=1 makes a failed build the worker's error, as bin/embryonic.js
- * does. It runs as a CommonJS script, as `eval` workers do, or as an ES module when the worker
+ * The worker's first code: loads impl/monitorWorker.ts as bin/embryonic.js loads the CLI
+ * (bin/compile.js runnableEntry): from its bundle, or, with EMBRYONIC_COMPILE=0 or when the bundle
+ * cannot be built (said in a line on stderr), from the source with tsx's loader registered on the
+ * worker's thread; EMBRYONIC_COMPILE=1 makes a failed build the worker's error. It runs as a CommonJS script, as `eval` workers do, or as an ES module when the worker
  * inherits --input-type=module (a proxy started by `node --input-type=module -e`, as the
  * benchmarks start it): so it uses only dynamic import(), which both have, and no require.
  */
 const BOOTSTRAP = `
-const mode = process.env.EMBRYONIC_COMPILE;
 import('node:worker_threads')
   .then(async ({ workerData: d }) => {
-    let url = null;
-    if (mode !== '0') {
-      const { compiledEntry, defaultCacheDir, describeBuildError } = await import(d.compile);
-      try {
-        const cacheDir = process.env.EMBRYONIC_COMPILE_CACHE || defaultCacheDir(d.root);
-        url = (await compiledEntry({ root: d.root, entry: 'impl/monitorWorker.ts', cacheDir })).url;
-      } catch (err) {
-        if (mode === '1') throw err;
-        console.error('embryonic: monitor: running the worker from its TypeScript sources through tsx (could not compile them: ' + describeBuildError(err) + ')');
-      }
-    }
-    if (url === null) {
-      (await import(d.tsx)).register();
-      url = d.entry;
-    }
+    const { runnableEntry } = await import(d.compile);
+    const { url } = await runnableEntry(d.root, 'impl/monitorWorker.ts',
+      'embryonic: monitor: running the worker from its TypeScript sources');
     return import(url);
   })
   .catch((err) => { setImmediate(() => { throw err; }); });
