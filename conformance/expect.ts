@@ -93,11 +93,12 @@ export interface Offset {
 }
 
 /**
- * The longest connect a timing is judged leniently from (judgeOffset): the runner's stall
- * threshold (STALL_MS of runner.ts). A longer one, a stall of the client or a SYN sent again, is
- * judged strictly at both of its ends.
+ * The longest connect a timing is judged leniently from (judgeOffset): half of AT_ONCE_MS, the
+ * narrowest window a case judges a time with; also the runner's stall threshold (STALL_MS of
+ * runner.ts). A longer one, a stall of the client or a SYN sent again, is judged strictly at both
+ * of its ends.
  */
-export const MAX_CONNECT_LAG_MS = 50;
+export const MAX_CONNECT_LAG_MS = AT_ONCE_MS / 2;
 
 /**
  * Judges an event seen at case time <seenAt> against "<at> ms after <from>, within <window>". The

@@ -73,7 +73,7 @@ import {
   type ConformanceCase,
   type ProfileDifference,
 } from './cases.ts';
-import type { CaseContext, Check } from './expect.ts';
+import { MAX_CONNECT_LAG_MS, type CaseContext, type Check } from './expect.ts';
 import {
   closesCheck,
   HEADER_SOURCES,
@@ -198,10 +198,11 @@ const RERUN_PAUSE_MS = 2100;
 /** A settle longer than this is noted in the result (not judged). */
 const SLOW_SETTLE_MS = 250;
 /**
- * A failed run during which the runner's event loop was late by more than this is run again: half
- * of AT_ONCE_MS, the narrowest window a case judges a time with (expect.ts).
+ * A failed run during which the runner's event loop was late by more than this is run again: the
+ * longest lag a timing tolerates (expect.ts MAX_CONNECT_LAG_MS, half of AT_ONCE_MS, the narrowest
+ * window a case judges a time with).
  */
-export const STALL_MS = 50;
+export const STALL_MS = MAX_CONNECT_LAG_MS;
 /**
  * How many runs a case gets while its failed runs stall the runner: STALL_RUNS - 1 runs again at
  * most, shared by the two judgements of a known bug.

@@ -168,8 +168,8 @@ const EXPANSION_CONFIGS = PROFILES.flatMap((profile) =>
 /**
  * Returns every effect name transition `t` of `machine` makes its host execute, once each: its
  * own, the exit and entry effects of the states it leaves and enters, and the primitives of its
- * macro effects (each expanded by the machine that owns it, under every profile, on a raw and a TLS transport,
- * in the mode that expands them most: http). Pure.
+ * macro effects (each expanded by the machine that owns it, under every profile, on a raw and a
+ * TLS transport, in the mode that expands them most: http). Pure.
  */
 export function effectsOf(machine: AnyStateMachine, t: TransitionInfo): string[] {
   const out: string[] = [];
