@@ -483,15 +483,11 @@ const NPM_TEST_TIMEOUT_MS = 15 * 60_000;
 const NPM_TEST_RUNS = 3;
 
 /**
- * What a fresh clone does not have, cleared before each timed run: the lint caches (`npm run
- * lint`: eslint --cache, prettier --cache) and the bundles of the CLI and of the monitor's worker
- * (bin/compile.js), which the tests' global setup then builds.
+ * What a fresh clone does not have, cleared before each timed run: the bundles of the CLI and of
+ * the monitor's worker (bin/compile.js), which the tests' global setup then builds. (The lint
+ * keeps no cache: oxlint and oxfmt check every file each time.)
  */
-const FRESH_CLONE_CACHES = [
-  'node_modules/.cache/eslint',
-  'node_modules/.cache/prettier',
-  'node_modules/.cache/embryonic-cli',
-];
+const FRESH_CLONE_CACHES = ['node_modules/.cache/embryonic-cli'];
 
 /**
  * Runs `npm test` NPM_TEST_RUNS times, one after the other, as a child process on 2 cores (taskset
@@ -696,15 +692,19 @@ export function recordInMarkdown(markdown: string, report: BenchReport): string 
 }
 
 /**
- * Returns <report> as the text of bench/results.json: JSON formatted by prettier when it loads
- * (so that `prettier --check .` accepts the file), else JSON.stringify with 2 spaces.
+ * Returns <report> as the text of bench/results.json: JSON laid out by the project's formatter
+ * (oxfmt, with .oxfmtrc.json's options) when it loads and accepts it, which keeps short arrays on
+ * one line; else JSON.stringify with 2 spaces.
  */
 export async function reportJson(report: BenchReport): Promise<string> {
   const raw = `${JSON.stringify(report, null, 2)}\n`;
   try {
-    const prettier = await import('prettier');
-    const options = (await prettier.resolveConfig(join(ROOT, 'bench/results.json'))) ?? {};
-    return await prettier.format(raw, { ...options, parser: 'json' });
+    const { format } = await import('oxfmt');
+    const options = JSON.parse(readFileSync(join(ROOT, '.oxfmtrc.json'), 'utf8')) as Record<string, unknown>;
+    delete options.$schema;
+    delete options.ignorePatterns;
+    const out = await format('results.json', raw, options);
+    return out.errors.length === 0 ? out.code : raw;
   } catch {
     return raw;
   }

@@ -18,7 +18,7 @@
  * Exit code: 0 if every check holds, 1 if one does not, 2 on a usage error or a missing browser.
  * Every browser run is bounded (60 s) and uses a fresh temporary profile, removed afterwards.
  */
-/* global Buffer, setTimeout, clearTimeout */
+
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -56,7 +56,7 @@ function parseStat(text: string): { header: string; rows: Record<string, string>
 }
 
 const typeOf = (row: Record<string, string>) =>
-  (({ '0': 'frontend', '1': 'backend', '2': 'server', '3': 'listener' }) as const)[
+  ({ '0': 'frontend', '1': 'backend', '2': 'server', '3': 'listener' } as const)[
     row.type as '0' | '1' | '2' | '3'
   ];
 
