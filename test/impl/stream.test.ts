@@ -157,7 +157,9 @@ function within<T>(ms: number, p: Promise<T>): Promise<T | 'timeout'> {
 }
 
 describe.each(['tcp', 'tls'] as const)('the data phase under backpressure (%s)', (transport) => {
-  const TOTAL = 64 * 1024 * 1024; // well above what the kernel's socket buffers hold on the path (about 19 MiB here)
+  // Twice what the kernel's socket buffers held on the path in runs on this kind of machine
+  // (17-22 MiB): the path stalls well before the end.
+  const TOTAL = 40 * 1024 * 1024;
   const STALL_MS = 300;
   let echoServer: net.Server;
   let echoPort: number;
