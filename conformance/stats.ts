@@ -36,7 +36,7 @@ const opened = new Map<string, number>();
 /** How long after a query to a socket ended the next one to it may start, in ms. */
 export const QUERY_GAP_MS = 5;
 
-/** When the last query to each socket path ended (performance.now()). */
+/** When the last query to each socket path ended (performance.now()), while it is under QUERY_GAP_MS old. */
 const lastEnded = new Map<string, number>();
 
 /** The last query started to each socket path: the next one waits for it to end. */
@@ -68,12 +68,21 @@ export function statsQuery(path: string, command: string, timeoutMs = 2000): Pro
 }
 
 async function queryAfterGap(path: string, command: string, timeoutMs: number): Promise<string> {
-  const wait = (lastEnded.get(path) ?? -Infinity) + QUERY_GAP_MS - performance.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  // A timer may fire up to a few ms early against performance.now() (Node arms it from the event
+  // loop's cached clock, which is stale by whatever ran since): wait until the gap has passed.
+  for (;;) {
+    const wait = (lastEnded.get(path) ?? -Infinity) + QUERY_GAP_MS - performance.now();
+    if (wait <= 0) break;
+    await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+  }
   try {
     return await queryOnce(path, command, timeoutMs);
   } finally {
-    lastEnded.set(path, performance.now());
+    const now = performance.now();
+    // An end older than the gap constrains nothing: forget it, so that the map holds only the
+    // sockets queried in the last few ms.
+    for (const [p, ended] of lastEnded) if (now - ended >= QUERY_GAP_MS) lastEnded.delete(p);
+    lastEnded.set(path, now);
   }
 }
 
