@@ -133,6 +133,7 @@ export interface CaseResult {
   stats: StatsRecord[];
   targetLog: { t: number; line: string }[];
   notes: string[]; //             what the runner noticed around the case (a slow settle...), not judged
+  runs?: number; //               the runs behind this result when more than one: failed runs that stalled the runner ran again
   /**
    * The transition ids the target's trace shows the case took (its connections' steps and its
    * listener's, from its start to the end of its settle), each once; absent when the target writes
@@ -208,8 +209,6 @@ export const STALL_MS = MAX_CONNECT_LAG_MS;
  * most, shared by the two judgements of a known bug.
  */
 export const STALL_RUNS = 3;
-/** The note of a run that failed while the runner stalled, and was run again (runCaseSteadily). */
-const STALLED_RUN_NOTE = /^run \d+ failed \(.*\) while the runner itself stalled/;
 /** The period of the runner's stall watch (StallWatch). */
 const STALL_TICK_MS = 10;
 
@@ -247,7 +246,7 @@ export async function runSuite(
         const result = await runCase(target, c, options.settleMs);
         results.push(result);
         if (!target.unavailable) {
-          const runs = 1 + result.notes.filter((n) => STALLED_RUN_NOTE.test(n)).length;
+          const runs = result.runs ?? 1;
           progress(
             `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${runs > 1 ? `; ran ${runs} times, the runner stalled` : ''})`,
           );
@@ -388,6 +387,7 @@ async function runCaseSteadily(
       run.result.notes.push(`the runner itself stalled for ${Math.ceil(stalledMs)} ms during the case`);
     if (run.result.verdict !== 'fail' || !stalled || reruns.left === 0) {
       run.result.notes.unshift(...earlier);
+      if (n > 1) run.result.runs = n;
       return run;
     }
     reruns.left--;
