@@ -133,7 +133,7 @@ export interface CaseResult {
   stats: StatsRecord[];
   targetLog: { t: number; line: string }[];
   notes: string[]; //             what the runner noticed around the case (a slow settle...), not judged
-  runs?: number; //               the runs behind this result when more than one: failed runs that stalled the runner ran again
+  reruns?: number; //             runs again after failed runs that stalled the runner, both judgements of a known bug counted; absent when none
   /**
    * The transition ids the target's trace shows the case took (its connections' steps and its
    * listener's, from its start to the end of its settle), each once; absent when the target writes
@@ -246,9 +246,9 @@ export async function runSuite(
         const result = await runCase(target, c, options.settleMs);
         results.push(result);
         if (!target.unavailable) {
-          const runs = result.runs ?? 1;
+          const again = result.reruns ?? 0;
           progress(
-            `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${runs > 1 ? `; ran ${runs} times, the runner stalled` : ''})`,
+            `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${again > 0 ? `; ran again ${again} time(s), the runner stalled` : ''})`,
           );
         }
       }
@@ -316,6 +316,11 @@ export async function runCase(
 ): Promise<CaseResult> {
   // One budget of runs again after stalls for both judgements: at most STALL_RUNS - 1 in all.
   const stallReruns = { left: STALL_RUNS - 1 };
+  // The stall reruns of both judgements, on the result returned (each judgement's notes say its own).
+  const withReruns = (r: CaseResult): CaseResult => {
+    const reruns = STALL_RUNS - 1 - stallReruns.left;
+    return reruns > 0 ? { ...r, reruns } : r;
+  };
   const { result: first, judgedWithBug: bug } = await runCaseSteadily(
     target,
     c,
@@ -324,19 +329,19 @@ export async function runCase(
     true,
     stallReruns,
   );
-  if (first.verdict !== 'fail' || bug === undefined) return first;
+  if (first.verdict !== 'fail' || bug === undefined) return withReruns(first);
   // Two idle seconds first: a rate period the first run began has ended (2.x's freq_ctr forgets it
   // after two), so the second run starts from the budget the first one had.
   await sleep(rerunPauseMs);
   const { result: again } = await runCaseSteadily(target, c, settleMs, rerunPauseMs, false, stallReruns);
-  if (again.verdict === 'fail') return first;
-  return {
+  if (again.verdict === 'fail') return withReruns(first);
+  return withReruns({
     ...again,
     notes: [
       ...again.notes,
       `judged first against the model with HAProxy's known bug ${bug}, which failed (${first.reason ?? 'no reason'}); judged again without it, this build does not show the bug: it may have the fix`,
     ],
-  };
+  });
 }
 
 /**
@@ -387,7 +392,6 @@ async function runCaseSteadily(
       run.result.notes.push(`the runner itself stalled for ${Math.ceil(stalledMs)} ms during the case`);
     if (run.result.verdict !== 'fail' || !stalled || reruns.left === 0) {
       run.result.notes.unshift(...earlier);
-      if (n > 1) run.result.runs = n;
       return run;
     }
     reruns.left--;

@@ -507,7 +507,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
     );
     const result = await runCase(started, c, 500, 10);
     expect(runs.count).toBe(2);
-    expect(result.runs).toBe(2);
+    expect(result.reruns).toBe(1);
     expect(result.verdict).toBe('pass');
     expect(result.notes[0]).toMatch(
       new RegExp(
@@ -526,7 +526,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
     const stalls = result.notes.flatMap((n) => /^run \d failed .* stalled for (\d+) ms/.exec(n)?.[1] ?? []);
     expect(stalls.every((ms) => Number(ms) > STALL_MS)).toBe(true);
     expect(runs.count).toBe(1 + stalls.length);
-    expect(result.runs ?? 1).toBe(runs.count);
+    expect((result.reruns ?? 0) + 1).toBe(runs.count);
     expect(result.verdict).toBe('fail');
     expect(result.reason).toMatch(new RegExp(`^${RIGGED}`));
   });
@@ -538,7 +538,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
     );
     const result = await runCase(started, c, 500, 10);
     expect(runs.count).toBe(STALL_RUNS);
-    expect(result.runs).toBe(STALL_RUNS);
+    expect(result.reruns).toBe(STALL_RUNS - 1);
     expect(result.verdict).toBe('fail');
     expect(result.notes.filter((n) => /^run \d failed/.test(n))).toHaveLength(STALL_RUNS - 1);
     expect(result.notes).toContainEqual(
@@ -553,7 +553,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
     );
     const result = await runCase(started, c, 500, 10);
     expect(runs.count).toBe(1);
-    expect(result.runs).toBeUndefined();
+    expect(result.reruns).toBeUndefined();
     expect(result.verdict).toBe('pass');
     expect(result.notes).toContainEqual(expect.stringMatching(/^the runner itself stalled for \d+ ms/));
   });
