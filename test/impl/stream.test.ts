@@ -157,8 +157,9 @@ function within<T>(ms: number, p: Promise<T>): Promise<T | 'timeout'> {
 }
 
 describe.each(['tcp', 'tls'] as const)('the data phase under backpressure (%s)', (transport) => {
-  // Twice what the kernel's socket buffers held on the path in runs on this kind of machine
-  // (17-22 MiB): the path stalls well before the end.
+  // About twice what the kernel's socket buffers held on the path in runs on this kind of machine
+  // (17-22 MiB), so the path stalls well before the end. Where they hold more, the path never
+  // stalls and the test fails on stalledAt; it cannot pass without the stall it is about.
   const TOTAL = 40 * 1024 * 1024;
   const STALL_MS = 300;
   let echoServer: net.Server;
