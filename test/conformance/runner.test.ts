@@ -557,6 +557,26 @@ describe('a case whose run fails while the runner itself stalls', () => {
     expect(result.verdict).toBe('pass');
     expect(result.notes).toContainEqual(expect.stringMatching(/^the runner itself stalled for \d+ ms/));
   });
+
+  it('counts the runs again after stalls over both judgements of a known bug', async () => {
+    // Judged as a HAProxy build whose profile has a known bug for the case: the runs with the bug
+    // fail (the first after a stall, so it runs again), the run without it passes.
+    const { c, runs } = rigged(
+      (n) => n <= 2,
+      (n) => (n === 1 ? 3 * STALL_MS : 0),
+    );
+    const bugged: ConformanceCase = {
+      ...c,
+      knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: [started.profile] }],
+    };
+    const result = await runCase({ ...started, haproxy: true }, bugged, 500, 10);
+    expect(runs.count).toBe(3);
+    expect(result.verdict).toBe('pass');
+    expect(result.reruns).toBe(1);
+    expect(result.notes.at(-1)).toMatch(
+      /^judged first against the model with HAProxy's known bug transport-init-failure-leaks-fd, which failed/,
+    );
+  });
 });
 
 /** Returns <text> as a regular expression that matches it literally. */
