@@ -224,10 +224,12 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  */
 export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: Profile = 'dev12'): string {
   const { host, ports } = layout;
-  const frontend = (fe: FrontendName, bindOptions: string, extra: string[] = []): string[] =>
+  // <note>: a first comment line, for a frontend only some profiles serve (which ones, and why).
+  const frontend = (fe: FrontendName, bindOptions: string, extra: string[] = [], note?: string): string[] =>
     (only !== undefined && only !== fe) || !servesFrontend(profile, fe)
       ? []
       : [
+          ...(note ? [`# ${note}`] : []),
           `# ${FRONTENDS[fe].what}`,
           `frontend ${fe}`,
           `    bind ${host}:${ports[fe]}${bindOptions}`,
@@ -263,24 +265,30 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
     ...frontend('fe_tls', ` ssl crt ${layout.certPath}`),
     ...frontend('fe_pp_nulllog', ' accept-proxy', ['    option dontlognull']),
     ...frontend('fe_fe_queue', ` accept-proxy maxconn ${FE_QUEUE_BIND_MAXCONN}`),
-    ...(servesFrontend(profile, 'fe_monitor') && (only === undefined || only === 'fe_monitor')
-      ? ['# dev12 targets only: HAProxy 2.3 and later refuse monitor-net (print the config with @2.6)']
-      : []),
-    ...frontend('fe_monitor', '', ['    monitor-net 127.0.0.0/8']),
+    ...frontend(
+      'fe_monitor',
+      '',
+      ['    monitor-net 127.0.0.0/8'],
+      'dev12 targets only: HAProxy 2.3 and later refuse monitor-net (print the config with @2.6)',
+    ),
     ...frontend('fe_seq', ' accept-proxy'),
     ...frontend('fe_rate', ' accept-proxy', ['    rate-limit sessions 1']),
-    ...(servesFrontend(profile, 'fe_rate_full') && (only === undefined || only === 'fe_rate_full')
-      ? ['# 2.x targets only: 1.5-dev waits 999 ms before its frontend task looks again']
-      : []),
-    ...frontend('fe_rate_full', ` maxconn ${2 * RATE_FULL_MAXCONN}`, ['    rate-limit sessions 1']),
+    ...frontend(
+      'fe_rate_full',
+      ` maxconn ${2 * RATE_FULL_MAXCONN}`,
+      ['    rate-limit sessions 1'],
+      '2.x targets only: 1.5-dev waits 999 ms before its frontend task looks again',
+    ),
     ...frontend('fe_reject_tls', ` ssl crt ${layout.certPath}`, [
       `    tcp-request connection reject if { src ${CLIENT_ADDRESS} }`,
       '    option dontlognull',
     ]),
-    ...(servesFrontend(profile, 'fe_client_hs') && (only === undefined || only === 'fe_client_hs')
-      ? ['# 2.9 targets only: 1.5-dev and 2.6 have no timeout client-hs (2.6 refuses it)']
-      : []),
-    ...frontend('fe_client_hs', ' accept-proxy', [`    timeout client-hs ${CLIENT_HS_MS}ms`]),
+    ...frontend(
+      'fe_client_hs',
+      ' accept-proxy',
+      [`    timeout client-hs ${CLIENT_HS_MS}ms`],
+      '2.9 targets only: 1.5-dev and 2.6 have no timeout client-hs (2.6 refuses it)',
+    ),
     '# The echo server the suite runs itself.',
     'backend be_echo',
     `    server echo1 ${host}:${layout.backendPort}`,
