@@ -738,9 +738,10 @@ function monitorOnFinishOverdue(monitor: ThreadedMonitor): void {
  * The worker's first code: loads impl/monitorWorker.ts as bin/embryonic.js loads the CLI
  * (bin/compile.js runnableEntry): from its bundle, or, with EMBRYONIC_COMPILE=0 or when the bundle
  * cannot be built (said in a line on stderr), from the source with tsx's loader registered on the
- * worker's thread; EMBRYONIC_COMPILE=1 makes a failed build the worker's error. It runs as a CommonJS script, as `eval` workers do, or as an ES module when the worker
- * inherits --input-type=module (a proxy started by `node --input-type=module -e`, as the
- * benchmarks start it): so it uses only dynamic import(), which both have, and no require.
+ * worker's thread; EMBRYONIC_COMPILE=1 makes a failed build the worker's error. It runs as a
+ * CommonJS script, as `eval` workers do, or as an ES module when the worker inherits
+ * --input-type=module (a proxy started by `node --input-type=module -e`, as the benchmarks start
+ * it): so it uses only dynamic import(), which both have, and no require.
  */
 const BOOTSTRAP = `
 import('node:worker_threads')
