@@ -18,11 +18,20 @@
  *
  * The model steps are those of machines/system.ts (SystemModel.step), run on a one-connection view
  * of the state (the connection the input concerns, renumbered 0, with the global counters), so the
- * memory semantics and the invariants are exactly the model checker's.
+ * memory semantics and the invariants are exactly the model checker's. A step taken again from the
+ * same abstract state (the same listener, queue tasks, counters read, connection and event) is
+ * taken from a memo instead (StepOutcome), as the compiled explorer does; the invariants are
+ * checked on every step all the same.
  */
 import type { Defect, Origin, StepInputs, TransitionRecord } from '../machines/compose.ts';
 import type { ModelConfig } from '../machines/config.ts';
-import { copyCounters, countersKey, newRatePeriod, type Counters } from '../machines/counters.ts';
+import {
+  copyCounters,
+  countersKey,
+  newRatePeriod,
+  zeroCounters,
+  type Counters,
+} from '../machines/counters.ts';
 import type { Effect } from '../machines/effects.ts';
 import {
   SystemModel,
@@ -45,6 +54,7 @@ import {
   type StepLine,
   type TraceLine,
 } from '../machines/traceFormat.ts';
+import { writeOnlyCounters } from './compiled.ts';
 import { checkInvariants, INVARIANTS, viewOf, type Invariant, type StateView } from './invariants.ts';
 
 /** What a divergence is. */
@@ -95,6 +105,8 @@ export interface TraceMonitorOptions {
   trusted?: boolean; //                lines given as objects come from a typed in-process writer (the
   //                                    live monitor): only their shape (an object, a known kind, a
   //                                    numeric t) is checked, not every field against the schema
+  memo?: 'on' | 'off' | 'verify'; //    the step memo (StepOutcome): on (default), off, or verify
+  //                                    (tests): every hit is computed again and must be the same
 }
 
 const KINDS: ReadonlySet<unknown> = new Set(['header', 'input', 'step', 'effect', 'counters']);
@@ -113,6 +125,12 @@ const RECENT = 10;
 
 /** A timer may fire this much earlier than its deadline: hosts read their clocks at ms granularity. */
 const EARLY_TOLERANCE_MS = 2;
+
+/** How many recently ended connections are remembered, to say so when a line names one. */
+const ENDED_KEEP = 4096;
+
+/** Step outcomes the memo keeps before it starts again (a bound on its memory). */
+const MEMO_LIMIT = 50_000;
 
 type Item = { kind: 'step'; record: TransitionRecord } | { kind: 'effect'; effect: Effect; origin: Origin };
 
@@ -141,8 +159,11 @@ interface CheckState {
 interface Candidate {
   before: CheckState;
   after: CheckState;
-  items: Item[]; //          the model's steps and effects for this input, in emission order
-  counters: Counters[]; //   counters[p]: the counters after the first p items
+  items: readonly Item[]; // the model's steps and effects for this input, in emission order; the
+  //                          connection the input concerns is named 0 in them (see `conn`)
+  counters: readonly Counters[]; // counters[p] + offset: the counters after the first p items
+  offset: Counters | null; //  what to add to every counters[p] (write-only counters), or null: nothing
+  conn: number | null; //    the trace's id of the connection the items name 0
   cursor: number; //         items matched so far: the next logged line must match at or after it
   violation: string | null; // an invariant that fails in `after`
   branch: string; //         the values chosen for what the input left unknown
@@ -159,42 +180,56 @@ interface Branch {
 /**
  * Records the sequence of one step as the model's host sees it (a StepObserver of
  * SystemModel.step): each machine step, then its effects, with the counters after each. The model
- * steps a one-connection view where the line's connection is number 0: the records and origins are
- * renamed back to `conn`, the connection's id in the trace.
+ * steps a one-connection view, so the records and origins name the connection the input concerns
+ * 0, as the view does; a candidate says which trace id that is (Candidate.conn).
  */
 class SequenceRecorder implements StepObserver {
   readonly items: Item[] = [];
   readonly counters: Counters[];
-  // The last origin renamed, and its renaming: the composition gives every effect of one machine
-  // step the same Origin object (machines/compose.ts), so the effects of a step share one copy.
-  private origin: Origin | null = null;
-  private renamed: Origin | null = null;
 
   /**
    * `initial` is the counters of the state stepped from: a CheckState's, never mutated (the model
    * steps a clone), so it is shared rather than copied.
    */
-  constructor(
-    initial: Counters,
-    private readonly conn: number | null,
-  ) {
+  constructor(initial: Counters) {
     this.counters = [initial];
   }
 
   record(record: TransitionRecord): void {
-    this.items.push({ kind: 'step', record: record.conn === 0 ? { ...record, conn: this.conn } : record });
+    this.items.push({ kind: 'step', record });
     this.counters.push(this.counters[this.counters.length - 1]!);
   }
 
   execute(effect: Effect, origin: Origin, counters: Counters | null): void {
-    if (origin.conn === 0 && origin !== this.origin) {
-      this.origin = origin;
-      this.renamed = { ...origin, conn: this.conn };
-    }
-    this.items.push({ kind: 'effect', effect, origin: origin.conn === 0 ? this.renamed! : origin });
+    this.items.push({ kind: 'effect', effect, origin });
     // `counters` is the model's own, mutated by the effects that follow: a copy is kept.
     this.counters.push(counters ? copyCounters(counters) : this.counters[this.counters.length - 1]!);
   }
+}
+
+/**
+ * What one model step of a one-connection view did (SystemModel.step, the view's connection
+ * numbered 0): the state after it and its sequence. The step memo of TraceMonitor shares one
+ * outcome between every input that takes the same step from the same abstract state, so an
+ * outcome is never mutated. Why that is sound: a step reads the listener, the queue tasks, the
+ * counters that are not write-only (writeOnlyCounters, properties/compiled.ts), the one
+ * connection's snapshots and memory, and the event; the write-only counters only move by a delta
+ * that nothing else depends on. So the outcome from a state whose write-only counters differ by
+ * d from `base` is this one with d added to those counters, at every point of the sequence. The
+ * memo's 'verify' mode checks exactly that on every hit (test/properties/traceCheck.test.ts).
+ */
+interface StepOutcome {
+  listener: number; //              the listener's snapshot after the step
+  queueTasks: { global: boolean; frontend: boolean };
+  counters: Counters; //            after, from `base`
+  base: Counters; //                the counters the step was computed from
+  connection: number; //            the connection's snapshots after the step
+  session: number;
+  mem: ConnMemory; //               its memory after the step (one object per content: memIds)
+  items: readonly Item[]; //        the sequence (SequenceRecorder)
+  itemCounters: readonly Counters[]; // counters after each prefix of `items`, from `base`
+  records: readonly TransitionRecord[];
+  armed: boolean; //                an armDeadline effect for connection 0: the step armed its deadline
 }
 
 /**
@@ -233,6 +268,19 @@ export class TraceMonitor {
   private readonly recentObjs: unknown[] = [];
   private remembered = 0;
   private readonly endedAt = new Map<number, number>(); // recently ended connections → line (for messages)
+  // The order endedAt's entries were set in, as a ring of ENDED_KEEP slots (id and line): the slot
+  // about to be reused names the entry to forget, unless that id ended again since.
+  private readonly endedIds: number[] = [];
+  private readonly endedLines: number[] = [];
+  private endedNext = 0;
+  // The step memo (StepOutcome): outcomes by stepKey; each distinct memory content once, with an id.
+  private readonly memoMode: 'on' | 'off' | 'verify';
+  private readonly memo = new Map<string, StepOutcome | null>();
+  private readonly memByContent = new Map<string, ConnMemory>();
+  private readonly memIds = new Map<ConnMemory, number>();
+  private hits = 0;
+  private readonly writeOnly: readonly (keyof Counters)[];
+  private readonly readCounters: readonly (keyof Counters)[];
 
   constructor(
     readonly config: ModelConfig,
@@ -245,6 +293,11 @@ export class TraceMonitor {
     this.trusted = options.trusted ?? false;
     this.complete = new Set(options.complete ?? []);
     this.completeFixed = options.complete !== undefined;
+    this.memoMode = options.memo ?? 'on';
+    this.writeOnly = writeOnlyCounters(config);
+    this.readCounters = (Object.keys(zeroCounters()) as (keyof Counters)[]).filter(
+      (k) => !this.writeOnly.includes(k),
+    );
     this.template = this.model.initial();
     const initial: CheckState = {
       listener: this.template.world.listener,
@@ -333,6 +386,11 @@ export class TraceMonitor {
   /** The number of model states consistent with the trace so far. */
   get possibleStates(): number {
     return this.candidates.length;
+  }
+
+  /** How many model steps the step memo gave (StepOutcome) instead of the model. */
+  get memoHits(): number {
+    return this.hits;
   }
 
   // --- inputs -------------------------------------------------------------------------------
@@ -439,14 +497,11 @@ export class TraceMonitor {
       if (late) return late;
     }
     const one = this.oneConnection(s, rec);
-    const recorder = new SequenceRecorder(s.counters, conn);
-    // step() returns null exactly when the event is not enabled (SystemModel.isEnabled), before it
-    // tells the recorder anything.
-    const r = this.model.step(one, event, recorder);
-    if (r === null) return this.notEnabled(s, line, rec, event);
-    const after1 = r.state;
-    const slots = after1.world.conns.get(0)!;
-    const mem = after1.memory[0]!;
+    const o = this.outcome(one, s, rec, event);
+    if (o === null) return this.notEnabled(s, line, rec, event);
+    const offset = this.offsetOf(s.counters, o.base);
+    const counters = offset === null ? o.counters : this.withOffset(o.counters, offset);
+    const mem = o.mem;
     const conns = new Map(s.conns);
     let ended: number | null = null;
     let live = s.live;
@@ -457,8 +512,8 @@ export class TraceMonitor {
       const id = conn;
       live += (mem.session === 'live' ? 1 : 0) - (rec && rec.mem.session === 'live' ? 1 : 0);
       sslLive += (mem.sslCtx === 'live' ? 1 : 0) - (rec && rec.mem.sslCtx === 'live' ? 1 : 0);
-      const connection = this.model.composition.runners.connection.value(slots.connection);
-      const session = this.model.composition.runners.session.value(slots.session);
+      const connection = this.model.composition.runners.connection.value(o.connection);
+      const session = this.model.composition.runners.session.value(o.session);
       accepted = !rec && connection !== 'pending';
       if (connection === 'pending') conns.delete(id);
       else if (connection === 'closed' && session === 'freed') {
@@ -467,41 +522,180 @@ export class TraceMonitor {
         conns.delete(id);
         ended = id;
       } else {
-        let armed = false;
-        for (const it of recorder.items)
-          if (it.kind === 'effect' && it.effect.type === 'armDeadline' && it.origin.conn === id) {
-            armed = true;
-            break;
-          }
         conns.set(id, {
-          connection: slots.connection,
-          session: slots.session,
+          connection: o.connection,
+          session: o.session,
           mem,
-          armedAt: armed ? line.t : (rec?.armedAt ?? null),
+          armedAt: o.armed ? line.t : (rec?.armedAt ?? null),
           since: rec?.since ?? this.stats.lines,
         });
       }
     }
     const after: CheckState = {
-      listener: after1.world.listener,
-      counters: after1.counters,
-      queueTasks: after1.queueTasks,
+      listener: o.listener,
+      counters,
+      queueTasks: o.queueTasks,
       conns,
       live,
       sslLive,
     };
-    violation ??= this.invariantsFail(one, s, after1, after, event, r.records, conn);
+    const after1: SystemState = {
+      world: {
+        listener: o.listener,
+        conns: new Map<number, { connection: number; session: number }>().set(0, {
+          connection: o.connection,
+          session: o.session,
+        }),
+      },
+      counters,
+      memory: [mem],
+      queueTasks: o.queueTasks,
+    };
+    violation ??= this.invariantsFail(one, s, after1, after, event, o.records, conn);
     return {
       before: s,
       after,
-      items: recorder.items,
-      counters: recorder.counters,
+      items: o.items,
+      counters: o.itemCounters,
+      offset,
+      conn,
       cursor: 0,
       violation,
       branch: branch.label,
       ended,
       accepted,
     };
+  }
+
+  // --- the step memo --------------------------------------------------------------------------
+
+  /**
+   * The outcome of `event` from `one`, the one-connection view of `s` with `rec` as connection 0;
+   * null if the event is not enabled there. From the memo when the same step was taken from the
+   * same abstract state before (StepOutcome says why that is sound).
+   */
+  private outcome(
+    one: SystemState,
+    s: CheckState,
+    rec: ConnRec | undefined,
+    event: SystemEvent,
+  ): StepOutcome | null {
+    if (this.memoMode === 'off') return this.computeOutcome(one, event);
+    const key = this.stepKey(s, rec, event);
+    const known = this.memo.get(key);
+    if (known !== undefined) {
+      this.hits++;
+      if (this.memoMode === 'verify') this.verifyOutcome(known, one, event, key);
+      return known;
+    }
+    const o = this.computeOutcome(one, event);
+    if (this.memo.size >= MEMO_LIMIT) {
+      this.memo.clear();
+      this.memByContent.clear();
+      this.memIds.clear();
+    }
+    this.memo.set(key, o);
+    return o;
+  }
+
+  /** Runs the model's step of `event` from `one` and records what it did; null if not enabled. */
+  private computeOutcome(one: SystemState, event: SystemEvent): StepOutcome | null {
+    const recorder = new SequenceRecorder(one.counters);
+    // step() returns null exactly when the event is not enabled (SystemModel.isEnabled), before it
+    // tells the recorder anything.
+    const r = this.model.step(one, event, recorder);
+    if (r === null) return null;
+    const slots = r.state.world.conns.get(0)!;
+    let armed = false;
+    for (const it of recorder.items)
+      if (it.kind === 'effect' && it.effect.type === 'armDeadline' && it.origin.conn === 0) {
+        armed = true;
+        break;
+      }
+    return {
+      listener: r.state.world.listener,
+      queueTasks: r.state.queueTasks,
+      counters: r.state.counters,
+      base: one.counters,
+      connection: slots.connection,
+      session: slots.session,
+      mem: this.canonicalMem(r.state.memory[0]!),
+      items: recorder.items,
+      itemCounters: recorder.counters,
+      records: r.records,
+      armed,
+    };
+  }
+
+  /**
+   * The memo's key of a step: the event, and what the step reads of `s` and of connection `rec`
+   * (the listener, the queue tasks, the counters that are not write-only, the connection's
+   * snapshots and memory, or none for the backlog's).
+   */
+  private stepKey(s: CheckState, rec: ConnRec | undefined, event: SystemEvent): string {
+    let key = '';
+    const e = event as unknown as Record<string, unknown>;
+    for (const k in e) key += `${String(e[k])},`;
+    key += `|${s.listener}|${s.queueTasks.global ? 1 : 0}${s.queueTasks.frontend ? 1 : 0}|`;
+    for (const k of this.readCounters) key += `${s.counters[k]},`;
+    if (rec === undefined) return `${key}|-`;
+    return `${key}|${rec.connection},${rec.session},${this.memIds.get(rec.mem) ?? this.memIds.get(this.canonicalMem(rec.mem))!}`;
+  }
+
+  /** The one object of `m`'s content the memo uses (registered with an id on first sight). */
+  private canonicalMem(m: ConnMemory): ConnMemory {
+    if (this.memIds.has(m)) return m;
+    const content = JSON.stringify(m);
+    const known = this.memByContent.get(content);
+    if (known !== undefined) return known;
+    this.memByContent.set(content, m);
+    this.memIds.set(m, this.memIds.size);
+    return m;
+  }
+
+  /** What the write-only counters of `now` add to those of `base`, or null if nothing. */
+  private offsetOf(now: Counters, base: Counters): Counters | null {
+    if (now === base) return null;
+    let offset: Counters | null = null;
+    for (const k of this.writeOnly) {
+      const d = now[k] - base[k];
+      if (d !== 0) (offset ??= zeroCounters())[k] = d;
+    }
+    return offset;
+  }
+
+  /** A copy of `c` with `offset` added to its write-only counters. */
+  private withOffset(c: Counters, offset: Counters): Counters {
+    const out = copyCounters(c);
+    for (const k of this.writeOnly) out[k] += offset[k];
+    return out;
+  }
+
+  /**
+   * The 'verify' mode of the memo: computes the step of a memo hit again, and throws unless it is
+   * the outcome the memo gave, with the write-only counters moved by the same delta everywhere.
+   */
+  private verifyOutcome(known: StepOutcome | null, one: SystemState, event: SystemEvent, key: string): void {
+    const fresh = this.computeOutcome(one, event);
+    const why = (what: string): never => {
+      throw new Error(`step memo: the outcome of ${JSON.stringify(event)} at key ${key} differs: ${what}`);
+    };
+    if (known === null || fresh === null) {
+      if (known !== fresh) why(`enabled ${fresh !== null}, memo ${known !== null}`);
+      return;
+    }
+    const offset = this.offsetOf(one.counters, known.base);
+    const shifted = (c: Counters): Counters => (offset === null ? c : this.withOffset(c, offset));
+    const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+    if (fresh.listener !== known.listener) why('the listener');
+    if (!same(fresh.queueTasks, known.queueTasks)) why('the queue tasks');
+    if (fresh.connection !== known.connection || fresh.session !== known.session) why('the snapshots');
+    if (!same(fresh.mem, known.mem)) why('the memory');
+    if (fresh.armed !== known.armed) why('armed');
+    if (!same(fresh.records, known.records)) why('the records');
+    if (!same(fresh.items, known.items)) why('the sequence');
+    if (!same(fresh.counters, shifted(known.counters))) why('the counters after');
+    if (!same(fresh.itemCounters, known.itemCounters.map(shifted))) why('the counters in the sequence');
   }
 
   /** The state of `s` as a one-connection SystemState: connection `rec` (or a pending one) as id 0. */
@@ -661,7 +855,7 @@ export class TraceMonitor {
         : findItem(c, line, none, true);
     if (at < 0) return null;
     const missing = c.items.slice(c.cursor, at).find((item) => this.complete.has(item.kind));
-    return missing ? describeItem(missing) : null;
+    return missing ? describeItem(missing, c.conn) : null;
   }
 
   /**
@@ -675,7 +869,7 @@ export class TraceMonitor {
     for (const c of this.candidates) {
       const m = firstMissing(c, this.complete);
       if (m === null) survivors.push(c);
-      else missing ??= describeItem(m);
+      else missing ??= describeItem(m, c.conn);
     }
     return { survivors, missing };
   }
@@ -709,7 +903,7 @@ export class TraceMonitor {
   private expectations(candidates: readonly Candidate[]): string[] {
     const out: string[] = [];
     for (const c of candidates.slice(0, 3)) {
-      const rest = c.items.slice(c.cursor, c.cursor + 8).map(describeItem);
+      const rest = c.items.slice(c.cursor, c.cursor + 8).map((item) => describeItem(item, c.conn));
       const more = c.items.length - c.cursor - rest.length;
       const head = c.branch ? `[${c.branch}] ` : '';
       out.push(
@@ -777,10 +971,19 @@ export class TraceMonitor {
   }
 
   private markEnded(conn: number, line: number): void {
-    if (this.endedAt.has(conn)) this.endedAt.delete(conn);
+    const known = this.endedAt.get(conn);
+    if (known === line) return; // another candidate of the same step ended it
+    if (known !== undefined) this.endedAt.delete(conn);
     else this.stats.ended++;
     this.endedAt.set(conn, line);
-    if (this.endedAt.size > 4096) this.endedAt.delete(this.endedAt.keys().next().value!);
+    // Forget the entry set ENDED_KEEP endings ago, unless its id ended again since. (Deleting a
+    // Map's first key instead costs a walk over the holes its earlier deletions left.)
+    const slot = this.endedNext;
+    this.endedNext = (slot + 1) % ENDED_KEEP;
+    if (slot < this.endedIds.length && this.endedAt.get(this.endedIds[slot]!) === this.endedLines[slot])
+      this.endedAt.delete(this.endedIds[slot]!);
+    this.endedIds[slot] = conn;
+    this.endedLines[slot] = line;
   }
 }
 
@@ -790,6 +993,8 @@ function trivialCandidate(s: CheckState): Candidate {
     after: s,
     items: [],
     counters: [s.counters],
+    offset: null,
+    conn: null,
     cursor: 0,
     violation: null,
     branch: '',
@@ -909,13 +1114,20 @@ function endOfLife(m: ConnMemory): string | null {
 
 const norm = (v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
 
-function itemMatches(item: Item, line: StepLine | EffectLine): boolean {
+/** The trace's id of the connection `item` names: `conn` for the view's connection 0. Pure. */
+function itemConn(item: Item, conn: number | null): number | null {
+  const c = item.kind === 'step' ? item.record.conn : item.origin.conn;
+  return c === 0 ? conn : c;
+}
+
+/** True if `line` logs `item`, whose connection 0 is `conn` in the trace. Pure. */
+function itemMatches(item: Item, line: StepLine | EffectLine, conn: number | null): boolean {
   if (line.kind === 'step') {
     if (item.kind !== 'step') return false;
     const r = item.record;
     if (
       r.machine !== line.machine ||
-      r.conn !== line.conn ||
+      itemConn(item, conn) !== line.conn ||
       r.from !== line.from ||
       r.to !== line.to ||
       r.event.type !== line.event.type
@@ -932,7 +1144,7 @@ function itemMatches(item: Item, line: StepLine | EffectLine): boolean {
   if (item.kind !== 'effect') return false;
   if (
     item.effect.type !== line.name ||
-    item.origin.conn !== line.conn ||
+    itemConn(item, conn) !== line.conn ||
     item.origin.machine !== line.machine
   )
     return false;
@@ -953,7 +1165,7 @@ function findItem(
 ): number {
   for (let i = c.cursor; i < c.items.length; i++) {
     const item = c.items[i]!;
-    if (itemMatches(item, line)) return i;
+    if (itemMatches(item, line, c.conn)) return i;
     if (!lenient && complete.has(item.kind)) return -1;
   }
   return -1;
@@ -971,10 +1183,14 @@ function findCounters(
   lenient: boolean,
 ): number {
   const values = line.counters as Record<string, number>;
+  const offset = c.offset as unknown as Record<string, number> | null;
   for (let p = c.cursor; p <= c.items.length; p++) {
     const at = c.counters[p]! as unknown as Record<string, number>;
     let equal = true;
-    for (let i = 0; i < logged.length && equal; i++) equal = at[logged[i]!] === values[logged[i]!];
+    for (let i = 0; i < logged.length && equal; i++) {
+      const k = logged[i]!;
+      equal = (offset === null ? at[k] : at[k]! + offset[k]!) === values[k];
+    }
     if (equal) return p;
     if (p < c.items.length && !lenient && complete.has(c.items[p]!.kind)) return -1;
   }
@@ -998,13 +1214,13 @@ function connText(conn: number | null): string {
   return conn === null ? '' : ` ${conn}`;
 }
 
-/** One model item in words: 'effect fdClose{site=kill_mini_session} (session 3)'. */
-function describeItem(item: Item): string {
+/** One model item in words, its connection 0 named `conn`: 'effect fdClose{site=kill_mini_session} (session 3)'. */
+function describeItem(item: Item, conn: number | null): string {
   if (item.kind === 'effect')
-    return `effect ${item.effect.type}${paramsText(item.effect.params)} (${item.origin.machine}${connText(item.origin.conn)})`;
+    return `effect ${item.effect.type}${paramsText(item.effect.params)} (${item.origin.machine}${connText(itemConn(item, conn))})`;
   const r = item.record;
   const { type, ...params } = r.event;
-  return `step ${type}${r.machine === 'listener' ? '' : paramsText(params)} (${r.machine}${connText(r.conn)} ${r.from} → ${r.to})`;
+  return `step ${type}${r.machine === 'listener' ? '' : paramsText(params)} (${r.machine}${connText(itemConn(item, conn))} ${r.from} → ${r.to})`;
 }
 
 function describeLine(line: StepLine | EffectLine): string {

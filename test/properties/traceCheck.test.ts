@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { makeConfig, type ModelConfig } from '../../machines/config.ts';
-import { mutantById } from '../../machines/mutants.ts';
+import { MUTANTS, mutantById } from '../../machines/mutants.ts';
 import { formatTraceLine, type TraceLine } from '../../machines/traceFormat.ts';
 import {
   checkTraceLines,
@@ -62,6 +62,30 @@ function splice(lines: readonly TraceLine[], at: number, count: number, ...added
   return out;
 }
 
+/** Configurations that reach every kind of step between them. */
+const configs: [string, ModelConfig][] = [
+  ['tcp with accept-proxy', makeConfig({ feMaxconn: 3, globalMaxconn: 3 })],
+  [
+    'http without handshake',
+    makeConfig({ mode: 'http', acceptProxy: false, feMaxconn: 3, globalMaxconn: 3 }),
+  ],
+  ['http with accept-proxy and ssl', makeConfig({ mode: 'http', ssl: true, feMaxconn: 5, globalMaxconn: 5 })],
+  [
+    'ssl only, profile 2.9 with client-hs',
+    makeConfig({ profile: '2.9', ssl: true, acceptProxy: false, timeoutClientHs: 50 }),
+  ],
+  [
+    'profile 2.6, http, no logging',
+    makeConfig({ profile: '2.6', mode: 'http', acceptProxy: false, logging: false }),
+  ],
+  [
+    'no timeout, a bind maxconn below the frontend',
+    makeConfig({ timeoutClient: null, feMaxconn: 4, bindMaxconn: 2, globalMaxconn: 4 }),
+  ],
+  ['rate limits', makeConfig({ feMaxconn: 8, globalMaxconn: 8, maxconnrate: 5, rateLimitSessions: 3 })],
+  ['an unlimited listener', makeConfig({ unlimited: true, feMaxconn: 3, globalMaxconn: 1 })],
+];
+
 describe('traces of the reference model', () => {
   it('conform when every input, step, effect and counter is logged', () => {
     const r = check(TRACE);
@@ -69,31 +93,6 @@ describe('traces of the reference model', () => {
     expect(r.stats).toMatchObject({ inputs: SCRIPT.length, accepted: 3, ended: 3, maxStates: 1 });
   });
 
-  const configs: [string, ModelConfig][] = [
-    ['tcp with accept-proxy', makeConfig({ feMaxconn: 3, globalMaxconn: 3 })],
-    [
-      'http without handshake',
-      makeConfig({ mode: 'http', acceptProxy: false, feMaxconn: 3, globalMaxconn: 3 }),
-    ],
-    [
-      'http with accept-proxy and ssl',
-      makeConfig({ mode: 'http', ssl: true, feMaxconn: 5, globalMaxconn: 5 }),
-    ],
-    [
-      'ssl only, profile 2.9 with client-hs',
-      makeConfig({ profile: '2.9', ssl: true, acceptProxy: false, timeoutClientHs: 50 }),
-    ],
-    [
-      'profile 2.6, http, no logging',
-      makeConfig({ profile: '2.6', mode: 'http', acceptProxy: false, logging: false }),
-    ],
-    [
-      'no timeout, a bind maxconn below the frontend',
-      makeConfig({ timeoutClient: null, feMaxconn: 4, bindMaxconn: 2, globalMaxconn: 4 }),
-    ],
-    ['rate limits', makeConfig({ feMaxconn: 8, globalMaxconn: 8, maxconnrate: 5, rateLimitSessions: 3 })],
-    ['an unlimited listener', makeConfig({ unlimited: true, feMaxconn: 3, globalMaxconn: 1 })],
-  ];
   it.each(configs)('conform under %s, with failures at every site', (_name, config) => {
     const lines: TraceLine[] = [];
     const run = randomTrace(config, { connections: 50, seed: 3, failures: 0.35 }, (l) => lines.push(l));
@@ -351,6 +350,77 @@ describe('the checker', () => {
       ...texts.slice(16, 25).map((text, i) => ({ line: i + 17, text })),
       { line: 26, text: 'not json' },
     ]);
+  });
+});
+
+describe('the step memo', () => {
+  /** The lines of a random run of `connections` under `config`, everything logged unless `options` say. */
+  function run(
+    config: ModelConfig,
+    connections: number,
+    seed: number,
+    options: TraceGenOptions = {},
+  ): TraceLine[] {
+    const lines: TraceLine[] = [];
+    randomTrace(config, { connections, seed, failures: 0.35 }, (l) => lines.push(l), options);
+    return lines;
+  }
+
+  it.each(configs)(
+    'gives on every hit the outcome the model computes again, its write-only counters moved, under %s',
+    (_name, config) => {
+      const monitor = new TraceMonitor(config, { memo: 'verify' });
+      const lines = run(config, 120, 11);
+      for (const l of lines) expect(monitor.feed(l)).toBeNull();
+      expect(monitor.finish()).toBeNull();
+      expect(monitor.memoHits).toBeGreaterThan(lines.filter((l) => l.kind === 'input').length / 4);
+    },
+  );
+
+  it('gives the outcome the model computes again when inputs leave unknowns, and the candidates branch', () => {
+    const monitor = new TraceMonitor(CONFIG, { memo: 'verify' });
+    for (const l of run(CONFIG, 60, 12, { steps: false, effects: false, inputs: 'partial' }))
+      expect(monitor.feed(l)).toBeNull();
+    expect(monitor.finish()).toBeNull();
+    expect(monitor.stats.maxStates).toBeGreaterThan(1);
+    expect(monitor.memoHits).toBeGreaterThan(0);
+  });
+
+  it.each(MUTANTS.map((m) => [m.id, m] as const))(
+    'holds for the mutant %s as for the reference model',
+    (_id, mutant) => {
+      const config = makeConfig({ ssl: true, feMaxconn: 3, globalMaxconn: 3, maxsslconn: 2 });
+      const defect = mutant.defect(config);
+      const lines = run(config, 40, 13, { defect });
+      const monitor = new TraceMonitor(config, { memo: 'verify', defect });
+      for (const l of lines) monitor.feed(l);
+      monitor.finish();
+      expect(monitor.memoHits).toBeGreaterThan(0);
+    },
+  );
+
+  it('finds the same verdicts, lines and messages as the model without it, on mutated traces', () => {
+    const at = find(TRACE, isEffect('fdClose', 20));
+    const traces = [TRACE, splice(TRACE, at, 1), splice(TRACE, at, 0, TRACE[at]!)];
+    for (const t of traces)
+      expect(check(t, { memo: 'on' })).toMatchObject({
+        verdict: check(t, { memo: 'off' }).verdict,
+        divergence: check(t, { memo: 'off' }).divergence,
+        stats: check(t, { memo: 'off' }).stats,
+      });
+  });
+
+  it("fails its verification when an outcome it gives is not the model's", () => {
+    const lines = run(CONFIG, 30, 14);
+    const monitor = new TraceMonitor(CONFIG, { memo: 'verify' });
+    const half = Math.floor(lines.length / 2);
+    for (const l of lines.slice(0, half)) monitor.feed(l);
+    // Corrupt every outcome the memo keeps: the step no longer arms a deadline.
+    const memo = (monitor as unknown as { memo: Map<string, { armed: boolean } | null> }).memo;
+    for (const o of memo.values()) if (o) o.armed = !o.armed;
+    expect(() => {
+      for (const l of lines.slice(half)) monitor.feed(l);
+    }).toThrow(/^step memo: the outcome of .* differs: armed$/);
   });
 });
 
