@@ -402,12 +402,14 @@ describe('the step memo', () => {
   it('finds the same verdicts, lines and messages as the model without it, on mutated traces', () => {
     const at = find(TRACE, isEffect('fdClose', 20));
     const traces = [TRACE, splice(TRACE, at, 1), splice(TRACE, at, 0, TRACE[at]!)];
-    for (const t of traces)
-      expect(check(t, { memo: 'on' })).toMatchObject({
-        verdict: check(t, { memo: 'off' }).verdict,
-        divergence: check(t, { memo: 'off' }).divergence,
-        stats: check(t, { memo: 'off' }).stats,
-      });
+    const verdicts = traces.map((t) => {
+      const on = check(t, { memo: 'on' });
+      const off = check(t, { memo: 'off' });
+      expect(on.divergence).toEqual(off.divergence);
+      expect(on.stats).toEqual(off.stats);
+      return on.verdict;
+    });
+    expect(verdicts).toEqual(['conforms', 'diverges', 'diverges']);
   });
 
   it("fails its verification when an outcome it gives is not the model's", () => {
