@@ -107,6 +107,7 @@ export interface TraceMonitorOptions {
   //                                    numeric t) is checked, not every field against the schema
   memo?: 'on' | 'off' | 'verify'; //    the step memo (StepOutcome): on (default), off, or verify
   //                                    (tests): every hit is computed again and must be the same
+  memoLimit?: number; //               outcomes the memo keeps before it starts again (MEMO_LIMIT; tests use less)
 }
 
 const KINDS: ReadonlySet<unknown> = new Set(['header', 'input', 'step', 'effect', 'counters']);
@@ -130,7 +131,7 @@ const EARLY_TOLERANCE_MS = 2;
 const ENDED_KEEP = 4096;
 
 /** Step outcomes the memo keeps before it starts again (a bound on its memory). */
-const MEMO_LIMIT = 50_000;
+export const MEMO_LIMIT = 50_000;
 
 type Item = { kind: 'step'; record: TransitionRecord } | { kind: 'effect'; effect: Effect; origin: Origin };
 
@@ -277,7 +278,9 @@ export class TraceMonitor {
   private readonly memoMode: 'on' | 'off' | 'verify';
   private readonly memo = new Map<string, StepOutcome | null>();
   private readonly memByContent = new Map<string, ConnMemory>();
-  private readonly memIds = new Map<ConnMemory, number>();
+  private readonly memIds = new Map<ConnMemory, number>(); // ids only grow: a key never outlives its meaning
+  private nextMemId = 0;
+  private readonly memoLimit: number;
   private hits = 0;
   private readonly writeOnly: readonly (keyof Counters)[];
   private readonly readCounters: readonly (keyof Counters)[];
@@ -294,6 +297,7 @@ export class TraceMonitor {
     this.complete = new Set(options.complete ?? []);
     this.completeFixed = options.complete !== undefined;
     this.memoMode = options.memo ?? 'on';
+    this.memoLimit = options.memoLimit ?? MEMO_LIMIT;
     this.writeOnly = writeOnlyCounters(config);
     this.readCounters = (Object.keys(zeroCounters()) as (keyof Counters)[]).filter(
       (k) => !this.writeOnly.includes(k),
@@ -581,6 +585,12 @@ export class TraceMonitor {
     event: SystemEvent,
   ): StepOutcome | null {
     if (this.memoMode === 'off') return this.computeOutcome(one, event);
+    if (this.memo.size >= this.memoLimit) {
+      // Start again. A connection's memory gets a new id when it is next seen, never an old one.
+      this.memo.clear();
+      this.memByContent.clear();
+      this.memIds.clear();
+    }
     const key = this.stepKey(s, rec, event);
     const known = this.memo.get(key);
     if (known !== undefined) {
@@ -589,11 +599,6 @@ export class TraceMonitor {
       return known;
     }
     const o = this.computeOutcome(one, event);
-    if (this.memo.size >= MEMO_LIMIT) {
-      this.memo.clear();
-      this.memByContent.clear();
-      this.memIds.clear();
-    }
     this.memo.set(key, o);
     return o;
   }
@@ -649,7 +654,7 @@ export class TraceMonitor {
     const known = this.memByContent.get(content);
     if (known !== undefined) return known;
     this.memByContent.set(content, m);
-    this.memIds.set(m, this.memIds.size);
+    this.memIds.set(m, this.nextMemId++);
     return m;
   }
 
@@ -971,13 +976,12 @@ export class TraceMonitor {
   }
 
   private markEnded(conn: number, line: number): void {
-    const known = this.endedAt.get(conn);
-    if (known === line) return; // another candidate of the same step ended it
-    if (known !== undefined) this.endedAt.delete(conn);
-    else this.stats.ended++;
+    if (this.endedAt.get(conn) === line) return; // another candidate of the same step ended it
+    this.stats.ended++;
     this.endedAt.set(conn, line);
-    // Forget the entry set ENDED_KEEP endings ago, unless its id ended again since. (Deleting a
-    // Map's first key instead costs a walk over the holes its earlier deletions left.)
+    // Remember the connections of the last ENDED_KEEP endings: forget the entry set ENDED_KEEP
+    // endings ago, unless its id ended again since. (Deleting a Map's first key instead costs a
+    // walk over the holes its earlier deletions left.)
     const slot = this.endedNext;
     this.endedNext = (slot + 1) % ENDED_KEEP;
     if (slot < this.endedIds.length && this.endedAt.get(this.endedIds[slot]!) === this.endedLines[slot])

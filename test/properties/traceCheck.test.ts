@@ -400,17 +400,52 @@ describe('the step memo', () => {
   );
 
   it('finds the same verdicts, lines and messages as the model without it, on mutated traces', () => {
+    // A long random trace, so that the memo gives most steps, and the short TRACE (no hit at all).
+    const long = run(CONFIG, 80, 15);
+    const close = find(long, isEffect('fdClose', 1000 + 7 * 60));
+    const counters = find(long, (l) => l.kind === 'counters', close);
+    const feconn = (long[counters] as Extract<TraceLine, { kind: 'counters' }>).counters.feconn!;
     const at = find(TRACE, isEffect('fdClose', 20));
-    const traces = [TRACE, splice(TRACE, at, 1), splice(TRACE, at, 0, TRACE[at]!)];
+    const traces = [
+      TRACE,
+      splice(TRACE, at, 1),
+      splice(TRACE, at, 0, TRACE[at]!),
+      long,
+      splice(long, close, 1),
+      splice(long, counters, 1, {
+        ...(long[counters] as Extract<TraceLine, { kind: 'counters' }>),
+        counters: { feconn: feconn + 1 },
+      }),
+    ];
     const verdicts = traces.map((t) => {
+      const monitor = new TraceMonitor(CONFIG);
       const on = check(t, { memo: 'on' });
       const off = check(t, { memo: 'off' });
       expect(on.divergence).toEqual(off.divergence);
       expect(on.stats).toEqual(off.stats);
-      return on.verdict;
+      for (const l of t) monitor.feed(l);
+      return [on.verdict, monitor.memoHits > 0];
     });
-    expect(verdicts).toEqual(['conforms', 'diverges', 'diverges']);
+    expect(verdicts).toEqual([
+      ['conforms', false],
+      ['diverges', false],
+      ['diverges', false],
+      ['conforms', true],
+      ['diverges', true],
+      ['diverges', true],
+    ]);
   });
+
+  it.each([5, 12, 40])(
+    "starts again when it holds %i outcomes, and gives the model's outcomes after that",
+    (limit) => {
+      const lines = run(CONFIG, 60, 16);
+      const monitor = new TraceMonitor(CONFIG, { memo: 'verify', memoLimit: limit });
+      for (const l of lines) expect(monitor.feed(l)).toBeNull();
+      expect(monitor.finish()).toBeNull();
+      expect(monitor.memoHits).toBeGreaterThan(0);
+    },
+  );
 
   it("fails its verification when an outcome it gives is not the model's", () => {
     const lines = run(CONFIG, 30, 14);
@@ -423,6 +458,50 @@ describe('the step memo', () => {
     expect(() => {
       for (const l of lines.slice(half)) monitor.feed(l);
     }).toThrow(/^step memo: the outcome of .* differs: armed$/);
+  });
+
+  it('fails its verification when a counter it gives after a step is off by one', () => {
+    const lines = run(CONFIG, 30, 14);
+    const monitor = new TraceMonitor(CONFIG, { memo: 'verify' });
+    const half = Math.floor(lines.length / 2);
+    for (const l of lines.slice(0, half)) monitor.feed(l);
+    // A write-only counter one too high in every outcome the memo keeps, at the end of the step.
+    const memo = (monitor as unknown as { memo: Map<string, { counters: { cumConn: number } } | null> }).memo;
+    for (const o of memo.values()) if (o) o.counters = { ...o.counters, cumConn: o.counters.cumConn + 1 };
+    expect(() => {
+      for (const l of lines.slice(half)) monitor.feed(l);
+    }).toThrow(/differs: the counters after$/);
+  });
+
+  it('counts every end of a connection, and remembers the ids of the last 4096 ends', () => {
+    // One id ends, is accepted again and ends again: two ends.
+    const config = makeConfig({ feMaxconn: 2, globalMaxconn: 2 });
+    const again = scriptedTrace(config, [
+      { type: 'ACCEPT', conn: 5 },
+      { type: 'PROXY_HEADER_ERROR', conn: 5, code: 'PRX_BAD_HDR' },
+      { type: 'ACCEPT', conn: 5 },
+      { type: 'PROXY_HEADER_ERROR', conn: 5, code: 'PRX_BAD_HDR' },
+    ]);
+    expect(check(again, {}, config).stats).toMatchObject({ accepted: 2, ended: 2 });
+    // 5000 connections end; a line naming the first afterwards is only "never accepted".
+    const lines = run(makeConfig({ feMaxconn: 4, globalMaxconn: 4 }), 5000, 17);
+    const monitor = new TraceMonitor(makeConfig({ feMaxconn: 4, globalMaxconn: 4 }));
+    for (const l of lines) monitor.feed(l);
+    expect(monitor.finish()).toBeNull();
+    expect(monitor.stats.ended).toBe(5000);
+    const input = (conn: number): TraceLine => ({
+      v: 1,
+      t: lines[lines.length - 1]!.t + 1,
+      conn,
+      kind: 'input',
+      machine: 'session',
+      name: 'SESSION_END',
+    });
+    expect(monitor.feed(input(1000))!.message).toBe('connection 1000 was never accepted');
+    const last = 1000 + 7 * 4999; // randomTrace's ids: from 1000, 7 apart
+    expect(monitor.feed(input(last))!.message).toMatch(
+      new RegExp(`^connection ${last} was closed and freed at line \\d+: nothing can happen to it any more$`),
+    );
   });
 });
 
