@@ -640,7 +640,7 @@ export class TraceMonitor {
   private stepKey(s: CheckState, rec: ConnRec | undefined, event: SystemEvent): string {
     let key = '';
     const e = event as unknown as Record<string, unknown>;
-    for (const k in e) key += `${String(e[k])},`;
+    for (const k in e) key += `${k}=${String(e[k])},`; // names too: an optional field cannot shift the rest
     key += `|${s.listener}|${s.queueTasks.global ? 1 : 0}${s.queueTasks.frontend ? 1 : 0}|`;
     for (const k of this.readCounters) key += `${s.counters[k]},`;
     if (rec === undefined) return `${key}|-`;
