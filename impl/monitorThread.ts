@@ -9,8 +9,8 @@
  * posts a message only for a line that interns a new value, and wakes the worker only when it
  * sleeps (no line came for a while). ThreadedMonitor is
  * the trace's raw tap (impl/trace.ts, RawTraceTap): it never builds a trace line. TraceEncoder
- * writes each call as a few numbers (an opcode, the time, the machine, the connection, the
- * event's type and params, ids) and publishes the line by moving the ring's write index. Every
+ * writes each call as a few numbers (an opcode, the time, the machine and the connection as one
+ * number, the event's type and params, ids) and publishes the line by moving the ring's write index. Every
  * object or string a line is built from is interned: posted to the worker once, before the first
  * line that names it, then named by its id. The machines' effects and transition lists are the
  * memoised objects of the composition (machines/compose.ts), so they are interned by identity;
@@ -45,8 +45,9 @@ import { MONITOR_PREFIX } from './monitor.ts';
 import type { RawTraceTap } from './trace.ts';
 
 /**
- * Numbers the ring holds (a power of two): 2^21, 16 MiB of shared memory, about 4 s of trace at
- * 2,000 connections per second (some 55 lines and 250 numbers per connection).
+ * Numbers the ring holds (a power of two): 2^21, 16 MiB of shared memory, about 3 s of trace at
+ * 2,000 connections per second (53 lines and 360 numbers per connection of accept, PROXY header
+ * and close, measured; about 410 before a line's machine and connection shared one number).
  */
 export const RING_SLOTS = 1 << 21;
 
@@ -67,9 +68,8 @@ const SLEEP_MS = 1000;
 
 /**
  * A bound on the numbers of one line and the reset line that may follow it: the longest line is
- * an input line with MAX_PARAMS params (opcode, time, machine, connection, type, count, three
- * numbers per param, the inputs' flag and three values: 10 + 3 × MAX_PARAMS), and a reset line
- * is 2.
+ * an input line with MAX_PARAMS params (opcode, time, place, type, count, three numbers per param,
+ * the inputs' flag and three values: 9 + 3 × MAX_PARAMS), and a reset line is 2.
  */
 const LINE_BOUND = 12 + 3 * MAX_PARAMS + 2;
 
@@ -96,6 +96,18 @@ const INPUT_KEYS = ['src', 'acceptFail', 'completeFail'] as const;
 /** The code of a machine in the ring (its index in MACHINE_CODES). Pure. */
 function machineCode(machine: MachineName | null): number {
   return machine === 'session' ? 3 : machine === 'connection' ? 2 : machine === 'listener' ? 1 : 0;
+}
+
+/** The largest connection id a place can hold exactly (4 × id + 3 stays a safe integer). */
+const MAX_PLACED_CONN = 2 ** 51 - 1;
+
+/**
+ * The machine and the connection of a line as one number of the ring (its place): 4 × conn +
+ * the machine's code, or −1 − the code for a line of no connection. Requires conn to be null or
+ * an integer from 0 to MAX_PLACED_CONN (the proxy's ids count from 1). Pure.
+ */
+function placeOf(machine: MachineName | null, conn: number | null): number {
+  return conn === null ? -1 - machineCode(machine) : conn * 4 + machineCode(machine);
 }
 
 /**
@@ -205,8 +217,7 @@ export class TraceEncoder implements RawTraceTap {
     if (!this.begin(t)) return;
     this.put(OP.input);
     this.put(t);
-    this.put(machineCode(machine));
-    this.put(conn ?? -1);
+    if (!this.putPlace(machine, conn)) return;
     if (!this.putEvent(event)) return;
     if (inputs === undefined) this.put(-1);
     else {
@@ -224,8 +235,7 @@ export class TraceEncoder implements RawTraceTap {
     if (!this.begin(t)) return;
     this.put(OP.step);
     this.put(t);
-    this.put(machineCode(record.machine));
-    this.put(record.conn ?? -1);
+    if (!this.putPlace(record.machine, record.conn)) return;
     if (!this.putEvent(record.event)) return;
     this.put(this.internString(record.from));
     this.put(this.internString(record.to));
@@ -237,8 +247,7 @@ export class TraceEncoder implements RawTraceTap {
     if (!this.begin(t)) return;
     this.put(OP.effect);
     this.put(t);
-    this.put(machineCode(origin.machine));
-    this.put(origin.conn ?? -1);
+    if (!this.putPlace(origin.machine, origin.conn)) return;
     this.put(this.internObject(effect));
     this.end();
   }
@@ -324,6 +333,16 @@ export class TraceEncoder implements RawTraceTap {
   private put(x: number): void {
     this.data[this.w & this.mask] = x;
     this.w = (this.w + 1) | 0;
+  }
+
+  /** Writes the place of a line (placeOf); false (and failed) for a connection id it cannot hold. */
+  private putPlace(machine: MachineName | null, conn: number | null): boolean {
+    if (conn !== null && !(Number.isInteger(conn) && conn >= 0 && conn <= MAX_PLACED_CONN)) {
+      this.fail(`connection id ${conn} cannot be written in the ring (an integer from 0 to 2^51 - 1)`);
+      return false;
+    }
+    this.put(placeOf(machine, conn));
+    return true;
   }
 
   /**
@@ -498,8 +517,9 @@ export class TraceDecoder {
         break;
       }
       case OP.input: {
-        const machine = MACHINE_CODES[this.next()]!;
-        const c = connOf(this.next());
+        const place = this.next();
+        const machine = machineOf(place);
+        const c = connOf(place);
         const event = this.decodeEvent(table);
         if (event === WAITING) return WAITING;
         let inputs: Partial<StepInputs> | undefined;
@@ -516,8 +536,9 @@ export class TraceDecoder {
         break;
       }
       case OP.step: {
-        const machine = MACHINE_CODES[this.next()] as MachineName;
-        const c = connOf(this.next());
+        const place = this.next();
+        const machine = machineOf(place) as MachineName;
+        const c = connOf(place);
         const event = this.decodeEvent(table);
         if (event === WAITING) return WAITING;
         const from = this.next();
@@ -537,8 +558,9 @@ export class TraceDecoder {
         break;
       }
       case OP.effect: {
-        const machine = MACHINE_CODES[this.next()] as MachineName;
-        const c = connOf(this.next());
+        const place = this.next();
+        const machine = machineOf(place) as MachineName;
+        const c = connOf(place);
         const id = this.next();
         if (id >= table.length) return WAITING;
         line = effectLine(t, table[id] as Effect, { machine, conn: c });
@@ -583,9 +605,14 @@ export class TraceDecoder {
   }
 }
 
-/** The connection a ring number names: null for -1 (a line of no connection). Pure. */
-function connOf(x: number): number | null {
-  return x < 0 ? null : x;
+/** The connection a place (placeOf) names: null for a line of no connection. Pure. */
+function connOf(place: number): number | null {
+  return place < 0 ? null : (place - (place % 4)) / 4;
+}
+
+/** The machine a place (placeOf) names. Pure. */
+function machineOf(place: number): MachineName | null {
+  return MACHINE_CODES[place < 0 ? -1 - place : place % 4]!;
 }
 
 const NO_VALUES: readonly unknown[] = [];

@@ -237,6 +237,37 @@ describe('the encoding of the raw trace', () => {
     expect(r.ring.ctl[0]).toBe(0);
   });
 
+  it('gives back the machine and the connection of every line, from no connection to the largest id a place holds', () => {
+    const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+    const effect = { type: 'fdClose', params: { site: 'kill_mini_session' } } as const;
+    const places = (['listener', 'connection', 'session'] as const).flatMap((machine) =>
+      [null, 0, 1, 7, 2 ** 51 - 1].map((conn) => ({ machine, conn })),
+    );
+    places.forEach((origin, i) => r.encoder.effect(i, effect as never, origin));
+    r.read();
+    expect(r.failures).toEqual([]);
+    expect(r.decoded).toStrictEqual(places.map((origin, i) => effectLine(i, effect as never, origin)));
+  });
+
+  it.each([-1, 1.5, 2 ** 51])(
+    'fails, and publishes nothing, for the connection id %d, which no place holds',
+    (conn) => {
+      const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+      r.encoder.effect(
+        1,
+        { type: 'fdClose', params: { site: 'kill_mini_session' } } as never,
+        {
+          machine: 'session',
+          conn,
+        } as never,
+      );
+      expect(r.failures).toEqual([
+        `connection id ${conn} cannot be written in the ring (an integer from 0 to 2^51 - 1)`,
+      ]);
+      expect(r.ring.ctl[0]).toBe(0);
+    },
+  );
+
   it('frees room as a long read goes, so that a backlog of most of the ring is read while lines keep coming', () => {
     const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
     // A backlog of 60% of the ring (counters lines are 16 numbers), then one more line written for
