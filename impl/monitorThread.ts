@@ -5,19 +5,18 @@
  * step costs several times what the proxy spends on it (the composed machines run again, with the
  * model's memory, and every invariant): on the proxy's thread it would slow every accept down.
  *
- * The hand-over is a ring of numbers in shared memory (TraceRing), so that the proxy's thread
- * posts a message only for a line that interns a new value, and wakes the worker only when it
- * sleeps (no line came for a while). ThreadedMonitor is
- * the trace's raw tap (impl/trace.ts, RawTraceTap): it never builds a trace line. TraceEncoder
- * writes each call as a few numbers (an opcode, the time, the machine and the connection as one
- * number, the event's type and params, ids) and publishes the line by moving the ring's write index. Every
- * object or string a line is built from is interned: posted to the worker once, before the first
- * line that names it, then named by its id. The machines' effects and transition lists are the
- * memoised objects of the composition (machines/compose.ts), so they are interned by identity;
- * strings (states, event types, param names and values) by value. Event params are written as
- * numbers, never interned as objects, so an event costs no allocation. Past INTERN_LIMIT ids the
- * tables start again: the encoder writes a `reset` line and its next values belong to the next
- * generation.
+ * The hand-over is a ring of numbers in shared memory (TraceRing), so that the proxy's thread posts
+ * a message only for a line that interns a new value, and wakes the worker only when it sleeps (no
+ * line came for a while). ThreadedMonitor is the trace's raw tap (impl/trace.ts, RawTraceTap): it
+ * never builds a trace line. TraceEncoder writes each call as a few numbers (an opcode, the time,
+ * the machine and the connection as one number, the event's type and params, ids) and publishes the
+ * line by moving the ring's write index. Every object or string a line is built from is interned:
+ * posted to the worker once, before the first line that names it, then named by its id. The
+ * machines' effects and transition lists are the memoised objects of the composition
+ * (machines/compose.ts), so they are interned by identity; strings (states, event types, param
+ * names and values) by value. Event params are written as numbers, never interned as objects, so an
+ * event costs no allocation. Past INTERN_LIMIT ids the tables start again: the encoder writes a
+ * `reset` line and its next values belong to the next generation.
  *
  * The worker (impl/monitorWorker.ts) reads the ring every POLL_MS while lines come, and sleeps on
  * the write index (Atomics.waitAsync) when none do; the encoder wakes it (Atomics.notify) only
