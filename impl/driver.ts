@@ -57,6 +57,7 @@ import type { SessionEvent, SourceClass } from '../machines/session.machine.ts';
 import type { ListenerGauges } from '../machines/listener.machine.ts';
 import type { ProxyEndpoint, ProxyHeader } from './proxy/parse.ts';
 import { frontendBackend, modelConfigOf, type ProxyConfig } from './config.ts';
+import { adoptClientSocket, registerClient } from './clientSocket.ts';
 import type { FdReport, FdTab } from './fdtab.ts';
 import { readProxyHeader, startTlsHandshake, trash } from './handshake.ts';
 import { formatEmbryonicKill, type Logger } from './log.ts';
@@ -621,7 +622,10 @@ export class Frontend implements Host, StatsSource {
   }
 
   /** Parks a socket Node accepted: the kernel backlog (serverOnConnection). */
-  park(socket: net.Socket): void {
+  park(accepted: net.Socket): void {
+    // A plain bind's socket reads into the proxy's memory (impl/clientSocket.ts); TLS takes the
+    // accepted socket's own stream.
+    const socket = this.secureContext === null ? adoptClientSocket(accepted, this.pool.bufsize) : accepted;
     const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
     const fd = handle?.fd ?? -1;
     const conn: Conn = {
@@ -652,6 +656,7 @@ export class Frontend implements Host, StatsSource {
       stream: null,
     };
     socket.on('error', socketOnError);
+    if (socket !== accepted) registerClient(conn);
     this.conns.set(conn.id, conn);
     this.fdtab.open(fd, conn.id);
     this.composition.addConnection(this.world, conn.id);

@@ -6,13 +6,16 @@
  *
  * Forwarding. Each direction moves its bytes through its channel buffer (req: client → server,
  * rep: server → client) and writes them from there; the buffer is pinned while a write reads it
- * (impl/pool.ts), and the source is read again only once the kernel took the bytes. The server
- * socket, which the stream creates, reads straight into the rep buffer (node:net's `onread`), as
- * HAProxy's recv fills the channel's buffer: no other allocation per read. The client socket comes
- * from the listener, whose sockets node:net reads into buffers of its own; the req direction copies
- * at most tune.bufsize bytes of each such read into its buffer at a time. The backend sees only the
- * data: the PROXY header is consumed by the handshake and its addresses are the session's
- * addresses for the logs.
+ * (impl/pool.ts). A source is read while its buffer has room (Direction) and stops when it is
+ * full, until the kernel took the bytes. The server socket, which the stream creates, reads
+ * straight into the rep buffer (node:net's `onread`), as HAProxy's recv fills the channel's
+ * buffer: no other allocation per read. So does a plain bind's client socket, adopted at accept
+ * (impl/clientSocket.ts), into the req buffer (streamClientRead). What reaches the req direction
+ * as 'data' events instead is copied into its buffer, at most tune.bufsize bytes at a time: the
+ * bytes after the PROXY header, a read that landed in the shared area before the stream's buffer
+ * became the destination, and every read of a TLS client socket, which node:net reads into
+ * buffers of its own. The backend sees only the data: the PROXY header is consumed by the
+ * handshake and its addresses are the session's addresses for the logs.
  *
  * Timeouts, as HAProxy in TCP mode: `timeout connect` while connecting, then `timeout client` on
  * the client side and `timeout server` on the server side, each refreshed by activity on its side;
@@ -31,16 +34,23 @@ import { formatTcplog } from './log.ts';
 import type { PoolItem } from './pool.ts';
 import type { TrafficCounters } from './stats.ts';
 
-/** One direction of the stream: its source, destination, channel buffer and progress. */
+/**
+ * One direction of the stream: its source, destination, channel buffer and progress. The buffer is
+ * filled from its start: bytes [0, head) were put in it (by a read or a copy) and written or are
+ * being written; the next bytes go at `head`. Once Node has handed every write to the kernel
+ * (dst.writableLength is 0) the buffer is empty again and `head` goes back to 0; when it is full,
+ * the source stops until then (HAProxy's channel: recv while there is room, send what is there).
+ */
 interface Direction {
   readonly name: 'req' | 'rep';
   readonly conn: Conn;
   src: net.Socket;
   dst: net.Socket;
   item: PoolItem; //            the channel buffer (conn.bufs.req / rep when the stream started)
-  chunk: Buffer | null; //      req: what was read and is not yet copied and written (rep reads into `item`)
-  offset: number; //            how much of `chunk` is done
+  head: number; //              where the next bytes go in the buffer
+  chunk: Buffer | null; //      'data' bytes that did not fit yet (owned: a copy when the read was not)
   writes: number; //            writes from `item` whose callback has not come yet
+  stopped: boolean; //          the source was stopped until the buffer is empty again
   srcEnded: boolean; //         the source sent its EOF
   done: boolean; //             the EOF was forwarded: nothing more goes this way
   bytes: number;
@@ -140,6 +150,9 @@ export function streamStart(conn: Conn): void {
   b.on('end', backendOnEnd);
   const { client } = fe.cfg.frontend.timeouts;
   if (client !== null) st.clientTimer = setTimeout(streamOnClientTimeout, client, st);
+  // The bytes the handshake put back (after the PROXY header) go into the req buffer now, before
+  // any read: an adopted socket's next read may already be due at the buffer's start.
+  if (st.client.readableLength > 0) st.client.read();
   st.client.resume();
 }
 
@@ -168,9 +181,10 @@ function direction(
     src,
     dst,
     item,
+    head: 0,
     chunk: null,
-    offset: 0,
     writes: 0,
+    stopped: false,
     srcEnded: false,
     done: false,
     bytes: 0,
@@ -180,7 +194,10 @@ function direction(
   return d;
 }
 
-/** Bytes from the client. */
+/**
+ * Bytes from the client as a 'data' event: a TLS socket's, or what an adopted socket did not read
+ * into the req buffer.
+ */
 function clientOnData(this: net.Socket, chunk: Buffer): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.req) return;
@@ -189,56 +206,132 @@ function clientOnData(this: net.Socket, chunk: Buffer): void {
 }
 
 /**
- * Bytes from the server, read into the rep channel buffer (`buf` is its Buffer). They are written
- * to the client from it; reading goes on (true) if the kernel took them all at once, and stops
- * (false: Node stops reading) until the write completes otherwise, since the next read would
- * overwrite them.
+ * Bytes from the server, read into the start of the rep channel buffer (its socket's `onread`
+ * buffer is the whole buffer). They are written to the client from there; reading goes on (true)
+ * only if the kernel took them at once, since the next read lands at the start again.
  */
 function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   const st = owners.get(this);
   if (!st || st.ended || !st.rep) return false;
   st.serverTimer?.refresh();
   const d = st.rep;
-  d.bytes += nread;
-  d.writes++;
-  d.conn.fe.pool.pin(d.item);
-  d.dst.write(buf.subarray(0, nread), d.onWritten);
-  return d.dst.writableLength === 0;
+  if (!forwardRead(d, buf, nread)) return false;
+  if (d.head === 0) return true;
+  d.stopped = true;
+  return false;
 }
 
-/** Takes one read: the source pauses until every byte went through the channel buffer. */
-function feed(d: Direction, chunk: Buffer): void {
-  d.src.pause();
-  d.chunk = chunk;
-  d.offset = 0;
-  pump(d);
+/**
+ * Bytes from the client, read by its adopted socket (impl/clientSocket.ts) into `area`, the part
+ * of the req channel buffer that streamClientArea gave: forwarded as the server's bytes are.
+ * Returns whether reading goes on (false as well once the stream of `conn` no longer runs).
+ */
+export function streamClientRead(conn: Conn, area: Buffer, nread: number): boolean {
+  const st = conn.stream;
+  if (!st || st.ended || !st.req) return false;
+  st.clientTimer?.refresh();
+  return forwardRead(st.req, area, nread);
 }
 
-/** Copies the next part of the pending read into the channel buffer and writes it. */
-function pump(d: Direction): void {
-  const chunk = d.chunk!;
+/**
+ * Where the next read of `conn`'s adopted client socket goes: the free end of the req channel
+ * buffer while the stream runs and reads into it, else null (the caller's own area). When the
+ * buffer is full the source is stopped, and reading starts again only once the buffer is empty:
+ * the whole buffer is then the area.
+ */
+export function streamClientArea(conn: Conn): Buffer | null {
+  const st = conn.stream;
+  const d = st?.req;
+  if (!st || st.ended || !d || d.item !== conn.req || !d.item.live || d.chunk !== null) return null;
   const buf = d.item.buf!;
-  const n = chunk.copy(buf, 0, d.offset, d.offset + buf.length);
-  d.offset += n;
-  d.bytes += n;
-  d.writes++;
-  d.conn.fe.pool.pin(d.item);
-  d.dst.write(buf.subarray(0, n), d.onWritten);
+  return d.head === 0 || d.head === buf.length ? buf : buf.subarray(d.head);
 }
 
-/** A write from a channel buffer reached the kernel (or failed: the stream is ending). */
+/**
+ * Writes the `nread` bytes a read put at the start of `area`, a part of `d`'s channel buffer, and
+ * moves `head` past them. Returns whether the source may read on: the buffer has room. The read
+ * may land past `head` (its area was chosen before the buffer emptied); one that overlaps bytes
+ * still being written, or lies outside the buffer, is a violation: nothing is written.
+ */
+function forwardRead(d: Direction, area: Buffer, nread: number): boolean {
+  const buf = d.item.buf!;
+  const at = area.byteOffset - buf.byteOffset;
+  if (area.buffer !== buf.buffer || at < d.head || at + nread > buf.length) {
+    d.conn.fe.violations.push(
+      `connection ${d.conn.id}: a ${d.name} read of ${nread} bytes landed outside the free part of its channel buffer`,
+    );
+    return false;
+  }
+  d.bytes += nread;
+  write(d, at, nread);
+  return roomLeft(d);
+}
+
+/**
+ * Writes buf[at, at + n) to the destination (the buffer is pinned until the write's callback) and
+ * moves `head` past it, or back to 0 when the kernel took everything at once.
+ */
+function write(d: Direction, at: number, n: number): void {
+  d.writes++;
+  d.conn.fe.pool.pin(d.item);
+  d.dst.write(d.item.buf!.subarray(at, at + n), d.onWritten);
+  d.head = d.dst.writableLength === 0 ? 0 : at + n;
+}
+
+/** True if the buffer has room for the next bytes; else the source is marked stopped (the caller stops it). */
+function roomLeft(d: Direction): boolean {
+  if (d.head < d.item.buf!.length) return true;
+  d.stopped = true;
+  return false;
+}
+
+/**
+ * Takes a 'data' chunk: copies what fits at `head` and writes it. What does not fit is kept (a
+ * copy: the chunk may be a view of a shared read area) and the source pauses until the buffer is
+ * empty; so does a source that filled the buffer exactly.
+ */
+function feed(d: Direction, chunk: Buffer): void {
+  if (d.chunk !== null) {
+    // The source was paused, but a 'data' event was already on its way: after what waits.
+    d.chunk = Buffer.concat([d.chunk, chunk]);
+    return;
+  }
+  const buf = d.item.buf!;
+  const n = chunk.copy(buf, d.head);
+  d.bytes += n;
+  if (n > 0) write(d, d.head, n);
+  if (n < chunk.length) d.chunk = Buffer.from(chunk.subarray(n));
+  if (d.chunk !== null || !roomLeft(d)) {
+    d.stopped = true;
+    d.src.pause();
+  }
+}
+
+/**
+ * A write from a channel buffer reached the kernel (or failed: the stream is ending). Once every
+ * write has, the buffer is empty: what waited in `chunk` is copied, and a stopped source reads on
+ * (or, after its EOF, the EOF is forwarded).
+ */
 function directionOnWritten(this: Direction, err?: Error | null): void {
   this.writes--;
   this.conn.fe.pool.unpin(this.item);
   const st = this.conn.stream;
   if (err || !st || st.ended) return;
   (this.name === 'req' ? st.serverTimer : st.clientTimer)?.refresh();
-  // rep: a write that completed at once lets reading go on, so its callback may come while a later
-  // write still reads the buffer; the source is read again only once none does.
-  if (this.writes > 0) return;
-  if (this.chunk && this.offset < this.chunk.length) return pump(this);
-  this.chunk = null;
+  if (this.dst.writableLength === 0) this.head = 0;
+  // Bytes still go to the kernel from the buffer: its room is not back yet.
+  if (this.head !== 0 || this.writes > 0) return;
+  const chunk = this.chunk;
+  if (chunk !== null) {
+    const n = chunk.copy(this.item.buf!, 0);
+    this.chunk = n < chunk.length ? chunk.subarray(n) : null;
+    this.bytes += n;
+    write(this, 0, n);
+    return;
+  }
   if (this.srcEnded) return shut(st, this);
+  if (!this.stopped) return;
+  this.stopped = false;
   this.src.resume();
 }
 
@@ -317,6 +410,7 @@ export function streamAbort(conn: Conn, termination: string | null): void {
   st.termination ??= termination;
   st.backend?.destroy();
   if (termination === null) {
+    st.client.pause(); // an adopted client socket reads into the req buffer: no read may land there now
     stopTimers(st);
     st.ended = true;
     return;

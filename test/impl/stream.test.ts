@@ -25,6 +25,7 @@ import {
 } from './harness.ts';
 
 const CLIENT_TIMEOUT = 400;
+const PP_HEADER = 'PROXY TCP4 10.1.2.3 10.0.0.1 40000 80\r\n';
 
 describe('the data phase (no handshake, tcp)', () => {
   let reset: Backend;
@@ -156,7 +157,14 @@ function within<T>(ms: number, p: Promise<T>): Promise<T | 'timeout'> {
   });
 }
 
-describe.each(['tcp', 'tls'] as const)('the data phase under backpressure (%s)', (transport) => {
+/**
+ * The client sides of the backpressure test. accept-proxy is tcp whose first write holds the PROXY
+ * header and the first 64 KiB of data: the bytes read with the header reach the req buffer before
+ * the client's next reads do.
+ */
+const PUSH_TRANSPORTS = ['tcp', 'tls', 'accept-proxy'] as const;
+
+describe.each(PUSH_TRANSPORTS)('the data phase under backpressure (%s)', (transport) => {
   // About twice what the kernel's socket buffers held on the path in runs on this kind of machine
   // (17-22 MiB), so the path stalls well before the end. Where they hold more, the path never
   // stalls and the test fails on stalledAt; it cannot pass without the stall it is about.
@@ -181,7 +189,7 @@ describe.each(['tcp', 'tls'] as const)('the data phase under backpressure (%s)',
         '10s',
         `
 frontend fe_push
-    bind 127.0.0.1:0${transport === 'tls' ? ` ssl crt ${CERT}` : ''}
+    bind 127.0.0.1:0${{ tcp: '', tls: ` ssl crt ${CERT}`, 'accept-proxy': ' accept-proxy' }[transport]}
     maxconn 10
     default_backend be_echo
 
@@ -225,8 +233,9 @@ backend be_echo
     let written = 0;
     while (written < TOTAL) {
       const chunk = sent.subarray(written, Math.min(TOTAL, written + 65536));
+      const first = written === 0 && transport === 'accept-proxy';
       written += chunk.length;
-      if (socket.write(chunk)) continue;
+      if (socket.write(first ? Buffer.concat([Buffer.from(PP_HEADER), chunk]) : chunk)) continue;
       const drain = new Promise<void>((r) => socket.once('drain', r));
       if ((await within(STALL_MS, drain)) !== 'timeout') continue;
       if (stalledAt < 0) {

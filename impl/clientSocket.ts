@@ -1,0 +1,130 @@
+/**
+ * The reads of a plain bind's client sockets into memory the proxy already holds, as HAProxy's
+ * recv() fills a buffer it has: a shared read area while the connection is embryonic (never a pool
+ * buffer), then the session's req channel buffer in the data phase.
+ *
+ * Why. node:net reads a listener's sockets into a new Buffer per read (malloc'd by Node, freed by
+ * V8's collector). Forwarding at some hundreds of MB/s, those buffers pile up between two
+ * collections, and once they are freed glibc gives the top of its heap back to the kernel, which
+ * must then fault the same pages in again: the bench's forwarding row ran at two speeds from one
+ * process to the next, one half of the other, depending on that heap's layout
+ * (MALLOC_TRIM_THRESHOLD_ made the slow processes fast). node:net offers `onread` (reads into a
+ * buffer its caller gives) only to the sockets it connects, so the accepted socket is taken over:
+ * its handle (the same fd, never closed or reopened) goes to a node:net Socket built with `onread`.
+ *
+ * What each read becomes (clientOnRead):
+ * - one that landed in the session's req channel buffer while its stream runs is forwarded from
+ *   there (streamClientRead, impl/stream.ts), with no copy and no allocation;
+ * - any other read landed in the shared read area and is delivered as a 'data' event whose chunk
+ *   is a view of that area, valid only until the handlers return (the handshake's readers and the
+ *   stream's copy path copy what they keep, within tune.bufsize: the area's size).
+ * After each read, the next one's destination is chosen: the req buffer only while the stream
+ * runs and holds it, else the shared area. A read can land in the req buffer only while the socket
+ * reads, and the stream pauses it whenever the buffer is written from, ends, or is freed.
+ *
+ * TLS binds keep node:net's own reads: the TLS layer takes the accepted socket's stream whole.
+ */
+import net from 'node:net';
+import type { Conn } from './driver.ts';
+import { streamClientArea, streamClientRead } from './stream.ts';
+
+/** The connection of each adopted client socket (set by adoptClientSocket's caller, registerClient). */
+const clients = new WeakMap<net.Socket, Conn>();
+
+/**
+ * The shared read areas, one per tune.bufsize in use (a process runs one frontend; tests run
+ * several): where an adopted socket's reads go outside its stream. Never pool buffers, and never
+ * replaced, so that a read's area is recognised by identity.
+ */
+const sharedAreas = new Map<number, Buffer>();
+
+/** The destination of the next read of the socket whose read callback ran last (clientReadArea). */
+let nextArea: Buffer = Buffer.alloc(0);
+
+/** The shared read area of `bufsize` bytes (sharedAreas). */
+function sharedArea(bufsize: number): Buffer {
+  let area = sharedAreas.get(bufsize);
+  if (area === undefined) {
+    area = Buffer.allocUnsafeSlow(bufsize);
+    sharedAreas.set(bufsize, area);
+  }
+  return area;
+}
+
+/** What node:net's internals must offer for adoptClientSocket (checked, not assumed). */
+interface AcceptedInternals {
+  _handle?: ({ fd?: number; useUserBuffer?: unknown } & object) | null;
+}
+
+/**
+ * Returns a socket that reads `accepted`'s connection into the proxy's memory (see the file
+ * comment): a node:net Socket over `accepted`'s handle, paused, half-open allowed, whose first read
+ * goes into the shared read area of `bufsize` bytes. Requires a socket a listener with pauseOnConnect
+ * has just accepted, never read and without listeners. `accepted` is then spent: its handle taken,
+ * and destroyed without closing the fd (which releases the listener's count of it). The returned
+ * socket owns the fd from then on; the caller must registerClient it before it is read. Returns
+ * `accepted` itself, untouched, when this Node's sockets do not have what the take-over needs.
+ */
+export function adoptClientSocket(accepted: net.Socket, bufsize: number): net.Socket {
+  const internals = accepted as unknown as AcceptedInternals;
+  const handle = internals._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function' || accepted.readableLength > 0) return accepted;
+  internals._handle = null;
+  accepted.destroy();
+  nextArea = sharedArea(bufsize);
+  return new net.Socket({
+    handle,
+    allowHalfOpen: true,
+    pauseOnCreate: true,
+    readable: true,
+    writable: true,
+    onread: { buffer: clientReadArea, callback: clientOnRead },
+  } as net.SocketConstructorOpts);
+}
+
+/**
+ * Names `conn` as the connection of its socket, which adoptClientSocket returned: from then on its
+ * reads are routed by `conn`'s phase (clientOnRead). Requires that the socket has not been read.
+ * The entry goes with the socket.
+ */
+export function registerClient(conn: Conn): void {
+  clients.set(conn.socket, conn);
+}
+
+/** node:net's `onread.buffer`: where the next read goes, chosen by the read callback that just ran. */
+function clientReadArea(): Buffer {
+  return nextArea;
+}
+
+/**
+ * One read of an adopted client socket: `nread` bytes at the start of `area`. Forwards it, or
+ * delivers it as a 'data' event, then chooses the next read's area. Returns false to stop reading
+ * (the stream waits for its write, or a handler paused the socket).
+ */
+function clientOnRead(this: net.Socket, nread: number, area: Buffer): boolean {
+  const conn = clients.get(this);
+  if (!conn) {
+    // Never registered: nothing may read it. Reading stops; the bytes are dropped.
+    nextArea = area;
+    return false;
+  }
+  const buf = conn.req?.buf;
+  let more: boolean;
+  if (
+    buf &&
+    area.buffer === buf.buffer &&
+    area.byteOffset >= buf.byteOffset &&
+    area.byteOffset < buf.byteOffset + buf.length
+  ) {
+    more = streamClientRead(conn, area, nread);
+  } else {
+    if (area !== sharedArea(conn.fe.pool.bufsize))
+      conn.fe.violations.push(
+        `connection ${conn.id}: a client read landed in a buffer that was no longer its stream's`,
+      );
+    this.emit('data', area.subarray(0, nread));
+    more = !this.isPaused();
+  }
+  nextArea = streamClientArea(conn) ?? sharedArea(conn.fe.pool.bufsize);
+  return more;
+}
