@@ -51,35 +51,50 @@ function sharedArea(bufsize: number): Buffer {
   return area;
 }
 
-/** What node:net's internals must offer for adoptClientSocket (checked, not assumed). */
+/** What node:net's internals must offer for takeOverSocket (checked, not assumed). */
 interface AcceptedInternals {
   _handle?: ({ fd?: number; useUserBuffer?: unknown } & object) | null;
 }
 
+/** node:net's `onread` option: where each read goes, and what takes it (false: stop reading). */
+export interface OnRead {
+  buffer: Uint8Array | (() => Uint8Array);
+  callback: (this: net.Socket, nread: number, buf: Buffer) => boolean;
+}
+
 /**
- * Returns a socket that reads `accepted`'s connection into the proxy's memory (see the file
- * comment): a node:net Socket over `accepted`'s handle, paused, half-open allowed, whose first read
- * goes into the shared read area of `bufsize` bytes. Requires a socket a listener with pauseOnConnect
- * has just accepted, never read and without listeners. `accepted` is then spent: its handle taken,
- * and destroyed without closing the fd (which releases the listener's count of it). The returned
- * socket owns the fd from then on; the caller must registerClient it before it is read. Returns
- * `accepted` itself, untouched, when this Node's sockets do not have what the take-over needs.
+ * Takes over `accepted`, a socket a listener with pauseOnConnect has just accepted, never read and
+ * without listeners: returns a node:net Socket over its handle (the same fd, neither closed nor
+ * reopened), paused, half-open allowed, that reads with `onread` (node:net gives `onread` only to
+ * the sockets it connects). `accepted` is spent: its handle is taken, and it is destroyed without
+ * closing the fd, which releases the listener's count of it. The returned socket owns the fd.
+ * Returns null, leaving `accepted` untouched, when this Node's sockets lack what the take-over needs.
  */
-export function adoptClientSocket(accepted: net.Socket, bufsize: number): net.Socket {
+export function takeOverSocket(accepted: net.Socket, onread: OnRead): net.Socket | null {
   const internals = accepted as unknown as AcceptedInternals;
   const handle = internals._handle;
-  if (!handle || typeof handle.useUserBuffer !== 'function' || accepted.readableLength > 0) return accepted;
+  if (!handle || typeof handle.useUserBuffer !== 'function' || accepted.readableLength > 0) return null;
   internals._handle = null;
   accepted.destroy();
-  nextArea = sharedArea(bufsize);
   return new net.Socket({
     handle,
     allowHalfOpen: true,
     pauseOnCreate: true,
     readable: true,
     writable: true,
-    onread: { buffer: clientReadArea, callback: clientOnRead },
+    onread,
   } as net.SocketConstructorOpts);
+}
+
+/**
+ * Returns a socket that reads `accepted`'s connection into the proxy's memory (see the file
+ * comment; takeOverSocket's requirements and ownership), whose first read goes into the shared
+ * read area of `bufsize` bytes; the caller must registerClient it before it is read. Returns
+ * `accepted` itself, untouched, when the take-over cannot be done.
+ */
+export function adoptClientSocket(accepted: net.Socket, bufsize: number): net.Socket {
+  nextArea = sharedArea(bufsize);
+  return takeOverSocket(accepted, CLIENT_ONREAD) ?? accepted;
 }
 
 /**
@@ -128,3 +143,6 @@ function clientOnRead(this: net.Socket, nread: number, area: Buffer): boolean {
   nextArea = streamClientArea(conn) ?? sharedArea(conn.fe.pool.bufsize);
   return more;
 }
+
+/** The `onread` of every adopted client socket. */
+const CLIENT_ONREAD: OnRead = { buffer: clientReadArea, callback: clientOnRead };
