@@ -12,7 +12,8 @@
  * buffer its caller gives) only to the sockets it connects, so the accepted socket is taken over:
  * its handle (the same fd, never closed or reopened) goes to a node:net Socket built with `onread`.
  *
- * What each read becomes (clientOnRead):
+ * What each read becomes (clientOnRead), for the connection whose stream or handshake reads the
+ * socket (their own maps say which: nothing here is kept per connection):
  * - one that landed in the session's req channel buffer while its stream runs is forwarded from
  *   there (streamClientRead, impl/stream.ts), with no copy and no allocation;
  * - any other read landed in the shared read area and is delivered as a 'data' event whose chunk
@@ -20,16 +21,14 @@
  *   stream's copy path copy what they keep, within tune.bufsize: the area's size).
  * After each read, the next one's destination is chosen: the req buffer only while the stream
  * runs and holds it, else the shared area. A read can land in the req buffer only while the socket
- * reads, and the stream pauses it whenever the buffer is written from, ends, or is freed.
+ * reads: the stream stops it while the buffer is full, and pauses it for good when it ends, before
+ * the buffer is freed.
  *
  * TLS binds keep node:net's own reads: the TLS layer takes the accepted socket's stream whole.
  */
 import net from 'node:net';
-import type { Conn } from './driver.ts';
-import { streamClientArea, streamClientRead } from './stream.ts';
-
-/** The connection of each adopted client socket (set by adoptClientSocket's caller, registerClient). */
-const clients = new WeakMap<net.Socket, Conn>();
+import { handshakeConnOf } from './handshake.ts';
+import { streamClientArea, streamClientRead, streamConnOf } from './stream.ts';
 
 /**
  * The shared read areas, one per tune.bufsize in use (a process runs one frontend; tests run
@@ -89,21 +88,12 @@ export function takeOverSocket(accepted: net.Socket, onread: OnRead): net.Socket
 /**
  * Returns a socket that reads `accepted`'s connection into the proxy's memory (see the file
  * comment; takeOverSocket's requirements and ownership), whose first read goes into the shared
- * read area of `bufsize` bytes; the caller must registerClient it before it is read. Returns
+ * read area of `bufsize` bytes. Its reads go to the handshake or the stream that reads it. Returns
  * `accepted` itself, untouched, when the take-over cannot be done.
  */
 export function adoptClientSocket(accepted: net.Socket, bufsize: number): net.Socket {
   nextArea = sharedArea(bufsize);
   return takeOverSocket(accepted, CLIENT_ONREAD) ?? accepted;
-}
-
-/**
- * Names `conn` as the connection of its socket, which adoptClientSocket returned: from then on its
- * reads are routed by `conn`'s phase (clientOnRead). Requires that the socket has not been read.
- * The entry goes with the socket.
- */
-export function registerClient(conn: Conn): void {
-  clients.set(conn.socket, conn);
 }
 
 /** node:net's `onread.buffer`: where the next read goes, chosen by the read callback that just ran. */
@@ -117,9 +107,10 @@ function clientReadArea(): Buffer {
  * (the stream waits for its write, or a handler paused the socket).
  */
 function clientOnRead(this: net.Socket, nread: number, area: Buffer): boolean {
-  const conn = clients.get(this);
+  // The connection of the stream that reads the socket, else of the handshake that reads it.
+  const conn = streamConnOf(this) ?? handshakeConnOf(this);
   if (!conn) {
-    // Never registered: nothing may read it. Reading stops; the bytes are dropped.
+    // Neither reads it: nothing may. Reading stops; the bytes are dropped.
     nextArea = area;
     return false;
   }

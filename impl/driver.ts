@@ -57,7 +57,7 @@ import type { SessionEvent, SourceClass } from '../machines/session.machine.ts';
 import type { ListenerGauges } from '../machines/listener.machine.ts';
 import type { ProxyEndpoint, ProxyHeader } from './proxy/parse.ts';
 import { frontendBackend, modelConfigOf, type ProxyConfig } from './config.ts';
-import { adoptClientSocket, registerClient } from './clientSocket.ts';
+import { adoptClientSocket } from './clientSocket.ts';
 import type { FdReport, FdTab } from './fdtab.ts';
 import { readProxyHeader, startTlsHandshake, trash } from './handshake.ts';
 import { formatEmbryonicKill, type Logger } from './log.ts';
@@ -656,7 +656,6 @@ export class Frontend implements Host, StatsSource {
       stream: null,
     };
     socket.on('error', socketOnError);
-    if (socket !== accepted) registerClient(conn);
     this.conns.set(conn.id, conn);
     this.fdtab.open(fd, conn.id);
     this.composition.addConnection(this.world, conn.id);

@@ -45,6 +45,11 @@ export function trash(size: number): Buffer {
 
 const readers = new WeakMap<net.Socket, Conn>();
 
+/** The connection whose handshake has read `socket` (its accepted socket or TLS layer), if any. */
+export function handshakeConnOf(socket: net.Socket): Conn | undefined {
+  return readers.get(socket);
+}
+
 /** The handlers of one read of the accepted socket by this module: a read, the client's EOF, a read error. */
 interface SocketReader {
   data: (this: net.Socket, chunk: Buffer) => void;

@@ -77,6 +77,11 @@ export interface Stream {
 
 const owners = new WeakMap<net.Socket, Stream>();
 
+/** The connection whose stream reads or writes `socket` (its client or backend socket), if any. */
+export function streamConnOf(socket: net.Socket): Conn | undefined {
+  return owners.get(socket)?.conn;
+}
+
 /**
  * taskWakeupInit: starts the stream of the initialized session `conn` (process_session with
  * TASK_WOKEN_INIT): picks a server of the frontend's backend (round robin) and connects to it.

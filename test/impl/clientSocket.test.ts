@@ -102,7 +102,7 @@ describe('adoptClientSocket', () => {
     expect(adopt(accepted)).toBe(accepted);
   });
 
-  it('reads nothing for a socket no connection was registered for, and stops reading it', async () => {
+  it('reads nothing for a socket that neither a handshake nor a stream reads, and stops reading it', async () => {
     const { accepted, client } = await acceptOne();
     const adopted = adopt(accepted);
     const chunks: Buffer[] = [];
