@@ -15,10 +15,13 @@
  * What each read becomes (clientOnRead), for the connection whose stream or handshake reads the
  * socket (their own maps say which: nothing here is kept per connection):
  * - one that landed in the session's req channel buffer while its stream runs is forwarded from
- *   there (streamClientRead, impl/stream.ts), with no copy and no allocation;
+ *   there (streamClientRead, impl/stream.ts), with no copy and no memory of its own (a view of
+ *   the buffer's free part is all a read takes);
  * - any other read landed in the shared read area and is delivered as a 'data' event whose chunk
- *   is a view of that area, valid only until the handlers return (the handshake's readers and the
- *   stream's copy path copy what they keep, within tune.bufsize: the area's size).
+ *   is a view of that area, valid only until the handlers return (the PROXY header's reader and
+ *   the stream's copy path copy what they keep, within tune.bufsize: the area's size; the TLS
+ *   ClientHello's reader keeps views of its reads, which is one more reason a TLS bind's socket
+ *   is never adopted).
  * After each read, the next one's destination is chosen: the req buffer only while the stream
  * runs and holds it, else the shared area. A read can land in the req buffer only while the socket
  * reads: the stream stops it while the buffer is full, and pauses it for good when it ends, before
@@ -124,6 +127,7 @@ function clientOnRead(this: net.Socket, nread: number, area: Buffer): boolean {
   ) {
     more = streamClientRead(conn, area, nread);
   } else {
+    conn.fe.pool.countRead('area');
     if (area !== sharedArea(conn.fe.pool.bufsize))
       conn.fe.violations.push(
         `connection ${conn.id}: a client read landed in a buffer that was no longer its stream's`,

@@ -211,7 +211,11 @@ function firstRecordSize(bytes: Uint8Array): number | null {
   return length <= TLS_RECORD_MAX ? 5 + length : null;
 }
 
-/** One read of the client's first TLS record. */
+/**
+ * One read of the client's first TLS record. It keeps views of its reads (`seen`, given back by
+ * unshift): they must be the reader's own memory, never a shared read area (impl/clientSocket.ts
+ * adopts no TLS bind's socket).
+ */
 function socketOnHelloData(this: net.Socket, chunk: Buffer): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'tls' || conn.tls) return;

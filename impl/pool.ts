@@ -71,10 +71,22 @@ export interface SiteLedger {
   attempts: number; // allocs + failed
 }
 
+/**
+ * Where the reads of a session's sockets landed: straight in its req or rep channel buffer, or in
+ * the shared read area (a plain bind's client socket before its stream reads into req,
+ * impl/clientSocket.ts). A TLS client's reads are node:net's own and are counted nowhere.
+ */
+export interface ReadLedger {
+  req: number;
+  rep: number;
+  area: number;
+}
+
 /** The whole ledger, as `show pool` prints it. */
 export interface PoolLedger {
   bufsize: number;
   sites: Record<PoolSite, SiteLedger>;
+  reads: ReadLedger;
   faults: string[]; //     injected faults not yet reached, as SITE:N
   violations: string[];
 }
@@ -116,6 +128,7 @@ export class Pool {
   private readonly ledgers = new Map<PoolSite, SiteLedger>();
   private readonly faults = new Set<string>();
   private readonly serials = new Map<PoolSite, number>();
+  private readonly reads: ReadLedger = { req: 0, rep: 0, area: 0 };
   readonly violations: string[] = [];
 
   constructor(
@@ -250,10 +263,21 @@ export class Pool {
     return this.faults.has(`${site}:${this.ledgers.get(site)!.attempts + 1}`);
   }
 
+  /** Counts one read that landed in `into` (ReadLedger). */
+  countRead(into: keyof ReadLedger): void {
+    this.reads[into]++;
+  }
+
   /** Returns a copy of the ledger. */
   ledger(): PoolLedger {
     const sites = {} as Record<PoolSite, SiteLedger>;
     for (const site of POOL_SITES) sites[site] = { ...this.ledgers.get(site)! };
-    return { bufsize: this.bufsize, sites, faults: [...this.faults], violations: [...this.violations] };
+    return {
+      bufsize: this.bufsize,
+      sites,
+      reads: { ...this.reads },
+      faults: [...this.faults],
+      violations: [...this.violations],
+    };
   }
 }

@@ -158,7 +158,7 @@ export function streamStart(conn: Conn): void {
   // The bytes the handshake put back (after the PROXY header) go into the req buffer now, before
   // any read: an adopted socket's next read may already be due at the buffer's start.
   if (st.client.readableLength > 0) st.client.read();
-  st.client.resume();
+  if (!st.req.stopped) st.client.resume(); // else its buffer is full: directionOnWritten resumes it
 }
 
 /** The server accepted the connection: `timeout server` starts. */
@@ -233,7 +233,12 @@ function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
  */
 export function streamClientRead(conn: Conn, area: Buffer, nread: number): boolean {
   const st = conn.stream;
-  if (!st || st.ended || !st.req) return false;
+  if (!st || st.ended || !st.req) {
+    conn.fe.violations.push(
+      `connection ${conn.id}: a client read of ${nread} bytes landed in its req buffer after its stream ended`,
+    );
+    return false;
+  }
   st.clientTimer?.refresh();
   return forwardRead(st.req, area, nread);
 }
@@ -256,7 +261,9 @@ export function streamClientArea(conn: Conn): Buffer | null {
  * Writes the `nread` bytes a read put at the start of `area`, a part of `d`'s channel buffer, and
  * moves `head` past them. Returns whether the source may read on: the buffer has room. The read
  * may land past `head` (its area was chosen before the buffer emptied); one that overlaps bytes
- * still being written, or lies outside the buffer, is a violation: nothing is written.
+ * still being written, or lies outside the buffer, is a violation: nothing is written, and the
+ * source stays stopped (its stream can only end, at a timeout or a close), since going on would
+ * forward the stream with a hole in it.
  */
 function forwardRead(d: Direction, area: Buffer, nread: number): boolean {
   const buf = d.item.buf!;
@@ -268,6 +275,7 @@ function forwardRead(d: Direction, area: Buffer, nread: number): boolean {
     return false;
   }
   d.bytes += nread;
+  d.conn.fe.pool.countRead(d.name);
   write(d, at, nread);
   return roomLeft(d);
 }

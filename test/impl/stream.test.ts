@@ -257,6 +257,11 @@ backend be_echo
     const pool = await proxy.pool();
     expect(pool.sites.req.maxLive).toBe(1);
     expect(pool.sites.rep.maxLive).toBe(1);
+    // The server's bytes are read straight into the rep buffer; a plain bind's client's into the
+    // req buffer (impl/clientSocket.ts), a TLS client's by node:net, then copied.
+    expect(pool.reads.rep).toBeGreaterThan(0);
+    if (transport === 'tls') expect(pool.reads).toMatchObject({ req: 0, area: 0 });
+    else expect(pool.reads.req).toBeGreaterThan(TOTAL / 16384 / 2);
   }, 20_000);
 });
 
