@@ -8,7 +8,8 @@
  * (glibc's heap trimmed and faulted in again after each collection; impl/clientSocket.ts says
  * more). A connection's first read goes into a shared area and is written from a copy; the
  * connection then gets an area of its own (ECHO_AREA bytes) until it closes, so that a connection
- * that never sent a byte (row 1's full sessions) holds none. Reading stops while a write from that area is pending, and goes on at its callback.
+ * that never sent a byte (row 1's full sessions) holds none. Reading stops while a write from that
+ * area is pending, and goes on at its callback.
  */
 import net from 'node:net';
 import { takeOverSocket } from '../impl/clientSocket.ts';

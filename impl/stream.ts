@@ -291,7 +291,7 @@ function write(d: Direction, at: number, n: number): void {
   d.head = d.dst.writableLength === 0 ? 0 : at + n;
 }
 
-/** True if the buffer has room for the next bytes; else the source is marked stopped (the caller stops it). */
+/** True if the buffer has room for the next bytes; else marks the source stopped (the caller stops it). */
 function roomLeft(d: Direction): boolean {
   if (d.head < d.item.buf!.length) return true;
   d.stopped = true;
