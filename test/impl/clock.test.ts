@@ -3,8 +3,9 @@
  * `--test-clock` a deadline or a queue task waits for `set clock advance` however long it has been
  * in real time; without it, the same deadline strikes in real time and `set clock` is refused.
  */
+import { createHook } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { realClock, TestClock } from '../../impl/clock.ts';
+import { realClock, TestClock, type Timer } from '../../impl/clock.ts';
 import {
   client,
   proxyConfig,
@@ -159,15 +160,42 @@ describe('realClock', () => {
   });
 
   it('holds no Node timer once every deadline has fired or been cancelled', async () => {
-    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const idle = timers();
-    const armed = Array.from({ length: 100 }, (_, i) => realClock.after(1000 + (i % 3), () => undefined));
-    expect(timers()).toBe(idle + 3); // one per duration, not one per deadline
-    for (const t of armed) t.cancel();
-    expect(timers()).toBe(idle);
-    realClock.after(5, () => undefined);
-    await sleep(30);
-    expect(timers()).toBe(idle);
+    // The Node timers the clock makes, told apart from any other timer of this process (vitest's,
+    // an earlier test's) by async_hooks: those created while it arms a deadline, and those a timer
+    // of its own creates when it fires (a wake that came early arms again).
+    const live = new Set<number>();
+    let arming = false;
+    const hook = createHook({
+      init(id, type, trigger) {
+        if (type === 'Timeout' && (arming || live.has(trigger))) live.add(id);
+      },
+      destroy(id) {
+        live.delete(id);
+      },
+    }).enable();
+    const arm = (ms: number): Timer => {
+      arming = true;
+      try {
+        return realClock.after(ms, () => undefined);
+      } finally {
+        arming = false;
+      }
+    };
+    const settled = (): Promise<void> => new Promise((r) => setImmediate(r)); // destroy hooks run later
+    try {
+      const armed = Array.from({ length: 100 }, (_, i) => arm(1000 + (i % 3)));
+      expect(live.size).toBe(3); // one per duration, not one per deadline
+      for (const t of armed) t.cancel();
+      await settled();
+      expect(live.size).toBe(0);
+      arm(5);
+      expect(live.size).toBe(1);
+      await sleep(30);
+      await settled();
+      expect(live.size).toBe(0);
+    } finally {
+      hook.disable();
+    }
   });
 });
 
