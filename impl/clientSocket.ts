@@ -117,25 +117,17 @@ function clientOnRead(this: net.Socket, nread: number, area: Buffer): boolean {
     nextArea = area;
     return false;
   }
-  const buf = conn.req?.buf;
+  const shared = sharedArea(conn.fe.pool.bufsize);
   let more: boolean;
-  if (
-    buf &&
-    area.buffer === buf.buffer &&
-    area.byteOffset >= buf.byteOffset &&
-    area.byteOffset < buf.byteOffset + buf.length
-  ) {
-    more = streamClientRead(conn, area, nread);
-  } else {
+  if (area === shared) {
     conn.fe.pool.countRead('area');
-    if (area !== sharedArea(conn.fe.pool.bufsize))
-      conn.fe.violations.push(
-        `connection ${conn.id}: a client read landed in a buffer that was no longer its stream's`,
-      );
     this.emit('data', area.subarray(0, nread));
     more = !this.isPaused();
+  } else {
+    // Any other area is the free part of the req buffer streamClientArea gave: the stream checks it.
+    more = streamClientRead(conn, area, nread);
   }
-  nextArea = streamClientArea(conn) ?? sharedArea(conn.fe.pool.bufsize);
+  nextArea = streamClientArea(conn) ?? shared;
   return more;
 }
 

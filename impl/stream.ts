@@ -227,15 +227,16 @@ function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
 }
 
 /**
- * Bytes from the client, read by its adopted socket (impl/clientSocket.ts) into `area`, the part
- * of the req channel buffer that streamClientArea gave: forwarded as the server's bytes are.
- * Returns whether reading goes on (false as well once the stream of `conn` no longer runs).
+ * Bytes from the client, read by its adopted socket (impl/clientSocket.ts) into `area`, which is
+ * not the shared read area: the part of the req channel buffer that streamClientArea gave, as
+ * forwardRead checks. Forwarded as the server's bytes are. Returns whether reading goes on; a read
+ * once the stream of `conn` no longer runs is a violation, and reading stops.
  */
 export function streamClientRead(conn: Conn, area: Buffer, nread: number): boolean {
   const st = conn.stream;
   if (!st || st.ended || !st.req) {
     conn.fe.violations.push(
-      `connection ${conn.id}: a client read of ${nread} bytes landed in its req buffer after its stream ended`,
+      `connection ${conn.id}: a client read of ${nread} bytes landed outside the shared read area after its stream ended`,
     );
     return false;
   }
@@ -309,15 +310,20 @@ function feed(d: Direction, chunk: Buffer): void {
     d.chunk = Buffer.concat([d.chunk, chunk]);
     return;
   }
-  const buf = d.item.buf!;
-  const n = chunk.copy(buf, d.head);
-  d.bytes += n;
-  if (n > 0) write(d, d.head, n);
+  const n = copyIn(d, chunk);
   if (n < chunk.length) d.chunk = Buffer.from(chunk.subarray(n));
   if (d.chunk !== null || !roomLeft(d)) {
     d.stopped = true;
     d.src.pause();
   }
+}
+
+/** Copies what of `chunk` fits at `head` into `d`'s buffer and writes it. Returns how much. */
+function copyIn(d: Direction, chunk: Buffer): number {
+  const n = chunk.copy(d.item.buf!, d.head);
+  d.bytes += n;
+  if (n > 0) write(d, d.head, n);
+  return n;
 }
 
 /**
@@ -336,10 +342,8 @@ function directionOnWritten(this: Direction, err?: Error | null): void {
   if (this.head !== 0 || this.writes > 0) return;
   const chunk = this.chunk;
   if (chunk !== null) {
-    const n = chunk.copy(this.item.buf!, 0);
+    const n = copyIn(this, chunk); // at 0: the buffer is empty
     this.chunk = n < chunk.length ? chunk.subarray(n) : null;
-    this.bytes += n;
-    write(this, 0, n);
     return;
   }
   if (this.srcEnded) return shut(st, this);
