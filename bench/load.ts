@@ -311,14 +311,20 @@ const PING = Buffer.from('ping\n');
  */
 const DISCARD = Buffer.allocUnsafeSlow(64 * 1024);
 
-/** The bytes each throughput connection has read so far. */
-const readCounts = new WeakMap<net.Socket, { bytes: number }>();
+/** What each throughput connection has read so far, and the round trip check waiting on it. */
+interface ReadCount {
+  bytes: number;
+  onCount: (() => void) | null; // the check (openChecked), until it is done
+}
+const readCounts = new WeakMap<net.Socket, ReadCount>();
 
-/** The `onread` callback of a throughput connection: counts, then notifies the round trip check. */
+/** The `onread` callback of a throughput connection: counts, and tells a waiting check. */
 function throughputOnRead(this: net.Socket, nread: number): boolean {
   const count = readCounts.get(this);
-  if (count) count.bytes += nread;
-  this.emit('counted');
+  if (count) {
+    count.bytes += nread;
+    count.onCount?.();
+  }
   return true;
 }
 
@@ -396,7 +402,7 @@ function openChecked(
       localAddress: source,
       onread: { buffer: DISCARD, callback: throughputOnRead },
     });
-    const count = { bytes: 0 };
+    const count: ReadCount = { bytes: 0, onCount: checkOnCounted };
     readCounts.set(socket, count);
     active.add(socket);
     socket.setNoDelay(true);
@@ -405,7 +411,7 @@ function openChecked(
     }, timeoutMs);
     function done(err: Error | null): void {
       clearTimeout(timer);
-      socket.off('counted', checkOnCounted);
+      count.onCount = null;
       socket.off('error', done);
       socket.off('close', checkOnClose);
       if (err) {
@@ -424,7 +430,6 @@ function openChecked(
       socket.write(header);
       socket.write(PING);
     });
-    socket.on('counted', checkOnCounted);
     socket.on('error', done);
     socket.on('close', checkOnClose);
   });
