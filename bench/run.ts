@@ -12,7 +12,8 @@
  *
  * Options: --quick (a fast pass: smaller floods, fewer and shorter runs), --rows 1,2,... (only
  * these rows), --no-heap (skip the JS heap runs of row 1), --with-npm-test (row 6), --record
- * (also rewrite the generated block of BENCHMARKS.md), --out FILE (default bench/results.json),
+ * (also add the run to bench/history.json and rewrite the generated blocks of BENCHMARKS.md:
+ * bench/summary.ts), --out FILE (default bench/results.json),
  * --repeats N (override). A row that cannot run is printed as skipped with the reason: either
  * something the machine lacks (HAPROXY_MISSING, SPIN_MISSING: its anchor is not measured), a row
  * not asked for ("not asked for (...)"), or a failure (a row that threw: "failed: ..."; a proxy
@@ -36,8 +37,18 @@ import { benchMemory, type MemoryOptions } from './memory.ts';
 import { benchMonitor } from './monitor.ts';
 import { spinVersion } from './promela/spin.ts';
 import {
+  goalsMarkdown,
+  historyEntry,
+  historyMarkdown,
+  readHistory,
+  withEntry,
+  type HistoryEntry,
+} from './summary.ts';
+import {
   benchRow,
   cpuTimes,
+  fmtNumber,
+  fmtSummary,
   fdLimits,
   haproxyVersion,
   killStartedProcesses,
@@ -97,6 +108,7 @@ export interface BenchReport {
   startedAt: string; //  ISO date
   seconds: number; //    wall time of the whole run
   command: string; //    how it was run
+  code?: string | null; // the commit measured, '+' after it when the work tree had changes (codeVersion)
   machine: MachineInfo;
   plan: BenchPlan;
   load: { start: number[]; end: number[] }; // os.loadavg() (1, 5, 15 min) before and after: other work on the machine
@@ -163,6 +175,22 @@ export async function machineInfo(): Promise<MachineInfo> {
 }
 
 /**
+ * Returns the commit of the code being measured (git's HEAD, 12 digits), followed by '+' when
+ * tracked files other than the benchmarks' own outputs (bench/results.json, bench/history.json,
+ * BENCHMARKS.md) differ from it; null outside a git work tree or without git.
+ */
+export async function codeVersion(): Promise<string | null> {
+  const head = await runCapture('git', ['rev-parse', '--short=12', 'HEAD'], 10_000);
+  if (head?.code !== 0) return null;
+  const status = await runCapture('git', ['status', '--porcelain', '--untracked-files=no'], 10_000);
+  const outputs = new Set(['bench/results.json', 'bench/history.json', 'BENCHMARKS.md']);
+  const changed = (status?.stdout ?? '')
+    .split('\n')
+    .some((line) => line.length > 3 && !outputs.has(line.slice(3).trim()));
+  return `${head.stdout.trim()}${changed || status?.code !== 0 ? '+' : ''}`;
+}
+
+/**
  * Runs the benchmarks of <plan>, printing progress with <log>. Starts the echo backend and the
  * load generator, runs each asked row in order (a row that throws becomes a skipped row whose
  * reason is "failed: " and the error), and stops every process it started before it resolves.
@@ -191,8 +219,9 @@ export async function runBench(
   const wants = (row: number): boolean => plan.rows.includes(row);
   const needsProxies = [1, 2, 3, 4].some(wants);
   // The facts and the shared processes, all at once.
-  const [machine, help, echo, loader] = await Promise.all([
+  const [machine, code, help, echo, loader] = await Promise.all([
     machineInfo(),
+    codeVersion(),
     proxyHelp(),
     needsProxies ? startEcho().catch((err: Error) => err) : null,
     needsProxies ? startLoader().catch((err: Error) => err) : null,
@@ -271,6 +300,7 @@ export async function runBench(
     startedAt,
     seconds: (performance.now() - t0) / 1000,
     command,
+    code,
     machine,
     plan,
     load: { start: loadStart, end: os.loadavg() },
@@ -468,6 +498,7 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
       ratio,
       goal: goalParts.length > 0 ? { text: goalParts.join(', '), met } : null,
       notes,
+      time: seconds,
     });
   });
 }
@@ -589,25 +620,6 @@ function runNpmTest(file: string, args: string[], output: string): Promise<numbe
 // Output
 // ---------------------------------------------------------------------------------------------
 
-/** Formats a number for the table: 3 significant digits, thousands with k/M. Pure. */
-export function fmtNumber(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
-  if (a >= 1e4) return `${(v / 1e3).toPrecision(3)}k`;
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 1) return v.toPrecision(3);
-  if (a === 0) return '0';
-  return v.toPrecision(2);
-}
-
-/** "median [min–max]" of a summary, or "—". Pure. */
-export function fmtSummary(s: Summary | null): string {
-  if (!s) return '—';
-  if (s.runs.length === 1) return fmtNumber(s.median);
-  return `${fmtNumber(s.median)} [${fmtNumber(s.min)}–${fmtNumber(s.max)}]`;
-}
-
 /** The table of <report>'s rows, then its skipped rows and their reasons, as text lines. Pure. */
 export function formatReport(report: BenchReport): string {
   const table = formatTable(
@@ -656,23 +668,33 @@ export function fmtSteal(steal: CpuSteal): string {
   return `${fmtStealPercent(steal.run)} over the run${rows ? ` (${rows})` : ''}`;
 }
 
-/** The markers of the generated block of BENCHMARKS.md. */
-const BEGIN = '<!-- BEGIN GENERATED: bench -->';
-const END = '<!-- END GENERATED: bench -->';
+/**
+ * Returns <markdown> with the generated block <name> (between `<!-- BEGIN GENERATED: name -->`
+ * and its END marker) replaced by <lines>, or null when the block is missing. Pure.
+ */
+function replaceBlock(markdown: string, name: string, lines: readonly string[]): string | null {
+  const begin = `<!-- BEGIN GENERATED: ${name} -->`;
+  const end = `<!-- END GENERATED: ${name} -->`;
+  const a = markdown.indexOf(begin);
+  const b = markdown.indexOf(end);
+  if (a < 0 || b < a) return null;
+  return markdown.slice(0, a) + [begin, ...lines, end].join('\n') + markdown.slice(b + end.length);
+}
 
 /**
- * Returns <markdown> with the block between the bench markers replaced by <report>'s figures (a
- * machine line and a Markdown table). Returns <markdown> unchanged when the markers are missing.
- * Pure.
+ * Returns <markdown> with its generated blocks rewritten from <report> and <history>: `bench`
+ * (the machine line, the table of every row, the notes), `bench-goals` (each goal of issue 10
+ * judged, bench/summary.ts) and `bench-history` (the recorded runs, newest first). A block whose
+ * markers are missing is left out; <markdown> comes back unchanged when all three are. Pure.
  */
-export function recordInMarkdown(markdown: string, report: BenchReport): string {
-  const a = markdown.indexOf(BEGIN);
-  const b = markdown.indexOf(END);
-  if (a < 0 || b < a) return markdown;
+export function recordInMarkdown(
+  markdown: string,
+  report: BenchReport,
+  history: readonly HistoryEntry[] = [],
+): string {
   const m = report.machine;
   const cell = (s: string): string => s.replace(/\|/g, '\\|');
-  const lines = [
-    BEGIN,
+  const table = [
     `Run of ${report.startedAt.slice(0, 10)} (\`${report.command}\`, ${report.plan.mode} plan, ${report.seconds.toFixed(0)} s) on: ${m.nproc} × ${m.cpu}, ${m.memTotalMiB} MiB, ${m.kernel}; node ${m.node}; ${m.haproxy ?? 'no haproxy'}; \`ulimit -n\` ${m.fdLimit.soft}/${m.fdLimit.hard}; load average ${fmtLoad(report.load.start)} before, ${fmtLoad(report.load.end)} after; CPU steal ${fmtSteal(report.steal)}.`,
     '',
     '| # | figure | subject | median [min–max] | unit | anchor | ratio (pairwise) | goal | met |',
@@ -686,17 +708,23 @@ export function recordInMarkdown(markdown: string, report: BenchReport): string 
       r.notes.length ? [`- ${cell(r.figure)}, ${cell(r.subject)}: ${r.notes.join('; ')}`] : [],
     ),
     ...report.skipped.map((s) => `- row ${s.row}, ${s.figure}: **skipped**: ${s.reason}`),
-    END,
   ];
-  return markdown.slice(0, a) + lines.join('\n') + markdown.slice(b + END.length);
+  let out = markdown;
+  for (const [name, lines] of [
+    ['bench', table],
+    ['bench-goals', goalsMarkdown(report)],
+    ['bench-history', historyMarkdown(history)],
+  ] as const)
+    out = replaceBlock(out, name, lines) ?? out;
+  return out;
 }
 
 /**
- * Returns <report> as the text of bench/results.json: JSON laid out by the project's formatter
+ * Returns <report> as the text of bench/results.json (or a history as that of bench/history.json): JSON laid out by the project's formatter
  * (oxfmt, with .oxfmtrc.json's options) when it loads and accepts it, which keeps short arrays on
  * one line; else JSON.stringify with 2 spaces.
  */
-export async function reportJson(report: BenchReport): Promise<string> {
+export async function reportJson(report: BenchReport | readonly HistoryEntry[]): Promise<string> {
   const raw = `${JSON.stringify(report, null, 2)}\n`;
   try {
     const { format } = await import('oxfmt');
@@ -723,7 +751,8 @@ const USAGE = [
   '  --rows LIST      only these rows: 1 memory, 2 accept, 3 throughput, 4 monitor, 5 explorer, 6 npm test',
   '  --no-heap        row 1 without the JS heap runs (heap snapshots are slow at 10k)',
   '  --with-npm-test  row 6: run `npm test` 3 times and time it (slow)',
-  '  --record         also rewrite the generated block of BENCHMARKS.md with these figures',
+  '  --record         also add the run to bench/history.json and rewrite the generated blocks of',
+  '                   BENCHMARKS.md (the goals judged, every figure, the history of recorded runs)',
   '  --repeats N      repetitions of every figure (default: 3 floods, 5 pairs of runs; quick: 1, 3)',
   '  --out FILE       where to write the results (default bench/results.json)',
 ].join('\n');
@@ -811,9 +840,13 @@ export async function main(argv: string[]): Promise<number> {
   writeFileSync(parsed.out, await reportJson(report));
   console.log(`\nwrote ${parsed.out}`);
   if (parsed.record) {
+    const historyFile = join(ROOT, 'bench/history.json');
+    const history = withEntry(readHistory(historyFile), historyEntry(report));
+    writeFileSync(historyFile, await reportJson(history));
+    console.log(`recorded the run in ${historyFile}`);
     const md = join(ROOT, 'BENCHMARKS.md');
     const before = existsSync(md) ? readFileSync(md, 'utf8') : '';
-    const after = recordInMarkdown(before, report);
+    const after = recordInMarkdown(before, report, history);
     if (after === before)
       console.error('bench: --record: BENCHMARKS.md has no generated block; not rewritten');
     else {

@@ -84,6 +84,7 @@ export interface BenchRow {
   ratio: Summary | null; //   subject / anchor, pair by pair (or the ratio the figure is about)
   goal: Goal | null;
   notes: string[];
+  time?: Summary | null; //   row 5: the wall time of each run (a rate over a fixed amount of work)
 }
 
 /** A row that could not run, and why. */
@@ -125,6 +126,25 @@ export function pairRatios(a: readonly number[], b: readonly number[]): number[]
     if (Number.isFinite(x) && Number.isFinite(y) && y !== 0) out.push(x / y);
   }
   return out;
+}
+
+/** Formats a number for the table: 3 significant digits, thousands with k/M. Pure. */
+export function fmtNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
+  if (a >= 1e4) return `${(v / 1e3).toPrecision(3)}k`;
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 1) return v.toPrecision(3);
+  if (a === 0) return '0';
+  return v.toPrecision(2);
+}
+
+/** "median [min–max]" of a summary, or "—". Pure. */
+export function fmtSummary(s: Summary | null): string {
+  if (!s) return '—';
+  if (s.runs.length === 1) return fmtNumber(s.median);
+  return `${fmtNumber(s.median)} [${fmtNumber(s.min)}–${fmtNumber(s.max)}]`;
 }
 
 /** Returns a BenchRow with the given fields and no anchor, ratio, goal or notes unless given. Pure. */

@@ -1,0 +1,428 @@
+/**
+ * What BENCHMARKS.md says of a run beyond its table: each goal of issue 10 with its verdict, and
+ * the history of the recorded runs, one line each. Both are derived from the rows of a report
+ * (bench/results.json), never written by hand: the verdict of each goal is judged here, apart, on
+ * the figures the goal names, not read from a row's combined `goal.met` (a row of row 5 carries
+ * up to four goals at once). The history lives in bench/history.json, one headline per run that
+ * `npm run bench -- --record` recorded.
+ *
+ * Everything here is pure but readHistory and writeHistory.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { BenchReport } from './run.ts';
+import { fmtNumber, fmtSummary, type BenchRow, type Summary } from './targets.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Finding the rows a goal is judged on
+// ---------------------------------------------------------------------------------------------
+
+/** The figures of the rows the goals and the headline read, as the rows name them. */
+export const FIGURE = {
+  ratioRss: 'embryonic / full, RSS per connection',
+  ratioHeap: 'embryonic / full, JS heap per connection',
+  ratioAllocated: 'embryonic / full, allocated memory per connection',
+  heap: 'JS heap growth per connection',
+  floorRss: 'node:net floor / full session, RSS per connection',
+  floorHeap: 'node:net floor / full session, JS heap per connection',
+  accept: 'accept + PROXY v1 header + close',
+  acceptPerCpu: 'accept + PROXY v1 header + close, per CPU-second of the proxy',
+  forwarding: 'forwarding throughput after the handshake',
+  forwardingPerCpu: 'forwarding throughput after the handshake, per CPU-second of the proxy',
+  monitor: 'live trace monitor overhead on the accept rate',
+  npmTest: '`npm test` wall time on 2 cores',
+} as const;
+
+/** The flood sizes of row 1, as its subjects name them ("impl, embryonic, 10k (9850)"). */
+const FLOODS = ['10k', '1k'] as const;
+type Flood = (typeof FLOODS)[number];
+
+/** The numbers of connections row 5 explores. */
+const NS = [2, 3, 4, 5] as const;
+
+/**
+ * Returns the row of <report> in issue row <row> whose figure is <figure> (exactly, or matching
+ * it) and whose subject matches <subject>, or undefined.
+ */
+function findRow(
+  report: Pick<BenchReport, 'rows'>,
+  row: number,
+  figure: string | RegExp,
+  subject: RegExp,
+): BenchRow | undefined {
+  return report.rows.find(
+    (r) =>
+      r.row === row &&
+      (typeof figure === 'string' ? r.figure === figure : figure.test(r.figure)) &&
+      subject.test(r.subject),
+  );
+}
+
+/** Row 1's row of <figure> for the bundled proxy at <flood> ("impl, 10k", "impl, embryonic, 10k (9850)"). */
+function memoryRow(report: Pick<BenchReport, 'rows'>, figure: string, flood: Flood): BenchRow | undefined {
+  const who = figure.startsWith('node:net floor') ? 'floor / impl full' : 'impl';
+  const kind = figure === FIGURE.heap ? ', embryonic' : '';
+  return findRow(report, 1, figure, new RegExp(`^${who}${kind}, ${flood}\\b`));
+}
+
+/** Row 5's whole-space explorer row at <n> connections, measured in a fresh process. */
+function wholeSpaceRow(report: Pick<BenchReport, 'rows'>, n: number): BenchRow | undefined {
+  return findRow(report, 5, /^explorer, whole space \(\d+ configurations\)$/, new RegExp(`, N = ${n}$`));
+}
+
+/** Row 5's one-configuration explorer row at <n>, measured against getAdjacencyMap. */
+function oneConfigRow(report: Pick<BenchReport, 'rows'>, n: number): BenchRow | undefined {
+  return findRow(report, 5, /^explorer, one configuration \([^)]+\)$/, new RegExp(`^compiled .*, N = ${n}$`));
+}
+
+/** Row 5's explorer row at <n> measured against SPIN (no symmetry reduction on either side). */
+function spinRow(report: Pick<BenchReport, 'rows'>, n: number): BenchRow | undefined {
+  return findRow(report, 5, /^explorer and SPIN, /, new RegExp(`^compiled .*, N = ${n}$`));
+}
+
+const median = (s: Summary | null | undefined): number | null => s?.median ?? null;
+
+// ---------------------------------------------------------------------------------------------
+// The headline of a run, and the history
+// ---------------------------------------------------------------------------------------------
+
+/** The figures of a run that the history keeps: what each goal is judged on, medians only. */
+export interface Headline {
+  allocated10k: number | null; // embryonic / full, allocated memory, 10k flood
+  rss10k: number | null; //       embryonic / full, RSS
+  heap10k: number | null; //      embryonic / full, JS heap
+  heapBytes10k: number | null; // JS heap per embryonic connection, B
+  heapBytes1k: number | null;
+  accept: number | null; //       × HAProxy, pairwise
+  acceptPerCpu: number | null;
+  forwarding: number | null;
+  forwardingPerCpu: number | null;
+  monitorOverhead: number | null; // 1 − the ratio with / without --monitor
+  explorer: (number | null)[]; //  whole space, distinct/s at N = 2, 3, 4, 5
+  xstate: (number | null)[]; //    × getAdjacencyMap, one configuration, N = 2..5
+  spin: (number | null)[]; //      × SPIN, one configuration, N = 2..5
+  npmTest: number | null; //       s
+}
+
+/** One recorded run in bench/history.json. */
+export interface HistoryEntry {
+  startedAt: string; //           ISO date, the run's key
+  command: string;
+  code: string | null; //         the commit measured ('+' when the work tree had changes), if known
+  recordedIn?: string; //         entries taken from the git history of bench/results.json: its commit
+  steal: number | null; //        CPU steal over the run, %
+  headline: Headline;
+  note?: string; //               what the figures of that run do not say (added by hand)
+}
+
+/** The headline figures of <report>; null for each figure the run did not measure. */
+export function headline(report: Pick<BenchReport, 'rows'>): Headline {
+  const ratio = (row: number, figure: string): number | null =>
+    median(findRow(report, row, figure, /^impl$/)?.ratio);
+  const monitor = median(findRow(report, 4, FIGURE.monitor, /^impl --monitor$/)?.ratio);
+  return {
+    allocated10k: median(memoryRow(report, FIGURE.ratioAllocated, '10k')?.value),
+    rss10k: median(memoryRow(report, FIGURE.ratioRss, '10k')?.value),
+    heap10k: median(memoryRow(report, FIGURE.ratioHeap, '10k')?.value),
+    heapBytes10k: median(memoryRow(report, FIGURE.heap, '10k')?.value),
+    heapBytes1k: median(memoryRow(report, FIGURE.heap, '1k')?.value),
+    accept: ratio(2, FIGURE.accept),
+    acceptPerCpu: ratio(2, FIGURE.acceptPerCpu),
+    forwarding: ratio(3, FIGURE.forwarding),
+    forwardingPerCpu: ratio(3, FIGURE.forwardingPerCpu),
+    monitorOverhead: monitor === null ? null : 1 - monitor,
+    explorer: NS.map((n) => median(wholeSpaceRow(report, n)?.value)),
+    xstate: NS.map((n) => median(oneConfigRow(report, n)?.ratio)),
+    spin: NS.map((n) => median(spinRow(report, n)?.ratio)),
+    npmTest: median(findRow(report, 6, FIGURE.npmTest, /./)?.value),
+  };
+}
+
+/**
+ * The entry of bench/history.json for <report>: its headline, each figure to 5 significant digits
+ * (the history is read, not computed on). Pure.
+ */
+export function historyEntry(report: BenchReport): HistoryEntry {
+  const round = (v: number | null): number | null => (v === null ? null : Number(v.toPrecision(5)));
+  const h = headline(report);
+  const rounded = Object.fromEntries(
+    Object.entries(h).map(([k, v]) => [k, Array.isArray(v) ? v.map(round) : round(v as number | null)]),
+  ) as unknown as Headline;
+  return {
+    startedAt: report.startedAt,
+    command: report.command,
+    code: report.code ?? null,
+    steal: report.steal.run,
+    headline: rounded,
+  };
+}
+
+/**
+ * Returns <history> with <entry> in it: in place of the entry of the same run (same startedAt),
+ * else added; oldest first. Pure: <history> is not modified.
+ */
+export function withEntry(history: readonly HistoryEntry[], entry: HistoryEntry): HistoryEntry[] {
+  return [...history.filter((e) => e.startedAt !== entry.startedAt), entry].sort((a, b) =>
+    a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0,
+  );
+}
+
+/**
+ * Reads the history at <path>: [] when the file does not exist. Throws when it exists and is not
+ * an array of entries (a history that cannot be read must not be rewritten from nothing).
+ */
+export function readHistory(path: string): HistoryEntry[] {
+  if (!existsSync(path)) return [];
+  const parsed = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  if (
+    !Array.isArray(parsed) ||
+    !parsed.every(
+      (e) =>
+        typeof e === 'object' &&
+        e !== null &&
+        typeof (e as HistoryEntry).startedAt === 'string' &&
+        typeof (e as HistoryEntry).headline === 'object',
+    )
+  )
+    throw new Error(`${path}: not a list of recorded runs`);
+  return parsed as HistoryEntry[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The goals of issue 10, judged
+// ---------------------------------------------------------------------------------------------
+
+/** One figure a goal is judged on: where ("10k", "N = 3", "RSS"), as shown, and whether it meets it. */
+export interface GoalPart {
+  label: string;
+  shown: string;
+  met: boolean | null; // null: measured, but not judged (a figure the goal cannot be read from)
+}
+
+/** A goal of issue 10 in one run: its figures and its verdict. */
+export interface GoalVerdict {
+  goal: string;
+  verdict: string; //  'met', 'not met', 'met at N = 4, 5; not met at N = 2, 3', 'not measured in this run'
+  figures: string; //  the parts as shown, then what the goal's anchors measured
+}
+
+/**
+ * The verdict of a goal from its <parts>, whose labels follow <prep> ("at N =", "on", "at"):
+ * 'met' when every judged part meets the goal, 'not met' when none does, else which do and which
+ * do not. Pure.
+ */
+export function verdictOf(parts: readonly GoalPart[], prep: string): string {
+  const judged = parts.filter((p) => p.met !== null);
+  if (judged.length === 0) return parts.length === 0 ? 'not measured in this run' : 'not judged';
+  const met = judged.filter((p) => p.met).map((p) => p.label);
+  const not = judged.filter((p) => !p.met).map((p) => p.label);
+  if (not.length === 0) return 'met';
+  if (met.length === 0) return 'not met';
+  return `met ${prep} ${met.join(', ')}; not met ${prep} ${not.join(', ')}`;
+}
+
+/** "0.59× [0.49–0.63]" */
+const times = (s: Summary | null | undefined): string => `${fmtSummary(s ?? null)}×`;
+
+/** "11.1% [7.0–34%]": an overhead 1 − ratio, from the summary of the ratios. */
+function overhead(s: Summary): string {
+  const pc = (v: number): string => `${((1 - v) * 100).toFixed(1)}%`;
+  return s.runs.length === 1 ? pc(s.median) : `${pc(s.median)} [${pc(s.max)}–${pc(s.min)}]`;
+}
+
+/** A rate row's figures: "0.59× [0.49–0.63] (3406 against 5654 conn/s)". */
+function againstAnchor(r: BenchRow): string {
+  return `${times(r.ratio)} (${fmtNumber(r.value?.median ?? NaN)} against ${fmtNumber(r.anchor?.value?.median ?? NaN)} ${r.unit})`;
+}
+
+/** Each goal of issue 10, judged on <report>'s figures, in the issue's order. Pure. */
+export function judgeGoals(report: Pick<BenchReport, 'rows'>): GoalVerdict[] {
+  const out: GoalVerdict[] = [];
+  const goal = (name: string, prep: string, parts: GoalPart[], extra: string[] = []): void => {
+    const shown = parts.map((p) =>
+      p.label ? `${prep.replace(/^(at|on) ?/, '')} ${p.label}: ${p.shown}` : p.shown,
+    );
+    out.push({
+      goal: name,
+      verdict: verdictOf(parts, prep),
+      figures: [...shown.map((s) => s.trim()), ...extra].join('; '),
+    });
+  };
+
+  // Row 1: the three measures of the 1/10 goal, each at every flood measured.
+  const measures: [string, string][] = [
+    ['allocated memory', FIGURE.ratioAllocated],
+    ['RSS', FIGURE.ratioRss],
+    ['JS heap', FIGURE.ratioHeap],
+  ];
+  const tenth: GoalPart[] = [];
+  for (const [label, figure] of measures) {
+    const at = FLOODS.flatMap((f) => {
+      const r = memoryRow(report, figure, f);
+      return r?.value ? [{ f, v: r.value }] : [];
+    });
+    if (at.length === 0) continue;
+    tenth.push({
+      label,
+      shown: at.map(({ f, v }) => `${fmtNumber(v.median)} at ${f}`).join(', '),
+      met: at.every(({ v }) => v.median <= 0.1),
+    });
+  }
+  const floor = FLOODS.flatMap((f) => {
+    const rss = memoryRow(report, FIGURE.floorRss, f)?.value;
+    const heap = memoryRow(report, FIGURE.floorHeap, f)?.value;
+    return rss && heap
+      ? [`the node:net floor ${fmtNumber(rss.median)} (RSS) and ${fmtNumber(heap.median)} (JS heap) at ${f}`]
+      : [];
+  }).slice(0, 1);
+  const haproxyRss = FLOODS.flatMap((f) => {
+    const a = memoryRow(report, FIGURE.ratioRss, f)?.anchor?.value;
+    return a ? [`HAProxy's own RSS ratio ${fmtNumber(a.median)} at ${f}`] : [];
+  }).slice(0, 1);
+  goal('an embryonic connection costs ≤ 1/10 of a full session', 'on', tenth, [...floor, ...haproxyRss]);
+
+  goal(
+    '≤ 2 KiB of JS heap per embryonic connection',
+    'at',
+    FLOODS.flatMap((f) => {
+      const v = memoryRow(report, FIGURE.heap, f)?.value;
+      return v ? [{ label: f, shown: `${fmtSummary(v)} B`, met: v.median <= 2048 }] : [];
+    }),
+  );
+
+  // Rows 2 to 4: a ratio each, and the same per CPU-second of the proxy.
+  const rate = (name: string, row: number, figure: string, perCpu: string): void => {
+    const r = findRow(report, row, figure, /^impl$/);
+    const cpu = findRow(report, row, perCpu, /^impl$/);
+    goal(
+      name,
+      'at',
+      r?.ratio ? [{ label: '', shown: againstAnchor(r), met: r.ratio.median >= 0.5 }] : [],
+      cpu?.ratio ? [`per CPU-second of the proxy ${times(cpu.ratio)}`] : [],
+    );
+  };
+  rate('accept + PROXY v1 header + close ≥ 0.5× HAProxy', 2, FIGURE.accept, FIGURE.acceptPerCpu);
+  rate('forwarding throughput ≥ 0.5× HAProxy', 3, FIGURE.forwarding, FIGURE.forwardingPerCpu);
+  const mon = findRow(report, 4, FIGURE.monitor, /^impl --monitor$/);
+  const monCpu = findRow(report, 4, `${FIGURE.monitor}, per CPU-second of the proxy`, /^impl --monitor$/);
+  goal(
+    'live trace monitor overhead ≤ 15% of the accept rate',
+    'at',
+    mon?.ratio
+      ? [
+          {
+            label: '',
+            shown: `${overhead(mon.ratio)} (${fmtNumber(mon.value?.median ?? NaN)} against ${fmtNumber(mon.anchor?.value?.median ?? NaN)} ${mon.unit})`,
+            met: mon.ratio.median >= 0.85,
+          },
+        ]
+      : [],
+    monCpu?.ratio ? [`per CPU-second of the proxy ${overhead(monCpu.ratio)}`] : [],
+  );
+
+  // Row 5, each goal at every N measured.
+  const atN = (pick: (n: number) => GoalPart | null): GoalPart[] =>
+    NS.flatMap((n) => {
+      const p = pick(n);
+      return p ? [p] : [];
+    });
+  goal(
+    'explorer ≥ 100k distinct states/s (the whole space, each run in a fresh process)',
+    'at N =',
+    atN((n) => {
+      const v = wholeSpaceRow(report, n)?.value;
+      return v ? { label: String(n), shown: `${fmtSummary(v)}/s`, met: v.median >= 100_000 } : null;
+    }),
+  );
+  goal(
+    'explorer ≥ 100× xstate/graph (getAdjacencyMap with XState on every machine step, one configuration)',
+    'at N =',
+    atN((n) => {
+      const r = oneConfigRow(report, n);
+      return r?.ratio ? { label: String(n), shown: times(r.ratio), met: r.ratio.median >= 100 } : null;
+    }),
+  );
+  goal(
+    'explorer ≥ 1/5 of SPIN (one configuration, no symmetry reduction on either side)',
+    'at N =',
+    atN((n) => {
+      const r = spinRow(report, n);
+      return r?.ratio ? { label: String(n), shown: times(r.ratio), met: r.ratio.median >= 0.2 } : null;
+    }),
+  );
+  const n3 = wholeSpaceRow(report, 3)?.time;
+  goal(
+    'N = 3 exhausted in < 5 s (the whole space)',
+    'at',
+    n3 ? [{ label: '', shown: `${fmtSummary(n3)} s`, met: n3.median < 5 }] : [],
+  );
+  const npm = findRow(report, 6, FIGURE.npmTest, /./)?.value;
+  goal(
+    '`npm test` ≤ 60 s on 2 cores',
+    'at',
+    npm ? [{ label: '', shown: `${fmtSummary(npm)} s`, met: npm.median <= 60 }] : [],
+  );
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+// ---------------------------------------------------------------------------------------------
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+
+/** "2026-11-28 05:04" of an ISO date. */
+const when = (iso: string): string => `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
+
+/** The goals of <report> as a Markdown table, after a line naming the run. Pure. */
+export function goalsMarkdown(report: BenchReport): string[] {
+  return [
+    `Run of ${when(report.startedAt)} UTC (\`${report.command}\`, ${report.plan.mode} plan), CPU steal ${report.steal.run === null ? 'unknown' : `${report.steal.run.toFixed(1)}%`} over the run; judged here on the medians, each ratio pair by pair.`,
+    '',
+    '| goal | verdict | figures in this run: median [min–max] |',
+    '|---|---|---|',
+    ...judgeGoals(report).map((g) => {
+      const verdict = g.verdict.replace(/\b(not met|met)\b/g, '**$1**');
+      return `| ${cell(g.goal)} | ${verdict} | ${cell(g.figures)} |`;
+    }),
+  ];
+}
+
+/** "a · b · c · d" of figures, "—" for each missing. */
+function dotted(values: readonly (number | null)[], fmt: (v: number) => string = fmtNumber): string {
+  return values.every((v) => v === null) ? '—' : values.map((v) => (v === null ? '—' : fmt(v))).join(' · ');
+}
+
+/** <history> as a Markdown table, newest run first. Pure. */
+export function historyMarkdown(history: readonly HistoryEntry[]): string[] {
+  const pc = (v: number): string => `${(v * 100).toFixed(1)}%`;
+  const one = (v: number | null, fmt: (v: number) => string = fmtNumber): string =>
+    v === null ? '—' : fmt(v);
+  return [
+    '| run (UTC) | code | steal | embryonic / full at 10k: allocated · JS heap · RSS | JS heap per embryonic conn., 10k · 1k (B) | accept × HAProxy (per CPU-s) | forwarding × HAProxy (per CPU-s) | monitor overhead | explorer distinct/s, N = 2 · 3 · 4 · 5 | × xstate/graph, N = 2 · 3 · 4 · 5 | × SPIN, N = 2 · 3 · 4 · 5 | `npm test` (s) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...[...history].reverse().map((e) => {
+      const h = e.headline;
+      const code = e.code ?? (e.recordedIn ? `recorded in ${e.recordedIn}` : '—');
+      const withCpu = (v: number | null, cpu: number | null): string =>
+        v === null ? '—' : cpu === null ? fmtNumber(v) : `${fmtNumber(v)} (${fmtNumber(cpu)})`;
+      return `| ${[
+        when(e.startedAt),
+        code,
+        one(e.steal, (v) => `${v.toFixed(1)}%`),
+        dotted([h.allocated10k, h.heap10k, h.rss10k]),
+        dotted([h.heapBytes10k, h.heapBytes1k], (v) => v.toFixed(0)),
+        withCpu(h.accept, h.acceptPerCpu),
+        withCpu(h.forwarding, h.forwardingPerCpu),
+        one(h.monitorOverhead, pc),
+        dotted(h.explorer),
+        dotted(h.xstate),
+        dotted(h.spin),
+        one(h.npmTest, (v) => v.toFixed(1)),
+      ]
+        .map(cell)
+        .join(' | ')} |`;
+    }),
+    ...(history.some((e) => e.note) ? [''] : []),
+    ...[...history].reverse().flatMap((e) => (e.note ? [`- ${when(e.startedAt)}: ${e.note}`] : [])),
+  ];
+}
