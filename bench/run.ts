@@ -12,7 +12,7 @@
  *
  * Options: --quick (a fast pass: smaller floods, fewer and shorter runs), --rows 1,2,... (only
  * these rows), --no-heap (skip the JS heap runs of row 1), --with-npm-test (row 6), --record
- * (also add the run to bench/history.json and rewrite the generated blocks of BENCHMARKS.md:
+ * (also add the run to bench/history.json and rewrite the generated blocks of BENCHMARKS.md,
  * bench/summary.ts), --out FILE (default bench/results.json),
  * --repeats N (override). A row that cannot run is printed as skipped with the reason: either
  * something the machine lacks (HAPROXY_MISSING, SPIN_MISSING: its anchor is not measured), a row
@@ -498,7 +498,7 @@ export function explorerRows(list: readonly ExplorerRow[]): BenchRow[] {
       ratio,
       goal: goalParts.length > 0 ? { text: goalParts.join(', '), met } : null,
       notes,
-      time: seconds,
+      time: runs.every((x) => x.complete !== false) ? seconds : null,
     });
   });
 }
@@ -668,6 +668,9 @@ export function fmtSteal(steal: CpuSteal): string {
   return `${fmtStealPercent(steal.run)} over the run${rows ? ` (${rows})` : ''}`;
 }
 
+/** The generated blocks of BENCHMARKS.md that --record rewrites. */
+export const GENERATED_BLOCKS = ['bench', 'bench-goals', 'bench-history'] as const;
+
 /**
  * Returns <markdown> with the generated block <name> (between `<!-- BEGIN GENERATED: name -->`
  * and its END marker) replaced by <lines>, or null when the block is missing. Pure.
@@ -709,20 +712,20 @@ export function recordInMarkdown(
     ),
     ...report.skipped.map((s) => `- row ${s.row}, ${s.figure}: **skipped**: ${s.reason}`),
   ];
+  const blocks: Record<(typeof GENERATED_BLOCKS)[number], readonly string[]> = {
+    bench: table,
+    'bench-goals': goalsMarkdown(report),
+    'bench-history': historyMarkdown(history),
+  };
   let out = markdown;
-  for (const [name, lines] of [
-    ['bench', table],
-    ['bench-goals', goalsMarkdown(report)],
-    ['bench-history', historyMarkdown(history)],
-  ] as const)
-    out = replaceBlock(out, name, lines) ?? out;
+  for (const name of GENERATED_BLOCKS) out = replaceBlock(out, name, blocks[name]) ?? out;
   return out;
 }
 
 /**
- * Returns <report> as the text of bench/results.json (or a history as that of bench/history.json): JSON laid out by the project's formatter
- * (oxfmt, with .oxfmtrc.json's options) when it loads and accepts it, which keeps short arrays on
- * one line; else JSON.stringify with 2 spaces.
+ * Returns <report> as the text of bench/results.json, or a history as that of bench/history.json:
+ * JSON laid out by the project's formatter (oxfmt, with .oxfmtrc.json's options) when it loads and
+ * accepts it, which keeps short arrays on one line; else JSON.stringify with 2 spaces.
  */
 export async function reportJson(report: BenchReport | readonly HistoryEntry[]): Promise<string> {
   const raw = `${JSON.stringify(report, null, 2)}\n`;
@@ -846,10 +849,11 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`recorded the run in ${historyFile}`);
     const md = join(ROOT, 'BENCHMARKS.md');
     const before = existsSync(md) ? readFileSync(md, 'utf8') : '';
+    for (const name of GENERATED_BLOCKS)
+      if (!before.includes(`<!-- BEGIN GENERATED: ${name} -->`))
+        console.error(`bench: --record: BENCHMARKS.md has no generated block "${name}"; left out`);
     const after = recordInMarkdown(before, report, history);
-    if (after === before)
-      console.error('bench: --record: BENCHMARKS.md has no generated block; not rewritten');
-    else {
+    if (after !== before) {
       writeFileSync(md, after);
       console.log(`recorded the figures in ${md}`);
     }

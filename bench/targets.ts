@@ -84,7 +84,7 @@ export interface BenchRow {
   ratio: Summary | null; //   subject / anchor, pair by pair (or the ratio the figure is about)
   goal: Goal | null;
   notes: string[];
-  time?: Summary | null; //   row 5: the wall time of each run (a rate over a fixed amount of work)
+  time?: Summary | null; //   row 5: the wall time to exhaust the space, each run; null if a run stopped short
 }
 
 /** A row that could not run, and why. */

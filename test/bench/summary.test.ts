@@ -31,6 +31,7 @@ function explorerRun(
   role: ExplorerRow['role'],
   n: number,
   perSec: number,
+  complete = true,
 ): ExplorerRow {
   const distinct = 10_000;
   const seconds = distinct / perSec;
@@ -47,21 +48,21 @@ function explorerRun(
     generatedPerSec: 3 * perSec,
     peakRssMiB: 90,
     maxRssMiB: 90,
-    complete: true,
+    complete,
     run: 0,
   };
 }
 
-/** A ratio row of rows 2 to 4: <ratio> of the subject to its anchor, one pair. */
-function ratioRow(row: number, figure: string, subject: string, ratio: number): BenchRow {
+/** A ratio row of rows 2 to 4: <ratios> of the subject to its anchor, a pair each. */
+function ratioRow(row: number, figure: string, subject: string, ...ratios: number[]): BenchRow {
   return benchRow({
     row,
     figure,
     unit: 'conn/s',
     subject,
-    value: summarize([ratio * 1000]),
-    anchor: { name: 'haproxy', value: summarize([1000]) },
-    ratio: summarize([ratio]),
+    value: summarize(ratios.map((r) => r * 1000)),
+    anchor: { name: 'haproxy', value: summarize(ratios.map(() => 1000)) },
+    ratio: summarize(ratios),
   });
 }
 
@@ -98,6 +99,23 @@ describe('judgeGoals', () => {
     expect(rows.find((r) => r.goal)?.goal?.met).toBe(false);
     const verdicts = byGoal(rows);
     expect(verdicts.get('explorer ≥ 100× xstate/graph')).toBe('met');
+  });
+
+  it('does not judge the xstate/graph goal on another anchor, where XState on every step did not run', () => {
+    const figure = configFigure('tcp-proxy');
+    const rows = explorerRows([
+      explorerRun(figure, 'compiled explorer, tcp-proxy', 'subject', 4, 200_000),
+      explorerRun(figure, 'xstate/graph getAdjacencyMap over the memoised machine steps', 'anchor', 4, 1000),
+    ]);
+    expect(rows.find((r) => r.ratio)?.ratio?.median).toBe(200);
+    expect(byGoal(rows).get('explorer ≥ 100× xstate/graph')).toBe('not measured in this run');
+  });
+
+  it('does not meet the N = 3 goal with a run that stopped before the end', () => {
+    const rows = explorerRows([
+      explorerRun(SPACE_FIGURE, 'compiled explorer, CONFIG_SPACE', 'subject', 3, 70_000, false),
+    ]);
+    expect(byGoal(rows).get('N = 3 exhausted in < 5 s')).toBe('not met');
   });
 
   it('judges the rate goal on the whole space at each N, and N = 3 on its time', () => {
@@ -137,6 +155,12 @@ describe('judgeGoals', () => {
     expect(shown).toBe('20.0% (800 against 1000 conn/s)');
   });
 
+  it("shows the range of the overhead from the least to the most, from the ratios' max to their min", () => {
+    const row = ratioRow(4, FIGURE.monitor, 'impl --monitor', 0.66, 0.89, 0.93);
+    const shown = judgeGoals({ rows: [row] }).find((g) => g.goal.startsWith('live'))?.figures;
+    expect(shown).toBe('11.0% [7.0%–34.0%] (890 against 1000 conn/s)');
+  });
+
   it('judges the rates against HAProxy at one half', () => {
     const verdicts = byGoal([
       ratioRow(2, FIGURE.accept, 'impl', 0.51),
@@ -159,6 +183,20 @@ describe('judgeGoals', () => {
     expect(verdicts.get('an embryonic connection costs ≤ 1/10 of a full session')).toBe(
       'met on allocated memory; not met on RSS, JS heap',
     );
+  });
+
+  it('holds the JS heap of an embryonic connection to 2 KiB, 2048 B included', () => {
+    const heap = (bytes: number): BenchRow =>
+      benchRow({
+        row: 1,
+        figure: FIGURE.heap,
+        unit: 'B/conn',
+        subject: 'impl, embryonic, 10k (9850)',
+        value: summarize([bytes]),
+      });
+    const goal = '≤ 2 KiB of JS heap per embryonic connection';
+    expect(byGoal([heap(2048)]).get(goal)).toBe('met');
+    expect(byGoal([heap(2049)]).get(goal)).toBe('not met');
   });
 
   it('says every goal was not measured in a run without rows', () => {
@@ -188,6 +226,12 @@ describe('the history of the recorded runs', () => {
     expect(history[0]!.headline.accept).toBe(0.5);
   });
 
+  it('keeps the note of a run recorded again', () => {
+    const a = { ...entry('2026-11-27T10:00:00.000Z', 0.5), note: 'a partial run' };
+    expect(withEntry([a], entry(a.startedAt, 0.6))[0]).toMatchObject({ note: 'a partial run' });
+    expect(withEntry([a], { ...a, note: 'b' })[0]!.note).toBe('b');
+  });
+
   it('shows the newest run first, a dash for each figure a run did not measure, and the notes', () => {
     const old = { ...entry('2026-11-27T10:00:00.000Z', null), note: 'a partial run' };
     const lines = historyMarkdown([old, entry('2026-11-28T10:00:00.000Z', 0.59)]);
@@ -214,11 +258,11 @@ describe('the committed figures', () => {
     const h = headline(results);
     const rows = new Set(results.rows.map((r) => r.row));
     const byRow: Record<number, unknown[]> = {
-      1: [h.allocated10k, h.rss10k, h.heap10k, h.heapBytes1k],
+      1: [h.allocated10k, h.rss10k, h.heap10k, h.heapBytes10k, h.heapBytes1k],
       2: [h.accept, h.acceptPerCpu],
       3: [h.forwarding, h.forwardingPerCpu],
       4: [h.monitorOverhead],
-      5: [...h.explorer, ...h.xstate.slice(0, 2), ...h.spin],
+      5: [...h.explorer, h.n3Seconds, ...h.xstate, ...h.spin],
       6: [h.npmTest],
     };
     for (const [row, figures] of Object.entries(byRow))
@@ -229,6 +273,12 @@ describe('the committed figures', () => {
   // too, and is then restored (git checkout bench/results.json) or recorded.
   const NOT_RECORDED =
     'bench/results.json is not a recorded run: record one (npm run bench -- --record) or restore it (git checkout bench/results.json)';
+
+  it('judges every goal whose row bench/results.json measured', () => {
+    const rows = new Set(results.rows.map((r) => r.row));
+    for (const g of judgeGoals(results))
+      if (rows.has(g.row)) expect(g.verdict, g.goal).not.toBe('not measured in this run');
+  });
 
   it('keeps a recorded run in bench/history.json with the headline of bench/results.json', () => {
     expect(results.command, NOT_RECORDED).toContain('--record');
