@@ -18,12 +18,12 @@ import { exploreSpace, type ExploreStats, type SpaceResult } from '../properties
 import { INVARIANTS } from '../properties/invariants.ts';
 import { randomCheck, type RandomCheckResult } from '../properties/arbitraries.ts';
 import {
-  expectOnly,
   flag,
   has,
   intFlag,
   parseArgs,
   UsageError,
+  type ArgSpec,
   type Command,
   type ParsedArgs,
 } from './command.ts';
@@ -115,7 +115,10 @@ export function formatSpaceResult(r: SpaceResult): string {
   return out.join('\n');
 }
 
-/** The JSON report: the stats, the violations, and per configuration what was explored. Pure. */
+/**
+ * The JSON report: the stats, the invariants checked, the violations, and per configuration what
+ * was explored. Pure.
+ */
 export function spaceResultJson(r: SpaceResult): object {
   return {
     connections: r.connections,
@@ -124,6 +127,7 @@ export function spaceResultJson(r: SpaceResult): object {
     depth: r.depth,
     seconds: Number(r.seconds.toFixed(3)),
     statesPerSecond: r.statesPerSecond,
+    invariants: INVARIANTS.map((i) => i.name),
     violations: r.violations.map((v) => ({
       invariant: v.invariant,
       message: v.message,
@@ -145,6 +149,12 @@ export function spaceResultJson(r: SpaceResult): object {
     })),
   };
 }
+
+/** The flags of `embryonic check`. */
+export const CHECK_ARGS: ArgSpec = {
+  switches: ['ssl', 'json', 'all-codes'],
+  values: ['connections', 'maxconn', 'profile', 'mode', 'maxsslconn', 'config'],
+};
 
 export const checkCommand: Command = {
   name: 'check',
@@ -175,18 +185,7 @@ export const checkCommand: Command = {
     'Progress goes to stderr during long runs. Exit code: 0 iff every invariant holds.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args, ['ssl', 'json', 'all-codes']);
-    expectOnly(parsed, [
-      'connections',
-      'maxconn',
-      'profile',
-      'mode',
-      'ssl',
-      'maxsslconn',
-      'config',
-      'all-codes',
-      'json',
-    ]);
+    const parsed = parseArgs(args, CHECK_ARGS);
     const connections = intFlag(parsed, 'connections', FULL_CONNECTIONS, 1);
     const space = spaceFromFlags(parsed);
     const r = exploreSpace(space, connections, {

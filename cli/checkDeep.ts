@@ -12,7 +12,7 @@ import {
 } from '../properties/bounds.ts';
 import { exploreSpace, type ExploreStats, type SpaceResult } from '../properties/explore.ts';
 import { randomCheck } from '../properties/arbitraries.ts';
-import { expectOnly, has, intFlag, parseArgs, type Command } from './command.ts';
+import { has, intFlag, parseArgs, type Command } from './command.ts';
 import { formatSpaceResult, randomCheckLine, spaceResultJson } from './check.ts';
 
 function progressLine(config: string, s: ExploreStats): void {
@@ -40,8 +40,10 @@ export const checkDeepCommand: Command = {
     'Exit code: 0 iff every invariant holds in all three.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args, ['json']);
-    expectOnly(parsed, ['connections', 'codes-connections', 'runs', 'seed', 'json']);
+    const parsed = parseArgs(args, {
+      switches: ['json'],
+      values: ['connections', 'codes-connections', 'runs', 'seed'],
+    });
     const connections = intFlag(parsed, 'connections', DEEP_CONNECTIONS, 1);
     const codesConnections = intFlag(parsed, 'codes-connections', FULL_CONNECTIONS, 1);
     const runs = intFlag(parsed, 'runs', 2000, 1);

@@ -18,12 +18,24 @@ export interface ParsedArgs {
   positionals: string[];
 }
 
+/** What a subcommand accepts: its flags, their one-dash aliases, and how many positionals. */
+export interface ArgSpec {
+  switches?: readonly string[]; //                flags that take no value: `--json`
+  values?: readonly string[]; //                  flags that take one: `--connections 3`, `--connections=3`
+  aliases?: Readonly<Record<string, string>>; //  '-f': 'config'
+  positionals?: number; //                        at most this many other words (default 0)
+}
+
 /**
- * Parses `args` as `--flag value`, `--flag=value` and bare `--switch` words. `switches` names the
- * flags that take no value. Returns the flags and the positionals in order.
- * Throws a UsageError naming the flag when a flag that takes a value has none.
+ * Parses `args` against `spec`: `--flag value`, `--flag=value`, bare `--switch` words, the aliases,
+ * and the positionals in order. Returns the flags (a repeated flag keeps every value) and the
+ * positionals. Throws a UsageError naming the word at fault, in this order: a flag the spec does
+ * not know ("unknown option --x"), a switch given a value, a flag without its value (named as
+ * typed, alias included), more positionals than the spec allows ("unexpected argument").
  */
-export function parseArgs(args: string[], switches: readonly string[] = []): ParsedArgs {
+export function parseArgs(args: readonly string[], spec: ArgSpec = {}): ParsedArgs {
+  const switches = spec.switches ?? [];
+  const values = spec.values ?? [];
   const flags = new Map<string, string[]>();
   const positionals: string[] = [];
   const add = (k: string, v: string): void => {
@@ -31,25 +43,31 @@ export function parseArgs(args: string[], switches: readonly string[] = []): Par
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (!a.startsWith('--') || a === '--') {
+    const alias = spec.aliases?.[a];
+    if (alias === undefined && (!a.startsWith('--') || a === '--')) {
       positionals.push(a);
       continue;
     }
-    const eq = a.indexOf('=');
-    const name = eq === -1 ? a.slice(2) : a.slice(2, eq);
-    if (eq !== -1) add(name, a.slice(eq + 1));
-    else if (switches.includes(name)) add(name, 'true');
+    const eq = alias === undefined ? a.indexOf('=') : -1;
+    const name = alias ?? (eq === -1 ? a.slice(2) : a.slice(2, eq));
+    if (!switches.includes(name) && !values.includes(name)) throw new UsageError(`unknown option --${name}`);
+    if (switches.includes(name)) {
+      if (eq !== -1) throw new UsageError(`--${name} takes no value`);
+      add(name, 'true');
+    } else if (eq !== -1) add(name, a.slice(eq + 1));
     else {
       const v = args[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`);
       add(name, v);
       i++;
     }
   }
+  const extra = positionals[spec.positionals ?? 0];
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   return { flags, positionals };
 }
 
-/** A mistake in how the command was called. The CLI prints its message and the usage, and exits 2. */
+/** A mistake in how the command was called. The CLI prints its message and exits 2. */
 export class UsageError extends Error {}
 
 /** Returns the last value of flag `name`, or `fallback`. */
@@ -71,11 +89,4 @@ export function intFlag(parsed: ParsedArgs, name: string, fallback: number, min 
 /** True iff switch `name` was given. */
 export function has(parsed: ParsedArgs, name: string): boolean {
   return parsed.flags.has(name);
-}
-
-/**
- * Rejects flags the subcommand does not know. Throws a UsageError naming the first unknown one.
- */
-export function expectOnly(parsed: ParsedArgs, known: readonly string[]): void {
-  for (const k of parsed.flags.keys()) if (!known.includes(k)) throw new UsageError(`unknown option --${k}`);
 }

@@ -21,7 +21,7 @@ import {
   type TargetSpec,
 } from '../conformance/targets.ts';
 import type { Profile } from '../machines/config.ts';
-import { expectOnly, flag, has, parseArgs, UsageError, type Command } from './command.ts';
+import { flag, has, parseArgs, UsageError, type Command } from './command.ts';
 import { formatTable } from './table.ts';
 import type { VerifyResult } from './verifications.ts';
 
@@ -102,21 +102,10 @@ export const conformCommand: Command = {
     'usage error.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args, ['print-config', 'strict']);
-    expectOnly(parsed, [
-      'target',
-      'haproxy',
-      'stats',
-      'log',
-      'trace',
-      'cases',
-      'json',
-      'junit',
-      'html',
-      'coverage',
-      'strict',
-      'print-config',
-    ]);
+    const parsed = parseArgs(args, {
+      switches: ['print-config', 'strict'],
+      values: ['target', 'haproxy', 'stats', 'log', 'trace', 'cases', 'json', 'junit', 'html', 'coverage'],
+    });
     const stats = flag(parsed, 'stats') ?? null;
     const log = flag(parsed, 'log');
     const traces = parsed.flags.get('trace') ?? [];
@@ -132,7 +121,6 @@ export const conformCommand: Command = {
       if (typeof spec === 'string') throw new UsageError(spec);
       specs.push(spec);
     }
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
     const names = specs.map(targetName);
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined)

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { coverageFile, runCoverage, summarize, type CoverageReport } from '../test/impl/model/coverage.ts';
 import { cellName, formatMatrix } from '../test/impl/model/matrix.ts';
-import { expectOnly, flag, has, parseArgs, UsageError, type Command } from './command.ts';
+import { flag, has, parseArgs, type Command } from './command.ts';
 import { formatTable } from './table.ts';
 import type { VerifyResult } from './verifications.ts';
 
@@ -41,9 +41,7 @@ export const coverCommand: Command = {
     'and passed its checks (and, with --matrix, every cell passed); 1 otherwise; 2 on a usage error.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args, ['matrix']);
-    expectOnly(parsed, ['matrix', 'json', 'coverage']);
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
+    const parsed = parseArgs(args, { switches: ['matrix'], values: ['json', 'coverage'] });
     const report = await runCoverage({
       matrix: has(parsed, 'matrix'),
       progress: (line) => process.stderr.write(`cover: ${line}\n`),

@@ -19,7 +19,7 @@ import { diagramFiles, readmeSection, spliceReadme, type GeneratedFile } from '.
 import { loadPortingSources, portingMarkdown } from '../diagrams/porting.ts';
 import { MACHINES } from '../machines/compose.ts';
 import { listTransitions } from '../machines/introspect.ts';
-import { expectOnly, has, parseArgs, UsageError, type Command } from './command.ts';
+import { has, parseArgs, UsageError, type Command } from './command.ts';
 import type { VerifyResult } from './verifications.ts';
 
 /** The repository root. */
@@ -144,16 +144,16 @@ export const diagramsCommand: Command = {
     'Exit code: 0 on success (with --check: everything in sync), 1 if --check found differences.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args, ['check', 'coverage']);
-    expectOnly(parsed, ['check', 'coverage']);
+    // --coverage=DIR is --coverage DIR: the directory is the one positional, and only there.
+    const words = args.flatMap((a) => (a.startsWith('--coverage=') ? ['--coverage', a.slice(11)] : [a]));
+    const parsed = parseArgs(words, { switches: ['check', 'coverage'], positionals: 1 });
     const check = has(parsed, 'check');
-    const coverage = parsed.flags.get('coverage');
+    const coverage = has(parsed, 'coverage');
     if (check && coverage) throw new UsageError('--check and --coverage do not go together');
-    const fromFlag = coverage?.find((v) => v !== 'true');
-    if (parsed.positionals.length > (coverage && !fromFlag ? 1 : 0))
-      throw new UsageError(`unexpected argument "${parsed.positionals.at(-1)}"`);
+    if (!coverage && parsed.positionals.length > 0)
+      throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
     if (coverage) {
-      const dirArg = fromFlag ?? parsed.positionals[0];
+      const dirArg = parsed.positionals[0];
       const dir = dirArg ? resolve(process.cwd(), dirArg) : join(ROOT, COVERAGE_DIR);
       for (const line of await writeCoverage(ROOT, dir)) console.log(line);
       return 0;

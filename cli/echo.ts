@@ -13,7 +13,7 @@
  */
 import net from 'node:net';
 import { takeOverSocket } from '../impl/clientSocket.ts';
-import { expectOnly, flag, parseArgs, UsageError, type Command } from './command.ts';
+import { flag, parseArgs, UsageError, type Command } from './command.ts';
 
 export const echoCommand: Command = {
   name: 'echo',
@@ -26,10 +26,9 @@ export const echoCommand: Command = {
     'line printed on stderr says which.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args);
-    expectOnly(parsed, ['host']);
-    const [portText, extra] = parsed.positionals;
-    if (portText === undefined || extra !== undefined) throw new UsageError('exactly one PORT is needed');
+    const parsed = parseArgs(args, { values: ['host'], positionals: 1 });
+    const [portText] = parsed.positionals;
+    if (portText === undefined) throw new UsageError('a PORT is needed');
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new UsageError(`"${portText}" is not a port`);

@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`embryonic ${name}: ${err.message}\n\n${command.usage}`);
+      console.error(`embryonic ${name}: ${err.message} (embryonic ${name} --help for its usage)`);
       return 2;
     }
     throw err;

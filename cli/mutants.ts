@@ -8,7 +8,7 @@ import { MUTANTS, type Mutant } from '../machines/mutants.ts';
 import { CONFIG_SPACE, FULL_CONNECTIONS } from '../properties/bounds.ts';
 import { hunt, type Kill } from '../properties/explore.ts';
 import { INVARIANTS } from '../properties/invariants.ts';
-import { expectOnly, flag, has, intFlag, parseArgs, UsageError, type Command } from './command.ts';
+import { flag, has, intFlag, parseArgs, UsageError, type Command } from './command.ts';
 import { formatTable } from './table.ts';
 import type { VerifyResult } from './verifications.ts';
 
@@ -179,8 +179,7 @@ export const mutantsCommand: Command = {
     'Exit code: 0 iff every mutant is killed.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args, ['json']);
-    expectOnly(parsed, ['json', 'markdown', 'only', 'connections']);
+    const parsed = parseArgs(args, { switches: ['json'], values: ['markdown', 'only', 'connections'] });
     const only = parsed.flags.get('only');
     const unknown = only?.filter((id) => !MUTANTS.some((m) => m.id === id)) ?? [];
     if (unknown.length > 0) throw new UsageError(`unknown mutant ${unknown.join(', ')}`);

@@ -7,7 +7,7 @@ import { ConfigError } from '../impl/config.ts';
 import { parseFaultSpecs, type FaultSpec } from '../impl/pool.ts';
 import { startProxy } from '../impl/proxy.ts';
 import { MUTANTS } from '../machines/mutants.ts';
-import { expectOnly, flag, has, parseArgs, UsageError, type Command } from './command.ts';
+import { flag, has, parseArgs, UsageError, type Command } from './command.ts';
 
 const PROFILES: readonly Profile[] = ['dev12', '2.6', '2.9'];
 
@@ -34,7 +34,7 @@ export const proxyCommand: Command = {
     '                      monitor: divergence #N at trace line L ...: <why>" plus its detail, and the',
     '                      proxy serves on; at stop, once every line is checked, one summary line',
     '  --profile P         the HAProxy to follow: dev12 (default), 2.6 or 2.9 (README "Profiles")',
-    '  --fail-alloc SPEC   make the N-th allocation at SITE fail (SITE: session, task, req, rep, txn);',
+    '  --fail-alloc SPEC   make the N-th allocation at SITE fail (SITE: session, task, ssl, req, rep, txn);',
     '                      comma-separated, repeatable; also read from EMBRYONIC_FAIL_ALLOC',
     '  --test-clock        tests only: deadlines and queue tasks run on a virtual clock that moves only',
     '                      when the stats socket gets `set clock advance MS` (impl/clock.ts)',
@@ -45,12 +45,11 @@ export const proxyCommand: Command = {
     'Exit code: 0 after a clean stop, 1 on a configuration or bind error, 2 on a usage error.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(
-      args.map((a) => (a === '-f' ? '--config' : a)),
-      ['monitor', 'test-clock'],
-    );
-    expectOnly(parsed, ['config', 'trace', 'profile', 'fail-alloc', 'monitor', 'test-clock']);
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
+    const parsed = parseArgs(args, {
+      switches: ['monitor', 'test-clock'],
+      values: ['config', 'trace', 'profile', 'fail-alloc'],
+      aliases: { '-f': 'config' },
+    });
     const file = flag(parsed, 'config');
     if (!file) throw new UsageError('-f FILE is required');
     const profile = (flag(parsed, 'profile') ?? 'dev12') as Profile;
@@ -89,7 +88,11 @@ export const proxyCommand: Command = {
       });
     } catch (err) {
       if (err instanceof ConfigError)
-        console.error(`[ALERT] config : parsing [${err.file}:${err.line}] : ${err.reason}`);
+        console.error(
+          err.line === 0
+            ? `[ALERT] config : ${err.file} : ${err.reason}`
+            : `[ALERT] config : parsing [${err.file}:${err.line}] : ${err.reason}`,
+        );
       else console.error(`embryonic proxy: ${(err as Error).message}`);
       return 1;
     }

@@ -22,7 +22,7 @@ import {
   type TraceMonitorOptions,
 } from '../properties/traceCheck.ts';
 import { randomTrace } from '../properties/traceGen.ts';
-import { expectOnly, flag, has, intFlag, parseArgs, UsageError, type Command } from './command.ts';
+import { flag, has, intFlag, parseArgs, UsageError, type Command } from './command.ts';
 import type { VerifyResult } from './verifications.ts';
 
 /** Exit codes of trace-check, as its usage documents them. */
@@ -79,18 +79,20 @@ export const traceCheckCommand: Command = {
     '3 the trace is too ambiguous to decide (log more).',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args, SWITCHES);
-    expectOnly(parsed, [
-      ...SWITCHES,
-      'profile',
-      'config',
-      'mode',
-      'timeout-client',
-      'maxconn',
-      'complete',
-      'deadline-slack',
-      'max-states',
-    ]);
+    const parsed = parseArgs(args, {
+      switches: SWITCHES,
+      values: [
+        'profile',
+        'config',
+        'mode',
+        'timeout-client',
+        'maxconn',
+        'complete',
+        'deadline-slack',
+        'max-states',
+      ],
+      positionals: 1,
+    });
     if (has(parsed, 'schema')) {
       console.log(JSON.stringify(traceSchema(), null, 2));
       return 0;
@@ -105,21 +107,33 @@ export const traceCheckCommand: Command = {
     if (slack !== undefined) options.deadlineSlackMs = intFlag(parsed, 'deadline-slack', 0, 0);
     const json = has(parsed, 'json');
 
-    let result: TraceCheckResult & { config: ModelConfig };
+    let result: TraceFileResult;
     try {
       result = await checkTraceFile(file, overrides, options);
     } catch (err) {
       if (err instanceof UsageError) throw err;
       const message = `cannot read ${file}: ${(err as Error).message}`;
       if (json) console.log(JSON.stringify({ file, verdict: 'error', error: message }));
-      else console.error(`trace-check: ${message}`);
+      else console.error(`embryonic trace-check: ${message}`);
       return 2;
     }
+    if (result.empty) {
+      const message = `${file} holds no trace line: nothing to check`;
+      if (json) console.log(JSON.stringify({ file, verdict: 'error', error: message }));
+      else console.error(`embryonic trace-check: ${message}`);
+      return 2;
+    }
+    if (!result.header && Object.keys(overrides).length === 0)
+      console.error(
+        `embryonic trace-check: ${file} has no header line and no configuration flag was given: ` +
+          'it is checked against the default configuration (--config FILE, or the flags, give another)',
+      );
     if (json) {
       console.log(
         JSON.stringify({
           file,
           verdict: result.verdict,
+          header: result.header,
           seconds: result.seconds,
           stats: result.stats,
           config: result.config,
@@ -132,7 +146,8 @@ export const traceCheckCommand: Command = {
     } else {
       const s = result.stats;
       console.log(
-        `trace-check: ${file} conforms: ${s.lines} lines, ${s.inputs} inputs, ${s.accepted} connections ` +
+        `trace-check: ${file} conforms: ${plural(s.lines, 'line')}, ${plural(s.inputs, 'input')}, ` +
+          `${plural(s.accepted, 'connection')} ` +
           `(${s.ended} ended, at most ${s.maxLive} live), at most ${s.maxStates} possible states, ` +
           `${result.seconds.toFixed(2)} s`,
       );
@@ -201,21 +216,30 @@ function parseComplete(text: string): CompleteKind[] {
   return [...new Set(kinds)] as CompleteKind[];
 }
 
+/** What checkTraceFile found: the check's result, the configuration used, and what the file held. */
+export interface TraceFileResult extends TraceCheckResult {
+  config: ModelConfig;
+  empty: boolean; //  the file holds no line but blank ones
+  header: boolean; // its first line is a header
+}
+
 /**
  * Checks trace `file` (or standard input for "-") line by line, stopping at the first divergence.
- * The configuration is the header's, then `overrides`, over the defaults. Returns the result and
- * the configuration used. Rejects if the file cannot be read. Closes the file.
+ * The configuration is the header's, then `overrides`, over the defaults. Returns the result, the
+ * configuration used, and whether the file had a line and a header. Rejects if the file cannot be
+ * read. Closes the file.
  */
 export async function checkTraceFile(
   file: string,
   overrides: Partial<ModelConfig> = {},
   options: TraceMonitorOptions = {},
-): Promise<TraceCheckResult & { config: ModelConfig }> {
+): Promise<TraceFileResult> {
   const started = performance.now();
   const stream =
     file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
   stream.setEncoding('utf8');
   let monitor: TraceMonitor | null = null;
+  let header = false;
   let config = makeConfig(overrides);
   let divergence: Divergence | null = null;
   let rest = '';
@@ -231,7 +255,9 @@ export async function checkTraceFile(
           blanks++;
           continue;
         }
-        config = makeConfig({ ...headerConfig(line), ...overrides });
+        const fromHeader = headerConfig(line);
+        header = fromHeader !== null;
+        config = makeConfig({ ...fromHeader, ...overrides });
         monitor = new TraceMonitor(config, options);
         for (; blanks > 0; blanks--) monitor.feed(''); // counted, so that line numbers stay the file's
       }
@@ -248,9 +274,12 @@ export async function checkTraceFile(
   } finally {
     if (stream !== process.stdin) (stream as ReturnType<typeof createReadStream>).destroy();
   }
+  const empty = monitor === null;
   monitor ??= new TraceMonitor(config, options);
   divergence ??= monitor.finish();
   return {
+    empty,
+    header: header,
     verdict: divergence ? divergence.verdict : 'conforms',
     divergence,
     stats: monitor.stats,
@@ -259,15 +288,15 @@ export async function checkTraceFile(
   };
 }
 
-/** The config of a header line, or nothing if `text` is not a valid header. */
-function headerConfig(text: string): Partial<ModelConfig> {
+/** The config of a header line, or null if `text` is not a valid header. */
+function headerConfig(text: string): Partial<ModelConfig> | null {
   try {
     const obj = JSON.parse(text) as HeaderLine;
     if (validateTraceLine(obj) === null && obj.kind === 'header') return obj.config ?? {};
   } catch {
     // Not JSON: the monitor reports the line as invalid.
   }
-  return {};
+  return null;
 }
 
 /** The configuration of the 10k-connection measurement: 64 slots, accept-proxy, 300 ms deadline. */
@@ -336,4 +365,9 @@ export async function verifyTraceConformance(): Promise<VerifyResult> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** "1 line", "2 lines". */
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

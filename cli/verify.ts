@@ -1,7 +1,7 @@
 /**
  * `embryonic verify`: runs every verification that exists and prints one summary table.
  */
-import { expectOnly, parseArgs, type Command } from './command.ts';
+import { parseArgs, UsageError, type Command } from './command.ts';
 import { formatTable } from './table.ts';
 import { VERIFICATIONS, type Verification } from './verifications.ts';
 
@@ -52,10 +52,13 @@ export const verifyCommand: Command = {
     'Exit code: 0 if every verification holds or was skipped, 1 otherwise.',
   ].join('\n'),
   async run(args) {
-    const parsed = parseArgs(args);
-    expectOnly(parsed, ['only']);
+    const parsed = parseArgs(args, { values: ['only'] });
     const only = parsed.flags.get('only');
     const chosen = VERIFICATIONS.filter((v) => !only || only.some((o) => v.name.includes(o)));
+    if (chosen.length === 0)
+      throw new UsageError(
+        `--only ${only!.join(', ')} names no verification; they are: ${VERIFICATIONS.map((v) => v.name).join(', ')}`,
+      );
     const { rows, failed } = await runVerifications(chosen, verifyOnProgress);
     console.log(formatTable(['verification', 'verdict', 'time', 'detail'], rows));
     console.log(`\n${chosen.length - failed} passed, ${failed} failed`);

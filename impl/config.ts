@@ -29,7 +29,26 @@ import { readFileSync } from 'node:fs';
 import { parseCidr, type Cidr } from '../machines/acl.ts';
 import { makeConfig, type ModelConfig, type Profile } from '../machines/config.ts';
 
-/** A configuration error: `file:line: message`, as HAProxy's "parsing [file:line] : ..." alerts. */
+/** HAProxy's other section keywords: each is refused as a section, not as a keyword of the one before. */
+const UNSUPPORTED_SECTIONS = [
+  'resolvers',
+  'peers',
+  'userlist',
+  'program',
+  'http-errors',
+  'ring',
+  'cache',
+  'mailers',
+  'fcgi-app',
+  'log-forward',
+  'crt-store',
+  'traces',
+];
+
+/**
+ * A configuration error: `file:line: message`, as HAProxy's "parsing [file:line] : ..." alerts; line
+ * 0 is the file as a whole (unreadable, or no frontend in it at all).
+ */
 export class ConfigError extends Error {
   constructor(
     readonly file: string,
@@ -242,6 +261,11 @@ export function parseConfig(
     if (words.length === 0) return;
     const [kw, ...args] = words as [string, ...string[]];
 
+    if (UNSUPPORTED_SECTIONS.includes(kw))
+      fail(
+        line,
+        `unsupported section '${kw}' (embryonic supports global, defaults, frontend, backend, listen)`,
+      );
     if (['global', 'defaults', 'frontend', 'backend', 'listen'].includes(kw)) {
       if (kw === 'global') {
         if (args.length > 0) fail(line, `'global' takes no argument`);
@@ -678,7 +702,7 @@ function assemble(
   const fronts = proxies.filter((p) => p.kind === 'frontend' || (p.kind === 'listen' && p.binds.length > 0));
   if (fronts.length === 0)
     fail(
-      proxies.length > 0 ? proxies[0]!.line : 1,
+      proxies.length > 0 ? proxies[0]!.line : 0,
       'no frontend: a frontend or listen section with a bind is needed',
     );
   if (fronts.length > 1)

@@ -387,7 +387,7 @@ export function answer(line: string, src: StatsSource, cli: CliCounts, controls:
           return `${JSON.stringify({ monitor: controls.monitorStatus?.() ?? null })}\n\n`;
         default:
           if (cmd.startsWith('set ')) return setCommand(cmd, controls);
-          return `Unknown command: '${cmd.split(' ')[0]}'\nembryonic knows: show info, show stat, show pool, show fd, show violations, show monitor, set fault, set clock advance\n\n`;
+          return `Unknown command: '${cmd}'\nembryonic knows: show info, show stat, show pool, show fd, show violations, show monitor, set fault, set clock advance\n\n`;
       }
     })
     .join('');

@@ -19,7 +19,7 @@ import type { TlsRead } from './connection.machine.ts';
 import { zeroCounters, type Counters } from './counters.ts';
 import { EFFECTS, type Effect, type EffectName } from './effects.ts';
 import { ERR_CODES } from './errCodes.ts';
-import { listStates } from './introspect.ts';
+import { listStates, listTransitions } from './introspect.ts';
 
 /** The format version every line carries in `v`. */
 export const TRACE_VERSION = 1;
@@ -428,6 +428,11 @@ export const STATE_VALUES: Record<MachineName, string[]> = Object.fromEntries(
   ]),
 ) as Record<MachineName, string[]>;
 
+/** The transition ids of each machine (introspect.ts): what `transitions` of a step line may name. */
+export const TRANSITION_VALUES: Record<MachineName, string[]> = Object.fromEntries(
+  (Object.keys(MACHINES) as MachineName[]).map((m) => [m, listTransitions(MACHINES[m]).map((t) => t.id)]),
+) as Record<MachineName, string[]>;
+
 const MACHINE_NAMES = Object.keys(MACHINES) as MachineName[];
 const EFFECT_NAMES = Object.keys(EFFECTS) as EffectName[];
 const KINDS = ['header', 'input', 'step', 'effect', 'counters'] as const;
@@ -681,6 +686,11 @@ function validateStep(obj: Record<string, unknown>): string | null {
     !(Array.isArray(obj.transitions) && obj.transitions.every((s) => typeof s === 'string'))
   )
     return 'transitions must be an array of transition ids';
+  const unknownId = (obj.transitions as string[] | undefined)?.find(
+    (id) => !TRANSITION_VALUES[machine].includes(id),
+  );
+  if (unknownId !== undefined)
+    return `transitions: the ${machine} machine has no transition ${JSON.stringify(unknownId)} (docs/trace.schema.json lists them)`;
   return null;
 }
 
@@ -873,7 +883,7 @@ export function traceSchema(): Schema {
         transitions: {
           description: 'the ids of the transitions taken (introspect.ts), eventless ones included; optional',
           type: 'array',
-          items: { type: 'string' },
+          items: { enum: TRANSITION_VALUES[m] },
         },
       },
       ['machine', 'event', 'from', 'to'],

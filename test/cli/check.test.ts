@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { spaceFromFlags, checkCommand } from '../../cli/check.ts';
+import { CHECK_ARGS, spaceFromFlags, checkCommand } from '../../cli/check.ts';
 import { parseArgs, UsageError } from '../../cli/command.ts';
 import { CONFIG_SPACE } from '../../properties/bounds.ts';
+import { INVARIANTS } from '../../properties/invariants.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -20,13 +21,14 @@ describe('embryonic check', () => {
       expect.arrayContaining(['generated', 'distinct', 'depth', 'seconds', 'violations']),
     );
     expect(out.violations).toEqual([]);
+    expect(out.invariants).toEqual(INVARIANTS.map((i) => i.name));
     expect(out.distinct).toBeGreaterThan(0);
     expect((out.configs as { name: string }[]).map((c) => c.name)).toEqual(CONFIG_SPACE.map((c) => c.name));
   });
 
   it('applies --maxconn, --profile, --mode and --ssl to every configuration of the space', () => {
     const space = spaceFromFlags(
-      parseArgs(['--maxconn', '1', '--profile', '2.9', '--mode', 'http', '--ssl'], ['ssl']),
+      parseArgs(['--maxconn', '1', '--profile', '2.9', '--mode', 'http', '--ssl'], CHECK_ARGS),
     );
     expect(space.length).toBeGreaterThan(0);
     expect(space.length).toBeLessThan(CONFIG_SPACE.length);
@@ -43,14 +45,14 @@ describe('embryonic check', () => {
   });
 
   it('applies --maxsslconn to every configuration, 0 meaning no limit as in HAProxy', () => {
-    const limited = spaceFromFlags(parseArgs(['--ssl', '--maxsslconn', '1'], ['ssl']));
+    const limited = spaceFromFlags(parseArgs(['--ssl', '--maxsslconn', '1'], CHECK_ARGS));
     expect(limited.map((c) => c.config.maxsslconn)).toEqual(limited.map(() => 1));
-    const unlimited = spaceFromFlags(parseArgs(['--maxsslconn', '0']));
+    const unlimited = spaceFromFlags(parseArgs(['--maxsslconn', '0'], CHECK_ARGS));
     expect(unlimited.every((c) => c.config.maxsslconn === null)).toBe(true);
   });
 
   it('keeps only the configurations named with --config', () => {
-    const space = spaceFromFlags(parseArgs(['--config', 'http-raw', '--config', 'tcp-proxy']));
+    const space = spaceFromFlags(parseArgs(['--config', 'http-raw', '--config', 'tcp-proxy'], CHECK_ARGS));
     expect(space.map((c) => c.name)).toEqual(['tcp-proxy', 'http-raw']);
   });
 

@@ -88,7 +88,9 @@ describe('embryonic trace-check', () => {
     const path = write('ok.ndjson', TRACE);
     expect((await traceCheck(path, '--mode', 'tcp')).code).toBe(1);
     const headless = write('headless.ndjson', TRACE.slice(1));
-    expect((await traceCheck(headless)).code).toBe(1);
+    const defaults = await traceCheck(headless);
+    expect(defaults.code).toBe(1);
+    expect(defaults.err).toMatch(/has no header line .*checked against the default configuration/);
     expect((await traceCheck(headless, '--mode', 'http', '--maxconn', '4')).code).toBe(0);
     const cfg = join(dir, 'cfg.json');
     writeFileSync(cfg, JSON.stringify({ mode: 'http', feMaxconn: 4, globalMaxconn: 4 }));
@@ -108,6 +110,25 @@ describe('embryonic trace-check', () => {
     const missing = await traceCheck(join(dir, 'no-such-file.ndjson'));
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/cannot read/);
+  });
+
+  it('exits 2 on a file with no trace line, which shows nothing', async () => {
+    const r = await traceCheck(write('empty.ndjson', ['', '  ']));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/holds no trace line: nothing to check/);
+  });
+
+  it('exits 2 on a step naming a transition its machine does not have', async () => {
+    const at = TRACE.findIndex((l) => l.kind === 'step' && (l.transitions?.length ?? 0) > 0);
+    const step = TRACE[at] as Extract<TraceLine, { kind: 'step' }>;
+    const renamed = { ...step, transitions: [step.transitions![0]!.replace(/\|\d+$/, '|99')] };
+    const r = await traceCheck(
+      write('bad-id.ndjson', [...TRACE.slice(0, at), renamed, ...TRACE.slice(at + 1)]),
+    );
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(
+      new RegExp(`line ${at + 1} is invalid: transitions: the \\w+ machine has no transition ".*\\|99"`),
+    );
   });
 
   it('exits 2 on a usage error', async () => {

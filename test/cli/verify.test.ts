@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runVerifications } from '../../cli/verify.ts';
+import { UsageError } from '../../cli/command.ts';
+import { runVerifications, verifyCommand } from '../../cli/verify.ts';
 import type { Verification } from '../../cli/verifications.ts';
 
 /** A verification named `name` whose run resolves with `result` (or rejects with `crash`). */
@@ -45,5 +46,18 @@ describe('runVerifications', () => {
       () => {},
     );
     expect(failed).toBe(0);
+  });
+});
+
+describe('embryonic verify', () => {
+  it('refuses an --only that names no verification, listing their names, rather than pass on none', async () => {
+    await expect(verifyCommand.run(['--only', 'nope'])).rejects.toThrow(UsageError);
+    await expect(verifyCommand.run(['--only', 'nope'])).rejects.toThrow(
+      /names no verification; they are: traceability, /,
+    );
+  });
+
+  it('refuses an argument it does not take', async () => {
+    await expect(verifyCommand.run(['extra'])).rejects.toThrow('unexpected argument "extra"');
   });
 });

@@ -204,7 +204,13 @@ listen li
       2,
       /unsupported keyword 'daemon' in section 'global'/,
     ],
-    ['an unsupported section', 'peers p\n', 1, /'peers' outside of any section/],
+    ['an unsupported section', 'peers p\n', 1, /unsupported section 'peers'/],
+    [
+      'an unsupported section after a frontend',
+      BASE + 'resolvers dns\n    nameserver n 127.0.0.1:53\n',
+      BASE.split('\n').length,
+      /unsupported section 'resolvers'/,
+    ],
     ['nbthread above 1', 'global\n    nbthread 2\n', 2, /embryonic runs one thread/],
     ['a negative maxsslconn', 'global\n    maxsslconn -1\n', 2, /'maxsslconn' needs a non-negative integer/],
     [
@@ -309,6 +315,7 @@ listen li
       /backend 'be' has no server/,
     ],
     ['no frontend', 'backend be\n    server s 127.0.0.1:1\n', 1, /no frontend/],
+    ['an empty file, as a whole', '\n', 0, /no frontend/],
   ])('rejects %s, naming the line where it is', (_what, text, line, message) => {
     const e = errorOf(text);
     expect([e.line, e.reason]).toEqual([line, expect.stringMatching(message)]);

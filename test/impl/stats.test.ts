@@ -165,7 +165,7 @@ describe.skipIf(!HAVE_HAPROXY)("show stat and show info, side by side with Debia
     expect(JSON.parse(await ours.query('show fd'))).toMatchObject({ live: [], violations: [] });
     expect(JSON.parse(await ours.query('show violations'))).toEqual({ violations: [] });
     expect(JSON.parse(await ours.query('show monitor'))).toEqual({ monitor: null }); // no --monitor
-    expect(await ours.query('show model')).toMatch(/^Unknown command: 'show'/);
+    expect(await ours.query('show model')).toMatch(/^Unknown command: 'show model'/);
     expect(await ours.query('show info; show stat')).toMatch(/^Name: embryonic\n[\s\S]*\n\n# pxname,/);
   });
 });
