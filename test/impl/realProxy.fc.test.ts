@@ -15,7 +15,7 @@
  * streams and bytes (test/impl/model/observe.ts). A failure prints the shrunk run as a numbered
  * script of client actions.
  *
- * npm test runs RUNS scenarios (100 in all); EMBRYONIC_DEEP=1 runs DEEP_RUNS (10,000 in all) on
+ * npm test runs RUNS scenarios (125 in all); EMBRYONIC_DEEP=1 runs DEEP_RUNS (15,000 in all) on
  * every configuration and prints the figures. EMBRYONIC_SEED=N replays a seed; EMBRYONIC_CONFIGS=a,b
  * keeps only those configurations.
  */
