@@ -152,7 +152,7 @@ describe('the targets the suite starts', () => {
     try {
       expect(target.unavailable?.verdict).toBe('fail');
       expect(target.unavailable?.reason).toMatch(
-        /exited at start \(code 2,[\s\S]*its output:[\s\S]*--config FILE/,
+        /exited at start \(code 2,[\s\S]*its output:[\s\S]*unknown option --no-such-option/,
       );
     } finally {
       await target.stop();
