@@ -183,11 +183,23 @@ export async function codeVersion(): Promise<string | null> {
   const head = await runCapture('git', ['rev-parse', '--short=12', 'HEAD'], 10_000);
   if (head?.code !== 0) return null;
   const status = await runCapture('git', ['status', '--porcelain', '--untracked-files=no'], 10_000);
-  const outputs = new Set(['bench/results.json', 'bench/history.json', 'BENCHMARKS.md']);
-  const changed = (status?.stdout ?? '')
-    .split('\n')
-    .some((line) => line.length > 3 && !outputs.has(line.slice(3).trim()));
-  return `${head.stdout.trim()}${changed || status?.code !== 0 ? '+' : ''}`;
+  const changed = status?.code !== 0 || changesBeyondOutputs(status.stdout);
+  return `${head.stdout.trim()}${changed ? '+' : ''}`;
+}
+
+/** The files the benchmarks write themselves: a change to them is not a change of the code measured. */
+const BENCH_OUTPUTS = new Set(['bench/results.json', 'bench/history.json', 'BENCHMARKS.md']);
+
+/**
+ * True iff `git status --porcelain` output <porcelain> lists a tracked file other than the
+ * benchmarks' own outputs (a rename counts by its new path). Pure.
+ */
+export function changesBeyondOutputs(porcelain: string): boolean {
+  return porcelain.split('\n').some((line) => {
+    if (line.length <= 3) return false;
+    const path = line.slice(3).split(' -> ').at(-1)!.trim();
+    return !BENCH_OUTPUTS.has(path);
+  });
 }
 
 /**

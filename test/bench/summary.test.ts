@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configFigure, SPACE_FIGURE, spinFigure, type ExplorerRow } from '../../bench/explorer.ts';
 import { PROMELA_CONFIG } from '../../bench/promela/generate.ts';
-import { codeVersion, explorerRows, recordInMarkdown, type BenchReport } from '../../bench/run.ts';
+import {
+  changesBeyondOutputs,
+  codeVersion,
+  explorerRows,
+  recordInMarkdown,
+  type BenchReport,
+} from '../../bench/run.ts';
 import {
   FIGURE,
   headline,
@@ -247,6 +253,30 @@ describe('the history of the recorded runs', () => {
 
   it('names the commit it measures, with a + when the work tree has changes', async () => {
     expect(await codeVersion()).toMatch(/^[0-9a-f]{12}\+?$/);
+  });
+
+  it("counts a change to the code as a change, and one to the benchmarks' own outputs as none", () => {
+    expect(changesBeyondOutputs('')).toBe(false);
+    expect(changesBeyondOutputs(' M bench/results.json\n M BENCHMARKS.md\n M bench/history.json\n')).toBe(
+      false,
+    );
+    expect(changesBeyondOutputs(' M bench/results.json\n M impl/stream.ts\n')).toBe(true);
+    expect(changesBeyondOutputs('R  impl/a.ts -> impl/b.ts\n')).toBe(true);
+  });
+
+  it('rewrites each of the three generated blocks, and nothing around them', () => {
+    const results = JSON.parse(readFileSync(join(ROOT, 'bench/results.json'), 'utf8')) as BenchReport;
+    const block = (name: string): string =>
+      `<!-- BEGIN GENERATED: ${name} -->\nstale ${name}\n<!-- END GENERATED: ${name} -->`;
+    const md = `intro\n${block('bench-goals')}\nmiddle\n${block('bench')}\nend\n${block('bench-history')}\noutro\n`;
+    const out = recordInMarkdown(md, results, [historyEntry(results)]);
+    expect(out).not.toMatch(/stale/);
+    for (const text of ['intro\n', '\nmiddle\n', '\nend\n', '\noutro\n']) expect(out).toContain(text);
+    expect(out).toContain('| goal | verdict |');
+    expect(out).toContain('| # | figure | subject |');
+    expect(out).toContain('| run (UTC) | code |');
+    expect(out.indexOf('| goal | verdict |')).toBeLessThan(out.indexOf('\nmiddle\n'));
+    expect(out.indexOf('| run (UTC) | code |')).toBeGreaterThan(out.indexOf('\nend\n'));
   });
 });
 

@@ -54,4 +54,8 @@ describe('parseArgs', () => {
     expect(mistake(['-x'])).toBe('no error'); // one positional, which the command judges
     expect(() => parseArgs(['-x'])).toThrow('unexpected argument "-x"');
   });
+
+  it('takes a lone -- as a positional, not as an option', () => {
+    expect(parseArgs(['--', 'x'], { positionals: 2 }).positionals).toEqual(['--', 'x']);
+  });
 });

@@ -112,10 +112,48 @@ describe('embryonic trace-check', () => {
     expect(missing.err).toMatch(/cannot read/);
   });
 
-  it('exits 2 on a file with no trace line, which shows nothing', async () => {
-    const r = await traceCheck(write('empty.ndjson', ['', '  ']));
+  it('exits 2 on a file with no trace line, which shows nothing, blank lines or none', async () => {
+    const r = await traceCheck(write('blank.ndjson', ['', '  ']));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/holds no trace line: nothing to check/);
+    const path = join(dir, 'zero.ndjson');
+    writeFileSync(path, '');
+    const zero = await traceCheck(path);
+    expect([zero.code, zero.err]).toEqual([2, expect.stringMatching(/holds no trace line/)]);
+  });
+
+  it('says nothing of the configuration when the trace has a header or a flag gives one', async () => {
+    const withHeader = await traceCheck(write('ok.ndjson', TRACE), '--json');
+    expect([withHeader.err, (JSON.parse(withHeader.out) as { header: boolean }).header]).toEqual(['', true]);
+    const headless = await traceCheck(
+      write('headless.ndjson', TRACE.slice(1)),
+      '--mode',
+      'http',
+      '--maxconn',
+      '4',
+    );
+    expect([headless.code, headless.err]).toEqual([0, '']);
+  });
+
+  it.each([
+    [
+      'a transition of another machine',
+      (ids: string[]) => ['listener.ready|ACCEPT_ATTEMPT|0', ...ids.slice(1)],
+    ],
+    ['an unknown id after a known one', (ids: string[]) => [ids[0]!, 'session.absent|SESSION_ACCEPT|99']],
+  ])('exits 2 on a step of the connection machine naming %s', async (_what, ids) => {
+    const at = TRACE.findIndex(
+      (l) => l.kind === 'step' && l.machine === 'connection' && (l.transitions?.length ?? 0) > 0,
+    );
+    const step = TRACE[at] as Extract<TraceLine, { kind: 'step' }>;
+    const renamed = { ...step, transitions: ids(step.transitions!) };
+    const r = await traceCheck(
+      write('bad-ids.ndjson', [...TRACE.slice(0, at), renamed, ...TRACE.slice(at + 1)]),
+    );
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(
+      new RegExp(`line ${at + 1} is invalid: transitions: the connection machine has no transition`),
+    );
   });
 
   it('exits 2 on a step naming a transition its machine does not have', async () => {

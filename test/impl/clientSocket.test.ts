@@ -68,6 +68,13 @@ afterEach(async () => {
 });
 
 describe('adoptClientSocket', () => {
+  it('leaves a socket that already holds bytes read by node:net untouched, since a take-over would drop them', async () => {
+    const { accepted } = await acceptOne();
+    accepted.unshift(Buffer.from('already read'));
+    expect(adopt(accepted)).toBe(accepted);
+    expect(accepted.read()?.toString()).toBe('already read');
+  });
+
   it('gives the accepted connection and its fd to a new socket, which alone closes them', async () => {
     const { server, accepted, client } = await acceptOne();
     const fd = fdOf(accepted);

@@ -321,6 +321,30 @@ listen li
     expect([e.line, e.reason]).toEqual([line, expect.stringMatching(message)]);
   });
 
+  it.each(
+    // HAProxy's other sections (its doc/configuration.txt), each refused by name wherever it starts.
+    [
+      'resolvers',
+      'peers',
+      'userlist',
+      'program',
+      'http-errors',
+      'ring',
+      'cache',
+      'mailers',
+      'fcgi-app',
+      'log-forward',
+      'crt-store',
+      'traces',
+    ],
+  )("refuses a '%s' section as an unsupported section", (section) => {
+    const e = errorOf(`${BASE}${section} x\n`);
+    expect([e.line, e.reason]).toEqual([
+      BASE.split('\n').length,
+      expect.stringMatching(`unsupported section '${section}'`),
+    ]);
+  });
+
   it('names the file when it cannot be read', () => {
     expect(() => loadConfig('/nonexistent/haproxy.cfg')).toThrow(
       /^\/nonexistent\/haproxy\.cfg:0: cannot read/,

@@ -278,6 +278,13 @@ describe('a PROXY v2 TLV over 1024 bytes in the 2.9 profile (HA_PP2_MAX_ALLOC, f
     expect(echo.accepted).toBe(0);
   });
 
+  it('forwards the one byte sent in the same write as the header', async () => {
+    const c = client(proxy.port, { first: Buffer.concat([tcp4(43003), Buffer.from('x')]) });
+    await waitFor('the echo', () => (c.socket.bytesRead >= 1 ? true : undefined));
+    c.socket.end();
+    expect((await c.outcome).data).toBe('x');
+  });
+
   it('forwards a header whose TLV holds 1024 bytes', async () => {
     const c = client(proxy.port, { first: Buffer.concat([withTlv(43002, 1024), Buffer.from('data')]) });
     await waitFor('the echo', () => (c.socket.bytesRead >= 4 ? true : undefined));

@@ -209,6 +209,12 @@ const BROKEN: Broken[] = [
     message: /freed but its task is still live/,
   },
   {
+    invariant: 'taskFreedOnce',
+    says: 'a task freed under a live session',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT], 1, (s) => void (s.memory[0]!.task = 'freed')),
+    message: /its session is live but its task is freed/,
+  },
+  {
     invariant: 'http500Only',
     says: 'a 500 in tcp mode',
     ctx: (broken) =>
@@ -262,6 +268,15 @@ const BROKEN: Broken[] = [
         s.memory[0]!.deadline = 300;
       }),
     message: /not the configured 100 ms/,
+  },
+  {
+    invariant: 'deadlineBounded',
+    says: 'a 2.9 embryonic session armed with a client-hs of 0, which is unset',
+    ctx: (broken) =>
+      lastStep(broken, { profile: '2.9', timeoutClient: 300, timeoutClientHs: 0 }, [ACCEPT], 1, (s) => {
+        s.memory[0]!.deadline = 0;
+      }),
+    message: /not the configured 300 ms/,
   },
   ...(['feconn', 'nbconn', 'actconn', 'jobs'] as const).map((k): Broken => ({
     invariant: `${k}Balance`,
