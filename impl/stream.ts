@@ -219,7 +219,16 @@ function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   const st = owners.get(this);
   if (!st || st.ended || !st.rep) return false;
   st.serverTimer?.refresh();
-  const d = st.rep;
+  return forwardWholeBufferRead(st.rep, buf, nread);
+}
+
+/**
+ * Forwards a read that fills `d`'s buffer from its start (the backend socket's `onread` buffer is
+ * the whole buffer). Returns whether the source reads on: only if the kernel took the bytes at
+ * once, since the next read lands at the start again; else the source is stopped until the write
+ * is done.
+ */
+function forwardWholeBufferRead(d: Direction, buf: Buffer, nread: number): boolean {
   if (!forwardRead(d, buf, nread)) return false;
   if (d.head === 0) return true;
   d.stopped = true;
@@ -351,6 +360,13 @@ function directionOnWritten(this: Direction, err?: Error | null): void {
   this.stopped = false;
   this.src.resume();
 }
+
+/**
+ * The buffer logic of one direction without its sockets, for test/impl/stream.test.ts only: a
+ * direction over any source and destination with pause/resume and write/writableLength, a 'data'
+ * chunk fed to it, a read that landed in its buffer. Nothing in impl/ uses this object.
+ */
+export const directionForTests = { direction, feed, forwardRead, forwardWholeBufferRead } as const;
 
 /** The client sent its EOF. */
 function clientOnEnd(this: net.Socket): void {

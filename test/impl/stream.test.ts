@@ -1,11 +1,16 @@
 /**
  * The data phase on real sockets: backends that refuse or reset, timeouts, and a frontend without
  * accept-proxy, where a PROXY header is data. The proxy runs as a child process; its backend has
- * three servers taken in turn (round robin): one refuses, one resets, one echoes.
+ * three servers taken in turn (round robin): one refuses, one resets, one echoes. Last, a
+ * direction's channel buffer without sockets (directionForTests): the orders of reads and writes
+ * that a loopback run reaches too rarely to test.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Conn } from '../../impl/driver.ts';
+import type { PoolItem } from '../../impl/pool.ts';
+import { directionForTests } from '../../impl/stream.ts';
 import {
   CERT,
   client,
@@ -305,5 +310,103 @@ backend be_stall
     );
     expect(proxy.lines(/ fe_stall be_stall\/stalled \d+\/-1\/\d+ 0 CC /)).toHaveLength(1);
     await expectSettled(proxy, baseline);
+  });
+});
+
+describe("a direction's channel buffer, without sockets", () => {
+  const { direction, feed, forwardRead, forwardWholeBufferRead } = directionForTests;
+
+  /** A destination whose writes wait until the test completes them, as a full socket's do. */
+  class SlowDestination {
+    writableLength = 0;
+    readonly written: string[] = [];
+    private readonly pending: ((err?: Error | null) => void)[] = [];
+    write(b: Buffer, cb: (err?: Error | null) => void): boolean {
+      this.written.push(b.toString('latin1'));
+      this.writableLength += b.length;
+      this.pending.push(cb);
+      return false;
+    }
+    /** The kernel takes every write: each callback runs, in order. */
+    drain(): void {
+      this.writableLength = 0;
+      for (const cb of this.pending.splice(0)) cb();
+    }
+  }
+
+  /** A direction of 16 bytes from a source that records its pauses, to a slow destination. */
+  function setUp() {
+    const violations: string[] = [];
+    const pool = { pin: () => undefined, unpin: () => undefined, countRead: () => undefined };
+    const conn = {
+      id: 1,
+      fe: { violations, pool },
+      stream: { ended: false, serverTimer: null, clientTimer: null },
+    };
+    const src = {
+      paused: false,
+      pause() {
+        this.paused = true;
+      },
+      resume() {
+        this.paused = false;
+      },
+    };
+    const dst = new SlowDestination();
+    const item = { site: 'req', serial: 0, buf: Buffer.alloc(16), live: true, pins: 0 };
+    const d = direction(
+      'req',
+      conn as unknown as Conn,
+      src as unknown as net.Socket,
+      dst as unknown as net.Socket,
+      item as PoolItem,
+    );
+    return { d, dst, src, violations, buf: item.buf };
+  }
+
+  it('copies each chunk after the bytes still being written, and keeps what does not fit until the buffer is empty', () => {
+    const { d, dst, src, buf } = setUp();
+    feed(d, Buffer.from('abcd'));
+    feed(d, Buffer.from('efgh'));
+    expect(dst.written).toEqual(['abcd', 'efgh']);
+    expect(buf.subarray(0, 8).toString()).toBe('abcdefgh');
+    feed(d, Buffer.from('ijklmnopqrst'));
+    expect(dst.written).toEqual(['abcd', 'efgh', 'ijklmnop']);
+    expect(src.paused).toBe(true);
+    dst.drain(); // the buffer is empty: what waited is copied at its start
+    expect(dst.written.at(-1)).toBe('qrst');
+    expect(src.paused).toBe(true);
+    dst.drain(); // and once that is written too, the source reads on
+    expect(src.paused).toBe(false);
+    expect(dst.written.join('')).toBe('abcdefghijklmnopqrst');
+  });
+
+  it('reads the backend on into the whole buffer only while the kernel takes each write at once', () => {
+    const { d, dst, buf } = setUp();
+    dst.write = function fastWrite(this: SlowDestination, b: Buffer, cb: (err?: Error | null) => void) {
+      this.written.push(b.toString('latin1'));
+      queueMicrotask(() => cb());
+      return true; // taken at once: writableLength stays 0
+    };
+    buf.write('abcd');
+    expect(forwardWholeBufferRead(d, buf, 4)).toBe(true);
+    expect(d.head).toBe(0);
+    const slow = setUp();
+    slow.buf.write('abcd');
+    expect(forwardWholeBufferRead(slow.d, slow.buf, 4)).toBe(false); // the next read would overwrite it
+    expect(slow.d.stopped).toBe(true);
+  });
+
+  it('refuses a read that lands on bytes still being written, writing nothing of it', () => {
+    const { d, dst, violations, buf } = setUp();
+    expect(forwardRead(d, buf, 4)).toBe(true); // a read of 4 bytes at the start
+    expect(dst.written).toHaveLength(1);
+    expect(forwardRead(d, buf.subarray(2), 4)).toBe(false); // overlaps the 2 bytes still written
+    expect(dst.written).toHaveLength(1);
+    expect(violations).toEqual([
+      'connection 1: a req read of 4 bytes landed outside the free part of its channel buffer',
+    ]);
+    expect(forwardRead(d, buf.subarray(4), 4)).toBe(true); // past them it is fine
+    expect(dst.written).toHaveLength(2);
   });
 });
