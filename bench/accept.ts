@@ -14,6 +14,8 @@
  * acceptOnce is also the measure of row 4 (bench/monitor.ts).
  */
 import {
+  FIGURE,
+  perCpuFigure,
   alternate,
   BENCH_HEADER,
   cpuMs,
@@ -107,7 +109,7 @@ export async function acceptOnce(
  * CPU-second), or the row skipped with the reason. Starts no process of its own.
  */
 export async function benchAccept(ctx: BenchContext, opts: AcceptOptions): Promise<BenchResult> {
-  const figure = 'accept + PROXY v1 header + close';
+  const figure = FIGURE.accept;
   if (ctx.implMissing) return { rows: [], skipped: [{ row: 2, figure, reason: ctx.implMissing }] };
   const { impl, haproxy, failures } = await ctx.rateProxies();
   if (!impl)
@@ -210,7 +212,7 @@ export function rateRows(
     }),
     benchRow({
       row: spec.row,
-      figure: `${spec.figure}, per CPU-second of the proxy`,
+      figure: perCpuFigure(spec.figure),
       unit: spec.cpuUnit,
       subject,
       value: summarize(perCpu(subject)),

@@ -34,6 +34,7 @@
  * proxies alike; the rows say the size really used.
  */
 import {
+  FIGURE,
   alternate,
   BENCH_HEADER,
   BENCH_SOURCES,
@@ -266,7 +267,7 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
     result.rows.push(
       benchRow({
         row: 1,
-        figure: 'embryonic / full, RSS per connection',
+        figure: FIGURE.ratioRss,
         unit: '×',
         subject: `impl, ${label}`,
         value: rssRatio,
@@ -274,16 +275,14 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
         goal: { text: '≤ 0.1 (1/10 of a full session)', met: rssRatio ? rssRatio.median <= 0.1 : null },
       }),
     );
-    result.rows.push(
-      ...floorRows('rss', 'RSS growth per connection', 'node:net floor / full session, RSS per connection'),
-    );
+    result.rows.push(...floorRows('rss', 'RSS growth per connection', FIGURE.floorRss));
     if (opts.heap) {
       for (const mode of modes) {
         const heap = summarize(per('heap', 'impl', mode));
         result.rows.push(
           benchRow({
             row: 1,
-            figure: 'JS heap growth per connection',
+            figure: FIGURE.heap,
             unit: 'B/conn',
             subject: subject(mode),
             value: heap,
@@ -302,20 +301,14 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
       result.rows.push(
         benchRow({
           row: 1,
-          figure: 'embryonic / full, JS heap per connection',
+          figure: FIGURE.ratioHeap,
           unit: '×',
           subject: `impl, ${label}`,
           value: heapRatio,
           goal: { text: '≤ 0.1 (1/10 of a full session)', met: heapRatio ? heapRatio.median <= 0.1 : null },
         }),
       );
-      result.rows.push(
-        ...floorRows(
-          'heap',
-          'JS heap growth per connection',
-          'node:net floor / full session, JS heap per connection',
-        ),
-      );
+      result.rows.push(...floorRows('heap', FIGURE.heap, FIGURE.floorHeap));
       for (const mode of modes) {
         result.rows.push(
           benchRow({
@@ -334,7 +327,7 @@ export async function benchMemory(ctx: BenchContext, opts: MemoryOptions): Promi
       result.rows.push(
         benchRow({
           row: 1,
-          figure: 'embryonic / full, allocated memory per connection',
+          figure: FIGURE.ratioAllocated,
           unit: '×',
           subject: `impl, ${label}`,
           value: allocatedRatio,

@@ -16,7 +16,7 @@
 import { statsQuery } from '../conformance/stats.ts';
 import type { MonitorStatus } from '../impl/monitorThread.ts';
 import { alternateRuns, rateRows, type AcceptOptions } from './accept.ts';
-import type { BenchContext, BenchResult, ProxyProcess } from './targets.ts';
+import { FIGURE, type BenchContext, type BenchResult, type ProxyProcess } from './targets.ts';
 
 /** How long the row waits, after a monitored run, for the checker to catch up. */
 export const CATCH_UP_MS = 10_000;
@@ -88,7 +88,7 @@ export function monitorStoppedNote(line: string): string {
  * starts no process of its own.
  */
 export async function benchMonitor(ctx: BenchContext, opts: AcceptOptions): Promise<BenchResult> {
-  const figure = 'live trace monitor overhead on the accept rate';
+  const figure = FIGURE.monitor;
   if (ctx.implMissing) return { rows: [], skipped: [{ row: 4, figure, reason: ctx.implMissing }] };
   const { unmonitored: plain, monitored, failures } = await ctx.rateProxies();
   if (!plain || !monitored)

@@ -47,6 +47,7 @@ import {
 import {
   benchRow,
   cpuTimes,
+  FIGURE,
   fmtNumber,
   fmtSummary,
   fdLimits,
@@ -278,13 +279,9 @@ export async function runBench(
       // The rate proxies start now, beside the memory row's own (an idle proxy disturbs no flood).
       if ([2, 3, 4].some(wants)) void ctx.rateProxies();
       await guarded(1, 'memory per held-open connection', () => benchMemory(ctx, plan.memory));
-      await guarded(2, 'accept + PROXY v1 header + close', () => benchAccept(ctx, plan.accept));
-      await guarded(3, 'forwarding throughput after the handshake', () =>
-        benchThroughput(ctx, plan.throughput),
-      );
-      await guarded(4, 'live trace monitor overhead on the accept rate', () =>
-        benchMonitor(ctx, plan.accept),
-      );
+      await guarded(2, FIGURE.accept, () => benchAccept(ctx, plan.accept));
+      await guarded(3, FIGURE.forwarding, () => benchThroughput(ctx, plan.throughput));
+      await guarded(4, FIGURE.monitor, () => benchMonitor(ctx, plan.accept));
     }
   } finally {
     if (rate) {
@@ -303,7 +300,7 @@ export async function runBench(
     else
       skipped.push({
         row: 6,
-        figure: '`npm test` wall time on 2 cores',
+        figure: FIGURE.npmTest,
         reason: 'not asked for (--with-npm-test)',
       });
   }
@@ -539,7 +536,7 @@ const FRESH_CLONE_CACHES = ['node_modules/.cache/embryonic-cli'];
  * fresh clone lacks removed (FRESH_CLONE_CACHES), so that it costs what it costs there. Never rejects.
  */
 export async function benchNpmTest(machine: MachineInfo, log: (line: string) => void): Promise<BenchResult> {
-  const figure = '`npm test` wall time on 2 cores';
+  const figure = FIGURE.npmTest;
   const pinned = machine.nproc > 2;
   const [file, args] = pinned ? ['taskset', ['-c', '0,1', 'npm', 'test']] : ['npm', ['test']];
   const times: number[] = [];

@@ -10,27 +10,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { BenchReport } from './run.ts';
-import { fmtNumber, fmtSummary, type BenchRow, type Summary } from './targets.ts';
+import { FIGURE, fmtNumber, fmtSummary, perCpuFigure, type BenchRow, type Summary } from './targets.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Finding the rows a goal is judged on
 // ---------------------------------------------------------------------------------------------
-
-/** The figures of the rows the goals and the headline read, as the rows name them. */
-export const FIGURE = {
-  ratioRss: 'embryonic / full, RSS per connection',
-  ratioHeap: 'embryonic / full, JS heap per connection',
-  ratioAllocated: 'embryonic / full, allocated memory per connection',
-  heap: 'JS heap growth per connection',
-  floorRss: 'node:net floor / full session, RSS per connection',
-  floorHeap: 'node:net floor / full session, JS heap per connection',
-  accept: 'accept + PROXY v1 header + close',
-  acceptPerCpu: 'accept + PROXY v1 header + close, per CPU-second of the proxy',
-  forwarding: 'forwarding throughput after the handshake',
-  forwardingPerCpu: 'forwarding throughput after the handshake, per CPU-second of the proxy',
-  monitor: 'live trace monitor overhead on the accept rate',
-  npmTest: '`npm test` wall time on 2 cores',
-} as const;
 
 /** The flood sizes of row 1, as its subjects name them ("impl, embryonic, 10k (9850)"). */
 const FLOODS = ['10k', '1k'] as const;
@@ -138,9 +122,9 @@ export function headline(report: Pick<BenchReport, 'rows'>): Headline {
     heapBytes10k: median(memoryRow(report, FIGURE.heap, '10k')?.value),
     heapBytes1k: median(memoryRow(report, FIGURE.heap, '1k')?.value),
     accept: ratio(2, FIGURE.accept),
-    acceptPerCpu: ratio(2, FIGURE.acceptPerCpu),
+    acceptPerCpu: ratio(2, perCpuFigure(FIGURE.accept)),
     forwarding: ratio(3, FIGURE.forwarding),
-    forwardingPerCpu: ratio(3, FIGURE.forwardingPerCpu),
+    forwardingPerCpu: ratio(3, perCpuFigure(FIGURE.forwarding)),
     monitorOverhead: monitor === null ? null : 1 - monitor,
     explorer: NS.map((n) => median(wholeSpaceRow(report, n)?.value)),
     n3Seconds: median(wholeSpaceRow(report, 3)?.time),
@@ -323,10 +307,10 @@ export function judgeGoals(report: Pick<BenchReport, 'rows'>): GoalVerdict[] {
       cpu?.ratio ? [`per CPU-second of the proxy ${times(cpu.ratio)}`] : [],
     );
   };
-  rate('accept + PROXY v1 header + close ≥ 0.5× HAProxy', 2, FIGURE.accept, FIGURE.acceptPerCpu);
-  rate('forwarding throughput ≥ 0.5× HAProxy', 3, FIGURE.forwarding, FIGURE.forwardingPerCpu);
+  rate('accept + PROXY v1 header + close ≥ 0.5× HAProxy', 2, FIGURE.accept, perCpuFigure(FIGURE.accept));
+  rate('forwarding throughput ≥ 0.5× HAProxy', 3, FIGURE.forwarding, perCpuFigure(FIGURE.forwarding));
   const mon = findRow(report, 4, FIGURE.monitor, /^impl --monitor$/);
-  const monCpu = findRow(report, 4, `${FIGURE.monitor}, per CPU-second of the proxy`, /^impl --monitor$/);
+  const monCpu = findRow(report, 4, perCpuFigure(FIGURE.monitor), /^impl --monitor$/);
   goal(
     'live trace monitor overhead ≤ 15% of the accept rate',
     4,

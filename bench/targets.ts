@@ -128,6 +128,28 @@ export function pairRatios(a: readonly number[], b: readonly number[]): number[]
   return out;
 }
 
+/**
+ * The figures of the rows the goals are judged on, as their builders name them and
+ * bench/summary.ts finds them: one string for both.
+ */
+export const FIGURE = {
+  ratioRss: 'embryonic / full, RSS per connection',
+  ratioHeap: 'embryonic / full, JS heap per connection',
+  ratioAllocated: 'embryonic / full, allocated memory per connection',
+  heap: 'JS heap growth per connection',
+  floorRss: 'node:net floor / full session, RSS per connection',
+  floorHeap: 'node:net floor / full session, JS heap per connection',
+  accept: 'accept + PROXY v1 header + close',
+  forwarding: 'forwarding throughput after the handshake',
+  monitor: 'live trace monitor overhead on the accept rate',
+  npmTest: '`npm test` wall time on 2 cores',
+} as const;
+
+/** The figure of a rate row's companion: the same rate per CPU-second of the proxy. Pure. */
+export function perCpuFigure(figure: string): string {
+  return `${figure}, per CPU-second of the proxy`;
+}
+
 /** Formats a number for the table: 3 significant digits, thousands with k/M. Pure. */
 export function fmtNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);

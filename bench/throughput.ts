@@ -11,6 +11,7 @@
  * for HAProxy).
  */
 import {
+  FIGURE,
   alternate,
   BENCH_HEADER,
   BENCH_SOURCES,
@@ -85,7 +86,7 @@ export async function throughputOnce(
  * with the reason. Runs on the rate proxies of <ctx>; starts no process of its own.
  */
 export async function benchThroughput(ctx: BenchContext, opts: ThroughputOptions): Promise<BenchResult> {
-  const figure = 'forwarding throughput after the handshake';
+  const figure = FIGURE.forwarding;
   if (ctx.implMissing) return { rows: [], skipped: [{ row: 3, figure, reason: ctx.implMissing }] };
   const { impl, haproxy, failures } = await ctx.rateProxies();
   {

@@ -18,7 +18,6 @@ import {
   type BenchReport,
 } from '../../bench/run.ts';
 import {
-  FIGURE,
   headline,
   historyEntry,
   historyMarkdown,
@@ -28,7 +27,7 @@ import {
   withEntry,
   type HistoryEntry,
 } from '../../bench/summary.ts';
-import { benchRow, ROOT, summarize, type BenchRow } from '../../bench/targets.ts';
+import { benchRow, FIGURE, ROOT, summarize, type BenchRow } from '../../bench/targets.ts';
 
 /** One run of the compiled explorer (or of an anchor) at <n> connections, at <perSec> distinct/s. */
 function explorerRun(
