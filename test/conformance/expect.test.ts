@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import type { CloseSeen, WireClient } from '../../conformance/client.ts';
 import {
   DEADLINE_WINDOW,
+  expectClose,
+  expectOpenUntil,
   judgeOffset,
   MAX_CONNECT_LAG_MS,
+  type CaseContext,
+  type Check,
   type Reference,
 } from '../../conformance/expect.ts';
 
@@ -69,5 +74,61 @@ describe('judgeOffset', () => {
   it('refuses an event before the connect() call for an at-once window, and takes one during the connect', () => {
     expect(judgeOffset(29, prompt, 0, [0, 100]).ok).toBe(false);
     expect(judgeOffset(29.5, prompt, 0, [0, 100]).ok).toBe(true);
+  });
+});
+
+describe('the close checks', () => {
+  /** A case context that records its checks, on a clock the test sets. */
+  function context(now = 0) {
+    const checks: Check[] = [];
+    const ctx = {
+      log: { now: () => now },
+      check: (c: Check) => void checks.push(c),
+      sleepUntil: () => Promise.resolve(),
+    } as unknown as CaseContext;
+    return { ctx, checks };
+  }
+  /** A client the target closed with <seen> (null: still open). */
+  const closedWith = (seen: CloseSeen | null): WireClient =>
+    ({
+      name: 'client#1',
+      closedBy: seen,
+      waitForClose: () => Promise.resolve(seen),
+    }) as unknown as WireClient;
+  const accept: Reference = { t: 10, label: 'client#1 connect' };
+
+  it('fails a close of the other kind, even on time', async () => {
+    const { ctx, checks } = context();
+    await expectClose(ctx, closedWith({ kind: 'rst', at: 310 }), 'fin', accept, 300);
+    await expectClose(ctx, closedWith({ kind: 'fin', at: 310 }), 'fin', accept, 300);
+    expect(checks.map((c) => c.ok)).toEqual([false, true]);
+  });
+
+  it('fails a client still open, and one closed outside the window', async () => {
+    const { ctx, checks } = context();
+    await expectClose(ctx, closedWith(null), 'fin', accept, 300);
+    await expectClose(ctx, closedWith({ kind: 'fin', at: 200 }), 'fin', accept, 300);
+    expect(checks.map((c) => [c.ok, c.actual])).toEqual([
+      [false, 'still open'],
+      [false, expect.stringMatching(/^FIN at \+190/)],
+    ]);
+  });
+
+  it('holds a client open until the given time, and fails one closed at or before it', async () => {
+    const { ctx, checks } = context(500);
+    await expectOpenUntil(ctx, closedWith(null), 400, 'before its deadline');
+    await expectOpenUntil(ctx, closedWith({ kind: 'fin', at: 450 }), 400, 'before its deadline');
+    await expectOpenUntil(ctx, closedWith({ kind: 'fin', at: 400 }), 400, 'before its deadline');
+    await expectOpenUntil(ctx, closedWith({ kind: 'rst', at: 100 }), 400, 'before its deadline');
+    expect(checks.map((c) => c.ok)).toEqual([true, true, false, false]);
+  });
+});
+
+describe('judgeOffset at the edge of a lenient connect', () => {
+  it(`is lenient for a connect of exactly ${MAX_CONNECT_LAG_MS} ms, strict just past it`, () => {
+    const at = (lag: number): Reference => ({ t: 100, since: 100 - lag, label: 'connect' });
+    // 270 ms after the completion (before the window's 280), 320 after the call (within it).
+    expect(judgeOffset(370, at(MAX_CONNECT_LAG_MS), 300, DEADLINE_WINDOW).ok).toBe(true);
+    expect(judgeOffset(370, at(MAX_CONNECT_LAG_MS + 0.1), 300, DEADLINE_WINDOW).ok).toBe(false);
   });
 });

@@ -286,6 +286,7 @@ describe('the check that the target closes each connection as the model predicts
     });
     expect(closesCheck(predicted, ['fin', 'rst', 'fin']).ok).toBe(false);
     expect(closesCheck(predicted, ['rst', null]).ok).toBe(false);
+    expect(closesCheck(predicted, ['fin', null]).ok).toBe(false); // the RST never came
   });
 
   it('expects no close from the target on a connection the client resets itself, or one left open', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FdTab } from '../../impl/fdtab.ts';
+import { FdTab, RECENT } from '../../impl/fdtab.ts';
 
 describe('the fd table', () => {
   it('follows an fd from the backlog to fdtab and records its one close', () => {
@@ -7,6 +7,7 @@ describe('the fd table', () => {
     t.open(12, 1);
     expect(t.report().live).toEqual([{ fd: 12, conn: 1, state: 'backlog' }]);
     t.take(12, 1);
+    expect(t.report().live).toEqual([{ fd: 12, conn: 1, state: 'accepted' }]);
     t.insert(12, 1);
     expect(t.report().live).toEqual([{ fd: 12, conn: 1, state: 'inserted' }]);
     expect(t.close(12, 1, 'rst', 'kill_mini_session')).toBe(true);
@@ -44,5 +45,23 @@ describe('the fd table', () => {
     t.insert(9, 4);
     t.insert(9, 4);
     expect(t.violations[2]).toBe('fd 9 inserted twice (connection 4)');
+  });
+
+  it('lists the live fds in fd order', () => {
+    const t = new FdTab();
+    t.open(9, 1);
+    t.open(3, 2);
+    expect(t.report().live.map((e) => e.fd)).toEqual([3, 9]);
+  });
+
+  it(`keeps the last ${RECENT} closes, the oldest dropped first`, () => {
+    const t = new FdTab();
+    for (let fd = 0; fd <= RECENT; fd++) {
+      t.open(fd, fd);
+      t.close(fd, fd, 'fin', 'session_free');
+    }
+    const recent = t.report().recent;
+    expect(recent).toHaveLength(RECENT);
+    expect([recent[0]!.fd, recent.at(-1)!.fd]).toEqual([1, RECENT]);
   });
 });

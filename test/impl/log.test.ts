@@ -58,4 +58,14 @@ describe("the proxy's log lines", () => {
     expect(out).toEqual(['stderr hello\n', `stdout <134>Nov 26 18:24:12 embryonic[${process.pid}]: hello\n`]);
     expect(new Logger([]).enabled()).toBe(false);
   });
+
+  it('pads the milliseconds of the date to three digits, and the syslog day with a space', () => {
+    const early = new Date(2026, 10, 5, 8, 4, 2, 5).getTime();
+    expect(formatLogDate(early)).toBe('05/Nov/2026:08:04:02.005');
+    const out: string[] = [];
+    new Logger([{ to: 'stdout', format: 'rfc3164', facility: 16, maxLevel: 6 }], (_to, text) =>
+      out.push(text),
+    ).log('x', 6, early);
+    expect(out).toEqual([`<134>Nov  5 08:04:02 embryonic[${process.pid}]: x\n`]);
+  });
 });

@@ -46,6 +46,24 @@ describe('the pool and its ledger', () => {
     expect(pool.ledger().sites.rep.free).toBe(1);
   });
 
+  it('waits for every pending write of a freed buffer, not only the first to complete', () => {
+    const pool = new Pool(1024);
+    const a = pool.alloc('req');
+    pool.pin(a);
+    pool.pin(a);
+    pool.free(a);
+    pool.unpin(a);
+    expect(pool.ledger().sites.req.free).toBe(0);
+    pool.unpin(a);
+    expect(pool.ledger().sites.req.free).toBe(1);
+  });
+
+  it('records a committed failure that was not injected as a violation', () => {
+    const pool = new Pool(1024);
+    pool.commit({ site: 'req' });
+    expect(pool.violations).toEqual(['committed a failure at req attempt 1 that was not injected']);
+  });
+
   it('plans session_accept’s allocations in HAProxy’s order without consuming anything', () => {
     const pool = new Pool(1024, parseFaultSpecs('task:1,req:1'));
     expect(pool.planAccept('plain', tcpHandshake, 0)).toEqual({ site: 'task' });

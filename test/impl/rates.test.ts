@@ -32,6 +32,8 @@ describe('nextEventDelay', () => {
     expect(nextEventDelay('2.6', 2, 3, 4, 500)).toBe(1500);
     // One event last period, none now, 1 ms in: total 999 < 1000: at once.
     expect(nextEventDelay('2.6', 1, 0, 1, 1)).toBe(0);
+    // total = 4 × 1000 = 4000; limit 3 → 1000 / 3 = 333.3, rounded down.
+    expect(nextEventDelay('2.6', 3, 4, 0, 0)).toBe(333);
   });
 });
 
@@ -57,14 +59,17 @@ describe('RatePeriods', () => {
     expect(r.due()).toBe(3234);
   });
 
-  it('stops after an idle period under 2.x, forgetting the previous counts, and anchors again on the next count', () => {
-    const r = new RatePeriods('2.6', 0);
-    r.counted(100);
-    r.rotate({ ...zeroCounters(), feSessPerSec: 1 });
-    expect(r.rotate(zeroCounters())).toBe(false);
-    expect(r.prev).toEqual({ connPerSec: 0, feSessPerSec: 0 });
-    expect(r.due()).toBeNull();
-    expect(r.counted(5555)).toBe(true);
-    expect(r.due()).toBe(6555);
-  });
+  it.each(['2.6', '2.9'] as const)(
+    'stops after an idle period under %s, forgetting the previous counts, and anchors again on the next count',
+    (profile) => {
+      const r = new RatePeriods(profile, 0);
+      r.counted(100);
+      r.rotate({ ...zeroCounters(), feSessPerSec: 1 });
+      expect(r.rotate(zeroCounters())).toBe(false);
+      expect(r.prev).toEqual({ connPerSec: 0, feSessPerSec: 0 });
+      expect(r.due()).toBeNull();
+      expect(r.counted(5555)).toBe(true);
+      expect(r.due()).toBe(6555);
+    },
+  );
 });

@@ -8,7 +8,19 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROW_FIELDS, STAT_FIELDS, STAT_HEADER } from '../../impl/stats.ts';
+import { frontendBackend, parseConfig } from '../../impl/config.ts';
+import { FdTab } from '../../impl/fdtab.ts';
+import { Pool } from '../../impl/pool.ts';
+import {
+  ROW_FIELDS,
+  showInfo,
+  showStat,
+  STAT_FIELDS,
+  STAT_HEADER,
+  zeroTraffic,
+  type StatsSource,
+} from '../../impl/stats.ts';
+import { zeroCounters, type Counters } from '../../machines/counters.ts';
 import {
   client,
   cliQuery,
@@ -237,5 +249,58 @@ backend be_echo
     expect(found).toEqual([
       expect.stringMatching(/^connection \d+ ended still linked in the sessions list$/),
     ]);
+  });
+});
+
+describe('show info and show stat, from a source written out here', () => {
+  const cfg = parseConfig(
+    'global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout client 1s\nfrontend fe\n    bind 127.0.0.1:1\n    default_backend be\nbackend be\n    server s1 127.0.0.1:2\n',
+    'unit.cfg',
+  );
+  const now = 1_000_000;
+  const source = (counters: Partial<Counters>, lastSessAgo: number | null): StatsSource => {
+    const traffic = { ...zeroTraffic(), lastSess: lastSessAgo === null ? null : now - lastSessAgo };
+    return {
+      cfg,
+      counters: { ...zeroCounters(), ...counters },
+      maxima: { listenerConnMax: 0, connRateMax: 0, sessRateMax: 0, feConnRateMax: 0 },
+      traffic: { bin: 0, bout: 0 },
+      backends: [
+        {
+          cfg: frontendBackend(cfg),
+          counters: traffic,
+          servers: [{ name: 's1', host: '127.0.0.1', port: 2, counters: traffic }],
+          next: 0,
+        },
+      ],
+      startedAt: now - 10_000,
+      stopping: false,
+      listenerState: () => 'ready',
+      listenAddress: () => '127.0.0.1:1',
+      poolLedger: () => new Pool(1024).ledger(),
+      fdReport: () => new FdTab().report(),
+      hostViolations: () => [],
+    };
+  };
+  const info = (text: string): Record<string, string> =>
+    Object.fromEntries(
+      text
+        .trim()
+        .split('\n')
+        .map((l) => l.split(': ') as [string, string]),
+    );
+
+  it('gives the connection rate as ConnRate and the frontend session rate as SessRate', () => {
+    const shown = info(showInfo(source({ connPerSec: 2, feSessPerSec: 1 }, null), { cum: 0, cur: 0 }, now));
+    expect([shown.ConnRate, shown.SessRate]).toEqual(['2', '1']);
+  });
+
+  it('gives the seconds since the last session as lastsess, -1 when there was none', () => {
+    const rows = (ago: number | null) =>
+      parseStat(showStat(source({}, ago), now))
+        .rows.filter((r) => r.pxname === 'be')
+        .map((r) => r.lastsess);
+    expect(rows(5000)).toEqual(['5', '5']);
+    expect(rows(null)).toEqual(['-1', '-1']);
   });
 });
