@@ -91,6 +91,19 @@ describe('the mutants', () => {
     }
   });
 
+  it('move the fd registration of fd-registered-at-completion from accept to completion, not only drop it', () => {
+    const config = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!.config;
+    const mutant = mutantById('fd-registered-at-completion');
+    const model = new SystemModel(config, 1, mutant.defect(config));
+    const sessionEffects = (r: { records: { machine: string; effects: { type: string }[] }[] } | null) =>
+      r!.records.filter((x) => x.machine === 'session').flatMap((x) => x.effects.map((e) => e.type));
+    const accepted = model.step(model.initial(), { type: 'ACCEPT' });
+    expect(sessionEffects(accepted)).not.toContain('fdInsert');
+    const completed = sessionEffects(model.step(accepted!.state, { type: 'PROXY_HEADER_OK', conn: 0 }));
+    expect(completed).toContain('fdInsert');
+    expect(completed.indexOf('fdInsert')).toBeLessThan(completed.indexOf('listAdd'));
+  });
+
   it('leave the model untouched where their defect does not apply', () => {
     const plain = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!.config;
     const leak = mutantById('fd-leak-tracked-xprt');

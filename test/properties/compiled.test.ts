@@ -354,6 +354,15 @@ describe('the two engines of the explorer', () => {
       const slow = hunt((c) => mutant.defect(c), CONFIG_SPACE, FULL_CONNECTIONS, { engine: 'xstate' });
       expect(fast).not.toBeNull();
       expect(fast).toEqual(slow);
+      // The search that found it, on the counterexample's configuration: the same states, steps and
+      // depth, the depth counting the level of the violation even when it adds no new state.
+      const where = {
+        config: fast!.config,
+        connections: fast!.connections,
+        defect: mutant.defect(fast!.config),
+      };
+      const [a, b] = [explore(where), explore({ ...where, engine: 'xstate' })];
+      expect([a.distinct, a.generated, a.depth]).toEqual([b.distinct, b.generated, b.depth]);
     },
   );
 });
