@@ -16,6 +16,7 @@ import {
   proxyConfig,
   sleep,
   startEchoedProxy,
+  startProxyProcess,
   stopEchoedProxy,
   waitFor,
   type Backend,
@@ -252,5 +253,53 @@ backend be_echo
     const r = checkTraceLines(lines, config);
     expect(r.divergence ? formatDivergence(r.divergence) : 'conforms').toBe('conforms');
     expect(r.stats.accepted).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe("the frontend's task under a session rate, on the virtual clock (2.6)", () => {
+  // rate-limit sessions 2: two sessions spend the period's budget; a third client waits in the
+  // backlog until the rate allows the next session: at the limit exactly, 2.x's next_event_delay is
+  // 1 ms, so the frontend's task looks again every millisecond until the period ends.
+  let proxy: ProxyProcess;
+
+  beforeAll(async () => {
+    proxy = await startProxyProcess(
+      (dir) =>
+        proxyConfig(
+          dir,
+          '5s',
+          `
+frontend fe_rate
+    bind 127.0.0.1:0 name main
+    maxconn 5
+    rate-limit sessions 2
+    default_backend be
+
+backend be
+    server s1 127.0.0.1:1
+`,
+          { globalMaxconn: 100, statsAdmin: true },
+        ),
+      ['--test-clock', '--profile', '2.6'],
+    );
+  });
+  afterAll(() => proxy.stop());
+
+  it('keeps a third client waiting while the period is spent, and takes it once the period ends', async () => {
+    const first = [client(proxy.port, { limitMs: 5000 }), client(proxy.port, { limitMs: 5000 })];
+    await Promise.all(first.map((c) => c.outcome)); // each session ended: its server refused
+    const third = client(proxy.port, { limitMs: 5000 });
+    await third.connected;
+    // The frontend's sessions so far (stot): the stats socket's own connections are not in it.
+    const cum = async (): Promise<number> => Number((await proxy.stat()).get('fe_rate/FRONTEND')!.stot);
+    const before = await cum();
+    for (const ms of [1, 1, 10, 500]) {
+      await proxy.query(`set clock advance ${ms}`);
+      await sleep(20);
+      expect(await cum(), `${ms} ms later`).toBe(before); // still in the backlog
+    }
+    await proxy.query('set clock advance 500'); // past the end of the period
+    await waitFor('the third client taken', async () => ((await cum()) > before ? true : undefined));
+    expect((await third.outcome).how).toBe('fin');
   });
 });
