@@ -863,6 +863,9 @@ describe('a kill line of a target log', () => {
       ok: false,
       actual: expect.stringMatching(/^2 kill line\(s\): SSL_HANDSHAKE naming 10\.1\.2\.4, PRX_NOT_HDR;/),
     });
+    // The right kills, logged by another frontend.
+    const elsewhere = good.map((l) => ({ ...l, line: l.line.replace('fe_pp_tls/1', 'fe_pp/1') }));
+    expect(await judge(elsewhere)).toMatchObject({ ok: false });
   });
 
   it("is never a session's tcplog line, whose frontend is followed by its backend and server", () => {

@@ -9,8 +9,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MACHINES } from '../../machines/compose.ts';
-import type { ModelConfig } from '../../machines/config.ts';
-import type { ConnectionEvent } from '../../machines/connection.machine.ts';
+import { makeConfig, type ModelConfig } from '../../machines/config.ts';
+import { proxyFailReachable, type ConnectionEvent } from '../../machines/connection.machine.ts';
 import type { Effect } from '../../machines/effects.ts';
 import type { ErrCode } from '../../machines/errCodes.ts';
 import { listTransitions } from '../../machines/introspect.ts';
@@ -342,6 +342,13 @@ function driveWithErrCode(config: Partial<ModelConfig>, path: ConnectionEvent[],
 }
 
 describe('the connection machine', () => {
+  it('fails a PROXY header without an error code only under the 2.x profiles, whose reader stores TLVs', () => {
+    for (const profile of ['dev12', '2.6', '2.9'] as const) {
+      expect(proxyFailReachable(makeConfig({ profile }), 'NONE'), profile).toBe(profile !== 'dev12');
+      expect(proxyFailReachable(makeConfig({ profile }), 'PRX_BAD_HDR'), profile).toBe(true);
+    }
+  });
+
   const states = [...new Set(CASES.map((c) => sourceOf(c.transition)))];
   describe.each(states)('in %s', (state) => {
     for (const c of CASES.filter((x) => sourceOf(x.transition) === state))

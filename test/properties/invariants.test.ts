@@ -271,6 +271,12 @@ const BROKEN: Broken[] = [
   },
   {
     invariant: 'deadlineBounded',
+    says: "an embryonic session whose task runs the listener's handler instead of expire_mini_session",
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT], 1, (s) => void (s.memory[0]!.taskProcess = 'handler')),
+    message: /task is live running handler, not expire_mini_session/,
+  },
+  {
+    invariant: 'deadlineBounded',
     says: 'a 2.9 embryonic session armed with a client-hs of 0, which is unset',
     ctx: (broken) =>
       lastStep(broken, { profile: '2.9', timeoutClient: 300, timeoutClientHs: 0 }, [ACCEPT], 1, (s) => {
@@ -373,6 +379,19 @@ const BROKEN: Broken[] = [
     message: /totalconn went down from 1 to 0/,
   },
   {
+    invariant: 'cumulativeMonotonic',
+    says: 'the total of SSL contexts going down',
+    ctx: (broken) =>
+      lastStep(
+        broken,
+        { ...TLS, profile: '2.6' },
+        [ACCEPT, TIMER],
+        1,
+        (s) => void (s.counters.totalsslconns = 0),
+      ),
+    message: /totalsslconns went down from 1 to 0/,
+  },
+  {
     invariant: 'rateLimitCountsCompletedOnly',
     says: 'an embryonic accept that consumes the session rate',
     ctx: (broken) => lastStep(broken, {}, [ACCEPT], 1, (s) => void (s.counters.feSessPerSec = 1)),
@@ -389,6 +408,12 @@ const BROKEN: Broken[] = [
     says: 'more sessions than connections',
     ctx: (broken) => lastStep(broken, {}, [ACCEPT, PROXY_OK], 1, (s) => void (s.counters.cumSess = 2)),
     message: /cum_sess 2 exceeds cum_conn 1/,
+  },
+  {
+    invariant: 'cumSessLeCumConn',
+    says: 'more sessions than connections on the listener',
+    ctx: (broken) => lastStep(broken, {}, [ACCEPT, PROXY_OK], 1, (s) => void (s.counters.lCumSess = 2)),
+    message: /the listener's cum_sess 2 exceeds its cum_conn 1/,
   },
   {
     invariant: 'poolBalancedWhenIdle',
@@ -548,6 +573,12 @@ describe('the invariants', () => {
       expect(checkInvariants(b.ctx(false), [invariantByName(name)])).toEqual([]);
     },
   );
+
+  it("let an unlimited listener hold more sessions than the global maxconn, never more than the frontend's", () => {
+    const ctx = lastStep(false, { unlimited: true, globalMaxconn: 1, feMaxconn: 3 }, [ACCEPT, ACCEPT], 2);
+    expect(ctx.next.live).toBe(2);
+    expect(checkInvariants(ctx, [invariantByName('maxconnCountsEmbryonic')])).toEqual([]);
+  });
 
   it('ignore a RATE_PERIOD step in the session-rate accounting', () => {
     const ctx = lastStep(false, { rateLimitSessions: 1 }, [ACCEPT, PROXY_OK, { type: 'RATE_PERIOD' }]);

@@ -306,6 +306,63 @@ describe('the checker', () => {
     );
   });
 
+  it('takes a timer up to 2 ms before its deadline, and an input exactly at the end of the slack', () => {
+    const lines = scriptedTrace(CONFIG, [
+      { type: 'ACCEPT', conn: 1 },
+      { type: 'TIMER_EXPIRE', conn: 1 },
+    ]);
+    const at = find(lines, isInput('TASK_WAKEUP', 1));
+    const due = 301; // armed at t=1 for 300 ms
+    const struck = (t: number) => check(lines.map((l, i) => (i >= at ? { ...l, t } : l))).verdict;
+    expect([struck(due - 2), struck(due - 3)]).toEqual(['conforms', 'diverges']);
+    const late = (dt: number) =>
+      check(
+        scriptedTrace(CONFIG, [
+          { type: 'ACCEPT', conn: 1 },
+          { type: 'PROXY_HEADER_OK', conn: 1, dt },
+        ]),
+        {
+          deadlineSlackMs: 50,
+        },
+      ).verdict;
+    expect([late(350), late(351)]).toEqual(['conforms', 'diverges']);
+  });
+
+  it('refuses an effect line that names another machine than the one whose step emitted it', () => {
+    const at = find(TRACE, (l) => l.kind === 'effect' && l.machine === 'session');
+    const moved = TRACE.map((l, i) => (i === at ? { ...l, machine: 'connection' as const } : l));
+    expect(check(moved).divergence).toMatchObject({ line: at + 1 });
+    expect(check(moved).verdict).not.toBe('conforms');
+  });
+
+  it.each([
+    [
+      'fd-leak-tracked-xprt',
+      makeConfig({ ssl: true, feMaxconn: 3, globalMaxconn: 3 }),
+      /ended, but its fd was closed 0 times, not exactly once/,
+    ],
+    [
+      'no-list-del-on-completion-failure',
+      makeConfig({ mode: 'http', acceptProxy: false }),
+      /ended, but its session is still in the sessions list/,
+    ],
+    [
+      'kill-logged-twice',
+      makeConfig({ logging: true }),
+      /ended, but it logged 2 kill lines, not at most one/,
+    ],
+  ] as const)(
+    'checks the end of each connection of a %s trace itself, with no invariant',
+    (id, config, message) => {
+      const defect = mutantById(id).defect(config);
+      const lines: TraceLine[] = [];
+      randomTrace(config, { connections: 40, seed: 7, failures: 0.3 }, (l) => lines.push(l), { defect });
+      const r = check(lines, { defect, invariants: [] }, config);
+      expect(r.verdict).not.toBe('conforms');
+      expect(r.divergence!.message).toMatch(message);
+    },
+  );
+
   it('gives up on a trace too ambiguous to decide', () => {
     const lines: TraceLine[] = [];
     randomTrace(CONFIG, { connections: 30, seed: 2, failures: 0.3 }, (l) => lines.push(l), {
