@@ -558,6 +558,22 @@ describe('a case whose run fails while the runner itself stalls', () => {
     expect(result.notes).toContainEqual(expect.stringMatching(/^the runner itself stalled for \d+ ms/));
   });
 
+  it("reports the first judgement's failure when a known bug's case fails both with the bug and without it", async () => {
+    const { c, runs } = rigged(
+      () => true,
+      () => 0,
+    );
+    const bugged: ConformanceCase = {
+      ...c,
+      knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: [started.profile] }],
+    };
+    const result = await runCase({ ...started, haproxy: true }, bugged, 500, 10);
+    expect(runs.count).toBe(2);
+    expect(result.verdict).toBe('fail');
+    // Judged with the bug, the rigged check is the first run's: "run 1".
+    expect(result.checks.find((k) => k.what === RIGGED)?.actual).toBe('run 1');
+  });
+
   it('counts the runs again after stalls over both judgements of a known bug', async () => {
     // Judged as a HAProxy build whose profile has a known bug for the case: the runs with the bug
     // fail (the first after a stall, so it runs again), the run without it passes.

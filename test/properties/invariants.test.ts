@@ -580,6 +580,28 @@ describe('the invariants', () => {
     expect(checkInvariants(ctx, [invariantByName('maxconnCountsEmbryonic')])).toEqual([]);
   });
 
+  it("fail errCodeFirstWins on a step that changes a connection's err_code once set", () => {
+    const model = new SystemModel(makeConfig({}), 1);
+    const after = (events: SystemEvent[]) => {
+      let r = { state: model.initial(), records: [] as TransitionRecord[] };
+      for (const e of events) r = model.step(r.state, e)!;
+      return r;
+    };
+    const bad = after([ACCEPT, BAD_HEADER]);
+    const late = after([ACCEPT, TIMER]);
+    const ctx: InvariantContext = {
+      model,
+      config: model.config,
+      prev: viewOf(model, bad.state),
+      next: viewOf(model, late.state),
+      event: TIMER,
+      records: late.records,
+    };
+    expect(checkInvariants(ctx, [invariantByName('errCodeFirstWins')])[0]?.message).toMatch(
+      /err_code changed from PRX_BAD_HDR to PRX_TIMEOUT/,
+    );
+  });
+
   it('ignore a RATE_PERIOD step in the session-rate accounting', () => {
     const ctx = lastStep(false, { rateLimitSessions: 1 }, [ACCEPT, PROXY_OK, { type: 'RATE_PERIOD' }]);
     expect(ctx.next.counters.feSessPerSec).toBe(0);
