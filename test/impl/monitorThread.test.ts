@@ -226,6 +226,31 @@ describe('the encoding of the raw trace', () => {
     ]);
   });
 
+  it('gives back an event a step line repeats from the step line before it, not from an older line', () => {
+    const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
+    const first = { type: 'ACCEPT_ATTEMPT', acceptError: false };
+    const second = { type: 'SESSION_ACCEPT', src: 'plain' };
+    const record = (event: { type: string }) => ({
+      machine: 'session' as const,
+      conn: 1,
+      event,
+      from: 'absent',
+      to: 'embryonic',
+      transitions: ['t'],
+      effects: [],
+    });
+    r.encoder.input(1, 'listener', 1, first, {});
+    r.encoder.step(2, record(second));
+    r.encoder.step(3, record(second)); // the same event object: written as "the same as before"
+    r.read();
+    expect(r.failures).toEqual([]);
+    expect(r.decoded.map((l) => (l.kind === 'step' ? l.event.type : l.kind))).toEqual([
+      'input',
+      'SESSION_ACCEPT',
+      'SESSION_ACCEPT',
+    ]);
+  });
+
   it(`fails, and publishes nothing, for an event of more than ${MAX_PARAMS} params`, () => {
     const r = ringed(1 << 12, Number.POSITIVE_INFINITY, 100_000);
     const event: { type: string } & Record<string, unknown> = { type: 'PROXY_HEADER_OK' };
