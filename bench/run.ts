@@ -49,10 +49,12 @@ import {
   cpuTimes,
   FIGURE,
   fmtNumber,
+  fmtStealPercent,
   fmtSummary,
   fdLimits,
   haproxyVersion,
   killStartedProcesses,
+  mdCell,
   pairRatios,
   proxyHelp,
   ROOT,
@@ -666,11 +668,6 @@ function fmtLoad(l: readonly number[]): string {
   return l.map((v) => v.toFixed(2)).join(' ');
 }
 
-/** '8.3%', '12%' (one decimal below 10), or 'unknown' for null: a CPU steal. Pure. */
-function fmtStealPercent(v: number | null): string {
-  return v === null ? 'unknown' : `${v.toFixed(v < 10 ? 1 : 0)}%`;
-}
-
 /** '12% over the run (row 1: 8.3%, row 5: 15%)': a run's CPU steal, by row. Pure. */
 export function fmtSteal(steal: CpuSteal): string {
   const rows = steal.rows.map((r) => `row ${r.row}: ${fmtStealPercent(r.percent)}`).join(', ');
@@ -705,7 +702,6 @@ export function recordInMarkdown(
   history: readonly HistoryEntry[] = [],
 ): string {
   const m = report.machine;
-  const cell = (s: string): string => s.replace(/\|/g, '\\|');
   const table = [
     `Run of ${report.startedAt.slice(0, 10)} (\`${report.command}\`, ${report.plan.mode} plan, ${report.seconds.toFixed(0)} s) on: ${m.nproc} × ${m.cpu}, ${m.memTotalMiB} MiB, ${m.kernel}; node ${m.node}; ${m.haproxy ?? 'no haproxy'}; \`ulimit -n\` ${m.fdLimit.soft}/${m.fdLimit.hard}; load average ${fmtLoad(report.load.start)} before, ${fmtLoad(report.load.end)} after; CPU steal ${fmtSteal(report.steal)}.`,
     '',
@@ -713,11 +709,11 @@ export function recordInMarkdown(
     '|---|---|---|---|---|---|---|---|---|',
     ...report.rows.map(
       (r) =>
-        `| ${r.row} | ${cell(r.figure)} | ${cell(r.subject)} | ${fmtSummary(r.value)} | ${r.unit} | ${r.anchor ? `${cell(r.anchor.name)} ${fmtSummary(r.anchor.value)}` : '—'} | ${r.ratio ? `${fmtSummary(r.ratio)}×` : '—'} | ${r.goal ? cell(r.goal.text) : '—'} | ${r.goal ? (r.goal.met === null ? '?' : r.goal.met ? 'yes' : '**no**') : ''} |`,
+        `| ${r.row} | ${mdCell(r.figure)} | ${mdCell(r.subject)} | ${fmtSummary(r.value)} | ${r.unit} | ${r.anchor ? `${mdCell(r.anchor.name)} ${fmtSummary(r.anchor.value)}` : '—'} | ${r.ratio ? `${fmtSummary(r.ratio)}×` : '—'} | ${r.goal ? mdCell(r.goal.text) : '—'} | ${r.goal ? (r.goal.met === null ? '?' : r.goal.met ? 'yes' : '**no**') : ''} |`,
     ),
     '',
     ...report.rows.flatMap((r) =>
-      r.notes.length ? [`- ${cell(r.figure)}, ${cell(r.subject)}: ${r.notes.join('; ')}`] : [],
+      r.notes.length ? [`- ${mdCell(r.figure)}, ${mdCell(r.subject)}: ${r.notes.join('; ')}`] : [],
     ),
     ...report.skipped.map((s) => `- row ${s.row}, ${s.figure}: **skipped**: ${s.reason}`),
   ];

@@ -10,7 +10,16 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { BenchReport } from './run.ts';
-import { FIGURE, fmtNumber, fmtSummary, perCpuFigure, type BenchRow, type Summary } from './targets.ts';
+import {
+  FIGURE,
+  fmtNumber,
+  fmtStealPercent,
+  fmtSummary,
+  mdCell,
+  perCpuFigure,
+  type BenchRow,
+  type Summary,
+} from './targets.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Finding the rows a goal is judged on
@@ -390,21 +399,19 @@ export function judgeGoals(report: Pick<BenchReport, 'rows'>): GoalVerdict[] {
 // Markdown
 // ---------------------------------------------------------------------------------------------
 
-const cell = (s: string): string => s.replace(/\|/g, '\\|');
-
 /** "2026-11-28 05:04" of an ISO date. */
 const when = (iso: string): string => `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
 
 /** The goals of <report> as a Markdown table, after a line naming the run. Pure. */
 export function goalsMarkdown(report: BenchReport): string[] {
   return [
-    `Run of ${when(report.startedAt)} UTC (\`${report.command}\`, ${report.plan.mode} plan), CPU steal ${report.steal.run === null ? 'unknown' : `${report.steal.run.toFixed(1)}%`} over the run; judged here on the medians, each ratio pair by pair.`,
+    `Run of ${when(report.startedAt)} UTC (\`${report.command}\`, ${report.plan.mode} plan), CPU steal ${fmtStealPercent(report.steal.run)} over the run; judged here on the medians, each ratio pair by pair.`,
     '',
     '| goal | verdict | figures in this run: median [min–max] |',
     '|---|---|---|',
     ...judgeGoals(report).map((g) => {
       const verdict = g.verdict.replace(/\b(not met|met)\b/g, '**$1**');
-      return `| ${cell(g.goal)} | ${verdict} | ${cell(g.figures)} |`;
+      return `| ${mdCell(g.goal)} | ${verdict} | ${mdCell(g.figures)} |`;
     }),
   ];
 }
@@ -419,18 +426,18 @@ export function historyMarkdown(history: readonly HistoryEntry[]): string[] {
   const pc = (v: number): string => `${(v * 100).toFixed(1)}%`;
   const one = (v: number | null, fmt: (v: number) => string = fmtNumber): string =>
     v === null ? '—' : fmt(v);
+  const withCpu = (v: number | null, cpu: number | null): string =>
+    v === null ? '—' : cpu === null ? fmtNumber(v) : `${fmtNumber(v)} (${fmtNumber(cpu)})`;
   return [
     '| run (UTC) | code | steal | embryonic / full at 10k: allocated · JS heap · RSS | JS heap per embryonic conn., 10k · 1k (B) | accept × HAProxy (per CPU-s) | forwarding × HAProxy (per CPU-s) | monitor overhead | explorer distinct/s, N = 2 · 3 · 4 · 5 | × xstate/graph, N = 2 · 3 · 4 · 5 | × SPIN, N = 2 · 3 · 4 · 5 | N = 3 exhausted (s) | `npm test` (s) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...[...history].reverse().map((e) => {
       const h = e.headline;
       const code = e.code ?? (e.recordedIn ? `recorded in ${e.recordedIn}` : '—');
-      const withCpu = (v: number | null, cpu: number | null): string =>
-        v === null ? '—' : cpu === null ? fmtNumber(v) : `${fmtNumber(v)} (${fmtNumber(cpu)})`;
       return `| ${[
         when(e.startedAt),
         code,
-        one(e.steal, (v) => `${v.toFixed(1)}%`),
+        one(e.steal, fmtStealPercent),
         dotted([h.allocated10k, h.heap10k, h.rss10k]),
         dotted([h.heapBytes10k, h.heapBytes1k], (v) => v.toFixed(0)),
         withCpu(h.accept, h.acceptPerCpu),
@@ -442,7 +449,7 @@ export function historyMarkdown(history: readonly HistoryEntry[]): string[] {
         one(h.n3Seconds ?? null, (v) => v.toFixed(2)),
         one(h.npmTest, (v) => v.toFixed(1)),
       ]
-        .map(cell)
+        .map(mdCell)
         .join(' | ')} |`;
     }),
     ...(history.some((e) => e.note) ? [''] : []),

@@ -169,6 +169,16 @@ export function fmtSummary(s: Summary | null): string {
   return `${fmtNumber(s.median)} [${fmtNumber(s.min)}–${fmtNumber(s.max)}]`;
 }
 
+/** '8.3%', '12%' (one decimal below 10), or 'unknown' for null: a CPU steal. Pure. */
+export function fmtStealPercent(v: number | null): string {
+  return v === null ? 'unknown' : `${v.toFixed(v < 10 ? 1 : 0)}%`;
+}
+
+/** <s> as the text of one Markdown table cell: its pipes escaped. Pure. */
+export function mdCell(s: string): string {
+  return s.replace(/\|/g, '\\|');
+}
+
 /** Returns a BenchRow with the given fields and no anchor, ratio, goal or notes unless given. Pure. */
 export function benchRow(
   fields: Partial<BenchRow> & Pick<BenchRow, 'row' | 'figure' | 'unit' | 'subject'>,
