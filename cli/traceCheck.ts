@@ -107,22 +107,20 @@ export const traceCheckCommand: Command = {
     if (slack !== undefined) options.deadlineSlackMs = intFlag(parsed, 'deadline-slack', 0, 0);
     const json = has(parsed, 'json');
 
+    // A file that cannot be checked at all: said as the output asked, exit 2.
+    const unchecked = (message: string): number => {
+      if (json) console.log(JSON.stringify({ file, verdict: 'error', error: message }));
+      else console.error(`embryonic trace-check: ${message}`);
+      return 2;
+    };
     let result: TraceFileResult;
     try {
       result = await checkTraceFile(file, overrides, options);
     } catch (err) {
       if (err instanceof UsageError) throw err;
-      const message = `cannot read ${file}: ${(err as Error).message}`;
-      if (json) console.log(JSON.stringify({ file, verdict: 'error', error: message }));
-      else console.error(`embryonic trace-check: ${message}`);
-      return 2;
+      return unchecked(`cannot read ${file}: ${(err as Error).message}`);
     }
-    if (result.empty) {
-      const message = `${file} holds no trace line: nothing to check`;
-      if (json) console.log(JSON.stringify({ file, verdict: 'error', error: message }));
-      else console.error(`embryonic trace-check: ${message}`);
-      return 2;
-    }
+    if (result.empty) return unchecked(`${file} holds no trace line: nothing to check`);
     if (!result.header && Object.keys(overrides).length === 0)
       console.error(
         `embryonic trace-check: ${file} has no header line and no configuration flag was given: ` +
@@ -279,7 +277,7 @@ export async function checkTraceFile(
   divergence ??= monitor.finish();
   return {
     empty,
-    header: header,
+    header,
     verdict: divergence ? divergence.verdict : 'conforms',
     divergence,
     stats: monitor.stats,
