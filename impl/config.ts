@@ -29,6 +29,9 @@ import { readFileSync } from 'node:fs';
 import { parseCidr, type Cidr } from '../machines/acl.ts';
 import { makeConfig, type ModelConfig, type Profile } from '../machines/config.ts';
 
+/** The sections embryonic reads. */
+const SECTIONS = ['global', 'defaults', 'frontend', 'backend', 'listen'];
+
 /** HAProxy's other section keywords: each is refused as a section, not as a keyword of the one before. */
 const UNSUPPORTED_SECTIONS = [
   'resolvers',
@@ -262,11 +265,8 @@ export function parseConfig(
     const [kw, ...args] = words as [string, ...string[]];
 
     if (UNSUPPORTED_SECTIONS.includes(kw))
-      fail(
-        line,
-        `unsupported section '${kw}' (embryonic supports global, defaults, frontend, backend, listen)`,
-      );
-    if (['global', 'defaults', 'frontend', 'backend', 'listen'].includes(kw)) {
+      fail(line, `unsupported section '${kw}' (embryonic supports ${SECTIONS.join(', ')})`);
+    if (SECTIONS.includes(kw)) {
       if (kw === 'global') {
         if (args.length > 0) fail(line, `'global' takes no argument`);
         current = 'global';
