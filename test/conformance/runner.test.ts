@@ -558,16 +558,24 @@ describe('a case whose run fails while the runner itself stalls', () => {
     expect(result.notes).toContainEqual(expect.stringMatching(/^the runner itself stalled for \d+ ms/));
   });
 
+  /**
+   * Runs <c> judged as a HAProxy build whose profile has a known bug for it
+   * (transport-init-failure-leaks-fd): first against the model with the bug, then without it.
+   */
+  function runAsBuggedHaproxy(c: ConformanceCase) {
+    const bugged: ConformanceCase = {
+      ...c,
+      knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: [started.profile] }],
+    };
+    return runCase({ ...started, haproxy: true }, bugged, 500, 10);
+  }
+
   it("reports the first judgement's failure when a known bug's case fails both with the bug and without it", async () => {
     const { c, runs } = rigged(
       () => true,
       () => 0,
     );
-    const bugged: ConformanceCase = {
-      ...c,
-      knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: [started.profile] }],
-    };
-    const result = await runCase({ ...started, haproxy: true }, bugged, 500, 10);
+    const result = await runAsBuggedHaproxy(c);
     expect(runs.count).toBe(2);
     expect(result.verdict).toBe('fail');
     // Judged with the bug, the rigged check is the first run's: "run 1".
@@ -581,11 +589,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
       (n) => n <= 2,
       (n) => (n === 1 ? 3 * STALL_MS : 0),
     );
-    const bugged: ConformanceCase = {
-      ...c,
-      knownBugs: [{ mutant: 'transport-init-failure-leaks-fd', profiles: [started.profile] }],
-    };
-    const result = await runCase({ ...started, haproxy: true }, bugged, 500, 10);
+    const result = await runAsBuggedHaproxy(c);
     expect(runs.count).toBe(3);
     expect(result.verdict).toBe('pass');
     expect(result.reruns).toBe(1);
