@@ -89,8 +89,8 @@ export interface TraceStats {
   steps: number;
   effects: number;
   counters: number;
-  accepted: number; //   connections accepted
-  ended: number; //      connections closed and freed (dropped from the state)
+  accepted: number; //   connections accepted, in every history consistent with the trace so far
+  ended: number; //      connections closed and freed (dropped from the state), in every such history
   maxStates: number; //  largest set of possible states between two inputs
   maxLive: number; //    most connections live at once
 }
@@ -153,6 +153,9 @@ interface CheckState {
   conns: ReadonlyMap<number, ConnRec>;
   live: number; //           connections whose session memory is live (ground truth for the gauges)
   sslLive: number; //        connections whose SSL context is live (ground truth for sslconns)
+  accepts: number; //        connections this state's history accepted, and closed and freed: the
+  ends: number; //            history, not the state (not in stateKey), so that TraceStats counts
+  //                          what every history consistent with the trace did, once
   key?: string; //           cache of stateKey
 }
 
@@ -169,7 +172,6 @@ interface Candidate {
   violation: string | null; // an invariant that fails in `after`
   branch: string; //         the values chosen for what the input left unknown
   ended: number | null; //   the connection this step closed and freed, if any
-  accepted: boolean; //      this step accepted a new connection
 }
 
 interface Branch {
@@ -310,6 +312,8 @@ export class TraceMonitor {
       conns: new Map(),
       live: 0,
       sslLive: 0,
+      accepts: 0,
+      ends: 0,
     };
     this.candidates = [trivialCandidate(initial)];
   }
@@ -372,9 +376,8 @@ export class TraceMonitor {
   finish(): Divergence | null {
     const { survivors, missing } = this.closeStep();
     const chosen = survivors.length > 0 ? survivors : this.candidates;
-    for (const c of chosen) if (c.ended !== null) this.markEnded(c.ended, this.stepLine ?? 0);
-    if (chosen[0]?.accepted) this.stats.accepted++;
-    this.candidates = chosen.map((c) => ({ ...c, ended: null, accepted: false }));
+    this.settle(chosen);
+    this.candidates = chosen.map((c) => ({ ...c, ended: null }));
     if (survivors.length > 0 || missing === null) return null;
     this.stats.lines++;
     this.remember(this.stats.lines, '(end of trace)');
@@ -412,8 +415,7 @@ export class TraceMonitor {
       );
     }
     const chosen = survivors.length > 0 ? survivors : this.candidates;
-    for (const c of chosen) if (c.ended !== null) this.markEnded(c.ended, this.stepLine ?? 0);
-    if (chosen[0]!.accepted) this.stats.accepted++;
+    this.settle(chosen);
     const states = dedupe(chosen.map((c) => c.after));
     this.stats.maxStates = Math.max(this.stats.maxStates, states.length);
     this.lenient = false;
@@ -493,6 +495,8 @@ export class TraceMonitor {
         conns: s.conns,
         live: s.live,
         sslLive: s.sslLive,
+        accepts: s.accepts,
+        ends: s.ends,
       };
       return { ...trivialCandidate(after), before: s, counters: [counters], branch: branch.label };
     }
@@ -542,6 +546,8 @@ export class TraceMonitor {
       conns,
       live,
       sslLive,
+      accepts: s.accepts + (accepted ? 1 : 0),
+      ends: s.ends + (ended === null ? 0 : 1),
     };
     const after1: SystemState = {
       world: {
@@ -567,7 +573,6 @@ export class TraceMonitor {
       violation,
       branch: branch.label,
       ended,
-      accepted,
     };
   }
 
@@ -975,9 +980,27 @@ export class TraceMonitor {
     this.remembered++;
   }
 
+  /**
+   * Takes the candidates `chosen` of the step that closes: the accepts and ends they all agree on
+   * become the stats (under ambiguity one history may end a connection a step before another, or
+   * never), and each connection one of them ended is remembered for the messages of later lines.
+   */
+  private settle(chosen: readonly Candidate[]): void {
+    let accepts = Infinity;
+    let ends = Infinity;
+    for (const c of chosen) {
+      if (c.ended !== null) this.markEnded(c.ended, this.stepLine ?? 0);
+      accepts = Math.min(accepts, c.after.accepts);
+      ends = Math.min(ends, c.after.ends);
+    }
+    if (chosen.length > 0) {
+      this.stats.accepted = accepts;
+      this.stats.ended = ends;
+    }
+  }
+
   private markEnded(conn: number, line: number): void {
     if (this.endedAt.get(conn) === line) return; // another candidate of the same step ended it
-    this.stats.ended++;
     this.endedAt.set(conn, line);
     // Remember the connections of the last ENDED_KEEP endings: forget the entry set ENDED_KEEP
     // endings ago, unless its id ended again since. (Deleting a Map's first key instead costs a
@@ -1003,7 +1026,6 @@ function trivialCandidate(s: CheckState): Candidate {
     violation: null,
     branch: '',
     ended: null,
-    accepted: false,
   };
 }
 

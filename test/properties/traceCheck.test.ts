@@ -562,6 +562,32 @@ describe('the step memo', () => {
   });
 });
 
+describe('the counts of a trace that leaves what the model chose unknown', () => {
+  // Only the inputs, none of their inputs: PROXY_HEADER_OK may complete the session, or fail to
+  // and kill it, so connection 5 ends at that line in some histories and at SESSION_END in others.
+  const config = makeConfig({ feMaxconn: 2, globalMaxconn: 2 });
+  const bare = scriptedTrace(config, [
+    { type: 'ACCEPT', conn: 5 },
+    { type: 'PROXY_HEADER_OK', conn: 5 },
+    { type: 'SESSION_END', conn: 5 },
+  ])
+    .filter((l) => l.kind === 'header' || l.kind === 'input')
+    .map((l) => (l.kind === 'header' ? { ...l, complete: [] } : { ...l, inputs: undefined }));
+
+  it('counts a connection once when the histories end it at different lines', () => {
+    const r = check(bare, {}, config);
+    expect(r.verdict).toBe('conforms');
+    expect(r.stats.maxStates).toBeGreaterThan(1);
+    expect(r.stats).toMatchObject({ inputs: 3, accepted: 1, ended: 1 });
+  });
+
+  it('counts no end while a history consistent with the trace keeps the connection', () => {
+    const r = check(bare.slice(0, -1), {}, config);
+    expect(r.verdict).toBe('conforms');
+    expect(r.stats).toMatchObject({ inputs: 2, accepted: 1, ended: 0 });
+  });
+});
+
 describe('the live monitor', () => {
   it('reports a divergence as it happens and goes on checking the lines after it', () => {
     const at = find(TRACE, isEffect('armDeadline', 20)) + 1;
