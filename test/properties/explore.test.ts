@@ -23,7 +23,13 @@ import {
   type ExploreStats,
   type SpaceResult,
 } from '../../properties/explore.ts';
-import { INVARIANTS, invariantByName } from '../../properties/invariants.ts';
+import {
+  INVARIANTS,
+  invariantByName,
+  type Invariant,
+  type InvariantContext,
+  type StateView,
+} from '../../properties/invariants.ts';
 
 const TCP_PROXY = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy')!.config;
 const LIMITS = CONFIG_SPACE.find((c) => c.name === 'tcp-proxy-limits')!.config;
@@ -109,6 +115,38 @@ describe('the exhaustive exploration', () => {
     expect(r.violation).toBeNull();
     expect(r.complete).toBe(true);
   });
+
+  it.each(['compiled', 'xstate'] as const)(
+    'counts the level of a violation found on its last edge, which reaches no new state (%s engine)',
+    (engine) => {
+      // A step invariant that fails on one edge, named by what its check reads (checks are pure).
+      const edgeKey = (ctx: InvariantContext): string => {
+        const side = (v: StateView | null) =>
+          v && [v.listener, v.counters, v.live, v.conns.map((c) => [c.id, c.connection, c.session, c.mem])];
+        return JSON.stringify([side(ctx.prev), ctx.event, side(ctx.next)]);
+      };
+      const failingOn = (key: string | null): Invariant => ({
+        name: 'oneEdge',
+        kind: 'step',
+        doc: '',
+        haproxy: '',
+        watches: [],
+        check: (ctx) => (edgeKey(ctx) === key ? 'the last edge' : null),
+      });
+      let last: string | null = null;
+      const recorder = {
+        ...failingOn(null),
+        check: (ctx: InvariantContext) => ((last = edgeKey(ctx)), null),
+      };
+      const clean = explore({ config: TCP_PROXY, connections: 2, engine, invariants: [recorder] });
+      expect(clean.complete).toBe(true);
+      // The last edge of an exhaustive search leaves its last level, whose successors were all seen.
+      const r = explore({ config: TCP_PROXY, connections: 2, engine, invariants: [failingOn(last)] });
+      expect(r.violation?.message).toBe('the last edge');
+      expect(r.violation!.events.length).toBe(clean.depth + 1);
+      expect(r.depth).toBe(clean.depth + 1);
+    },
+  );
 
   it('reports progress during a run and stats that add up', () => {
     const seen: ExploreStats[] = [];
