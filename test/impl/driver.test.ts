@@ -20,6 +20,7 @@ import {
   stopEchoedProxy,
   waitFor,
   type Backend,
+  type Client,
   type ProxyProcess,
 } from './harness.ts';
 
@@ -301,5 +302,81 @@ backend be
     await proxy.query('set clock advance 500'); // past the end of the period
     await waitFor('the third client taken', async () => ((await cum()) > before ? true : undefined));
     expect((await third.outcome).how).toBe('fin');
+  });
+});
+
+describe("the frontend's task re-armed by a release, on the virtual clock (dev12)", () => {
+  // rate-limit sessions 2 under dev12, whose periods follow one another every second from the start
+  // (t = 0 on the virtual clock): two sessions at t = 0 spend the first period's budget, so a
+  // third client that comes at t = 600 waits on the frontend's queue, whose task is armed for
+  // next_event_delay = 999 / 2 = 499 ms later (t = 1099). A release at t = 700 finds the rate still
+  // spent and schedules the task again, for t = 1199: task_schedule keeps the earlier expiry. The
+  // period ends at t = 1000 (the budget comes back) but nothing looks at the queue until the task.
+  let echo: Backend;
+  let proxy: ProxyProcess;
+  let baseline: number;
+
+  beforeAll(async () => {
+    ({ echo, proxy, baseline } = await startEchoedProxy(
+      (echoPort) => (dir) =>
+        proxyConfig(
+          dir,
+          '5s',
+          `
+frontend fe_rate
+    bind 127.0.0.1:0 name main
+    maxconn 5
+    rate-limit sessions 2
+    default_backend be_echo
+
+backend be_echo
+    server echo1 127.0.0.1:${echoPort}
+`,
+          { globalMaxconn: 100, statsAdmin: true },
+        ),
+      ['--test-clock', '--profile', 'dev12'],
+    ));
+  });
+  afterAll(() => stopEchoedProxy(proxy, echo));
+
+  it('dequeues at the earlier expiry when the queue task is scheduled again later', async () => {
+    const echoed = (c: Client): true | undefined => (c.socket.bytesRead >= 1 ? true : undefined);
+    const fe = async (): Promise<Record<'scur' | 'stot', number>> =>
+      numbers((await proxy.stat()).get('fe_rate/FRONTEND'), 'scur', 'stot');
+    const a = client(proxy.port, { first: 'a', limitMs: 10_000 });
+    const b = client(proxy.port, { first: 'b', limitMs: 10_000 });
+    let d: Client | null = null;
+    try {
+      await waitFor('the first two echoes', () => (echoed(a) && echoed(b) ? true : undefined));
+      expect(await fe()).toEqual({ scur: 2, stot: 2 });
+      await proxy.query('set clock advance 600');
+      d = client(proxy.port, { first: 'd', limitMs: 10_000 });
+      // Refused at t = 600: parked in the backlog, its fd in the proxy's table unread.
+      await waitFor('the third client parked', async () =>
+        (await proxy.fd()).live.some((e) => e.state === 'backlog') ? true : undefined,
+      );
+      await proxy.query('set clock advance 100'); // t = 700
+      a.socket.end(); // the release: the rate is still spent, the task is scheduled again for t = 1199
+      expect((await a.outcome).how).toBe('fin');
+      await waitFor('the release', async () => ((await fe()).scur === 1 ? true : undefined));
+      await proxy.query('set clock advance 398'); // t = 1098: the period ended, the task is not due yet
+      await sleep(50);
+      expect({ accepted: echo.accepted, ...(await fe()), echoed: echoed(d) ?? false }).toEqual({
+        accepted: 2,
+        scur: 1,
+        stot: 2,
+        echoed: false,
+      });
+      await proxy.query('set clock advance 1'); // t = 1099: the task armed first runs
+      const third = d;
+      await waitFor('the third client taken at the earlier expiry', () => echoed(third));
+      expect({ accepted: echo.accepted, ...(await fe()) }).toEqual({ accepted: 3, scur: 2, stot: 3 });
+      b.socket.end();
+      d.socket.end();
+      expect([(await b.outcome).how, (await d.outcome).how]).toEqual(['fin', 'fin']);
+      await expectSettled(proxy, baseline);
+    } finally {
+      for (const c of [a, b, d]) c?.socket.destroy(); // closed already unless the test failed
+    }
   });
 });
