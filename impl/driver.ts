@@ -617,6 +617,9 @@ export class Frontend implements Host, StatsSource {
       }
       this.trace?.counters(this.counters);
       this.reap(conn);
+      // The listener stops accepting whenever it refuses an attempt (a fact of the machine, tested
+      // in test/machines/listener.machine.test.ts): this guard only keeps a future change of it
+      // from spinning on the head of the backlog.
       if (!this.taken) break;
     }
   }

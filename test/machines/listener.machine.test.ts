@@ -320,3 +320,31 @@ describe('the listener machine', () => {
     expect(target).toBe('limited.onGlobalQueue');
   });
 });
+
+describe("what the proxy's accept loop rests on", () => {
+  // impl/driver.ts polls while the listener accepts and ends its loop when an attempt is not taken:
+  // that never spins only if the machine stops the polling on every way out of ready, resumes it
+  // on every way back, and takes the connection on every attempt that stays in ready.
+  const READY = MACHINES.listener.id + '.ready';
+  const transitions = listTransitions(MACHINES.listener);
+
+  it('stops accepting on every transition that leaves ready, and resumes on every one that returns', () => {
+    const wrong = transitions.filter((t) => {
+      const from = t.source === READY;
+      const to = t.targets.length === 0 ? from : t.targets.every((id) => id === READY);
+      const stops = t.actions.includes('listenerStopAccepting');
+      const resumes = t.actions.includes('listenerResumeAccepting');
+      return stops !== (from && !to) || resumes !== (!from && to);
+    });
+    expect(wrong.map((t) => t.id)).toEqual([]);
+    expect(transitions.some((t) => t.actions.includes('listenerStopAccepting'))).toBe(true);
+  });
+
+  it('takes the connection on every accept attempt that leaves the listener ready', () => {
+    const staying = transitions.filter(
+      (t) => t.source === READY && t.event === 'ACCEPT_ATTEMPT' && t.targets.length === 0,
+    );
+    expect(staying.length).toBeGreaterThan(0);
+    expect(staying.filter((t) => !t.actions.includes('sessionAccept')).map((t) => t.id)).toEqual([]);
+  });
+});
