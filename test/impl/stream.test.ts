@@ -1,9 +1,10 @@
 /**
  * The data phase on real sockets: backends that refuse or reset, timeouts, and a frontend without
  * accept-proxy, where a PROXY header is data. The proxy runs as a child process; its backend has
- * three servers taken in turn (round robin): one refuses, one resets, one echoes. Last, a
- * direction's channel buffer without sockets (directionForTests): the orders of reads and writes
- * that a loopback run reaches too rarely to test.
+ * three servers taken in turn (round robin): one refuses, one resets, one echoes. Then a server
+ * that resets while its bytes still wait for a client that does not read: the close is a FIN after
+ * them. Last, a direction's channel buffer without sockets (directionForTests): the orders of reads
+ * and writes that a loopback run reaches too rarely to test.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -310,6 +311,93 @@ backend be_stall
     );
     expect(proxy.lines(/ fe_stall be_stall\/stalled \d+\/-1\/\d+ 0 CC /)).toHaveLength(1);
     await expectSettled(proxy, baseline);
+  });
+});
+
+describe('the end of a stream while bytes wait for a client that does not read', () => {
+  /** How long a write of the backend may wait for its drain before the path counts as stalled. */
+  const STALL_MS = 200;
+  /** The most the backend sends: the path stalls well before (about 8 MiB on loopback here). */
+  const MAX_SENT = 32 * 1024 * 1024;
+  /** What the backend sends, each 4-byte word its own offset: no two spans of the stream are alike. */
+  const sent = Buffer.alloc(MAX_SENT);
+  let flood: net.Server;
+  let proxy: ProxyProcess;
+  let baseline: number;
+  const accepted: net.Socket[] = [];
+
+  beforeAll(async () => {
+    for (let i = 0; i + 4 <= MAX_SENT; i += 4) sent.writeUInt32LE(i, i);
+    // A backend that only keeps its connections: the test writes on them and resets them.
+    flood = net.createServer({ allowHalfOpen: true }, function floodOnConnection(s) {
+      s.on('error', () => s.destroy());
+      accepted.push(s);
+    });
+    await new Promise<void>((r) => flood.listen(0, '127.0.0.1', r));
+    const floodPort = (flood.address() as net.AddressInfo).port;
+    proxy = await startProxyProcess((dir) =>
+      proxyConfig(
+        dir,
+        '5s',
+        `
+frontend fe_abort
+    bind 127.0.0.1:0
+    maxconn 10
+    default_backend be_flood
+
+backend be_flood
+    server flooding 127.0.0.1:${floodPort}
+`,
+      ),
+    );
+    baseline = await idleFds(proxy);
+  });
+
+  afterEach(() => expectSettled(proxy, baseline));
+
+  afterAll(async () => {
+    await proxy?.stop();
+    for (const s of accepted) s.destroy();
+    await new Promise<void>((r) => (flood ? flood.close(() => r()) : r()));
+  });
+
+  /**
+   * Writes `sent` on `s` until a write waits more than STALL_MS for its drain: the proxy stopped
+   * reading the server, its last write to the client still queued.
+   */
+  async function floodUntilStalled(s: net.Socket): Promise<void> {
+    for (let written = 0; written < MAX_SENT;) {
+      const chunk = sent.subarray(written, written + 65536);
+      written += chunk.length;
+      if (s.write(chunk)) continue;
+      const drained = new Promise<'drained'>((r) => s.once('drain', () => r('drained')));
+      if ((await within(STALL_MS, drained)) === 'timeout') return;
+    }
+    throw new Error(`the path to the client never stalled within ${MAX_SENT} bytes`);
+  }
+
+  it('closes the client with a FIN after every byte read from the server when the server resets the stream', async () => {
+    const c = client(proxy.port, { limitMs: 5000 });
+    c.socket.pause(); // the client reads nothing until the stream has ended
+    const before = accepted.length;
+    const s = await waitFor('the backend connection', () => accepted[before]);
+    await floodUntilStalled(s);
+    s.resetAndDestroy();
+    // The proxy does not read the reset server while its write to the client waits: the client's
+    // byte, written to the server, fails, and the stream ends on the server's reset (SD).
+    c.send('x');
+    const line = await waitFor('the log line', () => proxy.lines(/ fe_abort be_flood\/flooding /)[0]);
+    c.socket.resume();
+    const o = await c.outcome;
+    // %B: every byte the proxy read from the server, each one handed to the client socket. HAProxy
+    // too forwards what its response buffer holds, then shuts the client's side (a clean shutw).
+    const read = Number(/ \d+\/\d+\/\d+ (\d+) SD /.exec(line)?.[1]);
+    expect(read).toBeGreaterThan(0);
+    // An RST behind unread bytes may read as an EOF here (libuv ends a partial read on POLLHUP
+    // without reading the error): the count, more than `how`, tells a lost byte.
+    expect({ how: o.how, received: o.data.length }).toEqual({ how: 'fin', received: read });
+    expect(firstDifference(Buffer.from(o.data, 'latin1'), sent.subarray(0, read))).toBe(-1);
+    expect(proxy.lines(/ fe_abort be_flood\/flooding /)).toHaveLength(1);
   });
 });
 
