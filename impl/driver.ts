@@ -103,6 +103,7 @@ export interface Conn {
   rejectedSource: ProxyEndpoint | null; // the source of a PROXY header found invalid after its addresses were taken
   timer: Timer | null; //           the handshake deadline (armDeadline), on the frontend's clock
   noLinger: boolean; //             setNoLinger: the close is an RST
+  silentClose: boolean; //          2.x's SC_FL_NOLINGER (a data-phase write timeout): a FIN now, queued bytes dropped
   closed: boolean; //               fdClose ran
   session: PoolItem | null;
   task: PoolItem | null;
@@ -649,6 +650,7 @@ export class Frontend implements Host, StatsSource {
       rejectedSource: null,
       timer: null,
       noLinger: false,
+      silentClose: false,
       closed: false,
       session: null,
       task: null,
@@ -771,7 +773,7 @@ export class Frontend implements Host, StatsSource {
     }
     const s = conn.tls ?? raw;
     if (s.destroyed) return;
-    if (s.writableLength === 0) {
+    if (s.writableLength === 0 || conn.silentClose) {
       s.destroy();
       if (conn.tls && !raw.destroyed) raw.destroy();
       return;

@@ -18,9 +18,19 @@
  * handshake and its addresses are the session's addresses for the logs.
  *
  * Timeouts, as HAProxy in TCP mode: `timeout connect` while connecting, then `timeout client` on
- * the client side and `timeout server` on the server side, each refreshed by activity on its side;
- * the first to strike ends the stream. Shutdowns are forwarded: the client's EOF shuts the server's
- * write side and the server's EOF the client's; the stream ends when both directions are done.
+ * the client side and `timeout server` on the server side (Side). A side has a read deadline while
+ * the proxy reads it (its channel's rex: not while that buffer is full or after its EOF) and a
+ * write deadline while bytes wait to be written to it (the other channel's wex). A read from it
+ * sets its read deadline; a write to it that progresses sets its write deadline and, as HAProxy
+ * without `option independent-streams`, its read deadline too. The first deadline to pass ends the
+ * stream: a read timeout closes as usual, a write timeout as process_session does, with
+ * SI_FL_NOLINGER on that side (noLinger: an RST under dev12, a FIN under 2.x; the bytes the proxy
+ * still buffered for it are dropped either way). So a client that does not read while the server
+ * sends is closed `timeout client` after its last write progressed, and the server, which the
+ * proxy stops reading meanwhile, is never timed out for it (Debian's HAProxy 2.6: cD at +1016 ms
+ * with `timeout server 100ms` and `timeout client 1s`, the 16 KiB it buffered dropped, a FIN).
+ * Shutdowns are forwarded: the client's EOF shuts the server's write side and the server's EOF the
+ * client's; the stream ends when both directions are done.
  *
  * The end's termination state (%ts of the tcplog line): '--' both sides closed, 'cD' client
  * timeout, 'sD' server timeout, 'sC' connect timeout, 'SC' the server refused or failed the
@@ -57,6 +67,20 @@ interface Direction {
   onWritten: (err?: Error | null) => void; // directionOnWritten bound to this direction
 }
 
+/**
+ * The timeouts of one side of the stream (the client, or the server once connected): its
+ * deadlines in performance.now() ms, each one meaningful only while its condition holds (read:
+ * the side's source is read; write: bytes wait for it), and the one timer that checks them.
+ */
+interface Side {
+  readonly name: 'client' | 'server';
+  readonly st: Stream;
+  timeout: number | null; //    ms (timeout client / server); null: none, or not connected yet
+  rex: number; //               read deadline (HAProxy's rex of the side's input channel)
+  wex: number; //               write deadline (the wex of its output channel)
+  timer: NodeJS.Timeout | null; // due at or before the earliest deadline that applies
+}
+
 /** The data phase of one session. */
 export interface Stream {
   readonly conn: Conn;
@@ -69,9 +93,10 @@ export interface Stream {
   req: Direction | null;
   rep: Direction | null;
   connectTimer: NodeJS.Timeout | null;
-  clientTimer: NodeJS.Timeout | null;
-  serverTimer: NodeJS.Timeout | null;
+  clientSide: Side;
+  serverSide: Side;
   termination: string | null; //   set by the first end condition
+  serverNoLinger: boolean; //      the server's write deadline passed under dev12: its close is an RST
   ended: boolean;
 }
 
@@ -110,11 +135,14 @@ export function streamStart(conn: Conn): void {
     req: null,
     rep: null,
     connectTimer: null,
-    clientTimer: null,
-    serverTimer: null,
+    clientSide: null as unknown as Side,
+    serverSide: null as unknown as Side,
     termination: null,
+    serverNoLinger: false,
     ended: false,
   };
+  st.clientSide = newSide('client', st, fe.cfg.frontend.timeouts.client);
+  st.serverSide = newSide('server', st, null); // `timeout server` applies once connected
   conn.stream = st;
   for (const t of [be.counters, server.counters]) {
     t.cur++;
@@ -153,8 +181,7 @@ export function streamStart(conn: Conn): void {
   st.client.on('end', clientOnEnd);
   st.client.on('error', clientOnError);
   b.on('end', backendOnEnd);
-  const { client } = fe.cfg.frontend.timeouts;
-  if (client !== null) st.clientTimer = setTimeout(streamOnClientTimeout, client, st);
+  readStarts(st.clientSide);
   // The bytes the handshake put back (after the PROXY header) go into the req buffer now, before
   // any read: an adopted socket's next read may already be due at the buffer's start.
   if (st.client.readableLength > 0) st.client.read();
@@ -169,8 +196,118 @@ function backendOnConnect(this: net.Socket): void {
   st.connectTimer = null;
   st.connected = true;
   st.connectTime = Math.round(performance.now() - st.startTime);
-  const { server } = st.conn.fe.backend.cfg.timeouts;
-  if (server !== null) st.serverTimer = setTimeout(streamOnServerTimeout, server, st);
+  const side = st.serverSide;
+  side.timeout = st.conn.fe.backend.cfg.timeouts.server;
+  // Bytes the client sent meanwhile wait for the server from now on.
+  side.wex = performance.now() + (side.timeout ?? 0);
+  readStarts(side);
+}
+
+/** A side named <name> of <st> with <timeout> ms (null: none yet), no deadline armed. */
+function newSide(name: Side['name'], st: Stream, timeout: number | null): Side {
+  return { name, st, timeout, rex: 0, wex: 0, timer: null };
+}
+
+/** The side's source is read (again): its read deadline starts. */
+function readStarts(side: Side): void {
+  if (side.timeout === null) return;
+  side.rex = performance.now() + side.timeout;
+  armSide(side);
+}
+
+/** The proxy read bytes from the side: its read deadline starts again. */
+function readFrom(side: Side): void {
+  if (side.timeout === null) return;
+  side.rex = performance.now() + side.timeout;
+  if (side.timer === null) armSide(side);
+}
+
+/**
+ * A write to the side starts: when nothing waited for it before (`waited`), its write deadline
+ * starts.
+ */
+function writeStarts(side: Side, waited: boolean): void {
+  if (side.timeout === null || waited) return;
+  side.wex = performance.now() + side.timeout;
+  if (side.timer === null) armSide(side);
+}
+
+/**
+ * A write to the side progressed: its write deadline starts again (it applies only while bytes
+ * still wait), and so does its read deadline (not `option independent-streams`).
+ */
+function wroteTo(side: Side): void {
+  if (side.timeout === null) return;
+  side.rex = side.wex = performance.now() + side.timeout;
+}
+
+/** The direction that reads from <side> (its input channel), and the one that writes to it. */
+function inputOf(side: Side): Direction | null {
+  return side.name === 'client' ? side.st.req : side.st.rep;
+}
+function outputOf(side: Side): Direction | null {
+  return side.name === 'client' ? side.st.rep : side.st.req;
+}
+
+/** True while the proxy reads the side: its input direction is neither stopped nor at its EOF. */
+function reading(side: Side): boolean {
+  const d = inputOf(side);
+  return d !== null && !d.stopped && !d.srcEnded && (side.name === 'client' || side.st.connected);
+}
+
+/** True while bytes wait to be written to the side. */
+function writing(side: Side): boolean {
+  const d = outputOf(side);
+  return d !== null && (d.writes > 0 || d.chunk !== null);
+}
+
+/** Arms the side's timer for its earliest deadline that applies, if it has one and no timer yet. */
+function armSide(side: Side): void {
+  if (side.timer !== null || side.timeout === null || side.st.ended) return;
+  const due = dueOf(side);
+  if (due !== null) side.timer = setTimeout(sideOnTimer, Math.max(1, due - performance.now()), side);
+}
+
+/** The earliest deadline of the side that applies now, or null. */
+function dueOf(side: Side): number | null {
+  const r = reading(side) ? side.rex : null;
+  const w = writing(side) ? side.wex : null;
+  return r === null ? w : w === null ? r : Math.min(r, w);
+}
+
+/**
+ * The side's timer fired: a deadline passed (the stream ends, 'cD' or 'sD'; a write deadline
+ * marks the side SI_FL_NOLINGER first), or they moved later since it was armed (it is armed again
+ * for them), or none applies any more (nothing to wait for: armed again when one does).
+ */
+function sideOnTimer(side: Side): void {
+  side.timer = null;
+  const st = side.st;
+  if (st.ended) return;
+  const due = dueOf(side);
+  if (due === null) return;
+  const now = performance.now();
+  // Node's timers count whole ms of the loop's clock: up to a ms early is on time.
+  if (due - now >= 1) {
+    armSide(side);
+    return;
+  }
+  if (writing(side) && side.wex - now < 1) noLinger(side);
+  streamAbort(st.conn, side.name === 'client' ? 'cD' : 'sD');
+}
+
+/**
+ * A write deadline of <side> passed: process_session marks the side SI_FL_NOLINGER before its
+ * shutw. 1.5-dev12 then sets SO_LINGER 0 and closes: an RST, and what the kernel still held for
+ * the side is dropped. 2.x shuts it silently (SC_FL_NOLINGER, CO_SHW_SILENT) and closes: the
+ * bytes the proxy still buffered are dropped, the kernel sends what it holds, then a FIN.
+ */
+function noLinger(side: Side): void {
+  const conn = side.st.conn;
+  const rst = conn.fe.model.profile === 'dev12';
+  if (side.name === 'server') side.st.serverNoLinger = rst; // else destroy(): queued bytes dropped, a FIN
+  else if (rst) conn.noLinger = true;
+  else conn.silentClose = true;
 }
 
 function direction(
@@ -206,7 +343,7 @@ function direction(
 function clientOnData(this: net.Socket, chunk: Buffer): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.req) return;
-  st.clientTimer?.refresh();
+  readFrom(st.clientSide);
   feed(st.req, chunk);
 }
 
@@ -218,7 +355,7 @@ function clientOnData(this: net.Socket, chunk: Buffer): void {
 function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   const st = owners.get(this);
   if (!st || st.ended || !st.rep) return false;
-  st.serverTimer?.refresh();
+  readFrom(st.serverSide);
   return forwardWholeBufferRead(st.rep, buf, nread);
 }
 
@@ -249,7 +386,7 @@ export function streamClientRead(conn: Conn, area: Buffer, nread: number): boole
     );
     return false;
   }
-  st.clientTimer?.refresh();
+  readFrom(st.clientSide);
   return forwardRead(st.req, area, nread);
 }
 
@@ -295,6 +432,8 @@ function forwardRead(d: Direction, area: Buffer, nread: number): boolean {
  * moves `head` past it, or back to 0 when the kernel took everything at once.
  */
 function write(d: Direction, at: number, n: number): void {
+  const st = d.conn.stream;
+  if (st) writeStarts(d.name === 'req' ? st.serverSide : st.clientSide, d.writes > 0 || d.chunk !== null);
   d.writes++;
   d.conn.fe.pool.pin(d.item);
   d.dst.write(d.item.buf!.subarray(at, at + n), d.onWritten);
@@ -345,7 +484,7 @@ function directionOnWritten(this: Direction, err?: Error | null): void {
   this.conn.fe.pool.unpin(this.item);
   const st = this.conn.stream;
   if (err || !st || st.ended) return;
-  (this.name === 'req' ? st.serverTimer : st.clientTimer)?.refresh();
+  wroteTo(this.name === 'req' ? st.serverSide : st.clientSide);
   if (this.dst.writableLength === 0) this.head = 0;
   // Bytes still go to the kernel from the buffer: its room is not back yet.
   if (this.head !== 0 || this.writes > 0) return;
@@ -359,6 +498,7 @@ function directionOnWritten(this: Direction, err?: Error | null): void {
   if (!this.stopped) return;
   this.stopped = false;
   this.src.resume();
+  readStarts(this.name === 'req' ? st.clientSide : st.serverSide);
 }
 
 /**
@@ -422,16 +562,6 @@ function streamOnConnectTimeout(st: Stream): void {
   streamAbort(st.conn, 'sC');
 }
 
-function streamOnClientTimeout(st: Stream): void {
-  st.clientTimer = null;
-  if (!st.ended) streamAbort(st.conn, 'cD');
-}
-
-function streamOnServerTimeout(st: Stream): void {
-  st.serverTimer = null;
-  if (!st.ended) streamAbort(st.conn, 'sD');
-}
-
 /**
  * Ends the stream of `conn` at once: the backend socket is destroyed and reading stops. With a
  * termination state, the end is delivered (streamOnEnd); with null (the proxy is stopping) nothing
@@ -441,7 +571,8 @@ export function streamAbort(conn: Conn, termination: string | null): void {
   const st = conn.stream;
   if (!st || st.ended) return;
   st.termination ??= termination;
-  st.backend?.destroy();
+  if (st.serverNoLinger) st.backend?.resetAndDestroy();
+  else st.backend?.destroy();
   if (termination === null) {
     st.client.pause(); // an adopted client socket reads into the req buffer: no read may land there now
     stopTimers(st);
@@ -452,8 +583,8 @@ export function streamAbort(conn: Conn, termination: string | null): void {
 }
 
 function stopTimers(st: Stream): void {
-  for (const t of [st.connectTimer, st.clientTimer, st.serverTimer]) if (t) clearTimeout(t);
-  st.connectTimer = st.clientTimer = st.serverTimer = null;
+  for (const t of [st.connectTimer, st.clientSide.timer, st.serverSide.timer]) if (t) clearTimeout(t);
+  st.connectTimer = st.clientSide.timer = st.serverSide.timer = null;
 }
 
 /**

@@ -6,6 +6,7 @@
  * them. Last, a direction's channel buffer without sockets (directionForTests): the orders of reads
  * and writes that a loopback run reaches too rarely to test.
  */
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -321,9 +322,13 @@ describe('the end of a stream while bytes wait for a client that does not read',
   const MAX_SENT = 32 * 1024 * 1024;
   /** What the backend sends, each 4-byte word its own offset: no two spans of the stream are alike. */
   const sent = Buffer.alloc(MAX_SENT);
+  /** The write timeouts' proxies: timeout client and timeout server of their frontend and backend. */
+  const SLOW_CLIENT_MS = 400;
+  const SLOW_SERVER_MS = 100;
   let flood: net.Server;
   let proxy: ProxyProcess;
   let baseline: number;
+  const timed: Partial<Record<'dev12' | '2.6', { proxy: ProxyProcess; baseline: number }>> = {};
   const accepted: net.Socket[] = [];
 
   beforeAll(async () => {
@@ -351,12 +356,35 @@ backend be_flood
       ),
     );
     baseline = await idleFds(proxy);
+    for (const profile of ['dev12', '2.6'] as const) {
+      const p = await startProxyProcess(
+        (dir) =>
+          proxyConfig(
+            dir,
+            '5s',
+            `
+frontend fe_slow
+    bind 127.0.0.1:0
+    maxconn 10
+    timeout client ${SLOW_CLIENT_MS}ms
+    default_backend be_slow
+
+backend be_slow
+    timeout server ${SLOW_SERVER_MS}ms
+    server flooding 127.0.0.1:${floodPort}
+`,
+          ),
+        ['--profile', profile],
+      );
+      timed[profile] = { proxy: p, baseline: await idleFds(p) };
+    }
   });
 
   afterEach(() => expectSettled(proxy, baseline));
 
   afterAll(async () => {
     await proxy?.stop();
+    for (const t of Object.values(timed)) await t.proxy.stop();
     for (const s of accepted) s.destroy();
     await new Promise<void>((r) => (flood ? flood.close(() => r()) : r()));
   });
@@ -399,7 +427,54 @@ backend be_flood
     expect(firstDifference(Buffer.from(o.data, 'latin1'), sent.subarray(0, read))).toBe(-1);
     expect(proxy.lines(/ fe_abort be_flood\/flooding /)).toHaveLength(1);
   });
+
+  it.each([
+    ['dev12', 'resets it (SO_LINGER 0)'],
+    ['2.6', 'closes it with a FIN after what the kernel held'],
+  ] as const)(
+    'times out a client that does not read, never the server it stopped reading, and under %s %s, dropping what it buffered',
+    async (profile, _how) => {
+      const t = timed[profile]!;
+      const c = client(t.proxy.port, { limitMs: 5000 });
+      c.socket.pause();
+      const before = accepted.length;
+      const s = await waitFor('the backend connection', () => accepted[before]);
+      // The proxy stops reading the server once its write to the client waits: more than the
+      // server's 100 ms pass without a read from it, which is no server timeout (its rex is off).
+      await floodUntilStalled(s);
+      const line = await waitFor('the log line', () => t.proxy.lines(/ fe_slow be_slow\/flooding /)[0]);
+      const [, tt, read, ts] = / \d+\/\d+\/(\d+) (\d+) (\S\S) /.exec(line) ?? [];
+      expect(ts).toBe('cD');
+      expect(Number(tt)).toBeGreaterThanOrEqual(SLOW_CLIENT_MS);
+      // An RST makes the kernel drop the client's socket at once; a FIN waits behind unread bytes.
+      if (profile === 'dev12')
+        await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
+      else expect(tcpState(c.localPort)).toBe(TCP_ESTABLISHED);
+      c.socket.resume();
+      const o = await c.outcome;
+      const received = Buffer.from(o.data, 'latin1');
+      expect(received.length).toBeLessThan(Number(read));
+      expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
+      await expectSettled(t.proxy, t.baseline);
+    },
+  );
 });
+
+/** /proc/net/tcp's code of an established connection. */
+const TCP_ESTABLISHED = '01';
+
+/**
+ * The state code of this machine's IPv4 TCP socket whose local port is <port> (/proc/net/tcp),
+ * or null when the kernel has no such socket (an RST closed it). Reads the OS, nothing else.
+ */
+function tcpState(port: number): string | null {
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = row.trim().split(/\s+/);
+    if (f[1]?.endsWith(local)) return f[3] ?? null;
+  }
+  return null;
+}
 
 describe("a direction's channel buffer, without sockets", () => {
   const { direction, feed, forwardRead, forwardWholeBufferRead } = directionForTests;
@@ -429,7 +504,7 @@ describe("a direction's channel buffer, without sockets", () => {
     const conn = {
       id: 1,
       fe: { violations, pool },
-      stream: { ended: false, serverTimer: null, clientTimer: null },
+      stream: { ended: false, clientSide: { timeout: null }, serverSide: { timeout: null } },
     };
     const src = {
       paused: false,
