@@ -1,10 +1,11 @@
 /**
  * The data phase on real sockets: backends that refuse or reset, timeouts, and a frontend without
  * accept-proxy, where a PROXY header is data. The proxy runs as a child process; its backend has
- * three servers taken in turn (round robin): one refuses, one resets, one echoes. Then a server
- * that resets while its bytes still wait for a client that does not read: the close is a FIN after
- * them. Last, a direction's channel buffer without sockets (directionForTests): the orders of reads
- * and writes that a loopback run reaches too rarely to test.
+ * three servers taken in turn (round robin): one refuses, one resets, one echoes. Then a client
+ * that does not read while the server sends: a server reset still ends with a FIN after the bytes
+ * read, and the client's write timeout ends it as each profile does (an RST under dev12, a FIN under
+ * 2.x), never a server timeout. Last, a direction's channel buffer without sockets
+ * (directionForTests): the orders of reads and writes that a loopback run reaches too rarely to test.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
