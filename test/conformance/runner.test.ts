@@ -45,6 +45,7 @@ if (!hasHaproxy) console.warn('runner.test: haproxy is not installed; the run ag
 const FAST_CASES = [
   'pp1/2.1/header-and-data-in-one-write',
   'pp1/2.1/not-a-header-gets-rst',
+  'pp1/2.1/unknown-protocol-gets-rst',
   'pp2/2.2/crc32c-mismatch-gets-rst',
   'hs/client-close/fin-before-header-gets-fin',
   'hs/tls/garbage-after-header-gets-fin',

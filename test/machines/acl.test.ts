@@ -47,6 +47,12 @@ describe('source rules at accept', () => {
     expect(classifySource('198.51.100.1', rules)).toBe('plain');
   });
 
+  it('answers only IPv4 sources as monitors, never an IPv4-mapped IPv6 one, as session_accept (AF_INET)', () => {
+    const rules = { reject: [], monitor: [parseCidr('10.0.0.0/24')!] };
+    expect(classifySource('10.0.0.5', rules)).toBe('monitor');
+    expect(classifySource('::ffff:10.0.0.5', rules)).toBe('plain');
+  });
+
   it('matches nothing for an unparsable source address', () => {
     expect(classifySource('not-an-address', { reject: [parseCidr('0.0.0.0/0')!], monitor: [] })).toBe(
       'plain',

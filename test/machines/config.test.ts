@@ -13,6 +13,7 @@ import {
   handshakeTimeout,
   hasHandshake,
   makeConfig,
+  sslLimitReached,
   type ModelConfig,
 } from '../../machines/config.ts';
 
@@ -56,6 +57,16 @@ describe('handshakeTimeout', () => {
       expect(handshakeTimeout(makeConfig({ profile, timeoutClient, timeoutClientHs }))).toBe(expected);
     },
   );
+});
+
+describe('sslLimitReached', () => {
+  it('refuses an SSL context at maxsslconn, and never with maxsslconn 0 or unset (global.maxsslconn && ...)', () => {
+    expect(sslLimitReached(makeConfig({ ssl: true, maxsslconn: 2 }), 2)).toBe(true);
+    expect(sslLimitReached(makeConfig({ ssl: true, maxsslconn: 2 }), 1)).toBe(false);
+    expect(sslLimitReached(makeConfig({ ssl: true, maxsslconn: 0 }), 5)).toBe(false);
+    expect(sslLimitReached(makeConfig({ ssl: true, maxsslconn: null }), 5)).toBe(false);
+    expect(sslLimitReached(makeConfig({ ssl: false, maxsslconn: 2 }), 5)).toBe(false);
+  });
 });
 
 describe('answers500', () => {

@@ -12,7 +12,7 @@ import { MACHINES } from '../../machines/compose.ts';
 import { makeConfig, type ModelConfig } from '../../machines/config.ts';
 import { proxyFailReachable, type ConnectionEvent } from '../../machines/connection.machine.ts';
 import type { Effect } from '../../machines/effects.ts';
-import type { ErrCode } from '../../machines/errCodes.ts';
+import type { ErrCode, ProxyFailCode } from '../../machines/errCodes.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 import { drive, sourceOf } from './drive.ts';
 
@@ -360,6 +360,20 @@ describe('the connection machine', () => {
         expect(step.effects).toEqual(c.effects);
         expect(errCode).toBe(c.errCode);
       });
+  });
+
+  it('resets the client on every PROXY failure that leaves peeked bytes unread, and on no other', () => {
+    // conn_recv_proxy peeks the header (MSG_PEEK): a header it read and refused is still in the
+    // socket when kill_mini_session closes it, so the kernel answers with an RST; an aborted read
+    // leaves nothing there (haproxy-2.6-observed.md's FIN/RST note). NONE is a whole header too.
+    const unread: ProxyFailCode[] = ['PRX_TRUNCATED', 'PRX_NOT_HDR', 'PRX_BAD_HDR', 'PRX_BAD_PROTO', 'NONE'];
+    const steps = [...unread, 'PRX_ABORT' as const].map((code) => {
+      const event: ConnectionEvent = { type: 'PROXY_HEADER_ERROR', code };
+      return { code, step: drive('connection', { ...PROXY, profile: '2.6' }, AT_PROXY_HEADER, event).step };
+    });
+    expect(steps.filter((s) => s.step.transitions.length === 0).map((s) => s.code)).toEqual([]);
+    const resets = steps.filter((s) => s.step.effects.some((e) => e.type === 'setNoLinger'));
+    expect(resets.map((s) => s.code)).toEqual(unread);
   });
 
   it('has an example for every transition of the machine, and none for a transition it lacks', () => {
