@@ -357,13 +357,15 @@ backend be_flood
       ),
     );
     baseline = await idleFds(proxy);
-    for (const profile of ['dev12', '2.6'] as const) {
-      const p = await startProxyProcess(
-        (dir) =>
-          proxyConfig(
-            dir,
-            '5s',
-            `
+    // One proxy per profile, started side by side.
+    await Promise.all(
+      (['dev12', '2.6'] as const).map(async (profile) => {
+        const p = await startProxyProcess(
+          (dir) =>
+            proxyConfig(
+              dir,
+              '5s',
+              `
 frontend fe_slow
     bind 127.0.0.1:0
     maxconn 10
@@ -374,11 +376,12 @@ backend be_slow
     timeout server ${SLOW_SERVER_MS}ms
     server flooding 127.0.0.1:${floodPort}
 `,
-          ),
-        ['--profile', profile],
-      );
-      timed[profile] = { proxy: p, baseline: await idleFds(p) };
-    }
+            ),
+          ['--profile', profile],
+        );
+        timed[profile] = { proxy: p, baseline: await idleFds(p) };
+      }),
+    );
   });
 
   afterEach(() => expectSettled(proxy, baseline));
