@@ -301,7 +301,13 @@ function tlsOnEnd(this: tls.TLSSocket): void {
   conn.fe.connectionEvent(conn, { type: 'CLIENT_CLOSE', tlsRead: 'wholeRecords' });
 }
 
-/** The TLS handshake failed, or the client reset the connection during it. */
+/**
+ * The TLS handshake failed, or the client reset the connection during it. An EPIPE is taken as a
+ * reset too, though Node 20 never reports one here: a write of the handshake (the ServerHello) to
+ * a client that closed fails with EPIPE in the kernel, node:tls drops that error and ends the
+ * stream, so tlsOnEnd sees a client close (SSL_EMPTY), where 1.5-dev's failed write would be an
+ * abort (SSL_ABORT; dontlognull hides both, and 2.x logs SSL_HANDSHAKE for either).
+ */
 function tlsOnError(this: tls.TLSSocket, err: NodeJS.ErrnoException): void {
   const conn = readers.get(this);
   if (!conn || conn.phase !== 'tls') return;
