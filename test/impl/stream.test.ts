@@ -395,17 +395,37 @@ backend be_slow
 
   /**
    * Writes `sent` on `s` until a write waits more than STALL_MS for its drain: the proxy stopped
-   * reading the server, its last write to the client still queued.
+   * reading the server, its last write to the client still queued. Returns how much it wrote.
    */
-  async function floodUntilStalled(s: net.Socket): Promise<void> {
+  async function floodUntilStalled(s: net.Socket): Promise<number> {
     for (let written = 0; written < MAX_SENT;) {
       const chunk = sent.subarray(written, written + 65536);
       written += chunk.length;
       if (s.write(chunk)) continue;
       const drained = new Promise<'drained'>((r) => s.once('drain', () => r('drained')));
-      if ((await within(STALL_MS, drained)) === 'timeout') return;
+      if ((await within(STALL_MS, drained)) === 'timeout') return written;
     }
     throw new Error(`the path to the client never stalled within ${MAX_SENT} bytes`);
+  }
+
+  /**
+   * Goes on writing `sent` on `s` from <from> at each drain until `s` is closed, so that the proxy
+   * always has bytes for the client: its write to the client stays queued (were the server to stop
+   * sending, the proxy could drain what it read and wait on a read instead).
+   */
+  function keepFlooding(s: net.Socket, from: number): void {
+    let written = from;
+    const more = function floodOnDrain(): void {
+      while (written < MAX_SENT && !s.destroyed) {
+        const chunk = sent.subarray(written, written + 65536);
+        written += chunk.length;
+        if (!s.write(chunk)) {
+          s.once('drain', more);
+          return;
+        }
+      }
+    };
+    s.once('drain', more);
   }
 
   it('closes the client with a FIN after every byte read from the server when the server resets the stream', async () => {
@@ -440,25 +460,29 @@ backend be_slow
     async (profile, _how) => {
       const t = timed[profile]!;
       const c = client(t.proxy.port, { limitMs: 5000 });
-      c.socket.pause();
-      const before = accepted.length;
-      const s = await waitFor('the backend connection', () => accepted[before]);
-      // The proxy stops reading the server once its write to the client waits: more than the
-      // server's 100 ms pass without a read from it, which is no server timeout (its rex is off).
-      await floodUntilStalled(s);
-      const line = await waitFor('the log line', () => t.proxy.lines(/ fe_slow be_slow\/flooding /)[0]);
-      const [, tt, read, ts] = / \d+\/\d+\/(\d+) (\d+) (\S\S) /.exec(line) ?? [];
-      expect(ts).toBe('cD');
-      expect(Number(tt)).toBeGreaterThanOrEqual(SLOW_CLIENT_MS);
-      // An RST makes the kernel drop the client's socket at once; a FIN waits behind unread bytes.
-      if (profile === 'dev12')
-        await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
-      else expect(tcpState(c.localPort)).toBe(TCP_ESTABLISHED);
-      c.socket.resume();
-      const o = await c.outcome;
-      const received = Buffer.from(o.data, 'latin1');
-      expect(received.length).toBeLessThan(Number(read));
-      expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
+      try {
+        c.socket.pause();
+        const before = accepted.length;
+        const s = await waitFor('the backend connection', () => accepted[before]);
+        // The proxy stops reading the server once its write to the client waits: more than the
+        // server's 100 ms pass without a read from it, which is no server timeout (its rex is off).
+        keepFlooding(s, await floodUntilStalled(s));
+        const line = await waitFor('the log line', () => t.proxy.lines(/ fe_slow be_slow\/flooding /)[0]);
+        const [, tt, read, ts] = / \d+\/\d+\/(\d+) (\d+) (\S\S) /.exec(line) ?? [];
+        expect(ts).toBe('cD');
+        expect(Number(tt)).toBeGreaterThanOrEqual(SLOW_CLIENT_MS);
+        // An RST makes the kernel drop the client's socket at once; a FIN waits behind unread bytes.
+        if (profile === 'dev12')
+          await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
+        else expect(tcpState(c.localPort)).toBe(TCP_ESTABLISHED);
+        c.socket.resume();
+        const o = await c.outcome;
+        const received = Buffer.from(o.data, 'latin1');
+        expect(received.length).toBeLessThan(Number(read));
+        expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
+      } finally {
+        c.socket.destroy(); // closed already, unless the test failed
+      }
       await expectSettled(t.proxy, t.baseline);
     },
   );
