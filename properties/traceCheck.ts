@@ -153,9 +153,9 @@ interface CheckState {
   conns: ReadonlyMap<number, ConnRec>;
   live: number; //           connections whose session memory is live (ground truth for the gauges)
   sslLive: number; //        connections whose SSL context is live (ground truth for sslconns)
-  accepts: number; //        connections this state's history accepted, and closed and freed: the
-  ends: number; //            history, not the state (not in stateKey), so that TraceStats counts
-  //                          what every history consistent with the trace did, once
+  accepts: number; //        connections accepted, and (ends) closed and freed, by the history
+  ends: number; //            that led here: not part of the state, nor of stateKey; TraceStats
+  //                          takes their minimum over the possible states
   key?: string; //           cache of stateKey
 }
 
