@@ -103,7 +103,7 @@ export interface Conn {
   rejectedSource: ProxyEndpoint | null; // the source of a PROXY header found invalid after its addresses were taken
   timer: Timer | null; //           the handshake deadline (armDeadline), on the frontend's clock
   noLinger: boolean; //             setNoLinger: the close is an RST
-  silentClose: boolean; //          2.x's SC_FL_NOLINGER (a data-phase write timeout): a FIN now, queued bytes dropped
+  silentClose: boolean; //          2.x's SC_FL_NOLINGER (a data-phase write timeout): FIN now, drop the queue
   closed: boolean; //               fdClose ran
   session: PoolItem | null;
   task: PoolItem | null;
@@ -754,7 +754,11 @@ export class Frontend implements Host, StatsSource {
     conn.timer = null;
   }
 
-  /** fdClose: closes the client socket exactly once, with an RST after setNoLinger, else a FIN. */
+  /**
+   * fdClose: closes the client socket exactly once, with an RST after setNoLinger, else a FIN: after
+   * the bytes still queued (for at most FLUSH_TIMEOUT_MS), or at once, dropping them, after a write
+   * timeout of the data phase under 2.x (silentClose, set by impl/stream.ts).
+   */
   private closeClient(conn: Conn, site: string): void {
     const how = conn.noLinger ? 'rst' : 'fin';
     if (conn.closed) {
