@@ -257,19 +257,15 @@ backend be_echo
   });
 });
 
-describe("the frontend's task under a session rate, on the virtual clock (2.6)", () => {
-  // rate-limit sessions 2: two sessions spend the period's budget; a third client waits in the
-  // backlog until the rate allows the next session: at the limit exactly, 2.x's next_event_delay is
-  // 1 ms, so the frontend's task looks again every millisecond until the period ends.
-  let proxy: ProxyProcess;
-
-  beforeAll(async () => {
-    proxy = await startProxyProcess(
-      (dir) =>
-        proxyConfig(
-          dir,
-          '5s',
-          `
+/**
+ * The config of the virtual-clock tests: frontend fe_rate, maxconn 5 and rate-limit sessions 2,
+ * to the server at 127.0.0.1:<port>, with an admin stats socket (`set clock advance`).
+ */
+function rateLimitedConfig(dir: string, port: number): string {
+  return proxyConfig(
+    dir,
+    '5s',
+    `
 frontend fe_rate
     bind 127.0.0.1:0 name main
     maxconn 5
@@ -277,12 +273,20 @@ frontend fe_rate
     default_backend be
 
 backend be
-    server s1 127.0.0.1:1
+    server s1 127.0.0.1:${port}
 `,
-          { globalMaxconn: 100, statsAdmin: true },
-        ),
-      ['--test-clock', '--profile', '2.6'],
-    );
+    { globalMaxconn: 100, statsAdmin: true },
+  );
+}
+
+describe("the frontend's task under a session rate, on the virtual clock (2.6)", () => {
+  // rate-limit sessions 2: two sessions spend the period's budget; a third client waits in the
+  // backlog until the rate allows the next session: at the limit exactly, 2.x's next_event_delay is
+  // 1 ms, so the frontend's task looks again every millisecond until the period ends.
+  let proxy: ProxyProcess;
+
+  beforeAll(async () => {
+    proxy = await startProxyProcess((dir) => rateLimitedConfig(dir, 1), ['--test-clock', '--profile', '2.6']);
   });
   afterAll(() => proxy.stop());
 
@@ -318,22 +322,7 @@ describe("the frontend's task re-armed by a release, on the virtual clock (dev12
 
   beforeAll(async () => {
     ({ echo, proxy, baseline } = await startEchoedProxy(
-      (echoPort) => (dir) =>
-        proxyConfig(
-          dir,
-          '5s',
-          `
-frontend fe_rate
-    bind 127.0.0.1:0 name main
-    maxconn 5
-    rate-limit sessions 2
-    default_backend be_echo
-
-backend be_echo
-    server echo1 127.0.0.1:${echoPort}
-`,
-          { globalMaxconn: 100, statsAdmin: true },
-        ),
+      (echoPort) => (dir) => rateLimitedConfig(dir, echoPort),
       ['--test-clock', '--profile', 'dev12'],
     ));
   });
