@@ -20,9 +20,9 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, SourceMap } from 'node:module';
 import { basename, dirname, extname, isAbsolute, join, relative, sep } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL, URL } from 'node:url';
 
 /** Changes when the build's options change, so that older builds stop matching. */
 const FORMAT = 'embryonic-compile 1';
@@ -284,6 +284,61 @@ export function describeBuildError(err) {
   if (first)
     return first.location ? `${first.location.file}:${first.location.line}: ${first.text}` : first.text;
   return String(err instanceof Error ? err.message : err).split('\n')[0] ?? '';
+}
+
+/**
+ * Makes this thread's stack traces name the TypeScript sources of the build that `url` (a module
+ * of it, as runnableEntry returns) belongs to, line and column, as Node's source maps do, but
+ * without their cost at start: once enabled, Node reads and parses the map of every module it
+ * loads (about 45 ms of CPU for the CLI's chunks, an eighth of a proxy's start), where this reads
+ * a chunk's map the first time a trace has a frame in that chunk. Sets Error.prepareStackTrace,
+ * keeping V8's format (the error as a string, then one "    at" line per frame). A frame outside
+ * the build, of a chunk whose map cannot be read, or at a position its map does not cover stays as
+ * V8 writes it. The hook stays for the life of the thread; nothing is owned by the caller.
+ *
+ * @param {string} url
+ */
+export function mapStackTracesLazily(url) {
+  const build = new URL('.', url).href;
+  /** @type {Map<string, SourceMap | null>} each chunk's map by the chunk's URL, null if unreadable */
+  const maps = new Map();
+  /** @param {string} chunk */
+  const mapOf = (chunk) => {
+    let map = maps.get(chunk);
+    if (map === undefined) {
+      try {
+        map = new SourceMap(JSON.parse(readFileSync(fileURLToPath(`${chunk}.map`), 'utf8')));
+      } catch {
+        map = null;
+      }
+      maps.set(chunk, map);
+    }
+    return map;
+  };
+  /** @param {NodeJS.CallSite} frame */
+  const mapped = (frame) => {
+    const text = frame.toString();
+    const chunk = frame.getFileName();
+    const line = frame.getLineNumber();
+    const column = frame.getColumnNumber();
+    if (!chunk?.startsWith(build) || line === null || column === null) return text;
+    const entry = mapOf(chunk)?.findEntry(line - 1, column - 1);
+    if (!entry || !('originalSource' in entry)) return text;
+    const source = fileURLToPath(new URL(entry.originalSource, chunk));
+    return text.replace(
+      `${chunk}:${line}:${column}`,
+      `${source}:${entry.originalLine + 1}:${entry.originalColumn + 1}`,
+    );
+  };
+  Error.prepareStackTrace = function prepareMappedStackTrace(error, frames) {
+    let head;
+    try {
+      head = Error.prototype.toString.call(error);
+    } catch {
+      head = '<error>';
+    }
+    return head + frames.map((frame) => `\n    at ${mapped(frame)}`).join('');
+  };
 }
 
 /**

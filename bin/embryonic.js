@@ -7,7 +7,7 @@
 // EMBRYONIC_COMPILE_CACHE names another directory for the builds, inside the repository.
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runnableEntry } from './compile.js';
+import { mapStackTracesLazily, runnableEntry } from './compile.js';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const { url, compiled } = await runnableEntry(
@@ -15,7 +15,7 @@ const { url, compiled } = await runnableEntry(
   'cli/main.ts',
   'embryonic: running the TypeScript sources',
 );
-if (compiled) process.setSourceMapsEnabled(true); // stack traces name the .ts sources, as under tsx
+if (compiled) mapStackTracesLazily(url); // stack traces name the .ts sources, as under tsx
 /** @type {{ main(argv: string[]): Promise<number> }} */
 const cli = await import(url);
 process.exitCode = await cli.main(process.argv.slice(2));

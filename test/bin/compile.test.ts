@@ -49,6 +49,25 @@ async function load(url: string): Promise<{ value: string; here: string }> {
   return (await import(url)) as { value: string; here: string };
 }
 
+/**
+ * Runs, in a child Node, the build's `fail()` after mapStackTracesLazily(url) and the import, with
+ * `before` in between; returns its exit status and stderr (where the uncaught error's trace goes).
+ */
+function failIn(url: string, before: string): { status: number | null; stderr: string } {
+  const script = [
+    `const { mapStackTracesLazily } = await import(${JSON.stringify(COMPILE)});`,
+    `mapStackTracesLazily(${JSON.stringify(url)});`,
+    `const m = await import(${JSON.stringify(url)});`,
+    before,
+    'm.fail();',
+  ].join('\n');
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return { status: run.status, stderr: run.stderr };
+}
+
 describe('compiledEntry', () => {
   it('builds the entry on the first call and reuses the build while no input changes', async () => {
     const p = project('one');
@@ -176,22 +195,29 @@ describe('compiledEntry', () => {
     expect(describeBuildError(new Error('first line\nsecond line'))).toBe('first line');
   });
 
-  it('maps a stack trace of the build to the TypeScript source, line included', async () => {
+  it("maps a stack trace's frames in the build to the TypeScript source, line and column", async () => {
     const p = project('one');
     writeLib(p.root, 'one', '\n\nexport function fail(): never {\n  throw new Error("here");\n}\n');
     writeFileSync(join(p.root, 'src/main.ts'), "export { fail } from './lib.ts';\n");
     const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
-    const run = spawnSync(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `process.setSourceMapsEnabled(true); const m = await import(${JSON.stringify(url)}); m.fail();`,
-      ],
-      { encoding: 'utf8', timeout: 10_000 },
-    );
+    const run = failIn(url, '');
     expect(run.status).toBe(1);
-    expect(run.stderr).toContain(`${join(p.root, 'src/lib.ts')}:6:`);
+    expect(run.stderr).toContain('Error: here\n');
+    expect(run.stderr).toContain(`at Module.fail (${join(p.root, 'src/lib.ts')}:6:9)`);
+    // A frame outside the build stays as V8 writes it.
+    expect(run.stderr).toMatch(/at file:\/\/\/.*\[eval1\]:\d+:\d+/);
+  });
+
+  it("reads a chunk's source map only when a trace first has a frame in it", async () => {
+    const p = project('one');
+    writeLib(p.root, 'one', '\n\nexport function fail(): never {\n  throw new Error("here");\n}\n');
+    writeFileSync(join(p.root, 'src/main.ts'), "export { fail } from './lib.ts';\n");
+    const { url } = await compiledEntry({ ...p, entry: 'src/main.ts' });
+    // The map is gone once the module is loaded and the hook set: the frame stays the bundle's.
+    const run = failIn(url, `(await import('node:fs')).rmSync(new URL(${JSON.stringify(url)} + '.map'));`);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`at Module.fail (${url}:`);
+    expect(run.stderr).not.toContain('src/lib.ts');
   });
 
   it('lands one build when four processes build the same sources at the same time', async () => {
