@@ -22,15 +22,24 @@
  * the proxy reads it (its channel's rex: not while that buffer is full or after its EOF) and a
  * write deadline while bytes wait to be written to it (the other channel's wex). A read from it
  * sets its read deadline; a write to it that progresses sets its write deadline and, as HAProxy
- * without `option independent-streams`, its read deadline too. The first deadline to pass ends the
- * stream: a read timeout closes as usual, a write timeout as process_session does, with
- * SI_FL_NOLINGER on that side (noLinger: an RST under dev12, a FIN under 2.x; the bytes the proxy
- * still buffered for it are dropped either way). So a client that does not read while the server
- * sends is closed `timeout client` after its last write progressed, and the server, which the
- * proxy stops reading meanwhile, is never timed out for it (Debian's HAProxy 2.6: cD at +1016 ms
- * with `timeout server 100ms` and `timeout client 1s`, the 16 KiB it buffered dropped, a FIN).
+ * without `option independent-streams`, its read deadline too. A read deadline that passes shuts
+ * that side's read only, as process_session's si_shutr does in TCP mode (no SI_FL_NOHALF): the side
+ * is no longer read, its EOF is forwarded to the other side (a FIN once the bytes it sent are
+ * written), and the stream goes on the other way until that direction ends too, by the other
+ * side's EOF or its own timeout; the log keeps the first timeout's state (readTimedOut). Both
+ * idle, the other side gets its FIN at the first timeout and the stream ends at the second
+ * (Debian's HAProxy 2.6: `timeout client 400ms`, `timeout server 1s`: the server's FIN at +400 ms,
+ * the client's at +1001 ms, cD). A write deadline that passes ends the stream as process_session
+ * does, with SI_FL_NOLINGER on that side (noLinger: an RST under dev12, a FIN under 2.x; the
+ * bytes the proxy still buffered for it are dropped either way). So a client that does not read
+ * while the server sends is closed `timeout client` after its last write progressed, and the
+ * server, which the proxy stops reading meanwhile, is never timed out for it (Debian's HAProxy 2.6:
+ * cD at +1016 ms with `timeout server 100ms` and `timeout client 1s`, the 16 KiB it buffered
+ * dropped, a FIN).
  * Shutdowns are forwarded: the client's EOF shuts the server's write side and the server's EOF the
- * client's; the stream ends when both directions are done.
+ * client's; the stream ends when both directions are done. Under 2.x the server's socket is closed
+ * with SO_LINGER 0, an RST, unless its FIN was read (FD_LINGER_RISK, closeBackend); dev12 closes it
+ * plainly (a FIN), except after a write timeout.
  *
  * The end's termination state (%ts of the tcplog line): '--' both sides closed, 'cD' client
  * timeout, 'sD' server timeout, 'sC' connect timeout, 'SC' the server refused or failed the
@@ -61,7 +70,7 @@ interface Direction {
   chunk: Buffer | null; //      'data' bytes that did not fit yet (owned: a copy when the read was not)
   writes: number; //            writes from `item` whose callback has not come yet
   stopped: boolean; //          the source was stopped until the buffer is empty again
-  srcEnded: boolean; //         the source sent its EOF
+  srcEnded: boolean; //         the source is read no more: it sent its EOF, or its read timed out
   done: boolean; //             the EOF was forwarded: nothing more goes this way
   bytes: number;
   onWritten: (err?: Error | null) => void; // directionOnWritten bound to this direction
@@ -97,6 +106,7 @@ export interface Stream {
   serverSide: Side;
   termination: string | null; //   set by the first end condition
   serverNoLinger: boolean; //      the server's write deadline passed under dev12: its close is an RST
+  serverEof: boolean; //           the server's FIN was read: 2.x closes it without an RST
   ended: boolean;
 }
 
@@ -139,6 +149,7 @@ export function streamStart(conn: Conn): void {
     serverSide: null as unknown as Side,
     termination: null,
     serverNoLinger: false,
+    serverEof: false,
     ended: false,
   };
   st.clientSide = newSide('client', st, fe.cfg.frontend.timeouts.client);
@@ -276,9 +287,10 @@ function dueOf(side: Side): number | null {
 }
 
 /**
- * The side's timer fired: a deadline passed (the stream ends, 'cD' or 'sD'; a write deadline
- * marks the side SI_FL_NOLINGER first), or they moved later since it was armed (it is armed again
- * for them), or none applies any more (nothing to wait for: armed again when one does).
+ * The side's timer fired: a deadline passed ('cD' or 'sD': a write deadline marks the side
+ * SI_FL_NOLINGER and ends the stream, a read deadline shuts the side's read only), or they moved
+ * later since it was armed (it is armed again for them), or none applies any more (nothing to wait
+ * for: armed again when one does).
  */
 function sideOnTimer(side: Side): void {
   side.timer = null;
@@ -292,20 +304,41 @@ function sideOnTimer(side: Side): void {
     armSide(side);
     return;
   }
-  if (writing(side) && side.wex - now < 1) noLinger(side);
-  streamAbort(st.conn, side.name === 'client' ? 'cD' : 'sD');
+  if (writing(side) && side.wex - now < 1) {
+    noLinger(side);
+    streamAbort(st.conn, side.name === 'client' ? 'cD' : 'sD');
+  } else readTimedOut(side);
+}
+
+/**
+ * A read deadline of <side> passed. process_session (2.x: process_stream) sets CF_READ_TIMEOUT on
+ * the side's input channel and calls si_shutr (sc_shutr) on it, which in TCP mode (no
+ * SI_FL_NOHALF) stops reading it without closing it; the timeout is the stream's termination
+ * state unless one came first. The channel then forwards the shutdown as any EOF: once the bytes
+ * read from the side are written, the other side gets its FIN (shut). The other direction goes on.
+ */
+function readTimedOut(side: Side): void {
+  const st = side.st;
+  const d = inputOf(side);
+  if (!d) return;
+  st.termination ??= side.name === 'client' ? 'cD' : 'sD';
+  d.srcEnded = true;
+  d.src.pause(); // an onread socket stops reading at once: no read lands in the buffer any more
+  if (d.writes === 0 && !d.chunk) shut(st, d);
+  armSide(side); // its write deadline, if bytes wait for it
 }
 
 /**
  * A write deadline of <side> passed: process_session marks the side SI_FL_NOLINGER before its
  * shutw. 1.5-dev12 then sets SO_LINGER 0 and closes: an RST, and what the kernel still held for
  * the side is dropped. 2.x shuts it silently (SC_FL_NOLINGER, CO_SHW_SILENT) and closes: the
- * bytes the proxy still buffered are dropped, the kernel sends what it holds, then a FIN.
+ * bytes the proxy still buffered are dropped, the kernel sends what it holds, then a FIN (on the
+ * server's side, an RST unless its FIN was read: closeBackend).
  */
 function noLinger(side: Side): void {
   const conn = side.st.conn;
   const rst = conn.fe.model.profile === 'dev12';
-  if (side.name === 'server') side.st.serverNoLinger = rst; // else destroy(): queued bytes dropped, a FIN
+  if (side.name === 'server') side.st.serverNoLinger = rst; // else closeBackend decides
   else if (rst) conn.noLinger = true;
   else conn.silentClose = true;
 }
@@ -342,7 +375,7 @@ function direction(
  */
 function clientOnData(this: net.Socket, chunk: Buffer): void {
   const st = owners.get(this);
-  if (!st || st.ended || !st.req) return;
+  if (!st || st.ended || !st.req || st.req.srcEnded) return; // paused at its read timeout
   readFrom(st.clientSide);
   feed(st.req, chunk);
 }
@@ -354,7 +387,7 @@ function clientOnData(this: net.Socket, chunk: Buffer): void {
  */
 function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   const st = owners.get(this);
-  if (!st || st.ended || !st.rep) return false;
+  if (!st || st.ended || !st.rep || st.rep.srcEnded) return false;
   readFrom(st.serverSide);
   return forwardWholeBufferRead(st.rep, buf, nread);
 }
@@ -433,8 +466,9 @@ function forwardRead(d: Direction, area: Buffer, nread: number): boolean {
  */
 function write(d: Direction, at: number, n: number): void {
   const st = d.conn.stream;
-  if (st) writeStarts(d.name === 'req' ? st.serverSide : st.clientSide, d.writes > 0 || d.chunk !== null);
-  d.writes++;
+  const waited = d.writes > 0 || d.chunk !== null;
+  d.writes++; // first: the write deadline applies from now on (writing), so armSide arms it
+  if (st) writeStarts(d.name === 'req' ? st.serverSide : st.clientSide, waited);
   d.conn.fe.pool.pin(d.item);
   d.dst.write(d.item.buf!.subarray(at, at + n), d.onWritten);
   d.head = d.dst.writableLength === 0 ? 0 : at + n;
@@ -511,7 +545,7 @@ export const directionForTests = { direction, feed, forwardRead, forwardWholeBuf
 /** The client sent its EOF. */
 function clientOnEnd(this: net.Socket): void {
   const st = owners.get(this);
-  if (!st || st.ended || !st.req) return;
+  if (!st || st.ended || !st.req || st.req.srcEnded) return;
   st.req.srcEnded = true;
   if (st.req.writes === 0 && !st.req.chunk) shut(st, st.req);
 }
@@ -520,6 +554,8 @@ function clientOnEnd(this: net.Socket): void {
 function backendOnEnd(this: net.Socket): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.rep) return;
+  st.serverEof = true;
+  if (st.rep.srcEnded) return; // its read had timed out: the EOF was forwarded then
   st.rep.srcEnded = true;
   if (st.rep.writes === 0 && !st.rep.chunk) shut(st, st.rep);
 }
@@ -571,8 +607,7 @@ export function streamAbort(conn: Conn, termination: string | null): void {
   const st = conn.stream;
   if (!st || st.ended) return;
   st.termination ??= termination;
-  if (st.serverNoLinger) st.backend?.resetAndDestroy();
-  else st.backend?.destroy();
+  closeBackend(st);
   if (termination === null) {
     st.client.pause(); // an adopted client socket reads into the req buffer: no read may land there now
     stopTimers(st);
@@ -580,6 +615,33 @@ export function streamAbort(conn: Conn, termination: string | null): void {
     return;
   }
   streamOnEnd(conn);
+}
+
+/**
+ * Closes the server's socket, if it is still open: with an RST after a write timeout under dev12
+ * (SI_FL_NOLINGER's SO_LINGER 0), and under 2.x whenever the server's FIN was not read:
+ * tcp_connect_server marks its fd FD_LINGER_RISK, which only conn_sock_read0 clears, and fd_delete
+ * then sets SO_LINGER 0 (Debian's HAProxy 2.6: a client's reset reaches the server as an RST at
+ * once; a silent server left in CLOSE_WAIT by the forwarded FIN is reset at the stream's end).
+ * Else a FIN after what the kernel holds. A socket still connecting is destroyed plainly.
+ */
+function closeBackend(st: Stream): void {
+  const b = st.backend;
+  if (!b || b.destroyed) return;
+  const risk = st.conn.fe.model.profile !== 'dev12' && st.connected && !st.serverEof;
+  if (!st.serverNoLinger && !risk) b.destroy();
+  else if (!b.writableEnded || b.writableFinished) b.resetAndDestroy();
+  else {
+    // The FIN just forwarded is still being shut (libuv refuses a reset meanwhile): HAProxy's
+    // shutdown(SHUT_WR) goes out before its close's RST, so the RST follows the shutdown here too.
+    b.pause(); // it reads no more: its reads would land in the rep buffer, taken back at the end
+    b.once('finish', backendOnShutReset);
+  }
+}
+
+/** The backend's forwarded FIN went out after its stream ended: the close's RST follows. */
+function backendOnShutReset(this: net.Socket): void {
+  if (!this.destroyed) this.resetAndDestroy();
 }
 
 function stopTimers(st: Stream): void {
@@ -591,9 +653,10 @@ function stopTimers(st: Stream): void {
  * The stream of `conn` ended (process_session's end): counts the traffic, writes the tcplog line
  * and delivers SESSION_END to the session machine, whose effects close the client socket (FIN,
  * after the bytes already written) and free the session's buffers (a pinned buffer returns to its
- * pool when its write completes). The backend socket is destroyed here, before SESSION_END: it
- * reads into the rep buffer, and a destroyed socket reads no more (its handle is closed at once),
- * so no read can land in a buffer the pool has taken back. The pool's pins count only writes.
+ * pool when its write completes). The backend socket is closed here (closeBackend), before
+ * SESSION_END: it reads into the rep buffer, and a destroyed socket reads no more (its handle is
+ * closed at once), nor does a paused one whose reset waits for its shutdown, so no read can land in
+ * a buffer the pool has taken back. The pool's pins count only writes.
  */
 export function streamOnEnd(conn: Conn): void {
   const st = conn.stream;
@@ -603,7 +666,7 @@ export function streamOnEnd(conn: Conn): void {
   st.client.pause();
   st.client.off('data', clientOnData);
   st.client.off('end', clientOnEnd);
-  if (st.backend && !st.backend.destroyed) st.backend.destroy();
+  closeBackend(st);
   const fe = conn.fe;
   const bin = st.req?.bytes ?? 0;
   const bout = st.rep?.bytes ?? 0;

@@ -4,8 +4,10 @@
  * three servers taken in turn (round robin): one refuses, one resets, one echoes. Then a client
  * that does not read while the server sends: a server reset still ends with a FIN after the bytes
  * read, and the client's write timeout ends it as each profile does (an RST under dev12, a FIN under
- * 2.x), never a server timeout. Last, a direction's channel buffer without sockets
- * (directionForTests): the orders of reads and writes that a loopback run reaches too rarely to test.
+ * 2.x), never a server timeout. Then a read timeout, which shuts one side's read only, against a
+ * server that never answers, and how each profile closes a server that did not close first. Last, a
+ * direction's channel buffer without sockets (directionForTests): the orders of reads and writes
+ * that a loopback run reaches too rarely to test.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -316,13 +318,57 @@ backend be_stall
   });
 });
 
+/** How long a write of a flooding backend may wait for its drain before the path counts as stalled. */
+const STALL_MS = 200;
+/** The most a flooding backend sends: the path stalls well before (about 8 MiB on loopback here). */
+const MAX_SENT = 32 * 1024 * 1024;
+/** What a flooding backend sends, each 4-byte word its own offset: no two spans are alike. */
+const sent = Buffer.alloc(MAX_SENT);
+let sentFilled = false;
+
+/** Fills `sent` once, for the describes whose backend floods. */
+function fillSent(): void {
+  if (sentFilled) return;
+  for (let i = 0; i + 4 <= MAX_SENT; i += 4) sent.writeUInt32LE(i, i);
+  sentFilled = true;
+}
+
+/**
+ * Writes `sent` on `s` until a write waits more than STALL_MS for its drain: the proxy stopped
+ * reading the server, its last write to the client still queued. Returns how much it wrote.
+ */
+async function floodUntilStalled(s: net.Socket): Promise<number> {
+  for (let written = 0; written < MAX_SENT;) {
+    const chunk = sent.subarray(written, written + 65536);
+    written += chunk.length;
+    if (s.write(chunk)) continue;
+    const drained = new Promise<'drained'>((r) => s.once('drain', () => r('drained')));
+    if ((await within(STALL_MS, drained)) === 'timeout') return written;
+  }
+  throw new Error(`the path to the client never stalled within ${MAX_SENT} bytes`);
+}
+
+/**
+ * Goes on writing `sent` on `s` from <from> at each drain until `s` is closed, so that the proxy
+ * always has bytes for the client: its write to the client stays queued (were the server to stop
+ * sending, the proxy could drain what it read and wait on a read instead).
+ */
+function keepFlooding(s: net.Socket, from: number): void {
+  let written = from;
+  const more = function floodOnDrain(): void {
+    while (written < MAX_SENT && !s.destroyed) {
+      const chunk = sent.subarray(written, written + 65536);
+      written += chunk.length;
+      if (!s.write(chunk)) {
+        s.once('drain', more);
+        return;
+      }
+    }
+  };
+  s.once('drain', more);
+}
+
 describe('the end of a stream while bytes wait for a client that does not read', () => {
-  /** How long a write of the backend may wait for its drain before the path counts as stalled. */
-  const STALL_MS = 200;
-  /** The most the backend sends: the path stalls well before (about 8 MiB on loopback here). */
-  const MAX_SENT = 32 * 1024 * 1024;
-  /** What the backend sends, each 4-byte word its own offset: no two spans of the stream are alike. */
-  const sent = Buffer.alloc(MAX_SENT);
   /** The write timeouts' proxies: timeout client and timeout server of their frontend and backend. */
   const SLOW_CLIENT_MS = 400;
   const SLOW_SERVER_MS = 100;
@@ -333,7 +379,7 @@ describe('the end of a stream while bytes wait for a client that does not read',
   const accepted: net.Socket[] = [];
 
   beforeAll(async () => {
-    for (let i = 0; i + 4 <= MAX_SENT; i += 4) sent.writeUInt32LE(i, i);
+    fillSent();
     // A backend that only keeps its connections: the test writes on them and resets them.
     flood = net.createServer({ allowHalfOpen: true }, function floodOnConnection(s) {
       s.on('error', () => s.destroy());
@@ -392,41 +438,6 @@ backend be_slow
     for (const s of accepted) s.destroy();
     await new Promise<void>((r) => (flood ? flood.close(() => r()) : r()));
   });
-
-  /**
-   * Writes `sent` on `s` until a write waits more than STALL_MS for its drain: the proxy stopped
-   * reading the server, its last write to the client still queued. Returns how much it wrote.
-   */
-  async function floodUntilStalled(s: net.Socket): Promise<number> {
-    for (let written = 0; written < MAX_SENT;) {
-      const chunk = sent.subarray(written, written + 65536);
-      written += chunk.length;
-      if (s.write(chunk)) continue;
-      const drained = new Promise<'drained'>((r) => s.once('drain', () => r('drained')));
-      if ((await within(STALL_MS, drained)) === 'timeout') return written;
-    }
-    throw new Error(`the path to the client never stalled within ${MAX_SENT} bytes`);
-  }
-
-  /**
-   * Goes on writing `sent` on `s` from <from> at each drain until `s` is closed, so that the proxy
-   * always has bytes for the client: its write to the client stays queued (were the server to stop
-   * sending, the proxy could drain what it read and wait on a read instead).
-   */
-  function keepFlooding(s: net.Socket, from: number): void {
-    let written = from;
-    const more = function floodOnDrain(): void {
-      while (written < MAX_SENT && !s.destroyed) {
-        const chunk = sent.subarray(written, written + 65536);
-        written += chunk.length;
-        if (!s.write(chunk)) {
-          s.once('drain', more);
-          return;
-        }
-      }
-    };
-    s.once('drain', more);
-  }
 
   it('closes the client with a FIN after every byte read from the server when the server resets the stream', async () => {
     const c = client(proxy.port, { limitMs: 5000 });
@@ -488,21 +499,206 @@ backend be_slow
   );
 });
 
-/** /proc/net/tcp's code of an established connection. */
+/** /proc/net/tcp's code of an established connection, and of one whose other end's FIN came. */
 const TCP_ESTABLISHED = '01';
+const TCP_CLOSE_WAIT = '08';
 
 /**
- * The state code of this machine's IPv4 TCP socket whose local port is <port> (/proc/net/tcp),
- * or null when the kernel has no such socket (an RST closed it). Reads the OS, nothing else.
+ * The state code of this machine's IPv4 TCP socket whose local port is <port> (and whose other end's
+ * port is <remotePort>, if given) (/proc/net/tcp), or null when the kernel has no such socket (an
+ * RST closed it). Reads the OS, nothing else.
  */
-function tcpState(port: number): string | null {
-  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+function tcpState(port: number, remotePort?: number): string | null {
+  const hex = (p: number) => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
   for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = row.trim().split(/\s+/);
-    if (f[1]?.endsWith(local)) return f[3] ?? null;
+    if (f[1]?.endsWith(hex(port)) && (remotePort === undefined || f[2]?.endsWith(hex(remotePort))))
+      return f[3] ?? null;
   }
   return null;
 }
+
+/** A connection the silent backend accepted: when the proxy's FIN came (performance.now()), or its error. */
+interface SilentConn {
+  socket: net.Socket;
+  remotePort: number;
+  fin: number | null;
+  error: string | null;
+}
+
+describe("a read timeout in the data phase, which shuts that side's read only", () => {
+  /** The shorter and the longer of `timeout client` and `timeout server`. */
+  const SHORT_MS = 300;
+  const LONG_MS = 900;
+  let silent: net.Server;
+  const accepted: SilentConn[] = [];
+  type Key = 'clientFirst dev12' | 'clientFirst 2.6' | 'serverFirst dev12';
+  const proxies: Partial<Record<Key, { proxy: ProxyProcess; baseline: number }>> = {};
+
+  beforeAll(async () => {
+    // A backend that never answers and keeps its side open after the proxy's FIN.
+    silent = net.createServer({ allowHalfOpen: true }, function silentOnConnection(s) {
+      const c: SilentConn = {
+        socket: s,
+        remotePort: s.remotePort ?? 0,
+        fin: null,
+        error: null,
+      };
+      accepted.push(c);
+      s.on('end', function silentOnEnd() {
+        c.fin = performance.now();
+      });
+      s.on('error', function silentOnError(err: NodeJS.ErrnoException) {
+        c.error = err.code ?? 'error';
+        s.destroy();
+      });
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    const start = async (key: Key, clientMs: number, serverMs: number, profile: string) => {
+      const proxy = await startProxyProcess(
+        (dir) =>
+          proxyConfig(
+            dir,
+            `${clientMs}ms`,
+            `
+frontend fe_half
+    bind 127.0.0.1:0
+    maxconn 10
+    default_backend be_silent
+
+backend be_silent
+    timeout server ${serverMs}ms
+    server silent 127.0.0.1:${port}
+`,
+          ),
+        ['--profile', profile],
+      );
+      proxies[key] = { proxy, baseline: await idleFds(proxy) };
+    };
+    await Promise.all([
+      start('clientFirst dev12', SHORT_MS, LONG_MS, 'dev12'),
+      start('clientFirst 2.6', SHORT_MS, LONG_MS, '2.6'),
+      start('serverFirst dev12', LONG_MS, SHORT_MS, 'dev12'),
+    ]);
+  });
+
+  afterAll(async () => {
+    for (const p of Object.values(proxies)) await p.proxy.stop();
+    for (const c of accepted) c.socket.destroy();
+    await new Promise<void>((r) => (silent ? silent.close(() => r()) : r()));
+  });
+
+  it.each(['dev12', '2.6'] as const)(
+    'half-closes the server at timeout client while both sides are idle, and ends the stream at timeout server with cD (%s)',
+    async (profile) => {
+      const p = proxies[`clientFirst ${profile}`]!;
+      const before = accepted.length;
+      const t0 = performance.now(); // before the proxy's accept, where timeout client starts
+      const c = client(p.proxy.port);
+      const s = await waitFor('the backend connection', () => accepted[before]);
+      // The client's read timeout shuts its side's read: the server gets a FIN, the client nothing.
+      const fin = (await waitFor('the FIN to the server', () => s.fin ?? undefined)) - t0;
+      expect(fin).toBeGreaterThanOrEqual(SHORT_MS - 15);
+      expect(fin).toBeLessThan(LONG_MS - 200);
+      // The server's read timeout, which still applies, shuts the rest: the client's FIN.
+      const o = await c.outcome;
+      expect(o).toMatchObject({ how: 'fin', data: '' });
+      expect(o.ms).toBeGreaterThanOrEqual(LONG_MS - 15);
+      const line = await waitFor('the log line', () => p.proxy.lines(/ fe_half be_silent\/silent /)[0]);
+      const [, tt, ts] = / \d+\/\d+\/(\d+) 0 (\S\S) /.exec(line) ?? [];
+      expect({ ts, long: Number(tt) >= LONG_MS }).toEqual({ ts: 'cD', long: true });
+      expect(numbers((await p.proxy.stat()).get('be_silent/silent'), 'cli_abrt').cli_abrt).toBe(1);
+      // The server never closed: 2.x closes its socket with SO_LINGER 0 (FD_LINGER_RISK), an RST
+      // that takes it out of CLOSE_WAIT; dev12 closes it plainly, after the FIN it already sent.
+      const port = (silent.address() as net.AddressInfo).port;
+      if (profile === '2.6')
+        await waitFor('the reset', () => (tcpState(port, s.remotePort) === null ? true : undefined));
+      else expect(tcpState(port, s.remotePort)).toBe(TCP_CLOSE_WAIT);
+      await expectSettled(p.proxy, p.baseline);
+    },
+  );
+
+  it('half-closes the client at timeout server while both sides are idle, and ends the stream at timeout client with sD', async () => {
+    const p = proxies['serverFirst dev12']!;
+    const before = accepted.length;
+    // A client that keeps its side open after the proxy's FIN (the harness's client closes it).
+    const socket = net.connect({ host: '127.0.0.1', port: p.proxy.port, allowHalfOpen: true });
+    const t0 = performance.now();
+    let clientFin: number | null = null;
+    socket.on('end', function halfOpenOnEnd() {
+      clientFin = performance.now() - t0;
+    });
+    socket.on('error', function halfOpenOnError() {
+      socket.destroy();
+    });
+    try {
+      const s = await waitFor('the backend connection', () => accepted[before]);
+      await waitFor('the FIN to the client', () => clientFin ?? undefined);
+      expect(clientFin).toBeGreaterThanOrEqual(SHORT_MS - 15);
+      expect(clientFin).toBeLessThan(LONG_MS - 200);
+      expect(s.fin).toBeNull(); // the client's side is still read, and open
+      const fin = (await waitFor('the FIN to the server', () => s.fin ?? undefined)) - t0;
+      expect(fin).toBeGreaterThanOrEqual(LONG_MS - 15);
+      const line = await waitFor('the log line', () => p.proxy.lines(/ fe_half be_silent\/silent /)[0]);
+      const [, tt, ts] = / \d+\/\d+\/(\d+) 0 (\S\S) /.exec(line) ?? [];
+      expect({ ts, long: Number(tt) >= LONG_MS }).toEqual({ ts: 'sD', long: true });
+    } finally {
+      socket.destroy();
+    }
+    await expectSettled(p.proxy, p.baseline);
+  });
+
+  it('times out on its write deadline a client shut for reading that does not read, and under dev12 resets it', async () => {
+    fillSent();
+    const p = proxies['clientFirst dev12']!;
+    const before = accepted.length;
+    const c = client(p.proxy.port, { limitMs: 5000 });
+    try {
+      c.socket.pause();
+      const s = await waitFor('the backend connection', () => accepted[before]);
+      // The client's read deadline passed first: the proxy shut its read, and the server's bytes
+      // still go to it. Its write deadline, which starts with them, is what ends the stream.
+      await waitFor('the FIN to the server', () => s.fin ?? undefined);
+      keepFlooding(s.socket, await floodUntilStalled(s.socket));
+      const mine = new RegExp(`^127\\.0\\.0\\.1:${c.localPort} .* fe_half be_silent/silent `);
+      const line = await waitFor('the log line', () => p.proxy.lines(mine)[0]);
+      const [, tt, read, ts] = / \d+\/\d+\/(\d+) (\d+) (\S\S) /.exec(line) ?? [];
+      expect(ts).toBe('cD');
+      expect(Number(tt)).toBeGreaterThanOrEqual(2 * SHORT_MS);
+      await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
+      c.socket.resume();
+      const received = Buffer.from((await c.outcome).data, 'latin1');
+      expect(received.length).toBeLessThan(Number(read));
+      expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
+    } finally {
+      c.socket.destroy(); // closed already, unless the test failed
+      accepted[before]?.socket.destroy();
+    }
+    await expectSettled(p.proxy, p.baseline);
+  });
+
+  it.each([
+    ['2.6', 'an RST (FD_LINGER_RISK)'],
+    ['dev12', 'a FIN'],
+  ] as const)(
+    "forwards a client's reset to a server that did not close under %s as %s",
+    async (profile, _how) => {
+      const p = proxies[`clientFirst ${profile}`]!;
+      const before = accepted.length;
+      const c = client(p.proxy.port);
+      const s = await waitFor('the backend connection', () => accepted[before]);
+      await c.connected;
+      c.socket.resetAndDestroy();
+      await waitFor("the server's close", () => (s.fin !== null || s.error !== null ? true : undefined));
+      if (profile === '2.6')
+        expect({ fin: s.fin, error: s.error }).toEqual({ fin: null, error: 'ECONNRESET' });
+      else expect(s.fin).not.toBeNull();
+      await waitFor('the log line', () => p.proxy.lines(/ fe_half be_silent\/silent .* CD /)[0]);
+      await expectSettled(p.proxy, p.baseline);
+    },
+  );
+});
 
 describe("a direction's channel buffer, without sockets", () => {
   const { direction, feed, forwardRead, forwardWholeBufferRead } = directionForTests;
