@@ -41,8 +41,9 @@
  * with SO_LINGER 0, an RST, unless its FIN was read (FD_LINGER_RISK, closeBackend); dev12 closes it
  * plainly (a FIN), except after a write timeout.
  *
- * The end's termination state (%ts of the tcplog line): '--' both sides closed, 'cD' client
- * timeout, 'sD' server timeout, 'sC' connect timeout, 'SC' the server refused or failed the
+ * The end's termination state (%ts of the tcplog line), from the first end condition: '--' both
+ * sides closed, 'cD' client timeout, 'cC' client timeout while the server connection was being
+ * established, 'sD' server timeout, 'sC' connect timeout, 'SC' the server refused or failed the
  * connection, 'SD' the server reset the data phase, 'CD' the client reset it, 'CC' the client reset
  * while the server connection was being established.
  * Not modelled: retries and redispatch (HAProxy's `retries 3`): a refused server ends the stream.
@@ -306,7 +307,7 @@ function sideOnTimer(side: Side): void {
   }
   if (writing(side) && side.wex - now < 1) {
     noLinger(side);
-    streamAbort(st.conn, side.name === 'client' ? 'cD' : 'sD');
+    streamAbort(st.conn, timedOut(side));
   } else readTimedOut(side);
 }
 
@@ -321,11 +322,22 @@ function readTimedOut(side: Side): void {
   const st = side.st;
   const d = inputOf(side);
   if (!d) return;
-  st.termination ??= side.name === 'client' ? 'cD' : 'sD';
+  st.termination ??= timedOut(side);
   d.srcEnded = true;
   d.src.pause(); // an onread socket stops reading at once: no read lands in the buffer any more
   if (d.writes === 0 && !d.chunk) shut(st, d);
   armSide(side); // its write deadline, if bytes wait for it
+}
+
+/**
+ * The termination state of a timeout of <side>: 'c' or 's' for the side, then the stage the stream
+ * was at (sess_set_term_flags): 'C' while the server connection is pending (only the client has
+ * deadlines then: Debian's HAProxy 2.6 logs cC for a client idle past `timeout client` while it
+ * connects, and closes it at `timeout connect`), else 'D'.
+ */
+function timedOut(side: Side): string {
+  if (side.name === 'server') return 'sD';
+  return side.st.connected ? 'cD' : 'cC';
 }
 
 /**

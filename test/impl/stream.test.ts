@@ -316,6 +316,18 @@ backend be_stall
     expect(proxy.lines(/ fe_stall be_stall\/stalled \d+\/-1\/\d+ 0 CC /)).toHaveLength(1);
     await expectSettled(proxy, baseline);
   });
+
+  it('logs cC for a client whose read deadline passes while the connection is pending, and closes it at timeout connect', async () => {
+    const c = client(proxy.port);
+    const o = await c.outcome;
+    // Its read is shut at timeout client; the close waits for the connect's own timeout (1 s).
+    expect(o).toMatchObject({ how: 'fin', data: '' });
+    expect(o.ms).toBeGreaterThanOrEqual(1000 - 15);
+    const mine = new RegExp(`^127\\.0\\.0\\.1:${c.localPort} .* fe_stall be_stall/stalled `);
+    const line = await waitFor('the log line', () => proxy.lines(mine)[0]);
+    expect(line).toMatch(/ \d+\/-1\/\d+ 0 cC /);
+    await expectSettled(proxy, baseline);
+  });
 });
 
 /** How long a write of a flooding backend may wait for its drain before the path counts as stalled. */
