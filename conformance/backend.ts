@@ -5,9 +5,18 @@
  *
  * The suite owns the backend: start() it before the target, attach() it to each case's log, and
  * stop() it at the end, which closes the server and destroys every connection it still holds.
+ * It closes its side when the target closes its own (a FIN for a FIN), but for a connection held
+ * (HOLD_REQUEST).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { WireLog } from './client.ts';
+
+/**
+ * The line that makes the backend hold a connection: a connection whose first bytes are these
+ * echoes as any other, but keeps its own side open after the target's FIN, as a server that never
+ * closes first, until the next case begins (attach) or release() (fe_data's cases).
+ */
+export const HOLD_REQUEST = 'embryonic backend: hold your side open\n';
 
 /** One connection the target opened to the backend. */
 export interface BackendConnection {
@@ -17,6 +26,7 @@ export interface BackendConnection {
   bytes: Buffer; //                 every byte received (and echoed back)
   closedAt: number | null; //       when the target closed or reset it
   closedBy: 'fin' | 'rst' | null;
+  held: boolean; //                 its first bytes were HOLD_REQUEST: its side stays open
 }
 
 /** The echo backend of one target. */
@@ -24,6 +34,7 @@ export class EchoBackend {
   readonly port: number;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly heldOpen = new Set<Socket>(); // held connections whose target sent its FIN
   private log: WireLog | null = null;
   private current: BackendConnection[] = [];
 
@@ -59,10 +70,23 @@ export class EchoBackend {
     });
   }
 
-  /** Records the connections from now on into <log>, as a fresh list. Returns nothing. */
+  /**
+   * Records the connections from now on into <log>, as a fresh list, and releases what the last
+   * case still held. Returns nothing.
+   */
   attach(log: WireLog): void {
+    this.release();
     this.log = log;
     this.current = [];
+  }
+
+  /**
+   * Closes the backend's side of every held connection whose target already sent its FIN (a FIN
+   * for a FIN, as any other connection gets at once). Returns nothing.
+   */
+  release(): void {
+    for (const s of this.heldOpen) s.end();
+    this.heldOpen.clear();
   }
 
   /** The connections accepted since the last attach(), in order. */
@@ -106,6 +130,7 @@ export class EchoBackend {
 
   private serverOnConnection(socket: Socket): void {
     const log = this.log;
+    const heldOpen = this.heldOpen;
     const conn: BackendConnection = {
       name: `backend#${this.current.length + 1}`,
       acceptedAt: log ? log.add(`backend#${this.current.length + 1}`, 'accepted') : 0,
@@ -113,6 +138,7 @@ export class EchoBackend {
       bytes: Buffer.alloc(0),
       closedAt: null,
       closedBy: null,
+      held: false,
     };
     this.current.push(conn);
     this.sockets.add(socket);
@@ -120,13 +146,15 @@ export class EchoBackend {
       const at = log ? log.add(conn.name, 'read', chunk) : 0;
       conn.firstByteAt ??= at;
       conn.bytes = Buffer.concat([conn.bytes, chunk]);
+      conn.held ||= conn.bytes.subarray(0, HOLD.length).equals(HOLD);
       log?.add(conn.name, 'write', chunk);
       socket.write(chunk);
     });
     socket.on('end', function socketOnEnd() {
       const at = log ? log.add(conn.name, 'fin-received') : 0;
       if (conn.closedBy === null) Object.assign(conn, { closedBy: 'fin', closedAt: at });
-      socket.end();
+      if (conn.held) heldOpen.add(socket);
+      else socket.end();
     });
     socket.on('error', function socketOnError(err: NodeJS.ErrnoException) {
       const at = log ? log.add(conn.name, 'rst-received', undefined, err.code ?? err.message) : 0;
@@ -135,9 +163,12 @@ export class EchoBackend {
     const sockets = this.sockets;
     socket.on('close', function socketOnClose() {
       sockets.delete(socket);
+      heldOpen.delete(socket);
     });
   }
 }
+
+const HOLD = Buffer.from(HOLD_REQUEST);
 
 /** Polls <done> every 5 ms until it holds or <timeoutMs> passed; resolves with its last value. */
 export async function pollUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {

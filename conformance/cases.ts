@@ -8,6 +8,7 @@
  *   lim/<limit>/<name>       maxconn slots and queueing, tcp-request connection reject
  *   cnt/<path>/<name>        the counters after each path, through the stats socket
  *   log/<option>/<name>      which kills the log shows (option dontlognull)
+ *   data/<timeout>/<name>    the data phase after the handshake: how its timeouts close each side
  *
  * Each case states what its clients do as the model's events (`scenario`, predict.ts); what the
  * target must then do beyond the case's own wire checks is derived from the machines, never
@@ -38,7 +39,7 @@ import type { ProxyFailCode } from '../machines/errCodes.ts';
 import { listTransitions } from '../machines/introspect.ts';
 import { buildV1, buildV2 } from '../impl/proxy/build.ts';
 import { maxTlvValueFor, parseProxyHeader } from '../impl/proxy/parse.ts';
-import type { BackendConnection } from './backend.ts';
+import { HOLD_REQUEST, pollUntil, type BackendConnection } from './backend.ts';
 import { clientHello, HALF_RECORD, type CloseSeen, type WireClient } from './client.ts';
 import {
   AT_ONCE_MS,
@@ -70,6 +71,7 @@ import {
 import { statNumber, type StatsSnapshot } from './stats.ts';
 import {
   CLIENT_HS_MS,
+  DATA_SERVER_TIMEOUT_MS,
   DEADLINE_MS,
   FE_QUEUE_BIND_MAXCONN,
   FRONTENDS,
@@ -2130,6 +2132,42 @@ const DEFINITIONS: CaseDefinition[] = [
       await client.waitForClose(500);
     },
   },
+  {
+    id: 'data/read-timeout/idle-client-is-shut-for-reading-only',
+    requirement: `A read timeout in the data phase shuts that side for reading only (si_shutr, 1.5-dev12 and 2.x alike), never the whole session: on fe_data (timeout client ${DEADLINE_MS} ms, timeout server ${DATA_SERVER_TIMEOUT_MS} ms), a client that gets its data echoed, then idles, makes the target send the server its FIN ${DEADLINE_MS} ms after the echo, while the client's side stays open; a server that keeps its side open is timed out in turn ${DATA_SERVER_TIMEOUT_MS} ms after the echo, and only then does the client get its FIN. A proxy that ends the session at its first timeout closes both at once.`,
+    scenario: NO_HANDSHAKE,
+    frontend: 'fe_data',
+    async run(ctx) {
+      const client = await ctx.connect('fe_data');
+      const hold = bytes(HOLD_REQUEST);
+      await client.write(hold);
+      await expectEcho(ctx, client, hold);
+      const echo = lastRead(ctx, client, 'the echo');
+      await ctx.backend.waitForConnections(1, 500);
+      const server = ctx.backend.connections()[0];
+      await pollUntil(() => server?.closedBy != null, echo.t + DEADLINE_MS + 1000 - ctx.log.now());
+      const finAt = server?.closedBy === 'fin' ? server.closedAt : null;
+      const fin = finAt === null ? null : judgeOffset(finAt, echo, DEADLINE_MS, DEADLINE_WINDOW);
+      ctx.check({
+        what: "the server gets the target's FIN at the client's read timeout",
+        expected: `a FIN at +${DEADLINE_MS} ms after ${echo.label}, window [${DEADLINE_WINDOW.join(', ')}] ms`,
+        actual:
+          server?.closedBy == null
+            ? 'no close'
+            : `${server.closedBy.toUpperCase()} at ${fin?.text ?? `${server.closedAt} ms`}`,
+        ok: fin?.ok ?? false,
+        timing: { expected: DEADLINE_MS, measured: fin?.measured ?? null, window: DEADLINE_WINDOW },
+      });
+      await expectOpenUntil(
+        ctx,
+        client,
+        echo.t + DEADLINE_MS + DEADLINE_WINDOW[1],
+        "past its read timeout, which shuts the client's side for reading only",
+      );
+      await expectClose(ctx, client, 'fin', echo, DATA_SERVER_TIMEOUT_MS);
+      ctx.backend.release();
+    },
+  },
 ];
 
 /**
@@ -2140,7 +2178,7 @@ export const CASES: ConformanceCase[] = DEFINITIONS.map(withPredictions);
 
 /** The id format every case follows: family, section or topic, name. */
 export const CASE_ID_PATTERN =
-  /^(pp1\/2\.1|pp2\/2\.2|hs\/[a-z0-9-]+|lim\/[a-z0-9-]+|cnt\/[a-z0-9-]+|log\/[a-z0-9-]+)\/[a-z0-9][a-z0-9-]*$/;
+  /^(pp1\/2\.1|pp2\/2\.2|hs\/[a-z0-9-]+|lim\/[a-z0-9-]+|cnt\/[a-z0-9-]+|log\/[a-z0-9-]+|data\/[a-z0-9-]+)\/[a-z0-9][a-z0-9-]*$/;
 
 /**
  * Returns the cases whose id matches one of <globs> ('*' matches any run of characters, '/'

@@ -18,6 +18,12 @@ import type { Profile } from '../machines/config.ts';
 export const DEADLINE_MS = 300;
 
 /**
+ * `timeout server` of be_data, fe_data's backend: three times the suite's `timeout client`, so that
+ * an idle session's two read timeouts, the client's first, are far apart.
+ */
+export const DATA_SERVER_TIMEOUT_MS = 900;
+
+/**
  * `timeout client-hs` of fe_client_hs (2.9 targets only): a third of the suite's `timeout client`, so
  * that a deadline taken from the wrong timeout cannot pass for the right one.
  */
@@ -64,6 +70,10 @@ export const FRONTENDS = {
   fe_reject_tls: {
     offset: 13,
     what: 'TLS (ssl crt) with `tcp-request connection reject` for the suite client address (not its other one), and option dontlognull: 2.x makes the SSL context before the rules run',
+  },
+  fe_data: {
+    offset: 15,
+    what: `no handshake, to be_data (timeout server ${DATA_SERVER_TIMEOUT_MS} ms): the data phase, where a read timeout shuts one side only`,
   },
   fe_client_hs: {
     offset: 14,
@@ -217,6 +227,9 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
  *                         option dontlognull, as they send nothing)
  *   option dontlognull    fe_pp_nulllog: a kill is logged only if the client sent something
  *   monitor-net           fe_monitor (dev12 only): every loopback source is a monitor
+ *   timeout server        be_data, fe_data's backend: DATA_SERVER_TIMEOUT_MS, so that an idle
+ *                         session's client and server read timeouts are far apart (the suite's
+ *                         defaults keep 5 s: no other case waits for a server timeout)
  *   maxconn 1, rate 1     fe_rate_full (2.x only): one session both fills the frontend and spends
  *                         the session rate, so that the next connection meets the rate limit (2.x
  *                         tests it first) and the frontend's task then a full frontend; its bind's
@@ -225,7 +238,13 @@ export function statsPathOf(layout: SuiteLayout, fe: FrontendName): string {
 export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: Profile = 'dev12'): string {
   const { host, ports } = layout;
   // <note>: a first comment line, for a frontend only some profiles serve (which ones, and why).
-  const frontend = (fe: FrontendName, bindOptions: string, extra: string[] = [], note?: string): string[] =>
+  const frontend = (
+    fe: FrontendName,
+    bindOptions: string,
+    extra: string[] = [],
+    note?: string,
+    backend = 'be_echo',
+  ): string[] =>
     (only !== undefined && only !== fe) || !servesFrontend(profile, fe)
       ? []
       : [
@@ -235,7 +254,7 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
           `    bind ${host}:${ports[fe]}${bindOptions}`,
           `    maxconn ${frontendMaxconn(fe)}`,
           ...extra,
-          '    default_backend be_echo',
+          `    default_backend ${backend}`,
           '',
         ];
   return [
@@ -289,8 +308,14 @@ export function suiteConfig(layout: SuiteLayout, only?: FrontendName, profile: P
       [`    timeout client-hs ${CLIENT_HS_MS}ms`],
       '2.9 targets only: 1.5-dev and 2.6 have no timeout client-hs (2.6 refuses it)',
     ),
+    ...frontend('fe_data', '', [], undefined, 'be_data'),
     '# The echo server the suite runs itself.',
     'backend be_echo',
+    `    server echo1 ${host}:${layout.backendPort}`,
+    '',
+    "# The same server, with a server timeout apart from the client's (fe_data).",
+    'backend be_data',
+    `    timeout server ${DATA_SERVER_TIMEOUT_MS}ms`,
     `    server echo1 ${host}:${layout.backendPort}`,
     '',
   ].join('\n');

@@ -8,6 +8,7 @@ import {
   BACKEND_OFFSET,
   CLIENT_HS_MS,
   DEADLINE_MS,
+  DATA_SERVER_TIMEOUT_MS,
   FRONTENDS,
   frontendsOf,
   QUEUE_MAXCONN,
@@ -92,11 +93,14 @@ describe('the suite config', () => {
       expect(slice.match(/^frontend /gm)).toEqual(['frontend ']);
       expect(slice).toContain(`frontend ${fe}\n`);
       expect(slice).toContain(`    stats socket ${statsPathOf(layout, fe)}\n`);
+      // The section that starts with the line <name>.
       const section = (text: string, name: string): string =>
-        text.slice(text.indexOf(name)).split('\n\n')[0]!;
+        text.slice(text.indexOf(`\n${name}\n`) + 1).split('\n\n')[0]!;
       expect(section(slice, `frontend ${fe}`)).toBe(section(whole, `frontend ${fe}`));
       expect(section(slice, 'defaults')).toBe(section(whole, 'defaults'));
       expect(section(slice, 'backend be_echo')).toBe(section(whole, 'backend be_echo'));
+      expect(section(slice, 'backend be_data')).toBe(section(whole, 'backend be_data'));
+      expect(section(slice, 'backend be_data')).toContain(`timeout server ${DATA_SERVER_TIMEOUT_MS}ms`);
     }
     expect(statsPathOf(layout, 'fe_tls')).toBe('/tmp/x/stats-fe_tls.sock');
   });
