@@ -475,6 +475,33 @@ backend be_slow
     expect(proxy.lines(/ fe_abort be_flood\/flooding /)).toHaveLength(1);
   });
 
+  it("reads the client's bytes that come in the poll round of the server's reset, and closes the client with a FIN (SD)", async () => {
+    const before = accepted.length;
+    const c = client(proxy.port, { limitMs: 5000 });
+    await c.connected;
+    const s = await waitFor('the backend connection', () => accepted[before]);
+    await sleep(50); // the stream reads both sockets by now
+    // Both wait for one poll round: the proxy is stopped until its kernel holds both, the server's
+    // reset first (its socket to the server is gone), then the client's bytes (unread).
+    const serverPort = (flood.address() as net.AddressInfo).port;
+    const proxySide = s.remotePort!;
+    process.kill(proxy.pid, 'SIGSTOP');
+    try {
+      // Stopped, not merely signalled: else it may run once more, and collect the reset alone.
+      await waitFor('the stop', () => (processState(proxy.pid) === 'T' ? true : undefined));
+      s.resetAndDestroy();
+      await waitFor('the reset', () => (tcpRow(proxySide, serverPort) === null ? true : undefined));
+      c.send('hello');
+      await waitFor('the bytes', () => (tcpRow(proxy.port, c.localPort)?.rxQueue ?? 0) > 0 || undefined);
+    } finally {
+      process.kill(proxy.pid, 'SIGCONT');
+    }
+    // Closed with 'hello' unread, the client would get an RST from the proxy's kernel.
+    expect(await c.outcome).toMatchObject({ how: 'fin', data: '' });
+    const mine = new RegExp(`^127\\.0\\.0\\.1:${c.localPort} .* fe_abort be_flood/flooding .* SD `);
+    await waitFor('the log line', () => proxy.lines(mine)[0]);
+  });
+
   it.each([
     ['dev12', 'resets it (SO_LINGER 0)'],
     ['2.6', 'closes it with a FIN after what the kernel held'],
@@ -511,6 +538,12 @@ backend be_slow
   );
 });
 
+/** The state letter of process <pid> (/proc/<pid>/stat): 'T' once a SIGSTOP has stopped it. */
+function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '';
+}
+
 /** /proc/net/tcp's code of an established connection, and of one whose other end's FIN came. */
 const TCP_ESTABLISHED = '01';
 const TCP_CLOSE_WAIT = '08';
@@ -521,11 +554,19 @@ const TCP_CLOSE_WAIT = '08';
  * RST closed it). Reads the OS, nothing else.
  */
 function tcpState(port: number, remotePort?: number): string | null {
+  return tcpRow(port, remotePort)?.state ?? null;
+}
+
+/**
+ * The row of tcpState's socket in /proc/net/tcp: its state code and how many bytes wait in its
+ * receive queue, unread by its process; or null when the kernel has no such socket.
+ */
+function tcpRow(port: number, remotePort?: number): { state: string; rxQueue: number } | null {
   const hex = (p: number) => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
   for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = row.trim().split(/\s+/);
     if (f[1]?.endsWith(hex(port)) && (remotePort === undefined || f[2]?.endsWith(hex(remotePort))))
-      return f[3] ?? null;
+      return { state: f[3] ?? '', rxQueue: parseInt(f[4]?.split(':')[1] ?? '0', 16) };
   }
   return null;
 }
