@@ -222,18 +222,11 @@ function newSide(name: Side['name'], st: Stream, timeout: number | null): Side {
   return { name, st, timeout, rex: 0, wex: 0, timer: null };
 }
 
-/** The side's source is read (again): its read deadline starts. */
+/** The side's source is read (again), or the proxy just read bytes from it: its read deadline starts. */
 function readStarts(side: Side): void {
   if (side.timeout === null) return;
   side.rex = performance.now() + side.timeout;
   armSide(side);
-}
-
-/** The proxy read bytes from the side: its read deadline starts again. */
-function readFrom(side: Side): void {
-  if (side.timeout === null) return;
-  side.rex = performance.now() + side.timeout;
-  if (side.timer === null) armSide(side);
 }
 
 /**
@@ -243,7 +236,7 @@ function readFrom(side: Side): void {
 function writeStarts(side: Side, waited: boolean): void {
   if (side.timeout === null || waited) return;
   side.wex = performance.now() + side.timeout;
-  if (side.timer === null) armSide(side);
+  armSide(side);
 }
 
 /**
@@ -325,9 +318,8 @@ function readTimedOut(side: Side): void {
   const d = inputOf(side);
   if (!d) return;
   st.termination ??= timedOut(side);
-  d.srcEnded = true;
   d.src.pause(); // an onread socket stops reading at once: no read lands in the buffer any more
-  if (d.writes === 0 && !d.chunk) shut(st, d);
+  sourceEnded(st, d);
   armSide(side); // its write deadline, if bytes wait for it
 }
 
@@ -390,7 +382,7 @@ function direction(
 function clientOnData(this: net.Socket, chunk: Buffer): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.req || st.req.srcEnded) return; // paused at its read timeout
-  readFrom(st.clientSide);
+  readStarts(st.clientSide);
   feed(st.req, chunk);
 }
 
@@ -402,7 +394,7 @@ function clientOnData(this: net.Socket, chunk: Buffer): void {
 function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   const st = owners.get(this);
   if (!st || st.ended || !st.rep || st.rep.srcEnded) return false;
-  readFrom(st.serverSide);
+  readStarts(st.serverSide);
   return forwardWholeBufferRead(st.rep, buf, nread);
 }
 
@@ -433,7 +425,7 @@ export function streamClientRead(conn: Conn, area: Buffer, nread: number): boole
     );
     return false;
   }
-  readFrom(st.clientSide);
+  readStarts(st.clientSide);
   return forwardRead(st.req, area, nread);
 }
 
@@ -560,8 +552,7 @@ export const directionForTests = { direction, feed, forwardRead, forwardWholeBuf
 function clientOnEnd(this: net.Socket): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.req || st.req.srcEnded) return;
-  st.req.srcEnded = true;
-  if (st.req.writes === 0 && !st.req.chunk) shut(st, st.req);
+  sourceEnded(st, st.req);
 }
 
 /** The server sent its EOF. */
@@ -570,8 +561,16 @@ function backendOnEnd(this: net.Socket): void {
   if (!st || st.ended || !st.rep) return;
   st.serverEof = true;
   if (st.rep.srcEnded) return; // its read had timed out: the EOF was forwarded then
-  st.rep.srcEnded = true;
-  if (st.rep.writes === 0 && !st.rep.chunk) shut(st, st.rep);
+  sourceEnded(st, st.rep);
+}
+
+/**
+ * <d>'s source is read no more (its EOF, or its read timed out): the EOF is forwarded now if
+ * nothing of it waits to be written, else once it is (directionOnWritten).
+ */
+function sourceEnded(st: Stream, d: Direction): void {
+  d.srcEnded = true;
+  if (d.writes === 0 && !d.chunk) shut(st, d);
 }
 
 /** Forwards a direction's EOF (shutw); the stream ends when both directions are done. */
@@ -633,7 +632,7 @@ function streamOnConnectTimeout(st: Stream): void {
 }
 
 /**
- * Ends the stream of `conn` at once: the backend socket is destroyed and reading stops. With a
+ * Ends the stream of `conn` at once: the backend socket is closed (closeBackend) and reading stops. With a
  * termination state, the end is delivered (streamOnEnd); with null (the proxy is stopping) nothing
  * is delivered and the caller closes the client itself. Idempotent.
  */
@@ -641,8 +640,8 @@ export function streamAbort(conn: Conn, termination: string | null): void {
   const st = conn.stream;
   if (!st || st.ended) return;
   st.termination ??= termination;
-  closeBackend(st);
   if (termination === null) {
+    closeBackend(st);
     st.client.pause(); // an adopted client socket reads into the req buffer: no read may land there now
     stopTimers(st);
     st.ended = true;
