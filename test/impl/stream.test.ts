@@ -466,7 +466,8 @@ backend be_slow
     const o = await c.outcome;
     // %B: every byte the proxy read from the server, each one handed to the client socket. HAProxy
     // too forwards what its response buffer holds, then shuts the client's side (a clean shutw).
-    const read = Number(/ \d+\/\d+\/\d+ (\d+) SD /.exec(line)?.[1]);
+    const { read, ts } = tcplogEnd(line);
+    expect(ts).toBe('SD');
     expect(read).toBeGreaterThan(0);
     // An RST behind unread bytes may read as an EOF here (libuv ends a partial read on POLLHUP
     // without reading the error): the count, more than `how`, tells a lost byte.
@@ -518,9 +519,9 @@ backend be_slow
         // server's 100 ms pass without a read from it, which is no server timeout (its rex is off).
         keepFlooding(s, await floodUntilStalled(s));
         const line = await waitFor('the log line', () => t.proxy.lines(/ fe_slow be_slow\/flooding /)[0]);
-        const [, tt, read, ts] = / \d+\/\d+\/(\d+) (\d+) (\S\S) /.exec(line) ?? [];
+        const { tt, read, ts } = tcplogEnd(line);
         expect(ts).toBe('cD');
-        expect(Number(tt)).toBeGreaterThanOrEqual(SLOW_CLIENT_MS);
+        expect(tt).toBeGreaterThanOrEqual(SLOW_CLIENT_MS);
         // An RST makes the kernel drop the client's socket at once; a FIN waits behind unread bytes.
         if (profile === 'dev12')
           await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
@@ -528,7 +529,7 @@ backend be_slow
         c.socket.resume();
         const o = await c.outcome;
         const received = Buffer.from(o.data, 'latin1');
-        expect(received.length).toBeLessThan(Number(read));
+        expect(received.length).toBeLessThan(read);
         expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
       } finally {
         c.socket.destroy(); // closed already, unless the test failed
@@ -537,6 +538,15 @@ backend be_slow
     },
   );
 });
+
+/**
+ * The end of a tcplog line: Tt (ms from accept to the end), the bytes read from the server (%B) and
+ * the termination state; NaN and '' where the line has none (the caller's expectation fails).
+ */
+function tcplogEnd(line: string): { tt: number; read: number; ts: string } {
+  const [, tt, read, ts] = / \d+\/\d+\/(\d+) (\d+) (\S\S) /.exec(line) ?? [];
+  return { tt: Number(tt), read: Number(read), ts: ts ?? '' };
+}
 
 /** The state letter of process <pid> (/proc/<pid>/stat): 'T' once a SIGSTOP has stopped it. */
 function processState(pid: number): string {
@@ -659,8 +669,8 @@ backend be_silent
       expect(o).toMatchObject({ how: 'fin', data: '' });
       expect(o.ms).toBeGreaterThanOrEqual(LONG_MS - 15);
       const line = await waitFor('the log line', () => p.proxy.lines(/ fe_half be_silent\/silent /)[0]);
-      const [, tt, ts] = / \d+\/\d+\/(\d+) 0 (\S\S) /.exec(line) ?? [];
-      expect({ ts, long: Number(tt) >= LONG_MS }).toEqual({ ts: 'cD', long: true });
+      const { tt, read, ts } = tcplogEnd(line);
+      expect({ ts, read, long: tt >= LONG_MS }).toEqual({ ts: 'cD', read: 0, long: true });
       expect(numbers((await p.proxy.stat()).get('be_silent/silent'), 'cli_abrt').cli_abrt).toBe(1);
       // The server never closed: 2.x closes its socket with SO_LINGER 0 (FD_LINGER_RISK), an RST
       // that takes it out of CLOSE_WAIT; dev12 closes it plainly, after the FIN it already sent.
@@ -694,8 +704,8 @@ backend be_silent
       const fin = (await waitFor('the FIN to the server', () => s.fin ?? undefined)) - t0;
       expect(fin).toBeGreaterThanOrEqual(LONG_MS - 15);
       const line = await waitFor('the log line', () => p.proxy.lines(/ fe_half be_silent\/silent /)[0]);
-      const [, tt, ts] = / \d+\/\d+\/(\d+) 0 (\S\S) /.exec(line) ?? [];
-      expect({ ts, long: Number(tt) >= LONG_MS }).toEqual({ ts: 'sD', long: true });
+      const { tt, read, ts } = tcplogEnd(line);
+      expect({ ts, read, long: tt >= LONG_MS }).toEqual({ ts: 'sD', read: 0, long: true });
     } finally {
       socket.destroy();
     }
@@ -716,13 +726,13 @@ backend be_silent
       keepFlooding(s.socket, await floodUntilStalled(s.socket));
       const mine = new RegExp(`^127\\.0\\.0\\.1:${c.localPort} .* fe_half be_silent/silent `);
       const line = await waitFor('the log line', () => p.proxy.lines(mine)[0]);
-      const [, tt, read, ts] = / \d+\/\d+\/(\d+) (\d+) (\S\S) /.exec(line) ?? [];
+      const { tt, read, ts } = tcplogEnd(line);
       expect(ts).toBe('cD');
-      expect(Number(tt)).toBeGreaterThanOrEqual(2 * SHORT_MS);
+      expect(tt).toBeGreaterThanOrEqual(2 * SHORT_MS);
       await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
       c.socket.resume();
       const received = Buffer.from((await c.outcome).data, 'latin1');
-      expect(received.length).toBeLessThan(Number(read));
+      expect(received.length).toBeLessThan(read);
       expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
     } finally {
       c.socket.destroy(); // closed already, unless the test failed
