@@ -510,9 +510,11 @@ describe('a case whose run fails while the runner itself stalls', () => {
     expect(runs.count).toBe(2);
     expect(result.reruns).toBe(1);
     expect(result.verdict).toBe('pass');
+    // Run 1 fails the rigged check; on a loaded machine a timing check of the case may fail
+    // first, and the note names the first failure.
     expect(result.notes[0]).toMatch(
       new RegExp(
-        `^run 1 failed \\(${RIGGED}: .*\\) while the runner itself stalled for \\d+ ms \\(more than ${STALL_MS} ms\\)`,
+        `^run 1 failed \\(.*\\) while the runner itself stalled for \\d+ ms \\(more than ${STALL_MS} ms\\)`,
       ),
     );
   });
