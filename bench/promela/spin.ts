@@ -31,13 +31,16 @@ export function spinVersion(): string | null {
 
 /**
  * Verifies the Promela model `source` with `-DN=<n>`: generates, compiles (gcc `optimize`, -O2 by
- * default) and runs pan with a search depth of `maxDepth`. Returns pan's figures. Throws when a
- * step fails or pan's report cannot be read. Removes its temporary directory.
+ * default) and runs pan with a search depth of `maxDepth` and, when given, a hash table of
+ * 2^`hashBits` slots (pan's -w; its default, 2^24 slots, takes pan about 0.8 s to allocate, far
+ * more than a small model takes to explore; the counts are exact whatever the size, since pan
+ * chains what collides). Returns pan's figures. Throws when a step fails or pan's report cannot be
+ * read. Removes its temporary directory.
  */
 export function runSpin(
   source: string,
   n: number,
-  opts: { optimize?: string; maxDepth?: number; timeoutMs?: number } = {},
+  opts: { optimize?: string; maxDepth?: number; hashBits?: number; timeoutMs?: number } = {},
 ): SpinResult {
   const dir = mkdtempSync(join(tmpdir(), 'embryonic-spin-'));
   const timeout = opts.timeoutMs ?? 600_000;
@@ -57,7 +60,10 @@ export function runSpin(
     writeFileSync(join(dir, 'model.pml'), source);
     run('spin', [`-DN=${n}`, '-a', 'model.pml']);
     run('gcc', [opts.optimize ?? '-O2', '-DSAFETY', '-DNOFAIR', '-o', 'pan', 'pan.c']);
-    const output = run('./pan', [`-m${opts.maxDepth ?? 1_000_000}`]);
+    const output = run('./pan', [
+      `-m${opts.maxDepth ?? 1_000_000}`,
+      ...(opts.hashBits === undefined ? [] : [`-w${opts.hashBits}`]),
+    ]);
     const num = (re: RegExp): number => {
       const m = re.exec(output);
       if (!m) throw new Error(`pan's report has no ${re.source}:\n${output}`);

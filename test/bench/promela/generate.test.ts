@@ -23,7 +23,7 @@ describe('bench/promela/embryonic.pml', () => {
     'makes SPIN find the states and transitions the explorer finds without symmetry reduction, N = 3',
     () => {
       const ours = explore({ config: named.config, connections: 3, symmetry: false });
-      const theirs = runSpin(generated, 3, { optimize: '-O0' });
+      const theirs = runSpin(generated, 3, { optimize: '-O0', hashBits: 18 });
       expect(theirs.errors).toBe(0);
       expect(theirs.stored).toBe(ours.distinct);
       // pan counts the initial state's arrival as a transition too.
@@ -33,7 +33,7 @@ describe('bench/promela/embryonic.pml', () => {
 
   it.skipIf(spin === null)('stops SPIN at an assertion where its tables have no entry', () => {
     const partial = promelaModel(named, 2); // tables of 2 connections, explored with 3
-    const r = runSpin(partial, 3, { optimize: '-O0' });
+    const r = runSpin(partial, 3, { optimize: '-O0', hashBits: 18 });
     expect(r.errors).toBeGreaterThan(0);
     expect(r.output).toContain('assertion violated');
   });
