@@ -536,8 +536,8 @@ backend be_slow
         expect(tt).toBeGreaterThanOrEqual(SLOW_CLIENT_MS);
         // An RST makes the kernel drop the client's socket at once; a FIN waits behind unread bytes.
         if (profile === 'dev12')
-          await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
-        else expect(tcpState(c.localPort)).toBe(TCP_ESTABLISHED);
+          await waitFor('the reset', () => (tcpState(c.localPort, t.proxy.port) === null ? true : undefined));
+        else expect(tcpState(c.localPort, t.proxy.port)).toBe(TCP_ESTABLISHED);
         c.socket.resume();
         const o = await c.outcome;
         const received = Buffer.from(o.data, 'latin1');
@@ -571,11 +571,12 @@ const TCP_ESTABLISHED = '01';
 const TCP_CLOSE_WAIT = '08';
 
 /**
- * The state code of this machine's IPv4 TCP socket whose local port is <port> (and whose other end's
- * port is <remotePort>, if given) (/proc/net/tcp), or null when the kernel has no such socket (an
- * RST closed it). Reads the OS, nothing else.
+ * The state code of this machine's IPv4 TCP socket whose local port is <port> and whose other end's
+ * port is <remotePort> (/proc/net/tcp), or null when the kernel has no such socket (an RST closed
+ * it). Both ports are needed: Linux gives one ephemeral port to connections to different
+ * addresses, so another test's socket may share the local port. Reads the OS, nothing else.
  */
-function tcpState(port: number, remotePort?: number): string | null {
+function tcpState(port: number, remotePort: number): string | null {
   return tcpRow(port, remotePort)?.state ?? null;
 }
 
@@ -583,11 +584,11 @@ function tcpState(port: number, remotePort?: number): string | null {
  * The row of tcpState's socket in /proc/net/tcp: its state code and how many bytes wait in its
  * receive queue, unread by its process; or null when the kernel has no such socket.
  */
-function tcpRow(port: number, remotePort?: number): { state: string; rxQueue: number } | null {
+function tcpRow(port: number, remotePort: number): { state: string; rxQueue: number } | null {
   const hex = (p: number) => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
   for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = row.trim().split(/\s+/);
-    if (f[1]?.endsWith(hex(port)) && (remotePort === undefined || f[2]?.endsWith(hex(remotePort))))
+    if (f[1]?.endsWith(hex(port)) && f[2]?.endsWith(hex(remotePort)))
       return { state: f[3] ?? '', rxQueue: parseInt(f[4]?.split(':')[1] ?? '0', 16) };
   }
   return null;
@@ -741,7 +742,7 @@ backend be_silent
       const { tt, read, ts } = tcplogEnd(line);
       expect(ts).toBe('cD');
       expect(tt).toBeGreaterThanOrEqual(2 * SHORT_MS);
-      await waitFor('the reset', () => (tcpState(c.localPort) === null ? true : undefined));
+      await waitFor('the reset', () => (tcpState(c.localPort, p.proxy.port) === null ? true : undefined));
       c.socket.resume();
       const received = Buffer.from((await c.outcome).data, 'latin1');
       expect(received.length).toBeLessThan(read);
