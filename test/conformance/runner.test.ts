@@ -273,7 +273,7 @@ describe('a run of the suite', () => {
     const byId = (id: string) => report.results.find((r) => r.caseId === id);
     const forwarded = byId('pp1/2.1/header-and-data-in-one-write');
     const reset = byId('hs/client-reset/rst-during-tls-handshake-releases-slot');
-    expect(forwarded).toMatchObject({ verdict: 'pass' });
+    expect(forwarded, forwarded?.reason).toMatchObject({ verdict: 'pass' });
     // HAProxy 2.6's known bug is HAProxy's: the bundled proxy under --profile 2.6 closes the third
     // TLS connection at once, as the machines say. It counts that connection in conn_tot and not in
     // CumConns, as 2.x does and dev12 does not: a version difference in the counters alone.
