@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { streamBytes } from '../impl/harness.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -54,7 +55,7 @@ function roundTrip(message: Buffer): Promise<{ got: Buffer; how: string }> {
 }
 
 /**
- * Writes pattern bytes in 64 KiB writes without reading until the path stalls (no 'drain' within
+ * Writes the stream (streamBytes) in 64 KiB writes without reading until the path stalls (no 'drain' within
  * `holdMs`: the echo's writes wait, and so do its reads), or until `capBytes`; then ends and reads.
  * How much the path holds before it stalls is the kernel's to say: loopback buffers grow with
  * what moves through them (tcp_rmem's maximum is 32 MiB here), so the flood does not guess a size.
@@ -75,7 +76,7 @@ function floodUntilStalled(
     s.once('error', (e) => resolve({ sent, got: Buffer.concat(chunks), how: e.message, stalled }));
     s.once('connect', async () => {
       while (!stalled && sent < capBytes) {
-        const written = s.write(pattern(sent, 65536));
+        const written = s.write(streamBytes(sent, 65536));
         sent += 65536;
         if (written) continue;
         const drained = new Promise((r) => s.once('drain', () => r(true)));
@@ -86,16 +87,6 @@ function floodUntilStalled(
       s.resume();
     });
   });
-}
-
-/**
- * `n` bytes from stream offset `from`, where every 4-byte word is its own offset: a span written twice
- * or out of order shows.
- */
-function pattern(from: number, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE((from + i) % 2 ** 32, i);
-  return b;
 }
 
 describe('embryonic echo', () => {
@@ -109,6 +100,6 @@ describe('embryonic echo', () => {
     expect(r.how).toBe('fin');
     expect(r.stalled).toBe(true);
     expect(r.got.length).toBe(r.sent);
-    expect(r.got.equals(pattern(0, r.sent))).toBe(true);
+    expect(r.got.equals(streamBytes(0, r.sent))).toBe(true);
   }, 20_000);
 });

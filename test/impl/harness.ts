@@ -17,6 +17,17 @@ import type { PoolLedger } from '../../impl/pool.ts';
 export const ROOT = join(import.meta.dirname, '../..');
 export const CERT = join(import.meta.dirname, 'fixtures/site.pem');
 
+/**
+ * `n` bytes of the tests' byte stream from offset `from`: each 4-byte word holds its own offset
+ * (mod 2^32), so no two spans are alike, and a span written twice, out of order, or overwritten
+ * while a write still read it shows when what came back is compared with it. Pure.
+ */
+export function streamBytes(from: number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE((from + i) % 2 ** 32, i);
+  return b;
+}
+
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -28,6 +28,7 @@ import {
   stalledPort,
   startBackend,
   startProxyProcess,
+  streamBytes,
   waitFor,
   type Backend,
   type ProxyProcess,
@@ -157,16 +158,6 @@ function firstDifference(a: Buffer, b: Buffer): number {
 }
 
 /** Resolves with what <p> resolves with, or with 'timeout' when <ms> passed first. <p> must not reject. */
-/**
- * `n` bytes of the stream from offset `from`, where every 4-byte word is its own offset: no two
- * spans are alike, so a buffer overwritten while a write still read it cannot go unseen.
- */
-function stretch(from: number, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE((from + i) % 2 ** 32, i);
-  return b;
-}
-
 function within<T>(ms: number, p: Promise<T>): Promise<T | 'timeout'> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve('timeout'), ms);
@@ -250,7 +241,7 @@ backend be_echo
     let written = 0;
     let drained = true;
     while (drained && written < (stalledAt < 0 ? CAP : stalledAt + AFTER_STALL)) {
-      const chunk = stretch(written, 65536);
+      const chunk = streamBytes(written, 65536);
       const first = written === 0 && transport === 'accept-proxy';
       written += chunk.length;
       if (socket.write(first ? Buffer.concat([Buffer.from(PP_HEADER), chunk]) : chunk)) continue;
@@ -275,7 +266,9 @@ backend be_echo
     // The path stalled: the proxy waited for its writes instead of keeping in memory what the
     // client did not take.
     expect(stalledAt).toBeGreaterThan(0);
-    expect(firstDifference(got, stretch(0, written)), 'the offset of the first byte received wrong').toBe(-1);
+    expect(firstDifference(got, streamBytes(0, written)), 'the offset of the first byte received wrong').toBe(
+      -1,
+    );
     const pool = await proxy.pool();
     expect(pool.sites.req.maxLive).toBe(1);
     expect(pool.sites.rep.maxLive).toBe(1);
@@ -346,15 +339,12 @@ backend be_stall
 const STALL_MS = 200;
 /** The most a flooding backend sends: the path stalls well before (about 8 MiB on loopback here). */
 const MAX_SENT = 32 * 1024 * 1024;
-/** What a flooding backend sends, each 4-byte word its own offset: no two spans are alike. */
-const sent = Buffer.alloc(MAX_SENT);
-let sentFilled = false;
+/** What a flooding backend sends (streamBytes), made once by fillSent for the describes that flood. */
+let sent: Buffer = Buffer.alloc(0);
 
-/** Fills `sent` once, for the describes whose backend floods. */
+/** Makes `sent` once, for the describes whose backend floods. */
 function fillSent(): void {
-  if (sentFilled) return;
-  for (let i = 0; i + 4 <= MAX_SENT; i += 4) sent.writeUInt32LE(i, i);
-  sentFilled = true;
+  if (sent.length === 0) sent = streamBytes(0, MAX_SENT);
 }
 
 /**
