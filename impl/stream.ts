@@ -25,14 +25,15 @@
  * without `option independent-streams`, its read deadline too. A read deadline that passes shuts
  * that side's read only, as process_session's si_shutr does in TCP mode (no SI_FL_NOHALF): the side
  * is no longer read, its EOF is forwarded to the other side (a FIN once the bytes it sent are
- * written), and the stream goes on the other way until that direction ends too, by the other
- * side's EOF or its own timeout; the log keeps the first timeout's state (readTimedOut). Both
- * idle, the other side gets its FIN at the first timeout and the stream ends at the second
- * (Debian's HAProxy 2.6: `timeout client 400ms`, `timeout server 1s`: the server's FIN at +400 ms,
- * the client's at +1001 ms, cD). A write deadline that passes ends the stream as process_session
- * does, with SI_FL_NOLINGER on that side (noLinger: an RST under dev12, a FIN under 2.x; the
- * bytes the proxy still buffered for it are dropped either way). So a client that does not read
- * while the server sends is closed `timeout client` after its last write progressed, and the
+ * written), and the stream goes on the other way until that direction ends too, by the other side's
+ * EOF or its own timeout; the log keeps the first timeout's state (readTimedOut). What the client
+ * sends after that is dropped: left unread under dev12 (its close is then an RST), drained under
+ * 2.x (a FIN). Both idle, the other side gets its FIN at the first timeout and the stream ends at
+ * the second (Debian's HAProxy 2.6: `timeout client 400ms`, `timeout server 1s`: the server's FIN
+ * at +400 ms, the client's at +1001 ms, cD). A write deadline that passes ends the stream as
+ * process_session does, with SI_FL_NOLINGER on that side (noLinger: an RST under dev12, a FIN under
+ * 2.x; the bytes the proxy still buffered for it are dropped either way). So a client that does not
+ * read while the server sends is closed `timeout client` after its last write progressed, and the
  * server, which the proxy stops reading meanwhile, is never timed out for it (Debian's HAProxy 2.6:
  * cD at +1016 ms with `timeout server 100ms` and `timeout client 1s`, the 16 KiB it buffered
  * dropped, a FIN).
@@ -312,13 +313,22 @@ function sideOnTimer(side: Side): void {
  * SI_FL_NOHALF) stops reading it without closing it; the timeout is the stream's termination
  * state unless one came first. The channel then forwards the shutdown as any EOF: once the bytes
  * read from the side are written, the other side gets its FIN (shut). The other direction goes on.
+ *
+ * What the client sends after that is never forwarded. 1.5-dev12 leaves it unread: the close
+ * that ends the stream then finds bytes in the socket's receive queue, and the kernel sends an
+ * RST. 2.x drains it (sc_shutr's CO_SHR_DRAIN, mux_pt_shutr), so the client gets a FIN: Debian's
+ * HAProxy 2.6.12, `timeout client 400ms`, 100 bytes from the client at +600 ms, the server's FIN
+ * at +1000 ms, closed the client with a FIN at +1005 ms. Under 2.x the client is read on and what
+ * it sends is dropped (clientOnData; an adopted socket reads into the shared area, see
+ * streamClientArea): the same FIN, though the client is never made to wait by a full window.
  */
 function readTimedOut(side: Side): void {
   const st = side.st;
   const d = inputOf(side);
   if (!d) return;
   st.termination ??= timedOut(side);
-  d.src.pause(); // an onread socket stops reading at once: no read lands in the buffer any more
+  // An onread socket stops reading at once: no read lands in the buffer any more.
+  if (side.name === 'server' || st.conn.fe.model.profile === 'dev12') d.src.pause();
   sourceEnded(st, d);
   armSide(side); // its write deadline, if bytes wait for it
 }
@@ -381,7 +391,7 @@ function direction(
  */
 function clientOnData(this: net.Socket, chunk: Buffer): void {
   const st = owners.get(this);
-  if (!st || st.ended || !st.req || st.req.srcEnded) return; // paused at its read timeout
+  if (!st || st.ended || !st.req || st.req.srcEnded) return; // its read timed out: 2.x drains (readTimedOut)
   readStarts(st.clientSide);
   feed(st.req, chunk);
 }
@@ -415,7 +425,9 @@ function forwardWholeBufferRead(d: Direction, buf: Buffer, nread: number): boole
  * Bytes from the client, read by its adopted socket (impl/clientSocket.ts) into `area`, which is
  * not the shared read area: the part of the req channel buffer that streamClientArea gave, as
  * forwardRead checks. Forwarded as the server's bytes are. Returns whether reading goes on; a read
- * once the stream of `conn` no longer runs is a violation, and reading stops.
+ * once the stream of `conn` no longer runs is a violation, and reading stops. A read that lands
+ * there after the client's read timed out (its area was chosen before) is dropped, as 2.x drains
+ * (readTimedOut); the next ones go to the shared area.
  */
 export function streamClientRead(conn: Conn, area: Buffer, nread: number): boolean {
   const st = conn.stream;
@@ -425,6 +437,7 @@ export function streamClientRead(conn: Conn, area: Buffer, nread: number): boole
     );
     return false;
   }
+  if (st.req.srcEnded) return true;
   readStarts(st.clientSide);
   return forwardRead(st.req, area, nread);
 }
@@ -438,7 +451,8 @@ export function streamClientRead(conn: Conn, area: Buffer, nread: number): boole
 export function streamClientArea(conn: Conn): Buffer | null {
   const st = conn.stream;
   const d = st?.req;
-  if (!st || st.ended || !d || d.item !== conn.req || !d.item.live || d.chunk !== null) return null;
+  if (!st || st.ended || !d || d.srcEnded || d.item !== conn.req || !d.item.live || d.chunk !== null)
+    return null;
   const buf = d.item.buf!;
   return d.head === 0 || d.head === buf.length ? buf : buf.subarray(d.head);
 }

@@ -685,6 +685,34 @@ backend be_silent
     },
   );
 
+  it.each([
+    ['dev12', 'rst'],
+    ['2.6', 'fin'],
+  ] as const)(
+    'drops what the client sends after its read timed out, and closes it under %s with %s',
+    async (profile, how) => {
+      // dev12 leaves those bytes unread, and the kernel answers the close with an RST; 2.x drains
+      // them (Debian's HAProxy 2.6.12: a FIN, 100 bytes sent 200 ms after timeout client).
+      const p = proxies[`clientFirst ${profile}`]!;
+      const before = accepted.length;
+      const c = client(p.proxy.port);
+      const s = await waitFor('the backend connection', () => accepted[before]);
+      let forwarded = 0;
+      s.socket.on('data', function silentOnData(d: Buffer) {
+        forwarded += d.length;
+      });
+      await waitFor('the FIN to the server', () => s.fin ?? undefined);
+      c.socket.write(Buffer.alloc(100, 0x61));
+      const o = await c.outcome;
+      expect({ how: o.how, forwarded }).toEqual({ how, forwarded: 0 });
+      expect(o.ms).toBeGreaterThanOrEqual(LONG_MS - 15);
+      const mine = new RegExp(`^127\\.0\\.0\\.1:${c.localPort} .* fe_half be_silent/silent `);
+      const line = await waitFor('the log line', () => p.proxy.lines(mine)[0]);
+      expect(tcplogEnd(line).ts).toBe('cD');
+      await expectSettled(p.proxy, p.baseline);
+    },
+  );
+
   it('half-closes the client at timeout server while both sides are idle, and ends the stream at timeout client with sD', async () => {
     const p = proxies['serverFirst dev12']!;
     const before = accepted.length;
