@@ -55,11 +55,12 @@ function roundTrip(message: Buffer): Promise<{ got: Buffer; how: string }> {
 }
 
 /**
- * Writes the stream (streamBytes) in 64 KiB writes without reading until the path stalls (no 'drain' within
- * `holdMs`: the echo's writes wait, and so do its reads), or until `capBytes`; then ends and reads.
- * How much the path holds before it stalls is the kernel's to say: loopback buffers grow with
- * what moves through them (tcp_rmem's maximum is 32 MiB here), so the flood does not guess a size.
- * Resolves with the bytes sent, those that came back before the echo's FIN, and whether it stalled.
+ * Writes the stream (streamBytes) in 64 KiB writes without reading until the path stalls (no
+ * 'drain' within `holdMs`: the echo's writes wait, and so do its reads), or until `capBytes`; then
+ * ends and reads. How much the path holds before it stalls is the kernel's to say: loopback buffers
+ * grow with what moves through them (tcp_rmem's maximum is 32 MiB here), so the flood does not
+ * guess a size. Resolves with the bytes sent, those that came back before the echo's FIN, and
+ * whether it stalled.
  */
 function floodUntilStalled(
   holdMs: number,
