@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { streamBytes } from '../impl/harness.ts';
+import { streamBytes, writeUntilStalled } from '../impl/harness.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -76,14 +76,7 @@ function floodUntilStalled(
     s.once('end', () => resolve({ sent, got: Buffer.concat(chunks), how: 'fin', stalled }));
     s.once('error', (e) => resolve({ sent, got: Buffer.concat(chunks), how: e.message, stalled }));
     s.once('connect', async () => {
-      while (!stalled && sent < capBytes) {
-        const written = s.write(streamBytes(sent, 65536));
-        sent += 65536;
-        if (written) continue;
-        const drained = new Promise((r) => s.once('drain', () => r(true)));
-        const timeout = new Promise((r) => setTimeout(() => r(false), holdMs));
-        stalled = !(await Promise.race([drained, timeout]));
-      }
+      ({ written: sent, stalled } = await writeUntilStalled(s, holdMs, capBytes));
       s.end();
       s.resume();
     });

@@ -28,6 +28,41 @@ export function streamBytes(from: number, n: number): Buffer {
   return b;
 }
 
+/**
+ * Writes the tests' byte stream (streamBytes) on <s> from its start, 64 KiB per write, until a
+ * write waits more than <stallMs> for its drain (the path stalled: every buffer on it is full) or
+ * <capBytes> were written. Reads nothing itself: the caller's socket reads as the caller set it.
+ * Resolves with how much was written and whether the path stalled. <s> stays the caller's.
+ */
+export async function writeUntilStalled(
+  s: net.Socket,
+  stallMs: number,
+  capBytes: number,
+): Promise<{ written: number; stalled: boolean }> {
+  let written = 0;
+  while (written < capBytes) {
+    const taken = s.write(streamBytes(written, 65536));
+    written += 65536;
+    if (!taken && !(await drainedWithin(s, stallMs))) return { written, stalled: true };
+  }
+  return { written, stalled: false };
+}
+
+/** Resolves true at <s>'s next 'drain', or false if <ms> pass first (the listener is then removed). */
+function drainedWithin(s: net.Socket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const drained = function stallOnDrain(): void {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(function stallOnTimeout() {
+      s.off('drain', drained);
+      resolve(false);
+    }, ms);
+    s.once('drain', drained);
+  });
+}
+
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -30,6 +30,7 @@ import {
   startProxyProcess,
   streamBytes,
   waitFor,
+  writeUntilStalled,
   type Backend,
   type ProxyProcess,
   type StalledPort,
@@ -339,39 +340,28 @@ backend be_stall
 const STALL_MS = 200;
 /** The most a flooding backend sends: the path stalls well before (about 8 MiB on loopback here). */
 const MAX_SENT = 32 * 1024 * 1024;
-/** What a flooding backend sends (streamBytes), made once by fillSent for the describes that flood. */
-let sent: Buffer = Buffer.alloc(0);
-
-/** Makes `sent` once, for the describes whose backend floods. */
-function fillSent(): void {
-  if (sent.length === 0) sent = streamBytes(0, MAX_SENT);
-}
 
 /**
- * Writes `sent` on `s` until a write waits more than STALL_MS for its drain: the proxy stopped
- * reading the server, its last write to the client still queued. Returns how much it wrote.
+ * Writes the byte stream (streamBytes) on `s` until a write waits more than STALL_MS for its drain:
+ * the proxy stopped reading the server, its last write to the client still queued. Returns how much
+ * it wrote.
  */
 async function floodUntilStalled(s: net.Socket): Promise<number> {
-  for (let written = 0; written < MAX_SENT;) {
-    const chunk = sent.subarray(written, written + 65536);
-    written += chunk.length;
-    if (s.write(chunk)) continue;
-    const drained = new Promise<'drained'>((r) => s.once('drain', () => r('drained')));
-    if ((await within(STALL_MS, drained)) === 'timeout') return written;
-  }
-  throw new Error(`the path to the client never stalled within ${MAX_SENT} bytes`);
+  const { written, stalled } = await writeUntilStalled(s, STALL_MS, MAX_SENT);
+  if (!stalled) throw new Error(`the path to the client never stalled within ${MAX_SENT} bytes`);
+  return written;
 }
 
 /**
- * Goes on writing `sent` on `s` from <from> at each drain until `s` is closed, so that the proxy
- * always has bytes for the client: its write to the client stays queued (were the server to stop
- * sending, the proxy could drain what it read and wait on a read instead).
+ * Goes on writing the byte stream on `s` from <from> at each drain until `s` is closed, so that the
+ * proxy always has bytes for the client: its write to the client stays queued (were the server to
+ * stop sending, the proxy could drain what it read and wait on a read instead).
  */
 function keepFlooding(s: net.Socket, from: number): void {
   let written = from;
   const more = function floodOnDrain(): void {
     while (written < MAX_SENT && !s.destroyed) {
-      const chunk = sent.subarray(written, written + 65536);
+      const chunk = streamBytes(written, 65536);
       written += chunk.length;
       if (!s.write(chunk)) {
         s.once('drain', more);
@@ -393,7 +383,6 @@ describe('the end of a stream while bytes wait for a client that does not read',
   const accepted: net.Socket[] = [];
 
   beforeAll(async () => {
-    fillSent();
     // A backend that only keeps its connections: the test writes on them and resets them.
     flood = net.createServer({ allowHalfOpen: true }, function floodOnConnection(s) {
       s.on('error', () => s.destroy());
@@ -474,7 +463,7 @@ backend be_slow
     // An RST behind unread bytes may read as an EOF here (libuv ends a partial read on POLLHUP
     // without reading the error): the count, more than `how`, tells a lost byte.
     expect({ how: o.how, received: o.data.length }).toEqual({ how: 'fin', received: read });
-    expect(firstDifference(Buffer.from(o.data, 'latin1'), sent.subarray(0, read))).toBe(-1);
+    expect(firstDifference(Buffer.from(o.data, 'latin1'), streamBytes(0, read))).toBe(-1);
     expect(proxy.lines(/ fe_abort be_flood\/flooding /)).toHaveLength(1);
   });
 
@@ -532,7 +521,7 @@ backend be_slow
         const o = await c.outcome;
         const received = Buffer.from(o.data, 'latin1');
         expect(received.length).toBeLessThan(read);
-        expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
+        expect(firstDifference(received, streamBytes(0, received.length))).toBe(-1);
       } finally {
         c.socket.destroy(); // closed already, unless the test failed
       }
@@ -744,7 +733,6 @@ backend be_silent
   });
 
   it('times out on its write deadline a client shut for reading that does not read, and under dev12 resets it', async () => {
-    fillSent();
     const p = proxies['clientFirst dev12']!;
     const before = accepted.length;
     const c = client(p.proxy.port, { limitMs: 5000 });
@@ -764,7 +752,7 @@ backend be_silent
       c.socket.resume();
       const received = Buffer.from((await c.outcome).data, 'latin1');
       expect(received.length).toBeLessThan(read);
-      expect(firstDifference(received, sent.subarray(0, received.length))).toBe(-1);
+      expect(firstDifference(received, streamBytes(0, received.length))).toBe(-1);
     } finally {
       c.socket.destroy(); // closed already, unless the test failed
       accepted[before]?.socket.destroy();
