@@ -18,14 +18,17 @@ export const ROOT = join(import.meta.dirname, '../..');
 export const CERT = join(import.meta.dirname, 'fixtures/site.pem');
 
 /**
- * `n` bytes of the tests' byte stream from offset `from`: each 4-byte word holds its own offset
- * (mod 2^32), so no two spans are alike, and a span written twice, out of order, or overwritten
- * while a write still read it shows when what came back is compared with it. Pure.
+ * `n` bytes of the tests' byte stream from offset `from`, a multiple of 4: each 4-byte word holds
+ * its own offset (mod 2^32, little-endian), so no two spans are alike, and a span written twice,
+ * out of order, or overwritten while a write still read it shows when what came back is compared
+ * with it. `n` need not be a multiple of 4: a span the kernel cut anywhere (what a reset socket
+ * had read) ends with the first bytes of its last word, as the stream has them. Pure.
  */
 export function streamBytes(from: number, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE((from + i) % 2 ** 32, i);
-  return b;
+  if (from % 4 !== 0) throw new Error(`streamBytes: ${from} is not the offset of a word`);
+  const b = Buffer.alloc(n + 3); // the last word whole, then cut to n
+  for (let i = 0; i < n; i += 4) b.writeUInt32LE((from + i) % 2 ** 32, i);
+  return b.subarray(0, n);
 }
 
 /**
