@@ -103,7 +103,7 @@ export interface Conn {
   rejectedSource: ProxyEndpoint | null; // the source of a PROXY header found invalid after its addresses were taken
   timer: Timer | null; //           the handshake deadline (armDeadline), on the frontend's clock
   noLinger: boolean; //             setNoLinger: the close is an RST
-  silentClose: boolean; //          2.x's SC_FL_NOLINGER (a data-phase write timeout): FIN now, drop the queue
+  silentClose: boolean; //          shutwSilent (2.x, a data-phase write timeout): FIN now, drop the queue
   closed: boolean; //               fdClose ran
   session: PoolItem | null;
   task: PoolItem | null;
@@ -469,6 +469,9 @@ export class Frontend implements Host, StatsSource {
       case 'setNoLinger':
         this.need(origin).noLinger = true;
         return;
+      case 'shutwSilent':
+        this.need(origin).silentClose = true;
+        return;
       case 'drainInput':
         drainInput(this.need(origin));
         return;
@@ -757,7 +760,7 @@ export class Frontend implements Host, StatsSource {
   /**
    * fdClose: closes the client socket exactly once, with an RST after setNoLinger, else a FIN: after
    * the bytes still queued (for at most FLUSH_TIMEOUT_MS), or at once, dropping them, after a write
-   * timeout of the data phase under 2.x (silentClose, set by impl/stream.ts).
+   * timeout of the data phase under 2.x (shutwSilent).
    */
   private closeClient(conn: Conn, site: string): void {
     const how = conn.noLinger ? 'rst' : 'fin';

@@ -32,7 +32,8 @@
  * the second (Debian's HAProxy 2.6: `timeout client 400ms`, `timeout server 1s`: the server's FIN
  * at +400 ms, the client's at +1001 ms, cD). A write deadline that passes ends the stream as
  * process_session does, with SI_FL_NOLINGER on that side (noLinger: an RST under dev12, a FIN under
- * 2.x; the bytes the proxy still buffered for it are dropped either way). So a client that does not
+ * 2.x; the bytes the proxy still buffered for it are dropped either way). For the client, the
+ * session machine makes that choice: SESSION_END tells it the stream ended on a write timeout. So a client that does not
  * read while the server sends is closed `timeout client` after its last write progressed, and the
  * server, which the proxy stops reading meanwhile, is never timed out for it (Debian's HAProxy 2.6:
  * cD at +1016 ms with `timeout server 100ms` and `timeout client 1s`, the 16 KiB it buffered
@@ -108,6 +109,7 @@ export interface Stream {
   serverSide: Side;
   termination: string | null; //   set by the first end condition
   serverNoLinger: boolean; //      the server's write deadline passed under dev12: its close is an RST
+  clientWriteTimeout: boolean; //  the client's write deadline passed: SESSION_END says so to the machine
   serverEof: boolean; //           the server's FIN was read: 2.x closes it without an RST
   endPending: boolean; //          a socket failed: the stream ends after this poll round (endAfterIo)
   ended: boolean;
@@ -152,6 +154,7 @@ export function streamStart(conn: Conn): void {
     serverSide: null as unknown as Side,
     termination: null,
     serverNoLinger: false,
+    clientWriteTimeout: false,
     serverEof: false,
     endPending: false,
     ended: false,
@@ -346,17 +349,16 @@ function timedOut(side: Side): string {
 
 /**
  * A write deadline of <side> passed: process_session marks the side SI_FL_NOLINGER before its
- * shutw. 1.5-dev12 then sets SO_LINGER 0 and closes: an RST, and what the kernel still held for
- * the side is dropped. 2.x shuts it silently (SC_FL_NOLINGER, CO_SHW_SILENT) and closes: the
- * bytes the proxy still buffered are dropped, the kernel sends what it holds, then a FIN (on the
- * server's side, an RST unless its FIN was read: closeBackend).
+ * shutw. For the client, the fact goes to the session machine with SESSION_END (writeTimeout),
+ * whose effects close it (writeTimeoutShutw: an RST under 1.5-dev12, a FIN under 2.x). The
+ * server's socket is the stream's own: 1.5-dev12 sets SO_LINGER 0 and closes, an RST that drops
+ * what the kernel still held; 2.x shuts it silently (SC_FL_NOLINGER, CO_SHW_SILENT), and its close
+ * is an RST unless the server's FIN was read (closeBackend).
  */
 function noLinger(side: Side): void {
-  const conn = side.st.conn;
-  const rst = conn.fe.model.profile === 'dev12';
-  if (side.name === 'server') side.st.serverNoLinger = rst; // else closeBackend decides
-  else if (rst) conn.noLinger = true;
-  else conn.silentClose = true;
+  const st = side.st;
+  if (side.name === 'client') st.clientWriteTimeout = true;
+  else st.serverNoLinger = st.conn.fe.model.profile === 'dev12';
 }
 
 function direction(
@@ -753,6 +755,6 @@ export function streamOnEnd(conn: Conn): void {
     );
   }
   for (const t of [fe.backend.counters, st.server.counters]) t.cur--;
-  fe.sessionEvent(conn, { type: 'SESSION_END' });
+  fe.sessionEvent(conn, { type: 'SESSION_END', writeTimeout: st.clientWriteTimeout });
   conn.stream = null;
 }

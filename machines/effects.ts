@@ -141,6 +141,11 @@ export const EFFECTS = {
     does: 'macro: 2.x, when the session could not be allocated: on a TLS bind sslCtxFree, sslconnsDec (conn_full_close → ssl_sock_close), then feconnDec (listener_release); nothing in 1.5-dev, which had counted nothing yet',
     haproxy: 'session_accept_fd (2.x): out_free_conn',
   },
+  writeTimeoutShutw: {
+    macro: 'session',
+    does: "macro: the client's side after its write timeout (NOLINGER): 1.5-dev setNoLinger, an RST that drops what the kernel held for it; 2.x shutwSilent, a FIN after it",
+    haproxy: 'process_session: CF_WRITE_TIMEOUT → SI_FL_NOLINGER, si_shutw (2.x: SC_FL_NOLINGER, sc_shutw)',
+  },
   allocBuffers: {
     macro: 'session',
     does: 'macro: bufAlloc req, rep, and txn in http mode',
@@ -170,6 +175,10 @@ export const EFFECTS = {
     does: 'the close will be an RST instead of a FIN. After a tcp-request reject HAProxy sets SO_LINGER 0 itself; after a PROXY parse error it sets nothing: the bytes it peeked (MSG_PEEK) are still unread at close, and the kernel answers with an RST. A port that consumes what it parses must set SO_LINGER 0 there to match',
     haproxy:
       'session_accept (tcp-request reject: setsockopt SO_LINGER); conn_recv_proxy (unread peeked bytes)',
+  },
+  shutwSilent: {
+    does: "2.x: the client's side is shut without SO_LINGER 0 (CO_SHW_SILENT: no shutdown() before the close): what the proxy still buffered for it is dropped, and the close is a FIN after what the kernel holds",
+    haproxy: 'sc_conn_shutw (2.x): SC_FL_NOLINGER → CO_SHW_SILENT',
   },
   drainInput: {
     does: 'read and drop what the client sent (monitor)',

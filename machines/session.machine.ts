@@ -116,7 +116,9 @@ export type SessionEvent =
   | { type: 'SESSION_ACCEPT'; src: SourceClass; fail: AcceptFailSite; sslconns: number } // from the listener via session_accept; sslconns: global.sslconns now
   | { type: 'HANDSHAKE_END'; error: boolean; code: ErrCode; fail: CompleteFailSite | 'none' } // from the connection
   | { type: 'TASK_WAKEUP'; timer: boolean } //                             from the scheduler
-  | { type: 'SESSION_END' }; //                                            from process_session: the stream ended
+  // from process_session: the stream ended; writeTimeout: it ended on the client's write timeout
+  // (the rep channel's CF_WRITE_TIMEOUT), which marks the client's side SI_FL_NOLINGER before its shutw
+  | { type: 'SESSION_END'; writeTimeout: boolean };
 
 /**
  * The prefix of every path once the session is allocated, as macros that expand per profile
@@ -194,6 +196,8 @@ export function sessionBuffers(config: ModelConfig): BufKind[] {
  * - unwindConn: 2.x on a TLS bind sslCtxFree, sslconnsDec, then feconnDec at listener_release.
  * - allocBuffers: session_complete's allocations (req, rep, and the txn in http mode).
  * - freeBuffers: session_free's releases: req, rep, then the txn (http_end_txn).
+ * - writeTimeoutShutw: the client's side after its write timeout (SI_FL_NOLINGER): 1.5-dev
+ *   setNoLinger, an RST; 2.x shutwSilent, a FIN.
  * - completeFailure{site}: a session_complete that fails at `site`: the list and the session
  *   counters first, what was allocated before `site`, freed again in reverse (out_free_rep,
  *   out_free_req), then the LIST_DEL that 3b24641745 added.
@@ -231,6 +235,8 @@ export function expandSessionEffect(config: ModelConfig, effect: Effect): Effect
     }
     case 'unwindConn':
       return dev12 ? [] : [...xprtClose, listenerRelease];
+    case 'writeTimeoutShutw':
+      return e(dev12 ? 'setNoLinger' : 'shutwSilent');
     case 'allocBuffers':
       return bufs.map((buf) => ({ type: 'bufAlloc', params: { buf } }));
     case 'freeBuffers':
@@ -250,6 +256,27 @@ export function expandSessionEffect(config: ModelConfig, effect: Effect): Effect
       return [effect];
   }
 }
+
+/**
+ * The end of an initialized session, whatever ended its stream: process_session's release block
+ * (the client's close and the slot's counters, the listener and the queues), then session_free
+ * (buffers, list, session) and the task.
+ */
+const SESSION_END_RELEASE = [
+  'connClose',
+  { type: 'fdClose', params: { site: 'process_session' } },
+  { type: 'feconnDec', params: { site: 'process_session' } },
+  'actconnDec',
+  'jobsDec',
+  'nbconnDec',
+  'resumeListener',
+  'dequeueGlobal',
+  'dequeueFrontend',
+  'freeBuffers',
+  { type: 'listDel', params: { site: 'session_free' } },
+  { type: 'sessionFree', params: { site: 'session_free' } },
+  'taskFree',
+] as const;
 
 export const sessionMachine = setup({
   types: {
@@ -291,6 +318,7 @@ export const sessionMachine = setup({
       'fdInsert',
       'fdClose',
       'setNoLinger',
+      'writeTimeoutShutw',
       'drainInput',
       'send200',
       'send500',
@@ -333,6 +361,8 @@ export const sessionMachine = setup({
       ['req', 'rep', 'txn', 'accept'].includes(event.fail),
     connectionHasError: ({ event }) => event.type === 'HANDSHAKE_END' && event.error,
     wokenByTimer: ({ event }) => event.type === 'TASK_WAKEUP' && event.timer,
+    noClientWriteTimeout: ({ event }) => event.type === 'SESSION_END' && !event.writeTimeout,
+    clientWriteTimedOut: ({ event }) => event.type === 'SESSION_END' && event.writeTimeout,
     httpMode: ({ context }) => context.config.mode === 'http',
     answers500: ({ context }) => context.ret === -1 && answers500(context.config),
     // kill_mini_session's `log`: p->to_log, unless dontlognull hides a connection that sent nothing.
@@ -608,30 +638,31 @@ export const sessionMachine = setup({
         'The initialized session: in the sessions list, counted in cum_sess, with its req/rep buffers (and the http txn), its task running process_session.',
       meta: { haproxy: 'session_complete (SN_INITIALIZED); process_session', impl: 'streamStart' },
       on: {
-        SESSION_END: {
-          target: 'freed',
-          actions: [
-            'connClose',
-            { type: 'fdClose', params: { site: 'process_session' } },
-            { type: 'feconnDec', params: { site: 'process_session' } },
-            'actconnDec',
-            'jobsDec',
-            'nbconnDec',
-            'resumeListener',
-            'dequeueGlobal',
-            'dequeueFrontend',
-            'freeBuffers',
-            { type: 'listDel', params: { site: 'session_free' } },
-            { type: 'sessionFree', params: { site: 'session_free' } },
-            'taskFree',
-          ],
-          description:
-            'The stream ended: process_session releases the slot (release block), session_free frees the buffers and unlinks the session, then the task is freed.',
-          meta: {
-            haproxy: 'process_session end: release block, session_free, task_free',
-            impl: 'streamOnEnd',
+        SESSION_END: [
+          {
+            guard: 'noClientWriteTimeout',
+            target: 'freed',
+            actions: [...SESSION_END_RELEASE],
+            description:
+              'The stream ended: process_session releases the slot (release block), session_free frees the buffers and unlinks the session, then the task is freed. The close is a FIN, after what the proxy still buffered for the client.',
+            meta: {
+              haproxy: 'process_session end: release block, session_free, task_free',
+              impl: 'streamOnEnd',
+            },
           },
-        },
+          {
+            guard: 'clientWriteTimedOut',
+            target: 'freed',
+            actions: ['writeTimeoutShutw', ...SESSION_END_RELEASE],
+            description:
+              "The stream ended on the client's write timeout: process_session marked the client's side NOLINGER before its shutw, and what the proxy still buffered for it is dropped. 1.5-dev sets SO_LINGER 0, so the close is an RST that drops what the kernel held too; 2.x shuts it silently (CO_SHW_SILENT), so the kernel sends what it holds, then the close's FIN. Then the release, as at any end.",
+            meta: {
+              haproxy:
+                'process_session: CF_WRITE_TIMEOUT → SI_FL_NOLINGER, si_shutw (2.x: SC_FL_NOLINGER, sc_shutw); then the end',
+              impl: 'sideOnTimer',
+            },
+          },
+        ],
       },
     },
     expired: {

@@ -80,7 +80,7 @@ export type SystemEvent =
   | { type: 'CLIENT_RESET'; conn: number; tlsRead?: TlsRead }
   | { type: 'TIMER_EXPIRE'; conn: number } //  the session task's deadline struck
   | { type: 'TASK_WAKEUP'; conn: number } //   the session task was woken for another reason
-  | { type: 'SESSION_END'; conn: number } //   process_session ended the stream
+  | { type: 'SESSION_END'; conn: number; writeTimeout?: boolean } // process_session ended the stream (false if not given)
   | { type: 'QUEUE_TASK'; queue: 'global' | 'frontend' } // a queue task fired
   | { type: 'RATE_PERIOD' }; //                one second elapsed: rate counters rotate
 
@@ -245,6 +245,9 @@ class ModelHost implements Host {
         if (m.fd !== 'open') m.faults.push('SO_LINGER set on a closed fd');
         m.linger = 'rst';
         break;
+      case 'shutwSilent':
+        if (m.fd !== 'open') m.faults.push('shutdown on a closed fd');
+        break;
       case 'drainInput':
         if (m.fd !== 'open') m.faults.push('read on a closed fd');
         break;
@@ -400,7 +403,14 @@ export class SystemModel {
         );
         break;
       case 'SESSION_END':
-        c.dispatch(next.world, host, 'session', event.conn, { type: 'SESSION_END' }, NO_FAILURE);
+        c.dispatch(
+          next.world,
+          host,
+          'session',
+          event.conn,
+          { type: 'SESSION_END', writeTimeout: event.writeTimeout ?? false },
+          NO_FAILURE,
+        );
         break;
       case 'QUEUE_TASK':
         next.queueTasks[event.queue] = false;

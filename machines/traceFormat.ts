@@ -229,7 +229,11 @@ export const INPUTS = {
   SESSION_END: {
     machine: 'session',
     conn: 'id',
-    params: {},
+    params: {
+      writeTimeout: bool(
+        "it ended on the client's write timeout (CF_WRITE_TIMEOUT on the rep channel): the client's side is NOLINGER",
+      ),
+    },
     uses: [],
     doc: 'process_session ended the stream of an initialized session',
   },
@@ -308,7 +312,7 @@ export const MACHINE_EVENTS: Record<MachineName, Record<string, Fields>> = {
       fail: oneOfValues(COMPLETE_FAIL_SITES, 'where session_complete fails'),
     },
     TASK_WAKEUP: { timer: bool('TASK_WOKEN_TIMER') },
-    SESSION_END: {},
+    SESSION_END: { writeTimeout: bool("the client's write timeout ended the stream") },
   },
 };
 

@@ -138,6 +138,7 @@ export function buildAlphabet(config: ModelConfig, n: number, bounds: Bounds = D
     mine.push(add({ type: 'TIMER_EXPIRE', conn }));
     mine.push(add({ type: 'TASK_WAKEUP', conn }));
     mine.push(add({ type: 'SESSION_END', conn }));
+    mine.push(add({ type: 'SESSION_END', conn, writeTimeout: true })); // on the client's write timeout
     perConn.push(mine);
   }
   return { events, global, perConn };

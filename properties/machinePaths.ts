@@ -49,7 +49,8 @@ export const EXPLORATION_EVENTS: Record<MachineName, { type: string; [k: string]
     { type: 'HANDSHAKE_END', error: false, fail: 'rep' },
     { type: 'TASK_WAKEUP', timer: true },
     { type: 'TASK_WAKEUP', timer: false },
-    { type: 'SESSION_END' },
+    { type: 'SESSION_END', writeTimeout: false },
+    { type: 'SESSION_END', writeTimeout: true },
   ],
   listener: (() => {
     const free = { nbconn: 0, actconn: 0, feconn: 0, connRateRemain: 5, sessRateRemain: 5 };

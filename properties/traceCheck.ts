@@ -1107,7 +1107,9 @@ function systemEvent(line: InputLine, branch: Branch): SystemEvent {
     case 'CLIENT_RESET':
       return { type: line.name, conn: 0, tlsRead: p.tlsRead as never };
     case 'SESSION_END':
-      return { type: line.name, conn: 0 };
+      return p.writeTimeout === true
+        ? { type: line.name, conn: 0, writeTimeout: true }
+        : { type: line.name, conn: 0 };
     case 'TASK_WAKEUP':
       return { type: p.timer === true ? 'TIMER_EXPIRE' : 'TASK_WAKEUP', conn: 0 };
     case 'DEQUEUE_GLOBAL':

@@ -56,7 +56,7 @@ export type ScriptEvent = (
   | { type: 'CLIENT_RESET'; conn: number; tlsRead?: TlsRead }
   | { type: 'TIMER_EXPIRE'; conn: number } //  the deadline struck (time jumps to it if it is later)
   | { type: 'TASK_WAKEUP'; conn: number } //   woken for another reason
-  | { type: 'SESSION_END'; conn: number }
+  | { type: 'SESSION_END'; conn: number; writeTimeout?: boolean } // false if not given
   | { type: 'QUEUE_TASK'; queue: 'global' | 'frontend' }
   | { type: 'RATE_PERIOD' }
 ) & { dt?: number }; //                         ms elapsed before the event (1 if not given)
@@ -242,10 +242,12 @@ export class TraceGenerator {
         c.dispatch(w, h, 'session', event.conn, { type: 'TASK_WAKEUP', timer }, base);
         break;
       }
-      case 'SESSION_END':
-        this.input('session', event.conn, { type: 'SESSION_END' }, base);
-        c.dispatch(w, h, 'session', event.conn, { type: 'SESSION_END' }, base);
+      case 'SESSION_END': {
+        const e = { type: 'SESSION_END', writeTimeout: event.writeTimeout ?? false } as const;
+        this.input('session', event.conn, e, base);
+        c.dispatch(w, h, 'session', event.conn, e, base);
         break;
+      }
       case 'QUEUE_TASK': {
         const type = event.queue === 'global' ? 'DEQUEUE_GLOBAL' : 'DEQUEUE_FRONTEND';
         this.queueTasks[event.queue] = false;
@@ -433,7 +435,11 @@ export function randomTrace(
       if (k === 3) return { type: 'TASK_WAKEUP', conn, dt };
       return due !== null ? { type: 'TIMER_EXPIRE', conn } : { type: 'TASK_WAKEUP', conn, dt };
     }
-    if (session === 'initialized') return { type: 'SESSION_END', conn, dt };
+    if (session === 'initialized')
+      // r is not used yet here: the draws stay those of the traces before SESSION_END had a param.
+      return r < fail / 2
+        ? { type: 'SESSION_END', conn, dt, writeTimeout: true }
+        : { type: 'SESSION_END', conn, dt };
     return null;
   };
 

@@ -3,7 +3,7 @@
  * (XState's answers through SystemModel.step). Do not edit: regenerate.
  *
  * Configuration tcp-proxy: the seed case: accept-proxy in tcp mode, timeout client, logging.
- * Tables filled with 4 connections: 161 steps, 16 abstract globals, 15 local ids.
+ * Tables filled with 4 connections: 169 steps, 16 abstract globals, 16 local ids.
  * State: a = abstract global, w[] = write-only counters (cumConn, cumSess, deniedConn, lCumConn, lCumSess, jobs, totalconn, totalsslconns, connPerSec, feConnPerSec, feSessPerSec),
  * l[c] = local id of connection c (0 = in the backlog), np = connections in the backlog (a function of l[]).
  * Symmetry reduction is off: the same states as `explore({ symmetry: false })`.
@@ -391,6 +391,22 @@ inline ST_C10(c) {
   fi
 }
 
+/* SESSION_END conn=c writeTimeout */
+#define EN_C11(x) (x == 6)
+inline ST_C11(c) {
+  if
+  :: l[c] == 6 && a == 1 -> a = 4; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 5 -> a = 8; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 6 -> a = 9; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 7 -> a = 10; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 8 -> a = 11; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 12 -> a = 9; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 13 -> a = 10; l[c] = 15; w[5] = w[5] - 1
+  :: l[c] == 6 && a == 15 -> a = 13; l[c] = 15; w[5] = w[5] - 1
+  :: else -> assert(false)
+  fi
+}
+
 active proctype system() {
 end:
   do
@@ -416,6 +432,7 @@ end:
   :: d_step { EN_C8(l[0]) -> ST_C8(0) }
   :: d_step { EN_C9(l[0]) -> ST_C9(0) }
   :: d_step { EN_C10(l[0]) -> ST_C10(0) }
+  :: d_step { EN_C11(l[0]) -> ST_C11(0) }
 #endif
 #if N > 1
   :: d_step { EN_C0(l[1]) -> ST_C0(1) }
@@ -429,6 +446,7 @@ end:
   :: d_step { EN_C8(l[1]) -> ST_C8(1) }
   :: d_step { EN_C9(l[1]) -> ST_C9(1) }
   :: d_step { EN_C10(l[1]) -> ST_C10(1) }
+  :: d_step { EN_C11(l[1]) -> ST_C11(1) }
 #endif
 #if N > 2
   :: d_step { EN_C0(l[2]) -> ST_C0(2) }
@@ -442,6 +460,7 @@ end:
   :: d_step { EN_C8(l[2]) -> ST_C8(2) }
   :: d_step { EN_C9(l[2]) -> ST_C9(2) }
   :: d_step { EN_C10(l[2]) -> ST_C10(2) }
+  :: d_step { EN_C11(l[2]) -> ST_C11(2) }
 #endif
 #if N > 3
   :: d_step { EN_C0(l[3]) -> ST_C0(3) }
@@ -455,6 +474,7 @@ end:
   :: d_step { EN_C8(l[3]) -> ST_C8(3) }
   :: d_step { EN_C9(l[3]) -> ST_C9(3) }
   :: d_step { EN_C10(l[3]) -> ST_C10(3) }
+  :: d_step { EN_C11(l[3]) -> ST_C11(3) }
 #endif
 #if N > 4
   :: d_step { EN_C0(l[4]) -> ST_C0(4) }
@@ -468,6 +488,7 @@ end:
   :: d_step { EN_C8(l[4]) -> ST_C8(4) }
   :: d_step { EN_C9(l[4]) -> ST_C9(4) }
   :: d_step { EN_C10(l[4]) -> ST_C10(4) }
+  :: d_step { EN_C11(l[4]) -> ST_C11(4) }
 #endif
 #if N > 5
   :: d_step { EN_C0(l[5]) -> ST_C0(5) }
@@ -481,6 +502,7 @@ end:
   :: d_step { EN_C8(l[5]) -> ST_C8(5) }
   :: d_step { EN_C9(l[5]) -> ST_C9(5) }
   :: d_step { EN_C10(l[5]) -> ST_C10(5) }
+  :: d_step { EN_C11(l[5]) -> ST_C11(5) }
 #endif
 #if N > 6
   :: d_step { EN_C0(l[6]) -> ST_C0(6) }
@@ -494,6 +516,7 @@ end:
   :: d_step { EN_C8(l[6]) -> ST_C8(6) }
   :: d_step { EN_C9(l[6]) -> ST_C9(6) }
   :: d_step { EN_C10(l[6]) -> ST_C10(6) }
+  :: d_step { EN_C11(l[6]) -> ST_C11(6) }
 #endif
 #if N > 7
   :: d_step { EN_C0(l[7]) -> ST_C0(7) }
@@ -507,6 +530,7 @@ end:
   :: d_step { EN_C8(l[7]) -> ST_C8(7) }
   :: d_step { EN_C9(l[7]) -> ST_C9(7) }
   :: d_step { EN_C10(l[7]) -> ST_C10(7) }
+  :: d_step { EN_C11(l[7]) -> ST_C11(7) }
 #endif
   od
 }

@@ -19,6 +19,7 @@ import {
   translate,
   type MachinePath,
 } from '../impl/model/paths.ts';
+import { REAL_TIME_SCENARIOS } from '../impl/model/realTime.ts';
 import { dryRun } from '../impl/model/script.ts';
 
 const paths = machinePaths();
@@ -30,11 +31,11 @@ describe('the translation of the machine paths', () => {
     expect(paths.reduce((n, p) => n + p.generated, 0)).toBeGreaterThan(paths.length);
   });
 
-  it('translates every path into a script whose dry run makes the model take it, unless Node cannot take it', () => {
+  it('translates every path into a script whose dry run makes the model take it, unless Node cannot take it or a real-time scenario does', () => {
     const wrong: string[] = [];
     for (const path of paths) {
       const t = translate(path);
-      if ('impossible' in t) continue;
+      if ('impossible' in t || 'realTime' in t) continue;
       if ('untranslated' in t) {
         wrong.push(`${path.transitions.join(' > ')}: ${t.untranslated}`);
         continue;
@@ -46,7 +47,7 @@ describe('the translation of the machine paths', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('leaves no transition out: each is taken by a translated path or listed as impossible on Node', () => {
+  it('leaves no transition out: each is taken by a translated path or a real-time scenario, or listed as impossible on Node', () => {
     const taken = new Set<string>();
     for (const path of paths) {
       const t = translate(path);
@@ -55,8 +56,24 @@ describe('the translation of the machine paths', () => {
         for (const id of m.transitions.keys()) taken.add(id);
       }
     }
+    for (const s of REAL_TIME_SCENARIOS) for (const id of s.transitions) taken.add(id);
     const missing = allTransitions().filter((id) => !taken.has(id) && !IMPOSSIBLE_ON_NODE[id]);
     expect(missing).toEqual([]);
+  });
+
+  it('leaves to the real-time scenarios only transitions that exist and that no script takes', () => {
+    const all = new Set(allTransitions());
+    const scripted = new Set<string>();
+    for (const path of paths) {
+      const t = translate(path);
+      if ('script' in t)
+        for (const id of dryRun(CONFIGS[t.script.config], t.script.actions).transitions.keys())
+          scripted.add(id);
+    }
+    for (const id of REAL_TIME_SCENARIOS.flatMap((s) => s.transitions)) {
+      expect(all.has(id), id).toBe(true);
+      expect(scripted.has(id), id).toBe(false);
+    }
   });
 
   it('lists as impossible only transitions that exist and that no translated path takes', () => {
@@ -104,6 +121,7 @@ function report(runs: number): CoverageReport {
       return { id, runs: impossible ? 0 : runs, impossible };
     }),
     matrix: null,
+    scenarios: [],
     configs: ['pp'],
     seconds: 1,
   };

@@ -418,7 +418,7 @@ const CASES: Case[] = [
     says: 'releases the slot, frees the buffers, unlinks and frees the session, then its task when the stream ends',
     config: HTTP_PROXY,
     path: [accept(), handshakeEnd(false)],
-    event: { type: 'SESSION_END' },
+    event: { type: 'SESSION_END', writeTimeout: false },
     target: 'freed',
     effects: [
       e('connClose'),
@@ -433,6 +433,31 @@ const CASES: Case[] = [
       e('taskFree'),
     ],
   },
+  ...(
+    [
+      ['dev12', 'setNoLinger', 'with an RST (SO_LINGER 0) in 1.5-dev12'],
+      ['2.6', 'shutwSilent', 'silently, with a FIN, in 2.x'],
+    ] as const
+  ).map(([profile, shutw, how]) => ({
+    transition: 'session.initialized|SESSION_END|1',
+    says: `closes the client ${how} when its write timeout ended the stream, then releases the session as at any end`,
+    config: { ...TCP_PROXY, profile },
+    path: [accept(), handshakeEnd(false)],
+    event: { type: 'SESSION_END', writeTimeout: true } as const,
+    target: 'freed',
+    effects: [
+      e(shutw),
+      e('connClose'),
+      e('fdClose', { site: 'process_session' }),
+      e('feconnDec', { site: 'process_session' }),
+      ...RELEASE_AFTER_FECONN,
+      bufFree('req'),
+      bufFree('rep'),
+      e('listDel', { site: 'session_free' }),
+      e('sessionFree', { site: 'session_free' }),
+      e('taskFree'),
+    ],
+  })),
   // --- expired (passed through) ---
   {
     transition: 'session.expired|always|0',

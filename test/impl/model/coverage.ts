@@ -2,7 +2,9 @@
  * Transition coverage on the real proxy (`embryonic cover`): every machine path translated into a
  * script (paths.ts) and run on a proxy started with `--trace`, each run checked like a random run;
  * the transitions executed are read from the proxy's trace (the transition ids of its step lines),
- * never from the model. With `matrix`, the fault-injection matrix runs too and counts as well.
+ * never from the model. With `matrix`, the fault-injection matrix runs too and counts as well. The
+ * transitions that need the data phase's real-time deadlines are run by the scenarios of
+ * realTime.ts, each on a proxy of its own, and read from its trace the same way.
  */
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +20,7 @@ import {
   translate,
   type MachinePath,
 } from './paths.ts';
+import { REAL_TIME_SCENARIOS } from './realTime.ts';
 import { ProxyUnderTest } from './RealSide.ts';
 import { describeAction, runScript, spendFaults, type Action } from './script.ts';
 
@@ -26,7 +29,7 @@ export interface PathRun {
   path: MachinePath;
   config: ConfigName | null;
   actions: Action[];
-  outcome: 'realized' | 'not realized' | 'failed' | 'impossible' | 'untranslated';
+  outcome: 'realized' | 'not realized' | 'failed' | 'impossible' | 'real time' | 'untranslated';
   detail: string; //  the script as text, the failure, or the reason
 }
 
@@ -44,6 +47,14 @@ export interface CellRun {
   detail: string;
 }
 
+/** One run of a real-time scenario (realTime.ts) under one profile. */
+export interface ScenarioRun {
+  name: string;
+  profile: 'dev12' | '2.6';
+  ok: boolean;
+  detail: string; // its failure, if it failed
+}
+
 /** Everything `embryonic cover` measured. */
 export interface CoverageReport {
   generated: number; //   xstate/graph paths over every machine and exploration configuration
@@ -51,6 +62,7 @@ export interface CoverageReport {
   scripts: number; //     distinct scripts run for them
   transitions: TransitionCoverage[];
   matrix: CellRun[] | null;
+  scenarios: ScenarioRun[]; // the real-time scenarios' runs
   configs: ConfigName[];
   seconds: number;
 }
@@ -115,6 +127,7 @@ export async function runCoverage(
       };
     if ('impossible' in t)
       return { path, config: null, actions: [], outcome: 'impossible', detail: t.impossible };
+    if ('realTime' in t) return { path, config: null, actions: [], outcome: 'real time', detail: t.realTime };
     return { path, config: null, actions: [], outcome: 'untranslated', detail: t.untranslated };
   });
   const cells = opts.matrix ? MATRIX.filter((c) => c.script !== null) : [];
@@ -124,6 +137,7 @@ export async function runCoverage(
   const dir = mkdtempSync(join(tmpdir(), 'embryonic-cover-'));
   const counts = new Map<string, number>();
   const matrix: CellRun[] = [];
+  const scenarios: ScenarioRun[] = [];
   const puts: ProxyUnderTest[] = [];
   let scripts = 0;
   try {
@@ -174,6 +188,25 @@ export async function runCoverage(
         `${name}: ${[...byScript.keys()].length} path script(s)${cells.length ? `, ${cells.filter((c) => c.script!.config === name).length} matrix cell(s)` : ''}`,
       );
     }
+    for (const scenario of REAL_TIME_SCENARIOS)
+      for (const profile of scenario.profiles) {
+        const trace = join(dir, `${scenario.name}-${profile}.ndjson`);
+        try {
+          await scenario.run(profile, trace);
+          const seen = livesOf(readTraceSince(trace, 0).lines).counts;
+          const missed = scenario.transitions.filter((t) => !seen.has(t));
+          for (const [t, n] of seen) counts.set(t, (counts.get(t) ?? 0) + n);
+          scenarios.push({
+            name: scenario.name,
+            profile,
+            ok: missed.length === 0,
+            detail: missed.length === 0 ? '' : `its trace does not take ${missed.join(', ')}`,
+          });
+        } catch (err) {
+          scenarios.push({ name: scenario.name, profile, ok: false, detail: (err as Error).message });
+        }
+        opts.progress?.(`real time: ${scenario.name} under ${profile}`);
+      }
   } finally {
     await Promise.all(puts.map((p) => p.stop()));
     rmSync(dir, { recursive: true, force: true });
@@ -188,6 +221,7 @@ export async function runCoverage(
       impossible: IMPOSSIBLE_ON_NODE[id] ?? null,
     })),
     matrix: opts.matrix ? matrix : null,
+    scenarios,
     configs: names,
     seconds: (performance.now() - started) / 1000,
   };
@@ -212,6 +246,7 @@ export function summarize(report: CoverageReport): {
   uncovered: string[]; //   reachable transitions no real run took
   badPaths: PathRun[]; //   paths whose script failed, did not realize them, or has no translation
   badCells: CellRun[];
+  badScenarios: ScenarioRun[]; // real-time scenarios that failed or did not take their transitions
 } {
   const reachable = report.transitions.filter((t) => t.impossible === null);
   return {
@@ -219,7 +254,10 @@ export function summarize(report: CoverageReport): {
     covered: reachable.filter((t) => t.runs > 0).length,
     impossible: report.transitions.length - reachable.length,
     uncovered: reachable.filter((t) => t.runs === 0).map((t) => t.id),
-    badPaths: report.paths.filter((p) => p.outcome !== 'realized' && p.outcome !== 'impossible'),
+    badPaths: report.paths.filter(
+      (p) => p.outcome !== 'realized' && p.outcome !== 'impossible' && p.outcome !== 'real time',
+    ),
     badCells: (report.matrix ?? []).filter((c) => c.verdict !== 'pass'),
+    badScenarios: report.scenarios.filter((r) => !r.ok),
   };
 }

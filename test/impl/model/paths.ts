@@ -12,7 +12,8 @@
  * configuration whose settings make the same guards hold. The connection and session machines
  * follow one client; a listener transition comes with the clients it needs (a full bind takes
  * `bind maxconn` of them). A transition that cannot happen on Node is listed with the reason; a
- * path that takes one cannot be executed.
+ * path that takes one cannot be executed. A transition that needs the data phase's real-time
+ * deadlines is taken by a scenario of realTime.ts instead, and so are the paths through it.
  *
  * A translation is checked twice: by a dry run of the model (the script must make the model take
  * the path), then on the real proxy, from its `--trace` output (the script must make the proxy's
@@ -22,6 +23,7 @@ import { MACHINES, type MachineName } from '../../../machines/compose.ts';
 import { listTransitions } from '../../../machines/introspect.ts';
 import { replayedPaths } from '../../../properties/machinePaths.ts';
 import { CONFIGS, DEADLINE, type ConfigName, type ScenarioConfig } from './configs.ts';
+import { realTimeScenarioOf } from './realTime.ts';
 import type { Action, Script } from './script.ts';
 
 /**
@@ -50,6 +52,7 @@ export interface MachinePath {
 export type Translation =
   | { path: MachinePath; script: Script }
   | { path: MachinePath; impossible: string }
+  | { path: MachinePath; realTime: string } // a scenario of realTime.ts takes its last transition
   | { path: MachinePath; untranslated: string };
 
 /**
@@ -128,6 +131,8 @@ const hasSource =
 export function translate(path: MachinePath): Translation {
   const impossible = path.transitions.find((t) => IMPOSSIBLE_ON_NODE[t]);
   if (impossible) return { path, impossible: `${impossible}: ${IMPOSSIBLE_ON_NODE[impossible]}` };
+  const scenario = path.transitions.map(realTimeScenarioOf).find((x) => x !== undefined);
+  if (scenario) return { path, realTime: `${scenario.name}: ${scenario.what}` };
   return path.machine === 'listener' ? translateListener(path) : translateLife(path);
 }
 
