@@ -9,7 +9,7 @@
  * (HOLD_REQUEST).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import type { WireLog } from './client.ts';
+import { ByteAccumulator, type WireLog } from './client.ts';
 
 /**
  * The line that makes the backend hold a connection: a connection whose first bytes are these
@@ -140,12 +140,13 @@ export class EchoBackend {
       closedBy: null,
       held: false,
     };
+    const received = new ByteAccumulator();
     this.current.push(conn);
     this.sockets.add(socket);
     socket.on('data', function socketOnData(chunk: Buffer) {
       const at = log ? log.add(conn.name, 'read', chunk) : 0;
       conn.firstByteAt ??= at;
-      conn.bytes = Buffer.concat([conn.bytes, chunk]);
+      conn.bytes = received.append(chunk);
       conn.held ||= conn.bytes.subarray(0, HOLD.length).equals(HOLD);
       log?.add(conn.name, 'write', chunk);
       socket.write(chunk);

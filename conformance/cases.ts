@@ -226,6 +226,9 @@ const TLS_FAILS: ScenarioEvent = { type: 'TLS_ERROR', code: 'SSL_HANDSHAKE' };
 const DEADLINE: ScenarioEvent = { type: 'TIMER_EXPIRE' };
 const SESSION_END: ScenarioEvent = { type: 'SESSION_END' };
 
+/** What the client of the write-timeout case sends and the backend echoes: more than the path holds. */
+const WRITE_TIMEOUT_PAYLOAD = 8 << 20;
+
 /** Returns the scenario of <events>, on the case's frontend. Pure. */
 function scenario(...events: ScenarioEvent[]): Scenario {
   return { events };
@@ -302,6 +305,7 @@ const TLS_OK = scenario(ACCEPT, TLS_DONE, SESSION_END);
 const TLS_TIMEOUT = scenario(ACCEPT, DEADLINE);
 const TLS_ERROR = scenario(ACCEPT, TLS_FAILS);
 const NO_HANDSHAKE = scenario(ACCEPT, SESSION_END);
+const NO_HANDSHAKE_WRITE_TIMEOUT = scenario(ACCEPT, { type: 'SESSION_END', writeTimeout: true });
 const REJECTED = scenario(ACCEPT);
 const SLOTS_EXPIRE = slots(2, () => [], [
   { type: 'TIMER_EXPIRE', conn: QUEUE_MAXCONN },
@@ -413,6 +417,9 @@ const TLS_RESET_SO_ERROR =
   'From 2.4 (0630038e7), ssl_sock_handshake reads the socket\'s SO_ERROR before calling OpenSSL and fails a connection with an error pending, with CO_ER_SSL_HANDSHAKE ("SSL handshake failure"), so every reset during the TLS handshake is SSL_HANDSHAKE, where the code of 20879a023 gives CO_ER_SSL_ABORT to a reset that leaves no TLS record half read. Observed on every run of the suite against Debian\'s 2.6.12; the RST, the counters and the untouched backend are as in dev12.';
 const TLS_EARLY_CLOSE_2_6 =
   "HAProxy 2.6 with OpenSSL 1.1 or later judges a handshake empty by SSL_get_state() == TLS_ST_BEFORE (no ClientHello processed yet), where 1.5-dev's OpenSSL 1.0 rule (20879a023) reads packet_length (no record half read): a close within the ClientHello record is SSL_EMPTY there, a close after a whole ClientHello SSL_HANDSHAKE. Observed on Debian's HAProxy 2.6.12.";
+
+const WRITE_TIMEOUT_SILENT_2_X =
+  "2.x marks the client's side SC_FL_NOLINGER at a write timeout as 1.5-dev12 marks it SI_FL_NOLINGER, but its shutw is silent (CO_SHW_SILENT in sc_conn_shutw) and sets no SO_LINGER 0: the close is a FIN, queued behind what the kernel still holds for the client, where 1.5-dev12 resets the connection. Observed on Debian's HAProxy 2.6.12.";
 
 const TRANSPORT_INIT_AT_PREPARE =
   "2.x inits the transport before session_new (since 1.6-dev2, 02a0c0e40; in conn_prepare since 1b3c931bf, 2.4): when ssl_sock_init refuses the SSL context, listener_accept has counted the connection (conn_tot, and smax), but session_new, which counts totalconn (show info CumConns), never runs; 1.5-dev12 counts totalconn in listener_accept. Measured on Debian's 2.6.12.";
@@ -2166,6 +2173,62 @@ const DEFINITIONS: CaseDefinition[] = [
       );
       await expectClose(ctx, client, 'fin', echo, DATA_SERVER_TIMEOUT_MS);
       ctx.backend.release();
+    },
+  },
+  {
+    id: 'data/write-timeout/client-that-reads-nothing-is-closed',
+    requirement: `A write timeout in the data phase ends the session with the client's side NOLINGER: on fe_data (timeout client ${DEADLINE_MS} ms), a client that sends ${WRITE_TIMEOUT_PAYLOAD >> 20} MiB, which the backend echoes, and reads nothing is closed ${DEADLINE_MS} ms after the target's last write to it progressed (read from the kernel's queues). How is the session machine's (session.initialized|SESSION_END|1): an RST under 1.5-dev12 (SO_LINGER 0), a FIN queued behind what the kernel holds under 2.x; either way the bytes the target itself still buffered are dropped, never sent.`,
+    scenario: NO_HANDSHAKE_WRITE_TIMEOUT,
+    frontend: 'fe_data',
+    budgetMs: 6000,
+    profileDifferences: fromTwoSixOn(WRITE_TIMEOUT_SILENT_2_X),
+    async run(ctx) {
+      const client = await ctx.connect('fe_data');
+      client.stopReading();
+      const sent = client.write(new Uint8Array(WRITE_TIMEOUT_PAYLOAD).fill(0x61));
+      // The last moment a write of the target to the client progressed: the bytes the kernel
+      // holds for the client (the target's send queue and the client's receive queue) grew by a
+      // channel buffer (16 KiB) or more. The target's write deadline runs from there. Smaller
+      // growths do not count: Debian's HAProxy 2.6.12 showed one of 13 KiB about 170 ms after its
+      // last write, and closed the client 300 ms after that write all the same.
+      let queued = 0;
+      let grewAt = ctx.log.now();
+      let close: 'fin' | 'rst' | null = null;
+      await pollUntil(
+        () => {
+          const now = client.queuedInKernel();
+          if (now !== null && now >= queued + 16384) {
+            queued = now;
+            grewAt = ctx.log.now();
+          }
+          close = client.closeInKernel();
+          return close !== null;
+        },
+        3 * DEADLINE_MS + 2000,
+      );
+      const seenAt = ctx.log.now();
+      const took = { t: grewAt, label: "the target's last write to the client" };
+      const offset = close === null ? null : judgeOffset(seenAt, took, DEADLINE_MS, DEADLINE_WINDOW);
+      ctx.check({
+        what: 'the target closes the client once its writes to it made no progress for timeout client',
+        expected: `a close at +${DEADLINE_MS} ms after ${took.label}, window [${DEADLINE_WINDOW.join(', ')}] ms`,
+        actual: close === null ? 'no close' : `${String(close).toUpperCase()} at ${offset!.text}`,
+        ok: offset?.ok ?? false,
+        timing: { expected: DEADLINE_MS, measured: offset?.measured ?? null, window: DEADLINE_WINDOW },
+      });
+      const wrote = await sent;
+      if (close === 'fin') {
+        // The FIN waits behind the bytes the kernel holds: the client reads them, then sees it.
+        client.resumeReading();
+        await client.waitForClose(2000);
+      }
+      const echoed = ctx.backend.connections()[0]?.bytes.length ?? 0;
+      ctx.check({
+        what: 'the bytes the target still buffered for the client are dropped, not sent',
+        expected: `fewer bytes reach the client than the backend echoed (${echoed})`,
+        actual: `${client.received.length} bytes reached the client (its own write ${wrote ? 'was taken whole' : 'failed'})`,
+        ok: echoed > 0 && client.received.length < echoed,
+      });
     },
   },
 ];

@@ -7,9 +7,15 @@
  * socket keeps reporting every ciphertext byte and, above all, whether the target closed with a
  * FIN ('end') or an RST (ECONNRESET) — which node:tls would otherwise blur into one error.
  *
+ * A client can stop reading (stopReading): the target's bytes then wait in the kernels, and so does
+ * its FIN, behind them. A paused socket sees no RST until it reads again, and may then read it as
+ * an EOF (libuv ends a partial read on POLLHUP), so such a close is read from the kernel's table
+ * of TCP sockets instead (closeInKernel, /proc/net/tcp).
+ *
  * Every wait is bounded by a timeout given by the caller. The caller owns each WireClient and
  * destroys it (destroy()) when the case ends; destroy() is idempotent.
  */
+import { readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -24,6 +30,8 @@ export type WireEventKind =
   | 'read' //             bytes received (ciphertext once TLS runs)
   | 'fin-received' //     the target closed its side cleanly
   | 'rst-received' //     the target reset the connection
+  | 'read-stopped' //     the client stopped reading (stopReading)
+  | 'read-resumed' //     the client reads again (resumeReading)
   | 'fin-sent' //         the client half-closed (end())
   | 'rst-sent' //         the client reset the connection (resetAndDestroy())
   | 'tls-start' //        the client began a TLS handshake over the connection
@@ -99,6 +107,7 @@ export class WireClient {
   received: Buffer = Buffer.alloc(0);
 
   private readonly socket: Socket;
+  private readonly receivedBytes = new ByteAccumulator();
   private tlsFeed: Duplex | null = null;
   private tls: TLSSocket | null = null;
   private waiters: (() => boolean)[] = [];
@@ -262,6 +271,56 @@ export class WireClient {
     );
   }
 
+  /** Stops reading: what the target sends waits in the kernels, and the client's window closes. */
+  stopReading(): void {
+    this.log.add(this.name, 'read-stopped');
+    this.socket.pause();
+  }
+
+  /** Reads again after stopReading(). Returns nothing. */
+  resumeReading(): void {
+    this.log.add(this.name, 'read-resumed');
+    this.socket.resume();
+  }
+
+  /**
+   * How the target has closed the connection, read from the kernel's table of IPv4 TCP sockets
+   * while the client does not read: 'rst' when the kernel dropped the client's socket (the
+   * target's RST; the client has not closed it), 'fin' when the target's socket has left
+   * ESTABLISHED while the client's has not (its close sent, or queued behind the bytes the client
+   * did not take), null while both stand. A 'rst' is recorded as the close, as the client would
+   * have seen it reading. Requires an IPv4 connection that is still open on the client's side.
+   */
+  closeInKernel(): 'fin' | 'rst' | null {
+    const local = this.socket.localPort;
+    const remote = this.socket.remotePort;
+    if (local === undefined || remote === undefined) return null;
+    const mine = tcpRowOf(local, remote);
+    if (mine === null) {
+      const at = this.log.add(this.name, 'rst-received', undefined, 'the kernel dropped the socket');
+      this.closedBy ??= { kind: 'rst', at };
+      return 'rst';
+    }
+    const theirs = tcpRowOf(remote, local);
+    return theirs !== null && theirs.state !== TCP_ESTABLISHED ? 'fin' : null;
+  }
+
+  /**
+   * The bytes on their way from the target to the client in the kernel: those the client has not
+   * read (its socket's receive queue) and those the target's socket still holds (its send queue),
+   * from /proc/net/tcp; they grow while the target's writes to the client progress. A byte the
+   * client's kernel has and the target's has not seen acknowledged yet counts twice. Null unless
+   * both sockets are in the table. Requires an IPv4 connection.
+   */
+  queuedInKernel(): number | null {
+    const local = this.socket.localPort;
+    const remote = this.socket.remotePort;
+    if (local === undefined || remote === undefined) return null;
+    const mine = tcpRowOf(local, remote);
+    const theirs = tcpRowOf(remote, local);
+    return mine === null || theirs === null ? null : mine.rxQueue + theirs.txQueue;
+  }
+
   /** Destroys the socket if it still exists. Idempotent; returns nothing. */
   destroy(): void {
     if (!this.destroyed) {
@@ -297,7 +356,7 @@ export class WireClient {
   private socketOnData(chunk: Buffer): void {
     this.log.add(this.name, 'read', chunk);
     if (this.tlsFeed) this.tlsFeed.push(chunk);
-    else this.received = Buffer.concat([this.received, chunk]);
+    else this.received = this.receivedBytes.append(chunk);
     this.wake();
   }
 
@@ -328,7 +387,7 @@ export class WireClient {
 
   private tlsOnData(chunk: Buffer): void {
     this.log.add(this.name, 'tls-read', chunk);
-    this.received = Buffer.concat([this.received, chunk]);
+    this.received = this.receivedBytes.append(chunk);
     this.wake();
   }
 }
@@ -379,4 +438,49 @@ export function clientHello(): Promise<Buffer> {
       else reject(new Error('node:tls wrote no ClientHello'));
     });
   });
+}
+
+/** The state code of an established TCP socket in /proc/net/tcp. */
+const TCP_ESTABLISHED = '01';
+
+/**
+ * The row of the IPv4 TCP socket bound to local port <local> and connected to port <remote> in
+ * /proc/net/tcp: its state code (hex: '01' ESTABLISHED, '04' FIN_WAIT1...) and the bytes in its
+ * send and receive queues; null if the kernel has no such socket. Both ports are needed: Linux gives one
+ * ephemeral port to connections to different addresses.
+ */
+function tcpRowOf(local: number, remote: number): { state: string; txQueue: number; rxQueue: number } | null {
+  const hex = (p: number): string => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = row.trim().split(/\s+/);
+    if (f[1]?.endsWith(hex(local)) && f[2]?.endsWith(hex(remote)))
+      return {
+        state: f[3] ?? '',
+        txQueue: parseInt(f[4]?.split(':')[0] ?? '0', 16),
+        rxQueue: parseInt(f[4]?.split(':')[1] ?? '0', 16),
+      };
+  }
+  return null;
+}
+
+/**
+ * Bytes that come chunk by chunk, kept in one buffer that doubles when full, so that appending n
+ * bytes costs O(n) in all (a Buffer.concat per chunk copies everything received each time).
+ */
+export class ByteAccumulator {
+  private buf = Buffer.alloc(0);
+  private length = 0;
+
+  /** Appends <chunk> and returns every byte so far, as a view valid until the next append. */
+  append(chunk: Uint8Array): Buffer {
+    const need = this.length + chunk.length;
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.buf.length, 4096));
+      this.buf.copy(grown, 0, 0, this.length);
+      this.buf = grown;
+    }
+    this.buf.set(chunk, this.length);
+    this.length = need;
+    return this.buf.subarray(0, this.length);
+  }
 }

@@ -1,7 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeBytes, WIRE_HEX_LIMIT, WireClient, WireLog } from '../../conformance/client.ts';
+import {
+  ByteAccumulator,
+  describeBytes,
+  WIRE_HEX_LIMIT,
+  WireClient,
+  WireLog,
+} from '../../conformance/client.ts';
 import { TEST_CERT_PEM } from '../../conformance/suite.cfg.ts';
 
 /** Servers, their connections and clients a test opened; each test's afterEach closes them. */
@@ -74,6 +80,50 @@ describe('the wire-log client', () => {
     expect(client.log.events.map((e) => e.kind)).toContain('rst-received');
   });
 
+  it.each([
+    ['resets', 'rst', (s: Socket) => s.resetAndDestroy()],
+    ['closes', 'fin', (s: Socket) => s.destroy()],
+  ] as const)(
+    'reads from the kernel that the server %s the connection while it reads nothing (%s), and gets what the kernels held',
+    async (_how, kind, close) => {
+      let server: Socket | null = null;
+      const port = await listen(
+        createServer((socket) => {
+          server = socket;
+          socket.on('error', () => {});
+          // More than a paused client's kernel takes: the rest waits in the server's.
+          socket.write(Buffer.alloc(4 << 20, 0x62));
+        }),
+      );
+      const client = await open(port);
+      client.stopReading();
+      let queued = 0;
+      await pollUntilTrue(() => {
+        const now = client.queuedInKernel() ?? 0;
+        const grew = now > queued;
+        queued = now;
+        return !grew && now > 0;
+      });
+      expect(queued).toBeGreaterThan(65536);
+      expect(client.closeInKernel()).toBeNull();
+      close(server!);
+      expect(await pollUntilTrue(() => client.closeInKernel() === kind)).toBe(true);
+      expect(client.closedBy?.kind ?? null).toBe(kind === 'rst' ? 'rst' : null);
+      client.resumeReading();
+      if (kind === 'fin') {
+        expect((await client.waitForClose(2000))?.kind).toBe('fin');
+        // What the kernels held (a byte received but not yet acknowledged counts twice there);
+        // the rest of the server's write, never taken by its kernel, was dropped.
+        expect(client.received.length).toBeLessThanOrEqual(queued);
+        expect(client.received.length).toBeGreaterThan(queued - 65536);
+        expect(client.received.length).toBeLessThan(4 << 20);
+      }
+      expect(client.log.events.map((e) => e.kind)).toEqual(
+        expect.arrayContaining(['read-stopped', 'read-resumed', `${kind}-received`]),
+      );
+    },
+  );
+
   it('sends its own FIN with end() and its own RST with reset()', async () => {
     const seen: string[] = [];
     const port = await listen(
@@ -132,6 +182,20 @@ describe('the wire-log client', () => {
   });
 });
 
+describe('ByteAccumulator', () => {
+  it('keeps every byte appended, in order, across the growths of its buffer', () => {
+    const acc = new ByteAccumulator();
+    const whole: number[] = [];
+    let view: Buffer = Buffer.alloc(0);
+    for (let i = 0; i < 300; i++) {
+      const chunk = Buffer.alloc((i * 37) % 5000, i & 0xff);
+      view = acc.append(chunk);
+      whole.push(...chunk);
+    }
+    expect(view.equals(Buffer.from(whole))).toBe(true);
+  });
+});
+
 describe('describeBytes', () => {
   it('keeps the size of every chunk but at most WIRE_HEX_LIMIT bytes of hex and text', () => {
     const big = new Uint8Array(WIRE_HEX_LIMIT + 10).fill(0x41);
@@ -149,3 +213,12 @@ describe('describeBytes', () => {
     });
   });
 });
+
+/** Polls <done> every 10 ms, up to 3 s; resolves with whether it held. */
+async function pollUntilTrue(done: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 300; i++) {
+    if (done()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return done();
+}
