@@ -111,7 +111,7 @@ export function formatReport(report: CoverageReport): string {
   return out.join('\n');
 }
 
-/** True iff every reachable transition ran, every path and real-time scenario passed, and every cell. Pure. */
+/** True iff every reachable transition ran and every path, real-time scenario and cell passed. Pure. */
 function passed(s: ReturnType<typeof summarize>): boolean {
   return (
     s.uncovered.length === 0 &&

@@ -33,11 +33,11 @@
  * at +400 ms, the client's at +1001 ms, cD). A write deadline that passes ends the stream as
  * process_session does, with SI_FL_NOLINGER on that side (noLinger: an RST under dev12, a FIN under
  * 2.x; the bytes the proxy still buffered for it are dropped either way). For the client, the
- * session machine makes that choice: SESSION_END tells it the stream ended on a write timeout. So a client that does not
- * read while the server sends is closed `timeout client` after its last write progressed, and the
- * server, which the proxy stops reading meanwhile, is never timed out for it (Debian's HAProxy 2.6:
- * cD at +1016 ms with `timeout server 100ms` and `timeout client 1s`, the 16 KiB it buffered
- * dropped, a FIN).
+ * session machine makes that choice: SESSION_END tells it the stream ended on a write timeout. So
+ * a client that does not read while the server sends is closed `timeout client` after its last
+ * write progressed, and the server, which the proxy stops reading meanwhile, is never timed out
+ * for it (Debian's HAProxy 2.6: cD at +1016 ms with `timeout server 100ms` and `timeout client 1s`,
+ * the 16 KiB it buffered dropped, a FIN).
  * Shutdowns are forwarded: the client's EOF shuts the server's write side and the server's EOF the
  * client's; the stream ends when both directions are done. Under 2.x the server's socket is closed
  * with SO_LINGER 0, an RST, unless its FIN was read (FD_LINGER_RISK, closeBackend); dev12 closes it
