@@ -446,10 +446,14 @@ const TCP_ESTABLISHED = '01';
 /**
  * The row of the IPv4 TCP socket bound to local port <local> and connected to port <remote> in
  * /proc/net/tcp: its state code (hex: '01' ESTABLISHED, '04' FIN_WAIT1...) and the bytes in its
- * send and receive queues; null if the kernel has no such socket. Both ports are needed: Linux gives one
- * ephemeral port to connections to different addresses.
+ * send and receive queues; null if the kernel has no such socket (an RST closed it). Both ports
+ * are needed: Linux gives one ephemeral port to connections to different addresses. Reads the OS,
+ * nothing else.
  */
-function tcpRowOf(local: number, remote: number): { state: string; txQueue: number; rxQueue: number } | null {
+export function tcpRowOf(
+  local: number,
+  remote: number,
+): { state: string; txQueue: number; rxQueue: number } | null {
   const hex = (p: number): string => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
   for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = row.trim().split(/\s+/);

@@ -157,16 +157,24 @@ const ACCEPT_AT_PREPARE_FAILURE = [
   { type: 'setRet', params: { ret: -1 } },
 ] as const;
 
-/** kill_mini_session after its optional log line: close, release block, task, fd, session. */
-const KILL_MINI_SESSION = [
-  'connClose',
-  { type: 'feconnDec', params: { site: 'kill_mini_session' } },
+/**
+ * The release block after feconn's decrement, as kill_mini_session and process_session's end both
+ * run it: the global counts, then the listener resumed and the queues' waiters woken.
+ */
+const RELEASE_AFTER_FECONN = [
   'actconnDec',
   'jobsDec',
   'nbconnDec',
   'resumeListener',
   'dequeueGlobal',
   'dequeueFrontend',
+] as const;
+
+/** kill_mini_session after its optional log line: close, release block, task, fd, session. */
+const KILL_MINI_SESSION = [
+  'connClose',
+  { type: 'feconnDec', params: { site: 'kill_mini_session' } },
+  ...RELEASE_AFTER_FECONN,
   'taskFree',
   { type: 'fdClose', params: { site: 'kill_mini_session' } },
   { type: 'sessionFree', params: { site: 'kill_mini_session' } },
@@ -266,12 +274,7 @@ const SESSION_END_RELEASE = [
   'connClose',
   { type: 'fdClose', params: { site: 'process_session' } },
   { type: 'feconnDec', params: { site: 'process_session' } },
-  'actconnDec',
-  'jobsDec',
-  'nbconnDec',
-  'resumeListener',
-  'dequeueGlobal',
-  'dequeueFrontend',
+  ...RELEASE_AFTER_FECONN,
   'freeBuffers',
   { type: 'listDel', params: { site: 'session_free' } },
   { type: 'sessionFree', params: { site: 'session_free' } },

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { tcpRowOf } from '../../conformance/client.ts';
 import type { Conn } from '../../impl/driver.ts';
 import type { PoolItem } from '../../impl/pool.ts';
 import { directionForTests } from '../../impl/stream.ts';
@@ -482,9 +483,9 @@ backend be_slow
       // Stopped, not merely signalled: else it may run once more, and collect the reset alone.
       await waitFor('the stop', () => (processState(proxy.pid) === 'T' ? true : undefined));
       s.resetAndDestroy();
-      await waitFor('the reset', () => (tcpRow(proxySide, serverPort) === null ? true : undefined));
+      await waitFor('the reset', () => (tcpRowOf(proxySide, serverPort) === null ? true : undefined));
       c.send('hello');
-      await waitFor('the bytes', () => (tcpRow(proxy.port, c.localPort)?.rxQueue ?? 0) > 0 || undefined);
+      await waitFor('the bytes', () => (tcpRowOf(proxy.port, c.localPort)?.rxQueue ?? 0) > 0 || undefined);
     } finally {
       process.kill(proxy.pid, 'SIGCONT');
     }
@@ -556,21 +557,7 @@ const TCP_CLOSE_WAIT = '08';
  * addresses, so another test's socket may share the local port. Reads the OS, nothing else.
  */
 function tcpState(port: number, remotePort: number): string | null {
-  return tcpRow(port, remotePort)?.state ?? null;
-}
-
-/**
- * The row of tcpState's socket in /proc/net/tcp: its state code and how many bytes wait in its
- * receive queue, unread by its process; or null when the kernel has no such socket.
- */
-function tcpRow(port: number, remotePort: number): { state: string; rxQueue: number } | null {
-  const hex = (p: number) => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = row.trim().split(/\s+/);
-    if (f[1]?.endsWith(hex(port)) && f[2]?.endsWith(hex(remotePort)))
-      return { state: f[3] ?? '', rxQueue: parseInt(f[4]?.split(':')[1] ?? '0', 16) };
-  }
-  return null;
+  return tcpRowOf(port, remotePort)?.state ?? null;
 }
 
 /** A connection the silent backend accepted: when the proxy's FIN came (performance.now()), or its error. */

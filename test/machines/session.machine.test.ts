@@ -102,6 +102,19 @@ const RELEASE_AFTER_FECONN = [
   e('dequeueGlobal'),
   e('dequeueFrontend'),
 ];
+/** process_session's end: the client's close and the release block, then session_free of <bufs> and the task. */
+function streamEnd(...bufs: string[]): Effect[] {
+  return [
+    e('connClose'),
+    e('fdClose', { site: 'process_session' }),
+    e('feconnDec', { site: 'process_session' }),
+    ...RELEASE_AFTER_FECONN,
+    ...bufs.map(bufFree),
+    e('listDel', { site: 'session_free' }),
+    e('sessionFree', { site: 'session_free' }),
+    e('taskFree'),
+  ];
+}
 /** kill_mini_session after its log line: conn_data_close, release block, task_free, fd_delete, free. */
 const KILL = [
   e('connClose'),
@@ -420,18 +433,7 @@ const CASES: Case[] = [
     path: [accept(), handshakeEnd(false)],
     event: { type: 'SESSION_END', writeTimeout: false },
     target: 'freed',
-    effects: [
-      e('connClose'),
-      e('fdClose', { site: 'process_session' }),
-      e('feconnDec', { site: 'process_session' }),
-      ...RELEASE_AFTER_FECONN,
-      bufFree('req'),
-      bufFree('rep'),
-      bufFree('txn'),
-      e('listDel', { site: 'session_free' }),
-      e('sessionFree', { site: 'session_free' }),
-      e('taskFree'),
-    ],
+    effects: streamEnd('req', 'rep', 'txn'),
   },
   ...(
     [
@@ -445,18 +447,7 @@ const CASES: Case[] = [
     path: [accept(), handshakeEnd(false)],
     event: { type: 'SESSION_END', writeTimeout: true } as const,
     target: 'freed',
-    effects: [
-      e(shutw),
-      e('connClose'),
-      e('fdClose', { site: 'process_session' }),
-      e('feconnDec', { site: 'process_session' }),
-      ...RELEASE_AFTER_FECONN,
-      bufFree('req'),
-      bufFree('rep'),
-      e('listDel', { site: 'session_free' }),
-      e('sessionFree', { site: 'session_free' }),
-      e('taskFree'),
-    ],
+    effects: [e(shutw), ...streamEnd('req', 'rep')],
   })),
   // --- expired (passed through) ---
   {
