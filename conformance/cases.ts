@@ -2177,7 +2177,7 @@ const DEFINITIONS: CaseDefinition[] = [
   },
   {
     id: 'data/write-timeout/client-that-reads-nothing-is-closed',
-    requirement: `A write timeout in the data phase ends the session with the client's side NOLINGER: on fe_data (timeout client ${DEADLINE_MS} ms), a client that sends ${WRITE_TIMEOUT_PAYLOAD >> 20} MiB, which the backend echoes, and reads nothing is closed ${DEADLINE_MS} ms after the target's last write to it progressed (read from the kernel's queues). How is the session machine's (session.initialized|SESSION_END|1): an RST under 1.5-dev12 (SO_LINGER 0), a FIN queued behind what the kernel holds under 2.x; either way the bytes the target itself still buffered are dropped, never sent.`,
+    requirement: `A write timeout in the data phase ends the session with the client's side NOLINGER: on fe_data (timeout client ${DEADLINE_MS} ms), a client that sends ${WRITE_TIMEOUT_PAYLOAD >> 20} MiB, which the backend echoes, and reads nothing is closed ${DEADLINE_MS} ms after the target's last write to it progressed (read from the kernel's queues). How it is closed is the session machine's choice (session.initialized|SESSION_END|1): an RST under 1.5-dev12 (SO_LINGER 0), a FIN queued behind what the kernel holds under 2.x; either way the bytes the target itself still buffered are dropped, never sent.`,
     scenario: NO_HANDSHAKE_WRITE_TIMEOUT,
     frontend: 'fe_data',
     budgetMs: 6000,
