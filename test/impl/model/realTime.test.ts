@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { checkTraceFile } from '../../../cli/traceCheck.ts';
 import { parseTraceLine, type TraceLine } from '../../../machines/traceFormat.ts';
 import { REAL_TIME_SCENARIOS } from './realTime.ts';
 
@@ -24,7 +25,7 @@ describe('the real-time scenario client-write-timeout', () => {
     ['dev12', 'setNoLinger'],
     ['2.6', 'shutwSilent'],
   ] as const)(
-    "makes the proxy under %s end the stream on the client's write timeout, its machine closing the client after %s",
+    "makes the proxy under %s end the stream on the client's write timeout, its machine closing the client after %s, in a trace that trace-check passes",
     async (profile, shutw) => {
       const trace = join(dir, `${profile}.ndjson`);
       await scenario.run(profile, trace);
@@ -39,6 +40,9 @@ describe('the real-time scenario client-write-timeout', () => {
         'fdClose',
       ]);
       expect(effects).not.toContain(shutw === 'setNoLinger' ? 'shutwSilent' : 'setNoLinger');
+      // The whole trace replays through the machines: trace-check, the live monitor's checker.
+      const checked = await checkTraceFile(trace, {}, { deadlineSlackMs: 100 });
+      expect([checked.verdict, checked.divergence?.message]).toEqual(['conforms', undefined]);
     },
   );
 });
