@@ -181,7 +181,11 @@ export class WireClient {
    * with true, or with false if the write failed (the target had reset or closed); never rejects.
    */
   write(data: Uint8Array | string): Promise<boolean> {
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'latin1') : Buffer.from(data);
+    // A view of the caller's bytes, not a copy (the caller does not change them afterwards).
+    const bytes =
+      typeof data === 'string'
+        ? Buffer.from(data, 'latin1')
+        : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (this.destroyed) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (err?: Error | null): void => {
