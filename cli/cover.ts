@@ -152,7 +152,7 @@ export async function verifyRealProxyCoverage(): Promise<VerifyResult> {
     ok: passed(s),
     detail:
       `${s.covered}/${s.reachable} reachable transitions on the real proxy, ${s.impossible} impossible on Node; ` +
-      `${realized}/${report.paths.length - impossible - realTime} paths realized (${impossible} go through one, ${realTime} through a transition of the real-time scenarios, ${report.scenarios.length - s.badScenarios.length}/${report.scenarios.length} of them pass); matrix ${report.matrix!.length - s.badCells.length}/${report.matrix!.length}` +
+      `${realized}/${report.paths.length - impossible - realTime} paths realized (${impossible} go through one, ${realTime} through a transition a real-time scenario takes); real-time scenario runs ${report.scenarios.length - s.badScenarios.length}/${report.scenarios.length}; matrix ${report.matrix!.length - s.badCells.length}/${report.matrix!.length}` +
       (s.uncovered.length ? `; not covered: ${s.uncovered.join(', ')}` : ''),
   };
 }
