@@ -296,17 +296,14 @@ export class WireClient {
    * have seen it reading. Requires an IPv4 connection that is still open on the client's side.
    */
   closeInKernel(): 'fin' | 'rst' | null {
-    const local = this.socket.localPort;
-    const remote = this.socket.remotePort;
-    if (local === undefined || remote === undefined) return null;
-    const mine = tcpRowOf(local, remote);
-    if (mine === null) {
+    const rows = this.kernelRows();
+    if (rows === null) return null;
+    if (rows.mine === null) {
       const at = this.log.add(this.name, 'rst-received', undefined, 'the kernel dropped the socket');
       this.closedBy ??= { kind: 'rst', at };
       return 'rst';
     }
-    const theirs = tcpRowOf(remote, local);
-    return theirs !== null && theirs.state !== TCP_ESTABLISHED ? 'fin' : null;
+    return rows.theirs !== null && rows.theirs.state !== TCP_ESTABLISHED ? 'fin' : null;
   }
 
   /**
@@ -317,12 +314,22 @@ export class WireClient {
    * both sockets are in the table. Requires an IPv4 connection.
    */
   queuedInKernel(): number | null {
+    const rows = this.kernelRows();
+    if (rows === null || rows.mine === null || rows.theirs === null) return null;
+    return rows.mine.rxQueue + rows.theirs.txQueue;
+  }
+
+  /**
+   * The rows of the client's socket and of the target's end of the connection in /proc/net/tcp,
+   * from one read of the table (null for a socket the kernel no longer has); null before the
+   * socket has its ports.
+   */
+  private kernelRows(): { mine: TcpRow | null; theirs: TcpRow | null } | null {
     const local = this.socket.localPort;
     const remote = this.socket.remotePort;
     if (local === undefined || remote === undefined) return null;
-    const mine = tcpRowOf(local, remote);
-    const theirs = tcpRowOf(remote, local);
-    return mine === null || theirs === null ? null : mine.rxQueue + theirs.txQueue;
+    const table = readTcpTable();
+    return { mine: table.get(`${local}>${remote}`) ?? null, theirs: table.get(`${remote}>${local}`) ?? null };
   }
 
   /** Destroys the socket if it still exists. Idempotent; returns nothing. */
@@ -447,28 +454,42 @@ export function clientHello(): Promise<Buffer> {
 /** The state code of an established TCP socket in /proc/net/tcp. */
 const TCP_ESTABLISHED = '01';
 
+/** One IPv4 TCP socket's row of /proc/net/tcp: its state code and its queues, in bytes. */
+export interface TcpRow {
+  state: string; //   hex: '01' ESTABLISHED, '04' FIN_WAIT1...
+  txQueue: number; // sent or queued, not yet acknowledged
+  rxQueue: number; // received, not yet read by its process
+}
+
 /**
  * The row of the IPv4 TCP socket bound to local port <local> and connected to port <remote> in
- * /proc/net/tcp: its state code (hex: '01' ESTABLISHED, '04' FIN_WAIT1...) and the bytes in its
- * send and receive queues; null if the kernel has no such socket (an RST closed it). Both ports
- * are needed: Linux gives one ephemeral port to connections to different addresses. Reads the OS,
- * nothing else.
+ * /proc/net/tcp; null if the kernel has no such socket (an RST closed it). Both ports are needed:
+ * Linux gives one ephemeral port to connections to different addresses. Reads the OS, nothing
+ * else.
  */
-export function tcpRowOf(
-  local: number,
-  remote: number,
-): { state: string; txQueue: number; rxQueue: number } | null {
-  const hex = (p: number): string => `:${p.toString(16).toUpperCase().padStart(4, '0')}`;
+export function tcpRowOf(local: number, remote: number): TcpRow | null {
+  return readTcpTable().get(`${local}>${remote}`) ?? null;
+}
+
+/**
+ * Reads /proc/net/tcp once: each socket's row by "<local port>><remote port>" (the first row of
+ * a pair wins, as a scan of the table would find it).
+ */
+function readTcpTable(): Map<string, TcpRow> {
+  const table = new Map<string, TcpRow>();
+  const port = (address: string | undefined): number => parseInt(address?.split(':')[1] ?? '', 16);
   for (const row of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = row.trim().split(/\s+/);
-    if (f[1]?.endsWith(hex(local)) && f[2]?.endsWith(hex(remote)))
-      return {
+    if (f.length < 5) continue;
+    const key = `${port(f[1])}>${port(f[2])}`;
+    if (!table.has(key))
+      table.set(key, {
         state: f[3] ?? '',
         txQueue: parseInt(f[4]?.split(':')[0] ?? '0', 16),
         rxQueue: parseInt(f[4]?.split(':')[1] ?? '0', 16),
-      };
+      });
   }
-  return null;
+  return table;
 }
 
 /**
