@@ -171,12 +171,15 @@ export class EchoBackend {
 
 const HOLD = Buffer.from(HOLD_REQUEST);
 
-/** Polls <done> every 5 ms until it holds or <timeoutMs> passed; resolves with its last value. */
-export async function pollUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+/**
+ * Polls <done> every <everyMs> (5 by default) until it holds or <timeoutMs> passed; resolves with
+ * its last value.
+ */
+export async function pollUntil(done: () => boolean, timeoutMs: number, everyMs = 5): Promise<boolean> {
   const until = performance.now() + timeoutMs;
   while (!done()) {
     if (performance.now() >= until) return false;
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   return true;
 }

@@ -24,6 +24,20 @@ import { dryRun } from '../impl/model/script.ts';
 
 const paths = machinePaths();
 
+let scripted: Set<string> | null = null;
+/** Every transition the dry runs of the translated paths' scripts take; computed once per file. */
+function scriptedTransitions(): Set<string> {
+  if (scripted !== null) return scripted;
+  scripted = new Set<string>();
+  for (const path of paths) {
+    const t = translate(path);
+    if ('script' in t)
+      for (const id of dryRun(CONFIGS[t.script.config], t.script.actions).transitions.keys())
+        scripted.add(id);
+  }
+  return scripted;
+}
+
 describe('the translation of the machine paths', () => {
   it('finds every distinct path xstate/graph generates, for each machine', () => {
     expect(paths.map((p) => p.machine)).toContain('listener');
@@ -48,14 +62,7 @@ describe('the translation of the machine paths', () => {
   });
 
   it('leaves no transition out: each is taken by a translated path or a real-time scenario, or listed as impossible on Node', () => {
-    const taken = new Set<string>();
-    for (const path of paths) {
-      const t = translate(path);
-      if ('script' in t) {
-        const m = dryRun(CONFIGS[t.script.config], t.script.actions);
-        for (const id of m.transitions.keys()) taken.add(id);
-      }
-    }
+    const taken = new Set(scriptedTransitions());
     for (const s of REAL_TIME_SCENARIOS) for (const id of s.transitions) taken.add(id);
     const missing = allTransitions().filter((id) => !taken.has(id) && !IMPOSSIBLE_ON_NODE[id]);
     expect(missing).toEqual([]);
@@ -63,13 +70,7 @@ describe('the translation of the machine paths', () => {
 
   it('leaves to the real-time scenarios only transitions that exist and that no script takes', () => {
     const all = new Set(allTransitions());
-    const scripted = new Set<string>();
-    for (const path of paths) {
-      const t = translate(path);
-      if ('script' in t)
-        for (const id of dryRun(CONFIGS[t.script.config], t.script.actions).transitions.keys())
-          scripted.add(id);
-    }
+    const scripted = scriptedTransitions();
     for (const id of REAL_TIME_SCENARIOS.flatMap((s) => s.transitions)) {
       expect(all.has(id), id).toBe(true);
       expect(scripted.has(id), id).toBe(false);
@@ -79,13 +80,7 @@ describe('the translation of the machine paths', () => {
   it('lists as impossible only transitions that exist and that no translated path takes', () => {
     const all = new Set(allTransitions());
     for (const id of Object.keys(IMPOSSIBLE_ON_NODE)) expect(all.has(id)).toBe(true);
-    const reached = new Set<string>();
-    for (const path of paths) {
-      const t = translate(path);
-      if ('script' in t)
-        for (const id of dryRun(CONFIGS[t.script.config], t.script.actions).transitions.keys())
-          reached.add(id);
-    }
+    const reached = scriptedTransitions();
     expect(Object.keys(IMPOSSIBLE_ON_NODE).filter((id) => reached.has(id))).toEqual([]);
   });
 

@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pollUntil } from '../../conformance/backend.ts';
 import {
   ByteAccumulator,
   describeBytes,
@@ -98,16 +99,20 @@ describe('the wire-log client', () => {
       const client = await open(port);
       client.stopReading();
       let queued = 0;
-      await pollUntilTrue(() => {
-        const now = client.queuedInKernel() ?? 0;
-        const grew = now > queued;
-        queued = now;
-        return !grew && now > 0;
-      });
+      await pollUntil(
+        () => {
+          const now = client.queuedInKernel() ?? 0;
+          const grew = now > queued;
+          queued = now;
+          return !grew && now > 0;
+        },
+        3000,
+        10,
+      );
       expect(queued).toBeGreaterThan(65536);
       expect(client.closeInKernel()).toBeNull();
       close(server!);
-      expect(await pollUntilTrue(() => client.closeInKernel() === kind)).toBe(true);
+      expect(await pollUntil(() => client.closeInKernel() === kind, 3000, 10)).toBe(true);
       expect(client.closedBy?.kind ?? null).toBe(kind === 'rst' ? 'rst' : null);
       client.resumeReading();
       if (kind === 'fin') {
@@ -213,12 +218,3 @@ describe('describeBytes', () => {
     });
   });
 });
-
-/** Polls <done> every 10 ms, up to 3 s; resolves with whether it held. */
-async function pollUntilTrue(done: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 300; i++) {
-    if (done()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return done();
-}
