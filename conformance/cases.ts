@@ -40,6 +40,7 @@ import type { ProxyFailCode } from '../machines/errCodes.ts';
 import { listTransitions } from '../machines/introspect.ts';
 import { buildV1, buildV2 } from '../impl/proxy/build.ts';
 import { maxTlvValueFor, parseProxyHeader } from '../impl/proxy/parse.ts';
+import { readsRenewWriteDeadline } from '../impl/stream.ts';
 import { HOLD_REQUEST, pollUntil, type BackendConnection } from './backend.ts';
 import { clientHello, HALF_RECORD, type CloseSeen, type WireClient } from './client.ts';
 import {
@@ -234,15 +235,29 @@ const SESSION_END: ScenarioEvent = { type: 'SESSION_END' };
  * up to tcp_wmem's maximum (/proc/sys/net/ipv4; 128 KiB and 4 MiB where the suite was measured:
  * 8.3 MiB sent, of which about 4.1 MiB reached the client). Sent at once, the client's bytes are
  * all taken about when the path back fills, and the target's last write to it and its last read
- * from it are moments apart. They need to be: a client that went on sending, 1 MiB at a time, for
- * 44 ms after the last write to it was closed by Debian's HAProxy 2.6.12 302 ms after its last
- * bytes, 348 ms after that write, where the bundled proxy counts from the write.
+ * from it are moments apart. They need to be, for the first case that sends it: under 1.5-dev12
+ * and 2.6 the reads of a client that goes on sending renew its write deadline until the target's
+ * next check (the case after it).
  */
 function writeTimeoutPayload(): number {
   const field = (file: string, i: number): number =>
     Number(readFileSync(`/proc/sys/net/ipv4/${file}`, 'utf8').trim().split(/\s+/)[i]);
   return 2 * (field('tcp_wmem', 2) + field('tcp_rmem', 1));
 }
+
+/**
+ * The renewal case's chunks: RENEW_CHUNK bytes every RENEW_EVERY_MS ms, so that some chunk falls in
+ * any span of RENEW_AMBIGUITY_MS on each side of the target's first check, which is not judged.
+ */
+const RENEW_CHUNK = 100;
+const RENEW_EVERY_MS = 25;
+const RENEW_AMBIGUITY_MS = 20;
+/**
+ * The last chunk goes at most this long after connect: well before the earliest close a renewal
+ * allows (about 2 × DEADLINE_MS), and late enough that a target whose every read renews the write
+ * deadline closes after the window.
+ */
+const RENEW_UNTIL_MS = 2 * DEADLINE_MS - 120;
 
 /** Returns the scenario of <events>, on the case's frontend. Pure. */
 function scenario(...events: ScenarioEvent[]): Scenario {
@@ -2262,6 +2277,88 @@ const DEFINITIONS: CaseDefinition[] = [
         actual: `${client.received.length} bytes reached the client (its own write ${wrote ? 'was taken whole' : 'failed'})`,
         ok: echoed > 0 && client.received.length < echoed,
       });
+    },
+  },
+  {
+    id: 'data/write-timeout/sending-client-renews-it-until-the-next-check',
+    requirement: `Under 1.5-dev12 and 2.6, what a client sends renews its write deadline while bytes wait for it, until the stream's next check: on fe_data (timeout client ${DEADLINE_MS} ms), a client that reads nothing, sends at once more than the path back to it holds (echoed by the backend), then ${RENEW_CHUNK} bytes every ${RENEW_EVERY_MS} ms for ${RENEW_UNTIL_MS} ms, is closed ${DEADLINE_MS} ms after the last of them the target read before its first deadline check, which comes ${DEADLINE_MS} ms after connect. The notification after each read (conn_notify_si, 2.6's sc_notify) renews the output channel's wex while it carries CF_WRITE_PARTIAL, which only process_session clears. From 2.8 (b374ba563) the write timeout runs from the first blocked send and no read renews it: the close comes ${DEADLINE_MS} ms after the target's last write, before those reads could have moved it.`,
+    scenario: NO_HANDSHAKE_WRITE_TIMEOUT,
+    frontend: 'fe_data',
+    budgetMs: 6000,
+    profileDifferences: fromTwoSixOn(WRITE_TIMEOUT_SILENT_2_X),
+    async run(ctx) {
+      const client = await ctx.connect('fe_data');
+      const from = fromConnect(client);
+      client.stopReading();
+      void client.write(Buffer.alloc(writeTimeoutPayload(), 0x61));
+      // Each chunk: when the client called write, and when the kernel had taken it.
+      const chunks: { calledAt: number; doneAt: number | null }[] = [];
+      let close: 'fin' | 'rst' | null = null;
+      const closeSeen = (): 'fin' | 'rst' | null =>
+        (close ??= client.closeInKernel() ?? client.closedBy?.kind ?? null);
+      const timer = setInterval(function chunkOnInterval() {
+        // The last chunks come well before the close: one the target took just before closing
+        // would stay unread, and the kernel would answer the close with an RST.
+        if (ctx.log.now() > from.t + RENEW_UNTIL_MS || closeSeen() !== null) return;
+        const chunk = { calledAt: ctx.log.now(), doneAt: null as number | null };
+        chunks.push(chunk);
+        void client.write(Buffer.alloc(RENEW_CHUNK, 0x62)).then(function chunkOnWritten() {
+          chunk.doneAt = ctx.log.now();
+        });
+      }, RENEW_EVERY_MS);
+      // The target's last write to the client, as in the case before: the kernel's queues grew.
+      let queued = 0;
+      let grewAt = ctx.log.now();
+      try {
+        await pollUntil(
+          () => {
+            const now = client.queuedInKernel();
+            if (now !== null && now >= queued + 16384) {
+              queued = now;
+              grewAt = ctx.log.now();
+            }
+            return closeSeen() !== null;
+          },
+          3 * DEADLINE_MS + 2000,
+        );
+      } finally {
+        clearInterval(timer);
+      }
+      const closedAt = ctx.log.now();
+      // The target's first check comes DEADLINE_MS after its accept, some moment of the connect
+      // [since, t]; RENEW_AMBIGUITY_MS on each side of it are not judged. The checks then come
+      // about every DEADLINE_MS while the chunks renew the client's read deadline: when the path
+      // back may have filled only after the first (a slow run), the second may be the one.
+      const checkFrom = (from.since ?? from.t) + DEADLINE_MS - RENEW_AMBIGUITY_MS;
+      const checkTo = from.t + (grewAt > checkFrom ? 2 : 1) * DEADLINE_MS + RENEW_AMBIGUITY_MS;
+      // Read before the check for certain: in the kernel before it; perhaps: written before it ended.
+      const surely = chunks.filter((c) => c.doneAt !== null && c.doneAt <= checkFrom).at(-1);
+      const perhaps = chunks.filter((c) => c.calledAt <= checkTo).at(-1);
+      // Renewed: the close is DEADLINE_MS after the read of the last chunk before the check, or
+      // after the last write if that came later. Not renewed: after the last write, and no write
+      // deadline passes before DEADLINE_MS after connect.
+      const renews = readsRenewWriteDeadline(ctx.target.profile);
+      const earliest = renews ? (surely?.calledAt ?? from.t) : (from.since ?? from.t);
+      const latest = renews ? Math.max(perhaps?.doneAt ?? closedAt, grewAt) : grewAt;
+      const lo = earliest + DEADLINE_MS + DEADLINE_WINDOW[0];
+      const hi = latest + DEADLINE_MS + DEADLINE_WINDOW[1];
+      const ms = (t: number): string => `+${Math.round(t - from.t)} ms`;
+      ctx.check({
+        what: renews
+          ? "the client's reads renew its write deadline until the target's first check"
+          : "the client's reads do not renew its write deadline",
+        expected: renews
+          ? `a close ${DEADLINE_MS} ms after the last chunk the target read before its check (at ${ms(checkFrom)}…${ms(checkTo)}), window [${DEADLINE_WINDOW.join(', ')}] ms: ${ms(lo)}…${ms(hi)}`
+          : `a close ${DEADLINE_MS} ms after the target's last write to the client, window [${DEADLINE_WINDOW.join(', ')}] ms: ${ms(lo)}…${ms(hi)}`,
+        actual: `${close === null ? 'no close' : `${String(close).toUpperCase()} at ${ms(closedAt)}`} after ${from.label}; the kernel's queues last grew at ${ms(grewAt)}; chunks sent at ${chunks.map((c) => ms(c.calledAt)).join(', ') || 'none'}`,
+        ok: close !== null && closedAt >= lo && closedAt <= hi,
+        timing: { expected: DEADLINE_MS, measured: Math.round(closedAt - earliest), window: DEADLINE_WINDOW },
+      });
+      if (close === 'fin') {
+        // The FIN waits behind the bytes the kernel holds: the client reads them, then sees it.
+        client.resumeReading();
+        await client.waitForClose(2000);
+      }
     },
   },
 ];

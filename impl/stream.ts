@@ -22,7 +22,15 @@
  * the proxy reads it (its channel's rex: not while that buffer is full or after its EOF) and a
  * write deadline while bytes wait to be written to it (the other channel's wex). A read from it
  * sets its read deadline; a write to it that progresses sets its write deadline and, as HAProxy
- * without `option independent-streams`, its read deadline too. A read deadline that passes shuts
+ * without `option independent-streams`, its read deadline too. One timer, the stream's task,
+ * checks them all (process_session): it is due at the earliest deadline that applied when it was
+ * queued, and a deadline that moves later does not move it, so it runs at the earlier date, finds
+ * nothing expired and queues itself again (requeue, streamTaskOnExpire). Under 1.5-dev12 and 2.6 a
+ * read from a side also renews its write deadline while bytes wait for it and a write to it
+ * progressed since the task last ran (readFrom): a client that does not read but keeps sending is
+ * closed `timeout client` after the last bytes the proxy read from it before the task's next run
+ * (Debian's HAProxy 2.6.12: 25-ms chunks, the path back full at +100 ms, closed at +590 ms, 300
+ * ms after the last chunk before its check at +300 ms). A read deadline that passes shuts
  * that side's read only, as process_session's si_shutr does in TCP mode (no SI_FL_NOHALF): the side
  * is no longer read, its EOF is forwarded to the other side (a FIN once the bytes it sent are
  * written), and the stream goes on the other way until that direction ends too, by the other side's
@@ -51,6 +59,7 @@
  * Not modelled: retries and redispatch (HAProxy's `retries 3`): a refused server ends the stream.
  */
 import net from 'node:net';
+import type { Profile } from '../machines/config.ts';
 import type { Conn } from './driver.ts';
 import { formatTcplog } from './log.ts';
 import type { PoolItem } from './pool.ts';
@@ -82,7 +91,7 @@ interface Direction {
 /**
  * The timeouts of one side of the stream (the client, or the server once connected): its
  * deadlines in performance.now() ms, each one meaningful only while its condition holds (read:
- * the side's source is read; write: bytes wait for it), and the one timer that checks them.
+ * the side's source is read; write: bytes wait for it). The stream's task checks them.
  */
 interface Side {
   readonly name: 'client' | 'server';
@@ -90,7 +99,7 @@ interface Side {
   timeout: number | null; //    ms (timeout client / server); null: none, or not connected yet
   rex: number; //               read deadline (HAProxy's rex of the side's input channel)
   wex: number; //               write deadline (the wex of its output channel)
-  timer: NodeJS.Timeout | null; // due at or before the earliest deadline that applies
+  wrote: boolean; //            a write to it progressed since the task last ran (CF_WRITE_PARTIAL)
 }
 
 /** The data phase of one session. */
@@ -105,6 +114,8 @@ export interface Stream {
   req: Direction | null;
   rep: Direction | null;
   connectTimer: NodeJS.Timeout | null;
+  task: NodeJS.Timeout | null; //  the stream's task: due at taskDue, when process_session runs
+  taskDue: number;
   clientSide: Side;
   serverSide: Side;
   termination: string | null; //   set by the first end condition
@@ -150,6 +161,8 @@ export function streamStart(conn: Conn): void {
     req: null,
     rep: null,
     connectTimer: null,
+    task: null,
+    taskDue: 0,
     clientSide: null as unknown as Side,
     serverSide: null as unknown as Side,
     termination: null,
@@ -219,18 +232,49 @@ function backendOnConnect(this: net.Socket): void {
   // Bytes the client sent meanwhile wait for the server from now on.
   side.wex = performance.now() + (side.timeout ?? 0);
   readStarts(side);
+  streamRuns(st); // the connection's establishment wakes the stream's task (CF_WRITE_NULL)
 }
 
 /** A side named <name> of <st> with <timeout> ms (null: none yet), no deadline armed. */
 function newSide(name: Side['name'], st: Stream, timeout: number | null): Side {
-  return { name, st, timeout, rex: 0, wex: 0, timer: null };
+  return { name, st, timeout, rex: 0, wex: 0, wrote: false };
 }
 
-/** The side's source is read (again), or the proxy just read bytes from it: its read deadline starts. */
+/** The side's source is read again: its read deadline starts. */
 function readStarts(side: Side): void {
   if (side.timeout === null) return;
   side.rex = performance.now() + side.timeout;
-  armSide(side);
+  requeue(side.st);
+}
+
+/**
+ * The proxy read bytes from the side (conn_notify_si, 2.x sc_notify, after the read): its read
+ * deadline starts again. So does its write deadline while bytes wait for the side and a write to
+ * it progressed since the stream's task last ran, under the profiles whose HAProxy does so
+ * (readsRenewWriteDeadline): the consumer side of that notification renews the output channel's
+ * wex whenever the channel carries CF_WRITE_PARTIAL, and only process_session clears that flag.
+ * A client that keeps sending while its writes wait thus moves its write timeout, until the
+ * stream's next run; after it, only a write that progresses does.
+ */
+function readFrom(side: Side): void {
+  if (side.timeout === null) return;
+  const now = performance.now();
+  side.rex = now + side.timeout;
+  const out = outputOf(side);
+  if (side.wrote && writing(side) && !out?.done && readsRenewWriteDeadline(side.st.conn.fe.model.profile))
+    side.wex = now + side.timeout;
+  requeue(side.st);
+}
+
+/**
+ * Whether a read from a side renews its write deadline under <profile> (readFrom): true for
+ * 1.5-dev12 (conn_notify_si) and 2.6 (sc_notify), whose notification after any I/O on a
+ * connection renews the output channel's wex while CF_WRITE_PARTIAL, set by a write and cleared
+ * only when process_session runs, is on it; false from 2.8 (b374ba563, 2.8-dev5), where the
+ * write timeout runs from the first send that blocked (fsb), which a read never touches. Pure.
+ */
+export function readsRenewWriteDeadline(profile: Profile): boolean {
+  return profile !== '2.9';
 }
 
 /**
@@ -240,16 +284,18 @@ function readStarts(side: Side): void {
 function writeStarts(side: Side, waited: boolean): void {
   if (side.timeout === null || waited) return;
   side.wex = performance.now() + side.timeout;
-  armSide(side);
+  requeue(side.st);
 }
 
 /**
  * A write to the side progressed: its write deadline starts again (it applies only while bytes
- * still wait), and so does its read deadline (not `option independent-streams`).
+ * still wait), and so does its read deadline (not `option independent-streams`); the side's
+ * output channel carries CF_WRITE_PARTIAL until the stream's task runs.
  */
 function wroteTo(side: Side): void {
   if (side.timeout === null) return;
   side.rex = side.wex = performance.now() + side.timeout;
+  side.wrote = true;
 }
 
 /** The direction that reads from <side> (its input channel), and the one that writes to it. */
@@ -272,42 +318,69 @@ function writing(side: Side): boolean {
   return d !== null && (d.writes > 0 || d.chunk !== null);
 }
 
-/** Arms the side's timer for its earliest deadline that applies, if it has one and no timer yet. */
-function armSide(side: Side): void {
-  if (side.timer !== null || side.timeout === null || side.st.ended) return;
-  const due = dueOf(side);
-  if (due !== null) side.timer = setTimeout(sideOnTimer, Math.max(1, due - performance.now()), side);
+/**
+ * Queues the stream's task for the earliest deadline that applies, unless it is already due at or
+ * before it: as HAProxy's I/O notifications do (task->expire = tick_first(expire, ...)), a
+ * deadline that moves later does not move the task, which then runs at the earlier date, finds
+ * nothing expired and queues itself for the deadlines as they are (streamTaskOnExpire).
+ */
+function requeue(st: Stream): void {
+  if (st.ended) return;
+  const c = dueOf(st.clientSide);
+  const s = dueOf(st.serverSide);
+  const due = c === null ? s : s === null ? c : Math.min(c, s);
+  if (due === null || (st.task !== null && st.taskDue <= due)) return;
+  if (st.task !== null) clearTimeout(st.task);
+  st.taskDue = due;
+  st.task = setTimeout(streamTaskOnExpire, Math.max(1, due - performance.now()), st);
 }
 
 /** The earliest deadline of the side that applies now, or null. */
 function dueOf(side: Side): number | null {
+  if (side.timeout === null) return null;
   const r = reading(side) ? side.rex : null;
   const w = writing(side) ? side.wex : null;
   return r === null ? w : w === null ? r : Math.min(r, w);
 }
 
 /**
- * The side's timer fired: a deadline passed ('cD' or 'sD': a write deadline marks the side
- * SI_FL_NOLINGER and ends the stream, a read deadline shuts the side's read only), or they moved
- * later since it was armed (it is armed again for them), or none applies any more (nothing to wait
- * for: armed again when one does).
+ * The stream's task ran outside its timer (a wake-up: the server connection established, an EOF
+ * read): as process_session, it clears each side's CF_WRITE_PARTIAL and queues itself afresh for
+ * the deadlines as they are. Returns nothing.
  */
-function sideOnTimer(side: Side): void {
-  side.timer = null;
-  const st = side.st;
+function streamRuns(st: Stream): void {
   if (st.ended) return;
-  const due = dueOf(side);
-  if (due === null) return;
+  st.clientSide.wrote = st.serverSide.wrote = false;
+  if (st.task !== null) clearTimeout(st.task);
+  st.task = null;
+  requeue(st);
+}
+
+/**
+ * The stream's task is due (process_session at its expire date): each side's CF_WRITE_PARTIAL is
+ * cleared, then its deadlines are checked, the client's first ('cD' or 'sD': a write deadline
+ * marks the side SI_FL_NOLINGER and ends the stream, a read deadline shuts the side's read only),
+ * and the task is queued again for the deadlines as they now are (they may have moved later since
+ * it was queued, or none may apply: it is queued again when one does).
+ */
+function streamTaskOnExpire(st: Stream): void {
+  st.task = null;
+  if (st.ended) return;
+  st.clientSide.wrote = st.serverSide.wrote = false;
   const now = performance.now();
-  // Node's timers count whole ms of the loop's clock: up to a ms early is on time.
-  if (due - now >= 1) {
-    armSide(side);
-    return;
+  for (const side of [st.clientSide, st.serverSide]) {
+    const due = dueOf(side);
+    // Node's timers count whole ms of the loop's clock: up to a ms early is on time.
+    if (due === null || due - now >= 1) continue;
+    if (writing(side) && side.wex - now < 1) {
+      noLinger(side);
+      streamAbort(st.conn, timedOut(side));
+      return;
+    }
+    readTimedOut(side);
+    if (st.ended) return;
   }
-  if (writing(side) && side.wex - now < 1) {
-    noLinger(side);
-    streamAbort(st.conn, timedOut(side));
-  } else readTimedOut(side);
+  requeue(st);
 }
 
 /**
@@ -333,7 +406,6 @@ function readTimedOut(side: Side): void {
   // An onread socket stops reading at once: no read lands in the buffer any more.
   if (side.name === 'server' || st.conn.fe.model.profile === 'dev12') d.src.pause();
   sourceEnded(st, d);
-  armSide(side); // its write deadline, if bytes wait for it
 }
 
 /**
@@ -394,7 +466,7 @@ function direction(
 function clientOnData(this: net.Socket, chunk: Buffer): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.req || st.req.srcEnded) return; // its read timed out: 2.x drains (readTimedOut)
-  readStarts(st.clientSide);
+  readFrom(st.clientSide);
   feed(st.req, chunk);
 }
 
@@ -406,7 +478,7 @@ function clientOnData(this: net.Socket, chunk: Buffer): void {
 function backendOnRead(this: net.Socket, nread: number, buf: Buffer): boolean {
   const st = owners.get(this);
   if (!st || st.ended || !st.rep || st.rep.srcEnded) return false;
-  readStarts(st.serverSide);
+  readFrom(st.serverSide);
   return forwardWholeBufferRead(st.rep, buf, nread);
 }
 
@@ -440,7 +512,7 @@ export function streamClientRead(conn: Conn, area: Buffer, nread: number): boole
     return false;
   }
   if (st.req.srcEnded) return true;
-  readStarts(st.clientSide);
+  readFrom(st.clientSide);
   return forwardRead(st.req, area, nread);
 }
 
@@ -489,7 +561,7 @@ function forwardRead(d: Direction, area: Buffer, nread: number): boolean {
 function write(d: Direction, at: number, n: number): void {
   const st = d.conn.stream;
   const waited = d.writes > 0 || d.chunk !== null;
-  d.writes++; // first: the write deadline applies from now on (writing), so armSide arms it
+  d.writes++; // first: the write deadline applies from now on (writing), so requeue counts it
   if (st) writeStarts(d.name === 'req' ? st.serverSide : st.clientSide, waited);
   d.conn.fe.pool.pin(d.item);
   d.dst.write(d.item.buf!.subarray(at, at + n), d.onWritten);
@@ -569,6 +641,7 @@ function clientOnEnd(this: net.Socket): void {
   const st = owners.get(this);
   if (!st || st.ended || !st.req || st.req.srcEnded) return;
   sourceEnded(st, st.req);
+  streamRuns(st); // an EOF wakes the stream's task (CF_READ_NULL)
 }
 
 /** The server sent its EOF. */
@@ -578,6 +651,7 @@ function backendOnEnd(this: net.Socket): void {
   st.serverEof = true;
   if (st.rep.srcEnded) return; // its read had timed out: the EOF was forwarded then
   sourceEnded(st, st.rep);
+  streamRuns(st); // an EOF wakes the stream's task (CF_READ_NULL)
 }
 
 /**
@@ -694,8 +768,8 @@ function backendOnShutReset(this: net.Socket): void {
 }
 
 function stopTimers(st: Stream): void {
-  for (const t of [st.connectTimer, st.clientSide.timer, st.serverSide.timer]) if (t) clearTimeout(t);
-  st.connectTimer = st.clientSide.timer = st.serverSide.timer = null;
+  for (const t of [st.connectTimer, st.task]) if (t) clearTimeout(t);
+  st.connectTimer = st.task = null;
 }
 
 /**

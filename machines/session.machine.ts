@@ -662,7 +662,7 @@ export const sessionMachine = setup({
             meta: {
               haproxy:
                 'process_session: CF_WRITE_TIMEOUT → SI_FL_NOLINGER, si_shutw (2.x: SC_FL_NOLINGER, sc_shutw); then the end',
-              impl: 'sideOnTimer',
+              impl: 'streamTaskOnExpire',
             },
           },
         ],

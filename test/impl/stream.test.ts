@@ -763,10 +763,135 @@ backend be_silent
       if (profile === '2.6')
         expect({ fin: s.fin, error: s.error }).toEqual({ fin: null, error: 'ECONNRESET' });
       else expect(s.fin).not.toBeNull();
-      await waitFor('the log line', () => p.proxy.lines(/ fe_half be_silent\/silent .* CD /)[0]);
+      const mine = new RegExp(`^127\\.0\\.0\\.1:${c.localPort} .* fe_half be_silent/silent `);
+      const line = await waitFor('the log line', () => p.proxy.lines(mine)[0]);
+      expect(tcplogEnd(line).ts).toBe('CD');
       await expectSettled(p.proxy, p.baseline);
     },
   );
+});
+
+describe('a client that keeps sending while the proxy waits to write to it', () => {
+  /** timeout client; timeout server is three times longer, so that only the client's deadlines act. */
+  const CLIENT_MS = 300;
+  /** The client's chunks: CHUNK bytes every CHUNK_EVERY_MS ms, from connect to the close. */
+  const CHUNK = 100;
+  const CHUNK_EVERY_MS = 25;
+  let flooder: net.Server;
+  const flooded: { socket: net.Socket; stalledAt: number | null }[] = [];
+  const proxies: Partial<Record<'dev12' | '2.9', { proxy: ProxyProcess; baseline: number }>> = {};
+
+  beforeAll(async () => {
+    // A backend that floods each connection until the path to the client stalls, then goes on as
+    // the path drains; it leaves what it gets unread, in its kernel's queue.
+    flooder = net.createServer({ allowHalfOpen: true }, function flooderOnConnection(s) {
+      const f = { socket: s, stalledAt: null as number | null };
+      flooded.push(f);
+      s.on('error', function flooderOnError() {
+        s.destroy();
+      });
+      void floodUntilStalled(s).then(
+        function flooderOnStalled(written) {
+          f.stalledAt = performance.now();
+          keepFlooding(s, written);
+        },
+        function flooderOnClosed() {
+          s.destroy();
+        },
+      );
+    });
+    await new Promise<void>((r) => flooder.listen(0, '127.0.0.1', r));
+    const port = (flooder.address() as net.AddressInfo).port;
+    const start = async (profile: 'dev12' | '2.9') => {
+      const proxy = await startProxyProcess(
+        (dir) =>
+          proxyConfig(
+            dir,
+            `${CLIENT_MS}ms`,
+            `
+frontend fe_flood
+    bind 127.0.0.1:0
+    maxconn 10
+    default_backend be_flood
+
+backend be_flood
+    timeout server ${3 * CLIENT_MS}ms
+    server flooder 127.0.0.1:${port}
+`,
+          ),
+        ['--profile', profile],
+      );
+      proxies[profile] = { proxy, baseline: await idleFds(proxy) };
+    };
+    await Promise.all([start('dev12'), start('2.9')]);
+  });
+
+  afterAll(async () => {
+    for (const p of Object.values(proxies)) await p.proxy.stop();
+    for (const f of flooded) f.socket.destroy();
+    await new Promise<void>((r) => (flooder ? flooder.close(() => r()) : r()));
+  });
+
+  /**
+   * Connects a client that reads nothing and sends a chunk every CHUNK_EVERY_MS ms, and returns
+   * when the proxy's end of the connection left ESTABLISHED (read from /proc/net/tcp, polled every
+   * 5 ms), in ms after the connect, and when the backend's flood stalled, in ms after the connect.
+   */
+  async function sendUntilClosed(p: ProxyProcess): Promise<{ closedAt: number; stalledAt: number }> {
+    const before = flooded.length;
+    const socket = net.connect({ host: '127.0.0.1', port: p.port });
+    socket.pause();
+    socket.on('error', function senderOnError() {
+      socket.destroy();
+    });
+    await new Promise<void>((r) => socket.once('connect', r));
+    const t0 = performance.now();
+    const local = socket.localPort ?? 0;
+    const open = (): boolean => tcpState(p.port, local) === TCP_ESTABLISHED;
+    const timer = setInterval(function senderOnInterval() {
+      if (open()) socket.write(Buffer.alloc(CHUNK, 0x62));
+    }, CHUNK_EVERY_MS);
+    try {
+      const closedAt = await waitFor(
+        'the close',
+        async () => {
+          if (!open()) return performance.now() - t0;
+          await sleep(5);
+          return undefined;
+        },
+        5000,
+      );
+      const f = await waitFor('the stall', () => flooded[before]);
+      const stalledAt = await waitFor('the stall', () => (f.stalledAt === null ? undefined : f.stalledAt));
+      return { closedAt, stalledAt: stalledAt - t0 };
+    } finally {
+      clearInterval(timer);
+      socket.destroy();
+      flooded[before]?.socket.destroy();
+    }
+  }
+
+  it('lets its reads renew its write deadline until the stream next runs, under dev12', async () => {
+    // The stream's task runs at its first deadline, timeout client after the connect; the chunks
+    // read before it renew the write deadline, those after it do not: the close comes timeout
+    // client after the last chunk before that run (Debian's HAProxy 2.6.12 alike, conformance case
+    // data/write-timeout/sending-client-renews-it-until-the-next-check).
+    const p = proxies.dev12!;
+    const { closedAt } = await sendUntilClosed(p.proxy);
+    expect(closedAt).toBeGreaterThanOrEqual(2 * CLIENT_MS - 2 * CHUNK_EVERY_MS - 10);
+    expect(closedAt).toBeLessThan(2 * CLIENT_MS + 250);
+    await expectSettled(p.proxy, p.baseline);
+  });
+
+  it('closes it timeout client after its last write progressed, whatever it sends, under 2.9', async () => {
+    // From 2.8 the write timeout runs from the first send that blocked; no read touches it. The
+    // flood stalls STALL_MS after the proxy's last write to the client.
+    const p = proxies['2.9']!;
+    const { closedAt, stalledAt } = await sendUntilClosed(p.proxy);
+    expect(closedAt).toBeGreaterThanOrEqual(CLIENT_MS - 10);
+    expect(closedAt).toBeLessThan(stalledAt - STALL_MS + CLIENT_MS + 100);
+    await expectSettled(p.proxy, p.baseline);
+  });
 });
 
 describe("a direction's channel buffer, without sockets", () => {
