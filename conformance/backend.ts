@@ -23,7 +23,8 @@ export interface BackendConnection {
   name: string; //                  'backend#1', numbered per case
   acceptedAt: number; //            ms since the case's origin
   firstByteAt: number | null; //    when the first byte came, if one did
-  bytes: Buffer; //                 every byte received (and echoed back)
+  readonly bytes: Buffer; //        every byte received (and echoed back), joined when read
+  readonly byteCount: number; //    how many, without joining them
   closedAt: number | null; //       when the target closed or reset it
   closedBy: 'fin' | 'rst' | null;
   held: boolean; //                 its first bytes were HOLD_REQUEST: its side stays open
@@ -131,23 +132,31 @@ export class EchoBackend {
   private serverOnConnection(socket: Socket): void {
     const log = this.log;
     const heldOpen = this.heldOpen;
+    const received = new ByteAccumulator();
     const conn: BackendConnection = {
       name: `backend#${this.current.length + 1}`,
       acceptedAt: log ? log.add(`backend#${this.current.length + 1}`, 'accepted') : 0,
       firstByteAt: null,
-      bytes: Buffer.alloc(0),
+      get bytes(): Buffer {
+        return received.bytes();
+      },
+      get byteCount(): number {
+        return received.length;
+      },
       closedAt: null,
       closedBy: null,
       held: false,
     };
-    const received = new ByteAccumulator();
     this.current.push(conn);
     this.sockets.add(socket);
     socket.on('data', function socketOnData(chunk: Buffer) {
       const at = log ? log.add(conn.name, 'read', chunk) : 0;
       conn.firstByteAt ??= at;
-      conn.bytes = received.append(chunk);
-      conn.held ||= conn.bytes.subarray(0, HOLD.length).equals(HOLD);
+      const before = received.length;
+      received.append(chunk);
+      // Its first bytes decide, once they are all in.
+      if (before < HOLD.length && received.length >= HOLD.length)
+        conn.held = received.bytes().subarray(0, HOLD.length).equals(HOLD);
       log?.add(conn.name, 'write', chunk);
       socket.write(chunk);
     });

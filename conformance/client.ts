@@ -103,8 +103,6 @@ export class WireClient {
   connectedAt: number | null = null;
   /** The first close the target made, FIN or RST; null while the connection stands. */
   closedBy: CloseSeen | null = null;
-  /** Every byte received, as plaintext once TLS is established (ciphertext is only logged). */
-  received: Buffer = Buffer.alloc(0);
 
   private readonly socket: Socket;
   private readonly receivedBytes = new ByteAccumulator();
@@ -117,6 +115,11 @@ export class WireClient {
     this.name = name;
     this.log = log;
     this.socket = socket;
+  }
+
+  /** Every byte received, as plaintext once TLS is established (ciphertext is only logged). */
+  get received(): Buffer {
+    return this.receivedBytes.bytes();
   }
 
   /**
@@ -270,8 +273,8 @@ export class WireClient {
    * connection closed first or <timeoutMs> passed; never rejects.
    */
   waitForBytes(count: number, timeoutMs: number): Promise<boolean> {
-    return this.waitUntil(() => this.received.length >= count || this.closedBy !== null, timeoutMs).then(
-      () => this.received.length >= count,
+    return this.waitUntil(() => this.receivedBytes.length >= count || this.closedBy !== null, timeoutMs).then(
+      () => this.receivedBytes.length >= count,
     );
   }
 
@@ -320,16 +323,25 @@ export class WireClient {
   }
 
   /**
-   * The rows of the client's socket and of the target's end of the connection in /proc/net/tcp,
-   * from one read of the table (null for a socket the kernel no longer has); null before the
-   * socket has its ports.
+   * The rows of the client's socket and of the target's end of the connection in /proc/net/tcp
+   * (null for a socket the kernel no longer has); null before the socket has its ports. The
+   * kernel lists the table a read() at a time, and a row can be skipped when sockets come or go
+   * between two of them (a table of many TIME_WAIT sockets, late in a run of the suite): a row
+   * missing from one read of the table is looked for in a second before it counts as gone.
    */
   private kernelRows(): { mine: TcpRow | null; theirs: TcpRow | null } | null {
     const local = this.socket.localPort;
     const remote = this.socket.remotePort;
     if (local === undefined || remote === undefined) return null;
-    const table = readTcpTable();
-    return { mine: table.get(`${local}>${remote}`) ?? null, theirs: table.get(`${remote}>${local}`) ?? null };
+    const look = (): { mine: TcpRow | null; theirs: TcpRow | null } => {
+      const table = readTcpTable();
+      return {
+        mine: table.get(`${local}>${remote}`) ?? null,
+        theirs: table.get(`${remote}>${local}`) ?? null,
+      };
+    };
+    const rows = look();
+    return rows.mine !== null && rows.theirs !== null ? rows : look();
   }
 
   /** Destroys the socket if it still exists. Idempotent; returns nothing. */
@@ -367,7 +379,7 @@ export class WireClient {
   private socketOnData(chunk: Buffer): void {
     this.log.add(this.name, 'read', chunk);
     if (this.tlsFeed) this.tlsFeed.push(chunk);
-    else this.received = this.receivedBytes.append(chunk);
+    else this.receivedBytes.append(chunk);
     this.wake();
   }
 
@@ -398,21 +410,17 @@ export class WireClient {
 
   private tlsOnData(chunk: Buffer): void {
     this.log.add(this.name, 'tls-read', chunk);
-    this.received = this.receivedBytes.append(chunk);
+    this.receivedBytes.append(chunk);
     this.wake();
   }
 }
 
 /** Returns the size, hex and printable text of <bytes> for a wire-log entry. Pure. */
 export function describeBytes(bytes: Uint8Array): { size: number; hex: string; text: string } {
-  const shown = bytes.subarray(0, WIRE_HEX_LIMIT);
-  let hex = '';
-  let text = '';
-  for (const b of shown) {
-    hex += b.toString(16).padStart(2, '0');
-    text += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.';
-  }
-  return { size: bytes.length, hex, text };
+  const shown = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, WIRE_HEX_LIMIT));
+  // latin1 maps each byte to one character; those outside printable ASCII become dots.
+  const text = shown.toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  return { size: bytes.length, hex: shown.toString('hex'), text };
 }
 
 function errorCode(err: Error): string {
@@ -493,23 +501,76 @@ function readTcpTable(): Map<string, TcpRow> {
 }
 
 /**
- * Bytes that come chunk by chunk, kept in one buffer that doubles when full, so that appending n
- * bytes costs O(n) in all (a Buffer.concat per chunk copies everything received each time).
+ * When the target's writes to a client that does not read last progressed, read from samples of
+ * WireClient.queuedInKernel(), taken by polling. A sample counts twice the bytes the client's
+ * kernel has received and the target's has not seen acknowledged yet (a delayed ACK holds them
+ * for tens of ms), so a sample can show a growth that a later one takes back: Debian's HAProxy
+ * 2.6.12 and the bundled proxy both showed 13 to 29 KiB more about 200 ms after their last write,
+ * gone 40 ms later. Those bytes only ever leave the count, since the client reads nothing: what
+ * the target had written by a sample is at most the least of that sample and of every later one,
+ * and growths are read from that floor.
+ */
+export class WriteProgress {
+  private readonly polls: { t: number; queued: number | null }[] = [];
+
+  /** Records one poll at case time <t>: queuedInKernel()'s answer, null included. Returns nothing. */
+  add(t: number, queued: number | null): void {
+    this.polls.push({ t, queued });
+  }
+
+  /**
+   * The last poll at which the floor of the samples grew by <step> bytes or more over the growth
+   * before it (the first, over 0): its time (`at`) and the time of the poll before it (`since`),
+   * between which the write came; null while there is no such growth. Pure over the polls so far.
+   */
+  lastGrowth(step = 16384): { at: number; since: number } | null {
+    const floor: (number | null)[] = new Array<number | null>(this.polls.length).fill(null);
+    let least = Infinity;
+    for (let i = this.polls.length - 1; i >= 0; i--) {
+      const q = this.polls[i]!.queued;
+      if (q !== null) floor[i] = least = Math.min(least, q);
+    }
+    let base = 0;
+    let found: { at: number; since: number } | null = null;
+    for (let i = 0; i < this.polls.length; i++) {
+      const f = floor[i];
+      if (f === null || f === undefined || f < base + step) continue;
+      base = f;
+      found = { at: this.polls[i]!.t, since: this.polls[Math.max(0, i - 1)]!.t };
+    }
+    return found;
+  }
+}
+
+/**
+ * Bytes that come chunk by chunk: each chunk is kept as it came (it must not change afterwards),
+ * and bytes() joins them only when asked, once for the chunks appended since the last time. A
+ * flood of n bytes then costs its reader no copy until the end (a Buffer.concat per chunk copied
+ * everything received each time, and a buffer that doubled copied it again at each growth, the
+ * runner's longest stalls in the write-timeout cases).
  */
 export class ByteAccumulator {
-  private buf = Buffer.alloc(0);
-  private length = 0;
+  private joined = Buffer.alloc(0);
+  private pending: Uint8Array[] = [];
+  private total = 0;
 
-  /** Appends <chunk> and returns every byte so far, as a view valid until the next append. */
-  append(chunk: Uint8Array): Buffer {
-    const need = this.length + chunk.length;
-    if (need > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.buf.length, 4096));
-      this.buf.copy(grown, 0, 0, this.length);
-      this.buf = grown;
+  /** Appends <chunk>, kept by reference. Returns nothing. */
+  append(chunk: Uint8Array): void {
+    this.pending.push(chunk);
+    this.total += chunk.length;
+  }
+
+  /** The number of bytes appended so far. */
+  get length(): number {
+    return this.total;
+  }
+
+  /** Every byte appended so far, in order; valid until the next append. */
+  bytes(): Buffer {
+    if (this.pending.length > 0) {
+      this.joined = Buffer.concat([this.joined, ...this.pending], this.total);
+      this.pending = [];
     }
-    this.buf.set(chunk, this.length);
-    this.length = need;
-    return this.buf.subarray(0, this.length);
+    return this.joined;
   }
 }

@@ -613,7 +613,7 @@ async function runCaseOnce(
       name: b.name,
       acceptedAt: b.acceptedAt,
       firstByteAt: b.firstByteAt,
-      size: b.bytes.length,
+      size: b.byteCount,
       closedAt: b.closedAt,
       closedBy: b.closedBy,
     })),

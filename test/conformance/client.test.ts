@@ -8,6 +8,7 @@ import {
   WIRE_HEX_LIMIT,
   WireClient,
   WireLog,
+  WriteProgress,
 } from '../../conformance/client.ts';
 import { TEST_CERT_PEM } from '../../conformance/suite.cfg.ts';
 
@@ -195,16 +196,71 @@ describe('the wire-log client', () => {
 });
 
 describe('ByteAccumulator', () => {
-  it('keeps every byte appended, in order, across the growths of its buffer', () => {
+  it('keeps every byte appended, in order, whether read between the appends or only at the end', () => {
     const acc = new ByteAccumulator();
     const whole: number[] = [];
-    let view: Buffer = Buffer.alloc(0);
     for (let i = 0; i < 300; i++) {
       const chunk = Buffer.alloc((i * 37) % 5000, i & 0xff);
-      view = acc.append(chunk);
+      acc.append(chunk);
       whole.push(...chunk);
+      expect(acc.length).toBe(whole.length);
+      if (i % 50 === 7) expect(acc.bytes().equals(Buffer.from(whole))).toBe(true);
     }
-    expect(view.equals(Buffer.from(whole))).toBe(true);
+    expect(acc.bytes().equals(Buffer.from(whole))).toBe(true);
+    expect(acc.bytes().equals(Buffer.from(whole))).toBe(true); // read twice, nothing appended
+  });
+});
+
+describe('WriteProgress', () => {
+  const K = 1024;
+  function progressOf(samples: [number, number | null][]): WriteProgress {
+    const p = new WriteProgress();
+    for (const [t, q] of samples) p.add(t, q);
+    return p;
+  }
+
+  it('finds the last poll at which the queued bytes grew by 16 KiB or more, and the poll before it', () => {
+    const p = progressOf([
+      [0, null],
+      [5, 100 * K],
+      [10, 900 * K],
+      [15, 910 * K], // 10 KiB more: too little to count
+      [20, 2000 * K],
+      [25, 2000 * K],
+    ]);
+    expect(p.lastGrowth()).toEqual({ at: 20, since: 15 });
+  });
+
+  it('ignores a growth that a later sample takes back (bytes counted twice until their ACK)', () => {
+    const p = progressOf([
+      [0, 1000 * K],
+      [5, 4082 * K],
+      [200, 4111 * K], // received and not acknowledged yet: counted by both kernels
+      [245, 4082 * K],
+      [300, 4082 * K],
+    ]);
+    expect(p.lastGrowth()).toEqual({ at: 5, since: 0 });
+  });
+
+  it('counts a growth that stays, though the samples in between went higher', () => {
+    const p = progressOf([
+      [0, 1000 * K],
+      [5, 1100 * K],
+      [10, 1030 * K],
+      [15, 1030 * K],
+    ]);
+    expect(p.lastGrowth()).toEqual({ at: 5, since: 0 });
+  });
+
+  it('reports no growth while every sample is under the step or unknown', () => {
+    expect(
+      progressOf([
+        [0, null],
+        [5, 10 * K],
+        [10, null],
+      ]).lastGrowth(),
+    ).toBeNull();
+    expect(new WriteProgress().lastGrowth()).toBeNull();
   });
 });
 
@@ -223,5 +279,10 @@ describe('describeBytes', () => {
       hex: '0d0a5000',
       text: '..P.',
     });
+  });
+
+  it('shows DEL and every byte over 0x7f as dots, and reads a view from its offset', () => {
+    const whole = Uint8Array.of(0x41, 0x20, 0x7e, 0x7f, 0x80, 0xe9, 0xff);
+    expect(describeBytes(whole.subarray(1))).toEqual({ size: 6, hex: '207e7f80e9ff', text: ' ~....' });
   });
 });
