@@ -467,6 +467,17 @@ function fromTwoSixOn(reason: string): ProfileDifference[] {
   return PROFILES.filter((profile) => profile !== 'dev12').map((profile) => ({ profile, reason }));
 }
 
+/**
+ * What the write-timeout cases share: a client on fe_data that the target closes at its write
+ * timeout, with a FIN from 2.x on where dev12 resets it.
+ */
+const WRITE_TIMEOUT_CASE = {
+  scenario: NO_HANDSHAKE_WRITE_TIMEOUT,
+  frontend: 'fe_data',
+  budgetMs: 6000,
+  profileDifferences: fromTwoSixOn(WRITE_TIMEOUT_SILENT_2_X),
+} as const;
+
 /** Returns the latin1 bytes of <text>. Pure. */
 function bytes(text: string): Uint8Array {
   return Uint8Array.from(Buffer.from(text, 'latin1'));
@@ -2213,10 +2224,7 @@ const DEFINITIONS: CaseDefinition[] = [
   {
     id: 'data/write-timeout/client-that-reads-nothing-is-closed',
     requirement: `A write timeout in the data phase ends the session with the client's side NOLINGER: on fe_data (timeout client ${DEADLINE_MS} ms), a client that reads nothing and sends at once twice what the path back to it holds (tcp_wmem's maximum and tcp_rmem's default), which the backend echoes, is closed ${DEADLINE_MS} ms after the target's last write to it progressed (read from the kernel's queues). How it is closed is the session machine's choice (session.initialized|SESSION_END|1): an RST under 1.5-dev12 (SO_LINGER 0), a FIN queued behind what the kernel holds under 2.x; either way the bytes the target itself still buffered are dropped, never sent.`,
-    scenario: NO_HANDSHAKE_WRITE_TIMEOUT,
-    frontend: 'fe_data',
-    budgetMs: 6000,
-    profileDifferences: fromTwoSixOn(WRITE_TIMEOUT_SILENT_2_X),
+    ...WRITE_TIMEOUT_CASE,
     async run(ctx) {
       const client = await ctx.connect('fe_data');
       client.stopReading();
@@ -2279,10 +2287,7 @@ const DEFINITIONS: CaseDefinition[] = [
   {
     id: 'data/write-timeout/sending-client-renews-it-until-the-next-check',
     requirement: `Under 1.5-dev12 and 2.6, what a client sends renews its write deadline while bytes wait for it, until the stream's next check: on fe_data (timeout client ${DEADLINE_MS} ms), a client that reads nothing, sends at once more than the path back to it holds (echoed by the backend), then ${RENEW_CHUNK} bytes every ${RENEW_EVERY_MS} ms for ${RENEW_UNTIL_MS} ms, is closed ${DEADLINE_MS} ms after the last of them the target read before its first deadline check, which comes ${DEADLINE_MS} ms after connect. The notification after each read (conn_notify_si, 2.6's sc_notify) renews the output channel's wex while it carries CF_WRITE_PARTIAL, which only process_session clears. From 2.8 (b374ba563) the write timeout runs from the first blocked send and no read renews it: the close comes ${DEADLINE_MS} ms after the target's last write, before those reads could have moved it.`,
-    scenario: NO_HANDSHAKE_WRITE_TIMEOUT,
-    frontend: 'fe_data',
-    budgetMs: 6000,
-    profileDifferences: fromTwoSixOn(WRITE_TIMEOUT_SILENT_2_X),
+    ...WRITE_TIMEOUT_CASE,
     async run(ctx) {
       const client = await ctx.connect('fe_data');
       const from = fromConnect(client);
