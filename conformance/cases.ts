@@ -40,7 +40,7 @@ import type { ProxyFailCode } from '../machines/errCodes.ts';
 import { listTransitions } from '../machines/introspect.ts';
 import { buildV1, buildV2 } from '../impl/proxy/build.ts';
 import { maxTlvValueFor, parseProxyHeader } from '../impl/proxy/parse.ts';
-import { readsRenewWriteDeadline } from '../impl/stream.ts';
+import { DATA_PHASE_RULES } from '../impl/stream.ts';
 import { HOLD_REQUEST, pollUntil, type BackendConnection } from './backend.ts';
 import { clientHello, HALF_RECORD, WriteProgress, type CloseSeen, type WireClient } from './client.ts';
 import {
@@ -2301,7 +2301,7 @@ const DEFINITIONS: CaseDefinition[] = [
       // The target's last write to the client, as in the case before (WriteProgress).
       const progress = new WriteProgress();
       let grewAt = ctx.log.now();
-      const renews = readsRenewWriteDeadline(ctx.target.profile);
+      const renews = DATA_PHASE_RULES[ctx.target.profile].readsRenewWriteDeadline;
       const timer = setInterval(function chunkOnInterval() {
         // The last chunks come well before the close: one the target took just before closing
         // would stay unread, and the kernel would answer the close with an RST. Where no read
