@@ -2301,7 +2301,7 @@ const DEFINITIONS: CaseDefinition[] = [
       // The target's last write to the client, as in the case before (WriteProgress).
       const progress = new WriteProgress();
       let grewAt = ctx.log.now();
-      const renews = DATA_PHASE_RULES[ctx.target.profile].readsRenewWriteDeadline;
+      const renews = DATA_PHASE_RULES.readsRenewWriteDeadline.profiles[ctx.target.profile];
       const timer = setInterval(function chunkOnInterval() {
         // The last chunks come well before the close: one the target took just before closing
         // would stay unread, and the kernel would answer the close with an RST. Where no read

@@ -22,6 +22,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { AnyStateMachine } from 'xstate';
 import { CASES } from '../conformance/cases.ts';
+import { DATA_PHASE_RULES } from '../impl/stream.ts';
 import { PROFILES } from '../conformance/predict.ts';
 import { expandEffect, MACHINES } from '../machines/compose.ts';
 import { makeConfig } from '../machines/config.ts';
@@ -329,7 +330,8 @@ export function portingMarkdown(sources: PortingSources): string {
     `- **tests**: the files under test/ that name the transition's id in code: test files, and helpers such as the real-proxy scripts of test/impl/model/paths.ts; ${tested} of ${rows.length} transitions are named. A file that names an id drives or expects that transition, but the column does not say which assertion checks it.`,
     `- **conformance**: the cases of \`conformance/cases.ts\` whose scenario takes the transition under some profile whose targets serve the case's frontend, as the model predicts it (${sources.cases.length} cases; \`conformance/predict.ts\`).`,
     '',
-    'Contents: [Notes for porters](#notes-for-porters) · [Transitions](#transitions) · [States](#states)',
+    'Contents: [Notes for porters](#notes-for-porters) · [Transitions](#transitions) · [States](#states) ·',
+    "[The data phase's rules by profile](#the-data-phases-rules-by-profile)",
     '',
     '## Notes for porters',
     '',
@@ -397,5 +399,29 @@ export function portingMarkdown(sources: PortingSources): string {
     }
     out.push('');
   }
+  out.push(...dataPhaseRulesSection());
   return out.join('\n');
+}
+
+/**
+ * The section of PORTING.md on the data phase's choices that differ by profile, one row per rule of
+ * impl/stream.ts's DATA_PHASE_RULES, with a column per profile. Pure.
+ */
+function dataPhaseRulesSection(): string[] {
+  const out = [
+    "## The data phase's rules by profile",
+    '',
+    'After the handshake the reference proxy forwards bytes (`impl/stream.ts`), which the machines model',
+    'only at its end (`SESSION_END`). What it does there differently under each profile is one table,',
+    '`DATA_PHASE_RULES`; the notes for porters above give the measurements.',
+    '',
+    `| rule | what | HAProxy | ${PROFILES.join(' | ')} |`,
+    `|${' --- |'.repeat(3 + PROFILES.length)}`,
+  ];
+  for (const [rule, info] of Object.entries(DATA_PHASE_RULES)) {
+    const where = PROFILES.map((p) => (info.profiles[p] ? 'yes' : 'no'));
+    out.push(`| ${code(rule)} | ${cell(info.what)} | ${cell(info.haproxy)} | ${where.join(' | ')} |`);
+  }
+  out.push('');
+  return out;
 }

@@ -251,7 +251,7 @@ function readStarts(side: Side): void {
  * The proxy read bytes from the side (conn_notify_si, 2.x sc_notify, after the read): its read
  * deadline starts again. So does its write deadline while bytes wait for the side and a write to
  * it progressed since the stream's task last ran, under the profiles whose HAProxy does so
- * (DataPhaseRules.readsRenewWriteDeadline): the consumer side of that notification renews the output channel's
+ * (DATA_PHASE_RULES.readsRenewWriteDeadline): the consumer side of that notification renews the output channel's
  * wex whenever the channel carries CF_WRITE_PARTIAL, and only process_session clears that flag.
  * A client that keeps sending while its writes wait thus moves its write timeout, until the
  * stream's next run; after it, only a write that progresses does.
@@ -261,62 +261,61 @@ function readFrom(side: Side): void {
   const now = performance.now();
   side.rex = now + side.timeout;
   const out = outputOf(side);
-  if (side.wrote && writing(side) && !out?.done && rulesOf(side.st).readsRenewWriteDeadline)
+  if (side.wrote && writing(side) && !out?.done && ruleHolds(side.st, 'readsRenewWriteDeadline'))
     side.wex = now + side.timeout;
   requeue(side.st);
 }
 
-/**
- * What the data phase does differently under each profile: the choices of impl/stream.ts that the
- * machines do not make (the client's close after its write timeout is the session machine's), each
- * with the HAProxy code it follows. PORTING.md and porting-notes give the measurements.
- */
-export interface DataPhaseRules {
-  /**
-   * A client's bytes after its read timed out are drained, so that its close is a FIN (2.x:
-   * sc_shutr's CO_SHR_DRAIN, mux_pt_shutr); else left unread, and the close is an RST (dev12).
-   */
-  drainsAfterReadTimeout: boolean;
-  /**
-   * The server's socket is closed with SO_LINGER 0 unless its FIN was read (2.x: tcp_connect_server
-   * marks the fd FD_LINGER_RISK, which only conn_sock_read0 clears, and fd_delete acts on it).
-   */
-  resetsServerWithoutFin: boolean;
-  /** The server's write timeout closes it with SO_LINGER 0 (dev12: SI_FL_NOLINGER); 2.x shuts it silently. */
-  resetsServerOnWriteTimeout: boolean;
-  /**
-   * A read from a side renews its write deadline while CF_WRITE_PARTIAL is on its output channel
-   * (dev12's conn_notify_si, 2.6's sc_notify; readFrom); not from 2.8 (b374ba563), where the write
-   * timeout runs from the first send that blocked (fsb).
-   */
-  readsRenewWriteDeadline: boolean;
+/** The data phase's choices that differ by profile (DATA_PHASE_RULES). */
+export type DataPhaseRule =
+  | 'drainsAfterReadTimeout'
+  | 'resetsServerWithoutFin'
+  | 'resetsServerOnWriteTimeout'
+  | 'readsRenewWriteDeadline';
+
+/** One data phase rule: what holds where it applies, the HAProxy code it follows, and where it applies. */
+export interface DataPhaseRuleInfo {
+  what: string;
+  haproxy: string;
+  profiles: Readonly<Record<Profile, boolean>>;
 }
 
-/** The data phase's rules of each profile (DataPhaseRules). */
-export const DATA_PHASE_RULES: Readonly<Record<Profile, Readonly<DataPhaseRules>>> = {
-  dev12: {
-    drainsAfterReadTimeout: false,
-    resetsServerWithoutFin: false,
-    resetsServerOnWriteTimeout: true,
-    readsRenewWriteDeadline: true,
+/**
+ * What the data phase does differently under each profile: the choices of impl/stream.ts that the
+ * machines do not make (the client's close after its write timeout is the session machine's),
+ * each with the HAProxy code it follows. PORTING.md shows them as a table; porting-notes gives the
+ * measurements.
+ */
+export const DATA_PHASE_RULES: Readonly<Record<DataPhaseRule, DataPhaseRuleInfo>> = {
+  drainsAfterReadTimeout: {
+    what: "After the client's read timed out, what it sends is read and dropped, so that its close is a FIN; else it is left unread, and the kernel turns the close into an RST.",
+    haproxy:
+      "2.x: sc_shutr's CO_SHR_DRAIN (mux_pt_shutr, conn_ctrl_drain); 1.5-dev12's si_shutr leaves the socket unread",
+    profiles: { dev12: false, '2.6': true, '2.9': true },
   },
-  '2.6': {
-    drainsAfterReadTimeout: true,
-    resetsServerWithoutFin: true,
-    resetsServerOnWriteTimeout: false,
-    readsRenewWriteDeadline: true,
+  resetsServerWithoutFin: {
+    what: "The server's socket is closed with SO_LINGER 0, an RST, unless the server's FIN was read.",
+    haproxy:
+      'tcp_connect_server marks the fd FD_LINGER_RISK, which only conn_sock_read0 clears, and fd_delete acts on it (2.x)',
+    profiles: { dev12: false, '2.6': true, '2.9': true },
   },
-  '2.9': {
-    drainsAfterReadTimeout: true,
-    resetsServerWithoutFin: true,
-    resetsServerOnWriteTimeout: false,
-    readsRenewWriteDeadline: false,
+  resetsServerOnWriteTimeout: {
+    what: "The server's write timeout closes it with SO_LINGER 0, an RST; else its shutw is silent.",
+    haproxy:
+      "1.5-dev12: process_session sets SI_FL_NOLINGER, and si_shutw's close sets SO_LINGER 0; 2.x: SC_FL_NOLINGER, sc_conn_shutw's CO_SHW_SILENT",
+    profiles: { dev12: true, '2.6': false, '2.9': false },
+  },
+  readsRenewWriteDeadline: {
+    what: "A read from a side renews that side's write deadline while bytes wait for it and a write to it progressed since the stream's task last ran.",
+    haproxy:
+      "1.5-dev12's conn_notify_si and 2.6's sc_notify renew the output channel's wex while CF_WRITE_PARTIAL, which only process_session clears, is on it; from 2.8 (b374ba563) the write timeout runs from the first blocked send (fsb)",
+    profiles: { dev12: true, '2.6': true, '2.9': false },
   },
 };
 
-/** The data phase's rules of the profile <st>'s frontend runs. */
-function rulesOf(st: Stream): Readonly<DataPhaseRules> {
-  return DATA_PHASE_RULES[st.conn.fe.model.profile];
+/** Whether <rule> holds for the profile <st>'s frontend runs. */
+function ruleHolds(st: Stream, rule: DataPhaseRule): boolean {
+  return DATA_PHASE_RULES[rule].profiles[st.conn.fe.model.profile];
 }
 
 /**
@@ -446,7 +445,7 @@ function readTimedOut(side: Side): void {
   if (!d) return;
   st.termination ??= timedOut(side);
   // An onread socket stops reading at once: no read lands in the buffer any more.
-  if (side.name === 'server' || !rulesOf(st).drainsAfterReadTimeout) d.src.pause();
+  if (side.name === 'server' || !ruleHolds(st, 'drainsAfterReadTimeout')) d.src.pause();
   sourceEnded(st, d);
 }
 
@@ -472,7 +471,7 @@ function timedOut(side: Side): string {
 function noLinger(side: Side): void {
   const st = side.st;
   if (side.name === 'client') st.clientWriteTimeout = true;
-  else st.serverNoLinger = rulesOf(st).resetsServerOnWriteTimeout;
+  else st.serverNoLinger = ruleHolds(st, 'resetsServerOnWriteTimeout');
 }
 
 function direction(
@@ -793,7 +792,7 @@ export function streamAbort(conn: Conn, termination: string | null): void {
 function closeBackend(st: Stream): void {
   const b = st.backend;
   if (!b || b.destroyed) return;
-  const risk = rulesOf(st).resetsServerWithoutFin && st.connected && !st.serverEof;
+  const risk = ruleHolds(st, 'resetsServerWithoutFin') && st.connected && !st.serverEof;
   if (!st.serverNoLinger && !risk) b.destroy();
   else if (!b.writableEnded || b.writableFinished) b.resetAndDestroy();
   else {

@@ -16,6 +16,8 @@ import {
   scanTestReferences,
   type PortingSources,
 } from '../../diagrams/porting.ts';
+import { PROFILES } from '../../conformance/predict.ts';
+import { DATA_PHASE_RULES } from '../../impl/stream.ts';
 import { MACHINES } from '../../machines/compose.ts';
 import { listTransitions } from '../../machines/introspect.ts';
 
@@ -40,6 +42,15 @@ describe('PORTING.md', () => {
     const committed = readFileSync(join(ROOT, 'PORTING.md'), 'utf8');
     const current = committed === portingMarkdown(sources);
     expect(current, 'PORTING.md is out of date: run npx embryonic diagrams').toBe(true);
+  });
+
+  it('has one row per data phase rule, saying under which profiles it holds', () => {
+    const markdown = readFileSync(join(ROOT, 'PORTING.md'), 'utf8');
+    const section = markdown.slice(markdown.indexOf("\n## The data phase's rules by profile\n"));
+    const rows = [...section.matchAll(/^\| `(\w+)` \|.*\| (yes|no) \| (yes|no) \| (yes|no) \|$/gm)];
+    expect(rows.map((m) => [m[1], m.slice(2).map((v) => v === 'yes')])).toEqual(
+      Object.entries(DATA_PHASE_RULES).map(([rule, info]) => [rule, PROFILES.map((p) => info.profiles[p])]),
+    );
   });
 
   it('has one row per transition of every machine', () => {
