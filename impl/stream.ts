@@ -363,7 +363,9 @@ function writing(side: Side): boolean {
  * Queues the stream's task for the earliest deadline that applies, unless it is already due at or
  * before it: as HAProxy's I/O notifications do (task->expire = tick_first(expire, ...)), a
  * deadline that moves later does not move the task, which then runs at the earlier date, finds
- * nothing expired and queues itself for the deadlines as they are (streamTaskOnExpire).
+ * nothing expired and queues itself for the deadlines as they are (streamTaskOnExpire). HAProxy
+ * moves the task earlier on I/O since d7607de06 (2.0-dev1, backported to 1.6); 1.5-dev12 set its
+ * date in process_session only, and every profile here follows the fix.
  */
 function requeue(st: Stream): void {
   if (st.ended) return;
