@@ -264,6 +264,17 @@ const RENEW_AMBIGUITY_MS = 20;
  */
 const RENEW_UNTIL_MS = 2 * DEADLINE_MS - 120;
 
+/**
+ * Lets <client>, which stopped reading, read again after the target's <close> seen in the kernel:
+ * a FIN waits behind the bytes the kernel holds, so the client reads them, then sees it (at most
+ * 2 s). Resolves at once for an RST or no close.
+ */
+async function readToTheFin(client: WireClient, close: 'fin' | 'rst' | null): Promise<void> {
+  if (close !== 'fin') return;
+  client.resumeReading();
+  await client.waitForClose(2000);
+}
+
 /** Returns the scenario of <events>, on the case's frontend. Pure. */
 function scenario(...events: ScenarioEvent[]): Scenario {
   return { events };
@@ -2270,11 +2281,7 @@ const DEFINITIONS: CaseDefinition[] = [
         },
       });
       const wrote = await sent;
-      if (close === 'fin') {
-        // The FIN waits behind the bytes the kernel holds: the client reads them, then sees it.
-        client.resumeReading();
-        await client.waitForClose(2000);
-      }
+      await readToTheFin(client, close);
       const echoed = ctx.backend.connections()[0]?.byteCount ?? 0;
       ctx.check({
         what: 'the bytes the target still buffered for the client are dropped, not sent',
@@ -2300,7 +2307,7 @@ const DEFINITIONS: CaseDefinition[] = [
         (close ??= client.closeInKernel() ?? client.closedBy?.kind ?? null);
       // The target's last write to the client, as in the case before (WriteProgress).
       const progress = new WriteProgress();
-      let grewAt = ctx.log.now();
+      const startedAt = ctx.log.now();
       const renews = DATA_PHASE_RULES.readsRenewWriteDeadline.profiles[ctx.target.profile];
       const timer = setInterval(function chunkOnInterval() {
         // The last chunks come well before the close: one the target took just before closing
@@ -2309,9 +2316,9 @@ const DEFINITIONS: CaseDefinition[] = [
         const now = ctx.log.now();
         const until = renews
           ? from.t + RENEW_UNTIL_MS
-          : Math.min(from.t + RENEW_UNTIL_MS, grewAt + DEADLINE_MS - 60);
+          : Math.min(from.t + RENEW_UNTIL_MS, (progress.lastGrowth()?.at ?? startedAt) + DEADLINE_MS - 60);
         if (now > until || closeSeen() !== null) return;
-        const chunk = { calledAt: ctx.log.now(), doneAt: null as number | null };
+        const chunk = { calledAt: now, doneAt: null as number | null };
         chunks.push(chunk);
         void client.write(Buffer.alloc(RENEW_CHUNK, 0x62)).then(function chunkOnWritten() {
           chunk.doneAt = ctx.log.now();
@@ -2321,7 +2328,6 @@ const DEFINITIONS: CaseDefinition[] = [
         await pollUntil(
           () => {
             progress.add(ctx.log.now(), client.queuedInKernel());
-            grewAt = progress.lastGrowth()?.at ?? grewAt;
             return closeSeen() !== null;
           },
           3 * DEADLINE_MS + 2000,
@@ -2330,6 +2336,7 @@ const DEFINITIONS: CaseDefinition[] = [
         clearInterval(timer);
       }
       const closedAt = ctx.log.now();
+      const grewAt = progress.lastGrowth()?.at ?? startedAt;
       // The target's first check comes DEADLINE_MS after its accept, some moment of the connect
       // [since, t]; RENEW_AMBIGUITY_MS on each side of it are not judged. The checks then come
       // about every DEADLINE_MS while the chunks renew the client's read deadline: when the path
@@ -2358,11 +2365,7 @@ const DEFINITIONS: CaseDefinition[] = [
         ok: close !== null && closedAt >= lo && closedAt <= hi,
         timing: { expected: DEADLINE_MS, measured: Math.round(closedAt - earliest), window: DEADLINE_WINDOW },
       });
-      if (close === 'fin') {
-        // The FIN waits behind the bytes the kernel holds: the client reads them, then sees it.
-        client.resumeReading();
-        await client.waitForClose(2000);
-      }
+      await readToTheFin(client, close);
     },
   },
 ];
