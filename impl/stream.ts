@@ -251,8 +251,9 @@ function readStarts(side: Side): void {
  * The proxy read bytes from the side (conn_notify_si, 2.x sc_notify, after the read): its read
  * deadline starts again. So does its write deadline while bytes wait for the side and a write to
  * it progressed since the stream's task last ran, under the profiles whose HAProxy does so
- * (DATA_PHASE_RULES.readsRenewWriteDeadline): the consumer side of that notification renews the output channel's
- * wex whenever the channel carries CF_WRITE_PARTIAL, and only process_session clears that flag.
+ * (DATA_PHASE_RULES.readsRenewWriteDeadline): the consumer side of that notification renews the
+ * output channel's wex whenever the channel carries CF_WRITE_PARTIAL, and only process_session
+ * clears that flag.
  * A client that keeps sending while its writes wait thus moves its write timeout, until the
  * stream's next run; after it, only a write that progresses does.
  */
