@@ -323,6 +323,15 @@ export class WireClient {
   }
 
   /**
+   * The bytes the client's socket took from the kernel but has not delivered, held while it does
+   * not read: Node reads a chunk (up to 64 KiB) after stopReading() before it stops asking the
+   * kernel. queuedInKernel() does not count them. Returns a byte count, 0 while the client reads.
+   */
+  heldUnread(): number {
+    return this.socket.readableLength;
+  }
+
+  /**
    * The rows of the client's socket and of the target's end of the connection in /proc/net/tcp
    * (null for a socket the kernel no longer has); null before the socket has its ports. The
    * kernel lists the table a read() at a time, and a row can be skipped when sockets come or go
