@@ -34,11 +34,14 @@
  *
  * The runner times everything on its own event loop, so a run during which that loop stalled (the
  * runner's process starved of CPU, as on a loaded machine) can see the target late, or act late
- * itself: a failed run during which the loop's longest delay (StallWatch) exceeded STALL_MS is no
- * evidence, and the case runs again, at most STALL_RUNS - 1 times (the two judgements of a known
- * bug share that budget). The result is the last run's, with a note for each run before it, which
- * keeps that run's reason; a pass needs a run that passed, and the progress line says how many
- * runs it took.
+ * itself; and a target starved of CPU acts late however well the runner keeps time. A failed run
+ * is no evidence when the runner's loop was late by more than STALL_MS at once (StallWatch), or
+ * when a process the suite started for the target waited more than STALL_MS in all for a CPU
+ * while it had work (CpuWaitWatch, from the kernel's /proc/PID/schedstat: a target run apart has
+ * none to read). The case then runs again, at most STALL_RUNS - 1 times (the two judgements of a
+ * known bug share that budget). The result is the last run's, with a note for each run before it,
+ * which keeps that run's reason; a pass needs a run that passed, and the progress line says how
+ * many runs it took. A target that fails a case on every run fails it, starved or not.
  *
  * The expectations beyond the case body's own checks come from the model (cases.ts predictionOf:
  * the case's scenario run on the suite config of its frontend under the target's profile):
@@ -90,6 +93,7 @@ import { readMergedStats, statsQuery, type StatsSnapshot } from './stats.ts';
 import { markTraces, readTraceSince, takesPredictedCheck, type TransitionsTaken } from './trace.ts';
 import { CLIENT_ADDRESS, DEADLINE_MS, FRONTENDS, servesFrontend, type FrontendName } from './suite.cfg.ts';
 import {
+  cpuWaitMs,
   sleep,
   startTarget,
   type Target,
@@ -133,7 +137,7 @@ export interface CaseResult {
   stats: StatsRecord[];
   targetLog: { t: number; line: string }[];
   notes: string[]; //             what the runner noticed around the case (a slow settle...), not judged
-  reruns?: number; //             runs again after failed runs that stalled the runner, both judgements of a known bug counted; absent when none
+  reruns?: number; //             runs again after failed runs that stalled the runner or starved the target, both judgements of a known bug counted; absent when none
   /**
    * The transition ids the target's trace shows the case took (its connections' steps and its
    * listener's, from its start to the end of its settle), each once; absent when the target writes
@@ -199,14 +203,15 @@ const RERUN_PAUSE_MS = 2100;
 /** A settle longer than this is noted in the result (not judged). */
 const SLOW_SETTLE_MS = 250;
 /**
- * A failed run during which the runner's event loop was late by more than this is run again: the
- * longest lag a timing tolerates (expect.ts MAX_CONNECT_LAG_MS, half of AT_ONCE_MS, the narrowest
- * window a case judges a time with).
+ * A failed run during which the runner's event loop was late by more than this at once, or the
+ * target waited for a CPU more than this in all, is run again: the longest lag a timing tolerates
+ * (expect.ts MAX_CONNECT_LAG_MS, half of AT_ONCE_MS, the narrowest window a case judges a time
+ * with).
  */
 export const STALL_MS = MAX_CONNECT_LAG_MS;
 /**
- * How many runs a case gets while its failed runs stall the runner: STALL_RUNS - 1 runs again at
- * most, shared by the two judgements of a known bug.
+ * How many runs a case gets while its failed runs stall the runner or starve the target:
+ * STALL_RUNS - 1 runs again at most, shared by the two judgements of a known bug.
  */
 export const STALL_RUNS = 3;
 /** The period of the runner's stall watch (StallWatch). */
@@ -248,7 +253,7 @@ export async function runSuite(
         if (!target.unavailable) {
           const again = result.reruns ?? 0;
           progress(
-            `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${again > 0 ? `; ran again ${again} time(s), the runner stalled` : ''})`,
+            `  ${result.verdict.padEnd(18)} ${c.id} (${result.durationMs.toFixed(0)} ms${again > 0 ? `; ran again ${again} time(s), the runner stalled or the target was starved` : ''})`,
           );
         }
       }
@@ -306,7 +311,8 @@ export function caseInfo(c: ConformanceCase): CaseInfo {
  * the model with that bug first; if that fails, the case runs once more, judged against the model
  * without it: a build that has the fix (a later stable release with the backport) passes, with a
  * note saying so. If both fail, the first failure is the result. A failed run during which the
- * runner stalled runs again (runCaseSteadily). Each run again waits <rerunPauseMs> first.
+ * runner stalled or the target was starved runs again (runCaseSteadily). Each run again waits
+ * <rerunPauseMs> first.
  */
 export async function runCase(
   target: Target,
@@ -314,7 +320,7 @@ export async function runCase(
   settleMs = SETTLE_MS,
   rerunPauseMs = RERUN_PAUSE_MS,
 ): Promise<CaseResult> {
-  // One budget of runs again after stalls for both judgements: at most STALL_RUNS - 1 in all.
+  // One budget of runs again after stalls and starvations for both judgements: STALL_RUNS - 1.
   const stallReruns = { left: STALL_RUNS - 1 };
   // The stall reruns of both judgements, on the result returned (each judgement's notes say its own).
   const withReruns = (r: CaseResult): CaseResult => {
@@ -370,10 +376,57 @@ class StallWatch {
 }
 
 /**
- * runCaseOnce, run again while its runs fail and the runner's event loop stalled during them
- * (stalledMs over STALL_MS), as long as <reruns>.left (which it counts down, shared by runCase's
- * two judgements) allows, each time after <rerunPauseMs> (RERUN_PAUSE_MS: a rate period the
- * failed run began has ended). Returns the last run, its notes preceded by one per earlier run.
+ * How long the processes of a target waited for a CPU while a case ran: cpuWaitMs of each at the
+ * watch's start and at its stop. A target with no process of the suite's (HOST:PORT) reads 0.
+ */
+class CpuWaitWatch {
+  private readonly start: Map<number, number>;
+
+  constructor(pids: readonly number[]) {
+    this.start = new Map();
+    for (const pid of pids) {
+      const ms = cpuWaitMs(pid);
+      if (ms !== null) this.start.set(pid, ms);
+    }
+  }
+
+  /** Returns the longest wait of one process since the start, in ms (0 or more). */
+  stop(): number {
+    let longest = 0;
+    for (const [pid, from] of this.start) {
+      const now = cpuWaitMs(pid);
+      if (now !== null) longest = Math.max(longest, now - from);
+    }
+    return longest;
+  }
+}
+
+/** What kept time badly during one run of a case, in ms: the runner's loop, and the target. */
+interface Starvation {
+  runnerStalledMs: number; // the longest lag of the runner's event loop (StallWatch)
+  targetWaitedMs: number; //  how long the target waited for a CPU in all (CpuWaitWatch)
+}
+
+/**
+ * The note of a run during which the runner stalled or the target was starved beyond STALL_MS (the
+ * figures rounded up: a note never shows one over STALL_MS as STALL_MS or less); null when neither.
+ */
+function starvationNote(s: Starvation): string | null {
+  const parts = [
+    ...(s.runnerStalledMs > STALL_MS
+      ? [`the runner itself stalled for ${Math.ceil(s.runnerStalledMs)} ms`]
+      : []),
+    ...(s.targetWaitedMs > STALL_MS ? [`the target waited ${Math.ceil(s.targetWaitedMs)} ms for a CPU`] : []),
+  ];
+  return parts.length === 0 ? null : parts.join(', and ');
+}
+
+/**
+ * runCaseOnce, run again while its runs fail and the runner's event loop stalled or the target
+ * was starved during them (starvationNote), as long as <reruns>.left (which it counts down, shared
+ * by runCase's two judgements) allows, each time after <rerunPauseMs> (RERUN_PAUSE_MS: a rate
+ * period the failed run began has ended). Returns the last run, its notes preceded by one per
+ * earlier run.
  */
 async function runCaseSteadily(
   target: Target,
@@ -385,18 +438,16 @@ async function runCaseSteadily(
 ): Promise<{ result: CaseResult; judgedWithBug?: string }> {
   const earlier: string[] = [];
   for (let n = 1; ; n++) {
-    const { stalledMs, ...run } = await runCaseOnce(target, c, settleMs, withBug);
-    const stalled = stalledMs > STALL_MS;
-    // Rounded up: a note never shows a stall over STALL_MS as STALL_MS or less.
-    if (stalled)
-      run.result.notes.push(`the runner itself stalled for ${Math.ceil(stalledMs)} ms during the case`);
-    if (run.result.verdict !== 'fail' || !stalled || reruns.left === 0) {
+    const { starvation, ...run } = await runCaseOnce(target, c, settleMs, withBug);
+    const starved = starvationNote(starvation);
+    if (starved !== null) run.result.notes.push(`${starved} during the case`);
+    if (run.result.verdict !== 'fail' || starved === null || reruns.left === 0) {
       run.result.notes.unshift(...earlier);
       return run;
     }
     reruns.left--;
     earlier.push(
-      `run ${n} failed (${run.result.reason ?? 'no reason'}) while the runner itself stalled for ${Math.ceil(stalledMs)} ms (more than ${STALL_MS} ms): timings a stalled runner took are no evidence, so the case ran again`,
+      `run ${n} failed (${run.result.reason ?? 'no reason'}) while ${starved} (more than ${STALL_MS} ms): timings taken so are no evidence, so the case ran again`,
     );
     await sleep(rerunPauseMs);
   }
@@ -406,17 +457,17 @@ async function runCaseSteadily(
  * runCase's one run: with <withBug>, the case's known bug for the target's profile applies. Returns
  * the result, the mutant of the known bug it was judged against (none when the case ended before it
  * was judged, or named no bug for the target), and how late the runner's event loop was at worst
- * while the case ran (stalledMs; 0 when the case did not run).
+ * and how long the target waited for a CPU while the case ran (both 0 when the case did not run).
  */
 async function runCaseOnce(
   target: Target,
   c: ConformanceCase,
   settleMs: number,
   withBug: boolean,
-): Promise<{ result: CaseResult; judgedWithBug?: string; stalledMs: number }> {
+): Promise<{ result: CaseResult; judgedWithBug?: string; starvation: Starvation }> {
   const startedAt = new Date().toISOString();
-  const result = (verdict: Verdict, reason: string): { result: CaseResult; stalledMs: number } => ({
-    stalledMs: 0,
+  const result = (verdict: Verdict, reason: string): { result: CaseResult; starvation: Starvation } => ({
+    starvation: { runnerStalledMs: 0, targetWaitedMs: 0 },
     result: {
       caseId: c.id,
       target: target.name,
@@ -512,6 +563,7 @@ async function runCaseOnce(
   const budget = c.budgetMs ?? 4000;
   let timer: NodeJS.Timeout | undefined;
   const stall = new StallWatch();
+  const cpuWait = new CpuWaitWatch(target.pids);
   try {
     await Promise.race([
       c.run(ctx),
@@ -532,7 +584,7 @@ async function runCaseOnce(
   } finally {
     clearTimeout(timer);
   }
-  const stalledMs = stall.stop();
+  const starvation: Starvation = { runnerStalledMs: stall.stop(), targetWaitedMs: cpuWait.stop() };
   const durationMs = log.now();
   checks.push(
     closesCheck(
@@ -626,7 +678,7 @@ async function runCaseOnce(
     ...(taken !== null && !(taken instanceof Error) ? { transitionsTaken: taken.transitions } : {}),
     ...(taken instanceof Error ? { traceError: taken.message } : {}),
   };
-  return bug ? { result: judged, judgedWithBug: bug.mutant, stalledMs } : { result: judged, stalledMs };
+  return bug ? { result: judged, judgedWithBug: bug.mutant, starvation } : { result: judged, starvation };
 }
 
 /**

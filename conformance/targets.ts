@@ -26,6 +26,7 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   readSync,
   rmSync,
   statSync,
@@ -102,6 +103,8 @@ export interface Target {
   backend: EchoBackend | null; //       the echo backend the suite runs for it
   tracePaths: string[]; //              its lifecycle traces, one per process (the bundled proxy only);
   //                                    none: what transitions a case takes is not known
+  pids: number[]; //                    the processes the suite started for it (none for HOST:PORT): the
+  //                                    runner reads from the kernel how long they waited for a CPU
   unavailable: Unavailable | null;
   /** Its log lines from performance.now() <at> on; null when they are not captured (not started by the suite). */
   logSince: ((at: number) => TargetLogLine[]) | null;
@@ -322,6 +325,7 @@ async function startAddressTarget(spec: Extract<TargetSpec, { kind: 'address' }>
     haproxy: false,
     backend,
     tracePaths: [...(spec.traces ?? [])],
+    pids: [],
     unavailable: null,
     logSince: log === null ? null : log.since,
     stop: once(() => backend.stop()),
@@ -475,6 +479,7 @@ async function startProcessTarget(
       haproxy,
       backend: ready,
       tracePaths,
+      pids: children.flatMap((child) => child.pid ?? []),
       unavailable: null,
       logSince: (at) => lines.filter((l) => l.at >= at),
       stop,
@@ -495,10 +500,28 @@ function unavailableTarget(name: string, profile: Profile, unavailable: Unavaila
     haproxy: false,
     backend: null,
     tracePaths: [],
+    pids: [],
     unavailable,
     logSince: null,
     stop: async () => {},
   };
+}
+
+/**
+ * How long the main thread of process <pid> has waited for a CPU while it could run, in ms, since
+ * it started: the second field of /proc/<pid>/schedstat (the scheduler's run-queue wait, in ns).
+ * The main thread is the event loop of the bundled proxy and HAProxy's only thread at nbthread 1.
+ * A process asleep on its sockets does not wait; one that has work on a CPU that another process
+ * holds does. Returns null when the file cannot be read (the process is gone, or no Linux /proc).
+ */
+export function cpuWaitMs(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ');
+    const ns = Number(fields[1]);
+    return Number.isFinite(ns) ? ns / 1e6 : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -1,14 +1,17 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
+  cpuWaitMs,
   findFreePortBlock,
   lastValueOf,
   liveProcessCount,
   parseTargetSpec,
   profileOfHaproxy,
+  sleep,
   startTarget,
   stopProcess,
   targetName,
@@ -192,5 +195,38 @@ describe('trackChild', () => {
     expect(liveProcessCount()).toBe(before + 1);
     await new Promise<void>((resolve) => child.once('error', () => resolve()));
     expect(liveProcessCount()).toBe(before);
+  });
+});
+
+describe('cpuWaitMs', () => {
+  /** Starts `sh -c <script>` on CPU 0 only (taskset), tracked, and resolves once it runs. */
+  async function onCpu0(script: string): Promise<ChildProcess> {
+    const child = spawn('taskset', ['-c', '0', 'sh', '-c', script], { stdio: 'ignore' });
+    trackChild(child);
+    await once(child, 'spawn');
+    return child;
+  }
+
+  it('reads from the kernel how long a process that could run waited for a CPU, and nothing for one asleep', async () => {
+    const asleep = await onCpu0('sleep 5');
+    await sleep(50); // its start (exec, loading) is work, done before the busy ones run
+    const busy = [await onCpu0('while :; do :; done'), await onCpu0('while :; do :; done')];
+    try {
+      const from = [...busy, asleep].map((child) => cpuWaitMs(child.pid!)!);
+      await sleep(300);
+      const [a, b, idle] = [...busy, asleep].map((child, i) => cpuWaitMs(child.pid!)! - from[i]!);
+      // Two busy processes on one CPU: each waits while the other runs, about half of the 300 ms.
+      expect(a).toBeGreaterThan(60);
+      expect(b).toBeGreaterThan(60);
+      expect(idle).toBeLessThan(10);
+    } finally {
+      await Promise.all([...busy, asleep].map((child) => stopProcess(child)));
+    }
+  });
+
+  it('reads null for a process that is gone', async () => {
+    const child = await onCpu0('exit 0');
+    await once(child, 'exit');
+    expect(cpuWaitMs(child.pid!)).toBeNull();
   });
 });
