@@ -494,10 +494,12 @@ describe('a run of the suite', () => {
 describe('a case whose run fails while the runner itself stalls', () => {
   // The bundled proxy serving fe_pp, and pp1/2.1/not-a-header-gets-rst (which it passes) with a
   // check of its own that fails the runs `fails` names, after a stall of the runner's event loop
-  // (a busy wait) of `stallMs(run)` ms before the case's own steps.
+  // (a busy wait) of `stallMs(run)` ms before the case's own steps. The runner is not given the
+  // target's process (pids): under the suite's load its waits for a CPU would run cases again too,
+  // which the next describe tests.
   let started: Target;
   beforeAll(async () => {
-    started = await startTarget({ kind: 'impl', frontends: ['fe_pp'] });
+    started = { ...(await startTarget({ kind: 'impl', frontends: ['fe_pp'] })), pids: [] };
   });
   afterAll(async () => {
     await started.stop();
@@ -571,9 +573,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
     expect(result.verdict).toBe('fail');
     expect(result.notes.filter((n) => /^run \d failed/.test(n))).toHaveLength(STALL_RUNS - 1);
     expect(result.notes).toContainEqual(
-      expect.stringMatching(
-        /^the runner itself stalled for \d+ ms(, and the target waited \d+ ms for a CPU)? during the case$/,
-      ),
+      expect.stringMatching(/^the runner itself stalled for \d+ ms during the case$/),
     );
   });
 
