@@ -516,6 +516,8 @@ async function runCaseOnce(
     return result('fail', `the case's scenario is not a run of the machines: ${(err as Error).message}`);
   }
   const backend = target.backend!;
+  // Before the case's clock (its WireLog) and its stall watch start.
+  c.prepare?.();
   const traceMark = markTraces(target.tracePaths);
   // A followed log file is read when asked: read what came before the case now, so that no line of
   // the previous case is read, and stamped, during this one.

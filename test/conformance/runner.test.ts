@@ -562,6 +562,31 @@ describe('a case whose run fails while the runner itself stalls', () => {
     expect(result.reason).toMatch(new RegExp(`^${RIGGED}`));
   });
 
+  it("calls the case's prepare before each run, and a stall in it is not the run's", async () => {
+    const { c: failing, runs } = rigged(
+      () => true,
+      () => 0,
+    );
+    let prepared = 0;
+    const c: ConformanceCase = {
+      ...failing,
+      prepare() {
+        prepared++;
+        const until = performance.now() + 6 * STALL_MS;
+        while (performance.now() < until); // the runner's thread, busy
+      },
+    };
+    const result = await runCase(started, c, 500, 10);
+    expect(result.verdict).toBe('fail');
+    expect(prepared).toBe(runs.count);
+    // A run stalled by its prepare would run again, its note showing a stall of about 6 × STALL_MS
+    // (less the watch's 10 ms tick).
+    const stalls = result.notes.flatMap((n) =>
+      [...n.matchAll(/stalled for (\d+) ms/g)].map((m) => Number(m[1])),
+    );
+    expect(stalls.filter((ms) => ms >= 3 * STALL_MS)).toEqual([]);
+  });
+
   it(`fails it after ${STALL_RUNS} runs that all failed while the runner stalled, with a note for each`, async () => {
     const { c, runs } = rigged(
       () => true,
