@@ -491,10 +491,37 @@ describe('a run of the suite', () => {
   });
 });
 
+const RIGGED = 'a check rigged to fail';
+
+/**
+ * pp1/2.1/not-a-header-gets-rst (which the bundled proxy passes) with a check of its own that
+ * fails the runs <fails> names, after <before>(run) ran ahead of the case's own steps. Returns the
+ * case and its count of runs.
+ */
+function rigged(fails: (run: number) => boolean, before: (run: number) => void | Promise<void>) {
+  const real = selectCases(CASES, ['pp1/2.1/not-a-header-gets-rst'])[0]!;
+  const runs = { count: 0 };
+  const c: ConformanceCase = {
+    ...real,
+    async run(ctx) {
+      const n = ++runs.count;
+      await before(n);
+      await real.run(ctx);
+      if (fails(n)) ctx.check({ what: RIGGED, expected: 'never', actual: `run ${n}`, ok: false });
+    },
+  };
+  return { c, runs };
+}
+
+/** Keeps the runner's thread busy for <ms> ms: its event loop stalls. */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 describe('a case whose run fails while the runner itself stalls', () => {
-  // The bundled proxy serving fe_pp, and pp1/2.1/not-a-header-gets-rst (which it passes) with a
-  // check of its own that fails the runs `fails` names, after a stall of the runner's event loop
-  // (a busy wait) of `stallMs(run)` ms before the case's own steps. The runner is not given the
+  // The bundled proxy serving fe_pp, and a rigged case whose runs stall the runner's event loop
+  // (busy) before the case's own steps. The runner is not given the
   // target's process (pids): under the suite's load its waits for a CPU would run cases again too,
   // which the next describe tests.
   let started: Target;
@@ -504,28 +531,11 @@ describe('a case whose run fails while the runner itself stalls', () => {
   afterAll(async () => {
     await started.stop();
   });
-  const RIGGED = 'a check rigged to fail';
-
-  function rigged(fails: (run: number) => boolean, stallMs: (run: number) => number) {
-    const real = selectCases(CASES, ['pp1/2.1/not-a-header-gets-rst'])[0]!;
-    const runs = { count: 0 };
-    const c: ConformanceCase = {
-      ...real,
-      async run(ctx) {
-        const n = ++runs.count;
-        const until = performance.now() + stallMs(n);
-        while (performance.now() < until); // the runner's thread, busy
-        await real.run(ctx);
-        if (fails(n)) ctx.check({ what: RIGGED, expected: 'never', actual: `run ${n}`, ok: false });
-      },
-    };
-    return { c, runs };
-  }
 
   it('runs it again, and passes it on a run that passes', async () => {
     const { c, runs } = rigged(
       (n) => n === 1,
-      (n) => (n === 1 ? 3 * STALL_MS : 0),
+      (n) => busy(n === 1 ? 3 * STALL_MS : 0),
     );
     const result = await runCase(started, c, 500, 10);
     expect(runs.count).toBe(2);
@@ -543,7 +553,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
   it('does not run again a case that failed while the runner kept time', async () => {
     const { c, runs } = rigged(
       () => true,
-      () => 0,
+      () => {},
     );
     const result = await runCase(started, c, 500, 10);
     // On a loaded machine the runner may stall, or the target wait for a CPU, by itself: each run
@@ -565,15 +575,14 @@ describe('a case whose run fails while the runner itself stalls', () => {
   it("calls the case's prepare before each run, and a stall in it is not the run's", async () => {
     const { c: failing, runs } = rigged(
       () => true,
-      () => 0,
+      () => {},
     );
     let prepared = 0;
     const c: ConformanceCase = {
       ...failing,
       prepare() {
         prepared++;
-        const until = performance.now() + 6 * STALL_MS;
-        while (performance.now() < until); // the runner's thread, busy
+        busy(6 * STALL_MS);
       },
     };
     const result = await runCase(started, c, 500, 10);
@@ -590,7 +599,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
   it(`fails it after ${STALL_RUNS} runs that all failed while the runner stalled, with a note for each`, async () => {
     const { c, runs } = rigged(
       () => true,
-      () => 3 * STALL_MS,
+      () => busy(3 * STALL_MS),
     );
     const result = await runCase(started, c, 500, 10);
     expect(runs.count).toBe(STALL_RUNS);
@@ -605,7 +614,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
   it('passes a run that stalled the runner without running it again, and notes the stall', async () => {
     const { c, runs } = rigged(
       () => false,
-      () => 3 * STALL_MS,
+      () => busy(3 * STALL_MS),
     );
     const result = await runCase(started, c, 500, 10);
     expect(runs.count).toBe(1);
@@ -629,7 +638,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
   it("reports the first judgement's failure when a known bug's case fails both with the bug and without it", async () => {
     const { c, runs } = rigged(
       () => true,
-      () => 0,
+      () => {},
     );
     const result = await runAsBuggedHaproxy(c);
     expect(runs.count).toBe(2);
@@ -643,7 +652,7 @@ describe('a case whose run fails while the runner itself stalls', () => {
     // fail (the first after a stall, so it runs again), the run without it passes.
     const { c, runs } = rigged(
       (n) => n <= 2,
-      (n) => (n === 1 ? 3 * STALL_MS : 0),
+      (n) => busy(n === 1 ? 3 * STALL_MS : 0),
     );
     const result = await runAsBuggedHaproxy(c);
     expect(runs.count).toBe(3);
@@ -656,8 +665,8 @@ describe('a case whose run fails while the runner itself stalls', () => {
 });
 
 describe('a case whose run fails while the target waits for a CPU', () => {
-  // The bundled proxy serving fe_pp, and pp1/2.1/not-a-header-gets-rst (which it passes) with a
-  // check of its own that fails run 1. Before its steps, run 1 starves the target: its main thread
+  // The bundled proxy serving fe_pp, and a rigged case that fails run 1. Before its steps, run 1
+  // starves the target: its main thread
   // pinned to CPU 0 at nice 19 beside a busy process there, and made to work (stats queries) until
   // it has waited for a CPU three times STALL_MS; then its nice and CPUs are given back. Giving a
   // process its priority back needs root, which CI has.
@@ -675,22 +684,16 @@ describe('a case whose run fails while the target waits for a CPU', () => {
     async () => {
       const target = started!;
       expect(target.pids).toHaveLength(1);
-      const real = selectCases(CASES, ['pp1/2.1/not-a-header-gets-rst'])[0]!;
-      let runs = 0;
       let waited = 0;
-      const c: ConformanceCase = {
-        ...real,
-        async run(ctx) {
-          const n = ++runs;
+      const { c, runs } = rigged(
+        (n) => n === 1,
+        async (n) => {
           if (n === 1) waited = await starve(target, 3 * STALL_MS);
-          await real.run(ctx);
-          if (n === 1)
-            ctx.check({ what: 'a check rigged to fail', expected: 'never', actual: 'run 1', ok: false });
         },
-      };
+      );
       const result = await runCase(target, c, 500, 10);
       expect(waited).toBeGreaterThan(3 * STALL_MS);
-      expect(runs).toBe(2);
+      expect(runs.count).toBe(2);
       expect(result.reruns).toBe(1);
       expect(result.verdict).toBe('pass');
       const note = new RegExp(
