@@ -867,8 +867,7 @@ backend be_flood
         },
         5000,
       );
-      const f = await waitFor('the stall', () => flooded[before]);
-      const stalledAt = await waitFor('the stall', () => (f.stalledAt === null ? undefined : f.stalledAt));
+      const stalledAt = await waitFor('the stall', () => flooded[before]?.stalledAt ?? undefined);
       return { closedAt, stalledAt: stalledAt - t0, sent };
     } finally {
       clearInterval(timer);
