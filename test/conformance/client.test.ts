@@ -106,7 +106,6 @@ describe('the wire-log client', () => {
       );
       const client = await open(port);
       client.stopReading();
-
       let queued = 0;
       await pollUntil(
         () => {
